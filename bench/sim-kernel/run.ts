@@ -1,0 +1,81 @@
+// bench/sim-kernel: the simulated kernel's speed on the reference workload
+// (workload.ts), against a bare event loop running the same work in the same
+// process (bare.ts). Prints a table and writes bench/results/sim-kernel.json.
+//
+//   npm run bench             full run, writes the results file
+//   npm run bench -- --quick  a short run for CI (prints, writes nothing)
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus } from 'node:os';
+import { Kernel } from '../../src/sim/index.js';
+import { runBare } from './bare.js';
+import { benchPrograms, PEERS, ROUNDS } from './workload.js';
+
+const quick = process.argv.includes('--quick');
+const rounds = quick ? 40 : ROUNDS;
+const reps = quick ? 1 : 5;
+
+interface Sample { events: number; wallMs: number; simMs: number }
+
+async function kernelOnce(seed: number): Promise<Sample> {
+  const k = new Kernel({ seed, programs: [benchPrograms] });
+  const t0 = performance.now();
+  const pid = k.spawn({ program: 'hub', args: [String(PEERS), String(rounds)], channel: false });
+  await k.run({ stopWhen: () => k.exitStatus(pid) !== undefined });
+  const wallMs = performance.now() - t0;
+  const e = k.exitStatus(pid);
+  if (!e || e.code !== 0) throw new Error(`hub did not finish cleanly: ${JSON.stringify(e)}\n${k.output.stderr}`);
+  return { events: k.events, wallMs, simMs: k.now() };
+}
+
+async function bareOnce(seed: number): Promise<Sample> {
+  const t0 = performance.now();
+  const r = await runBare(PEERS, rounds, seed);
+  return { events: r.events, wallMs: performance.now() - t0, simMs: r.simMs };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function measure(fn: (seed: number) => Promise<Sample>) {
+  await fn(1); // warm-up: JIT and module loading are not the kernel's speed
+  const samples: Sample[] = [];
+  for (let i = 0; i < reps; i++) samples.push(await fn(100 + i));
+  const wallMs = median(samples.map((s) => s.wallMs));
+  const events = median(samples.map((s) => s.events));
+  const simMs = median(samples.map((s) => s.simMs));
+  return { events, wallMs, simMs, eventsPerSec: events / (wallMs / 1000), simPerWall: simMs / wallMs };
+}
+
+const bare = await measure(bareOnce);
+const kernel = await measure(kernelOnce);
+const rows = [
+  ['bare event loop', bare],
+  ['simulated kernel', kernel],
+] as const;
+
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+console.log(`\nsim-kernel: ${PEERS} processes x ${rounds} rounds (sleep, burn, message via a hub), median of ${reps}\n`);
+console.log('| loop             |    events |  wall ms |   events/s | sim s / wall s |');
+console.log('|------------------|----------:|---------:|-----------:|---------------:|');
+for (const [name, r] of rows) {
+  console.log(`| ${name.padEnd(16)} | ${fmt(r.events).padStart(9)} | ${fmt(r.wallMs, 1).padStart(8)} | ${fmt(r.eventsPerSec).padStart(10)} | ${fmt(r.simPerWall, 1).padStart(14)} |`);
+}
+const slowdown = kernel.wallMs / bare.wallMs;
+console.log(`\nkernel wall time / bare wall time for the same work: ${slowdown.toFixed(2)}x (target: at most 2x)`);
+console.log(`kernel events/s / bare events/s: ${(kernel.eventsPerSec / bare.eventsPerSec).toFixed(2)}`);
+
+if (!quick) {
+  const dir = join(import.meta.dirname, '..', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'sim-kernel.json'), JSON.stringify({
+    bench: 'sim-kernel',
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model,
+    workload: { peers: PEERS, rounds, reps },
+    bare, kernel, slowdown,
+  }, null, 2) + '\n');
+}

@@ -1,0 +1,175 @@
+// listen(2) without accept(2).
+//
+// The parent must keep its listening socket for its whole life (workers come
+// and go) without ever taking a connection from it; its children accept from
+// it directly. Node 20 cannot listen without accepting: net.Server's listen
+// always starts libuv's accept loop, and there is no reusePort. So:
+// - bind with net._createServerHandle, which binds without listening (what
+//   node:cluster uses for SCHED_NONE);
+// - have a short-lived helper process put the socket into LISTEN through the
+//   inherited fd, and exit before its event loop ever polls it.
+// A socket stays in LISTEN while any process holds an fd for it, so
+// connections made while no child accepts wait in the backlog and connect()
+// succeeds. This process accepts only if it calls Listener.accept.
+
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { formatAddr, isUnix, OsError, UNIX_PATH_MAX, type Addr, type ListenOptions, type TcpAddr, type UnixAddr } from '../types.js';
+import { codeOf, osError, uvName } from './errors.js';
+import { NodeListener, type RawHandle } from './listener.js';
+import { TEST_RUN_VAR } from './plumbing.js';
+
+type CreateServerHandle = (
+  address: string | null, port: number, addressType: number, fd?: number, flags?: number,
+) => RawHandle | number;
+
+const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+
+const DEFAULT_BACKLOG = 511;
+
+export async function listen(addr: Addr, opts: ListenOptions = {}): Promise<NodeListener> {
+  if (typeof createServerHandle !== 'function') {
+    throw new OsError('EINVAL', `this Node (${process.version}) has no net._createServerHandle; drover cannot hold a socket without accepting on it`);
+  }
+  const backlog = opts.backlog ?? DEFAULT_BACKLOG;
+  const bound = isUnix(addr) ? await bindUnix(addr, opts.mode ?? 0o600) : await bindTcp(addr);
+  try {
+    await startListening(bound.handle.fd, backlog, bound.address);
+  } catch (e) {
+    bound.handle.close();
+    throw e;
+  }
+  return new NodeListener(bound.address, backlog, bound.handle);
+}
+
+interface Bound {
+  handle: RawHandle;
+  address: Addr;
+}
+
+async function bindTcp(addr: TcpAddr): Promise<Bound> {
+  if (!Number.isInteger(addr.port) || addr.port < 0 || addr.port > 65535) {
+    throw new OsError('EINVAL', `invalid port ${addr.port} (0-65535, 0 picks a free one)`);
+  }
+  let host = addr.host;
+  if (net.isIP(host) === 0) {
+    try {
+      host = (await lookup(host)).address;
+    } catch (e) {
+      throw new OsError('EINVAL', `cannot resolve host "${addr.host}" (${codeOf(e) ?? String(e)})`);
+    }
+  }
+  const h = createServerHandle!(host, addr.port, net.isIPv6(host) ? 6 : 4, undefined, 0);
+  if (typeof h === 'number') throw bindError(uvName(h), { host: addr.host, port: addr.port });
+  // libuv defers a TCP bind's EADDRINUSE to listen()/connect() on the same
+  // handle. The helper would listen through a fresh handle instead, and
+  // listen(2) on an unbound socket binds it to a random port on 0.0.0.0. So
+  // the bind is checked here: a socket that failed to bind has port 0.
+  const out: { port?: number } = {};
+  h.getsockname?.(out);
+  if (!out.port) {
+    h.close();
+    throw bindError('EADDRINUSE', { host: addr.host, port: addr.port });
+  }
+  return { handle: h, address: { host, port: out.port } };
+}
+
+async function bindUnix(addr: UnixAddr, mode: number): Promise<Bound> {
+  const len = Buffer.byteLength(addr.path);
+  if (len > UNIX_PATH_MAX) {
+    throw new OsError('ENAMETOOLONG', `Unix socket path ${addr.path} is ${len} bytes, over the limit of ${UNIX_PATH_MAX}; ` +
+      'use a shorter path, e.g. under /tmp or $XDG_RUNTIME_DIR');
+  }
+  await clearStale(addr.path);
+  // The socket file gets 0777 & ~umask at bind(2); a chmod afterwards would
+  // leave a window with looser permissions. The umask is process-wide, so it
+  // is set and restored around the one synchronous call.
+  let old: number;
+  try {
+    old = process.umask(~mode & 0o777);
+  } catch (e) {
+    // Worker threads may not change the umask.
+    throw osError(codeOf(e), `cannot create ${addr.path} with mode ${mode.toString(8)} here: ${(e as Error).message}`);
+  }
+  let h: RawHandle | number;
+  try {
+    h = createServerHandle!(addr.path, -1, -1, undefined, 0);
+  } finally {
+    process.umask(old);
+  }
+  if (typeof h === 'number') throw bindError(uvName(h), addr);
+  return { handle: h, address: { path: addr.path } };
+}
+
+/** A socket file nobody listens on is removed; anything else at the path is an error. */
+async function clearStale(path: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return;
+    throw e;
+  }
+  if (!st.isSocket()) {
+    throw new OsError('EEXIST', `${path} exists and is not a socket; remove it or choose another path`);
+  }
+  const state = await probe(path);
+  if (state === 'live') throw bindError('EADDRINUSE', { path });
+  if (state === 'stale') {
+    try {
+      fs.unlinkSync(path);
+    } catch (e) {
+      if (codeOf(e) !== 'ENOENT') throw e;
+    }
+  }
+}
+
+function probe(path: string): Promise<'live' | 'stale' | 'gone'> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve('live');
+    });
+    s.once('error', (e) => {
+      const code = codeOf(e);
+      if (code === 'ECONNREFUSED') resolve('stale');
+      else if (code === 'EAGAIN') resolve('live'); // a full backlog: someone holds it
+      else if (code === 'ENOENT') resolve('gone');
+      else reject(osError(code, `cannot tell whether ${path} is in use: ${e.message}`));
+    });
+  });
+}
+
+function bindError(name: string, addr: Addr): OsError {
+  if (name === 'EADDRINUSE') {
+    return new OsError('EADDRINUSE', `address ${formatAddr(addr).replace(/^unix:/, '')} is already in use; stop the other server or choose another --bind`);
+  }
+  if (name === 'EADDRNOTAVAIL') return new OsError('EINVAL', `cannot bind ${formatAddr(addr)}: no such address on this machine`);
+  return osError(name, `cannot bind ${formatAddr(addr)}`);
+}
+
+// Exits from the 'listening' callback, which runs on process.nextTick before
+// the loop's first poll: the helper never accepts a connection.
+const HELPER = `const s=require('net').createServer();` +
+  `s.on('error',(e)=>{process.stderr.write(String(e.code||e.message));process.exit(1)});` +
+  `s.listen({fd:3},Number(process.argv[1]),()=>process.exit(0));`;
+
+function startListening(fd: number, backlog: number, addr: Addr): Promise<void> {
+  // The helper lives for milliseconds: no coverage, no NODE_OPTIONS; only
+  // the tag that lets the test suite find strays.
+  const tag = process.env[TEST_RUN_VAR];
+  const env: Record<string, string> = tag === undefined ? {} : { [TEST_RUN_VAR]: tag };
+  return new Promise((resolve, reject) => {
+    const helper = spawn(process.execPath, ['-e', HELPER, String(backlog)], { stdio: ['ignore', 'ignore', 'pipe', fd], env });
+    let err = '';
+    helper.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    helper.once('error', (e) => reject(osError(codeOf(e), `cannot start the listen helper: ${e.message}`)));
+    helper.once('close', (code) => {
+      if (code === 0) resolve();
+      else reject(bindError(err.trim() || `helper exit ${code}`, addr));
+    });
+  });
+}

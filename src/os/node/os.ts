@@ -1,0 +1,143 @@
+// The Os of one real process, assembled from the modules next to it.
+
+import type { ChildProcess } from 'node:child_process';
+import {
+  OsError, type Addr, type Child, type Exited, type Fs, type ListenOptions, type Listener, type Os, type Signal,
+  type SpawnSpec, type Stream, type Timer, type Writer,
+} from '../types.js';
+import { IpcChannel, type IpcEndpoint } from './channel.js';
+import { ChildTable } from './children.js';
+import { burn, now, sleep, timer } from './clock.js';
+import { connect } from './connect.js';
+import { codeOf, osError } from './errors.js';
+import { nodeFs } from './fs.js';
+import { listen } from './listen.js';
+import type { NodeListener } from './listener.js';
+import { ParentDeathWatch } from './parent-death.js';
+import type { RegistryRef } from './plumbing.js';
+import { SignalTable } from './signals.js';
+import { spawnCommand, spawnProgram } from './spawn.js';
+
+export interface NodeOsParts {
+  readonly registries: readonly RegistryRef[];
+  readonly args: readonly string[];
+  /** The pid that started this process, for the parent-death watch. */
+  readonly parentPid: number;
+  readonly channel: IpcChannel | null;
+  readonly listeners: readonly NodeListener[];
+  readonly signals: SignalTable;
+}
+
+export class NodeOs implements Os {
+  readonly pid = process.pid;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly channel: IpcChannel | null;
+  readonly listeners: readonly Listener[];
+  readonly fs: Fs = nodeFs;
+  readonly stdout: Writer = { write: (text) => void process.stdout.write(text) };
+  readonly stderr: Writer = { write: (text) => void process.stderr.write(text) };
+  readonly #registries: readonly RegistryRef[];
+  readonly #signals: SignalTable;
+  readonly #children = new ChildTable();
+  readonly #parentDeath: ParentDeathWatch;
+
+  constructor(parts: NodeOsParts) {
+    this.args = parts.args;
+    this.channel = parts.channel;
+    this.listeners = parts.listeners;
+    this.#registries = parts.registries;
+    this.#signals = parts.signals;
+    this.#parentDeath = new ParentDeathWatch(parts.parentPid, parts.channel);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    this.env = Object.freeze(env);
+  }
+
+  ppid(): number {
+    return process.ppid;
+  }
+
+  cwd(): string {
+    return process.cwd();
+  }
+
+  now(): number {
+    return now();
+  }
+
+  wallTime(): number {
+    return Date.now();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return sleep(ms);
+  }
+
+  timer(ms: number, fn: () => void): Timer {
+    return timer(ms, fn);
+  }
+
+  burn(ms: number): void {
+    burn(ms);
+  }
+
+  random(): number {
+    return Math.random();
+  }
+
+  spawn(spec: SpawnSpec): Child {
+    const ctx = { registries: this.#registries, env: this.env };
+    const cp = 'program' in spec ? spawnProgram(ctx, spec) : spawnCommand(ctx, spec);
+    const pid = cp.pid!;
+    this.#children.started(pid);
+    cp.on('exit', (code, signal) => {
+      this.#children.exited(pid, code, signal);
+      this.#signals.childExited();
+    });
+    // Sends carry callbacks and kill goes through process.kill, so this is
+    // unexpected; it must not crash the parent.
+    cp.on('error', (e) => process.stderr.write(`drover: child ${pid}: ${e.message}\n`));
+    return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null };
+  }
+
+  kill(pid: number, sig: Signal): void {
+    // 0 and -1 would reach our own group or every process we may signal.
+    if (!Number.isInteger(pid) || pid === 0 || pid === -1) throw new OsError('EINVAL', `kill: invalid pid ${pid}`);
+    if (this.#children.isZombie(pid)) return;
+    try {
+      process.kill(pid, sig);
+    } catch (e) {
+      const code = codeOf(e);
+      const who = pid < 0 ? `process group ${-pid}` : `process ${pid}`;
+      if (code === 'ESRCH') throw new OsError('ESRCH', `no ${who}`);
+      if (code === 'EPERM') throw new OsError('EPERM', `not allowed to signal ${who}`);
+      throw osError(code, `kill ${who} ${sig}`);
+    }
+  }
+
+  waitpid(pid: number): Exited | null {
+    return this.#children.waitpid(pid);
+  }
+
+  onSignal(sig: Signal, fn: (() => void) | null): void {
+    this.#signals.set(sig, fn);
+  }
+
+  exit(code: number): never {
+    process.exit(code);
+  }
+
+  setParentDeathSignal(sig: Signal): boolean {
+    this.#parentDeath.arm(sig);
+    return true;
+  }
+
+  listen(addr: Addr, opts?: ListenOptions): Promise<Listener> {
+    return listen(addr, opts);
+  }
+
+  connect(addr: Addr): Promise<Stream> {
+    return connect(addr);
+  }
+}

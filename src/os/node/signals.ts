@@ -1,0 +1,41 @@
+// One handler per signal, over process.on. SIGCHLD never reaches process.on:
+// libuv owns the real SIGCHLD to reap children, so the handler is called from
+// the child table when a child's exit is queued.
+
+import { OsError, type Signal } from '../types.js';
+import { dropEarlyUsr1Guard } from './early.js';
+
+// Node opens the inspector on an unhandled SIGUSR1; the Os contract says
+// USR1's default is "ignore", so "no handler" means this no-op.
+const noop = (): void => {};
+
+export class SignalTable {
+  readonly #installed = new Map<Signal, () => void>();
+  #chld: (() => void) | null = null;
+
+  /** Install `fn`, or restore the default (null). Replaces the previous handler. */
+  set(sig: Signal, fn: (() => void) | null): void {
+    if (sig === 'SIGKILL') throw new OsError('EINVAL', 'SIGKILL cannot be caught or ignored');
+    if (sig === 'SIGCHLD') {
+      this.#chld = fn;
+      return;
+    }
+    const prev = this.#installed.get(sig);
+    if (prev) process.removeListener(sig, prev);
+    this.#installed.delete(sig);
+    const next = fn ?? (sig === 'SIGUSR1' ? noop : null);
+    if (next) {
+      // A fresh wrapper each time, so removing it never removes a listener
+      // that someone else registered with the same function.
+      const wrapper = (): void => next();
+      process.on(sig, wrapper);
+      this.#installed.set(sig, wrapper);
+    }
+    if (sig === 'SIGUSR1') dropEarlyUsr1Guard();
+  }
+
+  /** Called after a child's exit was queued. */
+  childExited(): void {
+    this.#chld?.();
+  }
+}

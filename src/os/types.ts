@@ -1,0 +1,327 @@
+// The OS interface. Everything in src/runtime reaches the world through one
+// `Os` value; two implementations exist: the real one (src/os/node) and the
+// simulated kernel (src/sim). Their shared semantics are pinned by the
+// conformance suite in test/conformance, which runs against both.
+//
+// Conventions:
+// - Times are milliseconds. `now()` is monotonic and machine-wide: values from
+//   two processes on the same machine (or in the same simulation) compare.
+// - Failures throw `OsError` (or, for file operations, an error carrying an
+//   errno `code` such as ENOENT). Nothing fails silently.
+// - Callbacks run on the process's own event loop, never re-entrantly inside
+//   the call that caused them.
+
+import type { Duplex } from 'node:stream';
+
+export type Signal =
+  | 'SIGHUP'
+  | 'SIGINT'
+  | 'SIGQUIT'
+  | 'SIGABRT'
+  | 'SIGKILL'
+  | 'SIGUSR1'
+  | 'SIGUSR2'
+  | 'SIGTERM'
+  | 'SIGCHLD'
+  | 'SIGTTIN'
+  | 'SIGTTOU'
+  | 'SIGWINCH';
+
+export const SIGNALS: readonly Signal[] = [
+  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGABRT', 'SIGKILL', 'SIGUSR1', 'SIGUSR2',
+  'SIGTERM', 'SIGCHLD', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH',
+];
+
+/** What a signal does to a process that installed no handler. */
+export const DEFAULT_ACTION: Readonly<Record<Signal, 'terminate' | 'ignore' | 'stop'>> = {
+  SIGHUP: 'terminate',
+  SIGINT: 'terminate',
+  SIGQUIT: 'terminate',
+  SIGABRT: 'terminate',
+  SIGKILL: 'terminate',
+  // Node opens the inspector on an unhandled USR1; drover's Node entry
+  // installs a no-op handler instead, so USR1 never kills and never opens a
+  // debugger port. The simulator matches.
+  SIGUSR1: 'ignore',
+  SIGUSR2: 'terminate',
+  SIGTERM: 'terminate',
+  SIGCHLD: 'ignore',
+  // A stopped process runs nothing until it is killed; there is no SIGCONT
+  // here because drover never stops a process on purpose.
+  SIGTTIN: 'stop',
+  SIGTTOU: 'stop',
+  SIGWINCH: 'ignore',
+};
+
+export type Errno =
+  | 'ESRCH'
+  | 'ECHILD'
+  | 'EINVAL'
+  | 'EPERM'
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'EADDRINUSE'
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'EPIPE'
+  | 'ENAMETOOLONG'
+  | 'ENOTSOCK'
+  | 'ENOTCONN';
+
+/** An OS failure. `message` names the problem and, where there is one, the fix. */
+export class OsError extends Error {
+  readonly code: Errno;
+  constructor(code: Errno, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'OsError';
+    this.code = code;
+  }
+}
+
+/** How a child ended. Exactly one of code and signal is non-null. */
+export interface Exited {
+  readonly pid: number;
+  readonly code: number | null;
+  readonly signal: Signal | null;
+}
+
+export interface Cancel {
+  cancel(): void;
+}
+
+export interface Timer extends Cancel {
+  /** The timer no longer keeps the process alive on its own. */
+  unref(): this;
+}
+
+// ---------------------------------------------------------------- programs
+
+/**
+ * A drover program: the body of a process. It runs with its own Os. The
+ * process lives while the returned promise is pending *or* it holds
+ * something that keeps an event loop alive (a ref'd timer, an accepting
+ * listener, an open stream, a running child) and exits 0 when neither is
+ * true, like a Node process whose loop went empty. A throw or rejection
+ * exits 1.
+ */
+export type ProgramFn = (os: Os, args: readonly string[]) => void | Promise<void>;
+
+/**
+ * A module's table of programs. `url` is the module's own `import.meta.url`:
+ * the Node adapter starts a fresh `node` process that imports it, the
+ * simulator calls the functions directly.
+ */
+export interface ProgramRegistry {
+  readonly url: string;
+  readonly programs: Readonly<Record<string, ProgramFn>>;
+}
+
+export function programs(url: string, table: Record<string, ProgramFn>): ProgramRegistry {
+  return { url, programs: table };
+}
+
+/** Where a child's stdout or stderr goes. */
+export type StdioTarget =
+  | 'inherit' // the parent's own stream
+  | 'ignore'
+  | { readonly file: string }; // opened in append mode
+
+export interface SpawnCommon {
+  readonly env?: Readonly<Record<string, string>>; // the whole environment; default: the parent's
+  readonly cwd?: string;
+  readonly stdout?: StdioTarget; // default 'inherit'
+  readonly stderr?: StdioTarget | 'stdout'; // default 'inherit'
+  /** Start the child as leader of a new process group (pgid = its pid). */
+  readonly newGroup?: boolean;
+  /** Listening sockets the child receives; it sees them as `os.listeners`, in this order. */
+  readonly listeners?: readonly Listener[];
+}
+
+export interface SpawnProgram extends SpawnCommon {
+  /** Name of a program in one of the Os's registries. */
+  readonly program: string;
+  readonly args?: readonly string[];
+  /** Open a message channel between parent and child (default true). */
+  readonly channel?: boolean;
+}
+
+export interface SpawnCommand extends SpawnCommon {
+  /** An argv command, run directly (no shell). In the simulator argv[0] names a registered program. */
+  readonly command: readonly string[];
+  /** Ask the OS to signal the command when this process dies (setpriv --pdeathsig on Linux). */
+  readonly parentDeathSignal?: Signal;
+}
+
+export type SpawnSpec = SpawnProgram | SpawnCommand;
+
+export interface Child {
+  readonly pid: number;
+  /** The message channel to the child, when one was asked for. */
+  readonly channel: Channel | null;
+}
+
+// ----------------------------------------------------------------- channels
+
+/**
+ * A message pipe between a parent and a child. Messages are JSON values,
+ * delivered in order, copied (never shared). After the other end dies or
+ * closes, `disconnect` fires once and `send` returns false.
+ */
+export interface Channel {
+  send(message: unknown): boolean;
+  onMessage(fn: (message: unknown) => void): void;
+  onDisconnect(fn: () => void): void;
+  readonly connected: boolean;
+  close(): void;
+}
+
+// ------------------------------------------------------------------ sockets
+
+export interface TcpAddr {
+  readonly host: string; // '127.0.0.1', '::1', '0.0.0.0'
+  readonly port: number; // 0 picks a free port
+}
+
+export interface UnixAddr {
+  readonly path: string;
+}
+
+export type Addr = TcpAddr | UnixAddr;
+
+export interface ListenOptions {
+  /** Mode of a Unix socket file, applied at creation (no chmod race). Default 0o600. */
+  readonly mode?: number;
+  readonly backlog?: number; // default 511
+}
+
+/** Longest Unix socket path accepted, in bytes (sun_path is 108 with its NUL on Linux). */
+export const UNIX_PATH_MAX = 107;
+
+/**
+ * A listening socket. It is listening when `listen` resolves, and lives as
+ * long as some process holds it (its creator or a child it was handed to).
+ * A process that calls `accept` takes connections from it; one that does not
+ * never consumes a connection, so a parent can keep the socket open across
+ * generations of children while accepting nothing itself. Connections made
+ * while nobody accepts wait in the backlog (connect succeeds).
+ */
+export interface Listener {
+  readonly address: Addr; // the bound address; a TCP port 0 is resolved to the real one
+  /** Start taking connections in this process. At most once per process. */
+  accept(onConnection: (stream: Stream) => void): void;
+  /**
+   * Stop accepting and release this process's hold; the socket stays open
+   * for the other holders. The creator's close unlinks a Unix socket's path;
+   * a creator that dies without closing leaves the path behind (stale: the
+   * next listen on it replaces it).
+   */
+  close(): void;
+}
+
+/**
+ * A connected byte stream (TCP or Unix). It is a Node Duplex so that Node's
+ * own HTTP parser can run over it: `httpServer.emit('connection', stream)`.
+ */
+export type Stream = Duplex;
+
+// -------------------------------------------------------------------- files
+
+export interface Stat {
+  readonly size: number;
+  readonly mode: number; // permission bits and file type, as in stat(2)
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSocket(): boolean;
+}
+
+/**
+ * The file operations drover needs, synchronous, on paths. Errors carry the
+ * errno as `code` (ENOENT, EEXIST, ...). File descriptors are the process's
+ * own small integers.
+ */
+export interface Fs {
+  /** flags: 'r' read, 'w' truncate/create, 'a' append/create, 'wx' exclusive create. */
+  open(path: string, flags: 'r' | 'w' | 'a' | 'wx', mode?: number): number;
+  write(fd: number, data: string | Uint8Array): number;
+  close(fd: number): void;
+  readFile(path: string): string;
+  writeFile(path: string, data: string, mode?: number): void;
+  appendFile(path: string, data: string): void;
+  rename(from: string, to: string): void;
+  unlink(path: string): void;
+  chmod(path: string, mode: number): void;
+  stat(path: string): Stat;
+  exists(path: string): boolean;
+  mkdir(path: string, opts?: { recursive?: boolean; mode?: number }): void;
+  readdir(path: string): string[];
+  rmdir(path: string, opts?: { recursive?: boolean }): void;
+}
+
+export interface Writer {
+  write(text: string): void;
+}
+
+// ----------------------------------------------------------------------- os
+
+export interface Os {
+  readonly pid: number;
+  /** Live: after the parent dies it is no longer the old parent's pid (1 or a subreaper). */
+  ppid(): number;
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  cwd(): string;
+
+  // time
+  /** Monotonic, machine-wide milliseconds. */
+  now(): number;
+  /** Epoch milliseconds, for logs only. */
+  wallTime(): number;
+  sleep(ms: number): Promise<void>;
+  timer(ms: number, fn: () => void): Timer;
+  /** Hold this process's event loop for `ms` of CPU time (simulated apps and benchmarks). */
+  burn(ms: number): void;
+  /** Uniform in [0, 1). Seeded in the simulator. */
+  random(): number;
+
+  // processes
+  /** Throws OsError ENOENT when the program or command does not exist. */
+  spawn(spec: SpawnSpec): Child;
+  /** pid < 0 signals the process group -pid. Throws ESRCH when nobody is there. A zombie is there. */
+  kill(pid: number, sig: Signal): void;
+  /** Non-blocking wait. pid -1 = any child. null: children exist, none exited. Throws ECHILD without such children. */
+  waitpid(pid: number): Exited | null;
+  /** Install (fn), or restore the default action (null). One handler per signal. SIGKILL throws EINVAL. */
+  onSignal(sig: Signal, fn: (() => void) | null): void;
+  /** Ends the process now. */
+  exit(code: number): never;
+  /** Deliver `sig` to this process when its parent dies. Returns whether it is armed. */
+  setParentDeathSignal(sig: Signal): boolean;
+  /** The message channel to the parent, when the parent opened one. */
+  readonly channel: Channel | null;
+
+  // sockets
+  /**
+   * Bind and listen. Errors: EADDRINUSE (port taken, or a live Unix socket at
+   * the path), ENAMETOOLONG (Unix path over UNIX_PATH_MAX bytes), EEXIST (a
+   * file that is not a socket is at the path). A stale Unix socket (nobody
+   * listening) is replaced.
+   */
+  listen(addr: Addr, opts?: ListenOptions): Promise<Listener>;
+  /** The listening sockets handed to this process by its parent, in spawn order. */
+  readonly listeners: readonly Listener[];
+  connect(addr: Addr): Promise<Stream>;
+
+  // files and output
+  readonly fs: Fs;
+  readonly stdout: Writer;
+  readonly stderr: Writer;
+}
+
+export function isUnix(addr: Addr): addr is UnixAddr {
+  return (addr as UnixAddr).path !== undefined;
+}
+
+export function formatAddr(addr: Addr): string {
+  if (isUnix(addr)) return `unix:${addr.path}`;
+  return addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}

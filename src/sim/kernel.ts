@@ -1,0 +1,83 @@
+// The public face of the simulated kernel: what tests, the conformance
+// harness and the chaos runner hold. Everything behind it is in machine.ts.
+
+import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
+import { drain as hostDrain } from '../os/drain.js';
+import { Machine, type RunOptions, type RunResult } from './machine.js';
+import { spawnProc, RUNNING, STOPPED } from './processes.js';
+
+export interface KernelOptions {
+  seed: number | bigint;
+  programs: readonly ProgramRegistry[];
+  /** Keep every trace line (default: only the last 256). */
+  record?: boolean;
+  /** How the kernel lets a batch's promise continuations settle; see src/os/drain.ts. */
+  drain?: () => Promise<void>;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  state: 'running' | 'stopped' | 'zombie';
+  program: string;
+}
+
+export class Kernel {
+  private readonly m: Machine;
+  /** Root's view of the disk (cwd /), to set up and inspect files. */
+  readonly fs: Fs;
+  /** What processes wrote to an 'inherit' stdout/stderr that resolves to init. */
+  readonly output: { stdout: string; stderr: string };
+
+  constructor(opts: KernelOptions) {
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain);
+    this.fs = this.m.init.os.fs;
+    this.output = this.m.output;
+  }
+
+  /** Start a program as a child of init (pid 1), which reaps it as soon as it exits. No channel unless `channel: true`. */
+  spawn(spec: SpawnSpec): number {
+    return spawnProc(this.m, this.m.init, spec, true).pid;
+  }
+
+  exitStatus(pid: number): Exited | undefined {
+    return this.m.exits.get(pid);
+  }
+
+  run(opts?: RunOptions): Promise<RunResult> {
+    return this.m.run(opts);
+  }
+
+  now(): number {
+    return this.m.now;
+  }
+
+  /** Every process but init, by pid. */
+  processes(): Array<ProcessInfo> {
+    const out: ProcessInfo[] = [];
+    for (const p of this.m.procs.values()) {
+      if (p === this.m.init) continue;
+      out.push({
+        pid: p.pid,
+        ppid: p.ppid,
+        pgid: p.pgid,
+        state: p.state === RUNNING ? 'running' : p.state === STOPPED ? 'stopped' : 'zombie',
+        program: p.program,
+      });
+    }
+    return out.sort((a, b) => a.pid - b.pid);
+  }
+
+  traceHash(): string {
+    return this.m.trace.hash();
+  }
+
+  trace(): readonly string[] {
+    return this.m.trace.lines();
+  }
+
+  get events(): number {
+    return this.m.events;
+  }
+}

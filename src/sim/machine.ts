@@ -1,0 +1,431 @@
+// The machine: every table of the simulated kernel and the run loop that
+// drives them. The public Kernel (kernel.ts) is a thin facade over it; the
+// other modules are the rules, written as functions over a Machine.
+//
+// The run loop. Time jumps to the earliest event. All events due at that
+// time run synchronously, in heap order, as one batch, except that a
+// process runs at most one event per batch: in JS a callback's promise
+// continuations finish before the next callback of the same loop starts, and
+// they can only run while the kernel awaits `drain` between batches. An
+// event for a process that is burning CPU moves to the end of its burn. After
+// each drain, every process that ran or lost a hold is checked: one that
+// holds nothing exits 0, like a Node process whose loop went empty.
+
+import type { Volume } from 'memfs';
+import type { Exited, ProgramFn, ProgramRegistry } from '../os/types.js';
+import { Rng, seedToBigInt } from './random.js';
+import {
+  EventQueue,
+  type Ev,
+  EV_ACCEPT,
+  EV_ARRIVE,
+  EV_CHAN,
+  EV_CHAN_SELF,
+  EV_CHECK,
+  EV_EXIT,
+  EV_KILL,
+  EV_NONE,
+  EV_SIGNAL,
+  EV_SLEEP,
+  EV_START,
+  EV_STREAM,
+  EV_TIMER,
+} from './scheduler.js';
+import { Trace } from './trace.js';
+import { ExitSignal, Proc, REAPED, ZOMBIE, die, holds, terminate } from './processes.js';
+import { deliverSignal, signalName, signalTarget } from './signals.js';
+import { deliverChannel, fire, type ChanEnd } from './channels.js';
+import { Net, acceptConn, arrive, deliverStream, type Endpoint, type ListenerHandle } from './sockets.js';
+import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
+import { SimOs, type SimTimer } from './os.js';
+import type { Addr } from '../os/types.js';
+
+export interface RunOptions {
+  until?: number;
+  stopWhen?: () => boolean;
+  maxEvents?: number;
+}
+
+export interface RunResult {
+  reason: 'idle' | 'until' | 'stopWhen' | 'maxEvents';
+  events: number;
+  now: number;
+}
+
+const DISCARD = 0 as const;
+
+export class Machine {
+  now = 0;
+  events = 0;
+  nextPid = 100;
+  readonly rng: Rng;
+  readonly queue: EventQueue;
+  readonly trace: Trace;
+  readonly procs = new Map<number, Proc>(); // everything not yet reaped, init included
+  readonly groups = new Map<number, Set<Proc>>();
+  readonly exits = new Map<number, Exited>(); // every pid that ever exited
+  readonly programs = new Map<string, ProgramFn>();
+  readonly vol: Volume;
+  readonly net = new Net();
+  readonly output = { stdout: '', stderr: '' };
+  readonly init: Proc;
+  private readonly dirty: Proc[] = [];
+  private ready: Proc[] = []; // processes with events in their ready lists, in the order they got them
+  private spareReady: Proc[] = [];
+  private nowText = '0';
+  private batchId = 0;
+  private running = false;
+
+  constructor(
+    seed: number | bigint,
+    registries: readonly ProgramRegistry[],
+    record: boolean,
+    private readonly drain: () => Promise<void>,
+  ) {
+    this.rng = new Rng(seedToBigInt(seed));
+    this.queue = new EventQueue(this.rng);
+    this.trace = new Trace(record);
+    for (const r of registries) {
+      for (const [name, fn] of Object.entries(r.programs)) if (!this.programs.has(name)) this.programs.set(name, fn);
+    }
+    this.vol = createVolume();
+    const init = new Proc(
+      this, 1, null, 'init', null, Object.freeze([]), Object.freeze({}), '/', this.rng.fork(), new FdTable(),
+      new Sink(SINK_STDOUT, -1, 1), new Sink(SINK_STDERR, -1, 1),
+    );
+    init.programPending = false;
+    init.pgid = 1;
+    init.os = new SimOs(this, init);
+    this.init = init;
+    this.addProc(init);
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** A process's clock: the kernel's, or the end of its burn if that is later. */
+  local(p: Proc): number {
+    return p.busyUntil > this.now ? p.busyUntil : this.now;
+  }
+
+  /** Seeded delivery latency of channels and streams, 0 or 1 ms. */
+  latency(): number {
+    return this.rng.u32() & 1;
+  }
+
+  log(p: Proc, kind: string, detail: string): void {
+    this.trace.add(`${this.nowText} ${p.pid} ${kind} ${detail}`);
+  }
+
+  /** Check `p`'s lifetime after the next drain. */
+  touch(p: Proc): void {
+    if (!p.dirty) {
+      p.dirty = true;
+      this.dirty.push(p);
+    }
+  }
+
+  at(time: number, kind: number, proc: Proc | null, a: unknown, b: unknown): Ev {
+    return this.queue.schedule(time, kind, proc, a, b);
+  }
+
+  atExit(p: Proc, code: number): void {
+    this.queue.schedule(p.busyUntil, EV_EXIT, null, p, code);
+  }
+
+  resolve(cwd: string, path: string): string {
+    return resolvePath(cwd, path);
+  }
+
+  newFdTable(): FdTable {
+    return new FdTable();
+  }
+
+  addProc(p: Proc): void {
+    p.os ??= new SimOs(this, p);
+    this.procs.set(p.pid, p);
+    let g = this.groups.get(p.pgid);
+    if (g === undefined) this.groups.set(p.pgid, (g = new Set()));
+    g.add(p);
+  }
+
+  removeProc(p: Proc): void {
+    this.procs.delete(p.pid);
+    const g = this.groups.get(p.pgid);
+    if (g !== undefined) {
+      g.delete(p);
+      if (g.size === 0) this.groups.delete(p.pgid);
+    }
+  }
+
+  /** Call process code: a throw or a rejected returned promise crashes the process; ExitSignal is swallowed. */
+  invoke(p: Proc, fn: (arg: never) => unknown, arg: unknown): void {
+    try {
+      const r = (fn as (arg: unknown) => unknown)(arg);
+      if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
+        (r as PromiseLike<unknown>).then(undefined, p.onReject);
+      }
+    } catch (err) {
+      this.fault(p, err);
+    }
+  }
+
+  /** An uncaught error in process code: the process writes it to its stderr and exits 1, as Node does. */
+  fault(p: Proc, err: unknown): void {
+    if (err instanceof ExitSignal || !p.runnable) return;
+    const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
+    this.log(p, 'crash', err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    emit(this, p.stderr, text + '\n');
+    terminate(this, p, 1);
+  }
+
+  // ----------------------------------------------------------- run loop
+
+  async run(opts: RunOptions = {}): Promise<RunResult> {
+    if (this.running) throw new Error('Kernel.run: a run is already in progress');
+    this.running = true;
+    const until = opts.until ?? Infinity;
+    const maxEvents = opts.maxEvents ?? Infinity;
+    const stopWhen = opts.stopWhen;
+    let n = 0;
+    try {
+      for (;;) {
+        this.settle();
+        if (stopWhen !== undefined && stopWhen()) return { reason: 'stopWhen', events: n, now: this.now };
+        // Events left in ready lists are due now; only without them may time move.
+        if (this.ready.length === 0) {
+          const top = this.nextLive();
+          if (top === undefined) return { reason: 'idle', events: n, now: this.now };
+          if (top.time > until) {
+            if (until > this.now) this.setNow(until);
+            return { reason: 'until', events: n, now: this.now };
+          }
+          if (top.time > this.now) this.setNow(top.time);
+        }
+        if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
+        n += this.batch(maxEvents - n);
+        await this.drain();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private setNow(t: number): void {
+    this.now = t;
+    this.nowText = String(t);
+  }
+
+  /**
+   * One batch at the current time: first one event of each process that has
+   * some waiting in its ready list, then whatever the heap has due. An event
+   * of a process that already ran in this batch goes to the end of its ready
+   * list (popped once, never pushed back, so a process with many events due
+   * at once costs no extra heap work); one of a process in a burn moves to the
+   * end of the burn.
+   */
+  private batch(limit: number): number {
+    const now = this.now;
+    const q = this.queue;
+    const id = ++this.batchId;
+    let n = 0;
+    const waiting = this.ready;
+    this.ready = this.spareReady;
+    this.spareReady = waiting;
+    for (let i = 0; i < waiting.length; i++) {
+      const p = waiting[i]!;
+      if (n >= limit) this.ready.push(p);
+      else n += this.runReady(p, id, limit - n);
+    }
+    waiting.length = 0;
+    while (n < limit) {
+      const ev = q.peek();
+      if (ev === undefined || ev.time > now) break;
+      q.pop();
+      const p = this.target(ev);
+      if (p === DISCARD) {
+        this.discard(ev);
+        continue;
+      }
+      if (p !== null) {
+        if (p.busyUntil > now) {
+          q.postpone(ev, p.busyUntil);
+          continue;
+        }
+        if (p.batch === id) {
+          if (p.ready.length === 0) this.ready.push(p);
+          p.ready.push(ev);
+          continue;
+        }
+        p.batch = id;
+        this.touch(p);
+      }
+      this.events++;
+      n++;
+      this.dispatch(ev, p);
+      this.queue.release(ev);
+    }
+    return n;
+  }
+
+  /** Run the first runnable event of `p`'s ready list; what remains stays listed (or follows a burn). */
+  private runReady(p: Proc, id: number, limit: number): number {
+    const fifo = p.ready;
+    let n = 0;
+    for (let ev = fifo.shift(); ev !== undefined; ev = fifo.shift()) {
+      const t = this.target(ev);
+      if (t === DISCARD) {
+        this.discard(ev);
+        continue;
+      }
+      if (t === null) {
+        // Its process died meanwhile: an inbox item that must still advance.
+        this.events++;
+        n++;
+        this.dispatch(ev, null);
+        this.queue.release(ev);
+        if (n >= limit) break;
+        continue;
+      }
+      if (t.busyUntil > this.now) {
+        // In order, so the ready list keeps its order at the end of the burn.
+        this.queue.postpone(ev, t.busyUntil);
+        for (let e = fifo.shift(); e !== undefined; e = fifo.shift()) this.queue.postpone(e, t.busyUntil);
+        return n;
+      }
+      t.batch = id;
+      this.touch(t);
+      this.events++;
+      n++;
+      this.dispatch(ev, t);
+      this.queue.release(ev);
+      break;
+    }
+    if (fifo.length > 0) this.ready.push(p);
+    return n;
+  }
+
+  /** Drop, without moving time, events that can no longer run. */
+  private nextLive(): Ev | undefined {
+    const q = this.queue;
+    for (;;) {
+      const ev = q.peek();
+      if (ev === undefined || this.target(ev) !== DISCARD) return ev;
+      q.pop();
+      this.discard(ev);
+    }
+  }
+
+  /**
+   * Whose event this is: a process (its batching and burn rules apply), null
+   * (the kernel's own: no rules), or DISCARD. Items of an inbox addressed to
+   * a dead process still run, as kernel events, so that the inbox advances.
+   */
+  private target(ev: Ev): Proc | null | typeof DISCARD {
+    const kind = ev.kind;
+    if (kind === EV_NONE) return DISCARD;
+    const p = kind === EV_STREAM ? (ev.a as Endpoint).owner : ev.proc;
+    if (p === null || p.runnable) return p;
+    if (kind === EV_ACCEPT) return null;
+    if ((kind === EV_STREAM || kind === EV_CHAN) && (p.state === ZOMBIE || p.state === REAPED)) return null;
+    return DISCARD;
+  }
+
+  private discard(ev: Ev): void {
+    if (ev.kind === EV_TIMER) (ev.a as SimTimer).ev = null;
+    this.queue.release(ev);
+  }
+
+  private dispatch(ev: Ev, p: Proc | null): void {
+    switch (ev.kind) {
+      case EV_START:
+        this.start(p!);
+        return;
+      case EV_TIMER: {
+        const t = ev.a as SimTimer;
+        t.ev = null;
+        if (t.ref) p!.refTimers--;
+        this.log(p!, 'timer', '');
+        this.invoke(p!, t.fn, undefined);
+        return;
+      }
+      case EV_SLEEP:
+        p!.refTimers--;
+        this.log(p!, 'wake', '');
+        (ev.a as () => void)();
+        return;
+      case EV_SIGNAL:
+        deliverSignal(this, p!, ev.b as number);
+        return;
+      case EV_KILL:
+        p!.pendingKills--;
+        this.touch(p!);
+        this.log(p!, 'kill', `${ev.a as number} ${signalName(ev.b as number)}`);
+        signalTarget(this, ev.a as number, ev.b as number);
+        return;
+      case EV_CHAN:
+        deliverChannel(this, ev.a as ChanEnd);
+        return;
+      case EV_CHAN_SELF:
+        fire(this, ev.a as ChanEnd);
+        return;
+      case EV_STREAM:
+        deliverStream(this, ev.a as Endpoint);
+        return;
+      case EV_ARRIVE:
+        arrive(this, ev.a as Endpoint, ev.b as Addr);
+        return;
+      case EV_ACCEPT:
+        acceptConn(this, ev.a as ListenerHandle, ev.b as Endpoint);
+        return;
+      case EV_CHECK:
+        p!.checkQueued = false;
+        this.log(p!, 'check', '');
+        return;
+      case EV_EXIT: {
+        const q = ev.a as Proc;
+        if (q.exiting) die(this, q, ev.b as number, null);
+        return;
+      }
+      default:
+        throw new Error(`unknown event kind ${ev.kind}`);
+    }
+  }
+
+  private start(p: Proc): void {
+    this.log(p, 'start', p.args.length === 0 ? p.program : `${p.program} ${p.args.join(' ')}`);
+    let r: unknown;
+    try {
+      r = p.fn!(p.os, p.args);
+    } catch (err) {
+      p.programPending = false;
+      this.fault(p, err);
+      return;
+    }
+    if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
+      (r as PromiseLike<unknown>).then(p.onProgramDone, p.onProgramFail);
+    } else {
+      p.programPending = false;
+    }
+  }
+
+  /** Natural exits: every process touched since the last check that holds nothing. */
+  private settle(): void {
+    const list = this.dirty;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      p.dirty = false;
+      if (!p.runnable || p === this.init || holds(p)) continue;
+      if (p.busyUntil > this.now) {
+        // Its burn is not over; whatever arrives meanwhile may give it work.
+        if (!p.checkQueued) {
+          p.checkQueued = true;
+          this.at(p.busyUntil, EV_CHECK, p, null, null);
+        }
+        continue;
+      }
+      this.log(p, 'idle', '');
+      die(this, p, 0, null);
+    }
+    list.length = 0;
+  }
+}

@@ -1,0 +1,261 @@
+// The process table: one Proc per pid, its lifetime, and the transitions
+// between the states below. A Proc is plain data; every rule about it lives
+// in a function here (spawn, die, reap, waitpid) or in signals.ts.
+//
+//   RUNNING --SIGTTIN/TTOU default--> STOPPED
+//   RUNNING/STOPPED --exit, crash, signal, natural end--> ZOMBIE --waitpid / init--> REAPED
+//
+// `exiting` is a RUNNING process that called exit() (or crashed) while its
+// clock ran ahead of the kernel's in a burn: it runs nothing more and dies
+// when the burn ends, unless a signal kills it first.
+
+import { OsError, type Exited, type ProgramFn, type Signal, type SpawnSpec, type Listener } from '../os/types.js';
+import type { Rng } from './random.js';
+import type { Machine } from './machine.js';
+import type { ChanEnd } from './channels.js';
+import type { Endpoint, ListenerHandle, ListenerState } from './sockets.js';
+import type { FdTable, Sink } from './files.js';
+import type { SimOs } from './os.js';
+import { EV_START, type Ev } from './scheduler.js';
+import { Fifo } from './fifo.js';
+import { SIGNAL_COUNT, sendSignal, signalIndex, SIGCHLD_INDEX } from './signals.js';
+import { openChannel, closeChannels, type SimChannel } from './channels.js';
+import { checkHandOver, closeEndpoints, handOver, releaseHandles } from './sockets.js';
+import { openSink, releaseSink, closeFds, isDirectory } from './files.js';
+
+/** What os.exit() throws to unwind the caller; the kernel swallows it wherever it calls process code. */
+export class ExitSignal extends Error {
+  constructor() {
+    super('process exited');
+    this.name = 'ExitSignal';
+  }
+}
+
+export const RUNNING = 0;
+export const STOPPED = 1;
+export const ZOMBIE = 2;
+export const REAPED = 3;
+
+export type ProcState = typeof RUNNING | typeof STOPPED | typeof ZOMBIE | typeof REAPED;
+
+export class Proc {
+  state: ProcState = RUNNING;
+  exiting = false;
+  exited: Exited | null = null;
+  parent: Proc | null;
+  ppid: number;
+  pgid: number;
+  env: Readonly<Record<string, string>>;
+  cwd: string;
+
+  // Scheduling.
+  busyUntil = 0; // end of the current burn; the process's clock is max(kernel now, busyUntil)
+  batch = -1; // last batch this process ran an event in (one event per process per batch)
+  dirty = false; // queued for a lifetime check after the next drain
+  checkQueued = false; // an EV_CHECK waits for the end of a burn
+  readonly ready = new Fifo<Ev>(); // events due now that wait for a later batch (one per process per batch)
+
+  // What keeps it alive (see holds()).
+  programPending = true;
+  refTimers = 0; // ref'd timers and pending sleeps
+  accepting = 0;
+  streams = 0; // owned open streams
+  connecting = 0; // connects not yet answered
+  liveChildren = 0; // children that have not exited
+  pendingSignals = 0; // bit per signal index, handlers waiting to run
+  pendingKills = 0; // kills sent during a burn, not yet out
+
+  readonly handlers: Array<(() => void) | null> = new Array<(() => void) | null>(SIGNAL_COUNT).fill(null);
+  pdeathsig = -1; // signal index, -1 none
+
+  readonly children = new Set<Proc>(); // live and zombie, unreaped (not kept for init)
+  readonly zombies: Proc[] = []; // exited children in exit order, for waitpid(-1)
+  parentChan: ChanEnd | null = null;
+  readonly chans = new Set<ChanEnd>(); // every channel end this process owns, until its disconnect fired
+  readonly endpoints = new Set<Endpoint>(); // owned stream ends, including pending connects
+  readonly handles = new Map<ListenerState, ListenerHandle>();
+  listeners: readonly ListenerHandle[] = [];
+  os!: SimOs;
+  readonly onReject: (err: unknown) => void;
+  readonly onProgramDone: () => void;
+  readonly onProgramFail: (err: unknown) => void;
+
+  constructor(
+    m: Machine,
+    readonly pid: number,
+    parent: Proc | null,
+    readonly program: string,
+    readonly fn: ProgramFn | null,
+    readonly args: readonly string[],
+    env: Readonly<Record<string, string>>,
+    cwd: string,
+    readonly rng: Rng,
+    readonly fds: FdTable,
+    readonly stdout: Sink,
+    readonly stderr: Sink,
+  ) {
+    this.parent = parent;
+    this.ppid = parent === null ? 0 : parent.pid;
+    this.pgid = pid;
+    this.env = env;
+    this.cwd = cwd;
+    // Bound once per process so a callback's promise costs no closure per event.
+    this.onReject = (err) => m.fault(this, err);
+    this.onProgramDone = () => {
+      this.programPending = false;
+      m.touch(this);
+    };
+    this.onProgramFail = (err) => {
+      this.programPending = false;
+      m.touch(this);
+      m.fault(this, err);
+    };
+  }
+
+  /** Can run code: not stopped, not dead, not on its way out. */
+  get runnable(): boolean {
+    return this.state === RUNNING && !this.exiting;
+  }
+}
+
+/**
+ * Whether something keeps the process's event loop alive, as Node decides
+ * it: a pending program promise, a ref'd timer or sleep, an accepting
+ * listener, an open stream or pending connect, a child that has not exited,
+ * a signal handler waiting to run, a kill it sent during a burn that has
+ * not gone out yet (its own deferred effect), or a channel with message or disconnect
+ * listeners that has not yet seen its disconnect.
+ */
+export function holds(p: Proc): boolean {
+  if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0) return true;
+  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.pendingKills > 0) return true;
+  for (const end of p.chans) if (end.holds()) return true;
+  return false;
+}
+
+export interface Spawned {
+  readonly pid: number;
+  readonly channel: SimChannel | null;
+}
+
+export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel: boolean): Spawned {
+  const isCommand = 'command' in spec;
+  const name = isCommand ? spec.command[0] : spec.program;
+  const fn = name === undefined ? undefined : m.programs.get(name);
+  if (fn === undefined) {
+    throw new OsError('ENOENT', `no program ${JSON.stringify(name ?? '')} is registered: add it to a registry passed to the Kernel`);
+  }
+  const args = isCommand ? spec.command.slice(1) : (spec.args ?? []).slice();
+  const cwd = spec.cwd === undefined ? parent.cwd : m.resolve(parent.cwd, spec.cwd);
+  if (!isDirectory(m.vol, cwd)) throw new OsError('ENOENT', `spawn ${name}: working directory ${cwd} does not exist`);
+  const handed = (spec.listeners ?? []) as readonly Listener[];
+  checkHandOver(handed);
+  const pdeathsig = isCommand && spec.parentDeathSignal !== undefined ? signalIndex(spec.parentDeathSignal) : -1;
+  // Open what can fail before taking a pid, so a failed spawn leaves nothing behind.
+  const stdout = openSink(m, spec.stdout ?? 'inherit', parent.stdout, parent.cwd);
+  let stderr: Sink;
+  try {
+    stderr = spec.stderr === 'stdout' ? stdout.ref() : openSink(m, spec.stderr ?? 'inherit', parent.stderr, parent.cwd);
+  } catch (err) {
+    releaseSink(m, stdout);
+    throw err;
+  }
+  const env = spec.env === undefined ? parent.env : Object.freeze({ ...spec.env });
+  const pid = m.nextPid++;
+  const child = new Proc(m, pid, parent, name!, fn, Object.freeze(args), env, cwd, m.rng.fork(), m.newFdTable(), stdout, stderr);
+  child.pgid = spec.newGroup === true ? pid : parent.pgid;
+  m.addProc(child);
+  if (parent !== m.init) {
+    parent.children.add(child);
+    parent.liveChildren++;
+  }
+  child.listeners = handOver(m, handed, child);
+  let channel: SimChannel | null = null;
+  const wantChannel = isCommand ? false : (spec.channel ?? !fromKernel);
+  if (wantChannel) channel = openChannel(m, parent, child);
+  child.pdeathsig = pdeathsig;
+  m.log(parent, 'spawn', `${pid} ${name} pgid=${child.pgid}`);
+  m.at(m.local(parent), EV_START, child, null, null);
+  return { pid, channel };
+}
+
+/** os.exit() and crashes: die now, or when the current burn ends. */
+export function terminate(m: Machine, p: Proc, code: number): void {
+  if (!p.runnable) return;
+  if (p.busyUntil > m.now) {
+    p.exiting = true;
+    m.log(p, 'exiting', `${code} at=${p.busyUntil}`);
+    m.atExit(p, code);
+    return;
+  }
+  die(m, p, code, null);
+}
+
+export function die(m: Machine, p: Proc, code: number | null, signal: Signal | null): void {
+  if (p.state === ZOMBIE || p.state === REAPED || p === m.init) return;
+  p.state = ZOMBIE;
+  p.exiting = false;
+  const exited: Exited = { pid: p.pid, code, signal };
+  p.exited = exited;
+  m.exits.set(p.pid, exited);
+  m.log(p, 'exit', signal ?? String(code));
+  p.handlers.fill(null);
+  p.pendingSignals = 0;
+  p.programPending = false;
+  p.refTimers = 0;
+  closeChannels(m, p);
+  closeEndpoints(m, p);
+  releaseHandles(m, p);
+  closeFds(m, p);
+  releaseSink(m, p.stdout);
+  releaseSink(m, p.stderr);
+  // Orphans go to init; zombies nobody will wait for are reaped by it at once.
+  for (const c of p.children) {
+    if (c.state === ZOMBIE) {
+      reap(m, c);
+      continue;
+    }
+    c.parent = m.init;
+    c.ppid = 1;
+    m.log(c, 'orphan', `was=${p.pid}`);
+    if (c.pdeathsig >= 0) sendSignal(m, c, c.pdeathsig);
+  }
+  p.children.clear();
+  p.zombies.length = 0;
+  const parent = p.parent;
+  if (parent === null || parent === m.init) {
+    reap(m, p);
+    return;
+  }
+  parent.liveChildren--;
+  parent.zombies.push(p);
+  m.touch(parent);
+  sendSignal(m, parent, SIGCHLD_INDEX);
+}
+
+function reap(m: Machine, p: Proc): void {
+  p.state = REAPED;
+  if (p.parent !== null) p.parent.children.delete(p);
+  m.removeProc(p);
+}
+
+export function waitpid(m: Machine, p: Proc, pid: number): Exited | null {
+  let z: Proc | undefined;
+  if (pid === -1) {
+    if (p.children.size === 0) throw new OsError('ECHILD', `waitpid(-1) in ${p.pid}: no children`);
+    z = p.zombies.shift();
+  } else if (pid > 0) {
+    const c = m.procs.get(pid);
+    if (c === undefined || c.parent !== p) throw new OsError('ECHILD', `waitpid(${pid}) in ${p.pid}: not a child`);
+    if (c.state === ZOMBIE) {
+      z = c;
+      p.zombies.splice(p.zombies.indexOf(c), 1);
+    }
+  } else {
+    throw new OsError('EINVAL', `waitpid(${pid}): only -1 or a child's pid`);
+  }
+  if (z === undefined) return null;
+  reap(m, z);
+  m.log(p, 'reap', `${z.pid} ${z.exited!.signal ?? String(z.exited!.code)}`);
+  return z.exited;
+}

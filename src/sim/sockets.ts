@@ -1,0 +1,596 @@
+// Stream sockets, TCP and Unix. A connection is two Endpoints, one per
+// side; each owns an inbox of what the other side sent (bytes, EOF, RST, and
+// for a connecting client first the answer to its connect), delivered one
+// item per event, in order, after a small seeded latency. The Duplex a
+// process sees is a thin skin over its endpoint, so Node's own stream
+// machinery (and later its HTTP parser) runs unchanged on top.
+//
+// Closing follows Linux: a side that closes (end+destroy, destroy, or its
+// process dying) sends EOF after what it already wrote, or RST instead when
+// it leaves unread data behind; bytes that reach a closed side are answered
+// with RST. A listener lives while some process holds it; connections that
+// arrive while nobody accepts wait in its backlog, and are reset when the
+// last holder lets go.
+
+import { Buffer } from 'node:buffer';
+import { Duplex } from 'node:stream';
+import { OsError, UNIX_PATH_MAX, formatAddr, isUnix, type Addr, type Listener, type ListenOptions, type Stream } from '../os/types.js';
+import type { Machine } from './machine.js';
+import { ExitSignal, type Proc } from './processes.js';
+import { EV_ACCEPT, EV_ARRIVE, EV_STREAM } from './scheduler.js';
+import { Fifo } from './fifo.js';
+import { S_IFMT, S_IFSOCK, resolvePath } from './files.js';
+
+const EOF: unique symbol = Symbol('eof');
+const RST: unique symbol = Symbol('rst');
+const OK: unique symbol = Symbol('connected');
+type Item = Buffer | typeof EOF | typeof RST | typeof OK | OsError;
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+const EPHEMERAL_LOW = 32768;
+const EPHEMERAL_HIGH = 60999;
+
+interface Pending {
+  resolve(stream: Stream): void;
+  reject(err: Error): void;
+}
+
+/** Machine-wide socket tables. */
+export class Net {
+  readonly tcp = new Map<number, ListenerState[]>(); // port -> open listeners on it
+  readonly unix = new Map<object, ListenerState>(); // memfs inode -> open listener: follows renames, forgets unlinks
+  nextPort = EPHEMERAL_LOW;
+  connIds = 0;
+}
+
+export class Endpoint {
+  owner: Proc | null;
+  peer!: Endpoint;
+  readonly stream: SimStream;
+  readonly inbox = new Fifo<Item>();
+  lastAt = 0; // delivery times into this side never go backwards
+  closed = false; // finished here: destroyed, reset, or its process died
+  sentFin = false; // EOF or RST already queued to the peer
+  answeredRst = false; // late bytes to a closed side were answered once
+  holding = false; // counted in owner.streams
+  pending: Pending | null = null; // a client waiting for its connect
+
+  constructor(
+    readonly m: Machine,
+    owner: Proc | null,
+    readonly id: number,
+  ) {
+    this.owner = owner;
+    const stream = new SimStream(this);
+    this.stream = stream;
+    // An 'error' nobody listens for kills its process, as in Node, instead
+    // of escaping to the host; a listener of the process's own wins.
+    stream.on('error', (err: unknown) => {
+      const p = this.owner;
+      if (p !== null && p.runnable && stream.listenerCount('error') === 1) m.fault(p, err);
+    });
+  }
+}
+
+/** A connected stream as a process sees it: a Node Duplex. */
+export class SimStream extends Duplex {
+  remoteAddress: string | undefined = undefined;
+  remotePort: number | undefined = undefined;
+  localAddress: string | undefined = undefined;
+  localPort: number | undefined = undefined;
+
+  constructor(private readonly ep: Endpoint) {
+    super({ allowHalfOpen: false });
+  }
+
+  override _read(): void {
+    // Data is pushed as it arrives; backpressure is not modelled yet.
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    writeBytes(this.ep, chunk);
+    cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    finish(this.ep);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    closeLocal(this.ep);
+    cb(err);
+  }
+
+  // The net.Socket knobs that servers call; nothing to tune here.
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+}
+
+function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
+  let t = from + m.latency();
+  if (t < to.lastAt) t = to.lastAt;
+  to.lastAt = t;
+  to.inbox.push(item);
+  m.at(t, EV_STREAM, null, to, null);
+}
+
+function writeBytes(ep: Endpoint, chunk: Buffer): void {
+  const p = ep.owner;
+  if (ep.closed || ep.sentFin || p === null || !p.runnable) return;
+  const m = ep.m;
+  // A copy: the caller may reuse its buffer, the kernel has its own.
+  pipeTo(m, ep.peer, Buffer.from(chunk), m.local(p));
+  m.log(p, 'w', `${ep.id} ${chunk.length}`);
+}
+
+function finish(ep: Endpoint): void {
+  const p = ep.owner;
+  if (ep.closed || ep.sentFin || p === null || !p.runnable) return;
+  ep.sentFin = true;
+  pipeTo(ep.m, ep.peer, EOF, ep.m.local(p));
+  ep.m.log(p, 'fin', String(ep.id));
+}
+
+function unread(ep: Endpoint): boolean {
+  return ep.stream.readableLength > 0 || ep.inbox.length > 0;
+}
+
+/** This side is done (destroy, or end on both directions): say so to the peer and let go of the hold. */
+function closeLocal(ep: Endpoint): void {
+  if (ep.closed) return;
+  const m = ep.m;
+  ep.closed = true;
+  const p = ep.owner;
+  if (!ep.sentFin) {
+    ep.sentFin = true;
+    const from = p === null ? m.now : m.local(p);
+    pipeTo(m, ep.peer, unread(ep) ? RST : EOF, from);
+  }
+  if (p !== null) {
+    p.endpoints.delete(ep);
+    if (ep.holding) {
+      ep.holding = false;
+      p.streams--;
+      m.touch(p);
+    }
+  }
+}
+
+/** EV_STREAM: the next item of `ep`'s inbox. */
+export function deliverStream(m: Machine, ep: Endpoint): void {
+  const item = ep.inbox.shift()!;
+  if (ep.closed) {
+    if (item instanceof Uint8Array && !ep.answeredRst && !ep.peer.closed) {
+      ep.answeredRst = true;
+      pipeTo(m, ep.peer, RST, m.now);
+    }
+    return;
+  }
+  const p = ep.owner;
+  if (item instanceof Uint8Array) {
+    if (p !== null) m.log(p, 'r', `${ep.id} ${item.length}`);
+    push(m, ep, item);
+    return;
+  }
+  if (item === EOF) {
+    if (p !== null) m.log(p, 'eof', String(ep.id));
+    push(m, ep, null);
+    return;
+  }
+  if (item === OK) {
+    const pending = ep.pending!;
+    ep.pending = null;
+    p!.connecting--;
+    ep.holding = true;
+    p!.streams++;
+    m.touch(p!);
+    m.log(p!, 'connected', String(ep.id));
+    pending.resolve(ep.stream);
+    return;
+  }
+  if (item === RST) {
+    ep.sentFin = true; // a reset is not answered
+    if (p !== null) m.log(p, 'rst', String(ep.id));
+    const err = new OsError('ECONNRESET', `connection ${ep.id} reset by peer`);
+    if (ep.pending !== null) {
+      refuse(m, ep, err);
+      return;
+    }
+    try {
+      ep.stream.destroy(err);
+    } catch (e) {
+      if (p !== null) m.fault(p, e);
+    }
+    return;
+  }
+  refuse(m, ep, item);
+}
+
+function refuse(m: Machine, ep: Endpoint, err: OsError): void {
+  const p = ep.owner!;
+  const pending = ep.pending!;
+  ep.pending = null;
+  ep.closed = true;
+  ep.sentFin = true;
+  p.connecting--;
+  p.endpoints.delete(ep);
+  m.touch(p);
+  m.log(p, 'refused', `${ep.id} ${err.code}`);
+  pending.reject(err);
+}
+
+function push(m: Machine, ep: Endpoint, chunk: Buffer | null): void {
+  // push() may run the owner's 'data' listeners right here.
+  try {
+    ep.stream.push(chunk);
+  } catch (err) {
+    if (ep.owner !== null) m.fault(ep.owner, err);
+  }
+}
+
+/** At death: every stream of the process closes as if destroyed, and nothing of it runs again. */
+export function closeEndpoints(m: Machine, p: Proc): void {
+  for (const ep of p.endpoints) {
+    ep.pending = null;
+    ep.stream.removeAllListeners();
+    ep.stream.on('error', noop);
+    ep.holding = false;
+    if (ep.closed) continue;
+    ep.closed = true;
+    if (!ep.sentFin) {
+      ep.sentFin = true;
+      pipeTo(m, ep.peer, unread(ep) ? RST : EOF, m.now);
+    }
+  }
+  p.endpoints.clear();
+  p.streams = 0;
+  p.connecting = 0;
+}
+
+function noop(): void {}
+
+// -------------------------------------------------------------- listeners
+
+export class ListenerState {
+  readonly holders = new Map<Proc, ListenerHandle>();
+  readonly acceptors: ListenerHandle[] = []; // in the order they called accept
+  readonly backlog = new Fifo<Endpoint>();
+  open = true;
+
+  constructor(
+    readonly address: Addr,
+    readonly creator: Proc,
+    readonly limit: number,
+    readonly absPath: string | null, // Unix
+    readonly node: object | null, // Unix: the socket file's inode
+  ) {}
+}
+
+/** One process's hold on a listening socket. */
+export class ListenerHandle implements Listener {
+  fn: ((stream: Stream) => void) | null = null;
+  held = true;
+
+  constructor(
+    readonly m: Machine,
+    readonly state: ListenerState,
+    readonly proc: Proc,
+  ) {}
+
+  get address(): Addr {
+    return this.state.address;
+  }
+
+  accept(onConnection: (stream: Stream) => void): void {
+    const p = this.proc;
+    if (!p.runnable) throw new ExitSignal();
+    if (!this.held) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: this process closed it`);
+    if (this.fn !== null) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: already accepting in ${p.pid}`);
+    this.fn = onConnection;
+    this.state.acceptors.push(this);
+    p.accepting++;
+    this.m.touch(p);
+    this.m.log(p, 'accepting', formatAddr(this.address));
+    dispatch(this.m, this.state);
+  }
+
+  close(): void {
+    if (!this.proc.runnable) throw new ExitSignal();
+    release(this.m, this, true);
+  }
+}
+
+function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
+  if (!h.held) return;
+  h.held = false;
+  const st = h.state;
+  const p = h.proc;
+  if (h.fn !== null) {
+    h.fn = null;
+    st.acceptors.splice(st.acceptors.indexOf(h), 1);
+    p.accepting--;
+    m.touch(p);
+  }
+  st.holders.delete(p);
+  p.handles.delete(st);
+  m.log(p, 'unlisten', formatAddr(st.address));
+  if (explicit && p === st.creator && st.absPath !== null && lookupNode(m, st.absPath) === st.node) {
+    m.vol.unlinkSync(st.absPath);
+  }
+  if (st.holders.size === 0) closeListener(m, st);
+}
+
+function closeListener(m: Machine, st: ListenerState): void {
+  st.open = false;
+  if (st.node !== null) {
+    m.net.unix.delete(st.node);
+  } else {
+    const port = (st.address as { port: number }).port;
+    const list = m.net.tcp.get(port)!;
+    list.splice(list.indexOf(st), 1);
+    if (list.length === 0) m.net.tcp.delete(port);
+  }
+  for (let ep = st.backlog.shift(); ep !== undefined; ep = st.backlog.shift()) resetUnaccepted(m, ep);
+}
+
+function resetUnaccepted(m: Machine, ep: Endpoint): void {
+  if (ep.closed) return;
+  ep.closed = true;
+  ep.sentFin = true;
+  pipeTo(m, ep.peer, RST, m.now);
+}
+
+/** Hand waiting connections to accepting holders: a seeded pick among the free ones, else the one free soonest. */
+function dispatch(m: Machine, st: ListenerState): void {
+  const acc = st.acceptors;
+  while (st.backlog.length > 0) {
+    let free = 0;
+    let soonest: ListenerHandle | null = null;
+    for (let i = 0; i < acc.length; i++) {
+      const q = acc[i]!.proc;
+      if (!q.runnable) continue;
+      if (q.busyUntil <= m.now) free++;
+      else if (soonest === null || q.busyUntil < soonest.proc.busyUntil) soonest = acc[i]!;
+    }
+    let h = soonest;
+    if (free > 0) {
+      let k = free === 1 ? 0 : m.rng.below(free);
+      for (let i = 0; i < acc.length; i++) {
+        const q = acc[i]!.proc;
+        if (q.runnable && q.busyUntil <= m.now && k-- === 0) {
+          h = acc[i]!;
+          break;
+        }
+      }
+    }
+    if (h === null) return;
+    const ep = st.backlog.shift()!;
+    if (ep.closed) continue;
+    m.at(m.now, EV_ACCEPT, h.proc, h, ep);
+  }
+}
+
+/** EV_ACCEPT: the connection becomes the acceptor's, unless it stopped accepting meanwhile. */
+export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
+  if (ep.closed) return;
+  const p = h.proc;
+  const st = h.state;
+  if (!h.held || h.fn === null || !p.runnable) {
+    if (st.open) {
+      st.backlog.unshift(ep);
+      dispatch(m, st);
+    } else {
+      resetUnaccepted(m, ep);
+    }
+    return;
+  }
+  ep.owner = p;
+  p.endpoints.add(ep);
+  ep.holding = true;
+  p.streams++;
+  m.touch(p);
+  m.log(p, 'accept', `${ep.id} ${formatAddr(st.address)}`);
+  m.invoke(p, h.fn, ep.stream);
+}
+
+function lookupNode(m: Machine, abs: string): { mode: number } | null {
+  const link = m.vol._core.getResolvedLink(abs);
+  return link === null ? null : (link.getNode() as { mode: number });
+}
+
+function normHost(host: string): string {
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+function checkUnixPath(path: string, what: string): void {
+  const n = Buffer.byteLength(path);
+  if (n > UNIX_PATH_MAX) {
+    throw new OsError(
+      'ENAMETOOLONG',
+      `${what} ${path}: a Unix socket path is at most ${UNIX_PATH_MAX} bytes, this one is ${n}; use a shorter path (a directory nearer the root, or a relative path from a nearby cwd)`,
+    );
+  }
+}
+
+export function listen(m: Machine, p: Proc, addr: Addr, opts: ListenOptions | undefined): ListenerHandle {
+  const limit = opts?.backlog ?? 511;
+  if (!Number.isInteger(limit) || limit < 0) throw new OsError('EINVAL', `listen: backlog must be a non-negative integer, got ${limit}`);
+  let st: ListenerState;
+  if (isUnix(addr)) {
+    const path = addr.path;
+    if (typeof path !== 'string' || path === '') throw new OsError('EINVAL', 'listen: empty Unix socket path');
+    checkUnixPath(path, 'listen');
+    const abs = resolvePath(p.cwd, path);
+    const existing = lookupNode(m, abs);
+    if (existing !== null) {
+      if ((existing.mode & S_IFMT) !== S_IFSOCK) throw new OsError('EEXIST', `listen ${path}: a file that is not a socket is in the way; remove it or choose another path`);
+      const live = m.net.unix.get(existing);
+      if (live !== undefined && live.open) throw new OsError('EADDRINUSE', `listen ${path}: a live listener is using it`);
+      m.vol.unlinkSync(abs); // stale: nobody listens behind it
+      m.log(p, 'stale', abs);
+    }
+    const mode = (opts?.mode ?? 0o600) & 0o777;
+    try {
+      m.vol.writeFileSync(abs, '', { flag: 'wx', mode });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOENT') throw new OsError('ENOENT', `listen ${path}: its directory does not exist`);
+      throw err;
+    }
+    const node = lookupNode(m, abs)!;
+    node.mode = S_IFSOCK | mode;
+    st = new ListenerState({ path }, p, limit, abs, node);
+    m.net.unix.set(node, st);
+  } else {
+    const host = normHost(addr.host);
+    let port = addr.port;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OsError('EINVAL', `listen: port ${port} is out of range`);
+    if (port === 0) port = ephemeral(m);
+    else if (tcpConflict(m, host, port)) throw new OsError('EADDRINUSE', `listen ${formatAddr({ host, port })}: address in use`);
+    st = new ListenerState({ host: addr.host, port }, p, limit, null, null);
+    const list = m.net.tcp.get(port);
+    if (list === undefined) m.net.tcp.set(port, [st]);
+    else list.push(st);
+  }
+  const h = new ListenerHandle(m, st, p);
+  st.holders.set(p, h);
+  p.handles.set(st, h);
+  m.log(p, 'listen', formatAddr(st.address));
+  return h;
+}
+
+function tcpConflict(m: Machine, host: string, port: number): boolean {
+  const list = m.net.tcp.get(port);
+  if (list === undefined) return false;
+  for (const st of list) {
+    const h = normHost((st.address as { host: string }).host);
+    if (h === host || WILDCARDS.has(h) || WILDCARDS.has(host)) return true;
+  }
+  return false;
+}
+
+function ephemeral(m: Machine): number {
+  const net = m.net;
+  for (let i = 0; i <= EPHEMERAL_HIGH - EPHEMERAL_LOW; i++) {
+    const port = net.nextPort;
+    net.nextPort = port === EPHEMERAL_HIGH ? EPHEMERAL_LOW : port + 1;
+    if (!net.tcp.has(port)) return port;
+  }
+  throw new OsError('EADDRINUSE', 'listen: no ephemeral port left');
+}
+
+function findTcp(m: Machine, host: string, port: number): ListenerState | null {
+  const list = m.net.tcp.get(port);
+  if (list === undefined) return null;
+  let wild: ListenerState | null = null;
+  for (const st of list) {
+    const h = normHost((st.address as { host: string }).host);
+    if (h === host) return st;
+    if (WILDCARDS.has(h)) wild = st;
+  }
+  return wild;
+}
+
+/** Validate listeners a spawn hands over, before anything is allocated. */
+export function checkHandOver(handed: readonly Listener[]): void {
+  for (const l of handed) {
+    if (!(l instanceof ListenerHandle)) throw new OsError('EINVAL', 'spawn: listeners must come from this kernel');
+    if (!l.held || !l.state.open) throw new OsError('EINVAL', `spawn: listener ${formatAddr(l.address)} is closed`);
+  }
+}
+
+/** The child's holds on what its parent handed over, in spawn order. */
+export function handOver(m: Machine, handed: readonly Listener[], child: Proc): readonly ListenerHandle[] {
+  const out: ListenerHandle[] = [];
+  for (const l of handed) {
+    const st = (l as ListenerHandle).state;
+    let h = st.holders.get(child);
+    if (h === undefined) {
+      h = new ListenerHandle(m, st, child);
+      st.holders.set(child, h);
+      child.handles.set(st, h);
+    }
+    out.push(h);
+  }
+  return Object.freeze(out);
+}
+
+export function releaseHandles(m: Machine, p: Proc): void {
+  for (const h of [...p.handles.values()]) release(m, h, false);
+}
+
+// ---------------------------------------------------------------- connect
+
+export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
+  let target: Addr;
+  if (isUnix(addr)) {
+    checkUnixPath(addr.path, 'connect');
+    target = { path: resolvePath(p.cwd, addr.path) };
+  } else {
+    target = { host: normHost(addr.host), port: addr.port };
+  }
+  const id = ++m.net.connIds;
+  const client = new Endpoint(m, p, id);
+  const server = new Endpoint(m, null, id);
+  client.peer = server;
+  server.peer = client;
+  p.endpoints.add(client);
+  p.connecting++;
+  m.log(p, 'connect', `${id} ${formatAddr(addr)}`);
+  const promise = new Promise<Stream>((resolve, reject) => {
+    client.pending = { resolve, reject };
+  });
+  m.at(m.local(p) + m.latency(), EV_ARRIVE, null, client, target);
+  return promise;
+}
+
+/** EV_ARRIVE: the connection reaches the listening side, or is refused. */
+export function arrive(m: Machine, client: Endpoint, target: Addr): void {
+  if (client.closed) return;
+  const p = client.owner!;
+  let st: ListenerState | null = null;
+  let err: OsError | null = null;
+  if (isUnix(target)) {
+    const node = lookupNode(m, target.path);
+    if (node === null) err = new OsError('ENOENT', `connect ${target.path}: no such file`);
+    else {
+      st = m.net.unix.get(node) ?? null;
+      if (st === null || !st.open) err = new OsError('ECONNREFUSED', `connect ${target.path}: nobody is listening`);
+    }
+  } else {
+    st = findTcp(m, target.host, target.port);
+    if (st === null) err = new OsError('ECONNREFUSED', `connect ${formatAddr(target)}: nobody is listening`);
+  }
+  if (err === null && st!.backlog.length >= st!.limit) {
+    err = new OsError('ECONNREFUSED', `connect ${formatAddr(target)}: backlog of ${st!.limit} is full`);
+  }
+  if (err !== null) {
+    pipeTo(m, client, err, m.now);
+    return;
+  }
+  const server = client.peer;
+  if (!isUnix(target)) {
+    const host = target.host === '0.0.0.0' ? '127.0.0.1' : target.host === '::' ? '::1' : target.host;
+    // The client's own port is only a label; it never collides with anything.
+    const port = EPHEMERAL_LOW + (client.id % (EPHEMERAL_HIGH - EPHEMERAL_LOW));
+    client.stream.remoteAddress = server.stream.localAddress = host;
+    client.stream.remotePort = server.stream.localPort = target.port;
+    client.stream.localAddress = server.stream.remoteAddress = host;
+    client.stream.localPort = server.stream.remotePort = port;
+  }
+  m.log(p, 'arrive', `${client.id} ${formatAddr(st!.address)}`);
+  st!.backlog.push(server);
+  pipeTo(m, client, OK, m.now);
+  dispatch(m, st!);
+}

@@ -1,0 +1,443 @@
+// The programs of the conformance suite. Each root program exercises one OS
+// behaviour and prints what it saw as JSON lines; the tests assert on those
+// lines, identically for the Node adapter and the simulated kernel.
+import { programs, type Os, type Signal } from '../../src/os/types.js';
+import { emit, errno, errnoAsync, inbox, lines, readAll, reap, until } from './lib.js';
+
+const FOREVER = 1e9;
+
+function stayAlive(os: Os): void {
+  os.timer(FOREVER, () => {});
+}
+
+// ------------------------------------------------------------ small children
+
+async function exitWith(os: Os, args: readonly string[]): Promise<void> {
+  await os.sleep(Number(args[1] ?? 0));
+  os.exit(Number(args[0]));
+}
+
+/** Installs what args[0] says, reports ready on its channel, then idles. */
+function signalTarget(os: Os, args: readonly string[]): void {
+  const [mode, sig] = args as [string, Signal];
+  if (mode === 'handle') {
+    os.onSignal(sig, () => {
+      emit(os, { got: sig });
+      os.exit(0);
+    });
+  } else if (mode === 'swallow') {
+    os.onSignal(sig, () => {});
+  } else if (mode === 'reset') {
+    os.onSignal(sig, () => os.exit(0));
+    os.onSignal(sig, null);
+  }
+  os.channel!.send('ready');
+  stayAlive(os);
+}
+
+/** Appends `<name> <SIG>` to a file when signalled, then exits. Spawns `child` first if asked. */
+async function markOnSignal(os: Os, args: readonly string[]): Promise<void> {
+  const [file, name, sig, child] = args as [string, string, Signal, string | undefined];
+  os.onSignal(sig, () => {
+    os.fs.appendFile(file, `${name} ${sig}\n`);
+    os.exit(0);
+  });
+  if (child) {
+    const c = os.spawn({ program: 'mark-on-signal', args: [file, child, sig] });
+    await inbox(os, c.channel!)();
+  }
+  os.channel!.send('ready');
+  stayAlive(os);
+}
+
+/** Spawns an orphan-to-be, forwards its readiness, then waits to be killed. */
+async function middle(os: Os, args: readonly string[]): Promise<void> {
+  const c = os.spawn({ program: 'orphan', args: [args[0]!, String(os.pid)] });
+  await inbox(os, c.channel!)();
+  os.channel!.send({ grandchild: c.pid });
+  stayAlive(os);
+}
+
+/** Records what it sees when its parent dies: the death signal, the channel disconnect, the new ppid. */
+async function orphan(os: Os, args: readonly string[]): Promise<void> {
+  const [file, parent] = args as [string, string];
+  const seen: Record<string, unknown> = { parent: Number(parent), ppidAtStart: os.ppid() };
+  seen.armed = os.setParentDeathSignal('SIGUSR2');
+  os.onSignal('SIGUSR2', () => (seen.deathSignal = true));
+  os.channel!.onDisconnect(() => (seen.disconnect = true));
+  os.channel!.send('ready');
+  await until(os, () => os.ppid() !== Number(parent), 10_000);
+  seen.ppidAfter = os.ppid();
+  await until(os, () => seen.deathSignal === true && seen.disconnect === true, 3000);
+  os.fs.appendFile(file, JSON.stringify(seen) + '\n');
+  os.exit(0);
+}
+
+async function burnCounting(os: Os): Promise<void> {
+  let count = 0;
+  os.onSignal('SIGUSR2', () => count++);
+  os.channel!.send('ready');
+  // Let the ready message leave before the loop is held.
+  await os.sleep(20);
+  os.burn(600);
+  await os.sleep(100);
+  os.channel!.send({ count });
+  await os.sleep(20);
+}
+
+function acceptReply(os: Os): void {
+  os.listeners[0]!.accept((s) => s.end(String(os.pid)));
+  os.channel!.send('ready');
+}
+
+async function listenAndWait(os: Os, args: readonly string[]): Promise<void> {
+  await os.listen({ path: args[0]! });
+  os.channel!.send('ready');
+  stayAlive(os);
+}
+
+async function appender(os: Os, args: readonly string[]): Promise<void> {
+  const [file, tag, n] = args as [string, string, string];
+  const fd = os.fs.open(file, 'a');
+  for (let i = 0; i < Number(n); i++) {
+    os.fs.write(fd, `${tag} ${i}\n`);
+    if (i % 10 === 0) await os.sleep(1);
+  }
+  os.fs.close(fd);
+}
+
+function printEnv(os: Os): void {
+  emit(os, { foo: os.env.FOO ?? null, home: os.env.HOME ?? null, cwd: os.cwd() });
+  os.stderr.write('to stderr\n');
+}
+
+function reportNow(os: Os): void {
+  os.channel!.send({ now: os.now() });
+  // Stay until the parent has the message: the channel keeps us alive while we listen.
+  os.channel!.onMessage(() => os.exit(0));
+}
+
+// ---------------------------------------------------------------- root programs
+
+async function spawnWait(os: Os): Promise<void> {
+  let sigchld = 0;
+  os.onSignal('SIGCHLD', () => sigchld++);
+  const noChildren = errno(() => os.waitpid(-1));
+  const c = os.spawn({ program: 'exit-with', args: ['7', '50'], channel: false });
+  const whileRunning = os.waitpid(c.pid);
+  const runningAny = os.waitpid(-1);
+  await until(os, () => sigchld > 0);
+  const killZombie = errno(() => os.kill(c.pid, 'SIGTERM'));
+  const first = os.waitpid(c.pid);
+  const again = errno(() => os.waitpid(c.pid));
+  const killReaped = errno(() => os.kill(c.pid, 'SIGTERM'));
+  const stranger = errno(() => os.waitpid(os.pid));
+  emit(os, { noChildren, positivePid: c.pid > 0, whileRunning, runningAny, sigchld, killZombie, first, again, killReaped, stranger, childPidMatches: first?.pid === c.pid });
+}
+
+async function sigchldMany(os: Os): Promise<void> {
+  const codes: number[] = [];
+  let calls = 0;
+  os.onSignal('SIGCHLD', () => {
+    calls++;
+    // The loop every SIGCHLD handler needs: signals merge, so collect all; ECHILD ends it.
+    for (;;) {
+      let e = null;
+      if (errno(() => (e = os.waitpid(-1))) === 'ECHILD' || e === null) break;
+      codes.push((e as { code: number }).code);
+    }
+  });
+  for (const [code, delay] of [[1, 30], [2, 120], [3, 240]]) {
+    os.spawn({ program: 'exit-with', args: [String(code), String(delay)], channel: false });
+  }
+  await until(os, () => codes.length === 3);
+  emit(os, { codes: codes.sort(), calls });
+}
+
+async function spawnTarget(os: Os, mode: string, sig: Signal) {
+  const c = os.spawn({ program: 'signal-target', args: [mode, sig] });
+  return { pid: c.pid, ready: inbox(os, c.channel!)() };
+}
+
+async function defaultActions(os: Os): Promise<void> {
+  const terminate: Signal[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGABRT', 'SIGKILL'];
+  const survive: Signal[] = ['SIGCHLD', 'SIGWINCH', 'SIGUSR1', 'SIGTTIN', 'SIGTTOU'];
+  const targets = await Promise.all([...terminate, ...survive].map((s) => spawnTarget(os, 'none', s)));
+  await Promise.all(targets.map((t) => t.ready));
+  const result: Record<string, unknown> = {};
+  [...terminate, ...survive].forEach((sig, i) => os.kill(targets[i]!.pid, sig));
+  for (const [i, sig] of terminate.entries()) {
+    const e = await reap(os, targets[i]!.pid);
+    result[sig] = e.signal ?? `code ${e.code}`;
+  }
+  await os.sleep(300);
+  for (const [j, sig] of survive.entries()) {
+    const pid = targets[terminate.length + j]!.pid;
+    const still = os.waitpid(pid) === null;
+    os.kill(pid, 'SIGKILL');
+    const e = await reap(os, pid);
+    result[sig] = still ? `survived, then ${e.signal}` : `died: ${e.signal ?? e.code}`;
+  }
+  emit(os, result);
+}
+
+async function handlers(os: Os): Promise<void> {
+  const handled = await spawnTarget(os, 'handle', 'SIGTERM');
+  const reset = await spawnTarget(os, 'reset', 'SIGTERM');
+  const swallow = await spawnTarget(os, 'swallow', 'SIGTERM');
+  await Promise.all([handled.ready, reset.ready, swallow.ready]);
+  os.kill(handled.pid, 'SIGTERM');
+  os.kill(reset.pid, 'SIGTERM');
+  os.kill(swallow.pid, 'SIGTERM');
+  const h = await reap(os, handled.pid);
+  const r = await reap(os, reset.pid);
+  await os.sleep(200);
+  const swallowedAlive = os.waitpid(swallow.pid) === null;
+  os.kill(swallow.pid, 'SIGKILL');
+  const k = await reap(os, swallow.pid);
+  const catchKill = errno(() => os.onSignal('SIGKILL', () => {}));
+  emit(os, { handled: h, reset: r.signal, swallowedAlive, killed: k.signal, catchKill });
+}
+
+async function coalesce(os: Os): Promise<void> {
+  const c = os.spawn({ program: 'burn-counting' });
+  const next = inbox(os, c.channel!);
+  await next();
+  for (let i = 0; i < 3; i++) os.kill(c.pid, 'SIGUSR2');
+  const report = (await next()) as { count: number };
+  await reap(os, c.pid);
+  emit(os, report);
+}
+
+async function groupKill(os: Os, args: readonly string[]): Promise<void> {
+  const file = `${args[0]}/marks`;
+  const leader = os.spawn({ program: 'mark-on-signal', args: [file, 'leader', 'SIGTERM', 'member'], newGroup: true });
+  await inbox(os, leader.channel!)();
+  os.kill(-leader.pid, 'SIGTERM');
+  const e = await reap(os, leader.pid);
+  await until(os, () => lines(os, file).length === 2, 3000);
+  const emptyGroup = errno(() => os.kill(-999_999, 'SIGTERM'));
+  emit(os, { leader: e, marks: lines(os, file).sort(), emptyGroup });
+}
+
+async function reparent(os: Os, args: readonly string[]): Promise<void> {
+  const file = `${args[0]}/orphan`;
+  const m = os.spawn({ program: 'middle', args: [file] });
+  const { grandchild } = (await inbox(os, m.channel!)()) as { grandchild: number };
+  os.kill(m.pid, 'SIGKILL');
+  const e = await reap(os, m.pid);
+  const done = await until(os, () => lines(os, file).length > 0, 5000);
+  const seen = done ? JSON.parse(lines(os, file)[0]!) : null;
+  emit(os, { middle: e.signal, middlePid: m.pid, grandchildNotOurs: errno(() => os.waitpid(grandchild)), seen });
+}
+
+async function tcp(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  const port = (l.address as { port: number }).port;
+  l.accept((s) => s.pipe(s));
+  const s = await os.connect({ host: '127.0.0.1', port });
+  const echoed = readAll(s);
+  s.end('hello');
+  const text = await echoed;
+  const inUse = await errnoAsync(os.listen({ host: '127.0.0.1', port }));
+  l.close();
+  await os.sleep(50);
+  const refused = await errnoAsync(os.connect({ host: '127.0.0.1', port }));
+  emit(os, { portAssigned: port > 0, echoed: text, inUse, refused });
+}
+
+async function unix(os: Os, args: readonly string[]): Promise<void> {
+  const path = `${args[0]}/sock`;
+  const l = await os.listen({ path });
+  l.accept((s) => s.pipe(s));
+  const st = os.fs.stat(path);
+  const s = await os.connect({ path });
+  const echoed = readAll(s);
+  s.end('over unix');
+  const text = await echoed;
+  l.close();
+  await os.sleep(50);
+  emit(os, { echoed: text, isSocket: st.isSocket(), mode: (st.mode & 0o777).toString(8), gone: !os.fs.exists(path), missing: await errnoAsync(os.connect({ path })) });
+}
+
+async function sharedListener(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  const addr = l.address;
+  const kids = [0, 1].map(() => os.spawn({ program: 'accept-reply', listeners: [l] }));
+  await Promise.all(kids.map((k) => inbox(os, k.channel!)()));
+  const replies = new Set<string>();
+  for (let i = 0; i < 10; i++) replies.add(await readAll(await os.connect(addr)));
+  for (const k of kids) os.kill(k.pid, 'SIGKILL');
+  for (const k of kids) await reap(os, k.pid);
+  // Nobody accepts now. The connection must still be taken, by the socket's backlog, not by us.
+  const waiting = await os.connect(addr);
+  const late = readAll(waiting);
+  await os.sleep(100);
+  const third = os.spawn({ program: 'accept-reply', listeners: [l] });
+  const lateReply = await late;
+  os.kill(third.pid, 'SIGKILL');
+  await reap(os, third.pid);
+  l.close();
+  const pids = kids.map((k) => String(k.pid));
+  emit(os, { fromChildrenOnly: [...replies].every((r) => pids.includes(r)), lateFromThird: lateReply === String(third.pid) });
+}
+
+async function unixPaths(os: Os, args: readonly string[]): Promise<void> {
+  const dir = args[0]!;
+  const out: Record<string, unknown> = {};
+  const pad = (total: number) => `${dir}/${'x'.repeat(total - dir.length - 1)}`;
+  out.tooLong = await errnoAsync(os.listen({ path: pad(108) }));
+  const longest = await os.listen({ path: pad(107) });
+  longest.close();
+  out.longestOk = true;
+
+  const path = `${dir}/s`;
+  const holder = os.spawn({ program: 'listen-and-wait', args: [path] });
+  await inbox(os, holder.channel!)();
+  out.liveRefused = await errnoAsync(os.listen({ path }));
+  os.kill(holder.pid, 'SIGKILL');
+  await reap(os, holder.pid);
+  out.staleLeft = os.fs.exists(path);
+  const l = await os.listen({ path });
+  out.staleReplaced = os.fs.stat(path).isSocket();
+  l.close();
+
+  os.fs.writeFile(`${dir}/plain`, 'not a socket');
+  out.fileInTheWay = await errnoAsync(os.listen({ path: `${dir}/plain` }));
+  out.fileKept = os.fs.readFile(`${dir}/plain`);
+  const g = await os.listen({ path: `${dir}/g` }, { mode: 0o660 });
+  out.mode660 = (os.fs.stat(`${dir}/g`).mode & 0o777).toString(8);
+  g.close();
+  emit(os, out);
+}
+
+async function appendTwo(os: Os, args: readonly string[]): Promise<void> {
+  const file = `${args[0]}/log`;
+  const kids = ['A', 'B'].map((tag) => os.spawn({ program: 'appender', args: [file, tag, '200'], channel: false }));
+  for (const k of kids) await reap(os, k.pid);
+  const all = lines(os, file);
+  const ordered = (tag: string) => all.filter((l) => l.startsWith(tag + ' ')).every((l, i) => l === `${tag} ${i}`);
+  emit(os, { count: all.length, wellFormed: all.every((l) => /^[AB] \d+$/.test(l)), orderedA: ordered('A'), orderedB: ordered('B') });
+}
+
+function pidfile(os: Os, args: readonly string[]): void {
+  const path = `${args[0]}/drover.pid`;
+  os.fs.writeFile(`${path}.tmp`, `${os.pid}\n`);
+  os.fs.rename(`${path}.tmp`, path);
+  const first = os.fs.readFile(path);
+  os.fs.writeFile(`${path}.tmp`, 'replaced\n');
+  os.fs.rename(`${path}.tmp`, path);
+  const second = os.fs.readFile(path);
+  const tmpGone = !os.fs.exists(`${path}.tmp`);
+  const exclusive = errno(() => os.fs.open(path, 'wx'));
+  os.fs.chmod(path, 0o640);
+  const mode = (os.fs.stat(path).mode & 0o777).toString(8);
+  os.fs.unlink(path);
+  const missing = errno(() => os.fs.readFile(path));
+  os.fs.mkdir(`${args[0]}/a/b`, { recursive: true });
+  const isDir = os.fs.stat(`${args[0]}/a/b`).isDirectory();
+  emit(os, { first: first === `${os.pid}\n`, second, tmpGone, exclusive, mode, missing, isDir, listing: os.fs.readdir(args[0]!) });
+}
+
+async function lifetime(os: Os): Promise<void> {
+  const run = async (program: string, channel = false) => {
+    const t0 = os.now();
+    // The crashing ones print their error; that output is not under test here.
+    const c = os.spawn({ program, channel, stderr: 'ignore' });
+    if (channel) {
+      await os.sleep(300);
+      c.channel!.send('bye');
+    }
+    const e = await reap(os, c.pid);
+    return { code: e.code, signal: e.signal, ms: os.now() - t0 };
+  };
+  const [empty, thrown, rejected, timer, unref, channel, exitInTimer] = await Promise.all([
+    run('life-empty'), run('life-throw'), run('life-reject'), run('life-timer'), run('life-unref'), run('life-channel', true), run('life-exit'),
+  ]);
+  emit(os, { empty, thrown, rejected, timer, unref, channel, exitInTimer });
+}
+
+async function spawnErrors(os: Os): Promise<void> {
+  emit(os, {
+    program: errno(() => os.spawn({ program: 'no-such-program' })),
+    command: errno(() => os.spawn({ command: ['drover-no-such-command'] })),
+  });
+}
+
+async function stdioEnvCwd(os: Os, args: readonly string[]): Promise<void> {
+  const dir = args[0]!;
+  const file = `${dir}/out.log`;
+  const c = os.spawn({ program: 'print-env', env: { FOO: 'bar' }, cwd: dir, stdout: { file }, stderr: 'stdout', channel: false });
+  const e = await reap(os, c.pid);
+  const got = lines(os, file);
+  emit(os, { code: e.code, child: JSON.parse(got.find((l) => l.startsWith('{'))!), stderrLine: got.includes('to stderr') });
+}
+
+async function time(os: Os): Promise<void> {
+  const t0 = os.now();
+  await os.sleep(100);
+  const t1 = os.now();
+  os.burn(50);
+  const t2 = os.now();
+  let fired = false;
+  os.timer(20, () => (fired = true)).cancel();
+  const c = os.spawn({ program: 'report-now' });
+  const m = (await inbox(os, c.channel!)()) as { now: number };
+  const t3 = os.now();
+  c.channel!.send('bye');
+  await reap(os, c.pid);
+  await os.sleep(50);
+  emit(os, { slept: t1 - t0, burnt: t2 - t1, childBeforeUs: m.now <= t3, childAfterSpawn: m.now >= t2, cancelled: !fired, wall: os.wallTime() > Date.UTC(2020, 0, 1) });
+}
+
+export const registry = programs(import.meta.url, {
+  'exit-with': exitWith,
+  'signal-target': signalTarget,
+  'mark-on-signal': markOnSignal,
+  middle,
+  orphan,
+  'burn-counting': burnCounting,
+  'accept-reply': acceptReply,
+  'listen-and-wait': listenAndWait,
+  appender,
+  'print-env': printEnv,
+  'report-now': reportNow,
+  'life-empty': () => {},
+  'life-throw': () => {
+    throw new Error('thrown on purpose');
+  },
+  'life-reject': async (os) => {
+    await os.sleep(10);
+    throw new Error('rejected on purpose');
+  },
+  'life-timer': (os) => {
+    os.timer(100, () => {});
+  },
+  'life-unref': (os) => {
+    os.timer(60_000, () => {}).unref();
+  },
+  'life-channel': (os) => {
+    os.channel!.onMessage(() => os.exit(5));
+  },
+  'life-exit': async (os) => {
+    await os.sleep(10);
+    os.timer(10, () => os.exit(3));
+  },
+  'spawn-wait': spawnWait,
+  'sigchld-many': sigchldMany,
+  'default-actions': defaultActions,
+  handlers,
+  coalesce,
+  'group-kill': groupKill,
+  reparent,
+  tcp,
+  unix,
+  'shared-listener': sharedListener,
+  'unix-paths': unixPaths,
+  'append-two': appendTwo,
+  pidfile,
+  lifetime,
+  'spawn-errors': spawnErrors,
+  'stdio-env-cwd': stdioEnvCwd,
+  time,
+});

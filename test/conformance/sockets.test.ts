@@ -1,0 +1,36 @@
+import { expect, test } from 'vitest';
+import { conformance, type RunResult } from './worlds.js';
+
+function ok(r: RunResult): any {
+  expect({ code: r.code, signal: r.signal, stderr: r.stderr, leftovers: r.leftovers }).toEqual({ code: 0, signal: null, stderr: '', leftovers: [] });
+  return r.records[0];
+}
+
+conformance('sockets', (world) => {
+  test('TCP: listen on port 0, accept, connect, echo; a taken port is EADDRINUSE; a closed one refuses', async () => {
+    expect(ok(await world().run('tcp'))).toEqual({ portAssigned: true, echoed: 'hello', inUse: 'EADDRINUSE', refused: 'ECONNREFUSED' });
+  });
+
+  test('Unix: listen, accept, connect, echo; the socket file is a socket, mode 0600, removed by close', async () => {
+    const dir = world().tmp();
+    expect(ok(await world().run('unix', [dir]))).toEqual({ echoed: 'over unix', isSocket: true, mode: '600', gone: true, missing: 'ENOENT' });
+  });
+
+  test('a listening socket shared by two children: the parent accepts none, and the backlog waits for the next child', async () => {
+    expect(ok(await world().run('shared-listener'))).toEqual({ fromChildrenOnly: true, lateFromThird: true });
+  });
+
+  test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one replaced, a file kept', async () => {
+    const dir = world().tmp();
+    expect(ok(await world().run('unix-paths', [dir]))).toEqual({
+      tooLong: 'ENAMETOOLONG',
+      longestOk: true,
+      liveRefused: 'EADDRINUSE',
+      staleLeft: true,
+      staleReplaced: true,
+      fileInTheWay: 'EEXIST',
+      fileKept: 'not a socket',
+      mode660: '660',
+    });
+  });
+});

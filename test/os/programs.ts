@@ -1,0 +1,131 @@
+// Programs the Node adapter's own tests start as real processes.
+import { readdirSync, readlinkSync } from 'node:fs';
+import { programs, type Os, type Signal } from '../../src/os/types.js';
+
+function stayAlive(os: Os): void {
+  os.timer(1e9, () => {});
+}
+
+function send(os: Os, m: unknown): void {
+  os.channel!.send(m);
+}
+
+export const registry = programs(import.meta.url, {
+  /** Exits with args[0] after args[1] ms. */
+  'exit-with': async (os, args) => {
+    await os.sleep(Number(args[1] ?? 0));
+    os.exit(Number(args[0]));
+  },
+
+  /** Runs until killed, having said so. */
+  idle: (os) => {
+    send(os, { pid: os.pid, ppid: os.ppid() });
+    stayAlive(os);
+  },
+
+  /** Accepts on listeners[0], answering each connection with its pid. */
+  'accept-reply': (os) => {
+    os.listeners[0]!.accept((s) => s.end(String(os.pid)));
+    send(os, { ready: os.pid, address: os.listeners[0]!.address });
+  },
+
+  /** Holds listeners[0] without accepting, then closes it on request. */
+  'hold-listener': (os) => {
+    send(os, 'ready');
+    os.channel!.onMessage(() => {
+      os.listeners[0]!.close();
+      send(os, 'closed');
+      os.channel!.close();
+    });
+  },
+
+  /** Starts args as a command with the given parent-death signal ('none' for none). */
+  'start-command': (os, args) => {
+    const [sig, ...command] = args as [string, ...string[]];
+    const c = os.spawn({ command, ...(sig === 'none' ? {} : { parentDeathSignal: sig as Signal }) });
+    send(os, { grandchild: c.pid });
+    stayAlive(os);
+  },
+
+  /** Reports the fds a command it starts can see (listeners must not leak). */
+  'command-fds': async (os) => {
+    const c = os.spawn({ command: ['sleep', '5'] });
+    await os.sleep(100);
+    const fds = readdirSync(`/proc/${c.pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${c.pid}/fd/${fd}`);
+      } catch {
+        return 'gone';
+      }
+    });
+    os.kill(c.pid, 'SIGKILL');
+    send(os, { fds, listener: readlinkSync('/proc/self/fd/3'), channel: readlinkSync('/proc/self/fd/4') });
+  },
+
+  /** Echoes every message back; never installs a handler when args[0] is 'deaf'. */
+  echo: async (os, args) => {
+    if (args[0] === 'deaf') return;
+    // Installed late on purpose: what the parent sent meanwhile must not be lost.
+    await os.sleep(Number(args[1] ?? 0));
+    os.channel!.onMessage((m) => {
+      if (m === 'bye') os.channel!.close();
+      else os.channel!.send(m);
+    });
+  },
+
+  /** What a drover child sees of its environment. */
+  'report-env': (os) => {
+    send(os, { env: os.env, args: os.args, channel: os.channel !== null, listeners: os.listeners.length });
+  },
+
+  /** Arms a parent-death signal and records it in a file. */
+  'death-watch': async (os, args) => {
+    const [file, sig] = args as [string, Signal];
+    os.onSignal(sig, () => {
+      os.fs.appendFile(file, `${sig} ppid=${os.ppid()}\n`);
+      os.exit(0);
+    });
+    os.setParentDeathSignal(sig);
+    if (os.channel) send(os, { ready: os.pid });
+    stayAlive(os);
+  },
+
+  /** Spawns death-watch (with or without a channel), reports its pid, then closes that channel if asked. */
+  'death-parent': async (os, args) => {
+    const [file, channel, closeIt] = args as [string, string, string];
+    const c = os.spawn({ program: 'death-watch', args: [file, 'SIGTERM'], channel: channel === 'channel' });
+    if (c.channel) {
+      await new Promise<void>((resolve) => c.channel!.onMessage(() => resolve()));
+      if (closeIt === 'close') c.channel.close();
+    } else {
+      await os.sleep(600);
+    }
+    send(os, { child: c.pid });
+    stayAlive(os);
+  },
+
+  /** USR1 with no handler, then with a handler, then reset. */
+  usr1: (os) => {
+    let got = 0;
+    os.channel!.onMessage((m) => {
+      if (m === 'handle') os.onSignal('SIGUSR1', () => got++);
+      if (m === 'reset') os.onSignal('SIGUSR1', null);
+      if (m === 'count') send(os, { got });
+      else send(os, 'ok');
+    });
+    send(os, 'ready');
+  },
+
+  /** Listens on a Unix path and dies before it can close it. */
+  'listen-and-die': async (os, args) => {
+    await os.listen({ path: args[0]! });
+    os.kill(os.pid, 'SIGKILL');
+  },
+
+  throws: () => {
+    throw new Error('thrown on purpose');
+  },
+
+  /** Never settles and holds nothing: the process must end with 0, not Node's 13. */
+  'never-settles': () => new Promise<void>(() => {}),
+});

@@ -1,0 +1,150 @@
+// Sockets on the real OS: the bind-only listener that the creator holds
+// without accepting, Unix path handling, and what children inherit.
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { UNIX_PATH_MAX, type Addr, type Child, type Listener } from '../../src/os/types.js';
+import { harness, inbox, readAll, reap, rejection } from './helpers.js';
+
+const h = harness();
+const os = h.os;
+const open: Listener[] = [];
+afterEach(async () => {
+  for (const l of open.splice(0)) l.close();
+  await h.cleanup();
+});
+
+async function listen(addr: Addr, opts?: { mode?: number }): Promise<Listener> {
+  const l = await os.listen(addr, opts);
+  open.push(l);
+  return l;
+}
+
+async function acceptor(l: Listener): Promise<Child> {
+  const c = h.spawn({ program: 'accept-reply', listeners: [l] });
+  await inbox(os, c.channel!)();
+  return c;
+}
+
+async function ask(addr: Addr): Promise<string> {
+  return readAll(await os.connect(addr));
+}
+
+describe.each([
+  ['TCP', (): Addr => ({ host: '127.0.0.1', port: 0 })],
+  ['Unix', (): Addr => ({ path: join(h.tmp(), 's') })],
+])('%s: the creator holds the socket and accepts nothing', (_, where) => {
+  test('children accept; with none left, a connection waits in the backlog for the next one', async () => {
+    const l = await listen(where());
+    const kids = await Promise.all([acceptor(l), acceptor(l)]);
+    const replies = new Set<string>();
+    for (let i = 0; i < 8; i++) replies.add(await ask(l.address));
+    expect([...replies].every((r) => kids.some((k) => String(k.pid) === r))).toBe(true);
+    for (const k of kids) os.kill(k.pid, 'SIGKILL');
+    for (const k of kids) await reap(os, k.pid);
+    // Nobody accepts now, this process included: connect still succeeds.
+    const waiting = await os.connect(l.address);
+    const late = readAll(waiting);
+    let early = false;
+    void late.then(() => (early = true));
+    await os.sleep(200);
+    expect(early).toBe(false);
+    const third = await acceptor(l);
+    expect(await late).toBe(String(third.pid));
+  });
+});
+
+describe('TCP', () => {
+  test('port 0 is resolved; a taken port is a one-line EADDRINUSE, held or accepting, and for racing binds', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const port = (l.address as { port: number }).port;
+    expect(port).toBeGreaterThan(0);
+    const held = await rejection(os.listen({ host: '127.0.0.1', port }));
+    expect(held.code).toBe('EADDRINUSE');
+    expect(held.message).toBe(`EADDRINUSE: address 127.0.0.1:${port} is already in use; stop the other server or choose another --bind`);
+    l.close();
+    // libuv sets SO_REUSEADDR, so two binds of an idle port both succeed; the second listen fails.
+    const both = await Promise.allSettled([os.listen({ host: '127.0.0.1', port }), os.listen({ host: '127.0.0.1', port })]);
+    const ok = both.filter((r) => r.status === 'fulfilled');
+    for (const r of ok) open.push(r.value);
+    expect(ok).toHaveLength(1);
+    expect(both.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'ok')).sort()).toEqual(['EADDRINUSE', 'ok']);
+  });
+
+  test('connect to a closed port is ECONNREFUSED naming the address', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const addr = l.address;
+    l.close();
+    const e = await rejection(os.connect(addr));
+    expect(e.code).toBe('ECONNREFUSED');
+    expect(e.message).toContain(`127.0.0.1:${(addr as { port: number }).port}`);
+  });
+
+  test('a command started by a child does not inherit the listening socket', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const c = h.spawn({ program: 'command-fds', listeners: [l] });
+    const r = (await inbox(os, c.channel!)()) as { fds: string[]; listener: string; channel: string };
+    expect(r.listener).toMatch(/^socket:/);
+    expect(r.channel).toMatch(/^socket:/);
+    expect(r.fds).not.toContain(r.listener);
+    expect(r.fds).not.toContain(r.channel);
+  });
+});
+
+describe('Unix', () => {
+  test('a path over the limit is ENAMETOOLONG, with the length, the limit and the fix', async () => {
+    const dir = h.tmp();
+    const pad = (n: number) => join(dir, 'x'.repeat(n - dir.length - 1));
+    const e = await rejection(os.listen({ path: pad(UNIX_PATH_MAX + 1) }));
+    expect(e.code).toBe('ENAMETOOLONG');
+    expect(e.message).toContain(pad(UNIX_PATH_MAX + 1));
+    expect(e.message).toMatch(/108 bytes.*107.*\/tmp/);
+    (await listen({ path: pad(UNIX_PATH_MAX) })).close();
+  });
+
+  test('mode 0600 by default, as asked otherwise, with the umask left as it was', async () => {
+    const dir = h.tmp();
+    const umask = process.umask();
+    await listen({ path: join(dir, 'a') });
+    await listen({ path: join(dir, 'b') }, { mode: 0o660 });
+    expect(statSync(join(dir, 'a')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'b')).mode & 0o777).toBe(0o660);
+    expect(process.umask()).toBe(umask);
+  });
+
+  test('a live socket is refused, a stale one replaced, a file kept', async () => {
+    const dir = h.tmp();
+    const path = join(dir, 's');
+    const l = await listen({ path }); // held, not accepting: still live
+    expect((await rejection(os.listen({ path }))).code).toBe('EADDRINUSE');
+    l.close();
+    // Its creator killed before it could close: the path is left behind, stale.
+    const dead = h.spawn({ program: 'listen-and-die', args: [path], channel: false });
+    expect(await reap(os, dead.pid)).toMatchObject({ signal: 'SIGKILL' });
+    expect(statSync(path).isSocket()).toBe(true);
+    const fresh = await listen({ path });
+    fresh.accept((s) => s.end('fresh'));
+    expect(await ask({ path })).toBe('fresh');
+    writeFileSync(join(dir, 'file'), 'not a socket');
+    const e = await rejection(os.listen({ path: join(dir, 'file') }));
+    expect(e.code).toBe('EEXIST');
+    expect(readFileSync(join(dir, 'file'), 'utf8')).toBe('not a socket');
+  });
+
+  test("the creator's close removes the path; a child's close does not", async () => {
+    const path = join(h.tmp(), 's');
+    const l = await listen({ path });
+    const c = h.spawn({ program: 'hold-listener', listeners: [l] });
+    const next = inbox(os, c.channel!);
+    await next();
+    c.channel!.send('close');
+    expect(await next()).toBe('closed');
+    expect(await reap(os, c.pid)).toMatchObject({ code: 0 });
+    expect(existsSync(path)).toBe(true);
+    l.accept((s) => s.end('still here'));
+    expect(await ask({ path })).toBe('still here');
+    l.close();
+    expect(existsSync(path)).toBe(false);
+    expect((await rejection(os.connect({ path }))).code).toBe('ENOENT');
+  });
+});

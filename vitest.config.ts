@@ -1,0 +1,18 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Real-OS tests start node processes; two cores are shared by everything.
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    globalSetup: ['test/global-setup.ts'],
+    // The JSON report feeds .ci/run's one-line summary.
+    reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      reporter: ['text-summary', 'html'],
+    },
+  },
+});
