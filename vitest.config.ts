@@ -13,6 +13,9 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'html'],
+      // Spawned processes (workers, companions, the Node adapter's children)
+      // are counted by c8 in `npm run test:coverage`, into coverage/processes.
+      reportsDirectory: 'coverage/in-process',
     },
   },
 });

@@ -32,6 +32,8 @@ export default function setup(): () => void {
       try { process.kill(p.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
     if (left.length > 0) {
+      // vitest reports a teardown error but still exits 0; the exit code is ours to set.
+      process.exitCode = 1;
       throw new Error(`real-OS tests left ${left.length} process(es) running:\n` +
         left.map((p) => `  ${p.pid} ${p.cmd}`).join('\n'));
     }

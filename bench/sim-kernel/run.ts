@@ -57,15 +57,18 @@ const rows = [
 ] as const;
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-console.log(`\nsim-kernel: ${PEERS} processes x ${rounds} rounds (sleep, burn, message via a hub), median of ${reps}\n`);
-console.log('| loop             |    events |  wall ms |   events/s | sim s / wall s |');
-console.log('|------------------|----------:|---------:|-----------:|---------------:|');
-for (const [name, r] of rows) {
-  console.log(`| ${name.padEnd(16)} | ${fmt(r.events).padStart(9)} | ${fmt(r.wallMs, 1).padStart(8)} | ${fmt(r.eventsPerSec).padStart(10)} | ${fmt(r.simPerWall, 1).padStart(14)} |`);
-}
 const slowdown = kernel.wallMs / bare.wallMs;
-console.log(`\nkernel wall time / bare wall time for the same work: ${slowdown.toFixed(2)}x (target: at most 2x)`);
-console.log(`kernel events/s / bare events/s: ${(kernel.eventsPerSec / bare.eventsPerSec).toFixed(2)}`);
+const report = [
+  `sim-kernel: ${PEERS} processes x ${rounds} rounds (sleep, burn, message via a hub), median of ${reps}`,
+  '',
+  '| loop             |    events |  wall ms |   events/s | sim s / wall s |',
+  '|------------------|----------:|---------:|-----------:|---------------:|',
+  ...rows.map(([name, r]) =>
+    `| ${name.padEnd(16)} | ${fmt(r.events).padStart(9)} | ${fmt(r.wallMs, 1).padStart(8)} | ${fmt(r.eventsPerSec).padStart(10)} | ${fmt(r.simPerWall, 1).padStart(14)} |`),
+  '',
+  `kernel wall time / bare wall time for the same work: ${slowdown.toFixed(2)}x (target: at most 2x)`,
+].join('\n');
+console.log('\n' + report);
 
 if (!quick) {
   const dir = join(import.meta.dirname, '..', 'results');
@@ -78,4 +81,5 @@ if (!quick) {
     workload: { peers: PEERS, rounds, reps },
     bare, kernel, slowdown,
   }, null, 2) + '\n');
+  writeFileSync(join(dir, 'sim-kernel.md'), `${report}\n\nNode ${process.version}, ${cpus()[0]?.model}, ${new Date().toISOString().slice(0, 10)}\n`);
 }

@@ -5,7 +5,7 @@
 import { programs, type Child, type Os } from '../../src/os/types.js';
 
 export const PEERS = 50;
-export const ROUNDS = 200;
+export const ROUNDS = 1000;
 
 async function hub(os: Os, args: readonly string[]): Promise<void> {
   const n = Number(args[0]);
