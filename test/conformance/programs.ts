@@ -2,7 +2,7 @@
 // behaviour and prints what it saw as JSON lines; the tests assert on those
 // lines, identically for the Node adapter and the simulated kernel.
 import { programs, type Os, type Signal } from '../../src/os/types.js';
-import { emit, errno, errnoAsync, inbox, lines, readAll, reap, until } from './lib.js';
+import { emit, errno, errnoAsync, inbox, lines, readAll, reap, until } from '../support/os.js';
 
 const FOREVER = 1e9;
 

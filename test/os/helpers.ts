@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeOs } from '../../src/os/node/index.js';
-import type { Channel, Child, Exited, Os, SpawnSpec, Stream } from '../../src/os/types.js';
+import type { Child, Os, SpawnSpec } from '../../src/os/types.js';
 import { registry } from './programs.js';
 
 export interface Harness {
@@ -54,40 +54,7 @@ export function harness(): Harness {
   };
 }
 
-export async function until(os: Os, cond: () => boolean, timeout = 5000): Promise<boolean> {
-  const end = os.now() + timeout;
-  while (!cond()) {
-    if (os.now() >= end) return false;
-    await os.sleep(5);
-  }
-  return true;
-}
-
-export async function reap(os: Os, pid: number, timeout = 10_000): Promise<Exited> {
-  let got: Exited | null = null;
-  if (!(await until(os, () => (got = os.waitpid(pid)) !== null, timeout))) throw new Error(`child ${pid} did not exit within ${timeout} ms`);
-  return got!;
-}
-
-/** Messages from a channel, awaited one at a time. */
-export function inbox(os: Os, ch: Channel): (timeout?: number) => Promise<unknown> {
-  const queue: unknown[] = [];
-  ch.onMessage((m) => queue.push(m));
-  return async (timeout = 10_000) => {
-    if (!(await until(os, () => queue.length > 0, timeout))) throw new Error(`no message within ${timeout} ms`);
-    return queue.shift();
-  };
-}
-
-export function readAll(s: Stream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-    s.on('error', reject);
-  });
-}
+export { inbox, readAll, reap, until } from '../support/os.js';
 
 /** Running (not a zombie, not gone), from /proc. */
 export function alive(pid: number): boolean {

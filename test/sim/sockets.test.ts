@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { UNIX_PATH_MAX, type Listener, type Os, type Stream } from '../../src/os/types.js';
+import { UNIX_PATH_MAX, type Listener, type Os } from '../../src/os/types.js';
 import { boot } from './helpers.js';
-
-function readAll(s: Stream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (text += d));
-    s.on('end', () => resolve(text));
-    s.on('error', reject);
-  });
-}
+import { readAll } from '../support/os.js';
 
 async function code(p: Promise<unknown>): Promise<string> {
   try {

@@ -1,4 +1,4 @@
-// Small helpers for conformance programs. They use nothing but the Os they
+// Helpers for test programs and tests. They use nothing but the Os they
 // are given, so the same program runs on the real OS and in the simulator.
 import type { Channel, Exited, Os, Stream } from '../../src/os/types.js';
 
