@@ -10,9 +10,11 @@ const FORBIDDEN_MODULES = ['child_process', 'net', 'fs', 'fs/promises', 'timers'
 const FORBIDDEN = [
   { re: /\bDate\b/, why: 'Date (use os.now() / os.wallTime())' },
   { re: /\bMath\.random\b/, why: 'Math.random (use os.random())' },
-  { re: /\b(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|clearImmediate)\b/, why: 'a global timer (use os.timer() / os.sleep())' },
+  // A method of the same name (stream.setTimeout) is not the global.
+  { re: /(?<![.\w$])(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|clearImmediate)\b/, why: 'a global timer (use os.timer() / os.sleep())' },
   { re: /\bprocess\s*\./, why: 'process.* (use the Os object)' },
   { re: /\bperformance\s*\./, why: 'performance.* (use os.now())' },
+  { re: /\bglobalThis\b/, why: 'globalThis (reach the world through Os)' },
 ];
 
 /** Blank out comments and string/template contents, keeping line numbers. */
@@ -55,6 +57,8 @@ describe('layer rule', () => {
     expect(violations(`const t = Date.now();`)).toHaveLength(1);
     expect(violations(`const r = Math.random();`)).toHaveLength(1);
     expect(violations(`setImmediate(fn);`)).toHaveLength(1);
+    expect(violations(`globalThis.setTimeout(fn, 1);`)).toEqual(['1: uses globalThis (reach the world through Os)']);
+    expect(violations(`socket.setTimeout(5000);`)).toEqual([]);
     expect(violations(`const p = process.pid;`)).toHaveLength(1);
     expect(violations(`const t = performance.now();`)).toHaveLength(1);
     expect(violations(`// Date.now() and process.exit are mentioned here\nconst s = 'process.env';`)).toEqual([]);

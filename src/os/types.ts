@@ -219,10 +219,29 @@ export interface Listener {
 }
 
 /**
- * A connected byte stream (TCP or Unix). It is a Node Duplex so that Node's
- * own HTTP parser can run over it: `httpServer.emit('connection', stream)`.
+ * A connected byte stream (TCP or Unix). It is a Node Duplex with the part of
+ * net.Socket's surface that node:http uses, so that Node's own HTTP server
+ * and client run over it unchanged: `httpServer.emit('connection', stream)`,
+ * `http.request({ createConnection: (opts, cb) => ... })`. Never pass
+ * `agent: false` with createConnection: Node then builds a default Agent that
+ * ignores it and dials the real network.
  */
-export type Stream = Duplex;
+export interface Stream extends Duplex {
+  /** Emit 'timeout' after `ms` of no reads or writes (0 disables); `cb` is added as a 'timeout' listener. */
+  setTimeout(ms: number, cb?: () => void): this;
+  setNoDelay(noDelay?: boolean): this;
+  setKeepAlive(enable?: boolean, initialDelay?: number): this;
+  /** The idle timeout last set, in ms (node:http's Agent reads it). */
+  readonly timeout?: number | undefined;
+  /** An unref'd stream does not keep its process alive. */
+  ref(): this;
+  unref(): this;
+  /** Peer and local addresses: IPs for TCP, undefined for Unix sockets (as in Node). */
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
 
 // -------------------------------------------------------------------- files
 
@@ -288,6 +307,8 @@ export interface Os {
   spawn(spec: SpawnSpec): Child;
   /** pid < 0 signals the process group -pid. Throws ESRCH when nobody is there. A zombie is there. */
   kill(pid: number, sig: Signal): void;
+  /** Whether a process with this pid is running (a zombie is not): kill(pid, 0), for pidfile checks. */
+  alive(pid: number): boolean;
   /** Non-blocking wait. pid -1 = any child. null: children exist, none exited. Throws ECHILD without such children. */
   waitpid(pid: number): Exited | null;
   /** Install (fn), or restore the default action (null). One handler per signal. SIGKILL throws EINVAL. */

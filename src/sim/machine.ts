@@ -23,6 +23,7 @@ import {
   EV_CHAN_SELF,
   EV_CHECK,
   EV_EXIT,
+  EV_IDLE,
   EV_KILL,
   EV_NONE,
   EV_SIGNAL,
@@ -35,7 +36,7 @@ import { Trace } from './trace.js';
 import { ExitSignal, Proc, REAPED, ZOMBIE, die, holds, terminate } from './processes.js';
 import { deliverSignal, signalName, signalTarget } from './signals.js';
 import { deliverChannel, fire, type ChanEnd } from './channels.js';
-import { Net, acceptConn, arrive, deliverStream, type Endpoint, type ListenerHandle } from './sockets.js';
+import { Net, acceptConn, arrive, deliverStream, idleDue, type Endpoint, type ListenerHandle } from './sockets.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import type { Addr } from '../os/types.js';
@@ -332,6 +333,7 @@ export class Machine {
 
   private discard(ev: Ev): void {
     if (ev.kind === EV_TIMER) (ev.a as SimTimer).ev = null;
+    else if (ev.kind === EV_IDLE) (ev.a as Endpoint).idleEv = null;
     this.queue.release(ev);
   }
 
@@ -376,6 +378,9 @@ export class Machine {
         return;
       case EV_ACCEPT:
         acceptConn(this, ev.a as ListenerHandle, ev.b as Endpoint);
+        return;
+      case EV_IDLE:
+        idleDue(this, ev.a as Endpoint);
         return;
       case EV_CHECK:
         p!.checkQueued = false;

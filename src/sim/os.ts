@@ -8,7 +8,7 @@
 
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
 import type { Machine } from './machine.js';
-import { ExitSignal, spawnProc, terminate, waitpid, type Proc } from './processes.js';
+import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc } from './processes.js';
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
 import { kill, onSignal, signalIndex } from './signals.js';
 import { connect, listen } from './sockets.js';
@@ -156,6 +156,11 @@ export class SimOs implements Os {
   kill(pid: number, sig: Signal): void {
     if (!this.p.runnable) throw new ExitSignal();
     kill(this.m, this.p, pid, sig);
+  }
+
+  alive(pid: number): boolean {
+    const q = this.m.procs.get(pid);
+    return q !== undefined && q !== this.m.init && (q.state === RUNNING || q.state === STOPPED);
   }
 
   waitpid(pid: number): Exited | null {

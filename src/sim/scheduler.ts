@@ -24,6 +24,7 @@ export const EV_CONNECTED = 10; // a: Endpoint (client side), b: OsError | null
 export const EV_ACCEPT = 11; // a: ListenerHandle, b: Endpoint (server side)
 export const EV_CHECK = 12; // a burning process may have nothing left to live for; look again when it is free
 export const EV_EXIT = 13; // a: Proc, b: exit code; os.exit() or a crash stamped at the end of a burn
+export const EV_IDLE = 14; // a: Endpoint; its idle timeout (stream setTimeout) may be due
 
 export class Ev {
   time = 0;

@@ -5,6 +5,11 @@
 // process sees is a thin skin over its endpoint, so Node's own stream
 // machinery (and later its HTTP parser) runs unchanged on top.
 //
+// Each stream carries net.Socket's idle timeout (setTimeout: 'timeout' after
+// that long without a read or a write, on the kernel's virtual clock, never
+// keeping its process alive, re-armed by the next read or write after it
+// fired, as Node's refreshed timer is) and its ref/unref hold on the process.
+//
 // Closing follows Linux: a side that closes (end+destroy, destroy, or its
 // process dying) sends EOF after what it already wrote, or RST instead when
 // it leaves unread data behind; bytes that reach a closed side are answered
@@ -17,7 +22,7 @@ import { Duplex } from 'node:stream';
 import { OsError, UNIX_PATH_MAX, formatAddr, isUnix, type Addr, type Listener, type ListenOptions, type Stream } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, type Proc } from './processes.js';
-import { EV_ACCEPT, EV_ARRIVE, EV_STREAM } from './scheduler.js';
+import { EV_ACCEPT, EV_ARRIVE, EV_IDLE, EV_NONE, EV_STREAM, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { S_IFMT, S_IFSOCK, resolvePath } from './files.js';
 
@@ -29,6 +34,7 @@ type Item = Buffer | typeof EOF | typeof RST | typeof OK | OsError;
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 const EPHEMERAL_LOW = 32768;
 const EPHEMERAL_HIGH = 60999;
+const TIMEOUT_MAX = 2 ** 31 - 1;
 
 interface Pending {
   resolve(stream: Stream): void;
@@ -53,7 +59,11 @@ export class Endpoint {
   sentFin = false; // EOF or RST already queued to the peer
   answeredRst = false; // late bytes to a closed side were answered once
   holding = false; // counted in owner.streams
+  refd = true; // holds its process while open (unref clears it)
   pending: Pending | null = null; // a client waiting for its connect
+  idleMs = 0; // setTimeout's duration, 0 off
+  idleAt = 0; // when it fires: last read or write + idleMs
+  idleEv: Ev | null = null; // at or before idleAt; moved on only when it comes due (no heap work per byte)
 
   constructor(
     readonly m: Machine,
@@ -72,12 +82,19 @@ export class Endpoint {
   }
 }
 
-/** A connected stream as a process sees it: a Node Duplex. */
+/**
+ * A connected stream as a process sees it: a Node Duplex with the part of
+ * net.Socket that node:http touches (see Stream in src/os/types.ts). What
+ * http only feature-tests (`_handle`, `connecting`) is left undefined, which
+ * sends it down the paths it takes for any non-net Duplex.
+ */
 export class SimStream extends Duplex {
   remoteAddress: string | undefined = undefined;
   remotePort: number | undefined = undefined;
   localAddress: string | undefined = undefined;
   localPort: number | undefined = undefined;
+  /** The last setTimeout duration, as net.Socket keeps it; http's Agent compares it. */
+  timeout: number | undefined = undefined;
 
   constructor(private readonly ep: Endpoint) {
     super({ allowHalfOpen: false });
@@ -92,6 +109,13 @@ export class SimStream extends Duplex {
     cb();
   }
 
+  // Writes made while corked leave as one piece, as net.Socket's writev does
+  // (http corks a message's head and first body chunk together).
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    writeBytes(this.ep, chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)));
+    cb();
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     finish(this.ep);
     cb();
@@ -102,19 +126,113 @@ export class SimStream extends Duplex {
     cb(err);
   }
 
-  // The net.Socket knobs that servers call; nothing to tune here.
-  setNoDelay(): this {
+  /**
+   * net.Socket#setTimeout: 'timeout' after `ms` without a read or a write; 0
+   * disables. The name is quoted because it is a method, not the host's
+   * global timer, which the layer scan (test/layers.test.ts) rightly forbids.
+   */
+  'setTimeout'(ms: number, cb?: () => void): this {
+    if (this.destroyed) return this;
+    this.timeout = ms;
+    setIdle(this.ep, timerDuration(ms));
+    if (cb !== undefined) {
+      if (ms === 0) this.removeListener('timeout', cb);
+      else this.once('timeout', cb);
+    }
     return this;
   }
-  setKeepAlive(): this {
+
+  /** As net.Socket: end, then destroy once the write side has finished (http's way to close after a response). */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', this.destroy);
+  }
+
+  // Nagle and TCP keepalive probes have no counterpart in a stream that
+  // delivers every write at once and whose peers never vanish silently.
+  setNoDelay(_noDelay?: boolean): this {
     return this;
   }
+  setKeepAlive(_enable?: boolean, _initialDelay?: number): this {
+    return this;
+  }
+
   ref(): this {
+    setRef(this.ep, true);
     return this;
   }
   unref(): this {
+    setRef(this.ep, false);
     return this;
   }
+}
+
+/** As Node: a finite number >= 0, capped at 2^31-1 (getTimerDuration); then under 1 ms is 1, and fractions are cut (timers' insert). */
+function timerDuration(ms: number): number {
+  if (typeof ms !== 'number') throw Object.assign(new TypeError(`The "msecs" argument must be of type number. Received ${typeof ms}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  if (ms < 0 || !Number.isFinite(ms)) throw Object.assign(new RangeError(`The value of "msecs" is out of range. It must be a non-negative finite number. Received ${ms}`), { code: 'ERR_OUT_OF_RANGE' });
+  if (ms === 0) return 0;
+  return ms < 1 ? 1 : Math.trunc(Math.min(ms, TIMEOUT_MAX));
+}
+
+function setRef(ep: Endpoint, on: boolean): void {
+  ep.refd = on;
+  const p = ep.owner;
+  // Only an open, established stream holds; connect and accept take the hold as refd says.
+  if (p === null || !p.runnable || ep.closed || ep.pending !== null || ep.holding === on) return;
+  ep.holding = on;
+  p.streams += on ? 1 : -1;
+  ep.m.touch(p);
+  ep.m.log(p, on ? 'ref' : 'unref', String(ep.id));
+}
+
+/** An established stream takes its hold on the process, unless unref'd. */
+function hold(ep: Endpoint, p: Proc): void {
+  if (!ep.refd) return;
+  ep.holding = true;
+  p.streams++;
+}
+
+function setIdle(ep: Endpoint, ms: number): void {
+  cancelIdle(ep);
+  ep.idleMs = ms;
+  const p = ep.owner;
+  if (ms > 0 && p !== null && p.runnable) activity(ep, p, ep.m.local(p));
+}
+
+/** A read or a write at `now`: the idle deadline moves; an event already queued for earlier re-checks when due. */
+function activity(ep: Endpoint, p: Proc, now: number): void {
+  ep.idleAt = now + ep.idleMs;
+  if (ep.idleEv === null) ep.idleEv = ep.m.at(ep.idleAt, EV_IDLE, p, ep, null);
+}
+
+function cancelIdle(ep: Endpoint): void {
+  const ev = ep.idleEv;
+  if (ev === null) return;
+  ep.idleEv = null;
+  if (ev.idx >= 0) {
+    ep.m.queue.remove(ev);
+    ep.m.queue.release(ev);
+  } else {
+    ev.kind = EV_NONE; // waiting in its process's ready list, which releases it
+  }
+}
+
+/** EV_IDLE: the idle timeout, if no read or write moved it meanwhile. Like Node's, it fires once until the next activity. */
+export function idleDue(m: Machine, ep: Endpoint): void {
+  const p = ep.owner!;
+  if (ep.idleAt > m.now) {
+    ep.idleEv = m.at(ep.idleAt, EV_IDLE, p, ep, null);
+    return;
+  }
+  ep.idleEv = null;
+  m.log(p, 'timeout', String(ep.id));
+  m.invoke(p, emitTimeout, ep.stream);
+}
+
+function emitTimeout(s: SimStream): void {
+  s.emit('timeout');
 }
 
 function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
@@ -130,7 +248,9 @@ function writeBytes(ep: Endpoint, chunk: Buffer): void {
   if (ep.closed || ep.sentFin || p === null || !p.runnable) return;
   const m = ep.m;
   // A copy: the caller may reuse its buffer, the kernel has its own.
-  pipeTo(m, ep.peer, Buffer.from(chunk), m.local(p));
+  const now = m.local(p);
+  pipeTo(m, ep.peer, Buffer.from(chunk), now);
+  if (ep.idleMs > 0) activity(ep, p, now);
   m.log(p, 'w', `${ep.id} ${chunk.length}`);
 }
 
@@ -151,6 +271,7 @@ function closeLocal(ep: Endpoint): void {
   if (ep.closed) return;
   const m = ep.m;
   ep.closed = true;
+  cancelIdle(ep);
   const p = ep.owner;
   if (!ep.sentFin) {
     ep.sentFin = true;
@@ -179,12 +300,18 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
   }
   const p = ep.owner;
   if (item instanceof Uint8Array) {
-    if (p !== null) m.log(p, 'r', `${ep.id} ${item.length}`);
+    if (p !== null) {
+      m.log(p, 'r', `${ep.id} ${item.length}`);
+      if (ep.idleMs > 0) activity(ep, p, m.now);
+    }
     push(m, ep, item);
     return;
   }
   if (item === EOF) {
-    if (p !== null) m.log(p, 'eof', String(ep.id));
+    if (p !== null) {
+      m.log(p, 'eof', String(ep.id));
+      if (ep.idleMs > 0) activity(ep, p, m.now);
+    }
     push(m, ep, null);
     return;
   }
@@ -192,8 +319,7 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
     const pending = ep.pending!;
     ep.pending = null;
     p!.connecting--;
-    ep.holding = true;
-    p!.streams++;
+    hold(ep, p!);
     m.touch(p!);
     m.log(p!, 'connected', String(ep.id));
     pending.resolve(ep.stream);
@@ -246,6 +372,7 @@ export function closeEndpoints(m: Machine, p: Proc): void {
     ep.stream.removeAllListeners();
     ep.stream.on('error', noop);
     ep.holding = false;
+    cancelIdle(ep);
     if (ep.closed) continue;
     ep.closed = true;
     if (!ep.sentFin) {
@@ -397,8 +524,7 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
   }
   ep.owner = p;
   p.endpoints.add(ep);
-  ep.holding = true;
-  p.streams++;
+  hold(ep, p);
   m.touch(p);
   m.log(p, 'accept', `${ep.id} ${formatAddr(st.address)}`);
   m.invoke(p, h.fn, ep.stream);

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeOs } from '../../src/os/node/index.js';
-import type { Exited, Os } from '../../src/os/types.js';
+import type { Exited, Os, ProgramRegistry } from '../../src/os/types.js';
 import { Kernel } from '../../src/sim/index.js';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { registry } from './programs.js';
@@ -51,8 +51,8 @@ function groupMembers(pgid: number): string[] {
   return found;
 }
 
-export function nodeWorld(): World {
-  const os: Os = createNodeOs({ programs: [registry] });
+export function nodeWorld(extra: readonly ProgramRegistry[] = []): World {
+  const os: Os = createNodeOs({ programs: [registry, ...extra] });
   const dirs: string[] = [];
   const tmp = () => {
     const d = mkdtempSync(join(tmpdir(), 'drover-c-'));
@@ -91,7 +91,7 @@ export function nodeWorld(): World {
 
 // -------------------------------------------------------------- simulated
 
-export function simWorld(seed = 1): World {
+export function simWorld(seed = 1, extra: readonly ProgramRegistry[] = []): World {
   let n = 0;
   const dirs: string[] = [];
   return {
@@ -103,7 +103,7 @@ export function simWorld(seed = 1): World {
       return d;
     },
     async run(program, args = [], { timeout = 20_000 } = {}) {
-      const k = new Kernel({ seed: seed + n, programs: [registry] });
+      const k = new Kernel({ seed: seed + n, programs: [registry, ...extra] });
       for (const d of dirs.splice(0)) k.fs.mkdir(d, { recursive: true });
       const pid = k.spawn({ program, args, channel: false, newGroup: true });
       await k.run({ stopWhen: () => k.exitStatus(pid) !== undefined, until: timeout });
@@ -118,18 +118,19 @@ export function simWorld(seed = 1): World {
   };
 }
 
-const WORLDS = { node: nodeWorld, sim: () => simWorld() };
+const WORLDS = { node: nodeWorld, sim: (extra: readonly ProgramRegistry[]) => simWorld(1, extra) };
 
 /**
  * Declares the same cases once per world. `world()` is valid inside tests;
  * each case name is prefixed with the world, so the report shows both runs.
+ * `registries` adds programs beside the suite's own (programs.ts).
  */
-export function conformance(title: string, cases: (world: () => World) => void): void {
+export function conformance(title: string, cases: (world: () => World) => void, registries: readonly ProgramRegistry[] = []): void {
   for (const [name, make] of Object.entries(WORLDS)) {
     describe(`${title} [${name}]`, () => {
       let w: World | undefined;
       beforeAll(() => {
-        w = make();
+        w = make(registries);
       });
       afterAll(() => w?.dispose());
       cases(() => w!);

@@ -8,7 +8,7 @@ export function connect(addr: Addr): Promise<Stream> {
     return Promise.reject(new OsError('ENAMETOOLONG', `Unix socket path ${addr.path} is over ${UNIX_PATH_MAX} bytes`));
   }
   return new Promise((resolve, reject) => {
-    const s = isUnix(addr) ? net.connect(addr.path) : net.connect(addr.port, addr.host);
+    const s = isUnix(addr) ? net.connect({ path: addr.path }) : net.connect({ port: addr.port, host: addr.host, noDelay: true });
     const onError = (e: Error): void => reject(osError(codeOf(e), `cannot connect to ${formatAddr(addr)}: ${e.message}`));
     s.once('error', onError);
     s.once('connect', () => {

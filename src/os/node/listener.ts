@@ -41,7 +41,7 @@ export class NodeListener implements Listener {
   accept(onConnection: (stream: Stream) => void): void {
     if (this.#closed) throw new OsError('EINVAL', `listener ${formatAddr(this.address)} is closed`);
     if (this.#server) throw new OsError('EINVAL', `listener ${formatAddr(this.address)} is already accepting in this process`);
-    const server = net.createServer(onConnection);
+    const server = net.createServer({ noDelay: true }, onConnection);
     // accept(2) failures (EMFILE...) must not take a worker down.
     server.on('error', (e) => process.stderr.write(`drover: listener ${formatAddr(this.address)}: ${e.message}\n`));
     const src = this.#source;

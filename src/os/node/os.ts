@@ -1,6 +1,7 @@
 // The Os of one real process, assembled from the modules next to it.
 
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import {
   OsError, type Addr, type Child, type Exited, type Fs, type ListenOptions, type Listener, type Os, type Signal,
   type SpawnSpec, type Stream, type Timer, type Writer,
@@ -99,6 +100,22 @@ export class NodeOs implements Os {
     // unexpected; it must not crash the parent.
     cp.on('error', (e) => process.stderr.write(`drover: child ${pid}: ${e.message}\n`));
     return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null };
+  }
+
+  alive(pid: number): boolean {
+    if (!Number.isInteger(pid) || pid <= 0 || this.#children.isZombie(pid)) return false;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if (codeOf(e) !== 'EPERM') return false; // EPERM: there, but not ours to signal
+    }
+    // A zombie answers signal 0 too; where /proc exists, ask it.
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+    } catch {
+      return true;
+    }
   }
 
   kill(pid: number, sig: Signal): void {

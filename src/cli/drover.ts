@@ -1,0 +1,40 @@
+// drover APP_MODULE [options]: the server. This process is the arbiter.
+import { availableParallelism } from 'node:os';
+import { createNodeOs } from '../os/node/index.js';
+import { arbiter, VERSION } from '../runtime/arbiter/arbiter.js';
+import { ConfigError, helpText, loadConfig, parseArgv } from '../runtime/config/index.js';
+import { runtimePrograms } from '../runtime/programs.js';
+import { formatAddr } from '../os/types.js';
+
+const argv = process.argv.slice(2);
+const fail = (e: unknown): never => {
+  process.stderr.write(`drover: ${e instanceof ConfigError ? e.message : e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(2);
+};
+
+let actions;
+try {
+  actions = parseArgv(argv).actions;
+} catch (e) {
+  fail(e);
+}
+if (actions!.help) {
+  process.stdout.write(helpText());
+  process.exit(0);
+}
+if (actions!.version) {
+  process.stdout.write(`drover ${VERSION}\n`);
+  process.exit(0);
+}
+const cpus = availableParallelism();
+const os = createNodeOs({ programs: [runtimePrograms], args: argv });
+if (actions!.checkConfig) {
+  try {
+    const c = await loadConfig(os, argv, cpus);
+    process.stdout.write(`config OK${c.config ? ` (${c.config})` : ''}: app ${c.app}, bind ${c.bind.map(formatAddr).join(', ')}, ${c.workers} worker(s)\n`);
+    process.exit(0);
+  } catch (e) {
+    fail(e);
+  }
+}
+await arbiter(os, argv, { cpus });

@@ -1,0 +1,434 @@
+// The arbiter: owns the listening sockets, keeps the right number of workers
+// alive, and turns signals into actions, gunicorn's way — a handler only
+// queues the signal and wakes the loop; the loop does the work.
+//
+//   HUP        reload: read the config again, start a new generation of
+//              workers, and drain the old one only once all new workers have
+//              booted. A reload that fails (bad config, a port that cannot
+//              be bound, a worker that cannot boot) leaves the old
+//              generation serving on the old config, untouched.
+//   TERM       graceful stop; INT, QUIT quick stop
+//   TTIN/TTOU  one worker more / fewer, within [min_workers, max_workers]
+//   USR1       reopen log files here and in every worker
+//   CHLD       reap; the loop respawns what should be running
+import { isAbsolute, resolve } from 'node:path';
+import { formatAddr, isUnix, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import { type Config, ConfigError, loadConfig } from '../config/index.js';
+import { Logger, LogSink } from '../log.js';
+import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type WorkerSpec } from '../protocol.js';
+import { removePidfile, writePidfile } from './pidfile.js';
+import { type Worker, Workers } from './workers.js';
+
+export const VERSION = '0.1.0';
+
+export interface ArbiterOptions {
+  /** CPUs of the machine: the default worker count. */
+  readonly cpus: number;
+}
+
+const HANDLED: readonly Signal[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGCHLD'];
+const QUEUE_MAX = 5; // gunicorn's: a storm of signals does not pile up work
+const KILL_GRACE = 1000; // ms from ABRT (or a missed deadline) to KILL
+
+/** What a person can paste: http://127.0.0.1:8000, or unix:/path. */
+function url(name: string): string {
+  return name.startsWith('unix:') ? name : `http://${name}`;
+}
+
+interface Reload {
+  readonly config: Config;
+  readonly generation: number;
+  readonly started: number;
+  readonly listeners: Map<string, Listener>; // every listener of the new config
+  readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
+}
+
+export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
+  let config: Config;
+  try {
+    config = await loadConfig(os, argv, opts.cpus);
+  } catch (e) {
+    os.stderr.write(`drover: ${e instanceof ConfigError ? e.message : String(e)}\n`);
+    return os.exit(2);
+  }
+  const code = await new Arbiter(os, config, argv, opts).run();
+  os.exit(code);
+}
+
+class Arbiter {
+  private log: Logger;
+  private readonly workers = new Workers();
+  private listeners = new Map<string, Listener>();
+  private generation = 1;
+  private target: number;
+  private reload: Reload | null = null;
+  private readonly signals: Signal[] = [];
+  private wake: (() => void) | null = null;
+  private booted = false; // some worker of this arbiter has booted
+  private respawnAt = 0; // backoff after workers that died before booting
+  private bootFailures = 0;
+  private halt: { code: number; reason: string } | null = null;
+
+  constructor(
+    private readonly os: Os,
+    private config: Config,
+    private readonly argv: readonly string[],
+    private readonly opts: ArbiterOptions,
+  ) {
+    this.log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
+    this.target = config.workers;
+  }
+
+  async run(): Promise<number> {
+    const { os, log } = this;
+    log.info(`Starting drover ${VERSION}`);
+    for (const sig of HANDLED) {
+      os.onSignal(sig, () => {
+        if (sig !== 'SIGCHLD' && this.signals.length < QUEUE_MAX) this.signals.push(sig);
+        this.poke();
+      });
+    }
+    try {
+      this.listeners = await this.bind(this.config, new Map());
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+    if (this.config.pid) {
+      try {
+        writePidfile(os, this.config.pid, (pid) => os.alive(pid));
+      } catch (e) {
+        log.error((e as Error).message);
+        this.closeListeners(this.listeners);
+        return 1;
+      }
+    }
+    for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
+
+    let graceful: boolean | null = null;
+    while (graceful === null && this.halt === null) {
+      this.reap();
+      while (this.signals.length > 0 && graceful === null) {
+        const sig = this.signals.shift()!;
+        log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
+        if (sig === 'SIGTERM') graceful = true;
+        else if (sig === 'SIGINT' || sig === 'SIGQUIT') graceful = false;
+        else await this.handle(sig);
+      }
+      if (graceful !== null || this.halt !== null) break;
+      this.checkReload();
+      this.murder();
+      this.manage();
+      await this.sleep(this.tick());
+    }
+    if (this.halt) {
+      log.critical(this.halt.reason);
+      await this.stop(false);
+      return this.halt.code;
+    }
+    await this.stop(graceful!);
+    return 0;
+  }
+
+  // ----------------------------------------------------------------- signals
+
+  private async handle(sig: Signal): Promise<void> {
+    const { os, log, config } = this;
+    switch (sig) {
+      case 'SIGHUP':
+        return this.startReload();
+      case 'SIGTTIN':
+        if (this.target < config.max_workers) this.target++;
+        else log.info(`TTIN: already at max_workers (${config.max_workers})`);
+        return;
+      case 'SIGTTOU':
+        if (this.target > config.min_workers) this.target--;
+        else log.info(`TTOU: already at min_workers (${config.min_workers})`);
+        return;
+      case 'SIGUSR1':
+        log.sink.reopen();
+        for (const w of this.workers.all()) this.signal(w, 'SIGUSR1');
+        return;
+      default:
+        os.stderr.write(`drover: unexpected signal ${sig}\n`);
+    }
+  }
+
+  // ----------------------------------------------------------------- reload
+
+  private async startReload(): Promise<void> {
+    const { os, log } = this;
+    if (this.reload) this.abortReload('a newer HUP arrived');
+    let next: Config;
+    try {
+      next = await loadConfig(os, this.argv, this.opts.cpus);
+    } catch (e) {
+      log.error(`reload failed, the running config stays in force: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    const opened = new Map<string, Listener>();
+    let listeners: Map<string, Listener>;
+    try {
+      listeners = await this.bind(next, opened);
+    } catch (e) {
+      this.closeListeners(opened);
+      log.error(`reload failed, the running config stays in force: ${(e as Error).message}`);
+      return;
+    }
+    const generation = ++this.generation;
+    this.reload = { config: next, generation, started: os.now(), listeners, opened };
+    // gunicorn resets the count to the configured one on HUP and forgets
+    // TTIN/TTOU; we keep it unless the configured count itself changed.
+    const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
+    log.info(`Reloading: starting ${target} worker(s) of generation ${generation}`);
+    for (let i = 0; i < target; i++) this.spawn(next, generation, listeners);
+  }
+
+  /** Commits a reload once every new worker serves; aborts one that cannot. */
+  private checkReload(): void {
+    const r = this.reload;
+    if (!r) return;
+    const fresh = this.workers.of(r.generation);
+    const timeout = r.config.timeout > 0 ? r.config.timeout : 30_000;
+    if (this.os.now() - r.started > timeout && fresh.some((w) => w.state === 'booting')) {
+      return this.abortReload(`new workers did not boot within ${timeout / 1000} s`);
+    }
+    if (fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
+    const old = this.config;
+    this.config = r.config;
+    this.target = fresh.length;
+    for (const [name, l] of this.listeners) {
+      if (r.listeners.has(name)) continue;
+      l.close(); // the old workers keep their own hold until they have drained
+      this.log.info(`Stopped listening at: ${name}`);
+    }
+    for (const name of r.opened.keys()) this.log.info(`Listening at: ${url(name)} (${this.os.pid})`);
+    this.listeners = r.listeners;
+    if (old.error_log !== r.config.error_log || old.log_level !== r.config.log_level) {
+      this.log.sink.close();
+      this.log = new Logger(this.os, new LogSink(this.os, r.config.error_log), r.config.log_level);
+    }
+    for (const w of this.workers.all()) if (w.generation < r.generation) this.drain(w);
+    this.reload = null;
+    this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+  }
+
+  private abortReload(why: string): void {
+    const r = this.reload!;
+    this.reload = null;
+    for (const w of this.workers.of(r.generation)) this.signal(w, 'SIGKILL');
+    this.closeListeners(r.opened);
+    this.log.error(`reload failed, the running config stays in force: ${why}`);
+  }
+
+  // ----------------------------------------------------------------- workers
+
+  private spawn(config: Config, generation: number, listeners: Map<string, Listener>): Worker {
+    const { os } = this;
+    const jitter = config.max_requests_jitter > 0 ? Math.floor(os.random() * (config.max_requests_jitter + 1)) : 0;
+    const spec: WorkerSpec = {
+      app: isAbsolute(config.app) ? config.app : resolve(os.cwd(), config.app),
+      generation,
+      keepAlive: config.keep_alive,
+      gracefulTimeout: config.graceful_timeout,
+      heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
+      maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
+      accessLog: config.access_log,
+      errorLog: config.error_log,
+      logLevel: config.log_level,
+    };
+    const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()] });
+    const w = this.workers.add(child.pid, child.channel, generation, os.now());
+    child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
+    this.log.info(`Booting worker with pid: ${child.pid}`);
+    return w;
+  }
+
+  private message(w: Worker, m: ToArbiter): void {
+    const now = this.os.now();
+    w.lastBeat = now;
+    switch (m.t) {
+      case 'booted':
+        this.workers.move(w, 'serving', now);
+        this.booted = true;
+        this.bootFailures = 0;
+        if (this.reload) this.poke();
+        return;
+      case 'hb':
+        w.inflight = m.inflight;
+        w.served = m.served;
+        return;
+      case 'boot-error':
+        w.bootError = m.message;
+        return;
+      case 'retiring':
+        w.served = m.served;
+        if (this.workers.move(w, 'draining', now)) this.poke(); // its replacement starts now
+        return;
+    }
+  }
+
+  /** Gentle stop of one worker: it finishes what it has, closes nothing under a client. */
+  private drain(w: Worker): void {
+    if (this.workers.move(w, 'draining', this.os.now())) w.channel?.send({ t: 'drain' });
+  }
+
+  private signal(w: Worker, sig: Signal): void {
+    try {
+      this.os.kill(w.pid, sig);
+    } catch {
+      // exited already; the reap will tell
+    }
+  }
+
+  private reap(): void {
+    for (;;) {
+      let e: Exited | null;
+      try {
+        e = this.os.waitpid(-1);
+      } catch {
+        return; // ECHILD: no children
+      }
+      if (e === null) return;
+      const w = this.workers.remove(e.pid);
+      if (w) this.exited(w, e);
+    }
+  }
+
+  private exited(w: Worker, e: Exited): void {
+    const { log } = this;
+    const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+    if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
+    else log.error(`Worker ${w.pid} ${how}`);
+    if (w.state !== 'booting') return;
+    const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
+    const reason = w.bootError ?? `worker ${w.pid} ${how} before it booted`;
+    if (this.reload && w.generation === this.reload.generation) {
+      this.abortReload(reason);
+    } else if (!this.booted && bootCode !== null) {
+      // Never booted, cannot boot: stop with the reason instead of respawning forever.
+      this.halt = { code: bootCode, reason: `Worker failed to boot, shutting down: ${reason}` };
+    } else {
+      this.bootFailures++;
+      const delay = Math.min(30_000, 1000 * 2 ** (this.bootFailures - 1));
+      this.respawnAt = this.os.now() + delay;
+      log.error(`${reason}; next attempt in ${delay / 1000} s`);
+    }
+  }
+
+  /** Timeouts: a silent worker gets ABRT, then KILL; a drain past its deadline gets KILL. */
+  private murder(): void {
+    const now = this.os.now();
+    const { timeout, graceful_timeout } = this.config;
+    for (const w of this.workers.all()) {
+      if (w.state === 'aborting') {
+        if (now - w.since >= KILL_GRACE) this.signal(w, 'SIGKILL');
+      } else if (timeout > 0 && now - w.lastBeat > timeout) {
+        this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
+        this.workers.move(w, 'aborting', now);
+        this.signal(w, 'SIGABRT');
+      } else if (w.state === 'draining' && now - w.since > graceful_timeout + KILL_GRACE) {
+        this.workers.move(w, 'aborting', now);
+        this.signal(w, 'SIGKILL');
+      }
+    }
+  }
+
+  /** Brings the current generation to the target. */
+  private manage(): void {
+    if (this.reload) return;
+    const active = this.workers.active(this.generation);
+    if (active.length < this.target) {
+      if (this.os.now() < this.respawnAt) return;
+      for (let i = active.length; i < this.target; i++) this.spawn(this.config, this.generation, this.listeners);
+    } else if (active.length > this.target) {
+      const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);
+      for (const w of surplus) this.drain(w);
+    }
+  }
+
+  // ----------------------------------------------------------------- stop
+
+  private async stop(graceful: boolean): Promise<void> {
+    const { os, log } = this;
+    log.info(graceful ? 'Shutting down gracefully' : 'Shutting down quickly');
+    if (this.reload) {
+      this.closeListeners(this.reload.opened);
+      this.reload = null;
+    }
+    // Our hold goes first: workers keep theirs until they close, and a Unix
+    // path disappears so that new clients fail fast instead of waiting.
+    this.closeListeners(this.listeners);
+    for (const w of this.workers.all()) this.signal(w, graceful ? 'SIGTERM' : 'SIGQUIT');
+    const deadline = os.now() + this.config.graceful_timeout;
+    while (this.workers.size > 0 && os.now() < deadline) {
+      await this.sleep(100);
+      this.reap();
+    }
+    for (const w of this.workers.all()) {
+      log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
+      this.signal(w, 'SIGKILL');
+    }
+    const killDeadline = os.now() + 5000;
+    while (this.workers.size > 0 && os.now() < killDeadline) {
+      await this.sleep(20);
+      this.reap();
+    }
+    if (this.config.pid) removePidfile(os, this.config.pid);
+    log.info('Shutdown complete');
+  }
+
+  // ----------------------------------------------------------------- sockets
+
+  /** Listeners for every bind of `config`: kept from `this.listeners` where the address is unchanged, new ones added to `opened`. */
+  private async bind(config: Config, opened: Map<string, Listener>): Promise<Map<string, Listener>> {
+    const out = new Map<string, Listener>();
+    for (const addr of config.bind) {
+      const name = formatAddr(addr);
+      const have = this.listeners.get(name);
+      if (have) {
+        out.set(name, have);
+        continue;
+      }
+      try {
+        const l = await this.os.listen(addr, isUnix(addr) ? { mode: 0o660 } : {});
+        opened.set(name, l);
+        out.set(name, l);
+      } catch (e) {
+        throw new Error(`cannot listen at ${name}: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  private closeListeners(ls: Map<string, Listener>): void {
+    for (const l of ls.values()) l.close();
+    ls.clear();
+  }
+
+  // ----------------------------------------------------------------- loop
+
+  private tick(): number {
+    const t = this.config.timeout;
+    return t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = this.os.timer(ms, () => {
+        this.wake = null;
+        resolve();
+      });
+      this.wake = () => {
+        t.cancel();
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,74 @@
+// The arbiter's table of workers, and the only transitions a worker may make.
+import type { Channel } from '../../os/types.js';
+
+export type WorkerState = 'booting' | 'serving' | 'draining' | 'aborting';
+
+// booting:  spawned, app not loaded yet (no 'booted' message)
+// serving:  accepting and answering
+// draining: told to stop (drain message, TERM, max_requests); finishing requests
+// aborting: silent past the timeout, sent ABRT; KILL follows
+const ALLOWED: Record<WorkerState, readonly WorkerState[]> = {
+  booting: ['serving', 'draining', 'aborting'],
+  serving: ['draining', 'aborting'],
+  draining: ['aborting'],
+  aborting: [],
+};
+
+export interface Worker {
+  readonly pid: number;
+  readonly channel: Channel | null;
+  readonly generation: number;
+  state: WorkerState;
+  readonly spawnedAt: number;
+  lastBeat: number;
+  since: number; // when it entered its state
+  inflight: number;
+  served: number;
+  bootError: string | null;
+}
+
+export class Workers {
+  private readonly byPid = new Map<number, Worker>();
+
+  add(pid: number, channel: Channel | null, generation: number, now: number): Worker {
+    const w: Worker = { pid, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now, inflight: 0, served: 0, bootError: null };
+    this.byPid.set(pid, w);
+    return w;
+  }
+
+  get(pid: number): Worker | undefined {
+    return this.byPid.get(pid);
+  }
+
+  remove(pid: number): Worker | undefined {
+    const w = this.byPid.get(pid);
+    this.byPid.delete(pid);
+    return w;
+  }
+
+  /** Moves a worker on; a move the table does not allow is a bug, and is refused. */
+  move(w: Worker, to: WorkerState, now: number): boolean {
+    if (w.state === to) return false;
+    if (!ALLOWED[w.state].includes(to)) return false;
+    w.state = to;
+    w.since = now;
+    return true;
+  }
+
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  all(): Worker[] {
+    return [...this.byPid.values()];
+  }
+
+  /** Workers that count toward the target: of this generation, not on their way out. */
+  active(generation: number): Worker[] {
+    return this.all().filter((w) => w.generation === generation && (w.state === 'booting' || w.state === 'serving'));
+  }
+
+  of(generation: number): Worker[] {
+    return this.all().filter((w) => w.generation === generation);
+  }
+}

@@ -1,0 +1,39 @@
+// A config file's content, already loaded (load.ts): an object of settings
+// under their snake_case names. Values are typed: `workers: "4"` is a type
+// error here, where `DROVER_WORKERS=4` is not.
+
+import { closest, flagOf, show, snake, typeName } from './names.js';
+import { ACTIONS, SETTING_NAMES, allowedFrom, settingByName } from './settings.js';
+import type { RawEntry, Scan } from './types.js';
+
+export function scanFile(file: { path: string; data: unknown }): Scan {
+  const entries: RawEntry[] = [];
+  const problems: string[] = [];
+  const { path, data } = file;
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    problems.push(`${path}: expected an object of settings, e.g. { "workers": 4 }, got ${show(data)} (${typeName(data)})`);
+    return { entries, problems };
+  }
+  for (const [key, raw] of Object.entries(data)) {
+    // `workers: process.env.X ? 8 : undefined` in a JS config means "not set here".
+    if (raw === undefined) continue;
+    const spec = settingByName(key);
+    if (spec !== undefined && allowedFrom(spec, 'file')) {
+      entries.push({ name: spec.name, raw, text: false, kind: 'file', source: path });
+      continue;
+    }
+    if (spec !== undefined) {
+      problems.push(`"${key}" cannot be set in a config file (${path}); use ${flagOf(key)} or DROVER_${key.toUpperCase()}`);
+      continue;
+    }
+    const action = ACTIONS.find((a) => a.name === snake(key));
+    if (action !== undefined) {
+      problems.push(`"${key}" in ${path}: ${flagOf(action.name)} is a command-line action, not a setting; remove it`);
+      continue;
+    }
+    const normal = snake(key);
+    const near = SETTING_NAMES.includes(normal as never) ? normal : closest(normal, SETTING_NAMES);
+    problems.push(`unknown setting "${key}" in ${path}; ${near === null ? 'see drover --help for the settings' : `did you mean "${near}"?`}`);
+  }
+  return { entries, problems };
+}

@@ -1,0 +1,16 @@
+// drover's settings: one table (settings.ts), three sources (argv.ts,
+// env.ts, file.ts), one resolver (resolve.ts). Precedence, lowest to highest:
+// defaults < config file < DROVER_* environment < command line.
+
+export type { ActionSpec, Config, Group, LogLevel, Parsed, SettingName, SettingSpec, SourceKind } from './types.js';
+export { LOG_LEVELS } from './types.js';
+export { ConfigError } from './errors.js';
+export { ACTIONS, SETTINGS, settingByName } from './settings.js';
+export { parseArgv, type Actions } from './argv.js';
+export { ENV_CONFIG, isPlumbing } from './env.js';
+export { MISSING_APP, resolveConfig, type ResolveInput } from './resolve.js';
+export { DEFAULT_FILES, findConfigFile, loadConfig, loadConfigFile, locateConfig } from './load.js';
+export { helpText } from './help.js';
+export { parseBind, DEFAULT_HOST, DEFAULT_PORT } from './bind.js';
+export { envOf, flagOf } from './names.js';
+export { MAX_DURATION_MS } from './values.js';

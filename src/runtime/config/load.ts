@@ -1,0 +1,137 @@
+// Finding and reading a config file. JSON is read through os.fs, so it works
+// the same on the real OS and in the simulator. A JavaScript config is code
+// and has to be imported by Node from the real disk.
+
+import { createRequire } from 'node:module';
+import { extname, isAbsolute, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Os } from '../../os/types.js';
+import { scanArgv } from './argv.js';
+import { ENV_CONFIG } from './env.js';
+import { ConfigError } from './errors.js';
+import { show } from './names.js';
+import { MISSING_APP, resolveConfig } from './resolve.js';
+import type { Config } from './types.js';
+
+/** Tried in this order in the working directory when no file is named (like gunicorn's ./gunicorn.conf.py). */
+export const DEFAULT_FILES = ['drover.config.js', 'drover.config.mjs', 'drover.config.json'] as const;
+
+const LOADERS: Record<string, 'json' | 'module'> = { '.json': 'json', '.js': 'module', '.mjs': 'module', '.cjs': 'module' };
+
+function absolute(os: Os, path: string): string {
+  return isAbsolute(path) ? path : join(os.cwd(), path);
+}
+
+export function findConfigFile(os: Os): string | null {
+  for (const name of DEFAULT_FILES) {
+    const p = join(os.cwd(), name);
+    if (os.fs.exists(p)) return p;
+  }
+  return null;
+}
+
+/** Line and column of a character offset, 1-based, for JSON syntax errors. */
+export function lineCol(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
+}
+
+function parseJson(path: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    // V8 says "... in JSON at position N" for most errors; an early end has no position.
+    const m = /at position (\d+)/.exec(msg);
+    const pos = m !== null ? Number(m[1]) : /end of JSON input/.test(msg) ? text.length : null;
+    const at = pos === null ? '' : ((lc) => ` at line ${lc.line}, column ${lc.col}`)(lineCol(text, pos));
+    throw new ConfigError([`${path}: invalid JSON${at}: ${msg.split('\n')[0]}`]);
+  }
+}
+
+// Query strings make each import a new module instance: a HUP re-read sees
+// the file as it is now. The old instances stay in Node's module map (there
+// is no unloading in ESM); a reload is rare enough for that not to matter.
+let generation = 0;
+const cjs = createRequire(import.meta.url);
+
+async function importConfig(path: string): Promise<unknown> {
+  // A CommonJS file is cached by file name, not by URL, even when imported;
+  // drop it from that cache so the new URL really evaluates it again.
+  delete cjs.cache[path];
+  const ns = (await import(`${pathToFileURL(path).href}?drover-config=${++generation}`)) as Record<string, unknown>;
+  // The default export; without one, the named exports (`export const workers = 4`), as gunicorn reads module variables.
+  let data: unknown = 'default' in ns ? ns.default : { ...ns };
+  if (typeof data === 'function') data = await (data as () => unknown)();
+  return data;
+}
+
+/**
+ * The content of a config file. JSON: parsed, errors with line and column.
+ * JS (.js, .mjs, .cjs): its default export, an object or a function (maybe
+ * async) returning one. The data is not validated here; resolveConfig does
+ * that, with every other source.
+ */
+export async function loadConfigFile(os: Os, path: string): Promise<{ path: string; data: unknown }> {
+  const loader = LOADERS[extname(path).toLowerCase()];
+  if (loader === undefined) {
+    const ext = extname(path);
+    throw new ConfigError([`config file ${path}: ${ext === '' ? 'no extension' : `unsupported type ${show(ext)}`}; use .js, .mjs, .cjs or .json`]);
+  }
+  const abs = absolute(os, path);
+  if (!os.fs.exists(abs)) throw new ConfigError([`config file ${path} does not exist (looked for ${abs})`]);
+  if (loader === 'json') {
+    let text: string;
+    try {
+      text = os.fs.readFile(abs);
+    } catch (e) {
+      throw new ConfigError([`config file ${path} cannot be read: ${(e as Error).message}`]);
+    }
+    return { path, data: parseJson(path, text) };
+  }
+  try {
+    return { path, data: await importConfig(abs) };
+  } catch (e) {
+    const err = e as Error;
+    throw new ConfigError([`config file ${path} failed to load: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`]);
+  }
+}
+
+/** The config file to read: --config, else DROVER_CONFIG, else the first default file that exists. */
+export function locateConfig(os: Os, argv: readonly string[]): string | null {
+  const named = scanArgv(argv).configPath ?? os.env[ENV_CONFIG];
+  if (named !== undefined && named !== '') return named;
+  return findConfigFile(os);
+}
+
+/**
+ * The whole read, as `drover` and a HUP do it: locate and load the file,
+ * then resolve it with the environment and the command line. When the file
+ * cannot be loaded, the other sources are still checked, so one run reports
+ * everything.
+ */
+export async function loadConfig(os: Os, argv: readonly string[], cpus: number): Promise<Config> {
+  const path = locateConfig(os, argv);
+  let file: { path: string; data: unknown } | null = null;
+  let fileProblems: string[] = [];
+  if (path !== null) {
+    try {
+      file = await loadConfigFile(os, path);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      fileProblems = e.problems;
+    }
+  }
+  const problems = [...fileProblems];
+  let config: Config | null = null;
+  try {
+    config = resolveConfig({ argv, env: os.env, file, cpus });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    // The app may well be in the file that failed to load.
+    problems.push(...(fileProblems.length > 0 ? e.problems.filter((p) => p !== MISSING_APP) : e.problems));
+  }
+  if (problems.length > 0 || config === null) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,133 @@
+// From raw inputs to one validated Config.
+//
+// Precedence, lowest to highest:
+//   1. built-in defaults
+//   2. the config file (--config PATH, DROVER_CONFIG, or ./drover.config.*)
+//   3. DROVER_* environment variables
+//   4. the command line
+// as in gunicorn (file < GUNICORN_CMD_ARGS < CLI), with the environment in
+// the middle because it is set per deployment and the CLI per invocation. A
+// higher source replaces a value whole: a --bind list replaces the file's
+// list rather than adding to it.
+//
+// Every source is validated, including values a higher source overrides: a
+// broken file is reported even when today's command line hides it, because
+// tomorrow's HUP or a run without the flag would not.
+
+import { scanArgv } from './argv.js';
+import { scanEnv } from './env.js';
+import { ConfigError } from './errors.js';
+import { scanFile } from './file.js';
+import { SETTINGS, settingByName } from './settings.js';
+import type { Config, RawEntry, SettingName } from './types.js';
+
+export interface ResolveInput {
+  argv: readonly string[];
+  env: Readonly<Record<string, string>>;
+  file: { path: string; data: unknown } | null;
+  cpus: number;
+}
+
+interface Chosen {
+  value: unknown;
+  /** Where it came from, for cross-setting messages: '--workers', 'DROVER_WORKERS', a file path, 'default'. */
+  from: string;
+}
+
+function where(e: RawEntry): string {
+  return e.kind === 'file' ? `${e.name} in ${e.source}` : e.source;
+}
+
+export const MISSING_APP = 'no app given: drover APP_MODULE (for example drover examples/hello.js)';
+
+export function resolveConfig(input: ResolveInput): Config {
+  const argv = scanArgv(input.argv);
+  const env = scanEnv(input.env);
+  const file = input.file === null ? { entries: [], problems: [] } : scanFile(input.file);
+  const problems: string[] = [];
+  const chosen = new Map<SettingName, Chosen>();
+  // Settings with a value refused somewhere: rules between settings skip
+  // them, so one mistake is not reported again as a conflict it caused.
+  const failed = new Set<SettingName>();
+
+  // Lowest first, so a later set() is a higher-precedence override; the
+  // problems come out grouped by source in the same order.
+  for (const source of [file, env, argv]) {
+    problems.push(...source.problems);
+    for (const e of source.entries) {
+      const r = settingByName(e.name)!.parse(e.raw, e.text);
+      if (r.ok) chosen.set(e.name, { value: r.value, from: e.source });
+      else {
+        failed.add(e.name);
+        for (const p of r.problems) problems.push(`${where(e)}: ${p}`);
+      }
+    }
+  }
+  for (const spec of SETTINGS) {
+    // A copy: the table's default bind list must not be shared with (and changed through) a Config.
+    if (!chosen.has(spec.name) && spec.default !== undefined) chosen.set(spec.name, { value: structuredClone(spec.default), from: 'default' });
+  }
+
+  if (!chosen.has('app') && !failed.has('app')) problems.push(MISSING_APP);
+
+  const counts = workerCounts(chosen, input.cpus);
+  if (!failed.has('workers') && !failed.has('min_workers') && !failed.has('max_workers') && counts.problem !== null) {
+    problems.push(counts.problem);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const v = <T>(name: SettingName): T => chosen.get(name)!.value as T;
+  return {
+    app: v('app'),
+    bind: v('bind'),
+    workers: counts.workers,
+    min_workers: counts.min_workers,
+    max_workers: counts.max_workers,
+    timeout: v('timeout'),
+    graceful_timeout: v('graceful_timeout'),
+    keep_alive: v('keep_alive'),
+    max_requests: v('max_requests'),
+    max_requests_jitter: v('max_requests_jitter'),
+    pid: v('pid'),
+    access_log: v('access_log'),
+    error_log: v('error_log'),
+    log_level: v('log_level'),
+    config: input.file === null ? null : input.file.path,
+  };
+}
+
+/**
+ * workers, min_workers, max_workers. Only what the user said can conflict:
+ * the defaults bend around it. An unset `workers` is the CPU count kept
+ * within any bound given (`--min-workers 4` on a 2-CPU machine starts 4, not
+ * an error); an unset bound is `workers` itself (no autoscaling that way).
+ */
+export function workerCounts(
+  chosen: ReadonlyMap<SettingName, Chosen>,
+  cpus: number,
+): Pick<Config, 'workers' | 'min_workers' | 'max_workers'> & { problem: string | null } {
+  const lo = chosen.get('min_workers');
+  const hi = chosen.get('max_workers');
+  const ncpu = Number.isFinite(cpus) ? Math.max(1, Math.floor(cpus)) : 1;
+  let w = chosen.get('workers');
+  if (w === undefined) {
+    let n = ncpu;
+    if (lo !== undefined) n = Math.max(n, lo.value as number);
+    if (hi !== undefined) n = Math.min(n, hi.value as number);
+    w = { value: n, from: `default: ${ncpu} CPU${ncpu === 1 ? '' : 's'}` };
+  }
+  const workers = w.value as number;
+  const min = lo ?? { value: workers, from: 'default' };
+  const max = hi ?? { value: workers, from: 'default' };
+  const say = (name: string, c: Chosen): string => `${name} (${c.value}${c.from.startsWith('default') ? '' : `, from ${c.from}`})`;
+  let problem: string | null = null;
+  // Bounds that default to `workers` never conflict with it, so each test below involves a value someone set.
+  if (lo !== undefined && hi !== undefined && (lo.value as number) > (hi.value as number)) {
+    problem = `${say('min_workers', lo)} cannot exceed ${say('max_workers', hi)}; lower min_workers or raise max_workers`;
+  } else if (workers < (min.value as number)) {
+    problem = `${say('workers', w)} cannot be below ${say('min_workers', min)}; raise workers or lower min_workers`;
+  } else if (workers > (max.value as number)) {
+    problem = `${say('workers', w)} cannot exceed ${say('max_workers', max)}; lower workers or raise max_workers`;
+  }
+  return { workers, min_workers: min.value as number, max_workers: max.value as number, problem };
+}

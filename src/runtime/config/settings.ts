@@ -1,0 +1,133 @@
+// The table. Everything else (the CLI parser, the environment reader, the
+// file reader, validation, help) is driven from it: a setting added here is
+// a flag, an environment variable, a file key and a help line at once.
+
+import type { Addr } from '../../os/types.js';
+import { DEFAULT_HOST, DEFAULT_PORT, parseBindList } from './bind.js';
+import { LOG_LEVELS, type ActionSpec, type LogLevel, type SettingName, type SettingSpec } from './types.js';
+import { duration, logTarget, nonEmpty, oneOf, optionalPath, wholeNumber } from './values.js';
+
+const spec = <T>(s: SettingSpec<T>): SettingSpec<T> => s;
+
+export const SETTINGS: readonly SettingSpec[] = [
+  spec<string>({
+    name: 'app', group: 'Server', metavar: 'MODULE', example: 'examples/hello.js',
+    help: 'the app module; its default export is a request listener or an async factory of one (also the positional APP_MODULE)',
+    defaultText: 'none, required',
+    parse: nonEmpty('a module path, e.g. examples/hello.js'),
+  }),
+  spec<Addr[]>({
+    name: 'bind', short: 'b', group: 'Server', metavar: 'ADDRESS', example: '127.0.0.1:8000', repeatable: true,
+    help: 'address to listen on: HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH; repeat for several (DROVER_BIND: comma- or space-separated)',
+    defaultText: `${DEFAULT_HOST}:${DEFAULT_PORT}`,
+    default: [{ host: DEFAULT_HOST, port: DEFAULT_PORT }],
+    parse: parseBindList,
+  }),
+  spec<string | null>({
+    name: 'config', short: 'c', group: 'Server', metavar: 'PATH', example: 'drover.config.json',
+    help: 'config file: .js, .mjs or .cjs (default export: an object of settings, or a function returning one) or .json',
+    defaultText: 'the first of ./drover.config.js, .mjs, .json that exists',
+    // A file cannot name another file: which file is read is decided before any is.
+    sources: ['cli', 'env'],
+    parse: nonEmpty('a config file path, e.g. drover.config.json'),
+  }),
+  spec<string | null>({
+    name: 'pid', short: 'p', group: 'Server', metavar: 'PATH', example: '/run/drover.pid',
+    help: 'write the arbiter\'s pid to this file (atomically); a live pid already in it refuses the start',
+    defaultText: 'none',
+    default: null,
+    parse: optionalPath(false),
+  }),
+  spec<number>({
+    name: 'workers', short: 'w', group: 'Workers', metavar: 'INT', example: '4',
+    help: 'HTTP worker processes to start',
+    defaultText: 'the number of CPUs, kept within --min-workers/--max-workers when those are given',
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
+    name: 'min_workers', group: 'Workers', metavar: 'INT', example: '2',
+    help: 'fewest workers autoscaling and TTOU may leave running',
+    defaultText: 'workers',
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
+    name: 'max_workers', group: 'Workers', metavar: 'INT', example: '8',
+    help: 'most workers autoscaling and TTIN may start',
+    defaultText: 'workers',
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
+    name: 'max_requests', group: 'Workers', metavar: 'INT', example: '1000',
+    help: 'recycle a worker after this many requests, without dropping any; 0 = never',
+    defaultText: '0',
+    default: 0,
+    parse: wholeNumber(0),
+  }),
+  spec<number>({
+    name: 'max_requests_jitter', group: 'Workers', metavar: 'INT', example: '50',
+    help: 'add a random 0..INT, fixed per worker, to max_requests so workers do not all recycle at once',
+    defaultText: '0',
+    default: 0,
+    parse: wholeNumber(0),
+  }),
+  spec<number>({
+    name: 'timeout', short: 't', group: 'Timeouts', metavar: 'SECONDS', example: '30',
+    help: 'a worker silent (no heartbeat) this long is killed (ABRT, then KILL) and replaced; 0 = never',
+    defaultText: '30',
+    default: 30_000,
+    parse: duration,
+  }),
+  spec<number>({
+    name: 'graceful_timeout', group: 'Timeouts', metavar: 'SECONDS', example: '30',
+    help: 'on stop or reload, time a worker gets to finish in-flight requests before KILL',
+    defaultText: '30',
+    default: 30_000,
+    parse: duration,
+  }),
+  spec<number>({
+    name: 'keep_alive', group: 'Timeouts', metavar: 'SECONDS', example: '5',
+    help: 'how long an idle keep-alive connection is held open; 0 = close after each response',
+    defaultText: '5',
+    default: 5_000,
+    parse: duration,
+  }),
+  spec<string | null>({
+    name: 'access_log', group: 'Logging', metavar: 'PATH', example: '-',
+    help: 'access log: "-" = stderr, a file, or "" = off',
+    defaultText: 'off',
+    default: null,
+    parse: optionalPath(true),
+  }),
+  spec<string>({
+    name: 'error_log', group: 'Logging', metavar: 'PATH', example: '-',
+    help: 'error and lifecycle log: "-" = stderr, or a file',
+    defaultText: '-',
+    default: '-',
+    parse: logTarget,
+  }),
+  spec<LogLevel>({
+    name: 'log_level', group: 'Logging', metavar: 'LEVEL', example: 'info',
+    help: `error log threshold: ${LOG_LEVELS.join(', ')}`,
+    defaultText: 'info',
+    default: 'info',
+    parse: oneOf(LOG_LEVELS),
+  }),
+];
+
+export const ACTIONS: readonly ActionSpec[] = [
+  { name: 'help', short: 'h', help: 'print this help and exit' },
+  { name: 'version', short: 'v', help: 'print the version and exit' },
+  { name: 'check_config', help: 'validate every setting and exit: 0 if valid, 2 (with every problem) if not' },
+];
+
+const BY_NAME = new Map<string, SettingSpec>(SETTINGS.map((s) => [s.name, s]));
+
+export function settingByName(name: string): SettingSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+export function allowedFrom(s: SettingSpec, kind: 'cli' | 'env' | 'file'): boolean {
+  return s.sources === undefined || s.sources.includes(kind);
+}
+
+export const SETTING_NAMES: readonly SettingName[] = SETTINGS.map((s) => s.name);

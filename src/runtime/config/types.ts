@@ -1,0 +1,96 @@
+// The shapes shared by the config modules. The resolved Config uses the
+// units the runtime wants (milliseconds, Addr values); every input source
+// speaks the user's units (seconds, address strings).
+
+import type { Addr } from '../../os/types.js';
+
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
+
+export interface Config {
+  /** The app module path, as given. */
+  app: string;
+  bind: Addr[];
+  workers: number;
+  min_workers: number;
+  max_workers: number;
+  /** Heartbeat timeout in ms; 0 disables it. */
+  timeout: number;
+  /** ms a stopping worker gets to finish in-flight requests before KILL. */
+  graceful_timeout: number;
+  /** ms an idle keep-alive connection is held open; 0 disables keep-alive. */
+  keep_alive: number;
+  /** Requests a worker serves before it is recycled; 0 = never. */
+  max_requests: number;
+  /** Up to this many more requests, drawn per worker, so workers do not recycle in step. */
+  max_requests_jitter: number;
+  pid: string | null;
+  /** null = off, '-' = stderr, else a file. */
+  access_log: string | null;
+  /** '-' = stderr, else a file. */
+  error_log: string;
+  log_level: LogLevel;
+  /** The config file used, if any. */
+  config: string | null;
+}
+
+export type SettingName = keyof Config;
+
+/** Where a raw value came from. `label` is what messages print. */
+export type SourceKind = 'cli' | 'env' | 'file';
+
+/**
+ * One raw value from one source, before validation. `text` is true when the
+ * value arrived as a string that must be read (CLI, environment), false when
+ * it arrived typed (a config file), where a string "4" for a number is a
+ * type error rather than something to convert.
+ */
+export interface RawEntry {
+  readonly name: SettingName;
+  readonly raw: unknown;
+  readonly text: boolean;
+  readonly kind: SourceKind;
+  /** '--workers', 'DROVER_WORKERS', or the config file's path. */
+  readonly source: string;
+}
+
+/** What a scan of one source yields: values to validate, and problems already found. */
+export interface Scan {
+  readonly entries: RawEntry[];
+  readonly problems: string[];
+}
+
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: readonly string[] };
+
+export type Group = 'Server' | 'Workers' | 'Timeouts' | 'Logging' | 'Actions';
+
+export interface SettingSpec<T = unknown> {
+  /** The one name: snake_case in files, --kebab-case on the CLI, DROVER_UPPER_SNAKE in the environment. */
+  readonly name: SettingName;
+  /** A single-letter CLI alias, as in gunicorn (-b, -w, -c, ...). */
+  readonly short?: string;
+  readonly group: Group;
+  /** The placeholder in help: `--workers INT`. */
+  readonly metavar: string;
+  /** One line of meaning. */
+  readonly help: string;
+  /** The default as help prints it. */
+  readonly defaultText: string;
+  /** The default value; undefined for settings resolve.ts derives (workers and its bounds, config). */
+  readonly default?: T;
+  /** A valid value as typed on the CLI, for "needs a value" messages. */
+  readonly example: string;
+  /** Each CLI use adds to a list (bind). */
+  readonly repeatable?: boolean;
+  /** Sources that may set it; default all three. */
+  readonly sources?: readonly SourceKind[];
+  /** Validate and convert a raw value. `text`: see RawEntry. */
+  readonly parse: (raw: unknown, text: boolean) => Parsed<T>;
+}
+
+/** CLI-only switches that do something instead of configuring something. */
+export interface ActionSpec {
+  readonly name: 'help' | 'version' | 'check_config';
+  readonly short?: string;
+  readonly help: string;
+}

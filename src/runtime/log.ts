@@ -1,0 +1,81 @@
+// Error log and access log. Each goes to stderr ('-') or to a file opened in
+// append mode, so several processes can share one file line by line, and
+// USR1 reopens it after logrotate moved it away.
+import type { Os } from '../os/types.js';
+import { clfTime, logTime } from './time-format.js';
+
+export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+const RANK: Record<Level, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
+
+/** A log destination: '-' is stderr, anything else a path. */
+export class LogSink {
+  private fd = -1;
+  constructor(private readonly os: Os, readonly target: string) {
+    this.open();
+  }
+
+  private open(): void {
+    if (this.target !== '-') this.fd = this.os.fs.open(this.target, 'a', 0o644);
+  }
+
+  write(line: string): void {
+    if (this.fd < 0) this.os.stderr.write(line);
+    else this.os.fs.write(this.fd, line);
+  }
+
+  /** Close and open again by name: after a rotation the name points at a new file. */
+  reopen(): void {
+    this.close();
+    this.open();
+  }
+
+  close(): void {
+    if (this.fd >= 0) this.os.fs.close(this.fd);
+    this.fd = -1;
+  }
+}
+
+export class Logger {
+  private readonly min: number;
+  constructor(private readonly os: Os, readonly sink: LogSink, level: Level) {
+    this.min = RANK[level];
+  }
+
+  enabled(level: Level): boolean {
+    return RANK[level] >= this.min;
+  }
+
+  log(level: Level, message: string): void {
+    if (RANK[level] < this.min) return;
+    this.sink.write(`[${logTime(this.os.wallTime())}] [${this.os.pid}] [${level.toUpperCase()}] ${message}\n`);
+  }
+
+  debug(m: string): void { this.log('debug', m); }
+  info(m: string): void { this.log('info', m); }
+  warning(m: string): void { this.log('warning', m); }
+  error(m: string): void { this.log('error', m); }
+  critical(m: string): void { this.log('critical', m); }
+}
+
+export interface AccessEntry {
+  remote: string | undefined;
+  start: number; // epoch ms
+  method: string;
+  url: string;
+  httpVersion: string;
+  status: number;
+  bytes: number | null;
+  referer: string | undefined;
+  userAgent: string | undefined;
+  durationMs: number;
+}
+
+/**
+ * Common Log Format plus referer, user agent and duration in seconds —
+ * gunicorn's default access format with `%(L)s` appended:
+ * `127.0.0.1 - - [26/Nov/2026:07:13:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8.5.0" 0.000412`
+ */
+export function accessLine(e: AccessEntry): string {
+  const q = (s: string | undefined) => (s === undefined || s === '' ? '-' : s.replace(/["\\\n\r]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')));
+  return `${e.remote ?? '-'} - - [${clfTime(e.start)}] "${q(`${e.method} ${e.url} HTTP/${e.httpVersion}`)}" ${e.status} ${e.bytes ?? '-'} "${q(e.referer)}" "${q(e.userAgent)}" ${(e.durationMs / 1000).toFixed(6)}\n`;
+}

@@ -1,0 +1,11 @@
+// The programs drover starts as processes: the Node adapter runs them in
+// fresh node processes, the simulator calls them directly.
+import { programs } from '../os/types.js';
+import { arbiter } from './arbiter/arbiter.js';
+import { worker } from './worker/worker.js';
+
+export const runtimePrograms = programs(import.meta.url, {
+  worker,
+  // Started directly by the CLI on the real OS; spawned by tests in the simulator (a 2-CPU machine).
+  arbiter: (os, args) => arbiter(os, args, { cpus: 2 }),
+});

@@ -1,0 +1,146 @@
+// An HTTP worker: loads the app, accepts from the listening sockets it was
+// handed, and runs Node's own HTTP server over whatever streams the Os gives
+// it (real sockets, or simulated ones). It reports booted / heartbeat /
+// retiring to the arbiter and stops on the arbiter's word.
+//
+//   TERM         graceful, firm: stop accepting, finish requests in flight,
+//                close idle keep-alive connections now
+//   drain (msg)  graceful, gentle: the same, but idle connections are left
+//                to the keep-alive timeout (see connections.ts) — a HUP and
+//                max_requests use this so that no request is ever cut off
+//   INT, QUIT    quick: close everything and exit
+//   USR1         reopen log files
+//   arbiter gone quick (parent-death signal QUIT)
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Os, Stream } from '../../os/types.js';
+import { accessLine, Logger, LogSink } from '../log.js';
+import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { BootError, loadApp, type RequestListener } from './app.js';
+import { Connections } from './connections.js';
+
+export async function worker(os: Os, args: readonly string[]): Promise<void> {
+  const spec = JSON.parse(args[0]!) as WorkerSpec;
+  const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel);
+  const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
+  const send = (m: ToArbiter) => os.channel?.send(m);
+  const conns = new Connections();
+  let served = 0;
+  let stopping = false;
+
+  const quick = () => {
+    for (const l of os.listeners) l.close();
+    conns.destroyAll();
+    os.exit(0);
+  };
+  const stop = async (firm: boolean) => {
+    if (stopping) {
+      if (firm) await conns.drain(true);
+      return;
+    }
+    stopping = true;
+    for (const l of os.listeners) l.close();
+    os.timer(spec.gracefulTimeout, () => {
+      log.warning(`graceful timeout: closing ${conns.size} connection(s) with ${conns.inflight} request(s) in flight`);
+      quick();
+    });
+    await conns.drain(firm);
+    os.exit(0);
+  };
+
+  os.setParentDeathSignal('SIGQUIT');
+  os.onSignal('SIGTERM', () => void stop(true));
+  os.onSignal('SIGINT', quick);
+  os.onSignal('SIGQUIT', quick);
+  os.onSignal('SIGHUP', () => {}); // the arbiter reloads by replacing us
+  os.onSignal('SIGUSR1', () => {
+    log.sink.reopen();
+    access?.reopen();
+  });
+  os.channel?.onMessage((m) => {
+    if ((m as ToWorker).t === 'drain') void stop(false);
+  });
+
+  let app: RequestListener;
+  try {
+    app = await loadApp(spec.app, { now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) });
+  } catch (e) {
+    const code = e instanceof BootError ? e.code : EXIT_BOOT;
+    const message = e instanceof Error ? e.message : String(e);
+    log.error(message);
+    send({ t: 'boot-error', code, message });
+    // Let the message leave before the process does.
+    await os.sleep(20);
+    os.exit(code);
+  }
+
+  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
+    log.error(`error handling ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (!res.headersSent) {
+      res.statusCode = 500;
+      res.setHeader('content-type', 'text/plain');
+      res.end('Internal Server Error\n');
+    } else {
+      res.destroy();
+    }
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    served++;
+    conns.request(req, res);
+    if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
+    if (access) logAccess(os, access, req, res);
+    try {
+      const r = app(req, res) as Promise<unknown> | undefined;
+      if (r && typeof r.then === 'function') r.then(undefined, (e) => fail(req, res, e));
+    } catch (e) {
+      fail(req, res, e);
+    }
+    if (spec.maxRequests > 0 && served >= spec.maxRequests && !stopping) {
+      log.info(`worker ${os.pid} served ${served} requests (max_requests): retiring`);
+      send({ t: 'retiring', served });
+      void stop(false);
+    }
+  };
+
+  const server = createServer(onRequest);
+  server.keepAliveTimeout = spec.keepAlive;
+  // A connection that never sends a request is closed after the keep-alive
+  // time too; Node's own headersTimeout check only runs for servers that
+  // called listen(), which ours never does.
+  const firstRequestTimeout = spec.keepAlive > 0 ? spec.keepAlive : 5000;
+  for (const l of os.listeners) {
+    l.accept((s: Stream) => {
+      conns.add(s);
+      server.emit('connection', s);
+      s.setTimeout(firstRequestTimeout);
+    });
+  }
+  send({ t: 'booted' });
+  log.info(`worker ${os.pid} booted (generation ${spec.generation})`);
+
+  const beat = () => {
+    send({ t: 'hb', inflight: conns.inflight, served });
+    os.timer(spec.heartbeat, beat);
+  };
+  beat();
+}
+
+function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse): void {
+  const start = os.wallTime();
+  const t0 = os.now();
+  res.once('close', () => {
+    const len = res.getHeader('content-length');
+    sink.write(accessLine({
+      remote: req.socket.remoteAddress,
+      start,
+      method: req.method ?? '-',
+      url: req.url ?? '-',
+      httpVersion: req.httpVersion,
+      status: res.statusCode,
+      bytes: len === undefined ? null : Number(len),
+      referer: req.headers.referer,
+      userAgent: req.headers['user-agent'],
+      durationMs: os.now() - t0,
+    }));
+  });
+}

@@ -1,0 +1,3 @@
+export default async function createApp() {
+  throw new Error('factory refused to start');
+}

@@ -1,0 +1,222 @@
+// Finding and loading config files: JSON through the Os (so in the
+// simulator too), JavaScript through Node's import from the real disk.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createNodeOs } from '../../src/os/node/index.js';
+import type { Os } from '../../src/os/types.js';
+import {
+  ConfigError, findConfigFile, loadConfig, loadConfigFile, locateConfig, type Config,
+} from '../../src/runtime/config/index.js';
+import { lineCol } from '../../src/runtime/config/load.js';
+import { boot } from '../sim/helpers.js';
+import { inbox, reap } from '../support/os.js';
+import { registry } from './programs.js';
+
+/** Runs `fn` as a simulated process in `cwd`, with `files` on its disk; returns its result. */
+async function inSim<T>(files: Record<string, string>, cwd: string, fn: (os: Os) => Promise<T> | T, env: Record<string, string> = {}): Promise<T> {
+  type Out = { ok: true; value: T } | { ok: false; error: unknown };
+  const box: { out: Out | null } = { out: null };
+  const { k } = boot({
+    main: (os) => {
+      os.fs.mkdir(cwd, { recursive: true });
+      for (const [p, text] of Object.entries(files)) {
+        os.fs.mkdir(p.slice(0, p.lastIndexOf('/')) || '/', { recursive: true });
+        os.fs.writeFile(p, text);
+      }
+      os.spawn({ program: 'child', cwd, env, channel: false });
+    },
+    child: async (os) => {
+      try {
+        box.out = { ok: true, value: await fn(os) };
+      } catch (error) {
+        box.out = { ok: false, error };
+      }
+    },
+  });
+  await k.run();
+  const r = box.out;
+  if (r === null) throw new Error('the simulated process did not finish');
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+async function problemsOf(p: Promise<unknown>): Promise<string[]> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('findConfigFile', () => {
+  it('takes the first of drover.config.js, .mjs, .json in the working directory', async () => {
+    const all = { '/srv/app/drover.config.json': '{}', '/srv/app/drover.config.mjs': '', '/srv/app/drover.config.js': '' };
+    expect(await inSim(all, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.js');
+    expect(await inSim({ '/srv/app/drover.config.json': '{}', '/srv/app/drover.config.mjs': '' }, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.mjs');
+    expect(await inSim({ '/srv/app/drover.config.json': '{}' }, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.json');
+  });
+
+  it('finds nothing elsewhere: not in the parent directory, not under another name', async () => {
+    expect(await inSim({ '/srv/drover.config.json': '{}', '/srv/app/gunicorn.conf.py': '' }, '/srv/app', findConfigFile)).toBeNull();
+  });
+});
+
+describe('locateConfig', () => {
+  const files = { '/srv/drover.config.json': '{}', '/srv/other.json': '{}' };
+  it('prefers --config, then DROVER_CONFIG, then the default file', async () => {
+    expect(await inSim(files, '/srv', (os) => locateConfig(os, ['-c', 'cli.json']), { DROVER_CONFIG: 'env.json' })).toBe('cli.json');
+    expect(await inSim(files, '/srv', (os) => locateConfig(os, ['app.js']), { DROVER_CONFIG: 'env.json' })).toBe('env.json');
+    expect(await inSim(files, '/srv', (os) => locateConfig(os, ['app.js']))).toBe('/srv/drover.config.json');
+  });
+});
+
+describe('loadConfigFile: JSON, through the Os', () => {
+  it('reads a file relative to the working directory and keeps the path as given', async () => {
+    const got = await inSim({ '/srv/conf/d.json': '{"workers": 3, "bind": [":1"]}' }, '/srv', (os) => loadConfigFile(os, 'conf/d.json'));
+    expect(got).toEqual({ path: 'conf/d.json', data: { workers: 3, bind: [':1'] } });
+  });
+
+  it('names the file, the line and the column of a syntax error', async () => {
+    const text = '{\n  "workers": 3,\n  "bind": }\n';
+    const ps = await problemsOf(inSim({ '/srv/d.json': text }, '/srv', (os) => loadConfigFile(os, 'd.json')));
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toMatch(/^d\.json: invalid JSON/);
+    // V8 names the position for most errors; where it does, it becomes line 3, column 11.
+    if (/position/.test(ps[0]!)) expect(ps[0]).toMatch(/at line 3, column 11/);
+  });
+
+  it('places an early end at the end of the text', async () => {
+    const ps = await problemsOf(inSim({ '/srv/d.json': '{\n"workers": 3' }, '/srv', (os) => loadConfigFile(os, 'd.json')));
+    expect(ps[0]).toMatch(/^d\.json: invalid JSON at line 2, column \d+: /);
+  });
+
+  it('refuses a missing file and an unknown extension', async () => {
+    expect(await problemsOf(inSim({}, '/srv', (os) => loadConfigFile(os, 'nope.json')))).toEqual([
+      'config file nope.json does not exist (looked for /srv/nope.json)',
+    ]);
+    expect(await problemsOf(inSim({ '/srv/d.yaml': 'a: 1' }, '/srv', (os) => loadConfigFile(os, 'd.yaml')))).toEqual([
+      'config file d.yaml: unsupported type ".yaml"; use .js, .mjs, .cjs or .json',
+    ]);
+    expect(await problemsOf(inSim({ '/srv/drover': '{}' }, '/srv', (os) => loadConfigFile(os, 'drover')))).toEqual([
+      'config file drover: no extension; use .js, .mjs, .cjs or .json',
+    ]);
+  });
+
+  it('computes line and column from an offset', () => {
+    expect(lineCol('ab\ncd', 0)).toEqual({ line: 1, col: 1 });
+    expect(lineCol('ab\ncd', 4)).toEqual({ line: 2, col: 2 });
+  });
+});
+
+describe('loadConfig: the whole read', () => {
+  it('merges the default file, the environment and the command line', async () => {
+    const c = await inSim(
+      { '/srv/drover.config.json': '{"app": "hello.js", "workers": 2, "timeout": 1.5}' },
+      '/srv',
+      (os) => loadConfig(os, ['--workers', '3'], 8),
+      { DROVER_TIMEOUT: '2' },
+    );
+    expect(c).toMatchObject({ app: 'hello.js', workers: 3, timeout: 2000, config: '/srv/drover.config.json' } satisfies Partial<Config>);
+  });
+
+  it('reports a broken file together with the other sources\' problems, without a spurious "no app"', async () => {
+    const ps = await problemsOf(inSim({ '/srv/drover.config.json': '{"app": "a.js",' }, '/srv', (os) => loadConfig(os, ['--wokers', '2'], 2), { DROVER_NOPE: '1' }));
+    expect(ps).toHaveLength(3);
+    expect(ps[0]).toMatch(/^drover\.config\.json: invalid JSON|^\/srv\/drover\.config\.json: invalid JSON/);
+    expect(ps.slice(1)).toEqual([
+      expect.stringMatching(/^unknown environment variable DROVER_NOPE/),
+      'unknown option --wokers; did you mean --workers?',
+    ]);
+  });
+
+  it('fails on a named file that does not exist, but not on a missing default file', async () => {
+    expect(await problemsOf(inSim({}, '/srv', (os) => loadConfig(os, ['a.js', '-c', 'x.json'], 1)))).toEqual([
+      'config file x.json does not exist (looked for /srv/x.json)',
+    ]);
+    expect((await inSim({}, '/srv', (os) => loadConfig(os, ['a.js'], 1))).config).toBeNull();
+  });
+});
+
+describe('loadConfigFile: JavaScript, through import', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-config-'));
+  const os = createNodeOs({ programs: [] });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const put = (name: string, text: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  it('takes an ES module\'s default export object', async () => {
+    const p = put('a.mjs', 'export default { workers: 2, bind: [":1"] };');
+    expect(await loadConfigFile(os, p)).toEqual({ path: p, data: { workers: 2, bind: [':1'] } });
+  });
+
+  it('calls a default export function, awaiting it when async', async () => {
+    expect((await loadConfigFile(os, put('f.mjs', 'export default () => ({ workers: 3 });'))).data).toEqual({ workers: 3 });
+    expect((await loadConfigFile(os, put('g.mjs', 'export default async () => { await null; return { workers: 4 }; };'))).data).toEqual({ workers: 4 });
+  });
+
+  it('takes named exports when there is no default, like gunicorn\'s module variables', async () => {
+    expect((await loadConfigFile(os, put('n.mjs', 'export const workers = 5; export const timeout = 1;'))).data).toEqual({ workers: 5, timeout: 1 });
+  });
+
+  it('takes module.exports from CommonJS', async () => {
+    expect((await loadConfigFile(os, put('c.cjs', 'module.exports = { workers: 6 };'))).data).toEqual({ workers: 6 });
+  });
+
+  // Under vitest, import() goes through vite's module runner, which would pass
+  // this for CommonJS even without the cache purge: the real-process test below
+  // is the one that pins CommonJS.
+  it('sees edits on every load (a HUP re-read)', async () => {
+    for (const name of ['e.mjs']) {
+      const body = (n: number): string => (name.endsWith('.cjs') ? `module.exports = { workers: ${n} };` : `export default { workers: ${n} };`);
+      const p = put(name, body(1));
+      expect((await loadConfigFile(os, p)).data).toEqual({ workers: 1 });
+      put(name, body(2));
+      expect((await loadConfigFile(os, p)).data).toEqual({ workers: 2 });
+      put(name, body(3));
+      expect((await loadConfigFile(os, p)).data).toEqual({ workers: 3 });
+    }
+  });
+
+  it('turns a throwing or broken module into a ConfigError naming the file', async () => {
+    const p = put('t.mjs', 'throw new Error("no database URL");');
+    expect(await problemsOf(loadConfigFile(os, p))).toEqual([`config file ${p} failed to load: Error: no database URL`]);
+    const q = put('s.mjs', 'export default {');
+    // Node says SyntaxError; under vitest, vite's import analysis says it first, in its own words.
+    expect((await problemsOf(loadConfigFile(os, q)))[0]).toMatch(new RegExp(`^config file ${q} failed to load: .*(SyntaxError|invalid JS syntax)`));
+    const r = put('r.mjs', 'export default async () => { throw new TypeError("bad"); };');
+    expect(await problemsOf(loadConfigFile(os, r))).toEqual([`config file ${r} failed to load: TypeError: bad`]);
+  });
+
+  it('sees edits in a real Node process, where import() and the CommonJS cache are Node\'s own', async () => {
+    const real = createNodeOs({ programs: [registry] });
+    const cases: Array<[string, string, string]> = [
+      ['r.mjs', 'export default { workers: 1 };', 'export default { workers: 2 };'],
+      ['r.cjs', 'module.exports = { workers: 1 };', 'module.exports = { workers: 2 };'],
+      // A .js file is CommonJS here (no package.json says otherwise): cached by file name, like .cjs.
+      ['r.js', 'module.exports = { workers: 1 };', 'module.exports = { workers: 2 };'],
+      ['bad.mjs', 'export default {', 'export default { workers: 2 };'],
+    ];
+    for (const [name, first, second] of cases) {
+      const child = real.spawn({ program: 'reload-config', args: [join(dir, name), first, second] });
+      const got = await inbox(real, child.channel!)();
+      await reap(real, child.pid);
+      if (name === 'bad.mjs') {
+        expect(got).toEqual([{ error: expect.stringMatching(/failed to load: SyntaxError/) }, { workers: 2 }]);
+      } else {
+        expect(got, name).toEqual([{ workers: 1 }, { workers: 2 }]);
+      }
+    }
+  });
+
+  it('reads JSON from the real disk too', async () => {
+    const p = put('d.json', '{"workers": 7}');
+    expect(await loadConfigFile(os, p)).toEqual({ path: p, data: { workers: 7 } });
+  });
+});

@@ -1,0 +1,252 @@
+// Properties of the whole resolver: a valid configuration means the same
+// thing whichever sources carry it, and an invalid value is always refused
+// with a message that names the setting and where it came from.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { formatAddr, type Addr } from '../../src/os/types.js';
+import {
+  ConfigError, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
+} from '../../src/runtime/config/index.js';
+
+const FILE = 'drover.config.json';
+type Source = 'file' | 'env' | 'cli';
+
+// ------------------------------------------------------------ generators
+
+const octet = fc.integer({ min: 0, max: 255 });
+const ipv4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+const hex = fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16));
+const ipv6 = fc.oneof(
+  fc.array(hex, { minLength: 8, maxLength: 8 }).map((g) => g.join(':')),
+  fc.tuple(fc.array(hex, { maxLength: 3 }), fc.array(hex, { maxLength: 3 })).map(([a, b]) => `${a.join(':')}::${b.join(':')}`),
+);
+const hostname = fc.stringMatching(/^[a-z][a-z0-9-]{0,10}[a-z0-9](\.[a-z][a-z0-9]{0,8}){0,2}$/);
+const port = fc.integer({ min: 0, max: 65535 });
+const tcp: fc.Arbitrary<Addr> = fc.record({ host: fc.oneof(ipv4, ipv6, hostname, fc.constant('localhost')), port });
+const unix: fc.Arbitrary<Addr> = fc.stringMatching(/^\/?[a-z0-9._-]{1,30}(\/[a-z0-9._-]{1,30}){0,2}$/).map((path) => ({ path }));
+const addr = fc.oneof(tcp, unix);
+const binds = fc.uniqueArray(addr, { minLength: 1, maxLength: 3, selector: formatAddr });
+const path = fc.stringMatching(/^\/?[a-z0-9._][a-z0-9._-]{0,20}(\/[a-z0-9._-]{1,12}){0,2}$/).filter((p) => p !== '-');
+const ms = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+
+const app = fc.stringMatching(/^[a-z][a-z0-9/._-]{0,20}\.(js|mjs|ts)$/);
+/** min_workers <= workers <= max_workers. */
+const counts = fc
+  .tuple(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }))
+  .map((t) => t.sort((x, y) => x - y) as [number, number, number]);
+
+/** Every setting, valid, in the resolved Config's own units; any of them but app may be left out. */
+const settings = fc
+  .tuple(
+    counts,
+    fc.record(
+      {
+        app,
+        bind: binds,
+        timeout: ms,
+        graceful_timeout: ms,
+        keep_alive: ms,
+        max_requests: fc.nat(),
+        max_requests_jitter: fc.nat(),
+        pid: fc.option(path),
+        access_log: fc.oneof(fc.constant(null), fc.constant('-'), path),
+        error_log: fc.oneof(fc.constant('-'), path),
+        log_level: fc.constantFrom(...LOG_LEVELS),
+      },
+      { requiredKeys: ['app'] },
+    ),
+    fc.record({ min_workers: fc.boolean(), workers: fc.boolean(), max_workers: fc.boolean() }),
+  )
+  .map(([[min_workers, workers, max_workers], rest, keep]) => {
+    const s: Settings = { ...rest };
+    if (keep.min_workers) s.min_workers = min_workers;
+    if (keep.workers) s.workers = workers;
+    if (keep.max_workers) s.max_workers = max_workers;
+    return s;
+  });
+type Settings = Partial<Omit<Config, 'config'>> & { app: string };
+
+const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive']);
+
+// ----------------------------------------------------- three ways to say it
+
+function fileValue(name: string, v: unknown): unknown {
+  if (name === 'bind') return (v as Addr[]).map(formatAddr);
+  if (DURATIONS.has(name)) return (v as number) / 1000;
+  return v;
+}
+
+function textValue(name: string, v: unknown): string {
+  if (v === null) return '';
+  if (DURATIONS.has(name)) return String((v as number) / 1000);
+  return String(v);
+}
+
+/** Puts each setting in the source `where` picks, expressed the way that source expresses it. */
+function express(s: Settings, where: (name: string) => Source) {
+  const data: Record<string, unknown> = {};
+  const env: Record<string, string> = {};
+  const argv: string[] = [];
+  for (const [name, v] of Object.entries(s)) {
+    const src = where(name);
+    if (src === 'file') data[name] = fileValue(name, v);
+    else if (name === 'bind') {
+      const list = (v as Addr[]).map(formatAddr);
+      if (src === 'env') env[envOf(name)] = list.join(', ');
+      else for (const b of list) argv.push('--bind', b);
+    } else if (src === 'env') env[envOf(name)] = textValue(name, v);
+    else if (name === 'app') argv.push(v as string);
+    else argv.push(`${flagOf(name)}=${textValue(name, v)}`);
+  }
+  return { argv, env, file: { path: FILE, data } };
+}
+
+function expectedConfig(s: Settings, cpus: number): Config {
+  // Only what the defaults do, computed independently of resolve.ts.
+  let workers = s.workers ?? Math.max(1, cpus);
+  if (s.workers === undefined && s.min_workers !== undefined) workers = Math.max(workers, s.min_workers);
+  if (s.workers === undefined && s.max_workers !== undefined) workers = Math.min(workers, s.max_workers);
+  return {
+    bind: [{ host: '127.0.0.1', port: 8000 }],
+    timeout: 30_000,
+    graceful_timeout: 30_000,
+    keep_alive: 5_000,
+    max_requests: 0,
+    max_requests_jitter: 0,
+    pid: null,
+    access_log: null,
+    error_log: '-',
+    log_level: 'info',
+    ...s,
+    workers,
+    min_workers: s.min_workers ?? workers,
+    max_workers: s.max_workers ?? workers,
+    config: FILE,
+  };
+}
+
+const SOURCES: readonly Source[] = ['file', 'env', 'cli'];
+
+describe('properties', () => {
+  it('any valid configuration resolves the same from the command line, the environment, a file, or any mix', () => {
+    fc.assert(
+      fc.property(settings, fc.integer({ min: 1, max: 16 }), fc.func(fc.constantFrom(...SOURCES)), (s, cpus, pick) => {
+        const want = expectedConfig(s, cpus);
+        for (const where of [() => 'file' as const, () => 'env' as const, () => 'cli' as const, pick]) {
+          const { argv, env, file } = express(s, where);
+          expect(resolveConfig({ argv, env, file, cpus })).toEqual(want);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a higher source always wins, setting by setting', () => {
+    fc.assert(
+      fc.property(settings, settings, fc.constantFrom<[Source, Source]>(['file', 'env'], ['file', 'cli'], ['env', 'cli']), (low, high, [lo, hi]) => {
+        // Keep the worker counts of one side only, so the mix of the two cannot conflict.
+        const { workers: _w, min_workers: _a, max_workers: _b, ...rest } = high;
+        const a = express(low, () => lo);
+        const b = express(rest, () => hi);
+        const got = resolveConfig({
+          argv: [...a.argv, ...b.argv],
+          env: { ...a.env, ...b.env },
+          file: lo === 'file' ? a.file : b.file,
+          cpus: 4,
+        });
+        for (const name of Object.keys(rest)) {
+          expect((got as unknown as Record<string, unknown>)[name], name).toEqual((high as Record<string, unknown>)[name]);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('every address survives formatAddr and parseBind', () => {
+    fc.assert(
+      fc.property(addr, (a) => {
+        expect(parseBind(formatAddr(a))).toEqual({ ok: true, value: 'host' in a ? { ...a, host: a.host.toLowerCase() } : a });
+      }),
+    );
+  });
+
+  // Values no setting accepts from a given source, by setting.
+  const BAD_TEXT: Record<string, fc.Arbitrary<string>> = {
+    app: fc.constant(''),
+    bind: fc.constantFrom('x:1:2', ':99999', 'unix:', '[::1', '999.1.1.1:80', 'host:port', '[zz::1]:1'),
+    workers: fc.constantFrom('', '0', '-1', '1.5', 'abc', ' 4', '4x', '1e3'),
+    min_workers: fc.constantFrom('0', 'x', '2.5'),
+    max_workers: fc.constantFrom('0', '-3', 'many'),
+    max_requests: fc.constantFrom('-1', '1.5', 'lots', ''),
+    max_requests_jitter: fc.constantFrom('-1', '0.5', 'x'),
+    timeout: fc.constantFrom('-1', 'x', '1e3', '1s', '', '0.0001', '9999999'),
+    graceful_timeout: fc.constantFrom('-0.5', 'forever', ''),
+    keep_alive: fc.constantFrom('-1', 'five', '5 s'),
+    error_log: fc.constant(''),
+    log_level: fc.constantFrom('loud', '', 'warn', '0'),
+  };
+  const wrongType = fc.oneof(fc.boolean(), fc.constant({ nested: true }), fc.array(fc.boolean(), { minLength: 1 }));
+  const BAD_TYPED: Record<string, fc.Arbitrary<unknown>> = {
+    app: fc.oneof(wrongType, fc.integer(), fc.constant('')),
+    bind: fc.oneof(fc.boolean(), fc.integer(), fc.constant([]), fc.constant([':1', ':1']), fc.constant({ host: 'x' })),
+    workers: fc.oneof(wrongType, fc.constantFrom(0, -1, 1.5, '4', null)),
+    min_workers: fc.oneof(wrongType, fc.constantFrom(0, '2')),
+    max_workers: fc.oneof(wrongType, fc.constantFrom(0, 2.2)),
+    max_requests: fc.oneof(wrongType, fc.constantFrom(-1, 0.5, '10')),
+    max_requests_jitter: fc.oneof(wrongType, fc.constantFrom(-2, '3')),
+    timeout: fc.oneof(wrongType, fc.constantFrom(-1, '30', Infinity, 0.0001, 1e7, null)),
+    graceful_timeout: fc.oneof(wrongType, fc.constantFrom(-0.1, '5')),
+    keep_alive: fc.oneof(wrongType, fc.constantFrom(-5, 'x')),
+    pid: fc.oneof(wrongType, fc.integer(), fc.constant('-')),
+    access_log: fc.oneof(wrongType, fc.integer()),
+    error_log: fc.oneof(wrongType, fc.integer(), fc.constantFrom('', null)),
+    log_level: fc.oneof(wrongType, fc.constantFrom('loud', 3)),
+  };
+
+  it('an invalid value from any source is refused, naming the setting where it came from', () => {
+    const cases = fc.constantFrom(...SETTINGS.filter((s) => s.name !== 'config').map((s) => s.name)).chain((name) =>
+      fc.oneof(
+        ...(BAD_TEXT[name] ? [fc.record({ name: fc.constant(name), src: fc.constantFrom<Source>('env', 'cli'), raw: BAD_TEXT[name]! as fc.Arbitrary<unknown> })] : []),
+        fc.record({ name: fc.constant(name), src: fc.constant<Source>('file'), raw: BAD_TYPED[name]! }),
+      ),
+    );
+    fc.assert(
+      fc.property(settings, cases, ({ app: _app, ...others }, { name, src, raw }) => {
+        // A valid background from the file, with the bad value laid over it.
+        const base = express({ app: 'app.js', ...others }, () => 'file');
+        const data = { ...base.file.data };
+        const env: Record<string, string> = {};
+        const argv: string[] = name === 'app' ? [] : ['app.js'];
+        if (src === 'file') data[name] = raw;
+        else if (src === 'env') env[envOf(name)] = raw as string;
+        else argv.push(`${flagOf(name)}=${raw as string}`);
+        let error: unknown = null;
+        try {
+          resolveConfig({ argv, env, file: { path: FILE, data }, cpus: 4 });
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        const label = src === 'file' ? `${name} in ${FILE}: ` : src === 'env' ? `${envOf(name)}: ` : `${flagOf(name)}: `;
+        expect((error as ConfigError).problems.some((p) => p.startsWith(label)), (error as ConfigError).message).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('an unknown name in any source is refused and named', () => {
+    const word = fc.stringMatching(/^[a-z]{2,12}(_[a-z]{2,8})?$/).filter((w) => !SETTINGS.some((s) => s.name === w) && !['help', 'version', 'check_config'].includes(w));
+    fc.assert(
+      fc.property(word, fc.constantFrom<Source>('file', 'env', 'cli'), (w, src) => {
+        const input = {
+          argv: ['app.js', ...(src === 'cli' ? [`${flagOf(w)}=1`] : [])],
+          env: src === 'env' ? { [envOf(w)]: '1' } : {},
+          file: src === 'file' ? { path: FILE, data: { [w]: 1 } } : null,
+          cpus: 2,
+        };
+        const shown = src === 'file' ? `"${w}"` : src === 'env' ? envOf(w) : flagOf(w);
+        expect(() => resolveConfig(input)).toThrow(new RegExp(`^unknown (setting|environment variable|option) ${shown.replace(/[$-]/g, '\\$&')}`));
+      }),
+    );
+  });
+});

@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, MISSING_APP, resolveConfig, type Config } from '../../src/runtime/config/index.js';
+
+type Input = Partial<Parameters<typeof resolveConfig>[0]>;
+const resolve = (i: Input): Config => resolveConfig({ argv: [], env: {}, file: null, cpus: 4, ...i });
+const file = (data: unknown, path = 'drover.config.json') => ({ path, data });
+
+/** The problems resolveConfig throws; fails the test if it does not throw. */
+function problems(i: Input): string[] {
+  try {
+    resolve(i);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).message).toBe((e as ConfigError).problems.join('\n'));
+    return (e as ConfigError).problems;
+  }
+  throw new Error('resolveConfig accepted it');
+}
+
+describe('defaults', () => {
+  it('needs only an app', () => {
+    expect(resolve({ argv: ['examples/hello.js'] })).toEqual({
+      app: 'examples/hello.js',
+      bind: [{ host: '127.0.0.1', port: 8000 }],
+      workers: 4,
+      min_workers: 4,
+      max_workers: 4,
+      timeout: 30_000,
+      graceful_timeout: 30_000,
+      keep_alive: 5_000,
+      max_requests: 0,
+      max_requests_jitter: 0,
+      pid: null,
+      access_log: null,
+      error_log: '-',
+      log_level: 'info',
+      config: null,
+    } satisfies Config);
+  });
+
+  it('refuses a missing app with the usage', () => {
+    expect(problems({})).toEqual([MISSING_APP]);
+    expect(MISSING_APP).toBe('no app given: drover APP_MODULE (for example drover examples/hello.js)');
+  });
+
+  it('takes the app from a file or the environment too', () => {
+    expect(resolve({ file: file({ app: 'f.js' }) }).app).toBe('f.js');
+    expect(resolve({ env: { DROVER_APP: 'e.js' }, file: file({ app: 'f.js' }) }).app).toBe('e.js');
+  });
+
+  it('starts one worker per CPU, at least one', () => {
+    expect(resolve({ argv: ['a'], cpus: 8 }).workers).toBe(8);
+    expect(resolve({ argv: ['a'], cpus: 0 }).workers).toBe(1);
+    expect(resolve({ argv: ['a'], cpus: Number.NaN }).workers).toBe(1);
+    expect(resolve({ argv: ['a'], cpus: 2.7 }).workers).toBe(2);
+  });
+
+  it('gives each Config its own default bind list', () => {
+    const a = resolve({ argv: ['a'] });
+    a.bind.push({ path: '/x' });
+    expect(resolve({ argv: ['a'] }).bind).toEqual([{ host: '127.0.0.1', port: 8000 }]);
+  });
+
+  it('records the config file used', () => {
+    expect(resolve({ argv: ['a'], file: file({}, '/etc/drover.config.json') }).config).toBe('/etc/drover.config.json');
+  });
+});
+
+describe('precedence: defaults < file < environment < command line', () => {
+  const f = file({ app: 'f.js', workers: 2, timeout: 10, log_level: 'debug', bind: ['unix:/f.sock', ':1'] });
+
+  it('lets each source override the one below it, setting by setting', () => {
+    const c = resolve({ file: f, env: { DROVER_WORKERS: '3', DROVER_TIMEOUT: '20' }, argv: ['--workers', '5'] });
+    expect(c.app).toBe('f.js'); // file only
+    expect(c.log_level).toBe('debug'); // file only
+    expect(c.timeout).toBe(20_000); // env over file
+    expect(c.workers).toBe(5); // CLI over env over file
+    expect(c.keep_alive).toBe(5_000); // default
+  });
+
+  it('replaces a bind list from a lower source instead of merging', () => {
+    expect(resolve({ file: f }).bind).toEqual([{ path: '/f.sock' }, { host: '127.0.0.1', port: 1 }]);
+    expect(resolve({ file: f, env: { DROVER_BIND: '[::1]:2' } }).bind).toEqual([{ host: '::1', port: 2 }]);
+    expect(resolve({ file: f, env: { DROVER_BIND: '[::1]:2' }, argv: ['-b', ':3', '--bind', ':4'] }).bind).toEqual([
+      { host: '127.0.0.1', port: 3 },
+      { host: '127.0.0.1', port: 4 },
+    ]);
+  });
+
+  it('splits DROVER_BIND on commas and spaces', () => {
+    expect(resolve({ argv: ['a'], env: { DROVER_BIND: ' :1, unix:/s  [::1]:2,,' } }).bind).toEqual([
+      { host: '127.0.0.1', port: 1 },
+      { path: '/s' },
+      { host: '::1', port: 2 },
+    ]);
+  });
+
+  it('lets a higher source switch off a path a lower one set', () => {
+    const c = resolve({ argv: ['a', '--access-log', ''], file: file({ access_log: '/var/log/a.log', pid: '/run/p' }), env: { DROVER_PID: '' } });
+    expect(c.access_log).toBeNull();
+    expect(c.pid).toBeNull();
+  });
+
+  it('still reports a bad value that a higher source overrides', () => {
+    expect(problems({ argv: ['a', '--workers', '2'], file: file({ workers: 'many' }) })).toEqual([
+      'workers in drover.config.json: expected a whole number >= 1, got "many" (a string)',
+    ]);
+  });
+});
+
+describe('messages name the setting, the source, the value and the fix', () => {
+  it.each([
+    [{ argv: ['a', '--workers', 'abc'] }, '--workers: expected a whole number >= 1, got "abc"'],
+    [{ argv: ['a'], env: { DROVER_WORKERS: 'abc' } }, 'DROVER_WORKERS: expected a whole number >= 1, got "abc"'],
+    [{ argv: ['a'], file: file({ workers: 0 }) }, 'workers in drover.config.json: expected a whole number >= 1, got 0'],
+    [{ argv: ['a'], file: file({ wokers: 3 }) }, 'unknown setting "wokers" in drover.config.json; did you mean "workers"?'],
+    [{ argv: ['a'], file: file({ keepAlive: 3 }) }, 'unknown setting "keepAlive" in drover.config.json; did you mean "keep_alive"?'],
+    [{ argv: ['a'], file: file({ colour: 'red' }) }, 'unknown setting "colour" in drover.config.json; see drover --help for the settings'],
+    [{ argv: ['a'], file: file({ config: 'other.json' }) }, '"config" cannot be set in a config file (drover.config.json); use --config or DROVER_CONFIG'],
+    [{ argv: ['a'], file: file({ help: true }) }, '"help" in drover.config.json: --help is a command-line action, not a setting; remove it'],
+    [{ argv: ['a'], file: file([1, 2]) }, 'drover.config.json: expected an object of settings, e.g. { "workers": 4 }, got [1,2] (an array)'],
+    [{ argv: ['a'], env: { DROVER_WOKERS: '3' } }, 'unknown environment variable DROVER_WOKERS; did you mean DROVER_WORKERS?'],
+    [{ argv: ['a'], env: { DROVER_CHECK_CONFIG: '1' } }, 'DROVER_CHECK_CONFIG: --check-config is a command-line action, not a setting; unset DROVER_CHECK_CONFIG'],
+    [{ argv: ['a'], env: { DROVER_workers: '3' } }, 'unknown environment variable DROVER_workers; did you mean DROVER_WORKERS?'],
+    [{ argv: ['a', '--min-workers', '4', '--max-workers', '2'] }, 'min_workers (4, from --min-workers) cannot exceed max_workers (2, from --max-workers); lower min_workers or raise max_workers'],
+    [{ argv: ['a', '--workers', '1', '--min-workers', '2'] }, 'workers (1, from --workers) cannot be below min_workers (2, from --min-workers); raise workers or lower min_workers'],
+    [{ argv: ['a', '--workers', '9'], env: { DROVER_MAX_WORKERS: '8' } }, 'workers (9, from --workers) cannot exceed max_workers (8, from DROVER_MAX_WORKERS); lower workers or raise max_workers'],
+    [{ argv: ['a', '--bind', '[::1]:99999'] }, '--bind: port must be a whole number from 0 to 65535, got "99999" in "[::1]:99999"'],
+    [{ argv: ['a'], env: { DROVER_BIND: ' , ' } }, 'DROVER_BIND: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none'],
+    [{ argv: ['a', '--log-level', 'WARN'] }, '--log-level: expected one of debug, info, warning, error, critical, got "WARN"; did you mean "warning"?'],
+    [{ argv: ['a', '--graceful-timeout', '-5'] }, '--graceful-timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "-5"'],
+    [{ argv: ['a', '--max-requests', '1.5'] }, '--max-requests: expected a whole number >= 0, got "1.5"'],
+    [{ argv: ['a', '--error-log', ''] }, '--error-log: expected "-" (stderr) or a file path, got ""'],
+    [{ argv: ['--app', ''] }, '--app: expected a module path, e.g. examples/hello.js, got ""'],
+    [{ argv: ['a', '--config', ''] }, '--config: expected a config file path, e.g. drover.config.json, got ""'],
+  ])('%j', (input, message) => {
+    expect(problems(input as Input)).toEqual([message]);
+  });
+
+  it('allows drover\'s own plumbing variables and DROVER_CONFIG, and ignores other prefixes', () => {
+    const env = {
+      DROVER_CONFIG: 'x.json',
+      DROVER_TEST_RUN: 'abc',
+      DROVER_TEST_ANYTHING: '1',
+      DROVER_REGISTRIES: '[]',
+      DROVER_LISTENERS: '[]',
+      DROVER_CHANNEL: '1',
+      DROVER_PARENT_PID: '1',
+      DROVERX: 'not ours',
+      GUNICORN_CMD_ARGS: '--workers 3',
+    };
+    expect(resolve({ argv: ['a'], env }).workers).toBe(4);
+  });
+
+  it('collects every problem from every source in one error, file first, then environment, then command line', () => {
+    const ps = problems({
+      argv: ['--wokers', '3', '--timeout', 'x'],
+      env: { DROVER_KEEP_ALIVE: 'y', DROVER_BLAH: '1' },
+      file: file({ graceful_timeout: -1, bind: [] }),
+    });
+    expect(ps).toEqual([
+      'graceful_timeout in drover.config.json: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got -1',
+      'bind in drover.config.json: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none',
+      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL',
+      'DROVER_KEEP_ALIVE: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "y"',
+      'unknown option --wokers; did you mean --workers?',
+      '--timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "x"',
+      MISSING_APP,
+    ]);
+  });
+
+  it('does not add "no app" or a worker conflict on top of a refused value', () => {
+    expect(problems({ argv: ['--app', ''] })).toHaveLength(1);
+    expect(problems({ argv: ['a', '--workers', 'x', '--max-workers', '2'] })).toEqual(['--workers: expected a whole number >= 1, got "x"']);
+  });
+});
+
+describe('worker counts', () => {
+  const counts = (argv: string[], cpus = 4) => {
+    const c = resolve({ argv: ['a', ...argv], cpus });
+    return [c.min_workers, c.workers, c.max_workers];
+  };
+  it('defaults both bounds to workers: no autoscaling unless asked', () => {
+    expect(counts([])).toEqual([4, 4, 4]);
+    expect(counts(['-w', '6'])).toEqual([6, 6, 6]);
+  });
+  it('keeps the CPU default within bounds that were given', () => {
+    expect(counts(['--min-workers', '6'], 2)).toEqual([6, 6, 6]);
+    expect(counts(['--max-workers', '2'], 8)).toEqual([2, 2, 2]);
+    expect(counts(['--min-workers', '1', '--max-workers', '16'], 4)).toEqual([1, 4, 16]);
+    expect(counts(['--max-workers', '16'], 4)).toEqual([4, 4, 16]);
+  });
+  it('accepts min = workers = max given explicitly', () => {
+    expect(counts(['--min-workers', '3', '-w', '3', '--max-workers', '3'])).toEqual([3, 3, 3]);
+  });
+});
+
+describe('typed file values', () => {
+  it('reads durations in seconds with fractions, and paths', () => {
+    const c = resolve({
+      argv: ['a'],
+      file: file({ timeout: 0, graceful_timeout: 0.25, keep_alive: 75, max_requests: 1000, max_requests_jitter: 50, pid: '/run/d.pid', access_log: '-', error_log: '/var/log/e.log', log_level: 'ERROR' }),
+    });
+    expect(c).toMatchObject({ timeout: 0, graceful_timeout: 250, keep_alive: 75_000, max_requests: 1000, max_requests_jitter: 50, pid: '/run/d.pid', access_log: '-', error_log: '/var/log/e.log', log_level: 'error' });
+  });
+  it('treats undefined as not set (a JS config computing a value may leave it out)', () => {
+    expect(resolve({ argv: ['a'], file: file({ workers: undefined }) }).workers).toBe(4);
+  });
+});

@@ -1,0 +1,121 @@
+// Runs the real `drover` command for a test, reads its log, and always
+// cleans up: the arbiter is started in its own process group and the whole
+// group is killed at the end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request, Agent } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
+export const APPS = join(import.meta.dirname, '..', 'apps');
+
+export interface Drover {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  log(): string;
+  /** Resolves when the log has a line matching `re` (after `from` characters). */
+  waitFor(re: RegExp, timeout?: number, from?: number): Promise<RegExpMatchArray>;
+  exited(timeout?: number): Promise<{ code: number | null; signal: string | null }>;
+  kill(sig: NodeJS.Signals): void;
+  cleanup(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'drover-t-'));
+}
+
+export function startDrover(args: string[], env: Record<string, string> = {}): Drover {
+  const proc = spawn(process.execPath, [BIN, ...args], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let text = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (text += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (text += d));
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const d: Drover = {
+    proc,
+    pid: proc.pid!,
+    log: () => text,
+    async waitFor(re, timeout = 15_000, from = 0) {
+      const end = Date.now() + timeout;
+      for (;;) {
+        const m = text.slice(from).match(re);
+        if (m) return m;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re}; log:\n${text}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    exited: (timeout = 15_000) => Promise.race([exit, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`drover did not exit; log:\n${text}`)), timeout).unref())]),
+    kill: (sig) => process.kill(proc.pid!, sig),
+    async cleanup() {
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone
+      }
+      await exit;
+    },
+  };
+  return d;
+}
+
+export interface Reply { status: number; body: string }
+
+export function get(port: number, path = '/', agent?: Agent): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: agent ?? false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Keeps `concurrency` keep-alive clients busy until stop(); counts what failed. */
+export function load(port: number, concurrency = 4) {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  let running = true;
+  const stats = { ok: 0, failed: 0, errors: [] as string[], pids: new Set<string>() };
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      try {
+        const r = await get(port, '/', agent);
+        if (r.status === 200) {
+          stats.ok++;
+          stats.pids.add(r.body);
+        } else {
+          stats.failed++;
+          stats.errors.push(`status ${r.status}`);
+        }
+      } catch (e) {
+        stats.failed++;
+        stats.errors.push((e as Error).message);
+      }
+    }
+  });
+  return {
+    stats,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return stats;
+    },
+  };
+}
+
+export function removeTmp(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,258 @@
+// The arbiter and its workers on the real OS: real processes, real signals,
+// real sockets on 127.0.0.1 and under a temp dir.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { APPS, freePort, get, load, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+
+const running: Drover[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of running.splice(0)) await d.cleanup();
+  for (const d of dirs.splice(0)) removeTmp(d);
+});
+
+function drover(args: string[]): Drover {
+  const d = startDrover(args);
+  running.push(d);
+  return d;
+}
+
+function dir(): string {
+  const d = tmp();
+  dirs.push(d);
+  return d;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+/** Worker pids that booted, from the arbiter's log. */
+function booted(d: Drover): number[] {
+  return [...d.log().matchAll(/Booting worker with pid: (\d+)/g)].map((m) => Number(m[1]));
+}
+
+async function serving(d: Drover, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await d.waitFor(new RegExp(`(?:[^]*?worker \\d+ booted){${i + 1}}`));
+}
+
+describe('drover serves real traffic', () => {
+  test('answers on 127.0.0.1 from its workers, and TERM stops everything', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2']);
+    await serving(d, 2);
+    const r = await get(port);
+    expect(r.status).toBe(200);
+    expect(booted(d)).toContain(Number(r.body));
+    const workers = booted(d);
+    d.kill('SIGTERM');
+    expect(await d.exited()).toEqual({ code: 0, signal: null });
+    for (const pid of workers) expect(alive(pid)).toBe(false);
+  });
+
+  test('serves on a Unix socket', async () => {
+    const path = join(dir(), 'drover.sock');
+    const d = drover([join(APPS, 'basic.js'), '--bind', `unix:${path}`, '--workers', '1']);
+    await serving(d, 1);
+    const body = await new Promise<string>((resolve, reject) => {
+      import('node:http').then(({ get: hget }) => hget({ socketPath: path, path: '/' }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (c: string) => (b += c)).on('end', () => resolve(b));
+      }).on('error', reject));
+    });
+    expect(booted(d)).toContain(Number(body));
+    d.kill('SIGTERM');
+    await d.exited();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  test('HUP under continuous load: new workers take over, zero failed requests', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2', '--keep-alive', '1']);
+    await serving(d, 2);
+    const first = booted(d);
+    const l = load(port, 4);
+    for (let i = 0; i < 3; i++) {
+      await sleep(400);
+      const from = d.log().length;
+      d.kill('SIGHUP');
+      await d.waitFor(/Reload finished/, 15_000, from);
+    }
+    await sleep(400);
+    const stats = await l.stop();
+    expect(stats.errors).toEqual([]);
+    expect(stats.ok).toBeGreaterThan(100);
+    // Old workers drained and exited; the last generation is serving.
+    await sleep(1500);
+    for (const pid of first) expect(alive(pid)).toBe(false);
+    expect(booted(d)).toHaveLength(8);
+  });
+
+  test('TERM with a request in flight: the request completes, then drover exits 0', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1']);
+    await serving(d, 1);
+    const slow = get(port, '/slow?ms=800');
+    await sleep(200);
+    d.kill('SIGTERM');
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/^slow \d+/);
+    expect(await d.exited()).toEqual({ code: 0, signal: null });
+  });
+
+  test('a killed worker is replaced and service continues', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2']);
+    await serving(d, 2);
+    const [victim] = booted(d);
+    process.kill(victim!, 'SIGKILL');
+    await d.waitFor(new RegExp(`Worker ${victim} was killed by SIGKILL`));
+    await serving(d, 3);
+    expect(booted(d)).toHaveLength(3);
+    const r = await get(port);
+    expect(r.status).toBe(200);
+    expect(Number(r.body)).not.toBe(victim);
+  });
+
+  test('SIGKILL of the arbiter: every worker is gone within a second', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '3']);
+    await serving(d, 3);
+    const workers = booted(d);
+    d.kill('SIGKILL');
+    await d.exited();
+    await sleep(1000);
+    expect(workers.filter(alive)).toEqual([]);
+  });
+
+  test('TTIN and TTOU add and remove a worker within min and max', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--min-workers', '1', '--max-workers', '2']);
+    await serving(d, 1);
+    d.kill('SIGTTIN');
+    await serving(d, 2);
+    d.kill('SIGTTIN');
+    await d.waitFor(/TTIN: already at max_workers \(2\)/);
+    const second = booted(d)[1]!;
+    d.kill('SIGTTOU');
+    await d.waitFor(/Worker \d+ exited with code 0/);
+    d.kill('SIGTTOU');
+    await d.waitFor(/TTOU: already at min_workers \(1\)/);
+    expect(booted(d)).toHaveLength(2);
+    // The oldest goes first.
+    expect(alive(second)).toBe(true);
+  });
+
+  test('max_requests recycles workers without a failed request', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2', '--max-requests', '20', '--max-requests-jitter', '5']);
+    await serving(d, 2);
+    const l = load(port, 3);
+    await d.waitFor(/served \d+ requests \(max_requests\): retiring/);
+    await sleep(1500);
+    const stats = await l.stop();
+    expect(stats.errors).toEqual([]);
+    expect(booted(d).length).toBeGreaterThan(2);
+  });
+
+  test('a worker silent past the timeout gets ABRT, then is replaced', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--timeout', '1']);
+    await serving(d, 1);
+    const [hung] = booted(d);
+    void get(port, '/spin').catch(() => {});
+    await d.waitFor(new RegExp(`WORKER TIMEOUT \\(pid:${hung}\\)`));
+    await d.waitFor(new RegExp(`Worker ${hung} was killed by SIGABRT|Worker ${hung} was killed by SIGKILL`));
+    await serving(d, 2);
+    expect((await get(port)).status).toBe(200);
+  });
+
+  test('USR1 reopens the access log after it was moved away', async () => {
+    const port = await freePort();
+    const logs = dir();
+    const access = join(logs, 'access.log');
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--access-log', access]);
+    await serving(d, 1);
+    await get(port, '/before');
+    renameSync(access, `${access}.1`);
+    d.kill('SIGUSR1');
+    await sleep(300);
+    await get(port, '/after');
+    await sleep(100);
+    expect(readFileSync(`${access}.1`, 'utf8')).toMatch(/^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/before HTTP\/1\.1" 200 - "-" "-" \d+\.\d{6}\n$/);
+    expect(readFileSync(access, 'utf8')).toMatch(/"GET \/after HTTP\/1\.1" 200/);
+  });
+
+  test('the pidfile is written, refuses a second start while the first runs, and is removed on exit', async () => {
+    const port = await freePort();
+    const pidfile = join(dir(), 'drover.pid');
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--pid', pidfile]);
+    await serving(d, 1);
+    expect(readFileSync(pidfile, 'utf8')).toBe(`${d.pid}\n`);
+    const second = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${await freePort()}`, '--pid', pidfile]);
+    expect((await second.exited()).code).toBe(1);
+    expect(second.log()).toContain(`names process ${d.pid}, which is running`);
+    d.kill('SIGTERM');
+    await d.exited();
+    expect(existsSync(pidfile)).toBe(false);
+  });
+});
+
+describe('drover refuses to start, clearly', () => {
+  test('an app that cannot load: the arbiter exits 4 with the reason, no respawn loop', async () => {
+    const d = drover([join(APPS, 'broken-import.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '2']);
+    expect(await d.exited()).toEqual({ code: 4, signal: null });
+    expect(d.log()).toContain('this app cannot load: missing DATABASE_URL');
+    expect(d.log()).toContain('Worker failed to boot');
+    expect(booted(d).length).toBeLessThanOrEqual(2);
+  });
+
+  test('a factory that throws: exit 3 with the reason', async () => {
+    const d = drover([join(APPS, 'broken-factory.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '1']);
+    expect(await d.exited()).toEqual({ code: 3, signal: null });
+    expect(d.log()).toContain('factory refused to start');
+  });
+
+  test('a port in use is a one-line error', async () => {
+    const port = await freePort();
+    const blocker = (await import('node:net')).createServer().listen(port, '127.0.0.1');
+    await new Promise((r) => blocker.once('listening', r));
+    try {
+      const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`]);
+      expect((await d.exited()).code).toBe(1);
+      const errors = d.log().split('\n').filter((l) => l.includes('[ERROR]'));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(new RegExp(`cannot listen at 127\\.0\\.0\\.1:${port}: .*already in use`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a bad setting is refused before anything starts', async () => {
+    const d = drover([join(APPS, 'basic.js'), '--workers', 'lots']);
+    expect((await d.exited()).code).toBe(2);
+    expect(d.log()).toMatch(/--workers/);
+  });
+});
+
+describe('writing a config file', () => {
+  test('a JSON config file gives settings; the command line wins over it', async () => {
+    const cfgDir = dir();
+    const port = await freePort();
+    writeFileSync(join(cfgDir, 'drover.config.json'), JSON.stringify({ app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${port}`], workers: 3 }));
+    const d = drover(['--config', join(cfgDir, 'drover.config.json'), '--workers', '1']);
+    await serving(d, 1);
+    await sleep(300);
+    expect(booted(d)).toHaveLength(1);
+    expect((await get(port)).status).toBe(200);
+  });
+});
