@@ -299,8 +299,21 @@ export interface Os {
   timer(ms: number, fn: () => void): Timer;
   /** Hold this process's event loop for `ms` of CPU time (simulated apps and benchmarks). */
   burn(ms: number): void;
+  /**
+   * Milliseconds this process's event loop has spent busy, cumulative (Node's
+   * event-loop utilization; the simulator counts burn time). A worker's load
+   * over an interval is the difference over the interval's length.
+   */
+  loopBusy(): number;
   /** Uniform in [0, 1). Seeded in the simulator. */
   random(): number;
+  /**
+   * Waits for work the host does outside the Os — a dynamic import(), say.
+   * On the real OS it is just the promise. In the simulator virtual time
+   * stands still until it settles, so host latency never turns into
+   * simulated time (a worker's app import must not look like a slow boot).
+   */
+  hostWork<T>(work: Promise<T>): Promise<T>;
 
   // processes
   /** Throws OsError ENOENT when the program or command does not exist. */

@@ -20,7 +20,7 @@ export const EXIT_BOOT = 3;
 
 export type ToArbiter =
   | { t: 'booted' }
-  | { t: 'hb'; inflight: number; served: number }
+  | { t: 'hb'; inflight: number; served: number; busy: number } // busy: os.loopBusy()
   | { t: 'boot-error'; code: number; message: string }
   | { t: 'retiring'; served: number };
 

@@ -3,13 +3,15 @@
 // "the next item" of an inbox rather than a particular message, so no
 // tie-break can reorder a direction. Disconnect travels the same way, as
 // the last item, so messages sent before a death or close arrive before the
-// other side hears of it; each side hears it once.
+// other side hears of it; each side hears it once. A sender that burns sends
+// (and closes) when its clock says, if it lives that long (effects.ts).
 
 import type { Channel } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, type Proc } from './processes.js';
 import { EV_CHAN, EV_CHAN_SELF } from './scheduler.js';
 import { Fifo } from './fifo.js';
+import { FX_CHAN, FX_CHAN_CLOSE } from './effects.js';
 
 const DISCONNECT: unique symbol = Symbol('disconnect');
 
@@ -67,9 +69,8 @@ export class SimChannel implements Channel {
     if (!end.connected) return;
     end.connected = false;
     m.log(end.proc, 'chan-close', String(end.peer.proc.pid));
-    const at = m.local(end.proc);
-    if (!end.peer.dead) enqueue(m, end.peer, DISCONNECT, at);
-    m.at(at, EV_CHAN_SELF, end.proc, end, null);
+    if (m.deferring(end.proc)) m.defer(end.proc, FX_CHAN_CLOSE, end, null);
+    else closeOut(m, end);
   }
 }
 
@@ -91,11 +92,22 @@ function send(end: ChanEnd, message: unknown): boolean {
   if (!end.connected) return false;
   if (message === undefined) throw new TypeError('channel.send: message is undefined');
   const copy = jsonCopy(message);
-  const peer = end.peer;
-  // A peer that is gone or closed loses the message, as a closed pipe does.
-  if (!peer.dead && peer.connected) enqueue(m, peer, copy, m.local(p));
-  m.log(p, 'send', String(peer.proc.pid));
+  if (m.deferring(p)) m.defer(p, FX_CHAN, end, copy);
+  else sendOut(m, end, copy);
+  m.log(p, 'send', String(end.peer.proc.pid));
   return true;
+}
+
+/** A message leaves `end` now. A peer that is gone or closed loses it, as a closed pipe does. */
+export function sendOut(m: Machine, end: ChanEnd, copy: unknown): void {
+  const peer = end.peer;
+  if (!peer.dead && peer.connected) enqueue(m, peer, copy, m.now);
+}
+
+/** `end`'s close goes out now: the peer hears it after what was sent before, this side hears it too. */
+export function closeOut(m: Machine, end: ChanEnd): void {
+  if (!end.peer.dead) enqueue(m, end.peer, DISCONNECT, m.now);
+  m.at(m.now, EV_CHAN_SELF, end.proc, end, null);
 }
 
 function enqueue(m: Machine, to: ChanEnd, item: unknown, from: number): void {

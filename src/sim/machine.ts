@@ -10,6 +10,14 @@
 // event for a process that is burning CPU moves to the end of its burn. After
 // each drain, every process that ran or lost a hold is checked: one that
 // holds nothing exits 0, like a Node process whose loop went empty.
+//
+// Host work (Os.hostWork: a dynamic import, say) takes host time, which must
+// never become virtual time. While some is pending the loop runs what is due
+// now but does not move the clock: when nothing is due now it awaits the
+// oldest pending work and hands its result back to its process as an event
+// at the current time, then goes on. Results go back one at a time, in the
+// order the work started, each when nothing else is due, so where they land
+// in the trace does not depend on how long the host took.
 
 import type { Volume } from 'memfs';
 import type { Exited, ProgramFn, ProgramRegistry } from '../os/types.js';
@@ -22,9 +30,9 @@ import {
   EV_CHAN,
   EV_CHAN_SELF,
   EV_CHECK,
-  EV_EXIT,
+  EV_FLUSH,
+  EV_HOST,
   EV_IDLE,
-  EV_KILL,
   EV_NONE,
   EV_SIGNAL,
   EV_SLEEP,
@@ -33,10 +41,12 @@ import {
   EV_TIMER,
 } from './scheduler.js';
 import { Trace } from './trace.js';
-import { ExitSignal, Proc, REAPED, ZOMBIE, die, holds, terminate } from './processes.js';
+import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from './processes.js';
 import { deliverSignal, signalName, signalTarget } from './signals.js';
-import { deliverChannel, fire, type ChanEnd } from './channels.js';
-import { Net, acceptConn, arrive, deliverStream, idleDue, type Endpoint, type ListenerHandle } from './sockets.js';
+import { closeOut, deliverChannel, fire, sendOut as sendMessage, type ChanEnd } from './channels.js';
+import { Net, acceptConn, arrive, deliverStream, dial, idleDue, sendOut as sendItem, type Endpoint, type ListenerHandle } from './sockets.js';
+import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_START, FX_STREAM } from './effects.js';
+import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import type { Addr } from '../os/types.js';
@@ -54,6 +64,32 @@ export interface RunResult {
 }
 
 const DISCARD = 0 as const;
+
+/** One Os.hostWork call: the host's promise, and the process waiting for it. */
+class HostWork {
+  settled = false;
+  ok = false;
+  value: unknown = undefined;
+  wake: (() => void) | null = null; // the run loop, when it waits for this one
+  resolve!: (value: unknown) => void;
+  reject!: (err: unknown) => void;
+
+  constructor(
+    readonly id: number,
+    readonly proc: Proc,
+  ) {}
+
+  settle(ok: boolean, value: unknown): void {
+    this.settled = true;
+    this.ok = ok;
+    this.value = value;
+    const wake = this.wake;
+    if (wake !== null) {
+      this.wake = null;
+      wake();
+    }
+  }
+}
 
 export class Machine {
   now = 0;
@@ -76,6 +112,8 @@ export class Machine {
   private nowText = '0';
   private batchId = 0;
   private running = false;
+  private readonly hosts = new Fifo<HostWork>(); // host work not handed back yet, oldest first
+  private hostIds = 0;
 
   constructor(
     seed: number | bigint,
@@ -129,8 +167,33 @@ export class Machine {
     return this.queue.schedule(time, kind, proc, a, b);
   }
 
-  atExit(p: Proc, code: number): void {
-    this.queue.schedule(p.busyUntil, EV_EXIT, null, p, code);
+  /** Whether `p`'s effects on others must wait: its clock is ahead (a burn), or earlier ones still wait. */
+  deferring(p: Proc): boolean {
+    return p.busyUntil > this.now || p.effects.length > 0;
+  }
+
+  /** Queue an effect of `p` for when its clock says (effects.ts). */
+  defer(p: Proc, kind: number, a: unknown, b: unknown): void {
+    const at = this.local(p);
+    p.effects.push(new Effect(at, kind, a, b));
+    if (p.flushEv === null) p.flushEv = this.queue.schedule(at, EV_FLUSH, null, p, null);
+  }
+
+  /** Os.hostWork: the clock stands still until `work` settles and its result is handed back (see the run loop). */
+  hostWork<T>(p: Proc, work: Promise<T>): Promise<T> {
+    const h = new HostWork(++this.hostIds, p);
+    p.hostWork++;
+    this.hosts.push(h);
+    this.log(p, 'host', String(h.id));
+    const promise = new Promise<T>((resolve, reject) => {
+      h.resolve = resolve as (value: unknown) => void;
+      h.reject = reject;
+    });
+    Promise.resolve(work).then(
+      (v) => h.settle(true, v),
+      (e) => h.settle(false, e),
+    );
+    return promise;
   }
 
   resolve(cwd: string, path: string): string {
@@ -195,6 +258,19 @@ export class Machine {
         // Events left in ready lists are due now; only without them may time move.
         if (this.ready.length === 0) {
           const top = this.nextLive();
+          if ((top === undefined || top.time > this.now) && this.hosts.length > 0) {
+            // Nothing is due now, and host work holds the clock: wait for the oldest.
+            const h = this.hostHead();
+            if (h !== undefined) {
+              if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
+              if (!h.settled) await new Promise<void>((wake) => (h.wake = wake));
+              if (this.hosts.peek() === h && h.proc.runnable) {
+                this.hosts.shift();
+                this.at(this.now, EV_HOST, h.proc, h, null);
+              }
+              continue;
+            }
+          }
           if (top === undefined) return { reason: 'idle', events: n, now: this.now };
           if (top.time > until) {
             if (until > this.now) this.setNow(until);
@@ -305,6 +381,68 @@ export class Machine {
     return n;
   }
 
+  /** The oldest host work whose process can still take it; that of processes that died (or stopped, or are exiting) is let go. */
+  private hostHead(): HostWork | undefined {
+    const hosts = this.hosts;
+    for (let h = hosts.peek(); h !== undefined; h = hosts.peek()) {
+      if (h.proc.runnable) return h;
+      hosts.shift();
+      this.log(h.proc, 'host-drop', String(h.id));
+    }
+    return undefined;
+  }
+
+  /** EV_FLUSH: `p`'s deferred effects whose time has come go out, in order (effects.ts). */
+  private flush(p: Proc): void {
+    p.flushEv = null;
+    // A dead process has none left; a stopped one never reaches the end of its burn.
+    if (p.state !== RUNNING) return;
+    const fx = p.effects;
+    const now = this.now;
+    let n = 0;
+    for (let e = fx.peek(); e !== undefined; e = fx.peek()) {
+      if (e.at > now) {
+        if (p.flushEv === null) p.flushEv = this.queue.schedule(e.at, EV_FLUSH, null, p, null);
+        break;
+      }
+      fx.shift();
+      n++;
+      this.apply(p, e);
+      if (p.state !== RUNNING) return; // it killed or stopped itself, or exited
+    }
+    this.log(p, 'flush', String(n));
+    this.touch(p);
+  }
+
+  private apply(p: Proc, e: Effect): void {
+    switch (e.kind) {
+      case FX_STREAM:
+        sendItem(this, e.a as Endpoint, e.b);
+        return;
+      case FX_CHAN:
+        sendMessage(this, e.a as ChanEnd, e.b);
+        return;
+      case FX_CHAN_CLOSE:
+        closeOut(this, e.a as ChanEnd);
+        return;
+      case FX_CONNECT:
+        dial(this, e.a as Endpoint, e.b);
+        return;
+      case FX_START:
+        this.at(this.now, EV_START, e.a as Proc, null, null);
+        return;
+      case FX_KILL:
+        this.log(p, 'kill', `${e.a as number} ${signalName(e.b as number)}`);
+        signalTarget(this, e.a as number, e.b as number);
+        return;
+      case FX_EXIT:
+        if (p.exiting) die(this, p, e.b as number, null);
+        return;
+      default:
+        throw new Error(`unknown effect kind ${e.kind}`);
+    }
+  }
+
   /** Drop, without moving time, events that can no longer run. */
   private nextLive(): Ev | undefined {
     const q = this.queue;
@@ -358,12 +496,17 @@ export class Machine {
       case EV_SIGNAL:
         deliverSignal(this, p!, ev.b as number);
         return;
-      case EV_KILL:
-        p!.pendingKills--;
-        this.touch(p!);
-        this.log(p!, 'kill', `${ev.a as number} ${signalName(ev.b as number)}`);
-        signalTarget(this, ev.a as number, ev.b as number);
+      case EV_FLUSH:
+        this.flush(ev.a as Proc);
         return;
+      case EV_HOST: {
+        const h = ev.a as HostWork;
+        p!.hostWork--;
+        this.log(p!, 'host-done', `${h.id} ${h.ok ? 'ok' : 'error'}`);
+        if (h.ok) h.resolve(h.value);
+        else h.reject(h.value);
+        return;
+      }
       case EV_CHAN:
         deliverChannel(this, ev.a as ChanEnd);
         return;
@@ -386,11 +529,6 @@ export class Machine {
         p!.checkQueued = false;
         this.log(p!, 'check', '');
         return;
-      case EV_EXIT: {
-        const q = ev.a as Proc;
-        if (q.exiting) die(this, q, ev.b as number, null);
-        return;
-      }
       default:
         throw new Error(`unknown event kind ${ev.kind}`);
     }

@@ -20,6 +20,8 @@ export const EPOCH_MS = 1767225600000;
 
 const NEVER = new Promise<never>(() => {});
 
+function noop(): void {}
+
 /** Node's setTimeout rule: anything below 1 ms (or not a number) is 1 ms. */
 export function delay(ms: number): number {
   const d = Number(ms);
@@ -141,11 +143,36 @@ export class SimOs implements Os {
     if (!p.runnable) throw new ExitSignal();
     if (!(ms > 0)) return;
     p.busyUntil = this.m.local(p) + ms;
+    p.busyTotal += ms;
     this.m.log(p, 'burn', `${ms} until=${p.busyUntil}`);
+  }
+
+  loopBusy(): number {
+    // Callbacks take no virtual time; only burns do. A process killed
+    // mid-burn had counted the whole burn: the load report is an estimate.
+    return this.p.busyTotal;
   }
 
   random(): number {
     return this.p.rng.float();
+  }
+
+  /**
+   * Host work (a dynamic import, say) takes host time, never virtual time:
+   * until it is handed back the kernel runs only what is due now and the
+   * clock stands still (see Machine.run). The result comes back as an event
+   * of this process at the virtual time the work started, in the order the
+   * work was started, whenever the host finishes it, so a run replays.
+   * The work must not wait for the simulation itself (a sleep, a message
+   * from another process): the clock would never move again.
+   */
+  hostWork<T>(work: Promise<T>): Promise<T> {
+    const p = this.p;
+    if (!p.runnable) {
+      Promise.resolve(work).then(undefined, noop); // nobody will hear of it; not an unhandled rejection either
+      return NEVER;
+    }
+    return this.m.hostWork(p, work);
   }
 
   spawn(spec: SpawnSpec): Child {

@@ -6,8 +6,9 @@
 //   RUNNING/STOPPED --exit, crash, signal, natural end--> ZOMBIE --waitpid / init--> REAPED
 //
 // `exiting` is a RUNNING process that called exit() (or crashed) while its
-// clock ran ahead of the kernel's in a burn: it runs nothing more and dies
-// when the burn ends, unless a signal kills it first.
+// clock ran ahead of the kernel's in a burn (or while effects of one still
+// wait, see effects.ts): it runs nothing more and dies when the burn ends,
+// after the effects it made before the exit, unless a signal kills it first.
 
 import { OsError, type Exited, type ProgramFn, type Signal, type SpawnSpec, type Listener } from '../os/types.js';
 import type { Rng } from './random.js';
@@ -18,9 +19,10 @@ import type { FdTable, Sink } from './files.js';
 import type { SimOs } from './os.js';
 import { EV_START, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
+import { FX_EXIT, FX_START, FX_STREAM, type Effect } from './effects.js';
 import { SIGNAL_COUNT, sendSignal, signalIndex, SIGCHLD_INDEX } from './signals.js';
 import { openChannel, closeChannels, type SimChannel } from './channels.js';
-import { checkHandOver, closeEndpoints, handOver, releaseHandles } from './sockets.js';
+import { checkHandOver, closeEndpoints, closeUnsent, handOver, releaseHandles } from './sockets.js';
 import { openSink, releaseSink, closeFds, isDirectory } from './files.js';
 
 /** What os.exit() throws to unwind the caller; the kernel swallows it wherever it calls process code. */
@@ -50,10 +52,13 @@ export class Proc {
 
   // Scheduling.
   busyUntil = 0; // end of the current burn; the process's clock is max(kernel now, busyUntil)
+  busyTotal = 0; // ms burnt in all, for os.loopBusy()
   batch = -1; // last batch this process ran an event in (one event per process per batch)
   dirty = false; // queued for a lifetime check after the next drain
   checkQueued = false; // an EV_CHECK waits for the end of a burn
   readonly ready = new Fifo<Ev>(); // events due now that wait for a later batch (one per process per batch)
+  readonly effects = new Fifo<Effect>(); // what it did to others ahead of the kernel's clock, not yet out (effects.ts)
+  flushEv: Ev | null = null; // the EV_FLUSH that applies the first of them
 
   // What keeps it alive (see holds()).
   programPending = true;
@@ -63,7 +68,7 @@ export class Proc {
   connecting = 0; // connects not yet answered
   liveChildren = 0; // children that have not exited
   pendingSignals = 0; // bit per signal index, handlers waiting to run
-  pendingKills = 0; // kills sent during a burn, not yet out
+  hostWork = 0; // Os.hostWork promises not yet handed back
 
   readonly handlers: Array<(() => void) | null> = new Array<(() => void) | null>(SIGNAL_COUNT).fill(null);
   pdeathsig = -1; // signal index, -1 none
@@ -122,13 +127,13 @@ export class Proc {
  * Whether something keeps the process's event loop alive, as Node decides
  * it: a pending program promise, a ref'd timer or sleep, an accepting
  * listener, an open stream or pending connect, a child that has not exited,
- * a signal handler waiting to run, a kill it sent during a burn that has
- * not gone out yet (its own deferred effect), or a channel with message or disconnect
- * listeners that has not yet seen its disconnect.
+ * a signal handler waiting to run, host work not yet handed back, effects
+ * it made during a burn that have not gone out yet, or a channel with
+ * message or disconnect listeners that has not yet seen its disconnect.
  */
 export function holds(p: Proc): boolean {
   if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0) return true;
-  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.pendingKills > 0) return true;
+  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0) return true;
   for (const end of p.chans) if (end.holds()) return true;
   return false;
 }
@@ -175,17 +180,19 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   if (wantChannel) channel = openChannel(m, parent, child);
   child.pdeathsig = pdeathsig;
   m.log(parent, 'spawn', `${pid} ${name} pgid=${child.pgid}`);
-  m.at(m.local(parent), EV_START, child, null, null);
+  // A parent that burns starts the child when its clock says, if it lives that long.
+  if (m.deferring(parent)) m.defer(parent, FX_START, child, null);
+  else m.at(m.now, EV_START, child, null, null);
   return { pid, channel };
 }
 
-/** os.exit() and crashes: die now, or when the current burn ends. */
+/** os.exit() and crashes: die now, or when the current burn ends, after the effects made before. */
 export function terminate(m: Machine, p: Proc, code: number): void {
   if (!p.runnable) return;
-  if (p.busyUntil > m.now) {
+  if (m.deferring(p)) {
     p.exiting = true;
-    m.log(p, 'exiting', `${code} at=${p.busyUntil}`);
-    m.atExit(p, code);
+    m.log(p, 'exiting', `${code} at=${m.local(p)}`);
+    m.defer(p, FX_EXIT, null, code);
     return;
   }
   die(m, p, code, null);
@@ -195,6 +202,12 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   if (p.state === ZOMBIE || p.state === REAPED || p === m.init) return;
   p.state = ZOMBIE;
   p.exiting = false;
+  // A process killed mid-burn dies now: what its death does to others
+  // (closed streams, SIGCHLD, orphans) happens at kernel time, not at the
+  // end of a burn that will never finish, and what it did ahead of the
+  // kernel's clock never happens at all.
+  p.busyUntil = 0;
+  const dropped = p.effects.length === 0 ? null : dropEffects(m, p);
   const exited: Exited = { pid: p.pid, code, signal };
   p.exited = exited;
   m.exits.set(p.pid, exited);
@@ -203,8 +216,23 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   p.pendingSignals = 0;
   p.programPending = false;
   p.refTimers = 0;
+  p.hostWork = 0;
   closeChannels(m, p);
   closeEndpoints(m, p);
+  if (dropped !== null) {
+    for (const e of dropped) {
+      // A stream it closed (or wrote to) during the burn: the peer hears of the death instead.
+      if (e.kind === FX_STREAM) closeUnsent(m, e.a as Endpoint);
+      // A child it spawned during the burn was never started: it goes with its parent.
+      else if (e.kind === FX_START) {
+        const c = e.a as Proc;
+        if (c.state === RUNNING || c.state === STOPPED) {
+          m.log(c, 'unborn', `parent=${p.pid}`);
+          die(m, c, null, 'SIGKILL');
+        }
+      }
+    }
+  }
   releaseHandles(m, p);
   closeFds(m, p);
   releaseSink(m, p.stdout);
@@ -231,6 +259,20 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   parent.zombies.push(p);
   m.touch(parent);
   sendSignal(m, parent, SIGCHLD_INDEX);
+}
+
+/** A dying process's effects that never went out, oldest first; its flush event goes too. */
+function dropEffects(m: Machine, p: Proc): Effect[] {
+  const out: Effect[] = [];
+  for (let e = p.effects.shift(); e !== undefined; e = p.effects.shift()) if (e.kind !== FX_EXIT) out.push(e);
+  const ev = p.flushEv;
+  if (ev !== null) {
+    p.flushEv = null;
+    m.queue.remove(ev);
+    m.queue.release(ev);
+  }
+  m.log(p, 'dropped', String(out.length));
+  return out;
 }
 
 function reap(m: Machine, p: Proc): void {

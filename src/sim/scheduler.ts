@@ -15,7 +15,7 @@ export const EV_START = 1; // proc runs its program
 export const EV_TIMER = 2; // a: SimTimer
 export const EV_SLEEP = 3; // a: resolve function
 export const EV_SIGNAL = 4; // b: signal index; deliver if still pending
-export const EV_KILL = 5; // a: target pid (negative: group), b: signal index; a kill sent by a burning process
+export const EV_FLUSH = 5; // a: Proc; apply its deferred effects that are due (effects.ts); a kernel event
 export const EV_CHAN = 6; // a: ChanEnd; deliver the next item of its inbox
 export const EV_CHAN_SELF = 7; // a: ChanEnd; fire its own disconnect after close()
 export const EV_STREAM = 8; // a: Endpoint; deliver the next item of its inbox (proc: its owner, read at pop)
@@ -23,7 +23,7 @@ export const EV_ARRIVE = 9; // a: Endpoint (client side), b: Addr; a connection 
 export const EV_CONNECTED = 10; // a: Endpoint (client side), b: OsError | null
 export const EV_ACCEPT = 11; // a: ListenerHandle, b: Endpoint (server side)
 export const EV_CHECK = 12; // a burning process may have nothing left to live for; look again when it is free
-export const EV_EXIT = 13; // a: Proc, b: exit code; os.exit() or a crash stamped at the end of a burn
+export const EV_HOST = 13; // a: HostWork; hand settled host work back to its process (Os.hostWork)
 export const EV_IDLE = 14; // a: Endpoint; its idle timeout (stream setTimeout) may be due
 
 export class Ev {

@@ -9,7 +9,8 @@
 import { DEFAULT_ACTION, OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { die, ExitSignal, RUNNING, STOPPED, ZOMBIE, REAPED, type Proc } from './processes.js';
-import { EV_KILL, EV_SIGNAL } from './scheduler.js';
+import { EV_SIGNAL } from './scheduler.js';
+import { FX_KILL } from './effects.js';
 
 export const SIGNAL_COUNT = SIGNALS.length;
 const INDEX = new Map<string, number>(SIGNALS.map((s, i) => [s, i]));
@@ -91,8 +92,8 @@ export function deliverSignal(m: Machine, p: Proc, i: number): void {
 
 /**
  * os.kill. Existence is checked now, so ESRCH is synchronous; a sender
- * whose clock runs ahead (it burned) sends when its clock says, as an event
- * of its own that dies with it.
+ * whose clock runs ahead (it burned) sends when its clock says, as one of
+ * its deferred effects (effects.ts), which die with it.
  */
 export function kill(m: Machine, p: Proc, pid: number, sig: Signal): void {
   const i = signalIndex(sig);
@@ -104,10 +105,9 @@ export function kill(m: Machine, p: Proc, pid: number, sig: Signal): void {
     const g = m.groups.get(-target);
     if (g === undefined || g.size === 0) throw new OsError('ESRCH', `kill(${pid}, ${sig}): no such process group`);
   }
-  if (p.busyUntil > m.now) {
-    m.log(p, 'kill', `${target} ${sig} at=${p.busyUntil}`);
-    p.pendingKills++;
-    m.at(p.busyUntil, EV_KILL, p, target, i);
+  if (m.deferring(p)) {
+    m.log(p, 'kill', `${target} ${sig} at=${m.local(p)}`);
+    m.defer(p, FX_KILL, target, i);
     return;
   }
   m.log(p, 'kill', `${target} ${sig}`);

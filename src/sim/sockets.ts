@@ -16,14 +16,19 @@
 // with RST. A listener lives while some process holds it; connections that
 // arrive while nobody accepts wait in its backlog, and are reset when the
 // last holder lets go.
+//
+// A process that burns writes, closes and connects when its clock says, if
+// it lives that long (effects.ts): killed mid-burn, its peers get the EOF or
+// reset of its death at the kill, never what it "wrote" after it.
 
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
 import { OsError, UNIX_PATH_MAX, formatAddr, isUnix, type Addr, type Listener, type ListenOptions, type Stream } from '../os/types.js';
 import type { Machine } from './machine.js';
-import { ExitSignal, type Proc } from './processes.js';
+import { ExitSignal, RUNNING, type Proc } from './processes.js';
 import { EV_ACCEPT, EV_ARRIVE, EV_IDLE, EV_NONE, EV_STREAM, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
+import { FX_CONNECT, FX_STREAM } from './effects.js';
 import { S_IFMT, S_IFSOCK, resolvePath } from './files.js';
 
 const EOF: unique symbol = Symbol('eof');
@@ -56,7 +61,8 @@ export class Endpoint {
   readonly inbox = new Fifo<Item>();
   lastAt = 0; // delivery times into this side never go backwards
   closed = false; // finished here: destroyed, reset, or its process died
-  sentFin = false; // EOF or RST already queued to the peer
+  ended = false; // this side writes no more: EOF or RST written (maybe still deferred), or reset
+  sentFin = false; // EOF or RST already queued to the peer, or none may be sent (implies ended)
   answeredRst = false; // late bytes to a closed side were answered once
   holding = false; // counted in owner.streams
   refd = true; // holds its process while open (unref clears it)
@@ -243,22 +249,34 @@ function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
   m.at(t, EV_STREAM, null, to, null);
 }
 
+/** `p` sends `item` to `ep`'s peer: now, or when its clock says. */
+function emitItem(m: Machine, p: Proc, ep: Endpoint, item: Item): void {
+  if (m.deferring(p)) m.defer(p, FX_STREAM, ep, item);
+  else sendOut(m, ep, item);
+}
+
+/** An item leaves `ep` now, unless the connection was reset or closed by a death meanwhile. */
+export function sendOut(m: Machine, ep: Endpoint, item: unknown): void {
+  if (ep.sentFin) return;
+  if (item === EOF || item === RST) ep.sentFin = true;
+  pipeTo(m, ep.peer, item as Item, m.now);
+}
+
 function writeBytes(ep: Endpoint, chunk: Buffer): void {
   const p = ep.owner;
-  if (ep.closed || ep.sentFin || p === null || !p.runnable) return;
+  if (ep.closed || ep.ended || p === null || !p.runnable) return;
   const m = ep.m;
   // A copy: the caller may reuse its buffer, the kernel has its own.
-  const now = m.local(p);
-  pipeTo(m, ep.peer, Buffer.from(chunk), now);
-  if (ep.idleMs > 0) activity(ep, p, now);
+  emitItem(m, p, ep, Buffer.from(chunk));
+  if (ep.idleMs > 0) activity(ep, p, m.local(p));
   m.log(p, 'w', `${ep.id} ${chunk.length}`);
 }
 
 function finish(ep: Endpoint): void {
   const p = ep.owner;
-  if (ep.closed || ep.sentFin || p === null || !p.runnable) return;
-  ep.sentFin = true;
-  pipeTo(ep.m, ep.peer, EOF, ep.m.local(p));
+  if (ep.closed || ep.ended || p === null || !p.runnable) return;
+  ep.ended = true;
+  emitItem(ep.m, p, ep, EOF);
   ep.m.log(p, 'fin', String(ep.id));
 }
 
@@ -273,10 +291,11 @@ function closeLocal(ep: Endpoint): void {
   ep.closed = true;
   cancelIdle(ep);
   const p = ep.owner;
-  if (!ep.sentFin) {
-    ep.sentFin = true;
-    const from = p === null ? m.now : m.local(p);
-    pipeTo(m, ep.peer, unread(ep) ? RST : EOF, from);
+  if (!ep.ended) {
+    ep.ended = true;
+    const item = unread(ep) ? RST : EOF;
+    if (p !== null && p.state === RUNNING) emitItem(m, p, ep, item);
+    else sendOut(m, ep, item);
   }
   if (p !== null) {
     p.endpoints.delete(ep);
@@ -326,7 +345,7 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
     return;
   }
   if (item === RST) {
-    ep.sentFin = true; // a reset is not answered
+    ep.ended = ep.sentFin = true; // a reset is not answered
     if (p !== null) m.log(p, 'rst', String(ep.id));
     const err = new OsError('ECONNRESET', `connection ${ep.id} reset by peer`);
     if (ep.pending !== null) {
@@ -348,7 +367,7 @@ function refuse(m: Machine, ep: Endpoint, err: OsError): void {
   const pending = ep.pending!;
   ep.pending = null;
   ep.closed = true;
-  ep.sentFin = true;
+  ep.ended = ep.sentFin = true;
   p.connecting--;
   p.endpoints.delete(ep);
   m.touch(p);
@@ -375,14 +394,24 @@ export function closeEndpoints(m: Machine, p: Proc): void {
     cancelIdle(ep);
     if (ep.closed) continue;
     ep.closed = true;
-    if (!ep.sentFin) {
-      ep.sentFin = true;
-      pipeTo(m, ep.peer, unread(ep) ? RST : EOF, m.now);
-    }
+    closeUnsent(m, ep);
   }
   p.endpoints.clear();
   p.streams = 0;
   p.connecting = 0;
+}
+
+/**
+ * At death, for a stream whose EOF or RST has not gone out (its process
+ * never closed it, or closed it during a burn it did not survive): the peer
+ * hears of the death now.
+ */
+export function closeUnsent(m: Machine, ep: Endpoint): void {
+  ep.closed = true;
+  ep.ended = true;
+  if (ep.sentFin) return;
+  ep.sentFin = true;
+  pipeTo(m, ep.peer, unread(ep) ? RST : EOF, m.now);
 }
 
 function noop(): void {}
@@ -474,7 +503,7 @@ function closeListener(m: Machine, st: ListenerState): void {
 function resetUnaccepted(m: Machine, ep: Endpoint): void {
   if (ep.closed) return;
   ep.closed = true;
-  ep.sentFin = true;
+  ep.ended = ep.sentFin = true;
   pipeTo(m, ep.peer, RST, m.now);
 }
 
@@ -677,8 +706,15 @@ export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
   const promise = new Promise<Stream>((resolve, reject) => {
     client.pending = { resolve, reject };
   });
-  m.at(m.local(p) + m.latency(), EV_ARRIVE, null, client, target);
+  if (m.deferring(p)) m.defer(p, FX_CONNECT, client, target);
+  else dial(m, client, target);
   return promise;
+}
+
+/** The connection request leaves now, unless its process died meanwhile. */
+export function dial(m: Machine, client: Endpoint, target: unknown): void {
+  if (client.closed) return;
+  m.at(m.now + m.latency(), EV_ARRIVE, null, client, target);
 }
 
 /** EV_ARRIVE: the connection reaches the listening side, or is refused. */

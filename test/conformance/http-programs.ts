@@ -22,6 +22,7 @@ import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { programs, type Addr, type Child, type Listener, type Os, type Timer } from '../../src/os/types.js';
 import { emit, reap, until } from '../support/os.js';
+import { OsAgent, viaOs } from '../support/http.js';
 
 const CHUNKS = ['part-0\n', 'part-1\n', 'part-2\n', 'part-3\n'];
 const FIXED = bytes(10_000, 31);
@@ -152,24 +153,6 @@ async function startServer(os: Os, options: http.ServerOptions = {}): Promise<Se
   };
   await srv.report('ready');
   return srv;
-}
-
-/** createConnection for http.request and Agents: an Os stream, handed over when connected. */
-function viaOs(os: Os, addr: Addr) {
-  return (_opts: unknown, cb: (err: Error | null, s: Duplex) => void): undefined => {
-    os.connect(addr).then((s) => cb(null, s), (e: Error) => cb(e, undefined as never));
-    return undefined;
-  };
-}
-
-/** A keep-alive Agent whose connections are Os streams. */
-class OsAgent extends http.Agent {
-  constructor(private readonly os: Os, private readonly addr: Addr, opts: http.AgentOptions) {
-    super(opts);
-  }
-  override createConnection(opts: http.ClientRequestArgs, cb?: (err: Error | null, s: Duplex) => void): undefined {
-    return viaOs(this.os, this.addr)(opts, cb!);
-  }
 }
 
 interface Reply {

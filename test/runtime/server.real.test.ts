@@ -256,3 +256,33 @@ describe('writing a config file', () => {
     expect((await get(port)).status).toBe(200);
   });
 });
+
+describe('systemd socket activation', () => {
+  test('LISTEN_FDS sockets are served and --bind is ignored', async () => {
+    const { createNodeOs } = await import('../../src/os/node/index.js');
+    const os = createNodeOs({ programs: [] });
+    const l = await os.listen({ host: '127.0.0.1', port: 0 });
+    const port = (l.address as { port: number }).port;
+    // What systemd does: the socket at fd 3, LISTEN_PID naming the process that execs drover.
+    const c = os.spawn({
+      command: ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"', process.execPath, join(APPS, '..', '..', 'bin', 'drover.js'), join(APPS, 'basic.js'), '--workers', '1', '--bind', 'unix:/nonexistent-dir/drover.sock'], // binding this would fail
+      newGroup: true,
+      listeners: [l],
+      stdout: 'ignore',
+      stderr: 'ignore',
+    });
+    l.close();
+    try {
+      let r = null;
+      for (let i = 0; i < 100 && r === null; i++) {
+        r = await get(port).catch(() => null);
+        if (r === null) await sleep(100);
+      }
+      expect(r?.status).toBe(200);
+      os.kill(c.pid, 'SIGTERM');
+      for (let i = 0; i < 100 && os.waitpid(c.pid) === null; i++) await sleep(50);
+    } finally {
+      try { os.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  });
+});

@@ -83,6 +83,10 @@ export class NodeOs implements Os {
     burn(ms);
   }
 
+  loopBusy(): number {
+    return performance.eventLoopUtilization().active;
+  }
+
   random(): number {
     return Math.random();
   }
@@ -100,6 +104,10 @@ export class NodeOs implements Os {
     // unexpected; it must not crash the parent.
     cp.on('error', (e) => process.stderr.write(`drover: child ${pid}: ${e.message}\n`));
     return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null };
+  }
+
+  hostWork<T>(work: Promise<T>): Promise<T> {
+    return work;
   }
 
   alive(pid: number): boolean {

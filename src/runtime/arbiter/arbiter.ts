@@ -16,6 +16,7 @@ import { formatAddr, isUnix, type Exited, type Listener, type Os, type Signal } 
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type WorkerSpec } from '../protocol.js';
+import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { removePidfile, writePidfile } from './pidfile.js';
 import { type Worker, Workers } from './workers.js';
 
@@ -59,7 +60,8 @@ class Arbiter {
   private log: Logger;
   private readonly workers = new Workers();
   private listeners = new Map<string, Listener>();
-  private generation = 1;
+  private generation = 1; // the generation serving now
+  private lastGeneration = 1; // the newest one started (a reload may be booting it)
   private target: number;
   private reload: Reload | null = null;
   private readonly signals: Signal[] = [];
@@ -68,6 +70,9 @@ class Arbiter {
   private respawnAt = 0; // backoff after workers that died before booting
   private bootFailures = 0;
   private halt: { code: number; reason: string } | null = null;
+  private reloadAgain = false; // a HUP arrived while a reload was under way
+  private scaling = initialScale();
+  private inherited = false; // listeners came from systemd, not from bind
 
   constructor(
     private readonly os: Os,
@@ -88,11 +93,18 @@ class Arbiter {
         this.poke();
       });
     }
-    try {
-      this.listeners = await this.bind(this.config, new Map());
-    } catch (e) {
-      log.error((e as Error).message);
-      return 1;
+    if (os.listeners.length > 0) {
+      // systemd socket activation: the sockets are given, --bind does not apply.
+      this.inherited = true;
+      this.listeners = new Map(os.listeners.map((l) => [formatAddr(l.address), l]));
+      log.info(`Using ${os.listeners.length} socket(s) from systemd (LISTEN_FDS); bind settings are ignored`);
+    } else {
+      try {
+        this.listeners = await this.bind(this.config, new Map());
+      } catch (e) {
+        log.error((e as Error).message);
+        return 1;
+      }
     }
     if (this.config.pid) {
       try {
@@ -118,8 +130,9 @@ class Arbiter {
       if (graceful !== null || this.halt !== null) break;
       this.checkReload();
       this.murder();
+      this.autoscale();
       this.manage();
-      await this.sleep(this.tick());
+      if (this.signals.length === 0) await this.sleep(this.tick());
     }
     if (this.halt) {
       log.critical(this.halt.reason);
@@ -138,16 +151,19 @@ class Arbiter {
       case 'SIGHUP':
         return this.startReload();
       case 'SIGTTIN':
-        if (this.target < config.max_workers) this.target++;
-        else log.info(`TTIN: already at max_workers (${config.max_workers})`);
-        return;
       case 'SIGTTOU':
-        if (this.target > config.min_workers) this.target--;
-        else log.info(`TTOU: already at min_workers (${config.min_workers})`);
+        // A hand on the dial: autoscaling keeps still for a while after it.
+        this.scaling = { ...initialScale(), quietUntil: os.now() + COOLDOWN };
+        if (sig === 'SIGTTOU') {
+          if (this.target > config.min_workers) this.target--;
+          else log.info(`TTOU: already at min_workers (${config.min_workers})`);
+        } else if (this.target < config.max_workers) this.target++;
+        else log.info(`TTIN: already at max_workers (${config.max_workers})`);
         return;
       case 'SIGUSR1':
         log.sink.reopen();
         for (const w of this.workers.all()) this.signal(w, 'SIGUSR1');
+        this.log.info('Reopened log files');
         return;
       default:
         os.stderr.write(`drover: unexpected signal ${sig}\n`);
@@ -158,7 +174,12 @@ class Arbiter {
 
   private async startReload(): Promise<void> {
     const { os, log } = this;
-    if (this.reload) this.abortReload('a newer HUP arrived');
+    if (this.reload) {
+      // A storm of HUPs costs one more reload, not a string of half-booted
+      // generations: the latest config is read when this one is done.
+      this.reloadAgain = true;
+      return;
+    }
     let next: Config;
     try {
       next = await loadConfig(os, this.argv, this.opts.cpus);
@@ -175,7 +196,7 @@ class Arbiter {
       log.error(`reload failed, the running config stays in force: ${(e as Error).message}`);
       return;
     }
-    const generation = ++this.generation;
+    const generation = ++this.lastGeneration;
     this.reload = { config: next, generation, started: os.now(), listeners, opened };
     // gunicorn resets the count to the configured one on HUP and forgets
     // TTIN/TTOU; we keep it unless the configured count itself changed.
@@ -196,6 +217,7 @@ class Arbiter {
     if (fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
     const old = this.config;
     this.config = r.config;
+    this.generation = r.generation;
     this.target = fresh.length;
     for (const [name, l] of this.listeners) {
       if (r.listeners.has(name)) continue;
@@ -211,14 +233,32 @@ class Arbiter {
     for (const w of this.workers.all()) if (w.generation < r.generation) this.drain(w);
     this.reload = null;
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+    this.queuedReload();
+  }
+
+  private queuedReload(): void {
+    if (!this.reloadAgain) return;
+    this.reloadAgain = false;
+    this.signals.push('SIGHUP');
   }
 
   private abortReload(why: string): void {
     const r = this.reload!;
     this.reload = null;
-    for (const w of this.workers.of(r.generation)) this.signal(w, 'SIGKILL');
+    const now = this.os.now();
+    for (const w of this.workers.of(r.generation)) {
+      if (w.state === 'serving') {
+        // Booted, so it may hold connections already: it finishes them.
+        this.drain(w);
+      } else {
+        // Killed on purpose: its exit is not a boot failure.
+        this.workers.move(w, 'aborting', now);
+        this.signal(w, 'SIGKILL');
+      }
+    }
     this.closeListeners(r.opened);
     this.log.error(`reload failed, the running config stays in force: ${why}`);
+    this.queuedReload();
   }
 
   // ----------------------------------------------------------------- workers
@@ -257,6 +297,8 @@ class Arbiter {
       case 'hb':
         w.inflight = m.inflight;
         w.served = m.served;
+        if (w.busy && now > w.busy.at) w.load = Math.min(1, Math.max(0, (m.busy - w.busy.ms) / (now - w.busy.at)));
+        w.busy = { at: now, ms: m.busy };
         return;
       case 'boot-error':
         w.bootError = m.message;
@@ -334,6 +376,20 @@ class Arbiter {
     }
   }
 
+  /** Moves the target within [min, max] by the serving workers' own load reports. */
+  private autoscale(): void {
+    const { config } = this;
+    if (this.reload || config.min_workers >= config.max_workers) return;
+    const loads = this.workers.active(this.generation).flatMap((w) => (w.state === 'serving' && w.load !== null ? [w.load] : []));
+    const load = loads.length === 0 ? null : loads.reduce((a, b) => a + b, 0) / loads.length;
+    const r = scale(this.scaling, { now: this.os.now(), target: this.target, min: config.min_workers, max: config.max_workers, load });
+    this.scaling = r.state;
+    if (r.target !== this.target) {
+      this.log.info(`Autoscale: mean load ${load!.toFixed(2)}, workers ${this.target} -> ${r.target}`);
+      this.target = r.target;
+    }
+  }
+
   /** Brings the current generation to the target. */
   private manage(): void {
     if (this.reload) return;
@@ -382,6 +438,7 @@ class Arbiter {
 
   /** Listeners for every bind of `config`: kept from `this.listeners` where the address is unchanged, new ones added to `opened`. */
   private async bind(config: Config, opened: Map<string, Listener>): Promise<Map<string, Listener>> {
+    if (this.inherited) return new Map(this.listeners);
     const out = new Map<string, Listener>();
     for (const addr of config.bind) {
       const name = formatAddr(addr);

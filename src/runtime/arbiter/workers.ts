@@ -25,13 +25,16 @@ export interface Worker {
   inflight: number;
   served: number;
   bootError: string | null;
+  /** Event-loop utilization over the last heartbeat interval, 0..1; null until two reports. */
+  load: number | null;
+  busy: { at: number; ms: number } | null; // the last report of os.loopBusy()
 }
 
 export class Workers {
   private readonly byPid = new Map<number, Worker>();
 
   add(pid: number, channel: Channel | null, generation: number, now: number): Worker {
-    const w: Worker = { pid, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now, inflight: 0, served: 0, bootError: null };
+    const w: Worker = { pid, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now, inflight: 0, served: 0, bootError: null, load: null, busy: null };
     this.byPid.set(pid, w);
     return w;
   }

@@ -56,11 +56,11 @@ function parseJson(path: string, text: string): unknown {
 let generation = 0;
 const cjs = createRequire(import.meta.url);
 
-async function importConfig(path: string): Promise<unknown> {
+async function importConfig(os: Os, path: string): Promise<unknown> {
   // A CommonJS file is cached by file name, not by URL, even when imported;
   // drop it from that cache so the new URL really evaluates it again.
   delete cjs.cache[path];
-  const ns = (await import(`${pathToFileURL(path).href}?drover-config=${++generation}`)) as Record<string, unknown>;
+  const ns = (await os.hostWork(import(`${pathToFileURL(path).href}?drover-config=${++generation}`))) as Record<string, unknown>;
   // The default export; without one, the named exports (`export const workers = 4`), as gunicorn reads module variables.
   let data: unknown = 'default' in ns ? ns.default : { ...ns };
   if (typeof data === 'function') data = await (data as () => unknown)();
@@ -91,7 +91,7 @@ export async function loadConfigFile(os: Os, path: string): Promise<{ path: stri
     return { path, data: parseJson(path, text) };
   }
   try {
-    return { path, data: await importConfig(abs) };
+    return { path, data: await importConfig(os, abs) };
   } catch (e) {
     const err = e as Error;
     throw new ConfigError([`config file ${path} failed to load: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`]);

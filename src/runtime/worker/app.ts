@@ -11,6 +11,8 @@ import { EXIT_APP_LOAD, EXIT_BOOT } from '../protocol.js';
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 export interface AppContext {
+  /** The worker's pid (process.pid is the host's in the simulator). */
+  readonly pid: number;
   /** Monotonic milliseconds. */
   now(): number;
   sleep(ms: number): Promise<void>;
@@ -24,10 +26,11 @@ export class BootError extends Error {
   }
 }
 
-export async function loadApp(path: string, ctx: AppContext): Promise<RequestListener> {
+/** `host` waits for the import as the Os waits for host work (see Os.hostWork). */
+export async function loadApp(path: string, ctx: AppContext, host: <T>(work: Promise<T>) => Promise<T>): Promise<RequestListener> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    mod = (await host(import(pathToFileURL(path).href))) as Record<string, unknown>;
   } catch (e) {
     throw new BootError(EXIT_APP_LOAD, `cannot load app ${path}: ${describe(e)}`);
   }

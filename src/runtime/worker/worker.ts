@@ -14,6 +14,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Os, Stream } from '../../os/types.js';
 import { accessLine, Logger, LogSink } from '../log.js';
+import { httpDate } from '../time-format.js';
 import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
@@ -44,11 +45,13 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       quick();
     });
     await conns.drain(firm);
-    os.exit(0);
+    // Exit from a callback of the Os's own, never from a detached promise:
+    // the simulator unwinds exit() with an exception, which must land there.
+    os.timer(0, () => os.exit(0));
   };
 
   os.setParentDeathSignal('SIGQUIT');
-  os.onSignal('SIGTERM', () => void stop(true));
+  os.onSignal('SIGTERM', () => stop(true));
   os.onSignal('SIGINT', quick);
   os.onSignal('SIGQUIT', quick);
   os.onSignal('SIGHUP', () => {}); // the arbiter reloads by replacing us
@@ -57,12 +60,12 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     access?.reopen();
   });
   os.channel?.onMessage((m) => {
-    if ((m as ToWorker).t === 'drain') void stop(false);
+    if ((m as ToWorker).t === 'drain') return stop(false);
   });
 
   let app: RequestListener;
   try {
-    app = await loadApp(spec.app, { now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) });
+    app = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (w) => os.hostWork(w));
   } catch (e) {
     const code = e instanceof BootError ? e.code : EXIT_BOOT;
     const message = e instanceof Error ? e.message : String(e);
@@ -84,8 +87,19 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     }
   };
 
+  // The Date header from the Os clock, not node:http's own (host time, which
+  // would leak into a simulated run); formatted once a second.
+  let dateSecond = -1;
+  let date = '';
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     served++;
+    const wall = os.wallTime();
+    if (Math.floor(wall / 1000) !== dateSecond) {
+      dateSecond = Math.floor(wall / 1000);
+      date = httpDate(wall);
+    }
+    res.sendDate = false;
+    res.setHeader('date', date);
     conns.request(req, res);
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res);
@@ -119,7 +133,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   log.info(`worker ${os.pid} booted (generation ${spec.generation})`);
 
   const beat = () => {
-    send({ t: 'hb', inflight: conns.inflight, served });
+    send({ t: 'hb', inflight: conns.inflight, served, busy: os.loopBusy() });
     os.timer(spec.heartbeat, beat);
   };
   beat();

@@ -1,0 +1,248 @@
+// Server processes of bench/http: each target is started in its own process
+// group (detached), waited for until it answers, and its whole group is
+// killed at the end — on success, on failure, and on Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DROVER = join(ROOT, 'bin', 'drover.js');
+const SERVER = join(import.meta.dirname, 'server.ts');
+export const APP = join(import.meta.dirname, 'hello.js');
+
+export type Kind = 'drover' | 'cluster-rr' | 'cluster-none' | 'single';
+
+export interface Target {
+  readonly kind: Kind;
+  readonly port: number;
+  readonly pid: number;
+  /** Everything the process group wrote to stdout and stderr so far. */
+  log(): string;
+  /** The same, line by line, each with the time (Date.now()) this process read it. */
+  lines(): readonly { readonly t: number; readonly text: string }[];
+  /** Resolves when the log has `count` matches of `re`. */
+  waitFor(re: RegExp, count?: number, timeoutMs?: number): Promise<void>;
+  signal(sig: NodeJS.Signals): void;
+  /** TERM to the leader, then KILL to the whole group after graceMs; waits for the group to be empty. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const live = new Set<number>(); // process groups not yet stopped
+
+/** Last resort: whatever happens to this process, no server outlives it. */
+function killAllSync(): void {
+  for (const pgid of live) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  live.clear();
+}
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    killAllSync();
+    process.exit(130);
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export function startTarget(kind: Kind, port: number, workers: number): Target {
+  const argv =
+    kind === 'drover'
+      ? [DROVER, APP, '--bind', `127.0.0.1:${port}`, '--workers', String(workers)]
+      : kind === 'single'
+        ? ['--import', 'tsx', SERVER, 'single', String(port)]
+        : ['--import', 'tsx', SERVER, 'cluster', String(port), String(workers), kind === 'cluster-rr' ? 'rr' : 'none'];
+  const proc: ChildProcess = spawn(process.execPath, argv, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = proc.pid;
+  if (pid === undefined) throw new Error(`cannot start ${kind}`);
+  live.add(pid);
+  let text = '';
+  const lines: { t: number; text: string }[] = [];
+  const reader = () => {
+    let partial = '';
+    return (d: string) => {
+      text += d;
+      const t = Date.now();
+      const parts = (partial + d).split('\n');
+      partial = parts.pop()!;
+      for (const p of parts) lines.push({ t, text: p });
+    };
+  };
+  proc.stdout!.setEncoding('utf8').on('data', reader());
+  proc.stderr!.setEncoding('utf8').on('data', reader());
+  let exited = false;
+  const exit = new Promise<void>((resolve) => proc.on('exit', () => {
+    exited = true;
+    resolve();
+  }));
+
+  const t: Target = {
+    kind,
+    port,
+    pid,
+    log: () => text,
+    lines: () => lines,
+    async waitFor(re, count = 1, timeoutMs = 30_000) {
+      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        if ((text.match(g)?.length ?? 0) >= count) return;
+        if (exited) throw new Error(`${kind} exited while we waited for ${re}; its log:\n${text}`);
+        if (Date.now() > end) throw new Error(`${kind}: timed out waiting for ${count} x ${re}; its log:\n${text}`);
+        await sleep(20);
+      }
+    },
+    signal(sig) {
+      process.kill(pid, sig);
+    },
+    async stop(graceMs = 5000) {
+      if (!live.has(pid)) return;
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // the leader is gone; its group may not be
+      }
+      await Promise.race([exit, sleep(graceMs)]);
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // the group is empty
+      }
+      await exit;
+      const end = Date.now() + 5000;
+      while (groupMembers(pid).length > 0 && Date.now() < end) await sleep(50);
+      live.delete(pid);
+      const left = groupMembers(pid);
+      if (left.length > 0) throw new Error(`${kind}: process(es) ${left.join(', ')} of group ${pid} still running after SIGKILL`);
+    },
+  };
+  return t;
+}
+
+/** Starts a target and resolves once it serves with all its workers. */
+export async function startReady(kind: Kind, workers: number): Promise<Target> {
+  const port = await freePort();
+  const t = startTarget(kind, port, workers);
+  try {
+    if (kind === 'drover') await t.waitFor(/booted \(generation 1\)/, workers);
+    else await t.waitFor(/^ready$/m);
+    await answers(port);
+  } catch (e) {
+    await t.stop(0).catch(() => {});
+    throw e;
+  }
+  return t;
+}
+
+/** Resolves when GET / on the port returns 200. */
+async function answers(port: number, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await new Promise<number>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+        res.resume().on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.setTimeout(2000, () => req.destroy());
+      req.end();
+    });
+    if (status === 200) return;
+    if (Date.now() > end) throw new Error(`port ${port} did not answer 200 within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ: what /proc/PID/stat counts utime and stime in, on every Linux
+
+/**
+ * CPU time (user + system, ms) used so far by the live processes of a
+ * process group, from /proc; null where there is no /proc. Unlike requests
+ * per second, CPU per request does not drop when other processes take the
+ * CPUs: on a shared machine it is the steadier measure of a server's cost.
+ */
+export function groupCpuMs(pgid: number): number | null {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  for (const name of names) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      // after "(comm) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** CPU time (ms) processes of the whole machine have used so far, from /proc/stat; null without it. */
+export function machineBusyMs(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n')[0]!;
+    // cpu user nice system idle iowait irq softirq steal ...: user, nice and
+    // system only, the time processes use (interrupt time may be the
+    // benchmark's own loopback traffic, whoever it is accounted to).
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = f[0]! + f[1]! + f[2]!;
+    return (busy * 1000) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Live (non-zombie) processes of a process group, from /proc. */
+export function groupMembers(pgid: number): number[] {
+  const found: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    // No /proc: ask the kernel whether the group has anyone left at all.
+    try {
+      process.kill(-pgid, 0);
+      return [pgid];
+    } catch {
+      return [];
+    }
+  }
+  for (const name of names) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields: state ppid pgrp ...
+      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) found.push(pid);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return found;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,199 @@
+// Every row of the arbiter's signal table, on the simulated kernel: the same
+// arbiter and worker code as on the real OS, HTTP through Node's own parser
+// over simulated sockets, in virtual time.
+import { expect, test } from 'vitest';
+import { SIM_APP, simulate } from './sim.js';
+
+const base = (...more: string[]) => [SIM_APP, '--bind', '127.0.0.1:8000', ...more];
+const BROKEN = SIM_APP.replace('sim-app.js', 'broken-import.js');
+
+test('boots, serves from every worker, and TERM stops with nothing left', async () => {
+  const r = await simulate(1, base('--workers', '3'), async (c) => {
+    await c.booted(3);
+    const l = c.load(6);
+    await c.os.sleep(2000);
+    const stats = await l.stop();
+    expect(stats.failed).toBe(0);
+    expect(stats.ok).toBeGreaterThan(100);
+    // Connections go to whichever worker the kernel wakes: over 60 new ones, every worker gets some.
+    const pids = new Set<string>();
+    for (let i = 0; i < 60; i++) pids.add((await c.get()).body);
+    expect([...pids].map(Number).sort()).toEqual(c.workers().sort());
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0, signal: null });
+  });
+  expect(r.left).toEqual([]);
+});
+
+test('HUP: a new generation takes over under load with zero failed requests', async () => {
+  await simulate(2, base('--workers', '2', '--keep-alive', '1'), async (c) => {
+    await c.booted(2);
+    const first = c.workers();
+    const l = c.load(4);
+    for (let i = 0; i < 3; i++) {
+      await c.os.sleep(500);
+      const from = c.log().length;
+      c.signal('SIGHUP');
+      await c.waitLog(/Reload finished/, 30_000, from);
+    }
+    await c.os.sleep(3000);
+    const stats = await l.stop();
+    expect(stats.errors).toEqual([]);
+    expect(c.workers()).toHaveLength(2);
+    for (const pid of first) expect(c.workers()).not.toContain(pid);
+  });
+});
+
+test('HUP with a broken config file leaves the running generation untouched', async () => {
+  await simulate(3, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    const before = c.workers();
+    c.os.fs.writeFile('/tmp/drover.json', '{"workers": "two"');
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/reload failed, the running config stays in force/, 10_000, from);
+    await c.os.sleep(1000);
+    expect(c.workers()).toEqual(before);
+    expect((await c.get()).status).toBe(200);
+  }, { '/tmp/drover.json': JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 }) });
+});
+
+test('HUP whose new workers cannot boot: reload aborted, old generation keeps serving', async () => {
+  await simulate(4, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    const before = c.workers();
+    c.os.fs.writeFile('/tmp/drover.json', JSON.stringify({ app: BROKEN, bind: ['127.0.0.1:8000'], workers: 2 }));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/reload failed, the running config stays in force: .*cannot load/, 10_000, from);
+    await c.os.sleep(500);
+    expect(c.workers()).toEqual(before);
+    expect((await c.get()).status).toBe(200);
+  }, { '/tmp/drover.json': JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 }) });
+});
+
+test('TERM lets a request in flight finish; INT and QUIT stop at once', async () => {
+  await simulate(5, base('--workers', '1'), async (c) => {
+    await c.booted(1);
+    const slow = c.get('/slow?ms=2000');
+    await c.os.sleep(100);
+    c.signal('SIGTERM');
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect((await c.exited()).code).toBe(0);
+  });
+  for (const sig of ['SIGINT', 'SIGQUIT'] as const) {
+    const r = await simulate(6, base('--workers', '2'), async (c) => {
+      await c.booted(2);
+      const slow = c.get('/slow?ms=60000').then(() => 'answered', () => 'reset');
+      await c.os.sleep(100);
+      const t0 = c.os.now();
+      c.signal(sig);
+      expect((await c.exited()).code).toBe(0);
+      expect(c.os.now() - t0).toBeLessThan(1000);
+      expect(await slow).toBe('reset');
+    });
+    expect(r.left).toEqual([]);
+  }
+});
+
+test('TTIN and TTOU move the worker count within [min, max]', async () => {
+  await simulate(7, base('--workers', '2', '--min-workers', '1', '--max-workers', '3'), async (c) => {
+    await c.booted(2);
+    c.signal('SIGTTIN');
+    await c.booted(3);
+    c.signal('SIGTTIN');
+    await c.waitLog(/TTIN: already at max_workers \(3\)/);
+    expect(c.workers()).toHaveLength(3);
+    for (let i = 0; i < 3; i++) {
+      c.signal('SIGTTOU');
+      await c.os.sleep(200);
+    }
+    await c.waitLog(/TTOU: already at min_workers \(1\)/);
+    await c.os.sleep(1000);
+    expect(c.workers()).toHaveLength(1);
+  });
+});
+
+test('USR1 reopens log files in the arbiter and the workers', async () => {
+  await simulate(8, base('--workers', '1', '--access-log', '/tmp/access.log', '--error-log', '/tmp/error.log'), async (c) => {
+    await c.os.sleep(2000);
+    await c.get('/before');
+    c.os.fs.rename('/tmp/access.log', '/tmp/access.log.1');
+    c.os.fs.rename('/tmp/error.log', '/tmp/error.log.1');
+    c.signal('SIGUSR1');
+    await c.os.sleep(100);
+    await c.get('/after');
+    await c.os.sleep(100);
+    expect(c.os.fs.readFile('/tmp/access.log.1')).toMatch(/"GET \/before HTTP\/1\.1" 200/);
+    expect(c.os.fs.readFile('/tmp/access.log')).toMatch(/"GET \/after HTTP\/1\.1" 200/);
+    expect(c.os.fs.readFile('/tmp/error.log.1')).toMatch(/Handling signal: usr1/);
+    expect(c.os.fs.readFile('/tmp/error.log')).toMatch(/^[^\n]*Reopened log files\n/);
+  });
+});
+
+test('CHLD: a killed worker is reaped and replaced', async () => {
+  await simulate(9, base('--workers', '2'), async (c) => {
+    await c.booted(2);
+    const [victim] = c.workers();
+    c.os.kill(victim!, 'SIGKILL');
+    await c.waitLog(new RegExp(`Worker ${victim} was killed by SIGKILL`));
+    await c.booted(3);
+    expect(c.workers()).toHaveLength(2);
+    expect(c.workers()).not.toContain(victim);
+  });
+});
+
+test('a worker that stops answering heartbeats gets ABRT and is replaced', async () => {
+  await simulate(10, base('--workers', '1', '--timeout', '2'), async (c) => {
+    await c.booted(1);
+    const [hung] = c.workers();
+    void c.get('/hang').catch(() => {});
+    await c.waitLog(new RegExp(`WORKER TIMEOUT \\(pid:${hung}\\)`));
+    await c.waitLog(new RegExp(`Worker ${hung} was killed by SIGABRT`));
+    await c.booted(2);
+    expect((await c.get()).status).toBe(200);
+  });
+});
+
+test('max_requests recycles workers without a failed request', async () => {
+  await simulate(11, base('--workers', '2', '--max-requests', '50', '--max-requests-jitter', '10'), async (c) => {
+    await c.booted(2);
+    const l = c.load(4);
+    await c.os.sleep(5000);
+    const stats = await l.stop();
+    expect(stats.errors).toEqual([]);
+    expect(stats.ok).toBeGreaterThan(200);
+    expect(c.log().match(/worker \d+ booted/g)!.length).toBeGreaterThan(4);
+  });
+});
+
+test('an app that cannot load stops drover with exit 4 and the reason', async () => {
+  const r = await simulate(12, [BROKEN, '--workers', '3'], async (c) => {
+    expect(await c.exited()).toMatchObject({ code: 4, signal: null });
+    expect(c.log()).toMatch(/Worker failed to boot, shutting down: .*missing DATABASE_URL/);
+  });
+  expect(r.left).toEqual([]);
+});
+
+test('autoscaling: a saturated worker pool grows to max_workers, an idle one shrinks back to min', async () => {
+  await simulate(13, base('--workers', '1', '--min-workers', '1', '--max-workers', '3'), async (c) => {
+    await c.booted(1);
+    // New connections for every request: keep-alive ones stay with the worker that took them.
+    const l = c.load(6, '/burn?ms=20', true);
+    await c.waitLog(/Autoscale: mean load 1\.00, workers 1 -> 2/, 20_000);
+    await c.waitLog(/Autoscale: mean load \d\.\d\d, workers 2 -> 3/, 30_000);
+    await c.os.sleep(5000);
+    expect(c.workers()).toHaveLength(3);
+    const stats = await l.stop();
+    expect(stats.failed).toBe(0);
+    await c.waitLog(/workers 3 -> 2/, 60_000);
+    await c.waitLog(/workers 2 -> 1/, 60_000);
+    await c.os.sleep(3000);
+    expect(c.workers()).toHaveLength(1);
+    // Nothing moves while the pool is idle at min.
+    const lines = c.log().match(/Autoscale/g)!.length;
+    await c.os.sleep(120_000);
+    expect(c.log().match(/Autoscale/g)!.length).toBe(lines);
+  });
+});

@@ -1,0 +1,135 @@
+// Runs the real arbiter and workers on the simulated kernel: a scenario
+// program starts `arbiter` with a command line, drives it with signals and
+// HTTP load over simulated sockets, and asserts from inside the simulation.
+// Everything is virtual time and replays from its seed.
+import { join } from 'node:path';
+import { programs, type Exited, type Os, type Signal } from '../../src/os/types.js';
+import { runtimePrograms } from '../../src/runtime/programs.js';
+import { Kernel } from '../../src/sim/index.js';
+import { get, OsAgent, type Reply } from '../support/http.js';
+import { reap, until } from '../support/os.js';
+
+export const SIM_APP = join(import.meta.dirname, '..', 'apps', 'sim-app.js');
+export const ADDR = { host: '127.0.0.1', port: 8000 };
+export const LOG = '/tmp/drover.log';
+
+export interface LoadStats {
+  ok: number;
+  failed: number;
+  errors: string[];
+  pids: Set<string>;
+}
+
+export interface Ctl {
+  readonly os: Os;
+  readonly k: Kernel;
+  readonly arbiter: number;
+  log(): string;
+  waitLog(re: RegExp, timeout?: number, from?: number): Promise<RegExpMatchArray>;
+  /** Resolves when `n` workers have booted since log offset `from`. */
+  booted(n: number, from?: number, timeout?: number): Promise<void>;
+  signal(sig: Signal): void;
+  /** Live worker pids. */
+  workers(): number[];
+  get(path?: string): Promise<Reply>;
+  /** Clients looping on `path`; keep-alive connections unless `fresh` (one connection per request). */
+  load(concurrency?: number, path?: string, fresh?: boolean): { stop(): Promise<LoadStats> };
+  exited(timeout?: number): Promise<Exited>;
+}
+
+export interface SimResult {
+  readonly k: Kernel;
+  readonly arbiter: Exited | null;
+  readonly log: string;
+  /** Processes still running when the scenario ended (after the arbiter was stopped). */
+  readonly left: string[];
+}
+
+/** `files` are written to the simulated disk before the arbiter starts. */
+export async function simulate(seed: number, argv: readonly string[], body: (ctl: Ctl) => Promise<void>, files: Record<string, string> = {}): Promise<SimResult> {
+  let arbiterExit: Exited | null = null;
+  const scenario = async (os: Os) => {
+    os.fs.writeFile(LOG, '');
+    for (const [path, text] of Object.entries(files)) os.fs.writeFile(path, text);
+    const a = os.spawn({ program: 'arbiter', args: argv, channel: false, stdout: { file: LOG }, stderr: { file: LOG } });
+    const log = () => os.fs.readFile(LOG);
+    const ctl: Ctl = {
+      os,
+      k,
+      arbiter: a.pid,
+      log,
+      async waitLog(re, timeout = 30_000, from = 0) {
+        let m: RegExpMatchArray | null = null;
+        if (!(await until(os, () => (m = log().slice(from).match(re)) !== null, timeout))) {
+          throw new Error(`no log line matching ${re} within ${timeout} ms:\n${log()}`);
+        }
+        return m!;
+      },
+      async booted(n, from = 0, timeout = 30_000) {
+        const count = () => (log().slice(from).match(/worker \d+ booted/g) ?? []).length;
+        if (!(await until(os, () => count() >= n, timeout))) throw new Error(`${count()} of ${n} workers booted within ${timeout} ms:\n${log()}`);
+      },
+      signal: (sig) => os.kill(a.pid, sig),
+      workers: () => k.processes().filter((p) => p.program === 'worker' && p.state === 'running').map((p) => p.pid),
+      get: (path = '/') => get(os, ADDR, path),
+      load(concurrency = 4, path = '/', fresh = false) {
+        const stats: LoadStats = { ok: 0, failed: 0, errors: [], pids: new Set() };
+        let running = true;
+        const loops = Array.from({ length: concurrency }, async () => {
+          const agent = fresh ? undefined : new OsAgent(os, ADDR, { keepAlive: true, maxSockets: 1 });
+          while (running) {
+            try {
+              const r = await get(os, ADDR, path, agent);
+              if (r.status === 200) {
+                stats.ok++;
+                stats.pids.add(r.body);
+              } else {
+                stats.failed++;
+                stats.errors.push(`status ${r.status}`);
+              }
+            } catch (e) {
+              stats.failed++;
+              stats.errors.push((e as Error).message);
+              await os.sleep(10);
+            }
+          }
+          agent?.destroy();
+        });
+        return {
+          async stop() {
+            running = false;
+            await Promise.all(loops);
+            return stats;
+          },
+        };
+      },
+      async exited(timeout = 60_000) {
+        arbiterExit = await reap(os, a.pid, timeout);
+        return arbiterExit;
+      },
+    };
+    try {
+      await body(ctl);
+    } finally {
+      if (arbiterExit === null) {
+        try {
+          os.kill(a.pid, 'SIGKILL');
+          await reap(os, a.pid);
+        } catch {
+          // already collected
+        }
+      }
+    }
+  };
+  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario })] });
+  const root = k.spawn({ program: 'scenario', channel: false });
+  await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
+  // Let what the arbiter left behind finish or fail to: orphans must end on their own.
+  await k.run({ until: k.now() + 5_000 });
+  const log = k.fs.exists(LOG) ? k.fs.readFile(LOG) : '';
+  const e = k.exitStatus(root);
+  if (!e || e.code !== 0) {
+    throw new Error(`scenario (seed ${seed}) ${e ? `exited ${e.code ?? e.signal}` : 'did not finish'}:\n${k.output.stderr}\n--- drover log ---\n${log}\n--- last events ---\n${k.trace().slice(-30).join('\n')}`);
+  }
+  return { k, arbiter: arbiterExit, log, left: k.processes().filter((p) => p.state !== 'zombie').map((p) => `${p.pid} ${p.program}`) };
+}
