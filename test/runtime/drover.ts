@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { loops, type Load } from '../support/load.js';
 import { join } from 'node:path';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
@@ -84,36 +85,9 @@ export function get(port: number, path = '/', agent?: Agent): Promise<Reply> {
 }
 
 /** Keeps `concurrency` keep-alive clients busy until stop(); counts what failed. */
-export function load(port: number, concurrency = 4) {
+export function load(port: number, concurrency = 4): Load {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  let running = true;
-  const stats = { ok: 0, failed: 0, errors: [] as string[], pids: new Set<string>() };
-  const loops = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      try {
-        const r = await get(port, '/', agent);
-        if (r.status === 200) {
-          stats.ok++;
-          stats.pids.add(r.body);
-        } else {
-          stats.failed++;
-          stats.errors.push(`status ${r.status}`);
-        }
-      } catch (e) {
-        stats.failed++;
-        stats.errors.push((e as Error).message);
-      }
-    }
-  });
-  return {
-    stats,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return stats;
-    },
-  };
+  return loops(concurrency, () => get(port, '/', agent), async () => {}, () => agent.destroy());
 }
 
 export function removeTmp(dir: string): void {

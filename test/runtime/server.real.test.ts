@@ -109,6 +109,23 @@ describe('drover serves real traffic', () => {
     expect(await d.exited()).toEqual({ code: 0, signal: null });
   });
 
+  for (const sig of ['SIGINT', 'SIGQUIT'] as const) {
+    test(`${sig} stops at once: a request in flight is cut, workers gone, exit 0`, async () => {
+      const port = await freePort();
+      const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2']);
+      await serving(d, 2);
+      const workers = booted(d);
+      const slow = get(port, '/slow?ms=20000').then(() => 'answered', () => 'cut');
+      await sleep(200);
+      const t0 = Date.now();
+      d.kill(sig);
+      expect(await d.exited()).toEqual({ code: 0, signal: null });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(await slow).toBe('cut');
+      expect(workers.filter(alive)).toEqual([]);
+    });
+  }
+
   test('a killed worker is replaced and service continues', async () => {
     const port = await freePort();
     const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '2']);

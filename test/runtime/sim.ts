@@ -7,18 +7,12 @@ import { programs, type Exited, type Os, type Signal } from '../../src/os/types.
 import { runtimePrograms } from '../../src/runtime/programs.js';
 import { Kernel } from '../../src/sim/index.js';
 import { get, OsAgent, type Reply } from '../support/http.js';
+import { loops, type Load } from '../support/load.js';
 import { reap, until } from '../support/os.js';
 
 export const SIM_APP = join(import.meta.dirname, '..', 'apps', 'sim-app.js');
 export const ADDR = { host: '127.0.0.1', port: 8000 };
 export const LOG = '/tmp/drover.log';
-
-export interface LoadStats {
-  ok: number;
-  failed: number;
-  errors: string[];
-  pids: Set<string>;
-}
 
 export interface Ctl {
   readonly os: Os;
@@ -33,7 +27,7 @@ export interface Ctl {
   workers(): number[];
   get(path?: string): Promise<Reply>;
   /** Clients looping on `path`; keep-alive connections unless `fresh` (one connection per request). */
-  load(concurrency?: number, path?: string, fresh?: boolean): { stop(): Promise<LoadStats> };
+  load(concurrency?: number, path?: string, fresh?: boolean): Load;
   exited(timeout?: number): Promise<Exited>;
 }
 
@@ -73,35 +67,8 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
       workers: () => k.processes().filter((p) => p.program === 'worker' && p.state === 'running').map((p) => p.pid),
       get: (path = '/') => get(os, ADDR, path),
       load(concurrency = 4, path = '/', fresh = false) {
-        const stats: LoadStats = { ok: 0, failed: 0, errors: [], pids: new Set() };
-        let running = true;
-        const loops = Array.from({ length: concurrency }, async () => {
-          const agent = fresh ? undefined : new OsAgent(os, ADDR, { keepAlive: true, maxSockets: 1 });
-          while (running) {
-            try {
-              const r = await get(os, ADDR, path, agent);
-              if (r.status === 200) {
-                stats.ok++;
-                stats.pids.add(r.body);
-              } else {
-                stats.failed++;
-                stats.errors.push(`status ${r.status}`);
-              }
-            } catch (e) {
-              stats.failed++;
-              stats.errors.push((e as Error).message);
-              await os.sleep(10);
-            }
-          }
-          agent?.destroy();
-        });
-        return {
-          async stop() {
-            running = false;
-            await Promise.all(loops);
-            return stats;
-          },
-        };
+        const agents = Array.from({ length: concurrency }, () => (fresh ? undefined : new OsAgent(os, ADDR, { keepAlive: true, maxSockets: 1 })));
+        return loops(concurrency, (i) => get(os, ADDR, path, agents[i]), () => os.sleep(10), () => agents.forEach((a) => a?.destroy()));
       },
       async exited(timeout = 60_000) {
         arbiterExit = await reap(os, a.pid, timeout);

@@ -93,6 +93,15 @@ class Arbiter {
         this.poke();
       });
     }
+    // gunicorn's order: a live pid in the pidfile refuses the start before any socket is touched.
+    if (this.config.pid) {
+      try {
+        writePidfile(os, this.config.pid, (pid) => os.alive(pid));
+      } catch (e) {
+        log.error((e as Error).message);
+        return 1;
+      }
+    }
     if (os.listeners.length > 0) {
       // systemd socket activation: the sockets are given, --bind does not apply.
       this.inherited = true;
@@ -103,15 +112,7 @@ class Arbiter {
         this.listeners = await this.bind(this.config, new Map());
       } catch (e) {
         log.error((e as Error).message);
-        return 1;
-      }
-    }
-    if (this.config.pid) {
-      try {
-        writePidfile(os, this.config.pid, (pid) => os.alive(pid));
-      } catch (e) {
-        log.error((e as Error).message);
-        this.closeListeners(this.listeners);
+        if (this.config.pid) removePidfile(os, this.config.pid);
         return 1;
       }
     }
@@ -122,7 +123,7 @@ class Arbiter {
       this.reap();
       while (this.signals.length > 0 && graceful === null) {
         const sig = this.signals.shift()!;
-        log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
+        this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
         if (sig === 'SIGTERM') graceful = true;
         else if (sig === 'SIGINT' || sig === 'SIGQUIT') graceful = false;
         else await this.handle(sig);
@@ -135,7 +136,7 @@ class Arbiter {
       if (this.signals.length === 0) await this.sleep(this.tick());
     }
     if (this.halt) {
-      log.critical(this.halt.reason);
+      this.log.critical(this.halt.reason);
       await this.stop(false);
       return this.halt.code;
     }
