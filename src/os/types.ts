@@ -11,7 +11,7 @@
 // - Callbacks run on the process's own event loop, never re-entrantly inside
 //   the call that caused them.
 
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 
 export type Signal =
   | 'SIGHUP'
@@ -120,10 +120,42 @@ export function programs(url: string, table: Record<string, ProgramFn>): Program
   return { url, programs: table };
 }
 
-/** Where a child's stdout or stderr goes. */
+/**
+ * Where a child's stdout or stderr goes.
+ *
+ * 'pipe': the parent reads it as Child.stdout / Child.stderr. On Node 20
+ * (Linux) the pipe is a Unix socketpair made by libuv, and a Node child's
+ * writes to it never block: what the socket cannot take yet waits in the
+ * child's memory. Hence:
+ * - Bytes arrive in write order; chunk boundaries are not kept. Writers
+ *   sharing a pipe (stdout and stderr with `stderr: 'stdout'`, a grandchild
+ *   that inherited it) interleave as they wrote, while the socket has room.
+ * - EOF ('end') comes when the last process holding the write end has
+ *   exited (a grandchild spawned with 'inherit' holds it), never earlier.
+ * - The reading end keeps the parent alive until EOF or until the parent
+ *   destroys it, and not after, read or not: libuv reads until EOF (and
+ *   pauses while 16 KiB sit unread, letting go meanwhile).
+ * - Attach the reader at spawn: when the parent learns of the exit, Node
+ *   resumes the stream (its flushStdio) and what nobody listens for is lost.
+ * - Capacity: unread, the socket takes about 200 writes or 90 KiB (its
+ *   default 208 KiB send buffer is charged per write: 278 writes of 10
+ *   bytes, 93 of 1 KiB), and while the parent's loop runs Node reads 16 KiB more into
+ *   the stream unasked. Within that a parent that never reads does not hold
+ *   the child up; beyond it, a child that returns waits for a reader.
+ * - A child that dies: what the socket took is delivered, what still waited
+ *   in the child's memory dies with it, on os.exit() as on SIGKILL. A child
+ *   that returns (its loop went empty) waits for its queue and loses
+ *   nothing. The simulator has no capacity: it delivers everything written
+ *   before the death.
+ * - A write to a pipe whose reading end is closed (destroyed, or its reader
+ *   died) kills the writer with EPIPE, exit 1, as Node's unhandled 'error'
+ *   on process.stdout does (a non-Node command usually dies of SIGPIPE,
+ *   which waitpid reports as code 141).
+ */
 export type StdioTarget =
   | 'inherit' // the parent's own stream
   | 'ignore'
+  | 'pipe' // a pipe the parent reads: Child.stdout / Child.stderr
   | { readonly file: string }; // opened in append mode
 
 export interface SpawnCommon {
@@ -158,6 +190,13 @@ export interface Child {
   readonly pid: number;
   /** The message channel to the child, when one was asked for. */
   readonly channel: Channel | null;
+  /**
+   * The reading ends of the child's pipes: non-null exactly when that target
+   * was 'pipe'. With `stderr: 'stdout'` and stdout 'pipe', both go into
+   * `stdout` (interleaved as written) and `stderr` is null. See StdioTarget.
+   */
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
 }
 
 // ----------------------------------------------------------------- channels

@@ -1,13 +1,14 @@
 // Deferred effects. A process that burns CPU runs ahead of the kernel: its
 // clock says busyUntil while the kernel's says now. What it does to others in
-// that time (bytes and closes on a stream, channel messages, connects, spawns,
-// kills, its own exit) happens at its clock, not the kernel's, and only if it
-// is still alive when the kernel's clock gets there. So such an effect is not
-// done at once: it joins the process's FIFO of effects, stamped with the
-// process's clock, and one kernel event (EV_FLUSH) applies the FIFO's due
-// prefix in order when the kernel reaches the stamp. A process that dies
-// first (a kill mid-burn) drops its FIFO; what its death does to others
-// (EOF or reset on its streams, channel disconnects) happens at the kill.
+// that time (bytes and closes on a stream, channel messages, output into a
+// pipe, connects, spawns, kills, its own exit) happens at its clock, not the
+// kernel's, and only if it is still alive when the kernel's clock gets there.
+// So such an effect is not done at once: it joins the process's FIFO of
+// effects, stamped with the process's clock, and one kernel event (EV_FLUSH)
+// applies the FIFO's due prefix in order when the kernel reaches the stamp.
+// A process that dies first (a kill mid-burn) drops its FIFO; what its
+// death does to others (EOF or reset on its streams and pipes, channel
+// disconnects) happens at the kill.
 //
 // While a FIFO is not empty, every new effect of the process joins it, even
 // one made at kernel time, so that a process's effects keep their order.
@@ -19,6 +20,7 @@ export const FX_CONNECT = 3; // a: Endpoint (client side), b: Addr
 export const FX_START = 4; // a: Proc, a child spawned during the burn: it starts now
 export const FX_KILL = 5; // a: target pid (negative: group), b: signal index
 export const FX_EXIT = 6; // b: exit code; os.exit() or a crash during the burn
+export const FX_PIPE = 7; // a: Pipe, b: the text written (stdout/stderr into a pipe)
 
 export class Effect {
   constructor(

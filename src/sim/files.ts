@@ -12,6 +12,7 @@ import type { Fs, Stat, StdioTarget } from '../os/types.js';
 import { OsError } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, type Proc } from './processes.js';
+import { closeWrite, Pipe, pipeWrite } from './pipes.js';
 
 export const UMASK = 0o022;
 export const S_IFMT = 0o170000;
@@ -190,13 +191,15 @@ export const SINK_DROP = 0;
 export const SINK_STDOUT = 1; // kernel.output.stdout (init's own)
 export const SINK_STDERR = 2; // kernel.output.stderr
 export const SINK_FILE = 3; // a memfs descriptor opened in append mode, shared by everyone who inherited it
+export const SINK_PIPE = 4; // the write end of a pipe (pipes.ts), shared the same way
 
-/** Where a process's stdout or stderr goes. File sinks are shared and counted, like an inherited fd. */
+/** Where a process's stdout or stderr goes. File and pipe sinks are shared and counted, like an inherited fd. */
 export class Sink {
   constructor(
     readonly kind: number,
     readonly memfd: number,
     public refs: number,
+    readonly pipe: Pipe | null = null,
   ) {}
 
   ref(): this {
@@ -207,18 +210,25 @@ export class Sink {
 
 export const DROP = new Sink(SINK_DROP, -1, 1);
 
-export function openSink(m: Machine, target: StdioTarget, inherited: Sink, cwd: string): Sink {
+/** A spawned child's sink; `parent` is whose the inherited ones are, and who reads a pipe. */
+export function openSink(m: Machine, target: StdioTarget, inherited: Sink, parent: Proc): Sink {
   if (target === 'inherit') return inherited.ref();
   if (target === 'ignore') return DROP.ref();
+  if (target === 'pipe') {
+    if (parent === m.init) throw new OsError('EINVAL', "Kernel.spawn cannot read a pipe: spawn with 'pipe' from a program");
+    return new Sink(SINK_PIPE, -1, 1, new Pipe(m, parent));
+  }
   if (typeof target === 'object' && target !== null && typeof target.file === 'string') {
-    const memfd = m.vol.openSync(resolvePath(cwd, target.file), 'a', 0o666 & ~UMASK);
+    const memfd = m.vol.openSync(resolvePath(parent.cwd, target.file), 'a', 0o666 & ~UMASK);
     return new Sink(SINK_FILE, memfd, 1);
   }
-  throw new OsError('EINVAL', `stdio target must be 'inherit', 'ignore' or { file }, got ${JSON.stringify(target)}`);
+  throw new OsError('EINVAL', `stdio target must be 'inherit', 'ignore', 'pipe' or { file }, got ${JSON.stringify(target)}`);
 }
 
 export function releaseSink(m: Machine, sink: Sink): void {
-  if (--sink.refs === 0 && sink.kind === SINK_FILE) {
+  if (--sink.refs !== 0) return;
+  if (sink.kind === SINK_PIPE) closeWrite(m, sink.pipe!);
+  else if (sink.kind === SINK_FILE) {
     try {
       m.vol.closeSync(sink.memfd);
     } catch {
@@ -230,11 +240,11 @@ export function releaseSink(m: Machine, sink: Sink): void {
 export function writeSink(m: Machine, p: Proc, sink: Sink, text: string, tag: string): void {
   const s = String(text);
   m.log(p, tag, String(s.length));
-  emit(m, sink, s);
+  emit(m, p, sink, s);
 }
 
 /** Write without a trace line: for text whose size is not the same on every host (stack traces). */
-export function emit(m: Machine, sink: Sink, s: string): void {
+export function emit(m: Machine, p: Proc, sink: Sink, s: string): void {
   switch (sink.kind) {
     case SINK_STDOUT:
       m.output.stdout += s;
@@ -244,6 +254,9 @@ export function emit(m: Machine, sink: Sink, s: string): void {
       return;
     case SINK_FILE:
       m.vol.writeSync(sink.memfd, s);
+      return;
+    case SINK_PIPE:
+      pipeWrite(m, p, sink.pipe!, s);
       return;
     default:
       return;

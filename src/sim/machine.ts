@@ -30,10 +30,12 @@ import {
   EV_CHAN,
   EV_CHAN_SELF,
   EV_CHECK,
+  EV_EPIPE,
   EV_FLUSH,
   EV_HOST,
   EV_IDLE,
   EV_NONE,
+  EV_PIPE,
   EV_SIGNAL,
   EV_SLEEP,
   EV_START,
@@ -45,7 +47,8 @@ import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from
 import { deliverSignal, signalName, signalTarget } from './signals.js';
 import { closeOut, deliverChannel, fire, sendOut as sendMessage, type ChanEnd } from './channels.js';
 import { Net, acceptConn, arrive, deliverStream, dial, idleDue, sendOut as sendItem, type Endpoint, type ListenerHandle } from './sockets.js';
-import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_START, FX_STREAM } from './effects.js';
+import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_PIPE, FX_START, FX_STREAM } from './effects.js';
+import { brokenPipe, deliverPipe, pipeOut, type Pipe } from './pipes.js';
 import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
@@ -238,7 +241,7 @@ export class Machine {
     if (err instanceof ExitSignal || !p.runnable) return;
     const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
     this.log(p, 'crash', err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-    emit(this, p.stderr, text + '\n');
+    emit(this, p, p.stderr, text + '\n');
     terminate(this, p, 1);
   }
 
@@ -425,6 +428,9 @@ export class Machine {
       case FX_CHAN_CLOSE:
         closeOut(this, e.a as ChanEnd);
         return;
+      case FX_PIPE:
+        pipeOut(this, p, e.a as Pipe, e.b as string);
+        return;
       case FX_CONNECT:
         dial(this, e.a as Endpoint, e.b);
         return;
@@ -524,6 +530,12 @@ export class Machine {
         return;
       case EV_IDLE:
         idleDue(this, ev.a as Endpoint);
+        return;
+      case EV_PIPE:
+        deliverPipe(this, ev.a as Pipe);
+        return;
+      case EV_EPIPE:
+        brokenPipe(this, p!, ev.a as Pipe);
         return;
       case EV_CHECK:
         p!.checkQueued = false;

@@ -10,6 +10,7 @@
 // wait, see effects.ts): it runs nothing more and dies when the burn ends,
 // after the effects it made before the exit, unless a signal kills it first.
 
+import type { Readable } from 'node:stream';
 import { OsError, type Exited, type ProgramFn, type Signal, type SpawnSpec, type Listener } from '../os/types.js';
 import type { Rng } from './random.js';
 import type { Machine } from './machine.js';
@@ -24,6 +25,7 @@ import { SIGNAL_COUNT, sendSignal, signalIndex, SIGCHLD_INDEX } from './signals.
 import { openChannel, closeChannels, type SimChannel } from './channels.js';
 import { checkHandOver, closeEndpoints, closeUnsent, handOver, releaseHandles } from './sockets.js';
 import { openSink, releaseSink, closeFds, isDirectory } from './files.js';
+import { attachPipe, closeReadEnds, flushPipes, type Pipe } from './pipes.js';
 
 /** What os.exit() throws to unwind the caller; the kernel swallows it wherever it calls process code. */
 export class ExitSignal extends Error {
@@ -65,6 +67,7 @@ export class Proc {
   refTimers = 0; // ref'd timers and pending sleeps
   accepting = 0;
   streams = 0; // owned open streams
+  readonly pipes = new Set<Pipe>(); // read ends of its children's pipes that have not seen EOF (or a destroy)
   connecting = 0; // connects not yet answered
   liveChildren = 0; // children that have not exited
   pendingSignals = 0; // bit per signal index, handlers waiting to run
@@ -126,13 +129,14 @@ export class Proc {
 /**
  * Whether something keeps the process's event loop alive, as Node decides
  * it: a pending program promise, a ref'd timer or sleep, an accepting
- * listener, an open stream or pending connect, a child that has not exited,
- * a signal handler waiting to run, host work not yet handed back, effects
- * it made during a burn that have not gone out yet, or a channel with
- * message or disconnect listeners that has not yet seen its disconnect.
+ * listener, an open stream or pending connect, a pipe from a child that has
+ * not seen EOF, a child that has not exited, a signal handler waiting to
+ * run, host work not yet handed back, effects it made during a burn that
+ * have not gone out yet, or a channel with message or disconnect listeners
+ * that has not yet seen its disconnect.
  */
 export function holds(p: Proc): boolean {
-  if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0) return true;
+  if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0 || p.pipes.size > 0) return true;
   if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0) return true;
   for (const end of p.chans) if (end.holds()) return true;
   return false;
@@ -141,6 +145,8 @@ export function holds(p: Proc): boolean {
 export interface Spawned {
   readonly pid: number;
   readonly channel: SimChannel | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
 }
 
 export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel: boolean): Spawned {
@@ -157,10 +163,10 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   checkHandOver(handed);
   const pdeathsig = isCommand && spec.parentDeathSignal !== undefined ? signalIndex(spec.parentDeathSignal) : -1;
   // Open what can fail before taking a pid, so a failed spawn leaves nothing behind.
-  const stdout = openSink(m, spec.stdout ?? 'inherit', parent.stdout, parent.cwd);
+  const stdout = openSink(m, spec.stdout ?? 'inherit', parent.stdout, parent);
   let stderr: Sink;
   try {
-    stderr = spec.stderr === 'stdout' ? stdout.ref() : openSink(m, spec.stderr ?? 'inherit', parent.stderr, parent.cwd);
+    stderr = spec.stderr === 'stdout' ? stdout.ref() : openSink(m, spec.stderr ?? 'inherit', parent.stderr, parent);
   } catch (err) {
     releaseSink(m, stdout);
     throw err;
@@ -180,10 +186,13 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   if (wantChannel) channel = openChannel(m, parent, child);
   child.pdeathsig = pdeathsig;
   m.log(parent, 'spawn', `${pid} ${name} pgid=${child.pgid}`);
+  // With stderr 'stdout', stderr is the same sink: one pipe, read as child.stdout.
+  const outPipe = spec.stdout === 'pipe' ? attachPipe(m, stdout.pipe!, child, 'out') : null;
+  const errPipe = spec.stderr === 'pipe' ? attachPipe(m, stderr.pipe!, child, 'err') : null;
   // A parent that burns starts the child when its clock says, if it lives that long.
   if (m.deferring(parent)) m.defer(parent, FX_START, child, null);
   else m.at(m.now, EV_START, child, null, null);
-  return { pid, channel };
+  return { pid, channel, stdout: outPipe, stderr: errPipe };
 }
 
 /** os.exit() and crashes: die now, or when the current burn ends, after the effects made before. */
@@ -219,6 +228,7 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   p.hostWork = 0;
   closeChannels(m, p);
   closeEndpoints(m, p);
+  closeReadEnds(p);
   if (dropped !== null) {
     for (const e of dropped) {
       // A stream it closed (or wrote to) during the burn: the peer hears of the death instead.
@@ -235,6 +245,7 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   }
   releaseHandles(m, p);
   closeFds(m, p);
+  flushPipes(p, p.stdout.pipe, p.stderr.pipe);
   releaseSink(m, p.stdout);
   releaseSink(m, p.stderr);
   // Orphans go to init; zombies nobody will wait for are reaped by it at once.

@@ -25,6 +25,8 @@ export const EV_ACCEPT = 11; // a: ListenerHandle, b: Endpoint (server side)
 export const EV_CHECK = 12; // a burning process may have nothing left to live for; look again when it is free
 export const EV_HOST = 13; // a: HostWork; hand settled host work back to its process (Os.hostWork)
 export const EV_IDLE = 14; // a: Endpoint; its idle timeout (stream setTimeout) may be due
+export const EV_PIPE = 15; // a: Pipe; deliver the next item of its inbox (proc: its reader)
+export const EV_EPIPE = 16; // a: Pipe; proc wrote to it after its reading end closed
 
 export class Ev {
   time = 0;

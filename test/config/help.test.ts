@@ -8,8 +8,13 @@ const flat = text.replace(/\s*\n\s*/g, ' ');
 describe('helpText', () => {
   it('lists every setting with its flag, short form, environment variable and default', () => {
     for (const s of SETTINGS) {
-      expect(text).toContain(`${s.short ? `-${s.short}, ` : ''}${flagOf(s.name)} ${s.metavar}`);
-      expect(flat).toContain(`env ${envOf(s.name)}`);
+      const cli = s.sources === undefined || s.sources.includes('cli');
+      const env = s.sources === undefined || s.sources.includes('env');
+      // A file-only setting (companions, companion_env) is shown by its key, marked as such.
+      expect(text).toContain(cli ? `${s.short ? `-${s.short}, ` : ''}${flagOf(s.name)} ${s.metavar}` : `  ${s.name} ${s.metavar}`);
+      if (env) expect(flat).toContain(`env ${envOf(s.name)}`);
+      else expect(flat).not.toMatch(new RegExp(`env ${envOf(s.name)}\\b`));
+      if (!cli && !env) expect(flat).toContain(`${s.help} [config file only;`);
       expect(flat).toContain(`default: ${s.defaultText}]`);
       expect(flat).toContain(s.help);
     }
@@ -28,7 +33,7 @@ describe('helpText', () => {
 
   it('groups the settings in order and fits 80 columns', () => {
     const groups = [...text.matchAll(/^(\w+):$/gm)].map((m) => m[1]);
-    expect(groups).toEqual(['Server', 'Workers', 'Timeouts', 'Logging', 'Actions']);
+    expect(groups).toEqual(['Server', 'Workers', 'Timeouts', 'Logging', 'Companions', 'Actions']);
     for (const line of text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
   });
 

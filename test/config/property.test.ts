@@ -9,6 +9,9 @@ import {
 } from '../../src/runtime/config/index.js';
 
 const FILE = 'drover.config.json';
+const CWD = '/srv';
+/** The default control socket for /srv/drover.config.json: sha256 of that path, 8 hex digits. */
+const DEFAULT_SOCKET = '/tmp/drover-ae6113c4.sock';
 type Source = 'file' | 'env' | 'cli';
 
 // ------------------------------------------------------------ generators
@@ -52,6 +55,7 @@ const settings = fc
         access_log: fc.oneof(fc.constant(null), fc.constant('-'), path),
         error_log: fc.oneof(fc.constant('-'), path),
         log_level: fc.constantFrom(...LOG_LEVELS),
+        control_socket: path,
       },
       { requiredKeys: ['app'] },
     ),
@@ -117,6 +121,8 @@ function expectedConfig(s: Settings, cpus: number): Config {
     access_log: null,
     error_log: '-',
     log_level: 'info',
+    companions: [],
+    control_socket: DEFAULT_SOCKET,
     ...s,
     workers,
     min_workers: s.min_workers ?? workers,
@@ -134,7 +140,7 @@ describe('properties', () => {
         const want = expectedConfig(s, cpus);
         for (const where of [() => 'file' as const, () => 'env' as const, () => 'cli' as const, pick]) {
           const { argv, env, file } = express(s, where);
-          expect(resolveConfig({ argv, env, file, cpus })).toEqual(want);
+          expect(resolveConfig({ argv, env, file, cpus, cwd: CWD })).toEqual(want);
         }
       }),
       { numRuns: 300 },
@@ -153,6 +159,7 @@ describe('properties', () => {
           env: { ...a.env, ...b.env },
           file: lo === 'file' ? a.file : b.file,
           cpus: 4,
+          cwd: CWD,
         });
         for (const name of Object.keys(rest)) {
           expect((got as unknown as Record<string, unknown>)[name], name).toEqual((high as Record<string, unknown>)[name]);
@@ -184,6 +191,19 @@ describe('properties', () => {
     keep_alive: fc.constantFrom('-1', 'five', '5 s'),
     error_log: fc.constant(''),
     log_level: fc.constantFrom('loud', '', 'warn', '0'),
+    control_socket: fc.constantFrom('', `/run/${'x'.repeat(120)}.sock`, 'a\0b'),
+    companions_file: fc.constantFrom('-', 'a\0b'),
+    companion_cwd: fc.constant('a\0b'),
+    companion_stdout: fc.constantFrom('', '-', 'stdout', 'stderr'),
+    companion_stderr: fc.constantFrom('', '-', 'stderr'),
+    companion_stop_signal: fc.constantFrom('KILL', 'SIGKILL', 'TREM', '15', '', 'SIGFOO'),
+    companion_stop_timeout: fc.constantFrom('-1', 'x', '10s'),
+    companion_reload_timeout: fc.constantFrom('-1', 'soon'),
+    companion_startsecs: fc.constantFrom('-1', '1e3'),
+    companion_restart_delay: fc.constantFrom('x', '-0.5'),
+    companion_startretries: fc.constantFrom('0', '-1', '1.5', 'forever'),
+    companion_backoff: fc.constantFrom('linear', '', 'exp'),
+    companion_backoff_max: fc.constantFrom('-2', 'never'),
   };
   const wrongType = fc.oneof(fc.boolean(), fc.constant({ nested: true }), fc.array(fc.boolean(), { minLength: 1 }));
   const BAD_TYPED: Record<string, fc.Arbitrary<unknown>> = {
@@ -201,6 +221,21 @@ describe('properties', () => {
     access_log: fc.oneof(wrongType, fc.integer()),
     error_log: fc.oneof(wrongType, fc.integer(), fc.constantFrom('', null)),
     log_level: fc.oneof(wrongType, fc.constantFrom('loud', 3)),
+    control_socket: fc.oneof(wrongType, fc.constantFrom('', 5, null)),
+    companions: fc.oneof(fc.boolean(), fc.integer(), fc.constantFrom('worker', { name: 'w' }, null)),
+    companions_file: fc.oneof(wrongType, fc.constantFrom(5, '-')),
+    companion_cwd: fc.oneof(wrongType, fc.integer()),
+    companion_env: fc.oneof(fc.boolean(), fc.integer(), fc.constantFrom(null, ['A=1'], { A: 1 }, { 'A=B': 'x' })),
+    companion_stdout: fc.oneof(wrongType, fc.constantFrom('', '-', null, 1)),
+    companion_stderr: fc.oneof(wrongType, fc.constantFrom('', 'stderr', null)),
+    companion_stop_signal: fc.oneof(wrongType, fc.constantFrom(15, 'KILL', 'sigkill', null)),
+    companion_stop_timeout: fc.oneof(wrongType, fc.constantFrom(-1, '10', null)),
+    companion_reload_timeout: fc.oneof(wrongType, fc.constantFrom(-1, '10')),
+    companion_startsecs: fc.oneof(wrongType, fc.constantFrom(-0.5, Infinity)),
+    companion_restart_delay: fc.oneof(wrongType, fc.constantFrom(-1, '1')),
+    companion_startretries: fc.oneof(wrongType, fc.constantFrom(0, 1.5, '3', -1)),
+    companion_backoff: fc.oneof(wrongType, fc.constantFrom('linear', 2)),
+    companion_backoff_max: fc.oneof(wrongType, fc.constantFrom(-60, '60')),
   };
 
   it('an invalid value from any source is refused, naming the setting where it came from', () => {
@@ -222,7 +257,7 @@ describe('properties', () => {
         else argv.push(`${flagOf(name)}=${raw as string}`);
         let error: unknown = null;
         try {
-          resolveConfig({ argv, env, file: { path: FILE, data }, cpus: 4 });
+          resolveConfig({ argv, env, file: { path: FILE, data }, cpus: 4, cwd: CWD });
         } catch (e) {
           error = e;
         }
@@ -243,6 +278,7 @@ describe('properties', () => {
           env: src === 'env' ? { [envOf(w)]: '1' } : {},
           file: src === 'file' ? { path: FILE, data: { [w]: 1 } } : null,
           cpus: 2,
+          cwd: CWD,
         };
         const shown = src === 'file' ? `"${w}"` : src === 'env' ? envOf(w) : flagOf(w);
         expect(() => resolveConfig(input)).toThrow(new RegExp(`^unknown (setting|environment variable|option) ${shown.replace(/[$-]/g, '\\$&')}`));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, MISSING_APP, resolveConfig, type Config } from '../../src/runtime/config/index.js';
 
 type Input = Partial<Parameters<typeof resolveConfig>[0]>;
-const resolve = (i: Input): Config => resolveConfig({ argv: [], env: {}, file: null, cpus: 4, ...i });
+const resolve = (i: Input): Config => resolveConfig({ argv: [], env: {}, file: null, cpus: 4, cwd: '/srv', ...i });
 const file = (data: unknown, path = 'drover.config.json') => ({ path, data });
 
 /** The problems resolveConfig throws; fails the test if it does not throw. */
@@ -35,6 +35,9 @@ describe('defaults', () => {
       error_log: '-',
       log_level: 'info',
       config: null,
+      companions: [],
+      // sha256('/srv'), the working directory, as there is no config file.
+      control_socket: '/tmp/drover-a3d9ac4f.sock',
     } satisfies Config);
   });
 
@@ -161,7 +164,7 @@ describe('messages name the setting, the source, the value and the fix', () => {
     expect(ps).toEqual([
       'graceful_timeout in drover.config.json: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got -1',
       'bind in drover.config.json: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none',
-      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL',
+      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL, DROVER_CONTROL_SOCKET, DROVER_COMPANIONS_FILE, DROVER_COMPANION_CWD, DROVER_COMPANION_STDOUT, DROVER_COMPANION_STDERR, DROVER_COMPANION_STOP_SIGNAL, DROVER_COMPANION_STOP_TIMEOUT, DROVER_COMPANION_RELOAD_TIMEOUT, DROVER_COMPANION_STARTSECS, DROVER_COMPANION_RESTART_DELAY, DROVER_COMPANION_STARTRETRIES, DROVER_COMPANION_BACKOFF, DROVER_COMPANION_BACKOFF_MAX',
       'DROVER_KEEP_ALIVE: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "y"',
       'unknown option --wokers; did you mean --workers?',
       '--timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "x"',

@@ -103,7 +103,8 @@ export class NodeOs implements Os {
     // Sends carry callbacks and kill goes through process.kill, so this is
     // unexpected; it must not crash the parent.
     cp.on('error', (e) => process.stderr.write(`drover: child ${pid}: ${e.message}\n`));
-    return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null };
+    // Node's own streams: net.Sockets over the pipes, null where no 'pipe' was asked for.
+    return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null, stdout: cp.stdout, stderr: cp.stderr };
   }
 
   hostWork<T>(work: Promise<T>): Promise<T> {

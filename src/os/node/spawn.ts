@@ -73,7 +73,14 @@ function start(
   const opened: number[] = [];
   try {
     const out = target(spec.stdout ?? 'inherit', opened);
-    const err = spec.stderr === 'stdout' ? out : target(spec.stderr ?? 'inherit', opened);
+    let err = spec.stderr === 'stdout' ? out : target(spec.stderr ?? 'inherit', opened);
+    if (spec.stderr === 'stdout' && out === 'pipe') {
+      // Node makes a new pipe per 'pipe' slot and cannot hand one pipe to two
+      // fds. A shell dups fd 1 onto 2 and execs: same pid, one pipe, writes
+      // kept in order.
+      [file, args] = ['/bin/sh', ['-c', 'exec "$@" 2>&1', 'sh', file, ...args]];
+      err = 'inherit';
+    }
     const stdio: StdioOptions = ['ignore', out, err, ...listeners.map((l) => l.fd), ...(channel ? ['ipc' as const] : [])];
     const cp = cpSpawn(file, args, {
       stdio,
@@ -98,8 +105,8 @@ function start(
   }
 }
 
-function target(t: StdioTarget, opened: number[]): 'inherit' | 'ignore' | number {
-  if (t === 'inherit' || t === 'ignore') return t;
+function target(t: StdioTarget, opened: number[]): 'inherit' | 'ignore' | 'pipe' | number {
+  if (t === 'inherit' || t === 'ignore' || t === 'pipe') return t;
   const fd = openSync(t.file, 'a');
   opened.push(fd);
   return fd;

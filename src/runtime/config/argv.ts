@@ -5,7 +5,7 @@
 // still works on a command line that has mistakes in it.
 
 import { closest, flagOf, show } from './names.js';
-import { ACTIONS, SETTINGS, allowedFrom } from './settings.js';
+import { ACTIONS, SETTINGS, allowedFrom, settingByName } from './settings.js';
 import type { ActionSpec, RawEntry, Scan, SettingSpec } from './types.js';
 
 export interface Actions {
@@ -85,6 +85,13 @@ export function scanArgv(argv: readonly string[]): ArgvScan {
     }
     if (opt === undefined) {
       unknown = true;
+      // A real setting that only a file can hold (companions, companion_env): say so rather than guess.
+      const fileOnly = tok.startsWith('--') ? settingByName(name.slice(2).replace(/-/g, '_')) : undefined;
+      if (fileOnly !== undefined && !allowedFrom(fileOnly, 'cli')) {
+        problems.push(`${name}: ${fileOnly.name} can be set only in a config file`);
+        if (inline === null && isValue(argv[i + 1])) i++;
+        continue;
+      }
       const near = closest(name.replace(/^-+/, '').replace(/_/g, '-').toLowerCase(), LONG_NAMES);
       problems.push(`unknown option ${name}${near === null ? '; see drover --help' : `; did you mean --${near}?`}`);
       // `--wokers 4`: the 4 belongs to the misspelt option, not to the app.

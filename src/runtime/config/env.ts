@@ -41,6 +41,10 @@ export function scanEnv(env: Readonly<Record<string, string | undefined>>): Scan
       entries.push({ name: spec.name, raw, text: true, kind: 'env', source: key });
       continue;
     }
+    if (spec !== undefined) {
+      problems.push(`${key}: ${spec.name} can be set only in a config file; unset ${key}`);
+      continue;
+    }
     const action = ACTIONS.find((a) => a.name === name);
     if (action !== undefined) {
       problems.push(`${key}: ${flagOf(action.name)} is a command-line action, not a setting; unset ${key}`);

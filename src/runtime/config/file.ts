@@ -4,7 +4,7 @@
 
 import { closest, flagOf, show, snake, typeName } from './names.js';
 import { ACTIONS, SETTING_NAMES, allowedFrom, settingByName } from './settings.js';
-import type { RawEntry, Scan } from './types.js';
+import type { RawEntry, Scan, SettingName } from './types.js';
 
 export function scanFile(file: { path: string; data: unknown }): Scan {
   const entries: RawEntry[] = [];
@@ -34,6 +34,40 @@ export function scanFile(file: { path: string; data: unknown }): Scan {
     const normal = snake(key);
     const near = SETTING_NAMES.includes(normal as never) ? normal : closest(normal, SETTING_NAMES);
     problems.push(`unknown setting "${key}" in ${path}; ${near === null ? 'see drover --help for the settings' : `did you mean "${near}"?`}`);
+  }
+  return { entries, problems };
+}
+
+/** What a companions file may set: the list and its defaults. */
+const COMPANIONS_FILE_KEYS: readonly SettingName[] = SETTING_NAMES.filter((n) => n === 'companions' || n.startsWith('companion_'));
+
+/**
+ * A companions file (the companions_file setting): a list of companions, or
+ * an object with `companions` and any companion_* defaults. Other settings
+ * belong in the main config file, so they are refused here rather than read
+ * from a second place.
+ */
+export function scanCompanionsFile(file: { path: string; data: unknown }): Scan {
+  const { path, data } = file;
+  if (Array.isArray(data)) return { entries: [{ name: 'companions', raw: data, text: false, kind: 'file', source: path }], problems: [] };
+  const entries: RawEntry[] = [];
+  const problems: string[] = [];
+  if (data === null || typeof data !== 'object') {
+    problems.push(`${path}: expected a list of companions, or an object { "companions": [...] } with companion_* settings, got ${show(data)} (${typeName(data)})`);
+    return { entries, problems };
+  }
+  for (const [key, raw] of Object.entries(data)) {
+    if (raw === undefined) continue;
+    const spec = settingByName(key);
+    if (spec !== undefined && COMPANIONS_FILE_KEYS.includes(spec.name)) {
+      entries.push({ name: spec.name, raw, text: false, kind: 'file', source: path });
+    } else if (spec !== undefined) {
+      problems.push(`"${key}" cannot be set in a companions file (${path}); set it in the main config file`);
+    } else {
+      const normal = snake(key);
+      const near = COMPANIONS_FILE_KEYS.includes(normal as never) ? normal : closest(normal, COMPANIONS_FILE_KEYS);
+      problems.push(`unknown setting "${key}" in companions file ${path}; ${near === null ? `a companions file holds ${COMPANIONS_FILE_KEYS.join(', ')}` : `did you mean "${near}"?`}`);
+    }
   }
   return { entries, problems };
 }

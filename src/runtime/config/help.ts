@@ -31,6 +31,8 @@ function entry(left: string, text: string): string {
 }
 
 function usage(s: SettingSpec): string {
+  // A setting with no flag is shown by its file key.
+  if (!allowedFrom(s, 'cli')) return `    ${s.name} ${s.metavar}`;
   const short = s.short ? `-${s.short}, ` : '    ';
   return `${short}${flagOf(s.name)} ${s.metavar}`;
 }
@@ -39,11 +41,12 @@ function where(s: SettingSpec): string {
   const parts = [];
   if (allowedFrom(s, 'env')) parts.push(`env ${envOf(s.name)}`);
   if (!allowedFrom(s, 'file')) parts.push('not in a config file');
+  if (!allowedFrom(s, 'cli') && !allowedFrom(s, 'env')) parts.push('config file only');
   parts.push(`default: ${s.defaultText}`);
   return `[${parts.join('; ')}]`;
 }
 
-const GROUPS: readonly Group[] = ['Server', 'Workers', 'Timeouts', 'Logging'];
+const GROUPS: readonly Group[] = ['Server', 'Workers', 'Timeouts', 'Logging', 'Companions'];
 
 export function helpText(): string {
   const out: string[] = [

@@ -9,8 +9,12 @@ export { ACTIONS, SETTINGS, settingByName } from './settings.js';
 export { parseArgv, type Actions } from './argv.js';
 export { ENV_CONFIG, isPlumbing } from './env.js';
 export { MISSING_APP, resolveConfig, type ResolveInput } from './resolve.js';
-export { DEFAULT_FILES, findConfigFile, loadConfig, loadConfigFile, locateConfig } from './load.js';
+export { DEFAULT_FILES, findConfigFile, loadConfig, loadConfigFile, locateCompanionsFile, locateConfig } from './load.js';
 export { helpText } from './help.js';
 export { parseBind, DEFAULT_HOST, DEFAULT_PORT } from './bind.js';
 export { envOf, flagOf } from './names.js';
 export { MAX_DURATION_MS } from './values.js';
+export {
+  COMPANION_DEFAULTS, defaultControlSocket, parseCompanions, splitModule,
+  type CompanionConfig, type CompanionDefaults, type ParsedCompanions,
+} from '../companions/config.js';

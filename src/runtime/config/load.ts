@@ -7,10 +7,12 @@ import { extname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Os } from '../../os/types.js';
 import { scanArgv } from './argv.js';
-import { ENV_CONFIG } from './env.js';
+import { ENV_CONFIG, scanEnv } from './env.js';
 import { ConfigError } from './errors.js';
+import { scanFile } from './file.js';
 import { show } from './names.js';
 import { MISSING_APP, resolveConfig } from './resolve.js';
+import { settingByName } from './settings.js';
 import type { Config } from './types.js';
 
 /** Tried in this order in the working directory when no file is named (like gunicorn's ./gunicorn.conf.py). */
@@ -71,22 +73,22 @@ async function importConfig(os: Os, path: string): Promise<unknown> {
  * The content of a config file. JSON: parsed, errors with line and column.
  * JS (.js, .mjs, .cjs): its default export, an object or a function (maybe
  * async) returning one. The data is not validated here; resolveConfig does
- * that, with every other source.
+ * that, with every other source. `what` names the file in messages.
  */
-export async function loadConfigFile(os: Os, path: string): Promise<{ path: string; data: unknown }> {
+export async function loadConfigFile(os: Os, path: string, what = 'config file'): Promise<{ path: string; data: unknown }> {
   const loader = LOADERS[extname(path).toLowerCase()];
   if (loader === undefined) {
     const ext = extname(path);
-    throw new ConfigError([`config file ${path}: ${ext === '' ? 'no extension' : `unsupported type ${show(ext)}`}; use .js, .mjs, .cjs or .json`]);
+    throw new ConfigError([`${what} ${path}: ${ext === '' ? 'no extension' : `unsupported type ${show(ext)}`}; use .js, .mjs, .cjs or .json`]);
   }
   const abs = absolute(os, path);
-  if (!os.fs.exists(abs)) throw new ConfigError([`config file ${path} does not exist (looked for ${abs})`]);
+  if (!os.fs.exists(abs)) throw new ConfigError([`${what} ${path} does not exist (looked for ${abs})`]);
   if (loader === 'json') {
     let text: string;
     try {
       text = os.fs.readFile(abs);
     } catch (e) {
-      throw new ConfigError([`config file ${path} cannot be read: ${(e as Error).message}`]);
+      throw new ConfigError([`${what} ${path} cannot be read: ${(e as Error).message}`]);
     }
     return { path, data: parseJson(path, text) };
   }
@@ -94,7 +96,7 @@ export async function loadConfigFile(os: Os, path: string): Promise<{ path: stri
     return { path, data: await importConfig(os, abs) };
   } catch (e) {
     const err = e as Error;
-    throw new ConfigError([`config file ${path} failed to load: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`]);
+    throw new ConfigError([`${what} ${path} failed to load: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`]);
   }
 }
 
@@ -106,10 +108,29 @@ export function locateConfig(os: Os, argv: readonly string[]): string | null {
 }
 
 /**
- * The whole read, as `drover` and a HUP do it: locate and load the file,
- * then resolve it with the environment and the command line. When the file
- * cannot be loaded, the other sources are still checked, so one run reports
- * everything.
+ * The companions file to read: the companions_file setting by the usual
+ * precedence (file < environment < command line), ignoring values the
+ * setting refuses (resolveConfig reports those). Relative paths are read
+ * against the working directory, like the config file's.
+ */
+export function locateCompanionsFile(argv: readonly string[], env: Readonly<Record<string, string>>, file: { path: string; data: unknown } | null): string | null {
+  const spec = settingByName('companions_file')!;
+  let found: string | null = null;
+  for (const scan of [file === null ? null : scanFile(file), scanEnv(env), scanArgv(argv)]) {
+    for (const e of scan?.entries ?? []) {
+      if (e.name !== 'companions_file') continue;
+      const r = spec.parse(e.raw, e.text);
+      if (r.ok) found = r.value as string | null;
+    }
+  }
+  return found;
+}
+
+/**
+ * The whole read, as `drover` and a HUP do it: locate and load the file
+ * (and the companions file it or another source names), then resolve them
+ * with the environment and the command line. When a file cannot be loaded,
+ * the other sources are still checked, so one run reports everything.
  */
 export async function loadConfig(os: Os, argv: readonly string[], cpus: number): Promise<Config> {
   const path = locateConfig(os, argv);
@@ -123,14 +144,26 @@ export async function loadConfig(os: Os, argv: readonly string[], cpus: number):
       fileProblems = e.problems;
     }
   }
+  const mainFailed = fileProblems.length > 0;
+  const companionsPath = locateCompanionsFile(argv, os.env, file);
+  let companionsFile: { path: string; data: unknown } | null | undefined;
+  if (companionsPath !== null) {
+    try {
+      companionsFile = await loadConfigFile(os, companionsPath, 'companions file');
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      fileProblems = [...fileProblems, ...e.problems];
+      companionsFile = null;
+    }
+  }
   const problems = [...fileProblems];
   let config: Config | null = null;
   try {
-    config = resolveConfig({ argv, env: os.env, file, cpus });
+    config = resolveConfig({ argv, env: os.env, file, companionsFile, cpus, cwd: os.cwd() });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // The app may well be in the file that failed to load.
-    problems.push(...(fileProblems.length > 0 ? e.problems.filter((p) => p !== MISSING_APP) : e.problems));
+    problems.push(...(mainFailed ? e.problems.filter((p) => p !== MISSING_APP) : e.problems));
   }
   if (problems.length > 0 || config === null) throw new ConfigError(problems);
   return config;

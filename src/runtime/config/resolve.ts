@@ -2,7 +2,10 @@
 //
 // Precedence, lowest to highest:
 //   1. built-in defaults
-//   2. the config file (--config PATH, DROVER_CONFIG, or ./drover.config.*)
+//   2. the config file (--config PATH, DROVER_CONFIG, or ./drover.config.*),
+//      with the companions file (companions_file) at the same level: it may
+//      hold only companions and companion_* defaults, and a key set in both
+//      files (inline companions included) is refused, not ranked
 //   3. DROVER_* environment variables
 //   4. the command line
 // as in gunicorn (file < GUNICORN_CMD_ARGS < CLI), with the environment in
@@ -14,18 +17,28 @@
 // broken file is reported even when today's command line hides it, because
 // tomorrow's HUP or a run without the flag would not.
 
+import { GLOBAL_KEYS, defaultControlSocket, parseCompanions, type CompanionConfig, type CompanionDefaults } from '../companions/config.js';
 import { scanArgv } from './argv.js';
 import { scanEnv } from './env.js';
 import { ConfigError } from './errors.js';
-import { scanFile } from './file.js';
+import { scanCompanionsFile, scanFile } from './file.js';
+import { show } from './names.js';
 import { SETTINGS, settingByName } from './settings.js';
-import type { Config, RawEntry, SettingName } from './types.js';
+import type { Config, RawEntry, Scan, SettingName } from './types.js';
 
 export interface ResolveInput {
   argv: readonly string[];
   env: Readonly<Record<string, string>>;
   file: { path: string; data: unknown } | null;
   cpus: number;
+  /** The working directory. The default control_socket is derived from it and the config file's path. */
+  cwd: string;
+  /**
+   * The content of the file the companions_file setting names (loadConfig
+   * reads it). Undefined: not read, which is a problem when the setting is
+   * given; null: reading it failed and the reader reported why.
+   */
+  companionsFile?: { path: string; data: unknown } | null;
 }
 
 interface Chosen {
@@ -44,6 +57,7 @@ export function resolveConfig(input: ResolveInput): Config {
   const argv = scanArgv(input.argv);
   const env = scanEnv(input.env);
   const file = input.file === null ? { entries: [], problems: [] } : scanFile(input.file);
+  const companionsFile = input.companionsFile ? companionsLayer(file, scanCompanionsFile(input.companionsFile)) : { entries: [], problems: [] };
   const problems: string[] = [];
   const chosen = new Map<SettingName, Chosen>();
   // Settings with a value refused somewhere: rules between settings skip
@@ -52,7 +66,7 @@ export function resolveConfig(input: ResolveInput): Config {
 
   // Lowest first, so a later set() is a higher-precedence override; the
   // problems come out grouped by source in the same order.
-  for (const source of [file, env, argv]) {
+  for (const source of [file, companionsFile, env, argv]) {
     problems.push(...source.problems);
     for (const e of source.entries) {
       const r = settingByName(e.name)!.parse(e.raw, e.text);
@@ -74,9 +88,19 @@ export function resolveConfig(input: ResolveInput): Config {
   if (!failed.has('workers') && !failed.has('min_workers') && !failed.has('max_workers') && counts.problem !== null) {
     problems.push(counts.problem);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
-
   const v = <T>(name: SettingName): T => chosen.get(name)!.value as T;
+
+  const named = chosen.get('companions_file')!;
+  if (named.value !== null && input.companionsFile === undefined) {
+    problems.push(`companions_file ${show(named.value)} (from ${named.from}) was not read: resolveConfig needs its content as companionsFile (loadConfig reads it)`);
+  }
+  // The defaults as resolved: a refused companion_* value leaves the lower source's or the built-in one, so it causes no second problem here.
+  const defaults = Object.fromEntries(GLOBAL_KEYS.map((k) => [k, v(`companion_${k}`)])) as unknown as CompanionDefaults;
+  const list = chosen.get('companions')!;
+  const companions = parseCompanions(list.value, defaults, list.from);
+  problems.push(...companions.problems);
+
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     app: v('app'),
     bind: v('bind'),
@@ -93,7 +117,28 @@ export function resolveConfig(input: ResolveInput): Config {
     error_log: v('error_log'),
     log_level: v('log_level'),
     config: input.file === null ? null : input.file.path,
+    companions: companions.companions as readonly CompanionConfig[],
+    control_socket: (chosen.get('control_socket')?.value as string | undefined) ?? defaultControlSocket(input.cwd, input.file?.path ?? null, input.env),
   };
+}
+
+/**
+ * The companions file sits with the main file, below the environment. A key
+ * set in both files is refused rather than ranked: two files saying
+ * different things is a mistake, not an override.
+ */
+function companionsLayer(main: Scan, companions: Scan): Scan {
+  const problems = [...companions.problems];
+  for (const e of companions.entries) {
+    const twin = main.entries.find((m) => m.name === e.name);
+    if (twin === undefined) continue;
+    problems.push(
+      e.name === 'companions'
+        ? `companions are given both inline (in ${twin.source}) and in companions_file ${e.source}; keep them in one place`
+        : `${e.name} is set both in ${twin.source} and in companions_file ${e.source}; set it in one place`,
+    );
+  }
+  return { entries: companions.entries, problems };
 }
 
 /**

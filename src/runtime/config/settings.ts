@@ -3,6 +3,7 @@
 // a flag, an environment variable, a file key and a help line at once.
 
 import type { Addr } from '../../os/types.js';
+import { COMPANION_DEFAULTS, FIELDS, readCompanionList, readSocketPath, type GlobalKey } from '../companions/config.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseBindList } from './bind.js';
 import { LOG_LEVELS, type ActionSpec, type LogLevel, type SettingName, type SettingSpec } from './types.js';
 import { duration, logTarget, nonEmpty, oneOf, optionalPath, wholeNumber } from './values.js';
@@ -112,6 +113,40 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 'info',
     parse: oneOf(LOG_LEVELS),
   }),
+  spec<string>({
+    name: 'control_socket', group: 'Companions', metavar: 'PATH', example: '/run/drover/ctl.sock',
+    help: 'the companion manager\'s control socket (mode 0600), which drover ctl talks to',
+    defaultText: '$XDG_RUNTIME_DIR (else /tmp)/drover-HASH.sock, HASH from the config file\'s absolute path (else the working directory)',
+    // No table default: resolve.ts derives it from the working directory and the config file.
+    parse: readSocketPath,
+  }),
+  spec<readonly unknown[]>({
+    name: 'companions', group: 'Companions', metavar: 'LIST', example: '[]',
+    help: `side processes to supervise, a list of { ${FIELDS.map((f) => f.key).join(', ')} }; companion_* settings fill what a companion omits`,
+    defaultText: 'none',
+    default: [],
+    // A list of objects has no sensible flag or variable form.
+    sources: ['file'],
+    parse: readCompanionList,
+  }),
+  spec<string | null>({
+    name: 'companions_file', group: 'Companions', metavar: 'PATH', example: 'companions.json',
+    help: 'read the companions from this file (.json, .js, .mjs, .cjs): a list, or { companions: [...] } with companion_* settings; refused together with inline companions',
+    defaultText: 'none',
+    default: null,
+    parse: optionalPath(false),
+  }),
+  // One default setting per companion field marked global, straight from the field table.
+  ...FIELDS.filter((f) => f.global).map((f) =>
+    spec({
+      name: `companion_${f.key as GlobalKey}`, group: 'Companions', metavar: f.metavar, example: f.example,
+      help: `default ${f.key} of every companion: ${f.help}`,
+      defaultText: f.defaultText,
+      default: COMPANION_DEFAULTS[f.key as GlobalKey],
+      ...(f.fileOnly ? { sources: ['file'] as const } : {}),
+      parse: f.parse,
+    }),
+  ),
 ];
 
 export const ACTIONS: readonly ActionSpec[] = [

@@ -3,6 +3,7 @@
 // speaks the user's units (seconds, address strings).
 
 import type { Addr } from '../../os/types.js';
+import type { CompanionConfig, GlobalKey } from '../companions/config.js';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
@@ -32,9 +33,18 @@ export interface Config {
   log_level: LogLevel;
   /** The config file used, if any. */
   config: string | null;
+  /** Side processes the companion manager supervises, every field filled (companion_* defaults applied). */
+  companions: readonly CompanionConfig[];
+  /** The manager's control socket: as configured, else defaultControlSocket(cwd, config, env). */
+  control_socket: string;
 }
 
-export type SettingName = keyof Config;
+/**
+ * Config's keys, plus settings that feed other values instead of being kept
+ * themselves: companions_file (read into companions) and the companion_*
+ * defaults (applied to each companion).
+ */
+export type SettingName = keyof Config | 'companions_file' | `companion_${GlobalKey}`;
 
 /** Where a raw value came from. `label` is what messages print. */
 export type SourceKind = 'cli' | 'env' | 'file';
@@ -62,7 +72,7 @@ export interface Scan {
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: readonly string[] };
 
-export type Group = 'Server' | 'Workers' | 'Timeouts' | 'Logging' | 'Actions';
+export type Group = 'Server' | 'Workers' | 'Timeouts' | 'Logging' | 'Companions' | 'Actions';
 
 export interface SettingSpec<T = unknown> {
   /** The one name: snake_case in files, --kebab-case on the CLI, DROVER_UPPER_SNAKE in the environment. */

@@ -1,0 +1,320 @@
+// One companion's supervision, as a pure reducer: step(companion, input, now)
+// returns the next state and the actions the manager must take (spawn,
+// signal, log). No clock, no process: the manager feeds it what happened
+// and when, so the same code runs in the simulator and in tests.
+//
+// States (supervisord's names; DESIGN "Companions"):
+//   STOPPED   no process; stays so unless started (or autostarted, below).
+//   STARTING  spawn asked (pid null until `spawned`) or process younger than
+//             startsecs. Surviving startsecs makes it RUNNING.
+//   RUNNING   up for at least startsecs.
+//   BACKOFF   exited unasked; respawned when `deadline` passes.
+//   STOPPING  stop signal sent (or to be sent once the pending spawn
+//             reports its pid); KILL at `deadline`; ends with the exit.
+//   FATAL     startretries consecutive failed starts; only a start, restart
+//             or reconfigure tries again.
+//   EXITED    not reached: every exit nobody asked for is retried (BACKOFF),
+//             and an asked-for one ends in STOPPED. It stays in the type for
+//             supervisord's vocabulary and a future `autorestart: false`.
+//
+// Rules the table and the handlers keep:
+// - A manual stop sets wanted = false; nothing automatic (exit, tick,
+//   reconfigure) spawns while wanted is false. Only start/restart do.
+// - At most one process: a spawn is asked only when pid is null and no spawn
+//   is pending (pid is null in STARTING/STOPPING exactly while one is).
+// - failures counts consecutive unasked exits: a failed start (spawn error or
+//   exit before startsecs) adds one; reaching RUNNING resets it; a crash of a
+//   RUNNING companion starts a new streak at 1 and always goes to BACKOFF.
+//   FATAL happens only on a failed start, when startretries is set and
+//   failures has reached it. A manual start, restart or reconfigure resets it.
+// - Stop deadlines: stop and restart use stop_timeout, a reconfigure of a
+//   live companion uses reload_timeout, both of the config the process runs
+//   under (its stop behaviour belongs to it, not to its replacement).
+
+import type { Signal } from '../../os/types.js';
+import type { CompanionConfig } from './config.js';
+
+export type State = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' | 'EXITED' | 'FATAL';
+
+/** Every state change step may make. A change not listed here throws (a bug, not a runtime condition). */
+export const TRANSITIONS: Readonly<Record<State, readonly State[]>> = {
+  STOPPED: ['STARTING'],                                // start, restart, autostart (tick)
+  STARTING: ['RUNNING', 'BACKOFF', 'FATAL', 'STOPPING'], // startsecs passed; failed start; stop/restart/reconfigure
+  RUNNING: ['BACKOFF', 'STOPPING'],                     // crash; stop/restart/reconfigure
+  BACKOFF: ['STARTING', 'STOPPED'],                     // delay passed or start/reconfigure; stop
+  STOPPING: ['STOPPED', 'STARTING'],                    // reaped; reaped with a restart pending
+  EXITED: ['STARTING', 'STOPPED'],                      // (unreachable, see above)
+  FATAL: ['STARTING', 'STOPPED'],                       // start/restart/reconfigure; stop
+};
+
+export interface Companion {
+  readonly config: CompanionConfig;
+  readonly state: State;
+  readonly pid: number | null;
+  readonly since: number;
+  readonly failures: number;
+  readonly wanted: boolean;
+  readonly restartPending: boolean;
+  readonly pendingConfig: CompanionConfig | null;
+  readonly lastExit: { code: number | null; signal: Signal | null; at: number } | null;
+  readonly deadline: number | null;
+}
+
+export type Input =
+  | { t: 'start' } | { t: 'stop' } | { t: 'restart' }
+  | { t: 'spawned'; pid: number } | { t: 'spawn-failed'; error: string }
+  | { t: 'exited'; code: number | null; signal: Signal | null }
+  | { t: 'tick' }
+  | { t: 'reconfigure'; config: CompanionConfig };
+
+export type Action =
+  | { a: 'spawn'; config: CompanionConfig }
+  | { a: 'signal'; pid: number; sig: Signal }
+  | { a: 'log'; level: 'info' | 'warning' | 'error'; message: string };
+
+export function initial(config: CompanionConfig, now: number): Companion {
+  return {
+    config, state: 'STOPPED', pid: null, since: now, failures: 0, wanted: config.autostart,
+    restartPending: false, pendingConfig: null, lastExit: null, deadline: null,
+  };
+}
+
+/**
+ * The wait before the next retry after `failures` consecutive failures:
+ * fixed, restart_delay; exponential, restart_delay·2^(failures−1) capped at
+ * backoff_max (a cap below restart_delay does not shorten the first wait).
+ */
+export function backoffDelay(config: CompanionConfig, failures: number): number {
+  if (config.backoff === 'fixed') return config.restart_delay;
+  const cap = Math.max(config.backoff_max, config.restart_delay);
+  return Math.min(config.restart_delay * 2 ** Math.max(0, failures - 1), cap);
+}
+
+/** '1.5 s' */
+export const secs = (ms: number): string => `${ms / 1000} s`;
+
+function exitText(code: number | null, signal: Signal | null): string {
+  return signal !== null ? `exited on ${signal}` : `exited with code ${code}`;
+}
+
+/** A step in progress: the companion so far and the actions asked. */
+class Draft {
+  readonly actions: Action[] = [];
+  constructor(public c: Companion, readonly now: number) {}
+
+  get who(): string {
+    return `companion ${this.c.config.name}`;
+  }
+
+  log(level: 'info' | 'warning' | 'error', message: string): void {
+    this.actions.push({ a: 'log', level, message: `${this.who}: ${message}` });
+  }
+
+  /** Same state, other fields. */
+  set(patch: Partial<Companion>): void {
+    this.c = { ...this.c, ...patch };
+  }
+
+  /** A state change, checked against the table. */
+  go(state: State, patch: Partial<Companion> = {}): void {
+    const from = this.c.state;
+    if (state !== from && !TRANSITIONS[from].includes(state)) {
+      throw new Error(`${this.who}: ${from} -> ${state} is not an allowed transition`);
+    }
+    this.c = { ...this.c, ...patch, state, since: state === from ? this.c.since : this.now };
+  }
+
+  /** Ask for a new process, with the pending config if a reread left one. */
+  spawn(): void {
+    if (this.c.pid !== null) throw new Error(`${this.who}: spawn asked while pid ${this.c.pid} lives`);
+    const config = this.c.pendingConfig ?? this.c.config;
+    this.go('STARTING', { config, pendingConfig: null, restartPending: false, pid: null, deadline: null });
+    this.actions.push({ a: 'spawn', config });
+  }
+
+  /** Signal the live process (if its pid is known yet) and set the KILL deadline. */
+  signalStop(timeout: number): void {
+    const { pid, config } = this.c;
+    if (pid === null) {
+      this.go('STOPPING', { deadline: null });
+      this.log('info', 'stopping (as soon as the pending spawn reports its pid)');
+      return;
+    }
+    this.actions.push({ a: 'signal', pid, sig: config.stop_signal });
+    this.go('STOPPING', { deadline: this.now + timeout });
+    this.log('info', `stopping pid ${pid} (${config.stop_signal}; KILL after ${secs(timeout)})`);
+  }
+
+  /** A start that did not last: retry after the backoff delay, or give up when startretries says so. */
+  failedStart(): void {
+    const failures = this.c.failures + 1;
+    const { startretries } = this.c.config;
+    if (startretries !== null && failures >= startretries) {
+      this.go('FATAL', { failures, pid: null, deadline: null });
+      this.log('error', `FATAL after ${failures} failed start${failures === 1 ? '' : 's'}; not restarting until started by hand`);
+      return;
+    }
+    this.backoff(failures);
+  }
+
+  backoff(failures: number): void {
+    const delay = backoffDelay(this.c.config, failures);
+    const { startretries } = this.c.config;
+    this.go('BACKOFF', { failures, pid: null, deadline: this.now + delay });
+    this.log('warning', `backing off ${secs(delay)} before restarting (failure ${failures}${startretries === null ? '' : ` of ${startretries}`})`);
+  }
+
+  /** STARTING with a live process past startsecs is RUNNING, whatever input comes next. */
+  promote(): void {
+    const { state, pid, deadline } = this.c;
+    if (state !== 'STARTING' || pid === null || deadline === null || this.now < deadline) return;
+    this.go('RUNNING', { failures: 0, deadline: null });
+    this.log('info', `running (pid ${pid} up ${secs(this.c.config.startsecs)})`);
+  }
+
+  ignored(what: string): void {
+    this.log('warning', `ignored ${what} in ${this.c.state}${this.c.pid === null ? '' : ` (pid ${this.c.pid})`}`);
+  }
+}
+
+/** No process and none pending: start/restart/reconfigure may spawn. */
+const IDLE: readonly State[] = ['STOPPED', 'BACKOFF', 'FATAL', 'EXITED'];
+/** A process lives, or its spawn is pending. */
+const LIVE: readonly State[] = ['STARTING', 'RUNNING'];
+
+type Handler<T extends Input['t']> = (d: Draft, input: Extract<Input, { t: T }>) => void;
+
+const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
+  start(d) {
+    const { state } = d.c;
+    if (IDLE.includes(state)) {
+      d.set({ wanted: true, failures: 0 });
+      d.spawn();
+    } else if (state === 'STOPPING') {
+      d.set({ wanted: true, restartPending: true });
+      d.log('info', 'will start again once the old process is reaped');
+    }
+  },
+
+  stop(d) {
+    const { state } = d.c;
+    if (state === 'STOPPED') d.set({ wanted: false });
+    else if (IDLE.includes(state)) {
+      d.go('STOPPED', { wanted: false, deadline: null });
+      d.log('info', 'stopped');
+    } else if (LIVE.includes(state)) {
+      d.set({ wanted: false, restartPending: false });
+      d.signalStop(d.c.config.stop_timeout);
+    } else if (state === 'STOPPING') {
+      // Already on its way out; only a pending restart is cancelled.
+      d.set({ wanted: false, restartPending: false });
+    }
+  },
+
+  restart(d) {
+    const { state } = d.c;
+    if (IDLE.includes(state)) {
+      d.set({ wanted: true, failures: 0 });
+      d.spawn();
+    } else if (LIVE.includes(state)) {
+      d.set({ wanted: true, restartPending: true });
+      d.signalStop(d.c.config.stop_timeout);
+    } else if (state === 'STOPPING') {
+      d.set({ wanted: true, restartPending: true });
+      d.log('info', 'will start again once the old process is reaped');
+    }
+  },
+
+  spawned(d, { pid }) {
+    const { state } = d.c;
+    if (d.c.pid !== null || (state !== 'STARTING' && state !== 'STOPPING')) {
+      // A process nobody waits for would be a second child: end it rather than lose track of it.
+      d.actions.push({ a: 'signal', pid, sig: 'SIGKILL' });
+      d.log('error', `pid ${pid} reported spawned in ${state} with no spawn pending; killed it`);
+      return;
+    }
+    d.log('info', `started (pid ${pid})`);
+    if (state === 'STOPPING') {
+      // A stop came while the spawn was pending: it applies now.
+      d.set({ pid });
+      d.signalStop(d.c.restartPending && d.c.pendingConfig !== null ? d.c.config.reload_timeout : d.c.config.stop_timeout);
+      return;
+    }
+    d.set({ pid, deadline: d.now + d.c.config.startsecs });
+    d.promote();
+  },
+
+  'spawn-failed'(d, { error }) {
+    const { state, pid } = d.c;
+    if (pid !== null || (state !== 'STARTING' && state !== 'STOPPING')) return d.ignored('spawn-failed');
+    d.log('error', `failed to start: ${error}`);
+    if (state === 'STARTING') return d.failedStart();
+    if (d.c.restartPending) {
+      d.log('info', 'restarting');
+      return d.spawn();
+    }
+    d.go('STOPPED', { deadline: null });
+    d.log('info', 'stopped');
+  },
+
+  exited(d, { code, signal }) {
+    const { state, pid } = d.c;
+    if (pid === null) return d.ignored('an exit');
+    const asked = state === 'STOPPING';
+    d.set({ pid: null, lastExit: { code, signal, at: d.now } });
+    d.log(asked ? 'info' : 'warning', `pid ${pid} ${exitText(code, signal)}${asked ? '' : ' unexpectedly'}`);
+    if (state === 'STARTING') {
+      d.log('warning', `it did not stay up for startsecs (${secs(d.c.config.startsecs)})`);
+      return d.failedStart();
+    }
+    if (state === 'RUNNING') return d.backoff(1);
+    if (d.c.restartPending) {
+      d.log('info', 'restarting');
+      return d.spawn();
+    }
+    d.go('STOPPED', { deadline: null });
+    d.log('info', 'stopped');
+  },
+
+  tick(d) {
+    const { state, deadline, pid, wanted } = d.c;
+    if (state === 'STOPPED' && wanted) {
+      // autostart: the only STOPPED companion still wanted is one never started yet.
+      d.log('info', 'starting (autostart)');
+      d.spawn();
+    } else if (state === 'BACKOFF' && deadline !== null && d.now >= deadline) {
+      d.log('info', 'restarting after backoff');
+      d.spawn();
+    } else if (state === 'STOPPING' && pid !== null && deadline !== null && d.now >= deadline) {
+      d.actions.push({ a: 'signal', pid, sig: 'SIGKILL' });
+      d.set({ deadline: null });
+      d.log('warning', `pid ${pid} did not exit ${secs(d.now - d.c.since)} after ${d.c.config.stop_signal}; killed it (SIGKILL)`);
+    }
+  },
+
+  reconfigure(d, { config }) {
+    const { state } = d.c;
+    if (config.hash === (d.c.pendingConfig ?? d.c.config).hash) return;
+    if (state === 'STOPPED' || state === 'STOPPING') {
+      // Manually stopped (or stopping, or restarting): the new config waits for the next start.
+      d.set({ pendingConfig: config.hash === d.c.config.hash ? null : config });
+      d.log('info', `config changed; it applies at the next start`);
+    } else if (LIVE.includes(state)) {
+      d.set({ pendingConfig: config, restartPending: true, failures: 0 });
+      d.log('info', 'config changed; restarting');
+      d.signalStop(d.c.config.reload_timeout);
+    } else {
+      // BACKOFF, FATAL, EXITED: nothing runs, so the change starts it now (a fix to a failing command takes effect at once).
+      d.set({ config, pendingConfig: null, failures: 0 });
+      d.log('info', 'config changed; starting');
+      d.spawn();
+    }
+  },
+};
+
+export function step(c: Companion, input: Input, now: number): { next: Companion; actions: Action[] } {
+  const d = new Draft(c, now);
+  d.promote();
+  (HANDLERS[input.t] as Handler<Input['t']>)(d, input);
+  return { next: d.c, actions: d.actions };
+}

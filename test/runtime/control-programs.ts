@@ -1,0 +1,112 @@
+// Programs for the control socket tests, run in the simulator and as real
+// processes: a server with a fake companion manager behind serveControl, and
+// `drover ctl` itself. They use nothing but their Os.
+import { programs, type Os } from '../../src/os/types.js';
+import { ctl } from '../../src/runtime/control/ctl.js';
+import type { CompanionState, CompanionStatus, Reply, Request } from '../../src/runtime/control/protocol.js';
+import { serveControl, type Handler } from '../../src/runtime/control/server.js';
+
+interface Fake {
+  state: CompanionState;
+  pid: number | null;
+  started: number;
+  exits: number;
+}
+
+/**
+ * A manager's worth of answers over an in-memory table. Special names:
+ * `boom` throws, `bad` returns no reply, `slow` takes 500 ms, `flaky` never
+ * stays up (start ends in BACKOFF).
+ */
+export function fakeHandler(os: Os, calls: Request[] = []): Handler {
+  let nextPid = 4000;
+  const table = new Map<string, Fake>();
+  const add = (name: string, state: CompanionState) =>
+    table.set(name, { state, pid: state === 'RUNNING' ? nextPid++ : null, started: os.now(), exits: 0 });
+  add('worker-queue', 'RUNNING');
+  add('scheduler', 'RUNNING');
+  add('mailer', 'STOPPED');
+  add('flaky', 'BACKOFF');
+  const status = (name: string, f: Fake): CompanionStatus => ({
+    name,
+    state: f.state,
+    pid: f.pid,
+    ...(f.pid === null ? {} : { uptime_ms: os.now() - f.started }),
+    since_ms: os.now() - f.started,
+    exits: f.exits,
+    ...(f.exits === 0 ? {} : { last_exit: { code: 0, signal: null, ago_ms: os.now() - f.started } }),
+    description: f.pid !== null ? `pid ${f.pid}` : f.state === 'BACKOFF' ? 'exited with code 1, retrying in 2 s' : 'stopped by request',
+  });
+  const pick = (name: string): [string, Fake][] | string => {
+    if (name === 'all') return [...table];
+    const f = table.get(name);
+    return f === undefined ? `no companion named "${name}"; companions: ${[...table.keys()].join(', ')}` : [[name, f]];
+  };
+  const set = (f: Fake, state: CompanionState, name: string) => {
+    if (f.pid !== null) f.exits++;
+    const up = state === 'RUNNING' && name !== 'flaky';
+    f.state = up ? 'RUNNING' : state === 'RUNNING' ? 'BACKOFF' : state;
+    f.pid = up ? nextPid++ : null;
+    f.started = os.now();
+  };
+  return async (req) => {
+    calls.push(req);
+    const name = 'name' in req ? req.name : null;
+    if (name === 'boom') throw new Error('the fake manager blew up');
+    if (name === 'bad') return undefined as unknown as Reply;
+    if (name === 'slow') {
+      await os.sleep(500);
+      return { ok: true, companions: [] };
+    }
+    switch (req.cmd) {
+      case 'status':
+      case 'start':
+      case 'stop':
+      case 'restart': {
+        const got = pick(req.name);
+        if (typeof got === 'string') return { ok: false, error: got };
+        if (req.cmd !== 'status') for (const [n, f] of got) set(f, req.cmd === 'stop' ? 'STOPPED' : 'RUNNING', n);
+        return { ok: true, companions: got.map(([n, f]) => status(n, f)) };
+      }
+      case 'reread':
+        return { ok: true, added: ['websocket'], removed: [], changed: ['scheduler'], unchanged: ['worker-queue', 'mailer', 'flaky'] };
+      case 'signal': {
+        const got = pick(req.name);
+        if (typeof got === 'string') return { ok: false, error: got };
+        return { ok: true, signalled: got.filter(([, f]) => f.pid !== null).map(([n, f]) => ({ name: n, pid: f.pid! })) };
+      }
+      case 'pid': {
+        if (req.name === null) return { ok: true, pid: os.pid };
+        const got = pick(req.name);
+        return typeof got === 'string' ? { ok: false, error: got } : { ok: true, pid: got[0]![1].pid };
+      }
+      case 'tail':
+        return { ok: true, name: req.name, stream: req.stream, lines: Array.from({ length: req.lines }, (_, i) => `${req.stream} line ${i + 1}`) };
+      case 'version':
+        return { ok: true, version: '0.1.0-test' };
+    }
+  };
+}
+
+export const controlPrograms = programs(import.meta.url, {
+  /**
+   * control-server PATH [MAX_LINE]: serves the fake handler on PATH; says
+   * {listening} (or {error, code}, then idles) on its channel; TERM closes it and exits.
+   */
+  'control-server': async (os, args) => {
+    const log = { debug: () => {}, warning: (m: string) => os.stderr.write(`${m}\n`), error: (m: string) => os.stderr.write(`${m}\n`) };
+    try {
+      const server = await serveControl(os, args[0]!, fakeHandler(os), log, args[1] === undefined ? {} : { maxLine: Number(args[1]) });
+      os.onSignal('SIGTERM', () => {
+        server.close();
+        os.exit(0);
+      });
+      os.channel?.send({ listening: args[0] });
+    } catch (e) {
+      // No exit here: a real process could exit before the message is out. The test ends it.
+      os.channel?.send({ error: (e as Error).message, code: (e as { code?: string }).code });
+    }
+  },
+  /** drover ctl ARGS, exiting with its status. */
+  ctl: async (os, args) => os.exit(await ctl(os, args)),
+});

@@ -1,0 +1,187 @@
+// The control socket on the real OS: a real Unix socket file (mode 0600),
+// stale and live paths through the Node adapter, hostile input over a raw
+// net connection, and `drover ctl` run as a real process against a test
+// server (serveControl with the fake handler). Every process started here is
+// killed and reaped in afterEach.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { createNodeOs } from '../../src/os/node/index.js';
+import type { Os } from '../../src/os/types.js';
+import { inbox, reap } from '../support/os.js';
+import { controlPrograms } from './control-programs.js';
+import { removeTmp, tmp } from './drover.js';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
+const os: Os = createNodeOs({ programs: [controlPrograms] });
+
+const servers: number[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const pid of servers.splice(0)) {
+    try {
+      os.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group is gone
+    }
+    try {
+      await reap(os, pid);
+    } catch {
+      // reaped by the test itself
+    }
+  }
+  for (const d of dirs.splice(0)) removeTmp(d);
+});
+
+function dir(): string {
+  const d = tmp();
+  dirs.push(d);
+  return d;
+}
+
+/** A control-server on `path`; resolves with its pid and its first channel message. */
+async function server(path: string, args: string[] = []): Promise<{ pid: number; said: unknown }> {
+  const c = os.spawn({ program: 'control-server', args: [path, ...args], newGroup: true, stdout: 'ignore' });
+  servers.push(c.pid);
+  return { pid: c.pid, said: await inbox(os, c.channel!)(20_000) };
+}
+
+/** `drover ctl ARGS` as a real process: exit code, stdout, stderr. Killed if it runs past 20 s. */
+function ctl(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, 'ctl', ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+/** Sends `data` over a raw connection and collects `n` reply lines. */
+function raw(path: string, data: string[], n: number): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      text += d;
+      const lines = text.split('\n').slice(0, -1);
+      if (lines.length >= n) {
+        s.destroy();
+        resolve(lines.map((l) => JSON.parse(l)));
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error(`closed after ${JSON.stringify(text)}`)));
+    s.on('connect', () => {
+      for (const d of data) s.write(d);
+    });
+  });
+}
+
+describe('control socket on the real OS', () => {
+  test('the socket file is 0600 in a new 0700 directory; a live path is refused, a stale one replaced', async () => {
+    const path = join(dir(), 'run', 'ctl.sock');
+    const a = await server(path);
+    expect(a.said).toEqual({ listening: path });
+    const st = statSync(path);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
+
+    const b = await server(path);
+    expect(b.said).toMatchObject({ code: 'EADDRINUSE', error: expect.stringContaining(`control socket ${path} is in use by a running drover`) });
+
+    // Killed outright, the first leaves its socket file behind: stale.
+    os.kill(a.pid, 'SIGKILL');
+    await reap(os, a.pid);
+    expect(existsSync(path)).toBe(true);
+    const stale = await ctl(['--socket', path, 'status']);
+    expect(stale.code).toBe(3);
+    expect(stale.err).toContain(`nothing listens on ${path}: a stale socket, drover is not running`);
+
+    const c = await server(path);
+    expect(c.said).toEqual({ listening: path });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((await ctl(['--socket', path, 'version'])).out).toBe('drover 0.1.0-test\n');
+  });
+
+  test('malformed, oversized and abandoned input is answered or dropped, and the server keeps serving', async () => {
+    const path = join(dir(), 'ctl.sock');
+    await server(path);
+    const big = `{"cmd":"status","pad":"${'x'.repeat(200_000)}"}`;
+    const got = await raw(path, ['garbage\n', '{"cmd":"status","name":', '"scheduler","id":1}\n', big.slice(0, 70_000), big.slice(70_000) + '\n', '[]\n', '{"cmd":"version","id":2}\n'], 5);
+    expect(got[0]).toEqual({ ok: false, error: expect.stringMatching(/^invalid JSON/) });
+    expect(got[1]).toMatchObject({ id: 1, ok: true, companions: [{ name: 'scheduler', state: 'RUNNING' }] });
+    expect(got[2]).toEqual({ ok: false, error: `line too long (${big.length} bytes, limit 65536)` });
+    expect(got[3]).toEqual({ ok: false, error: expect.stringMatching(/^a request is a JSON object/) });
+    expect(got[4]).toEqual({ id: 2, ok: true, version: '0.1.0-test' });
+
+    // Hang up mid-line, and mid-reply, then many at once.
+    await new Promise<void>((resolve) => {
+      const s = connect(path, () => {
+        s.write('{"cmd":"stat');
+        s.destroy();
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve) => {
+      const s = connect(path, () => {
+        s.write('{"cmd":"status","name":"slow"}\n');
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 50);
+      });
+    });
+    const many = await Promise.all(Array.from({ length: 30 }, (_, i) => raw(path, [`{"cmd":"pid","name":"scheduler","id":${i}}\n`], 1)));
+    expect(many.map((r) => r[0].id)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(new Set(many.map((r) => r[0].pid)).size).toBe(1);
+  });
+
+  test('drover ctl prints a status table and exits 0, 1, 2 or 3 as documented', async () => {
+    const d = dir();
+    const path = join(d, 'ctl.sock');
+    await server(path);
+
+    const [status, one, json, unknown, usage, missing] = await Promise.all([
+      ctl(['status', '--socket', path]),
+      ctl(['-s', path, 'status', 'mailer']),
+      ctl(['-s', path, '--json', 'status', 'scheduler']),
+      ctl(['-s', path, 'stop', 'nope']),
+      ctl(['-s', path, 'signal', 'scheduler']),
+      ctl(['-s', join(d, 'none.sock'), 'status']),
+    ]);
+    expect(status.code).toBe(0);
+    expect(status.out).toMatch(/^NAME +STATE +PID +UPTIME +DESCRIPTION\n/);
+    expect(status.out).toMatch(/\nworker-queue +RUNNING +\d+ +0:00:\d\d +pid \d+\n/);
+    expect(status.out).toMatch(/\nmailer +STOPPED +- +- +stopped by request\n/);
+    expect(status.err).toBe('');
+    expect(one).toMatchObject({ code: 1, err: 'mailer is STOPPED\n' });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({ ok: true, companions: [{ name: 'scheduler', state: 'RUNNING', pid: expect.any(Number) }] });
+    expect(unknown).toMatchObject({ code: 1, err: 'drover ctl: no companion named "nope"; companions: worker-queue, scheduler, mailer, flaky\n' });
+    expect(usage).toMatchObject({ code: 2, err: 'drover ctl: signal takes 2 arguments, got 1: drover ctl signal NAME|all SIGNAL\n' });
+    expect(missing.code).toBe(3);
+    expect(missing.err).toContain(`no control socket at ${join(d, 'none.sock')}: is drover running`);
+
+    // Acting commands: exit 1 when the companion did not end up as asked.
+    expect(await ctl(['-s', path, 'stop', 'worker-queue'])).toMatchObject({ code: 0, out: 'worker-queue: stopped\n' });
+    expect(await ctl(['-s', path, 'start', 'flaky'])).toMatchObject({ code: 1, err: 'flaky: not started, it is BACKOFF (exited with code 1, retrying in 2 s)\n' });
+
+    // The socket from a config file: named with --config, or found in the working directory.
+    const project = join(d, 'project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'drover.config.json'), JSON.stringify({ app: 'app.js', control_socket: path }));
+    expect(await ctl(['--config', join(project, 'drover.config.json'), 'version'])).toMatchObject({ code: 0, out: 'drover 0.1.0-test\n' });
+    expect(await ctl(['pid', 'scheduler'], { cwd: project })).toMatchObject({ code: 0, out: expect.stringMatching(/^\d+\n$/) });
+  });
+});

@@ -1,0 +1,576 @@
+// The control socket: framing and validation as pure functions (with a
+// property over arbitrary chunkings), `drover ctl`'s command line and
+// output, and the server, client and ctl as programs on the simulated kernel.
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { programs, type Os } from '../../src/os/types.js';
+import { ControlError, request } from '../../src/runtime/control/client.js';
+import { commandRequest, CTL_USAGE, formatDuration, formatStatus, parseCtlArgv, render } from '../../src/runtime/control/ctl.js';
+import { locateSocket } from '../../src/runtime/control/locate.js';
+import {
+  COMMANDS, decodeFrame, encodeReply, LineDecoder, MAX_LINE, parseReply, parseRequest, validateRequest,
+  type CompanionStatus, type OkReply, type Request,
+} from '../../src/runtime/control/protocol.js';
+import { ConfigError, defaultControlSocket } from '../../src/runtime/config/index.js';
+import { Kernel } from '../../src/sim/index.js';
+import { inbox, reap } from '../support/os.js';
+import { controlPrograms } from './control-programs.js';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+// ------------------------------------------------------------------ framing
+
+describe('LineDecoder', () => {
+  test('splits on newlines, joins lines across chunks, and keeps a UTF-8 character split between chunks whole', () => {
+    const d = new LineDecoder();
+    const bytes = enc('{"a":"é€😀"}\nsecond');
+    const frames = [...d.push(bytes.subarray(0, 7)), ...d.push(bytes.subarray(7, 9)), ...d.push(bytes.subarray(9))];
+    expect(frames).toEqual([{ line: '{"a":"é€😀"}' }]);
+    expect(d.pending).toBe(6);
+    expect(d.push(enc(' line\n\nthird\n'))).toEqual([{ line: 'second line' }, { line: '' }, { line: 'third' }]);
+    expect(d.pending).toBe(0);
+  });
+
+  test('a line of exactly the limit passes; one byte more is too long, counted whole, and the next line is read normally', () => {
+    const d = new LineDecoder(10);
+    expect(d.push(enc('0123456789\n'))).toEqual([{ line: '0123456789' }]);
+    expect(d.push(enc('0123456789A'))).toEqual([]);
+    expect(d.pending).toBe(11);
+    expect(d.push(enc('more and more'))).toEqual([]);
+    expect(d.push(enc('!\nok\n'))).toEqual([{ tooLong: 25 }, { line: 'ok' }]);
+    // Over the limit within one chunk, too.
+    expect(d.push(enc('x'.repeat(30) + '\nyes\n'))).toEqual([{ tooLong: 30 }, { line: 'yes' }]);
+  });
+
+  test('the default limit is 64 KiB and the error says so', () => {
+    expect(MAX_LINE).toBe(65536);
+    const d = new LineDecoder();
+    const [f] = d.push(enc('y'.repeat(70_000) + '\n'));
+    expect(decodeFrame(f!)).toEqual({ ok: false, id: undefined, error: 'line too long (70000 bytes, limit 65536)' });
+  });
+});
+
+// --------------------------------------------------------------- validation
+
+describe('parseRequest', () => {
+  test('every command, with its defaults filled in', () => {
+    const ok = (line: string) => {
+      const d = parseRequest(line);
+      if (!d.ok) throw new Error(d.error);
+      return d.req;
+    };
+    expect(ok('{"cmd":"status"}')).toEqual({ cmd: 'status', name: 'all' });
+    expect(ok('{"cmd":"status","name":"web"}')).toEqual({ cmd: 'status', name: 'web' });
+    for (const cmd of ['start', 'stop', 'restart']) expect(ok(`{"cmd":"${cmd}","name":"all"}`)).toEqual({ cmd, name: 'all' });
+    expect(ok('{"cmd":"reread"}')).toEqual({ cmd: 'reread' });
+    expect(ok('{"cmd":"signal","name":"web","signal":"hup"}')).toEqual({ cmd: 'signal', name: 'web', signal: 'SIGHUP' });
+    expect(ok('{"cmd":"signal","name":"all","signal":"SIGUSR1"}')).toEqual({ cmd: 'signal', name: 'all', signal: 'SIGUSR1' });
+    expect(ok('{"cmd":"pid"}')).toEqual({ cmd: 'pid', name: null });
+    expect(ok('{"cmd":"pid","name":"web"}')).toEqual({ cmd: 'pid', name: 'web' });
+    expect(ok('{"cmd":"tail","name":"web"}')).toEqual({ cmd: 'tail', name: 'web', lines: 50, stream: 'stdout' });
+    expect(ok('{"cmd":"tail","name":"web","lines":100,"stream":"stderr"}')).toEqual({ cmd: 'tail', name: 'web', lines: 100, stream: 'stderr' });
+    expect(ok(' {"cmd":"version"} \r')).toEqual({ cmd: 'version' });
+    expect(Object.keys(COMMANDS).sort()).toEqual(['pid', 'reread', 'restart', 'signal', 'start', 'status', 'stop', 'tail', 'version']);
+  });
+
+  test('the id is echoed: it comes back with a good request and with a refused one', () => {
+    expect(parseRequest('{"cmd":"version","id":7}')).toMatchObject({ ok: true, id: 7 });
+    expect(parseRequest('{"cmd":"nope","id":"a"}')).toMatchObject({ ok: false, id: 'a' });
+    expect(parseRequest('{"cmd":"version","id":{}}')).toMatchObject({ ok: false, id: undefined, error: expect.stringMatching(/"id" must be a string or a number/) });
+    expect(encodeReply({ ok: true, version: '1' }, 7)).toBe('{"id":7,"ok":true,"version":"1"}\n');
+    expect(encodeReply({ ok: false, error: 'x' })).toBe('{"ok":false,"error":"x"}\n');
+  });
+
+  test.each([
+    ['', /^empty line; send one JSON request per line, e.g. \{"cmd":"status"\}/],
+    ['{"cmd":"status"', /^invalid JSON \(.+\); send one JSON object per line/],
+    ['[1,2]', /^a request is a JSON object like \{"cmd":"status"\}, got an array/],
+    ['"status"', /^a request is a JSON object .* got string "status"/],
+    ['{"name":"web"}', /^missing "cmd"; .* commands: status, start, stop, restart, reread, signal, pid, tail, version/],
+    ['{"cmd":5}', /^"cmd" must be a string, got number 5/],
+    ['{"cmd":"stpo","name":"web"}', /^unknown command "stpo"; did you mean "stop"\?/],
+    ['{"cmd":"stop"}', /^stop: missing "name"; e\.g\. \{"cmd":"stop","name":"worker"\}/],
+    ['{"cmd":"stop","name":""}', /^stop: "name" must be a companion name or "all", got string ""/],
+    ['{"cmd":"stop","name":["a"]}', /^stop: "name" must be a companion name or "all", got an array/],
+    ['{"cmd":"status","nmae":"web"}', /^status: unknown argument "nmae"; did you mean "name"\? \(status takes name;/],
+    ['{"cmd":"reread","all":true}', /^reread: unknown argument "all" \(reread takes no arguments/],
+    ['{"cmd":"signal","name":"web"}', /^signal: missing "signal"/],
+    ['{"cmd":"signal","name":"web","signal":"CHLD"}', /^signal: unknown signal "CHLD"; use one of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, TERM, WINCH/],
+    ['{"cmd":"signal","name":"web","signal":9}', /^signal: "signal" must be a signal name/],
+    ['{"cmd":"tail","name":"all"}', /^tail: "name" must name one companion; "all" is not accepted here/],
+    ['{"cmd":"tail","name":"web","lines":0}', /^tail: "lines" must be a whole number from 1 to 10000, got number 0/],
+    ['{"cmd":"tail","name":"web","lines":2.5}', /"lines" must be a whole number/],
+    ['{"cmd":"tail","name":"web","stream":"both"}', /^tail: "stream" must be "stdout" or "stderr", got string "both"/],
+    ['{"cmd":"pid","name":"all"}', /^pid: "name" must name one companion/],
+    ['{"cmd":"toString"}', /^unknown command "toString"/],
+  ])('%j is refused: %s', (line, re) => {
+    const d = parseRequest(line);
+    expect(d.ok).toBe(false);
+    expect(!d.ok && d.error).toMatch(re);
+  });
+
+  test('validateRequest is what ctl uses to build requests too', () => {
+    expect(validateRequest({ cmd: 'tail', name: 'web', lines: 5 })).toEqual({ ok: true, req: { cmd: 'tail', name: 'web', lines: 5, stream: 'stdout' } });
+    expect(validateRequest(null)).toMatchObject({ ok: false });
+  });
+
+  test('parseReply accepts {ok:true,...} and {ok:false,error}, nothing else', () => {
+    expect(parseReply('{"ok":true,"pid":3}')).toEqual({ ok: true, pid: 3 });
+    expect(parseReply('{"ok":false,"error":"no"}')).toEqual({ ok: false, error: 'no' });
+    for (const bad of ['{"ok":false}', '[]', 'HTTP/1.1 400 Bad Request', '{"ok":"yes"}']) expect(parseReply(bad)).toBeNull();
+  });
+});
+
+// ----------------------------------------------------------------- property
+
+describe('property: any chunking of any mix of lines', () => {
+  const LIMIT = 200;
+  type Line = { kind: 'valid'; text: string } | { kind: 'invalid'; text: string } | { kind: 'long'; text: string };
+  const name = fc.string({ unit: 'binary', minLength: 1, maxLength: 10 });
+  const valid = fc.oneof(
+    fc.constant({ cmd: 'status' }),
+    name.map((n) => ({ cmd: 'stop', name: n })),
+    fc.tuple(name, fc.integer({ min: 1, max: 10_000 })).map(([n, lines]) => ({ cmd: 'tail', name: n, lines })),
+    fc.tuple(name, fc.constantFrom('HUP', 'term', 'SIGUSR1')).map(([n, signal]) => ({ cmd: 'signal', name: n, signal })),
+    fc.constant({ cmd: 'version' }),
+  );
+  // Lines that are not valid requests, none containing a newline.
+  const invalid = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }).map((s) => '{' + s.replace(/\n/g, '')),
+    fc.jsonValue({ maxDepth: 2 }).filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)).map((v) => JSON.stringify(v)),
+    fc.constantFrom('', '   ', '{"cmd":"nope"}', '{"cmd":"stop"}', '{"cmd":"tail","name":"all"}', '{"cmd":"status","id":[1]}'),
+  );
+  const long = fc.integer({ min: LIMIT + 1, max: 3 * LIMIT }).map((n) => `{"cmd":"status","pad":"${'p'.repeat(n)}"}`);
+  const line: fc.Arbitrary<Line> = fc.oneof(
+    { weight: 3, arbitrary: valid.map((v) => ({ kind: 'valid' as const, text: JSON.stringify(v) })) },
+    { weight: 2, arbitrary: invalid.map((text) => ({ kind: 'invalid' as const, text })) },
+    { weight: 1, arbitrary: long.map((text) => ({ kind: 'long' as const, text })) },
+  );
+
+  test('one reply per line, in order, never a throw', () => {
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 30 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 40 }), (lines, cuts) => {
+        // Valid lines carry their index as id, so order is checked line by line.
+        const texts = lines.map((l, i) => (l.kind === 'valid' ? JSON.stringify({ ...JSON.parse(l.text), id: i }) : l.text));
+        const bytes = enc(texts.map((t) => t + '\n').join(''));
+        const at = [...new Set(cuts.map((c) => Math.floor(c * bytes.length)))].sort((a, b) => a - b);
+        const d = new LineDecoder(LIMIT);
+        const replies: string[] = [];
+        let from = 0;
+        for (const to of [...at, bytes.length]) {
+          for (const f of d.push(bytes.subarray(from, to))) {
+            const r = decodeFrame(f, LIMIT);
+            replies.push(encodeReply(r.ok ? { ok: true, version: 'x' } : { ok: false, error: r.error }, r.id));
+          }
+          from = to;
+        }
+        expect(d.pending).toBe(0);
+        expect(replies).toHaveLength(lines.length);
+        replies.forEach((text, i) => {
+          expect(text.endsWith('\n') && !text.slice(0, -1).includes('\n')).toBe(true);
+          const r = JSON.parse(text);
+          const l = lines[i]!;
+          if (l.kind === 'valid') expect(r).toEqual({ id: i, ok: true, version: 'x' });
+          else if (l.kind === 'long') expect(r).toEqual({ ok: false, error: `line too long (${enc(texts[i]!).length} bytes, limit ${LIMIT})` });
+          else expect(r).toMatchObject({ ok: false, error: expect.any(String) });
+        });
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+// --------------------------------------------------------------- drover ctl
+
+const row = (over: Partial<CompanionStatus> & { name: string }): CompanionStatus => ({
+  state: 'RUNNING', pid: 4242, uptime_ms: 190_000, since_ms: 190_000, exits: 0, description: 'pid 4242, uptime 0:03:10', ...over,
+});
+
+describe('drover ctl, without a socket', () => {
+  test('options anywhere, in every spelling; problems all reported', () => {
+    expect(parseCtlArgv(['--socket', '/s', 'status', '--json'])).toMatchObject({ ok: true, args: { socket: '/s', json: true, words: ['status'] } });
+    expect(parseCtlArgv(['-s/s', 'tail', 'w', '-n', '100'])).toMatchObject({ ok: true, args: { socket: '/s', lines: 100, words: ['tail', 'w'] } });
+    expect(parseCtlArgv(['--config=d.json', '--timeout', '2.5', 'pid'])).toMatchObject({ ok: true, args: { config: 'd.json', timeoutMs: 2500 } });
+    expect(parseCtlArgv(['--', 'stop', '-weird-name'])).toMatchObject({ ok: true, args: { words: ['stop', '-weird-name'] } });
+    expect(parseCtlArgv(['--sokcet', 'x', '--json=1', '-n', '0', '--timeout', 'soon', '--socket', 'a', '--config', 'b'])).toEqual({
+      ok: false,
+      problems: [
+        'unknown option --sokcet; did you mean --socket?',
+        '--json takes no value',
+        '-n must be a whole number from 1 to 10000, got "0"',
+        '--timeout must be a number of seconds over 0, got "soon"',
+        'give --socket or --config, not both: --socket names the socket, --config a file that names it',
+      ],
+    });
+    expect(parseCtlArgv(['--socket'])).toEqual({ ok: false, problems: ['--socket needs a value'] });
+  });
+
+  test('each command line becomes its request, or a usage problem', () => {
+    const req = (...w: string[]) => commandRequest(w, null);
+    expect(req('status')).toEqual({ ok: true, req: { cmd: 'status', name: 'all' } });
+    expect(req('restart', 'all')).toEqual({ ok: true, req: { cmd: 'restart', name: 'all' } });
+    expect(req('signal', 'worker-queue', 'HUP')).toEqual({ ok: true, req: { cmd: 'signal', name: 'worker-queue', signal: 'SIGHUP' } });
+    expect(commandRequest(['tail', 'w', 'stderr'], 100)).toEqual({ ok: true, req: { cmd: 'tail', name: 'w', lines: 100, stream: 'stderr' } });
+    expect(req('pid')).toEqual({ ok: true, req: { cmd: 'pid', name: null } });
+    expect(req()).toMatchObject({ ok: false, problem: expect.stringMatching(/^no command given; commands: status, start/) });
+    expect(req('stats')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown command "stats"; did you mean status\?/) });
+    expect(req('stop')).toEqual({ ok: false, problem: 'stop takes 1 argument, got 0: drover ctl stop NAME|all' });
+    expect(req('signal', 'w', 'BOOM')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown signal "BOOM"; use one of HUP/) });
+    expect(req('tail', 'all')).toMatchObject({ ok: false, problem: 'tail takes one companion name, not all' });
+    expect(req('tail', 'w', 'both')).toMatchObject({ ok: false, problem: 'tail: the stream is stdout or stderr, got "both"' });
+    expect(commandRequest(['status'], 5)).toEqual({ ok: false, problem: '-n/--lines is for tail, not status' });
+    for (const cmd of Object.keys(COMMANDS)) expect(CTL_USAGE).toContain(`\n  ${cmd}`);
+  });
+
+  test('status is a table people can read', () => {
+    const out = formatStatus([
+      row({ name: 'worker-queue' }),
+      row({ name: 'mailer', state: 'STOPPED', pid: null, uptime_ms: undefined, description: 'stopped by request' }),
+      row({ name: 'ws', uptime_ms: 2 * 86_400_000 + 5_000, description: '' }),
+    ]);
+    expect(out).toBe([
+      'NAME          STATE    PID   UPTIME      DESCRIPTION',
+      'worker-queue  RUNNING  4242  0:03:10     pid 4242, uptime 0:03:10',
+      'mailer        STOPPED  -     -           stopped by request',
+      'ws            RUNNING  4242  2d 0:00:05',
+      '',
+    ].join('\n'));
+    expect(formatStatus([])).toBe('no companions are configured\n');
+    expect(formatDuration(7_999)).toBe('0:00:07');
+    expect(formatDuration(3_600_000 * 25)).toBe('1d 1:00:00');
+  });
+
+  test('acting commands succeed only when each companion ends up where they wanted it', () => {
+    const ok = (req: Request, reply: object) => render(req, { ok: true, ...reply } as OkReply);
+    expect(ok({ cmd: 'start', name: 'all' }, { companions: [row({ name: 'a' }), row({ name: 'b', state: 'STARTING' })] })).toEqual({ out: 'a: started\nb: started\n', err: '', ok: true });
+    expect(ok({ cmd: 'start', name: 'f' }, { companions: [row({ name: 'f', state: 'BACKOFF', pid: null, description: 'exited with code 1' })] }))
+      .toEqual({ out: '', err: 'f: not started, it is BACKOFF (exited with code 1)\n', ok: false });
+    expect(ok({ cmd: 'stop', name: 'a' }, { companions: [row({ name: 'a', state: 'STOPPED', pid: null })] }).ok).toBe(true);
+    expect(ok({ cmd: 'stop', name: 'a' }, { companions: [row({ name: 'a', state: 'STOPPING' })] }).ok).toBe(false);
+    expect(ok({ cmd: 'status', name: 'a' }, { companions: [row({ name: 'a', state: 'BACKOFF' })] })).toMatchObject({ ok: false, err: 'a is BACKOFF\n' });
+    expect(ok({ cmd: 'status', name: 'all' }, { companions: [row({ name: 'a', state: 'BACKOFF' })] }).ok).toBe(true);
+    expect(ok({ cmd: 'pid', name: 'a' }, { pid: null })).toEqual({ out: '', err: 'a is not running\n', ok: false });
+    expect(ok({ cmd: 'reread' }, { added: ['n'], removed: ['o'], changed: ['c'], unchanged: ['u'] }).out).toBe('n: added\nc: changed\no: removed\n');
+    expect(ok({ cmd: 'reread' }, { added: [], removed: [], changed: [], unchanged: ['u'] }).out).toBe('no changes (1 unchanged)\n');
+    expect(ok({ cmd: 'signal', name: 'all', signal: 'SIGHUP' }, { signalled: [{ name: 'a', pid: 9 }] }).out).toBe('a: sent SIGHUP (pid 9)\n');
+    expect(ok({ cmd: 'tail', name: 'a', lines: 2, stream: 'stdout' }, { name: 'a', stream: 'stdout', lines: ['x', 'y'] }).out).toBe('x\ny\n');
+  });
+});
+
+// ---------------------------------------------------------------- simulator
+
+const SOCK = '/run/drover/ctl.sock';
+
+interface Sim {
+  os: Os;
+  server: number;
+}
+
+/**
+ * Runs `body` as a program on a fresh kernel, next to a control-server on
+ * SOCK (args: its extra arguments). Resolves with the kernel when the body
+ * is done and the server stopped; rejects with the simulation's stderr.
+ */
+async function simulate(seed: number, body: (s: Sim) => Promise<void>, serverArgs: string[] = [], extra: Record<string, (os: Os, args: readonly string[]) => Promise<void>> = {}): Promise<Kernel> {
+  const main = async (os: Os) => {
+    const srv = os.spawn({ program: 'control-server', args: [SOCK, ...serverArgs] });
+    expect(await inbox(os, srv.channel!)()).toEqual({ listening: SOCK });
+    try {
+      await body({ os, server: srv.pid });
+    } finally {
+      try {
+        os.kill(srv.pid, 'SIGKILL');
+        await reap(os, srv.pid);
+      } catch {
+        // the body already ended and reaped it
+      }
+    }
+  };
+  const k = new Kernel({ seed, programs: [controlPrograms, programs(import.meta.url, { main, ...extra })] });
+  const root = k.spawn({ program: 'main', channel: false });
+  await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
+  const e = k.exitStatus(root);
+  if (e?.code !== 0) throw new Error(`simulation (seed ${seed}) ${e ? `exited ${e.code ?? e.signal}` : 'did not finish'}:\n${k.output.stderr}\n--- last events ---\n${k.trace().slice(-30).join('\n')}`);
+  return k;
+}
+
+/** Writes `chunks` (pausing `gap` ms between them) and collects `n` reply lines. */
+async function exchange(os: Os, chunks: readonly (string | Uint8Array)[], n: number, gap = 0): Promise<any[]> {
+  const s = await os.connect({ path: SOCK });
+  const got: any[] = [];
+  const d = new LineDecoder(1 << 26);
+  const done = new Promise<void>((resolve, reject) => {
+    s.on('data', (c: Uint8Array) => {
+      for (const f of d.push(c)) got.push(JSON.parse((f as { line: string }).line));
+      if (got.length >= n) resolve();
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve());
+  });
+  for (const c of chunks) {
+    s.write(c);
+    if (gap > 0) await os.sleep(gap);
+  }
+  await done;
+  s.destroy();
+  return got;
+}
+
+const line = (o: object) => JSON.stringify(o) + '\n';
+
+describe('control socket on the simulated kernel', () => {
+  test('every command round-trips through request(); the socket file is 0600', async () => {
+    await simulate(1, async ({ os, server }) => {
+      expect((os.fs.stat(SOCK).mode & 0o777).toString(8)).toBe('600');
+      expect((os.fs.stat('/run/drover').mode & 0o777).toString(8)).toBe('700');
+      const ask = (req: Request) => request(os, SOCK, req, 5000);
+      const st = await ask({ cmd: 'status', name: 'all' });
+      expect(st).toMatchObject({ ok: true, companions: [{ name: 'worker-queue', state: 'RUNNING' }, { name: 'scheduler' }, { name: 'mailer', state: 'STOPPED', pid: null }, { name: 'flaky' }] });
+      expect(await ask({ cmd: 'stop', name: 'worker-queue' })).toMatchObject({ ok: true, companions: [{ name: 'worker-queue', state: 'STOPPED' }] });
+      expect(await ask({ cmd: 'start', name: 'mailer' })).toMatchObject({ ok: true, companions: [{ name: 'mailer', state: 'RUNNING' }] });
+      expect(await ask({ cmd: 'restart', name: 'nope' })).toEqual({ ok: false, error: 'no companion named "nope"; companions: worker-queue, scheduler, mailer, flaky' });
+      expect(await ask({ cmd: 'reread' })).toMatchObject({ ok: true, added: ['websocket'], changed: ['scheduler'] });
+      expect(await ask({ cmd: 'signal', name: 'all', signal: 'SIGHUP' })).toMatchObject({ ok: true, signalled: [{ name: 'scheduler' }, { name: 'mailer' }] });
+      expect(await ask({ cmd: 'pid', name: null })).toEqual({ ok: true, pid: server });
+      expect(await ask({ cmd: 'tail', name: 'mailer', lines: 2, stream: 'stderr' })).toEqual({ ok: true, name: 'mailer', stream: 'stderr', lines: ['stderr line 1', 'stderr line 2'] });
+      expect(await ask({ cmd: 'version' })).toEqual({ ok: true, version: '0.1.0-test' });
+      // A raw id rides along.
+      expect(await request(os, SOCK, { cmd: 'version', id: 'x1' }, 5000)).toEqual({ id: 'x1', ok: true, version: '0.1.0-test' });
+    });
+  });
+
+  test('malformed lines each get an error, in order, and the connection carries on', async () => {
+    await simulate(2, async ({ os }) => {
+      const got = await exchange(os, ['not json\n', '[1]\n', '{"name":"x"}\n', '{"cmd":"stats","id":3}\n', '\n', '{"cmd":"stop","name":7,"id":5}\n', line({ cmd: 'version', id: 6 })], 7);
+      expect(got.map((r) => [r.id, r.ok])).toEqual([[undefined, false], [undefined, false], [undefined, false], [3, false], [undefined, false], [5, false], [6, true]]);
+      expect(got[3].error).toMatch(/did you mean "status"/);
+      expect(got[5].error).toMatch(/^stop: "name" must be a companion name/);
+    });
+  });
+
+  test('an oversized line is answered with its size and the limit; its rest is dropped and the next line is served', async () => {
+    await simulate(3, async ({ os }) => {
+      const big = `{"cmd":"status","pad":"${'p'.repeat(100_000)}"}`;
+      // 1 KiB chunks: the limit is crossed mid-stream, not in one read.
+      const chunks: string[] = [];
+      for (let i = 0; i < big.length; i += 1024) chunks.push(big.slice(i, i + 1024));
+      const got = await exchange(os, [...chunks, '\n' + line({ cmd: 'version', id: 2 })], 2, 1);
+      expect(got).toEqual([{ ok: false, error: `line too long (${big.length} bytes, limit 65536)` }, { id: 2, ok: true, version: '0.1.0-test' }]);
+      // Exactly at the limit is fine.
+      const pad = 65536 - line({ cmd: 'version', id: 3 }).length + 1;
+      const exact = `{"cmd":"version","id":3}${' '.repeat(pad)}`;
+      expect(enc(exact).length).toBe(65536);
+      expect(await exchange(os, [exact + '\n'], 1)).toEqual([{ id: 3, ok: true, version: '0.1.0-test' }]);
+    });
+  });
+
+  test('a configured smaller limit', async () => {
+    await simulate(4, async ({ os }) => {
+      expect(await exchange(os, ['{"cmd":"status","name":"scheduler"}\n', '{"cmd":"version"}\n'], 2)).toEqual([
+        { ok: false, error: 'line too long (35 bytes, limit 20)' },
+        { ok: true, version: '0.1.0-test' },
+      ]);
+    }, ['20']);
+  });
+
+  test('a handler that throws or returns garbage is an error reply, not an outage', async () => {
+    await simulate(5, async ({ os }) => {
+      const got = await exchange(os, [line({ cmd: 'status', name: 'boom', id: 1 }), line({ cmd: 'stop', name: 'bad', id: 2 }), line({ cmd: 'version', id: 3 })], 3);
+      expect(got).toEqual([
+        { id: 1, ok: false, error: "status failed inside drover: the fake manager blew up; the manager's log has the details" },
+        { id: 2, ok: false, error: "stop failed inside drover: the handler returned no {ok, ...} reply; the manager's log has the details" },
+        { id: 3, ok: true, version: '0.1.0-test' },
+      ]);
+    });
+  });
+
+  test('one request at a time per connection, replies in order; connections do not wait for each other', async () => {
+    await simulate(6, async ({ os }) => {
+      const t0 = os.now();
+      const pipelined = exchange(os, [line({ cmd: 'status', name: 'slow', id: 1 }) + line({ cmd: 'version', id: 2 })], 2);
+      await os.sleep(10);
+      const other = await exchange(os, [line({ cmd: 'version', id: 9 })], 1);
+      expect(other).toEqual([{ id: 9, ok: true, version: '0.1.0-test' }]);
+      expect(os.now() - t0).toBeLessThan(100);
+      expect((await pipelined).map((r) => r.id)).toEqual([1, 2]);
+      expect(os.now() - t0).toBeGreaterThanOrEqual(500);
+    });
+  });
+
+  test('a client that pipelines thousands of requests before reading gets every reply, in order', async () => {
+    await simulate(7, async ({ os }) => {
+      const text = Array.from({ length: 2000 }, (_, i) => line({ cmd: 'pid', name: 'scheduler', id: i })).join('');
+      const got = await exchange(os, [text], 2000);
+      expect(got.map((r) => r.id)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+      // Slow requests, one write each: the queue passes 32, the server stops reading, and must start again.
+      const slow = await exchange(os, Array.from({ length: 100 }, (_, i) => line({ cmd: 'status', name: 'slow', id: i })), 100, 1);
+      expect(slow.map((r) => r.id)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    });
+  });
+
+  test('clients that leave mid-line or mid-reply cost nothing; a complete line runs even if its sender left', async () => {
+    await simulate(8, async ({ os }) => {
+      const a = await os.connect({ path: SOCK });
+      a.write('{"cmd":"stop","na');
+      await os.sleep(5);
+      a.destroy();
+      const b = await os.connect({ path: SOCK });
+      b.end(line({ cmd: 'status', name: 'slow' })); // half-closes: no reply can reach it
+      b.resume();
+      const c = await os.connect({ path: SOCK });
+      c.write(line({ cmd: 'stop', name: 'worker-queue' }));
+      c.destroy();
+      await os.sleep(1000);
+      const [st] = await exchange(os, [line({ cmd: 'status', name: 'worker-queue' })], 1);
+      expect(st).toMatchObject({ ok: true, companions: [{ name: 'worker-queue', state: 'STOPPED' }] });
+    });
+  });
+
+  test('many clients at once, as separate processes', async () => {
+    const client = async (os: Os, args: readonly string[]) => {
+      const i = Number(args[0]);
+      for (let j = 0; j < 5; j++) {
+        const r = await request(os, SOCK, { cmd: 'tail', name: 'scheduler', lines: i + 1, stream: 'stdout', id: i * 100 + j }, 5000);
+        if (r.ok !== true || (r as unknown as { id: number }).id !== i * 100 + j || (r as OkReply<'tail'>).lines.length !== i + 1) throw new Error(`client ${i}: ${JSON.stringify(r)}`);
+      }
+    };
+    await simulate(9, async ({ os }) => {
+      const kids = Array.from({ length: 40 }, (_, i) => os.spawn({ program: 'client', args: [String(i)], channel: false }).pid);
+      for (const pid of kids) expect(await reap(os, pid)).toMatchObject({ code: 0 });
+    }, [], { client });
+  });
+
+  test('client errors: no socket (ENOENT), a stale one (ECONNREFUSED), no reply in time (ETIMEDOUT)', async () => {
+    const mute = async (os: Os) => {
+      const l = await os.listen({ path: '/tmp/mute.sock' });
+      l.accept(() => {});
+      os.channel!.send('ready');
+    };
+    await simulate(10, async ({ os }) => {
+      const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ControlError) => `${e.code}: ${e.message}`);
+      expect(await code(request(os, '/tmp/none.sock', { cmd: 'version' }, 1000))).toBe('ENOENT: no control socket at /tmp/none.sock: is drover running, and with this socket?');
+      os.fs.writeFile('/tmp/file', 'not a socket');
+      expect(await code(request(os, '/tmp/file', { cmd: 'version' }, 1000))).toBe("ECONNREFUSED: /tmp/file is not a socket: is that the control socket's path?");
+      const m = os.spawn({ program: 'mute' });
+      await inbox(os, m.channel!)();
+      const t0 = os.now();
+      expect(await code(request(os, '/tmp/mute.sock', { cmd: 'version' }, 1500))).toMatch(/^ETIMEDOUT: no reply from \/tmp\/mute.sock within 1.5 s/);
+      expect(os.now() - t0).toBe(1500);
+      os.kill(m.pid, 'SIGKILL');
+      await reap(os, m.pid);
+      expect(await code(request(os, '/tmp/mute.sock', { cmd: 'version' }, 1000))).toMatch(/^ECONNREFUSED: nothing listens on \/tmp\/mute.sock: a stale socket, drover is not running/);
+    }, [], { mute });
+  });
+
+  test('a live socket path is refused with a message about control_socket; a stale one is replaced', async () => {
+    await simulate(11, async ({ os, server }) => {
+      const second = os.spawn({ program: 'control-server', args: [SOCK] });
+      expect(await inbox(os, second.channel!)()).toEqual({
+        error: `EADDRINUSE: control socket ${SOCK} is in use by a running drover (drover ctl --socket ${SOCK} status talks to it); stop that one, or give this one another control_socket`,
+        code: 'EADDRINUSE',
+      });
+      os.kill(second.pid, 'SIGKILL');
+      await reap(os, second.pid);
+      // The first dies without closing: its socket file stays behind, stale.
+      os.kill(server, 'SIGKILL');
+      await reap(os, server);
+      expect(os.fs.exists(SOCK)).toBe(true);
+      const third = os.spawn({ program: 'control-server', args: [SOCK] });
+      expect(await inbox(os, third.channel!)()).toEqual({ listening: SOCK });
+      expect(await request(os, SOCK, { cmd: 'version' }, 1000)).toMatchObject({ ok: true });
+      os.kill(third.pid, 'SIGTERM');
+      expect(await reap(os, third.pid)).toMatchObject({ code: 0 });
+      expect(os.fs.exists(SOCK)).toBe(false);
+    });
+  });
+
+  test('drover ctl: output and exit status for each outcome', async () => {
+    const results: Record<string, { code: number | null; out: string }> = {};
+    await simulate(12, async ({ os }) => {
+      let n = 0;
+      const run = async (key: string, args: string[], env?: Record<string, string>) => {
+        const out = `/tmp/ctl-${++n}.out`;
+        const { pid } = os.spawn({ program: 'ctl', args, channel: false, stdout: { file: out }, stderr: 'stdout', ...(env ? { env } : {}) });
+        const e = await reap(os, pid);
+        results[key] = { code: e.code, out: os.fs.readFile(out) };
+      };
+      await run('status', ['--socket', SOCK, 'status']);
+      await run('status-one-down', ['-s', SOCK, 'status', 'mailer']);
+      await run('json', ['-s', SOCK, '--json', 'pid', 'scheduler']);
+      await run('stop', ['-s', SOCK, 'stop', 'worker-queue']);
+      await run('start-flaky', ['-s', SOCK, 'start', 'flaky']);
+      await run('unknown', ['-s', SOCK, 'restart', 'nope']);
+      await run('tail', ['-s', SOCK, 'tail', 'scheduler', '-n', '3', 'stderr']);
+      await run('signal', ['-s', SOCK, 'signal', 'scheduler', 'HUP']);
+      await run('usage', ['-s', SOCK, 'stop']);
+      await run('nosock', ['-s', '/tmp/none.sock', 'status']);
+      os.fs.mkdir('/srv');
+      os.fs.writeFile('/srv/drover.json', JSON.stringify({ app: 'app.js', control_socket: SOCK }));
+      await run('config', ['--config', '/srv/drover.json', 'version']);
+      await run('config-env', ['version'], { DROVER_CONFIG: '/srv/drover.json' });
+      await run('badconfig', ['--config', '/srv/missing.json', 'version']);
+    });
+    expect(results.status!.code).toBe(0);
+    expect(results.status!.out).toBe([
+      'NAME          STATE    PID   UPTIME   DESCRIPTION',
+      'worker-queue  RUNNING  4000  0:00:00  pid 4000',
+      'scheduler     RUNNING  4001  0:00:00  pid 4001',
+      'mailer        STOPPED  -     -        stopped by request',
+      'flaky         BACKOFF  -     -        exited with code 1, retrying in 2 s',
+      '',
+    ].join('\n'));
+    expect(results['status-one-down']).toEqual({ code: 1, out: expect.stringMatching(/mailer +STOPPED[^]*mailer is STOPPED\n$/) });
+    expect(results.json).toEqual({ code: 0, out: '{"ok":true,"pid":4001}\n' });
+    expect(results.stop).toEqual({ code: 0, out: 'worker-queue: stopped\n' });
+    expect(results['start-flaky']).toEqual({ code: 1, out: 'flaky: not started, it is BACKOFF (exited with code 1, retrying in 2 s)\n' });
+    expect(results.unknown).toEqual({ code: 1, out: 'drover ctl: no companion named "nope"; companions: worker-queue, scheduler, mailer, flaky\n' });
+    expect(results.tail).toEqual({ code: 0, out: 'stderr line 1\nstderr line 2\nstderr line 3\n' });
+    expect(results.signal).toEqual({ code: 0, out: 'scheduler: sent SIGHUP (pid 4001)\n' });
+    expect(results.usage).toEqual({ code: 2, out: 'drover ctl: stop takes 1 argument, got 0: drover ctl stop NAME|all\n' });
+    expect(results.nosock).toEqual({ code: 3, out: 'drover ctl: no control socket at /tmp/none.sock: is drover running, and with this socket?\n  (socket /tmp/none.sock, from --socket)\n' });
+    expect(results.config).toEqual({ code: 0, out: 'drover 0.1.0-test\n' });
+    expect(results['config-env']).toEqual({ code: 0, out: 'drover 0.1.0-test\n' });
+    expect(results.badconfig!.code).toBe(2);
+    expect(results.badconfig!.out).toMatch(/config file \/srv\/missing.json does not exist[^]*name it with --socket PATH/);
+  });
+});
+
+describe('locateSocket', () => {
+  test('--socket, else DROVER_CONTROL_SOCKET, else the config file\'s control_socket, else the default for that file', async () => {
+    const got: unknown[] = [];
+    const main = async (os: Os) => {
+      os.fs.mkdir('/p');
+      os.fs.writeFile('/p/with.json', JSON.stringify({ control_socket: '/run/x.sock' }));
+      os.fs.writeFile('/p/without.json', JSON.stringify({ workers: 2 }));
+      got.push(await locateSocket(os, { socket: '/a.sock', config: '/p/with.json' }));
+      got.push(await locateSocket(os, { socket: null, config: '/p/with.json' }));
+      const d = await locateSocket(os, { socket: null, config: '/p/without.json' });
+      // The server's own fallback: ctl finds the socket `drover -c /p/without.json` made.
+      got.push(d.from, d.path === defaultControlSocket('/', '/p/without.json', { XDG_RUNTIME_DIR: '/xdg' }), d.path.startsWith('/xdg/drover-'));
+      const none = await locateSocket(os, { socket: null, config: null });
+      got.push(none.from, none.path === defaultControlSocket('/', null, { XDG_RUNTIME_DIR: '/xdg' }));
+      os.fs.writeFile('/p/bad.json', JSON.stringify({ control_socket: 5 }));
+      got.push(await locateSocket(os, { socket: null, config: '/p/bad.json' }).catch((e: ConfigError) => e.problems));
+      got.push(await locateSocket(os, { socket: null, config: '/p/nope.json' }).catch((e: ConfigError) => e.problems));
+    };
+    const env = async (os: Os) => {
+      got.push(await locateSocket(os, { socket: null, config: '/p/with.json' }));
+    };
+    const k = new Kernel({ seed: 1, programs: [programs(import.meta.url, { main, env })] });
+    const root = k.spawn({ program: 'main', channel: false, env: { XDG_RUNTIME_DIR: '/xdg' } });
+    await k.run();
+    expect(k.exitStatus(root)).toMatchObject({ code: 0 });
+    const second = k.spawn({ program: 'env', channel: false, env: { DROVER_CONTROL_SOCKET: '/env.sock' } });
+    await k.run();
+    expect(k.exitStatus(second)).toMatchObject({ code: 0 });
+    expect(got).toEqual([
+      { path: '/a.sock', from: '--socket' },
+      { path: '/run/x.sock', from: 'control_socket in /p/with.json' },
+      'the default for /p/without.json', true, true,
+      'the default (no config file found)', true,
+      [expect.stringMatching(/^\/p\/bad.json: control_socket: expected a Unix socket path/)],
+      [expect.stringMatching(/^config file \/p\/nope.json does not exist/)],
+      { path: '/env.sock', from: 'DROVER_CONTROL_SOCKET' },
+    ]);
+  });
+});
