@@ -3,7 +3,7 @@
 // HTTP load over simulated sockets, and asserts from inside the simulation.
 // Everything is virtual time and replays from its seed.
 import { join } from 'node:path';
-import { programs, type Exited, type Os, type Signal } from '../../src/os/types.js';
+import { programs, type Exited, type Os, type ProgramRegistry, type Signal } from '../../src/os/types.js';
 import { runtimePrograms } from '../../src/runtime/programs.js';
 import { Kernel } from '../../src/sim/index.js';
 import { get, OsAgent, type Reply } from '../support/http.js';
@@ -40,7 +40,7 @@ export interface SimResult {
 }
 
 /** `files` are written to the simulated disk before the arbiter starts. */
-export async function simulate(seed: number, argv: readonly string[], body: (ctl: Ctl) => Promise<void>, files: Record<string, string> = {}): Promise<SimResult> {
+export async function simulate(seed: number, argv: readonly string[], body: (ctl: Ctl) => Promise<void>, files: Record<string, string> = {}, extra: readonly ProgramRegistry[] = []): Promise<SimResult> {
   let arbiterExit: Exited | null = null;
   const scenario = async (os: Os) => {
     os.fs.writeFile(LOG, '');
@@ -88,7 +88,7 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
       }
     }
   };
-  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario })] });
+  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario }), ...extra] });
   const root = k.spawn({ program: 'scenario', channel: false });
   await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
   // Let what the arbiter left behind finish or fail to: orphans must end on their own.

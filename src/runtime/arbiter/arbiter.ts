@@ -12,7 +12,8 @@
 //   USR1       reopen log files here and in every worker
 //   CHLD       reap; the loop respawns what should be running
 import { isAbsolute, resolve } from 'node:path';
-import { formatAddr, isUnix, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import { formatAddr, isUnix, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type WorkerSpec } from '../protocol.js';
@@ -72,6 +73,9 @@ class Arbiter {
   private halt: { code: number; reason: string } | null = null;
   private reloadAgain = false; // a HUP arrived while a reload was under way
   private scaling = initialScale();
+  private manager: { pid: number; channel: Channel | null; groups: number[] } | null = null;
+  private managerAt = 0; // no manager (re)start before this
+  private managerFailures = 0;
   private inherited = false; // listeners came from systemd, not from bind
 
   constructor(
@@ -164,6 +168,7 @@ class Arbiter {
       case 'SIGUSR1':
         log.sink.reopen();
         for (const w of this.workers.all()) this.signal(w, 'SIGUSR1');
+        if (this.manager) this.tryKill(this.manager.pid, 'SIGUSR1');
         this.log.info('Reopened log files');
         return;
       default:
@@ -234,6 +239,8 @@ class Arbiter {
     for (const w of this.workers.all()) if (w.generation < r.generation) this.drain(w);
     this.reload = null;
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+    // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
+    if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
     this.queuedReload();
   }
 
@@ -317,8 +324,12 @@ class Arbiter {
   }
 
   private signal(w: Worker, sig: Signal): void {
+    this.tryKill(w.pid, sig);
+  }
+
+  private tryKill(pid: number, sig: Signal): void {
     try {
-      this.os.kill(w.pid, sig);
+      this.os.kill(pid, sig);
     } catch {
       // exited already; the reap will tell
     }
@@ -333,9 +344,47 @@ class Arbiter {
         return; // ECHILD: no children
       }
       if (e === null) return;
+      if (e.pid === this.manager?.pid) this.managerExited(e);
       const w = this.workers.remove(e.pid);
       if (w) this.exited(w, e);
     }
+  }
+
+  // ----------------------------------------------------------------- companions
+
+  /** The companion manager runs while the config lists companions. */
+  private superviseManager(): void {
+    if (this.manager || this.config.companions.length === 0 || this.os.now() < this.managerAt) return;
+    const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid };
+    const child = this.os.spawn({ program: 'companion-manager', args: [JSON.stringify(spec)] });
+    const m = { pid: child.pid, channel: child.channel, groups: [] as number[] };
+    child.channel?.onMessage((msg) => {
+      const r = msg as ManagerReport;
+      if (r.t === 'groups') m.groups = r.pgids;
+      else if (r.t === 'ready') this.managerFailures = 0;
+    });
+    this.manager = m;
+    this.log.info(`Booting companion manager with pid: ${child.pid}`);
+  }
+
+  private managerExited(e: Exited): void {
+    const m = this.manager!;
+    this.manager = null;
+    const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+    // What it supervised dies with it: no companion, nor anything a
+    // companion forked, outlives its manager.
+    for (const pgid of m.groups) {
+      try {
+        this.os.kill(-pgid, 'SIGKILL');
+      } catch {
+        // that group is gone already
+      }
+    }
+    this.managerFailures++;
+    const delay = Math.min(30_000, 1000 * 2 ** (this.managerFailures - 1));
+    this.managerAt = this.os.now() + delay;
+    const level = e.code === 0 && e.signal === null ? 'info' : 'error';
+    this.log.log(level, `Companion manager ${m.pid} ${how}${m.groups.length > 0 ? `; killed ${m.groups.length} companion group(s) it left` : ''}; restarting in ${delay / 1000} s`);
   }
 
   private exited(w: Worker, e: Exited): void {
@@ -393,6 +442,7 @@ class Arbiter {
 
   /** Brings the current generation to the target. */
   private manage(): void {
+    this.superviseManager();
     if (this.reload) return;
     const active = this.workers.active(this.generation);
     if (active.length < this.target) {
@@ -417,8 +467,13 @@ class Arbiter {
     // path disappears so that new clients fail fast instead of waiting.
     this.closeListeners(this.listeners);
     for (const w of this.workers.all()) this.signal(w, graceful ? 'SIGTERM' : 'SIGQUIT');
+    // The manager stops its companions (stop signal, deadline, KILL) and exits.
+    this.managerAt = Infinity;
+    const m = this.manager;
+    if (m) this.tryKill(m.pid, graceful ? 'SIGTERM' : 'SIGQUIT');
+    const left = () => this.workers.size > 0 || this.manager !== null;
     const deadline = os.now() + this.config.graceful_timeout;
-    while (this.workers.size > 0 && os.now() < deadline) {
+    while (left() && os.now() < deadline) {
       await this.sleep(100);
       this.reap();
     }
@@ -426,8 +481,12 @@ class Arbiter {
       log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
       this.signal(w, 'SIGKILL');
     }
+    if (this.manager) {
+      log.warning(`Companion manager ${this.manager.pid} still running after graceful_timeout: KILL`);
+      this.tryKill(this.manager.pid, 'SIGKILL');
+    }
     const killDeadline = os.now() + 5000;
-    while (this.workers.size > 0 && os.now() < killDeadline) {
+    while (left() && os.now() < killDeadline) {
       await this.sleep(20);
       this.reap();
     }

@@ -1,0 +1,121 @@
+// Companions on the real OS: real processes, a real control socket, and the
+// no-orphan guarantee under SIGKILL of the arbiter.
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, expect, test } from 'vitest';
+import { APPS, freePort, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
+const running: Drover[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of running.splice(0)) await d.cleanup();
+  for (const d of dirs.splice(0)) removeTmp(d);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Live members of a process group (zombies are dead), from /proc. */
+function group(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function ctl(...args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'ctl', ...args]);
+    return { code: 0, out: stdout };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, out: err.stdout + err.stderr };
+  }
+}
+
+// A shell that ignores TERM and forks a grandchild that ignores it too.
+const STUBBORN = ['sh', '-c', 'trap "" TERM; sh -c \'trap "" TERM; while :; do sleep 0.2; done\' & while :; do sleep 0.2; done'];
+
+test('SIGKILL of the arbiter: a companion that ignores TERM and forked a grandchild is gone within stop_timeout + 1 s', async () => {
+  const dir = tmp();
+  dirs.push(dir);
+  const sock = join(dir, 'ctl.sock');
+  const cfg = join(dir, 'drover.config.json');
+  writeFileSync(cfg, JSON.stringify({
+    app: join(APPS, 'basic.js'),
+    bind: [`127.0.0.1:${await freePort()}`],
+    workers: 1,
+    control_socket: sock,
+    companions: [
+      { name: 'stubborn', command: STUBBORN, stop_timeout: 1, startsecs: 0.2 },
+      { name: 'logger', command: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'], stdout: join(dir, 'logger.log'), startsecs: 0.2 },
+    ],
+  }));
+  const d = startDrover(['--config', cfg]);
+  running.push(d);
+  await d.waitFor(/companion manager \d+ running/);
+  let status = { code: 1, out: '' };
+  for (let i = 0; i < 50 && !/stubborn\s+RUNNING[^]*logger\s+RUNNING/.test(status.out); i++) {
+    await sleep(100);
+    status = await ctl('--socket', sock, 'status');
+  }
+  expect(status.code).toBe(0);
+  expect(status.out).toMatch(/^NAME\s+STATE\s+PID\s+UPTIME\s+DESCRIPTION/);
+  expect((statSync(sock).mode & 0o777).toString(8)).toBe('600');
+  const pid = Number((await ctl('--socket', sock, '--json', 'pid', 'stubborn')).out.match(/"pid":\s*(\d+)/)![1]);
+  await sleep(500);
+  const members = group(pid);
+  expect(members.length).toBeGreaterThanOrEqual(2); // the shell and its grandchild, at least
+  expect(readFileSync(join(dir, 'logger.log'), 'utf8')).toMatch(/^tick\n/);
+
+  d.kill('SIGKILL');
+  await d.exited();
+  await sleep(1000 + 1000); // stop_timeout + 1 s
+  expect(members.filter(alive)).toEqual([]);
+  expect(group(pid)).toEqual([]);
+});
+
+test('drover ctl: stop and start by name, a clear error for an unknown one, exit 3 without a server', async () => {
+  const dir = tmp();
+  dirs.push(dir);
+  const sock = join(dir, 'ctl.sock');
+  const cfg = join(dir, 'drover.config.json');
+  writeFileSync(cfg, JSON.stringify({
+    app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock,
+    companions: [{ name: 'sleeper', command: ['sleep', '1000'], startsecs: 0.2 }],
+  }));
+  const d = startDrover(['--config', cfg]);
+  running.push(d);
+  await d.waitFor(/companion manager \d+ running/);
+  await sleep(500);
+  const stop = await ctl('--config', cfg, 'stop', 'sleeper');
+  expect(stop.code).toBe(0);
+  expect(stop.out).toBe('sleeper: stopped\n');
+  const start = await ctl('--config', cfg, 'start', 'sleeper');
+  expect(start.code).toBe(0);
+  expect(start.out).toBe('sleeper: started\n');
+  const unknown = await ctl('--config', cfg, 'stop', 'nobody');
+  expect(unknown.code).toBe(1);
+  expect(unknown.out).toMatch(/no companion named "nobody"/);
+  d.kill('SIGTERM');
+  expect((await d.exited()).code).toBe(0);
+  expect((await ctl('--socket', sock, 'status')).code).toBe(3);
+});
