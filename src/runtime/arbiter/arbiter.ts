@@ -380,11 +380,15 @@ class Arbiter {
         // that group is gone already
       }
     }
+    const left = m.groups.length > 0 ? `; killed ${m.groups.length} companion group(s) it left` : '';
+    if (this.managerAt === Infinity) {
+      this.log.info(`Companion manager ${m.pid} ${how}${left}`); // we are stopping
+      return;
+    }
     this.managerFailures++;
     const delay = Math.min(30_000, 1000 * 2 ** (this.managerFailures - 1));
     this.managerAt = this.os.now() + delay;
-    const level = e.code === 0 && e.signal === null ? 'info' : 'error';
-    this.log.log(level, `Companion manager ${m.pid} ${how}${m.groups.length > 0 ? `; killed ${m.groups.length} companion group(s) it left` : ''}; restarting in ${delay / 1000} s`);
+    this.log.error(`Companion manager ${m.pid} ${how}${left}; restarting in ${delay / 1000} s`);
   }
 
   private exited(w: Worker, e: Exited): void {

@@ -108,7 +108,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   };
 
   const act = (e: Entry, a: Action) => {
-    if (a.a === 'log') log.log(a.level, `companion ${e.c.config.name}: ${a.message}`);
+    if (a.a === 'log') log.log(a.level, a.message); // state.ts names the companion
     else if (a.a === 'signal') {
       try {
         os.kill(-a.pid, a.sig);
