@@ -24,7 +24,7 @@
 // are RUNNING (polling `status`), then:
 //
 // (1) Control round trip: N sequential `{"cmd":"status"}` requests (reply:
-//     all 50 companions, ~12 KB), one in flight, over one persistent
+//     all 50 companions, ~8 KB), one in flight, over one persistent
 //     connection, over a fresh connection per request, and through drover's
 //     own client (src/runtime/control/client.ts request() on a real Node Os,
 //     a fresh connection each, as `drover ctl` does minus its process
@@ -432,6 +432,8 @@ const load0 = loadavg()[0]!;
 progress(`bench/companions${quick ? ' --quick' : ''}: ${machine}`);
 const dir = mkdtempSync(join(tmpdir(), 'drover-bench-comp-'));
 const sock = join(dir, 'ctl.sock');
+// Also on Ctrl-C: procs.ts kills the processes and exits, and this runs then.
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 let drover: Proc | null = null;
 const peerProcs: Proc[] = [];
 let exit = 0;
@@ -518,13 +520,11 @@ try {
     }
   }
   const issues = d.log().split('\n').filter((l) => /\[(WARNING|ERROR|CRITICAL)\]/.test(l));
-  const doubled = d.log().match(/companion ([\w.-]+): companion \1: /);
   const c = [
     `drover with ${COMPANIONS} companions: all RUNNING ${fmt(bootMs)} ms after \`node bin/drover.js\` was started (status polled every 100 ms);`,
     `TERM to the arbiter -> its exit (${COMPANIONS} companions and 1 worker stopped): ${termMs === null ? 'did not exit within 20 s: KILLED' : `${fmt(termMs)} ms`}`,
     `left behind with the marker ${MARK_VAR} after the arbiter's exit: ${left.length === 0 ? 'none' : left.map((p) => `${p.pid} (${p.cmd})`).join('; ')}`,
     `warnings and errors in drover's log: ${issues.length}${issues.length > 0 ? '\n' + issues.slice(0, 10).map((l) => `  ${l}`).join('\n') : ''}`,
-    ...(doubled ? [`note: drover's log names each companion twice: "${doubled[0]}..." (the manager prefixes lines state.ts already prefixed)`] : []),
     `1-minute load average before / after: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${ncpu} CPU(s)`,
   ].join('\n');
   if (left.length > 0 || termMs === null) exit = 1;

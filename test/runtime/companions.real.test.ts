@@ -119,3 +119,23 @@ test('drover ctl: stop and start by name, a clear error for an unknown one, exit
   expect((await d.exited()).code).toBe(0);
   expect((await ctl('--socket', sock, 'status')).code).toBe(3);
 });
+
+test('a companion holds no descriptor but its stdio: not the control socket, not the listening sockets', async () => {
+  const dir = tmp();
+  dirs.push(dir);
+  const cfg = join(dir, 'drover.config.json');
+  const out = join(dir, 'fds.log');
+  writeFileSync(cfg, JSON.stringify({
+    app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: join(dir, 'ctl.sock'),
+    companions: [{ name: 'fds', command: ['sh', '-c', 'ls -l /proc/$$/fd; exec sleep 1000'], stdout: out, startsecs: 0.2 }],
+  }));
+  const d = startDrover(['--config', cfg]);
+  running.push(d);
+  await d.waitFor(/companion fds: .*running/i);
+  // ls lists the shell's descriptors. 1 and 2 are the manager's pipes (libuv
+  // makes them socketpairs); past stdio, no socket may be there. (This sandbox
+  // leaks a pipe of its own into every process; it is not a socket.)
+  const fds = [...readFileSync(out, 'utf8').matchAll(/ (\d+) -> (.*)$/gm)].map((m) => [Number(m[1]), m[2]!] as const);
+  expect(fds.map(([fd]) => fd)).toEqual(expect.arrayContaining([0, 1, 2]));
+  expect(fds.filter(([fd, what]) => fd > 2 && what.startsWith('socket:'))).toEqual([]);
+});

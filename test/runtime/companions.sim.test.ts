@@ -179,3 +179,29 @@ test('a reread with a broken config changes nothing; malformed control input nev
     expect((await ctl(c, { cmd: 'status' })).companions[0].state).toBe('RUNNING');
   });
 });
+
+test('USR1 to the arbiter reopens companion log files (logrotate)', async () => {
+  await run(8, [TICKER], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    c.os.fs.rename('/tmp/ticker.log', '/tmp/ticker.log.1');
+    c.signal('SIGUSR1');
+    await c.os.sleep(500);
+    expect(c.os.fs.readFile('/tmp/ticker.log.1')).toMatch(/^tick 0\n/);
+    expect(c.os.fs.readFile('/tmp/ticker.log')).toMatch(/^tick \d+\n/);
+  });
+});
+
+test('a companion inherits neither the control socket nor the listening sockets', async () => {
+  const probe = programs(import.meta.url, {
+    probe: (os: Os) => {
+      os.stdout.write(JSON.stringify({ listeners: os.listeners.length, channel: os.channel !== null }) + '\n');
+      os.timer(1e9, () => {});
+    },
+  });
+  await simulate(9, ['--config', CONFIG], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    expect(JSON.parse(c.os.fs.readFile('/tmp/probe.log'))).toEqual({ listeners: 0, channel: false });
+  }, { [CONFIG]: config([{ name: 'probe', command: ['probe'], stdout: '/tmp/probe.log' }]) }, [commands, probe]);
+});
