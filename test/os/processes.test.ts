@@ -114,12 +114,23 @@ describe('parent death', () => {
     const bare = h.spawn({ program: 'start-command', args: ['none', 'sleep', '60'] });
     const g1 = ((await inbox(os, armed.channel!)()) as { grandchild: number }).grandchild;
     const g2 = ((await inbox(os, bare.channel!)()) as { grandchild: number }).grandchild;
-    expect(readFileSync(`/proc/${g1}/cmdline`, 'latin1').split('\0')[0]).toBe('sleep'); // setpriv exec'd it
+    // setpriv, then the parent check in sh, exec'd it: the pid is the command's own.
+    expect(await until(os, () => readFileSync(`/proc/${g1}/cmdline`, 'latin1').split('\0')[0] === 'sleep', 3000)).toBe(true);
     os.kill(armed.pid, 'SIGKILL');
     os.kill(bare.pid, 'SIGKILL');
     expect(await until(os, () => !alive(g1), 3000)).toBe(true);
     await os.sleep(200);
     expect(alive(g2)).toBe(true); // cleanup kills it with its group
+  });
+
+  test('a command armed with a parent-death signal dies with a parent killed right after spawning it', async () => {
+    for (let i = 0; i < 5; i++) {
+      const note = join(h.tmp(), 'pid');
+      const p = h.spawn({ program: 'start-command-and-die', args: [note] });
+      await until(os, () => os.waitpid(p.pid) !== null, 5000);
+      const g = Number(readFileSync(note, 'utf8'));
+      expect(await until(os, () => !alive(g), 2000), `run ${i}: sleep ${g} outlived its parent`).toBe(true);
+    }
   });
 
   test('a program notices its parent\'s death by channel or by ppid; a parent closing the channel is not a death', async () => {

@@ -47,6 +47,13 @@ export const registry = programs(import.meta.url, {
     stayAlive(os);
   },
 
+  /** Starts a command with a parent-death KILL, notes its pid in args[0], and dies at once: the race setpriv alone loses. */
+  'start-command-and-die': (os, args) => {
+    const c = os.spawn({ command: ['sleep', '60'], parentDeathSignal: 'SIGKILL' }); // (drover's sh guard also covers a death before setpriv's prctl)
+    os.fs.writeFile(args[0]!, String(c.pid));
+    os.kill(os.pid, 'SIGKILL'); // at once: usually before setpriv has even run
+  },
+
   /** Reports the fds a command it starts can see (listeners must not leak). */
   'command-fds': async (os) => {
     const c = os.spawn({ command: ['sleep', '5'] });

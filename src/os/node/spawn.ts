@@ -55,8 +55,11 @@ export function spawnCommand(ctx: SpawnContext, spec: SpawnCommand): ChildProces
   if (spec.parentDeathSignal && setpriv) {
     // util-linux setpriv takes the name with or without SIG; it sets
     // PR_SET_PDEATHSIG and execs, so the pid is the command's own.
+    // If we die before setpriv's prctl, no signal would ever come: the shell
+    // checks that we are still its parent first (after the prctl), then
+    // execs the command in its place.
     file = setpriv;
-    args = ['--pdeathsig', spec.parentDeathSignal.slice(3), '--', cmd, ...rest];
+    args = ['--pdeathsig', spec.parentDeathSignal.slice(3), '--', '/bin/sh', '-c', `[ "$PPID" = ${process.pid} ] || exit 1; exec "$0" "$@"`, cmd, ...rest];
   }
   return start(file, args, spec, env, listenerRefs(spec), false, `command ${cmd}`);
 }
