@@ -205,3 +205,74 @@ test('a companion inherits neither the control socket nor the listening sockets'
     expect(JSON.parse(c.os.fs.readFile('/tmp/probe.log'))).toEqual({ listeners: 0, channel: false });
   }, { [CONFIG]: config([{ name: 'probe', command: ['probe'], stdout: '/tmp/probe.log' }]) }, [commands, probe]);
 });
+
+test('cwd and env apply to a companion; stderr can join stdout', async () => {
+  const envProbe = programs(import.meta.url, {
+    'env-probe': (os: Os) => {
+      os.stdout.write(`cwd=${os.cwd()} X=${os.env.X ?? ''} Y=${os.env.Y ?? ''}\n`);
+      os.stderr.write('on stderr\n');
+      os.timer(1e9, () => {});
+    },
+  });
+  await simulate(10, ['--config', CONFIG], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    expect(c.os.fs.readFile('/tmp/env.log')).toBe('cwd=/tmp X=1 Y=2\non stderr\n');
+  }, {
+    [CONFIG]: config([{ name: 'env', command: ['env-probe'], cwd: '/tmp', env: { X: '1' }, stdout: '/tmp/env.log', stderr: 'stdout' }], { companion_env: { Y: '2' } }),
+  }, [commands, envProbe]);
+});
+
+test('a reread that changes a manually stopped companion leaves it stopped, with the new config for its next start', async () => {
+  await run(11, [TICKER], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    await ctl(c, { cmd: 'stop', name: 'ticker' });
+    c.os.fs.writeFile(CONFIG, config([{ ...TICKER, stdout: '/tmp/ticker-new.log' }]));
+    const r = await ctl(c, { cmd: 'reread' });
+    expect(r).toMatchObject({ ok: true, changed: ['ticker'] });
+    await c.os.sleep(2000);
+    expect((await ctl(c, { cmd: 'status', name: 'ticker' })).companions[0].state).toBe('STOPPED');
+    expect(c.os.fs.exists('/tmp/ticker-new.log')).toBe(false);
+    expect((await ctl(c, { cmd: 'start', name: 'ticker' })).companions[0].state).toBe('RUNNING');
+    await c.os.sleep(500);
+    expect(c.os.fs.readFile('/tmp/ticker-new.log')).toMatch(/^tick 0\n/);
+  });
+});
+
+// The arbiter killed outright at each point of a companion's life: whatever the
+// phase, nothing of it is alive stop_timeout (2 s) + 1 s later.
+for (const phase of ['STARTING', 'RUNNING', 'BACKOFF', 'STOPPING'] as const) {
+  test(`the arbiter SIGKILLed while a companion is ${phase}: nothing outlives stop_timeout + 1 s`, async () => {
+    const r = await run(20 + phase.length, [phase === 'BACKOFF' ? { ...CRASHER, restart_delay: 5 } : STUBBORN], async (c) => {
+      await ready(c);
+      const name = phase === 'BACKOFF' ? 'crasher' : 'stubborn';
+      if (phase === 'RUNNING') await c.os.sleep(1500);
+      if (phase === 'BACKOFF') await c.waitLog(/companion crasher: .*exit/i);
+      if (phase === 'STOPPING') {
+        await c.os.sleep(1500);
+        void ctl(c, { cmd: 'stop', name }).catch(() => {});
+        await c.os.sleep(300);
+      }
+      expect((await ctl(c, { cmd: 'status', name })).companions[0].state).toBe(phase);
+      c.signal('SIGKILL');
+      await c.exited();
+      await c.os.sleep(3000);
+      expect(c.k.processes().filter((p) => p.state !== 'zombie' && p.pid !== 100).map((p) => `${p.pid} ${p.program}`)).toEqual([]);
+    });
+    expect(r.left).toEqual([]);
+  });
+}
+
+test('TERM on the arbiter stops companions and workers within graceful_timeout', async () => {
+  const r = await run(12, [TICKER, STUBBORN], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const t0 = c.os.now();
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0 });
+    // stubborn ignores TERM: it costs its stop_timeout (2 s), well inside graceful_timeout (30 s).
+    expect(c.os.now() - t0).toBeLessThan(3000);
+  });
+  expect(r.left).toEqual([]);
+});
