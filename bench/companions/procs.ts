@@ -4,9 +4,8 @@
 // At the end, and on Ctrl-C, each group is killed, and /proc is searched for
 // anything still carrying the marker: a companion that outlived its manager
 // would be found there, reported, and killed by its pid.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { atLastResort, CLK_TCK, pids, sleep, startGroup, statFields, stopGroup } from '../lib/procs.js';
 
 /** Not DROVER_*: drover reads every DROVER_ variable as a setting. */
 export const MARK_VAR = 'BENCH_COMPANIONS_RUN';
@@ -20,26 +19,13 @@ export interface Proc {
   /** Resolves when the log has a match of `re` after `from` characters. */
   waitFor(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpMatchArray>;
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
-  /**
-   * TERM to the leader; KILL to the whole group after graceMs (or at once if
-   * the leader exited); waits until the group is empty. Resolves with the ms
-   * from TERM to the leader's exit, null if it had to be killed.
-   */
+  /** stopGroup() (bench/lib/procs.ts): the ms from TERM to the leader's exit, null if it had to be killed. */
   stop(graceMs: number): Promise<number | null>;
 }
 
-const live = new Set<number>(); // process groups not yet stopped
-
-/** Last resort: whatever happens to this process, nothing it started outlives it. */
-export function killAllSync(): void {
-  for (const pgid of live) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  live.clear();
+// Last resort, after the groups are killed: whatever happens to this
+// process, no companion that left drover's group outlives it either.
+atLastResort(() => {
   for (const p of marked()) {
     try {
       process.kill(p.pid, 'SIGKILL');
@@ -47,25 +33,10 @@ export function killAllSync(): void {
       // gone
     }
   }
-}
-process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    killAllSync();
-    process.exit(130);
-  });
-}
+});
 
 export function startProc(label: string, argv: readonly string[], cwd: string): Proc {
-  const proc: ChildProcess = spawn(process.execPath, argv, {
-    cwd,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, [MARK_VAR]: MARK },
-  });
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error(`cannot start ${label}`);
-  live.add(pid);
+  const { proc, pid } = startGroup(label, argv, cwd, { ...process.env, [MARK_VAR]: MARK });
   let text = '';
   let done = false;
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (text += d));
@@ -90,64 +61,14 @@ export function startProc(label: string, argv: readonly string[], cwd: string): 
       }
     },
     exited,
-    async stop(graceMs) {
-      if (!live.has(pid)) return null;
-      const t0 = performance.now();
-      let took: number | null = null;
-      try {
-        process.kill(pid, 'SIGTERM');
-        await Promise.race([exited.then(() => (took = performance.now() - t0)), sleep(graceMs)]);
-      } catch {
-        // the leader is gone; its group may not be
-      }
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // the group is empty
-      }
-      await exited;
-      const end = Date.now() + 5000;
-      while (groupMembers(pid).length > 0 && Date.now() < end) await sleep(50);
-      live.delete(pid);
-      const left = groupMembers(pid);
-      if (left.length > 0) throw new Error(`${label}: process(es) ${left.join(', ')} of group ${pid} still running after SIGKILL`);
-      return took;
-    },
+    stop: (graceMs) => stopGroup(label, pid, exited, graceMs),
   };
-}
-
-/** Fields of /proc/PID/stat after "(comm) ": state ppid pgrp session ... utime(11) stime(12). */
-function statFields(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-function pids(): number[] {
-  try {
-    return readdirSync('/proc').map(Number).filter((n) => Number.isInteger(n));
-  } catch {
-    return [];
-  }
-}
-
-/** Live (non-zombie) processes of a process group. */
-export function groupMembers(pgid: number): number[] {
-  return pids().filter((pid) => {
-    const f = statFields(pid);
-    return f !== null && f[0] !== 'Z' && Number(f[2]) === pgid;
-  });
 }
 
 /** Whether a process with this pid exists at all (a zombie counts: it has not been reaped). */
 export function exists(pid: number): boolean {
   return statFields(pid) !== null;
 }
-
-const CLK_TCK = 100; // USER_HZ, what /proc counts utime and stime in on every Linux
 
 /** CPU time (user + system, ms) one process has used so far; null without /proc. */
 export function cpuMs(pid: number): number | null {
@@ -159,7 +80,7 @@ export function cpuMs(pid: number): number | null {
 export function marked(): { pid: number; cmd: string }[] {
   const needle = `${MARK_VAR}=${MARK}`;
   const out: { pid: number; cmd: string }[] = [];
-  for (const pid of pids()) {
+  for (const pid of pids() ?? []) {
     if (pid === process.pid) continue;
     try {
       if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(needle)) continue;
@@ -170,18 +91,4 @@ export function marked(): { pid: number; cmd: string }[] {
     }
   }
   return out;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -55,7 +55,11 @@ import { createNodeOs } from '../../src/os/node/index.js';
 import { request } from '../../src/runtime/control/client.js';
 import type { CompanionStatus, Reply } from '../../src/runtime/control/protocol.js';
 import { freshAsk, LineConn } from './clients.js';
-import { cpuMs, exists, freePort, marked, MARK, MARK_VAR, type Proc, sleep, startProc } from './procs.js';
+import { cpuMs, exists, marked, MARK, MARK_VAR, type Proc, startProc } from './procs.js';
+import { freePort, sleep } from '../lib/procs.js';
+import { cli, fmt, median, table } from '../lib/report.js';
+
+const { progress, positive, fail } = cli('companions');
 
 const { values: opt } = parseArgs({
   options: {
@@ -595,40 +599,4 @@ function stats(xs: readonly number[]): { n: number; p50: number; p90: number; p9
   const s = [...xs].sort((x, y) => x - y);
   const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
   return { n: s.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** A Markdown table, padded so that it reads as well in a terminal (as in bench/http). */
-function table(head: readonly string[], align: string, rows: readonly (readonly string[])[]): string[] {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const cell = (s: string, i: number) => (align[i] === 'r' ? s.padStart(w[i]!) : s.padEnd(w[i]!));
-  return [
-    `| ${head.map(cell).join(' | ')} |`,
-    `|${w.map((n, i) => (align[i] === 'r' ? '-'.repeat(n + 1) + ':' : '-'.repeat(n + 2))).join('|')}|`,
-    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
-  ];
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`[bench:companions] ${msg}\n`);
-}
-
-function positive(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${name}: a positive integer, not ${v}`);
-  return n;
-}
-
-function fail(msg: string): never {
-  console.error(`bench/companions: ${msg}`);
-  process.exit(2);
 }

@@ -1,11 +1,10 @@
 // Server processes of bench/http: each target is started in its own process
 // group (detached), waited for until it answers, and its whole group is
 // killed at the end — on success, on failure, and on Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { CLK_TCK, freePort, pids, sleep, startGroup, statFields, stopGroup } from '../lib/procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DROVER = join(ROOT, 'bin', 'drover.js');
@@ -29,37 +28,6 @@ export interface Target {
   stop(graceMs?: number): Promise<void>;
 }
 
-const live = new Set<number>(); // process groups not yet stopped
-
-/** Last resort: whatever happens to this process, no server outlives it. */
-function killAllSync(): void {
-  for (const pgid of live) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  live.clear();
-}
-process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    killAllSync();
-    process.exit(130);
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 export function startTarget(kind: Kind, port: number, workers: number): Target {
   const argv =
     kind === 'drover'
@@ -67,10 +35,7 @@ export function startTarget(kind: Kind, port: number, workers: number): Target {
       : kind === 'single'
         ? ['--import', 'tsx', SERVER, 'single', String(port)]
         : ['--import', 'tsx', SERVER, 'cluster', String(port), String(workers), kind === 'cluster-rr' ? 'rr' : 'none'];
-  const proc: ChildProcess = spawn(process.execPath, argv, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const pid = proc.pid;
-  if (pid === undefined) throw new Error(`cannot start ${kind}`);
-  live.add(pid);
+  const { proc, pid } = startGroup(kind, argv, ROOT);
   let text = '';
   const lines: { t: number; text: string }[] = [];
   const reader = () => {
@@ -111,24 +76,7 @@ export function startTarget(kind: Kind, port: number, workers: number): Target {
       process.kill(pid, sig);
     },
     async stop(graceMs = 5000) {
-      if (!live.has(pid)) return;
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // the leader is gone; its group may not be
-      }
-      await Promise.race([exit, sleep(graceMs)]);
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // the group is empty
-      }
-      await exit;
-      const end = Date.now() + 5000;
-      while (groupMembers(pid).length > 0 && Date.now() < end) await sleep(50);
-      live.delete(pid);
-      const left = groupMembers(pid);
-      if (left.length > 0) throw new Error(`${kind}: process(es) ${left.join(', ')} of group ${pid} still running after SIGKILL`);
+      await stopGroup(kind, pid, exit, graceMs);
     },
   };
   return t;
@@ -167,8 +115,6 @@ async function answers(port: number, timeoutMs = 15_000): Promise<void> {
   }
 }
 
-const CLK_TCK = 100; // USER_HZ: what /proc/PID/stat counts utime and stime in, on every Linux
-
 /**
  * CPU time (user + system, ms) used so far by the live processes of a
  * process group, from /proc; null where there is no /proc. Unlike requests
@@ -176,24 +122,12 @@ const CLK_TCK = 100; // USER_HZ: what /proc/PID/stat counts utime and stime in, 
  * CPUs: on a shared machine it is the steadier measure of a server's cost.
  */
 export function groupCpuMs(pgid: number): number | null {
-  let names: string[];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return null;
-  }
+  const all = pids();
+  if (all === null) return null;
   let ticks = 0;
-  for (const name of names) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      // after "(comm) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone while we looked
-    }
+  for (const pid of all) {
+    const f = statFields(pid); // null: gone while we looked
+    if (f !== null && Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
   }
   return (ticks * 1000) / CLK_TCK;
 }
@@ -211,38 +145,4 @@ export function machineBusyMs(): number | null {
   } catch {
     return null;
   }
-}
-
-/** Live (non-zombie) processes of a process group, from /proc. */
-export function groupMembers(pgid: number): number[] {
-  const found: number[] = [];
-  let names: string[];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    // No /proc: ask the kernel whether the group has anyone left at all.
-    try {
-      process.kill(-pgid, 0);
-      return [pgid];
-    } catch {
-      return [];
-    }
-  }
-  for (const name of names) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // fields: state ppid pgrp ...
-      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) found.push(pid);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return found;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -26,7 +26,11 @@ import { cpus, availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult, type Failure } from './load.js';
-import { type Kind, type Target, groupCpuMs, machineBusyMs, sleep, startReady } from './procs.js';
+import { type Kind, type Target, groupCpuMs, machineBusyMs, startReady } from './procs.js';
+import { sleep } from '../lib/procs.js';
+import { cli, fmt, median, table } from '../lib/report.js';
+
+const { progress, positive, fail } = cli('http');
 
 const { values: opt } = parseArgs({
   options: {
@@ -425,42 +429,6 @@ process.exit(exit);
 
 // ------------------------------------------------------------------ helpers
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** A Markdown table, padded so that it reads as well in a terminal. */
-function table(head: readonly string[], align: string, rows: readonly (readonly string[])[]): string[] {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const cell = (s: string, i: number) => (align[i] === 'r' ? s.padStart(w[i]!) : s.padEnd(w[i]!));
-  return [
-    `| ${head.map(cell).join(' | ')} |`,
-    `|${w.map((n, i) => (align[i] === 'r' ? '-'.repeat(n + 1) + ':' : '-'.repeat(n + 2))).join('|')}|`,
-    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
-  ];
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`[bench:http] ${msg}\n`);
-}
-
 function indent(s: string): string {
   return s.trimEnd().split('\n').map((l) => `    ${l}`).join('\n');
-}
-
-function positive(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${name}: a positive integer, not ${v}`);
-  return n;
-}
-
-function fail(msg: string): never {
-  console.error(`bench/http: ${msg}`);
-  process.exit(2);
 }
