@@ -276,3 +276,19 @@ test('TERM on the arbiter stops companions and workers within graceful_timeout',
   });
   expect(r.left).toEqual([]);
 });
+
+test('a companion scenario replays bit for bit from its seed', async () => {
+  const once = async () => {
+    const r = await run(30, [TICKER, STUBBORN, CRASHER], async (c) => {
+      await ready(c);
+      await c.os.sleep(1200);
+      await ctl(c, { cmd: 'restart', name: 'ticker' });
+      await ctl(c, { cmd: 'stop', name: 'stubborn' });
+      c.signal('SIGKILL');
+      await c.exited();
+      await c.os.sleep(3000);
+    });
+    return r.k.traceHash();
+  };
+  expect(await once()).toBe(await once());
+});
