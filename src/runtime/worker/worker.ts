@@ -139,11 +139,29 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   beat();
 }
 
+/** Counts the body bytes an app writes (only when there is an access log: it costs a wrapper per response). */
+function countBody(res: ServerResponse): () => number {
+  let bytes = 0;
+  const size = (chunk: unknown, encoding?: unknown) =>
+    typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : chunk instanceof Uint8Array ? chunk.byteLength : 0;
+  const write = res.write;
+  const end = res.end;
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    bytes += size(chunk, rest[0]);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') bytes += size(chunk, rest[0]);
+    return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+  } as typeof res.end;
+  return () => bytes;
+}
+
 function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse): void {
   const start = os.wallTime();
   const t0 = os.now();
+  const body = countBody(res);
   res.once('close', () => {
-    const len = res.getHeader('content-length');
     sink.write(accessLine({
       remote: req.socket.remoteAddress,
       start,
@@ -151,7 +169,7 @@ function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerRespo
       url: req.url ?? '-',
       httpVersion: req.httpVersion,
       status: res.statusCode,
-      bytes: len === undefined ? null : Number(len),
+      bytes: res.headersSent ? body() : null,
       referer: req.headers.referer,
       userAgent: req.headers['user-agent'],
       durationMs: os.now() - t0,
