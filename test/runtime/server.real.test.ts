@@ -224,6 +224,27 @@ describe('drover serves real traffic', () => {
   });
 });
 
+describe('HUP reloads code and config', () => {
+  test('a changed app file and a changed config are both in force after HUP', async () => {
+    const d0 = dir();
+    const app = join(d0, 'app.mjs');
+    const cfg = join(d0, 'drover.config.json');
+    const port = await freePort();
+    writeFileSync(app, "export default (req, res) => res.end('v1');\n");
+    writeFileSync(cfg, JSON.stringify({ app, bind: [`127.0.0.1:${port}`], workers: 1 }));
+    const d = drover(['--config', cfg]);
+    await serving(d, 1);
+    expect((await get(port)).body).toBe('v1');
+    writeFileSync(app, "export default (req, res) => res.end('v2');\n");
+    writeFileSync(cfg, JSON.stringify({ app, bind: [`127.0.0.1:${port}`], workers: 2 }));
+    const from = d.log().length;
+    d.kill('SIGHUP');
+    await d.waitFor(/Reload finished/, 15_000, from);
+    expect((await get(port)).body).toBe('v2');
+    expect(d.log().slice(from).match(/worker \d+ booted/g)).toHaveLength(2);
+  });
+});
+
 describe('drover refuses to start, clearly', () => {
   test('an app that cannot load: the arbiter exits 4 with the reason, no respawn loop', async () => {
     const d = drover([join(APPS, 'broken-import.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '2']);
