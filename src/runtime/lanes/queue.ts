@@ -1,0 +1,512 @@
+// The slow lane's queue policy (DESIGN "Lanes", issue 5 items 3 and 4), as a
+// pure state machine: the arbiter feeds it what happened and when (a fast
+// worker asks a slot for a request, cancels it, reports it complete; a slow
+// worker comes or goes; a timer fires) and acts on the decisions it returns
+// (tell a fast worker which slow worker to stream to, or to answer 503). No
+// clock, no timer, no I/O: time comes in as milliseconds from the caller's
+// monotonic clock, and nextDeadline() says when to call tick().
+//
+// The rules:
+// - One bounded FIFO queue for the whole lane, `queue` entries at most
+//   (0: no waiting at all, a request either gets a free slot or a 503).
+// - Work-conserving: a request is queued only when no slot is free, and every
+//   call that frees a slot or adds one assigns queued requests at once, oldest
+//   first. So "queued > 0" implies "every slot busy", after every call.
+// - Slot choice: the least-loaded worker with a free slot; among equally
+//   loaded ones, the one that has been at that load the longest, i.e. for
+//   idle workers the one idle the longest (LRU). Least-loaded because slow
+//   requests are CPU-bound and the slots of one worker share one event loop:
+//   a request on an idle worker gets a core to itself, one stacked on a busy
+//   worker halves its speed while another worker sits idle. Longest idle
+//   among ties spreads requests evenly over the workers (equal progress
+//   towards max_requests recycling, equal heap growth) and is exactly
+//   round-robin when every worker is idle; it costs O(1): workers sit in one
+//   list per load level, appended when they reach that level.
+// - Shedding, only these three (DESIGN "Overload": nothing else is shed):
+//     'queue-full'    enqueue finds no free slot and `queue` entries waiting;
+//     'queue-timeout' a request has waited queueTimeout ms or more (checked
+//                     at the start of every call that takes `now`, and by
+//                     tick(), so a late timer never lets a stale request be
+//                     assigned, nor a queue of stale requests shed a fresh one
+//                     as full);
+//     'no-workers'    only after close(): the arbiter knows no slow worker
+//                     will come (shutdown, lanes turned off); the queue is
+//                     flushed and later requests rejected at once.
+//   Zero slow workers is otherwise NOT a reason to shed: a lane with no
+//   worker (the only one crashed and is being respawned, a reload replaces
+//   them, the first ones are still starting) queues as usual and requests
+//   wait up to queueTimeout for one to come. In drover a slow worker is
+//   always respawned, the gap is transient, and queueTimeout is the bound on
+//   a client's wait that the operator chose; rejecting at once would turn
+//   every recycle of a 1-worker lane into a burst of 503s.
+// - cancel(id): a queued request is removed (its terminal outcome); a running
+//   one is left alone and cancel answers false: the slot stays busy until
+//   the fast worker reports complete() (or the worker dies), because the
+//   slow worker is still burning CPU on it and freeing the slot early would
+//   put concurrency + 1 requests on it. The fast worker, seeing its client
+//   gone, aborts the stream to the slow worker and reports complete() when
+//   that worker has let go.
+// - complete(id) of an id that is not running (unknown, already failed by
+//   removeWorker, still queued) changes nothing: a worker's death and the
+//   fast worker's completion report can cross.
+// - removeWorker(w): its running requests fail (returned; the fast workers
+//   answer 502 or reset), its slots vanish; queued requests stay queued.
+// - Every enqueued id gets exactly one terminal outcome: assigned and then
+//   completed or failed, rejected, or cancelled. An id may be reused once it
+//   has had its outcome; enqueueing an id that is live throws (a bug).
+//
+// Retry-After (seconds, 1..60): the expected wait of a request joining the
+// queue now, (queued + 1) × service / slots, rounded up; `service` is an
+// EWMA (alpha 0.2) of assign→complete durations, `serviceMs` (default 1 s)
+// until the first completion; `slots` is workers × concurrency, as if one
+// worker while there are none. For 'no-workers', queueTimeout (the horizon
+// the lane would have waited for a worker), in the same bounds. A fixed
+// setting would be wrong for most apps: a lane of 200 ms routes with an
+// empty queue should say 1 s, one of 10 s reports with 50 waiting, 60 s.
+//
+// Cost: O(1) per request for enqueue, cancel, assignment and expiry (the
+// queue is a doubly linked list over a fixed pool of `queue` slots in typed
+// arrays, so it never grows nor allocates per request; one Map says where
+// each live request is), O(concurrency) for complete and slot choice. The
+// only allocation per request is the decision returned.
+//
+// Ids are numbers: a safe integer the caller makes unique among live
+// requests (e.g. fast worker index × 2^32 + a per-worker counter). Worker
+// ids are any numbers (a pid, a slot index).
+
+export type RequestId = number;
+export type WorkerId = number;
+
+export interface LaneLimits {
+  /** Queue entries at most (slow_queue); 0: no waiting. */
+  readonly queue: number;
+  /** Requests running at once on one slow worker (slow_concurrency), at least 1. */
+  readonly concurrency: number;
+  /** A queued request that has waited this long (ms) is rejected (queue_timeout); Infinity: never. */
+  readonly queueTimeout: number;
+}
+
+export interface LaneOptions {
+  /** The service time (ms) assumed for Retry-After until the first completion. Default 1000. */
+  readonly serviceMs?: number;
+}
+
+export type Decision =
+  | { readonly kind: 'assign'; readonly id: RequestId; readonly worker: WorkerId }
+  | {
+    readonly kind: 'reject'; readonly id: RequestId; readonly status: 503; readonly retryAfter: number;
+    readonly reason: 'queue-full' | 'queue-timeout' | 'no-workers';
+  };
+
+export interface LaneStats {
+  readonly queued: number;
+  readonly running: number;
+  readonly workers: number;
+  /** Free slots: workers × concurrency − running. */
+  readonly free: number;
+  readonly shed: { readonly full: number; readonly timeout: number; readonly noWorkers: number };
+  /** Totals since the lane was made. */
+  readonly enqueued: number;
+  readonly assigned: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly cancelled: number;
+  /** The service-time EWMA (ms), null before the first completion. */
+  readonly serviceMs: number | null;
+}
+
+export const RETRY_AFTER_MIN = 1;
+export const RETRY_AFTER_MAX = 60;
+export const SERVICE_ALPHA = 0.2;
+export const SERVICE_PRIOR_MS = 1000;
+
+/** Seconds for Retry-After from an expected wait in ms: rounded up, within 1..60. */
+export function retryAfterSeconds(waitMs: number): number {
+  const s = Math.ceil(waitMs / 1000);
+  return s >= RETRY_AFTER_MAX ? RETRY_AFTER_MAX : s > RETRY_AFTER_MIN ? s : RETRY_AFTER_MIN;
+}
+
+const NONE: readonly Decision[] = Object.freeze([]);
+
+export class SlowLane {
+  private readonly cap: number;
+  private readonly conc: number;
+  private readonly timeout: number;
+  private readonly prior: number;
+
+  // The queue: a doubly linked list over a pool of `cap` slots; free slots
+  // are chained through qNext from qFree.
+  private readonly qId: Float64Array;
+  private readonly qAt: Float64Array;
+  private readonly qNext: Int32Array;
+  private readonly qPrev: Int32Array;
+  private qHead = -1;
+  private qTail = -1;
+  private qFree: number;
+  private qLen = 0;
+
+  /** Where each live request is: a queue slot (>= 0), or running on worker index i (-(i + 1)). */
+  private readonly where = new Map<RequestId, number>();
+
+  // Workers by index (indices of removed workers are reused). wLoad is -1 for
+  // a free index. A worker with load l < conc is in level list l.
+  private readonly wIndex = new Map<WorkerId, number>();
+  private readonly wId: number[] = [];
+  private readonly wLoad: number[] = [];
+  private readonly wNext: number[] = [];
+  private readonly wPrev: number[] = [];
+  private readonly wFreeIdx: number[] = [];
+  /** Running requests of worker i: rId[i·conc .. i·conc + load − 1], assigned at rAt. */
+  private readonly rId: number[] = [];
+  private readonly rAt: number[] = [];
+  private readonly lHead: Int32Array;
+  private readonly lTail: Int32Array;
+  private nWorkers = 0;
+  private nRunning = 0;
+
+  private t = -Infinity;
+  private closed = false;
+  private service: number | null = null;
+
+  private nEnqueued = 0;
+  private nAssigned = 0;
+  private nCompleted = 0;
+  private nFailed = 0;
+  private nCancelled = 0;
+  private shedFull = 0;
+  private shedTimeout = 0;
+  private shedNoWorkers = 0;
+
+  constructor(limits: LaneLimits, options: LaneOptions = {}) {
+    const { queue, concurrency, queueTimeout } = limits;
+    if (!Number.isInteger(queue) || queue < 0) throw new RangeError(`slow lane: queue must be an integer >= 0, not ${queue}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`slow lane: concurrency must be an integer >= 1, not ${concurrency}`);
+    if (!(queueTimeout > 0)) throw new RangeError(`slow lane: queueTimeout must be > 0 ms (or Infinity), not ${queueTimeout}`);
+    const prior = options.serviceMs ?? SERVICE_PRIOR_MS;
+    if (!(prior >= 0) || !Number.isFinite(prior)) throw new RangeError(`slow lane: serviceMs must be a finite number >= 0, not ${prior}`);
+    this.cap = queue;
+    this.conc = concurrency;
+    this.timeout = queueTimeout;
+    this.prior = prior;
+    this.qId = new Float64Array(queue);
+    this.qAt = new Float64Array(queue);
+    this.qNext = new Int32Array(queue);
+    this.qPrev = new Int32Array(queue);
+    for (let i = 0; i < queue; i++) this.qNext[i] = i + 1 < queue ? i + 1 : -1;
+    this.qFree = queue > 0 ? 0 : -1;
+    this.lHead = new Int32Array(concurrency).fill(-1);
+    this.lTail = new Int32Array(concurrency).fill(-1);
+  }
+
+  /**
+   * A fast worker asks a slot for request `id`. Decides at once (assign to a
+   * free slot, or reject 'queue-full', or 'no-workers' after close()) or
+   * queues it (no decision about `id` yet). Also carries the expiry of
+   * requests that timed out by `now`.
+   */
+  enqueue(id: RequestId, now: number): readonly Decision[] {
+    if (!Number.isSafeInteger(id)) throw new TypeError(`slow lane: request id must be a safe integer, not ${id}`);
+    if (this.where.has(id)) throw new Error(`slow lane: request ${id} is already queued or running`);
+    now = this.clock(now);
+    let out = this.expire(now, null);
+    this.nEnqueued++;
+    let d: Decision;
+    if (this.closed) {
+      this.shedNoWorkers++;
+      d = { kind: 'reject', id, status: 503, retryAfter: retryAfterSeconds(this.timeout), reason: 'no-workers' };
+    } else {
+      const w = this.pick();
+      if (w >= 0) {
+        // A free slot means an empty queue (work-conserving).
+        d = this.assign(w, id, now);
+      } else if (this.qLen < this.cap) {
+        this.qPush(id, now);
+        return out ?? NONE;
+      } else {
+        this.shedFull++;
+        d = { kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' };
+      }
+    }
+    if (out === null) return [d];
+    // Not reached today (an expiry leaves room to queue the new request), kept
+    // so that expiries still come first should that change.
+    out.push(d);
+    return out;
+  }
+
+  /**
+   * The client of `id` went away. Queued: removed, true (its terminal
+   * outcome). Running: false, nothing changes (complete() ends it once the
+   * slow worker let go). Unknown: false.
+   */
+  cancel(id: RequestId): boolean {
+    const at = this.where.get(id);
+    if (at === undefined || at < 0) return false;
+    this.where.delete(id);
+    this.qRemove(at);
+    this.nCancelled++;
+    return true;
+  }
+
+  /**
+   * Request `id` is done on its slow worker (response streamed, or aborted):
+   * its slot is free and the oldest queued request gets it. An id that is not
+   * running changes nothing (see the header).
+   */
+  complete(id: RequestId, now: number): readonly Decision[] {
+    now = this.clock(now);
+    const at = this.where.get(id);
+    let out: Decision[] | null = null;
+    if (at !== undefined && at < 0) {
+      const w = -at - 1;
+      this.where.delete(id);
+      const base = w * this.conc;
+      const last = base + this.wLoad[w]! - 1;
+      let k = base;
+      while (this.rId[k] !== id) k++;
+      const sample = now - this.rAt[k]!;
+      this.service = this.service === null ? sample : this.service + SERVICE_ALPHA * (sample - this.service);
+      this.rId[k] = this.rId[last]!;
+      this.rAt[k] = this.rAt[last]!;
+      this.setLoad(w, this.wLoad[w]! - 1);
+      this.nRunning--;
+      this.nCompleted++;
+    }
+    out = this.expire(now, out);
+    return this.drain(now, out) ?? NONE;
+  }
+
+  /** A slow worker is ready for requests: `concurrency` more slots, filled from the queue at once. */
+  addWorker(worker: WorkerId, now: number): readonly Decision[] {
+    if (this.wIndex.has(worker)) throw new Error(`slow lane: worker ${worker} is already in the lane`);
+    now = this.clock(now);
+    const w = this.wFreeIdx.length > 0 ? this.wFreeIdx.pop()! : this.wId.length;
+    this.wIndex.set(worker, w);
+    this.wId[w] = worker;
+    this.wLoad[w] = 0;
+    this.wNext[w] = -1;
+    this.wPrev[w] = -1;
+    for (let k = w * this.conc, end = k + this.conc; k < end; k++) {
+      this.rId[k] = 0;
+      this.rAt[k] = 0;
+    }
+    this.link(w, 0);
+    this.nWorkers++;
+    this.closed = false;
+    const out = this.expire(now, null);
+    return this.drain(now, out) ?? NONE;
+  }
+
+  /**
+   * A slow worker is gone (exited, killed, recycled, or no longer to be
+   * used): its running requests fail (returned in `failed`, each its
+   * terminal outcome), its slots vanish. Queued requests stay queued.
+   * An unknown worker changes nothing but the expiry due by `now`.
+   */
+  removeWorker(worker: WorkerId, now: number): { failed: RequestId[]; decisions: readonly Decision[] } {
+    now = this.clock(now);
+    const w = this.wIndex.get(worker);
+    const failed: RequestId[] = [];
+    if (w !== undefined) {
+      const load = this.wLoad[w]!;
+      const base = w * this.conc;
+      for (let k = base; k < base + load; k++) {
+        const id = this.rId[k]!;
+        failed.push(id);
+        this.where.delete(id);
+      }
+      if (load < this.conc) this.unlink(w, load);
+      this.wLoad[w] = -1;
+      this.wIndex.delete(worker);
+      this.wFreeIdx.push(w);
+      this.nWorkers--;
+      this.nRunning -= load;
+      this.nFailed += load;
+    }
+    return { failed, decisions: this.expire(now, null) ?? NONE };
+  }
+
+  /** Rejects the queued requests that have waited queueTimeout or more by `now`. */
+  tick(now: number): readonly Decision[] {
+    return this.expire(this.clock(now), null) ?? NONE;
+  }
+
+  /**
+   * No slow worker will come (shutdown, lanes turned off): every queued
+   * request is rejected 'no-workers' now, and every later enqueue at once,
+   * until addWorker() opens the lane again. Running requests go on to
+   * complete() or fail.
+   */
+  close(now: number): readonly Decision[] {
+    now = this.clock(now);
+    this.closed = true;
+    const out = this.expire(now, null) ?? [];
+    const retryAfter = retryAfterSeconds(this.timeout);
+    while (this.qHead >= 0) {
+      const s = this.qHead;
+      const id = this.qId[s]!;
+      this.qRemove(s);
+      this.where.delete(id);
+      this.shedNoWorkers++;
+      out.push({ kind: 'reject', id, status: 503, retryAfter, reason: 'no-workers' });
+    }
+    return out.length > 0 ? out : NONE;
+  }
+
+  /** When tick() next has work (ms, on the caller's clock), or null: nothing queued, or no timeout. */
+  nextDeadline(): number | null {
+    return this.qHead >= 0 && this.timeout !== Infinity ? this.qAt[this.qHead]! + this.timeout : null;
+  }
+
+  /** Where request `id` is now, or undefined once it had its outcome (or never came). */
+  status(id: RequestId): 'queued' | 'running' | undefined {
+    const at = this.where.get(id);
+    return at === undefined ? undefined : at >= 0 ? 'queued' : 'running';
+  }
+
+  /** The slow worker running `id`, or undefined if it is not running. */
+  workerOf(id: RequestId): WorkerId | undefined {
+    const at = this.where.get(id);
+    return at === undefined || at >= 0 ? undefined : this.wId[-at - 1];
+  }
+
+  /** The requests running on `worker` (empty if unknown). */
+  runningOn(worker: WorkerId): RequestId[] {
+    const w = this.wIndex.get(worker);
+    if (w === undefined) return [];
+    return this.rId.slice(w * this.conc, w * this.conc + this.wLoad[w]!);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  stats(): LaneStats {
+    return {
+      queued: this.qLen,
+      running: this.nRunning,
+      workers: this.nWorkers,
+      free: this.nWorkers * this.conc - this.nRunning,
+      shed: { full: this.shedFull, timeout: this.shedTimeout, noWorkers: this.shedNoWorkers },
+      enqueued: this.nEnqueued,
+      assigned: this.nAssigned,
+      completed: this.nCompleted,
+      failed: this.nFailed,
+      cancelled: this.nCancelled,
+      serviceMs: this.service,
+    };
+  }
+
+  // --- internals ---------------------------------------------------------
+
+  /** Time never runs backwards here: a `now` older than one seen is taken as that one. */
+  private clock(now: number): number {
+    if (now !== now) throw new TypeError('slow lane: now is NaN');
+    if (now > this.t) this.t = now;
+    return this.t;
+  }
+
+  /** Expected wait of a request joining now, as Retry-After seconds. */
+  private retryAfter(): number {
+    const slots = (this.nWorkers > 0 ? this.nWorkers : 1) * this.conc;
+    return retryAfterSeconds(((this.qLen + 1) * (this.service ?? this.prior)) / slots);
+  }
+
+  /** Rejects the queue's head while it has waited `timeout` by `now` (FIFO with one timeout: the head is the oldest). */
+  private expire(now: number, out: Decision[] | null): Decision[] | null {
+    const limit = now - this.timeout;
+    while (this.qHead >= 0 && this.qAt[this.qHead]! <= limit) {
+      const s = this.qHead;
+      const id = this.qId[s]!;
+      this.qRemove(s);
+      this.where.delete(id);
+      this.shedTimeout++;
+      (out ??= []).push({ kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-timeout' });
+    }
+    return out;
+  }
+
+  /** Assigns queued requests, oldest first, while a slot is free. */
+  private drain(now: number, out: Decision[] | null): Decision[] | null {
+    while (this.qHead >= 0) {
+      const w = this.pick();
+      if (w < 0) break;
+      const s = this.qHead;
+      const id = this.qId[s]!;
+      this.qRemove(s);
+      (out ??= []).push(this.assign(w, id, now));
+    }
+    return out;
+  }
+
+  /** The worker to get the next request: head of the lowest non-empty load level, or -1. */
+  private pick(): number {
+    for (let l = 0; l < this.conc; l++) if (this.lHead[l]! >= 0) return this.lHead[l]!;
+    return -1;
+  }
+
+  private assign(w: number, id: RequestId, now: number): Decision {
+    const load = this.wLoad[w]!;
+    const k = w * this.conc + load;
+    this.rId[k] = id;
+    this.rAt[k] = now;
+    this.setLoad(w, load + 1);
+    this.where.set(id, -w - 1);
+    this.nRunning++;
+    this.nAssigned++;
+    return { kind: 'assign', id, worker: this.wId[w]! };
+  }
+
+  private setLoad(w: number, load: number): void {
+    const old = this.wLoad[w]!;
+    if (old < this.conc) this.unlink(w, old);
+    this.wLoad[w] = load;
+    if (load < this.conc) this.link(w, load);
+  }
+
+  /** Appends worker index w to load level l. */
+  private link(w: number, l: number): void {
+    const tail = this.lTail[l]!;
+    this.wPrev[w] = tail;
+    this.wNext[w] = -1;
+    if (tail >= 0) this.wNext[tail] = w;
+    else this.lHead[l] = w;
+    this.lTail[l] = w;
+  }
+
+  private unlink(w: number, l: number): void {
+    const p = this.wPrev[w]!;
+    const n = this.wNext[w]!;
+    if (p >= 0) this.wNext[p] = n;
+    else this.lHead[l] = n;
+    if (n >= 0) this.wPrev[n] = p;
+    else this.lTail[l] = p;
+  }
+
+  private qPush(id: RequestId, now: number): void {
+    const s = this.qFree;
+    this.qFree = this.qNext[s]!;
+    this.qId[s] = id;
+    this.qAt[s] = now;
+    this.qPrev[s] = this.qTail;
+    this.qNext[s] = -1;
+    if (this.qTail >= 0) this.qNext[this.qTail] = s;
+    else this.qHead = s;
+    this.qTail = s;
+    this.qLen++;
+    this.where.set(id, s);
+  }
+
+  /** Unlinks queue slot s and returns it to the pool (the caller updates `where`). */
+  private qRemove(s: number): void {
+    const p = this.qPrev[s]!;
+    const n = this.qNext[s]!;
+    if (p >= 0) this.qNext[p] = n;
+    else this.qHead = n;
+    if (n >= 0) this.qPrev[n] = p;
+    else this.qTail = p;
+    this.qNext[s] = this.qFree;
+    this.qFree = s;
+    this.qLen--;
+  }
+}
