@@ -3,17 +3,8 @@
 // one of ROUTES, whose `pattern` is what find-my-way registers (and what the
 // other classifiers must fold the URL to, for the same decision).
 
-/** A deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../lib/random.js';
+import { prng } from '../lib/random.js';
 
 type Rnd = () => number;
 const int = (r: Rnd, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));

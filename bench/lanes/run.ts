@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { SlowLane, type Decision, type LaneLimits } from '../../src/runtime/lanes/queue.js';
 import { NaiveLane } from './naive.js';
 import { cli, fmt, median, table } from '../lib/report.js';
+import { prng } from '../lib/random.js';
 
 const { progress, positive, fail } = cli('lanes');
 const { values: opt } = parseArgs({
@@ -62,17 +63,6 @@ const IMPLS: ReadonlyArray<{ name: string; make: Make }> = [
 
 // --- same decisions ---------------------------------------------------------
 
-/** A small deterministic PRNG (mulberry32), so that the check is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sameDecisions(ops: number): void {
   for (const concurrency of [1, 3]) {
