@@ -56,6 +56,13 @@ const settings = fc
         error_log: fc.oneof(fc.constant('-'), path),
         log_level: fc.constantFrom(...LOG_LEVELS),
         control_socket: path,
+        lanes: fc.boolean(),
+        slow_threshold: ms.filter((n) => n > 0),
+        slow_workers: fc.integer({ min: 1, max: 64 }),
+        slow_concurrency: fc.integer({ min: 1, max: 64 }),
+        slow_queue: fc.nat(),
+        queue_timeout: ms,
+        slow_routes: fc.array(fc.constantFrom('GET /reports/*', '/users/:id/export', 'POST /a/b', '* /x/*'), { maxLength: 3 }),
       },
       { requiredKeys: ['app'] },
     ),
@@ -70,7 +77,7 @@ const settings = fc
   });
 type Settings = Partial<Omit<Config, 'config'>> & { app: string };
 
-const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive']);
+const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive', 'slow_threshold', 'queue_timeout']);
 
 // ----------------------------------------------------- three ways to say it
 
@@ -83,6 +90,8 @@ function fileValue(name: string, v: unknown): unknown {
 function textValue(name: string, v: unknown): string {
   if (v === null) return '';
   if (DURATIONS.has(name)) return String((v as number) / 1000);
+  if (name === 'lanes') return v ? 'on' : 'off';
+  if (name === 'slow_routes') return (v as string[]).join(', ');
   return String(v);
 }
 
@@ -123,6 +132,13 @@ function expectedConfig(s: Settings, cpus: number): Config {
     log_level: 'info',
     companions: [],
     control_socket: DEFAULT_SOCKET,
+    lanes: true,
+    slow_threshold: 1000,
+    slow_workers: 1,
+    slow_concurrency: 1,
+    slow_queue: 64,
+    queue_timeout: 10_000,
+    slow_routes: [],
     ...s,
     workers,
     min_workers: s.min_workers ?? workers,
@@ -204,6 +220,13 @@ describe('properties', () => {
     companion_startretries: fc.constantFrom('0', '-1', '1.5', 'forever'),
     companion_backoff: fc.constantFrom('linear', '', 'exp'),
     companion_backoff_max: fc.constantFrom('-2', 'never'),
+    lanes: fc.constantFrom('maybe', '', '2', 'onn'),
+    slow_threshold: fc.constantFrom('0', '-1', 'x', '0.0001'),
+    slow_workers: fc.constantFrom('0', '-1', '1.5'),
+    slow_concurrency: fc.constantFrom('0', 'x'),
+    slow_queue: fc.constantFrom('-1', 'lots'),
+    queue_timeout: fc.constantFrom('-1', 'x'),
+    slow_routes: fc.constantFrom('reports', 'GET /a/*/b', 'GET /a?b=1', 'G3T /a'),
   };
   const wrongType = fc.oneof(fc.boolean(), fc.constant({ nested: true }), fc.array(fc.boolean(), { minLength: 1 }));
   const BAD_TYPED: Record<string, fc.Arbitrary<unknown>> = {
@@ -236,6 +259,13 @@ describe('properties', () => {
     companion_startretries: fc.oneof(wrongType, fc.constantFrom(0, 1.5, '3', -1)),
     companion_backoff: fc.oneof(wrongType, fc.constantFrom('linear', 2)),
     companion_backoff_max: fc.oneof(wrongType, fc.constantFrom(-60, '60')),
+    lanes: fc.oneof(fc.integer(), fc.constantFrom('on', null, [true])),
+    slow_threshold: fc.oneof(wrongType, fc.constantFrom(0, -1, '1')),
+    slow_workers: fc.oneof(wrongType, fc.constantFrom(0, 1.5)),
+    slow_concurrency: fc.oneof(wrongType, fc.constantFrom(0, '1')),
+    slow_queue: fc.oneof(wrongType, fc.constantFrom(-1, 0.5)),
+    queue_timeout: fc.oneof(wrongType, fc.constantFrom(-1, '10')),
+    slow_routes: fc.oneof(fc.boolean(), fc.integer(), fc.constantFrom('GET /x', [5], ['/a/*/b'], ['reports'])),
   };
 
   it('an invalid value from any source is refused, naming the setting where it came from', () => {

@@ -38,6 +38,13 @@ describe('defaults', () => {
       companions: [],
       // sha256('/srv'), the working directory, as there is no config file.
       control_socket: '/tmp/drover-a3d9ac4f.sock',
+      lanes: true,
+      slow_threshold: 1000,
+      slow_workers: 1,
+      slow_concurrency: 1,
+      slow_queue: 64,
+      queue_timeout: 10_000,
+      slow_routes: [],
     } satisfies Config);
   });
 
@@ -164,7 +171,7 @@ describe('messages name the setting, the source, the value and the fix', () => {
     expect(ps).toEqual([
       'graceful_timeout in drover.config.json: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got -1',
       'bind in drover.config.json: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none',
-      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL, DROVER_CONTROL_SOCKET, DROVER_COMPANIONS_FILE, DROVER_COMPANION_CWD, DROVER_COMPANION_STDOUT, DROVER_COMPANION_STDERR, DROVER_COMPANION_STOP_SIGNAL, DROVER_COMPANION_STOP_TIMEOUT, DROVER_COMPANION_RELOAD_TIMEOUT, DROVER_COMPANION_STARTSECS, DROVER_COMPANION_RESTART_DELAY, DROVER_COMPANION_STARTRETRIES, DROVER_COMPANION_BACKOFF, DROVER_COMPANION_BACKOFF_MAX',
+      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_LANES, DROVER_SLOW_THRESHOLD, DROVER_SLOW_WORKERS, DROVER_SLOW_CONCURRENCY, DROVER_SLOW_QUEUE, DROVER_QUEUE_TIMEOUT, DROVER_SLOW_ROUTES, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL, DROVER_CONTROL_SOCKET, DROVER_COMPANIONS_FILE, DROVER_COMPANION_CWD, DROVER_COMPANION_STDOUT, DROVER_COMPANION_STDERR, DROVER_COMPANION_STOP_SIGNAL, DROVER_COMPANION_STOP_TIMEOUT, DROVER_COMPANION_RELOAD_TIMEOUT, DROVER_COMPANION_STARTSECS, DROVER_COMPANION_RESTART_DELAY, DROVER_COMPANION_STARTRETRIES, DROVER_COMPANION_BACKOFF, DROVER_COMPANION_BACKOFF_MAX',
       'DROVER_KEEP_ALIVE: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "y"',
       'unknown option --wokers; did you mean --workers?',
       '--timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "x"',

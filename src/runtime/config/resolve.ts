@@ -119,6 +119,13 @@ export function resolveConfig(input: ResolveInput): Config {
     config: input.file === null ? null : input.file.path,
     companions: companions.companions as readonly CompanionConfig[],
     control_socket: (chosen.get('control_socket')?.value as string | undefined) ?? defaultControlSocket(input.cwd, input.file?.path ?? null, input.env),
+    lanes: v('lanes'),
+    slow_threshold: v('slow_threshold'),
+    slow_workers: v('slow_workers'),
+    slow_concurrency: v('slow_concurrency'),
+    slow_queue: v('slow_queue'),
+    queue_timeout: v('queue_timeout'),
+    slow_routes: v('slow_routes'),
   };
 }
 

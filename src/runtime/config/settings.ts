@@ -6,7 +6,9 @@ import type { Addr } from '../../os/types.js';
 import { COMPANION_DEFAULTS, FIELDS, readCompanionList, readSocketPath, type GlobalKey } from '../companions/config.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseBindList } from './bind.js';
 import { LOG_LEVELS, type ActionSpec, type LogLevel, type SettingName, type SettingSpec } from './types.js';
-import { duration, logTarget, nonEmpty, oneOf, optionalPath, wholeNumber } from './values.js';
+import { parseHint } from '../lanes/predictor.js';
+import { duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
+import type { Parsed } from './types.js';
 
 const spec = <T>(s: SettingSpec<T>): SettingSpec<T> => s;
 
@@ -70,6 +72,55 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: '0',
     default: 0,
     parse: wholeNumber(0),
+  }),
+  spec<boolean>({
+    name: 'lanes', group: 'Lanes', metavar: 'on|off', example: 'on',
+    help: 'classify every request by its route as fast or slow from the latency drover observed; slow ones run in their own pool (slow_workers) so they never stall fast ones',
+    defaultText: 'on',
+    default: true,
+    parse: onOff,
+  }),
+  spec<number>({
+    name: 'slow_threshold', group: 'Lanes', metavar: 'SECONDS', example: '0.1',
+    help: 'one request of a route slower than this marks the route slow; it turns fast again as its average falls below',
+    defaultText: '1',
+    default: 1000,
+    parse: positiveDuration,
+  }),
+  spec<number>({
+    name: 'slow_workers', group: 'Lanes', metavar: 'INT', example: '2',
+    help: 'worker processes of the slow lane',
+    defaultText: '1',
+    default: 1,
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
+    name: 'slow_concurrency', group: 'Lanes', metavar: 'INT', example: '1',
+    help: 'requests one slow worker runs at once (slow routes are usually CPU-bound: 1)',
+    defaultText: '1',
+    default: 1,
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
+    name: 'slow_queue', group: 'Lanes', metavar: 'INT', example: '64',
+    help: 'slow requests that may wait for a slow worker; one more is answered 503 with Retry-After',
+    defaultText: '64',
+    default: 64,
+    parse: wholeNumber(0),
+  }),
+  spec<number>({
+    name: 'queue_timeout', group: 'Lanes', metavar: 'SECONDS', example: '10',
+    help: 'a slow request that waited this long for a slow worker is answered 503; 0 = wait as long as it takes',
+    defaultText: '10',
+    default: 10_000,
+    parse: duration,
+  }),
+  spec<readonly string[]>({
+    name: 'slow_routes', group: 'Lanes', metavar: 'LIST', example: "'GET /reports/*'",
+    help: 'routes slow before any traffic, [METHOD ]PATH each: ids fold (/users/:id/export), a last /* covers a subtree; text: comma-separated',
+    defaultText: 'none',
+    default: [],
+    parse: slowRoutes,
   }),
   spec<number>({
     name: 'timeout', short: 't', group: 'Timeouts', metavar: 'SECONDS', example: '30',
@@ -148,6 +199,31 @@ export const SETTINGS: readonly SettingSpec[] = [
     }),
   ),
 ];
+
+/** slow_routes: a list of patterns in a file; comma-separated as text. Each is checked as the predictor reads it. */
+function slowRoutes(raw: unknown, text: boolean): Parsed<readonly string[]> {
+  let list: unknown[];
+  if (text) {
+    if (typeof raw !== 'string') return expected('comma-separated route patterns', raw, text);
+    list = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  } else {
+    if (!Array.isArray(raw)) return expected("a list of route patterns, e.g. ['GET /reports/*']", raw, text, true);
+    list = raw;
+  }
+  const problems: string[] = [];
+  for (const p of list) {
+    if (typeof p !== 'string') {
+      problems.push(`expected each route pattern to be a string like 'GET /reports/*', got ${JSON.stringify(p)}`);
+      continue;
+    }
+    try {
+      parseHint(p);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  return problems.length > 0 ? bad(...problems) : ok(list as string[]);
+}
 
 export const ACTIONS: readonly ActionSpec[] = [
   { name: 'help', short: 'h', help: 'print this help and exit' },

@@ -37,6 +37,20 @@ export interface Config {
   companions: readonly CompanionConfig[];
   /** The manager's control socket: as configured, else defaultControlSocket(cwd, config, env). */
   control_socket: string;
+  /** Lanes on: requests predicted slow run in the slow-lane pool. */
+  lanes: boolean;
+  /** ms: one request of a route slower than this marks the route slow. */
+  slow_threshold: number;
+  /** Slow-lane worker processes (only while lanes is on). */
+  slow_workers: number;
+  /** Requests one slow worker runs at once. */
+  slow_concurrency: number;
+  /** Requests that may wait for a slow worker; more are answered 503. */
+  slow_queue: number;
+  /** ms a request may wait for a slow worker before a 503; 0 = no limit. */
+  queue_timeout: number;
+  /** Routes slow before any traffic: `[METHOD ]PATH` patterns (lanes/predictor.ts). */
+  slow_routes: readonly string[];
 }
 
 /**
@@ -72,7 +86,7 @@ export interface Scan {
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: readonly string[] };
 
-export type Group = 'Server' | 'Workers' | 'Timeouts' | 'Logging' | 'Companions' | 'Actions';
+export type Group = 'Server' | 'Workers' | 'Lanes' | 'Timeouts' | 'Logging' | 'Companions' | 'Actions';
 
 export interface SettingSpec<T = unknown> {
   /** The one name: snake_case in files, --kebab-case on the CLI, DROVER_UPPER_SNAKE in the environment. */

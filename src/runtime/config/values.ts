@@ -115,3 +115,21 @@ export function logTarget(raw: unknown, text: boolean): Parsed<string> {
   const p = pathProblem(raw);
   return p === null ? ok(raw) : bad(p);
 }
+
+/** A switch: true/false in a file; on/off, true/false, yes/no, 1/0 as text. */
+export function onOff(raw: unknown, text: boolean): Parsed<boolean> {
+  const what = text ? 'on or off (also true/false, yes/no, 1/0)' : 'true or false';
+  if (!text) return typeof raw === 'boolean' ? ok(raw) : expected(what, raw, text, true);
+  if (typeof raw !== 'string') return expected(what, raw, text);
+  const v = raw.toLowerCase();
+  if (v === 'on' || v === 'true' || v === 'yes' || v === '1') return ok(true);
+  if (v === 'off' || v === 'false' || v === 'no' || v === '0') return ok(false);
+  return expected(what, raw, text);
+}
+
+/** A duration that must be more than 0 (a threshold, not a timeout that 0 switches off). */
+export function positiveDuration(raw: unknown, text: boolean): Parsed<number> {
+  const r = duration(raw, text);
+  if (r.ok && r.value === 0) return bad(`expected more than 0 seconds, got ${show(raw)}`);
+  return r;
+}
