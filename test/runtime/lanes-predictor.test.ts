@@ -79,6 +79,22 @@ describe('predictor rules', () => {
     expect(p.predict(k)).toBe(false);
   });
 
+  test('markFast: another worker saw the route fast again; hints stay slow, unknown routes take no slot', () => {
+    const p = new Predictor({ slowThresholdMs: 100, slowRoutes: ['GET /pinned'] });
+    const a = K('/a');
+    p.observe(a, 500);
+    expect(p.predict(a)).toBe(true);
+    p.markFast(a, 40);
+    expect(p.predict(a)).toBe(false);
+    expect(p.average(a)).toBe(40);
+    p.markFast(K('/pinned'), 1);
+    expect(p.predict(K('/pinned'))).toBe(true);
+    const size = p.size;
+    p.markFast(K('/unknown'), 1);
+    expect(p.size).toBe(size);
+    expect(p.classifyKey(K('/a'), 'GET', '/a')).toBe(false);
+  });
+
   test('markSlow: learning from another worker', () => {
     const p = new Predictor({ slowThresholdMs: 1000 });
     const a = K('/a');

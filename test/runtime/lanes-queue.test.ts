@@ -226,6 +226,22 @@ describe('SlowLane: cancel, complete, workers leaving', () => {
     expect(l.enqueue(6, 15)).toEqual([assign(6, 1)]);
   });
 
+  it('retireWorker: no new request for it, its running ones complete, then it can leave with nothing failed', () => {
+    const l = lane({ concurrency: 2 }, [1, 2]);
+    for (const id of [1, 2, 3]) l.enqueue(id, 0); // 1->1, 2->2, 3->1
+    expect(l.retireWorker(1)).toBe(2);
+    expect(l.stats()).toMatchObject({ workers: 1, free: 1, running: 3 });
+    expect(l.enqueue(4, 1)).toEqual([assign(4, 2)]);
+    expect(l.enqueue(5, 1)).toEqual([]); // queued: worker 1 has no slot for it any more
+    expect(l.complete(1, 2)).toEqual([]);
+    expect(l.load(1)).toBe(1);
+    expect(l.complete(2, 3)).toEqual([assign(5, 2)]);
+    expect(l.complete(3, 4)).toEqual([]);
+    expect(l.load(1)).toBe(0);
+    expect(l.removeWorker(1, 5).failed).toEqual([]);
+    expect(l.stats()).toMatchObject({ workers: 1, running: 2, failed: 0 });
+  });
+
   it('time that runs backwards is taken as the latest time seen', () => {
     const l = lane({ queueTimeout: 100 }, [1]);
     l.enqueue(1, 0);
@@ -276,6 +292,7 @@ type Op =
   | { op: 'complete'; pick: number; dt: number }
   | { op: 'add'; reuse: boolean; pick: number; dt: number }
   | { op: 'remove'; pick: number; dt: number }
+  | { op: 'retire'; pick: number }
   | { op: 'tick'; dt: number }
   | { op: 'close'; dt: number };
 
@@ -286,6 +303,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('complete' as const), pick: fc.nat(), dt }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('add' as const), reuse: fc.boolean(), pick: fc.nat(), dt }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), pick: fc.nat(), dt }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('retire' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), dt }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), dt: fc.constant(0) }) },
 );
@@ -302,7 +320,7 @@ class Model {
   readonly queue: Array<{ id: number; at: number }> = [];
   readonly running = new Map<number, WorkerId>();
   /** Live workers: load and the step at which they reached it (the tie-break order). */
-  readonly workers = new Map<WorkerId, { load: number; since: number }>();
+  readonly workers = new Map<WorkerId, { load: number; since: number; retired?: boolean }>();
   readonly removed: WorkerId[] = [];
   readonly outcome = new Map<number, Outcome>();
   readonly enqueued: number[] = [];
@@ -321,7 +339,7 @@ class Model {
   }
 
   freeWorkers(): Array<[WorkerId, { load: number; since: number }]> {
-    return [...this.workers].filter(([, s]) => s.load < this.limits.concurrency);
+    return [...this.workers].filter(([, s]) => s.load < this.limits.concurrency && !s.retired);
   }
 
   /**
@@ -345,6 +363,7 @@ class Model {
       const w = this.workers.get(d.worker);
       if (!w) throw new Error(`request ${d.id} assigned to worker ${d.worker}, which is not in the lane`);
       if (w.load >= limits.concurrency) throw new Error(`request ${d.id} assigned to worker ${d.worker} already running ${w.load}`);
+      if (w.retired) throw new Error(`request ${d.id} assigned to retired worker ${d.worker}`);
       const free = this.freeWorkers();
       const min = Math.min(...free.map(([, s]) => s.load));
       if (w.load !== min) throw new Error(`request ${d.id} to worker ${d.worker} at load ${w.load}, not the least loaded (${min})`);
@@ -397,11 +416,12 @@ function checkState(l: SlowLane, m: Model): void {
   const { limits } = m;
   const s = l.stats();
   const running = [...m.workers.values()].reduce((n, w) => n + w.load, 0);
+  const taking = [...m.workers.values()].filter((w) => !w.retired);
   expect(s).toEqual({
     queued: m.queue.length,
     running,
-    workers: m.workers.size,
-    free: m.workers.size * limits.concurrency - running,
+    workers: taking.length,
+    free: taking.reduce((n, w) => n + limits.concurrency - w.load, 0),
     shed: { full: m.counts.full, timeout: m.counts.timeout, noWorkers: m.counts.noWorkers },
     enqueued: m.enqueued.length,
     assigned: m.counts.assigned,
@@ -498,6 +518,14 @@ function step(l: SlowLane, m: Model, o: Op): void {
       ds = r.decisions;
       break;
     }
+    case 'retire': {
+      const live = [...m.workers.keys()];
+      const w = live.length === 0 ? 1e9 : pickOf(live, o.pick)!;
+      const st = m.workers.get(w);
+      expect(l.retireWorker(w)).toBe(st?.load ?? 0);
+      if (st) st.retired = true;
+      break;
+    }
     case 'tick':
       ds = l.tick(now);
       break;
@@ -524,7 +552,7 @@ describe('SlowLane: model-based property', () => {
         for (const o of ops) step(l, m, o);
         // Drain: complete everything, then let every queued request meet its end.
         if (m.closed) step(l, m, { op: 'add', reuse: false, pick: 0, dt: 0 });
-        if (m.workers.size === 0) step(l, m, { op: 'add', reuse: false, pick: 0, dt: 0 });
+        if ([...m.workers.values()].every((w) => w.retired)) step(l, m, { op: 'add', reuse: false, pick: 0, dt: 0 });
         for (let i = 0; i < 1000 && (m.running.size > 0 || m.queue.length > 0); i++) step(l, m, { op: 'complete', pick: 0, dt: 1 });
         expect(m.queue.length + m.running.size).toBe(0);
         expect(m.outcome.size).toBe(m.enqueued.length);
@@ -536,7 +564,7 @@ describe('SlowLane: model-based property', () => {
   it('sheds only when full, timed out or closed: a lane with room never sheds', () => {
     // Enough slots and queue for every request ever made, no timeout, no close: no 503 at all.
     fc.assert(
-      fc.property(fc.array(opArb.filter((o) => o.op !== 'close' && o.op !== 'remove'), { maxLength: 100 }), (ops) => {
+      fc.property(fc.array(opArb.filter((o) => o.op !== 'close' && o.op !== 'remove' && o.op !== 'retire'), { maxLength: 100 }), (ops) => {
         const limits = { queue: 200, concurrency: 2, queueTimeout: Infinity };
         const l = new SlowLane(limits);
         const m = new Model(limits);

@@ -179,7 +179,12 @@ export class Predictor {
    * (`req.method`, `req.url`), prefix hints included. Allocates nothing.
    */
   classify(method: string, url: string): boolean {
-    if (this.predict(routeKey(method, url))) return true;
+    return this.classifyKey(routeKey(method, url), method, url);
+  }
+
+  /** classify() for a key the caller already has (it also needs it to observe()). */
+  classifyKey(key: number, method: string, url: string): boolean {
+    if (this.predict(key)) return true;
     return this.prefixCount !== 0 && routeUnder(method, url, this.prefixes, this.prefixCount);
   }
 
@@ -214,6 +219,20 @@ export class Predictor {
     this.flags[j] = f | USED | SLOW;
     this.touched[j] = this.clock;
     this.clock = (this.clock + 1) >>> 0;
+  }
+
+  /**
+   * Another worker saw the route's average fall below the threshold: fast
+   * again here too, with that average (a pinned hint stays slow). Unknown
+   * routes are fast already and take no slot.
+   */
+  markFast(key: number, avgMs: number): void {
+    const j = this.find(key);
+    if (j < 0 || !(avgMs >= 0 && avgMs < Infinity)) return;
+    const f = this.flags[j]!;
+    if ((f & PINNED) !== 0) return;
+    this.avg[j] = avgMs;
+    this.flags[j] = f & ~SLOW;
   }
 
   /** The learned slow routes (hints are not included: they come from the settings). Plain data. */

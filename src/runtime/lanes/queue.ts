@@ -49,6 +49,9 @@
 // - complete(id) of an id that is not running (unknown, already failed by
 //   removeWorker, still queued) changes nothing: a worker's death and the
 //   fast worker's completion report can cross.
+// - retireWorker(w): no new request for it (max_requests, its generation
+//   replaced); its running ones go on to complete(), and the caller stops
+//   it once load(w) is 0, then calls removeWorker (nothing fails then).
 // - removeWorker(w): its running requests fail (returned; the fast workers
 //   answer 502 or reset), its slots vanish; queued requests stay queued.
 // - Every enqueued id gets exactly one terminal outcome: assigned and then
@@ -162,6 +165,9 @@ export class SlowLane {
   private readonly lHead: Int32Array;
   private readonly lTail: Int32Array;
   private nWorkers = 0;
+  /** Retired workers (retireWorker): they finish what they run and take nothing new. */
+  private readonly wRetired: boolean[] = [];
+  private nRetired = 0;
   private nRunning = 0;
 
   private t = -Infinity;
@@ -284,6 +290,7 @@ export class SlowLane {
     this.wIndex.set(worker, w);
     this.wId[w] = worker;
     this.wLoad[w] = 0;
+    this.wRetired[w] = false;
     this.wNext[w] = -1;
     this.wPrev[w] = -1;
     for (let k = w * this.conc, end = k + this.conc; k < end; k++) {
@@ -315,7 +322,9 @@ export class SlowLane {
         failed.push(id);
         this.where.delete(id);
       }
-      if (load < this.conc) this.unlink(w, load);
+      if (load < this.conc && !this.wRetired[w]) this.unlink(w, load);
+      if (this.wRetired[w]) this.nRetired--;
+      this.wRetired[w] = false;
       this.wLoad[w] = -1;
       this.wIndex.delete(worker);
       this.wFreeIdx.push(w);
@@ -324,6 +333,29 @@ export class SlowLane {
       this.nFailed += load;
     }
     return { failed, decisions: this.expire(now, null) ?? NONE };
+  }
+
+  /**
+   * A slow worker is to stop (recycled, or its generation replaced): it
+   * takes no new request and keeps its running ones until they complete (or
+   * fail through removeWorker). Answers how many it still runs; the caller
+   * stops it once that is 0 (idle(worker)) and then calls removeWorker.
+   */
+  retireWorker(worker: WorkerId): number {
+    const w = this.wIndex.get(worker);
+    if (w === undefined) return 0;
+    if (!this.wRetired[w]) {
+      if (this.wLoad[w]! < this.conc) this.unlink(w, this.wLoad[w]!);
+      this.wRetired[w] = true;
+      this.nRetired++;
+    }
+    return this.wLoad[w]!;
+  }
+
+  /** Requests running on `worker` now (0 for an unknown one). */
+  load(worker: WorkerId): number {
+    const w = this.wIndex.get(worker);
+    return w === undefined ? 0 : this.wLoad[w]!;
   }
 
   /** Rejects the queued requests that have waited queueTimeout or more by `now`. */
@@ -385,8 +417,8 @@ export class SlowLane {
     return {
       queued: this.qLen,
       running: this.nRunning,
-      workers: this.nWorkers,
-      free: this.nWorkers * this.conc - this.nRunning,
+      workers: this.nWorkers - this.nRetired,
+      free: this.freeSlots(),
       shed: { full: this.shedFull, timeout: this.shedTimeout, noWorkers: this.shedNoWorkers },
       enqueued: this.nEnqueued,
       assigned: this.nAssigned,
@@ -408,7 +440,8 @@ export class SlowLane {
 
   /** Expected wait of a request joining now, as Retry-After seconds. */
   private retryAfter(): number {
-    const slots = (this.nWorkers > 0 ? this.nWorkers : 1) * this.conc;
+    const active = this.nWorkers - this.nRetired;
+    const slots = (active > 0 ? active : 1) * this.conc;
     return retryAfterSeconds(((this.qLen + 1) * (this.service ?? this.prior)) / slots);
   }
 
@@ -439,6 +472,13 @@ export class SlowLane {
     return out;
   }
 
+  /** Free slots of the workers that take requests. Rare (stats), so a scan. */
+  private freeSlots(): number {
+    let n = 0;
+    for (const w of this.wIndex.values()) if (!this.wRetired[w]) n += this.conc - this.wLoad[w]!;
+    return n;
+  }
+
   /** The worker to get the next request: head of the lowest non-empty load level, or -1. */
   private pick(): number {
     for (let l = 0; l < this.conc; l++) if (this.lHead[l]! >= 0) return this.lHead[l]!;
@@ -459,9 +499,10 @@ export class SlowLane {
 
   private setLoad(w: number, load: number): void {
     const old = this.wLoad[w]!;
-    if (old < this.conc) this.unlink(w, old);
+    const retired = this.wRetired[w];
+    if (old < this.conc && !retired) this.unlink(w, old);
     this.wLoad[w] = load;
-    if (load < this.conc) this.link(w, load);
+    if (load < this.conc && !retired) this.link(w, load);
   }
 
   /** Appends worker index w to load level l. */
