@@ -8,6 +8,8 @@ import { companionModule } from './companions/module.js';
 
 export const runtimePrograms = programs(import.meta.url, {
   worker,
+  // The same code in its slow-lane role (WorkerSpec.role): its own name, so that ps and tests tell the two apart.
+  'slow-worker': worker,
   'companion-manager': manager,
   'companion-module': companionModule,
   // Started directly by the CLI on the real OS; spawned by tests in the simulator (a 2-CPU machine).

@@ -1,10 +1,29 @@
 // What the arbiter and its workers say to each other over the channel.
+import type { SlowRoute } from './lanes/predictor.js';
 import type { Level } from './log.js';
+
+/**
+ * A fast worker's lane settings: it classifies every request and hands the
+ * slow ones to the arbiter's slow lane.
+ */
+export interface LaneSpec {
+  readonly slowThreshold: number; // ms
+  readonly slowRoutes: readonly string[]; // static hints
+  readonly learned: readonly SlowRoute[]; // what earlier workers learned: survives HUP and recycling
+}
 
 /** Everything a worker needs, fixed at spawn: a HUP starts new workers with a new spec. */
 export interface WorkerSpec {
   readonly app: string; // absolute path of the app module
   readonly generation: number;
+  /**
+   * fast: accepts the public connections (and, with `lanes`, classifies);
+   * slow: a slow-lane worker, serving only fast workers on its own Unix
+   * socket `laneSocket`, one request per connection.
+   */
+  readonly role: 'fast' | 'slow';
+  readonly lanes: LaneSpec | null; // fast workers with lanes on
+  readonly laneSocket: string | null; // slow workers
   readonly keepAlive: number; // ms
   readonly gracefulTimeout: number; // ms
   readonly heartbeat: number; // ms between heartbeats
@@ -18,10 +37,31 @@ export interface WorkerSpec {
 export const EXIT_APP_LOAD = 4;
 export const EXIT_BOOT = 3;
 
+/** A route's learned state, as a fast worker reports it and the arbiter passes it on. */
+export interface RouteNews {
+  readonly key: number;
+  readonly route: string; // routeKeyString, for stats and logs
+  readonly avgMs: number;
+  readonly slow: boolean;
+}
+
 export type ToArbiter =
   | { t: 'booted' }
-  | { t: 'hb'; inflight: number; served: number; busy: number } // busy: os.loopBusy()
+  | { t: 'hb'; inflight: number; served: number; busy: number; slow: number } // busy: os.loopBusy(); slow: requests handed to the slow lane
   | { t: 'boot-error'; code: number; message: string }
-  | { t: 'retiring'; served: number };
+  | { t: 'retiring'; served: number }
+  // fast worker -> slow lane: a slot for request `seq` (numbered per worker), it is cancelled (client gone), it is done with its slot
+  | { t: 'lane-want'; seq: number }
+  | { t: 'lane-cancel'; seq: number }
+  | { t: 'lane-done'; seq: number }
+  | ({ t: 'route' } & RouteNews);
 
-export type ToWorker = { t: 'drain' };
+export type ToWorker =
+  | { t: 'drain' }
+  // slow lane -> fast worker: stream request `seq` to the slow worker at `path`, or answer 503
+  | { t: 'lane-go'; seq: number; path: string }
+  | { t: 'lane-no'; seq: number; retryAfter: number; reason: string }
+  | ({ t: 'route' } & RouteNews);
+
+/** The header a fast worker sends the client's address in (`ADDR PORT`); a slow worker takes it off before the app sees the request. */
+export const CLIENT_HEADER = 'x-drover-client';

@@ -60,7 +60,7 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
         return m!;
       },
       async booted(n, from = 0, timeout = 30_000) {
-        const count = () => (log().slice(from).match(/worker \d+ booted/g) ?? []).length;
+        const count = () => (log().slice(from).match(/(?<!lane )worker \d+ booted/g) ?? []).length;
         if (!(await until(os, () => count() >= n, timeout))) throw new Error(`${count()} of ${n} workers booted within ${timeout} ms:\n${log()}`);
       },
       signal: (sig) => os.kill(a.pid, sig),

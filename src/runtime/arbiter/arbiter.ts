@@ -11,12 +11,18 @@
 //   TTIN/TTOU  one worker more / fewer, within [min_workers, max_workers]
 //   USR1       reopen log files here and in every worker
 //   CHLD       reap; the loop respawns what should be running
-import { isAbsolute, resolve } from 'node:path';
-import { formatAddr, isUnix, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+//
+// With lanes on, each generation also has slow-lane workers (lanes.ts): they
+// boot with it, a reload waits for them too, and they are drained once the
+// generation's last fast worker is gone, since only its fast workers use them.
+import { isAbsolute, join, resolve } from 'node:path';
+import { formatAddr, isUnix, UNIX_PATH_MAX, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
-import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type WorkerSpec } from '../protocol.js';
+import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+
+import { Lanes } from './lanes.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { removePidfile, writePidfile } from './pidfile.js';
 import { type Worker, Workers } from './workers.js';
@@ -77,6 +83,8 @@ class Arbiter {
   private managerAt = 0; // no manager (re)start before this
   private managerFailures = 0;
   private inherited = false; // listeners came from systemd, not from bind
+  private readonly lanes: Lanes;
+  private laneDir: string | null = null; // slow workers' sockets, made when first needed
 
   constructor(
     private readonly os: Os,
@@ -86,6 +94,17 @@ class Arbiter {
   ) {
     this.log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
     this.target = config.workers;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const arb = this;
+    this.lanes = new Lanes({
+      os,
+      get log() {
+        return arb.log;
+      },
+      send: (pid, m) => this.workers.get(pid)?.channel?.send(m),
+      idle: (pid) => this.workers.get(pid)?.channel?.send({ t: 'drain' } satisfies ToWorker),
+      fastWorkers: () => this.workers.ofRole('fast'),
+    });
   }
 
   async run(): Promise<number> {
@@ -121,6 +140,7 @@ class Arbiter {
       }
     }
     for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
+    this.lanes.open(this.generation, this.config);
 
     let graceful: boolean | null = null;
     while (graceful === null && this.halt === null) {
@@ -207,8 +227,11 @@ class Arbiter {
     // gunicorn resets the count to the configured one on HUP and forgets
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
-    log.info(`Reloading: starting ${target} worker(s) of generation ${generation}`);
+    const slow = next.lanes ? next.slow_workers : 0;
+    log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
+    this.lanes.open(generation, next);
     for (let i = 0; i < target; i++) this.spawn(next, generation, listeners);
+    for (let i = 0; i < slow; i++) this.spawnSlow(next, generation);
   }
 
   /** Commits a reload once every new worker serves; aborts one that cannot. */
@@ -224,7 +247,7 @@ class Arbiter {
     const old = this.config;
     this.config = r.config;
     this.generation = r.generation;
-    this.target = fresh.length;
+    this.target = fresh.filter((w) => w.role === 'fast').length;
     for (const [name, l] of this.listeners) {
       if (r.listeners.has(name)) continue;
       l.close(); // the old workers keep their own hold until they have drained
@@ -236,8 +259,10 @@ class Arbiter {
       this.log.sink.close();
       this.log = new Logger(this.os, new LogSink(this.os, r.config.error_log), r.config.log_level);
     }
-    for (const w of this.workers.all()) if (w.generation < r.generation) this.drain(w);
+    // Old slow workers stay for the old fast workers until those are gone (see ended()).
+    for (const w of this.workers.ofRole('fast')) if (w.generation < r.generation) this.drain(w);
     this.reload = null;
+    for (let g = 1; g < r.generation; g++) this.ended(g);
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
     // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
     if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
@@ -264,6 +289,7 @@ class Arbiter {
         this.signal(w, 'SIGKILL');
       }
     }
+    this.lanes.close(r.generation);
     this.closeListeners(r.opened);
     this.log.error(`reload failed, the running config stays in force: ${why}`);
     this.queuedReload();
@@ -273,17 +299,10 @@ class Arbiter {
 
   private spawn(config: Config, generation: number, listeners: Map<string, Listener>): Worker {
     const { os } = this;
-    const jitter = config.max_requests_jitter > 0 ? Math.floor(os.random() * (config.max_requests_jitter + 1)) : 0;
     const spec: WorkerSpec = {
-      app: isAbsolute(config.app) ? config.app : resolve(os.cwd(), config.app),
-      generation,
-      keepAlive: config.keep_alive,
-      gracefulTimeout: config.graceful_timeout,
-      heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
-      maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
-      accessLog: config.access_log,
-      errorLog: config.error_log,
-      logLevel: config.log_level,
+      ...this.spec(config, generation),
+      role: 'fast',
+      lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned() } : null,
     };
     const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()] });
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
@@ -292,19 +311,63 @@ class Arbiter {
     return w;
   }
 
+  /** A slow-lane worker: no public socket, its own Unix socket; the access log is the fast worker's. */
+  private spawnSlow(config: Config, generation: number): Worker {
+    const { os } = this;
+    const socket = this.lanes.socketPath(this.slowDir());
+    const spec: WorkerSpec = { ...this.spec(config, generation), role: 'slow', laneSocket: socket, accessLog: null };
+    const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)] });
+    const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
+    child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
+    this.log.info(`Booting slow-lane worker with pid: ${child.pid}`);
+    return w;
+  }
+
+  /** The private directory of the slow workers' sockets (0700), under $XDG_RUNTIME_DIR or /tmp. */
+  private slowDir(): string {
+    if (this.laneDir !== null) return this.laneDir;
+    const name = `drover-${this.os.pid}.lanes`;
+    const base = this.os.env.XDG_RUNTIME_DIR;
+    let dir = base ? join(base, name) : join('/tmp', name);
+    // Room for /slow-NNNNNN.sock within the OS limit on a socket path.
+    if (new TextEncoder().encode(dir).length + 20 > UNIX_PATH_MAX) dir = join('/tmp', name);
+    if (!this.os.fs.exists(dir)) this.os.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    return (this.laneDir = dir);
+  }
+
+  private spec(config: Config, generation: number): Omit<WorkerSpec, 'role' | 'lanes' | 'laneSocket'> & { lanes: null; laneSocket: null } {
+    const { os } = this;
+    const jitter = config.max_requests_jitter > 0 ? Math.floor(os.random() * (config.max_requests_jitter + 1)) : 0;
+    return {
+      app: isAbsolute(config.app) ? config.app : resolve(os.cwd(), config.app),
+      generation,
+      lanes: null,
+      laneSocket: null,
+      keepAlive: config.keep_alive,
+      gracefulTimeout: config.graceful_timeout,
+      heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
+      maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
+      accessLog: config.access_log,
+      errorLog: config.error_log,
+      logLevel: config.log_level,
+    };
+  }
+
   private message(w: Worker, m: ToArbiter): void {
     const now = this.os.now();
     w.lastBeat = now;
     switch (m.t) {
       case 'booted':
-        this.workers.move(w, 'serving', now);
+        if (!this.workers.move(w, 'serving', now)) return;
         this.booted = true;
         this.bootFailures = 0;
+        if (w.role === 'slow') this.lanes.slowReady(w, w.socket!);
         if (this.reload) this.poke();
         return;
       case 'hb':
         w.inflight = m.inflight;
         w.served = m.served;
+        w.slowServed = m.slow ?? 0;
         if (w.busy && now > w.busy.at) w.load = Math.min(1, Math.max(0, (m.busy - w.busy.ms) / (now - w.busy.at)));
         w.busy = { at: now, ms: m.busy };
         return;
@@ -313,14 +376,32 @@ class Arbiter {
         return;
       case 'retiring':
         w.served = m.served;
-        if (this.workers.move(w, 'draining', now)) this.poke(); // its replacement starts now
+        if (w.role === 'slow') {
+          // It does not stop by itself: first no more requests, then a drain once idle.
+          if (w.state === 'serving') this.drain(w);
+          this.poke();
+        } else if (this.workers.move(w, 'draining', now)) this.poke(); // its replacement starts now
         return;
+      case 'lane-want':
+        return this.lanes.want(w, m.seq);
+      case 'lane-cancel':
+        return this.lanes.cancel(w, m.seq);
+      case 'lane-done':
+        return this.lanes.done(w, m.seq);
+      case 'route':
+        return this.lanes.route(w, m);
     }
   }
 
-  /** Gentle stop of one worker: it finishes what it has, closes nothing under a client. */
+  /**
+   * Gentle stop of one worker: it finishes what it has, closes nothing under
+   * a client. A slow worker first stops getting requests; the drain message
+   * goes once it runs none (lanes.ts calls idle).
+   */
   private drain(w: Worker): void {
-    if (this.workers.move(w, 'draining', this.os.now())) w.channel?.send({ t: 'drain' });
+    if (!this.workers.move(w, 'draining', this.os.now())) return;
+    if (w.role === 'slow') this.lanes.retire(w);
+    else w.channel?.send({ t: 'drain' } satisfies ToWorker);
   }
 
   private signal(w: Worker, sig: Signal): void {
@@ -346,7 +427,36 @@ class Arbiter {
       if (e === null) return;
       if (e.pid === this.manager?.pid) this.managerExited(e);
       const w = this.workers.remove(e.pid);
-      if (w) this.exited(w, e);
+      if (w) {
+        if (w.role === 'fast') this.lanes.fastGone(w);
+        else {
+          this.lanes.slowGone(w);
+          this.removeSocket(w.socket!);
+        }
+        this.exited(w, e);
+        this.ended(w.generation);
+      }
+    }
+  }
+
+  /**
+   * An older generation whose last fast worker is gone: its slow workers have
+   * nobody left to serve. Once no worker of it is left, its lane is dropped.
+   */
+  private ended(generation: number): void {
+    if (generation === this.generation || generation === this.reload?.generation) return;
+    const mine = this.workers.of(generation);
+    if (mine.some((w) => w.role === 'fast')) return;
+    this.lanes.close(generation);
+    for (const w of mine) this.drain(w);
+    if (mine.length === 0) this.lanes.forget(generation);
+  }
+
+  private removeSocket(path: string): void {
+    try {
+      if (this.os.fs.exists(path)) this.os.fs.unlink(path);
+    } catch {
+      // gone already
     }
   }
 
@@ -398,7 +508,7 @@ class Arbiter {
     else log.error(`Worker ${w.pid} ${how}`);
     if (w.state !== 'booting') return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
-    const reason = w.bootError ?? `worker ${w.pid} ${how} before it booted`;
+    const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
     if (this.reload && w.generation === this.reload.generation) {
       this.abortReload(reason);
     } else if (!this.booted && bootCode !== null) {
@@ -449,10 +559,14 @@ class Arbiter {
     this.superviseManager();
     if (this.reload) return;
     const active = this.workers.active(this.generation);
-    if (active.length < this.target) {
+    const slowTarget = this.lanes.has(this.generation) ? this.config.slow_workers : 0;
+    const slow = this.workers.active(this.generation, 'slow');
+    if (active.length < this.target || slow.length < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
       for (let i = active.length; i < this.target; i++) this.spawn(this.config, this.generation, this.listeners);
-    } else if (active.length > this.target) {
+      for (let i = slow.length; i < slowTarget; i++) this.spawnSlow(this.config, this.generation);
+    }
+    if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);
       for (const w of surplus) this.drain(w);
     }
@@ -470,7 +584,10 @@ class Arbiter {
     // Our hold goes first: workers keep theirs until they close, and a Unix
     // path disappears so that new clients fail fast instead of waiting.
     this.closeListeners(this.listeners);
-    for (const w of this.workers.all()) this.signal(w, graceful ? 'SIGTERM' : 'SIGQUIT');
+    // Slow workers serve the fast ones: on a graceful stop they go once no
+    // fast worker is left to hand them a request (or at the deadline).
+    for (const w of this.workers.all()) if (!graceful || w.role === 'fast') this.signal(w, graceful ? 'SIGTERM' : 'SIGQUIT');
+    let slowSignalled = !graceful;
     // The manager stops its companions (stop signal, deadline, KILL) and exits.
     this.managerAt = Infinity;
     const m = this.manager;
@@ -478,7 +595,11 @@ class Arbiter {
     const left = () => this.workers.size > 0 || this.manager !== null;
     const deadline = os.now() + this.config.graceful_timeout;
     while (left() && os.now() < deadline) {
-      await this.sleep(100);
+      if (!slowSignalled && this.workers.ofRole('fast').length === 0) {
+        slowSignalled = true;
+        for (const w of this.workers.ofRole('slow')) this.signal(w, 'SIGTERM');
+      }
+      await this.sleep(slowSignalled ? 100 : 20);
       this.reap();
     }
     for (const w of this.workers.all()) {
@@ -493,6 +614,14 @@ class Arbiter {
     while (left() && os.now() < killDeadline) {
       await this.sleep(20);
       this.reap();
+    }
+    this.lanes.stop();
+    if (this.laneDir !== null) {
+      try {
+        os.fs.rmdir(this.laneDir, { recursive: true });
+      } catch {
+        // a socket file of a worker that could not be killed; nothing else to do
+      }
     }
     if (this.config.pid) removePidfile(os, this.config.pid);
     log.info('Shutdown complete');

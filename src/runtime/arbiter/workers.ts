@@ -16,6 +16,10 @@ const ALLOWED: Record<WorkerState, readonly WorkerState[]> = {
 
 export interface Worker {
   readonly pid: number;
+  /** fast: serves the public sockets; slow: a slow-lane worker (WorkerSpec.role). */
+  readonly role: 'fast' | 'slow';
+  /** A slow worker's socket. */
+  readonly socket: string | null;
   readonly channel: Channel | null;
   readonly generation: number;
   state: WorkerState;
@@ -24,6 +28,8 @@ export interface Worker {
   since: number; // when it entered its state
   inflight: number;
   served: number;
+  /** Of `served`, how many a fast worker handed to the slow lane. */
+  slowServed: number;
   bootError: string | null;
   /** Event-loop utilization over the last heartbeat interval, 0..1; null until two reports. */
   load: number | null;
@@ -33,8 +39,11 @@ export interface Worker {
 export class Workers {
   private readonly byPid = new Map<number, Worker>();
 
-  add(pid: number, channel: Channel | null, generation: number, now: number): Worker {
-    const w: Worker = { pid, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now, inflight: 0, served: 0, bootError: null, load: null, busy: null };
+  add(pid: number, channel: Channel | null, generation: number, now: number, role: 'fast' | 'slow' = 'fast', socket: string | null = null): Worker {
+    const w: Worker = {
+      pid, role, socket, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now,
+      inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null,
+    };
     this.byPid.set(pid, w);
     return w;
   }
@@ -66,9 +75,14 @@ export class Workers {
     return [...this.byPid.values()];
   }
 
-  /** Workers that count toward the target: of this generation, not on their way out. */
-  active(generation: number): Worker[] {
-    return this.all().filter((w) => w.generation === generation && (w.state === 'booting' || w.state === 'serving'));
+  /** Workers of a role that count toward its target: of this generation, not on their way out. */
+  active(generation: number, role: 'fast' | 'slow' = 'fast'): Worker[] {
+    return this.all().filter((w) => w.role === role && w.generation === generation && (w.state === 'booting' || w.state === 'serving'));
+  }
+
+  /** Every worker of a role. */
+  ofRole(role: 'fast' | 'slow'): Worker[] {
+    return this.all().filter((w) => w.role === role);
   }
 
   of(generation: number): Worker[] {

@@ -3,6 +3,13 @@
 // it (real sockets, or simulated ones). It reports booted / heartbeat /
 // retiring to the arbiter and stops on the arbiter's word.
 //
+// Two roles (WorkerSpec.role). A fast worker takes the public connections;
+// with lanes on it classifies each request and hands predicted-slow ones to
+// the slow lane (fast-lane.ts). A slow worker serves only fast workers, on
+// its own Unix socket, one request a connection; it never stops by itself at
+// max_requests but says so and waits for the arbiter, which stops giving it
+// requests and drains it once it is idle.
+//
 //   TERM         graceful, firm: stop accepting, finish requests in flight,
 //                close idle keep-alive connections now
 //   drain (msg)  graceful, gentle: the same, but idle connections are left
@@ -12,12 +19,14 @@
 //   USR1         reopen log files
 //   arbiter gone quick (parent-death signal QUIT)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Os, Stream } from '../../os/types.js';
+import type { Listener, Os, Stream } from '../../os/types.js';
+import { routeKey } from '../lanes/route-key.js';
 import { accessLine, Logger, LogSink } from '../log.js';
 import { httpDate } from '../time-format.js';
-import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { CLIENT_HEADER, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
+import { FastLane } from './fast-lane.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as WorkerSpec;
@@ -25,11 +34,16 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
   const send = (m: ToArbiter) => os.channel?.send(m);
   const conns = new Connections();
+  const slowRole = spec.role === 'slow';
+  const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
+  // A slow worker's socket is its own: it listens before it loads the app, so
+  // that a path it cannot take fails the boot.
+  let listening: readonly Listener[] = os.listeners;
   let served = 0;
   let stopping = false;
 
   const quick = () => {
-    for (const l of os.listeners) l.close();
+    for (const l of listening) l.close();
     conns.destroyAll();
     os.exit(0);
   };
@@ -39,7 +53,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       return;
     }
     stopping = true;
-    for (const l of os.listeners) l.close();
+    for (const l of listening) l.close();
     os.timer(spec.gracefulTimeout, () => {
       log.warning(`graceful timeout: closing ${conns.size} connection(s) with ${conns.inflight} request(s) in flight`);
       quick();
@@ -60,8 +74,22 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     access?.reopen();
   });
   os.channel?.onMessage((m) => {
-    if ((m as ToWorker).t === 'drain') return stop(false);
+    const msg = m as ToWorker;
+    if (msg.t === 'drain') return stop(false);
+    lanes?.message(msg);
   });
+
+  if (slowRole) {
+    try {
+      listening = [await os.listen({ path: spec.laneSocket! }, { mode: 0o600 })];
+    } catch (e) {
+      const message = `slow-lane worker cannot listen at ${spec.laneSocket}: ${e instanceof Error ? e.message : String(e)}`;
+      log.error(message);
+      send({ t: 'boot-error', code: EXIT_BOOT, message });
+      await os.sleep(20);
+      os.exit(EXIT_BOOT);
+    }
+  }
 
   let app: RequestListener;
   try {
@@ -93,6 +121,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   let date = '';
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     served++;
+    if (slowRole) fromFastWorker(req);
     const wall = os.wallTime();
     if (Math.floor(wall / 1000) !== dateSecond) {
       dateSecond = Math.floor(wall / 1000);
@@ -103,16 +132,30 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     conns.request(req, res);
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res);
+    if (lanes) {
+      const key = routeKey(req.method!, req.url!);
+      if (!lanes.take(key, req, res)) {
+        const t0 = os.now();
+        res.once('finish', () => lanes.observe(key, req.method!, req.url!, os.now() - t0));
+        run(req, res);
+      }
+    } else {
+      run(req, res);
+    }
+    if (spec.maxRequests > 0 && served >= spec.maxRequests && !stopping) {
+      send({ t: 'retiring', served });
+      if (slowRole) return; // the arbiter drains it when no request is left on it
+      log.info(`worker ${os.pid} served ${served} requests (max_requests): retiring`);
+      void stop(false);
+    }
+  };
+
+  const run = (req: IncomingMessage, res: ServerResponse) => {
     try {
       const r = app(req, res) as Promise<unknown> | undefined;
       if (r && typeof r.then === 'function') r.then(undefined, (e) => fail(req, res, e));
     } catch (e) {
       fail(req, res, e);
-    }
-    if (spec.maxRequests > 0 && served >= spec.maxRequests && !stopping) {
-      log.info(`worker ${os.pid} served ${served} requests (max_requests): retiring`);
-      send({ t: 'retiring', served });
-      void stop(false);
     }
   };
 
@@ -122,7 +165,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   // time too; Node's own headersTimeout check only runs for servers that
   // called listen(), which ours never does.
   const firstRequestTimeout = spec.keepAlive > 0 ? spec.keepAlive : 5000;
-  for (const l of os.listeners) {
+  for (const l of listening) {
     l.accept((s: Stream) => {
       conns.add(s);
       server.emit('connection', s);
@@ -130,13 +173,37 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     });
   }
   send({ t: 'booted' });
-  log.info(`worker ${os.pid} booted (generation ${spec.generation})`);
+  log.info(`${slowRole ? 'slow-lane worker' : 'worker'} ${os.pid} booted (generation ${spec.generation})`);
 
   const beat = () => {
-    send({ t: 'hb', inflight: conns.inflight, served, busy: os.loopBusy() });
+    send({ t: 'hb', inflight: conns.inflight, served, busy: os.loopBusy(), slow: lanes?.handed ?? 0 });
     os.timer(spec.heartbeat, beat);
   };
   beat();
+}
+
+/**
+ * A slow worker's request came through a fast worker, which put the client's
+ * address in a header: the app sees the client as its peer, as it would on
+ * the fast worker, and never sees the header. Its connection carries this
+ * one request only, so the socket can stand for the client.
+ */
+function fromFastWorker(req: IncomingMessage): void {
+  const v = req.headers[CLIENT_HEADER];
+  if (typeof v !== 'string') return;
+  delete req.headers[CLIENT_HEADER];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === CLIENT_HEADER) {
+      raw.splice(i, 2);
+      i -= 2;
+    }
+  }
+  const sp = v.lastIndexOf(' ');
+  const address = v.slice(0, sp);
+  const port = Number(v.slice(sp + 1));
+  if (address !== '') Object.defineProperty(req.socket, 'remoteAddress', { value: address, configurable: true });
+  if (Number.isInteger(port) && port > 0) Object.defineProperty(req.socket, 'remotePort', { value: port, configurable: true });
 }
 
 /** Counts the body bytes an app writes (only when there is an access log: it costs a wrapper per response). */

@@ -1,0 +1,267 @@
+// The arbiter's side of the lanes: one SlowLane (lanes/queue.ts) per
+// generation, fed by the fast workers' channel messages, and the table of
+// routes the workers reported slow, passed on to every other fast worker and
+// handed to new ones at spawn (so it survives HUP and recycling).
+//
+// A generation is a unit: its fast workers use its own slow workers, with
+// its own limits. A reload does not mix old app code with new, nor an old
+// lane's limits with a new config's; an aborted reload leaves the old
+// generation's lane as it was. Old slow workers keep serving the old fast
+// workers while those drain, and are drained once none is left.
+//
+// Request ids: a fast worker numbers its requests (seq < 2^31); the lane's
+// id is pid × 2^31 + seq, a safe integer for every pid below 2^22.
+import type { Os, Timer } from '../../os/types.js';
+import type { Config } from '../config/index.js';
+import { DEFAULT_CAPACITY, type SlowRoute } from '../lanes/predictor.js';
+import { SlowLane, type Decision } from '../lanes/queue.js';
+import type { GenerationReport, LanesReport } from '../lanes/report.js';
+import type { Logger } from '../log.js';
+import type { RouteNews, ToWorker } from '../protocol.js';
+import type { Worker } from './workers.js';
+
+const SEQ = 2 ** 31;
+
+interface Gen {
+  readonly lane: SlowLane;
+  readonly sockets: Map<number, string>; // slow worker pid -> its socket
+  readonly retiring: Set<number>; // slow workers to drain once idle
+  readonly live: Map<number, Set<number>>; // fast worker pid -> its ids in the lane
+}
+
+export interface LanesHost {
+  readonly os: Os;
+  readonly log: Logger;
+  send(pid: number, m: ToWorker): void;
+  /** A retiring slow worker has nothing left to run: drain it now. */
+  idle(pid: number): void;
+  /** Fast workers alive now (for the broadcast of routes). */
+  fastWorkers(): Worker[];
+}
+
+export class Lanes {
+  private readonly gens = new Map<number, Gen>();
+  /** Learned slow routes, newest last; bounded like a worker's table. */
+  private readonly routes = new Map<number, { route: string; avgMs: number }>();
+  private timer: Timer | null = null;
+  private timerAt = Infinity;
+  private socketSeq = 0;
+
+  constructor(private readonly host: LanesHost) {}
+
+  /** A generation starts; with lanes on it gets a lane of its config's limits. */
+  open(generation: number, config: Config): void {
+    if (!config.lanes || this.gens.has(generation)) return;
+    this.gens.set(generation, {
+      lane: new SlowLane({
+        queue: config.slow_queue,
+        concurrency: config.slow_concurrency,
+        queueTimeout: config.queue_timeout > 0 ? config.queue_timeout : Infinity,
+      }),
+      sockets: new Map(),
+      retiring: new Set(),
+      live: new Map(),
+    });
+  }
+
+  has(generation: number): boolean {
+    return this.gens.has(generation);
+  }
+
+  /** A path for a new slow worker's socket, in `dir`. */
+  socketPath(dir: string): string {
+    return `${dir}/slow-${++this.socketSeq}.sock`;
+  }
+
+  // ------------------------------------------------------------ fast workers
+
+  want(fast: Worker, seq: number): void {
+    const g = this.gens.get(fast.generation);
+    const id = fast.pid * SEQ + seq;
+    if (!g) {
+      // Lanes off in its generation (an old fast worker after a HUP turned them off).
+      this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'no-workers' });
+      return;
+    }
+    let ids = g.live.get(fast.pid);
+    if (!ids) g.live.set(fast.pid, (ids = new Set()));
+    if (ids.has(id)) return; // a duplicate message: the first one stands
+    ids.add(id);
+    this.act(g, g.lane.enqueue(id, this.host.os.now()));
+  }
+
+  cancel(fast: Worker, seq: number): void {
+    const g = this.gens.get(fast.generation);
+    const id = fast.pid * SEQ + seq;
+    if (g?.lane.cancel(id)) g.live.get(fast.pid)?.delete(id);
+    this.schedule();
+  }
+
+  done(fast: Worker, seq: number): void {
+    const g = this.gens.get(fast.generation);
+    if (g) this.complete(g, fast.pid * SEQ + seq);
+  }
+
+  /** A fast worker is gone: its queued requests leave the queue, its running ones free their slots. */
+  fastGone(fast: Worker): void {
+    const g = this.gens.get(fast.generation);
+    const ids = g?.live.get(fast.pid);
+    if (!g || !ids) return;
+    g.live.delete(fast.pid);
+    for (const id of ids) if (!g.lane.cancel(id)) this.complete(g, id);
+  }
+
+  // ------------------------------------------------------------ slow workers
+
+  /** A slow worker booted: it takes requests. */
+  slowReady(slow: Worker, socket: string): void {
+    const g = this.gens.get(slow.generation);
+    if (!g) return;
+    g.sockets.set(slow.pid, socket);
+    this.act(g, g.lane.addWorker(slow.pid, this.host.os.now()));
+  }
+
+  /** Stop giving it requests; it is drained (host.idle) once it runs none. */
+  retire(slow: Worker): void {
+    const g = this.gens.get(slow.generation);
+    if (!g || !g.sockets.has(slow.pid)) {
+      this.host.idle(slow.pid);
+      return;
+    }
+    g.retiring.add(slow.pid);
+    if (g.lane.retireWorker(slow.pid) === 0) this.release(g, slow.pid);
+  }
+
+  /** A slow worker exited: what it ran has failed (its fast workers answer 502 or reset). */
+  slowGone(slow: Worker): void {
+    const g = this.gens.get(slow.generation);
+    if (!g) return;
+    g.sockets.delete(slow.pid);
+    g.retiring.delete(slow.pid);
+    const r = g.lane.removeWorker(slow.pid, this.host.os.now());
+    if (r.failed.length > 0) this.host.log.error(`slow-lane worker ${slow.pid} died running ${r.failed.length} request(s)`);
+    this.act(g, r.decisions);
+  }
+
+  /** Slow workers of a generation that are taking requests. */
+  slowCount(generation: number): number {
+    return this.gens.get(generation)?.lane.stats().workers ?? 0;
+  }
+
+  /**
+   * No fast worker of this generation will ask again (its reload failed, or
+   * its last fast worker exited): what is queued is answered 503 now. The
+   * caller drains its slow workers.
+   */
+  close(generation: number): void {
+    const g = this.gens.get(generation);
+    if (g) this.act(g, g.lane.close(this.host.os.now()));
+  }
+
+  /** No worker of this generation is left at all. */
+  forget(generation: number): void {
+    this.gens.delete(generation);
+  }
+
+  // ------------------------------------------------------------ routes
+
+  /** A fast worker learned something: remember it, and tell every other fast worker. */
+  route(from: Worker, news: RouteNews): void {
+    const { key, route, avgMs, slow } = news;
+    if (typeof key !== 'number' || (key | 0) !== key || !(avgMs >= 0 && avgMs < Infinity)) return;
+    this.routes.delete(key);
+    if (slow) {
+      this.routes.set(key, { route: String(route), avgMs });
+      if (this.routes.size > DEFAULT_CAPACITY) this.routes.delete(this.routes.keys().next().value!);
+    }
+    const m: ToWorker = { t: 'route', key, route: String(route), avgMs, slow };
+    for (const w of this.host.fastWorkers()) if (w.pid !== from.pid) this.host.send(w.pid, m);
+  }
+
+  /** What a new fast worker starts from. */
+  learned(): SlowRoute[] {
+    return [...this.routes].map(([key, r]) => ({ key, avgMs: r.avgMs }));
+  }
+
+  report(config: Config, fast: Worker[], current: number): LanesReport {
+    const gens = [...new Set([current, ...fast.map((w) => w.generation), ...this.gens.keys()])].sort((a, b) => (a === current ? -1 : b === current ? 1 : b - a));
+    const generations: GenerationReport[] = gens.map((generation) => {
+      const mine = fast.filter((w) => w.generation === generation);
+      const slowServed = mine.reduce((n, w) => n + w.slowServed, 0);
+      const s = this.gens.get(generation)?.lane.stats() ?? null;
+      return {
+        generation,
+        fast: { workers: mine.length, servedFast: mine.reduce((n, w) => n + w.served, 0) - slowServed, servedSlow: slowServed },
+        slow: s && {
+          workers: s.workers, queued: s.queued, running: s.running, free: s.free, shed: s.shed,
+          enqueued: s.enqueued, assigned: s.assigned, completed: s.completed, failed: s.failed, cancelled: s.cancelled, serviceMs: s.serviceMs,
+        },
+      };
+    });
+    return {
+      lanes: config.lanes,
+      slowThresholdMs: config.slow_threshold,
+      generations,
+      slowRoutes: [...this.routes.values()].reverse().map((r) => ({ route: r.route, avgMs: Math.round(r.avgMs) })),
+      hints: config.slow_routes,
+    };
+  }
+
+  /** Nothing more will happen: every timer off. */
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private complete(g: Gen, id: number): void {
+    const slow = g.lane.workerOf(id);
+    g.live.get(Math.floor(id / SEQ))?.delete(id);
+    this.act(g, g.lane.complete(id, this.host.os.now()));
+    if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
+  }
+
+  /** A retired slow worker has nothing left: out of the lane, and drained. */
+  private release(g: Gen, slow: number): void {
+    g.retiring.delete(slow);
+    g.sockets.delete(slow);
+    const r = g.lane.removeWorker(slow, this.host.os.now());
+    this.host.idle(slow);
+    this.act(g, r.decisions);
+  }
+
+  private act(g: Gen, ds: readonly Decision[]): void {
+    for (const d of ds) {
+      const pid = Math.floor(d.id / SEQ);
+      const seq = d.id - pid * SEQ;
+      if (d.kind === 'assign') {
+        this.host.send(pid, { t: 'lane-go', seq, path: g.sockets.get(d.worker)! });
+      } else {
+        g.live.get(pid)?.delete(d.id);
+        this.host.send(pid, { t: 'lane-no', seq, retryAfter: d.retryAfter, reason: d.reason });
+      }
+    }
+    this.schedule();
+  }
+
+  /** One timer, at the earliest queue deadline of any generation. */
+  private schedule(): void {
+    let at = Infinity;
+    for (const g of this.gens.values()) {
+      const d = g.lane.nextDeadline();
+      if (d !== null && d < at) at = d;
+    }
+    if (at === this.timerAt) return;
+    this.timer?.cancel();
+    this.timer = null;
+    this.timerAt = at;
+    if (at === Infinity) return;
+    this.timer = this.host.os.timer(Math.max(0, at - this.host.os.now()), () => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      for (const g of this.gens.values()) this.act(g, g.lane.tick(this.host.os.now()));
+      this.schedule();
+    });
+  }
+}
