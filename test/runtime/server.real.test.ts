@@ -41,7 +41,7 @@ function booted(d: Drover): number[] {
 }
 
 async function serving(d: Drover, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await d.waitFor(new RegExp(`(?:[^]*?worker \\d+ booted){${i + 1}}`));
+  for (let i = 0; i < n; i++) await d.waitFor(new RegExp(`(?:[^]*?(?<!lane )worker \\d+ booted){${i + 1}}`));
 }
 
 describe('drover serves real traffic', () => {

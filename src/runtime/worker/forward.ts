@@ -63,7 +63,19 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
     if (!over) fail();
   });
   preq.on('response', (pres) => {
-    res.writeHead(pres.statusCode!, pres.statusMessage, pass(pres.rawHeaders, HOP_RESPONSE));
+    // setHeader with every value of a name, not writeHead(raw array): Node 20
+    // keeps only the last of duplicates given that way once a header is set.
+    const raw = pres.rawHeaders;
+    const names = new Map<string, [string, string[]]>();
+    for (let i = 0; i < raw.length; i += 2) {
+      const lower = raw[i]!.toLowerCase();
+      if (HOP_RESPONSE.has(lower)) continue;
+      const e = names.get(lower);
+      if (e) e[1].push(raw[i + 1]!);
+      else names.set(lower, [raw[i]!, [raw[i + 1]!]]);
+    }
+    for (const [name, values] of names.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
+    res.writeHead(pres.statusCode!, pres.statusMessage);
     pres.on('data', (chunk: Buffer) => {
       if (!res.write(chunk)) {
         pres.pause();
