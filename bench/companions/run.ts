@@ -1,6 +1,7 @@
-// bench/companions: the companion manager of a real drover with 50
-// companions: the round trip of its control socket, and how long a stop
-// takes to reap a companion and a start to bring one to RUNNING.
+// bench/companions: the companions of a real drover, 50 of them: the round
+// trip of its control socket (served by the arbiter, which forwards
+// companion commands to the manager over IPC), and how long a stop takes to
+// reap a companion and a start to bring one to RUNNING.
 //
 //   npm run bench:companions               full run: prints the tables, writes
 //                                          bench/results/companions.json and .md
@@ -28,7 +29,8 @@
 //     connection, over a fresh connection per request, and through drover's
 //     own client (src/runtime/control/client.ts request() on a real Node Os,
 //     a fresh connection each, as `drover ctl` does minus its process
-//     start). Peers, measured in the same run, interleaved in rotating
+//     start); each request goes client -> arbiter -> manager and back.
+//     Peers, measured in the same run, interleaved in rotating
 //     order: a bare node:net Unix-socket server that answers every line with
 //     the very bytes of drover's status reply (the floor), and one that
 //     parses the request and builds and stringifies that reply afresh (the
@@ -131,7 +133,8 @@ interface LatTarget {
   readonly label: string;
   readonly connection: string;
   readonly path: string;
-  readonly pid: number;
+  /** The processes that answer: drover's arbiter (it serves the socket) and its manager (status comes from it), or the peer. */
+  readonly pids: readonly number[];
   conn: LineConn | null;
 }
 
@@ -168,7 +171,7 @@ async function one(t: LatTarget): Promise<{ ms: number; ok: boolean }> {
 async function batch(t: LatTarget, n: number): Promise<{ samples: number[]; wallMs: number; cpuMs: number | null; bad: number }> {
   const samples: number[] = [];
   let bad = 0;
-  const c0 = cpuMs(t.pid);
+  const c0 = cpu(t.pids);
   const w0 = performance.now();
   for (let i = 0; i < n; i++) {
     const r = await one(t);
@@ -176,19 +179,30 @@ async function batch(t: LatTarget, n: number): Promise<{ samples: number[]; wall
     if (!r.ok) bad++;
   }
   const wallMs = performance.now() - w0;
-  const c1 = cpuMs(t.pid);
+  const c1 = cpu(t.pids);
   return { samples, wallMs, cpuMs: c0 === null || c1 === null ? null : c1 - c0, bad };
 }
 
-async function latency(sock: string, managerPid: number, peers: Record<'canned' | 'json', { path: string; pid: number }>): Promise<LatRow[]> {
+/** CPU ms of all of `pids`, null if one cannot be read. */
+function cpu(pids: readonly number[]): number | null {
+  let sum = 0;
+  for (const pid of pids) {
+    const ms = cpuMs(pid);
+    if (ms === null) return null;
+    sum += ms;
+  }
+  return sum;
+}
+
+async function latency(sock: string, droverPids: readonly number[], peers: Record<'canned' | 'json', { path: string; pid: number }>): Promise<LatRow[]> {
   const targets: LatTarget[] = [
-    { server: 'drover', via: 'persistent', label: 'drover companion manager', connection: 'persistent (raw node:net)', path: sock, pid: managerPid, conn: null },
-    { server: 'drover', via: 'fresh', label: 'drover companion manager', connection: 'fresh per request (raw node:net)', path: sock, pid: managerPid, conn: null },
-    { server: 'drover', via: 'client.ts', label: 'drover companion manager', connection: 'fresh per request (client.ts request())', path: sock, pid: managerPid, conn: null },
-    { server: 'canned', via: 'persistent', label: 'peer: node:net, canned reply', connection: 'persistent (raw node:net)', path: peers.canned.path, pid: peers.canned.pid, conn: null },
-    { server: 'canned', via: 'fresh', label: 'peer: node:net, canned reply', connection: 'fresh per request (raw node:net)', path: peers.canned.path, pid: peers.canned.pid, conn: null },
-    { server: 'json', via: 'persistent', label: 'peer: node:net, JSON parse + stringify', connection: 'persistent (raw node:net)', path: peers.json.path, pid: peers.json.pid, conn: null },
-    { server: 'json', via: 'fresh', label: 'peer: node:net, JSON parse + stringify', connection: 'fresh per request (raw node:net)', path: peers.json.path, pid: peers.json.pid, conn: null },
+    { server: 'drover', via: 'persistent', label: 'drover (arbiter -> manager)', connection: 'persistent (raw node:net)', path: sock, pids: droverPids, conn: null },
+    { server: 'drover', via: 'fresh', label: 'drover (arbiter -> manager)', connection: 'fresh per request (raw node:net)', path: sock, pids: droverPids, conn: null },
+    { server: 'drover', via: 'client.ts', label: 'drover (arbiter -> manager)', connection: 'fresh per request (client.ts request())', path: sock, pids: droverPids, conn: null },
+    { server: 'canned', via: 'persistent', label: 'peer: node:net, canned reply', connection: 'persistent (raw node:net)', path: peers.canned.path, pids: [peers.canned.pid], conn: null },
+    { server: 'canned', via: 'fresh', label: 'peer: node:net, canned reply', connection: 'fresh per request (raw node:net)', path: peers.canned.path, pids: [peers.canned.pid], conn: null },
+    { server: 'json', via: 'persistent', label: 'peer: node:net, JSON parse + stringify', connection: 'persistent (raw node:net)', path: peers.json.path, pids: [peers.json.pid], conn: null },
+    { server: 'json', via: 'fresh', label: 'peer: node:net, JSON parse + stringify', connection: 'fresh per request (raw node:net)', path: peers.json.path, pids: [peers.json.pid], conn: null },
   ];
   for (const t of targets) {
     progress(`warm-up: ${WARMUP} x status, ${t.label}, ${t.connection}`);
@@ -265,7 +279,8 @@ function latencyReport(rows: LatRow[], replyBytes: number): { text: string; rati
     '',
     'req/s: requests over the wall time of the row\'s batches (sequential, so about 1000 / mean latency); the client checks every reply',
     `(all ${COMPANIONS} RUNNING) between requests, outside the latency but inside the wall time, alike for every row.`,
-    '"server CPU µs/req": user + system CPU of the answering process (the manager, or the peer) per request, from /proc (10 ms ticks).',
+    '"server CPU µs/req": user + system CPU of the answering processes per request, from /proc (10 ms ticks): for drover the arbiter, which',
+    'serves the socket, plus the companion manager, to which it forwards the request over IPC; for a peer, the peer.',
     'canned peer: the same reply bytes with no work at all, the floor of a Node Unix-socket round trip for this size;',
     'JSON peer: parses the request, rebuilds the 50-companion reply object and stringifies it, as any JSON control server must.',
     'client.ts request(): drover\'s own control client, as `drover ctl` uses it (connect, write, parse the reply, destroy) via createNodeOs.',
@@ -404,7 +419,7 @@ function stopStartReport(sleepers: Cycle[], nodes: Cycle[], alls: AllRound[], ba
     '',
     ...table(['measure', 'companion', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'checks'], 'llrrrrrl', rows),
     '',
-    'drover\'s stop: request line -> manager -> TERM to the companion\'s process group -> libuv reaps it -> the manager\'s SIGCHLD path ->',
+    'drover\'s stop: request line -> arbiter -> manager (IPC) -> TERM to the companion\'s process group -> libuv reaps it -> the manager\'s SIGCHLD path ->',
     'STOPPED -> reply line; "reaped at the reply": the old pid was gone from /proc when the reply arrived.',
     'peer rows: this process spawns the same argv the manager runs (setpriv --pdeathsig KILL -- ..., own process group, piped stdout/stderr)',
     'with node:child_process, sends TERM to the group and times the exit event; for the Node companion it waits for its "ready" line first.',
@@ -481,7 +496,7 @@ try {
     peers[mode] = { path, pid: p.pid };
   }
 
-  const lat = await latency(sock, managerPid, peers);
+  const lat = await latency(sock, [drover.pid, managerPid], peers);
   const a = latencyReport(lat, Buffer.byteLength(reply) + 1);
 
   progress(`stop/start: ${M} sleep companions, ${NODE_M} node companions, one at a time`);

@@ -1,5 +1,6 @@
-// drover ctl ...: talks to a running drover's companion manager. The work is
-// in src/runtime/control/ctl.ts (it runs on any Os); this is the real-OS shell.
+// drover ctl ...: talks to a running drover through its control socket. The
+// work is in src/runtime/control/ctl.ts (it runs on any Os); this is the
+// real-OS shell.
 import { createNodeOs } from '../os/node/index.js';
 import { ctl } from '../runtime/control/ctl.js';
 

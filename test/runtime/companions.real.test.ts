@@ -1,4 +1,5 @@
-// Companions on the real OS: real processes, a real control socket, and the
+// Companions on the real OS: real processes, a real control socket (the
+// arbiter's, forwarding companion commands to the manager), and the
 // no-orphan guarantee under SIGKILL of the arbiter.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -138,4 +139,69 @@ test('a companion holds no descriptor but its stdio: not the control socket, not
   const fds = [...readFileSync(out, 'utf8').matchAll(/ (\d+) -> (.*)$/gm)].map((m) => [Number(m[1]), m[2]!] as const);
   expect(fds.map(([fd]) => fd)).toEqual(expect.arrayContaining([0, 1, 2]));
   expect(fds.filter(([fd, what]) => fd > 2 && what.startsWith('socket:'))).toEqual([]);
+});
+
+test('drover ctl without companions: stats shows the lanes, status exits 1 saying how to add companions', async () => {
+  const dir = tmp();
+  dirs.push(dir);
+  const sock = join(dir, 'ctl.sock');
+  const cfg = join(dir, 'drover.config.json');
+  writeFileSync(cfg, JSON.stringify({ app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock }));
+  const d = startDrover(['--config', cfg]);
+  running.push(d);
+  await d.waitFor(/worker \d+ booted/);
+  expect((statSync(sock).mode & 0o777).toString(8)).toBe('600');
+  const stats = await ctl('--config', cfg, 'stats');
+  expect(stats.code).toBe(0);
+  expect(stats.out).toMatch(/^lanes on, slow_threshold \d.*\n\ngeneration 1 \(serving\)\n  fast lane +1 worker; served \d+ fast, \d+ slow\n/);
+  const json = await ctl('--socket', sock, '--json', 'stats');
+  expect(JSON.parse(json.out)).toMatchObject({ ok: true, lanes: true, generations: [{ generation: 1, fast: { workers: 1 } }] });
+  const status = await ctl('--socket', sock, 'status');
+  expect(status.code).toBe(1);
+  expect(status.out).toMatch(/^drover ctl: status is a companion command, and no companions are configured: add "companions" to the config and reload drover \(HUP\)/);
+  d.kill('SIGTERM');
+  expect((await d.exited()).code).toBe(0);
+  expect((await ctl('--socket', sock, 'stats')).code).toBe(3);
+});
+
+test('the manager SIGKILLed during a stop: ctl gets an error at once, then the new manager answers on the same socket', async () => {
+  const dir = tmp();
+  dirs.push(dir);
+  const sock = join(dir, 'ctl.sock');
+  const cfg = join(dir, 'drover.config.json');
+  writeFileSync(cfg, JSON.stringify({
+    app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock,
+    // No grandchild here: the test ends with a graceful stop, which waits stop_timeout for this one.
+    companions: [{ name: 'stubborn', command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.2; done'], stop_timeout: 4, startsecs: 0.2 }],
+  }));
+  const d = startDrover(['--config', cfg]);
+  running.push(d);
+  await d.waitFor(/companion manager \d+ running/);
+  const pidOf = async (...name: string[]) => Number((await ctl('--socket', sock, '--json', 'pid', ...name)).out.match(/"pid":\s*(\d+)/)?.[1]);
+  const manager = await pidOf();
+  expect(manager).toBeGreaterThan(0);
+  // stubborn ignores TERM: the stop would take stop_timeout (4 s).
+  const stopping = ctl('--socket', sock, 'stop', 'stubborn');
+  // The manager has the stop in hand once stubborn is STOPPING.
+  for (let i = 0; i < 100 && !/stubborn\s+STOPPING/.test((await ctl('--socket', sock, 'status')).out); i++) await sleep(50);
+  const killed = Date.now();
+  process.kill(manager, 'SIGKILL');
+  const stop = await stopping;
+  expect(Date.now() - killed).toBeLessThan(3000);
+  expect(stop.code).toBe(1);
+  expect(stop.out).toMatch(/^drover ctl: the companion manager exited before it answered "stop stubborn", and its companions were stopped with it/);
+  await d.waitFor(/Companion manager \d+ was killed by SIGKILL/);
+  const from = d.log().indexOf('was killed by SIGKILL');
+  await d.waitFor(/companion manager \d+ running/, 15_000, from);
+  let status = { code: 1, out: '' };
+  for (let i = 0; i < 50 && !/stubborn\s+RUNNING/.test(status.out); i++) {
+    await sleep(100);
+    status = await ctl('--socket', sock, 'status');
+  }
+  expect(status.code).toBe(0);
+  const fresh = await pidOf();
+  expect(fresh).not.toBe(manager);
+  expect(fresh).toBeGreaterThan(0);
+  d.kill('SIGTERM');
+  expect((await d.exited(20_000)).code).toBe(0);
 });

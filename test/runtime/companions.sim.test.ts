@@ -1,6 +1,7 @@
 // Companions on the simulated kernel: the real arbiter starts the real
 // companion manager, which supervises simulated commands; a scenario drives
-// it through the control socket and with signals and kills.
+// it through the control socket (the arbiter's, which forwards companion
+// commands to the manager) and with signals and kills.
 import { expect, test } from 'vitest';
 import { programs, type Os } from '../../src/os/types.js';
 import { request } from '../../src/runtime/control/client.js';
@@ -125,20 +126,38 @@ test('the arbiter SIGKILLed: the manager stops every companion (TERM, deadline, 
   expect(r.left).toEqual([]);
 });
 
-test('the manager SIGKILLed: its companions and their children die with it, the arbiter starts a new manager', async () => {
+test('the manager SIGKILLed: its companions and their children die with it, the arbiter starts a new manager; ctl answers throughout', async () => {
   await run(5, [TICKER, STUBBORN], async (c) => {
     await ready(c);
     await c.os.sleep(1500);
     const old = { ticker: alive(c, 'ticker'), stubborn: alive(c, 'stubborn') };
     const [mgr] = alive(c, 'companion-manager');
+    expect(await ctl(c, { cmd: 'pid' })).toEqual({ ok: true, pid: mgr });
+    // A stop in the manager's hands: stubborn ignores TERM, so 300 ms in it is still waiting for stop_timeout.
+    const t0 = c.os.now();
+    const stopping = ctl(c, { cmd: 'stop', name: 'stubborn' });
+    await c.os.sleep(300);
     c.os.kill(mgr!, 'SIGKILL');
+    // Answered with an error as soon as the arbiter reaps the manager, not at some deadline.
+    expect(await stopping).toEqual({ ok: false, error: expect.stringMatching(/^the companion manager exited before it answered "stop stubborn", and its companions were stopped with it/) });
+    expect(c.os.now() - t0).toBeLessThan(1000);
     await c.waitLog(/Companion manager \d+ was killed by SIGKILL; killed 2 companion group\(s\)/);
+    // Until the new manager is up, the arbiter answers for it; stats as ever.
+    expect(await ctl(c, { cmd: 'status' })).toEqual({ ok: false, error: expect.stringMatching(/^the companion manager is not running: it exited and the arbiter starts a new one shortly/) });
+    expect(await ctl(c, { cmd: 'stats' })).toMatchObject({ ok: true, generations: [{ generation: 1 }] });
     await c.os.sleep(100);
     for (const pid of [...old.ticker, ...old.stubborn]) expect(c.k.processes().find((p) => p.pid === pid && p.state !== 'zombie')).toBeUndefined();
     await c.waitLog(/companion manager \d+ running/, 30_000, c.log().indexOf('was killed by SIGKILL'));
     await c.os.sleep(1500);
     expect(alive(c, 'ticker')).toHaveLength(1);
     expect(alive(c, 'stubborn')).toHaveLength(2);
+    // The same socket now reaches the new manager: fresh processes, all RUNNING.
+    const [fresh] = alive(c, 'companion-manager');
+    expect(fresh).not.toBe(mgr);
+    expect(await ctl(c, { cmd: 'pid' })).toEqual({ ok: true, pid: fresh });
+    const s = await ctl(c, { cmd: 'status' });
+    expect(s.companions.map((x: any) => [x.name, x.state])).toEqual([['ticker', 'RUNNING'], ['stubborn', 'RUNNING']]);
+    expect(s.companions.map((x: any) => x.pid)).toEqual([alive(c, 'ticker')[0], expect.any(Number)]);
   });
 });
 

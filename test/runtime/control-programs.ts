@@ -4,7 +4,27 @@
 import { programs, type Os } from '../../src/os/types.js';
 import { ctl } from '../../src/runtime/control/ctl.js';
 import type { CompanionState, CompanionStatus, Reply, Request } from '../../src/runtime/control/protocol.js';
+import type { LanesReport } from '../../src/runtime/lanes/report.js';
 import { serveControl, type Handler } from '../../src/runtime/control/server.js';
+
+/** What the fake answers to stats: a serving generation with lanes and a draining one without. */
+export const FAKE_STATS: LanesReport = {
+  lanes: true,
+  slowThresholdMs: 500,
+  generations: [
+    {
+      generation: 3,
+      fast: { workers: 4, servedFast: 10234, servedSlow: 120 },
+      slow: {
+        workers: 2, queued: 3, running: 4, free: 0, shed: { full: 5, timeout: 1, noWorkers: 0 },
+        enqueued: 130, assigned: 127, completed: 120, failed: 2, cancelled: 1, serviceMs: 812.4,
+      },
+    },
+    { generation: 2, fast: { workers: 1, servedFast: 7, servedSlow: 0 }, slow: null },
+  ],
+  slowRoutes: [{ route: 'GET /users/:id/export', avgMs: 1240 }, { route: 'POST /import', avgMs: 640.6 }],
+  hints: ['GET /reports/*'],
+};
 
 interface Fake {
   state: CompanionState;
@@ -84,6 +104,8 @@ export function fakeHandler(os: Os, calls: Request[] = []): Handler {
         return { ok: true, name: req.name, stream: req.stream, lines: Array.from({ length: req.lines }, (_, i) => `${req.stream} line ${i + 1}`) };
       case 'version':
         return { ok: true, version: '0.1.0-test' };
+      case 'stats':
+        return { ok: true, ...FAKE_STATS };
     }
   };
 }

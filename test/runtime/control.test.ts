@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { programs, type Os } from '../../src/os/types.js';
 import { ControlError, request } from '../../src/runtime/control/client.js';
-import { commandRequest, CTL_USAGE, formatDuration, formatStatus, parseCtlArgv, render } from '../../src/runtime/control/ctl.js';
+import { commandRequest, CTL_USAGE, formatDuration, formatStats, formatStatus, parseCtlArgv, render } from '../../src/runtime/control/ctl.js';
 import { locateSocket } from '../../src/runtime/control/locate.js';
 import {
   COMMANDS, decodeFrame, encodeReply, LineDecoder, MAX_LINE, parseReply, parseRequest, validateRequest,
@@ -14,7 +14,7 @@ import {
 import { ConfigError, defaultControlSocket } from '../../src/runtime/config/index.js';
 import { Kernel } from '../../src/sim/index.js';
 import { inbox, reap } from '../support/os.js';
-import { controlPrograms } from './control-programs.js';
+import { controlPrograms, FAKE_STATS } from './control-programs.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -70,7 +70,8 @@ describe('parseRequest', () => {
     expect(ok('{"cmd":"tail","name":"web"}')).toEqual({ cmd: 'tail', name: 'web', lines: 50, stream: 'stdout' });
     expect(ok('{"cmd":"tail","name":"web","lines":100,"stream":"stderr"}')).toEqual({ cmd: 'tail', name: 'web', lines: 100, stream: 'stderr' });
     expect(ok(' {"cmd":"version"} \r')).toEqual({ cmd: 'version' });
-    expect(Object.keys(COMMANDS).sort()).toEqual(['pid', 'reread', 'restart', 'signal', 'start', 'status', 'stop', 'tail', 'version']);
+    expect(ok('{"cmd":"stats"}')).toEqual({ cmd: 'stats' });
+    expect(Object.keys(COMMANDS).sort()).toEqual(['pid', 'reread', 'restart', 'signal', 'start', 'stats', 'status', 'stop', 'tail', 'version']);
   });
 
   test('the id is echoed: it comes back with a good request and with a refused one', () => {
@@ -94,6 +95,7 @@ describe('parseRequest', () => {
     ['{"cmd":"stop","name":["a"]}', /^stop: "name" must be a companion name or "all", got an array/],
     ['{"cmd":"status","nmae":"web"}', /^status: unknown argument "nmae"; did you mean "name"\? \(status takes name;/],
     ['{"cmd":"reread","all":true}', /^reread: unknown argument "all" \(reread takes no arguments/],
+    ['{"cmd":"stats","name":"web"}', /^stats: unknown argument "name" \(stats takes no arguments; e\.g\. \{"cmd":"stats"\}\)/],
     ['{"cmd":"signal","name":"web"}', /^signal: missing "signal"/],
     ['{"cmd":"signal","name":"web","signal":"CHLD"}', /^signal: unknown signal "CHLD"; use one of HUP, INT, QUIT, ABRT, KILL, USR1, USR2, TERM, WINCH/],
     ['{"cmd":"signal","name":"web","signal":9}', /^signal: "signal" must be a signal name/],
@@ -213,7 +215,9 @@ describe('drover ctl, without a socket', () => {
     expect(commandRequest(['tail', 'w', 'stderr'], 100)).toEqual({ ok: true, req: { cmd: 'tail', name: 'w', lines: 100, stream: 'stderr' } });
     expect(req('pid')).toEqual({ ok: true, req: { cmd: 'pid', name: null } });
     expect(req()).toMatchObject({ ok: false, problem: expect.stringMatching(/^no command given; commands: status, start/) });
-    expect(req('stats')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown command "stats"; did you mean status\?/) });
+    expect(req('statz')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown command "statz"; did you mean stats\?/) });
+    expect(req('stats')).toEqual({ ok: true, req: { cmd: 'stats' } });
+    expect(req('stats', 'all')).toEqual({ ok: false, problem: 'stats takes 0 arguments, got 1: drover ctl stats' });
     expect(req('stop')).toEqual({ ok: false, problem: 'stop takes 1 argument, got 0: drover ctl stop NAME|all' });
     expect(req('signal', 'w', 'BOOM')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown signal "BOOM"; use one of HUP/) });
     expect(req('tail', 'all')).toMatchObject({ ok: false, problem: 'tail takes one companion name, not all' });
@@ -238,6 +242,41 @@ describe('drover ctl, without a socket', () => {
     expect(formatStatus([])).toBe('no companions are configured\n');
     expect(formatDuration(7_999)).toBe('0:00:07');
     expect(formatDuration(3_600_000 * 25)).toBe('1d 1:00:00');
+  });
+
+  test('stats: a small table per generation, the slow routes, the hints', () => {
+    expect(formatStats(FAKE_STATS)).toBe([
+      'lanes on, slow_threshold 500 ms',
+      '',
+      'generation 3 (serving)',
+      '  fast lane   4 workers; served 10234 fast, 120 slow',
+      '  slow lane   2 workers; 3 queued, 4 running, 0 free',
+      '  shed (503)  5 queue full, 1 queue timeout, 0 no workers',
+      '  finished    120 completed, 2 failed, 1 cancelled; mean service 812 ms',
+      '',
+      'generation 2 (draining)',
+      '  fast lane  1 worker; served 7 fast, 0 slow',
+      '  slow lane  off',
+      '',
+      'slow routes',
+      '  ROUTE                  AVG',
+      '  GET /users/:id/export  1.24 s',
+      '  POST /import           641 ms',
+      'hints (slow_routes): GET /reports/*',
+      '',
+    ].join('\n'));
+    // Lanes off, nothing learned, no hints, no completion yet.
+    const idle = formatStats({
+      lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [],
+      generations: [{ generation: 1, fast: { workers: 2, servedFast: 0, servedSlow: 0 }, slow: null }],
+    });
+    expect(idle).toBe('lanes off: every request runs on the fast workers\n\ngeneration 1 (serving)\n  fast lane  2 workers; served 0 fast, 0 slow\n  slow lane  off\n\nslow routes: none learned\n');
+    const fresh = { ...FAKE_STATS, generations: [{ ...FAKE_STATS.generations[0]!, slow: { ...FAKE_STATS.generations[0]!.slow!, serviceMs: null } }] };
+    expect(formatStats(fresh)).toContain('mean service -\n');
+    // During a reload: the new generation is starting, the older one draining.
+    const g = (generation: number) => ({ generation, fast: { workers: 1, servedFast: 0, servedSlow: 0 }, slow: null });
+    expect(formatStats({ ...FAKE_STATS, generations: [g(3), g(4), g(2)] }).match(/^generation .*$/gm)).toEqual(['generation 3 (serving)', 'generation 4 (starting)', 'generation 2 (draining)']);
+    expect(render({ cmd: 'stats' }, { ok: true, ...FAKE_STATS })).toEqual({ out: formatStats(FAKE_STATS), err: '', ok: true });
   });
 
   test('acting commands succeed only when each companion ends up where they wanted it', () => {
@@ -341,7 +380,7 @@ describe('control socket on the simulated kernel', () => {
 
   test('malformed lines each get an error, in order, and the connection carries on', async () => {
     await simulate(2, async ({ os }) => {
-      const got = await exchange(os, ['not json\n', '[1]\n', '{"name":"x"}\n', '{"cmd":"stats","id":3}\n', '\n', '{"cmd":"stop","name":7,"id":5}\n', line({ cmd: 'version', id: 6 })], 7);
+      const got = await exchange(os, ['not json\n', '[1]\n', '{"name":"x"}\n', '{"cmd":"statu","id":3}\n', '\n', '{"cmd":"stop","name":7,"id":5}\n', line({ cmd: 'version', id: 6 })], 7);
       expect(got.map((r) => [r.id, r.ok])).toEqual([[undefined, false], [undefined, false], [undefined, false], [3, false], [undefined, false], [5, false], [6, true]]);
       expect(got[3].error).toMatch(/did you mean "status"/);
       expect(got[5].error).toMatch(/^stop: "name" must be a companion name/);
@@ -377,8 +416,8 @@ describe('control socket on the simulated kernel', () => {
     await simulate(5, async ({ os }) => {
       const got = await exchange(os, [line({ cmd: 'status', name: 'boom', id: 1 }), line({ cmd: 'stop', name: 'bad', id: 2 }), line({ cmd: 'version', id: 3 })], 3);
       expect(got).toEqual([
-        { id: 1, ok: false, error: "status failed inside drover: the fake manager blew up; the manager's log has the details" },
-        { id: 2, ok: false, error: "stop failed inside drover: the handler returned no {ok, ...} reply; the manager's log has the details" },
+        { id: 1, ok: false, error: "status failed inside drover: the fake manager blew up; drover's error log has the details" },
+        { id: 2, ok: false, error: "stop failed inside drover: the handler returned no {ok, ...} reply; drover's error log has the details" },
         { id: 3, ok: true, version: '0.1.0-test' },
       ]);
     });
@@ -509,6 +548,8 @@ describe('control socket on the simulated kernel', () => {
       await run('config', ['--config', '/srv/drover.json', 'version']);
       await run('config-env', ['version'], { DROVER_CONFIG: '/srv/drover.json' });
       await run('badconfig', ['--config', '/srv/missing.json', 'version']);
+      await run('stats', ['-s', SOCK, 'stats']);
+      await run('stats-json', ['-s', SOCK, 'stats', '--json']);
     });
     expect(results.status!.code).toBe(0);
     expect(results.status!.out).toBe([
@@ -530,6 +571,9 @@ describe('control socket on the simulated kernel', () => {
     expect(results.nosock).toEqual({ code: 3, out: 'drover ctl: no control socket at /tmp/none.sock: is drover running, and with this socket?\n  (socket /tmp/none.sock, from --socket)\n' });
     expect(results.config).toEqual({ code: 0, out: 'drover 0.1.0-test\n' });
     expect(results['config-env']).toEqual({ code: 0, out: 'drover 0.1.0-test\n' });
+    expect(results.stats).toEqual({ code: 0, out: formatStats(FAKE_STATS) });
+    expect(results['stats-json']!.code).toBe(0);
+    expect(JSON.parse(results['stats-json']!.out)).toEqual({ ok: true, ...FAKE_STATS });
     expect(results.badconfig!.code).toBe(2);
     expect(results.badconfig!.out).toMatch(/config file \/srv\/missing.json does not exist[^]*name it with --socket PATH/);
   });

@@ -11,14 +11,17 @@
 // - we gone: commands carry a parent-death KILL (setpriv), module companions
 //   arm one themselves, and the arbiter, told every companion's group, kills
 //   what is left of those groups before it starts a new manager;
-// - a companion never sees our control socket or the arbiter's listeners
-//   (only stdio crosses a spawn).
+// - a companion never sees the arbiter's control socket or listeners (only
+//   stdio crosses a spawn).
+//
+// The control socket is the arbiter's (src/runtime/arbiter/control.ts): it
+// forwards the companion commands here over our channel, {t:'ctl', id, req},
+// and we answer each with {t:'ctl-reply', id, reply}.
 import { resolve } from 'node:path';
 import type { Child, Exited, Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
-import { MAX_TAIL_LINES, type CompanionStatus, type Reply, type Request } from '../control/protocol.js';
-import { serveControl } from '../control/server.js';
+import { checkReply, MAX_TAIL_LINES, quote, validateRequest, type CompanionStatus, type Reply, type Request } from '../control/protocol.js';
 import { type CompanionConfig, splitModule } from './config.js';
 import { type Action, type Companion, initial, type Input, step } from './state.js';
 
@@ -28,10 +31,10 @@ export interface ManagerSpec {
   readonly arbiter: number; // our parent's pid: if it is not our parent any more, it died
 }
 
-/** What the manager tells the arbiter. */
-export type ManagerReport = { t: 'groups'; pgids: number[] } | { t: 'ready' };
-/** What the arbiter tells the manager. */
-export type ToManager = { t: 'reread' };
+/** What the manager tells the arbiter. `ctl-reply` answers the `ctl` of the same id. */
+export type ManagerReport = { t: 'groups'; pgids: number[] } | { t: 'ready' } | { t: 'ctl-reply'; id: number; reply: Reply };
+/** What the arbiter tells the manager. `ctl`: a control request, validated by the arbiter, to answer with `ctl-reply`. */
+export type ToManager = { t: 'reread' } | { t: 'ctl'; id: number; req: Request };
 
 const VERSION = '0.1.0';
 
@@ -293,7 +296,26 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       }
       case 'reread':
         return reread();
+      case 'stats':
+        // The arbiter answers stats itself; it forwards nothing but companion commands.
+        return { ok: false, error: 'stats is answered by the arbiter, not the companion manager' };
     }
+  };
+
+  /** One forwarded request, answered on the channel. Never throws: a failure is an {ok:false} reply, as the socket would give. */
+  const control = async (id: number, raw: unknown) => {
+    const v = validateRequest(raw); // from the arbiter, which validated it; checked again all the same
+    let reply: Reply;
+    if (!v.ok) reply = { ok: false, error: v.error };
+    else {
+      try {
+        reply = checkReply(await handle(v.req)) ?? { ok: false, error: `${v.req.cmd} failed inside the companion manager: it gave no {ok, ...} reply` };
+      } catch (e) {
+        log.error(`control: ${v.req.cmd} failed: ${e instanceof Error ? e.stack ?? e.message : quote(e)}`);
+        reply = { ok: false, error: `${v.req.cmd} failed inside the companion manager: ${e instanceof Error ? e.message : quote(e)}; drover's error log has the details` };
+      }
+    }
+    os.channel?.send({ t: 'ctl-reply', id, reply } satisfies ManagerReport);
   };
 
   /** Validate the whole new config first; then apply it all: added start, removed stop, changed restart. */
@@ -345,7 +367,6 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     for (const e of entries.values()) feed(e, { t: 'stop' });
     settle();
     await until(() => [...entries.values()].every((e) => e.c.pid === null));
-    control?.close();
     for (const e of entries.values()) {
       e.out?.stdout.close();
       e.out?.stderr.close();
@@ -365,17 +386,12 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       e.out?.stderr.reopen();
     }
   });
-  os.channel?.onMessage((m) => {
-    if ((m as ToManager).t === 'reread') return reread();
+  // Installed with the companions below, in the same turn: no request can find them missing.
+  os.channel?.onMessage((msg) => {
+    const m = msg as ToManager;
+    if (m.t === 'reread') void reread();
+    else if (m.t === 'ctl') void control(m.id, m.req);
   });
-
-  let control: { close(): void } | null = null;
-  try {
-    control = await serveControl(os, config.control_socket, handle, log);
-  } catch (e) {
-    log.error(`companion manager: ${e instanceof Error ? e.message : String(e)}`);
-    return os.exit(1);
-  }
   for (const cfg of config.companions) {
     const e: Entry = { c: initial(cfg, os.now()), child: null, startedAt: null, exits: 0, out: null, removing: false };
     entries.set(cfg.name, e);
@@ -383,7 +399,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   }
   settle();
   os.channel?.send({ t: 'ready' } satisfies ManagerReport);
-  log.info(`companion manager ${os.pid} running ${entries.size} companion(s); control socket ${config.control_socket}`);
+  log.info(`companion manager ${os.pid} running ${entries.size} companion(s)`);
 }
 
 const p2 = (n: number) => (n < 10 ? `0${n}` : String(n));

@@ -166,7 +166,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<string>({
     name: 'control_socket', group: 'Companions', metavar: 'PATH', example: '/run/drover/ctl.sock',
-    help: 'the companion manager\'s control socket (mode 0600), which drover ctl talks to',
+    help: 'the arbiter\'s control socket (mode 0600), which drover ctl talks to: companions and lane stats',
     defaultText: '$XDG_RUNTIME_DIR (else /tmp)/drover-HASH.sock, HASH from the config file\'s absolute path (else the working directory)',
     // No table default: resolve.ts derives it from the working directory and the config file.
     parse: readSocketPath,

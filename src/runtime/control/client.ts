@@ -39,7 +39,7 @@ function connectError(os: Os, e: unknown, path: string): ControlError {
       return new ControlError('ENOENT', `no control socket at ${path}: is drover running, and with this socket?`);
     case 'ECONNREFUSED':
       if (!isSocket(os, path)) return new ControlError('ECONNREFUSED', `${path} is not a socket: is that the control socket's path?`);
-      return new ControlError('ECONNREFUSED', `nothing listens on ${path}: a stale socket, drover is not running (or its companion manager is restarting)`);
+      return new ControlError('ECONNREFUSED', `nothing listens on ${path}: a stale socket, drover is not running`);
     case 'EPERM':
       return new ControlError('EPERM', `not allowed to use ${path} (the socket is mode 0600): run drover ctl as the user drover runs as`);
     case 'ENAMETOOLONG':

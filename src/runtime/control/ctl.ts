@@ -5,6 +5,7 @@
 import type { Os } from '../../os/types.js';
 import { ConfigError } from '../config/index.js';
 import { closest } from '../config/names.js';
+import type { LanesReport } from '../lanes/report.js';
 import { ControlError, request } from './client.js';
 import { locateSocket, type SocketChoice } from './locate.js';
 import {
@@ -13,7 +14,7 @@ import {
 } from './protocol.js';
 
 export const EXIT_OK = 0;
-/** The manager said no (ok:false), or a companion did not end up where the command wanted it. */
+/** drover said no (ok:false), or a companion did not end up where the command wanted it. */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNREACHABLE = 3;
@@ -30,14 +31,16 @@ const SYNOPSIS: Readonly<Record<Command, readonly [string, string]>> = {
   restart: ['restart NAME|all', 'stop, then start'],
   reread: ['reread', 're-read the config and apply it: added start, removed stop, changed restart'],
   signal: ['signal NAME|all SIGNAL', `send SIGNAL (${SIGNAL_LIST}) to running companions`],
-  pid: ['pid [NAME]', "a companion's pid (exit 1 if none runs); without NAME, the manager's"],
+  pid: ['pid [NAME]', "a companion's pid (exit 1 if none runs); without NAME, the companion manager's"],
   tail: ['tail NAME [-n LINES] [stdout|stderr]', `the last LINES (default ${DEFAULT_TAIL_LINES}) lines of a companion's log`],
   version: ['version', "the running drover's version"],
+  stats: ['stats', 'the request lanes: workers, queues, shed and served counts per generation, the routes learned slow'],
 };
 
 export const CTL_USAGE = `usage: drover ctl [--config FILE | --socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS]
 
-Controls the companions of a running drover through its control socket.
+Controls a running drover through its control socket (served by the arbiter):
+its companions, and its request lanes' statistics (stats, with or without companions).
 
 commands:
 ${Object.values(SYNOPSIS).map(([syn, what]) => (syn.length > 30 ? `  ${syn}\n  ${''.padEnd(30)}  ${what}` : `  ${syn.padEnd(30)}  ${what}`)).join('\n')}
@@ -161,6 +164,7 @@ export function commandRequest(words: readonly string[], lines: number | null): 
       break;
     case 'reread':
     case 'version':
+    case 'stats':
       problem = arity(0, 0);
       raw = { cmd: c };
       break;
@@ -207,6 +211,52 @@ export function formatStatus(companions: readonly CompanionStatus[]): string {
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** `812 ms`, `1.24 s`, `2 s`: a duration in a stats line. */
+function millis(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${Number((ms / 1000).toFixed(2))} s`;
+}
+
+/** Label and text rows, the labels padded to the widest, each row indented. */
+function rows(pairs: readonly (readonly [string, string])[], indent = '  '): string[] {
+  const w = Math.max(...pairs.map(([label]) => label.length));
+  return pairs.map(([label, text]) => `${indent}${label.padEnd(w)}  ${text}`.trimEnd());
+}
+
+/**
+ * `drover ctl stats`: the lanes setting, one small table per generation
+ * (the serving one first; then, during a reload, the one starting, and
+ * older ones still draining), the routes learned slow with their average,
+ * and the slow_routes hints.
+ */
+export function formatStats(r: LanesReport): string {
+  const out: string[] = [r.lanes ? `lanes on, slow_threshold ${millis(r.slowThresholdMs)}` : 'lanes off: every request runs on the fast workers'];
+  const serving = r.generations[0]?.generation ?? 0;
+  r.generations.forEach((g, i) => {
+    out.push('', `generation ${g.generation} (${i === 0 ? 'serving' : g.generation > serving ? 'starting' : 'draining'})`);
+    const fast = `${g.fast.workers} worker${g.fast.workers === 1 ? '' : 's'}; served ${g.fast.servedFast} fast, ${g.fast.servedSlow} slow`;
+    const s = g.slow;
+    if (s === null) {
+      out.push(...rows([['fast lane', fast], ['slow lane', 'off']]));
+      return;
+    }
+    out.push(...rows([
+      ['fast lane', fast],
+      ['slow lane', `${s.workers} worker${s.workers === 1 ? '' : 's'}; ${s.queued} queued, ${s.running} running, ${s.free} free`],
+      ['shed (503)', `${s.shed.full} queue full, ${s.shed.timeout} queue timeout, ${s.shed.noWorkers} no workers`],
+      ['finished', `${s.completed} completed, ${s.failed} failed, ${s.cancelled} cancelled; mean service ${s.serviceMs === null ? '-' : millis(s.serviceMs)}`],
+    ]));
+  });
+  out.push('');
+  if (r.slowRoutes.length === 0) out.push('slow routes: none learned');
+  else {
+    const table = [['ROUTE', 'AVG'], ...r.slowRoutes.map((x) => [x.route, millis(x.avgMs)])];
+    const w = Math.max(...table.map(([route]) => route!.length));
+    out.push('slow routes', ...table.map(([route, avg]) => `  ${route!.padEnd(w)}  ${avg}`));
+  }
+  if (r.hints.length > 0) out.push(`hints (slow_routes): ${r.hints.join(', ')}`);
+  return out.join('\n') + '\n';
 }
 
 /** What each acting command wants a companion to end up as. */
@@ -259,6 +309,8 @@ export function render(req: Request, reply: OkReply): { out: string; err: string
     }
     case 'version':
       return { out: `drover ${(r as OkReply<'version'>).version}\n`, err: '', ok: true };
+    case 'stats':
+      return { out: formatStats(r as OkReply<'stats'>), err: '', ok: true };
   }
 }
 

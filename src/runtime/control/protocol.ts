@@ -5,11 +5,14 @@
 //
 //   → {"cmd":"stop","name":"worker-queue","id":7}
 //   ← {"id":7,"ok":true,"companions":[{"name":"worker-queue","state":"STOPPED",...}]}
+//   → {"cmd":"stats"}
+//   ← {"ok":true,"lanes":true,"slowThresholdMs":500,"generations":[...],...}
 //   → {"cmd":"stpo"}
 //   ← {"ok":false,"error":"unknown command \"stpo\"; did you mean \"stop\"? ..."}
 
 import { SIGNALS, type Signal } from '../../os/types.js';
 import { closest } from '../config/names.js';
+import type { LanesReport } from '../lanes/report.js';
 
 /** Longest request line, in bytes without its newline (gunicorn's control messages are far smaller). */
 export const MAX_LINE = 64 * 1024;
@@ -29,7 +32,8 @@ export type Request =
   | { readonly cmd: 'signal'; readonly name: string; readonly signal: Signal } // or 'all'; 'HUP' arrives as 'SIGHUP'
   | { readonly cmd: 'pid'; readonly name: string | null } // null: the manager's own pid
   | { readonly cmd: 'tail'; readonly name: string; readonly lines: number; readonly stream: StdStream }
-  | { readonly cmd: 'version' };
+  | { readonly cmd: 'version' }
+  | { readonly cmd: 'stats' }; // answered by the arbiter itself, companions or not
 
 export type Command = Request['cmd'];
 
@@ -90,6 +94,8 @@ export interface ReplyBodies {
   /** The last lines (without newlines), oldest first, of the file the companion's stream goes to. */
   tail: { readonly name: string; readonly stream: StdStream; readonly lines: readonly string[] };
   version: { readonly version: string };
+  /** The arbiter's lanes: per generation, the slow routes it knows, the slow_routes hints. */
+  stats: LanesReport;
 }
 
 export interface ErrorReply {
@@ -190,6 +196,7 @@ export const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
   pid: { args: { name: opt('one') }, example: '{"cmd":"pid","name":"worker"} (or {"cmd":"pid"} for the manager)' },
   tail: { args: { name: req('one'), lines: opt('lines'), stream: opt('stream') }, example: '{"cmd":"tail","name":"worker","lines":100,"stream":"stderr"}' },
   version: { args: {}, example: '{"cmd":"version"}' },
+  stats: { args: {}, example: '{"cmd":"stats"}' },
 };
 const NAMES = Object.keys(COMMANDS) as Command[];
 

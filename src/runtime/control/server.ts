@@ -30,7 +30,7 @@ export interface ServeOptions {
 /**
  * Decoded lines a connection may have waiting before it stops reading: a
  * client that pipelines without reading replies then waits on its own
- * socket buffer instead of growing the manager's memory.
+ * socket buffer instead of growing the arbiter's memory.
  */
 const MAX_QUEUED = 32;
 
@@ -148,6 +148,6 @@ async function answer(frame: Frame, handler: Handler, log: ControlLog, limit: nu
   } catch (e) {
     const why = e instanceof Error ? e.message : quote(e);
     log.error(`control: ${d.req.cmd} failed: ${e instanceof Error ? e.stack ?? e.message : quote(e)}`);
-    return encodeReply({ ok: false, error: `${d.req.cmd} failed inside drover: ${why}; the manager's log has the details` }, d.id);
+    return encodeReply({ ok: false, error: `${d.req.cmd} failed inside drover: ${why}; drover's error log has the details` }, d.id);
   }
 }

@@ -1,0 +1,103 @@
+// drover ctl against the real arbiter on the simulated kernel: the control
+// socket is the arbiter's, companions or not. stats is answered by the
+// arbiter; companion commands without companions get an error naming the
+// fix; a second drover on the same socket; a reload that moves the socket.
+import { expect, test } from 'vitest';
+import { request } from '../../src/runtime/control/client.js';
+import type { Reply } from '../../src/runtime/control/protocol.js';
+import { reap, until } from '../support/os.js';
+import { controlPrograms } from './control-programs.js';
+import { SIM_APP, simulate, type Ctl } from './sim.js';
+
+const SOCK = '/tmp/ctl.sock';
+const CONFIG = '/tmp/drover.json';
+
+const config = (extra: object = {}) => JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 1, control_socket: SOCK, ...extra });
+
+async function ask(c: Ctl, req: object, path = SOCK): Promise<any> {
+  return (await request(c.os, path, req as never, 30_000)) as Reply;
+}
+
+/** `drover ctl ARGS` as a process of the kernel: its exit status and what it printed. */
+async function ctl(c: Ctl, args: string[]): Promise<{ code: number | null; out: string }> {
+  const out = `/tmp/ctl-${c.os.now()}-${args.join('-').replace(/\W/g, '')}.out`;
+  const { pid } = c.os.spawn({ program: 'ctl', args, channel: false, stdout: { file: out }, stderr: 'stdout' });
+  const e = await reap(c.os, pid);
+  return { code: e.code, out: c.os.fs.readFile(out) };
+}
+
+const run = (seed: number, files: Record<string, string>, body: (c: Ctl) => Promise<void>) => simulate(seed, ['--config', CONFIG], body, files, [controlPrograms]);
+
+test('without companions: the arbiter serves the socket; stats answers, status says no companions are configured and how to add them', async () => {
+  const r = await run(1, { [CONFIG]: config() }, async (c) => {
+    await c.booted(1);
+    expect((c.os.fs.stat(SOCK).mode & 0o777).toString(8)).toBe('600');
+    expect(await ask(c, { cmd: 'version' })).toEqual({ ok: true, version: '0.1.0' });
+    const s = await ask(c, { cmd: 'stats', id: 5 });
+    expect(s).toMatchObject({ id: 5, ok: true, lanes: true, slowThresholdMs: 1000, generations: [{ generation: 1, fast: { workers: 1 } }] });
+    const status = await ask(c, { cmd: 'status' });
+    expect(status).toEqual({ ok: false, error: expect.stringMatching(/^status is a companion command, and no companions are configured: add "companions" to the config and reload drover \(HUP\)/) });
+    expect(c.k.processes().some((p) => p.program === 'companion-manager')).toBe(false);
+    // As drover ctl prints them.
+    const human = await ctl(c, ['-s', SOCK, 'stats']);
+    expect(human.code).toBe(0);
+    expect(human.out).toMatch(/^lanes on, slow_threshold 1 s\n\ngeneration 1 \(serving\)\n  fast lane +1 worker; served \d+ fast, \d+ slow\n/);
+    expect(JSON.parse((await ctl(c, ['-s', SOCK, '--json', 'stats'])).out)).toMatchObject({ ok: true, generations: [{ generation: 1 }] });
+    expect(await ctl(c, ['-s', SOCK, 'status'])).toEqual({ code: 1, out: expect.stringMatching(/^drover ctl: status is a companion command, and no companions are configured/) });
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0 });
+    expect(c.os.fs.exists(SOCK)).toBe(false);
+  });
+  expect(r.left).toEqual([]);
+});
+
+test('stats shows what the lanes did: a route learned slow, the slow lane\'s completions', async () => {
+  await run(2, { [CONFIG]: config({ slow_threshold: 0.2 }) }, async (c) => {
+    await c.booted(1);
+    await c.waitLog(/slow-lane worker \d+ booted/);
+    for (let i = 0; i < 3; i++) expect((await c.get('/slow?ms=300')).status).toBe(200);
+    expect((await c.get('/')).status).toBe(200);
+    await c.os.sleep(1500); // heartbeats carry the counts
+    const s = await ask(c, { cmd: 'stats' });
+    expect(s.ok).toBe(true);
+    expect(s.slowRoutes).toEqual([{ route: 'GET /slow', avgMs: expect.any(Number) }]);
+    const [g] = s.generations;
+    expect(g.fast.workers).toBe(1);
+    expect(g.slow.workers).toBe(1);
+    expect(g.fast.servedFast + g.fast.servedSlow).toBe(4);
+    expect(g.slow.completed).toBe(g.fast.servedSlow);
+    const human = await ctl(c, ['-s', SOCK, 'stats']);
+    expect(human.out).toMatch(/\nslow routes\n  ROUTE +AVG\n  GET \/slow +\d+ ms\n/);
+  });
+});
+
+test('a second drover on the same control socket: without companions it serves anyway, with a warning; with companions it refuses to start', async () => {
+  await run(3, { [CONFIG]: config(), '/tmp/two.json': config({ bind: ['127.0.0.1:8001'] }), '/tmp/three.json': config({ bind: ['127.0.0.1:8002'], companions: [{ name: 'x', command: ['nothing'] }] }) }, async (c) => {
+    await c.booted(1);
+    c.os.fs.writeFile('/tmp/two.log', '');
+    const two = c.os.spawn({ program: 'arbiter', args: ['--config', '/tmp/two.json'], channel: false, stdout: { file: '/tmp/two.log' }, stderr: { file: '/tmp/two.log' } });
+    expect(await until(c.os, () => /worker \d+ booted/.test(c.os.fs.readFile('/tmp/two.log')), 30_000)).toBe(true);
+    expect(c.os.fs.readFile('/tmp/two.log')).toMatch(/WARNING\] no control socket, drover ctl cannot reach this drover: EADDRINUSE: control socket \/tmp\/ctl.sock is in use by a running drover/);
+    // The socket is still the first one's.
+    expect((await ask(c, { cmd: 'stats' })).generations[0].fast.workers).toBe(1);
+    c.os.kill(two.pid, 'SIGTERM');
+    expect(await reap(c.os, two.pid, 60_000)).toMatchObject({ code: 0 });
+    expect(await ask(c, { cmd: 'version' })).toMatchObject({ ok: true }); // the second did not take it away
+    c.os.fs.writeFile('/tmp/three.log', '');
+    const three = c.os.spawn({ program: 'arbiter', args: ['--config', '/tmp/three.json'], channel: false, stdout: { file: '/tmp/three.log' }, stderr: { file: '/tmp/three.log' } });
+    expect(await reap(c.os, three.pid, 30_000)).toMatchObject({ code: 1 });
+    expect(c.os.fs.readFile('/tmp/three.log')).toMatch(/ERROR\] cannot serve the control socket: EADDRINUSE: control socket \/tmp\/ctl.sock is in use by a running drover .* give this one another control_socket/);
+    expect(c.os.fs.readFile('/tmp/three.log')).not.toMatch(/Booting (worker|companion manager)/);
+  });
+});
+
+test('a reload that changes control_socket moves the socket', async () => {
+  await run(4, { [CONFIG]: config() }, async (c) => {
+    await c.booted(1);
+    c.os.fs.writeFile(CONFIG, config({ control_socket: '/tmp/moved.sock' }));
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/);
+    expect(await until(c.os, () => !c.os.fs.exists(SOCK))).toBe(true);
+    expect(await ask(c, { cmd: 'stats' }, '/tmp/moved.sock')).toMatchObject({ ok: true });
+  });
+});
