@@ -23,6 +23,7 @@ import { Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 
 import { Lanes } from './lanes.js';
+import { Control } from './control.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { removePidfile, writePidfile } from './pidfile.js';
 import { type Worker, Workers } from './workers.js';
@@ -85,6 +86,7 @@ class Arbiter {
   private inherited = false; // listeners came from systemd, not from bind
   private readonly lanes: Lanes;
   private laneDir: string | null = null; // slow workers' sockets, made when first needed
+  private control: Control | null = null;
 
   constructor(
     private readonly os: Os,
@@ -141,6 +143,7 @@ class Arbiter {
     }
     for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
     this.lanes.open(this.generation, this.config);
+    await this.openControl();
 
     let graceful: boolean | null = null;
     while (graceful === null && this.halt === null) {
@@ -264,6 +267,7 @@ class Arbiter {
     this.reload = null;
     for (let g = 1; g < r.generation; g++) this.ended(g);
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+    if (this.control === null || this.control.path !== r.config.control_socket) void this.openControl();
     // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
     if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
     this.queuedReload();
@@ -468,7 +472,9 @@ class Arbiter {
     const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid };
     const child = this.os.spawn({ program: 'companion-manager', args: [JSON.stringify(spec)] });
     const m = { pid: child.pid, channel: child.channel, groups: [] as number[] };
+    this.control?.setManager(child.channel);
     child.channel?.onMessage((msg) => {
+      if (this.control?.fromManager(msg)) return;
       const r = msg as ManagerReport;
       if (r.t === 'groups') m.groups = r.pgids;
       else if (r.t === 'ready') this.managerFailures = 0;
@@ -480,6 +486,7 @@ class Arbiter {
   private managerExited(e: Exited): void {
     const m = this.manager!;
     this.manager = null;
+    this.control?.setManager(null);
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
     // What it supervised dies with it: no companion, nor anything a
     // companion forked, outlives its manager.
@@ -616,6 +623,7 @@ class Arbiter {
       this.reap();
     }
     this.lanes.stop();
+    this.control?.close();
     if (this.laneDir !== null) {
       try {
         os.fs.rmdir(this.laneDir, { recursive: true });
@@ -628,6 +636,30 @@ class Arbiter {
   }
 
   // ----------------------------------------------------------------- sockets
+
+  /**
+   * The control socket (drover ctl). Not being able to serve it does not
+   * stop the server: two drovers in one directory share a default path,
+   * and the second one serves without `drover ctl`, saying so.
+   */
+  private async openControl(): Promise<void> {
+    const path = this.config.control_socket;
+    try {
+      if (this.control) await this.control.listen(path);
+      else {
+        this.control = await Control.open(this.os, path, {
+          stats: () => this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
+          companions: () => this.config.companions,
+          version: VERSION,
+          // The logger is replaced when a reload changes the error log.
+          log: { debug: (m) => this.log.debug(m), warning: (m) => this.log.warning(m), error: (m) => this.log.error(m) },
+        });
+      }
+      this.log.info(`Control socket: ${path} (drover ctl)`);
+    } catch (e) {
+      this.log.warning(`control socket ${path} not served, drover ctl will not reach this server: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
 
   /** Listeners for every bind of `config`: kept from `this.listeners` where the address is unchanged, new ones added to `opened`. */
   private async bind(config: Config, opened: Map<string, Listener>): Promise<Map<string, Listener>> {
