@@ -21,6 +21,7 @@ export interface ProcessInfo {
   pgid: number;
   state: 'running' | 'stopped' | 'zombie';
   program: string;
+  args: readonly string[];
 }
 
 export class Kernel {
@@ -64,6 +65,7 @@ export class Kernel {
         pgid: p.pgid,
         state: p.state === RUNNING ? 'running' : p.state === STOPPED ? 'stopped' : 'zombie',
         program: p.program,
+        args: p.args,
       });
     }
     return out.sort((a, b) => a.pid - b.pid);

@@ -24,6 +24,7 @@ import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpe
 
 import { Lanes } from './lanes.js';
 import { Control } from './control.js';
+import { planted } from '../probe.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { removePidfile, writePidfile } from './pidfile.js';
 import { type Worker, Workers } from './workers.js';
@@ -282,6 +283,7 @@ class Arbiter {
   private abortReload(why: string): void {
     const r = this.reload!;
     this.reload = null;
+    if (planted('reload-half-config')) this.target = r.config.workers;
     const now = this.os.now();
     for (const w of this.workers.of(r.generation)) {
       if (w.state === 'serving') {
@@ -421,6 +423,7 @@ class Arbiter {
   }
 
   private reap(): void {
+    if (planted('arbiter-skips-reap')) return;
     for (;;) {
       let e: Exited | null;
       try {
@@ -571,7 +574,7 @@ class Arbiter {
     if (active.length < this.target || slow.length < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
       for (let i = active.length; i < this.target; i++) this.spawn(this.config, this.generation, this.listeners);
-      for (let i = slow.length; i < slowTarget; i++) this.spawnSlow(this.config, this.generation);
+      if (!planted('arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) this.spawnSlow(this.config, this.generation);
     }
     if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);

@@ -19,10 +19,13 @@ import type { GenerationReport, LanesReport } from '../lanes/report.js';
 import type { Logger } from '../log.js';
 import type { RouteNews, ToWorker } from '../protocol.js';
 import type { Worker } from './workers.js';
+import { planted, probe } from '../probe.js';
 
 const SEQ = 2 ** 31;
 
 interface Gen {
+  readonly generation: number;
+  readonly limit: number; // slow_queue
   readonly lane: SlowLane;
   readonly sockets: Map<number, string>; // slow worker pid -> its socket
   readonly retiring: Set<number>; // slow workers to drain once idle
@@ -53,8 +56,10 @@ export class Lanes {
   open(generation: number, config: Config): void {
     if (!config.lanes || this.gens.has(generation)) return;
     this.gens.set(generation, {
+      generation,
+      limit: config.slow_queue,
       lane: new SlowLane({
-        queue: config.slow_queue,
+        queue: config.slow_queue + (planted('lane-queue-overflow') ? 1 : 0),
         concurrency: config.slow_concurrency,
         queueTimeout: config.queue_timeout > 0 ? config.queue_timeout : Infinity,
       }),
@@ -242,6 +247,7 @@ export class Lanes {
         this.host.send(pid, { t: 'lane-no', seq, retryAfter: d.retryAfter, reason: d.reason });
       }
     }
+    probe.laneQueued?.(g.generation, g.lane.stats().queued, g.limit);
     this.schedule();
   }
 

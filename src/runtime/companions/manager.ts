@@ -17,6 +17,7 @@
 // The control socket is the arbiter's (src/runtime/arbiter/control.ts): it
 // forwards the companion commands here over our channel, {t:'ctl', id, req},
 // and we answer each with {t:'ctl-reply', id, reply}.
+import { planted } from '../probe.js';
 import { resolve } from 'node:path';
 import type { Child, Exited, Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
@@ -86,7 +87,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as ManagerSpec;
   // Started after the arbiter already died: nobody would ever stop what we start.
   if (os.ppid() !== spec.arbiter) return os.exit(0);
-  os.setParentDeathSignal('SIGTERM');
+  if (!planted('manager-ignores-parent-death')) os.setParentDeathSignal('SIGTERM');
 
   const config = await loadConfig(os, spec.argv, spec.cpus);
   const log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
@@ -104,6 +105,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   // ------------------------------------------------------------ the machine
 
   const feed = (e: Entry, input: Input) => {
+    // The planted bug: a restart starts the new instance before the old one is reaped.
+    if (planted('manager-restart-overlap') && input.t === 'restart' && e.c.pid !== null) spawn(e, e.c.config);
     const { next, actions } = step(e.c, input, os.now());
     e.c = next;
     for (const a of actions) act(e, a);

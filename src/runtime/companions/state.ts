@@ -31,6 +31,7 @@
 //   live companion uses reload_timeout, both of the config the process runs
 //   under (its stop behaviour belongs to it, not to its replacement).
 
+import { planted, probe } from '../probe.js';
 import type { Signal } from '../../os/types.js';
 import type { CompanionConfig } from './config.js';
 
@@ -118,7 +119,8 @@ class Draft {
   /** A state change, checked against the table. */
   go(state: State, patch: Partial<Companion> = {}): void {
     const from = this.c.state;
-    if (state !== from && !TRANSITIONS[from].includes(state)) {
+    if (state !== from) probe.transition?.(this.c.config.name, from, state);
+    if (state !== from && !TRANSITIONS[from].includes(state) && !planted('companion-skips-backoff')) {
       throw new Error(`${this.who}: ${from} -> ${state} is not an allowed transition`);
     }
     this.c = { ...this.c, ...patch, state, since: state === from ? this.c.since : this.now };
@@ -267,7 +269,7 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.log('warning', `it did not stay up for startsecs (${secs(d.c.config.startsecs)})`);
       return d.failedStart();
     }
-    if (state === 'RUNNING') return d.backoff(1);
+    if (state === 'RUNNING') return planted('companion-skips-backoff') ? d.spawn() : d.backoff(1);
     if (d.c.restartPending) {
       d.log('info', 'restarting');
       return d.spawn();

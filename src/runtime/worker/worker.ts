@@ -27,6 +27,7 @@ import { CLIENT_HEADER, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpe
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
 import { FastLane } from './fast-lane.js';
+import { planted } from '../probe.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as WorkerSpec;
@@ -121,6 +122,9 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     conns.request(req, res);
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res);
+    if (planted('worker-answers-twice')) {
+      res.once('finish', () => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain'));
+    }
     if (lanes) {
       const key = routeKey(req.method!, req.url!);
       if (!lanes.take(key, req, res)) {

@@ -1,0 +1,46 @@
+// Hooks for the chaos checker (src/chaos), and its planted defects.
+//
+// In the simulator every simulated process runs in one host process, so the
+// checker can watch what no outside observer could see: each companion
+// state change, the slow lane's queue depth after every decision. On the
+// real OS nobody sets a hook and each call costs one property read.
+//
+// A planted defect is a known bug switched on by name for one chaos run, so
+// that a test can show each invariant's checker finds its kind of bug
+// (issue 6: "a checker that cannot fail is a defect"). Nothing switches one
+// on outside those tests; each is one `planted(...)` test at the place the
+// bug would be.
+
+export interface Probe {
+  /** A companion changed state (companions/state.ts), as the manager `pid` applies it. */
+  transition?(name: string, from: string, to: string): void;
+  /** A slow lane's queue after a decision (arbiter/lanes.ts). */
+  laneQueued?(generation: number, queued: number, limit: number): void;
+}
+
+export const probe: Probe = {};
+
+export const DEFECTS = [
+  'manager-ignores-parent-death', // orphans: companions outlive the arbiter
+  'arbiter-skips-reap', // zombies: exited workers are not waited for
+  'manager-restart-overlap', // one instance per name: a restart starts the new one before the old is reaped
+  'worker-answers-twice', // answers: a response followed by a stray second one
+  'reload-half-config', // broken reload: the worker count of a config that failed is kept
+  'arbiter-no-slow-respawn', // convergence: a dead slow worker is not replaced
+  'companion-skips-backoff', // transitions: a crash goes RUNNING -> STARTING
+  'lane-queue-overflow', // queue bound: one request more than slow_queue waits
+] as const;
+
+export type Defect = (typeof DEFECTS)[number];
+
+const on = new Set<string>();
+
+/** Switches on exactly these defects (none: a clean run). */
+export function plant(defects: readonly Defect[]): void {
+  on.clear();
+  for (const d of defects) on.add(d);
+}
+
+export function planted(d: Defect): boolean {
+  return on.size !== 0 && on.has(d);
+}
