@@ -143,7 +143,7 @@ test('the manager SIGKILLed: its companions and their children die with it, the 
     expect(c.os.now() - t0).toBeLessThan(1000);
     await c.waitLog(/Companion manager \d+ was killed by SIGKILL; killed 2 companion group\(s\)/);
     // Until the new manager is up, the arbiter answers for it; stats as ever.
-    expect(await ctl(c, { cmd: 'status' })).toEqual({ ok: false, error: expect.stringMatching(/^the companion manager is not running: it exited and the arbiter starts a new one shortly/) });
+    expect(await ctl(c, { cmd: 'status' })).toEqual({ ok: false, error: expect.stringMatching(/^the companion manager is not running: it exited, and unless drover is stopping the arbiter starts a new one shortly/) });
     expect(await ctl(c, { cmd: 'stats' })).toMatchObject({ ok: true, generations: [{ generation: 1 }] });
     await c.os.sleep(100);
     for (const pid of [...old.ticker, ...old.stubborn]) expect(c.k.processes().find((p) => p.pid === pid && p.state !== 'zombie')).toBeUndefined();

@@ -5,6 +5,7 @@
 import { expect, test } from 'vitest';
 import { request } from '../../src/runtime/control/client.js';
 import type { Reply } from '../../src/runtime/control/protocol.js';
+import { programs, type Os } from '../../src/os/types.js';
 import { reap, until } from '../support/os.js';
 import { controlPrograms } from './control-programs.js';
 import { SIM_APP, simulate, type Ctl } from './sim.js';
@@ -26,7 +27,10 @@ async function ctl(c: Ctl, args: string[]): Promise<{ code: number | null; out: 
   return { code: e.code, out: c.os.fs.readFile(out) };
 }
 
-const run = (seed: number, files: Record<string, string>, body: (c: Ctl) => Promise<void>) => simulate(seed, ['--config', CONFIG], body, files, [controlPrograms]);
+/** A companion command that does nothing, for ever. */
+const commands = programs(import.meta.url, { idle: (os: Os) => void os.timer(1e9, () => {}) });
+
+const run = (seed: number, files: Record<string, string>, body: (c: Ctl) => Promise<void>) => simulate(seed, ['--config', CONFIG], body, files, [controlPrograms, commands]);
 
 test('without companions: the arbiter serves the socket; stats answers, status says no companions are configured and how to add them', async () => {
   const r = await run(1, { [CONFIG]: config() }, async (c) => {
@@ -71,23 +75,32 @@ test('stats shows what the lanes did: a route learned slow, the slow lane\'s com
   });
 });
 
-test('a second drover on the same control socket: without companions it serves anyway, with a warning; with companions it refuses to start', async () => {
-  await run(3, { [CONFIG]: config(), '/tmp/two.json': config({ bind: ['127.0.0.1:8001'] }), '/tmp/three.json': config({ bind: ['127.0.0.1:8002'], companions: [{ name: 'x', command: ['nothing'] }] }) }, async (c) => {
+test('a second drover on the same control socket serves without drover ctl, saying so; the socket stays the first one\'s', async () => {
+  const files = {
+    [CONFIG]: config(),
+    '/tmp/two.json': config({ bind: ['127.0.0.1:8001'] }),
+    '/tmp/three.json': config({ bind: ['127.0.0.1:8002'], companions: [{ name: 'idle', command: ['idle'] }] }),
+  };
+  await run(3, files, async (c) => {
     await c.booted(1);
-    c.os.fs.writeFile('/tmp/two.log', '');
-    const two = c.os.spawn({ program: 'arbiter', args: ['--config', '/tmp/two.json'], channel: false, stdout: { file: '/tmp/two.log' }, stderr: { file: '/tmp/two.log' } });
-    expect(await until(c.os, () => /worker \d+ booted/.test(c.os.fs.readFile('/tmp/two.log')), 30_000)).toBe(true);
-    expect(c.os.fs.readFile('/tmp/two.log')).toMatch(/WARNING\] no control socket, drover ctl cannot reach this drover: EADDRINUSE: control socket \/tmp\/ctl.sock is in use by a running drover/);
-    // The socket is still the first one's.
-    expect((await ask(c, { cmd: 'stats' })).generations[0].fast.workers).toBe(1);
-    c.os.kill(two.pid, 'SIGTERM');
-    expect(await reap(c.os, two.pid, 60_000)).toMatchObject({ code: 0 });
-    expect(await ask(c, { cmd: 'version' })).toMatchObject({ ok: true }); // the second did not take it away
-    c.os.fs.writeFile('/tmp/three.log', '');
-    const three = c.os.spawn({ program: 'arbiter', args: ['--config', '/tmp/three.json'], channel: false, stdout: { file: '/tmp/three.log' }, stderr: { file: '/tmp/three.log' } });
-    expect(await reap(c.os, three.pid, 30_000)).toMatchObject({ code: 1 });
-    expect(c.os.fs.readFile('/tmp/three.log')).toMatch(/ERROR\] cannot serve the control socket: EADDRINUSE: control socket \/tmp\/ctl.sock is in use by a running drover .* give this one another control_socket/);
-    expect(c.os.fs.readFile('/tmp/three.log')).not.toMatch(/Booting (worker|companion manager)/);
+    const start = async (cfg: string, log: string) => {
+      c.os.fs.writeFile(log, '');
+      const pid = c.os.spawn({ program: 'arbiter', args: ['--config', cfg], channel: false, stdout: { file: log }, stderr: { file: log } }).pid;
+      expect(await until(c.os, () => /worker \d+ booted/.test(c.os.fs.readFile(log)), 30_000)).toBe(true);
+      expect(c.os.fs.readFile(log)).toMatch(/WARNING\] .*drover ctl .*EADDRINUSE: control socket \/tmp\/ctl.sock is in use by a running drover .* give this one another control_socket/);
+      return pid;
+    };
+    const two = await start('/tmp/two.json', '/tmp/two.log');
+    // With companions too: they run, only drover ctl cannot reach them.
+    const three = await start('/tmp/three.json', '/tmp/three.log');
+    expect(await until(c.os, () => /companion manager \d+ running 1 companion/.test(c.os.fs.readFile('/tmp/three.log')), 30_000)).toBe(true);
+    // The socket still answers for the first drover, which has no companions.
+    expect(await ask(c, { cmd: 'status' })).toMatchObject({ ok: false, error: expect.stringMatching(/no companions are configured/) });
+    for (const pid of [two, three]) {
+      c.os.kill(pid, 'SIGTERM');
+      expect(await reap(c.os, pid, 60_000)).toMatchObject({ code: 0 });
+    }
+    expect(await ask(c, { cmd: 'version' })).toMatchObject({ ok: true }); // neither took it away on its way out
   });
 });
 

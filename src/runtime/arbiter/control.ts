@@ -76,7 +76,13 @@ export class Control {
 
   constructor(private readonly os: Os, private readonly deps: ControlDeps) {}
 
-  /** A Control serving on `path`. Throws what serveControl throws (an OsError EADDRINUSE when a live drover has the path). */
+  /**
+   * A Control serving on `path`. Throws what serveControl throws (an
+   * OsError EADDRINUSE when a live drover has the path). The arbiter had
+   * better make its Control once, with `new`, and `listen`: a Control made
+   * later, after a manager was spawned, has never been told of it
+   * (setManager) and would answer that none runs.
+   */
   static async open(os: Os, path: string, deps: ControlDeps): Promise<Control> {
     const c = new Control(os, deps);
     await c.listen(path);
@@ -119,7 +125,7 @@ export class Control {
         this.settle(p.id, {
           ok: false,
           error: `the companion manager exited before it answered ${what(p.req)}, and its companions were stopped with it; ` +
-            'the arbiter starts a new manager (the error log says why the old one ended): drover ctl status shows where things stand',
+            'unless drover is stopping, the arbiter starts a new manager (the error log says why the old one ended): drover ctl status shows where things stand',
         });
       } else if (channel === null) {
         this.settle(p.id, { ok: false, error: this.noManager(p.req) });
@@ -209,6 +215,6 @@ export class Control {
       return `${req.cmd} is a companion command, and no companions are configured: add "companions" to the config and reload drover (HUP); ` +
         'stats and version answer without them';
     }
-    return 'the companion manager is not running: it exited and the arbiter starts a new one shortly (the error log says why); try again in a few seconds';
+    return 'the companion manager is not running: it exited, and unless drover is stopping the arbiter starts a new one shortly (the error log says why); try again in a few seconds';
   }
 }
