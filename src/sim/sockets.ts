@@ -437,6 +437,14 @@ export class ListenerState {
 export class ListenerHandle implements Listener {
   fn: ((stream: Stream) => void) | null = null;
   held = true;
+  /**
+   * Connections handed to this process whose accept has not run yet (it is
+   * burning CPU). They are not its own until then: if it lets go of the
+   * socket first (exits, closes), they go back to the backlog for another
+   * acceptor, as a connection in a real backlog waits for whoever calls
+   * accept() next.
+   */
+  readonly pending: Endpoint[] = [];
 
   constructor(
     readonly m: Machine,
@@ -484,7 +492,11 @@ function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
   if (explicit && p === st.creator && st.absPath !== null && lookupNode(m, st.absPath) === st.node) {
     m.vol.unlinkSync(st.absPath);
   }
+  // Never accepted here: back to the front of the backlog, oldest first.
+  for (let i = h.pending.length - 1; i >= 0; i--) st.backlog.unshift(h.pending[i]!);
+  h.pending.length = 0;
   if (st.holders.size === 0) closeListener(m, st);
+  else dispatch(m, st);
 }
 
 function closeListener(m: Machine, st: ListenerState): void {
@@ -533,12 +545,16 @@ function dispatch(m: Machine, st: ListenerState): void {
     if (h === null) return;
     const ep = st.backlog.shift()!;
     if (ep.closed) continue;
+    h.pending.push(ep);
     m.at(m.now, EV_ACCEPT, h.proc, h, ep);
   }
 }
 
 /** EV_ACCEPT: the connection becomes the acceptor's, unless it stopped accepting meanwhile. */
 export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
+  const i = h.pending.indexOf(ep);
+  if (i < 0) return; // given back to the backlog when this process let go of the socket
+  h.pending.splice(i, 1);
   if (ep.closed) return;
   const p = h.proc;
   const st = h.state;

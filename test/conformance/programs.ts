@@ -90,6 +90,33 @@ function acceptReply(os: Os): void {
   os.channel!.send('ready');
 }
 
+/** Accepts, says ready, then holds its event loop until killed: it never gets to take a connection. */
+async function acceptThenBurn(os: Os): Promise<void> {
+  os.listeners[0]!.accept((s) => s.end(String(os.pid)));
+  os.channel!.send('ready');
+  await os.sleep(20);
+  os.burn(60_000);
+}
+
+async function busyAcceptor(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  const busy = os.spawn({ program: 'accept-then-burn', listeners: [l] });
+  await inbox(os, busy.channel!)();
+  await os.sleep(100);
+  // It accepts but its loop is held: the connection waits in the backlog, not in its hands.
+  const waiting = await os.connect(l.address);
+  const late = readAll(waiting);
+  await os.sleep(200);
+  os.kill(busy.pid, 'SIGKILL');
+  await reap(os, busy.pid);
+  const next = os.spawn({ program: 'accept-reply', listeners: [l] });
+  const reply = await late;
+  os.kill(next.pid, 'SIGKILL');
+  await reap(os, next.pid);
+  l.close();
+  emit(os, { servedByNext: reply === String(next.pid) });
+}
+
 async function listenAndWait(os: Os, args: readonly string[]): Promise<void> {
   await os.listen({ path: args[0]! });
   os.channel!.send('ready');
@@ -398,6 +425,8 @@ export const registry = programs(import.meta.url, {
   orphan,
   'burn-counting': burnCounting,
   'accept-reply': acceptReply,
+  'accept-then-burn': acceptThenBurn,
+  'busy-acceptor': busyAcceptor,
   'listen-and-wait': listenAndWait,
   appender,
   'print-env': printEnv,

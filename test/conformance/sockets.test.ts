@@ -20,6 +20,10 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('shared-listener'))).toEqual({ fromChildrenOnly: true, lateFromThird: true });
   });
 
+  test('a connection waiting while the only acceptor is busy (its loop held) is served by the next acceptor after that one dies', async () => {
+    expect(ok(await world().run('busy-acceptor'))).toEqual({ servedByNext: true });
+  });
+
   test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one replaced, a file kept', async () => {
     const dir = world().tmp();
     expect(ok(await world().run('unix-paths', [dir]))).toEqual({

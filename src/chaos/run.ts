@@ -1,0 +1,411 @@
+// One chaos run: the scenario's topology as a drover config, the real
+// arbiter, workers, slow lane and companion manager on the simulated kernel,
+// a driver process that sends the load and injects the faults, and the
+// checker watching every batch of events. Same seed, same run, same trace.
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { programs, type Os, type ProgramRegistry } from '../os/types.js';
+import { request as ctlRequest } from '../runtime/control/client.js';
+import { plant, probe, type Defect } from '../runtime/probe.js';
+import { runtimePrograms } from '../runtime/programs.js';
+import { Kernel } from '../sim/index.js';
+import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
+import { ledger } from './ledger.js';
+import { describeFault, FAULT_KINDS, type Fault, type FaultKind, type Scenario } from './scenario.js';
+
+const CONFIG = '/srv/drover.json';
+const SOCK = '/run/drover/ctl.sock';
+const LOG = '/var/log/drover.log';
+const ADDR = { host: '127.0.0.1', port: 8000 };
+const STOP_TIMEOUT_MS = 2000;
+const GRACEFUL_MS = 5000;
+const SETTLE_MS = 40_000;
+/** Programs of a drover process tree (the driver and init are not). */
+const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', 'chaos-companion', 'chaos-grandchild']);
+const GOOD_VERSIONS = ['v1', 'v2', 'v3'];
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const appPath = (v: string) => new URL(`./apps/${v}${ext}`, import.meta.url).pathname;
+
+export interface RunOptions {
+  /** Switch on planted defects for this run (tests of the checkers). */
+  readonly defects?: readonly Defect[];
+  /** Keep every trace line (for --trace). */
+  readonly record?: boolean;
+  /** Replace the scenario's fault schedule (shrinking). */
+  readonly faults?: readonly Fault[];
+}
+
+export interface RunReport {
+  readonly scenario: Scenario;
+  readonly faults: readonly Fault[];
+  readonly violation: Violation | null;
+  readonly simulatedMs: number;
+  readonly events: number;
+  readonly injected: Record<FaultKind, number>;
+  readonly checks: Record<Invariant, number>;
+  readonly requests: { sent: number; ok: number; shed: number; badGateway: number; reset: number; left: number };
+  readonly traceHash: string;
+  /** Timeline: the driver's own lines (faults, restarts) merged with the kernel's trace when recorded, else its last lines. */
+  readonly timeline: readonly string[];
+  /** The tail of drover's error log. */
+  readonly logTail: readonly string[];
+}
+
+interface Cfg {
+  version: string;
+  workers: number;
+  min: number;
+  max: number;
+  slowWorkers: number;
+  broken: 'config' | 'app' | null;
+}
+
+export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<RunReport> {
+  const faults = opts.faults ?? s.faults;
+  const topo = s.topology;
+  const k: Kernel = new Kernel({ seed: s.seed, programs: [runtimePrograms, chaosPrograms(), driverRegistry()], record: opts.record === true });
+  let driverPid = -1;
+  const checker = new Checker(() => k.now(), { orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : STOP_TIMEOUT_MS + 2000) }, () => driverPid);
+  const injected = Object.fromEntries(FAULT_KINDS.map((f) => [f, 0])) as Record<FaultKind, number>;
+  const req = { sent: 0, ok: 0, shed: 0, badGateway: 0, reset: 0, left: 0 };
+  const timeline: string[] = [];
+  let done = false;
+
+  function driverRegistry(): ProgramRegistry {
+    return programs(import.meta.url, { 'chaos-driver': driver });
+  }
+
+  function configText(c: Cfg): string {
+    const base: Record<string, unknown> = {
+      app: c.broken === 'app' ? appPath('broken') : appPath(c.version),
+      bind: ['127.0.0.1:8000'],
+      workers: c.workers,
+      min_workers: c.min,
+      max_workers: c.max,
+      timeout: 2,
+      graceful_timeout: GRACEFUL_MS / 1000,
+      keep_alive: 2,
+      lanes: true,
+      slow_threshold: 0.1,
+      slow_workers: c.slowWorkers,
+      slow_concurrency: topo.slowConcurrency,
+      slow_queue: topo.slowQueue,
+      queue_timeout: topo.queueTimeoutMs / 1000,
+      control_socket: SOCK,
+      error_log: LOG,
+      companion_stop_timeout: STOP_TIMEOUT_MS / 1000,
+      companion_startsecs: 0.5,
+      companion_restart_delay: 1,
+      companions: topo.companions.map((p) => ({ name: p.name, command: ['chaos-companion', p.name, p.behaviour] })),
+    };
+    if (c.broken === 'config') base.keep_alive = 'two seconds'; // refused: the whole file is
+    return JSON.stringify(base);
+  }
+
+  async function driver(os: Os): Promise<void> {
+    driverPid = os.pid;
+    const note = (text: string) => timeline.push(`${os.now()} driver ${text}`);
+    for (const d of ['/srv', '/run/drover', '/var/log']) os.fs.mkdir(d, { recursive: true });
+    let good: Cfg = { version: 'v1', workers: topo.workers, min: topo.minWorkers, max: topo.maxWorkers, slowWorkers: topo.slowWorkers, broken: null };
+    const seen = new Set<string>(['v1']); // versions a good config has named
+    os.fs.writeFile(CONFIG, configText(good));
+    os.fs.writeFile(LOG, '');
+    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running');
+    const tree = () => k.processes().filter((p) => TREE.has(p.program) && p.state !== 'zombie');
+    let arbiter = os.spawn({ program: 'arbiter', args: ['--config', CONFIG], channel: false });
+    note(`spawned arbiter ${arbiter.pid}`);
+    const reapArbiter = () => {
+      try {
+        os.waitpid(arbiter.pid);
+      } catch {
+        // reaped already
+      }
+    };
+    const pick = <T>(xs: readonly T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
+    const kill = (pid: number, sig: Parameters<Os['kill']>[1]) => {
+      try {
+        os.kill(pid, sig);
+      } catch {
+        // gone already
+      }
+    };
+
+    // ---- load: open loop, each request checked on its own
+    const agents = Array.from({ length: 4 }, () => new OsAgent(os));
+    let n = 0;
+    const pending = new Map<string, string>(); // id -> when and what, for the report
+    const send = () => {
+      const id = `r${++n}`;
+      const slow = os.random() < s.load.slowShare;
+      const ms = s.load.slowMsMin + Math.floor(os.random() * (s.load.slowMsMax - s.load.slowMsMin + 1));
+      const path = slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`;
+      const keep = os.random() < s.load.keepAliveShare;
+      const leave = os.random() < s.load.leaveShare ? Math.floor(os.random() * 500) : -1;
+      req.sent++;
+      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ' (keep-alive)' : ''}`);
+      let settled = false;
+      const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
+        if (settled) return;
+        settled = true;
+        pending.delete(id);
+        req[how]++;
+      };
+      const r = http.request({ path, ...(keep ? { agent: agents[n % agents.length] } : { createConnection: viaOs(os) }) }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          if (settled) return;
+          const [rid, version] = body.split(' ');
+          if (res.statusCode === 200) {
+            checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(body.slice(0, 60))}`);
+            checker.check('broken-reload', seen.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
+            end('ok');
+          } else if (res.statusCode === 503) end('shed');
+          else if (res.statusCode === 502) end('badGateway');
+          else {
+            checker.fail('answers', `request ${id} got status ${res.statusCode}: ${body.slice(0, 80)}`);
+            end('reset');
+          }
+        });
+        res.on('error', () => end('reset'));
+      });
+      r.on('socket', (sock: Duplex) => countAnswers(sock, id));
+      r.on('error', () => end('reset'));
+      r.end();
+      if (leave >= 0) {
+        os.timer(leave, () => {
+          if (settled) return;
+          end('left');
+          r.destroy();
+        });
+      }
+    };
+    // A connection must never carry more answers than requests.
+    const answers = new WeakMap<Duplex, { sent: number; seen: number; tail: string }>();
+    const countAnswers = (sock: Duplex, id: string) => {
+      let c = answers.get(sock);
+      if (!c) {
+        const st = { sent: 0, seen: 0, tail: '' };
+        answers.set(sock, (c = st));
+        sock.on('data', (d: Buffer | string) => {
+          const text = st.tail + d.toString();
+          st.seen += text.match(/HTTP\/1\.[01] \d{3} /g)?.length ?? 0;
+          st.tail = text.slice(-12).replace(/^[^]*HTTP\/1\.[01] \d{3} /, '');
+          checker.check('answers', st.seen <= st.sent, () => `a connection carried ${st.seen} answers for ${st.sent} requests (the last one ${id}): something answered twice`);
+        });
+      }
+      c.sent++;
+    };
+    let loading = true;
+    void (async () => {
+      while (loading) {
+        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / s.load.rate)));
+        if (loading) send();
+      }
+    })();
+
+    // ---- faults
+    const ctl = (r: object) => ctlRequest(os, SOCK, r as never, 10_000).catch(() => null);
+    const restart = async (why: string) => {
+      // The whole old tree must go first (systemd waits for the cgroup to empty); the checker times the orphans.
+      const deadline = os.now() + STOP_TIMEOUT_MS + 4000;
+      while (tree().length > 0 && os.now() < deadline) await os.sleep(100);
+      reapArbiter();
+      if (good.broken === null) os.fs.writeFile(CONFIG, configText(good));
+      arbiter = os.spawn({ program: 'arbiter', args: ['--config', CONFIG], channel: false });
+      note(`restarted arbiter as ${arbiter.pid} (${why})`);
+    };
+    const writeGood = (f: Fault) => {
+      const versions = GOOD_VERSIONS.filter((v) => v !== good.version);
+      const workers = 1 + (f.pick % 4);
+      const scaling = topo.minWorkers < topo.maxWorkers;
+      good = {
+        version: versions[(f.pick >>> 4) % versions.length]!, workers, min: scaling ? Math.max(1, workers - 1) : workers,
+        max: scaling ? workers + 1 : workers, slowWorkers: 1 + ((f.pick >>> 8) % 2), broken: null,
+      };
+      seen.add(good.version);
+      os.fs.writeFile(CONFIG, configText(good));
+    };
+    const inject = async (f: Fault) => {
+      injected[f.kind]++;
+      note(`fault ${describeFault(f)}`);
+      switch (f.kind) {
+        case 'kill-worker':
+        case 'kill-slow-worker':
+        case 'kill-manager':
+        case 'kill-companion': {
+          const program = { 'kill-worker': 'worker', 'kill-slow-worker': 'slow-worker', 'kill-manager': 'companion-manager', 'kill-companion': 'chaos-companion' }[f.kind];
+          const p = pick(live(program), f.pick);
+          if (p) kill(p.pid, 'SIGKILL');
+          return;
+        }
+        case 'kill-arbiter':
+          kill(arbiter.pid, 'SIGKILL');
+          return restart('after its SIGKILL');
+        case 'hup':
+          return kill(arbiter.pid, 'SIGHUP');
+        case 'hup-changed':
+          writeGood(f);
+          return kill(arbiter.pid, 'SIGHUP');
+        case 'hup-broken-config':
+        case 'hup-broken-app': {
+          // Another app and a worker count outside the good config's range: a half-applied reload shows.
+          const workers = good.max + 1 + (f.pick % 2);
+          os.fs.writeFile(CONFIG, configText({ ...good, version: 'v9', workers, min: workers, max: workers, broken: f.kind === 'hup-broken-app' ? 'app' : 'config' }));
+          kill(arbiter.pid, 'SIGHUP');
+          // The next good write puts a good file back; a restart restores it too.
+          return;
+        }
+        case 'ttin':
+          return kill(arbiter.pid, 'SIGTTIN');
+        case 'ttou':
+          return kill(arbiter.pid, 'SIGTTOU');
+        case 'ctl': {
+          const name = pick(topo.companions, f.pick)?.name ?? 'none';
+          const cmds = [{ cmd: 'status' }, { cmd: 'stats' }, { cmd: 'restart', name }, { cmd: 'stop', name }, { cmd: 'start', name }];
+          await ctl(cmds[(f.pick >>> 3) % cmds.length]!);
+          return;
+        }
+        case 'ctl-malformed': {
+          const junk = ['{"cmd":\n', 'not json at all\n', `${'x'.repeat(70_000)}\n`, '{"cmd":"stop"}\n'][f.pick % 4]!;
+          try {
+            const sock = await os.connect({ path: SOCK });
+            sock.on('error', () => {});
+            sock.end(junk);
+            os.timer(2000, () => sock.destroy());
+          } catch {
+            // no control socket right now (a restart)
+          }
+          return;
+        }
+        case 'stall-worker': {
+          const r = http.request({ path: `/hang?id=hang${f.pick}`, createConnection: viaOs(os) });
+          r.on('error', () => {});
+          r.on('response', (res) => res.resume());
+          r.end();
+          return;
+        }
+      }
+    };
+    for (const f of faults) {
+      if (checker.violation) break;
+      if (f.at > os.now()) await os.sleep(f.at - os.now());
+      await inject(f);
+    }
+    if (os.now() < s.durationMs) await os.sleep(s.durationMs - os.now());
+    loading = false;
+    note('faults and load stop; settling');
+
+    // ---- settle: the counts reach the good config's, every request has its end
+    const expectFast = (c: number) => (good.min === good.max ? c === good.workers : c >= good.min && c <= good.max);
+    const settled = () =>
+      pending.size === 0 && expectFast(live('worker').length) && live('slow-worker').length === good.slowWorkers && live('arbiter').length === 1;
+    const settleEnd = os.now() + SETTLE_MS;
+    let stableSince = -1;
+    while (os.now() < settleEnd && !checker.violation) {
+      if (settled()) {
+        if (stableSince < 0) stableSince = os.now();
+        if (os.now() - stableSince >= 3000) break;
+      } else stableSince = -1;
+      await os.sleep(250);
+    }
+    if (!checker.violation) {
+      checker.check('convergence', settled(), () =>
+        `${SETTLE_MS / 1000} s after the faults stopped: ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
+        `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).join('; ')})`);
+      for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
+    }
+
+    // ---- TERM: everything stops, nothing is left
+    for (const a of agents) a.destroy();
+    note('TERM');
+    kill(arbiter.pid, 'SIGTERM');
+    const stopEnd = os.now() + GRACEFUL_MS + STOP_TIMEOUT_MS + 8000;
+    while (tree().length > 0 && os.now() < stopEnd) await os.sleep(100);
+    reapArbiter();
+    if (!checker.violation) checker.check('shutdown', tree().length === 0, () => `after TERM, still running: ${tree().map((p) => `${p.program} ${p.pid}`).join(', ')}`);
+    done = true;
+  }
+
+  // ---- run
+  ledger.reset();
+  plant(opts.defects ?? []);
+  probe.transition = (name, from, to) => checker.transition(name, from, to);
+  probe.laneQueued = (g, q, limit) => checker.laneQueued(g, q, limit);
+  try {
+    k.spawn({ program: 'chaos-driver', args: [] });
+    await k.run({
+      stopWhen: () => {
+        if (done || checker.violation) return true;
+        checker.table(k.processes());
+        return checker.violation !== null;
+      },
+      until: s.durationMs + SETTLE_MS + 60_000,
+    });
+    if (!done && !checker.violation) checker.fail('shutdown', `the run did not finish within ${(s.durationMs + SETTLE_MS + 60_000) / 1000} simulated s`);
+  } finally {
+    plant([]);
+    probe.transition = undefined;
+    probe.laneQueued = undefined;
+  }
+  let logTail: string[] = [];
+  try {
+    logTail = k.fs.readFile(LOG).trimEnd().split('\n').slice(-25);
+  } catch {
+    // no log written
+  }
+  const trace = k.trace();
+  const merged = opts.record ? [...trace, ...timeline].sort(byTime) : [...trace.slice(-40), ...timeline.slice(-10)].sort(byTime);
+  return {
+    scenario: s, faults, violation: checker.violation, simulatedMs: k.now(), events: k.events, injected, checks: checker.counts,
+    requests: req, traceHash: k.traceHash(), timeline: merged, logTail,
+  };
+}
+
+const byTime = (a: string, b: string) => Number(a.slice(0, a.indexOf(' '))) - Number(b.slice(0, b.indexOf(' ')));
+
+function ledgerIds(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `r${i + 1}`);
+}
+
+/** createConnection for node:http over the Os (see test/support/http.ts: never with agent: false). */
+function viaOs(os: Os) {
+  return (_opts: unknown, cb: (err: Error | null, s: Duplex) => void): undefined => {
+    os.connect(ADDR).then((s) => cb(null, s), (e: Error) => cb(e, undefined as never));
+    return undefined;
+  };
+}
+
+class OsAgent extends http.Agent {
+  constructor(private readonly os: Os) {
+    super({ keepAlive: true, maxSockets: 1 });
+  }
+  override createConnection(_opts: http.ClientRequestArgs, cb?: (err: Error | null, s: Duplex) => void): undefined {
+    return viaOs(this.os)(_opts, cb!);
+  }
+}
+
+/** The companions' behaviours, and a grandchild that ignores TERM. */
+function chaosPrograms(): ProgramRegistry {
+  return programs(import.meta.url, {
+    'chaos-companion': async (os: Os, args) => {
+      const behaviour = args[1];
+      if (behaviour === 'ignores-term' || behaviour === 'forks') os.onSignal('SIGTERM', () => {});
+      if (behaviour === 'forks') os.spawn({ command: ['chaos-grandchild'] });
+      if (behaviour === 'slow-start') await os.sleep(800);
+      if (behaviour === 'crashing') {
+        await os.sleep(300 + Math.floor(os.random() * 3000));
+        os.exit(1);
+      }
+      os.timer(1e9, () => {});
+    },
+    'chaos-grandchild': async (os: Os) => {
+      os.onSignal('SIGTERM', () => {});
+      os.timer(1e9, () => {});
+    },
+  });
+}
+
+export { INVARIANTS };

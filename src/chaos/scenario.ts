@@ -1,0 +1,153 @@
+// A chaos scenario, entirely determined by one 64-bit seed (DESIGN.md,
+// "Simulation and chaos"; issue 6): the topology (workers, slow lane,
+// companions and how each behaves), the load (fast and slow routes,
+// keep-alive or not, clients that leave early) and the fault schedule.
+// The same seed also seeds the simulated kernel, so a seed is a whole run.
+//
+// Named scenarios weight the draw: `reload-storm` is mostly HUPs (changed,
+// unchanged, broken) with TTIN/TTOU, `parent-death` kills the arbiter, the
+// manager and companions, `queue-load` drives the slow lane hard and kills
+// its workers, `mixed` draws from everything. Without a name the seed picks.
+import { Rng } from '../sim/random.js';
+
+export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export const FAULT_KINDS = [
+  'kill-worker', 'kill-slow-worker', 'kill-manager', 'kill-arbiter', 'kill-companion',
+  'hup', 'hup-changed', 'hup-broken-config', 'hup-broken-app', 'ttin', 'ttou',
+  'ctl', 'ctl-malformed', 'stall-worker',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const BEHAVIOURS = ['cooperative', 'crashing', 'ignores-term', 'forks', 'slow-start'] as const;
+export type Behaviour = (typeof BEHAVIOURS)[number];
+
+/** One fault: what, when (simulated ms from the start), and a number that picks its target or variant. */
+export interface Fault {
+  readonly at: number;
+  readonly kind: FaultKind;
+  readonly pick: number;
+}
+
+export interface CompanionPlan {
+  readonly name: string;
+  readonly behaviour: Behaviour;
+}
+
+export interface Topology {
+  readonly workers: number;
+  /** TTIN/TTOU room: min_workers..max_workers around `workers` (equal when the schedule has no TTIN/TTOU). */
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+  readonly slowWorkers: number;
+  readonly slowConcurrency: number;
+  readonly slowQueue: number;
+  readonly queueTimeoutMs: number;
+  readonly companions: readonly CompanionPlan[];
+}
+
+export interface LoadPlan {
+  /** Requests a simulated second, open loop (arrivals do not wait for answers). */
+  readonly rate: number;
+  /** Share of requests to slow (CPU-burning) routes. */
+  readonly slowShare: number;
+  readonly slowMsMin: number;
+  readonly slowMsMax: number;
+  /** Share sent on a kept-alive connection (the rest open one each). */
+  readonly keepAliveShare: number;
+  /** Share of clients that give up before their answer. */
+  readonly leaveShare: number;
+}
+
+export interface Scenario {
+  readonly seed: bigint;
+  readonly name: ScenarioName;
+  /** Faults and load run this long; then the system must settle. */
+  readonly durationMs: number;
+  readonly topology: Topology;
+  readonly load: LoadPlan;
+  readonly faults: readonly Fault[];
+}
+
+export interface ScenarioOptions {
+  readonly name?: ScenarioName;
+  readonly durationMs?: number;
+}
+
+/** How often each kind is drawn, per scenario (weights, 0: never). */
+const WEIGHTS: Record<ScenarioName, Partial<Record<FaultKind, number>>> = {
+  'reload-storm': { hup: 3, 'hup-changed': 4, 'hup-broken-config': 2, 'hup-broken-app': 2, ttin: 2, ttou: 2, 'kill-worker': 1, ctl: 1 },
+  'parent-death': { 'kill-arbiter': 3, 'kill-manager': 3, 'kill-companion': 3, 'kill-worker': 1, ctl: 2, 'ctl-malformed': 1 },
+  'queue-load': { 'kill-slow-worker': 4, 'kill-worker': 1, 'stall-worker': 1, hup: 1 },
+  mixed: {
+    'kill-worker': 2, 'kill-slow-worker': 2, 'kill-manager': 1, 'kill-arbiter': 1, 'kill-companion': 2, hup: 1, 'hup-changed': 2,
+    'hup-broken-config': 1, 'hup-broken-app': 1, ttin: 1, ttou: 1, ctl: 2, 'ctl-malformed': 1, 'stall-worker': 1,
+  },
+};
+
+export const DEFAULT_DURATION_MS = 30_000;
+
+/** Seeds are unsigned 64-bit: decimal or 0x hex text. */
+export function parseSeed(text: string): bigint {
+  const t = text.trim();
+  if (!/^(0x[0-9a-f]+|\d+)$/i.test(t)) throw new RangeError(`a seed is an unsigned 64-bit integer (decimal or 0x hex), not ${JSON.stringify(text)}`);
+  const v = BigInt(t);
+  if (v >= 1n << 64n) throw new RangeError(`seed ${text} does not fit in 64 bits`);
+  return v;
+}
+
+export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
+  // A stream of its own, so that the kernel's (seeded with the same number) is unrelated.
+  const r = new Rng(seed ^ 0x5ca1ab1e0ddba11n);
+  const int = (lo: number, hi: number) => lo + r.below(hi - lo + 1);
+  const chance = (p: number) => r.float() < p;
+  const name = opts.name ?? SCENARIOS[r.below(SCENARIOS.length)]!;
+  const durationMs = opts.durationMs ?? DEFAULT_DURATION_MS;
+  const weights = WEIGHTS[name];
+
+  const kinds = (Object.keys(weights) as FaultKind[]).filter((k) => (weights[k] ?? 0) > 0);
+  const total = kinds.reduce((n, k) => n + weights[k]!, 0);
+  const draw = (): FaultKind => {
+    let x = r.below(total);
+    for (const k of kinds) if ((x -= weights[k]!) < 0) return k;
+    return kinds[kinds.length - 1]!;
+  };
+  const perMinute = name === 'reload-storm' ? int(20, 40) : name === 'queue-load' ? int(6, 16) : int(10, 24);
+  const n = Math.max(1, Math.round((perMinute * durationMs) / 60_000));
+  const faults: Fault[] = [];
+  // Faults after the first boot (2 s) and until the end of the duration.
+  for (let i = 0; i < n; i++) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: draw(), pick: r.u32() });
+  faults.sort((a, b) => a.at - b.at);
+
+  const scaling = faults.some((f) => f.kind === 'ttin' || f.kind === 'ttou');
+  const workers = int(1, 4);
+  const needsCompanions = name === 'parent-death' || name === 'mixed' || faults.some((f) => f.kind === 'kill-manager' || f.kind === 'kill-companion');
+  const companions: CompanionPlan[] = [];
+  const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
+  for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });
+  const topology: Topology = {
+    workers,
+    minWorkers: scaling ? Math.max(1, workers - 1) : workers,
+    maxWorkers: scaling ? workers + 1 : workers,
+    slowWorkers: int(1, 2),
+    slowConcurrency: chance(0.7) ? 1 : 2,
+    slowQueue: name === 'queue-load' ? int(0, 6) : int(2, 16),
+    queueTimeoutMs: int(1, 4) * 1000,
+    companions,
+  };
+  const load: LoadPlan = {
+    rate: name === 'queue-load' ? int(20, 60) : int(10, 40),
+    slowShare: name === 'queue-load' ? 0.3 + r.float() * 0.3 : 0.05 + r.float() * 0.15,
+    slowMsMin: 150,
+    slowMsMax: int(200, 600),
+    keepAliveShare: r.float(),
+    leaveShare: name === 'queue-load' ? 0.1 : 0.03,
+  };
+  return { seed, name, durationMs, topology, load, faults };
+}
+
+/** One line per fault, for reports and traces. */
+export function describeFault(f: Fault): string {
+  return `${(f.at / 1000).toFixed(3)}s ${f.kind}#${f.pick % 1000}`;
+}
