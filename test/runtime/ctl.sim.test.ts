@@ -114,3 +114,22 @@ test('a reload that changes control_socket moves the socket', async () => {
     expect(await ask(c, { cmd: 'stats' }, '/tmp/moved.sock')).toMatchObject({ ok: true });
   });
 });
+test('a drover that started without its control socket takes it up on a reload once it is free, and reaches its companions through it', async () => {
+  const files = { [CONFIG]: config(), '/tmp/three.json': config({ bind: ['127.0.0.1:8002'], companions: [{ name: 'idle', command: ['idle'] }] }) };
+  await run(5, files, async (c) => {
+    await c.booted(1);
+    c.os.fs.writeFile('/tmp/three.log', '');
+    const three = c.os.spawn({ program: 'arbiter', args: ['--config', '/tmp/three.json'], channel: false, stdout: { file: '/tmp/three.log' }, stderr: { file: '/tmp/three.log' } }).pid;
+    expect(await until(c.os, () => /companion manager \d+ running 1 companion/.test(c.os.fs.readFile('/tmp/three.log')), 30_000)).toBe(true);
+    // The first one goes, and its socket with it; a HUP makes the second serve it.
+    c.signal('SIGTERM');
+    await c.exited();
+    expect(c.os.fs.exists(SOCK)).toBe(false);
+    c.os.kill(three, 'SIGHUP');
+    expect(await until(c.os, () => c.os.fs.exists(SOCK), 30_000)).toBe(true);
+    await c.os.sleep(1500);
+    expect(await ask(c, { cmd: 'status' })).toMatchObject({ ok: true, companions: [{ name: 'idle', state: 'RUNNING' }] });
+    c.os.kill(three, 'SIGTERM');
+    expect(await reap(c.os, three, 60_000)).toMatchObject({ code: 0 });
+  });
+});

@@ -87,7 +87,8 @@ class Arbiter {
   private inherited = false; // listeners came from systemd, not from bind
   private readonly lanes: Lanes;
   private laneDir: string | null = null; // slow workers' sockets, made when first needed
-  private control: Control | null = null;
+  // Made at once, served once run() has bound: it must know the manager even if the socket is only served later.
+  private readonly control: Control;
 
   constructor(
     private readonly os: Os,
@@ -107,6 +108,13 @@ class Arbiter {
       send: (pid, m) => this.workers.get(pid)?.channel?.send(m),
       idle: (pid) => this.workers.get(pid)?.channel?.send({ t: 'drain' } satisfies ToWorker),
       fastWorkers: () => this.workers.ofRole('fast'),
+    });
+    this.control = new Control(os, {
+      stats: () => this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
+      companions: () => this.config.companions,
+      version: VERSION,
+      // The logger is replaced when a reload changes the error log.
+      log: { debug: (m) => this.log.debug(m), warning: (m) => this.log.warning(m), error: (m) => this.log.error(m) },
     });
   }
 
@@ -268,7 +276,7 @@ class Arbiter {
     this.reload = null;
     for (let g = 1; g < r.generation; g++) this.ended(g);
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
-    if (this.control === null || this.control.path !== r.config.control_socket) void this.openControl();
+    if (this.control.path !== r.config.control_socket) void this.openControl();
     // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
     if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
     this.queuedReload();
@@ -475,9 +483,9 @@ class Arbiter {
     const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid };
     const child = this.os.spawn({ program: 'companion-manager', args: [JSON.stringify(spec)] });
     const m = { pid: child.pid, channel: child.channel, groups: [] as number[] };
-    this.control?.setManager(child.channel);
+    this.control.setManager(child.channel);
     child.channel?.onMessage((msg) => {
-      if (this.control?.fromManager(msg)) return;
+      if (this.control.fromManager(msg)) return;
       const r = msg as ManagerReport;
       if (r.t === 'groups') m.groups = r.pgids;
       else if (r.t === 'ready') this.managerFailures = 0;
@@ -489,7 +497,7 @@ class Arbiter {
   private managerExited(e: Exited): void {
     const m = this.manager!;
     this.manager = null;
-    this.control?.setManager(null);
+    this.control.setManager(null);
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
     // What it supervised dies with it: no companion, nor anything a
     // companion forked, outlives its manager.
@@ -626,7 +634,7 @@ class Arbiter {
       this.reap();
     }
     this.lanes.stop();
-    this.control?.close();
+    this.control.close();
     if (this.laneDir !== null) {
       try {
         os.fs.rmdir(this.laneDir, { recursive: true });
@@ -648,16 +656,7 @@ class Arbiter {
   private async openControl(): Promise<void> {
     const path = this.config.control_socket;
     try {
-      if (this.control) await this.control.listen(path);
-      else {
-        this.control = await Control.open(this.os, path, {
-          stats: () => this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
-          companions: () => this.config.companions,
-          version: VERSION,
-          // The logger is replaced when a reload changes the error log.
-          log: { debug: (m) => this.log.debug(m), warning: (m) => this.log.warning(m), error: (m) => this.log.error(m) },
-        });
-      }
+      await this.control.listen(path);
       this.log.info(`Control socket: ${path} (drover ctl)`);
     } catch (e) {
       this.log.warning(`control socket ${path} not served, drover ctl will not reach this server: ${e instanceof Error ? e.message : String(e)}`);
