@@ -132,26 +132,41 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     };
 
     // ---- load: open loop, each request checked on its own
-    const agents = Array.from({ length: 4 }, () => new OsAgent(os));
+    // Kept-alive connections, one request at a time each; when all are busy a
+    // request opens its own (as a browser does), so the client never queues
+    // on its side: an open loop must not turn into a closed one.
+    const agents = Array.from({ length: 8 }, () => new OsAgent(os));
+    const busy: boolean[] = agents.map(() => false);
     let n = 0;
     const pending = new Map<string, string>(); // id -> when and what, for the report
+    const ends = new Map<string, string>(); // id -> how and when it ended
+    const lastOn: string[] = []; // per agent, the request sent on it last
     const send = () => {
       const id = `r${++n}`;
       const slow = os.random() < s.load.slowShare;
       const ms = s.load.slowMsMin + Math.floor(os.random() * (s.load.slowMsMax - s.load.slowMsMin + 1));
       const path = slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`;
-      const keep = os.random() < s.load.keepAliveShare;
-      const leave = os.random() < s.load.leaveShare ? Math.floor(os.random() * 500) : -1;
+      const wantKeep = os.random() < s.load.keepAliveShare;
+      const agent = wantKeep ? busy.indexOf(false) : -1;
+      const keep = agent >= 0;
+      if (keep) busy[agent] = true;
+      // Clients that give up do so on a connection of their own: node:http's Agent does not reliably
+      // hand its one socket on after a request destroyed mid-connect, which would stall the harness.
+      const leave = os.random() < s.load.leaveShare && !keep ? Math.floor(os.random() * 500) : -1;
       req.sent++;
-      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ' (keep-alive)' : ''}`);
+      const after = keep ? lastOn[agent] : undefined;
+      if (keep) lastOn[agent] = id;
+      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ` (keep-alive, after ${after ?? 'none'})` : ''}`);
       let settled = false;
       const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
         if (settled) return;
         settled = true;
         pending.delete(id);
+        if (keep) busy[agent] = false;
+        ends.set(id, `${how} at ${os.now()} ms`);
         req[how]++;
       };
-      const r = http.request({ path, ...(keep ? { agent: agents[n % agents.length] } : { createConnection: viaOs(os) }) }, (res) => {
+      const r = http.request({ path, ...(keep ? { agent: agents[agent] } : { createConnection: viaOs(os) }) }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
@@ -171,7 +186,11 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         });
         res.on('error', () => end('reset'));
       });
-      r.on('socket', (sock: Duplex) => countAnswers(sock, id));
+      r.on('socket', (sock: Duplex) => {
+        countAnswers(sock, id);
+        pending.set(id, `${pending.get(id)}, on a connection at ${os.now()} ms`);
+      });
+      r.on('response', (res) => pending.set(id, `${pending.get(id)}, answer ${res.statusCode} began at ${os.now()} ms`));
       r.on('error', () => end('reset'));
       r.end();
       if (leave >= 0) {
@@ -314,7 +333,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     if (!checker.violation) {
       checker.check('convergence', settled(), () =>
         `${SETTLE_MS / 1000} s after the faults stopped: ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
-        `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).join('; ')})`);
+        `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map((t) => t.replace(/after (r\d+)/, (m, r: string) => `${m}, which ended ${ends.get(r) ?? 'never'}`)).join('; ')})`);
       for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
     }
 

@@ -95,6 +95,18 @@ test('stop: a companion that ignores TERM is KILLed at stop_timeout, with the gr
   });
 });
 
+test('a companion that dies on its own takes the grandchild it forked with it (found by chaos seed 6)', async () => {
+  await run(6, [STUBBORN], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const [leader, grandchild] = alive(c, 'stubborn');
+    c.os.kill(leader!, 'SIGKILL');
+    await c.os.sleep(50);
+    expect(alive(c, 'stubborn')).not.toContain(grandchild);
+    expect(c.k.processes().some((p) => p.pid === grandchild && p.state !== 'zombie')).toBe(false);
+  });
+});
+
 test('an exit nobody asked for backs off, then restarts; restart respawns once the old one is reaped', async () => {
   await run(3, [CRASHER, TICKER], async (c) => {
     await ready(c);

@@ -160,6 +160,14 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     const e = byPid.get(x.pid);
     if (!e) return;
     byPid.delete(x.pid);
+    // What it left in its process group (a forked grandchild) goes with it:
+    // once the companion is reaped nobody would ever stop that, so it would
+    // outlive its supervisor. Found by chaos (seed 6, parent-death).
+    try {
+      os.kill(-x.pid, 'SIGKILL');
+    } catch {
+      // nothing was left
+    }
     e.child = null;
     e.startedAt = null;
     e.exits++;
