@@ -1,5 +1,6 @@
 // drover APP_MODULE [options]: the server. This process is the arbiter.
 // drover ctl ...: the control client (src/cli/ctl.ts).
+// drover sim ...: chaos runs on the simulated kernel (src/cli/sim.ts).
 import { availableParallelism } from 'node:os';
 import { createNodeOs } from '../os/node/index.js';
 import { arbiter, VERSION } from '../runtime/arbiter/arbiter.js';
@@ -9,6 +10,7 @@ import { formatAddr } from '../os/types.js';
 
 const argv = process.argv.slice(2);
 if (argv[0] === 'ctl') await (await import('./ctl.js')).main(argv.slice(1));
+if (argv[0] === 'sim') await (await import('./sim.js')).main(argv.slice(1));
 const fail = (e: unknown): never => {
   process.stderr.write(`drover: ${e instanceof ConfigError ? e.message : e instanceof Error ? e.message : String(e)}\n`);
   process.exit(2);

@@ -1,0 +1,299 @@
+// What `drover sim` prints: the progress line, a failure's report, the
+// summary table, and the --trace file with its process tree and a visual
+// timeline of the processes' lives. Pure text in, text out.
+import { describeFault, FAULT_KINDS, type Fault, type Scenario } from '../chaos/scenario.js';
+import { INVARIANTS } from '../chaos/invariants.js';
+import { formatSchedule } from '../chaos/shrink.js';
+import type { Defect } from '../runtime/probe.js';
+import type { Result } from './sim-run.js';
+
+export const hex = (seed: bigint | string): string => `0x${BigInt(seed).toString(16)}`;
+const n = (x: number) => Math.round(x).toLocaleString('en-US');
+const secs = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+
+export function duration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(Math.round(s - m * 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}
+
+const clip = (line: string, width = 220) => (line.length > width ? `${line.slice(0, width - 1)}…` : line);
+
+// ---- replay
+
+export interface Replayable {
+  readonly seed: string | bigint;
+  /** Only when the user named it (see Task.name). */
+  readonly name?: string | undefined;
+  readonly durationMs: number;
+  readonly defects: readonly Defect[];
+  readonly faults?: readonly Fault[] | undefined;
+}
+
+/** The one command that runs this again. */
+export function replayCommand(r: Replayable): string {
+  const parts = ['npx drover sim', `--seed ${hex(r.seed)}`];
+  if (r.name) parts.push(`--scenario ${r.name}`);
+  parts.push(`--duration ${r.durationMs / 1000}`);
+  if (r.defects.length > 0) parts.push(`--defect ${r.defects.join(',')}`);
+  if (r.faults) parts.push(`--faults ${formatSchedule(r.faults)}`);
+  return parts.join(' ');
+}
+
+// ---- a failure
+
+/** Trace lines that say little about a failure: left out of its report (not of --trace). */
+const QUIET = /^\d+ \d+ (wake|timer|ref|unref|r|w|fwrite|flush|host|idle)( |$)/;
+
+export function failureReport(r: Result, replay: string, opts: { lines?: number } = {}): string {
+  const f = r.failure!;
+  const out: string[] = [];
+  const what = f.kind === 'violation' ? `invariant ${f.invariant} broken at ${secs(f.at)} simulated` : f.kind === 'crash' ? 'the run crashed' : 'the run never finished (wall-clock timeout)';
+  out.push(`FAIL seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
+  for (const line of f.message.split('\n').slice(0, f.kind === 'violation' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
+  out.push(`  fault schedule (${r.faults.length}): ${r.faults.map(describeFault).join(', ') || 'none'}`);
+  const lines = opts.lines ?? 20;
+  const events = r.timeline.filter((l) => !QUIET.test(l));
+  if (events.length > 0) {
+    out.push(`  last events (simulated ms, pid, event; wake-ups, timers, reads and writes left out):`);
+    for (const l of events.slice(-lines)) out.push(`    ${clip(l)}`);
+  }
+  if (r.logTail.length > 0) {
+    out.push(`  drover's error log, last lines:`);
+    for (const l of r.logTail.slice(-12)) out.push(`    ${clip(l)}`);
+  }
+  out.push(`  replay: ${replay}`);
+  return out.join('\n');
+}
+
+// ---- progress
+
+export class Progress {
+  private done = 0;
+  private failed = 0;
+  private lastDraw = 0;
+  private readonly t0 = performance.now();
+
+  constructor(
+    private readonly total: number,
+    private readonly out: NodeJS.WriteStream,
+    label: string,
+    private readonly tty = out.isTTY === true,
+    private readonly plainEveryMs = 10_000,
+  ) {
+    if (!tty) this.out.write(`drover sim: ${label}: ${total} runs\n`);
+  }
+
+  tick(failed: boolean): void {
+    this.done++;
+    if (failed) this.failed++;
+    const now = performance.now();
+    if (this.tty ? now - this.lastDraw >= 100 || this.done === this.total : now - this.lastDraw >= this.plainEveryMs) {
+      this.lastDraw = now;
+      this.draw(now);
+    }
+  }
+
+  /** A line printed above the bar (a failure as it happens). */
+  note(text: string): void {
+    if (this.tty) this.out.write('\r\x1b[K');
+    this.out.write(`${text}\n`);
+    if (this.tty) this.draw(performance.now());
+  }
+
+  end(): void {
+    if (this.tty) this.out.write('\r\x1b[K');
+    else if (this.done > 0) this.draw(performance.now());
+  }
+
+  private draw(now: number): void {
+    const elapsed = (now - this.t0) / 1000;
+    const rate = elapsed > 0 ? this.done / elapsed : 0;
+    const eta = rate > 0 ? ((this.total - this.done) / rate) * 1000 : 0;
+    const stats = `${this.done}/${this.total} runs  ${rate.toFixed(1)} runs/s  ${this.failed} failed  ${duration(elapsed * 1000)} elapsed${this.done < this.total ? `, ~${duration(eta)} left` : ''}`;
+    if (this.tty) {
+      const width = 30;
+      const filled = Math.round((this.done / Math.max(1, this.total)) * width);
+      this.out.write(`\r\x1b[K[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${stats}`);
+    } else {
+      this.out.write(`drover sim: ${stats}\n`);
+    }
+  }
+}
+
+// ---- the summary
+
+export interface Totals {
+  runs: number;
+  failed: number;
+  simulatedMs: number;
+  events: number;
+  wallMs: number;
+  jobs: number;
+  scenarios: Record<string, number>;
+  injected: Record<string, number>;
+  checks: Record<string, number>;
+  requests: Record<string, number>;
+}
+
+export function totals(results: readonly Result[], wallMs: number, jobs: number): Totals {
+  const t: Totals = {
+    runs: results.length, failed: 0, simulatedMs: 0, events: 0, wallMs, jobs, scenarios: {},
+    injected: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])),
+    checks: Object.fromEntries(INVARIANTS.map((k) => [k, 0])),
+    requests: {},
+  };
+  const add = (into: Record<string, number>, from: Record<string, number>) => {
+    for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+  };
+  for (const r of results) {
+    if (r.failure) t.failed++;
+    t.simulatedMs += r.simulatedMs;
+    t.events += r.events;
+    t.scenarios[r.name] = (t.scenarios[r.name] ?? 0) + 1;
+    add(t.injected, r.injected);
+    add(t.checks, r.checks);
+    add(t.requests, r.requests);
+  }
+  return t;
+}
+
+export function summaryTable(t: Totals, extra: readonly [string, string][] = []): string {
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+  const rows: [string, string][] = [];
+  rows.push(['runs', `${n(t.runs)} (${n(t.runs - t.failed)} passed, ${n(t.failed)} failed)`]);
+  rows.push(['scenarios', Object.keys(t.scenarios).sort().map((k) => `${k} ${n(t.scenarios[k]!)}`).join(', ') || '-']);
+  rows.push(['simulated time', t.simulatedMs >= 360_000 ? `${(t.simulatedMs / 3_600_000).toFixed(2)} h (${n(t.simulatedMs / 1000)} s)` : `${n(t.simulatedMs / 1000)} s`]);
+  rows.push(['events', n(t.events)]);
+  const wall = t.wallMs / 1000;
+  rows.push(['wall time', `${duration(t.wallMs)} with ${t.jobs} job${t.jobs === 1 ? '' : 's'}: ${(t.runs / Math.max(wall, 1e-3)).toFixed(2)} runs/s, ${Math.round(t.simulatedMs / Math.max(t.wallMs, 1))}x simulated/wall`]);
+  const q = t.requests;
+  if (q.sent !== undefined) {
+    rows.push(['requests', `${n(q.sent)} sent: ${n(q.ok ?? 0)} ok, ${n(q.shed ?? 0)} shed (503), ${n(q.badGateway ?? 0)} bad gateway, ${n(q.reset ?? 0)} reset, ${n(q.left ?? 0)} left early`]);
+  }
+  rows.push(...extra);
+  const kinds = Object.entries(t.injected).filter(([, v]) => v > 0);
+  rows.push(['faults injected', n(sum(t.injected))]);
+  for (const [k, v] of kinds) rows.push([`  ${k}`, n(v)]);
+  rows.push(['invariant checks', n(sum(t.checks))]);
+  for (const [k, v] of Object.entries(t.checks)) rows.push([`  ${k}`, n(v)]);
+
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  // Sub-rows' numbers right-aligned in one column.
+  const subw = Math.max(0, ...rows.filter(([k]) => k.startsWith('  ')).map(([, v]) => v.length));
+  return ['drover sim summary', ...rows.map(([k, v]) => `  ${k.padEnd(w)}${k.startsWith('  ') ? v.padStart(subw) : v}`)].join('\n');
+}
+
+// ---- the --trace file
+
+interface Proc {
+  pid: number;
+  ppid: number;
+  program: string;
+  start: number;
+  end: number | null;
+  status: string | null;
+  orphaned: number | null;
+  children: Proc[];
+}
+
+/** Spawn, exit and re-parenting, from the kernel's trace lines ("time pid event ..."). */
+export function processes(lines: readonly string[]): { roots: Proc[]; all: Proc[]; endMs: number } {
+  const byPid = new Map<number, Proc>();
+  const all: Proc[] = [];
+  let endMs = 0;
+  for (const line of lines) {
+    const m = /^(\d+) (\d+) (spawn|exit|orphan) (\S+)(?: (\S+))?/.exec(line);
+    const t = Number(line.slice(0, line.indexOf(' ')));
+    if (Number.isFinite(t)) endMs = Math.max(endMs, t);
+    if (!m) continue;
+    const at = Number(m[1]);
+    const pid = Number(m[2]);
+    if (m[3] === 'spawn') {
+      const p: Proc = { pid: Number(m[4]), ppid: pid, program: m[5] ?? '?', start: at, end: null, status: null, orphaned: null, children: [] };
+      byPid.set(p.pid, p);
+      all.push(p);
+      byPid.get(pid)?.children.push(p);
+    } else if (m[3] === 'exit') {
+      const p = byPid.get(pid);
+      if (p && p.end === null) {
+        p.end = at;
+        p.status = m[4]!;
+      }
+    } else {
+      const p = byPid.get(pid);
+      if (p && p.orphaned === null) p.orphaned = at;
+    }
+  }
+  return { roots: all.filter((p) => !byPid.has(p.ppid)), all, endMs };
+}
+
+/** The process tree: each process with its life, indented under the process that spawned it. */
+export function processTree(lines: readonly string[]): string[] {
+  const { roots } = processes(lines);
+  const out: string[] = [];
+  const walk = (p: Proc, depth: number) => {
+    const life = `${secs(p.start)} -> ${p.end === null ? 'running at the end' : `${secs(p.end)} ${p.status === '0' ? 'exit 0' : /^\d+$/.test(p.status!) ? `exit ${p.status}` : p.status}`}`;
+    const name = `${'  '.repeat(depth)}${p.pid} ${p.program}`;
+    out.push(`${name.padEnd(40)} ${life}${p.orphaned !== null ? `  (orphaned at ${secs(p.orphaned)})` : ''}`);
+    for (const c of p.children) walk(c, depth + 1);
+  };
+  for (const r of roots) walk(r, 0);
+  return out;
+}
+
+/**
+ * One row per process across the run's simulated time: `=` alive under the
+ * process that spawned it, `~` orphaned, then how it ended: `x` killed by
+ * a signal, `|` exited 0, `!` exited non-zero. A `^` row marks the faults.
+ */
+export function visualTimeline(lines: readonly string[], faults: readonly Fault[], width = 72): string[] {
+  const { roots, endMs } = processes(lines);
+  const span = Math.max(endMs, 1);
+  const col = (t: number) => Math.min(width - 1, Math.floor((t / span) * width));
+  const order: [Proc, number][] = [];
+  const walk = (p: Proc, d: number) => {
+    order.push([p, d]);
+    for (const c of p.children) walk(c, d + 1);
+  };
+  for (const r of roots) walk(r, 0);
+  const label = (p: Proc, d: number) => `${' '.repeat(d)}${p.pid} ${p.program}`.slice(0, 30).padEnd(30);
+  const out: string[] = [];
+  out.push(`${'one column'.padEnd(30)} = ${(span / width / 1000).toFixed(2)} s simulated; 0 s .. ${(span / 1000).toFixed(1)} s`);
+  const marks = Array.from({ length: width }, () => ' ');
+  for (const f of faults) if (f.at <= endMs) marks[col(f.at)] = '^';
+  out.push(`${'faults'.padEnd(30)} ${marks.join('')}`);
+  for (const [p, d] of order) {
+    const row = Array.from({ length: width }, () => ' ');
+    const last = p.end ?? endMs;
+    for (let c = col(p.start); c <= col(last); c++) row[c] = p.orphaned !== null && c >= col(p.orphaned) ? '~' : '=';
+    if (p.end !== null) row[col(p.end)] = p.status === '0' ? '|' : /^\d+$/.test(p.status!) ? '!' : 'x';
+    out.push(`${label(p, d)} ${row.join('').trimEnd()}`);
+  }
+  return out;
+}
+
+export function traceFile(s: Scenario, r: Result, replay: string, timeline: readonly string[]): string {
+  const f = r.failure;
+  const head = [
+    `# drover sim trace: seed ${hex(s.seed)}, scenario ${s.name}, ${s.durationMs / 1000} s of faults and load`,
+    `# replay: ${replay}`,
+    `# result: ${f === null ? 'pass' : f.kind === 'violation' ? `FAIL ${f.invariant} at ${secs(f.at)}: ${f.message.split('\n')[0]}` : `FAIL ${f.kind}: ${f.message.split('\n')[0]}`}`,
+    `# ${n(r.simulatedMs / 1000)} s simulated, ${n(r.events)} events, trace hash ${r.traceHash}`,
+    `# topology: ${JSON.stringify(s.topology)}`,
+    `# load: ${JSON.stringify(s.load)}`,
+    `# fault schedule (${r.faults.length}):`,
+    ...r.faults.map((x) => `#   ${describeFault(x)}  (${x.at}:${x.kind}:${x.pick})`),
+    '',
+    '## Process tree (spawned by; start -> end; orphaned: re-parented to init)',
+    ...processTree(timeline),
+    '',
+    '## Timeline of the processes (= running, ~ orphaned, x killed, | exit 0, ! exit non-zero, ^ a fault)',
+    ...visualTimeline(timeline, r.faults),
+    '',
+    `## Events: the kernel's trace ("ms pid event") merged with the driver's lines ("ms driver ...")`,
+  ];
+  return `${[...head, ...timeline].join('\n')}\n`;
+}

@@ -1,0 +1,629 @@
+// drover sim: chaos runs on the simulated kernel (DESIGN.md, "Simulation and
+// chaos"; issue 6). Each run is one 64-bit seed: the scenario (topology,
+// load, fault schedule) and the kernel's randomness both come from it.
+//
+// Batches run in job processes (src/cli/sim-job.ts, one per --jobs), fed one
+// seed at a time over IPC; a single --seed runs in this process, so it can
+// write --trace and shrink. A failure prints its seed, the invariant, the
+// last events, the command that replays it, and the fault schedule shrunk by
+// fast-check (src/chaos/shrink.ts) with the command that replays that.
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runScenario } from '../chaos/run.js';
+import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } from '../chaos/scenario.js';
+import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
+import { DEFECTS, type Defect } from '../runtime/probe.js';
+import { duration, failureReport, hex, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
+import { brokenResult, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
+
+const MASK64 = (1n << 64n) - 1n;
+
+export class UsageError extends Error {}
+
+export interface SimOptions {
+  readonly mode: 'seed' | 'seeds' | 'regressions' | 'determinism';
+  readonly seed?: bigint;
+  /** --seeds N or --determinism N. */
+  readonly count?: number;
+  /** The first seed of a --seeds/--determinism batch; absent: a random one, printed. */
+  readonly from?: bigint;
+  readonly regressions?: string;
+  readonly name?: ScenarioName;
+  readonly durationMs: number;
+  readonly jobs: number;
+  readonly trace?: string;
+  readonly defects: readonly Defect[];
+  readonly faults?: readonly Fault[];
+  readonly json: boolean;
+  readonly shrink: boolean;
+  readonly shrinkRuns: number;
+  readonly shrinkSeconds: number;
+  readonly timeoutSeconds: number;
+  readonly help: boolean;
+}
+
+export function helpText(): string {
+  return `Usage: drover sim [options]
+
+Chaos runs of drover on the deterministic simulated kernel. Every run is one
+64-bit seed: the scenario (topology, load, fault schedule) and the kernel's
+randomness all come from it, so a seed replays exactly.
+
+What to run (one of; default --seeds 100):
+  --seeds N            N seeds: --from, --from+1, ... (--from: a random base, printed)
+  --from SEED          the first seed of --seeds or --determinism
+  --seed SEED          one run (decimal or 0x hex, 64-bit), in this process
+  --regressions FILE   the seeds listed in FILE, one a line: SEED [scenario=NAME]
+                       [duration=S] [# what it found]
+  --determinism N      N seeds from --from, each run twice (in any job); their
+                       trace hashes must be identical
+
+Each run:
+  --scenario NAME      ${SCENARIOS.join(', ')} (default: the seed picks;
+                       a named scenario draws a different run from the same seed)
+  --duration SECONDS   simulated seconds of load and faults (default 30); the
+                       system then gets up to 40 s to settle and is stopped
+  --faults LIST        with --seed: replace the fault schedule with LIST,
+                       AT:KIND:PICK,... (ms, kind, pick) or none, as a failure's
+                       shrunk replay command prints it
+
+Running:
+  --jobs N             job processes (default: the CPUs, ${availableParallelism()} here)
+  --timeout SECONDS    wall-clock limit of one run before its job is killed (default 300)
+  --trace FILE         with --seed: write the run's whole timeline to FILE, with
+                       its process tree and a visual timeline of the processes
+  --no-shrink          do not shrink a failure's fault schedule
+  --shrink-runs N      at most N runs to shrink a failure (default 200)
+  --shrink-time S      at most S wall-clock seconds to shrink a failure (default 120)
+  --json               the summary (and failures) as one JSON object on stdout
+  -h, --help           this text
+
+Testing the checkers (not for finding real bugs):
+  --defect NAME[,NAME] plant known bugs (src/runtime/probe.ts): ${DEFECTS.join(', ')}
+
+Exit status: 0 every run passed, 1 a run failed, 2 bad options.
+`;
+}
+
+function intArg(flag: string, v: string, min: number, max: number): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} takes a whole number, not ${JSON.stringify(v)} (e.g. ${flag} ${Math.max(min, 1)})`);
+  const x = Number(v);
+  if (x < min || x > max) throw new UsageError(`${flag} ${v} is out of range: ${min}..${max}`);
+  return x;
+}
+
+function secondsArg(flag: string, v: string, min: number, max: number): number {
+  if (!/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`${flag} takes seconds, a number like 30 or 2.5, not ${JSON.stringify(v)}`);
+  const x = Number(v);
+  if (x < min || x > max) throw new UsageError(`${flag} ${v} is out of range: ${min}..${max} seconds`);
+  return x;
+}
+
+function seedArg(flag: string, v: string): bigint {
+  try {
+    return parseSeed(v);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+}
+
+export function parseSimArgs(argv: readonly string[]): SimOptions {
+  const o: {
+    -readonly [K in keyof SimOptions]?: SimOptions[K];
+  } = { durationMs: 30_000, jobs: availableParallelism(), defects: [], json: false, shrink: true, shrinkRuns: 200, shrinkSeconds: 120, timeoutSeconds: 300, help: false };
+  const modes: string[] = [];
+  const given = new Set<string>();
+  const flags = new Set([
+    '--seeds', '--from', '--seed', '--regressions', '--determinism', '--scenario', '--duration', '--faults', '--jobs', '--timeout', '--trace',
+    '--shrink-runs', '--shrink-time', '--defect',
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i]!;
+    let v: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      v = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    if (a === '-h' || a === '--help') {
+      o.help = true;
+      continue;
+    }
+    if (a === '--json' || a === '--no-shrink') {
+      if (v !== undefined) throw new UsageError(`${a} takes no value`);
+      if (a === '--json') o.json = true;
+      else o.shrink = false;
+      continue;
+    }
+    if (!flags.has(a)) {
+      throw new UsageError(a.startsWith('-') ? `unknown option ${a} (see drover sim --help)` : `unexpected argument ${JSON.stringify(a)}: drover sim takes only options (see drover sim --help)`);
+    }
+    if (v === undefined) {
+      v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value (see drover sim --help)`);
+    }
+    if (given.has(a)) throw new UsageError(`${a} is given twice`);
+    given.add(a);
+    switch (a) {
+      case '--seeds':
+        modes.push(a);
+        o.mode = 'seeds';
+        o.count = intArg(a, v, 1, 100_000_000);
+        break;
+      case '--determinism':
+        modes.push(a);
+        o.mode = 'determinism';
+        o.count = intArg(a, v, 1, 100_000_000);
+        break;
+      case '--seed':
+        modes.push(a);
+        o.mode = 'seed';
+        o.seed = seedArg(a, v);
+        break;
+      case '--regressions':
+        modes.push(a);
+        o.mode = 'regressions';
+        o.regressions = v;
+        break;
+      case '--from':
+        o.from = seedArg(a, v);
+        break;
+      case '--scenario':
+        if (!(SCENARIOS as readonly string[]).includes(v)) throw new UsageError(`--scenario ${v}: no such scenario (one of ${SCENARIOS.join(', ')})`);
+        o.name = v as ScenarioName;
+        break;
+      case '--duration':
+        o.durationMs = Math.round(secondsArg(a, v, 1, 86_400) * 1000);
+        break;
+      case '--faults':
+        try {
+          o.faults = parseSchedule(v);
+        } catch (e) {
+          throw new UsageError(`--faults: ${(e as Error).message}`);
+        }
+        break;
+      case '--jobs':
+        o.jobs = intArg(a, v, 1, 256);
+        break;
+      case '--timeout':
+        o.timeoutSeconds = secondsArg(a, v, 1, 86_400);
+        break;
+      case '--trace':
+        o.trace = v;
+        break;
+      case '--shrink-runs':
+        o.shrinkRuns = intArg(a, v, 1, 100_000);
+        break;
+      case '--shrink-time':
+        o.shrinkSeconds = secondsArg(a, v, 1, 86_400);
+        break;
+      case '--defect': {
+        const ds = v.split(',').map((d) => d.trim()).filter((d) => d !== '');
+        for (const d of ds) if (!(DEFECTS as readonly string[]).includes(d)) throw new UsageError(`--defect ${d}: no such planted defect (one of ${DEFECTS.join(', ')})`);
+        o.defects = ds as Defect[];
+        break;
+      }
+    }
+  }
+  if (modes.length > 1) throw new UsageError(`${modes.join(' and ')} cannot be combined: give one of --seed, --seeds, --regressions, --determinism`);
+  o.mode ??= 'seeds';
+  if (o.mode === 'seeds' && o.count === undefined) o.count = 100;
+  if (o.from !== undefined && o.mode !== 'seeds' && o.mode !== 'determinism') throw new UsageError('--from goes with --seeds or --determinism (for one seed, use --seed)');
+  if (o.trace !== undefined && o.mode !== 'seed') throw new UsageError('--trace writes one run: give it with --seed SEED');
+  if (o.faults !== undefined && o.mode !== 'seed') throw new UsageError('--faults replaces one run\'s schedule: give it with --seed SEED');
+  return o as SimOptions;
+}
+
+// ---- the tasks
+
+interface Regression {
+  readonly seed: bigint;
+  readonly name?: ScenarioName;
+  readonly durationMs?: number;
+  readonly note: string;
+}
+
+export function parseRegressions(text: string, file: string): Regression[] {
+  const out: Regression[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const hash = raw.indexOf('#');
+    const note = hash >= 0 ? raw.slice(hash + 1).trim() : '';
+    const words = (hash >= 0 ? raw.slice(0, hash) : raw).trim().split(/\s+/).filter((w) => w !== '');
+    if (words.length === 0) return;
+    const where = `${file}:${i + 1}`;
+    let seed: bigint;
+    try {
+      seed = parseSeed(words[0]!);
+    } catch (e) {
+      throw new UsageError(`${where}: ${(e as Error).message}`);
+    }
+    const r: { -readonly [K in keyof Regression]: Regression[K] } = { seed, note };
+    for (const w of words.slice(1)) {
+      const m = /^(scenario|duration)=(.+)$/.exec(w);
+      if (!m) throw new UsageError(`${where}: ${JSON.stringify(w)} is not scenario=NAME or duration=SECONDS`);
+      if (m[1] === 'scenario') {
+        if (!(SCENARIOS as readonly string[]).includes(m[2]!)) throw new UsageError(`${where}: no such scenario ${m[2]} (one of ${SCENARIOS.join(', ')})`);
+        r.name = m[2] as ScenarioName;
+      } else {
+        if (!/^\d+(\.\d+)?$/.test(m[2]!)) throw new UsageError(`${where}: duration=${m[2]} is not seconds`);
+        r.durationMs = Math.round(Number(m[2]) * 1000);
+      }
+    }
+    out.push(r);
+  });
+  return out;
+}
+
+const seedAt = (base: bigint, i: number) => ((base + BigInt(i)) & MASK64).toString();
+
+function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regression[]): Task[] {
+  const task = (id: number, seed: string, name?: ScenarioName, durationMs?: number): Task => ({
+    id, seed, durationMs: durationMs ?? o.durationMs, defects: o.defects, ...(name ? { name } : {}),
+  });
+  switch (o.mode) {
+    case 'regressions':
+      return regressions.map((r, i) => task(i, r.seed.toString(), r.name ?? o.name, r.durationMs));
+    case 'determinism': {
+      // Each seed twice, the copies far apart in the queue: usually in another job, after other runs.
+      const n = o.count!;
+      return Array.from({ length: 2 * n }, (_, i) => task(i, seedAt(base, i % n), o.name));
+    }
+    default:
+      return Array.from({ length: o.count! }, (_, i) => task(i, seedAt(base, i), o.name));
+  }
+}
+
+// ---- job processes
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const JOB = fileURLToPath(new URL(`./sim-job${ext}`, import.meta.url));
+/** A job process is replaced after this many runs (a long-lived one's heap grows slowly). */
+const RECYCLE_AFTER = 150;
+
+function jobExecArgv(): string[] {
+  if (ext !== '.ts') return [];
+  // Under a checkout the sources are TypeScript: the job needs tsx's loader, named by absolute URL.
+  return ['--import', import.meta.resolve('tsx')];
+}
+
+class Pool {
+  private next = 0;
+  private readonly results: Result[] = [];
+  private readonly live = new Set<ChildProcess>();
+  private startFailures = 0;
+  private resolve!: () => void;
+  private reject!: (e: Error) => void;
+  private watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly tasks: readonly Task[],
+    private readonly jobs: number,
+    private readonly timeoutMs: number,
+    private readonly onResult: (r: Result) => void,
+  ) {}
+
+  run(): Promise<Result[]> {
+    return new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      if (this.tasks.length === 0) return resolve();
+      for (let i = 0; i < Math.min(this.jobs, this.tasks.length); i++) this.start();
+      this.watchdog = setInterval(() => this.watch(), 1000);
+    }).then(
+      () => {
+        this.finish();
+        return this.results.sort((a, b) => a.id - b.id);
+      },
+      (e: Error) => {
+        this.finish();
+        throw e;
+      },
+    );
+  }
+
+  private finish(): void {
+    clearInterval(this.watchdog);
+    for (const c of this.live) c.kill('SIGKILL');
+  }
+
+  private readonly state = new Map<ChildProcess, { task: Task | null; since: number; runs: number; ready: boolean; stderr: string; killed: boolean }>();
+
+  private start(): void {
+    const child = fork(JOB, [], { execArgv: jobExecArgv(), stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'json' });
+    const st = { task: null as Task | null, since: 0, runs: 0, ready: false, stderr: '', killed: false };
+    this.live.add(child);
+    this.state.set(child, st);
+    // A failed fork or a send on a channel that just closed: its 'exit' says what happened to the task.
+    child.on('error', () => {});
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      st.stderr = (st.stderr + d).slice(-4000);
+    });
+    child.on('message', (msg: { type: string; result?: Result; id?: number; message?: string }) => {
+      if (msg.type === 'ready') {
+        st.ready = true;
+        this.feed(child);
+      } else if (msg.type === 'result' && st.task) {
+        st.task = null;
+        st.runs++;
+        this.record(msg.result!);
+        if (st.runs >= RECYCLE_AFTER && this.next < this.tasks.length) {
+          child.send({ type: 'stop' });
+          return; // its exit starts a fresh job
+        }
+        this.feed(child);
+      } else if (msg.type === 'crash' && st.task) {
+        const t = st.task;
+        st.task = null;
+        this.record(brokenResult(t, 'crash', msg.message ?? 'the job process failed', performance.now() - st.since));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.live.delete(child);
+      this.state.delete(child);
+      if (st.task) {
+        const why = st.killed ? `no result after ${this.timeoutMs / 1000} s of wall time; its job process was killed` : `its job process exited (${signal ?? `code ${code}`})`;
+        this.record(brokenResult(st.task, st.killed ? 'hung' : 'crash', `${why}${st.stderr ? `\n${st.stderr.trimEnd()}` : ''}`, performance.now() - st.since));
+        st.task = null;
+      }
+      if (!st.ready && !st.killed) {
+        if (++this.startFailures >= 3) {
+          return this.reject(new Error(`drover sim: a job process could not start (${signal ?? `exit code ${code}`}):\n${st.stderr.trimEnd()}`));
+        }
+      }
+      if (this.results.length < this.tasks.length && this.next < this.tasks.length) this.start();
+      else if (this.results.length >= this.tasks.length) this.resolve();
+    });
+  }
+
+  private feed(child: ChildProcess): void {
+    const st = this.state.get(child)!;
+    if (this.next >= this.tasks.length) {
+      child.send({ type: 'stop' });
+      return;
+    }
+    st.task = this.tasks[this.next++]!;
+    st.since = performance.now();
+    child.send({ type: 'run', task: st.task });
+  }
+
+  private record(r: Result): void {
+    this.results.push(r);
+    this.onResult(r);
+    if (this.results.length >= this.tasks.length) this.resolve();
+  }
+
+  private watch(): void {
+    const now = performance.now();
+    for (const [child, st] of this.state) {
+      if (st.task && !st.killed && now - st.since > this.timeoutMs) {
+        st.killed = true;
+        child.kill('SIGKILL');
+      }
+    }
+  }
+}
+
+// ---- shrinking
+
+interface Shrunk {
+  readonly faults: readonly Fault[];
+  readonly runs: number;
+  readonly cut: boolean;
+  readonly wallMs: number;
+}
+
+async function shrinkFailure(task: Task, r: Result, o: SimOptions, err: NodeJS.WriteStream): Promise<Shrunk | string> {
+  if (r.failure?.kind !== 'violation') return 'only an invariant violation is shrunk';
+  const invariant = r.failure.invariant;
+  const s = scenarioOf(task);
+  const original = task.faults ?? s.faults;
+  if (original.length === 0) return 'the schedule has no faults to remove';
+  const t0 = performance.now();
+  const end = t0 + o.shrinkSeconds * 1000;
+  const tty = err.isTTY === true;
+  err.write(`shrinking the fault schedule of seed ${hex(task.seed)} (${original.length} faults) with fast-check: at most ${o.shrinkRuns} runs, ${o.shrinkSeconds} s\n`);
+  let best = original.length;
+  try {
+    const out = await shrinkSchedule(original, {
+      fails: async (sub) => {
+        const rr = await runScenario(s, { defects: task.defects, faults: sub });
+        return rr.violation?.invariant === invariant;
+      },
+      maxRuns: o.shrinkRuns,
+      stop: () => performance.now() > end,
+      onRun: (sub, failed, runs) => {
+        if (failed) best = Math.min(best, sub.length);
+        const line = `  shrink run ${runs}: ${sub.length} fault(s) ${failed ? 'still fail' : 'pass'}; shortest failing so far: ${best}`;
+        if (tty) err.write(`\r\x1b[K${line}`);
+        else if (failed) err.write(`${line}\n`);
+      },
+    });
+    if (tty) err.write('\r\x1b[K');
+    return { faults: out.schedule, runs: out.runs, cut: out.cut, wallMs: performance.now() - t0 };
+  } catch (e) {
+    if (tty) err.write('\r\x1b[K');
+    if (e instanceof ShrinkUnavailable) return e.message;
+    throw e;
+  }
+}
+
+function shrunkReport(task: Task, s: Shrunk, invariant: string): string {
+  const out: string[] = [];
+  const from = task.faults ?? scenarioOf(task).faults;
+  out.push(`SHRUNK seed ${hex(task.seed)}: ${s.faults.length} of ${from.length} faults still break ${invariant} (${s.runs} runs, ${duration(s.wallMs)}${s.cut ? '; the shrink budget ran out first' : ''})`);
+  if (s.faults.length === 0) out.push('  it fails with no faults at all');
+  for (const f of s.faults) out.push(`  ${describeFault(f)}`);
+  out.push(`  replay: ${replayCommand({ ...replayOf(task), faults: s.faults })}`);
+  return out.join('\n');
+}
+
+function replayOf(t: Task) {
+  return { seed: t.seed, name: t.name, durationMs: t.durationMs, defects: t.defects, faults: t.faults };
+}
+
+// ---- main
+
+interface Out {
+  readonly out: NodeJS.WriteStream;
+  readonly err: NodeJS.WriteStream;
+}
+
+export async function main(argv: readonly string[]): Promise<never> {
+  let code: number;
+  try {
+    code = await sim(argv, { out: process.stdout, err: process.stderr });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`drover sim: ${e.message}\n`);
+      code = 2;
+    } else {
+      process.stderr.write(`drover sim: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      code = 1;
+    }
+  }
+  process.exit(code);
+}
+
+export async function sim(argv: readonly string[], io: Out): Promise<number> {
+  const o = parseSimArgs(argv);
+  if (o.help) {
+    io.out.write(helpText());
+    return 0;
+  }
+  const regressions = o.mode === 'regressions' ? parseRegressions(readRegressions(o.regressions!), o.regressions!) : [];
+  // Human text goes to stdout, unless stdout carries the JSON.
+  const text = o.json ? io.err : io.out;
+  const report: Record<string, unknown> = {};
+  let failures: { task: Task; result: Result }[] = [];
+  let results: Result[];
+  let extra: [string, string][] = [];
+  const t0 = performance.now();
+  let jobs = o.jobs;
+  let nondeterministic = false;
+
+  // A simulated process the kernel killed may still throw ExitSignal on the host: ignored.
+  let current: Task | null = null;
+  ignoreExitSignals((e) => {
+    io.err.write(`drover sim: the run of seed ${current ? hex(current.seed) : '?'} crashed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (current) io.err.write(`replay: ${replayCommand(replayOf(current))}\n`);
+    process.exit(1);
+  });
+
+  if (o.mode === 'seed') {
+    jobs = 1;
+    const task: Task = { id: 0, seed: o.seed!.toString(), durationMs: o.durationMs, defects: o.defects, ...(o.name ? { name: o.name } : {}), ...(o.faults ? { faults: o.faults } : {}) };
+    current = task;
+    const r = await runTask(task, { record: o.trace !== undefined });
+    current = null;
+    results = [r];
+    const replay = replayCommand(replayOf(task));
+    text.write(`drover sim: seed ${hex(task.seed)} (${r.name}, ${r.durationMs / 1000} s${task.faults ? `, ${task.faults.length} faults given by --faults` : ''}${o.defects.length ? `, planted: ${o.defects.join(', ')}` : ''}): ${r.failure ? 'FAIL' : 'pass'}, trace hash ${r.traceHash}\n`);
+    if (o.trace !== undefined) {
+      writeFileSync(o.trace, traceFile(scenarioOf(task), r, replay, r.timeline));
+      text.write(`drover sim: trace written to ${o.trace} (${r.timeline.length} lines)\n`);
+    }
+    if (r.failure) failures = [{ task, result: o.trace !== undefined ? { ...r, timeline: r.timeline.slice(-40) } : r }];
+  } else {
+    const base = o.from ?? BigInt(`0x${randomBytes(8).toString('hex')}`);
+    const tasks = batchTasks(o, base, regressions);
+    let label: string;
+    if (o.mode === 'regressions') {
+      label = `${tasks.length} regression seeds from ${o.regressions}`;
+    } else {
+      const count = o.count!;
+      label = `${count} seeds ${hex(base)} .. ${hex(BigInt(seedAt(base, count - 1)))}${o.mode === 'determinism' ? ', each run twice' : ''}`;
+      report.from = hex(base);
+      text.write(`drover sim: ${label} (this batch again: npx drover sim ${o.mode === 'determinism' ? '--determinism' : '--seeds'} ${count} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''})\n`);
+    }
+    jobs = Math.min(o.jobs, tasks.length);
+    const progress = new Progress(tasks.length, io.err, label);
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    results = await new Pool(tasks, jobs, o.timeoutSeconds * 1000, (r) => {
+      progress.tick(r.failure !== null);
+      if (r.failure) {
+        const f = r.failure;
+        progress.note(`drover sim: FAIL seed ${hex(r.seed)} (${r.name}): ${f.kind === 'violation' ? f.invariant : f.kind}`);
+      }
+    }).run();
+    progress.end();
+    failures = results.filter((r) => r.failure).map((r) => ({ task: byId.get(r.id)!, result: r }));
+    if (o.mode === 'determinism') {
+      const n = o.count!;
+      const differ: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const a = results[i]!;
+        const b = results[i + n]!;
+        if (a.traceHash !== b.traceHash || a.failure?.kind === 'crash' || a.failure?.kind === 'hung' || b.failure?.kind === 'crash' || b.failure?.kind === 'hung') {
+          differ.push(`  seed ${hex(a.seed)}: trace hash ${a.traceHash || '(none)'} then ${b.traceHash || '(none)'} (${a.events} and ${b.events} events)`);
+        }
+      }
+      extra = [['determinism', `${n - differ.length} of ${n} seeds ran twice with identical trace hashes`]];
+      report.determinism = { seeds: n, identical: n - differ.length, differ };
+      if (differ.length > 0) {
+        text.write(`NONDETERMINISTIC: ${differ.length} of ${n} seeds gave different traces on their two runs:\n${differ.join('\n')}\n`);
+        const first = results[results.findIndex((r, i) => i < n && (r.traceHash !== results[i + n]!.traceHash))] ?? null;
+        if (first) text.write(await firstDifference(byId.get(first.id)!));
+      }
+      // A run that fails does so on both copies: report each seed once.
+      failures = failures.filter((f) => f.task.id < n || !failures.some((g) => g.task.id === f.task.id - n));
+      nondeterministic = differ.length > 0;
+    }
+  }
+
+  const wallMs = performance.now() - t0;
+  // Failures: the first few in full, the rest one line each; the first violation shrunk.
+  const full = 5;
+  failures.forEach(({ task, result }, i) => {
+    const replay = replayCommand(replayOf(task));
+    if (i < full) text.write(`\n${failureReport(result, replay)}\n`);
+    else text.write(`FAIL seed ${hex(result.seed)} (${result.name}): ${result.failure!.kind === 'violation' ? (result.failure as { invariant: string }).invariant : result.failure!.kind}; replay: ${replay}\n`);
+  });
+  const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation');
+  let shrunk: Shrunk | string | null = null;
+  if (shrinkable && o.shrink) {
+    text.write('\n');
+    shrunk = await shrinkFailure(shrinkable.task, shrinkable.result, o, io.err);
+    if (typeof shrunk === 'string') text.write(`drover sim: not shrunk: ${shrunk}\n`);
+    else text.write(`${shrunkReport(shrinkable.task, shrunk, (shrinkable.result.failure as { invariant: string }).invariant)}\n`);
+  }
+
+  const t = totals(results, wallMs, jobs);
+  if (o.json) {
+    io.out.write(`${JSON.stringify({
+      ...report, ...t, passed: t.runs - t.failed,
+      failures: failures.map(({ task, result }) => ({
+        seed: hex(result.seed), scenario: result.name, durationMs: result.durationMs, failure: result.failure, faults: result.faults,
+        replay: replayCommand(replayOf(task)),
+        ...(shrinkable?.task === task && shrunk && typeof shrunk !== 'string'
+          ? { shrunk: { faults: shrunk.faults, runs: shrunk.runs, replay: replayCommand({ ...replayOf(task), faults: shrunk.faults }) } }
+          : {}),
+      })),
+    })}\n`);
+  } else {
+    text.write(`\n${summaryTable(t, extra)}\n`);
+  }
+  return failures.length > 0 || nondeterministic ? 1 : 0;
+}
+
+function readRegressions(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--regressions ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/** Two runs of one seed in this process, recorded, and the first line where they part. */
+async function firstDifference(task: Task): Promise<string> {
+  const a = await runTask(task, { record: true });
+  const b = await runTask(task, { record: true });
+  if (a.traceHash === b.traceHash) {
+    return `  seed ${hex(task.seed)} run twice again in one process agrees (hash ${a.traceHash}): the difference shows only across job processes or after other runs\n`;
+  }
+  const i = a.timeline.findIndex((l, j) => l !== b.timeline[j]);
+  return `  seed ${hex(task.seed)} run twice in one process parts at line ${i + 1}:\n    first:  ${a.timeline[i] ?? '(end)'}\n    second: ${b.timeline[i] ?? '(end)'}\n`;
+}

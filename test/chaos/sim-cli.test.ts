@@ -1,0 +1,260 @@
+// drover sim (src/cli/sim.ts): its options, the shrinker it uses, the trace
+// file's process views, and the command itself run as a child process: a
+// passing seed with --trace, a planted defect caught, replayed and shrunk,
+// the determinism mode, and bad options.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
+import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
+import { parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
+import { processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin/drover.js');
+
+function drover(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'sim', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+describe('drover sim options', () => {
+  const usage = (argv: string[]) => {
+    try {
+      parseSimArgs(argv);
+    } catch (e) {
+      expect(e).toBeInstanceOf(UsageError);
+      return (e as Error).message;
+    }
+    throw new Error(`${argv.join(' ')} was accepted`);
+  };
+
+  test('defaults: 100 seeds from a random base, 30 s, no defects, shrinking on', () => {
+    const o = parseSimArgs([]);
+    expect(o).toMatchObject({ mode: 'seeds', count: 100, durationMs: 30_000, defects: [], shrink: true, json: false });
+    expect(o.from).toBeUndefined();
+  });
+
+  test('each flag, with a space or an =', () => {
+    expect(parseSimArgs(['--seeds', '5', '--from=0x10', '--scenario', 'queue-load', '--duration=2.5', '--jobs', '3'])).toMatchObject({
+      mode: 'seeds', count: 5, from: 16n, name: 'queue-load', durationMs: 2500, jobs: 3,
+    });
+    expect(parseSimArgs(['--seed', '0xffffffffffffffff', '--trace', 't.txt', '--faults', '2000:kill-worker:7,1.5s:hup:1'])).toMatchObject({
+      mode: 'seed', seed: (1n << 64n) - 1n, trace: 't.txt', faults: [{ at: 1500, kind: 'hup', pick: 1 }, { at: 2000, kind: 'kill-worker', pick: 7 }],
+    });
+    expect(parseSimArgs(['--determinism', '20', '--defect', 'arbiter-skips-reap,lane-queue-overflow', '--no-shrink', '--json'])).toMatchObject({
+      mode: 'determinism', count: 20, defects: ['arbiter-skips-reap', 'lane-queue-overflow'], shrink: false, json: true,
+    });
+    expect(parseSimArgs(['--regressions', 'r.txt'])).toMatchObject({ mode: 'regressions', regressions: 'r.txt' });
+  });
+
+  test('bad options name the flag and the fix', () => {
+    expect(usage(['--seeds', 'many'])).toMatch(/--seeds takes a whole number, not "many"/);
+    expect(usage(['--seeds', '0'])).toMatch(/--seeds 0 is out of range/);
+    expect(usage(['--seed', '1'.repeat(21)])).toMatch(/--seed: seed .* does not fit in 64 bits/);
+    expect(usage(['--seed', '-3'])).toMatch(/--seed: a seed is an unsigned 64-bit integer/);
+    expect(usage(['--scenario', 'storm'])).toBe(`--scenario storm: no such scenario (one of ${SCENARIOS.join(', ')})`);
+    expect(usage(['--duration', '30s'])).toMatch(/--duration takes seconds, a number like 30/);
+    expect(usage(['--jobs'])).toMatch(/--jobs needs a value/);
+    expect(usage(['--defect', 'typo'])).toMatch(/--defect typo: no such planted defect \(one of manager-ignores-parent-death, /);
+    expect(usage(['--faults', '1000:explode:1', '--seed', '1'])).toMatch(/--faults: unknown fault kind "explode"/);
+    expect(usage(['--seeds', '5', '--seed', '1'])).toMatch(/--seeds and --seed cannot be combined/);
+    expect(usage(['--seeds', '5', '--trace', 'x'])).toMatch(/--trace writes one run: give it with --seed SEED/);
+    expect(usage(['--faults', 'none'])).toMatch(/--faults .* give it with --seed SEED/);
+    expect(usage(['--seed', '1', '--from', '2'])).toMatch(/--from goes with --seeds or --determinism/);
+    expect(usage(['--sedes', '5'])).toMatch(/unknown option --sedes/);
+    expect(usage(['5'])).toMatch(/unexpected argument "5"/);
+    expect(usage(['--jobs', '2', '--jobs', '3'])).toMatch(/--jobs is given twice/);
+  });
+
+  test('the regression file: seeds, options, comments; a bad line is named', () => {
+    expect(parseRegressions('# header\n6  # a bug\n\n0x19 scenario=queue-load duration=10 # another\n', 'r.txt')).toEqual([
+      { seed: 6n, note: 'a bug' },
+      { seed: 25n, name: 'queue-load', durationMs: 10_000, note: 'another' },
+    ]);
+    expect(() => parseRegressions('6\nseven\n', 'r.txt')).toThrow(/r\.txt:2: a seed is an unsigned 64-bit integer/);
+    expect(() => parseRegressions('6 scenario=nope\n', 'r.txt')).toThrow(/r\.txt:1: no such scenario nope/);
+    expect(() => parseRegressions('6 speed=2\n', 'r.txt')).toThrow(/r\.txt:1: "speed=2" is not scenario=NAME or duration=SECONDS/);
+  });
+
+  test('the committed regression list parses, and names the bugs its seeds found', () => {
+    const text = readFileSync(join(ROOT, 'test/chaos/regressions.txt'), 'utf8');
+    const list = parseRegressions(text, 'regressions.txt');
+    expect(list.map((r) => r.seed)).toEqual(expect.arrayContaining([6n, 25n, 36n]));
+    for (const r of list) expect(r.note).not.toBe('');
+  });
+
+  test('a schedule round-trips through its command-line form, picks whole', () => {
+    const faults = generate(12345n).faults;
+    expect(parseSchedule(formatSchedule(faults))).toEqual(faults);
+    expect(formatSchedule([])).toBe('none');
+    expect(parseSchedule('none')).toEqual([]);
+    expect(() => parseSchedule('1000:hup:4294967296')).toThrow(/32-bit/);
+    expect(() => parseSchedule('kill-worker')).toThrow(/AT:KIND:PICK/);
+  });
+
+  test('the replay command names --scenario only when it was given (a named scenario is another run)', () => {
+    const a = generate(6n);
+    const b = generate(6n, { name: a.name });
+    expect(b.faults).not.toEqual(a.faults);
+    expect(replayCommand({ seed: 6n, durationMs: 30_000, defects: [] })).toBe('npx drover sim --seed 0x6 --duration 30');
+    expect(replayCommand({ seed: '25', name: 'queue-load', durationMs: 2500, defects: ['lane-queue-overflow'], faults: [{ at: 3000, kind: 'hup', pick: 9 }] }))
+      .toBe('npx drover sim --seed 0x19 --scenario queue-load --duration 2.5 --defect lane-queue-overflow --faults 3000:hup:9');
+  });
+});
+
+describe('shrinking a schedule with fast-check', () => {
+  const schedule: Fault[] = Array.from({ length: 24 }, (_, i) => ({ at: 2000 + i * 500, kind: FAULT_KINDS[i % FAULT_KINDS.length]!, pick: i }));
+
+  test('starts from the failing schedule as its example and ends on the faults that matter', async () => {
+    const tried: number[] = [];
+    const out = await shrinkSchedule(schedule, {
+      fails: async (s) => {
+        tried.push(s.length);
+        return s.includes(schedule[7]!) && s.includes(schedule[19]!);
+      },
+    });
+    expect(out.schedule).toEqual([schedule[7], schedule[19]]);
+    expect(out.cut).toBe(false);
+    // The full schedule is known to fail and is not run again; every run is a strict subset of it.
+    expect(Math.max(...tried)).toBeLessThan(schedule.length);
+    expect(out.runs).toBe(tried.length);
+    expect(out.runs).toBeLessThan(60);
+  });
+
+  test('one fault that matters is found alone; no fault at all when none matters', async () => {
+    expect((await shrinkSchedule(schedule, { fails: async (s) => s.includes(schedule[23]!) })).schedule).toEqual([schedule[23]]);
+    expect((await shrinkSchedule(schedule, { fails: async () => true })).schedule).toEqual([]);
+  });
+
+  test('a run budget or a stop ends it with the shortest failing schedule seen', async () => {
+    // fast-check tries the empty schedule, then the last half (which holds fault 20), then the budget is spent.
+    const byRuns = await shrinkSchedule(schedule, { fails: async (s) => s.includes(schedule[20]!), maxRuns: 2 });
+    expect(byRuns.runs).toBe(2);
+    expect(byRuns.cut).toBe(true);
+    expect(byRuns.schedule).toEqual(schedule.slice(12));
+    let calls = 0;
+    const stopped = await shrinkSchedule(schedule, { fails: async (s) => s.length > 0, stop: () => ++calls > 1 });
+    expect(stopped.runs).toBe(1);
+    expect(stopped.cut).toBe(true);
+  });
+
+  test('a schedule that stops failing on every removal stays whole', async () => {
+    const out = await shrinkSchedule(schedule.slice(0, 5), { fails: async (s) => s.length === 5 });
+    expect(out.schedule).toHaveLength(5);
+    // Every smaller subset it tries passes; each is run once.
+    expect(out.runs).toBeLessThan(16);
+  });
+});
+
+describe('the process views of a trace', () => {
+  const lines = [
+    '0 1 spawn 100 chaos-driver pgid=1',
+    '0 100 spawn 101 arbiter pgid=1',
+    '0 101 spawn 102 worker pgid=1',
+    '0 101 spawn 103 companion-manager pgid=1',
+    '0 103 spawn 104 chaos-companion pgid=104',
+    '5000 driver fault 5.000s kill-arbiter#1',
+    '5000 101 exit SIGKILL',
+    '5000 102 orphan was=101',
+    '5000 103 orphan was=101',
+    '5100 102 exit 0',
+    '7000 103 exit 1',
+    '10000 100 wake',
+  ];
+
+  test('the tree indents each process under the one that spawned it, with its life', () => {
+    expect(processTree(lines).map((l) => l.replace(/ +/g, ' '))).toEqual([
+      '100 chaos-driver 0.000s -> running at the end',
+      ' 101 arbiter 0.000s -> 5.000s SIGKILL',
+      ' 102 worker 0.000s -> 5.100s exit 0 (orphaned at 5.000s)',
+      ' 103 companion-manager 0.000s -> 7.000s exit 1 (orphaned at 5.000s)',
+      ' 104 chaos-companion 0.000s -> running at the end',
+    ]);
+  });
+
+  test('the timeline draws lives across the run: running, orphaned, how each ended, the faults', () => {
+    const rows = visualTimeline(lines, [{ at: 5000, kind: 'kill-arbiter', pick: 1 }], 20);
+    const row = (label: string) => rows.find((r) => r.includes(label))!.slice(31);
+    expect(row('faults')).toBe(`${' '.repeat(10)}^${' '.repeat(9)}`);
+    expect(row('chaos-driver')).toBe('='.repeat(20));
+    expect(row('arbiter')).toBe(`${'='.repeat(10)}x`);
+    expect(row('worker')).toBe(`${'='.repeat(10)}|`);
+    expect(row('companion-manager')).toBe(`${'='.repeat(10)}~~~~!`);
+  });
+});
+
+describe('drover sim, the command', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-sim-'));
+
+  test('bad options: exit 2 and a message naming the flag', async () => {
+    const r = await drover(['--seeds', 'lots']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe('drover sim: --seeds takes a whole number, not "lots" (e.g. --seeds 1)\n');
+    const file = join(dir, 'bad-regressions.txt');
+    writeFileSync(file, '6\n12 scenario=bogus\n');
+    const r2 = await drover(['--regressions', file]);
+    expect(r2.code).toBe(2);
+    expect(r2.err).toMatch(/bad-regressions\.txt:2: no such scenario bogus/);
+  });
+
+  test('one passing seed: its line, the summary table, and --trace writes the timeline with the process tree', async () => {
+    const trace = join(dir, 'trace.txt');
+    const r = await drover(['--seed', '1', '--duration', '5', '--trace', trace]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^drover sim: seed 0x1 \(mixed, 5 s\): pass, trace hash [0-9a-f]{16}\n/);
+    expect(r.out).toMatch(/drover sim summary\n {2}runs +1 \(1 passed, 0 failed\)\n/);
+    for (const row of ['scenarios', 'simulated time', 'events', 'wall time', 'requests', 'faults injected', 'invariant checks', '  orphans', '  shutdown']) {
+      expect(r.out).toContain(`  ${row}`);
+    }
+    const text = readFileSync(trace, 'utf8');
+    expect(text).toContain('# drover sim trace: seed 0x1, scenario mixed');
+    expect(text).toContain('# replay: npx drover sim --seed 0x1 --duration 5');
+    expect(text).toMatch(/## Process tree[^\n]*\n100 chaos-driver +0\.000s -> \S+ exit 0\n {2}101 arbiter/);
+    expect(text).toMatch(/## Timeline of the processes/);
+    expect(text).toMatch(/\n\d+ driver TERM\n/);
+    expect(text.split('\n').length).toBeGreaterThan(500);
+  });
+
+  test('a planted defect: the seed, the invariant, the last events, the replay command, and the shrunk schedule that replays', async () => {
+    const r = await drover(['--seed', '4', '--duration', '10', '--defect', 'arbiter-no-slow-respawn']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAIL seed 0x4 \(queue-load, 10 s\): invariant convergence broken at [\d.]+s simulated\n {2}40 s after the faults stopped: .*0 slow workers \(expected 2\)/);
+    expect(r.out).toMatch(/last events \(simulated ms, pid, event[^\n]*\n( {4}\d+ .*\n)+/);
+    expect(r.out).toContain("drover's error log, last lines:");
+    expect(r.out).toContain('  replay: npx drover sim --seed 0x4 --duration 10 --defect arbiter-no-slow-respawn\n');
+    const shrunk = /SHRUNK seed 0x4: (\d+) of (\d+) faults still break convergence[^\n]*\n(?: {2}[\d.]+s \S+\n)+ {2}replay: (npx drover sim [^\n]*--faults (\S+))\n/.exec(r.out);
+    expect(shrunk, r.out).not.toBeNull();
+    expect(Number(shrunk![1])).toBeLessThan(Number(shrunk![2]));
+    expect(Number(shrunk![1])).toBe(1);
+    expect(parseSchedule(shrunk![4]!)[0]!.kind).toBe('kill-slow-worker');
+    expect(r.out).toMatch(/drover sim summary\n {2}runs +1 \(0 passed, 1 failed\)/);
+    // The shrunk command replays the failure.
+    const again = await drover([...shrunk![3]!.replace('npx drover sim ', '').split(' '), '--no-shrink']);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/FAIL seed 0x4 \(queue-load, 10 s\): invariant convergence broken/);
+    expect(again.out).toMatch(/fault schedule \(1\): [\d.]+s kill-slow-worker#\d+\n/);
+  });
+
+  test('determinism: seeds run twice across two jobs give identical trace hashes; --json carries the summary', async () => {
+    const r = await drover(['--determinism', '2', '--from', '1', '--duration', '3', '--jobs', '2', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(j).toMatchObject({ from: '0x1', runs: 4, passed: 4, failed: 0, jobs: 2, determinism: { seeds: 2, identical: 2, differ: [] }, failures: [] });
+    expect(r.err).toContain('drover sim: 2 seeds 0x1 .. 0x2, each run twice (this batch again: npx drover sim --determinism 2 --from 0x1 --duration 3)');
+  });
+});
