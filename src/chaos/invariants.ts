@@ -28,16 +28,37 @@ export interface Violation {
 export interface Deadlines {
   /** After its parent died, a process of this program must be gone within this (ms). */
   orphan(program: string): number;
+  /**
+   * The max_workers of the config a generation of fast workers was started
+   * from, known by the app it runs (null: no good config's app, e.g. a broken
+   * reload's, whose workers are not counted). Without it the count is not checked.
+   */
+  maxWorkers?(app: string): number | null;
+  /** How long a generation may run more fast workers than its max_workers: a drained surplus worker finishing (ms). */
+  readonly drainMs?: number;
 }
 
 /** A zombie may wait this long for its parent's reap (the arbiter reaps on SIGCHLD and once a loop tick, ≤ 1 s). */
 export const ZOMBIE_GRACE_MS = 3000;
+
+/** A generation of fast workers, as the process table shows it: one arbiter's, one number. */
+interface Generation {
+  readonly arbiter: number;
+  readonly max: number;
+  readonly firstSeen: number;
+  overSince: number | null;
+}
 
 export class Checker {
   violation: Violation | null = null;
   readonly counts: Record<Invariant, number> = Object.fromEntries(INVARIANTS.map((i) => [i, 0])) as Record<Invariant, number>;
   private readonly orphanSince = new Map<number, number>();
   private readonly zombieSince = new Map<number, number>();
+  /** A fast worker's generation key ("arbiter pid/generation") and app, from its spec (args[0]), by pid. */
+  private readonly specs = new Map<number, { key: string; app: string } | null>();
+  private readonly generations = new Map<string, Generation | null>();
+  /** Reloads bound to fail (their workers run no good config's app): by arbiter pid, when first seen. */
+  private readonly failedReloads: Array<{ arbiter: number; at: number }> = [];
 
   constructor(
     private readonly now: () => number,
@@ -73,8 +94,9 @@ export class Checker {
         this.orphanSince.delete(p.pid);
         this.counts.orphans++;
       }
-      // Zombies: exited, and the parent (alive, not init) has not reaped it.
-      if (p.state === 'zombie' && p.ppid !== 1 && byPid.get(p.ppid)?.state === 'running') {
+      // Zombies: exited, and the parent (alive, not init) has not reaped it. The driver stands
+      // for the service manager: it reaps its arbiter once the old tree is gone, on purpose late.
+      if (p.state === 'zombie' && p.ppid !== 1 && p.ppid !== this.driver() && byPid.get(p.ppid)?.state === 'running') {
         const since = this.zombieSince.get(p.pid) ?? now;
         this.zombieSince.set(p.pid, since);
         this.check('zombies', now - since <= ZOMBIE_GRACE_MS, () => `${p.program} ${p.pid} exited ${now - since} ms ago and its parent ${p.ppid} has not reaped it`);
@@ -91,6 +113,54 @@ export class Checker {
     for (const [name, pids] of companions) {
       this.check('one-instance', pids.length <= 1, () => `companion ${name} runs ${pids.length} instances: pids ${pids.join(', ')}`);
     }
+    this.workerCounts(procs, now);
+  }
+
+  /**
+   * A generation never runs more fast workers than its own config's
+   * max_workers for longer than a drain takes: neither TTIN, autoscaling nor
+   * a reload that failed may take it past. Over the limit after a reload that
+   * failed while the generation served, the failed config's count took effect
+   * (broken-reload); otherwise the count does not converge.
+   */
+  private workerCounts(procs: readonly ProcessInfo[], now: number): void {
+    const { maxWorkers, drainMs = 0 } = this.deadlines;
+    if (!maxWorkers) return;
+    const running = new Map<string, number>();
+    for (const p of procs) {
+      // Workers left to init are the orphan check's; they are on their way out.
+      if (p.program !== 'worker' || p.state === 'zombie' || p.ppid === 1) continue;
+      let spec = this.specs.get(p.pid);
+      if (spec === undefined) {
+        spec = workerSpec(p);
+        this.specs.set(p.pid, spec);
+      }
+      if (spec === null) continue;
+      if (!this.generations.has(spec.key)) {
+        const max = maxWorkers(spec.app);
+        // No good config names its app: a reload that cannot boot, so one that fails.
+        if (max === null) this.failedReloads.push({ arbiter: p.ppid, at: now });
+        this.generations.set(spec.key, max === null ? null : { arbiter: p.ppid, max, firstSeen: now, overSince: null });
+      }
+      running.set(spec.key, (running.get(spec.key) ?? 0) + 1);
+    }
+    for (const [key, g] of this.generations) {
+      if (g === null) continue;
+      const n = running.get(key) ?? 0;
+      if (n <= g.max) {
+        g.overSince = null;
+        this.counts.convergence++;
+        continue;
+      }
+      g.overSince ??= now;
+      const over = now - g.overSince;
+      const since = g.overSince;
+      const failed = this.failedReloads.filter((f) => f.arbiter === g.arbiter && f.at >= g.firstSeen && f.at <= since).map((f) => f.at);
+      const invariant: Invariant = failed.length > 0 ? 'broken-reload' : 'convergence';
+      this.check(invariant, over <= drainMs, () =>
+        `generation ${key} (arbiter/generation) has run ${n} fast workers for ${over} ms, over its config's max_workers ${g.max}` +
+        (failed.length > 0 ? `: the worker count of the reload that failed at ${failed[failed.length - 1]} ms took effect` : ''));
+    }
   }
 
   transition(name: string, from: string, to: string): void {
@@ -100,5 +170,16 @@ export class Checker {
 
   laneQueued(generation: number, queued: number, limit: number): void {
     this.check('queue-bound', queued <= limit, () => `the slow lane of generation ${generation} holds ${queued} queued requests, over slow_queue ${limit}`);
+  }
+}
+
+/** "arbiter pid/generation" and the app of a fast worker, from the spec the arbiter gave it (null: unreadable). */
+function workerSpec(p: ProcessInfo): { key: string; app: string } | null {
+  try {
+    const spec = JSON.parse(p.args[0] ?? '') as { generation?: unknown; app?: unknown };
+    if (typeof spec.generation !== 'number' || typeof spec.app !== 'string') return null;
+    return { key: `${p.ppid}/${spec.generation}`, app: spec.app };
+  } catch {
+    return null;
   }
 }

@@ -66,7 +66,18 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   const topo = s.topology;
   const k: Kernel = new Kernel({ seed: s.seed, programs: [runtimePrograms, chaosPrograms(), driverRegistry()], record: opts.record === true });
   let driverPid = -1;
-  const checker = new Checker(() => k.now(), { orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : STOP_TIMEOUT_MS + 2000) }, () => driverPid);
+  // The max_workers of the good config that last named each app (the driver's writes; apps alternate, see writeGood).
+  const maxByApp = new Map<string, number>();
+  const checker = new Checker(
+    () => k.now(),
+    {
+      orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : STOP_TIMEOUT_MS + 2000),
+      maxWorkers: (app) => maxByApp.get(app) ?? null,
+      // A drained surplus worker gets graceful_timeout, then KILL a second later, seen at the next tick (≤ 1 s).
+      drainMs: GRACEFUL_MS + 3000,
+    },
+    () => driverPid,
+  );
   const injected = Object.fromEntries(FAULT_KINDS.map((f) => [f, 0])) as Record<FaultKind, number>;
   const req = { sent: 0, ok: 0, shed: 0, badGateway: 0, reset: 0, left: 0 };
   const timeline: string[] = [];
@@ -109,6 +120,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     for (const d of ['/srv', '/run/drover', '/var/log']) os.fs.mkdir(d, { recursive: true });
     let good: Cfg = { version: 'v1', workers: topo.workers, min: topo.minWorkers, max: topo.maxWorkers, slowWorkers: topo.slowWorkers, broken: null };
     const seen = new Set<string>(['v1']); // versions a good config has named
+    maxByApp.set(appPath(good.version), good.max);
     os.fs.writeFile(CONFIG, configText(good));
     os.fs.writeFile(LOG, '');
     const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running');
@@ -245,6 +257,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         max: scaling ? workers + 1 : workers, slowWorkers: 1 + ((f.pick >>> 8) % 2), broken: null,
       };
       seen.add(good.version);
+      maxByApp.set(appPath(good.version), good.max);
       os.fs.writeFile(CONFIG, configText(good));
     };
     const inject = async (f: Fault) => {
@@ -321,6 +334,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     const expectFast = (c: number) => (good.min === good.max ? c === good.workers : c >= good.min && c <= good.max);
     const settled = () =>
       pending.size === 0 && expectFast(live('worker').length) && live('slow-worker').length === good.slowWorkers && live('arbiter').length === 1;
+    // An arbiter may be gone or stopped (a signal that came before its handlers did): say so.
+    const arbiters = () => k.processes().filter((p) => p.program === 'arbiter' && p.state !== 'zombie').map((p) => `${p.pid} ${p.state}`).join(', ') || 'none';
     const settleEnd = os.now() + SETTLE_MS;
     let stableSince = -1;
     while (os.now() < settleEnd && !checker.violation) {
@@ -332,7 +347,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     }
     if (!checker.violation) {
       checker.check('convergence', settled(), () =>
-        `${SETTLE_MS / 1000} s after the faults stopped: ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
+        `${SETTLE_MS / 1000} s after the faults stopped: arbiter ${arbiters()}, ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
         `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map((t) => t.replace(/after (r\d+)/, (m, r: string) => `${m}, which ended ${ends.get(r) ?? 'never'}`)).join('; ')})`);
       for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
     }

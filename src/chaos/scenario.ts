@@ -7,11 +7,15 @@
 // Named scenarios weight the draw: `reload-storm` is mostly HUPs (changed,
 // unchanged, broken) with TTIN/TTOU, `parent-death` kills the arbiter, the
 // manager and companions, `queue-load` drives the slow lane hard and kills
-// its workers, `mixed` draws from everything. Without a name the seed picks.
+// its workers, `mixed` draws from everything, `companions` is mostly control
+// commands (restart, stop, start) and companion kills. Without a name the
+// seed picks one of the first four.
 import { Rng } from '../sim/random.js';
 
-export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed'] as const;
+export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed', 'companions'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+/** The scenarios a seed without a name picks from: fixed, so that a seed keeps naming the same run as scenarios are added. */
+const DRAWN: readonly ScenarioName[] = ['reload-storm', 'parent-death', 'queue-load', 'mixed'];
 
 export const FAULT_KINDS = [
   'kill-worker', 'kill-slow-worker', 'kill-manager', 'kill-arbiter', 'kill-companion',
@@ -84,6 +88,8 @@ const WEIGHTS: Record<ScenarioName, Partial<Record<FaultKind, number>>> = {
     'kill-worker': 2, 'kill-slow-worker': 2, 'kill-manager': 1, 'kill-arbiter': 1, 'kill-companion': 2, hup: 1, 'hup-changed': 2,
     'hup-broken-config': 1, 'hup-broken-app': 1, ttin: 1, ttou: 1, ctl: 2, 'ctl-malformed': 1, 'stall-worker': 1,
   },
+  // A restart, stop or start by ctl while the companion runs, crashes or backs off; the manager killed under it.
+  companions: { ctl: 6, 'kill-companion': 2, 'kill-manager': 1, 'ctl-malformed': 1, 'kill-worker': 1 },
 };
 
 export const DEFAULT_DURATION_MS = 30_000;
@@ -102,7 +108,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const r = new Rng(seed ^ 0x5ca1ab1e0ddba11n);
   const int = (lo: number, hi: number) => lo + r.below(hi - lo + 1);
   const chance = (p: number) => r.float() < p;
-  const name = opts.name ?? SCENARIOS[r.below(SCENARIOS.length)]!;
+  const name = opts.name ?? DRAWN[r.below(DRAWN.length)]!;
   const durationMs = opts.durationMs ?? DEFAULT_DURATION_MS;
   const weights = WEIGHTS[name];
 
@@ -122,7 +128,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
 
   const scaling = faults.some((f) => f.kind === 'ttin' || f.kind === 'ttou');
   const workers = int(1, 4);
-  const needsCompanions = name === 'parent-death' || name === 'mixed' || faults.some((f) => f.kind === 'kill-manager' || f.kind === 'kill-companion');
+  const needsCompanions = name === 'parent-death' || name === 'mixed' || name === 'companions' || faults.some((f) => f.kind === 'kill-manager' || f.kind === 'kill-companion');
   const companions: CompanionPlan[] = [];
   const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
   for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });

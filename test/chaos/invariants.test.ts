@@ -1,0 +1,210 @@
+// The chaos checker (src/chaos/invariants.ts) on hand-made process tables:
+// each rule passes on the edge of its bound and fails one step past it.
+import { describe, expect, test } from 'vitest';
+import { Checker, ZOMBIE_GRACE_MS, type Deadlines } from '../../src/chaos/invariants.js';
+import { TRANSITIONS, type State } from '../../src/runtime/companions/state.js';
+import type { ProcessInfo } from '../../src/sim/index.js';
+
+const DRIVER = 100;
+
+function proc(pid: number, ppid: number, program: string, args: readonly string[] = [], state: ProcessInfo['state'] = 'running'): ProcessInfo {
+  return { pid, ppid, pgid: pid, state, program, args };
+}
+
+/** A checker on a clock the test moves. */
+function setup(deadlines: Partial<Deadlines> = {}) {
+  let t = 0;
+  const checker = new Checker(() => t, { orphan: (p) => (p === 'worker' ? 2000 : 4000), ...deadlines }, () => DRIVER);
+  return {
+    checker,
+    at(ms: number, procs: readonly ProcessInfo[]) {
+      t = ms;
+      checker.table(procs);
+      return checker.violation;
+    },
+  };
+}
+
+const driver = proc(DRIVER, 1, 'chaos-driver');
+const arbiter = proc(101, DRIVER, 'arbiter');
+
+describe('orphans', () => {
+  test('a process left to init may live out its deadline, not one ms more', () => {
+    const { at } = setup();
+    const orphan = proc(103, 1, 'companion-manager');
+    expect(at(1000, [driver, orphan])).toBeNull(); // its parent just died
+    expect(at(5000, [driver, orphan])).toBeNull(); // 4000 ms: the deadline itself
+    expect(at(5001, [driver, orphan])).toMatchObject({ invariant: 'orphans', at: 5001 });
+    expect(at(5001, [driver, orphan])!.message).toMatch(/companion-manager 103 has outlived its parent by 4001 ms \(its deadline: 4000 ms\)/);
+  });
+
+  test('each program has its own deadline', () => {
+    const { at } = setup();
+    expect(at(0, [driver, proc(104, 1, 'worker')])).toBeNull();
+    expect(at(2000, [driver, proc(104, 1, 'worker')])).toBeNull();
+    expect(at(2001, [driver, proc(104, 1, 'worker')])?.invariant).toBe('orphans');
+  });
+
+  test("the driver is init's child on purpose; a zombie under init is no orphan; a process that goes in time starts no clock", () => {
+    const { at } = setup();
+    expect(at(0, [driver, proc(103, 1, 'companion-manager')])).toBeNull();
+    expect(at(3000, [driver])).toBeNull(); // gone in time
+    expect(at(9000, [driver, proc(105, 1, 'worker', [], 'zombie')])).toBeNull();
+    // Another one later: its own clock (the simulator never reuses a pid).
+    expect(at(10_000, [driver, proc(104, 1, 'companion-manager')])).toBeNull();
+    expect(at(14_000, [driver, proc(104, 1, 'companion-manager')])).toBeNull();
+    expect(at(14_001, [driver, proc(104, 1, 'companion-manager')])?.invariant).toBe('orphans');
+  });
+});
+
+describe('zombies', () => {
+  test('an exited child of a live parent is reaped within the grace, or it is a violation', () => {
+    const { at } = setup();
+    const zombie = proc(103, 101, 'worker', [], 'zombie');
+    expect(at(500, [driver, arbiter, zombie])).toBeNull();
+    expect(at(500 + ZOMBIE_GRACE_MS, [driver, arbiter, zombie])).toBeNull();
+    const v = at(501 + ZOMBIE_GRACE_MS, [driver, arbiter, zombie]);
+    expect(v).toMatchObject({ invariant: 'zombies' });
+    expect(v!.message).toMatch(/worker 103 exited 3001 ms ago and its parent 101 has not reaped it/);
+  });
+
+  test('a reap in time resets the clock', () => {
+    const { at } = setup();
+    expect(at(0, [driver, arbiter, proc(103, 101, 'worker', [], 'zombie')])).toBeNull();
+    expect(at(2000, [driver, arbiter])).toBeNull();
+    expect(at(4000, [driver, arbiter, proc(104, 101, 'worker', [], 'zombie')])).toBeNull();
+    expect(at(7000, [driver, arbiter, proc(104, 101, 'worker', [], 'zombie')])).toBeNull();
+  });
+
+  test('no parent to blame: a dead or stopped parent, init, and the driver (it reaps its arbiter once the old tree is gone)', () => {
+    const { at } = setup();
+    const procs = [
+      driver,
+      proc(101, DRIVER, 'arbiter', [], 'zombie'), // the driver's: reaped late on purpose
+      proc(103, 101, 'worker', [], 'zombie'), // its parent is a zombie itself
+      proc(110, 1, 'chaos-grandchild', [], 'zombie'), // init's
+      proc(120, DRIVER, 'arbiter'),
+      proc(121, 120, 'slow-worker', [], 'stopped'),
+      proc(122, 121, 'worker', [], 'zombie'), // its parent is stopped, not running
+    ];
+    expect(at(0, procs)).toBeNull();
+    expect(at(60_000, procs)).toBeNull();
+  });
+});
+
+describe('one instance per companion', () => {
+  test('two live instances of one name fail; zombies and other names do not count', () => {
+    const { at } = setup();
+    const c = (pid: number, name: string, state: ProcessInfo['state'] = 'running') => proc(pid, 102, 'chaos-companion', [name, 'cooperative'], state);
+    const manager = proc(102, 101, 'companion-manager');
+    expect(at(0, [driver, arbiter, manager, c(110, 'c0'), c(111, 'c1'), c(112, 'c0', 'zombie')])).toBeNull();
+    const v = at(1, [driver, arbiter, manager, c(110, 'c0'), c(111, 'c1'), c(113, 'c0')]);
+    expect(v).toMatchObject({ invariant: 'one-instance', message: 'companion c0 runs 2 instances: pids 110, 113' });
+  });
+});
+
+describe('transitions', () => {
+  const states = Object.keys(TRANSITIONS) as State[];
+
+  test('every change the state table allows passes', () => {
+    const { checker } = setup();
+    let n = 0;
+    for (const from of states) {
+      for (const to of TRANSITIONS[from]) {
+        checker.transition('c0', from, to);
+        n++;
+      }
+    }
+    expect(checker.violation).toBeNull();
+    expect(checker.counts.transitions).toBe(n);
+  });
+
+  test('every change it does not allow fails, by name', () => {
+    for (const from of states) {
+      for (const to of states) {
+        if (to === from || TRANSITIONS[from].includes(to)) continue;
+        const { checker } = setup();
+        checker.transition('web', from, to);
+        expect(checker.violation).toMatchObject({ invariant: 'transitions', message: `companion web went ${from} -> ${to}, which the state table does not allow` });
+      }
+    }
+    const { checker } = setup();
+    checker.transition('c0', 'RUNNING', 'STARTING'); // a crash that skips the backoff
+    expect(checker.violation?.invariant).toBe('transitions');
+  });
+});
+
+describe('queue bound', () => {
+  test('a slow lane may hold slow_queue requests, not one more', () => {
+    const { checker } = setup();
+    checker.laneQueued(1, 0, 0);
+    checker.laneQueued(1, 4, 4);
+    expect(checker.violation).toBeNull();
+    checker.laneQueued(2, 5, 4);
+    expect(checker.violation).toMatchObject({ invariant: 'queue-bound', message: 'the slow lane of generation 2 holds 5 queued requests, over slow_queue 4' });
+    expect(checker.counts['queue-bound']).toBe(3);
+  });
+});
+
+describe('worker counts of a generation', () => {
+  const GOOD = '/apps/v1.ts';
+  const BROKEN = '/apps/broken.ts';
+  const w = (pid: number, generation: number, app = GOOD, ppid = 101, state: ProcessInfo['state'] = 'running') =>
+    proc(pid, ppid, 'worker', [JSON.stringify({ app, generation, role: 'fast' })], state);
+  const limits: Partial<Deadlines> = { maxWorkers: (app) => (app === GOOD ? 2 : null), drainMs: 6000 };
+
+  test('over max_workers for a drain is allowed; longer, with no failed reload, the count does not converge', () => {
+    const { at } = setup(limits);
+    expect(at(0, [driver, arbiter, w(103, 1), w(104, 1)])).toBeNull();
+    expect(at(1000, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])).toBeNull(); // a drained one finishing
+    expect(at(7000, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])).toBeNull();
+    const v = at(7001, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)]);
+    expect(v).toMatchObject({ invariant: 'convergence' });
+    expect(v!.message).toBe("generation 101/1 (arbiter/generation) has run 3 fast workers for 6001 ms, over its config's max_workers 2");
+  });
+
+  test('back under the limit resets the clock; zombies, orphans and other generations or arbiters are not counted', () => {
+    const { at } = setup(limits);
+    expect(at(0, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])).toBeNull();
+    expect(at(5000, [driver, arbiter, w(103, 1), w(104, 1)])).toBeNull();
+    const many = [
+      driver, arbiter, w(103, 1), w(104, 1), w(105, 1, GOOD, 101, 'zombie'), w(106, 1, GOOD, 1), w(107, 2), w(108, 2),
+      proc(120, DRIVER, 'arbiter'), w(121, 1, GOOD, 120), w(122, 1, GOOD, 120),
+    ];
+    expect(at(6000, many)).toBeNull();
+    expect(at(60_000, many.filter((p) => p.state !== 'zombie' && p.ppid !== 1))).toBeNull(); // reaped, and the orphan gone, meanwhile
+  });
+
+  test("after a reload that failed (its workers run no good config's app), the excess is the failed config's count", () => {
+    const { at } = setup(limits);
+    expect(at(0, [driver, arbiter, w(103, 1), w(104, 1)])).toBeNull();
+    expect(at(2000, [driver, arbiter, w(103, 1), w(104, 1), w(105, 2, BROKEN), w(106, 2, BROKEN), w(107, 2, BROKEN)])).toBeNull();
+    expect(at(2100, [driver, arbiter, w(103, 1), w(104, 1), w(108, 1)])).toBeNull(); // the failed reload's count taken
+    const v = at(8101, [driver, arbiter, w(103, 1), w(104, 1), w(108, 1)]);
+    expect(v).toMatchObject({ invariant: 'broken-reload' });
+    expect(v!.message).toMatch(/generation 101\/1 .* 3 fast workers for 6001 ms, over its config's max_workers 2: the worker count of the reload that failed at 2000 ms took effect/);
+  });
+
+  test('a failed reload of another arbiter, or one before the generation began, is not the cause', () => {
+    const { at } = setup(limits);
+    expect(at(0, [driver, arbiter, w(103, 1), w(104, 1), proc(120, DRIVER, 'arbiter'), w(121, 2, BROKEN, 120)])).toBeNull();
+    expect(at(100, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])).toBeNull();
+    expect(at(6101, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])?.invariant).toBe('convergence');
+  });
+
+  test('without a maxWorkers lookup the counts are not checked', () => {
+    const { at } = setup();
+    const procs = [driver, arbiter, w(103, 1), w(104, 1), w(105, 1), w(106, 1), w(107, 1)];
+    expect(at(0, procs)).toBeNull();
+    expect(at(600_000, procs)).toBeNull();
+  });
+});
+
+test('the first violation is the one kept; every check is counted', () => {
+  const { checker } = setup();
+  checker.laneQueued(1, 3, 2);
+  checker.transition('c0', 'RUNNING', 'STARTING');
+  expect(checker.violation?.invariant).toBe('queue-bound');
+  expect(checker.counts.transitions).toBe(1);
+  expect(checker.counts['queue-bound']).toBe(1);
+});
