@@ -246,6 +246,10 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       reapArbiter();
       if (good.broken === null) os.fs.writeFile(CONFIG, configText(good));
       arbiter = os.spawn({ program: 'arbiter', args: ['--config', CONFIG], channel: false });
+      // As a service manager does: no signal before the process has started
+      // at all (Node's own boot has no handlers; the arbiter queues signals
+      // from its first line on).
+      await os.sleep(1);
       note(`restarted arbiter as ${arbiter.pid} (${why})`);
     };
     const writeGood = (f: Fault) => {

@@ -167,6 +167,14 @@ export interface SpawnCommon {
   readonly newGroup?: boolean;
   /** Listening sockets the child receives; it sees them as `os.listeners`, in this order. */
   readonly listeners?: readonly Listener[];
+  /**
+   * Ask the OS to signal the child when this process dies (setpriv
+   * --pdeathsig on Linux). Unlike the child's own setParentDeathSignal, it
+   * is delivered by the kernel, so it reaches a child whose event loop is
+   * blocked too (a SIGKILL then ends it whatever it is doing). Where the OS
+   * cannot, the child watches for itself, as setParentDeathSignal does.
+   */
+  readonly parentDeathSignal?: Signal;
 }
 
 export interface SpawnProgram extends SpawnCommon {
@@ -180,8 +188,6 @@ export interface SpawnProgram extends SpawnCommon {
 export interface SpawnCommand extends SpawnCommon {
   /** An argv command, run directly (no shell). In the simulator argv[0] names a registered program. */
   readonly command: readonly string[];
-  /** Ask the OS to signal the command when this process dies (setpriv --pdeathsig on Linux). */
-  readonly parentDeathSignal?: Signal;
 }
 
 export type SpawnSpec = SpawnProgram | SpawnCommand;

@@ -29,6 +29,7 @@ export const DEFECTS = [
   'arbiter-no-slow-respawn', // convergence: a dead slow worker is not replaced
   'companion-skips-backoff', // transitions: a crash goes RUNNING -> STARTING
   'lane-queue-overflow', // queue bound: one request more than slow_queue waits
+  'arbiter-ignores-term', // shutdown: TERM is logged and nothing stops
 ] as const;
 
 export type Defect = (typeof DEFECTS)[number];

@@ -161,7 +161,7 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   if (!isDirectory(m.vol, cwd)) throw new OsError('ENOENT', `spawn ${name}: working directory ${cwd} does not exist`);
   const handed = (spec.listeners ?? []) as readonly Listener[];
   checkHandOver(handed);
-  const pdeathsig = isCommand && spec.parentDeathSignal !== undefined ? signalIndex(spec.parentDeathSignal) : -1;
+  const pdeathsig = spec.parentDeathSignal !== undefined ? signalIndex(spec.parentDeathSignal) : -1;
   // Open what can fail before taking a pid, so a failed spawn leaves nothing behind.
   const stdout = openSink(m, spec.stdout ?? 'inherit', parent.stdout, parent);
   let stderr: Sink;

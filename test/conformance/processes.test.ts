@@ -67,6 +67,10 @@ conformance('processes', (world) => {
     expect(rec.seen.ppidAfter).not.toBe(rec.middlePid);
   });
 
+  test('a parent-death SIGKILL asked for at spawn ends a child whose event loop is held when its parent dies', async () => {
+    expect(ok(await world().run('pdeath-blocked'))).toEqual({ aliveBefore: true, goneAfterParent: true });
+  });
+
   test('killing a process group reaches the leader and its children', async () => {
     const dir = world().tmp();
     const rec = ok(await world().run('group-kill', [dir]));

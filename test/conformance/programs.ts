@@ -258,6 +258,32 @@ async function reparent(os: Os, args: readonly string[]): Promise<void> {
   emit(os, { middle: e.signal, middlePid: m.pid, grandchildNotOurs: errno(() => os.waitpid(grandchild)), seen });
 }
 
+/** A parent-death SIGKILL asked at spawn reaches a child whose event loop is held. */
+async function pdeathBlocked(os: Os): Promise<void> {
+  const m = os.spawn({ program: 'middle-blocked' });
+  const { grandchild } = (await inbox(os, m.channel!)()) as { grandchild: number };
+  await os.sleep(200);
+  const aliveBefore = os.alive(grandchild);
+  os.kill(m.pid, 'SIGKILL');
+  await reap(os, m.pid);
+  const gone = await until(os, () => !os.alive(grandchild), 3000);
+  if (!gone) os.kill(grandchild, 'SIGKILL');
+  emit(os, { aliveBefore, goneAfterParent: gone });
+}
+
+async function middleBlocked(os: Os): Promise<void> {
+  const c = os.spawn({ program: 'blocked', parentDeathSignal: 'SIGKILL' });
+  await inbox(os, c.channel!)();
+  os.channel!.send({ grandchild: c.pid });
+  stayAlive(os);
+}
+
+async function blocked(os: Os): Promise<void> {
+  os.channel!.send('ready');
+  await os.sleep(20);
+  os.burn(60_000); // a request stuck in a CPU loop: no JS runs, no handler
+}
+
 async function tcp(os: Os): Promise<void> {
   const l = await os.listen({ host: '127.0.0.1', port: 0 });
   const port = (l.address as { port: number }).port;
@@ -425,6 +451,9 @@ export const registry = programs(import.meta.url, {
   orphan,
   'burn-counting': burnCounting,
   'accept-reply': acceptReply,
+  'pdeath-blocked': pdeathBlocked,
+  'middle-blocked': middleBlocked,
+  blocked,
   'accept-then-burn': acceptThenBurn,
   'busy-acceptor': busyAcceptor,
   'listen-and-wait': listenAndWait,

@@ -151,6 +151,20 @@ describe('drover serves real traffic', () => {
     expect(workers.filter(alive)).toEqual([]);
   });
 
+  test('SIGKILL of the arbiter: a worker stuck in a CPU loop is gone too (chaos seed 210)', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--timeout', '0']);
+    await serving(d, 1);
+    const [worker] = booted(d);
+    get(port, '/spin').catch(() => {});
+    await sleep(300);
+    expect(alive(worker!)).toBe(true);
+    d.kill('SIGKILL');
+    await d.exited();
+    await sleep(1000);
+    expect(alive(worker!)).toBe(false);
+  });
+
   test('TTIN and TTOU add and remove a worker within min and max', async () => {
     const port = await freePort();
     const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--min-workers', '1', '--max-workers', '2']);
@@ -183,7 +197,7 @@ describe('drover serves real traffic', () => {
 
   test('a worker silent past the timeout gets ABRT, then is replaced', async () => {
     const port = await freePort();
-    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--timeout', '1']);
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--timeout', '1', '--lanes', 'off']);
     await serving(d, 1);
     const [hung] = booted(d);
     void get(port, '/spin').catch(() => {});

@@ -35,6 +35,9 @@ const os = new NodeOs({
   signals,
 });
 
+// Asked for by the spawner: armed here too, for where setpriv is missing (the kernel's, when there, comes first).
+if (plumbing.parentDeathSignal) os.setParentDeathSignal(plumbing.parentDeathSignal);
+
 const program = await load(plumbing.registries, name).catch((e: unknown) => fail(`cannot load program "${name}"`, e));
 
 // Not awaited at top level: a program whose promise never settles must not

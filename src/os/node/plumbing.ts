@@ -2,12 +2,13 @@
 // read (and deleted) by entry.ts before the program runs, so they never leak
 // into the program's `os.env` or into the default env of its own children.
 
-import type { Addr } from '../types.js';
+import type { Addr, Signal } from '../types.js';
 
 export const ENV_REGISTRIES = 'DROVER_REGISTRIES';
 export const ENV_LISTENERS = 'DROVER_LISTENERS';
 export const ENV_CHANNEL = 'DROVER_CHANNEL';
 export const ENV_PARENT = 'DROVER_PARENT_PID';
+export const ENV_PDEATHSIG = 'DROVER_PDEATHSIG';
 
 /**
  * Copied from the parent's env into a child's even when a spawn replaces the
@@ -38,6 +39,8 @@ export interface Plumbing {
   readonly listeners: readonly ListenerRef[];
   readonly channel: boolean;
   readonly parentPid: number | null;
+  /** A parent-death signal the spawner asked for: armed in-process too (the kernel's, through setpriv, may be missing). */
+  readonly parentDeathSignal?: Signal | null;
 }
 
 export function encodePlumbing(p: Plumbing): Record<string, string> {
@@ -47,6 +50,7 @@ export function encodePlumbing(p: Plumbing): Record<string, string> {
   };
   if (p.channel) env[ENV_CHANNEL] = '1';
   if (p.parentPid !== null) env[ENV_PARENT] = String(p.parentPid);
+  if (p.parentDeathSignal) env[ENV_PDEATHSIG] = p.parentDeathSignal;
   return env;
 }
 
@@ -56,11 +60,12 @@ export function takePlumbing(env: Record<string, string | undefined>): Plumbing 
   const listeners = parseJson(env, ENV_LISTENERS, []) as ListenerRef[];
   const channel = env[ENV_CHANNEL] === '1';
   const parent = Number(env[ENV_PARENT]);
-  for (const k of [ENV_REGISTRIES, ENV_LISTENERS, ENV_CHANNEL, ENV_PARENT]) delete env[k];
+  const pdeathsig = env[ENV_PDEATHSIG] as Signal | undefined;
+  for (const k of [ENV_REGISTRIES, ENV_LISTENERS, ENV_CHANNEL, ENV_PARENT, ENV_PDEATHSIG]) delete env[k];
   if (!Array.isArray(registries) || !Array.isArray(listeners)) {
     throw new Error(`drover: malformed ${ENV_REGISTRIES} or ${ENV_LISTENERS}`);
   }
-  return { registries, listeners, channel, parentPid: Number.isInteger(parent) && parent > 0 ? parent : null };
+  return { registries, listeners, channel, parentPid: Number.isInteger(parent) && parent > 0 ? parent : null, parentDeathSignal: pdeathsig ?? null };
 }
 
 function parseJson(env: Record<string, string | undefined>, key: string, dflt: unknown): unknown {

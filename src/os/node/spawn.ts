@@ -6,7 +6,7 @@ import { spawn as cpSpawn, type ChildProcess, type StdioOptions } from 'node:chi
 import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, statSync } from 'node:fs';
 import { delimiter, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OsError, type SpawnCommand, type SpawnCommon, type SpawnProgram, type StdioTarget } from '../types.js';
+import { OsError, type Signal, type SpawnCommand, type SpawnCommon, type SpawnProgram, type StdioTarget } from '../types.js';
 import { EARLY_IMPORT } from './early.js';
 import { NodeListener } from './listener.js';
 import { encodePlumbing, KEPT_VARS, type RegistryRef } from './plumbing.js';
@@ -35,9 +35,25 @@ export function spawnProgram(ctx: SpawnContext, spec: SpawnProgram): ChildProces
     listeners: listeners.map((l) => ({ address: l.address, backlog: l.backlog })),
     channel,
     parentPid: process.pid,
+    parentDeathSignal: spec.parentDeathSignal ?? null,
   }));
   const argv = [...nodeArgs(ctx.registries), ENTRY, spec.program, ...(spec.args ?? [])];
-  return start(process.execPath, argv, spec, env, listeners, channel, `program "${spec.program}"`);
+  const [file, args] = withParentDeath(ctx, spec.parentDeathSignal, process.execPath, argv);
+  return start(file, args, spec, env, listeners, channel, `program "${spec.program}"`);
+}
+
+/**
+ * `file args` under setpriv --pdeathsig when a parent-death signal is asked
+ * for and setpriv is there (util-linux: it sets PR_SET_PDEATHSIG and execs,
+ * so the pid is the command's own, and descriptors - listeners, the IPC
+ * channel - pass through). If we die before setpriv's prctl, no signal
+ * would ever come: the shell checks that we are still its parent first
+ * (after the prctl), then execs the command in its place.
+ */
+function withParentDeath(ctx: SpawnContext, sig: Signal | undefined, file: string, args: readonly string[]): [string, readonly string[]] {
+  const setpriv = sig ? findExecutable('setpriv', ctx.env.PATH) : null;
+  if (!sig || !setpriv) return [file, args];
+  return [setpriv, ['--pdeathsig', sig.slice(3), '--', '/bin/sh', '-c', `[ "$PPID" = ${process.pid} ] || exit 1; exec "$0" "$@"`, file, ...args]];
 }
 
 export function spawnCommand(ctx: SpawnContext, spec: SpawnCommand): ChildProcess {
@@ -49,18 +65,7 @@ export function spawnCommand(ctx: SpawnContext, spec: SpawnCommand): ChildProces
   if (!findExecutable(cmd, env.PATH, spec.cwd)) {
     throw new OsError('ENOENT', `command not found: ${cmd}${cmd.includes('/') ? '' : ` (PATH=${env.PATH ?? ''})`}`);
   }
-  let file = cmd;
-  let args = rest;
-  const setpriv = spec.parentDeathSignal ? findExecutable('setpriv', ctx.env.PATH) : null;
-  if (spec.parentDeathSignal && setpriv) {
-    // util-linux setpriv takes the name with or without SIG; it sets
-    // PR_SET_PDEATHSIG and execs, so the pid is the command's own.
-    // If we die before setpriv's prctl, no signal would ever come: the shell
-    // checks that we are still its parent first (after the prctl), then
-    // execs the command in its place.
-    file = setpriv;
-    args = ['--pdeathsig', spec.parentDeathSignal.slice(3), '--', '/bin/sh', '-c', `[ "$PPID" = ${process.pid} ] || exit 1; exec "$0" "$@"`, cmd, ...rest];
-  }
+  const [file, args] = withParentDeath(ctx, spec.parentDeathSignal, cmd, rest);
   return start(file, args, spec, env, listenerRefs(spec), false, `command ${cmd}`);
 }
 

@@ -39,6 +39,13 @@ export interface ArbiterOptions {
 const HANDLED: readonly Signal[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGCHLD'];
 const QUEUE_MAX = 5; // gunicorn's: a storm of signals does not pile up work
 const KILL_GRACE = 1000; // ms from ABRT (or a missed deadline) to KILL
+/**
+ * Workers die with the arbiter, by the kernel's hand: a worker stuck in a
+ * CPU loop runs no signal handler, and would otherwise outlive us for ever
+ * (found by chaos, seed 210). Nothing graceful is lost: with the arbiter
+ * gone there is nobody to drain to.
+ */
+const WORKER_PDEATHSIG: Signal = 'SIGKILL';
 
 /** What a person can paste: http://127.0.0.1:8000, or unix:/path. */
 function url(name: string): string {
@@ -54,6 +61,11 @@ interface Reload {
 }
 
 export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
+  // Signals are queued from the first instant: one that arrives while the
+  // config loads would otherwise take its default action (HUP and TERM kill
+  // us, TTIN stops us for good). Found by chaos (seeds 119, 268).
+  const early: Signal[] = [];
+  for (const sig of HANDLED) os.onSignal(sig, () => void (sig !== 'SIGCHLD' && early.length < QUEUE_MAX && early.push(sig)));
   let config: Config;
   try {
     config = await loadConfig(os, argv, opts.cpus);
@@ -61,7 +73,7 @@ export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOpti
     os.stderr.write(`drover: ${e instanceof ConfigError ? e.message : String(e)}\n`);
     return os.exit(2);
   }
-  const code = await new Arbiter(os, config, argv, opts).run();
+  const code = await new Arbiter(os, config, argv, opts, early).run();
   os.exit(code);
 }
 
@@ -95,7 +107,9 @@ class Arbiter {
     private config: Config,
     private readonly argv: readonly string[],
     private readonly opts: ArbiterOptions,
+    early: readonly Signal[] = [],
   ) {
+    this.signals.push(...early);
     this.log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
     this.target = config.workers;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -160,7 +174,7 @@ class Arbiter {
       while (this.signals.length > 0 && graceful === null) {
         const sig = this.signals.shift()!;
         this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
-        if (sig === 'SIGTERM') graceful = true;
+        if (sig === 'SIGTERM') graceful = planted('arbiter-ignores-term') ? null : true;
         else if (sig === 'SIGINT' || sig === 'SIGQUIT') graceful = false;
         else await this.handle(sig);
       }
@@ -318,7 +332,7 @@ class Arbiter {
       role: 'fast',
       lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned() } : null,
     };
-    const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()] });
+    const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
     this.log.info(`Booting worker with pid: ${child.pid}`);
@@ -330,7 +344,7 @@ class Arbiter {
     const { os } = this;
     const socket = this.lanes.socketPath(this.slowDir());
     const spec: WorkerSpec = { ...this.spec(config, generation), role: 'slow', laneSocket: socket, accessLog: null };
-    const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)] });
+    const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
     this.log.info(`Booting slow-lane worker with pid: ${child.pid}`);

@@ -17,7 +17,7 @@
 //                max_requests use this so that no request is ever cut off
 //   INT, QUIT    quick: close everything and exit
 //   USR1         reopen log files
-//   arbiter gone quick (parent-death signal QUIT)
+//   arbiter gone killed (the parent-death SIGKILL the arbiter spawns us with)
 import { createServer, ServerResponse, type IncomingMessage } from 'node:http';
 import type { Listener, Os, Stream } from '../../os/types.js';
 import { routeKey } from '../lanes/route-key.js';
@@ -65,7 +65,6 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     os.timer(0, () => os.exit(0));
   };
 
-  os.setParentDeathSignal('SIGQUIT');
   os.onSignal('SIGTERM', () => stop(true));
   os.onSignal('SIGINT', quick);
   os.onSignal('SIGQUIT', quick);
