@@ -46,6 +46,8 @@ export function replayCommand(r: Replayable): string {
 
 /** Trace lines that say little about a failure: left out of its report (not of --trace). */
 const QUIET = /^\d+ \d+ (wake|timer|ref|unref|r|w|fwrite|flush|host|idle)( |$)/;
+/** The lives of processes, and the driver's own lines (faults, restarts). */
+const PROCESS = /^\d+ (\d+ (spawn|exit|orphan|kill|reap) |driver )/;
 
 export function failureReport(r: Result, replay: string, opts: { lines?: number } = {}): string {
   const f = r.failure!;
@@ -54,10 +56,15 @@ export function failureReport(r: Result, replay: string, opts: { lines?: number 
   out.push(`FAIL seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
   for (const line of f.message.split('\n').slice(0, f.kind === 'violation' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
   out.push(`  fault schedule (${r.faults.length}): ${r.faults.map(describeFault).join(', ') || 'none'}`);
-  const lines = opts.lines ?? 20;
+  const lines = opts.lines ?? 16;
   const events = r.timeline.filter((l) => !QUIET.test(l));
+  const procs = r.timeline.filter((l) => PROCESS.test(l));
+  if (procs.length > 0) {
+    out.push(`  process events and faults before it (simulated ms, pid, event):`);
+    for (const l of procs.slice(-lines)) out.push(`    ${clip(l)}`);
+  }
   if (events.length > 0) {
-    out.push(`  last events (simulated ms, pid, event; wake-ups, timers, reads and writes left out):`);
+    out.push(`  last events (wake-ups, timers, reads and writes left out):`);
     for (const l of events.slice(-lines)) out.push(`    ${clip(l)}`);
   }
   if (r.logTail.length > 0) {
@@ -79,12 +86,9 @@ export class Progress {
   constructor(
     private readonly total: number,
     private readonly out: NodeJS.WriteStream,
-    label: string,
     private readonly tty = out.isTTY === true,
     private readonly plainEveryMs = 10_000,
-  ) {
-    if (!tty) this.out.write(`drover sim: ${label}: ${total} runs\n`);
-  }
+  ) {}
 
   tick(failed: boolean): void {
     this.done++;

@@ -42,6 +42,8 @@ export interface SimOptions {
   readonly shrinkRuns: number;
   readonly shrinkSeconds: number;
   readonly timeoutSeconds: number;
+  /** --budget: with --seeds, hand out no new seed after this many wall-clock seconds. */
+  readonly budgetSeconds?: number;
   readonly help: boolean;
 }
 
@@ -55,6 +57,8 @@ randomness all come from it, so a seed replays exactly.
 What to run (one of; default --seeds 100):
   --seeds N            N seeds: --from, --from+1, ... (--from: a random base, printed)
   --from SEED          the first seed of --seeds or --determinism
+  --budget SECONDS     with --seeds: start no new seed after SECONDS of wall time
+                       (the summary says how many ran, and how to run them again)
   --seed SEED          one run (decimal or 0x hex, 64-bit), in this process
   --regressions FILE   the seeds listed in FILE, one a line: SEED [scenario=NAME]
                        [duration=S] [# what it found]
@@ -118,7 +122,7 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
   const given = new Set<string>();
   const flags = new Set([
     '--seeds', '--from', '--seed', '--regressions', '--determinism', '--scenario', '--duration', '--faults', '--jobs', '--timeout', '--trace',
-    '--shrink-runs', '--shrink-time', '--defect',
+    '--shrink-runs', '--shrink-time', '--defect', '--budget',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
@@ -191,6 +195,9 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
       case '--timeout':
         o.timeoutSeconds = secondsArg(a, v, 1, 86_400);
         break;
+      case '--budget':
+        o.budgetSeconds = secondsArg(a, v, 1, 7 * 86_400);
+        break;
       case '--trace':
         o.trace = v;
         break;
@@ -212,6 +219,7 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
   o.mode ??= 'seeds';
   if (o.mode === 'seeds' && o.count === undefined) o.count = 100;
   if (o.from !== undefined && o.mode !== 'seeds' && o.mode !== 'determinism') throw new UsageError('--from goes with --seeds or --determinism (for one seed, use --seed)');
+  if (o.budgetSeconds !== undefined && o.mode !== 'seeds') throw new UsageError('--budget goes with --seeds (it caps how many of them run)');
   if (o.trace !== undefined && o.mode !== 'seed') throw new UsageError('--trace writes one run: give it with --seed SEED');
   if (o.faults !== undefined && o.mode !== 'seed') throw new UsageError('--faults replaces one run\'s schedule: give it with --seed SEED');
   return o as SimOptions;
@@ -291,6 +299,8 @@ function jobExecArgv(): string[] {
 
 class Pool {
   private next = 0;
+  /** Tasks that will be run: all of them, or those handed out when the budget ran out. */
+  private limit: number;
   private readonly results: Result[] = [];
   private readonly live = new Set<ChildProcess>();
   private startFailures = 0;
@@ -303,7 +313,16 @@ class Pool {
     private readonly jobs: number,
     private readonly timeoutMs: number,
     private readonly onResult: (r: Result) => void,
-  ) {}
+    /** Asked before each task is handed out: true hands out no more (--budget). */
+    private readonly spent: () => boolean = () => false,
+  ) {
+    this.limit = tasks.length;
+  }
+
+  /** How many tasks were handed out (all, unless the budget ran out). */
+  get ran(): number {
+    return this.limit;
+  }
 
   run(): Promise<Result[]> {
     return new Promise<void>((resolve, reject) => {
@@ -350,7 +369,7 @@ class Pool {
         st.task = null;
         st.runs++;
         this.record(msg.result!);
-        if (st.runs >= RECYCLE_AFTER && this.next < this.tasks.length) {
+        if (st.runs >= RECYCLE_AFTER && this.next < this.limit) {
           child.send({ type: 'stop' });
           return; // its exit starts a fresh job
         }
@@ -374,14 +393,18 @@ class Pool {
           return this.reject(new Error(`drover sim: a job process could not start (${signal ?? `exit code ${code}`}):\n${st.stderr.trimEnd()}`));
         }
       }
-      if (this.results.length < this.tasks.length && this.next < this.tasks.length) this.start();
-      else if (this.results.length >= this.tasks.length) this.resolve();
+      if (this.results.length < this.limit && this.next < this.limit) this.start();
+      else if (this.results.length >= this.limit) this.resolve();
     });
   }
 
   private feed(child: ChildProcess): void {
     const st = this.state.get(child)!;
-    if (this.next >= this.tasks.length) {
+    if (this.next < this.limit && this.spent()) {
+      this.limit = this.next;
+      if (this.results.length >= this.limit) this.resolve();
+    }
+    if (this.next >= this.limit) {
       child.send({ type: 'stop' });
       return;
     }
@@ -393,7 +416,7 @@ class Pool {
   private record(r: Result): void {
     this.results.push(r);
     this.onResult(r);
-    if (this.results.length >= this.tasks.length) this.resolve();
+    if (this.results.length >= this.limit) this.resolve();
   }
 
   private watch(): void {
@@ -517,7 +540,8 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     jobs = 1;
     const task: Task = { id: 0, seed: o.seed!.toString(), durationMs: o.durationMs, defects: o.defects, ...(o.name ? { name: o.name } : {}), ...(o.faults ? { faults: o.faults } : {}) };
     current = task;
-    const r = await runTask(task, { record: o.trace !== undefined });
+    // Recorded: the whole timeline for --trace, and for a failure's report.
+    const r = await runTask(task, { record: true });
     current = null;
     results = [r];
     const replay = replayCommand(replayOf(task));
@@ -526,13 +550,14 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       writeFileSync(o.trace, traceFile(scenarioOf(task), r, replay, r.timeline));
       text.write(`drover sim: trace written to ${o.trace} (${r.timeline.length} lines)\n`);
     }
-    if (r.failure) failures = [{ task, result: o.trace !== undefined ? { ...r, timeline: r.timeline.slice(-40) } : r }];
+    if (r.failure) failures = [{ task, result: r }];
   } else {
     const base = o.from ?? BigInt(`0x${randomBytes(8).toString('hex')}`);
     const tasks = batchTasks(o, base, regressions);
     let label: string;
     if (o.mode === 'regressions') {
       label = `${tasks.length} regression seeds from ${o.regressions}`;
+      text.write(`drover sim: ${label}\n`);
     } else {
       const count = o.count!;
       label = `${count} seeds ${hex(base)} .. ${hex(BigInt(seedAt(base, count - 1)))}${o.mode === 'determinism' ? ', each run twice' : ''}`;
@@ -540,16 +565,24 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       text.write(`drover sim: ${label} (this batch again: npx drover sim ${o.mode === 'determinism' ? '--determinism' : '--seeds'} ${count} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''})\n`);
     }
     jobs = Math.min(o.jobs, tasks.length);
-    const progress = new Progress(tasks.length, io.err, label);
+    const progress = new Progress(tasks.length, io.err);
     const byId = new Map(tasks.map((t) => [t.id, t]));
-    results = await new Pool(tasks, jobs, o.timeoutSeconds * 1000, (r) => {
+    const budgetEnd = o.budgetSeconds === undefined ? Infinity : t0 + o.budgetSeconds * 1000;
+    const pool = new Pool(tasks, jobs, o.timeoutSeconds * 1000, (r) => {
       progress.tick(r.failure !== null);
       if (r.failure) {
         const f = r.failure;
         progress.note(`drover sim: FAIL seed ${hex(r.seed)} (${r.name}): ${f.kind === 'violation' ? f.invariant : f.kind}`);
       }
-    }).run();
+    }, () => performance.now() > budgetEnd);
+    results = await pool.run();
     progress.end();
+    if (pool.ran < tasks.length) {
+      const again = `npx drover sim --seeds ${pool.ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
+      text.write(`drover sim: the ${o.budgetSeconds} s budget ran out: ${pool.ran} of ${tasks.length} seeds ran (those again: ${again})\n`);
+      extra.push(['budget', `${pool.ran} of ${tasks.length} seeds in ${o.budgetSeconds} s`]);
+      report.budget = { ran: pool.ran, of: tasks.length, again };
+    }
     failures = results.filter((r) => r.failure).map((r) => ({ task: byId.get(r.id)!, result: r }));
     if (o.mode === 'determinism') {
       const n = o.count!;
@@ -577,11 +610,11 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   const wallMs = performance.now() - t0;
   // Failures: the first few in full, the rest one line each; the first violation shrunk.
   const full = 5;
-  failures.forEach(({ task, result }, i) => {
+  for (const [i, { task, result }] of failures.entries()) {
     const replay = replayCommand(replayOf(task));
-    if (i < full) text.write(`\n${failureReport(result, replay)}\n`);
+    if (i < full) text.write(`\n${failureReport(o.mode === 'seed' ? result : await recorded(task, result), replay)}\n`);
     else text.write(`FAIL seed ${hex(result.seed)} (${result.name}): ${result.failure!.kind === 'violation' ? (result.failure as { invariant: string }).invariant : result.failure!.kind}; replay: ${replay}\n`);
-  });
+  }
   const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation');
   let shrunk: Shrunk | string | null = null;
   if (shrinkable && o.shrink) {
@@ -615,6 +648,18 @@ function readRegressions(file: string): string {
   } catch (e) {
     throw new UsageError(`--regressions ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
+}
+
+/**
+ * A failure found in a job, run again here with its whole timeline recorded
+ * (a run is its seed: the same trace), so its report can show the process
+ * events that led to it, not only the last few lines a job keeps.
+ */
+async function recorded(task: Task, r: Result): Promise<Result> {
+  if (r.failure?.kind !== 'violation') return r;
+  const again = await runTask(task, { record: true });
+  if (again.traceHash === r.traceHash) return again;
+  return { ...r, logTail: [...r.logTail, `(run again in the parent process, this seed gave trace hash ${again.traceHash}, not ${r.traceHash}: not deterministic?)`] };
 }
 
 /** Two runs of one seed in this process, recorded, and the first line where they part. */

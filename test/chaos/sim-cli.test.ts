@@ -59,6 +59,7 @@ describe('drover sim options', () => {
       mode: 'determinism', count: 20, defects: ['arbiter-skips-reap', 'lane-queue-overflow'], shrink: false, json: true,
     });
     expect(parseSimArgs(['--regressions', 'r.txt'])).toMatchObject({ mode: 'regressions', regressions: 'r.txt' });
+    expect(parseSimArgs(['--seeds', '1500', '--budget', '240'])).toMatchObject({ mode: 'seeds', count: 1500, budgetSeconds: 240 });
   });
 
   test('bad options name the flag and the fix', () => {
@@ -75,6 +76,7 @@ describe('drover sim options', () => {
     expect(usage(['--seeds', '5', '--trace', 'x'])).toMatch(/--trace writes one run: give it with --seed SEED/);
     expect(usage(['--faults', 'none'])).toMatch(/--faults .* give it with --seed SEED/);
     expect(usage(['--seed', '1', '--from', '2'])).toMatch(/--from goes with --seeds or --determinism/);
+    expect(usage(['--determinism', '3', '--budget', '60'])).toMatch(/--budget goes with --seeds/);
     expect(usage(['--sedes', '5'])).toMatch(/unknown option --sedes/);
     expect(usage(['5'])).toMatch(/unexpected argument "5"/);
     expect(usage(['--jobs', '2', '--jobs', '3'])).toMatch(/--jobs is given twice/);
@@ -234,7 +236,9 @@ describe('drover sim, the command', () => {
     const r = await drover(['--seed', '4', '--duration', '10', '--defect', 'arbiter-no-slow-respawn']);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/FAIL seed 0x4 \(queue-load, 10 s\): invariant convergence broken at [\d.]+s simulated\n {2}40 s after the faults stopped: .*0 slow workers \(expected 2\)/);
-    expect(r.out).toMatch(/last events \(simulated ms, pid, event[^\n]*\n( {4}\d+ .*\n)+/);
+    expect(r.out).toMatch(/process events and faults before it \(simulated ms, pid, event\):\n( {4}\d+ .*\n)*? {4}\d+ \d+ exit SIGKILL\n( {4}\d+ .*\n)*/);
+    expect(r.out).toMatch(/ {4}\d+ driver fault [\d.]+s kill-slow-worker#\d+\n/);
+    expect(r.out).toMatch(/last events \(wake-ups, timers, reads and writes left out\):\n( {4}\d+ .*\n)+/);
     expect(r.out).toContain("drover's error log, last lines:");
     expect(r.out).toContain('  replay: npx drover sim --seed 0x4 --duration 10 --defect arbiter-no-slow-respawn\n');
     const shrunk = /SHRUNK seed 0x4: (\d+) of (\d+) faults still break convergence[^\n]*\n(?: {2}[\d.]+s \S+\n)+ {2}replay: (npx drover sim [^\n]*--faults (\S+))\n/.exec(r.out);
