@@ -47,7 +47,22 @@ export interface SimOptions {
   readonly help: boolean;
 }
 
+/** Words joined into lines of at most `width`, each after `indent` spaces (the first line's indent is the caller's). */
+function wrap(words: readonly string[], indent: number, width = 79): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line !== '' && indent + line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line === '' ? w : `${line} ${w}`;
+  }
+  lines.push(line);
+  return lines.join(`\n${' '.repeat(indent)}`);
+}
+
 export function helpText(): string {
+  const col = 23;
   return `Usage: drover sim [options]
 
 Chaos runs of drover on the deterministic simulated kernel. Every run is one
@@ -55,38 +70,40 @@ Chaos runs of drover on the deterministic simulated kernel. Every run is one
 randomness all come from it, so a seed replays exactly.
 
 What to run (one of; default --seeds 100):
-  --seeds N            N seeds: --from, --from+1, ... (--from: a random base, printed)
+  --seeds N            N seeds: --from, --from+1, ... (no --from: a random
+                       base, printed)
   --from SEED          the first seed of --seeds or --determinism
-  --budget SECONDS     with --seeds: start no new seed after SECONDS of wall time
-                       (the summary says how many ran, and how to run them again)
+  --budget SECONDS     with --seeds: start no new seed after SECONDS of wall
+                       time (it says how many ran, and how to run them again)
   --seed SEED          one run (decimal or 0x hex, 64-bit), in this process
-  --regressions FILE   the seeds listed in FILE, one a line: SEED [scenario=NAME]
-                       [duration=S] [# what it found]
+  --regressions FILE   the seeds listed in FILE, one a line:
+                       SEED [scenario=NAME] [duration=S] [# what it found]
   --determinism N      N seeds from --from, each run twice (in any job); their
                        trace hashes must be identical
 
 Each run:
-  --scenario NAME      ${SCENARIOS.join(', ')} (default: the seed picks;
-                       a named scenario draws a different run from the same seed)
+  --scenario NAME      ${wrap(`${SCENARIOS.join(', ')} (default: the seed picks; a named scenario draws a different run from the same seed)`.split(' '), col)}
   --duration SECONDS   simulated seconds of load and faults (default 30); the
                        system then gets up to 40 s to settle and is stopped
   --faults LIST        with --seed: replace the fault schedule with LIST,
-                       AT:KIND:PICK,... (ms, kind, pick) or none, as a failure's
-                       shrunk replay command prints it
+                       AT:KIND:PICK,... (ms, kind, pick) or none, as a
+                       failure's shrunk replay command prints it
 
 Running:
   --jobs N             job processes (default: the CPUs, ${availableParallelism()} here)
-  --timeout SECONDS    wall-clock limit of one run before its job is killed (default 300)
-  --trace FILE         with --seed: write the run's whole timeline to FILE, with
-                       its process tree and a visual timeline of the processes
+  --timeout SECONDS    wall-clock limit of one run before its job is killed
+                       (default 300)
+  --trace FILE         with --seed: write the run's whole timeline to FILE,
+                       with its process tree and a visual timeline
   --no-shrink          do not shrink a failure's fault schedule
   --shrink-runs N      at most N runs to shrink a failure (default 200)
-  --shrink-time S      at most S wall-clock seconds to shrink a failure (default 120)
+  --shrink-time S      at most S wall-clock seconds to shrink a failure
+                       (default 120)
   --json               the summary (and failures) as one JSON object on stdout
   -h, --help           this text
 
 Testing the checkers (not for finding real bugs):
-  --defect NAME[,NAME] plant known bugs (src/runtime/probe.ts): ${DEFECTS.join(', ')}
+  --defect NAME[,NAME] ${wrap(`plant known bugs (src/runtime/probe.ts): ${DEFECTS.join(', ')}`.split(' '), col)}
 
 Exit status: 0 every run passed, 1 a run failed, 2 bad options.
 `;
@@ -337,15 +354,19 @@ class Pool {
         return this.results.sort((a, b) => a.id - b.id);
       },
       (e: Error) => {
-        this.finish();
+        this.finish(true);
         throw e;
       },
     );
   }
 
-  private finish(): void {
+  private finish(failed = false): void {
     clearInterval(this.watchdog);
-    for (const c of this.live) c.kill('SIGKILL');
+    // Every job has its 'stop' or is idle: closing the channel ends it (sim-job.ts exits on disconnect).
+    for (const c of this.live) {
+      if (failed || !c.connected) c.kill('SIGKILL');
+      else c.disconnect();
+    }
   }
 
   private readonly state = new Map<ChildProcess, { task: Task | null; since: number; runs: number; ready: boolean; stderr: string; killed: boolean }>();

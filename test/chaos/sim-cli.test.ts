@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
 import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
-import { parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
+import { helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
 import { processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -60,6 +60,15 @@ describe('drover sim options', () => {
     });
     expect(parseSimArgs(['--regressions', 'r.txt'])).toMatchObject({ mode: 'regressions', regressions: 'r.txt' });
     expect(parseSimArgs(['--seeds', '1500', '--budget', '240'])).toMatchObject({ mode: 'seeds', count: 1500, budgetSeconds: 240 });
+  });
+
+  test('--help names every option, within 79 columns', () => {
+    expect(parseSimArgs(['--help']).help).toBe(true);
+    const text = helpText();
+    for (const f of ['--seeds', '--from', '--budget', '--seed ', '--regressions', '--determinism', '--scenario', '--duration', '--faults', '--jobs', '--timeout', '--trace', '--no-shrink', '--shrink-runs', '--shrink-time', '--json', '--defect']) {
+      expect(text).toContain(f);
+    }
+    for (const line of text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(79);
   });
 
   test('bad options name the flag and the fix', () => {
