@@ -55,7 +55,8 @@ export function failureReport(r: Result, replay: string, opts: { lines?: number 
   const what = f.kind === 'violation' ? `invariant ${f.invariant} broken at ${secs(f.at)} simulated` : f.kind === 'crash' ? 'the run crashed' : 'the run never finished (wall-clock timeout)';
   out.push(`FAIL seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
   for (const line of f.message.split('\n').slice(0, f.kind === 'violation' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
-  out.push(`  fault schedule (${r.faults.length}): ${r.faults.map(describeFault).join(', ') || 'none'}`);
+  out.push(`  fault schedule (${r.faults.length}):${r.faults.length === 0 ? ' none' : ''}`);
+  for (let i = 0; i < r.faults.length; i += 6) out.push(`    ${r.faults.slice(i, i + 6).map(describeFault).join(', ')}`);
   const lines = opts.lines ?? 16;
   const events = r.timeline.filter((l) => !QUIET.test(l));
   const procs = r.timeline.filter((l) => PROCESS.test(l));

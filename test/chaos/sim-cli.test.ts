@@ -260,7 +260,7 @@ describe('drover sim, the command', () => {
     const again = await drover([...shrunk![3]!.replace('npx drover sim ', '').split(' '), '--no-shrink']);
     expect(again.code).toBe(1);
     expect(again.out).toMatch(/FAIL seed 0x4 \(queue-load, 10 s\): invariant convergence broken/);
-    expect(again.out).toMatch(/fault schedule \(1\): [\d.]+s kill-slow-worker#\d+\n/);
+    expect(again.out).toMatch(/fault schedule \(1\):\n {4}[\d.]+s kill-slow-worker#\d+\n/);
   });
 
   test('determinism: seeds run twice across two jobs give identical trace hashes; --json carries the summary', async () => {
