@@ -72,5 +72,6 @@ export function helpText(): string {
   for (const a of ACTIONS) out.push(entry(`${a.short ? `-${a.short}, ` : '    '}${flagOf(a.name)}`, a.help));
   out.push('', ...wrap('Signals to the arbiter: HUP reload, TERM graceful stop, INT or QUIT quick stop, TTIN/TTOU one worker more/fewer, USR1 reopen logs.', 0));
   out.push('', ...wrap('Control: drover ctl [--config FILE | --socket PATH] [--json] COMMAND talks to the running drover through its control socket: stats (the request lanes), and for companions status, start, stop, restart, reread, signal, pid, tail (drover ctl help for more).', 0));
+  out.push('', ...wrap('Chaos: drover sim [--seeds N | --seed SEED] [--scenario NAME] [--jobs N] runs seeded fault scenarios of drover on the simulated kernel and checks its invariants (drover sim --help for more).', 0));
   return out.map((l) => l.split('\n').map((x) => x.trimEnd()).join('\n')).join('\n') + '\n';
 }
