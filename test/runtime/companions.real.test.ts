@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, expect, test } from 'vitest';
 import { APPS, freePort, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { alive } from '../os/helpers.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
 const running: Drover[] = [];
@@ -33,14 +34,6 @@ function group(pgid: number): number[] {
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function ctl(...args: string[]): Promise<{ code: number; out: string }> {
   try {

@@ -1,10 +1,11 @@
 // Lanes on the real OS: real processes, a real CPU-bound route, the slow
 // lane's own Unix sockets, real signals.
-import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, statSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { APPS, freePort, get, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { alive } from '../os/helpers.js';
 
 const APP = join(APPS, 'lanes-real.js');
 const running: Drover[] = [];
@@ -26,14 +27,6 @@ async function lanes(...more: string[]) {
   return { d, port, runtime, slowPid };
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

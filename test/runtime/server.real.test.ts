@@ -4,6 +4,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { APPS, freePort, get, load, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { alive } from '../os/helpers.js';
 
 const running: Drover[] = [];
 const dirs: string[] = [];
@@ -26,14 +27,6 @@ function dir(): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
 
 /** Worker pids that booted, from the arbiter's log. */
 function booted(d: Drover): number[] {

@@ -197,10 +197,7 @@ export class Lanes {
       return {
         generation,
         fast: { workers: mine.length, servedFast: mine.reduce((n, w) => n + w.served, 0) - slowServed, servedSlow: slowServed },
-        slow: s && {
-          workers: s.workers, queued: s.queued, running: s.running, free: s.free, shed: s.shed,
-          enqueued: s.enqueued, assigned: s.assigned, completed: s.completed, failed: s.failed, cancelled: s.cancelled, serviceMs: s.serviceMs,
-        },
+        slow: s,
       };
     });
     return {

@@ -1,26 +1,10 @@
 // What `drover ctl stats` shows of the lanes: plain data (JSON) the arbiter
 // builds from its per-generation lanes and the routes its workers reported
 // slow.
+import type { LaneStats } from './queue.js';
 
-export interface LaneCounts {
-  /** Slow workers taking requests (booted, not retiring). */
-  readonly workers: number;
-  readonly queued: number;
-  readonly running: number;
-  /** Free slots: workers × slow_concurrency − running. */
-  readonly free: number;
-  /** Requests answered 503 by the lane: queue full, waited past queue_timeout, no slow worker will come. */
-  readonly shed: { readonly full: number; readonly timeout: number; readonly noWorkers: number };
-  readonly enqueued: number;
-  readonly assigned: number;
-  readonly completed: number;
-  /** Running when their slow worker died: answered 502 or reset. */
-  readonly failed: number;
-  /** Client gone while queued. */
-  readonly cancelled: number;
-  /** Mean service time (ms, EWMA), null before the first completion. */
-  readonly serviceMs: number | null;
-}
+/** A lane's counts, as SlowLane.stats() gives them (queue depth, slots, shed requests, totals, mean service time). */
+export type LaneCounts = LaneStats;
 
 export interface GenerationReport {
   readonly generation: number;
