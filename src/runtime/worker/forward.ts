@@ -1,7 +1,8 @@
 // Streams one request from a fast worker to a slow-lane worker and its
 // answer back, unchanged: status and reason, headers (duplicates and case
 // kept), body (with backpressure), trailers. One connection per request, so
-// that aborting a request is closing its connection, and the slow worker can
+// that aborting a request is ending its connection (and the end of the
+// connection says the slow worker has let go of it), and the slow worker can
 // take the connection's peer to be this one client.
 //
 // Hop-by-hop headers (RFC 9110 7.6.1) are not passed on; node:http frames
@@ -47,6 +48,11 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
     },
   } as unknown as RequestOptions);
 
+  // The client went away first: the answer is dropped, and the end waits for
+  // the slow worker to let go (see the 'close' handler at the bottom).
+  let gone = false;
+  let answer: IncomingMessage | null = null;
+
   const fail = () => {
     if (res.headersSent) {
       res.destroy(); // mid-answer: a reset is the only honest end
@@ -60,9 +66,14 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
   };
 
   preq.on('error', () => {
-    if (!over) fail();
+    if (!over && !gone) fail();
   });
   preq.on('response', (pres) => {
+    answer = pres;
+    if (gone) {
+      pres.resume();
+      return;
+    }
     // setHeader with every value of a name, not writeHead(raw array): Node 20
     // keeps only the last of duplicates given that way once a header is set.
     const raw = pres.rawHeaders;
@@ -77,12 +88,14 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
     for (const [name, values] of names.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
     res.writeHead(pres.statusCode!, pres.statusMessage);
     pres.on('data', (chunk: Buffer) => {
+      if (gone) return;
       if (!res.write(chunk)) {
         pres.pause();
         res.once('drain', () => pres.resume());
       }
     });
     pres.on('end', () => {
+      if (gone) return;
       const t = pres.rawTrailers;
       if (t.length > 0) {
         const pairs: [string, string][] = [];
@@ -93,15 +106,29 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
       end('answered');
     });
     pres.on('close', () => {
-      if (!pres.complete && !over) fail();
+      if (!pres.complete && !over && !gone) fail();
     });
     pres.on('error', () => {}); // 'close' says what happened
   });
   res.once('close', () => {
     if (over) return;
-    // The client went away first: let the slow worker know by closing its connection.
-    preq.destroy();
-    end('client-gone');
+    // The client went away first. The slow worker may still be running the
+    // request (a burn holds its event loop), and its lane slot is busy until
+    // it lets go (lanes/queue.ts): half-close the connection - its server
+    // sees the end, aborts the request and closes its side once its event
+    // loop is free - and report the end only when the connection has closed.
+    gone = true;
+    req.unpipe(preq);
+    answer?.resume(); // paused for a client that will never drain
+    const s = preq.socket;
+    if (!s) {
+      // Not connected yet: nothing runs there.
+      preq.destroy();
+      end('client-gone');
+      return;
+    }
+    preq.once('close', () => end('client-gone'));
+    s.end();
   });
   req.pipe(preq);
 }
