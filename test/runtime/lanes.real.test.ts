@@ -128,3 +128,18 @@ test('lanes off: no slow worker; the app\'s raw-array headers keep their duplica
   expect((await get(port, '/burn?ms=150')).status).toBe(200);
   expect(d.log()).not.toMatch(/slow-lane/);
 });
+
+test('a SIGKILLed arbiter\'s socket directory is removed by the next drover that uses the same runtime dir', async () => {
+  const first = await lanes();
+  const stale = join(first.runtime, readdirSync(first.runtime).find((n) => n.endsWith('.lanes'))!);
+  process.kill(first.d.pid, 'SIGKILL');
+  await first.d.exited();
+  await sleep(300);
+  expect(existsSync(stale)).toBe(true);
+  const port = await freePort();
+  const next = startDrover([APP, '--bind', `127.0.0.1:${port}`, '--workers', '1'], { XDG_RUNTIME_DIR: first.runtime });
+  running.push(next);
+  await next.waitFor(/slow-lane worker \d+ booted/);
+  expect(existsSync(stale)).toBe(false);
+  expect(readdirSync(first.runtime).filter((n) => n.endsWith('.lanes'))).toHaveLength(1);
+});

@@ -15,7 +15,7 @@
 // With lanes on, each generation also has slow-lane workers (lanes.ts): they
 // boot with it, a reload waits for them too, and they are drained once the
 // generation's last fast worker is gone, since only its fast workers use them.
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { formatAddr, isUnix, UNIX_PATH_MAX, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
@@ -360,7 +360,27 @@ class Arbiter {
     // Room for /slow-NNNNNN.sock within the OS limit on a socket path.
     if (new TextEncoder().encode(dir).length + 20 > UNIX_PATH_MAX) dir = join('/tmp', name);
     if (!this.os.fs.exists(dir)) this.os.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    this.removeStaleLaneDirs(dirname(dir));
     return (this.laneDir = dir);
+  }
+
+  /** An arbiter that was SIGKILLed could not remove its directory: the next one does, once its pid is dead. */
+  private removeStaleLaneDirs(base: string): void {
+    let names: string[];
+    try {
+      names = this.os.fs.readdir(base);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const m = /^drover-(\d+)\.lanes$/.exec(name);
+      if (!m || Number(m[1]) === this.os.pid || this.os.alive(Number(m[1]))) continue;
+      try {
+        this.os.fs.rmdir(join(base, name), { recursive: true });
+      } catch {
+        // another user's, or gone already
+      }
+    }
   }
 
   private spec(config: Config, generation: number): Omit<WorkerSpec, 'role' | 'lanes' | 'laneSocket'> & { lanes: null; laneSocket: null } {
