@@ -48,15 +48,13 @@ export default function createApp(ctx) {
     } else if (path.startsWith('/stream')) {
       const parts = Number(url.searchParams.get('parts') ?? 3);
       const gap = Number(url.searchParams.get('gap') ?? 200);
-      res.writeHead(203, 'Partly Mine', [
-        'Set-Cookie', 'a=1; Path=/',
-        'Set-Cookie', 'b=2; Path=/',
-        'X-Multi', 'one',
-        'X-Multi', 'two',
-        'X-Pid', String(ctx.pid),
-        'Content-Type', 'text/plain',
-        'Trailer', 'X-Checksum, X-Parts',
-      ]);
+      // setHeader with a list: duplicates survive (see dateHeader in worker.ts for writeHead's raw arrays).
+      res.setHeader('Set-Cookie', ['a=1; Path=/', 'b=2; Path=/']);
+      res.setHeader('X-Multi', ['one', 'two']);
+      res.setHeader('X-Pid', String(ctx.pid));
+      res.setHeader('Content-Type', 'text/plain');
+      res.setHeader('Trailer', 'X-Checksum, X-Parts');
+      res.writeHead(203, 'Partly Mine');
       let all = '';
       for (let i = 0; i < parts; i++) {
         if (i > 0) await ctx.sleep(gap);

@@ -12,7 +12,10 @@ export default function lanesReal(req, res) {
     return;
   }
   if (url.pathname === '/stream') {
-    res.writeHead(207, 'Mixed Bag', ['set-cookie', 'a=1', 'set-cookie', 'b=2', 'trailer', 'x-sum', 'x-pid', String(process.pid)]);
+    res.setHeader('set-cookie', ['a=1', 'b=2']);
+    res.setHeader('trailer', 'x-sum');
+    res.setHeader('x-pid', String(process.pid));
+    res.writeHead(207, 'Mixed Bag');
     res.write('one,');
     res.write('two');
     res.addTrailers({ 'x-sum': '7' });

@@ -117,7 +117,7 @@ test('the slow sockets are private (dir 0700, sockets 0600) and gone after TERM;
   expect(alive(again.slowPid)).toBe(false);
 });
 
-test('lanes off: no slow worker; the app\'s raw-array headers keep their duplicates and a Date is added', async () => {
+test('lanes off: no slow worker; duplicate headers reach the client and a Date is added', async () => {
   const port = await freePort();
   const d = startDrover([APP, '--bind', `127.0.0.1:${port}`, '--workers', '1', '--lanes', 'off']);
   running.push(d);
