@@ -98,7 +98,7 @@ export async function startReady(kind: Kind, workers: number): Promise<Target> {
 }
 
 /** Resolves when GET / on the port returns 200. */
-async function answers(port: number, timeoutMs = 15_000): Promise<void> {
+export async function answers(port: number, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const status = await new Promise<number>((resolve) => {

@@ -13,6 +13,7 @@ import cluster from 'node:cluster';
 import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { clusterPrimary } from '../lib/cluster.js';
 
 const APP = pathToFileURL(join(import.meta.dirname, 'hello.js')).href;
 const [mode, portArg, countArg, policy] = process.argv.slice(2);
@@ -32,23 +33,7 @@ if (mode === 'single') {
     const n = Number(countArg);
     if (policy !== 'rr' && policy !== 'none') throw new Error(`scheduling policy: rr or none, not ${policy}`);
     cluster.schedulingPolicy = policy === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
-    let listening = 0;
-    let stopping = false;
-    cluster.on('listening', () => {
-      if (++listening === n) console.log('ready');
-    });
-    cluster.on('exit', (w, code, signal) => {
-      if (!stopping) {
-        console.error(`cluster worker ${w.process.pid} died (${signal ?? code}) during the benchmark`);
-        process.exit(1);
-      }
-    });
-    process.on('SIGTERM', () => {
-      stopping = true;
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-      process.exit(0);
-    });
-    for (let i = 0; i < n; i++) cluster.fork();
+    clusterPrimary(n);
   } else {
     await serve(() => {});
     process.on('SIGTERM', () => process.exit(0));

@@ -11,6 +11,7 @@ import cluster from 'node:cluster';
 import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { clusterPrimary } from '../lib/cluster.js';
 
 const [portArg, countArg] = process.argv.slice(2);
 const port = Number(portArg);
@@ -21,23 +22,7 @@ if (cluster.isPrimary) {
     console.error('usage: cluster.ts PORT N');
     process.exit(2);
   }
-  let listening = 0;
-  let stopping = false;
-  cluster.on('listening', () => {
-    if (++listening === n) console.log('ready');
-  });
-  cluster.on('exit', (w, code, signal) => {
-    if (!stopping) {
-      console.error(`cluster worker ${w.process.pid} died (${signal ?? code}) during the benchmark`);
-      process.exit(1);
-    }
-  });
-  process.on('SIGTERM', () => {
-    stopping = true;
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    process.exit(0);
-  });
-  for (let i = 0; i < n; i++) cluster.fork();
+  clusterPrimary(n);
 } else {
   const APP = pathToFileURL(join(import.meta.dirname, 'app.js')).href;
   const app = ((await import(APP)) as { default: RequestListener }).default;

@@ -3,11 +3,11 @@
 // started in its own process group, waited for until every worker has booted
 // and it answers, and its whole group is killed at the end — on success, on
 // failure, and on Ctrl-C (bench/lib/procs.ts).
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freePort, groupMembers, sleep, startGroup, stopGroup } from '../lib/procs.js';
+import { answers } from '../http/procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DROVER = join(ROOT, 'bin', 'drover.js');
@@ -122,23 +122,6 @@ export async function startReady(kind: Kind, o: ServerOptions): Promise<Server> 
   return s;
 }
 
-/** Resolves when GET / on the port returns 200. */
-async function answers(port: number, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await new Promise<number>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-        res.resume().on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', () => resolve(0));
-      req.setTimeout(2000, () => req.destroy());
-      req.end();
-    });
-    if (status === 200) return;
-    if (Date.now() > end) throw new Error(`port ${port} did not answer 200 within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
 /** The pids of drover's slow-lane workers, from its log. */
 export function slowLanePids(log: string): string[] {
