@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { CLK_TCK, freePort, pids, sleep, startGroup, statFields, stopGroup } from '../lib/procs.js';
+import { CLK_TCK, freePort, pids, sleep, startGroup, statFields, stopGroup, logWaiter } from '../lib/procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DROVER = join(ROOT, 'bin', 'drover.js');
@@ -62,16 +62,7 @@ export function startTarget(kind: Kind, port: number, workers: number): Target {
     pid,
     log: () => text,
     lines: () => lines,
-    async waitFor(re, count = 1, timeoutMs = 30_000) {
-      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        if ((text.match(g)?.length ?? 0) >= count) return;
-        if (exited) throw new Error(`${kind} exited while we waited for ${re}; its log:\n${text}`);
-        if (Date.now() > end) throw new Error(`${kind}: timed out waiting for ${count} x ${re}; its log:\n${text}`);
-        await sleep(20);
-      }
-    },
+    waitFor: logWaiter(kind, () => text, () => exited),
     signal(sig) {
       process.kill(pid, sig);
     },

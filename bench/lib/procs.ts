@@ -127,3 +127,20 @@ export async function freePort(): Promise<number> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * waitFor of a started server: resolves once its log (`text()`) has `count`
+ * matches of `re`; fails at once if it exited, and at the timeout.
+ */
+export function logWaiter(label: string, text: () => string, exited: () => boolean) {
+  return async (re: RegExp, count = 1, timeoutMs = 30_000): Promise<void> => {
+    const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if ((text().match(g)?.length ?? 0) >= count) return;
+      if (exited()) throw new Error(`${label} exited while we waited for ${re}; its log:\n${text()}`);
+      if (Date.now() > end) throw new Error(`${label}: timed out waiting for ${count} x ${re}; its log:\n${text()}`);
+      await sleep(20);
+    }
+  };
+}

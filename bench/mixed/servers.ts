@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { freePort, groupMembers, sleep, startGroup, stopGroup } from '../lib/procs.js';
+import { freePort, groupMembers, startGroup, stopGroup, logWaiter } from '../lib/procs.js';
 import { answers } from '../http/procs.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -91,16 +91,7 @@ function startServer(kind: Kind, port: number, o: ServerOptions): Server {
     pid,
     argv,
     log: () => text,
-    async waitFor(re, count = 1, timeoutMs = 30_000) {
-      const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g');
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        if ((text.match(g)?.length ?? 0) >= count) return;
-        if (exited) throw new Error(`${kind} exited while we waited for ${re}; its log:\n${text}`);
-        if (Date.now() > end) throw new Error(`${kind}: timed out waiting for ${count} x ${re}; its log:\n${text}`);
-        await sleep(20);
-      }
-    },
+    waitFor: logWaiter(kind, () => text, () => exited),
     async stop(graceMs = 5000) {
       await stopGroup(kind, pid, exit, graceMs);
     },

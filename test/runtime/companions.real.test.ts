@@ -48,23 +48,23 @@ async function ctl(...args: string[]): Promise<{ code: number; out: string }> {
 // A shell that ignores TERM and forks a grandchild that ignores it too.
 const STUBBORN = ['sh', '-c', 'trap "" TERM; sh -c \'trap "" TERM; while :; do sleep 0.2; done\' & while :; do sleep 0.2; done'];
 
-test('SIGKILL of the arbiter: a companion that ignores TERM and forked a grandchild is gone within stop_timeout + 1 s', async () => {
+/** drover on basic.js with one worker, a control socket and these companions, in a fresh dir of its own. */
+async function withCompanions(companions: (dir: string) => object[]): Promise<{ dir: string; sock: string; cfg: string; d: Drover }> {
   const dir = tmp();
   dirs.push(dir);
   const sock = join(dir, 'ctl.sock');
   const cfg = join(dir, 'drover.config.json');
-  writeFileSync(cfg, JSON.stringify({
-    app: join(APPS, 'basic.js'),
-    bind: [`127.0.0.1:${await freePort()}`],
-    workers: 1,
-    control_socket: sock,
-    companions: [
-      { name: 'stubborn', command: STUBBORN, stop_timeout: 1, startsecs: 0.2 },
-      { name: 'logger', command: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'], stdout: join(dir, 'logger.log'), startsecs: 0.2 },
-    ],
-  }));
+  writeFileSync(cfg, JSON.stringify({ app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock, companions: companions(dir) }));
   const d = startDrover(['--config', cfg]);
   running.push(d);
+  return { dir, sock, cfg, d };
+}
+
+test('SIGKILL of the arbiter: a companion that ignores TERM and forked a grandchild is gone within stop_timeout + 1 s', async () => {
+  const { dir, sock, d } = await withCompanions((dir) => [
+    { name: 'stubborn', command: STUBBORN, stop_timeout: 1, startsecs: 0.2 },
+    { name: 'logger', command: ['sh', '-c', 'while :; do echo tick; sleep 0.1; done'], stdout: join(dir, 'logger.log'), startsecs: 0.2 },
+  ]);
   await d.waitFor(/companion manager \d+ running/);
   let status = { code: 1, out: '' };
   for (let i = 0; i < 50 && !/stubborn\s+RUNNING[^]*logger\s+RUNNING/.test(status.out); i++) {
@@ -88,16 +88,7 @@ test('SIGKILL of the arbiter: a companion that ignores TERM and forked a grandch
 });
 
 test('drover ctl: stop and start by name, a clear error for an unknown one, exit 3 without a server', async () => {
-  const dir = tmp();
-  dirs.push(dir);
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'drover.config.json');
-  writeFileSync(cfg, JSON.stringify({
-    app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock,
-    companions: [{ name: 'sleeper', command: ['sleep', '1000'], startsecs: 0.2 }],
-  }));
-  const d = startDrover(['--config', cfg]);
-  running.push(d);
+  const { sock, cfg, d } = await withCompanions(() => [{ name: 'sleeper', command: ['sleep', '1000'], startsecs: 0.2 }]);
   await d.waitFor(/companion manager \d+ running/);
   await sleep(500);
   const stop = await ctl('--config', cfg, 'stop', 'sleeper');
@@ -135,13 +126,7 @@ test('a companion holds no descriptor but its stdio: not the control socket, not
 });
 
 test('drover ctl without companions: stats shows the lanes, status exits 1 saying how to add companions', async () => {
-  const dir = tmp();
-  dirs.push(dir);
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'drover.config.json');
-  writeFileSync(cfg, JSON.stringify({ app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock }));
-  const d = startDrover(['--config', cfg]);
-  running.push(d);
+  const { sock, cfg, d } = await withCompanions(() => []);
   await d.waitFor(/worker \d+ booted/);
   expect((statSync(sock).mode & 0o777).toString(8)).toBe('600');
   const stats = await ctl('--config', cfg, 'stats');
@@ -158,17 +143,8 @@ test('drover ctl without companions: stats shows the lanes, status exits 1 sayin
 });
 
 test('the manager SIGKILLed during a stop: ctl gets an error at once, then the new manager answers on the same socket', async () => {
-  const dir = tmp();
-  dirs.push(dir);
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'drover.config.json');
-  writeFileSync(cfg, JSON.stringify({
-    app: join(APPS, 'basic.js'), bind: [`127.0.0.1:${await freePort()}`], workers: 1, control_socket: sock,
-    // No grandchild here: the test ends with a graceful stop, which waits stop_timeout for this one.
-    companions: [{ name: 'stubborn', command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.2; done'], stop_timeout: 4, startsecs: 0.2 }],
-  }));
-  const d = startDrover(['--config', cfg]);
-  running.push(d);
+  // No grandchild here: the test ends with a graceful stop, which waits stop_timeout for this one.
+  const { sock, d } = await withCompanions(() => [{ name: 'stubborn', command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.2; done'], stop_timeout: 4, startsecs: 0.2 }]);
   await d.waitFor(/companion manager \d+ running/);
   const pidOf = async (...name: string[]) => Number((await ctl('--socket', sock, '--json', 'pid', ...name)).out.match(/"pid":\s*(\d+)/)?.[1]);
   const manager = await pidOf();
