@@ -59,6 +59,12 @@ export class Checker {
   private readonly generations = new Map<string, Generation | null>();
   /** Reloads bound to fail (their workers run no good config's app): by arbiter pid, when first seen. */
   private readonly failedReloads: Array<{ arbiter: number; at: number }> = [];
+  /**
+   * The earliest simulated time at which the last table seen would break a
+   * deadline (an orphan, a zombie, a generation over its count). Until the
+   * table changes or that time comes, looking at it again finds nothing new.
+   */
+  due = Infinity;
 
   constructor(
     private readonly now: () => number,
@@ -81,6 +87,7 @@ export class Checker {
   /** The process table, after a batch of events. */
   table(procs: readonly ProcessInfo[]): void {
     const now = this.now();
+    this.due = Infinity;
     const byPid = new Map(procs.map((p) => [p.pid, p]));
     const companions = new Map<string, number[]>();
     for (const p of procs) {
@@ -89,6 +96,7 @@ export class Checker {
         const since = this.orphanSince.get(p.pid) ?? now;
         this.orphanSince.set(p.pid, since);
         const limit = this.deadlines.orphan(p.program);
+        this.due = Math.min(this.due, since + limit + 1);
         this.check('orphans', now - since <= limit, () => `${p.program} ${p.pid} has outlived its parent by ${now - since} ms (its deadline: ${limit} ms)`);
       } else {
         this.orphanSince.delete(p.pid);
@@ -99,6 +107,7 @@ export class Checker {
       if (p.state === 'zombie' && p.ppid !== 1 && p.ppid !== this.driver() && byPid.get(p.ppid)?.state === 'running') {
         const since = this.zombieSince.get(p.pid) ?? now;
         this.zombieSince.set(p.pid, since);
+        this.due = Math.min(this.due, since + ZOMBIE_GRACE_MS + 1);
         this.check('zombies', now - since <= ZOMBIE_GRACE_MS, () => `${p.program} ${p.pid} exited ${now - since} ms ago and its parent ${p.ppid} has not reaped it`);
       } else {
         this.zombieSince.delete(p.pid);
@@ -153,6 +162,7 @@ export class Checker {
         continue;
       }
       g.overSince ??= now;
+      this.due = Math.min(this.due, g.overSince + drainMs + 1);
       const over = now - g.overSince;
       const since = g.overSince;
       const failed = this.failedReloads.filter((f) => f.arbiter === g.arbiter && f.at >= g.firstSeen && f.at <= since).map((f) => f.at);

@@ -2,13 +2,12 @@
 // arbiter, workers, slow lane and companion manager on the simulated kernel,
 // a driver process that sends the load and injects the faults, and the
 // checker watching every batch of events. Same seed, same run, same trace.
-import * as http from 'node:http';
-import type { Duplex } from 'node:stream';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { request as ctlRequest } from '../runtime/control/client.js';
 import { plant, probe, type Defect } from '../runtime/probe.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { Kernel } from '../sim/index.js';
+import { Conn, type Outcome } from './client.js';
 import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
 import { ledger } from './ledger.js';
 import { describeFault, FAULT_KINDS, type Fault, type FaultKind, type Scenario } from './scenario.js';
@@ -148,87 +147,66 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     // Kept-alive connections, one request at a time each; when all are busy a
     // request opens its own (as a browser does), so the client never queues
     // on its side: an open loop must not turn into a closed one.
-    const agents = Array.from({ length: 8 }, () => new OsAgent(os));
-    const busy: boolean[] = agents.map(() => false);
+    const pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
     let n = 0;
     const pending = new Map<string, string>(); // id -> when and what, for the report
     const ends = new Map<string, string>(); // id -> how and when it ended
-    const lastOn: string[] = []; // per agent, the request sent on it last
+    const lastOn: string[] = []; // per pooled connection, the request sent on it last
+    const connect = (after: () => string) =>
+      new Conn(os.connect(ADDR), (what) => checker.fail('answers', `a connection (its last request ${after()}) carried ${what}`));
     const send = () => {
       const id = `r${++n}`;
       const slow = os.random() < s.load.slowShare;
       const ms = s.load.slowMsMin + Math.floor(os.random() * (s.load.slowMsMax - s.load.slowMsMin + 1));
       const path = slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`;
       const wantKeep = os.random() < s.load.keepAliveShare;
-      const agent = wantKeep ? busy.indexOf(false) : -1;
-      const keep = agent >= 0;
-      if (keep) busy[agent] = true;
-      // Clients that give up do so on a connection of their own: node:http's Agent does not reliably
-      // hand its one socket on after a request destroyed mid-connect, which would stall the harness.
+      const slot = wantKeep ? pool.findIndex((c) => c === null || c.idle || c.done) : -1;
+      const keep = slot >= 0;
       const leave = os.random() < s.load.leaveShare && !keep ? Math.floor(os.random() * 500) : -1;
       req.sent++;
-      const after = keep ? lastOn[agent] : undefined;
-      if (keep) lastOn[agent] = id;
+      const after = keep ? lastOn[slot] : undefined;
+      if (keep) lastOn[slot] = id;
       pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ` (keep-alive, after ${after ?? 'none'})` : ''}`);
+      let conn: Conn;
+      if (keep) {
+        const c = pool[slot]!;
+        conn = c !== null && c.idle ? c : (pool[slot] = connect(() => lastOn[slot]!));
+      } else conn = connect(() => id);
       let settled = false;
       const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
         if (settled) return;
         settled = true;
         pending.delete(id);
-        if (keep) busy[agent] = false;
         ends.set(id, `${how} at ${os.now()} ms`);
         req[how]++;
       };
-      const r = http.request({ path, ...(keep ? { agent: agents[agent] } : { createConnection: viaOs(os) }) }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => {
+      conn.get(path, keep, {
+        sent: () => pending.set(id, `${pending.get(id)}, on a connection at ${os.now()} ms`),
+        head: (status) => pending.set(id, `${pending.get(id)}, answer ${status} began at ${os.now()} ms`),
+        end: (o: Outcome) => {
           if (settled) return;
-          const [rid, version] = body.split(' ');
-          if (res.statusCode === 200) {
-            checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(body.slice(0, 60))}`);
+          if ('reset' in o) return end('reset');
+          checker.counts.answers++;
+          if (o.status === 200) {
+            const [rid, version] = o.body.split(' ');
+            checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(o.body.slice(0, 60))}`);
             checker.check('broken-reload', seen.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
             end('ok');
-          } else if (res.statusCode === 503) end('shed');
-          else if (res.statusCode === 502) end('badGateway');
+          } else if (o.status === 503) end('shed');
+          else if (o.status === 502) end('badGateway');
           else {
-            checker.fail('answers', `request ${id} got status ${res.statusCode}: ${body.slice(0, 80)}`);
+            checker.fail('answers', `request ${id} got status ${o.status}: ${o.body.slice(0, 80)}`);
             end('reset');
           }
-        });
-        res.on('error', () => end('reset'));
+        },
       });
-      r.on('socket', (sock: Duplex) => {
-        countAnswers(sock, id);
-        pending.set(id, `${pending.get(id)}, on a connection at ${os.now()} ms`);
-      });
-      r.on('response', (res) => pending.set(id, `${pending.get(id)}, answer ${res.statusCode} began at ${os.now()} ms`));
-      r.on('error', () => end('reset'));
-      r.end();
       if (leave >= 0) {
         os.timer(leave, () => {
           if (settled) return;
           end('left');
-          r.destroy();
+          conn.destroy();
         });
       }
-    };
-    // A connection must never carry more answers than requests.
-    const answers = new WeakMap<Duplex, { sent: number; seen: number; tail: string }>();
-    const countAnswers = (sock: Duplex, id: string) => {
-      let c = answers.get(sock);
-      if (!c) {
-        const st = { sent: 0, seen: 0, tail: '' };
-        answers.set(sock, (c = st));
-        sock.on('data', (d: Buffer | string) => {
-          const text = st.tail + d.toString();
-          st.seen += text.match(/HTTP\/1\.[01] \d{3} /g)?.length ?? 0;
-          st.tail = text.slice(-12).replace(/^[^]*HTTP\/1\.[01] \d{3} /, '');
-          checker.check('answers', st.seen <= st.sent, () => `a connection carried ${st.seen} answers for ${st.sent} requests (the last one ${id}): something answered twice`);
-        });
-      }
-      c.sent++;
     };
     let loading = true;
     void (async () => {
@@ -318,10 +296,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
           return;
         }
         case 'stall-worker': {
-          const r = http.request({ path: `/hang?id=hang${f.pick}`, createConnection: viaOs(os) });
-          r.on('error', () => {});
-          r.on('response', (res) => res.resume());
-          r.end();
+          connect(() => `hang${f.pick}`).get(`/hang?id=hang${f.pick}`, false, { end: () => {} });
           return;
         }
       }
@@ -367,7 +342,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     }
 
     // ---- TERM: everything stops, nothing is left
-    for (const a of agents) a.destroy();
+    for (const c of pool) c?.destroy();
     note('TERM');
     kill(arbiter.pid, 'SIGTERM');
     const stopEnd = os.now() + GRACEFUL_MS + STOP_TIMEOUT_MS + 8000;
@@ -384,9 +359,14 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   probe.laneQueued = (g, q, limit) => checker.laneQueued(g, q, limit);
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
+    // The table is looked at after every batch of events that changed it, and
+    // when a deadline it holds comes due; in between it is the same table.
+    let seen = -1;
     await k.run({
       stopWhen: () => {
         if (done || checker.violation) return true;
+        if (k.changes === seen && k.now() < checker.due) return false;
+        seen = k.changes;
         checker.table(k.processes());
         return checker.violation !== null;
       },
@@ -416,23 +396,6 @@ const byTime = (a: string, b: string) => Number(a.slice(0, a.indexOf(' '))) - Nu
 
 function ledgerIds(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `r${i + 1}`);
-}
-
-/** createConnection for node:http over the Os (see test/support/http.ts: never with agent: false). */
-function viaOs(os: Os) {
-  return (_opts: unknown, cb: (err: Error | null, s: Duplex) => void): undefined => {
-    os.connect(ADDR).then((s) => cb(null, s), (e: Error) => cb(e, undefined as never));
-    return undefined;
-  };
-}
-
-class OsAgent extends http.Agent {
-  constructor(private readonly os: Os) {
-    super({ keepAlive: true, maxSockets: 1 });
-  }
-  override createConnection(_opts: http.ClientRequestArgs, cb?: (err: Error | null, s: Duplex) => void): undefined {
-    return viaOs(this.os)(_opts, cb!);
-  }
 }
 
 /** The companions' behaviours, and a grandchild that ignores TERM. */

@@ -79,6 +79,11 @@ export class Kernel {
     return this.m.trace.lines();
   }
 
+  /** A counter that moves whenever `processes()` would answer differently (pids, parents, states). */
+  get changes(): number {
+    return this.m.changes;
+  }
+
   get events(): number {
     return this.m.events;
   }

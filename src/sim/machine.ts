@@ -97,6 +97,8 @@ class HostWork {
 export class Machine {
   now = 0;
   events = 0;
+  /** Bumped whenever the process table changes (a process appears, stops, exits, is re-parented or reaped). */
+  changes = 0;
   nextPid = 100;
   readonly rng: Rng;
   readonly queue: EventQueue;
@@ -210,6 +212,7 @@ export class Machine {
   addProc(p: Proc): void {
     p.os ??= new SimOs(this, p);
     this.procs.set(p.pid, p);
+    this.changes++;
     let g = this.groups.get(p.pgid);
     if (g === undefined) this.groups.set(p.pgid, (g = new Set()));
     g.add(p);
@@ -217,6 +220,7 @@ export class Machine {
 
   removeProc(p: Proc): void {
     this.procs.delete(p.pid);
+    this.changes++;
     const g = this.groups.get(p.pgid);
     if (g !== undefined) {
       g.delete(p);

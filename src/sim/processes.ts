@@ -210,6 +210,7 @@ export function terminate(m: Machine, p: Proc, code: number): void {
 export function die(m: Machine, p: Proc, code: number | null, signal: Signal | null): void {
   if (p.state === ZOMBIE || p.state === REAPED || p === m.init) return;
   p.state = ZOMBIE;
+  m.changes++;
   p.exiting = false;
   // A process killed mid-burn dies now: what its death does to others
   // (closed streams, SIGCHLD, orphans) happens at kernel time, not at the
@@ -256,6 +257,7 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
     }
     c.parent = m.init;
     c.ppid = 1;
+    m.changes++;
     m.log(c, 'orphan', `was=${p.pid}`);
     if (c.pdeathsig >= 0) sendSignal(m, c, c.pdeathsig);
   }

@@ -70,6 +70,7 @@ function defaultAction(m: Machine, t: Proc, i: number): void {
     case 'stop':
       if (t.state === RUNNING) {
         t.state = STOPPED;
+        m.changes++;
         m.log(t, 'stopped', SIGNALS[i]!);
       }
       return;

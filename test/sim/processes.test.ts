@@ -361,9 +361,13 @@ describe('signals', () => {
         os.timer(1000, () => {});
       },
     });
+    await k.run({ until: 4 });
+    const before = k.changes;
     await k.run({ until: 40 });
     expect(got).toEqual(['EINVAL']);
     expect(k.processes().map((p) => p.state)).toEqual(['running', 'running', 'stopped']);
+    // Ignored signals change nothing; the stop does, and Kernel.changes says so.
+    expect(k.changes).toBe(before + 1);
     expect(k.output.stdout).toBe(`${pid + 1} tick;`); // the stopped one runs nothing
     await k.run();
     expect(k.exitStatus(pid + 1)?.signal).toBe('SIGQUIT');

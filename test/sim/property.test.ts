@@ -98,8 +98,22 @@ const stats = { events: 0, spawned: 0, actions: 0 };
 async function play(seed: bigint, plan: readonly Action[]) {
   const k = new Kernel({ seed, programs: [registry(plan)], record: true });
   const pid = k.spawn({ program: 'supervisor' });
-  const r = await k.run({ maxEvents: 200_000 });
-  return { k, pid, r };
+  // Kernel.changes must move whenever the process table does: the chaos
+  // checker looks at the table again only when it moved (or a deadline came).
+  let changes = -1;
+  let table = '';
+  const unseen: string[] = [];
+  const r = await k.run({
+    maxEvents: 200_000,
+    stopWhen: () => {
+      const now = JSON.stringify(k.processes());
+      if (k.changes === changes && now !== table) unseen.push(`at ${k.now()} ms: ${table} -> ${now}`);
+      changes = k.changes;
+      table = now;
+      return false;
+    },
+  });
+  return { k, pid, r, unseen };
 }
 
 describe('random schedules', () => {
@@ -109,6 +123,7 @@ describe('random schedules', () => {
         const a = await play(seed, plan);
         const b = await play(seed, plan);
         expect(a.r.reason).toBe('idle');
+        expect(a.unseen).toEqual([]);
         expect(a.k.exitStatus(a.pid)).toEqual({ pid: a.pid, code: 0, signal: null });
         expect(b.k.traceHash()).toBe(a.k.traceHash());
         expect(b.k.trace()).toEqual(a.k.trace());

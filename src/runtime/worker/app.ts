@@ -5,7 +5,7 @@
 // simulator are virtual — so a simulated app can wait and burn CPU
 // deterministically. Apps on the real OS rarely need it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pathToFileURL } from 'node:url';
+import { hostImport } from '../host-import.js';
 import { EXIT_APP_LOAD, EXIT_BOOT } from '../protocol.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -30,7 +30,7 @@ export class BootError extends Error {
 export async function loadApp(path: string, ctx: AppContext, host: <T>(work: Promise<T>) => Promise<T>): Promise<RequestListener> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await host(import(pathToFileURL(path).href))) as Record<string, unknown>;
+    mod = await host(hostImport(path));
   } catch (e) {
     throw new BootError(EXIT_APP_LOAD, `cannot load app ${path}: ${describe(e)}`);
   }

@@ -1,0 +1,178 @@
+// The chaos load's HTTP client: GET requests written as bytes, answers
+// parsed as they arrive. It is the harness, not drover — the workers still
+// run node:http's server — and node:http's client, its Agent and its second
+// parser were the largest single cost of a simulated request. Reading every
+// byte itself, it also sees an answer that comes for no request (something
+// answered twice) at the moment it arrives.
+import type { Stream } from '../os/types.js';
+
+/** How a request ended: an answer, or the connection going first. */
+export type Outcome = { readonly status: number; readonly body: string } | { readonly reset: string };
+
+export interface Exchange {
+  /** The connection is up and the request written. */
+  sent?(): void;
+  /** The answer's head arrived. */
+  head?(status: number): void;
+  end(o: Outcome): void;
+}
+
+type Body = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
+
+/**
+ * One client connection, one request at a time (no pipelining, as browsers
+ * and node:http's Agent do). `wrong` is told, once, of what no correct
+ * server sends: an answer while no request waits for one, or a body whose
+ * framing is broken. The connection is dropped after it.
+ */
+export class Conn {
+  private stream: Stream | null = null;
+  private buf = '';
+  private current: Exchange | null = null;
+  private unsent: string | null = null;
+  private status = 0;
+  private body: Body | null = null; // null: reading a head
+  private text = '';
+  /** No further request goes on it: either side said Connection: close, or it is gone. */
+  done = false;
+  private destroyed = false;
+
+  constructor(connecting: Promise<Stream>, private readonly wrong: (what: string) => void) {
+    connecting.then(
+      (s) => {
+        if (this.destroyed) {
+          s.destroy();
+          return;
+        }
+        this.stream = s;
+        s.on('data', (d: Buffer) => this.data(d.toString('latin1')));
+        s.on('error', () => {}); // 'close' follows
+        s.on('close', () => this.gone('connection closed'));
+        if (this.unsent !== null) this.write(this.unsent);
+      },
+      (e: { code?: string }) => this.gone(`connect failed: ${e.code ?? String(e)}`),
+    );
+  }
+
+  get idle(): boolean {
+    return this.current === null && !this.done;
+  }
+
+  get(path: string, keepAlive: boolean, x: Exchange): void {
+    if (this.current !== null || this.done) throw new Error('Conn.get: the connection is busy or done');
+    this.current = x;
+    const req = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1:8000\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+    if (!keepAlive) this.done = true;
+    if (this.stream === null) this.unsent = req;
+    else this.write(req);
+  }
+
+  destroy(): void {
+    this.done = true;
+    this.destroyed = true;
+    this.stream?.destroy();
+    if (this.stream === null) this.gone('destroyed before it connected');
+  }
+
+  private write(req: string): void {
+    this.unsent = null;
+    this.stream!.write(req);
+    this.current?.sent?.();
+  }
+
+  private data(chunk: string): void {
+    this.buf += chunk;
+    for (;;) {
+      if (this.body === null && !this.readHead()) return;
+      if (!this.readBody()) return;
+      this.finish();
+    }
+  }
+
+  private readHead(): boolean {
+    const i = this.buf.indexOf('\r\n\r\n');
+    if (i < 0) return false;
+    const head = this.buf.slice(0, i);
+    this.buf = this.buf.slice(i + 4);
+    if (this.current === null) return this.broken(`an answer for no request: ${JSON.stringify(head.slice(0, 60))}`);
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+    this.status = status ? Number(status[1]) : 0;
+    let body: Body = { kind: 'close' };
+    for (const line of head.split('\r\n')) {
+      const c = line.indexOf(':');
+      if (c < 0) continue;
+      const name = line.slice(0, c).toLowerCase();
+      const value = line.slice(c + 1).trim().toLowerCase();
+      if (name === 'content-length') body = { kind: 'length', left: Number(value) };
+      else if (name === 'transfer-encoding' && value.endsWith('chunked')) body = { kind: 'chunked' };
+      else if (name === 'connection' && value === 'close') this.done = true;
+    }
+    this.body = body;
+    this.text = '';
+    this.current.head?.(this.status);
+    return true;
+  }
+
+  /** True once the body is whole. */
+  private readBody(): boolean {
+    const b = this.body!;
+    if (b.kind === 'close') {
+      this.text += this.buf;
+      this.buf = '';
+      return false;
+    }
+    if (b.kind === 'length') {
+      const take = Math.min(b.left, this.buf.length);
+      this.text += this.buf.slice(0, take);
+      this.buf = this.buf.slice(take);
+      b.left -= take;
+      return b.left === 0;
+    }
+    for (;;) {
+      const eol = this.buf.indexOf('\r\n');
+      if (eol < 0) return false;
+      const line = this.buf.slice(0, eol);
+      if (!/^[0-9a-f]+(;.*)?$/i.test(line)) return this.broken(`a chunk size line ${JSON.stringify(line.slice(0, 20))}`);
+      const size = parseInt(line, 16);
+      if (size === 0) {
+        // Trailers, then an empty line.
+        const end = this.buf.indexOf('\r\n\r\n', eol);
+        const blank = this.buf.startsWith('\r\n', eol + 2) ? eol + 2 : end < 0 ? -1 : end + 2;
+        if (blank < 0) return false;
+        this.buf = this.buf.slice(blank + 2);
+        return true;
+      }
+      if (this.buf.length < eol + 2 + size + 2) return false;
+      if (!this.buf.startsWith('\r\n', eol + 2 + size)) return this.broken(`a chunk of ${size} bytes not followed by CRLF`);
+      this.text += this.buf.slice(eol + 2, eol + 2 + size);
+      this.buf = this.buf.slice(eol + 2 + size + 2);
+    }
+  }
+
+  /** Reported once; what the connection carries after it is noise. */
+  private broken(what: string): false {
+    this.buf = '';
+    if (!this.destroyed) this.wrong(what);
+    this.destroy();
+    return false;
+  }
+
+  private finish(): void {
+    const x = this.current!;
+    this.current = null;
+    this.body = null;
+    x.end({ status: this.status, body: this.text });
+  }
+
+  private gone(why: string): void {
+    this.done = true;
+    const x = this.current;
+    if (x === null) return;
+    if (this.body?.kind === 'close') this.finish();
+    else {
+      this.current = null;
+      this.body = null;
+      x.end({ reset: why });
+    }
+  }
+}
