@@ -75,7 +75,7 @@ const reference = (rate: number) => (seed: bigint): Scenario => {
 
 const rows: Row[] = [];
 for (const name of SCENARIOS) rows.push(await batch(name, (seed) => generate(seed, { name, durationMs: DURATION }), seeds));
-const refRuns = quick ? 1 : Math.max(2, Math.round(seeds / 4));
+const refRuns = quick ? 1 : seeds;
 for (const rate of [200, 50, 10]) rows.push(await batch(`mixed, reference topology, ${rate} req/s`, reference(rate), refRuns));
 
 progress('node:http server alone');

@@ -305,8 +305,6 @@ function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regressio
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const JOB = fileURLToPath(new URL(`./sim-job${ext}`, import.meta.url));
-/** A job process is replaced after this many runs (a long-lived one's heap grows slowly). */
-const RECYCLE_AFTER = 150;
 
 function jobExecArgv(): string[] {
   if (ext !== '.ts') return [];
@@ -369,11 +367,11 @@ class Pool {
     }
   }
 
-  private readonly state = new Map<ChildProcess, { task: Task | null; since: number; runs: number; ready: boolean; stderr: string; killed: boolean }>();
+  private readonly state = new Map<ChildProcess, { task: Task | null; since: number; ready: boolean; stderr: string; killed: boolean }>();
 
   private start(): void {
     const child = fork(JOB, [], { execArgv: jobExecArgv(), stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'json' });
-    const st = { task: null as Task | null, since: 0, runs: 0, ready: false, stderr: '', killed: false };
+    const st = { task: null as Task | null, since: 0, ready: false, stderr: '', killed: false };
     this.live.add(child);
     this.state.set(child, st);
     // A failed fork or a send on a channel that just closed: its 'exit' says what happened to the task.
@@ -388,12 +386,7 @@ class Pool {
         this.feed(child);
       } else if (msg.type === 'result' && st.task) {
         st.task = null;
-        st.runs++;
         this.record(msg.result!);
-        if (st.runs >= RECYCLE_AFTER && this.next < this.limit) {
-          child.send({ type: 'stop' });
-          return; // its exit starts a fresh job
-        }
         this.feed(child);
       } else if (msg.type === 'crash' && st.task) {
         const t = st.task;

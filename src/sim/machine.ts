@@ -46,7 +46,7 @@ import { Trace } from './trace.js';
 import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from './processes.js';
 import { deliverSignal, signalName, signalTarget } from './signals.js';
 import { closeOut, deliverChannel, fire, sendOut as sendMessage, type ChanEnd } from './channels.js';
-import { Net, acceptConn, arrive, deliverStream, dial, idleDue, sendOut as sendItem, type Endpoint, type ListenerHandle } from './sockets.js';
+import { Net, acceptConn, arrive, deliverStream, dial, idleDue, releaseDeadStreams, sendOut as sendItem, type Endpoint, type ListenerHandle, type SimStream } from './sockets.js';
 import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_PIPE, FX_START, FX_STREAM } from './effects.js';
 import { brokenPipe, deliverPipe, pipeOut, type Pipe } from './pipes.js';
 import { Fifo } from './fifo.js';
@@ -106,6 +106,8 @@ export class Machine {
   readonly procs = new Map<number, Proc>(); // everything not yet reaped, init included
   readonly groups = new Map<number, Set<Proc>>();
   readonly exits = new Map<number, Exited>(); // every pid that ever exited
+  /** Streams of processes that died since the last batch: their host side is let go after the drain (releaseDeadStreams). */
+  readonly deadStreams: SimStream[] = [];
   readonly programs = new Map<string, ProgramFn>();
   readonly vol: Volume;
   readonly net = new Net();
@@ -288,9 +290,11 @@ export class Machine {
         if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
         n += this.batch(maxEvents - n);
         await this.drain();
+        if (this.deadStreams.length > 0) releaseDeadStreams(this);
       }
     } finally {
       this.running = false;
+      if (this.deadStreams.length > 0) releaseDeadStreams(this);
     }
   }
 

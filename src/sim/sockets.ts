@@ -23,6 +23,9 @@
 
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
+// Not in Node's typings; public since Node 0.x and what node:http itself uses to let go of a parser.
+// @ts-expect-error no declaration for node:_http_common
+import { freeParser } from 'node:_http_common';
 import { OsError, UNIX_PATH_MAX, formatAddr, isUnix, type Addr, type Listener, type ListenOptions, type Stream } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, type Proc } from './processes.js';
@@ -307,6 +310,22 @@ function closeLocal(ep: Endpoint): void {
   }
 }
 
+/**
+ * The host side of a dead process's streams. node:http's parsers are held by
+ * Node's own handles until freeParser; a socket that closes runs it, but a
+ * killed process's streams never close, so each kept its parser and, through
+ * it, the stream, the server, the app and the whole machine (about 0.14 MB
+ * per chaos run, found with a heap snapshot). Called between batches, when no
+ * code of the dead process is on the stack; it runs none of that code.
+ */
+export function releaseDeadStreams(m: Machine): void {
+  for (const s of m.deadStreams) {
+    const parser = (s as { parser?: unknown }).parser;
+    if (parser) freeParser(parser, null, s);
+  }
+  m.deadStreams.length = 0;
+}
+
 /** EV_STREAM: the next item of `ep`'s inbox. */
 export function deliverStream(m: Machine, ep: Endpoint): void {
   const item = ep.inbox.shift()!;
@@ -389,6 +408,7 @@ export function closeEndpoints(m: Machine, p: Proc): void {
   for (const ep of p.endpoints) {
     ep.pending = null;
     ep.stream.removeAllListeners();
+    m.deadStreams.push(ep.stream);
     ep.stream.on('error', noop);
     ep.holding = false;
     cancelIdle(ep);
