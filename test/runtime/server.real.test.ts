@@ -51,6 +51,25 @@ describe('drover serves real traffic', () => {
     for (const pid of workers) expect(alive(pid)).toBe(false);
   });
 
+  test('the examples the README names start and answer (drover examples/NAME.js, as on a fresh checkout)', async () => {
+    const examples = join(import.meta.dirname, '..', '..', 'examples');
+    for (const [file, body] of [
+      ['hello.js', /^Hello from worker \d+\n$/],
+      ['express-app.js', /^Hello from Express in worker \d+\n$/],
+      ['factory-app.js', /^Hello from a factory \(worker \d+\)\n$/],
+    ] as const) {
+      const port = await freePort();
+      const d = drover([join(examples, file), '--bind', `127.0.0.1:${port}`, '--workers', '1']);
+      await serving(d, 1);
+      const r = await get(port);
+      expect(r.status).toBe(200);
+      expect(r.body).toMatch(body);
+      expect(booted(d)).toContain(Number(/(\d+)/.exec(r.body)![1]));
+      d.kill('SIGTERM');
+      expect(await d.exited()).toEqual({ code: 0, signal: null });
+    }
+  });
+
   test('serves on a Unix socket', async () => {
     const path = join(dir(), 'drover.sock');
     const d = drover([join(APPS, 'basic.js'), '--bind', `unix:${path}`, '--workers', '1']);
