@@ -4,6 +4,7 @@
 // parser were the largest single cost of a simulated request. Reading every
 // byte itself, it also sees an answer that comes for no request (something
 // answered twice) at the moment it arrives.
+import { Buffer } from 'node:buffer';
 import type { Stream } from '../os/types.js';
 
 /** How a request ended: an answer, or the connection going first. */
@@ -36,6 +37,8 @@ export class Conn {
   /** No further request goes on it: either side said Connection: close, or it is gone. */
   done = false;
   private destroyed = false;
+  /** The connection failed (a reset): a body read until close is then cut short, not whole. */
+  private failed = false;
 
   constructor(connecting: Promise<Stream>, private readonly wrong: (what: string) => void) {
     connecting.then(
@@ -46,7 +49,7 @@ export class Conn {
         }
         this.stream = s;
         s.on('data', (d: Buffer) => this.data(d.toString('latin1')));
-        s.on('error', () => {}); // 'close' follows
+        s.on('error', () => (this.failed = true)); // 'close' follows
         s.on('close', () => this.gone('connection closed'));
         if (this.unsent !== null) this.write(this.unsent);
       },
@@ -56,6 +59,11 @@ export class Conn {
 
   get idle(): boolean {
     return this.current === null && !this.done;
+  }
+
+  /** A request is waiting for its answer. */
+  get busy(): boolean {
+    return this.current !== null;
   }
 
   get(path: string, keepAlive: boolean, x: Exchange): void {
@@ -83,7 +91,10 @@ export class Conn {
   private data(chunk: string): void {
     this.buf += chunk;
     for (;;) {
-      if (this.body === null && !this.readHead()) return;
+      if (this.body === null) {
+        if (!this.readHead()) return;
+        if (this.body === null) continue; // an interim answer
+      }
       if (!this.readBody()) return;
       this.finish();
     }
@@ -97,17 +108,25 @@ export class Conn {
     if (this.current === null) return this.broken(`an answer for no request: ${JSON.stringify(head.slice(0, 60))}`);
     const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
     this.status = status ? Number(status[1]) : 0;
-    let body: Body = { kind: 'close' };
+    // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+    if (this.status >= 100 && this.status < 200) return true;
+    let length = -1;
+    let chunked = false;
     for (const line of head.split('\r\n')) {
       const c = line.indexOf(':');
       if (c < 0) continue;
       const name = line.slice(0, c).toLowerCase();
       const value = line.slice(c + 1).trim().toLowerCase();
-      if (name === 'content-length') body = { kind: 'length', left: Number(value) };
-      else if (name === 'transfer-encoding' && value.endsWith('chunked')) body = { kind: 'chunked' };
+      if (name === 'content-length') length = Number(value);
+      else if (name === 'transfer-encoding') chunked = value.endsWith('chunked');
       else if (name === 'connection' && value === 'close') this.done = true;
     }
-    this.body = body;
+    // RFC 9112 6.3: no body for 204 and 304; Transfer-Encoding overrides Content-Length.
+    this.body =
+      this.status === 204 || this.status === 304 ? { kind: 'length', left: 0 }
+      : chunked ? { kind: 'chunked' }
+      : length >= 0 ? { kind: 'length', left: length }
+      : { kind: 'close' };
     this.text = '';
     this.current.head?.(this.status);
     return true;
@@ -161,14 +180,16 @@ export class Conn {
     const x = this.current!;
     this.current = null;
     this.body = null;
-    x.end({ status: this.status, body: this.text });
+    // Bytes were kept as latin1 (one char each, for the framing); the body is UTF-8.
+    x.end({ status: this.status, body: Buffer.from(this.text, 'latin1').toString('utf8') });
   }
 
   private gone(why: string): void {
     this.done = true;
     const x = this.current;
     if (x === null) return;
-    if (this.body?.kind === 'close') this.finish();
+    // A body without a length ends with the connection: whole if the server closed it, cut short by a reset or our own destroy.
+    if (this.body?.kind === 'close' && !this.failed && !this.destroyed) this.finish();
     else {
       this.current = null;
       this.body = null;

@@ -160,7 +160,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       const ms = s.load.slowMsMin + Math.floor(os.random() * (s.load.slowMsMax - s.load.slowMsMin + 1));
       const path = slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`;
       const wantKeep = os.random() < s.load.keepAliveShare;
-      const slot = wantKeep ? pool.findIndex((c) => c === null || c.idle || c.done) : -1;
+      // A slot is free when its connection is idle, or done with nothing in flight (a closing one finishes its answer first).
+      const slot = wantKeep ? pool.findIndex((c) => c === null || c.idle || (c.done && !c.busy)) : -1;
       const keep = slot >= 0;
       const leave = os.random() < s.load.leaveShare && !keep ? Math.floor(os.random() * 500) : -1;
       req.sent++;
@@ -385,6 +386,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     // no log written
   }
   const trace = k.trace();
+  k.dispose();
   const merged = opts.record ? [...trace, ...timeline].sort(byTime) : [...trace.slice(-40), ...timeline.slice(-10)].sort(byTime);
   return {
     scenario: s, faults, violation: checker.violation, simulatedMs: k.now(), events: k.events, injected, checks: checker.counts,

@@ -50,6 +50,17 @@ export class Kernel {
     return this.m.run(opts);
   }
 
+  /**
+   * This kernel will not run again: let go of the host side of its live
+   * processes' streams too (the dead ones' is let go as they die). Without
+   * it, a run that stops with HTTP connections open (a violation, `until`)
+   * keeps the whole machine: Node holds each node:http parser, and through it
+   * its socket, until the parser is freed.
+   */
+  dispose(): void {
+    this.m.dispose();
+  }
+
   now(): number {
     return this.m.now;
   }

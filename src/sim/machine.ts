@@ -108,6 +108,7 @@ export class Machine {
   readonly exits = new Map<number, Exited>(); // every pid that ever exited
   /** Streams of processes that died since the last batch: their host side is let go after the drain (releaseDeadStreams). */
   readonly deadStreams: SimStream[] = [];
+  private disposed = false;
   readonly programs = new Map<string, ProgramFn>();
   readonly vol: Volume;
   readonly net = new Net();
@@ -255,6 +256,7 @@ export class Machine {
 
   async run(opts: RunOptions = {}): Promise<RunResult> {
     if (this.running) throw new Error('Kernel.run: a run is already in progress');
+    if (this.disposed) throw new Error('Kernel.run: this kernel was disposed');
     this.running = true;
     const until = opts.until ?? Infinity;
     const maxEvents = opts.maxEvents ?? Infinity;
@@ -296,6 +298,13 @@ export class Machine {
       this.running = false;
       if (this.deadStreams.length > 0) releaseDeadStreams(this);
     }
+  }
+
+  dispose(): void {
+    if (this.running) throw new Error('Kernel.dispose: a run is in progress');
+    this.disposed = true;
+    for (const p of this.procs.values()) for (const ep of p.endpoints) this.deadStreams.push(ep.stream);
+    releaseDeadStreams(this);
   }
 
   private setNow(t: number): void {

@@ -1,6 +1,7 @@
 // The chaos load's own HTTP client: answers parsed from bytes however they
 // are split, a stray answer reported where it arrives, a connection that
 // goes mid-answer a reset.
+import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -93,6 +94,62 @@ describe('chaos client', () => {
     c.answer(OK('third'));
     await tick();
     expect(c.strays).toHaveLength(1);
+  });
+
+  it('interim 1xx heads are skipped, 204 has no body, Transfer-Encoding beats Content-Length in any order, bodies are UTF-8', async () => {
+    const c = client();
+    c.get('/1');
+    c.answer('HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n' + OK('r1 v1 7'));
+    await tick();
+    c.get('/2');
+    c.answer('HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n');
+    await tick();
+    c.get('/3');
+    c.answer('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+    await tick();
+    c.get('/4');
+    c.answer('HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+    await tick();
+    c.get('/5');
+    const utf8 = 'r5 vé 7';
+    c.answer(`HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(utf8)}\r\n\r\n${Buffer.from(utf8).toString('latin1')}`);
+    await tick();
+    expect(c.outcomes).toEqual([
+      { status: 200, body: 'r1 v1 7' },
+      { status: 204, body: '' },
+      { status: 200, body: 'ok' },
+      { status: 200, body: 'ok' },
+      { status: 200, body: utf8 },
+    ]);
+    expect(c.strays).toEqual([]);
+  });
+
+  it('a body read until close is whole only if the server closed cleanly: a reset or our own destroy cuts it short', async () => {
+    const clean = client();
+    clean.get('/f');
+    clean.answer('HTTP/1.1 200 OK\r\n\r\nr1 v1 7');
+    await tick();
+    clean.close();
+    await tick();
+    expect(clean.outcomes).toEqual([{ status: 200, body: 'r1 v1 7' }]);
+
+    const reset = pair();
+    const out: Outcome[] = [];
+    const r = new Conn(Promise.resolve(reset.stream), () => {});
+    r.get('/f', true, { end: (o) => out.push(o) });
+    reset.answer('HTTP/1.1 200 OK\r\n\r\nr1 v');
+    await tick();
+    reset.stream.destroy(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    await tick();
+    expect(out).toEqual([{ reset: 'connection closed' }]);
+
+    const mine = client();
+    mine.get('/f');
+    mine.answer('HTTP/1.1 200 OK\r\n\r\nr1 v');
+    await tick();
+    mine.conn.destroy();
+    await tick();
+    expect(mine.outcomes).toEqual([{ reset: 'connection closed' }]);
   });
 
   it('broken chunk framing is reported, and the request ends as a reset', async () => {

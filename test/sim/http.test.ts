@@ -58,7 +58,7 @@ const killed = programs(import.meta.url, {
 });
 
 describe('node:http in the simulator', () => {
-  it('a process killed with HTTP requests half read, on both sides, leaves nothing of the kernel reachable', async () => {
+  it('a process killed with HTTP requests half read, on both sides, leaves nothing of the kernel reachable; nor does a disposed kernel stopped mid-run', async () => {
     // node:http's parsers are held by Node's own handles until freed; the
     // kernel frees a dead process's, or every run would keep its whole machine.
     setFlagsFromString('--expose-gc');
@@ -70,12 +70,24 @@ describe('node:http in the simulator', () => {
       // The machine behind the Kernel: what a leaked stream would hold (the Kernel itself is only a face on it).
       return new WeakRef((k as unknown as { m: object }).m);
     };
-    const refs = [await one(1), await one(2), await one(3)];
+    // And one stopped with its processes alive, halfway through: dispose lets go of their side too.
+    const stopped = async () => {
+      const k = new Kernel({ seed: 4, programs: [killed] });
+      k.spawn({ program: 'half-request' });
+      expect((await k.run({ until: 20 })).reason).toBe('until');
+      expect(k.processes().map((p) => p.program)).toEqual(['half-request', 'half-client']);
+      k.dispose();
+      // (not expect(...).rejects: vitest keeps hold of the promise it was given)
+      const again = await k.run().then(() => null, (e: Error) => e.message);
+      expect(again).toMatch(/disposed/);
+      return new WeakRef((k as unknown as { m: object }).m);
+    };
+    const refs = [await one(1), await one(2), await one(3), await stopped()];
     for (let i = 0; i < 5 && refs.some((r) => r.deref() !== undefined); i++) {
       await new Promise((r) => setImmediate(r));
       gc();
     }
-    expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, false]);
+    expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, false, false]);
   });
 
   it('gives the same trace and output for the same seed, and another trace for another seed', async () => {
