@@ -13,7 +13,7 @@ import { benchPrograms, PEERS, ROUNDS } from './workload.js';
 
 const quick = process.argv.includes('--quick');
 const rounds = quick ? 40 : ROUNDS;
-const reps = quick ? 1 : 9;
+const reps = quick ? 3 : 9;
 
 interface Sample { events: number; wallMs: number; simMs: number }
 

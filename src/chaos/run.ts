@@ -25,7 +25,9 @@ const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', '
 const GOOD_VERSIONS = ['v1', 'v2', 'v3'];
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const appPath = (v: string) => new URL(`./apps/${v}${ext}`, import.meta.url).pathname;
+/** The apps as the simulated drover sees them: a mount of src/chaos/apps, so no trace names the checkout's path. */
+const APPS = '/srv/apps';
+const appPath = (v: string) => `${APPS}/${v}${ext}`;
 
 export interface RunOptions {
   /** Switch on planted defects for this run (tests of the checkers). */
@@ -64,7 +66,12 @@ interface Cfg {
 export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<RunReport> {
   const faults = opts.faults ?? s.faults;
   const topo = s.topology;
-  const k: Kernel = new Kernel({ seed: s.seed, programs: [runtimePrograms, chaosPrograms(), driverRegistry()], record: opts.record === true });
+  const k: Kernel = new Kernel({
+    seed: s.seed,
+    programs: [runtimePrograms, chaosPrograms(), driverRegistry()],
+    record: opts.record === true,
+    mounts: { [APPS]: new URL('./apps', import.meta.url).pathname },
+  });
   let driverPid = -1;
   // The max_workers of the good config that last named each app (the driver's writes; apps alternate, see writeGood).
   const maxByApp = new Map<string, number>();

@@ -359,6 +359,15 @@ export interface Os {
    * simulated time (a worker's app import must not look like a slow boot).
    */
   hostWork<T>(work: Promise<T>): Promise<T>;
+  /**
+   * The module at `path` (an app, a companion module), imported as Node's
+   * import() does and kept like Node's cache: a failed import is tried again
+   * next time. In the simulator `path` is a simulated path: the kernel's
+   * `mounts` say which host directory stands behind it (unmounted paths are
+   * host paths), so a trace names no path of the host's; and virtual time
+   * stands still while it loads, as for hostWork.
+   */
+  importModule(path: string): Promise<Record<string, unknown>>;
 
   // processes
   /** Throws OsError ENOENT when the program or command does not exist. */

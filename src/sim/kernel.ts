@@ -13,6 +13,13 @@ export interface KernelOptions {
   record?: boolean;
   /** How the kernel lets a batch's promise continuations settle; see src/os/drain.ts. */
   drain?: () => Promise<void>;
+  /**
+   * Simulated directories that stand for host directories, for
+   * Os.importModule: { '/srv/apps': '/home/me/drover/src/chaos/apps' }. A
+   * run then names only the simulated path, and its trace is the same from
+   * any checkout.
+   */
+  mounts?: Readonly<Record<string, string>>;
 }
 
 export interface ProcessInfo {
@@ -32,7 +39,7 @@ export class Kernel {
   readonly output: { stdout: string; stderr: string };
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain);
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {});
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;
   }

@@ -128,6 +128,7 @@ export class Machine {
     registries: readonly ProgramRegistry[],
     record: boolean,
     private readonly drain: () => Promise<void>,
+    private readonly mounts: Readonly<Record<string, string>>,
   ) {
     this.rng = new Rng(seedToBigInt(seed));
     this.queue = new EventQueue(this.rng);
@@ -298,6 +299,15 @@ export class Machine {
       this.running = false;
       if (this.deadStreams.length > 0) releaseDeadStreams(this);
     }
+  }
+
+  /** The host path behind a simulated module path: the longest mount that holds it, else the path itself. */
+  hostPath(path: string): string {
+    let best = '';
+    for (const dir of Object.keys(this.mounts)) {
+      if (dir.length > best.length && (path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`))) best = dir;
+    }
+    return best === '' ? path : this.mounts[best]! + path.slice(best.length);
   }
 
   dispose(): void {

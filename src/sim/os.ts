@@ -7,6 +7,7 @@
 // settles, so that code simply stops, as it would in a killed process.
 
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
+import { hostImport } from '../os/host-import.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc } from './processes.js';
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
@@ -173,6 +174,10 @@ export class SimOs implements Os {
       return NEVER;
     }
     return this.m.hostWork(p, work);
+  }
+
+  importModule(path: string): Promise<Record<string, unknown>> {
+    return this.hostWork(hostImport(this.m.hostPath(path)));
   }
 
   spawn(spec: SpawnSpec): Child {

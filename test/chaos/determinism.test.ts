@@ -63,6 +63,10 @@ test('a failing run replays too (with a planted defect, and with the trace recor
   const b = await runScenario(s, { defects: ['reload-half-config'], record: true });
   expect(outcome(b)).toEqual(outcome(a));
   expect(b.timeline.length).toBeGreaterThan(a.timeline.length);
+  // The apps are a mount: no line names the checkout, so a seed's trace is the same from any clone.
+  const checkout = new URL('../..', import.meta.url).pathname;
+  expect(b.timeline.filter((l) => l.includes(checkout))).toEqual([]);
+  expect(b.timeline.some((l) => l.includes('/srv/apps/'))).toBe(true);
 });
 
 test('a scenario is a pure function of its seed and options', () => {

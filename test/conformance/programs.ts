@@ -443,6 +443,15 @@ async function time(os: Os): Promise<void> {
   emit(os, { slept: t1 - t0, burnt: t2 - t1, childBeforeUs: m.now <= t3, childAfterSpawn: m.now >= t2, cancelled: !fired, wall: os.wallTime() > Date.UTC(2020, 0, 1) });
 }
 
+/** Os.importModule: a module by path, evaluated once however often imported; a missing one rejects as import() does. */
+async function importModule(os: Os): Promise<void> {
+  const path = new URL('./module-fixture.js', import.meta.url).pathname;
+  const a = await os.importModule(path);
+  const b = await os.importModule(path);
+  const missing = await os.importModule(`${path}.missing.js`).then(() => 'loaded', (e: { code?: string }) => e.code);
+  emit(os, { answer: a.answer, same: a === b, loads: (globalThis as { droverFixtureLoads?: number }).droverFixtureLoads, missing });
+}
+
 export const registry = programs(import.meta.url, {
   'exit-with': exitWith,
   'signal-target': signalTarget,
@@ -498,4 +507,5 @@ export const registry = programs(import.meta.url, {
   'spawn-errors': spawnErrors,
   'stdio-env-cwd': stdioEnvCwd,
   time,
+  'import-module': importModule,
 });

@@ -191,3 +191,29 @@ describe('hostWork', () => {
     expect(k.output.stdout).toBe('back');
   });
 });
+
+describe('importModule and mounts', () => {
+  it('a simulated path under a mount imports the host file behind it; other paths are host paths; a mount matches whole segments', async () => {
+    const hostDir = new URL('../conformance', import.meta.url).pathname;
+    const got: unknown[] = [];
+    const k = new Kernel({
+      seed: 1,
+      record: true,
+      mounts: { '/srv/m': hostDir },
+      programs: [
+        programs(import.meta.url, {
+          main: async (os: Os) => {
+            const viaMount = await os.importModule('/srv/m/module-fixture.js');
+            const direct = await os.importModule(`${hostDir}/module-fixture.js`);
+            got.push(viaMount.answer, viaMount === direct);
+            got.push(await os.importModule('/srv/mx/module-fixture.js').then(() => 'loaded', (e: { code?: string }) => e.code));
+          },
+        }),
+      ],
+    });
+    k.spawn({ program: 'main' });
+    await k.run();
+    expect(got).toEqual([42, true, 'ERR_MODULE_NOT_FOUND']);
+    expect(k.trace().some((l) => l.includes(hostDir))).toBe(false);
+  });
+});

@@ -11,6 +11,7 @@ import { ChildTable } from './children.js';
 import { burn, now, sleep, timer } from './clock.js';
 import { connect } from './connect.js';
 import { codeOf, osError } from './errors.js';
+import { hostImport } from '../host-import.js';
 import { nodeFs } from './fs.js';
 import { listen } from './listen.js';
 import type { NodeListener } from './listener.js';
@@ -109,6 +110,10 @@ export class NodeOs implements Os {
 
   hostWork<T>(work: Promise<T>): Promise<T> {
     return work;
+  }
+
+  importModule(path: string): Promise<Record<string, unknown>> {
+    return hostImport(path);
   }
 
   alive(pid: number): boolean {

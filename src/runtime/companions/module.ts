@@ -2,7 +2,6 @@
 // process. The export is called once; the process then lives while the
 // module keeps work going (a queue consumer's loop, a timer), like `node
 // file.js` would. Its output goes where the manager points this process's.
-import { hostImport } from '../host-import.js';
 import type { Os } from '../../os/types.js';
 
 export async function companionModule(os: Os, args: readonly string[]): Promise<void> {
@@ -12,7 +11,7 @@ export async function companionModule(os: Os, args: readonly string[]): Promise<
   os.setParentDeathSignal('SIGKILL');
   let mod: Record<string, unknown>;
   try {
-    mod = await os.hostWork(hostImport(path));
+    mod = await os.importModule(path);
   } catch (e) {
     os.stderr.write(`drover: companion module ${path} cannot load: ${e instanceof Error ? e.message : String(e)}\n`);
     return os.exit(4);

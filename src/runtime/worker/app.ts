@@ -5,7 +5,6 @@
 // simulator are virtual — so a simulated app can wait and burn CPU
 // deterministically. Apps on the real OS rarely need it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hostImport } from '../host-import.js';
 import { EXIT_APP_LOAD, EXIT_BOOT } from '../protocol.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -26,11 +25,11 @@ export class BootError extends Error {
   }
 }
 
-/** `host` waits for the import as the Os waits for host work (see Os.hostWork). */
-export async function loadApp(path: string, ctx: AppContext, host: <T>(work: Promise<T>) => Promise<T>): Promise<RequestListener> {
+/** `load` is Os.importModule. */
+export async function loadApp(path: string, ctx: AppContext, load: (path: string) => Promise<Record<string, unknown>>): Promise<RequestListener> {
   let mod: Record<string, unknown>;
   try {
-    mod = await host(hostImport(path));
+    mod = await load(path);
   } catch (e) {
     throw new BootError(EXIT_APP_LOAD, `cannot load app ${path}: ${describe(e)}`);
   }

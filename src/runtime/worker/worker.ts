@@ -93,7 +93,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
 
   let app: RequestListener;
   try {
-    app = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (w) => os.hostWork(w));
+    app = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (p) => os.importModule(p));
   } catch (e) {
     const code = e instanceof BootError ? e.code : EXIT_BOOT;
     const message = e instanceof Error ? e.message : String(e);
