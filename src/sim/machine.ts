@@ -31,6 +31,7 @@ import {
   EV_CHAN_SELF,
   EV_CHECK,
   EV_EPIPE,
+  EV_WINDOW,
   EV_FLUSH,
   EV_HOST,
   EV_IDLE,
@@ -46,7 +47,7 @@ import { Trace } from './trace.js';
 import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from './processes.js';
 import { deliverSignal, signalName, signalTarget } from './signals.js';
 import { closeOut, deliverChannel, fire, sendOut as sendMessage, type ChanEnd } from './channels.js';
-import { Net, acceptConn, arrive, deliverStream, dial, idleDue, releaseDeadStreams, sendOut as sendItem, type Endpoint, type ListenerHandle, type SimStream } from './sockets.js';
+import { Net, acceptConn, arrive, deliverStream, dial, idleDue, releaseDeadStreams, windowOpen, sendOut as sendItem, type Endpoint, type ListenerHandle, type SimStream } from './sockets.js';
 import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_PIPE, FX_START, FX_STREAM } from './effects.js';
 import { brokenPipe, deliverPipe, pipeOut, type Pipe } from './pipes.js';
 import { Fifo } from './fifo.js';
@@ -495,7 +496,7 @@ export class Machine {
   private target(ev: Ev): Proc | null | typeof DISCARD {
     const kind = ev.kind;
     if (kind === EV_NONE) return DISCARD;
-    const p = kind === EV_STREAM ? (ev.a as Endpoint).owner : ev.proc;
+    const p = kind === EV_STREAM || kind === EV_WINDOW ? (ev.a as Endpoint).owner : ev.proc;
     if (p === null || p.runnable) return p;
     if (kind === EV_ACCEPT) return null;
     if ((kind === EV_STREAM || kind === EV_CHAN) && (p.state === ZOMBIE || p.state === REAPED)) return null;
@@ -548,6 +549,9 @@ export class Machine {
         return;
       case EV_STREAM:
         deliverStream(this, ev.a as Endpoint);
+        return;
+      case EV_WINDOW:
+        windowOpen(this, ev.a as Endpoint);
         return;
       case EV_ARRIVE:
         arrive(this, ev.a as Endpoint, ev.b as Addr);

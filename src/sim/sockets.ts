@@ -20,6 +20,14 @@
 // A process that burns writes, closes and connects when its clock says, if
 // it lives that long (effects.ts): killed mid-burn, its peers get the EOF or
 // reset of its death at the kill, never what it "wrote" after it.
+//
+// Flow control, as a socket's buffers give it: a side that stops reading
+// (a paused stream whose buffer is full) stops taking deliveries, and what
+// its peer sends waits in the kernel. Once more than WINDOW bytes are on
+// their way or unread, the writer's write callbacks wait, so its write()
+// returns false past its own highWaterMark and 'drain' comes when the reader
+// has read enough; a reset or close behind held data waits too, as libuv
+// notices neither while it is not reading.
 
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
@@ -29,7 +37,7 @@ import { freeParser } from 'node:_http_common';
 import { OsError, UNIX_PATH_MAX, formatAddr, isUnix, type Addr, type Listener, type ListenOptions, type Stream } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, type Proc } from './processes.js';
-import { EV_ACCEPT, EV_ARRIVE, EV_IDLE, EV_NONE, EV_STREAM, type Ev } from './scheduler.js';
+import { EV_ACCEPT, EV_ARRIVE, EV_IDLE, EV_NONE, EV_STREAM, EV_WINDOW, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { FX_CONNECT, FX_STREAM } from './effects.js';
 import { S_IFMT, S_IFSOCK, resolvePath } from './files.js';
@@ -43,6 +51,8 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 const EPHEMERAL_LOW = 32768;
 const EPHEMERAL_HIGH = 60999;
 const TIMEOUT_MAX = 2 ** 31 - 1;
+/** Bytes a connection holds one way, sent and unread, before its writer waits: about Linux's loopback send and receive buffers together. */
+export const WINDOW = 256 * 1024;
 
 interface Pending {
   resolve(stream: Stream): void;
@@ -73,6 +83,15 @@ export class Endpoint {
   idleMs = 0; // setTimeout's duration, 0 off
   idleAt = 0; // when it fires: last read or write + idleMs
   idleEv: Ev | null = null; // at or before idleAt; moved on only when it comes due (no heap work per byte)
+  // Flow control. As the reading side: bytes in the inbox, and whether delivery waits for a read.
+  inboxBytes = 0;
+  held = false;
+  owed = 0; // EV_STREAM events that found it held: issued again when it reads
+  delivering = false;
+  readWanted = false; // _read came during a delivery's push
+  // As the writing side: write callbacks waiting for the peer to read, and whether an EV_WINDOW is on its way.
+  readonly blocked: Array<() => void> = [];
+  windowQueued = false;
 
   constructor(
     readonly m: Machine,
@@ -109,20 +128,21 @@ export class SimStream extends Duplex {
     super({ allowHalfOpen: false });
   }
 
+  /** The reader wants more: deliveries held for a full buffer resume. */
   override _read(): void {
-    // Data is pushed as it arrives; backpressure is not modelled yet.
+    readMore(this.ep);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     writeBytes(this.ep, chunk);
-    cb();
+    afterWrite(this.ep, cb);
   }
 
   // Writes made while corked leave as one piece, as net.Socket's writev does
   // (http corks a message's head and first body chunk together).
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     writeBytes(this.ep, chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)));
-    cb();
+    afterWrite(this.ep, cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -249,7 +269,67 @@ function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
   if (t < to.lastAt) t = to.lastAt;
   to.lastAt = t;
   to.inbox.push(item);
+  if (item instanceof Uint8Array) to.inboxBytes += item.length;
   m.at(t, EV_STREAM, null, to, null);
+}
+
+/** Bytes `ep` sent that its peer has not read: on their way, held, or in its stream's buffer. */
+function unreadBy(peer: Endpoint): number {
+  return peer.inboxBytes + peer.stream.readableLength;
+}
+
+/** A write's callback: now, or once the peer has read enough (EV_WINDOW). */
+function afterWrite(ep: Endpoint, cb: () => void): void {
+  if (ep.closed || ep.peer.closed || unreadBy(ep.peer) <= WINDOW) cb();
+  else {
+    ep.blocked.push(cb);
+    if (ep.owner !== null) ep.m.log(ep.owner, 'full', `${ep.id} ${unreadBy(ep.peer)}`);
+  }
+}
+
+/** `reader` read (or took a delivery): if its peer waits for room and now has it, tell the peer, after the latency. */
+function roomFor(m: Machine, reader: Endpoint): void {
+  const w = reader.peer;
+  if (w.blocked.length === 0 || w.windowQueued || unreadBy(reader) > WINDOW) return;
+  w.windowQueued = true;
+  m.at(m.now + m.latency(), EV_WINDOW, null, w, null);
+}
+
+/** EV_WINDOW: the writer's held callbacks run, unless the peer filled up again meanwhile. */
+export function windowOpen(m: Machine, ep: Endpoint): void {
+  ep.windowQueued = false;
+  if (ep.blocked.length === 0) return;
+  if (!ep.closed && !ep.peer.closed && unreadBy(ep.peer) > WINDOW) return;
+  const p = ep.owner!;
+  m.log(p, 'room', `${ep.id} ${unreadBy(ep.peer)}`);
+  // One callback lets Writable write what it buffered, which may fill the window again: one at a time.
+  const cb = ep.blocked.shift()!;
+  m.invoke(p, callNow, cb);
+  if (ep.blocked.length > 0) {
+    ep.windowQueued = true;
+    m.at(m.now, EV_WINDOW, null, ep, null);
+  }
+}
+
+function callNow(fn: () => void): void {
+  fn();
+}
+
+/** The reader's stream asked for more (Readable._read). */
+function readMore(ep: Endpoint): void {
+  if (ep.delivering) {
+    ep.readWanted = true;
+    return;
+  }
+  if (!ep.held) return;
+  ep.held = false;
+  const p = ep.owner;
+  const m = ep.m;
+  if (p === null || !p.runnable) return;
+  m.log(p, 'reading', String(ep.id));
+  const t = m.local(p);
+  for (; ep.owed > 0; ep.owed--) m.at(t, EV_STREAM, null, ep, null);
+  roomFor(m, ep);
 }
 
 /** `p` sends `item` to `ep`'s peer: now, or when its clock says. */
@@ -328,7 +408,12 @@ export function releaseDeadStreams(m: Machine): void {
 
 /** EV_STREAM: the next item of `ep`'s inbox. */
 export function deliverStream(m: Machine, ep: Endpoint): void {
+  if (ep.held && !ep.closed) {
+    ep.owed++; // the reader's buffer is full: this item waits for its next read
+    return;
+  }
   const item = ep.inbox.shift()!;
+  if (item instanceof Uint8Array) ep.inboxBytes -= item.length;
   if (ep.closed) {
     if (item instanceof Uint8Array && !ep.answeredRst && !ep.peer.closed) {
       ep.answeredRst = true;
@@ -342,7 +427,15 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
       m.log(p, 'r', `${ep.id} ${item.length}`);
       if (ep.idleMs > 0) activity(ep, p, m.now);
     }
-    push(m, ep, item);
+    ep.delivering = true;
+    ep.readWanted = false;
+    const more = push(m, ep, item);
+    ep.delivering = false;
+    if (!more && !ep.readWanted && !ep.closed) {
+      ep.held = true;
+      if (p !== null) m.log(p, 'held', `${ep.id} ${ep.stream.readableLength}`);
+    }
+    roomFor(m, ep);
     return;
   }
   if (item === EOF) {
@@ -351,6 +444,13 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
       if (ep.idleMs > 0) activity(ep, p, m.now);
     }
     push(m, ep, null);
+    // As net.Socket on EOF (stream_base_commons onStreamRead): push(null), then read(0), so that
+    // 'end' comes (and a half-closed socket closes) even if nobody ever reads it.
+    try {
+      ep.stream.read(0);
+    } catch (err) {
+      if (p !== null) m.fault(p, err);
+    }
     return;
   }
   if (item === OK) {
@@ -394,12 +494,14 @@ function refuse(m: Machine, ep: Endpoint, err: OsError): void {
   pending.reject(err);
 }
 
-function push(m: Machine, ep: Endpoint, chunk: Buffer | null): void {
+/** False when the stream's buffer is full (the reader is not keeping up). */
+function push(m: Machine, ep: Endpoint, chunk: Buffer | null): boolean {
   // push() may run the owner's 'data' listeners right here.
   try {
-    ep.stream.push(chunk);
+    return ep.stream.push(chunk);
   } catch (err) {
     if (ep.owner !== null) m.fault(ep.owner, err);
+    return true;
   }
 }
 

@@ -13,6 +13,9 @@
 //   /stream...     203 "Partly Mine", two set-cookie and two x-multi
 //                  lines, a chunked body of `?parts=N` (default 3) parts
 //                  written `?gap=N` ms (default 200) apart, and trailers
+//   /big...        `?kb=N` (default 4096) KiB of 'x' in 64 KiB writes,
+//                  waiting for 'drain' whenever write() says so; trailer
+//                  X-Done: the virtual time its last write was taken
 //   anything else  `PID URL START`: START is the virtual time (ctx.now())
 //                  the app got the request, before the burn or sleep
 export default function createApp(ctx) {
@@ -45,6 +48,16 @@ export default function createApp(ctx) {
         header: req.headers['x-drover-client'] ?? null,
         raw: req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i].toLowerCase() === 'x-drover-client').length,
       }));
+    } else if (path.startsWith('/big')) {
+      const kb = Number(url.searchParams.get('kb') ?? 4096);
+      res.setHeader('X-Pid', String(ctx.pid));
+      res.setHeader('Trailer', 'X-Done');
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      for (let sent = 0; sent < kb * 1024; sent += chunk.length) {
+        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve));
+      }
+      res.addTrailers({ 'X-Done': String(ctx.now()) });
+      res.end();
     } else if (path.startsWith('/stream')) {
       const parts = Number(url.searchParams.get('parts') ?? 3);
       const gap = Number(url.searchParams.get('gap') ?? 200);

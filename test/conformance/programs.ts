@@ -1,7 +1,8 @@
 // The programs of the conformance suite. Each root program exercises one OS
 // behaviour and prints what it saw as JSON lines; the tests assert on those
 // lines, identically for the Node adapter and the simulated kernel.
-import { programs, type Os, type Signal } from '../../src/os/types.js';
+import { Buffer } from 'node:buffer';
+import { programs, type Os, type Signal, type Stream } from '../../src/os/types.js';
 import { emit, errno, errnoAsync, inbox, lines, readAll, reap, until } from '../support/os.js';
 
 const FOREVER = 1e9;
@@ -299,6 +300,48 @@ async function tcp(os: Os): Promise<void> {
   emit(os, { portAssigned: port > 0, echoed: text, inUse, refused });
 }
 
+/**
+ * Flow control: a reader that does not read stops its writer. write() turns
+ * false after a bounded amount (the socket buffers), 'drain' waits for the
+ * reader, and every byte arrives once it reads.
+ */
+async function backpressure(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  let server: Stream | null = null;
+  const accepted = new Promise<void>((resolve) =>
+    l.accept((s) => {
+      server = s;
+      s.pause();
+      resolve();
+    }),
+  );
+  const client = await os.connect(l.address);
+  await accepted;
+  const chunk = Buffer.alloc(64 * 1024, 120);
+  const LIMIT = 64 * 1024 * 1024;
+  let written = 0;
+  for (;;) {
+    written += chunk.length;
+    if (!client.write(chunk) || written >= LIMIT) break;
+    await os.sleep(0); // a real socket flushes to the kernel between writes
+  }
+  let drained = false;
+  client.once('drain', () => (drained = true));
+  await os.sleep(200);
+  const drainedUnread = drained;
+  let got = 0;
+  const s = server!;
+  s.on('data', (d: Buffer) => (got += d.length));
+  const ended = new Promise<void>((resolve) => s.on('end', resolve));
+  s.resume();
+  for (let i = 0; i < 500 && !drained; i++) await os.sleep(10);
+  client.end();
+  await ended;
+  s.destroy();
+  l.close();
+  emit(os, { stopped: written < LIMIT, pastHighWaterMark: written > 16 * 1024, drainedUnread, drained, whole: got === written });
+}
+
 async function unix(os: Os, args: readonly string[]): Promise<void> {
   const path = `${args[0]}/sock`;
   const l = await os.listen({ path });
@@ -508,4 +551,5 @@ export const registry = programs(import.meta.url, {
   'stdio-env-cwd': stdioEnvCwd,
   time,
   'import-module': importModule,
+  backpressure,
 });

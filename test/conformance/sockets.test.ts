@@ -16,6 +16,10 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('unix', [dir]))).toEqual({ echoed: 'over unix', isSocket: true, mode: '600', gone: true, missing: 'ENOENT' });
   });
 
+  test('flow control: a reader that does not read stops its writer (write() false after a bounded amount), drain waits for it, and every byte arrives', async () => {
+    expect(ok(await world().run('backpressure'))).toEqual({ stopped: true, pastHighWaterMark: true, drainedUnread: false, drained: true, whole: true });
+  });
+
   test('a listening socket shared by two children: the parent accepts none, and the backlog waits for the next child', async () => {
     expect(ok(await world().run('shared-listener'))).toEqual({ fromChildrenOnly: true, lateFromThird: true });
   });

@@ -5,9 +5,11 @@
 // request is read from the answer (the app names its pid; slow-lane workers
 // are the processes whose program is 'slow-worker'), latencies from the
 // scenario's own clock.
+import * as http from 'node:http';
 import { expect, test } from 'vitest';
+import { viaOs } from '../support/http.js';
 import { until } from '../support/os.js';
-import { simulate } from './sim.js';
+import { ADDR, simulate } from './sim.js';
 import {
   agentsOnEveryWorker, ask, comparable, keepAlive, LANES_APP, pidOf, ran, slowBooted, slowPids, within, type Answer,
 } from './lanes-sim.js';
@@ -543,4 +545,33 @@ test('SIGKILL of the arbiter leaves no slow worker behind, and no client hanging
     for (const a of await Promise.all(inflight.map((p) => within(c.os, p, 1000)))) expect(a).not.toBe('hang');
   });
   expect(r.left).toEqual([]);
+});
+
+test('backpressure crosses the slow lane: a client that stops reading holds the slow worker\'s writes, and the answer arrives whole', async () => {
+  await simulate(121, base('--workers', '1', '--slow-routes', 'GET /big', '--slow-workers', '1'), async (c) => {
+    await c.booted(1);
+    await slowBooted(c, 1);
+    const [slow] = slowPids(c);
+    const kb = 8192;
+    const got = await new Promise<{ pid: string; bytes: number; done: number; readAt: number }>((resolve, reject) => {
+      const req = http.request({ path: `/big?kb=${kb}`, createConnection: viaOs(c.os, ADDR) }, (res) => {
+        // Not a byte read for 2 s: what the slow worker writes meanwhile must wait, not pile up.
+        res.pause();
+        let bytes = 0;
+        void c.os.sleep(2000).then(() => {
+          const readAt = c.os.now();
+          res.on('data', (d: Buffer) => (bytes += d.length));
+          res.on('end', () => resolve({ pid: String(res.headers['x-pid']), bytes, done: Number(res.trailers['x-done']), readAt }));
+          res.resume();
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(got.pid).toBe(String(slow));
+    expect(got.bytes).toBe(kb * 1024);
+    // 8 MiB is far more than the sockets and streams between them hold: the slow worker could not
+    // finish writing before the client read, so the client's pause reached it through the fast worker.
+    expect(got.done).toBeGreaterThanOrEqual(got.readAt);
+  });
 });
