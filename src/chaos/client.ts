@@ -40,7 +40,14 @@ export class Conn {
   /** The connection failed (a reset): a body read until close is then cut short, not whole. */
   private failed = false;
 
-  constructor(connecting: Promise<Stream>, private readonly wrong: (what: string) => void) {
+  private pauseMs = 0;
+
+  constructor(
+    connecting: Promise<Stream>,
+    private readonly wrong: (what: string) => void,
+    /** The simulated process's timer, for clients that stop reading a while. */
+    private readonly timer: (ms: number, fn: () => void) => void = () => {},
+  ) {
     connecting.then(
       (s) => {
         if (this.destroyed) {
@@ -66,9 +73,11 @@ export class Conn {
     return this.current !== null;
   }
 
-  get(path: string, keepAlive: boolean, x: Exchange): void {
+  /** `pauseMs` > 0: a slow reader, which stops reading that long once the answer's head has come. */
+  get(path: string, keepAlive: boolean, x: Exchange, pauseMs = 0): void {
     if (this.current !== null || this.done) throw new Error('Conn.get: the connection is busy or done');
     this.current = x;
+    this.pauseMs = pauseMs;
     const req = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1:8000\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
     if (!keepAlive) this.done = true;
     if (this.stream === null) this.unsent = req;
@@ -129,6 +138,12 @@ export class Conn {
       : { kind: 'close' };
     this.text = '';
     this.current.head?.(this.status);
+    if (this.pauseMs > 0 && this.stream !== null) {
+      const s = this.stream;
+      s.pause();
+      this.timer(this.pauseMs, () => s.resume());
+      this.pauseMs = 0;
+    }
     return true;
   }
 

@@ -160,12 +160,14 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     const ends = new Map<string, string>(); // id -> how and when it ended
     const lastOn: string[] = []; // per pooled connection, the request sent on it last
     const connect = (after: () => string) =>
-      new Conn(os.connect(ADDR), (what) => checker.fail('answers', `a connection (its last request ${after()}) carried ${what}`));
+      new Conn(os.connect(ADDR), (what) => checker.fail('answers', `a connection (its last request ${after()}) carried ${what}`), (ms, fn) => void os.timer(ms, fn));
     const send = () => {
       const id = `r${++n}`;
       const slow = os.random() < s.load.slowShare;
       const ms = s.load.slowMsMin + Math.floor(os.random() * (s.load.slowMsMax - s.load.slowMsMin + 1));
-      const path = slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`;
+      const kb = os.random() < s.load.bigShare ? 64 * (1 + Math.floor(os.random() * 16)) : 0;
+      const pause = os.random() < s.load.slowReaderShare ? 100 + Math.floor(os.random() * 1900) : 0;
+      const path = (slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`) + (kb > 0 ? `&kb=${kb}` : '');
       const wantKeep = os.random() < s.load.keepAliveShare;
       // A slot is free when its connection is idle, or done with nothing in flight (a closing one finishes its answer first).
       const slot = wantKeep ? pool.findIndex((c) => c === null || c.idle || (c.done && !c.busy)) : -1;
@@ -174,7 +176,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       req.sent++;
       const after = keep ? lastOn[slot] : undefined;
       if (keep) lastOn[slot] = id;
-      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ` (keep-alive, after ${after ?? 'none'})` : ''}`);
+      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ` (keep-alive, after ${after ?? 'none'})` : ''}${pause > 0 ? ` (reads after ${pause} ms)` : ''}`);
       let conn: Conn;
       if (keep) {
         const c = pool[slot]!;
@@ -196,8 +198,9 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
           if ('reset' in o) return end('reset');
           checker.counts.answers++;
           if (o.status === 200) {
-            const [rid, version] = o.body.split(' ');
+            const [rid, version] = o.body.slice(0, 80).split(' ');
             checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(o.body.slice(0, 60))}`);
+            checker.check('answers', o.body.length >= kb * 1024, () => `request ${id} got ${o.body.length} bytes of an answer of more than ${kb * 1024}`);
             checker.check('broken-reload', seen.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
             end('ok');
           } else if (o.status === 503) end('shed');
@@ -207,7 +210,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
             end('reset');
           }
         },
-      });
+      }, pause);
       if (leave >= 0) {
         os.timer(leave, () => {
           if (settled) return;

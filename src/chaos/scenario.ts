@@ -62,6 +62,10 @@ export interface LoadPlan {
   readonly keepAliveShare: number;
   /** Share of clients that give up before their answer. */
   readonly leaveShare: number;
+  /** Share of requests that ask for a big answer (64 KiB to 1 MiB): what flow control and the slow lane's streaming carry. */
+  readonly bigShare: number;
+  /** Share of clients that stop reading for a while (0.1 to 2 s) once their answer's head has come. */
+  readonly slowReaderShare: number;
 }
 
 export interface Scenario {
@@ -149,6 +153,9 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
     slowMsMax: int(200, 600),
     keepAliveShare: r.float(),
     leaveShare: name === 'queue-load' ? 0.1 : 0.03,
+    // Drawn last, so that adding them changed no earlier draw of any seed (the regression seeds keep their scenarios).
+    bigShare: r.float() * 0.02,
+    slowReaderShare: r.float() * 0.1,
   };
   return { seed, name, durationMs, topology, load, faults };
 }

@@ -4,10 +4,28 @@
 // that the version is one a good config named.
 //   /f?id=ID          fast
 //   /s?id=ID&ms=N     burns N ms of CPU (virtual)
+//   ...&kb=N          the answer is padded with N KiB of 'x', written 64 KiB
+//                     at a time, waiting for 'drain' when write() says so
 //   /hang             burns for ever: the worker stops answering heartbeats
+import { Buffer } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from '../../runtime/worker/app.js';
 import { ledger } from '../ledger.js';
+
+const PAD = Buffer.alloc(64 * 1024, 'x');
+
+/** 'drain', or 'close' for a client that went away. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 export function makeApp(version: string) {
   return (ctx: AppContext) => (req: IncomingMessage, res: ServerResponse) => {
@@ -20,6 +38,17 @@ export function makeApp(version: string) {
     if (path === '/hang') ctx.burn(1e9);
     else if (path === '/s') ctx.burn(Number(params.get('ms') ?? 200));
     res.setHeader('content-type', 'text/plain');
-    res.end(`${id} ${version} ${ctx.pid}`);
+    const kb = Number(params.get('kb') ?? 0);
+    if (kb <= 0) {
+      res.end(`${id} ${version} ${ctx.pid}`);
+      return;
+    }
+    void (async () => {
+      res.write(`${id} ${version} ${ctx.pid} `);
+      for (let sent = 0; sent < kb * 1024 && !res.destroyed; sent += PAD.length) {
+        if (!res.write(PAD)) await drained(res);
+      }
+      res.end();
+    })();
   };
 }
