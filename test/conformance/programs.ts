@@ -342,6 +342,33 @@ async function backpressure(os: Os): Promise<void> {
   emit(os, { stopped: written < LIMIT, pastHighWaterMark: written > 16 * 1024, drainedUnread, drained, whole: got === written });
 }
 
+/**
+ * A socket nobody reads, whose peer ends: with nothing unread it ends and
+ * closes by itself (net.Socket reads 0 after EOF); with bytes unread it
+ * stays open, 'end' waiting behind them.
+ */
+async function unreadEof(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  let n = 0;
+  l.accept((s) => {
+    if (n++ === 0) s.end();
+    else s.end('unread');
+  });
+  let closedEmpty = false;
+  let closedWithData = false;
+  const empty = await os.connect(l.address);
+  empty.on('close', () => (closedEmpty = true));
+  await os.sleep(20);
+  const withData = await os.connect(l.address);
+  withData.on('close', () => (closedWithData = true));
+  await os.sleep(300);
+  const seen = { closedEmpty, closedWithData };
+  withData.resume(); // read it: now it ends and closes
+  await os.sleep(100);
+  l.close();
+  emit(os, { ...seen, closedAfterRead: closedWithData });
+}
+
 async function unix(os: Os, args: readonly string[]): Promise<void> {
   const path = `${args[0]}/sock`;
   const l = await os.listen({ path });
@@ -552,4 +579,5 @@ export const registry = programs(import.meta.url, {
   time,
   'import-module': importModule,
   backpressure,
+  'unread-eof': unreadEof,
 });

@@ -20,6 +20,10 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('backpressure'))).toEqual({ stopped: true, pastHighWaterMark: true, drainedUnread: false, drained: true, whole: true });
   });
 
+  test('a socket nobody reads ends and closes when its peer ends with nothing unread; with bytes unread it waits for them to be read', async () => {
+    expect(ok(await world().run('unread-eof'))).toEqual({ closedEmpty: true, closedWithData: false, closedAfterRead: true });
+  });
+
   test('a listening socket shared by two children: the parent accepts none, and the backlog waits for the next child', async () => {
     expect(ok(await world().run('shared-listener'))).toEqual({ fromChildrenOnly: true, lateFromThird: true });
   });
