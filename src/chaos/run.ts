@@ -2,6 +2,7 @@
 // arbiter, workers, slow lane and companion manager on the simulated kernel,
 // a driver process that sends the load and injects the faults, and the
 // checker watching every batch of events. Same seed, same run, same trace.
+import { fileURLToPath } from 'node:url';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { request as ctlRequest } from '../runtime/control/client.js';
 import { plant, probe, type Defect } from '../runtime/probe.js';
@@ -70,7 +71,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     seed: s.seed,
     programs: [runtimePrograms, chaosPrograms(), driverRegistry()],
     record: opts.record === true,
-    mounts: { [APPS]: new URL('./apps', import.meta.url).pathname },
+    mounts: { [APPS]: fileURLToPath(new URL('./apps', import.meta.url)) },
   });
   let driverPid = -1;
   // The max_workers of the good config that last named each app (the driver's writes; apps alternate, see writeGood).

@@ -19,6 +19,7 @@
 // order the work started, each when nothing else is due, so where they land
 // in the trace does not depend on how long the host took.
 
+import { posix } from 'node:path';
 import type { Volume } from 'memfs';
 import type { Exited, ProgramFn, ProgramRegistry } from '../os/types.js';
 import { Rng, seedToBigInt } from './random.js';
@@ -110,6 +111,7 @@ export class Machine {
   /** Streams of processes that died since the last batch: their host side is let go after the drain (releaseDeadStreams). */
   readonly deadStreams: SimStream[] = [];
   private disposed = false;
+  private readonly mountList: ReadonlyArray<readonly [string, string]>;
   readonly programs = new Map<string, ProgramFn>();
   readonly vol: Volume;
   readonly net = new Net();
@@ -129,8 +131,9 @@ export class Machine {
     registries: readonly ProgramRegistry[],
     record: boolean,
     private readonly drain: () => Promise<void>,
-    private readonly mounts: Readonly<Record<string, string>>,
+    mounts: Readonly<Record<string, string>>,
   ) {
+    this.mountList = Object.entries(mounts).map(([sim, host]) => [posix.resolve('/', sim), posix.resolve(host)] as const);
     this.rng = new Rng(seedToBigInt(seed));
     this.queue = new EventQueue(this.rng);
     this.trace = new Trace(record);
@@ -303,12 +306,13 @@ export class Machine {
   }
 
   /** The host path behind a simulated module path: the longest mount that holds it, else the path itself. */
-  hostPath(path: string): string {
-    let best = '';
-    for (const dir of Object.keys(this.mounts)) {
-      if (dir.length > best.length && (path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`))) best = dir;
+  /** The mount that holds an absolute, normalised simulated path (the longest), as [simulated dir, host dir]. */
+  mountOf(path: string): readonly [string, string] | null {
+    let best: readonly [string, string] | null = null;
+    for (const m of this.mountList) {
+      if ((best === null || m[0].length > best[0].length) && (path === m[0] || path.startsWith(m[0] === '/' ? '/' : `${m[0]}/`))) best = m;
     }
-    return best === '' ? path : this.mounts[best]! + path.slice(best.length);
+    return best;
   }
 
   dispose(): void {
@@ -448,7 +452,7 @@ export class Machine {
   private apply(p: Proc, e: Effect): void {
     switch (e.kind) {
       case FX_STREAM:
-        sendItem(this, e.a as Endpoint, e.b);
+        sendItem(this, e.a as Endpoint, e.b, true);
         return;
       case FX_CHAN:
         sendMessage(this, e.a as ChanEnd, e.b);

@@ -6,6 +6,7 @@
 // ones throw ExitSignal, asynchronous ones return a promise that never
 // settles, so that code simply stops, as it would in a killed process.
 
+import { pathToFileURL } from 'node:url';
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
 import { hostImport } from '../os/host-import.js';
 import type { Machine } from './machine.js';
@@ -13,7 +14,7 @@ import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc 
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
 import { kill, onSignal, signalIndex } from './signals.js';
 import { connect, listen } from './sockets.js';
-import { SimFs, writeSink } from './files.js';
+import { SimFs, resolvePath, writeSink } from './files.js';
 import type { SimChannel } from './channels.js';
 
 /** 2026-01-01T00:00:00Z: wallTime() is this plus virtual time, never the host's clock. */
@@ -80,6 +81,17 @@ class ProcWriter implements Writer {
     if (!p.runnable) throw new ExitSignal();
     writeSink(this.m, p, this.err ? p.stderr : p.stdout, text, this.err ? 'stderr' : 'stdout');
   }
+}
+
+/** An import error with the host directory behind a mount put back as the simulated one. */
+function unmount(e: unknown, sim: string, host: string): unknown {
+  if (!(e instanceof Error)) return e;
+  const hostUrl = pathToFileURL(host).href;
+  const simUrl = `file://${sim}`;
+  const fix = (s: string) => s.replaceAll(hostUrl, simUrl).replaceAll(host, sim);
+  e.message = fix(e.message);
+  if (e.stack !== undefined) e.stack = fix(e.stack);
+  return e;
 }
 
 export class SimOs implements Os {
@@ -177,7 +189,15 @@ export class SimOs implements Os {
   }
 
   importModule(path: string): Promise<Record<string, unknown>> {
-    return this.hostWork(hostImport(this.m.hostPath(path)));
+    const full = resolvePath(this.p.cwd, path);
+    const mount = this.m.mountOf(full);
+    if (mount === null) return this.hostWork(hostImport(full));
+    const [sim, host] = mount;
+    // What the import says when it fails (a stack, a message) names the simulated path, as the
+    // trace must: the same run from any checkout writes the same bytes.
+    return this.hostWork(hostImport(host + full.slice(sim.length)).catch((e: unknown) => {
+      throw unmount(e, sim, host);
+    }));
   }
 
   spawn(spec: SpawnSpec): Child {

@@ -51,7 +51,7 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 const EPHEMERAL_LOW = 32768;
 const EPHEMERAL_HIGH = 60999;
 const TIMEOUT_MAX = 2 ** 31 - 1;
-/** Bytes a connection holds one way, sent and unread, before its writer waits: about Linux's loopback send and receive buffers together. */
+/** Bytes a connection holds one way, sent and unread, before its writer waits: about a Unix socket's buffers (loopback TCP autotunes to several MB). */
 export const WINDOW = 256 * 1024;
 
 interface Pending {
@@ -92,6 +92,8 @@ export class Endpoint {
   // As the writing side: write callbacks waiting for the peer to read, and whether an EV_WINDOW is on its way.
   readonly blocked: Array<() => void> = [];
   windowQueued = false;
+  deferredBytes = 0; // written during a burn, not sent yet (effects.ts): unread all the same
+  eof = false; // the peer's EOF was delivered here
 
   constructor(
     readonly m: Machine,
@@ -273,35 +275,43 @@ function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
   m.at(t, EV_STREAM, null, to, null);
 }
 
-/** Bytes `ep` sent that its peer has not read: on their way, held, or in its stream's buffer. */
-function unreadBy(peer: Endpoint): number {
-  return peer.inboxBytes + peer.stream.readableLength;
+/** Bytes writer `w` sent that its peer has not read: written during a burn, on their way, held, or in the peer's stream buffer. */
+function unreadOf(w: Endpoint): number {
+  const r = w.peer;
+  return w.deferredBytes + r.inboxBytes + r.stream.readableLength;
+}
+
+/** The writer waits while its peer is open and has more than WINDOW unread. */
+function full(w: Endpoint): boolean {
+  return !w.closed && !w.peer.closed && unreadOf(w) > WINDOW;
 }
 
 /** A write's callback: now, or once the peer has read enough (EV_WINDOW). */
 function afterWrite(ep: Endpoint, cb: () => void): void {
-  if (ep.closed || ep.peer.closed || unreadBy(ep.peer) <= WINDOW) cb();
+  if (!full(ep)) cb();
   else {
     ep.blocked.push(cb);
-    if (ep.owner !== null) ep.m.log(ep.owner, 'full', `${ep.id} ${unreadBy(ep.peer)}`);
+    if (ep.owner !== null) ep.m.log(ep.owner, 'full', `${ep.id} ${unreadOf(ep)}`);
   }
 }
 
-/** `reader` read (or took a delivery): if its peer waits for room and now has it, tell the peer, after the latency. */
-function roomFor(m: Machine, reader: Endpoint): void {
-  const w = reader.peer;
-  if (w.blocked.length === 0 || w.windowQueued || unreadBy(reader) > WINDOW) return;
+/**
+ * Writer `w` may go on: its peer read, or one side closed (then its held
+ * callbacks run too, as Node calls a destroyed socket's write callbacks).
+ * Told after the latency when the peer read, at once when `now`.
+ */
+function roomFor(m: Machine, w: Endpoint, now = false): void {
+  if (w.blocked.length === 0 || w.windowQueued || full(w)) return;
   w.windowQueued = true;
-  m.at(m.now + m.latency(), EV_WINDOW, null, w, null);
+  m.at(now ? m.now : m.now + m.latency(), EV_WINDOW, null, w, null);
 }
 
 /** EV_WINDOW: the writer's held callbacks run, unless the peer filled up again meanwhile. */
 export function windowOpen(m: Machine, ep: Endpoint): void {
   ep.windowQueued = false;
-  if (ep.blocked.length === 0) return;
-  if (!ep.closed && !ep.peer.closed && unreadBy(ep.peer) > WINDOW) return;
+  if (ep.blocked.length === 0 || full(ep)) return;
   const p = ep.owner!;
-  m.log(p, 'room', `${ep.id} ${unreadBy(ep.peer)}`);
+  m.log(p, 'room', `${ep.id} ${unreadOf(ep)}`);
   // One callback lets Writable write what it buffered, which may fill the window again: one at a time.
   const cb = ep.blocked.shift()!;
   m.invoke(p, callNow, cb);
@@ -321,25 +331,27 @@ function readMore(ep: Endpoint): void {
     ep.readWanted = true;
     return;
   }
-  if (!ep.held) return;
-  ep.held = false;
   const p = ep.owner;
+  if (!ep.held || p === null || !p.runnable) return;
+  ep.held = false;
   const m = ep.m;
-  if (p === null || !p.runnable) return;
   m.log(p, 'reading', String(ep.id));
   const t = m.local(p);
   for (; ep.owed > 0; ep.owed--) m.at(t, EV_STREAM, null, ep, null);
-  roomFor(m, ep);
+  roomFor(m, ep.peer);
 }
 
 /** `p` sends `item` to `ep`'s peer: now, or when its clock says. */
 function emitItem(m: Machine, p: Proc, ep: Endpoint, item: Item): void {
-  if (m.deferring(p)) m.defer(p, FX_STREAM, ep, item);
-  else sendOut(m, ep, item);
+  if (m.deferring(p)) {
+    if (item instanceof Uint8Array) ep.deferredBytes += item.length;
+    m.defer(p, FX_STREAM, ep, item);
+  } else sendOut(m, ep, item);
 }
 
 /** An item leaves `ep` now, unless the connection was reset or closed by a death meanwhile. */
-export function sendOut(m: Machine, ep: Endpoint, item: unknown): void {
+export function sendOut(m: Machine, ep: Endpoint, item: unknown, deferred = false): void {
+  if (deferred && item instanceof Uint8Array) ep.deferredBytes -= item.length;
   if (ep.sentFin) return;
   if (item === EOF || item === RST) ep.sentFin = true;
   pipeTo(m, ep.peer, item as Item, m.now);
@@ -373,6 +385,8 @@ function closeLocal(ep: Endpoint): void {
   const m = ep.m;
   ep.closed = true;
   cancelIdle(ep);
+  roomFor(m, ep, true);
+  roomFor(m, ep.peer, true);
   const p = ep.owner;
   if (!ep.ended) {
     ep.ended = true;
@@ -435,7 +449,7 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
       ep.held = true;
       if (p !== null) m.log(p, 'held', `${ep.id} ${ep.stream.readableLength}`);
     }
-    roomFor(m, ep);
+    roomFor(m, ep.peer);
     return;
   }
   if (item === EOF) {
@@ -443,14 +457,12 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
       m.log(p, 'eof', String(ep.id));
       if (ep.idleMs > 0) activity(ep, p, m.now);
     }
+    ep.eof = true;
     push(m, ep, null);
     // As net.Socket on EOF (stream_base_commons onStreamRead): push(null), then read(0), so that
-    // 'end' comes (and a half-closed socket closes) even if nobody ever reads it.
-    try {
-      ep.stream.read(0);
-    } catch (err) {
-      if (p !== null) m.fault(p, err);
-    }
+    // 'end' comes (and a half-closed socket closes) even if nobody ever reads it. Not while it
+    // waits in a backlog: acceptConn does it once a process has it.
+    if (p !== null) readZero(m, ep);
     return;
   }
   if (item === OK) {
@@ -494,6 +506,14 @@ function refuse(m: Machine, ep: Endpoint, err: OsError): void {
   pending.reject(err);
 }
 
+function readZero(m: Machine, ep: Endpoint): void {
+  try {
+    ep.stream.read(0);
+  } catch (err) {
+    if (ep.owner !== null) m.fault(ep.owner, err);
+  }
+}
+
 /** False when the stream's buffer is full (the reader is not keeping up). */
 function push(m: Machine, ep: Endpoint, chunk: Buffer | null): boolean {
   // push() may run the owner's 'data' listeners right here.
@@ -517,6 +537,7 @@ export function closeEndpoints(m: Machine, p: Proc): void {
     if (ep.closed) continue;
     ep.closed = true;
     closeUnsent(m, ep);
+    roomFor(m, ep.peer, true); // its writer toward the dead one goes on
   }
   p.endpoints.clear();
   p.streams = 0;
@@ -695,6 +716,8 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
   m.touch(p);
   m.log(p, 'accept', `${ep.id} ${formatAddr(st.address)}`);
   m.invoke(p, h.fn, ep.stream);
+  // Its peer ended before it was accepted: the EOF's read(0), now that it has an owner.
+  if (ep.eof) readZero(m, ep);
 }
 
 function lookupNode(m: Machine, abs: string): { mode: number } | null {

@@ -369,6 +369,73 @@ async function unreadEof(os: Os): Promise<void> {
   emit(os, { ...seen, closedAfterRead: closedWithData });
 }
 
+/**
+ * Flow control's edges: write callbacks held by a full reader all run when
+ * the reader goes; a connection whose client ended before it was accepted is
+ * still accepted, and then ends; a writer that burned CPU first is held by
+ * the window like any other (on a Unix socket, whose buffers are small).
+ */
+async function flowEdges(os: Os, args: readonly string[]): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 121);
+  // 1. Held callbacks when the reader destroys its end.
+  const l1 = await os.listen({ host: '127.0.0.1', port: 0 });
+  let reader: Stream | null = null;
+  const got1 = new Promise<void>((resolve) => l1.accept((s) => ((reader = s), s.pause(), resolve())));
+  const w = await os.connect(l1.address);
+  w.on('error', () => {});
+  await got1;
+  let writes = 0;
+  let called = 0;
+  for (let i = 0; i < 400; i++) {
+    writes++;
+    if (!w.write(chunk, () => called++)) break;
+    await os.sleep(0);
+  }
+  await os.sleep(50);
+  const heldBeforeClose = called < writes;
+  reader!.destroy();
+  await os.sleep(300);
+  const allCalledAfterClose = called === writes;
+  w.destroy();
+  l1.close();
+
+  // 2. A client that connects and ends before anyone accepts.
+  const l2 = await os.listen({ host: '127.0.0.1', port: 0 });
+  const early = await os.connect(l2.address);
+  early.on('error', () => {});
+  early.end();
+  await os.sleep(100);
+  let accepted = 0;
+  let ended = false;
+  l2.accept((s) => {
+    accepted++;
+    s.on('end', () => (ended = true));
+    s.on('error', () => {});
+  });
+  await os.sleep(200);
+  l2.close();
+
+  // 3. A writer that burned CPU first, to a Unix socket whose reader waits 1 s.
+  const l3 = await os.listen({ path: `${args[0]}/flow.sock` });
+  let readAt = -1;
+  l3.accept((s) => {
+    s.pause();
+    void os.sleep(1000).then(() => {
+      readAt = os.now();
+      s.resume();
+    });
+  });
+  const b = await os.connect({ path: `${args[0]}/flow.sock` });
+  os.burn(5);
+  for (let sent = 0; sent < 8 * 1024 * 1024; sent += chunk.length) {
+    if (!b.write(chunk)) await new Promise((resolve) => b.once('drain', resolve));
+  }
+  const doneAt = os.now();
+  b.destroy();
+  l3.close();
+  emit(os, { heldBeforeClose, allCalledAfterClose, accepted, ended, burnWaited: readAt >= 0 && doneAt >= readAt });
+}
+
 async function unix(os: Os, args: readonly string[]): Promise<void> {
   const path = `${args[0]}/sock`;
   const l = await os.listen({ path });
@@ -580,4 +647,5 @@ export const registry = programs(import.meta.url, {
   'import-module': importModule,
   backpressure,
   'unread-eof': unreadEof,
+  'flow-edges': flowEdges,
 });

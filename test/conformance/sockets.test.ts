@@ -24,6 +24,11 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('unread-eof'))).toEqual({ closedEmpty: true, closedWithData: false, closedAfterRead: true });
   });
 
+  test('flow control\'s edges: held write callbacks all run when the reader goes; a client that ended before accept is accepted and ends; a writer that burned first is held too', async () => {
+    const dir = world().tmp();
+    expect(ok(await world().run('flow-edges', [dir]))).toEqual({ heldBeforeClose: true, allCalledAfterClose: true, accepted: 1, ended: true, burnWaited: true });
+  });
+
   test('a listening socket shared by two children: the parent accepts none, and the backlog waits for the next child', async () => {
     expect(ok(await world().run('shared-listener'))).toEqual({ fromChildrenOnly: true, lateFromThird: true });
   });

@@ -216,4 +216,26 @@ describe('importModule and mounts', () => {
     expect(got).toEqual([42, true, 'ERR_MODULE_NOT_FOUND']);
     expect(k.trace().some((l) => l.includes(hostDir))).toBe(false);
   });
+
+  it('paths resolve against the process\'s cwd, a mount key may end in a slash, and a failed import names the simulated path only', async () => {
+    const hostDir = new URL('../conformance', import.meta.url).pathname;
+    const got: unknown[] = [];
+    const k = new Kernel({
+      seed: 1,
+      mounts: { '/srv/m/': hostDir },
+      programs: [
+        programs(import.meta.url, {
+          main: async (os: Os) => {
+            got.push((await os.importModule('m/module-fixture.js')).answer);
+            const e = await os.importModule('/srv/m/module-broken.js').then(() => null, (err: Error) => err);
+            got.push(e?.message, String(e?.stack).includes('/srv/m/module-broken.js'), String(e?.stack).includes(hostDir));
+          },
+        }),
+      ],
+    });
+    k.fs.mkdir('/srv', { recursive: true });
+    k.spawn({ program: 'main', cwd: '/srv' });
+    await k.run();
+    expect(got).toEqual([42, 'broken on purpose', true, false]);
+  });
 });
