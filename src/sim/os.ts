@@ -90,7 +90,8 @@ function unmount(e: unknown, sim: string, host: string): unknown {
   const simUrl = `file://${sim}`;
   const fix = (s: string) => s.replaceAll(hostUrl, simUrl).replaceAll(host, sim);
   e.message = fix(e.message);
-  if (e.stack !== undefined) e.stack = fix(e.stack);
+  // Only the module's own frames: the loader's and drover's own are host paths of the checkout.
+  if (e.stack !== undefined) e.stack = fix(e.stack).split('\n').filter((l) => !/^\s+at /.test(l) || l.includes(sim)).join('\n');
   return e;
 }
 
