@@ -20,7 +20,9 @@
 // single keep-alive connection pins every slow request to one worker for the
 // whole run.
 import { request, type IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import { Conn as HttpConn } from '../../src/chaos/client.js';
+import type { Stream } from '../../src/os/types.js';
 
 export interface FastOptions {
   port: number;
@@ -98,30 +100,26 @@ function reason(e: unknown): string {
 }
 
 /**
- * One keep-alive connection of the fast load: a minimal HTTP/1.1 client on a
- * raw socket (GET, answers framed by Content-Length — what every server here
- * sends for hello world), a tenth of node:http's client CPU per request, so
- * that the load generator takes as little as it can of the CPUs it shares
- * with the servers. One request on the wire at a time; the others wait here
- * in order. A connection the server closes is opened again for what waits.
+ * One keep-alive connection of the fast load: the chaos runs' minimal
+ * HTTP/1.1 client (src/chaos/client.ts) on a raw socket, a tenth of
+ * node:http's client CPU per request, so that the load generator takes as
+ * little as it can of the CPUs it shares with the servers. One request on the
+ * wire at a time; the others wait here in order. A connection the server
+ * closes is opened again for what waits.
  */
 class Conn {
-  private sock: Socket | null = null;
-  private buf = '';
+  private http: HttpConn | null = null;
   private inflight: { due: number } | null = null;
   private readonly waiting: { due: number }[] = [];
   private head = 0;
-  private readonly req: string;
 
   constructor(
     private readonly port: number,
-    path: string,
+    private readonly path: string,
     private readonly done: (due: number, status: number, body: string) => void,
     private readonly failed: (due: number, why: string) => void,
     private readonly onConnect: () => void,
-  ) {
-    this.req = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`;
-  }
+  ) {}
 
   send(due: number): void {
     this.waiting.push({ due });
@@ -130,12 +128,13 @@ class Conn {
 
   /** Fails everything not answered, and closes. */
   abort(why: string): void {
-    if (this.inflight) this.failed(this.inflight.due, why);
+    const inflight = this.inflight;
     this.inflight = null;
+    if (inflight) this.failed(inflight.due, why);
     for (let i = this.head; i < this.waiting.length; i++) this.failed(this.waiting[i]!.due, why);
     this.waiting.length = this.head = 0;
-    this.sock?.destroy();
-    this.sock = null;
+    this.http?.destroy();
+    this.http = null;
   }
 
   private next(): void {
@@ -143,66 +142,31 @@ class Conn {
       this.waiting.length = this.head = 0;
       return;
     }
-    this.inflight = this.waiting[this.head++]!;
-    if (this.sock === null) this.open();
-    this.sock!.write(this.req);
-  }
-
-  private open(): void {
-    this.onConnect();
-    const s = connect({ host: '127.0.0.1', port: this.port });
-    s.setNoDelay(true);
-    s.setEncoding('latin1');
-    this.sock = s;
-    this.buf = '';
-    s.on('data', (d: string) => {
-      this.buf += d;
-      this.parse();
-    });
-    const gone = (why: string) => {
-      if (this.sock !== s) return;
-      this.sock = null;
-      if (this.inflight) {
-        this.failed(this.inflight.due, why);
+    const job = (this.inflight = this.waiting[this.head++]!);
+    // A connection the server said Connection: close on, or that went, is done: what waits goes on a new one.
+    if (this.http === null || !this.http.idle) this.http = this.open();
+    this.http.get(this.path, true, {
+      end: (o) => {
+        if (this.inflight !== job) return; // aborted meanwhile
         this.inflight = null;
-      }
-      this.next(); // what waits goes on a new connection
-    };
-    s.on('error', (e: NodeJS.ErrnoException) => gone(e.code ?? e.message));
-    s.on('close', () => gone('connection closed with the request unanswered'));
-  }
-
-  private parse(): void {
-    for (;;) {
-      const end = this.buf.indexOf('\r\n\r\n');
-      if (end < 0 || this.inflight === null) return;
-      const headers = this.buf.slice(0, end);
-      const m = /\r\ncontent-length: *(\d+)/i.exec(headers);
-      if (!m) {
-        const s = this.sock;
-        this.sock = null;
-        s?.destroy();
-        this.failed(this.inflight.due, 'answer without Content-Length (unsupported here)');
-        this.inflight = null;
+        if ('reset' in o) this.failed(job.due, o.reset);
+        else this.done(job.due, o.status, o.body);
         this.next();
-        return;
-      }
-      const len = Number(m[1]);
-      if (this.buf.length < end + 4 + len) return;
-      const body = this.buf.slice(end + 4, end + 4 + len);
-      this.buf = this.buf.slice(end + 4 + len);
-      const status = Number(headers.slice(9, 12));
-      const close = /\r\nconnection: *close/i.test(headers);
-      const due = this.inflight.due;
-      this.inflight = null;
-      this.done(due, status, body);
-      if (close) {
-        const s = this.sock;
-        this.sock = null;
-        s?.end();
-      }
-      this.next();
-    }
+      },
+    });
+  }
+
+  private open(): HttpConn {
+    this.onConnect();
+    const connecting = new Promise<Stream>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: this.port });
+      s.setNoDelay(true);
+      s.once('connect', () => resolve(s as unknown as Stream));
+      s.once('error', (e: NodeJS.ErrnoException) => reject(e));
+    });
+    // What no correct server sends (a stray answer, broken framing) drops the connection, and the
+    // request on it ends as a reset: counted as failed like any other.
+    return new HttpConn(connecting, () => {});
   }
 }
 
