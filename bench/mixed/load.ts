@@ -150,7 +150,7 @@ class Conn {
         if (this.inflight !== job) return; // aborted meanwhile
         this.inflight = null;
         if ('reset' in o) this.failed(job.due, o.reset);
-        else this.done(job.due, o.status, o.body);
+        else this.done(job.due, o.status, o.body.toString());
         this.next();
       },
     });

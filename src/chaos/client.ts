@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer';
 import type { Stream } from '../os/types.js';
 
 /** How a request ended: an answer, or the connection going first. */
-export type Outcome = { readonly status: number; readonly body: string } | { readonly reset: string };
+export type Outcome = { readonly status: number; readonly body: Buffer } | { readonly reset: string };
 
 export interface Exchange {
   /** The connection is up and the request written. */
@@ -18,7 +18,12 @@ export interface Exchange {
   end(o: Outcome): void;
 }
 
-type Body = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
+// A chunked body: `left` bytes of the current chunk to come, then its CRLF
+// (`crlf`); or a size line; after the last chunk, trailer lines (`trailers`).
+type Chunked = { kind: 'chunked'; left: number; size: number; crlf: boolean; trailers: boolean };
+type Body = { kind: 'length'; left: number } | Chunked | { kind: 'close' };
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One client connection, one request at a time (no pipelining, as browsers
@@ -28,12 +33,14 @@ type Body = { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'cl
  */
 export class Conn {
   private stream: Stream | null = null;
-  private buf = '';
+  /** Bytes not yet taken: a partial head or size line (a body's bytes are taken as they come). */
+  private buf: Buffer = EMPTY;
   private current: Exchange | null = null;
   private unsent: string | null = null;
   private status = 0;
   private body: Body | null = null; // null: reading a head
-  private text = '';
+  /** The body so far, as the slices of the chunks it came in: a big answer is copied once, at its end. */
+  private parts: Buffer[] = [];
   /** No further request goes on it: either side said Connection: close, or it is gone. */
   done = false;
   private destroyed = false;
@@ -55,7 +62,7 @@ export class Conn {
           return;
         }
         this.stream = s;
-        s.on('data', (d: Buffer) => this.data(d.toString('latin1')));
+        s.on('data', (d: Buffer) => this.data(d));
         s.on('error', () => (this.failed = true)); // 'close' follows
         s.on('close', () => this.gone('connection closed'));
         if (this.unsent !== null) this.write(this.unsent);
@@ -97,8 +104,8 @@ export class Conn {
     this.current?.sent?.();
   }
 
-  private data(chunk: string): void {
-    this.buf += chunk;
+  private data(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     for (;;) {
       if (this.body === null) {
         if (!this.readHead()) return;
@@ -112,8 +119,8 @@ export class Conn {
   private readHead(): boolean {
     const i = this.buf.indexOf('\r\n\r\n');
     if (i < 0) return false;
-    const head = this.buf.slice(0, i);
-    this.buf = this.buf.slice(i + 4);
+    const head = this.buf.toString('latin1', 0, i);
+    this.buf = this.buf.subarray(i + 4);
     if (this.current === null) return this.broken(`an answer for no request: ${JSON.stringify(head.slice(0, 60))}`);
     const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
     this.status = status ? Number(status[1]) : 0;
@@ -133,10 +140,10 @@ export class Conn {
     // RFC 9112 6.3: no body for 204 and 304; Transfer-Encoding overrides Content-Length.
     this.body =
       this.status === 204 || this.status === 304 ? { kind: 'length', left: 0 }
-      : chunked ? { kind: 'chunked' }
+      : chunked ? { kind: 'chunked', left: 0, size: 0, crlf: false, trailers: false }
       : length >= 0 ? { kind: 'length', left: length }
       : { kind: 'close' };
-    this.text = '';
+    this.parts = [];
     this.current.head?.(this.status);
     if (this.pauseMs > 0 && this.stream !== null) {
       const s = this.stream;
@@ -147,45 +154,62 @@ export class Conn {
     return true;
   }
 
+  /** Moves the first `n` bytes of what is buffered into the body. */
+  private take(n: number): void {
+    if (n === 0) return;
+    this.parts.push(this.buf.subarray(0, n));
+    this.buf = this.buf.subarray(n);
+  }
+
   /** True once the body is whole. */
   private readBody(): boolean {
     const b = this.body!;
     if (b.kind === 'close') {
-      this.text += this.buf;
-      this.buf = '';
+      this.take(this.buf.length);
       return false;
     }
     if (b.kind === 'length') {
-      const take = Math.min(b.left, this.buf.length);
-      this.text += this.buf.slice(0, take);
-      this.buf = this.buf.slice(take);
-      b.left -= take;
+      const n = Math.min(b.left, this.buf.length);
+      this.take(n);
+      b.left -= n;
       return b.left === 0;
     }
+    return this.readChunked(b);
+  }
+
+  private readChunked(b: Chunked): boolean {
     for (;;) {
+      if (b.left > 0) {
+        const n = Math.min(b.left, this.buf.length);
+        this.take(n);
+        b.left -= n;
+        if (b.left > 0) return false;
+        b.crlf = true;
+      }
+      if (b.crlf) {
+        if (this.buf.length < 2) return false;
+        if (this.buf[0] !== 13 || this.buf[1] !== 10) return this.broken(`a chunk of ${b.size} bytes not followed by CRLF`);
+        this.buf = this.buf.subarray(2);
+        b.crlf = false;
+      }
       const eol = this.buf.indexOf('\r\n');
       if (eol < 0) return false;
-      const line = this.buf.slice(0, eol);
+      const line = this.buf.toString('latin1', 0, eol);
+      this.buf = this.buf.subarray(eol + 2);
+      if (b.trailers) {
+        if (line === '') return true; // the empty line after the trailers
+        continue;
+      }
       if (!/^[0-9a-f]+(;.*)?$/i.test(line)) return this.broken(`a chunk size line ${JSON.stringify(line.slice(0, 20))}`);
       const size = parseInt(line, 16);
-      if (size === 0) {
-        // Trailers, then an empty line.
-        const end = this.buf.indexOf('\r\n\r\n', eol);
-        const blank = this.buf.startsWith('\r\n', eol + 2) ? eol + 2 : end < 0 ? -1 : end + 2;
-        if (blank < 0) return false;
-        this.buf = this.buf.slice(blank + 2);
-        return true;
-      }
-      if (this.buf.length < eol + 2 + size + 2) return false;
-      if (!this.buf.startsWith('\r\n', eol + 2 + size)) return this.broken(`a chunk of ${size} bytes not followed by CRLF`);
-      this.text += this.buf.slice(eol + 2, eol + 2 + size);
-      this.buf = this.buf.slice(eol + 2 + size + 2);
+      if (size === 0) b.trailers = true;
+      else b.left = b.size = size;
     }
   }
 
   /** Reported once; what the connection carries after it is noise. */
   private broken(what: string): false {
-    this.buf = '';
+    this.buf = EMPTY;
     if (!this.destroyed) this.wrong(what);
     this.destroy();
     return false;
@@ -195,8 +219,9 @@ export class Conn {
     const x = this.current!;
     this.current = null;
     this.body = null;
-    // Bytes were kept as latin1 (one char each, for the framing); the body is UTF-8.
-    x.end({ status: this.status, body: Buffer.from(this.text, 'latin1').toString('utf8') });
+    const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    this.parts = [];
+    x.end({ status: this.status, body });
   }
 
   private gone(why: string): void {

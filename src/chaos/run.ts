@@ -157,9 +157,18 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     // on its side: an open loop must not turn into a closed one.
     const pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
     let n = 0;
-    const pending = new Map<string, string>(); // id -> when and what, for the report
-    const ends = new Map<string, string>(); // id -> how and when it ended
-    const lastOn: string[] = []; // per pooled connection, the request sent on it last
+    // What the report of a request that never ended says; built only then.
+    // `before`: the request sent before it on its kept-alive connection
+    // (null: none; undefined: not kept alive), dropped once this one ends.
+    type Sent = { readonly id: string; readonly at: number; readonly path: string; readonly pause: number; before: Sent | null | undefined; on: number; status: number; began: number; end: string };
+    const describe = (r: Sent) =>
+      `${r.id} sent at ${r.at} ms: GET ${r.path}` +
+      (r.before === undefined ? '' : ` (keep-alive, after ${r.before === null ? 'none' : `${r.before.id}, which ended ${r.before.end || 'never'}`})`) +
+      (r.pause > 0 ? ` (reads after ${r.pause} ms)` : '') +
+      (r.on >= 0 ? `, on a connection at ${r.on} ms` : '') +
+      (r.began >= 0 ? `, answer ${r.status} began at ${r.began} ms` : '');
+    const pending = new Map<string, Sent>();
+    const lastOn: Sent[] = []; // per pooled connection, the request sent on it last
     const connect = (after: () => string) =>
       new Conn(os.connect(ADDR), (what) => checker.fail('answers', `a connection (its last request ${after()}) carried ${what}`), (ms, fn) => void os.timer(ms, fn));
     const send = () => {
@@ -175,39 +184,44 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       const keep = slot >= 0;
       const leave = os.random() < s.load.leaveShare && !keep ? Math.floor(os.random() * 500) : -1;
       req.sent++;
-      const after = keep ? lastOn[slot] : undefined;
-      if (keep) lastOn[slot] = id;
-      pending.set(id, `${id} sent at ${os.now()} ms: GET ${path}${keep ? ` (keep-alive, after ${after ?? 'none'})` : ''}${pause > 0 ? ` (reads after ${pause} ms)` : ''}`);
+      const sent: Sent = { id, at: os.now(), path, pause, before: keep ? (lastOn[slot] ?? null) : undefined, on: -1, status: 0, began: -1, end: '' };
+      if (keep) lastOn[slot] = sent;
+      pending.set(id, sent);
       let conn: Conn;
       if (keep) {
         const c = pool[slot]!;
-        conn = c !== null && c.idle ? c : (pool[slot] = connect(() => lastOn[slot]!));
+        conn = c !== null && c.idle ? c : (pool[slot] = connect(() => lastOn[slot]!.id));
       } else conn = connect(() => id);
       let settled = false;
       const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
         if (settled) return;
         settled = true;
         pending.delete(id);
-        ends.set(id, `${how} at ${os.now()} ms`);
+        sent.end = `${how} at ${os.now()} ms`;
+        sent.before = sent.before && null; // keeps no chain of ended requests alive
         req[how]++;
       };
       conn.get(path, keep, {
-        sent: () => pending.set(id, `${pending.get(id)}, on a connection at ${os.now()} ms`),
-        head: (status) => pending.set(id, `${pending.get(id)}, answer ${status} began at ${os.now()} ms`),
+        sent: () => (sent.on = os.now()),
+        head: (status) => {
+          sent.status = status;
+          sent.began = os.now();
+        },
         end: (o: Outcome) => {
           if (settled) return;
           if ('reset' in o) return end('reset');
           checker.counts.answers++;
+          const start = o.body.toString('utf8', 0, 80);
           if (o.status === 200) {
-            const [rid, version] = o.body.slice(0, 80).split(' ');
-            checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(o.body.slice(0, 60))}`);
+            const [rid, version] = start.split(' ');
+            checker.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(start.slice(0, 60))}`);
             checker.check('answers', o.body.length >= kb * 1024, () => `request ${id} got ${o.body.length} bytes of an answer of more than ${kb * 1024}`);
             checker.check('broken-reload', seen.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
             end('ok');
           } else if (o.status === 503) end('shed');
           else if (o.status === 502) end('badGateway');
           else {
-            checker.fail('answers', `request ${id} got status ${o.status}: ${o.body.slice(0, 80)}`);
+            checker.fail('answers', `request ${id} got status ${o.status}: ${start}`);
             end('reset');
           }
         },
@@ -349,7 +363,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     if (!checker.violation) {
       checker.check('convergence', settled(), () =>
         `${SETTLE_MS / 1000} s after the faults stopped: arbiter ${arbiters()}, ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
-        `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map((t) => t.replace(/after (r\d+)/, (m, r: string) => `${m}, which ended ${ends.get(r) ?? 'never'}`)).join('; ')})`);
+        `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map(describe).join('; ')})`);
       for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
     }
 

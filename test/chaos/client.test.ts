@@ -23,12 +23,16 @@ function pair() {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** An outcome with its body decoded as UTF-8, to compare with text. */
+type Seen = { status: number; body: string } | { reset: string };
+const seen = (o: Outcome): Seen => ('reset' in o ? o : { status: o.status, body: o.body.toString('utf8') });
+
 function client() {
   const p = pair();
   const strays: string[] = [];
   const conn = new Conn(Promise.resolve(p.stream), (h) => strays.push(h));
-  const outcomes: Outcome[] = [];
-  const get = (path: string, keep = true) => conn.get(path, keep, { end: (o) => outcomes.push(o) });
+  const outcomes: Seen[] = [];
+  const get = (path: string, keep = true) => conn.get(path, keep, { end: (o) => outcomes.push(seen(o)) });
   return { ...p, conn, strays, outcomes, get };
 }
 
@@ -134,9 +138,9 @@ describe('chaos client', () => {
     expect(clean.outcomes).toEqual([{ status: 200, body: 'r1 v1 7' }]);
 
     const reset = pair();
-    const out: Outcome[] = [];
+    const out: Seen[] = [];
     const r = new Conn(Promise.resolve(reset.stream), () => {});
-    r.get('/f', true, { end: (o) => out.push(o) });
+    r.get('/f', true, { end: (o) => out.push(seen(o)) });
     reset.answer('HTTP/1.1 200 OK\r\n\r\nr1 v');
     await tick();
     reset.stream.destroy(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
