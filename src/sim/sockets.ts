@@ -136,14 +136,14 @@ export class SimStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    writeBytes(this.ep, chunk);
+    writeBytes(this.ep, Buffer.from(chunk));
     afterWrite(this.ep, cb);
   }
 
   // Writes made while corked leave as one piece, as net.Socket's writev does
   // (http corks a message's head and first body chunk together).
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    writeBytes(this.ep, chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)));
+    writeBytes(this.ep, chunks.length === 1 ? Buffer.from(chunks[0]!.chunk) : Buffer.concat(chunks.map((c) => c.chunk)));
     afterWrite(this.ep, cb);
   }
 
@@ -357,12 +357,12 @@ export function sendOut(m: Machine, ep: Endpoint, item: unknown, deferred = fals
   pipeTo(m, ep.peer, item as Item, m.now);
 }
 
+/** `chunk` is the kernel's own copy (the writer may reuse its buffer once called back). */
 function writeBytes(ep: Endpoint, chunk: Buffer): void {
   const p = ep.owner;
   if (ep.closed || ep.ended || p === null || !p.runnable) return;
   const m = ep.m;
-  // A copy: the caller may reuse its buffer, the kernel has its own.
-  emitItem(m, p, ep, Buffer.from(chunk));
+  emitItem(m, p, ep, chunk);
   if (ep.idleMs > 0) activity(ep, p, m.local(p));
   m.log(p, 'w', `${ep.id} ${chunk.length}`);
 }
