@@ -3,9 +3,11 @@
 // second, runs per second, kernel events per second. Then the reference
 // point of issue 6 — `mixed` with 4 workers, 2 slow workers, 3 companions
 // and 200 requests per simulated second — and the same topology at lower
-// request rates, because the rate is what sets the cost: an idle simulated
-// second is nearly free, each HTTP request runs Node's own client and
-// server code over simulated sockets.
+// request rates down to none, because the rate is what sets the cost: an
+// idle simulated second is nearly free, each HTTP request runs Node's own
+// client and server code over simulated sockets. The idle row and
+// node:http's own speed (floor.ts) say how much of the target's budget is
+// left to a request.
 //
 //   npm run bench:sim               full run: prints, writes bench/results/sim.json and .md
 //   npm run bench:sim -- --quick    short run for CI: prints, writes nothing
@@ -76,7 +78,7 @@ const reference = (rate: number) => (seed: bigint): Scenario => {
 const rows: Row[] = [];
 for (const name of SCENARIOS) rows.push(await batch(name, (seed) => generate(seed, { name, durationMs: DURATION }), seeds));
 const refRuns = quick ? 1 : seeds;
-for (const rate of [200, 50, 10]) rows.push(await batch(`mixed, reference topology, ${rate} req/s`, reference(rate), refRuns));
+for (const rate of [200, 50, 10, 0]) rows.push(await batch(`mixed, reference topology, ${rate} req/s`, reference(rate), refRuns));
 
 progress('node:http server alone');
 const floor = await httpServerFloor(quick ? 20_000 : 200_000);
@@ -86,8 +88,12 @@ const body = rows.map((r) => [
   r.name, String(r.runs), String(r.failed), fmt(r.simS), (r.wallS).toFixed(1), `${(r.simS / r.wallS).toFixed(0)}x`,
   (r.runs / r.wallS).toFixed(2), fmt(r.events / r.wallS), fmt(r.requests / r.wallS),
 ]);
-const ref = rows.find((r) => r.name.includes('200 req/s'))!;
+const ref = rows.find((r) => r.name.includes(' 200 req/s'))!;
 const refX = ref.simS / ref.wallS;
+const idle = rows.find((r) => r.name.includes(' 0 req/s'))!;
+// At 1000x a simulated second has 1 ms of wall time: what the topology takes with no load, and what that leaves a request.
+const idleMs = (idle.wallS / idle.simS) * 1000;
+const leftUs = ((1 - idleMs) * 1000) / 200;
 const lines = [
   `sim: chaos runs of ${DURATION / 1000} simulated s each (plus settling and shutdown), seeds 1..${seeds} per scenario, one process`,
   '',
@@ -98,6 +104,9 @@ const lines = [
   `The floor, same run: node:http's server alone answers ${fmt(floor)} GETs per wall second on one kept-alive in-memory connection`,
   `(no kernel, no client, no sockets). Every simulated request runs at least that code, so at 200 requests per simulated second`,
   `no simulator of drover's real workers can exceed ${fmt(floor / 200)}x; the reference run reaches ${((refX * 200) / floor * 100).toFixed(0)}% of that bound.`,
+  '',
+  `The budget of the 1000x target: 1 ms of wall time per simulated second. The same topology with no load (boot and shutdown included)`,
+  `takes ${idleMs.toFixed(2)} ms of it, which leaves ${leftUs > 0 ? `${leftUs.toFixed(1)} µs` : 'nothing'} for each of 200 requests; node:http's server alone takes ${(1e6 / floor).toFixed(1)} µs a request.`,
 ];
 const text = lines.join('\n');
 console.log(text);

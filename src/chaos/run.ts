@@ -234,7 +234,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         });
       }
     };
-    let loading = true;
+    let loading = s.load.rate > 0; // a rate of 0: no load (bench/sim's idle row)
     void (async () => {
       while (loading) {
         await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / s.load.rate)));

@@ -52,7 +52,7 @@ export interface Topology {
 }
 
 export interface LoadPlan {
-  /** Requests a simulated second, open loop (arrivals do not wait for answers). */
+  /** Requests a simulated second, open loop (arrivals do not wait for answers); 0: none. */
   readonly rate: number;
   /** Share of requests to slow (CPU-burning) routes. */
   readonly slowShare: number;

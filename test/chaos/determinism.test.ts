@@ -85,3 +85,11 @@ test('the regression seeds still generate the scenarios that found their bugs', 
   expect(pin(25n)).toBe('queue-load, 5 faults, first 4.862s kill-slow-worker#366, companions slow-start');
   expect(pin(36n)).toBe('queue-load, 8 faults, first 4.601s hup#461, companions cooperative');
 });
+
+test('a load of rate 0 sends nothing, and the run still ends clean (bench/sim measures the idle topology with it)', async () => {
+  const base = generate(1n, { name: 'mixed', durationMs: 6000 });
+  const r = await runScenario({ ...base, load: { ...base.load, rate: 0 } });
+  expect(r.violation).toBeNull();
+  expect(r.requests.sent).toBe(0);
+  expect(r.simulatedMs).toBeGreaterThan(6000);
+});
