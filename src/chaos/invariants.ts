@@ -14,6 +14,7 @@ export const INVARIANTS = [
   'convergence', // worker counts reach their targets once faults stop
   'transitions', // companion state changes are only the allowed ones
   'queue-bound', // the slow-lane queue never holds more than slow_queue
+  'slow-cap', // the lane gives no request to a slow worker it counts idle while that worker still runs one
   'shutdown', // TERM at the end leaves nothing running
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -180,6 +181,16 @@ export class Checker {
 
   laneQueued(generation: number, queued: number, limit: number): void {
     this.check('queue-bound', queued <= limit, () => `the slow lane of generation ${generation} holds ${queued} queued requests, over slow_queue ${limit}`);
+  }
+
+  /**
+   * Only a worker the lane counts idle is checked: with others on it, a burn
+   * may be theirs. A request's answer leaves a slow worker at the end of its
+   * burn, so a slot freed by an answer never finds its worker still burning.
+   */
+  laneAssigned(generation: number, pid: number, running: number, burning: boolean): void {
+    this.check('slow-cap', running > 0 || !burning, () =>
+      `the slow lane of generation ${generation} gave slow worker ${pid} a request while it counted it idle, but ${pid} was still running one (its slot was freed early)`);
   }
 }
 

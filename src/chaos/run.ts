@@ -383,6 +383,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   plant(opts.defects ?? []);
   probe.transition = (name, from, to) => checker.transition(name, from, to);
   probe.laneQueued = (g, q, limit) => checker.laneQueued(g, q, limit);
+  probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
     // The table is looked at after every batch of events that changed it, and
@@ -403,6 +404,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     plant([]);
     probe.transition = undefined;
     probe.laneQueued = undefined;
+    probe.laneAssigned = undefined;
   }
   let logTail: string[] = [];
   try {

@@ -16,6 +16,8 @@ export interface Probe {
   transition?(name: string, from: string, to: string): void;
   /** A slow lane's queue after a decision (arbiter/lanes.ts). */
   laneQueued?(generation: number, queued: number, limit: number): void;
+  /** A slow lane gave slow worker `pid` a request; it had counted `running` others on it. */
+  laneAssigned?(generation: number, pid: number, running: number): void;
 }
 
 export const probe: Probe = {};
@@ -29,6 +31,7 @@ export const DEFECTS = [
   'arbiter-no-slow-respawn', // convergence: a dead slow worker is not replaced
   'companion-skips-backoff', // transitions: a crash goes RUNNING -> STARTING
   'lane-queue-overflow', // queue bound: one request more than slow_queue waits
+  'lane-frees-orphans', // slow cap: a dead fast worker's running request frees its slot at once
   'arbiter-ignores-term', // shutdown: TERM is logged and nothing stops
 ] as const;
 

@@ -54,6 +54,8 @@ export type ToArbiter =
   | { t: 'lane-want'; seq: number }
   | { t: 'lane-cancel'; seq: number }
   | { t: 'lane-done'; seq: number }
+  // slow worker -> slow lane: it has let go of these requests (lane ids) the arbiter asked about
+  | { t: 'lane-let-go'; ids: number[] }
   | ({ t: 'route' } & RouteNews);
 
 export type ToWorker =
@@ -61,7 +63,19 @@ export type ToWorker =
   // slow lane -> fast worker: stream request `seq` to the slow worker at `path`, or answer 503
   | { t: 'lane-go'; seq: number; path: string }
   | { t: 'lane-no'; seq: number; retryAfter: number; reason: string }
+  // slow lane -> slow worker: the fast workers of these requests died; say when you have let go of each
+  | { t: 'lane-orphans'; ids: number[] }
   | ({ t: 'route' } & RouteNews);
 
 /** The header a fast worker sends the client's address in (`ADDR PORT`); a slow worker takes it off before the app sees the request. */
 export const CLIENT_HEADER = 'x-drover-client';
+/** The header a fast worker sends a forwarded request's lane id in; taken off like CLIENT_HEADER. */
+export const LANE_HEADER = 'x-drover-lane';
+
+/** Sequence numbers a fast worker gives its slow-lane requests stay below this. */
+export const SEQ_LIMIT = 2 ** 31;
+
+/** A slow-lane request's id, unique across fast workers: a safe integer for every pid below 2^22. */
+export function laneId(pid: number, seq: number): number {
+  return pid * SEQ_LIMIT + seq;
+}

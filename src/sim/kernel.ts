@@ -97,6 +97,12 @@ export class Kernel {
     return this.m.trace.lines();
   }
 
+  /** Whether `pid` is in a burn (os.burn): its clock is ahead, running code that holds its event loop. */
+  burning(pid: number): boolean {
+    const p = this.m.procs.get(pid);
+    return p !== undefined && p.busyUntil > this.m.now;
+  }
+
   /** A counter that moves whenever `processes()` would answer differently (pids, parents, states). */
   get changes(): number {
     return this.m.changes;

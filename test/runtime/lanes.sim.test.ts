@@ -312,6 +312,41 @@ test('a client that goes away while its request runs keeps the slot busy until t
   });
 });
 
+test('a fast worker killed while its request runs in the slow lane: the slot stays taken until the slow worker lets go', async () => {
+  // One slow worker of concurrency 1, queue_timeout 1 s. `orphan` burns 3 s
+  // there; its fast worker is KILLed at 0.5 s. `next` comes through the
+  // replacement fast worker while the slow worker still burns: it waits in
+  // the lane's queue and gets its 503 after 1 s. (Before the fix the dead
+  // fast worker's slot was freed at once: `next` was sent on to the slow
+  // worker, waited there behind the orphan's burn where the lane could not
+  // see it - past queue_timeout, a second request on a worker of concurrency
+  // 1 - and was answered at 3 s. Found by the chaos invariant slow-cap.)
+  await simulate(115, base('--workers', '1', '--slow-routes', 'GET /report/*', '--slow-workers', '1', '--slow-concurrency', '1', '--queue-timeout', '1'), async (c) => {
+    await c.booted(1);
+    await slowBooted(c, 1);
+    const [fast] = c.workers();
+    const t0 = c.os.now();
+    const orphan = ask(c.os, '/report/orphan?burn=3000');
+    await c.os.sleep(500);
+    const from = c.log().length;
+    c.os.kill(fast!, 'SIGKILL');
+    expect((await orphan).error).not.toBeNull();
+    await c.booted(1, from);
+    const next = await ask(c.os, '/report/next?burn=10');
+    expect(next.status).toBe(503);
+    expect(next.text).toMatch(/waited too long/);
+    expect(latency(next)).toBeGreaterThanOrEqual(1000);
+    expect(next.t1 - t0).toBeLessThan(3000);
+    // The slow worker let go at the end of the burn: its slot is free again.
+    await c.os.sleep(Math.max(0, t0 + 3100 - c.os.now()));
+    const after = await ask(c.os, '/report/after?burn=10');
+    expect(after.status).toBe(200);
+    expect(latency(after)).toBeLessThan(50);
+    const seen = JSON.parse((await ask(c.os, '/report/seen')).text) as { seen: string[] };
+    expect(seen.seen).toEqual(['/report/orphan?burn=3000', '/report/after?burn=10', '/report/seen']);
+  });
+});
+
 test('a slow worker killed mid-request: the client gets 502 (or a reset mid-answer), never a hang; what was queued is served by its replacement', async () => {
   await simulate(111, base('--workers', '1', '--slow-routes', 'GET /report/*,GET /stream/*', '--slow-workers', '1'), async (c) => {
     await c.booted(1);

@@ -10,18 +10,22 @@
 // workers while those drain, and are drained once none is left.
 //
 // Request ids: a fast worker numbers its requests (seq < 2^31); the lane's
-// id is pid × 2^31 + seq, a safe integer for every pid below 2^22.
+// id is pid × 2^31 + seq (protocol.ts laneId).
+//
+// A slot is freed on the word of whoever can know the request has let go of
+// its slow worker: the fast worker, once its connection there has closed;
+// or, when that fast worker died, the slow worker itself, asked with
+// lane-orphans. A dead fast worker's request may still be burning there,
+// and another request given that slot would wait behind it.
 import type { Os, Timer } from '../../os/types.js';
 import type { Config } from '../config/index.js';
 import { DEFAULT_CAPACITY, type SlowRoute } from '../lanes/predictor.js';
 import { SlowLane, type Decision } from '../lanes/queue.js';
 import type { GenerationReport, LanesReport } from '../lanes/report.js';
 import type { Logger } from '../log.js';
-import type { RouteNews, ToWorker } from '../protocol.js';
+import { laneId, SEQ_LIMIT, type RouteNews, type ToWorker } from '../protocol.js';
 import type { Worker } from './workers.js';
 import { planted, probe } from '../probe.js';
-
-const SEQ = 2 ** 31;
 
 interface Gen {
   readonly generation: number;
@@ -30,6 +34,7 @@ interface Gen {
   readonly sockets: Map<number, string>; // slow worker pid -> its socket
   readonly retiring: Set<number>; // slow workers to drain once idle
   readonly live: Map<number, Set<number>>; // fast worker pid -> its ids in the lane
+  readonly orphans: Map<number, number>; // id -> its slow worker: running when its fast worker died, until the slow worker lets go
 }
 
 export interface LanesHost {
@@ -66,6 +71,7 @@ export class Lanes {
       sockets: new Map(),
       retiring: new Set(),
       live: new Map(),
+      orphans: new Map(),
     });
   }
 
@@ -82,7 +88,7 @@ export class Lanes {
 
   want(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
-    const id = fast.pid * SEQ + seq;
+    const id = laneId(fast.pid, seq);
     if (!g) {
       // Lanes off in its generation (an old fast worker after a HUP turned them off).
       this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'no-workers' });
@@ -97,23 +103,50 @@ export class Lanes {
 
   cancel(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
-    const id = fast.pid * SEQ + seq;
+    const id = laneId(fast.pid, seq);
     if (g?.lane.cancel(id)) g.live.get(fast.pid)?.delete(id);
     this.schedule();
   }
 
   done(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
-    if (g) this.complete(g, fast.pid * SEQ + seq);
+    if (g) this.complete(g, laneId(fast.pid, seq));
   }
 
-  /** A fast worker is gone: its queued requests leave the queue, its running ones free their slots. */
+  /**
+   * A fast worker is gone: its queued requests leave the queue; its running
+   * ones keep their slots until their slow workers say they have let go.
+   */
   fastGone(fast: Worker): void {
     const g = this.gens.get(fast.generation);
     const ids = g?.live.get(fast.pid);
     if (!g || !ids) return;
     g.live.delete(fast.pid);
-    for (const id of ids) if (!g.lane.cancel(id)) this.complete(g, id);
+    const ask = new Map<number, number[]>();
+    for (const id of ids) {
+      if (g.lane.cancel(id)) continue;
+      const slow = g.lane.workerOf(id);
+      if (slow === undefined || planted('lane-frees-orphans')) {
+        this.complete(g, id);
+        continue;
+      }
+      g.orphans.set(id, slow);
+      const list = ask.get(slow);
+      if (list) list.push(id);
+      else ask.set(slow, [id]);
+    }
+    for (const [slow, list] of ask) this.host.send(slow, { t: 'lane-orphans', ids: list });
+  }
+
+  /** A slow worker let go of requests whose fast workers died: their slots are free. */
+  letGo(slow: Worker, ids: readonly number[]): void {
+    const g = this.gens.get(slow.generation);
+    if (!g) return;
+    for (const id of ids) {
+      if (g.orphans.get(id) !== slow.pid) continue;
+      g.orphans.delete(id);
+      this.complete(g, id);
+    }
   }
 
   // ------------------------------------------------------------ slow workers
@@ -143,6 +176,7 @@ export class Lanes {
     if (!g) return;
     g.sockets.delete(slow.pid);
     g.retiring.delete(slow.pid);
+    for (const [id, pid] of g.orphans) if (pid === slow.pid) g.orphans.delete(id);
     const r = g.lane.removeWorker(slow.pid, this.host.os.now());
     if (r.failed.length > 0) this.host.log.error(`slow-lane worker ${slow.pid} died running ${r.failed.length} request(s)`);
     this.act(g, r.decisions);
@@ -219,7 +253,7 @@ export class Lanes {
 
   private complete(g: Gen, id: number): void {
     const slow = g.lane.workerOf(id);
-    g.live.get(Math.floor(id / SEQ))?.delete(id);
+    g.live.get(Math.floor(id / SEQ_LIMIT))?.delete(id);
     this.act(g, g.lane.complete(id, this.host.os.now()));
     if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
   }
@@ -235,9 +269,10 @@ export class Lanes {
 
   private act(g: Gen, ds: readonly Decision[]): void {
     for (const d of ds) {
-      const pid = Math.floor(d.id / SEQ);
-      const seq = d.id - pid * SEQ;
+      const pid = Math.floor(d.id / SEQ_LIMIT);
+      const seq = d.id - pid * SEQ_LIMIT;
       if (d.kind === 'assign') {
+        probe.laneAssigned?.(g.generation, d.worker, g.lane.load(d.worker) - 1);
         this.host.send(pid, { t: 'lane-go', seq, path: g.sockets.get(d.worker)! });
       } else {
         g.live.get(pid)?.delete(d.id);

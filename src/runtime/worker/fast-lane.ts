@@ -10,7 +10,7 @@ import type { Os } from '../../os/types.js';
 import { Predictor } from '../lanes/predictor.js';
 import { routeKeyString } from '../lanes/route-key.js';
 import type { Logger } from '../log.js';
-import type { LaneSpec, ToArbiter, ToWorker } from '../protocol.js';
+import { laneId, SEQ_LIMIT, type LaneSpec, type ToArbiter, type ToWorker } from '../protocol.js';
 import { forward } from './forward.js';
 
 interface Waiting {
@@ -18,8 +18,6 @@ interface Waiting {
   readonly res: ServerResponse;
   readonly key: number;
 }
-
-const SEQ_LIMIT = 2 ** 31; // the arbiter packs (pid, seq) into one safe integer
 
 export class FastLane {
   readonly predictor: Predictor;
@@ -84,7 +82,7 @@ export class FastLane {
           return;
         }
         const t0 = this.os.now();
-        forward(this.os, m.path, w.req, w.res, (how) => {
+        forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, (how) => {
           this.send({ t: 'lane-done', seq: m.seq });
           if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0);
         });

@@ -12,9 +12,9 @@
 import { request, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Os } from '../../os/types.js';
-import { CLIENT_HEADER } from '../protocol.js';
+import { CLIENT_HEADER, LANE_HEADER } from '../protocol.js';
 
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'expect', CLIENT_HEADER]);
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'expect', CLIENT_HEADER, LANE_HEADER]);
 const HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 function pass(raw: readonly string[], drop: ReadonlySet<string>): string[] {
@@ -28,7 +28,7 @@ function pass(raw: readonly string[], drop: ReadonlySet<string>): string[] {
 /** How a forwarded request ended: answered in full, or not (a 502 sent, the client reset, or the client left). */
 export type Outcome = 'answered' | 'failed' | 'client-gone';
 
-export function forward(os: Os, path: string, req: IncomingMessage, res: ServerResponse, done: (how: Outcome) => void): void {
+export function forward(os: Os, path: string, id: number, req: IncomingMessage, res: ServerResponse, done: (how: Outcome) => void): void {
   let over = false;
   const end = (how: Outcome) => {
     if (over) return;
@@ -36,7 +36,7 @@ export function forward(os: Os, path: string, req: IncomingMessage, res: ServerR
     done(how);
   };
   const headers = pass(req.rawHeaders, HOP);
-  headers.push(CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, 'Connection', 'close');
+  headers.push(CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close');
   const preq = request({
     method: req.method,
     path: req.url,

@@ -23,10 +23,11 @@ import type { Listener, Os, Stream } from '../../os/types.js';
 import { routeKey } from '../lanes/route-key.js';
 import { accessLine, Logger, LogSink } from '../log.js';
 import { httpDate } from '../time-format.js';
-import { CLIENT_HEADER, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
 import { FastLane } from './fast-lane.js';
+import { SlowSide } from './slow-lane.js';
 import { planted } from '../probe.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
@@ -37,6 +38,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const conns = new Connections();
   const slowRole = spec.role === 'slow';
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
+  const slowSide = slowRole ? new SlowSide(send) : null;
   // A slow worker's socket is its own: it listens before it loads the app, so
   // that a path it cannot take fails the boot.
   let listening: readonly Listener[] = os.listeners;
@@ -77,6 +79,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     const msg = m as ToWorker;
     if (msg.t === 'drain') return stop(false);
     lanes?.message(msg);
+    slowSide?.message(msg);
   });
 
   if (slowRole) {
@@ -117,8 +120,8 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
 
   const dated = dateHeader(os);
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (slowSide && !slowSide.take(req, res)) return;
     served++;
-    if (slowRole) fromFastWorker(req);
     res.sendDate = false;
     res.setHeader('date', dated());
     conns.request(req, res);
@@ -198,30 +201,6 @@ function dateHeader(os: Os): () => string {
     }
     return date;
   };
-}
-
-/**
- * A slow worker's request came through a fast worker, which put the client's
- * address in a header: the app sees the client as its peer, as it would on
- * the fast worker, and never sees the header. Its connection carries this
- * one request only, so the socket can stand for the client.
- */
-function fromFastWorker(req: IncomingMessage): void {
-  const v = req.headers[CLIENT_HEADER];
-  if (typeof v !== 'string') return;
-  delete req.headers[CLIENT_HEADER];
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === CLIENT_HEADER) {
-      raw.splice(i, 2);
-      i -= 2;
-    }
-  }
-  const sp = v.lastIndexOf(' ');
-  const address = v.slice(0, sp);
-  const port = Number(v.slice(sp + 1));
-  if (address !== '') Object.defineProperty(req.socket, 'remoteAddress', { value: address, configurable: true });
-  if (Number.isInteger(port) && port > 0) Object.defineProperty(req.socket, 'remotePort', { value: port, configurable: true });
 }
 
 /** Counts the body bytes an app writes (only when there is an access log: it costs a wrapper per response). */

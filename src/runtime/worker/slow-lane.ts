@@ -1,0 +1,86 @@
+// The slow worker's side of the lanes. Its requests come from fast workers,
+// one connection each, with two headers of drover's that the app never sees:
+// the client's address (the app sees the client as its peer, as it would on
+// the fast worker) and the request's lane id.
+//
+// The id matters when a fast worker dies while its request runs here. The
+// arbiter cannot hear the end from the dead worker, and this worker may
+// still be burning on the request: a slot freed then would put another
+// request behind the burn, past the lane's concurrency. So the arbiter asks
+// (lane-orphans) and frees the slots when this worker answers (lane-let-go):
+// at once for a request not running here, else when it ends. One asked about
+// that has not come yet is not run if it comes: its slot is gone.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CLIENT_HEADER, LANE_HEADER, type ToArbiter, type ToWorker } from '../protocol.js';
+
+/** Ids asked about before their request came, kept for a late arrival; a dead fast worker leaves a few at most. */
+const REFUSED_MAX = 1024;
+
+export class SlowSide {
+  private readonly running = new Set<number>();
+  private readonly asked = new Set<number>(); // running here: answer when they end
+  private readonly refused = new Set<number>(); // not come yet: do not run them
+
+  constructor(private readonly send: (m: ToArbiter) => void) {}
+
+  /** A request from a fast worker: false if it must not run (its slot was given up); its connection is then closed. */
+  take(req: IncomingMessage, res: ServerResponse): boolean {
+    const id = fromFastWorker(req);
+    if (id === null) return true;
+    if (this.refused.delete(id)) {
+      req.socket.destroy();
+      return false;
+    }
+    this.running.add(id);
+    res.once('close', () => {
+      this.running.delete(id);
+      if (this.asked.delete(id)) this.send({ t: 'lane-let-go', ids: [id] });
+    });
+    return true;
+  }
+
+  message(m: ToWorker): void {
+    if (m.t !== 'lane-orphans') return;
+    const now: number[] = [];
+    for (const id of m.ids) {
+      if (this.running.has(id)) {
+        this.asked.add(id);
+        continue;
+      }
+      now.push(id);
+      this.refused.add(id);
+      if (this.refused.size > REFUSED_MAX) this.refused.delete(this.refused.values().next().value!);
+    }
+    if (now.length > 0) this.send({ t: 'lane-let-go', ids: now });
+  }
+}
+
+/**
+ * Takes drover's headers off a request from a fast worker, in every case
+ * and repetition, and makes the client the socket's peer (its connection
+ * carries this one request only, so the socket can stand for the client).
+ * Returns the lane id, or null if there is none.
+ */
+export function fromFastWorker(req: IncomingMessage): number | null {
+  const client = req.headers[CLIENT_HEADER];
+  const lane = req.headers[LANE_HEADER];
+  delete req.headers[CLIENT_HEADER];
+  delete req.headers[LANE_HEADER];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === CLIENT_HEADER || name === LANE_HEADER) {
+      raw.splice(i, 2);
+      i -= 2;
+    }
+  }
+  if (typeof client === 'string') {
+    const sp = client.lastIndexOf(' ');
+    const address = client.slice(0, sp);
+    const port = Number(client.slice(sp + 1));
+    if (address !== '') Object.defineProperty(req.socket, 'remoteAddress', { value: address, configurable: true });
+    if (Number.isInteger(port) && port > 0) Object.defineProperty(req.socket, 'remotePort', { value: port, configurable: true });
+  }
+  const id = typeof lane === 'string' ? Number(lane) : NaN;
+  return Number.isSafeInteger(id) && id >= 0 ? id : null;
+}
