@@ -17,6 +17,9 @@ function request(headers: Array<[string, string]>) {
   return { req, res, socket };
 }
 
+/** The slow worker's clock, as SlowSide reads it (ms). */
+let clock = 0;
+
 const forwarded = (id: number, more: Array<[string, string]> = []) =>
   request([['Host', 'x'], ['x-drover-client', '10.0.0.7 4567'], ...more, ['x-drover-lane', String(id)], ['Connection', 'close']]);
 
@@ -34,7 +37,7 @@ test('drover\'s headers are taken off in every case, the client becomes the peer
 
 test('an orphan running here is let go when its answer ends; one not here at once, and it is not run if it comes later', () => {
   const sent: ToArbiter[] = [];
-  const side = new SlowSide((m) => sent.push(m));
+  const side = new SlowSide((m) => sent.push(m), () => clock);
   const a = laneId(300, 1);
   const b = laneId(300, 2);
   const c = laneId(301, 1);
@@ -65,9 +68,10 @@ test('an orphan running here is let go when its answer ends; one not here at onc
   expect(sent).toHaveLength(3);
 });
 
-test('ids given up before they came are kept for a bounded number', () => {
+test('ids given up before they came are refused for ten minutes, and a bounded number of them', () => {
+  clock = 0;
   const sent: ToArbiter[] = [];
-  const side = new SlowSide((m) => sent.push(m));
+  const side = new SlowSide((m) => sent.push(m), () => clock);
   const ids = Array.from({ length: 1100 }, (_, i) => laneId(400, i));
   side.message({ t: 'lane-orphans', ids });
   expect(sent).toEqual([{ t: 'lane-let-go', ids }]);
@@ -76,4 +80,8 @@ test('ids given up before they came are kept for a bounded number', () => {
   expect(side.take(oldest.req, oldest.res)).toBe(true);
   const newest = forwarded(ids.at(-1)!);
   expect(side.take(newest.req, newest.res)).toBe(false);
+  // Past ten minutes one is forgotten: a new worker with the dead one's pid may number a request the same.
+  clock = 10 * 60_000 + 1;
+  const late = forwarded(ids.at(-2)!);
+  expect(side.take(late.req, late.res)).toBe(true);
 });

@@ -347,6 +347,36 @@ test('a fast worker killed while its request runs in the slow lane: the slot sta
   });
 });
 
+test('a fast worker killed just as it asks the lane for a slot: the slot is not lost', { timeout: 120_000 }, async () => {
+  // The worker's lane-want can reach the arbiter after its death was heard
+  // and its requests let go (a message in flight outlives its sender, on the
+  // real OS too: Node may read a child's last IPC messages after its 'exit').
+  // Before the fix the arbiter took it, gave the dead worker the slot, and
+  // nobody ever freed it: with slow_queue 0 every later slow request was shed.
+  // The kill lands 0-6 ms after the request, over seeds whose latencies put
+  // it on each side of the message (5 of these 84 lost the slot before).
+  const lost: string[] = [];
+  for (let seed = 1; seed <= 12; seed++) {
+    for (let d = 0; d <= 6; d++) {
+      await simulate(1000 + seed, base('--workers', '1', '--slow-routes', 'GET /report/*', '--slow-workers', '1', '--slow-queue', '0'), async (c) => {
+        await c.booted(1);
+        await slowBooted(c, 1);
+        const [fast] = c.workers();
+        const a = ask(c.os, '/report/a?burn=50');
+        await c.os.sleep(d);
+        const from = c.log().length;
+        c.os.kill(fast!, 'SIGKILL');
+        await a;
+        await c.booted(1, from);
+        await c.os.sleep(200);
+        const b = await ask(c.os, '/report/b?burn=10');
+        if (b.status !== 200) lost.push(`seed ${1000 + seed}, kill after ${d} ms: ${b.status}`);
+      });
+    }
+  }
+  expect(lost).toEqual([]);
+});
+
 test('a slow worker killed mid-request: the client gets 502 (or a reset mid-answer), never a hang; what was queued is served by its replacement', async () => {
   await simulate(111, base('--workers', '1', '--slow-routes', 'GET /report/*,GET /stream/*', '--slow-workers', '1'), async (c) => {
     await c.booted(1);

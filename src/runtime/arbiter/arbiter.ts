@@ -402,6 +402,10 @@ class Arbiter {
   }
 
   private message(w: Worker, m: ToArbiter): void {
+    // Node may hand over a child's last IPC messages after its 'exit': one
+    // already reaped says nothing any more (a lane-want then would be given
+    // a slot nobody frees).
+    if (this.workers.get(w.pid) !== w) return;
     const now = this.os.now();
     w.lastBeat = now;
     switch (m.t) {

@@ -94,6 +94,13 @@ export class Lanes {
       this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'no-workers' });
       return;
     }
+    if (g.orphans.has(id)) {
+      // A new worker with a dead one's pid has come to the seq of that one's
+      // request, which still runs: the id is taken. (Pid reuse within one
+      // request's run, on the real OS only.)
+      this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'queue-full' });
+      return;
+    }
     let ids = g.live.get(fast.pid);
     if (!ids) g.live.set(fast.pid, (ids = new Set()));
     if (ids.has(id)) return; // a duplicate message: the first one stands
@@ -268,11 +275,17 @@ export class Lanes {
   }
 
   private act(g: Gen, ds: readonly Decision[]): void {
+    // For the checker: the lane's load counts every assignment of `ds`; each is reported with those before it.
+    const later = probe.laneAssigned ? assignsPerWorker(ds) : null;
     for (const d of ds) {
       const pid = Math.floor(d.id / SEQ_LIMIT);
       const seq = d.id - pid * SEQ_LIMIT;
       if (d.kind === 'assign') {
-        probe.laneAssigned?.(g.generation, d.worker, g.lane.load(d.worker) - 1);
+        if (later) {
+          const n = later.get(d.worker)!;
+          later.set(d.worker, n - 1);
+          probe.laneAssigned!(g.generation, d.worker, g.lane.load(d.worker) - n);
+        }
         this.host.send(pid, { t: 'lane-go', seq, path: g.sockets.get(d.worker)! });
       } else {
         g.live.get(pid)?.delete(d.id);
@@ -302,4 +315,10 @@ export class Lanes {
       this.schedule();
     });
   }
+}
+
+function assignsPerWorker(ds: readonly Decision[]): Map<number, number> {
+  const n = new Map<number, number>();
+  for (const d of ds) if (d.kind === 'assign') n.set(d.worker, (n.get(d.worker) ?? 0) + 1);
+  return n;
 }

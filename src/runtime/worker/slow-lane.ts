@@ -9,27 +9,38 @@
 // request behind the burn, past the lane's concurrency. So the arbiter asks
 // (lane-orphans) and frees the slots when this worker answers (lane-let-go):
 // at once for a request not running here, else when it ends. One asked about
-// that has not come yet is not run if it comes: its slot is gone.
+// that has not come yet is not run if it comes: its slot is gone. Its
+// connection can only be one the dead worker opened, so it comes soon or
+// never; the id is forgotten after a while, as a new worker that got the
+// dead one's pid will in time number a request the same.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CLIENT_HEADER, LANE_HEADER, type ToArbiter, type ToWorker } from '../protocol.js';
 
-/** Ids asked about before their request came, kept for a late arrival; a dead fast worker leaves a few at most. */
+/** Ids asked about before their request came are refused this long (a burn here may delay the accept), at most this many. */
+const REFUSED_MS = 10 * 60_000;
 const REFUSED_MAX = 1024;
 
 export class SlowSide {
   private readonly running = new Set<number>();
   private readonly asked = new Set<number>(); // running here: answer when they end
-  private readonly refused = new Set<number>(); // not come yet: do not run them
+  private readonly refused = new Map<number, number>(); // not come yet: do not run them before this time
 
-  constructor(private readonly send: (m: ToArbiter) => void) {}
+  constructor(
+    private readonly send: (m: ToArbiter) => void,
+    private readonly now: () => number,
+  ) {}
 
   /** A request from a fast worker: false if it must not run (its slot was given up); its connection is then closed. */
   take(req: IncomingMessage, res: ServerResponse): boolean {
     const id = fromFastWorker(req);
     if (id === null) return true;
-    if (this.refused.delete(id)) {
-      req.socket.destroy();
-      return false;
+    const until = this.refused.get(id);
+    if (until !== undefined) {
+      this.refused.delete(id);
+      if (until >= this.now()) {
+        req.socket.destroy();
+        return false;
+      }
     }
     this.running.add(id);
     res.once('close', () => {
@@ -48,8 +59,9 @@ export class SlowSide {
         continue;
       }
       now.push(id);
-      this.refused.add(id);
-      if (this.refused.size > REFUSED_MAX) this.refused.delete(this.refused.values().next().value!);
+      this.refused.delete(id);
+      this.refused.set(id, this.now() + REFUSED_MS);
+      if (this.refused.size > REFUSED_MAX) this.refused.delete(this.refused.keys().next().value!);
     }
     if (now.length > 0) this.send({ t: 'lane-let-go', ids: now });
   }

@@ -38,7 +38,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const conns = new Connections();
   const slowRole = spec.role === 'slow';
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
-  const slowSide = slowRole ? new SlowSide(send) : null;
+  const slowSide = slowRole ? new SlowSide(send, () => os.now()) : null;
   // A slow worker's socket is its own: it listens before it loads the app, so
   // that a path it cannot take fails the boot.
   let listening: readonly Listener[] = os.listeners;
