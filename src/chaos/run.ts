@@ -365,6 +365,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         `${SETTLE_MS / 1000} s after the faults stopped: arbiter ${arbiters()}, ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
         `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map(describe).join('; ')})`);
       for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
+      if (pending.size === 0) for (const a of live('arbiter')) checker.lanesIdle(a.pid);
     }
 
     // ---- TERM: everything stops, nothing is left
@@ -382,7 +383,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   ledger.reset();
   plant(opts.defects ?? []);
   probe.transition = (name, from, to) => checker.transition(name, from, to);
-  probe.laneQueued = (g, q, limit) => checker.laneQueued(g, q, limit);
+  probe.lane = (a, g, queued, running, limit) => checker.lane(a, g, queued, running, limit);
+  probe.laneClosed = (a, g) => checker.laneClosed(a, g);
   probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
@@ -403,7 +405,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   } finally {
     plant([]);
     probe.transition = undefined;
-    probe.laneQueued = undefined;
+    probe.lane = undefined;
+    probe.laneClosed = undefined;
     probe.laneAssigned = undefined;
   }
   let logTail: string[] = [];

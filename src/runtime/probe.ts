@@ -14,8 +14,10 @@
 export interface Probe {
   /** A companion changed state (companions/state.ts), as the manager `pid` applies it. */
   transition?(name: string, from: string, to: string): void;
-  /** A slow lane's queue after a decision (arbiter/lanes.ts). */
-  laneQueued?(generation: number, queued: number, limit: number): void;
+  /** A slow lane of arbiter `arbiter` after each change (arbiter/lanes.ts): requests queued and running, and slow_queue. */
+  lane?(arbiter: number, generation: number, queued: number, running: number, limit: number): void;
+  /** That lane is gone: no worker of its generation is left. */
+  laneClosed?(arbiter: number, generation: number): void;
   /** A slow lane gave slow worker `pid` a request; it had counted `running` others on it. */
   laneAssigned?(generation: number, pid: number, running: number): void;
 }
@@ -32,6 +34,7 @@ export const DEFECTS = [
   'companion-skips-backoff', // transitions: a crash goes RUNNING -> STARTING
   'lane-queue-overflow', // queue bound: one request more than slow_queue waits
   'lane-frees-orphans', // slow cap: a dead fast worker's running request frees its slot at once
+  'lane-ignores-done', // lane slots: every fifth lane-done is not heard, its slot never freed
   'arbiter-ignores-term', // shutdown: TERM is logged and nothing stops
 ] as const;
 

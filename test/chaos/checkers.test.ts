@@ -36,6 +36,7 @@ const CASES: readonly Case[] = [
   { invariant: 'convergence', defect: 'arbiter-no-slow-respawn', scenario: 'queue-load', found: 1, how: 'a KILLed slow worker is never replaced' },
   { invariant: 'transitions', defect: 'companion-skips-backoff', scenario: 'companions', found: 1, how: 'a crashing (or KILLed) RUNNING companion goes straight to STARTING' },
   { invariant: 'queue-bound', defect: 'lane-queue-overflow', scenario: 'queue-load', found: 1, how: 'the slow lane queues one request over slow_queue under the load' },
+  { invariant: 'lane-slots', defect: 'lane-ignores-done', scenario: 'queue-load', found: 1, how: 'every fifth lane-done from a fast worker is not heard: its slot stays taken after the load ends' },
   { invariant: 'slow-cap', defect: 'lane-frees-orphans', scenario: 'queue-load', found: 2, how: "a KILLed fast worker's running slow request frees its slot while the slow worker still burns on it; a queued request is given that worker" },
   { invariant: 'shutdown', defect: 'arbiter-ignores-term', scenario: 'mixed', found: 1, how: 'the arbiter logs TERM and goes on: the whole tree is still up after the deadline' },
 ];

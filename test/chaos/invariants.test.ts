@@ -137,12 +137,28 @@ describe('transitions', () => {
 describe('queue bound', () => {
   test('a slow lane may hold slow_queue requests, not one more', () => {
     const { checker } = setup();
-    checker.laneQueued(1, 0, 0);
-    checker.laneQueued(1, 4, 4);
+    checker.lane(101, 1, 0, 0, 0);
+    checker.lane(101, 1, 4, 1, 4);
     expect(checker.violation).toBeNull();
-    checker.laneQueued(2, 5, 4);
+    checker.lane(101, 2, 5, 1, 4);
     expect(checker.violation).toMatchObject({ invariant: 'queue-bound', message: 'the slow lane of generation 2 holds 5 queued requests, over slow_queue 4' });
     expect(checker.counts['queue-bound']).toBe(3);
+  });
+});
+
+describe('lane slots', () => {
+  test('after settling, the lanes of the arbiter still running must hold nothing; a closed lane and a dead arbiter\'s are not looked at', () => {
+    const { checker } = setup();
+    checker.lane(101, 1, 2, 1, 4);
+    checker.lane(101, 2, 0, 1, 4);
+    checker.laneClosed(101, 2);
+    checker.lane(101, 1, 0, 0, 4);
+    checker.lane(90, 3, 0, 2, 4); // an arbiter KILLed earlier
+    checker.lanesIdle(101);
+    expect(checker.violation).toBeNull();
+    checker.lane(101, 1, 0, 1, 4);
+    checker.lanesIdle(101);
+    expect(checker.violation).toMatchObject({ invariant: 'lane-slots', message: expect.stringMatching(/generation 101\/1 .* counts 1 running and 0 queued/) });
   });
 });
 
@@ -202,7 +218,7 @@ describe('worker counts of a generation', () => {
 
 test('the first violation is the one kept; every check is counted', () => {
   const { checker } = setup();
-  checker.laneQueued(1, 3, 2);
+  checker.lane(101, 1, 3, 0, 2);
   checker.transition('c0', 'RUNNING', 'STARTING');
   expect(checker.violation?.invariant).toBe('queue-bound');
   expect(checker.counts.transitions).toBe(1);

@@ -111,12 +111,16 @@ export class Lanes {
   cancel(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
     const id = laneId(fast.pid, seq);
-    if (g?.lane.cancel(id)) g.live.get(fast.pid)?.delete(id);
+    if (g?.lane.cancel(id)) {
+      g.live.get(fast.pid)?.delete(id);
+      this.probeState(g);
+    }
     this.schedule();
   }
 
   done(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
+    if (planted('lane-ignores-done') && seq % 5 === 0) return;
     if (g) this.complete(g, laneId(fast.pid, seq));
   }
 
@@ -206,7 +210,7 @@ export class Lanes {
 
   /** No worker of this generation is left at all. */
   forget(generation: number): void {
-    this.gens.delete(generation);
+    if (this.gens.delete(generation)) probe.laneClosed?.(this.host.os.pid, generation);
   }
 
   // ------------------------------------------------------------ routes
@@ -292,8 +296,14 @@ export class Lanes {
         this.host.send(pid, { t: 'lane-no', seq, retryAfter: d.retryAfter, reason: d.reason });
       }
     }
-    probe.laneQueued?.(g.generation, g.lane.stats().queued, g.limit);
+    this.probeState(g);
     this.schedule();
+  }
+
+  private probeState(g: Gen): void {
+    if (!probe.lane) return;
+    const s = g.lane.stats();
+    probe.lane(this.host.os.pid, g.generation, s.queued, s.running, g.limit);
   }
 
   /** One timer, at the earliest queue deadline of any generation. */
