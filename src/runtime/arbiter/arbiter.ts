@@ -404,15 +404,17 @@ class Arbiter {
   private message(w: Worker, m: ToArbiter): void {
     // Node may hand over a child's last IPC messages after its 'exit': one
     // already reaped says nothing any more (a lane-want then would be given
-    // a slot nobody frees).
-    if (this.workers.get(w.pid) !== w) return;
+    // a slot nobody frees), except that it did boot.
+    if (this.workers.get(w.pid) !== w) {
+      if (m.t === 'booted') this.bootedOnce();
+      return;
+    }
     const now = this.os.now();
     w.lastBeat = now;
     switch (m.t) {
       case 'booted':
         if (!this.workers.move(w, 'serving', now)) return;
-        this.booted = true;
-        this.bootFailures = 0;
+        this.bootedOnce();
         if (w.role === 'slow') this.lanes.slowReady(w, w.socket!);
         if (this.reload) this.poke();
         return;
@@ -445,6 +447,12 @@ class Arbiter {
       case 'route':
         return this.lanes.route(w, m);
     }
+  }
+
+  /** A worker booted: the app loads (boot errors no longer halt), and the boot backoff starts over. */
+  private bootedOnce(): void {
+    this.booted = true;
+    this.bootFailures = 0;
   }
 
   /**

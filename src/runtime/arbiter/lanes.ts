@@ -147,6 +147,8 @@ export class Lanes {
       else ask.set(slow, [id]);
     }
     for (const [slow, list] of ask) this.host.send(slow, { t: 'lane-orphans', ids: list });
+    this.probeState(g);
+    this.schedule();
   }
 
   /** A slow worker let go of requests whose fast workers died: their slots are free. */
