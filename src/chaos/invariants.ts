@@ -15,7 +15,7 @@ export const INVARIANTS = [
   'transitions', // companion state changes are only the allowed ones
   'queue-bound', // the slow-lane queue never holds more than slow_queue
   'slow-cap', // the lane gives no request to a slow worker it counts idle while that worker still runs one
-  'lane-slots', // once every request has ended and the system settled, the slow lanes hold nothing
+  'lane-slots', // once every request has ended and the system settled, the slow lanes hold nothing and count the live slow workers
   'shutdown', // TERM at the end leaves nothing running
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
@@ -56,7 +56,7 @@ export class Checker {
   readonly counts: Record<Invariant, number> = Object.fromEntries(INVARIANTS.map((i) => [i, 0])) as Record<Invariant, number>;
   private readonly orphanSince = new Map<number, number>();
   /** The last state of each slow lane, by "arbiter pid/generation". */
-  private readonly lanes = new Map<string, { queued: number; running: number }>();
+  private readonly lanes = new Map<string, { readonly queued: number; readonly running: number; readonly workers: number }>();
   private readonly zombieSince = new Map<number, number>();
   /** A fast worker's generation key ("arbiter pid/generation") and app, from its spec (args[0]), by pid. */
   private readonly specs = new Map<number, { key: string; app: string } | null>();
@@ -182,22 +182,31 @@ export class Checker {
     this.check('transitions', allowed.includes(to), () => `companion ${name} went ${from} -> ${to}, which the state table does not allow`);
   }
 
-  lane(arbiter: number, generation: number, queued: number, running: number, limit: number): void {
-    this.check('queue-bound', queued <= limit, () => `the slow lane of generation ${generation} holds ${queued} queued requests, over slow_queue ${limit}`);
-    this.lanes.set(`${arbiter}/${generation}`, { queued, running });
+  lane(arbiter: number, generation: number, s: { readonly queued: number; readonly running: number; readonly workers: number }, limit: number): void {
+    this.check('queue-bound', s.queued <= limit, () => `the slow lane of generation ${generation} holds ${s.queued} queued requests, over slow_queue ${limit}`);
+    this.lanes.set(`${arbiter}/${generation}`, { queued: s.queued, running: s.running, workers: s.workers });
   }
 
   laneClosed(arbiter: number, generation: number): void {
     this.lanes.delete(`${arbiter}/${generation}`);
   }
 
-  /** After settling, no request pending: every lane of the arbiter still running is empty (a slot not freed is lost for good). */
-  lanesIdle(arbiter: number): void {
+  /**
+   * After settling, no request pending: every lane of the arbiter still
+   * running is empty (a slot not freed is lost for good), and its lanes
+   * count as many slow workers as are alive (one dead and counted would be
+   * given requests nobody runs).
+   */
+  lanesIdle(arbiter: number, slowWorkers: number): void {
+    let counted = 0;
     for (const [key, s] of this.lanes) {
       if (!key.startsWith(`${arbiter}/`)) continue;
+      counted += s.workers;
       this.check('lane-slots', s.queued === 0 && s.running === 0, () =>
         `every request has ended, yet the slow lane of generation ${key} (arbiter/generation) counts ${s.running} running and ${s.queued} queued: slots never freed`);
     }
+    this.check('lane-slots', counted === slowWorkers, () =>
+      `the slow lanes of arbiter ${arbiter} count ${counted} slow workers taking requests, but ${slowWorkers} are alive`);
   }
 
   /**

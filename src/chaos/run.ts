@@ -365,7 +365,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         `${SETTLE_MS / 1000} s after the faults stopped: arbiter ${arbiters()}, ${live('worker').length} fast workers (expected ${good.min === good.max ? good.workers : `${good.min}..${good.max}`}), ` +
         `${live('slow-worker').length} slow workers (expected ${good.slowWorkers}), ${pending.size} request(s) without an end (${[...pending.values()].slice(0, 3).map(describe).join('; ')})`);
       for (const id of ledgerIds(n)) checker.check('answers', ledger.times(id) <= 1, () => `request ${id} was run ${ledger.times(id)} times`);
-      if (pending.size === 0) for (const a of live('arbiter')) checker.lanesIdle(a.pid);
+      if (pending.size === 0) for (const a of live('arbiter')) checker.lanesIdle(a.pid, live('slow-worker').length);
     }
 
     // ---- TERM: everything stops, nothing is left
@@ -383,7 +383,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   ledger.reset();
   plant(opts.defects ?? []);
   probe.transition = (name, from, to) => checker.transition(name, from, to);
-  probe.lane = (a, g, queued, running, limit) => checker.lane(a, g, queued, running, limit);
+  probe.lane = (a, g, s, limit) => checker.lane(a, g, s, limit);
   probe.laneClosed = (a, g) => checker.laneClosed(a, g);
   probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
   try {

@@ -14,8 +14,8 @@
 export interface Probe {
   /** A companion changed state (companions/state.ts), as the manager `pid` applies it. */
   transition?(name: string, from: string, to: string): void;
-  /** A slow lane of arbiter `arbiter` after each change (arbiter/lanes.ts): requests queued and running, and slow_queue. */
-  lane?(arbiter: number, generation: number, queued: number, running: number, limit: number): void;
+  /** A slow lane of arbiter `arbiter` after each change (arbiter/lanes.ts): requests queued and running, slow workers taking requests; and slow_queue. */
+  lane?(arbiter: number, generation: number, s: { readonly queued: number; readonly running: number; readonly workers: number }, limit: number): void;
   /** That lane is gone: no worker of its generation is left. */
   laneClosed?(arbiter: number, generation: number): void;
   /** A slow lane gave slow worker `pid` a request; it had counted `running` others on it. */

@@ -137,28 +137,36 @@ describe('transitions', () => {
 describe('queue bound', () => {
   test('a slow lane may hold slow_queue requests, not one more', () => {
     const { checker } = setup();
-    checker.lane(101, 1, 0, 0, 0);
-    checker.lane(101, 1, 4, 1, 4);
+    checker.lane(101, 1, { queued: 0, running: 0, workers: 1 }, 0);
+    checker.lane(101, 1, { queued: 4, running: 1, workers: 1 }, 4);
     expect(checker.violation).toBeNull();
-    checker.lane(101, 2, 5, 1, 4);
+    checker.lane(101, 2, { queued: 5, running: 1, workers: 1 }, 4);
     expect(checker.violation).toMatchObject({ invariant: 'queue-bound', message: 'the slow lane of generation 2 holds 5 queued requests, over slow_queue 4' });
     expect(checker.counts['queue-bound']).toBe(3);
   });
 });
 
 describe('lane slots', () => {
-  test('after settling, the lanes of the arbiter still running must hold nothing; a closed lane and a dead arbiter\'s are not looked at', () => {
+  const lane = (queued: number, running: number, workers: number) => ({ queued, running, workers });
+  test('after settling, the lanes of the arbiter still running hold nothing; a closed lane and a dead arbiter\'s are not looked at', () => {
     const { checker } = setup();
-    checker.lane(101, 1, 2, 1, 4);
-    checker.lane(101, 2, 0, 1, 4);
+    checker.lane(101, 1, lane(2, 1, 2), 4);
+    checker.lane(101, 2, lane(0, 1, 1), 4);
     checker.laneClosed(101, 2);
-    checker.lane(101, 1, 0, 0, 4);
-    checker.lane(90, 3, 0, 2, 4); // an arbiter KILLed earlier
-    checker.lanesIdle(101);
+    checker.lane(101, 1, lane(0, 0, 2), 4);
+    checker.lane(90, 3, lane(0, 2, 1), 4); // an arbiter KILLed earlier
+    checker.lanesIdle(101, 2);
     expect(checker.violation).toBeNull();
-    checker.lane(101, 1, 0, 1, 4);
-    checker.lanesIdle(101);
+    checker.lane(101, 1, lane(0, 1, 2), 4);
+    checker.lanesIdle(101, 2);
     expect(checker.violation).toMatchObject({ invariant: 'lane-slots', message: expect.stringMatching(/generation 101\/1 .* counts 1 running and 0 queued/) });
+  });
+
+  test('the lanes count as many slow workers as are alive', () => {
+    const { checker } = setup();
+    checker.lane(101, 1, lane(0, 0, 2), 4);
+    checker.lanesIdle(101, 1);
+    expect(checker.violation).toMatchObject({ invariant: 'lane-slots', message: 'the slow lanes of arbiter 101 count 2 slow workers taking requests, but 1 are alive' });
   });
 });
 
@@ -218,7 +226,7 @@ describe('worker counts of a generation', () => {
 
 test('the first violation is the one kept; every check is counted', () => {
   const { checker } = setup();
-  checker.lane(101, 1, 3, 0, 2);
+  checker.lane(101, 1, { queued: 3, running: 0, workers: 1 }, 2);
   checker.transition('c0', 'RUNNING', 'STARTING');
   expect(checker.violation?.invariant).toBe('queue-bound');
   expect(checker.counts.transitions).toBe(1);

@@ -234,7 +234,7 @@ async function run(m: Mix, seed: number): Promise<{ outside: number; inside: num
     '--slow-concurrency', String(m.conc), '--slow-queue', String(m.queue), '--queue-timeout', String(m.timeout / 1000),
     '--slow-routes', 'GET /h/*', '--access-log', '/tmp/access.log',
   ];
-  probe.lane = (_arbiter, _generation, queued) => void (inside = Math.max(inside, queued));
+  probe.lane = (_arbiter, _generation, s) => void (inside = Math.max(inside, s.queued));
   try {
     await simulate(seed, argv, async (c) => {
       await c.booted(m.fast);

@@ -304,8 +304,7 @@ export class Lanes {
 
   private probeState(g: Gen): void {
     if (!probe.lane) return;
-    const s = g.lane.stats();
-    probe.lane(this.host.os.pid, g.generation, s.queued, s.running, g.limit);
+    probe.lane(this.host.os.pid, g.generation, g.lane.stats(), g.limit);
   }
 
   /** One timer, at the earliest queue deadline of any generation. */
