@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest';
 import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
 import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
 import { helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
-import { processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
+import { duration, processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/drover.js');
@@ -125,6 +125,11 @@ describe('drover sim options', () => {
     expect(replayCommand({ seed: '25', name: 'queue-load', durationMs: 2500, defects: ['lane-queue-overflow'], faults: [{ at: 3000, kind: 'hup', pick: 9 }] }))
       .toBe('npx drover sim --seed 0x19 --scenario queue-load --duration 2.5 --defect lane-queue-overflow --faults 3000:hup:9');
   });
+});
+
+test('durations round once: never 60 seconds in a minute', () => {
+  expect([59_940, 59_960, 60_000, 119_500, 179_600, 3_599_600, 3_600_000, 7_380_000].map(duration)).toEqual(
+    ['59.9s', '1m 00s', '1m 00s', '2m 00s', '3m 00s', '1h 00m', '1h 00m', '2h 03m']);
 });
 
 describe('shrinking a schedule with fast-check', () => {
