@@ -66,7 +66,9 @@ export type Errno =
   | 'EPIPE'
   | 'ENAMETOOLONG'
   | 'ENOTSOCK'
-  | 'ENOTCONN';
+  | 'ENOTCONN'
+  | 'EMFILE' // this process is out of file descriptors
+  | 'ENFILE'; // the system is
 
 /** An OS failure. `message` names the problem and, where there is one, the fix. */
 export class OsError extends Error {
@@ -252,8 +254,34 @@ export const UNIX_PATH_MAX = 107;
  */
 export interface Listener {
   readonly address: Addr; // the bound address; a TCP port 0 is resolved to the real one
-  /** Start taking connections in this process. At most once per process. */
-  accept(onConnection: (stream: Stream) => void): void;
+  /**
+   * Start taking connections in this process. At most once per process.
+   * `onError` receives what goes wrong with taking connections as an
+   * OsError: accept(2) failures (EMFILE, ENFILE, ...) and a resume() that
+   * could not be carried out (the listener is then paused again). Without
+   * it they are written to stderr and nothing else happens. It may be
+   * called from inside the failing accept; pausing there is allowed. On the
+   * real OS, EMFILE seldom arrives: libuv meets it by accepting and closing
+   * every waiting connection (src/os/node/listener.ts). To leave them to the
+   * other acceptors, pause before running out of descriptors.
+   */
+  accept(onConnection: (stream: Stream) => void, onError?: (err: OsError) => void): void;
+  /**
+   * Stop taking connections in this process; they wait in the backlog for
+   * another acceptor or for resume(). Idempotent. The socket stays held
+   * (other processes and a later resume() still use it). A paused listener
+   * does not keep its process alive. May come before accept (which then
+   * waits for resume). After close, nothing.
+   */
+  pause(): void;
+  /**
+   * Take connections again after pause(). Idempotent. Connections that
+   * waited are accepted. On the real OS it may take a moment (a fresh
+   * descriptor comes from the parent, see src/os/node/listener.ts), during
+   * which the process is kept alive; if it cannot be done the listener stays
+   * paused and onError is told. After close, nothing.
+   */
+  resume(): void;
   /**
    * Stop accepting and release this process's hold; the socket stays open
    * for the other holders. The creator's close unlinks a Unix socket's path;
@@ -276,6 +304,8 @@ export interface Stream extends Duplex {
   setTimeout(ms: number, cb?: () => void): this;
   setNoDelay(noDelay?: boolean): this;
   setKeepAlive(enable?: boolean, initialDelay?: number): this;
+  /** Bytes received so far (net.Socket's count: it moves even while node:http's parser consumes the socket natively). */
+  readonly bytesRead: number;
   /** The idle timeout last set, in ms (node:http's Agent reads it). */
   readonly timeout?: number | undefined;
   /** An unref'd stream does not keep its process alive. */

@@ -2,7 +2,7 @@
 // behaviour and prints what it saw as JSON lines; the tests assert on those
 // lines, identically for the Node adapter and the simulated kernel.
 import { Buffer } from 'node:buffer';
-import { programs, type Os, type Signal, type Stream } from '../../src/os/types.js';
+import { programs, type Addr, type Os, type Signal, type Stream } from '../../src/os/types.js';
 import { emit, errno, errnoAsync, inbox, lines, readAll, reap, until } from '../support/os.js';
 
 const FOREVER = 1e9;
@@ -116,6 +116,156 @@ async function busyAcceptor(os: Os): Promise<void> {
   await reap(os, next.pid);
   l.close();
   emit(os, { servedByNext: reply === String(next.pid) });
+}
+
+/**
+ * Accepts on listeners[0], answering each connection with its pid; pauses
+ * and resumes when its parent says so, and acks each word. With args[0]
+ * 'paused' it pauses before it accepts.
+ */
+function pausable(os: Os, args: readonly string[]): void {
+  const l = os.listeners[0]!;
+  const errors: string[] = [];
+  if (args[0] === 'paused') l.pause();
+  l.accept((s) => s.end(String(os.pid)), (e) => errors.push(e.code));
+  os.channel!.onMessage((m) => {
+    if (m === 'pause') l.pause();
+    else if (m === 'resume') l.resume();
+    os.channel!.send({ did: m, errors });
+  });
+  os.channel!.send('ready');
+}
+
+/** A connection, and whether it has been answered yet. */
+function waiting(os: Os, addr: Addr): Promise<{ answered: () => boolean; reply: Promise<string> }> {
+  return os.connect(addr).then((s) => {
+    let done = false;
+    const reply = readAll(s).then((r) => ((done = true), r));
+    return { answered: () => done, reply };
+  });
+}
+
+/**
+ * Listener.pause/resume across processes: a paused acceptor takes nothing
+ * while another takes everything; alone and paused, connections still
+ * succeed and wait, and resume serves them all; pause/resume again and again.
+ */
+async function pauseResume(os: Os, args: readonly string[]): Promise<void> {
+  const addr: Addr = args[0] ? { path: `${args[0]}/pr.sock` } : { host: '127.0.0.1', port: 0 };
+  const l = await os.listen(addr);
+  const spawnOne = async (extra: string[] = []) => {
+    const c = os.spawn({ program: 'pausable', args: extra, listeners: [l] });
+    const next = inbox(os, c.channel!);
+    await next();
+    const say = async (word: string) => {
+      c.channel!.send(word);
+      return (await next()) as { did: string; errors: string[] };
+    };
+    return { c, say };
+  };
+  const a = await spawnOne();
+  const b = await spawnOne();
+  const pid = (x: { c: { pid: number } }) => String(x.c.pid);
+  const out: Record<string, unknown> = {};
+
+  // 1. A paused, B accepting: B takes them all.
+  await a.say('pause');
+  const first: string[] = [];
+  for (let i = 0; i < 12; i++) first.push(await readAll(await os.connect(l.address)));
+  out.othersTookAll = first.every((r) => r === pid(b));
+
+  // 2. B gone, A paused: connections succeed and wait; resume serves them all.
+  os.kill(b.c.pid, 'SIGKILL');
+  await reap(os, b.c.pid);
+  const held = await Promise.all([0, 1, 2, 3, 4].map(() => waiting(os, l.address)));
+  await os.sleep(300);
+  out.waitedWhilePaused = held.every((h) => !h.answered());
+  await a.say('resume');
+  out.resumeServedAll = (await Promise.all(held.map((h) => h.reply))).every((r) => r === pid(a));
+
+  // 3. Again and again; a second pause or resume changes nothing.
+  const rounds: boolean[] = [];
+  for (let round = 0; round < 4; round++) {
+    await a.say('pause');
+    await a.say('pause');
+    const w = await waiting(os, l.address);
+    await os.sleep(100);
+    const waited = !w.answered();
+    await a.say('resume');
+    await a.say('resume');
+    rounds.push(waited && (await w.reply) === pid(a) && (await readAll(await os.connect(l.address))) === pid(a));
+  }
+  out.rounds = rounds;
+
+  // 4. Paused before accepting: takes nothing until resumed.
+  const c = await spawnOne(['paused']);
+  await a.say('pause');
+  const w = await waiting(os, l.address);
+  await os.sleep(200);
+  out.pausedBeforeAccept = !w.answered();
+  out.errors = (await c.say('resume')).errors;
+  out.servedAfter = (await w.reply) === pid(c);
+
+  for (const x of [a, c]) os.kill(x.c.pid, 'SIGKILL');
+  for (const x of [a, c]) await reap(os, x.c.pid);
+  l.close();
+  emit(os, out);
+}
+
+/** args[0] 'resume': pauses and resumes at once; 'pause': just pauses. Holds nothing else: no timer, no message handler. */
+function pauseAlone(os: Os, args: readonly string[]): void {
+  const l = os.listeners[0]!;
+  l.accept((s) => {
+    s.end(String(os.pid));
+    l.close();
+  });
+  l.pause();
+  if (args[0] === 'resume') l.resume();
+  os.channel!.send('ready');
+}
+
+/**
+ * Liveness: a paused listener does not keep its process alive; a resumed
+ * one does, from the call on (on the real OS, also while its descriptor is
+ * on its way).
+ */
+async function pauseLiveness(os: Os): Promise<void> {
+  const l = await os.listen({ host: '127.0.0.1', port: 0 });
+  const paused = os.spawn({ program: 'pause-alone', args: ['pause'], listeners: [l] });
+  const resumed = os.spawn({ program: 'pause-alone', args: ['resume'], listeners: [l] });
+  const pausedExit = await reap(os, paused.pid);
+  await os.sleep(300);
+  const reply = await readAll(await os.connect(l.address));
+  const resumedExit = await reap(os, resumed.pid);
+  l.close();
+  emit(os, { pausedExit: pausedExit.code, served: reply === String(resumed.pid), resumedExit: resumedExit.code });
+}
+
+/**
+ * The socket's creator pauses and resumes its own accept: connections wait
+ * meanwhile (connect succeeds), the socket file stays, resume serves them,
+ * several times over; close still removes the file.
+ */
+async function pauseResumeCreator(os: Os, args: readonly string[]): Promise<void> {
+  const path = `${args[0]}/own.sock`;
+  const l = await os.listen({ path });
+  const errors: string[] = [];
+  l.accept((s) => s.end('served'), (e) => errors.push(e.code));
+  const rounds: boolean[] = [];
+  for (let round = 0; round < 3; round++) {
+    l.pause();
+    l.pause();
+    const w = await waiting(os, { path });
+    await os.sleep(100);
+    const waited = !w.answered() && os.fs.exists(path);
+    l.resume();
+    l.resume();
+    rounds.push(waited && (await w.reply) === 'served');
+  }
+  l.pause();
+  l.close();
+  l.resume(); // after close: nothing
+  emit(os, { rounds, errors, gone: !os.fs.exists(path), refused: await errnoAsync(os.connect({ path })) });
 }
 
 async function listenAndWait(os: Os, args: readonly string[]): Promise<void> {
@@ -602,6 +752,11 @@ export const registry = programs(import.meta.url, {
   blocked,
   'accept-then-burn': acceptThenBurn,
   'busy-acceptor': busyAcceptor,
+  pausable,
+  'pause-resume': pauseResume,
+  'pause-alone': pauseAlone,
+  'pause-liveness': pauseLiveness,
+  'pause-resume-creator': pauseResumeCreator,
   'listen-and-wait': listenAndWait,
   appender,
   'print-env': printEnv,

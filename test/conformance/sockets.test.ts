@@ -37,6 +37,31 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('busy-acceptor'))).toEqual({ servedByNext: true });
   });
 
+  test.each([
+    ['TCP', false],
+    ['Unix', true],
+  ])('%s: a paused acceptor takes nothing while another takes everything; alone and paused, connections wait and resume serves them all; again and again', async (_, unix) => {
+    const args = unix ? [world().tmp()] : [];
+    expect(ok(await world().run('pause-resume', args))).toEqual({
+      othersTookAll: true,
+      waitedWhilePaused: true,
+      resumeServedAll: true,
+      rounds: [true, true, true, true],
+      pausedBeforeAccept: true,
+      errors: [],
+      servedAfter: true,
+    });
+  });
+
+  test('a paused listener does not keep its process alive; a resumed one does, at once', async () => {
+    expect(ok(await world().run('pause-liveness'))).toEqual({ pausedExit: 0, served: true, resumedExit: 0 });
+  });
+
+  test('the creator pauses and resumes its own accept: connections wait, the socket file stays, resume serves them; close still removes it', async () => {
+    const dir = world().tmp();
+    expect(ok(await world().run('pause-resume-creator', [dir]))).toEqual({ rounds: [true, true, true], errors: [], gone: true, refused: 'ENOENT' });
+  });
+
   test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one replaced, a file kept', async () => {
     const dir = world().tmp();
     expect(ok(await world().run('unix-paths', [dir]))).toEqual({

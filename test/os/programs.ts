@@ -1,6 +1,7 @@
 // Programs the Node adapter's own tests start as real processes.
 import { readdirSync, readlinkSync } from 'node:fs';
 import { programs, type Os, type Signal } from '../../src/os/types.js';
+import { inbox } from '../support/os.js';
 
 function stayAlive(os: Os): void {
   os.timer(1e9, () => {});
@@ -27,6 +28,79 @@ export const registry = programs(import.meta.url, {
   'accept-reply': (os) => {
     os.listeners[0]!.accept((s) => s.end(String(os.pid)));
     send(os, { ready: os.pid, address: os.listeners[0]!.address });
+  },
+
+  /**
+   * Accepts on listeners[0], answering with its pid. Words from the parent:
+   * pause, resume, fill (open descriptors until none is left), unfill,
+   * strays (what reached the channel that was not a word). Each is acked;
+   * onError's codes are sent as they come. With args[0] a file, when the
+   * parent goes it resumes and writes what came of it there.
+   */
+  pausable: (os, args) => {
+    const l = os.listeners[0]!;
+    const strays: unknown[] = [];
+    const filled: number[] = [];
+    l.accept((s) => s.end(String(os.pid)), (e) => {
+      if (os.channel!.connected) send(os, { error: e.code });
+      else if (args[0]) {
+        os.fs.appendFile(args[0], `${e.code}\n`);
+        os.exit(0);
+      }
+    });
+    os.channel!.onMessage((m) => {
+      if (m === 'pause') l.pause();
+      else if (m === 'resume') l.resume();
+      else if (m === 'resume-later') os.timer(300, () => l.resume());
+      else if (m === 'fill') {
+        try {
+          for (;;) filled.push(os.fs.open('/dev/null', 'r'));
+        } catch (e) {
+          send(os, { did: m, filled: filled.length, code: (e as { code?: string }).code });
+          return;
+        }
+      } else if (m === 'unfill') for (const fd of filled.splice(0)) os.fs.close(fd);
+      else if (m === 'strays') {
+        send(os, { did: m, strays });
+        return;
+      } else strays.push(m);
+      send(os, { did: m });
+    });
+    if (args[0]) {
+      os.channel!.onDisconnect(() => {
+        l.resume();
+        os.timer(5000, () => {
+          os.fs.appendFile(args[0]!, 'no error\n');
+          os.exit(0);
+        });
+      });
+    }
+    send(os, { ready: os.pid });
+  },
+
+  /**
+   * Listens, hands the socket to a pausable child (args[0]: its file),
+   * pauses it, reports, and waits to be killed. With args[1] 'asking' it
+   * has the child resume a moment later and holds its own loop meanwhile,
+   * so that the child's request for a copy is never answered.
+   */
+  'pause-middle': async (os, args) => {
+    const l = await os.listen({ host: '127.0.0.1', port: 0 });
+    const c = os.spawn({ program: 'pausable', args: [args[0]!], listeners: [l] });
+    const next = inbox(os, c.channel!);
+    await next();
+    c.channel!.send('pause');
+    await next();
+    if (args[1] === 'asking') {
+      c.channel!.send('resume-later');
+      await next();
+    }
+    send(os, { child: c.pid });
+    if (args[1] === 'asking') {
+      await os.sleep(20);
+      os.burn(60_000); // killed during it, the child's request unanswered
+    }
+    stayAlive(os);
   },
 
   /** Holds listeners[0] without accepting, then closes it on request. */

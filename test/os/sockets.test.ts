@@ -1,10 +1,13 @@
 // Sockets on the real OS: the bind-only listener that the creator holds
 // without accepting, Unix path handling, and what children inherit.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { UNIX_PATH_MAX, type Addr, type Child, type Listener } from '../../src/os/types.js';
-import { harness, inbox, readAll, reap, rejection } from './helpers.js';
+import { findExecutable } from '../../src/os/node/spawn.js';
+import { harness, inbox, readAll, reap, rejection, until } from './helpers.js';
 
 const h = harness();
 const os = h.os;
@@ -146,5 +149,112 @@ describe('Unix', () => {
     l.close();
     expect(existsSync(path)).toBe(false);
     expect((await rejection(os.connect({ path }))).code).toBe('ENOENT');
+  });
+});
+
+describe('pause and resume', () => {
+  /** Connections waiting in the accept queue of the TCP listening socket on `port` (/proc/net/tcp's rx_queue of a LISTEN socket): nobody has taken them. */
+  function acceptQueue(port: number): number {
+    const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+    for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A') return Number.parseInt(f[4]!.split(':')[1]!, 16);
+    }
+    throw new Error(`no listening socket on port ${port}`);
+  }
+
+  async function pausable(l: Listener, args: string[] = []) {
+    const c = h.spawn({ program: 'pausable', args, listeners: [l] });
+    const next = inbox(os, c.channel!);
+    expect(await next()).toEqual({ ready: c.pid });
+    const say = async (word: string): Promise<unknown> => {
+      c.channel!.send(word);
+      return next();
+    };
+    return { c, next, say };
+  }
+
+  test('the parent holding the socket takes no connection through pauses and resumes: they wait in the kernel\'s queue; no adapter message reaches a channel handler', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const port = (l.address as { port: number }).port;
+    const a = await pausable(l);
+    const pid = String(a.c.pid);
+    for (let round = 0; round < 3; round++) {
+      expect(await a.say('pause')).toEqual({ did: 'pause' });
+      const replies = (await Promise.all([0, 1, 2].map(() => os.connect(l.address)))).map(readAll);
+      // Taken by no process: neither this one (which holds the socket) nor the paused child.
+      expect(await until(os, () => acceptQueue(port) === 3, 3000)).toBe(true);
+      await os.sleep(200);
+      expect(acceptQueue(port)).toBe(3);
+      // Every message on either channel is a word or its ack: the copy's own messages are not seen.
+      expect(await a.say('resume')).toEqual({ did: 'resume' });
+      expect(await Promise.all(replies)).toEqual([pid, pid, pid]);
+      expect(acceptQueue(port)).toBe(0);
+    }
+    expect(await a.say('strays')).toEqual({ did: 'strays', strays: [] });
+  });
+
+  test('a listener the parent has closed meanwhile: resume reports EINVAL, stays paused, and the child lives on', async () => {
+    const l = await os.listen({ host: '127.0.0.1', port: 0 });
+    const a = await pausable(l);
+    expect(await a.say('pause')).toEqual({ did: 'pause' });
+    l.close();
+    expect(await a.say('resume')).toEqual({ did: 'resume' });
+    expect(await a.next()).toEqual({ error: 'EINVAL' });
+    // Still paused (a second resume tries again), still alive.
+    expect(await a.say('resume')).toEqual({ did: 'resume' });
+    expect(await a.next()).toEqual({ error: 'EINVAL' });
+    expect(await a.say('strays')).toEqual({ did: 'strays', strays: [] });
+  });
+
+  test.each([
+    ['resumes after', 'after'],
+    ['was asking when', 'asking'],
+  ])('the parent gone (the child %s it died): resume reports ENOTCONN and does not crash the child', async (_, mode) => {
+    const file = join(h.tmp(), 'outcome');
+    const m = h.spawn({ program: 'pause-middle', args: [file, mode] });
+    const r = (await inbox(os, m.channel!)()) as { child: number };
+    if (mode === 'asking') await os.sleep(800); // the child asks 300 ms after its word; its parent is busy
+    os.kill(m.pid, 'SIGKILL');
+    await reap(os, m.pid);
+    expect(await until(os, () => existsSync(file), 10_000)).toBe(true);
+    expect(readFileSync(file, 'utf8')).toBe('ENOTCONN\n');
+    // It exited by itself, after writing: it did not crash.
+    expect(await until(os, () => !existsSync(`/proc/${r.child}`) || /^[ZX]/.test(readFileSync(`/proc/${r.child}/stat`, 'latin1').split(') ')[1]!), 5000)).toBe(true);
+  });
+
+  test.skipIf(!findExecutable('prlimit', process.env.PATH))('a child with no descriptor free to receive the copy: resume reports EMFILE and stays paused; with one free it resumes', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const a = await pausable(l);
+    execFileSync('prlimit', ['--pid', String(a.c.pid), '--nofile=200:200']);
+    expect(await a.say('pause')).toEqual({ did: 'pause' });
+    expect(await a.say('fill')).toMatchObject({ did: 'fill', code: 'EMFILE' });
+    expect(await a.say('resume')).toEqual({ did: 'resume' });
+    expect(await a.next()).toEqual({ error: 'EMFILE' });
+    expect(await a.say('unfill')).toEqual({ did: 'unfill' });
+    expect(await a.say('resume')).toEqual({ did: 'resume' });
+    expect(await readAll(await os.connect(l.address))).toBe(String(a.c.pid));
+  });
+
+  test('sockets from systemd (LISTEN_FDS): the process pauses and resumes its own accept, and its child gets copies from it', async () => {
+    const l = await listen({ host: '127.0.0.1', port: 0 });
+    const out = join(h.tmp(), 'out');
+    const script = fileURLToPath(new URL('./systemd-parent.ts', import.meta.url));
+    const c = h.spawn({
+      command: ['sh', '-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"', process.execPath, '--import', 'tsx', script],
+      listeners: [l],
+      stdout: { file: out },
+    });
+    l.close(); // the activated process holds the only descriptor now (and its child)
+    expect(await reap(os, c.pid, 30_000)).toMatchObject({ code: 0 });
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual({
+      listeners: 1,
+      childPausedWaited: true,
+      childResumed: true,
+      ownServed: 'systemd',
+      ownPausedWaited: true,
+      ownResumed: 'systemd',
+      errors: [],
+    });
   });
 });

@@ -208,4 +208,42 @@ describe('sockets', () => {
     expect(got).toEqual(['end', 'ECONNRESET']);
     expect(k.processes()).toEqual([]);
   });
+
+  it('pause gives connections handed to a busy acceptor, not accepted yet, back to the backlog at once', async () => {
+    const got: string[] = [];
+    const { k } = boot({
+      main: async (os) => {
+        const l = await os.listen({ host: '127.0.0.1', port: 7100 });
+        const a = os.spawn({ program: 'a', listeners: [l] });
+        await new Promise<void>((resolve) => a.channel!.onMessage(() => resolve()));
+        await os.sleep(50);
+        // A is burning: both are handed to it, and wait for its loop.
+        const t0 = os.now();
+        const conns = await Promise.all([os.connect(l.address), os.connect(l.address)]);
+        const b = os.spawn({ program: 'b', listeners: [l] });
+        const replies = await Promise.all(conns.map(async (c) => `${await readAll(c)} after ${os.now() - t0 < 700 ? 'less' : 'more'} than 700 ms`));
+        got.push(...replies);
+        l.close();
+        for (const c of [a, b]) os.kill(c.pid, 'SIGKILL');
+      },
+      // Busy for 300 ms; the first connection it takes makes it pause and burn 1000 ms more.
+      a: async (os) => {
+        const l = os.listeners[0]!;
+        l.accept((s) => {
+          s.end('A');
+          l.pause();
+          os.burn(1000);
+        });
+        os.channel!.send('ready');
+        await os.sleep(10);
+        os.burn(300);
+      },
+      b: (os) => {
+        os.listeners[0]!.accept((s) => s.end('B'));
+      },
+    });
+    await k.run({ until: 10_000 });
+    expect(got).toEqual(['A after less than 700 ms', 'B after less than 700 ms']);
+    expect(k.processes()).toEqual([]);
+  });
 });

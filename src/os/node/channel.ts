@@ -12,6 +12,10 @@
 // Messages that arrive before the first onMessage handler are kept and
 // delivered, in order, once one is installed: a parent may send right after
 // spawn, long before the child's program has loaded.
+//
+// The adapter's own messages (a listener's copy for Listener.resume, see
+// handoff.ts) never pass through here: their `cmd` starts with NODE_, so
+// Node emits them as 'internalMessage', never as 'message'.
 
 import type { EventEmitter } from 'node:events';
 import type { Channel } from '../types.js';
@@ -41,6 +45,7 @@ export class IpcChannel implements Channel {
   readonly #onDisconnect: (() => void)[] = [];
   readonly #onPeerGone: (() => void)[] = [];
   #inFlight = 0;
+  #holds = 0;
   #gone = false;
   #closedHere = false;
   #disconnectPending = false;
@@ -89,6 +94,23 @@ export class IpcChannel implements Channel {
 
   onDisconnect(fn: () => void): void {
     this.#onDisconnect.push(fn);
+  }
+
+  /**
+   * Internal: keeps the process alive while the adapter waits for an answer
+   * from the other end (a resume waiting for its descriptor), as a pending
+   * send does. The returned function lets go (once).
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.#sync();
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holds--;
+      this.#sync();
+    };
   }
 
   /** Internal: the other end went away (not our own close). */
@@ -143,7 +165,7 @@ export class IpcChannel implements Channel {
   #sync(): void {
     const pipe = this.#ep.channel;
     if (!pipe) return;
-    if (this.connected && (this.#onMessage.length > 0 || this.#inFlight > 0)) pipe.ref();
+    if (this.connected && (this.#onMessage.length > 0 || this.#inFlight > 0 || this.#holds > 0)) pipe.ref();
     else pipe.unref();
   }
 }

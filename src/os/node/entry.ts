@@ -6,6 +6,7 @@ import { inspect } from 'node:util';
 import type { ProgramFn, ProgramRegistry } from '../types.js';
 import { IpcChannel } from './channel.js';
 import { takeEarlyMessages } from './early.js';
+import { ParentCopies } from './handoff.js';
 import { NodeListener } from './listener.js';
 import { NodeOs } from './os.js';
 import { takePlumbing, type RegistryRef } from './plumbing.js';
@@ -26,12 +27,14 @@ const plumbing = takePlumbing(process.env);
 const early = takeEarlyMessages();
 // Only a channel the drover parent opened: process.send alone could be anyone's.
 const channel = plumbing.channel && process.send ? new IpcChannel(process, early) : null;
+// Where a paused listener gets a fresh descriptor to resume with: the parent, over the channel.
+const copies = channel && plumbing.listeners.length > 0 ? new ParentCopies(process, channel) : null;
 const os = new NodeOs({
   registries: plumbing.registries,
   args,
   parentPid: plumbing.parentPid ?? process.ppid,
   channel,
-  listeners: plumbing.listeners.map((l, i) => new NodeListener(l.address, l.backlog, 3 + i)),
+  listeners: plumbing.listeners.map((l, i) => new NodeListener(l.address, l.backlog, 3 + i, copies ? { fromParent: () => copies.copy(i) } : {})),
   signals,
 });
 

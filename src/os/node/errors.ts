@@ -5,7 +5,7 @@ import { OsError, type Errno } from '../types.js';
 
 const KNOWN = new Set<string>([
   'ESRCH', 'ECHILD', 'EINVAL', 'EPERM', 'ENOENT', 'EEXIST', 'EADDRINUSE', 'ECONNREFUSED',
-  'ECONNRESET', 'EPIPE', 'ENAMETOOLONG', 'ENOTSOCK', 'ENOTCONN',
+  'ECONNRESET', 'EPIPE', 'ENAMETOOLONG', 'ENOTSOCK', 'ENOTCONN', 'EMFILE', 'ENFILE',
 ]);
 
 /** The errno name of a libuv status (a negative number), e.g. -98 → 'EADDRINUSE'. */

@@ -10,38 +10,33 @@
 //   inherited fd, and exit before its event loop ever polls it.
 // A socket stays in LISTEN while any process holds an fd for it, so
 // connections made while no child accepts wait in the backlog and connect()
-// succeeds. This process accepts only if it calls Listener.accept.
+// succeeds. This process accepts only if it calls Listener.accept, and then
+// through a copy of the descriptor, which the helper sends back: the bound
+// handle itself is never polled, so Listener.pause can close what it polls
+// (listener.ts, handoff.ts).
 
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { formatAddr, isUnix, OsError, UNIX_PATH_MAX, type Addr, type ListenOptions, type TcpAddr, type UnixAddr } from '../types.js';
 import { codeOf, osError, uvName } from './errors.js';
-import { NodeListener, type RawHandle } from './listener.js';
-import { TEST_RUN_VAR } from './plumbing.js';
-
-type CreateServerHandle = (
-  address: string | null, port: number, addressType: number, fd?: number, flags?: number,
-) => RawHandle | number;
-
-const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+import { createServerHandle, noCreateServerHandle, runHelper, type RawHandle } from './handoff.js';
+import { NodeListener } from './listener.js';
 
 const DEFAULT_BACKLOG = 511;
 
 export async function listen(addr: Addr, opts: ListenOptions = {}): Promise<NodeListener> {
-  if (typeof createServerHandle !== 'function') {
-    throw new OsError('EINVAL', `this Node (${process.version}) has no net._createServerHandle; drover cannot hold a socket without accepting on it`);
-  }
+  if (typeof createServerHandle !== 'function') throw noCreateServerHandle();
   const backlog = opts.backlog ?? DEFAULT_BACKLOG;
   const bound = isUnix(addr) ? await bindUnix(addr, opts.mode ?? 0o600) : await bindTcp(addr);
+  let spare: RawHandle | null;
   try {
-    await startListening(bound.handle.fd, backlog, bound.address);
+    spare = await startListening(bound.handle.fd, backlog, bound.address);
   } catch (e) {
     bound.handle.close();
     throw e;
   }
-  return new NodeListener(bound.address, backlog, bound.handle);
+  return new NodeListener(bound.address, backlog, bound.handle, { spare });
 }
 
 interface Bound {
@@ -151,25 +146,10 @@ function bindError(name: string, addr: Addr): OsError {
   return osError(name, `cannot bind ${formatAddr(addr)}`);
 }
 
-// Exits from the 'listening' callback, which runs on process.nextTick before
-// the loop's first poll: the helper never accepts a connection.
-const HELPER = `const s=require('net').createServer();` +
-  `s.on('error',(e)=>{process.stderr.write(String(e.code||e.message));process.exit(1)});` +
-  `s.listen({fd:3},Number(process.argv[1]),()=>process.exit(0));`;
-
-function startListening(fd: number, backlog: number, addr: Addr): Promise<void> {
-  // The helper lives for milliseconds: no coverage, no NODE_OPTIONS; only
-  // the tag that lets the test suite find strays.
-  const tag = process.env[TEST_RUN_VAR];
-  const env: Record<string, string> = tag === undefined ? {} : { [TEST_RUN_VAR]: tag };
-  return new Promise((resolve, reject) => {
-    const helper = spawn(process.execPath, ['-e', HELPER, String(backlog)], { stdio: ['ignore', 'ignore', 'pipe', fd], env });
-    let err = '';
-    helper.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    helper.once('error', (e) => reject(osError(codeOf(e), `cannot start the listen helper: ${e.message}`)));
-    helper.once('close', (code) => {
-      if (code === 0) resolve();
-      else reject(bindError(err.trim() || `helper exit ${code}`, addr));
-    });
-  });
+/** Puts the socket into LISTEN through the helper; resolves with the copy it sent back (null if none came). */
+async function startListening(fd: number, backlog: number, addr: Addr): Promise<RawHandle | null> {
+  const r = await runHelper(fd, String(backlog));
+  if (r.code === 0) return r.copy;
+  r.copy?.close();
+  throw bindError(r.stderr || `helper exit ${r.code}`, addr);
 }

@@ -8,6 +8,7 @@ import { delimiter, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OsError, type Signal, type SpawnCommand, type SpawnCommon, type SpawnProgram, type StdioTarget } from '../types.js';
 import { EARLY_IMPORT } from './early.js';
+import { answerCopies } from './handoff.js';
 import { NodeListener } from './listener.js';
 import { encodePlumbing, KEPT_VARS, type RegistryRef } from './plumbing.js';
 
@@ -39,7 +40,10 @@ export function spawnProgram(ctx: SpawnContext, spec: SpawnProgram): ChildProces
   }));
   const argv = [...nodeArgs(ctx.registries), ENTRY, spec.program, ...(spec.args ?? [])];
   const [file, args] = withParentDeath(ctx, spec.parentDeathSignal, process.execPath, argv);
-  return start(file, args, spec, env, listeners, channel, `program "${spec.program}"`);
+  const cp = start(file, args, spec, env, listeners, channel, `program "${spec.program}"`);
+  // A child that paused a listener asks here for a fresh descriptor to resume with (handoff.ts).
+  if (channel && listeners.length > 0) answerCopies(cp, listeners);
+  return cp;
 }
 
 /**
