@@ -17,6 +17,9 @@ export const INVARIANTS = [
   'slow-cap', // the lane gives no request to a slow worker it counts idle while that worker still runs one
   'lane-slots', // once every request has ended and the system settled, the slow lanes hold nothing and count the live slow workers
   'shutdown', // TERM at the end leaves nothing running
+  'client-deadline', // a hostile client's connection is closed by its deadline (client_header_timeout, client_body_timeout, send_timeout), give or take a tick
+  'slot-hold', // a slow-lane slot is held no longer than the app's work needs: never while waiting on a client
+  'learned-fast', // a route whose app time is below slow_threshold is never marked slow, whatever its clients do
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -38,6 +41,10 @@ export interface Deadlines {
   maxWorkers?(app: string): number | null;
   /** How long a generation may run more fast workers than its max_workers: a drained surplus worker finishing (ms). */
   readonly drainMs?: number;
+  /** The longest a slow-lane slot may be held: the app's work and the event loops it waits on (ms). */
+  readonly slotMs?: number;
+  /** Routes the app serves at once (below slow_threshold): never to be marked slow. */
+  readonly fastRoutes?: ReadonlySet<string>;
 }
 
 /** A zombie may wait this long for its parent's reap (the arbiter reaps on SIGCHLD and once a loop tick, ≤ 1 s). */
@@ -214,6 +221,22 @@ export class Checker {
    * may be theirs. A request's answer leaves a slow worker at the end of its
    * burn, so a slot freed by an answer never finds its worker still burning.
    */
+  laneHeld(generation: number, ms: number): void {
+    const limit = this.deadlines.slotMs;
+    if (limit === undefined) return;
+    this.check('slot-hold', ms <= limit, () => `a slot of the slow lane of generation ${generation} was held ${ms} ms, over the ${limit} ms its app work can take: it waited on a client`);
+  }
+
+  route(route: string, slow: boolean, avgMs: number): void {
+    const fast = this.deadlines.fastRoutes;
+    if (fast === undefined) return;
+    if (!slow) {
+      this.counts['learned-fast']++;
+      return;
+    }
+    this.check('learned-fast', !fast.has(route), () => `route ${route}, which the app serves at once, was marked slow (average ${avgMs.toFixed(0)} ms): a client's pace was counted as the server's`);
+  }
+
   laneAssigned(generation: number, pid: number, running: number, burning: boolean): void {
     this.check('slow-cap', running > 0 || !burning, () =>
       `the slow lane of generation ${generation} gave slow worker ${pid} a request while it counted it idle, but ${pid} was still running one (its slot was freed early)`);

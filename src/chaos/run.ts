@@ -11,7 +11,8 @@ import { Kernel } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
 import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
 import { ledger } from './ledger.js';
-import { describeFault, FAULT_KINDS, type Fault, type FaultKind, type Scenario } from './scenario.js';
+import { Attackers } from './hostile.js';
+import { describeFault, FAULT_KINDS, hostileSlotMs, type Fault, type FaultKind, type Scenario } from './scenario.js';
 
 const CONFIG = '/srv/drover.json';
 const SOCK = '/run/drover/ctl.sock';
@@ -20,6 +21,7 @@ const ADDR = { host: '127.0.0.1', port: 8000 };
 const STOP_TIMEOUT_MS = 2000;
 const GRACEFUL_MS = 5000;
 const SETTLE_MS = 40_000;
+const KEEP_ALIVE_MS = 2000;
 const FAULT_GAP_MS = 100;
 /** Programs of a drover process tree (the driver and init are not). */
 const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', 'chaos-companion', 'chaos-grandchild']);
@@ -47,7 +49,7 @@ export interface RunReport {
   readonly events: number;
   readonly injected: Record<FaultKind, number>;
   readonly checks: Record<Invariant, number>;
-  readonly requests: { sent: number; ok: number; shed: number; badGateway: number; reset: number; left: number };
+  readonly requests: { sent: number; ok: number; shed: number; badGateway: number; reset: number; left: number; hostile: number };
   readonly traceHash: string;
   /** Timeline: the driver's own lines (faults, restarts) merged with the kernel's trace when recorded, else its last lines. */
   readonly timeline: readonly string[];
@@ -83,11 +85,15 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       maxWorkers: (app) => maxByApp.get(app) ?? null,
       // A drained surplus worker gets graceful_timeout, then KILL a second later, seen at the next tick (≤ 1 s).
       drainMs: GRACEFUL_MS + 3000,
+      // Hostile runs have no stalled workers, so a slot's hold has a bound.
+      ...(topo.clients !== null && hostileSlotMs(topo, s.load) !== null ? { slotMs: hostileSlotMs(topo, s.load)! } : {}),
+      // The app answers /f at once: whatever its clients do, it is never slow.
+      fastRoutes: new Set(['GET /f', 'POST /f']),
     },
     () => driverPid,
   );
   const injected = Object.fromEntries(FAULT_KINDS.map((f) => [f, 0])) as Record<FaultKind, number>;
-  const req = { sent: 0, ok: 0, shed: 0, badGateway: 0, reset: 0, left: 0 };
+  const req = { sent: 0, ok: 0, shed: 0, badGateway: 0, reset: 0, left: 0, hostile: 0 };
   const timeline: string[] = [];
   let done = false;
 
@@ -104,7 +110,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       max_workers: c.max,
       timeout: 2,
       graceful_timeout: GRACEFUL_MS / 1000,
-      keep_alive: 2,
+      keep_alive: KEEP_ALIVE_MS / 1000,
       lanes: true,
       slow_threshold: 0.1,
       slow_workers: c.slowWorkers,
@@ -118,6 +124,11 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       companion_restart_delay: 1,
       companions: topo.companions.map((p) => ({ name: p.name, command: ['chaos-companion', p.name, p.behaviour] })),
     };
+    if (topo.clients !== null) {
+      base.client_header_timeout = topo.clients.header / 1000;
+      base.client_body_timeout = topo.clients.body / 1000;
+      base.send_timeout = topo.clients.send / 1000;
+    }
     if (c.broken === 'config') base.keep_alive = 'two seconds'; // refused: the whole file is
     return JSON.stringify(base);
   }
@@ -241,6 +252,25 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         if (loading) send();
       }
     })();
+    // ---- hostile clients, beside the load (hostile.ts)
+    const clients = topo.clients;
+    const attackers = clients === null ? null : new Attackers({
+      os, addr: ADDR,
+      limits: { ...clients, keepAlive: KEEP_ALIVE_MS, queue: topo.queueTimeoutMs },
+      slotMs: hostileSlotMs(topo, s.load) ?? 3 * s.load.slowMsMax,
+      slackMs: Math.min(1000, Math.floor(Math.min(clients.header, clients.body, clients.send) / 4)) + 2 * s.load.slowMsMax + 1000,
+      check: (ok, message) => checker.check('client-deadline', ok, message),
+      note,
+    });
+    let attacking = attackers !== null && s.load.attacks > 0;
+    void (async () => {
+      while (attacking) {
+        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / s.load.attacks)));
+        if (!attacking) break;
+        attackers!.launch(Math.floor(os.random() * 1e6), Math.floor(os.random() * 1e6));
+        req.hostile++;
+      }
+    })();
 
     // ---- faults
     const ctl = (r: object) => ctlRequest(os, SOCK, r as never, 10_000).catch(() => null);
@@ -343,6 +373,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     }
     if (os.now() < s.durationMs) await os.sleep(s.durationMs - os.now());
     loading = false;
+    attacking = false;
     note('faults and load stop; settling');
 
     // ---- settle: the counts reach the good config's, every request has its end
@@ -370,6 +401,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
 
     // ---- TERM: everything stops, nothing is left
     for (const c of pool) c?.destroy();
+    attackers?.closeAll(); // what is still open has had its deadline checked, or is within it
     note('TERM');
     kill(arbiter.pid, 'SIGTERM');
     const stopEnd = os.now() + GRACEFUL_MS + STOP_TIMEOUT_MS + 8000;
@@ -386,6 +418,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   probe.lane = (a, g, s, limit) => checker.lane(a, g, s, limit);
   probe.laneClosed = (a, g) => checker.laneClosed(a, g);
   probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
+  probe.laneHeld = (g, ms) => checker.laneHeld(g, ms);
+  probe.route = (route, slow, avgMs) => checker.route(route, slow, avgMs);
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
     // The table is looked at after every batch of events that changed it, and
@@ -408,6 +442,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     probe.lane = undefined;
     probe.laneClosed = undefined;
     probe.laneAssigned = undefined;
+    probe.laneHeld = undefined;
+    probe.route = undefined;
   }
   let logTail: string[] = [];
   try {

@@ -8,11 +8,12 @@
 // unchanged, broken) with TTIN/TTOU, `parent-death` kills the arbiter, the
 // manager and companions, `queue-load` drives the slow lane hard and kills
 // its workers, `mixed` draws from everything, `companions` is mostly control
-// commands (restart, stop, start) and companion kills. Without a name the
-// seed picks one of the first four.
+// commands (restart, stop, start) and companion kills, `hostile` adds
+// hostile clients (hostile.ts) to a load with kills and reloads, under short
+// client deadlines. Without a name the seed picks one of the first four.
 import { Rng } from '../sim/random.js';
 
-export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed', 'companions'] as const;
+export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed', 'companions', 'hostile'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 /** The scenarios a seed without a name picks from: fixed, so that a seed keeps naming the same run as scenarios are added. */
 const DRAWN: readonly ScenarioName[] = ['reload-storm', 'parent-death', 'queue-load', 'mixed'];
@@ -49,6 +50,8 @@ export interface Topology {
   readonly slowQueue: number;
   readonly queueTimeoutMs: number;
   readonly companions: readonly CompanionPlan[];
+  /** Client deadlines in ms (client_header_timeout, client_body_timeout, send_timeout); null: drover's defaults. */
+  readonly clients: { readonly header: number; readonly body: number; readonly send: number } | null;
 }
 
 export interface LoadPlan {
@@ -66,6 +69,8 @@ export interface LoadPlan {
   readonly bigShare: number;
   /** Share of clients that stop reading for a while (0.1 to 2 s) once their answer's head has come. */
   readonly slowReaderShare: number;
+  /** Hostile clients a simulated second (hostile.ts); 0: none. */
+  readonly attacks: number;
 }
 
 export interface Scenario {
@@ -94,6 +99,8 @@ const WEIGHTS: Record<ScenarioName, Partial<Record<FaultKind, number>>> = {
   },
   // A restart, stop or start by ctl while the companion runs, crashes or backs off; the manager killed under it.
   companions: { ctl: 6, 'kill-companion': 2, 'kill-manager': 1, 'ctl-malformed': 1, 'kill-worker': 1 },
+  // No stall: a hung worker holds its clients past any deadline until the heartbeat kills it, which is the timeout's business.
+  hostile: { 'kill-worker': 2, 'kill-slow-worker': 2, hup: 1, 'hup-changed': 2, ttin: 1, ttou: 1 },
 };
 
 export const DEFAULT_DURATION_MS = 30_000;
@@ -136,7 +143,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const companions: CompanionPlan[] = [];
   const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
   for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });
-  const topology: Topology = {
+  const topology: Omit<Topology, 'clients'> = {
     workers,
     minWorkers: scaling ? Math.max(1, workers - 1) : workers,
     maxWorkers: scaling ? workers + 1 : workers,
@@ -156,8 +163,33 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
     // Drawn last, so that adding them changed no earlier draw of any seed (the regression seeds keep their scenarios).
     bigShare: r.float() * 0.02,
     slowReaderShare: r.float() * 0.1,
+    attacks: 0,
   };
-  return { seed, name, durationMs, topology, load, faults };
+  if (name !== 'hostile') return { seed, name, durationMs, topology: { ...topology, clients: null }, load, faults };
+  // Drawn after everything else, and only here, so that no other scenario's draws changed.
+  const header = int(1, 3) * 1000;
+  const body = int(2, 4) * 1000;
+  // Longer than a slot may be held (hostileSlotMs), so that a slot waiting on a client that never reads is seen.
+  const send = (hostileSlotMs(topology, load) ?? 2 * load.slowMsMax) + int(1, 3) * 1000;
+  return {
+    seed, name, durationMs, faults,
+    topology: { ...topology, clients: { header, body, send } },
+    load: { ...load, bigShare: 0.02 + r.float() * 0.08, attacks: 0.5 + r.float() * 2.5 },
+  };
+}
+
+/**
+ * The longest a slow-lane slot may be held in a run whose slow workers run
+ * one request at a time: the app's burn, plus one burn of the fast worker
+ * that must hear the answer (its loop may be running an unlearned slow
+ * route), plus delivery. With two at a time there is no such bound: a big
+ * answer is written a window at a time, and between windows the slow
+ * worker's loop may run the other request's burn, again and again (seed
+ * 0x728a869e66898511 of hostile: 4 windows, 1850 ms), which is the server's
+ * work, not a client's; null then.
+ */
+export function hostileSlotMs(t: Pick<Topology, 'slowConcurrency'>, l: Pick<LoadPlan, 'slowMsMax'>): number | null {
+  return t.slowConcurrency === 1 ? 2 * l.slowMsMax + 250 : null;
 }
 
 /** One line per fault, for reports and traces. */

@@ -178,7 +178,7 @@ export function summaryTable(t: Totals, extra: readonly [string, string][] = [])
   rows.push(['wall time', `${duration(t.wallMs)} with ${t.jobs} job${t.jobs === 1 ? '' : 's'}: ${(t.runs / Math.max(wall, 1e-3)).toFixed(2)} runs/s, ${Math.round(t.simulatedMs / Math.max(t.wallMs, 1))}x simulated/wall`]);
   const q = t.requests;
   if (q.sent !== undefined) {
-    rows.push(['requests', `${n(q.sent)} sent: ${n(q.ok ?? 0)} ok, ${n(q.shed ?? 0)} shed (503), ${n(q.badGateway ?? 0)} bad gateway, ${n(q.reset ?? 0)} reset, ${n(q.left ?? 0)} left early`]);
+    rows.push(['requests', `${n(q.sent)} sent: ${n(q.ok ?? 0)} ok, ${n(q.shed ?? 0)} shed (503), ${n(q.badGateway ?? 0)} bad gateway, ${n(q.reset ?? 0)} reset, ${n(q.left ?? 0)} left early` + (q.hostile ? `; ${n(q.hostile)} hostile clients` : '')]);
   }
   rows.push(...extra);
   const kinds = Object.entries(t.injected).filter(([, v]) => v > 0);

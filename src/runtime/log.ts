@@ -79,3 +79,24 @@ export function accessLine(e: AccessEntry): string {
   const q = (s: string | undefined) => (s === undefined || s === '' ? '-' : s.replace(/["\\\n\r]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')));
   return `${e.remote ?? '-'} - - [${clfTime(e.start)}] "${q(`${e.method} ${e.url} HTTP/${e.httpVersion}`)}" ${e.status} ${e.bytes ?? '-'} "${q(e.referer)}" "${q(e.userAgent)}" ${(e.durationMs / 1000).toFixed(6)}\n`;
 }
+
+/**
+ * At most one line a second per kind, whatever a flood of clients does; the
+ * lines held back are counted into the next one that passes.
+ */
+export class Throttle {
+  private readonly last = new Map<string, { at: number; held: number }>();
+  constructor(private readonly now: () => number, private readonly log: (m: string) => void, private readonly everyMs = 1000) {}
+
+  say(kind: string, message: string): void {
+    const now = this.now();
+    const k = this.last.get(kind);
+    if (k !== undefined && now - k.at < this.everyMs) {
+      k.held++;
+      return;
+    }
+    const held = k?.held ?? 0;
+    this.last.set(kind, { at: now, held: 0 });
+    this.log(held > 0 ? `${message} (and ${held} more like it since the last such line)` : message);
+  }
+}

@@ -20,6 +20,10 @@ export interface Probe {
   laneClosed?(arbiter: number, generation: number): void;
   /** A slow lane gave slow worker `pid` a request; it had counted `running` others on it. */
   laneAssigned?(generation: number, pid: number, running: number): void;
+  /** A slow-lane slot was freed after being held `ms` since its assignment. */
+  laneHeld?(generation: number, ms: number): void;
+  /** A fast worker reported route news to the arbiter. */
+  route?(route: string, slow: boolean, avgMs: number): void;
 }
 
 export const probe: Probe = {};
@@ -36,6 +40,9 @@ export const DEFECTS = [
   'lane-frees-orphans', // slow cap: a dead fast worker's running request frees its slot at once
   'lane-ignores-done', // lane slots: every fifth lane-done is not heard, its slot never freed
   'arbiter-ignores-term', // shutdown: TERM is logged and nothing stops
+  'no-client-deadlines', // client deadline: the workers' deadline sweep does nothing
+  'slot-waits-on-client', // slot hold: a slow answer is paused for the client at its first full write, holding the slot
+  'learn-client-time', // learned fast: a route is timed from 'request' to 'finish', the client's pace included
 ] as const;
 
 export type Defect = (typeof DEFECTS)[number];

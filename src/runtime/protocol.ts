@@ -10,6 +10,16 @@ export interface LaneSpec {
   readonly slowThreshold: number; // ms
   readonly slowRoutes: readonly string[]; // static hints
   readonly learned: readonly SlowRoute[]; // what earlier workers learned: survives HUP and recycling
+  readonly bodyMax: number; // bytes of a slow request's body read before it takes a slot
+  readonly buffer: number; // bytes of a slow answer held for a slow reader
+}
+
+/** Deadlines and bounds a worker holds its clients to (worker/clients.ts). */
+export interface ClientLimits {
+  readonly headerTimeout: number; // ms
+  readonly bodyTimeout: number; // ms
+  readonly sendTimeout: number; // ms
+  readonly maxConnections: number;
 }
 
 /** Everything a worker needs, fixed at spawn: a HUP starts new workers with a new spec. */
@@ -25,6 +35,7 @@ export interface WorkerSpec {
   readonly lanes: LaneSpec | null; // fast workers with lanes on
   readonly laneSocket: string | null; // slow workers
   readonly keepAlive: number; // ms
+  readonly clients: ClientLimits;
   readonly gracefulTimeout: number; // ms
   readonly heartbeat: number; // ms between heartbeats
   readonly maxRequests: number; // 0 = never recycle; jitter already applied

@@ -39,6 +39,9 @@ const CASES: readonly Case[] = [
   { invariant: 'lane-slots', defect: 'lane-ignores-done', scenario: 'queue-load', found: 1, how: 'every fifth lane-done from a fast worker is not heard: its slot stays taken after the load ends' },
   { invariant: 'slow-cap', defect: 'lane-frees-orphans', scenario: 'queue-load', found: 2, how: "a KILLed fast worker's running slow request frees its slot while the slow worker still burns on it; a queued request is given that worker" },
   { invariant: 'shutdown', defect: 'arbiter-ignores-term', scenario: 'mixed', found: 1, how: 'the arbiter logs TERM and goes on: the whole tree is still up after the deadline' },
+  { invariant: 'client-deadline', defect: 'no-client-deadlines', scenario: 'hostile', found: 1, how: 'no worker sweeps its connections: a slowloris head or a stalled body is held past its deadline' },
+  { invariant: 'slot-hold', defect: 'slot-waits-on-client', scenario: 'hostile', found: 2, how: 'a slow answer is paused for its client at the first full write: a client that does not read holds the slot' },
+  { invariant: 'learned-fast', defect: 'learn-client-time', scenario: 'hostile', found: 1, how: "a route is timed to its answer's 'finish': a slow upload or an unread pipelined flood marks GET /f or POST /f slow" },
 ];
 const ALL = CASES;
 

@@ -33,7 +33,7 @@ describe('helpText', () => {
 
   it('groups the settings in order and fits 80 columns', () => {
     const groups = [...text.matchAll(/^(\w+):$/gm)].map((m) => m[1]);
-    expect(groups).toEqual(['Server', 'Workers', 'Lanes', 'Timeouts', 'Logging', 'Companions', 'Actions']);
+    expect(groups).toEqual(['Server', 'Workers', 'Lanes', 'Timeouts', 'Clients', 'Logging', 'Companions', 'Actions']);
     for (const line of text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);
   });
 

@@ -63,6 +63,12 @@ const settings = fc
         slow_queue: fc.nat(),
         queue_timeout: ms,
         slow_routes: fc.array(fc.constantFrom('GET /reports/*', '/users/:id/export', 'POST /a/b', '* /x/*'), { maxLength: 3 }),
+        slow_body_max: fc.integer({ min: 0, max: 1024 ** 3 }),
+        slow_buffer: fc.integer({ min: 64 * 1024, max: 1024 ** 3 }),
+        client_header_timeout: ms.filter((n) => n > 0),
+        client_body_timeout: ms.filter((n) => n > 0),
+        send_timeout: ms.filter((n) => n > 0),
+        worker_connections: fc.integer({ min: 1, max: 1_000_000 }),
       },
       { requiredKeys: ['app'] },
     ),
@@ -77,7 +83,7 @@ const settings = fc
   });
 type Settings = Partial<Omit<Config, 'config'>> & { app: string };
 
-const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive', 'slow_threshold', 'queue_timeout']);
+const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive', 'slow_threshold', 'queue_timeout', 'client_header_timeout', 'client_body_timeout', 'send_timeout']);
 
 // ----------------------------------------------------- three ways to say it
 
@@ -139,6 +145,12 @@ function expectedConfig(s: Settings, cpus: number): Config {
     slow_queue: 64,
     queue_timeout: 10_000,
     slow_routes: [],
+    slow_body_max: 1024 ** 2,
+    slow_buffer: 8 * 1024 ** 2,
+    client_header_timeout: 30_000,
+    client_body_timeout: 60_000,
+    send_timeout: 60_000,
+    worker_connections: 1000,
     ...s,
     workers,
     min_workers: s.min_workers ?? workers,
@@ -227,6 +239,12 @@ describe('properties', () => {
     slow_queue: fc.constantFrom('-1', 'lots'),
     queue_timeout: fc.constantFrom('-1', 'x'),
     slow_routes: fc.constantFrom('reports', 'GET /a/*/b', 'GET /a?b=1', 'G3T /a'),
+    slow_body_max: fc.constantFrom('-1', 'x', '2G', '1.5M', '1T'),
+    slow_buffer: fc.constantFrom('1', '1K', 'lots', '2G'),
+    client_header_timeout: fc.constantFrom('0', '-1', 'x'),
+    client_body_timeout: fc.constantFrom('0', 'soon'),
+    send_timeout: fc.constantFrom('0', '-3'),
+    worker_connections: fc.constantFrom('0', '-1', '1.5', 'many'),
   };
   const wrongType = fc.oneof(fc.boolean(), fc.constant({ nested: true }), fc.array(fc.boolean(), { minLength: 1 }));
   const BAD_TYPED: Record<string, fc.Arbitrary<unknown>> = {
@@ -266,6 +284,12 @@ describe('properties', () => {
     slow_queue: fc.oneof(wrongType, fc.constantFrom(-1, 0.5)),
     queue_timeout: fc.oneof(wrongType, fc.constantFrom(-1, '10')),
     slow_routes: fc.oneof(fc.boolean(), fc.integer(), fc.constantFrom('GET /x', [5], ['/a/*/b'], ['reports'])),
+    slow_body_max: fc.oneof(wrongType, fc.constantFrom(-1, 0.5, 2 ** 31, '1 TB', null)),
+    slow_buffer: fc.oneof(wrongType, fc.constantFrom(0, 1000, '2G')),
+    client_header_timeout: fc.oneof(wrongType, fc.constantFrom(0, -1, '30')),
+    client_body_timeout: fc.oneof(wrongType, fc.constantFrom(0, '60')),
+    send_timeout: fc.oneof(wrongType, fc.constantFrom(0, -1)),
+    worker_connections: fc.oneof(wrongType, fc.constantFrom(0, 1.5, '1000')),
   };
 
   it('an invalid value from any source is refused, naming the setting where it came from', () => {

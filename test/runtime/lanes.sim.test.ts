@@ -612,31 +612,37 @@ test('SIGKILL of the arbiter leaves no slow worker behind, and no client hanging
   expect(r.left).toEqual([]);
 });
 
-test('backpressure crosses the slow lane: a client that stops reading holds the slow worker\'s writes, and the answer arrives whole', async () => {
-  await simulate(121, base('--workers', '1', '--slow-routes', 'GET /big', '--slow-workers', '1'), async (c) => {
-    await c.booted(1);
-    await slowBooted(c, 1);
-    const [slow] = slowPids(c);
-    const kb = 8192;
-    const got = await new Promise<{ pid: string; bytes: number; done: number; readAt: number }>((resolve, reject) => {
-      const req = http.request({ path: `/big?kb=${kb}`, createConnection: viaOs(c.os, ADDR) }, (res) => {
-        // Not a byte read for 2 s: what the slow worker writes meanwhile must wait, not pile up.
-        res.pause();
-        let bytes = 0;
-        void c.os.sleep(2000).then(() => {
-          const readAt = c.os.now();
-          res.on('data', (d: Buffer) => (bytes += d.length));
-          res.on('end', () => resolve({ pid: String(res.headers['x-pid']), bytes, done: Number(res.trailers['x-done']), readAt }));
-          res.resume();
+for (const [buffer, kb, crosses] of [['1M', 8192, true], ['8M', 4096, false]] as const) {
+  test(`slow_buffer ${buffer}, a ${kb / 1024} MiB answer to a client that stops reading: ${crosses ? 'beyond the buffer, backpressure crosses the slow lane' : 'the fast worker takes it all and the slow worker is done before the client reads'}; the answer arrives whole`, async () => {
+    await simulate(121, base('--workers', '1', '--slow-routes', 'GET /big', '--slow-workers', '1', '--slow-buffer', buffer), async (c) => {
+      await c.booted(1);
+      await slowBooted(c, 1);
+      const [slow] = slowPids(c);
+      const got = await new Promise<{ pid: string; bytes: number; done: number; readAt: number }>((resolve, reject) => {
+        const req = http.request({ path: `/big?kb=${kb}`, createConnection: viaOs(c.os, ADDR) }, (res) => {
+          // Not a byte read for 2 s.
+          res.pause();
+          let bytes = 0;
+          void c.os.sleep(2000).then(() => {
+            const readAt = c.os.now();
+            res.on('data', (d: Buffer) => (bytes += d.length));
+            res.on('end', () => resolve({ pid: String(res.headers['x-pid']), bytes, done: Number(res.trailers['x-done']), readAt }));
+            res.resume();
+          });
         });
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
+      expect(got.pid).toBe(String(slow));
+      expect(got.bytes).toBe(kb * 1024);
+      if (crosses) {
+        // 8 MiB is far more than the 1 MiB buffer and the sockets between hold: the slow worker could not
+        // finish writing before the client read, so the client's pause reached it through the fast worker.
+        expect(got.done).toBeGreaterThanOrEqual(got.readAt);
+      } else {
+        // Its slot is the app's, not the client's: the slow worker finished long before the client read.
+        expect(got.done).toBeLessThan(got.readAt);
+      }
     });
-    expect(got.pid).toBe(String(slow));
-    expect(got.bytes).toBe(kb * 1024);
-    // 8 MiB is far more than the sockets and streams between them hold: the slow worker could not
-    // finish writing before the client read, so the client's pause reached it through the fast worker.
-    expect(got.done).toBeGreaterThanOrEqual(got.readAt);
   });
-});
+}

@@ -24,7 +24,7 @@ import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpe
 
 import { Lanes } from './lanes.js';
 import { Control } from './control.js';
-import { planted } from '../probe.js';
+import { planted, probe } from '../probe.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { removePidfile, writePidfile } from './pidfile.js';
 import { type Worker, Workers } from './workers.js';
@@ -330,7 +330,7 @@ class Arbiter {
     const spec: WorkerSpec = {
       ...this.spec(config, generation),
       role: 'fast',
-      lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned() } : null,
+      lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned(), bodyMax: config.slow_body_max, buffer: config.slow_buffer } : null,
     };
     const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
@@ -392,6 +392,7 @@ class Arbiter {
       lanes: null,
       laneSocket: null,
       keepAlive: config.keep_alive,
+      clients: { headerTimeout: config.client_header_timeout, bodyTimeout: config.client_body_timeout, sendTimeout: config.send_timeout, maxConnections: config.worker_connections },
       gracefulTimeout: config.graceful_timeout,
       heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
       maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
@@ -445,6 +446,7 @@ class Arbiter {
       case 'lane-let-go':
         return this.lanes.letGo(w, Array.isArray(m.ids) ? m.ids : []);
       case 'route':
+        probe.route?.(String(m.route), m.slow === true, Number(m.avgMs));
         return this.lanes.route(w, m);
     }
   }

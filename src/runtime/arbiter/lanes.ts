@@ -49,6 +49,8 @@ export interface LanesHost {
 
 export class Lanes {
   private readonly gens = new Map<number, Gen>();
+  /** For the checker only (probe.laneHeld): when each running request got its slot. */
+  private readonly assignedAt = new Map<number, number>();
   /** Learned slow routes, newest last; bounded like a worker's table. */
   private readonly routes = new Map<number, { route: string; avgMs: number }>();
   private timer: Timer | null = null;
@@ -266,6 +268,11 @@ export class Lanes {
 
   private complete(g: Gen, id: number): void {
     const slow = g.lane.workerOf(id);
+    if (probe.laneHeld) {
+      const at = this.assignedAt.get(id);
+      this.assignedAt.delete(id);
+      if (at !== undefined && slow !== undefined) probe.laneHeld(g.generation, this.host.os.now() - at);
+    }
     g.live.get(Math.floor(id / SEQ_LIMIT))?.delete(id);
     this.act(g, g.lane.complete(id, this.host.os.now()));
     if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
@@ -292,6 +299,7 @@ export class Lanes {
           later.set(d.worker, n - 1);
           probe.laneAssigned!(g.generation, d.worker, g.lane.load(d.worker) - n);
         }
+        if (probe.laneHeld) this.assignedAt.set(d.id, this.host.os.now());
         this.host.send(pid, { t: 'lane-go', seq, path: g.sockets.get(d.worker)! });
       } else {
         g.live.get(pid)?.delete(d.id);

@@ -46,7 +46,7 @@ function where(s: SettingSpec): string {
   return `[${parts.join('; ')}]`;
 }
 
-const GROUPS: readonly Group[] = ['Server', 'Workers', 'Lanes', 'Timeouts', 'Logging', 'Companions'];
+const GROUPS: readonly Group[] = ['Server', 'Workers', 'Lanes', 'Timeouts', 'Clients', 'Logging', 'Companions'];
 
 export function helpText(): string {
   const out: string[] = [

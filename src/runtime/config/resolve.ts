@@ -126,6 +126,12 @@ export function resolveConfig(input: ResolveInput): Config {
     slow_queue: v('slow_queue'),
     queue_timeout: v('queue_timeout'),
     slow_routes: v('slow_routes'),
+    slow_body_max: v('slow_body_max'),
+    slow_buffer: v('slow_buffer'),
+    client_header_timeout: v('client_header_timeout'),
+    client_body_timeout: v('client_body_timeout'),
+    send_timeout: v('send_timeout'),
+    worker_connections: v('worker_connections'),
   };
 }
 

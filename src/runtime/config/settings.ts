@@ -7,7 +7,7 @@ import { COMPANION_DEFAULTS, FIELDS, readCompanionList, readSocketPath, type Glo
 import { DEFAULT_HOST, DEFAULT_PORT, parseBindList } from './bind.js';
 import { LOG_LEVELS, type ActionSpec, type LogLevel, type SettingName, type SettingSpec } from './types.js';
 import { parseHint } from '../lanes/predictor.js';
-import { duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
+import { byteSize, duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
 import type { Parsed } from './types.js';
 
 const spec = <T>(s: SettingSpec<T>): SettingSpec<T> => s;
@@ -115,6 +115,20 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: 10_000,
     parse: duration,
   }),
+  spec<number>({
+    name: 'slow_body_max', group: 'Lanes', metavar: 'BYTES', example: '1M',
+    help: 'a predicted-slow request\'s body is read whole by the fast worker before it takes a slow slot (a slot never waits on an upload); a larger body is answered 413',
+    defaultText: '1M',
+    default: 1024 ** 2,
+    parse: byteSize(0, 1024 ** 3),
+  }),
+  spec<number>({
+    name: 'slow_buffer', group: 'Lanes', metavar: 'BYTES', example: '8M',
+    help: 'a slow answer is taken from the slow worker as fast as it comes, up to this much held for a client that reads slowly; its slot is freed when the app\'s answer ends',
+    defaultText: '8M',
+    default: 8 * 1024 ** 2,
+    parse: byteSize(64 * 1024, 1024 ** 3),
+  }),
   spec<readonly string[]>({
     name: 'slow_routes', group: 'Lanes', metavar: 'LIST', example: "'GET /reports/*'",
     help: 'routes slow before any traffic, [METHOD ]PATH each: ids fold (/users/:id/export), a last /* covers a subtree; text: comma-separated',
@@ -142,6 +156,34 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: '5',
     default: 5_000,
     parse: duration,
+  }),
+  spec<number>({
+    name: 'client_header_timeout', group: 'Clients', metavar: 'SECONDS', example: '30',
+    help: 'a request head must arrive whole within this, from its first byte (on keep-alive, from the end of the previous answer); past it: 408 and close',
+    defaultText: '30',
+    default: 30_000,
+    parse: positiveDuration,
+  }),
+  spec<number>({
+    name: 'client_body_timeout', group: 'Clients', metavar: 'SECONDS', example: '60',
+    help: 'a request body must arrive whole within this, from the end of its head; past it: 408, or a close once the answer has begun',
+    defaultText: '60',
+    default: 60_000,
+    parse: positiveDuration,
+  }),
+  spec<number>({
+    name: 'send_timeout', group: 'Clients', metavar: 'SECONDS', example: '60',
+    help: 'a client that takes no byte of an answer for this long is closed',
+    defaultText: '60',
+    default: 60_000,
+    parse: positiveDuration,
+  }),
+  spec<number>({
+    name: 'worker_connections', group: 'Clients', metavar: 'INT', example: '1000',
+    help: 'open connections one worker holds at most; at the cap it stops accepting (the backlog and the other workers take the rest) until one closes',
+    defaultText: '1000',
+    default: 1000,
+    parse: wholeNumber(1),
   }),
   spec<string | null>({
     name: 'access_log', group: 'Logging', metavar: 'PATH', example: '-',

@@ -49,6 +49,18 @@ export interface Config {
   slow_queue: number;
   /** ms a request may wait for a slow worker before a 503; 0 = no limit. */
   queue_timeout: number;
+  /** Bytes of a predicted-slow request's body the fast worker reads before it takes a slot; more: 413. */
+  slow_body_max: number;
+  /** Bytes of a slow answer the fast worker holds for a client that reads slowly. */
+  slow_buffer: number;
+  /** ms a request head may take to arrive (client_header_timeout). */
+  client_header_timeout: number;
+  /** ms a request body may take to arrive after its head. */
+  client_body_timeout: number;
+  /** ms a client may take no byte of an answer. */
+  send_timeout: number;
+  /** Open connections per worker; at the cap it stops accepting. */
+  worker_connections: number;
   /** Routes slow before any traffic: `[METHOD ]PATH` patterns (lanes/predictor.ts). */
   slow_routes: readonly string[];
 }
@@ -86,7 +98,7 @@ export interface Scan {
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problems: readonly string[] };
 
-export type Group = 'Server' | 'Workers' | 'Lanes' | 'Timeouts' | 'Logging' | 'Companions' | 'Actions';
+export type Group = 'Server' | 'Workers' | 'Lanes' | 'Timeouts' | 'Clients' | 'Logging' | 'Companions' | 'Actions';
 
 export interface SettingSpec<T = unknown> {
   /** The one name: snake_case in files, --kebab-case on the CLI, DROVER_UPPER_SNAKE in the environment. */

@@ -133,3 +133,22 @@ export function positiveDuration(raw: unknown, text: boolean): Parsed<number> {
   if (r.ok && r.value === 0) return bad(`expected more than 0 seconds, got ${show(raw)}`);
   return r;
 }
+
+const SIZE_TEXT = /^(\d+)\s*([kmg]?)(?:i?b)?$/i;
+const UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size in bytes: a whole number, or with a binary unit as text ('512K', '8M', '1GiB'). Bounded: each is memory drover holds. */
+export function byteSize(min: number, max: number): (raw: unknown, text: boolean) => Parsed<number> {
+  const what = `a size in bytes from ${min} to ${max} (a whole number, or with K, M or G: 1M = 1048576)`;
+  return (raw, text) => {
+    let n: number;
+    if (typeof raw === 'number' && !text) n = raw;
+    else if (typeof raw === 'string') {
+      const m = SIZE_TEXT.exec(raw.trim());
+      if (m === null) return expected(what, raw, text);
+      n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
+    } else return expected(what, raw, text, true);
+    if (!Number.isSafeInteger(n) || n < min || n > max) return expected(what, raw, text);
+    return ok(n);
+  };
+}

@@ -1,8 +1,8 @@
-// Connections of one worker, so that a drain can finish every request in
-// flight without ever closing a connection under a client that is about to
-// reuse it.
+// Connections of one worker: how they are drained, and what a client may
+// hold of them.
 //
-// Two ways to stop:
+// Draining finishes every request in flight without ever closing a
+// connection under a client that is about to reuse it. Two ways to stop:
 // - gentle (a HUP replaced this worker, or it reached max_requests): every
 //   response from now on says `Connection: close`, so each client learns on
 //   its next answer to go elsewhere; idle connections are left to the
@@ -11,19 +11,82 @@
 //   been idle for keep_alive.
 // - firm (TERM): as gentle, and idle connections are closed at once; a
 //   request racing the close may fail, which is what TERM asks for.
+//
+// Deadlines (nginx's client_header_timeout, client_body_timeout and
+// send_timeout). node:http's own headersTimeout and requestTimeout checks run
+// only for a server that called listen(), which ours never does, and a socket
+// idle timer is reset by every byte a slowloris sends; so the deadlines are
+// drover's own, checked by one sweep a tick (a quarter of the shortest
+// deadline, at most a second) over every connection: no timer per request.
+// - head: once a byte of a request head has come, the whole head must come
+//   within client_header_timeout of it (of the end of the previous answer on
+//   keep-alive). A connection that sent nothing is idle, and the keep-alive
+//   timeout's business. Past it: a 408 written straight to the socket (there
+//   is no request to answer through), and the connection closes.
+// - body: the newest request's body (only the newest can still be arriving:
+//   the parser reads requests in order) must be whole within
+//   client_body_timeout of its head, unless the app itself stopped reading
+//   it (its buffer is full): then the wait is the app's. Past it: 408 if the
+//   answer has not begun, else the connection closes.
+// - send: a socket with bytes waiting in it that takes none of them for
+//   send_timeout closes. Progress is seen as the waiting bytes draining, so
+//   a single write larger than what the client reads in send_timeout counts
+//   as no progress until it is gone (apps stream big answers in chunks).
+//
+// A slow worker holds none of this against its clients: they are fast
+// workers, already holding their own clients to it, that send a request
+// whole and take its answer as fast as their buffer allows.
+//
+// worker_connections: at the cap the worker stops accepting (the listeners
+// pause: the backlog and the other workers take the rest), and accepts again
+// when one closes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Stream } from '../../os/types.js';
+import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
+import type { ClientLimits } from '../protocol.js';
+import type { Throttle } from '../log.js';
+import { planted } from '../probe.js';
 
 interface Conn {
-  readonly open: Set<ServerResponse>; // requests received and not yet answered
+  readonly s: Stream;
+  readonly open: Set<ServerResponse>; // requests received and not yet answered, in arrival order
   fresh: boolean; // no request yet: the worker's first-request timeout runs
+  since: number; // waiting for a head since: the accept, or the end of the last answer
+  mark: number; // bytesRead at `since`: more means a head has begun
+  headAt: number; // the head's clock started at (-1: no byte yet)
+  req: IncomingMessage | null; // the newest request, while its body may still be arriving
+  headDone: number; // when the newest request's head was whole
+  unsent: number; // s.writableLength at the last sweep
+  stuckSince: number; // -1, or since when the socket has taken no byte
+  drained: boolean; // a 'drain' since the last sweep
 }
+
+export type ClientTimeout = 'client_header_timeout' | 'client_body_timeout' | 'send_timeout';
+
+const TIMEOUT_BODY = 'Request Timeout\n';
+const TIMEOUT_HEAD = `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${TIMEOUT_BODY.length}\r\n\r\n${TIMEOUT_BODY}`;
 
 export class Connections {
   private readonly conns = new Map<Stream, Conn>();
   private draining = false;
   private firm = false;
   private onEmpty: (() => void) | null = null;
+  private readonly tick: number;
+  private sweeper: Timer | null = null;
+  private listeners: readonly Listener[] = [];
+  private capped = false; // at worker_connections
+  private starved = false; // out of descriptors, backing off
+  private backoff = 0; // ms of the last pause for EMFILE; 0 once an accept worked
+  private paused = false;
+  /** Called once per timed-out connection (the worker logs and counts it). */
+  onTimeout: (kind: ClientTimeout, s: Stream, doing: string) => void = () => {};
+
+  constructor(
+    private readonly os: Os,
+    private readonly limits: ClientLimits | null, // null: a slow worker's
+    private readonly say: Throttle,
+  ) {
+    this.tick = limits === null ? 0 : Math.max(1, Math.min(1000, Math.floor(Math.min(limits.headerTimeout, limits.bodyTimeout, limits.sendTimeout) / 4)));
+  }
 
   get size(): number {
     return this.conns.size;
@@ -35,13 +98,70 @@ export class Connections {
     return n;
   }
 
+  /** The listeners to pause at worker_connections. */
+  watch(listeners: readonly Listener[]): void {
+    this.listeners = listeners;
+  }
+
   add(s: Stream): void {
-    this.conns.set(s, { open: new Set(), fresh: true });
+    const now = this.os.now();
+    this.backoff = 0;
+    const c: Conn = { s, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
+    this.conns.set(s, c);
+    s.on('drain', () => (c.drained = true));
     s.once('close', () => {
       this.conns.delete(s);
+      if (this.capped && this.conns.size < this.limits!.maxConnections) this.uncap();
       if (this.draining && this.conns.size === 0) this.onEmpty?.();
     });
     if (this.firm) s.destroy();
+    if (this.limits === null) return;
+    if (this.sweeper === null) this.sweeper = this.os.timer(this.tick, this.sweep).unref();
+    if (!this.capped && this.conns.size >= this.limits.maxConnections) this.cap();
+  }
+
+  private cap(): void {
+    this.capped = true;
+    this.gate();
+    this.say.say('worker_connections', `worker ${this.os.pid} holds ${this.conns.size} connections (worker_connections ${this.limits!.maxConnections}): not accepting until one closes`);
+  }
+
+  private uncap(): void {
+    this.capped = false;
+    this.gate();
+  }
+
+  /**
+   * accept(2) failed. Out of descriptors (EMFILE, ENFILE): keep serving
+   * what is open, stop accepting, try again after a pause that doubles up
+   * to 5 s (an accept that works starts it over). Never a crash, never a spin.
+   */
+  acceptFailed(e: OsError): void {
+    if (e.code !== 'EMFILE' && e.code !== 'ENFILE') {
+      this.say.say('accept', `worker ${this.os.pid}: accept failed: ${e.message}`);
+      return;
+    }
+    if (this.starved) return;
+    this.starved = true;
+    this.backoff = this.backoff === 0 ? 100 : Math.min(this.backoff * 2, 5000);
+    this.gate();
+    this.say.say('emfile', `worker ${this.os.pid}: out of file descriptors (${e.code}) with ${this.conns.size} connections open: not accepting for ${this.backoff} ms; raise the limit (ulimit -n) or lower worker_connections`);
+    this.os.timer(this.backoff, () => {
+      this.starved = false;
+      this.gate();
+    });
+  }
+
+  /** Listeners pause while capped or starved, and take connections again when neither holds. */
+  private gate(): void {
+    if (this.draining) return; // the listeners are closed
+    const stop = this.capped || this.starved;
+    if (stop === this.paused) return;
+    this.paused = stop;
+    for (const l of this.listeners) {
+      if (stop) l.pause();
+      else l.resume();
+    }
   }
 
   /** Called for every request before the app sees it. */
@@ -56,10 +176,83 @@ export class Connections {
       s.setTimeout(0);
     }
     c.open.add(res);
+    c.req = req.complete ? null : req;
+    c.headDone = this.os.now();
     res.once('close', () => {
       c.open.delete(res);
+      if (c.open.size === 0) {
+        c.since = this.os.now();
+        c.mark = s.bytesRead;
+        c.headAt = -1;
+      }
       if (this.firm && c.open.size === 0) s.end();
     });
+  }
+
+  private readonly sweep = (): void => {
+    if (planted('no-client-deadlines')) {
+      this.sweeper = null;
+      return;
+    }
+    const now = this.os.now();
+    const { headerTimeout, bodyTimeout, sendTimeout } = this.limits!;
+    for (const c of this.conns.values()) {
+      const s = c.s;
+      if (s.destroyed) continue;
+      // send: bytes wait in the socket and none of them leave
+      const unsent = s.writableLength;
+      if (unsent === 0 || unsent < c.unsent || c.drained) c.stuckSince = unsent === 0 ? -1 : now;
+      else if (c.stuckSince < 0) c.stuckSince = now;
+      c.unsent = unsent;
+      c.drained = false;
+      if (c.stuckSince >= 0 && now - c.stuckSince >= sendTimeout) {
+        this.timedOut('send_timeout', c, `not reading an answer (${unsent} bytes waiting)`);
+        s.destroy();
+        continue;
+      }
+      if (c.open.size === 0) {
+        // head: idle until a byte comes, then on the clock
+        if (c.headAt < 0) {
+          if (s.bytesRead === c.mark) continue;
+          c.headAt = c.fresh ? now : c.since;
+        }
+        if (now - c.headAt >= headerTimeout) {
+          this.timedOut('client_header_timeout', c, 'sending a request head');
+          // Closed once the 408 has left; a client that does not take even that is cut off a tick later.
+          s.end(TIMEOUT_HEAD, () => s.destroy());
+          this.os.timer(this.tick, () => s.destroy()).unref();
+        }
+        continue;
+      }
+      const req = c.req;
+      if (req === null) continue;
+      if (req.complete || req.destroyed) {
+        c.req = null;
+        continue;
+      }
+      if (now - c.headDone < bodyTimeout) continue;
+      // The app stopped reading (its buffer is full, so node:http paused the socket): the wait is the app's.
+      if (req.readableLength >= req.readableHighWaterMark) continue;
+      c.req = null;
+      this.timedOut('client_body_timeout', c, `sending the body of ${req.method} ${req.url}`);
+      let res: ServerResponse | null = null;
+      for (const r of c.open) res = r; // the newest request's answer
+      if (res !== null && !res.headersSent && !res.writableEnded) {
+        res.on('error', () => {}); // the app may still write to it: those writes go nowhere
+        res.removeHeader('content-length');
+        res.removeHeader('transfer-encoding');
+        res.shouldKeepAlive = false;
+        res.writeHead(408, { 'content-type': 'text/plain', 'content-length': String(TIMEOUT_BODY.length), connection: 'close' });
+        res.end(TIMEOUT_BODY);
+      } else {
+        s.destroy();
+      }
+    }
+    this.sweeper = this.conns.size > 0 ? this.os.timer(this.tick, this.sweep).unref() : null;
+  };
+
+  private timedOut(kind: ClientTimeout, c: Conn, doing: string): void {
+    this.onTimeout(kind, c.s, doing);
   }
 
   /** Resolves when the last connection has closed. */

@@ -1,23 +1,30 @@
 // The fast worker's side of the lanes (DESIGN.md, "Lanes"): every request is
 // classified by its route; a predicted-slow one is never run here but handed
-// to the slow lane: the arbiter queues it and names a slow worker, and
-// forward.ts streams it there and back. Durations observed here (of requests
-// run here, and of forwarded ones from the moment they reach their slow
-// worker) teach the predictor; a route that turns slow or fast is reported to
-// the arbiter, which passes it to every other fast worker.
+// to the slow lane: its body is read here first (up to bodyMax, else 413),
+// so that a slot never waits on an upload; then the arbiter queues it and
+// names a slow worker, and forward.ts sends it there and streams the answer
+// back. Durations observed here (the server's time of requests run here,
+// timing.ts; and of forwarded ones from the moment they reach their slow
+// worker to the end of the app's answer, less any time it was held for the
+// client) teach the predictor; a route that turns slow or fast is reported
+// to the arbiter, which passes it to every other fast worker.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Os } from '../../os/types.js';
 import { Predictor } from '../lanes/predictor.js';
 import { routeKeyString } from '../lanes/route-key.js';
 import type { Logger } from '../log.js';
 import { laneId, SEQ_LIMIT, type LaneSpec, type ToArbiter, type ToWorker } from '../protocol.js';
-import { forward } from './forward.js';
+import { forward, type Body } from './forward.js';
+import { hasBody } from './timing.js';
 
 interface Waiting {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly key: number;
+  readonly body: Body;
 }
+
+const NO_BODY: Body = { chunks: [], trailers: [] };
 
 export class FastLane {
   readonly predictor: Predictor;
@@ -25,6 +32,8 @@ export class FastLane {
   handed = 0;
   private seq = 0;
   private readonly waiting = new Map<number, Waiting>();
+  private readonly bodyMax: number;
+  private readonly buffer: number;
 
   constructor(
     private readonly os: Os,
@@ -34,6 +43,8 @@ export class FastLane {
   ) {
     this.predictor = new Predictor({ slowThresholdMs: spec.slowThreshold, slowRoutes: spec.slowRoutes });
     this.predictor.import(spec.learned);
+    this.bodyMax = spec.bodyMax;
+    this.buffer = spec.buffer;
   }
 
   /**
@@ -43,9 +54,40 @@ export class FastLane {
   take(key: number, req: IncomingMessage, res: ServerResponse): boolean {
     if (!this.predictor.classifyKey(key, req.method!, req.url!)) return false;
     this.handed++;
+    if (!hasBody(req)) {
+      this.want({ req, res, key, body: NO_BODY });
+      return true;
+    }
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > this.bodyMax) {
+      tooLarge(res, this.bodyMax);
+      return true;
+    }
+    // The body is read whole before the request takes a slot; the client's
+    // pace is bounded by client_body_timeout (connections.ts).
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size <= this.bodyMax) {
+        chunks.push(c);
+        return;
+      }
+      req.removeListener('data', onData);
+      chunks.length = 0;
+      tooLarge(res, this.bodyMax);
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      if (size <= this.bodyMax && !res.writableEnded && !res.destroyed) this.want({ req, res, key, body: { chunks, trailers: req.rawTrailers } });
+    });
+    return true;
+  }
+
+  private want(w: Waiting): void {
+    const { res } = w;
     this.seq = (this.seq + 1) % SEQ_LIMIT;
     const seq = this.seq;
-    const w: Waiting = { req, res, key };
     this.waiting.set(seq, w);
     this.send({ t: 'lane-want', seq });
     res.once('close', () => {
@@ -55,7 +97,6 @@ export class FastLane {
         this.send({ t: 'lane-cancel', seq });
       }
     });
-    return true;
   }
 
   /** A request of `key` ran here (or on a slow worker) for `ms`. */
@@ -82,9 +123,9 @@ export class FastLane {
           return;
         }
         const t0 = this.os.now();
-        forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, (how) => {
+        forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, w.body, this.buffer, (how, heldMs) => {
           this.send({ t: 'lane-done', seq: m.seq });
-          if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0);
+          if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0 - heldMs);
         });
         return;
       }
@@ -109,4 +150,13 @@ export class FastLane {
         return;
     }
   }
+}
+
+function tooLarge(res: ServerResponse, max: number): void {
+  if (res.headersSent || res.destroyed) return;
+  res.statusCode = 413;
+  res.shouldKeepAlive = false; // the rest of the body is not read
+  res.setHeader('content-type', 'text/plain');
+  res.setHeader('connection', 'close');
+  res.end(`Payload Too Large: a request to a slow route may carry at most ${max} bytes (slow_body_max)\n`);
 }

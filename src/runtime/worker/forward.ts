@@ -1,41 +1,75 @@
-// Streams one request from a fast worker to a slow-lane worker and its
+// Sends one request from a fast worker to a slow-lane worker and streams its
 // answer back, unchanged: status and reason, headers (duplicates and case
-// kept), body (with backpressure), trailers. One connection per request, so
+// kept), body, trailers. One connection per request, so
 // that aborting a request is ending its connection (and the end of the
 // connection says the slow worker has let go of it), and the slow worker can
 // take the connection's peer to be this one client.
 //
-// Hop-by-hop headers (RFC 9110 7.6.1) are not passed on; node:http frames
-// each side itself: Content-Length when the other side gave one, chunked
-// otherwise (and trailers only travel chunked). `Expect` is dropped because
-// the fast worker's server has already answered 100-continue.
+// Hop-by-hop headers (RFC 9110 7.6.1: Connection, the names it lists,
+// Keep-Alive, TE, Upgrade, Proxy-Connection) are not passed on; node:http
+// frames each side itself: Content-Length when the other side gave one,
+// chunked otherwise (and trailers only travel chunked). `Expect` is dropped
+// because the fast worker's server has already answered 100-continue.
+//
+// A slot is the app's, never the client's (DESIGN.md, threat model): the
+// request's body is already here, read whole before the slot was asked for
+// (fast-lane.ts), and the answer is taken from the slow worker as fast as it
+// comes, up to `buffer` bytes held for a client that reads slowly. Only an
+// answer larger than that waits on the client, and send_timeout bounds how
+// long (connections.ts).
 import { request, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Os } from '../../os/types.js';
+import { planted } from '../probe.js';
 import { CLIENT_HEADER, LANE_HEADER } from '../protocol.js';
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'expect', CLIENT_HEADER, LANE_HEADER]);
+/** What frames the message and whom it is for: a client that names them in Connection does not get them dropped. */
+const FRAMING = new Set(['host', 'content-length', 'transfer-encoding']);
 const HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
-function pass(raw: readonly string[], drop: ReadonlySet<string>): string[] {
+/** The request's end-to-end headers: the hop-by-hop ones go, and so do those its Connection headers name. */
+function pass(raw: readonly string[]): string[] {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '' && !FRAMING.has(t)) (named ??= new Set()).add(t);
+    }
+  }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    if (!drop.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+    const name = raw[i]!.toLowerCase();
+    if (!HOP.has(name) && !named?.has(name)) out.push(raw[i]!, raw[i + 1]!);
   }
   return out;
+}
+
+/** A request read whole before it takes a slot: its body and its trailers (raw pairs). */
+export interface Body {
+  readonly chunks: readonly Buffer[];
+  readonly trailers: readonly string[];
 }
 
 /** How a forwarded request ended: answered in full, or not (a 502 sent, the client reset, or the client left). */
 export type Outcome = 'answered' | 'failed' | 'client-gone';
 
-export function forward(os: Os, path: string, id: number, req: IncomingMessage, res: ServerResponse, done: (how: Outcome) => void): void {
+/**
+ * `done` is told how it ended, and for how many ms the answer was held back
+ * for the client (more than `buffer` bytes waiting): time the lanes do not
+ * count against the route.
+ */
+export function forward(os: Os, path: string, id: number, req: IncomingMessage, res: ServerResponse, body: Body, buffer: number, done: (how: Outcome, heldMs: number) => void): void {
   let over = false;
+  let held = 0;
+  let heldAt = -1;
   const end = (how: Outcome) => {
     if (over) return;
     over = true;
-    done(how);
+    done(how, held);
   };
-  const headers = pass(req.rawHeaders, HOP);
+  const headers = pass(req.rawHeaders);
   headers.push(CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close');
   const preq = request({
     method: req.method,
@@ -89,19 +123,19 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     res.writeHead(pres.statusCode!, pres.statusMessage);
     pres.on('data', (chunk: Buffer) => {
       if (gone) return;
-      if (!res.write(chunk)) {
+      if (!res.write(chunk) && (res.writableLength >= buffer || planted('slot-waits-on-client')) && heldAt < 0) {
         pres.pause();
-        res.once('drain', () => pres.resume());
+        heldAt = os.now();
+        res.once('drain', () => {
+          held += os.now() - heldAt;
+          heldAt = -1;
+          pres.resume();
+        });
       }
     });
     pres.on('end', () => {
       if (gone) return;
-      const t = pres.rawTrailers;
-      if (t.length > 0) {
-        const pairs: [string, string][] = [];
-        for (let i = 0; i < t.length; i += 2) pairs.push([t[i]!, t[i + 1]!]);
-        res.addTrailers(pairs);
-      }
+      if (pres.rawTrailers.length > 0) res.addTrailers(pairs(pres.rawTrailers));
       res.end();
       end('answered');
     });
@@ -118,7 +152,6 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     // sees the end, aborts the request and closes its side once its event
     // loop is free - and report the end only when the connection has closed.
     gone = true;
-    req.unpipe(preq);
     answer?.resume(); // paused for a client that will never drain
     const s = preq.socket;
     if (!s) {
@@ -130,5 +163,14 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     preq.once('close', () => end('client-gone'));
     s.end();
   });
-  req.pipe(preq);
+  for (const c of body.chunks) preq.write(c);
+  if (body.trailers.length > 0) preq.addTrailers(pairs(body.trailers));
+  preq.end();
+}
+
+/** Raw [name, value, ...] as pairs: addTrailers keeps duplicates and case that way. */
+function pairs(raw: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
 }

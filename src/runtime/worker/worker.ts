@@ -21,11 +21,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Listener, Os, Stream } from '../../os/types.js';
 import { routeKey } from '../lanes/route-key.js';
-import { accessLine, Logger, LogSink } from '../log.js';
+import { accessLine, Logger, LogSink, Throttle } from '../log.js';
 import { httpDate } from '../time-format.js';
 import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
+import { screen } from './screen.js';
+import { hasBody, notBefore, serverMs, timedResponse } from './timing.js';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
 import { planted } from '../probe.js';
@@ -35,7 +37,9 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel);
   const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
   const send = (m: ToArbiter) => os.channel?.send(m);
-  const conns = new Connections();
+  const throttle = new Throttle(() => os.now(), (m) => log.info(m));
+  const conns = new Connections(os, spec.role === 'slow' ? null : spec.clients, throttle);
+  conns.onTimeout = (kind, s, doing) => throttle.say(kind, `${kind} (${spec.clients[LIMIT_OF[kind]] / 1000}s): closed ${peer(s)} ${doing}`);
   const slowRole = spec.role === 'slow';
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
   const slowSide = slowRole ? new SlowSide(send, () => os.now()) : null;
@@ -125,6 +129,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     res.sendDate = false;
     res.setHeader('date', dated());
     conns.request(req, res);
+    if (!screen(req, res)) return;
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res);
     if (planted('worker-answers-twice')) {
@@ -133,8 +138,14 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     if (lanes) {
       const key = routeKey(req.method!, req.url!);
       if (!lanes.take(key, req, res)) {
-        const t0 = os.now();
-        res.once('finish', () => lanes.observe(key, req.method!, req.url!, os.now() - t0));
+        // Learning counts the server's time only (timing.ts): not the upload, the client's reading, or pipelining.
+        if (hasBody(req)) req.once('end', () => notBefore(res, os.now()));
+        const t0 = planted('learn-client-time') ? os.now() : -1; // the old way: the client's pace counted
+        res.once('finish', () => {
+          // A body that never came whole (a 408, or an answer that did not wait for it) times the client, not the app.
+          if (t0 >= 0) lanes.observe(key, req.method!, req.url!, os.now() - t0);
+          else if (req.complete) lanes.observe(key, req.method!, req.url!, serverMs(res));
+        });
         run(req, res);
       }
     } else {
@@ -157,18 +168,19 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     }
   };
 
-  const server = createServer(onRequest);
+  const server = createServer({ ServerResponse: timedResponse(() => os.now()) }, onRequest);
   server.keepAliveTimeout = spec.keepAlive;
   // A connection that never sends a request is closed after the keep-alive
   // time too; Node's own headersTimeout check only runs for servers that
   // called listen(), which ours never does.
   const firstRequestTimeout = spec.keepAlive > 0 ? spec.keepAlive : 5000;
+  conns.watch(listening);
   for (const l of listening) {
     l.accept((s: Stream) => {
       conns.add(s);
       server.emit('connection', s);
       s.setTimeout(firstRequestTimeout);
-    });
+    }, (e) => conns.acceptFailed(e));
   }
   send({ t: 'booted' });
   log.info(`${slowRole ? 'slow-lane worker' : 'worker'} ${os.pid} booted (generation ${spec.generation})`);
@@ -201,6 +213,12 @@ function dateHeader(os: Os): () => string {
     }
     return date;
   };
+}
+
+const LIMIT_OF = { client_header_timeout: 'headerTimeout', client_body_timeout: 'bodyTimeout', send_timeout: 'sendTimeout' } as const;
+
+function peer(s: Stream): string {
+  return s.remoteAddress === undefined ? 'a client' : `${s.remoteAddress}:${s.remotePort}`;
 }
 
 /** Counts the body bytes an app writes (only when there is an access log: it costs a wrapper per response). */

@@ -1,0 +1,89 @@
+// What a request cost the server, for the lanes to learn from: never the
+// time spent waiting on its client. A client decides how long its upload
+// takes, how fast it reads, and how many requests it pipelines ahead of this
+// one; if any of that counted, one client could mark any route slow and,
+// with the slow lane's few slots, shut the route out for everyone.
+//
+// The clock of a request starts when the app has it and nothing of the
+// client's stands in the way: its head has come ('request') and its body has
+// come (when the app reads it: 'end'). It stops when the app ends its answer
+// (end() is called), not when the answer has left: the client's reading is
+// not the app's work, and neither is the wait of a pipelined answer for the
+// ones before it (node:http holds it until they are done; its app ran and
+// ended long before). Less the time the app spent blocked on a socket the
+// client did not drain (a write that returned false, until 'drain': an
+// answer queued behind pipelined ones says false too). An app that works
+// while its request waits counts less than it spent, never more: a route is
+// marked slow only by what the server did.
+import { ServerResponse, type IncomingMessage } from 'node:http';
+
+export interface Timed extends ServerResponse {
+  /** When the app had the request with nothing of the client's in the way. */
+  startAt: number;
+  /** When the app ended its answer (-1: not yet). */
+  endedAt: number;
+  /** ms the app spent blocked on a full socket. */
+  blocked: number;
+}
+
+/** A ServerResponse class that keeps the times above, on the clock `now` (one class per worker: no shared state between simulated processes). */
+export function timedResponse(now: () => number): typeof ServerResponse {
+  class TimedResponse extends ServerResponse implements Timed {
+    startAt: number;
+    endedAt = -1;
+    blocked = 0;
+    private blockedAt = -1;
+
+    constructor(req: IncomingMessage) {
+      super(req);
+      this.startAt = now();
+    }
+
+    private readonly unblock = (): void => {
+      if (this.blockedAt < 0) return;
+      this.blocked += now() - this.blockedAt;
+      this.blockedAt = -1;
+    };
+
+    /** A write the socket could not take: the app is blocked on the client until 'drain'. */
+    wrote(ok: boolean): boolean {
+      if (!ok && this.blockedAt < 0 && this.endedAt < 0) {
+        this.blockedAt = now();
+        this.once('drain', this.unblock);
+      }
+      return ok;
+    }
+
+    override end(...args: unknown[]): this {
+      if (this.endedAt < 0) {
+        this.endedAt = now();
+        if (this.blockedAt >= 0) this.unblock();
+      }
+      return (super.end as (...a: unknown[]) => this)(...args);
+    }
+  }
+  // write has overloads a subclass method cannot restate; the prototype takes a plain function.
+  const write = ServerResponse.prototype.write as (...a: unknown[]) => boolean;
+  (TimedResponse.prototype as unknown as { write: (...a: unknown[]) => boolean }).write = function (this: TimedResponse, ...a: unknown[]) {
+    return this.wrote(write.apply(this, a));
+  };
+  return TimedResponse as unknown as typeof ServerResponse;
+}
+
+/** The request's clock may start no earlier than `t` (its body came). */
+export function notBefore(res: ServerResponse, t: number): void {
+  const r = res as Timed;
+  if (r.startAt < t) r.startAt = t;
+}
+
+/** ms of server work for a request whose answer has ended. */
+export function serverMs(res: ServerResponse): number {
+  const r = res as Timed;
+  return r.endedAt < 0 ? 0 : Math.max(0, r.endedAt - r.startAt - r.blocked);
+}
+
+/** Whether a request carries a body (whose arrival the app may wait for). */
+export function hasBody(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+}

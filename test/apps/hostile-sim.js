@@ -1,0 +1,38 @@
+// The hostile-client app for the simulator (test/runtime/clients.sim.test.ts):
+// time and CPU only through the AppContext.
+//   /               the worker's pid
+//   /burn?ms=N      holds the event loop for N ms, then its pid
+//   /big?kb=N       N KiB in 16 KiB writes, waiting for 'drain' as a good app does
+//   /echo           reads the body; answers what it saw: raw headers, raw trailers, body, peer
+//   /upload         reads the body, then its pid
+export default function createApp(ctx) {
+  return async (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    res.setHeader('x-pid', String(ctx.pid));
+    if (url.pathname === '/burn') {
+      ctx.burn(Number(url.searchParams.get('ms') ?? 100));
+      res.end(String(ctx.pid));
+      return;
+    }
+    if (url.pathname === '/big') {
+      const chunk = Buffer.alloc(16 * 1024, 'x');
+      let left = Number(url.searchParams.get('kb') ?? 1024) / 16;
+      res.setHeader('content-length', String(left * chunk.length));
+      while (left-- > 0) {
+        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+        if (res.destroyed) return;
+      }
+      res.end();
+      return;
+    }
+    if (url.pathname === '/echo' || url.pathname === '/upload') {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      await new Promise((r) => req.on('end', r));
+      if (url.pathname === '/upload') res.end(String(ctx.pid));
+      else res.end(JSON.stringify({ pid: ctx.pid, headers: req.rawHeaders, trailers: req.rawTrailers, body: Buffer.concat(chunks).toString('latin1'), remote: req.socket.remoteAddress }));
+      return;
+    }
+    res.end(String(ctx.pid));
+  };
+}

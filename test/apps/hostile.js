@@ -1,0 +1,61 @@
+// A test app for the hostile-client tests (test/runtime/hostile.real.test.ts).
+// Every answer carries the pid of the process that ran it (x-pid), so a test
+// can tell a fast worker from the slow-lane worker.
+//   /                 the worker's pid (a hello world)
+//   /big?bytes=N      N bytes of 'x' (default 8 MiB), written at once
+//   /burn?ms=N        holds the event loop for N ms (CPU-bound), then its pid
+//   /echo             what the app saw: raw headers, raw trailers, the body, the peer
+//   /upload, /login   reads the whole body, then {pid, bytes}
+//   /early            writes its head at once, then reads the body and ends
+export default function hostile(req, res) {
+  const url = new URL(req.url, 'http://x');
+  res.setHeader('x-pid', String(process.pid));
+  switch (url.pathname) {
+    case '/big': {
+      const n = Number(url.searchParams.get('bytes') ?? 8 * 1024 * 1024);
+      res.setHeader('content-type', 'application/octet-stream');
+      res.setHeader('content-length', String(n));
+      res.end(Buffer.alloc(n, 'x'));
+      return;
+    }
+    case '/burn': {
+      const end = performance.now() + Number(url.searchParams.get('ms') ?? 200);
+      while (performance.now() < end);
+      res.end(String(process.pid));
+      return;
+    }
+    case '/echo': {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({
+          pid: process.pid,
+          method: req.method,
+          headers: req.rawHeaders,
+          trailers: req.rawTrailers,
+          body: Buffer.concat(chunks).toString('latin1'),
+          remote: req.socket.remoteAddress,
+        }));
+      });
+      return;
+    }
+    case '/upload':
+    case '/login': {
+      let bytes = 0;
+      req.on('data', (c) => (bytes += c.length));
+      req.on('end', () => res.end(JSON.stringify({ pid: process.pid, bytes })));
+      return;
+    }
+    case '/early': {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.flushHeaders();
+      let bytes = 0;
+      req.on('data', (c) => (bytes += c.length));
+      req.on('end', () => res.end(`read ${bytes}\n`));
+      return;
+    }
+    default:
+      res.end(String(process.pid));
+  }
+}

@@ -1,0 +1,241 @@
+// Hostile clients against the real worker code on the simulated kernel, in
+// virtual time: each test plays one attack and checks the bound that
+// defeats it (worker/connections.ts, timing.ts, screen.ts, forward.ts).
+import { expect, test } from 'vitest';
+import type { Stream } from '../../src/os/types.js';
+import { ADDR, SIM_APP, simulate, type Ctl } from './sim.js';
+import { get } from '../support/http.js';
+
+const APP = SIM_APP.replace('sim-app.js', 'hostile-sim.js');
+const args = (...more: string[]) => [APP, '--bind', '127.0.0.1:8000', '--workers', '1', ...more];
+
+interface Raw {
+  readonly s: Stream;
+  text(): string;
+  /** Virtual time the connection closed at, or null. */
+  closedAt(): number | null;
+  write(data: string): void;
+}
+
+async function raw(c: Ctl, first = ''): Promise<Raw> {
+  const s = await c.os.connect(ADDR);
+  let text = '';
+  let closed: number | null = null;
+  s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  s.on('error', () => {});
+  s.on('close', () => (closed = c.os.now()));
+  if (first !== '') s.write(first);
+  return {
+    s,
+    text: () => text,
+    closedAt: () => closed,
+    write: (d) => {
+      if (!s.destroyed) s.write(d);
+    },
+  };
+}
+
+/** Writes `data` one byte every `ms` until done or the connection closed. */
+async function trickle(c: Ctl, r: Raw, data: string, ms: number): Promise<void> {
+  for (const ch of data) {
+    if (r.closedAt() !== null) return;
+    r.write(ch);
+    await c.os.sleep(ms);
+  }
+}
+
+const slowRoutes = (c: Ctl) => [...c.log().matchAll(/route (\S+ \S+) is slow/g)].map((m) => m[1]);
+
+test('client_header_timeout: a head trickled a byte at a time gets 408 and is closed within a tick of the deadline', async () => {
+  await simulate(1, args('--client-header-timeout', '2'), async (c) => {
+    await c.booted(1);
+    const t0 = c.os.now();
+    const r = await raw(c, 'GET / HTTP/1.1\r\nHost: x\r\n');
+    await trickle(c, r, 'X-Slow: ' + 'a'.repeat(100), 400);
+    expect(r.closedAt()).not.toBeNull();
+    expect(r.text()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    // 2 s, plus one sweep tick (a quarter of the shortest deadline: 500 ms).
+    expect(r.closedAt()! - t0).toBeGreaterThanOrEqual(2000);
+    expect(r.closedAt()! - t0).toBeLessThanOrEqual(2500 + 10);
+    expect(c.log()).toMatch(/client_header_timeout \(2s\): closed 127\.0\.0\.1:\d+ sending a request head/);
+    // The worker serves on.
+    expect((await c.get('/')).status).toBe(200);
+  });
+});
+
+test('client_header_timeout on keep-alive counts from the end of the previous answer; an idle connection is left to keep_alive', async () => {
+  await simulate(2, args('--client-header-timeout', '1', '--keep-alive', '3'), async (c) => {
+    await c.booted(1);
+    const r = await raw(c, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.os.sleep(1500);
+    // Idle past the header timeout: still open (no byte of a head came).
+    expect(r.closedAt()).toBeNull();
+    expect(r.text()).toMatch(/^HTTP\/1\.1 200/);
+    r.write('GET / HTTP/1.1\r\n');
+    await c.os.sleep(600);
+    // A head begun 1.5 s after the answer is already past its deadline.
+    expect(r.closedAt()).not.toBeNull();
+    expect(r.text()).toMatch(/HTTP\/1\.1 408 Request Timeout/);
+  });
+});
+
+test('client_body_timeout: a promised body that never comes gets 408 within a tick of the deadline', async () => {
+  await simulate(3, args('--client-body-timeout', '2'), async (c) => {
+    await c.booted(1);
+    const r = await raw(c, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789');
+    const t0 = c.os.now();
+    await c.os.sleep(3000);
+    expect(r.text()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(r.text()).toMatch(/\r\nconnection: close\r\n/i);
+    expect(r.closedAt()).not.toBeNull();
+    expect(r.closedAt()! - t0).toBeLessThanOrEqual(2500 + 10);
+    expect(c.log()).toMatch(/client_body_timeout \(2s\): closed 127\.0\.0\.1:\d+ sending the body of POST \/upload/);
+  });
+});
+
+test('send_timeout: a client that never reads a big answer is closed; one that reads slowly is not', async () => {
+  await simulate(4, args('--send-timeout', '2'), async (c) => {
+    await c.booted(1);
+    const idle = await raw(c, 'GET /big?kb=4096 HTTP/1.1\r\nHost: x\r\n\r\n');
+    idle.s.pause();
+    const slow = await raw(c, 'GET /big?kb=1024 HTTP/1.1\r\nHost: x\r\n\r\n');
+    slow.s.pause();
+    const t0 = c.os.now();
+    // The slow reader takes 16 KiB every 500 ms.
+    let reading = true;
+    void (async () => {
+      while (reading) {
+        await c.os.sleep(500);
+        slow.s.read(16 * 1024);
+      }
+    })();
+    await c.waitLog(/send_timeout \(2s\): closed 127\.0\.0\.1:\d+ not reading an answer/);
+    // 2 s of no progress, found within one sweep tick (500 ms) after it.
+    expect(c.os.now() - t0).toBeLessThanOrEqual(2500 + 10);
+    await c.os.sleep(3000);
+    reading = false;
+    expect(c.log().match(/send_timeout/g)).toHaveLength(1);
+    expect(slow.closedAt()).toBeNull();
+    // The idle client finds its connection closed: what it got is cut short.
+    idle.s.resume();
+    await c.os.sleep(100);
+    expect(idle.closedAt()).not.toBeNull();
+    expect(idle.text().length).toBeLessThan(4096 * 1024);
+    slow.s.destroy();
+  });
+});
+
+test('learning: a pipelined flood that is not read, and a slow upload, do not make a fast route slow', async () => {
+  await simulate(5, args('--slow-threshold', '0.1'), async (c) => {
+    await c.booted(1);
+    await c.waitLog(/slow-lane worker \d+ booted/);
+    // 40 pipelined requests for 64 KiB each, read only after 2 s.
+    const r = await raw(c, 'GET /big?kb=64 HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40));
+    r.s.pause();
+    await c.os.sleep(2000);
+    r.s.resume();
+    // A 2 s upload to a route the app serves at once.
+    const u = await raw(c, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n');
+    await trickle(c, u, 'x'.repeat(20), 100);
+    await c.os.sleep(500);
+    expect(r.text().match(/HTTP\/1\.1 200/g)).toHaveLength(40);
+    expect(u.text()).toMatch(/^HTTP\/1\.1 200/);
+    expect(slowRoutes(c)).toEqual([]);
+    // The app's own time still counts.
+    await c.get('/burn?ms=300');
+    await c.waitLog(/route GET \/burn is slow/);
+  });
+});
+
+test('a client that does not read a big slow answer holds no slot: the next slow request is served', async () => {
+  await simulate(6, args('--slow-routes', 'GET /big', '--queue-timeout', '1', '--send-timeout', '30'), async (c) => {
+    await c.booted(1);
+    const slowPid = Number((await c.waitLog(/slow-lane worker (\d+) booted/))[1]);
+    const hog = await raw(c, 'GET /big?kb=2048 HTTP/1.1\r\nHost: x\r\n\r\n');
+    hog.s.pause();
+    await c.os.sleep(500);
+    const t0 = c.os.now();
+    const next = await get(c.os, ADDR, '/big?kb=16');
+    expect(next.status).toBe(200);
+    expect(Number(next.headers['x-pid'])).toBe(slowPid);
+    expect(c.os.now() - t0).toBeLessThan(1000);
+    expect(hog.closedAt()).toBeNull(); // still held, by the fast worker's buffer
+    hog.s.destroy();
+  });
+});
+
+test('a slow upload to a slow route holds no slot; a body over slow_body_max gets 413', async () => {
+  await simulate(7, args('--slow-routes', 'POST /upload', '--queue-timeout', '1', '--slow-body-max', '1K'), async (c) => {
+    await c.booted(1);
+    const slowPid = Number((await c.waitLog(/slow-lane worker (\d+) booted/))[1]);
+    const hog = await raw(c, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\n');
+    const trickled = trickle(c, hog, 'y'.repeat(30), 100);
+    await c.os.sleep(300);
+    const other = await raw(c, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc');
+    await c.os.sleep(500);
+    expect(other.text()).toMatch(/^HTTP\/1\.1 200/);
+    expect(other.text()).toMatch(new RegExp(`\\r\\n\\r\\n${slowPid}$`));
+    await trickled;
+    await c.os.sleep(200);
+    expect(hog.text()).toMatch(new RegExp(`^HTTP/1\\.1 200[^]*\\r\\n\\r\\n${slowPid}$`));
+    const big = await raw(c, `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n${'z'.repeat(2000)}`);
+    const chunked = await raw(c, `POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${'400\r\n' + 'z'.repeat(1024) + '\r\n'}${'1\r\nz\r\n'}0\r\n\r\n`);
+    await c.os.sleep(200);
+    expect(big.text()).toMatch(/^HTTP\/1\.1 413 Payload Too Large/);
+    expect(chunked.text()).toMatch(/^HTTP\/1\.1 413 Payload Too Large/);
+  });
+});
+
+test('forwarding is faithful: hop-by-hop and Connection-named headers stay behind, trailers travel, x-drover-* from a client never reaches the app', async () => {
+  await simulate(8, args('--slow-routes', 'POST /echo'), async (c) => {
+    await c.booted(1);
+    const slowPid = Number((await c.waitLog(/slow-lane worker (\d+) booted/))[1]);
+    const head = 'Host: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Drover-Client: 6.6.6.6 1\r\nx-drover-lane: 7\r\nX-Kept: yes\r\n';
+    const slow = await raw(c, `POST /echo HTTP/1.1\r\n${head}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n`);
+    const fast = await raw(c, `PUT /echo HTTP/1.1\r\n${head}Content-Length: 5\r\n\r\nhello`);
+    await c.os.sleep(500);
+    const seen = (r: Raw) => JSON.parse(r.text().slice(r.text().indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n/, '').replace(/\r\n0\r\n\r\n$/, '')) as { pid: number; headers: string[]; trailers: string[]; body: string; remote: string };
+    const s = seen(slow);
+    expect(s.pid).toBe(slowPid);
+    expect(s.body).toBe('hello');
+    expect(s.trailers).toEqual(['X-Sum', '5']);
+    const names = s.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    for (const gone of ['x-secret', 'keep-alive', 'te', 'x-drover-client', 'x-drover-lane']) expect(names).not.toContain(gone);
+    expect(names).toContain('x-kept');
+    expect(s.remote).toBe('127.0.0.1');
+    const f = seen(fast);
+    expect(f.pid).not.toBe(slowPid);
+    const fnames = f.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    expect(fnames).not.toContain('x-drover-client');
+    expect(fnames).not.toContain('x-drover-lane');
+    expect(fnames).toContain('x-secret'); // the app's own server: no hop to strip
+  });
+});
+
+test('two Host headers get 400 on a fast route and on a slow route', async () => {
+  await simulate(9, args('--slow-routes', 'GET /burn'), async (c) => {
+    await c.booted(1);
+    for (const path of ['/', '/burn?ms=10']) {
+      const r = await raw(c, `GET ${path} HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n`);
+      await c.os.sleep(200);
+      expect(r.text()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(r.closedAt()).not.toBeNull();
+    }
+  });
+});
+
+test('worker_connections: at the cap the worker stops accepting, says so once, and accepts again when a connection closes', async () => {
+  await simulate(10, args('--worker-connections', '2', '--client-header-timeout', '3'), async (c) => {
+    await c.booted(1);
+    const holders = [await raw(c, 'GET / HTTP/1.1\r\n'), await raw(c, 'GET / HTTP/1.1\r\n')];
+    await c.os.sleep(100);
+    const t0 = c.os.now();
+    const r = await get(c.os, ADDR, '/');
+    expect(r.status).toBe(200);
+    // Answered only once the holders' heads timed out (3 s, plus a tick).
+    expect(c.os.now() - t0).toBeGreaterThanOrEqual(2800);
+    await c.os.sleep(1000);
+    for (const h of holders) expect(h.text()).toMatch(/^HTTP\/1\.1 408/);
+    expect(c.log().match(/worker_connections 2\): not accepting until one closes/g)).toHaveLength(1);
+  });
+});

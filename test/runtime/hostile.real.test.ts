@@ -1,0 +1,563 @@
+// Hostile clients on the real OS (DESIGN.md, "Threat model"): each test plays
+// the attacker with raw sockets where node:http's client would be too polite
+// - a head trickled a byte at a time, a body promised and never sent, an
+// answer never read, a pipelined flood, duplicate Host lines, spoofed
+// x-drover-* headers, a connection hoard - and checks what drover does.
+// Settings are short so that every test stays within a few seconds.
+import { execFileSync } from 'node:child_process';
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, expect, test } from 'vitest';
+import { APPS, freePort, get, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+
+const APP = join(APPS, 'hostile.js');
+const MiB = 1024 * 1024;
+/** Time allowed past a timeout for drover to act on it. */
+const MARGIN = 1500;
+const LIMIT = { timeout: 15_000 };
+
+const running: Drover[] = [];
+const dirs: string[] = [];
+const clients: Raw[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.sock.destroy();
+  for (const d of running.splice(0)) await d.cleanup();
+  for (const d of dirs.splice(0)) removeTmp(d);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Served { d: Drover; port: number; fast: number[]; slowPid: number | null }
+
+/** A drover on the hostile app; its runtime dir (XDG_RUNTIME_DIR) private to the test. */
+async function serve(args: string[], opts: { workers?: number; lanes?: boolean } = {}): Promise<Served> {
+  const workers = opts.workers ?? 2;
+  const lanes = opts.lanes ?? true;
+  const port = await freePort();
+  const runtime = tmp();
+  dirs.push(runtime);
+  const d = startDrover([APP, '--bind', `127.0.0.1:${port}`, '--workers', String(workers), ...(lanes ? [] : ['--lanes', 'off']), ...args], { XDG_RUNTIME_DIR: runtime });
+  running.push(d);
+  // A drover that refuses its settings says why, at once.
+  const gone = d.exited(60_000).then((e) => {
+    throw new Error(`drover exited (${e.code ?? e.signal}) before serving; log:\n${d.log()}`);
+  }, () => {});
+  await Promise.race([d.waitFor(new RegExp(`(?:[^]*?(?<!lane )worker \\d+ booted){${workers}}`)), gone]);
+  const slowPid = lanes ? Number((await Promise.race([d.waitFor(/slow-lane worker (\d+) booted/), gone]))![1]) : null;
+  const fast = [...d.log().matchAll(/(?<!lane )worker (\d+) booted/g)].map((m) => Number(m[1]));
+  return { d, port, fast, slowPid };
+}
+
+/**
+ * A client on a raw socket: what it writes goes out as given, what comes
+ * back is kept as latin1 text (up to `keep` characters) and counted.
+ */
+class Raw {
+  readonly sock: Socket;
+  readonly opened = Date.now();
+  text = '';
+  bytes = 0;
+  closedAt: number | null = null;
+  error: string | null = null;
+
+  constructor(port: number, paused: boolean, private readonly keep: number) {
+    this.sock = connect(port, '127.0.0.1');
+    // Paused before any 'data' listener: it reads nothing more than one
+    // highWaterMark, and the rest waits in the kernel's buffers.
+    if (paused) this.sock.pause();
+    this.sock.on('data', (b: Buffer) => {
+      this.bytes += b.length;
+      if (this.text.length < this.keep) this.text += b.toString('latin1', 0, Math.min(b.length, this.keep - this.text.length));
+    });
+    this.sock.on('error', (e: NodeJS.ErrnoException) => (this.error ??= e.code ?? e.message));
+    this.sock.on('close', () => (this.closedAt = Date.now()));
+  }
+
+  get closed(): boolean {
+    return this.closedAt !== null;
+  }
+
+  write(s: string): void {
+    if (!this.closed && !this.sock.destroyed) this.sock.write(s);
+  }
+
+  /** True once `pred` holds; false if it did not within `ms`. */
+  async until(pred: () => boolean, ms: number, step = 10): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > end) return false;
+      await sleep(step);
+    }
+    return true;
+  }
+
+  /** Writes `text` one character every `every` ms, until it is all sent, the socket closes, or anything comes back. */
+  async trickle(text: string, every: number): Promise<void> {
+    for (const ch of text) {
+      if (this.closed || this.bytes > 0) return;
+      this.write(ch);
+      await sleep(every);
+    }
+  }
+}
+
+async function raw(port: number, opts: { paused?: boolean; keep?: number } = {}): Promise<Raw> {
+  const c = new Raw(port, opts.paused ?? false, opts.keep ?? 1 << 20);
+  clients.push(c);
+  await new Promise<void>((resolve, reject) => {
+    c.sock.once('connect', resolve);
+    c.sock.once('error', reject);
+  });
+  return c;
+}
+
+interface Answer { status: number; headers: Record<string, string>; body: string; end: number }
+
+/** The status and headers of the answer at `from` in `text`, and where its body starts, once its head is all there. */
+function headAt(text: string, from = 0): { status: number; headers: Record<string, string>; size: number } | null {
+  const headEnd = text.indexOf('\r\n\r\n', from);
+  if (headEnd < 0) return null;
+  const lines = text.slice(from, headEnd).split('\r\n');
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(lines[0]!);
+  if (!m) throw new Error(`not an HTTP answer: ${JSON.stringify(lines[0])}`);
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    const name = l.slice(0, i).toLowerCase();
+    const value = l.slice(i + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return { status: Number(m[1]), headers, size: headEnd + 4 - from };
+}
+
+const headOf = (text: string) => headAt(text, 0);
+
+/** The first complete HTTP/1.1 answer in `text` at `from` (Content-Length framed, or chunked), or null. */
+function answerAt(text: string, from = 0): Answer | null {
+  const head = headAt(text, from);
+  if (head === null) return null;
+  const { status, headers } = head;
+  let at = from + head.size;
+  if (headers['transfer-encoding'] === 'chunked') {
+    let body = '';
+    for (;;) {
+      const eol = text.indexOf('\r\n', at);
+      if (eol < 0) return null;
+      const size = parseInt(text.slice(at, eol), 16);
+      if (size === 0) {
+        const end = text.indexOf('\r\n\r\n', eol);
+        return end < 0 ? null : { status, headers, body, end: end + 4 };
+      }
+      if (text.length < eol + 2 + size + 2) return null;
+      body += text.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
+    }
+  }
+  const len = Number(headers['content-length'] ?? 0);
+  if (text.length < at + len) return null;
+  return { status, headers, body: text.slice(at, at + len), end: at + len };
+}
+
+/** Resumes a paused client and reads until its whole answer (a head, then `body` bytes) is in, or `ms` passed. */
+async function readAll(c: Raw, body: number, ms: number): Promise<boolean> {
+  c.sock.resume();
+  return c.until(() => {
+    const h = headOf(c.text);
+    return h !== null && c.bytes >= h.size + body;
+  }, ms);
+}
+
+/** Every complete answer in `text`, in order. */
+function answers(text: string): Answer[] {
+  const all: Answer[] = [];
+  for (let a = answerAt(text); a !== null; a = answerAt(text, a.end)) all.push(a);
+  return all;
+}
+
+/** Lines of the log that report a client timeout of this kind. */
+function timeoutLines(d: Drover, setting: string): string[] {
+  return d.log().split('\n').filter((l) => l.includes(setting));
+}
+
+/** Waits (a little: the worker writes its log as it closes) for the info line of a client timeout naming the peer. */
+async function loggedTimeout(d: Drover, setting: string): Promise<string> {
+  await d.waitFor(new RegExp(setting), 1000).catch(() => null);
+  const lines = timeoutLines(d, setting);
+  expect(lines.length, `a log line naming ${setting}`).toBeGreaterThanOrEqual(1);
+  expect(lines[0]).toContain('[INFO]');
+  expect(lines[0]).toMatch(/\b127\.0\.0\.1\b/);
+  return lines[0]!;
+}
+
+interface Full { status: number; body: string; headers: Record<string, unknown> }
+
+function send(port: number, path: string, opts: { method?: string; body?: string | string[]; headers?: Record<string, string | string[]> } = {}): Promise<Full> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (Array.isArray(opts.body)) {
+      for (const part of opts.body) req.write(part);
+      req.end();
+    } else {
+      req.end(opts.body);
+    }
+  });
+}
+
+const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+// --- Deadlines on the client ------------------------------------------------
+
+test('client_header_timeout: a head trickled a byte every 100 ms gets 408 with Connection: close and is closed, counted from the connect', LIMIT, async () => {
+  const { d, port } = await serve(['--client-header-timeout', '1']);
+  const c = await raw(port);
+  void c.trickle(`GET / HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(300)}\r\n\r\n`, 100);
+  await c.until(() => c.closed, 1000 + MARGIN);
+  expect(c.text).toMatch(/^HTTP\/1\.1 408 /);
+  expect(answerAt(c.text)?.headers.connection).toBe('close');
+  expect(c.closed).toBe(true);
+  expect(c.closedAt! - c.opened).toBeGreaterThanOrEqual(900);
+  expect(c.closedAt! - c.opened).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'client_header_timeout');
+});
+
+test('client_header_timeout counts from the first byte: one byte, then nothing, gets 408 within it (not the 5 s keep_alive)', LIMIT, async () => {
+  // keep_alive (5 s by default) is longer: the head's deadline is what closes it.
+  const { port } = await serve(['--client-header-timeout', '1']);
+  const c = await raw(port);
+  c.write('G');
+  await c.until(() => c.closed, 1000 + MARGIN);
+  expect(c.closed).toBe(true);
+  expect(c.closedAt! - c.opened).toBeLessThan(1000 + MARGIN);
+  expect(c.text).toMatch(/^HTTP\/1\.1 408 /);
+});
+
+test('client_header_timeout on keep-alive: the next head is timed from the end of the previous answer', LIMIT, async () => {
+  const { d, port, fast } = await serve(['--client-header-timeout', '1']);
+  const c = await raw(port);
+  c.write(GET('/'));
+  expect(await c.until(() => answerAt(c.text) !== null, 5000)).toBe(true);
+  const first = answerAt(c.text)!;
+  expect(first.status).toBe(200);
+  expect(fast).toContain(Number(first.body));
+  const answered = Date.now();
+  const before = c.bytes;
+  // The second head, a byte every 100 ms: the idle timer is reset by each one.
+  void (async () => {
+    for (const ch of `GET / HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(300)}\r\n\r\n`) {
+      if (c.closed || c.bytes > before) return;
+      c.write(ch);
+      await sleep(100);
+    }
+  })();
+  await c.until(() => c.closed, 1000 + MARGIN);
+  expect(c.text.slice(first.end)).toMatch(/^HTTP\/1\.1 408 /);
+  expect(c.closed).toBe(true);
+  expect(c.closedAt! - answered).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'client_header_timeout');
+});
+
+test('client_body_timeout: a POST whose body is promised (Content-Length: 1000) and trickled gets 408 and is closed', LIMIT, async () => {
+  const { d, port } = await serve(['--client-body-timeout', '1']);
+  const c = await raw(port);
+  c.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n');
+  const headSent = Date.now();
+  void c.trickle('a'.repeat(1000), 100);
+  await c.until(() => c.closed, 1000 + MARGIN);
+  expect(c.text).toMatch(/^HTTP\/1\.1 408 /);
+  expect(c.closed).toBe(true);
+  expect(c.closedAt! - headSent).toBeGreaterThanOrEqual(900);
+  expect(c.closedAt! - headSent).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'client_body_timeout');
+});
+
+test('client_body_timeout once the answer has begun: no 408, the connection is closed', LIMIT, async () => {
+  const { d, port } = await serve(['--client-body-timeout', '1']);
+  const c = await raw(port);
+  c.write('POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\naaaaaaaaaa');
+  const headSent = Date.now();
+  await c.until(() => c.closed, 1000 + MARGIN);
+  expect(c.text).toMatch(/^HTTP\/1\.1 200 /); // the app's own head, written before it read the body
+  expect(c.text).not.toMatch(/408/);
+  expect(c.text).not.toMatch(/read \d+/); // the app never saw its body end
+  expect(c.closed).toBe(true);
+  expect(c.closedAt! - headSent).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'client_body_timeout');
+});
+
+test('send_timeout: a client that asks for 32 MiB and never reads is closed; it gets less than the answer', LIMIT, async () => {
+  const { d, port } = await serve(['--send-timeout', '1']);
+  const c = await raw(port, { paused: true, keep: 4096 });
+  c.write(GET(`/big?bytes=${32 * MiB}`));
+  const asked = Date.now();
+  // Never reads: wait for drover to give up on it (its log says so), or for the deadline.
+  await d.waitFor(/send_timeout/, 1000 + MARGIN).catch(() => null);
+  const seen = Date.now();
+  // Now read what the kernels still hold: the answer must stop short, and the connection end.
+  c.sock.resume();
+  await c.until(() => c.closed, 3000);
+  expect(c.text).toMatch(/^HTTP\/1\.1 200 /);
+  expect(c.bytes).toBeLessThan(32 * MiB);
+  expect(c.closed).toBe(true);
+  expect(seen - asked).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'send_timeout');
+});
+
+// --- The slow lane is held for the server's work only -----------------------
+
+test('a client that does not read a 6 MiB slow-route answer does not hold the slow slot: the next slow request is served, not 503', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'GET /big,GET /burn', '--queue-timeout', '1', '--slow-buffer', String(8 * MiB)]);
+  const hog = await raw(port, { paused: true, keep: 4096 });
+  hog.write(GET(`/big?bytes=${6 * MiB}`));
+  await sleep(500);
+  const next = await send(port, '/burn?ms=10');
+  expect(next.status).toBe(200);
+  expect(Number(next.body)).toBe(slowPid);
+  // The hog was not cut off meanwhile, and gets its whole answer once it reads.
+  expect(hog.closed).toBe(false);
+  expect(await readAll(hog, 6 * MiB, 5000)).toBe(true);
+  const head = headOf(hog.text)!;
+  expect(head.status).toBe(200);
+  expect(Number(head.headers['x-pid'])).toBe(slowPid);
+  expect(hog.bytes).toBe(head.size + 6 * MiB);
+});
+
+test('a slow upload to a slow route does not hold the slow slot: its body is read before it takes one', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'POST /upload,GET /burn', '--queue-timeout', '1']);
+  const up = await raw(port);
+  up.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`);
+  await sleep(300);
+  const next = await send(port, '/burn?ms=10');
+  expect(next.status).toBe(200);
+  expect(Number(next.body)).toBe(slowPid);
+  // The upload, finished, runs on the slow worker with its whole body.
+  up.write('a'.repeat(90));
+  expect(await up.until(() => answerAt(up.text) !== null, 5000)).toBe(true);
+  const a = answerAt(up.text)!;
+  expect(a.status).toBe(200);
+  expect(JSON.parse(a.body)).toEqual({ pid: slowPid, bytes: 100 });
+});
+
+test('a slow upload to a slow route that never finishes gets 408 by client_body_timeout; the slow slot stays free meanwhile', LIMIT, async () => {
+  const { d, port, slowPid } = await serve(['--slow-routes', 'POST /upload,GET /burn', '--client-body-timeout', '1', '--queue-timeout', '1']);
+  const up = await raw(port);
+  up.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n${'a'.repeat(10)}`);
+  const headSent = Date.now();
+  const next = await send(port, '/burn?ms=10');
+  expect(next.status).toBe(200);
+  expect(Number(next.body)).toBe(slowPid);
+  await up.until(() => up.closed, 1000 + MARGIN - (Date.now() - headSent));
+  expect(up.text).toMatch(/^HTTP\/1\.1 408 /);
+  expect(up.closed).toBe(true);
+  expect(up.closedAt! - headSent).toBeLessThan(1000 + MARGIN);
+  await loggedTimeout(d, 'client_body_timeout');
+});
+
+test('slow_buffer and send_timeout: a client that does not read a 32 MiB slow answer (over the 1 MiB buffer) is closed, and the slow request queued behind it is served', LIMIT, async () => {
+  const { d, port, slowPid } = await serve(['--slow-routes', 'GET /big,GET /burn', '--slow-buffer', String(MiB), '--send-timeout', '1', '--queue-timeout', '4']);
+  const hog = await raw(port, { paused: true, keep: 4096 });
+  hog.write(GET(`/big?bytes=${32 * MiB}`));
+  const asked = Date.now();
+  await sleep(300);
+  // The hog's answer does not fit: its slot is held until send_timeout lets go of the hog.
+  const next = await send(port, '/burn?ms=10');
+  expect(next.status).toBe(200);
+  expect(Number(next.body)).toBe(slowPid);
+  expect(Date.now() - asked).toBeLessThan(1000 + MARGIN + 1000);
+  hog.sock.resume();
+  await hog.until(() => hog.closed, 3000);
+  expect(hog.closed).toBe(true);
+  expect(hog.bytes).toBeLessThan(32 * MiB);
+  await loggedTimeout(d, 'send_timeout');
+});
+
+test('slow_body_max: a body over it for a slow route is answered 413 (Content-Length or chunked); one at it runs on the slow worker', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'POST /upload', '--slow-body-max', '1000']);
+  expect((await send(port, '/upload', { method: 'POST', body: 'a'.repeat(2000) })).status).toBe(413);
+  expect((await send(port, '/upload', { method: 'POST', body: ['a'.repeat(600), 'a'.repeat(600)] })).status).toBe(413);
+  const ok = await send(port, '/upload', { method: 'POST', body: 'a'.repeat(1000) });
+  expect(ok.status).toBe(200);
+  expect(JSON.parse(ok.body)).toEqual({ pid: slowPid, bytes: 1000 });
+});
+
+// --- Learning measures the server, not the client ---------------------------
+
+test('a slow upload (13 bytes over 1.3 s) does not mark POST /login slow; its next request runs on the fast worker', LIMIT, async () => {
+  const { d, port, fast, slowPid } = await serve(['--slow-threshold', '0.3'], { workers: 1 });
+  const c = await raw(port);
+  c.write('POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n');
+  for (const ch of 'user=a&pw=bbb') {
+    c.write(ch);
+    await sleep(100);
+  }
+  expect(await c.until(() => answerAt(c.text) !== null, 5000)).toBe(true);
+  expect(JSON.parse(answerAt(c.text)!.body)).toEqual({ pid: fast[0], bytes: 13 });
+  await sleep(300);
+  expect(d.log()).not.toMatch(/route POST \/login is slow/);
+  const next = await send(port, '/login', { method: 'POST', body: 'user=a&pw=bbb' });
+  expect(JSON.parse(next.body).pid).toBe(fast[0]);
+  expect(JSON.parse(next.body).pid).not.toBe(slowPid);
+});
+
+test('a client that reads a 16 MiB answer only after 1.2 s does not mark GET /big slow', LIMIT, async () => {
+  const { d, port, fast } = await serve(['--slow-threshold', '0.3'], { workers: 1 });
+  const c = await raw(port, { paused: true, keep: 4096 });
+  c.write(GET(`/big?bytes=${16 * MiB}`));
+  await sleep(1200);
+  expect(await readAll(c, 16 * MiB, 5000)).toBe(true);
+  await sleep(300);
+  expect(d.log()).not.toMatch(/route GET \/big is slow/);
+  const next = await send(port, '/big?bytes=10');
+  expect(next.status).toBe(200);
+  expect(next.headers['x-pid']).toBe(String(fast[0]));
+});
+
+test('a pipelined flood: 2000 GET / behind an 8 MiB answer, all in one write and read after 1.2 s, marks neither GET / nor GET /big slow', LIMIT, async () => {
+  const N = 2000;
+  const { d, port, fast } = await serve(['--slow-threshold', '0.3'], { workers: 1 });
+  const c = await raw(port, { paused: true, keep: 16 * MiB });
+  c.write(GET(`/big?bytes=${8 * MiB}`) + GET('/').repeat(N));
+  await sleep(1200);
+  c.sock.resume();
+  await c.until(() => (c.text.match(/HTTP\/1\.1 /g) ?? []).length >= N + 1, 6000, 100);
+  await sleep(200);
+  expect.soft(d.log()).not.toMatch(/route GET \/ is slow/);
+  expect.soft(d.log()).not.toMatch(/route GET \/big is slow/);
+  const all = answers(c.text);
+  expect(all).toHaveLength(N + 1);
+  expect(all[0]!.body).toHaveLength(8 * MiB);
+  expect(all.slice(1).filter((a) => a.status === 200 && Number(a.body) === fast[0])).toHaveLength(N);
+  expect(Number((await get(port, '/')).body)).toBe(fast[0]);
+});
+
+// --- Forwarding and request screening ---------------------------------------
+
+test('forwarding to the slow lane: hop-by-hop headers and those Connection names are dropped, request trailers arrive', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'POST /echo']);
+  const c = await raw(port);
+  c.write([
+    'POST /echo HTTP/1.1',
+    'Host: x',
+    'Connection: keep-alive, X-Secret',
+    'X-Secret: hop',
+    'Keep-Alive: timeout=5',
+    'TE: trailers',
+    'Proxy-Connection: keep-alive',
+    'Upgrade: websocket',
+    'X-Kept: end-to-end',
+    'Transfer-Encoding: chunked',
+    'Trailer: X-Checksum',
+    '',
+    '5',
+    'hello',
+    '0',
+    'X-Checksum: abc',
+    '',
+    '',
+  ].join('\r\n'));
+  expect(await c.until(() => answerAt(c.text) !== null, 5000)).toBe(true);
+  const a = answerAt(c.text)!;
+  expect(a.status).toBe(200);
+  const seen = JSON.parse(a.body) as { pid: number; headers: string[]; trailers: string[]; body: string };
+  expect(seen.pid).toBe(slowPid);
+  expect(seen.body).toBe('hello');
+  expect.soft(seen.trailers).toEqual(['X-Checksum', 'abc']);
+  const names = seen.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  const values = Object.fromEntries(names.map((n, i) => [n, seen.headers[2 * i + 1]]));
+  for (const hop of ['x-secret', 'keep-alive', 'te', 'proxy-connection', 'upgrade']) expect.soft(names, hop).not.toContain(hop);
+  expect.soft(values.connection ?? '').not.toMatch(/x-secret/i);
+  expect(values['x-kept']).toBe('end-to-end');
+});
+
+test('two Host lines: 400 on a fast route and on a slow route, and the app never runs', LIMIT, async () => {
+  const { port } = await serve(['--slow-routes', 'GET /burn']);
+  for (const head of [
+    'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
+    'GET /burn?ms=10 HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n',
+  ]) {
+    const c = await raw(port);
+    c.write(head);
+    expect(await c.until(() => answerAt(c.text) !== null, 5000), head).toBe(true);
+    const a = answerAt(c.text)!;
+    expect.soft(a.status, head).toBe(400);
+    expect.soft(a.headers['x-pid'], head).toBeUndefined();
+  }
+});
+
+test('client-sent x-drover-* headers never reach the app, on the fast path and on the slow path', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'POST /echo']);
+  const spoof = { 'X-Drover-Client': ['6.6.6.6 66', '7.7.7.7 77'], 'x-drover-lane': '5', 'X-Drover-Anything': 'y' };
+  const fastSeen = JSON.parse((await send(port, '/echo', { headers: spoof })).body) as { pid: number; headers: string[]; remote: string };
+  expect(fastSeen.pid).not.toBe(slowPid);
+  expect.soft(fastSeen.headers.filter((h, i) => i % 2 === 0 && /^x-drover-/i.test(h)), 'fast path').toEqual([]);
+  expect(fastSeen.remote).toBe('127.0.0.1');
+  const slowSeen = JSON.parse((await send(port, '/echo', { method: 'POST', body: 'b', headers: spoof })).body) as { pid: number; headers: string[]; remote: string };
+  expect(slowSeen.pid).toBe(slowPid);
+  expect.soft(slowSeen.headers.filter((h, i) => i % 2 === 0 && /^x-drover-/i.test(h)), 'slow path').toEqual([]);
+  expect(slowSeen.remote).toBe('127.0.0.1');
+});
+
+// --- Connection slots --------------------------------------------------------
+
+test('worker_connections 5: at the cap the worker stops accepting and says so once; one connection closed lets exactly one more in', LIMIT, async () => {
+  const { d, port, fast } = await serve(['--worker-connections', '5', '--keep-alive', '10'], { workers: 1, lanes: false });
+  // Five keep-alive connections, each answered (so each was accepted), then idle.
+  const idle: Raw[] = [];
+  for (let i = 0; i < 5; i++) {
+    const c = await raw(port);
+    c.write(GET('/'));
+    expect(await c.until(() => answerAt(c.text) !== null, 5000)).toBe(true);
+    idle.push(c);
+  }
+  // Three more clients send whole requests: none is answered while five are held.
+  const waiting: Raw[] = [];
+  for (let i = 0; i < 3; i++) {
+    const c = await raw(port);
+    c.write(GET('/'));
+    waiting.push(c);
+  }
+  await sleep(800);
+  expect(waiting.map((c) => c.text)).toEqual(['', '', '']);
+  expect(waiting.some((c) => c.closed)).toBe(false);
+  await d.waitFor(/worker_connections/, 1000);
+  expect(d.log().split('\n').filter((l) => l.includes('worker_connections'))).toHaveLength(1);
+  // One idle connection goes: the first waiting client is served, the others still wait.
+  idle[0]!.sock.destroy();
+  expect(await waiting[0]!.until(() => answerAt(waiting[0]!.text) !== null, 1500)).toBe(true);
+  expect(Number(answerAt(waiting[0]!.text)!.body)).toBe(fast[0]);
+  await sleep(300);
+  expect(waiting[1]!.text).toBe('');
+  expect(waiting[2]!.text).toBe('');
+  // Two more go: the other two are served.
+  idle[1]!.sock.destroy();
+  idle[2]!.sock.destroy();
+  for (const c of waiting.slice(1)) {
+    expect(await c.until(() => answerAt(c.text) !== null, 1500)).toBe(true);
+    expect(answerAt(c.text)!.status).toBe(200);
+  }
+});
+
+test('descriptor exhaustion: a worker limited to 64 descriptors, hoarded by 60 idle connections, drops nobody; a client waiting behind them is served once they go', LIMIT, async () => {
+  const { d, port, fast } = await serve(['--worker-connections', '10', '--keep-alive', '10'], { workers: 1, lanes: false });
+  // The worker, not the test: its own limit is lowered while it runs.
+  execFileSync('prlimit', ['--pid', String(fast[0]), '--nofile=64:64']);
+  const hoard: Raw[] = [];
+  for (let i = 0; i < 60; i++) hoard.push(await raw(port));
+  const client = await raw(port);
+  client.write(GET('/'));
+  await sleep(800);
+  // Neither the hoard nor the client was reset for want of a descriptor.
+  expect(hoard.filter((c) => c.closed)).toHaveLength(0);
+  expect(client.closed).toBe(false);
+  expect(client.error).toBeNull();
+  for (const c of hoard) c.sock.destroy();
+  expect(await client.until(() => answerAt(client.text) !== null, 3000)).toBe(true);
+  expect(answerAt(client.text)!.status).toBe(200);
+  expect(Number(answerAt(client.text)!.body)).toBe(fast[0]); // the same worker: it did not die
+  expect(d.log()).not.toMatch(/Worker \d+ (?:exited|was killed)/);
+});
