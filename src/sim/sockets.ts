@@ -125,6 +125,8 @@ export class SimStream extends Duplex {
   localPort: number | undefined = undefined;
   /** The last setTimeout duration, as net.Socket keeps it; http's Agent compares it. */
   timeout: number | undefined = undefined;
+  /** Bytes received so far, as net.Socket counts them (the worker's client deadlines read it). */
+  bytesRead = 0;
 
   constructor(private readonly ep: Endpoint) {
     super({ allowHalfOpen: false });
@@ -517,6 +519,7 @@ function readZero(m: Machine, ep: Endpoint): void {
 /** False when the stream's buffer is full (the reader is not keeping up). */
 function push(m: Machine, ep: Endpoint, chunk: Buffer | null): boolean {
   // push() may run the owner's 'data' listeners right here.
+  if (chunk !== null) ep.stream.bytesRead += chunk.length;
   try {
     return ep.stream.push(chunk);
   } catch (err) {
@@ -580,6 +583,8 @@ export class ListenerState {
 export class ListenerHandle implements Listener {
   fn: ((stream: Stream) => void) | null = null;
   held = true;
+  /** Listener.pause: out of `acceptors` (fn kept) until resume. */
+  paused = false;
   /**
    * Connections handed to this process whose accept has not run yet (it is
    * burning CPU). They are not its own until then: if it lets go of the
@@ -599,17 +604,37 @@ export class ListenerHandle implements Listener {
     return this.state.address;
   }
 
-  accept(onConnection: (stream: Stream) => void): void {
+  // onError: the simulated kernel has no descriptor limits, and its resume
+  // needs nothing from anyone, so nothing ever fails here.
+  accept(onConnection: (stream: Stream) => void, _onError?: (err: OsError) => void): void {
     const p = this.proc;
     if (!p.runnable) throw new ExitSignal();
     if (!this.held) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: this process closed it`);
     if (this.fn !== null) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: already accepting in ${p.pid}`);
     this.fn = onConnection;
-    this.state.acceptors.push(this);
-    p.accepting++;
-    this.m.touch(p);
+    if (this.paused) return;
     this.m.log(p, 'accepting', formatAddr(this.address));
+    join(this.m, this);
+  }
+
+  /** Out of the acceptors; what was handed to it and not accepted yet goes back to the front of the backlog, as at close. */
+  pause(): void {
+    const p = this.proc;
+    if (!p.runnable) throw new ExitSignal();
+    if (!this.held || this.paused) return;
+    this.paused = true;
+    this.m.log(p, 'pause', formatAddr(this.address));
+    if (this.fn !== null) leave(this.m, this);
     dispatch(this.m, this.state);
+  }
+
+  resume(): void {
+    const p = this.proc;
+    if (!p.runnable) throw new ExitSignal();
+    if (!this.held || !this.paused) return;
+    this.paused = false;
+    this.m.log(p, 'resume', formatAddr(this.address));
+    if (this.fn !== null) join(this.m, this);
   }
 
   close(): void {
@@ -618,16 +643,38 @@ export class ListenerHandle implements Listener {
   }
 }
 
+/** `h` starts taking connections: accept, or resume after a pause. */
+function join(m: Machine, h: ListenerHandle): void {
+  const p = h.proc;
+  h.state.acceptors.push(h);
+  p.accepting++;
+  m.touch(p);
+  dispatch(m, h.state);
+}
+
+/**
+ * `h` stops taking connections (pause, close, death). Connections handed to
+ * it and not accepted yet go back to the front of the backlog, oldest first;
+ * the caller dispatches them.
+ */
+function leave(m: Machine, h: ListenerHandle): void {
+  const st = h.state;
+  const p = h.proc;
+  st.acceptors.splice(st.acceptors.indexOf(h), 1);
+  p.accepting--;
+  m.touch(p);
+  for (let i = h.pending.length - 1; i >= 0; i--) st.backlog.unshift(h.pending[i]!);
+  h.pending.length = 0;
+}
+
 function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
   if (!h.held) return;
   h.held = false;
   const st = h.state;
   const p = h.proc;
   if (h.fn !== null) {
+    if (!h.paused) leave(m, h);
     h.fn = null;
-    st.acceptors.splice(st.acceptors.indexOf(h), 1);
-    p.accepting--;
-    m.touch(p);
   }
   st.holders.delete(p);
   p.handles.delete(st);
@@ -635,9 +682,6 @@ function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
   if (explicit && p === st.creator && st.absPath !== null && lookupNode(m, st.absPath) === st.node) {
     m.vol.unlinkSync(st.absPath);
   }
-  // Never accepted here: back to the front of the backlog, oldest first.
-  for (let i = h.pending.length - 1; i >= 0; i--) st.backlog.unshift(h.pending[i]!);
-  h.pending.length = 0;
   if (st.holders.size === 0) closeListener(m, st);
   else dispatch(m, st);
 }
@@ -701,7 +745,7 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
   if (ep.closed) return;
   const p = h.proc;
   const st = h.state;
-  if (!h.held || h.fn === null || !p.runnable) {
+  if (!h.held || h.fn === null || h.paused || !p.runnable) {
     if (st.open) {
       st.backlog.unshift(ep);
       dispatch(m, st);
@@ -830,7 +874,7 @@ export function checkHandOver(handed: readonly Listener[]): void {
 export function handOver(m: Machine, handed: readonly Listener[], child: Proc): readonly ListenerHandle[] {
   const out: ListenerHandle[] = [];
   for (const l of handed) {
-    const st = (l as ListenerHandle).state;
+    const st = (l as unknown as ListenerHandle).state;
     let h = st.holders.get(child);
     if (h === undefined) {
       h = new ListenerHandle(m, st, child);
