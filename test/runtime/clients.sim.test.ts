@@ -224,18 +224,56 @@ test('two Host headers get 400 on a fast route and on a slow route', async () =>
   });
 });
 
-test('worker_connections: at the cap the worker stops accepting, says so once, and accepts again when a connection closes', async () => {
-  await simulate(10, args('--worker-connections', '2', '--client-header-timeout', '3'), async (c) => {
+test('worker_connections: at the cap the worker closes the oldest connection that has stalled a second without a request, and takes the next', async () => {
+  await simulate(10, args('--worker-connections', '2', '--client-header-timeout', '30'), async (c) => {
     await c.booted(1);
-    const holders = [await raw(c, 'GET / HTTP/1.1\r\n'), await raw(c, 'GET / HTTP/1.1\r\n')];
+    const holders = [await raw(c, 'GET / HTTP/1.1\r\n'), await raw(c), await raw(c, 'GET / HTTP/1.1\r\n')];
+    const t0 = c.os.now();
+    await c.os.sleep(100);
+    const r = await get(c.os, ADDR, '/');
+    expect(r.status).toBe(200);
+    // A place comes free once the oldest holder has stalled SHED_AFTER (1 s) since its accept, not at the 30 s deadline.
+    expect(c.os.now() - t0).toBeGreaterThanOrEqual(1000);
+    expect(c.os.now() - t0).toBeLessThan(1500);
+    await c.os.sleep(10);
+    expect(holders[0]!.closedAt()).not.toBeNull();
+    expect(holders[0]!.text()).toBe(''); // closed, not answered: there is no request to answer
+    await c.os.sleep(1500);
+    expect(c.log()).toMatch(/at worker_connections 2: closed \d+ connection\(s\) that sent no whole request within 1s, to make room/);
+  });
+});
+
+test('worker_connections: a connection whose head came while the app held the loop is not taken for stalled', async () => {
+  await simulate(12, args('--worker-connections', '2', '--client-header-timeout', '30'), async (c) => {
+    await c.booted(1);
+    const honest = await raw(c); // its head comes late, while the app holds the loop
+    await c.os.sleep(100);
+    const burner = await raw(c, 'GET /burn?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n'); // the cap, and the loop held 3 s
+    await c.os.sleep(1400);
+    honest.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const waiting = await raw(c, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await c.os.sleep(3000);
+    // When the loop comes back, the honest head is read, not its connection closed for room.
+    expect(burner.text()).toMatch(/^HTTP\/1\.1 200/);
+    expect(honest.text()).toMatch(/^HTTP\/1\.1 200/);
+    expect(honest.closedAt()).toBeNull();
+    expect(waiting.closedAt()).toBeNull(); // both held connections are idle keep-alives now: not shed
+  });
+});
+
+test('worker_connections: connections serving a request are never closed to make room; the worker stops accepting, says so once, and accepts again when one closes', async () => {
+  await simulate(11, args('--worker-connections', '2', '--client-body-timeout', '3'), async (c) => {
+    await c.booted(1);
+    const head = 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc';
+    const holders = [await raw(c, head), await raw(c, head)];
     await c.os.sleep(100);
     const t0 = c.os.now();
     const r = await get(c.os, ADDR, '/');
     expect(r.status).toBe(200);
-    // Answered only once the holders' heads timed out (3 s, plus a tick).
+    // Answered only once the holders' bodies timed out (3 s, plus a tick).
     expect(c.os.now() - t0).toBeGreaterThanOrEqual(2800);
     await c.os.sleep(1000);
     for (const h of holders) expect(h.text()).toMatch(/^HTTP\/1\.1 408/);
-    expect(c.log().match(/worker_connections 2\): not accepting until one closes/g)).toHaveLength(1);
+    expect(c.log().match(/worker_connections 2\), none of them stalled: not accepting until one closes/g)).toHaveLength(1);
   });
 });

@@ -180,7 +180,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'worker_connections', group: 'Clients', metavar: 'INT', example: '1000',
-    help: 'open connections one worker holds at most; at the cap it stops accepting (the backlog and the other workers take the rest) until one closes',
+    help: 'open connections one worker holds at most; at the cap it closes one stalled a second without a request, or stops accepting (the backlog and the other workers take the rest) until one closes',
     defaultText: '1000',
     default: 1000,
     parse: wholeNumber(1),

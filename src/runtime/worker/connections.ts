@@ -37,9 +37,20 @@
 // workers, already holding their own clients to it, that send a request
 // whole and take its answer as fast as their buffer allows.
 //
-// worker_connections: at the cap the worker stops accepting (the listeners
-// pause: the backlog and the other workers take the rest), and accepts again
-// when one closes.
+// worker_connections: at the cap the worker first makes room by closing the
+// oldest connection that has had a second to send its first request and has
+// not (or, on keep-alive, has had a second to finish a head it began): an
+// honest client's head is in the socket by the time it is accepted, so only
+// a stalling one is ever closed this way (nginx closes idle connections the
+// same way when it runs short; a slowloris also stalls). With no such
+// connection, the worker stops accepting (the listeners pause: the backlog
+// and the other workers take the rest) until one closes or becomes
+// sheddable. Without this, an attacker holding more connections than all
+// workers together take would keep every new client in the backlog for as
+// long as client_header_timeout. A loop the app held (a synchronous second
+// of work) may have an honest head waiting unread in the kernel while its
+// connection looks stalled; so a timer of ours that ran late stops shedding
+// until the loop has polled once more and read what was there.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
 import type { ClientLimits } from '../protocol.js';
@@ -62,6 +73,11 @@ interface Conn {
 
 export type ClientTimeout = 'client_header_timeout' | 'client_body_timeout' | 'send_timeout';
 
+/** How long a connection at the cap may hold its place without a request. */
+export const SHED_AFTER = 1000;
+/** A timer this much past its time means the loop was held. */
+const LATE = 100;
+
 const TIMEOUT_BODY = 'Request Timeout\n';
 const TIMEOUT_HEAD = `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${TIMEOUT_BODY.length}\r\n\r\n${TIMEOUT_BODY}`;
 
@@ -77,6 +93,10 @@ export class Connections {
   private starved = false; // out of descriptors, backing off
   private backoff = 0; // ms of the last pause for EMFILE; 0 once an accept worked
   private paused = false;
+  private waking: Timer | null = null; // capped: when the oldest connection becomes sheddable
+  private shed = 0; // closed to make room since the last log line
+  private sweepDue = 0;
+  private held = false; // a timer ran late and the loop has not polled since: reads may be waiting
   /** Called once per timed-out connection (the worker logs and counts it). */
   onTimeout: (kind: ClientTimeout, s: Stream, doing: string) => void = () => {};
 
@@ -116,18 +136,79 @@ export class Connections {
     });
     if (this.firm) s.destroy();
     if (this.limits === null) return;
-    if (this.sweeper === null) this.sweeper = this.os.timer(this.tick, this.sweep).unref();
-    if (!this.capped && this.conns.size >= this.limits.maxConnections) this.cap();
+    if (this.sweeper === null) this.arm(now);
+    if (this.capped || this.conns.size < this.limits.maxConnections) return;
+    if (this.held || !this.makeRoom(now)) this.cap(now);
   }
 
-  private cap(): void {
+  private arm(now: number): void {
+    this.sweepDue = now + this.tick;
+    this.sweeper = this.os.timer(this.tick, this.sweep).unref();
+  }
+
+  /** A timer due at `due` ran at `now`: if late, no shedding until the loop has polled (a 0 ms timer runs after the poll). */
+  private late(now: number, due: number): boolean {
+    if (now - due <= LATE) return false;
+    if (!this.held) {
+      this.held = true;
+      this.os.timer(0, () => (this.held = false)).unref();
+    }
+    return true;
+  }
+
+  /** Since when `c` has held its place without a request: -1 if it is serving one, or idle between requests (keep_alive's). */
+  private stalledSince(c: Conn): number {
+    if (c.open.size > 0 || c.s.destroyed) return -1;
+    return c.fresh ? c.since : c.headAt;
+  }
+
+  /** Close the oldest connection stalled for SHED_AFTER, if there is one. */
+  private makeRoom(now: number): boolean {
+    for (const c of this.conns.values()) {
+      const since = this.stalledSince(c);
+      if (since < 0 || now - since < SHED_AFTER) continue;
+      this.conns.delete(c.s); // its place is free now; the descriptor goes with the destroy
+      c.s.destroy();
+      if (this.shed++ === 0) {
+        this.os.timer(1000, () => {
+          this.say.say('worker_connections', `worker ${this.os.pid} at worker_connections ${this.limits!.maxConnections}: closed ${this.shed} connection(s) that sent no whole request within ${SHED_AFTER / 1000}s, to make room`);
+          this.shed = 0;
+        }).unref();
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private cap(now: number): void {
     this.capped = true;
     this.gate();
-    this.say.say('worker_connections', `worker ${this.os.pid} holds ${this.conns.size} connections (worker_connections ${this.limits!.maxConnections}): not accepting until one closes`);
+    this.say.say('worker_connections', `worker ${this.os.pid} holds ${this.conns.size} connections (worker_connections ${this.limits!.maxConnections}), none of them stalled: not accepting until one closes`);
+    this.wake(now);
+  }
+
+  /** While capped: make room when the oldest connection without a request has stalled for SHED_AFTER. */
+  private wake(now: number): void {
+    let first = Infinity;
+    for (const c of this.conns.values()) {
+      const since = this.stalledSince(c);
+      if (since >= 0 && since < first) first = since;
+    }
+    if (first === Infinity) return; // a close uncaps; a head begun on keep-alive is seen by the next sweep
+    const due = Math.max(now + 1, first + SHED_AFTER);
+    this.waking = this.os.timer(due - now, () => {
+      this.waking = null;
+      if (!this.capped) return;
+      const at = this.os.now();
+      if (!this.late(at, due) && !this.held && this.makeRoom(at)) this.uncap();
+      else this.wake(at);
+    }).unref();
   }
 
   private uncap(): void {
     this.capped = false;
+    this.waking?.cancel();
+    this.waking = null;
     this.gate();
   }
 
@@ -195,6 +276,7 @@ export class Connections {
       return;
     }
     const now = this.os.now();
+    this.late(now, this.sweepDue);
     const { headerTimeout, bodyTimeout, sendTimeout } = this.limits!;
     for (const c of this.conns.values()) {
       const s = c.s;
@@ -248,7 +330,9 @@ export class Connections {
         s.destroy();
       }
     }
-    this.sweeper = this.conns.size > 0 ? this.os.timer(this.tick, this.sweep).unref() : null;
+    if (this.capped && this.waking === null) this.wake(now);
+    if (this.conns.size > 0) this.arm(now);
+    else this.sweeper = null;
   };
 
   private timedOut(kind: ClientTimeout, c: Conn, doing: string): void {
