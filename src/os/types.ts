@@ -323,9 +323,11 @@ export interface Stream extends Duplex {
 export interface Stat {
   readonly size: number;
   readonly mode: number; // permission bits and file type, as in stat(2)
+  readonly uid: number; // the owner
   isFile(): boolean;
   isDirectory(): boolean;
   isSocket(): boolean;
+  isSymbolicLink(): boolean; // only from lstat
 }
 
 /**
@@ -334,7 +336,7 @@ export interface Stat {
  * own small integers.
  */
 export interface Fs {
-  /** flags: 'r' read, 'w' truncate/create, 'a' append/create, 'wx' exclusive create. */
+  /** flags: 'r' read, 'w' truncate/create, 'a' append/create, 'wx' exclusive create (O_EXCL: fails with EEXIST on any existing name, a symlink included, so it never follows one). */
   open(path: string, flags: 'r' | 'w' | 'a' | 'wx', mode?: number): number;
   write(fd: number, data: string | Uint8Array): number;
   close(fd: number): void;
@@ -345,6 +347,9 @@ export interface Fs {
   unlink(path: string): void;
   chmod(path: string, mode: number): void;
   stat(path: string): Stat;
+  /** As stat, of a symlink itself rather than what it points at. */
+  lstat(path: string): Stat;
+  symlink(target: string, path: string): void;
   exists(path: string): boolean;
   mkdir(path: string, opts?: { recursive?: boolean; mode?: number }): void;
   readdir(path: string): string[];
@@ -359,6 +364,8 @@ export interface Writer {
 
 export interface Os {
   readonly pid: number;
+  /** The real user id this process runs as (who owns what it creates). */
+  readonly uid: number;
   /** Live: after the parent dies it is no longer the old parent's pid (1 or a subreaper). */
   ppid(): number;
   readonly args: readonly string[];

@@ -17,6 +17,8 @@ import { closeWrite, Pipe, pipeWrite } from './pipes.js';
 export const UMASK = 0o022;
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
+/** The simulated machine has one user: every process runs as it and owns every file. */
+export const SIM_UID = 1000;
 
 export function createVolume(): Volume {
   const vol = new Volume();
@@ -69,6 +71,7 @@ class SimStat implements Stat {
     readonly size: number,
     readonly mode: number,
   ) {}
+  readonly uid = SIM_UID;
   isFile(): boolean {
     return (this.mode & S_IFMT) === 0o100000;
   }
@@ -77,6 +80,9 @@ class SimStat implements Stat {
   }
   isSocket(): boolean {
     return (this.mode & S_IFMT) === S_IFSOCK;
+  }
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === 0o120000;
   }
 }
 
@@ -161,6 +167,17 @@ export class SimFs implements Fs {
   stat(path: string): Stat {
     const st = this.m.vol.statSync(this.path(path));
     return new SimStat(Number(st.size), Number(st.mode));
+  }
+
+  lstat(path: string): Stat {
+    const st = this.m.vol.lstatSync(this.path(path));
+    return new SimStat(Number(st.size), Number(st.mode));
+  }
+
+  symlink(target: string, path: string): void {
+    const abs = this.path(path);
+    this.m.vol.symlinkSync(target, abs);
+    this.m.log(this.p, 'symlink', `${abs} -> ${target}`);
   }
 
   exists(path: string): boolean {

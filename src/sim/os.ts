@@ -14,7 +14,7 @@ import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc 
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
 import { kill, onSignal, signalIndex } from './signals.js';
 import { connect, listen } from './sockets.js';
-import { SimFs, resolvePath, writeSink } from './files.js';
+import { SIM_UID, SimFs, resolvePath, writeSink } from './files.js';
 import type { SimChannel } from './channels.js';
 
 /** 2026-01-01T00:00:00Z: wallTime() is this plus virtual time, never the host's clock. */
@@ -97,6 +97,7 @@ function unmount(e: unknown, sim: string, host: string): unknown {
 
 export class SimOs implements Os {
   readonly pid: number;
+  readonly uid = SIM_UID;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly fs: SimFs;

@@ -24,4 +24,24 @@ conformance('files', (world) => {
       listing: ['a'],
     });
   });
+
+  test('lstat sees a symlink that stat follows; exclusive create never follows one, dangling or not; what a process creates is its own', async () => {
+    const dir = world().tmp();
+    const r = await world().run('symlinks', [dir]);
+    expect(r.code).toBe(0);
+    expect(r.records[0]).toEqual({
+      lstatLink: true,
+      lstatIsFile: false,
+      statFollows: true,
+      exclusiveOnLink: 'EEXIST',
+      exclusiveOnDangling: 'EEXIST',
+      danglingNotCreated: 'ENOENT',
+      targetKept: 'precious\n',
+      ownFile: true,
+      ownDir: true,
+      dirMode: '700',
+      dirIsDir: true,
+      uidIsNumber: true,
+    });
+  });
 });

@@ -679,6 +679,31 @@ function pidfile(os: Os, args: readonly string[]): void {
   emit(os, { first: first === `${os.pid}\n`, second, tmpGone, exclusive, mode, missing, isDir, listing: os.fs.readdir(args[0]!) });
 }
 
+/** What a private-file check relies on: lstat sees a symlink (stat follows it), O_EXCL never follows one, files are the creator's. */
+function symlinks(os: Os, args: readonly string[]): void {
+  const dir = args[0]!;
+  os.fs.writeFile(`${dir}/target`, 'precious\n');
+  os.fs.symlink(`${dir}/target`, `${dir}/link`);
+  os.fs.symlink(`${dir}/nowhere`, `${dir}/dangling`);
+  os.fs.mkdir(`${dir}/private`, { mode: 0o700 });
+  const l = os.fs.lstat(`${dir}/link`);
+  const s = os.fs.stat(`${dir}/link`);
+  emit(os, {
+    lstatLink: l.isSymbolicLink(),
+    lstatIsFile: l.isFile(),
+    statFollows: s.isFile() && !s.isSymbolicLink(),
+    exclusiveOnLink: errno(() => os.fs.open(`${dir}/link`, 'wx')),
+    exclusiveOnDangling: errno(() => os.fs.open(`${dir}/dangling`, 'wx')),
+    danglingNotCreated: errno(() => os.fs.stat(`${dir}/nowhere`)),
+    targetKept: os.fs.readFile(`${dir}/target`),
+    ownFile: os.fs.lstat(`${dir}/target`).uid === os.uid,
+    ownDir: os.fs.lstat(`${dir}/private`).uid === os.uid,
+    dirMode: (os.fs.lstat(`${dir}/private`).mode & 0o777).toString(8),
+    dirIsDir: os.fs.lstat(`${dir}/private`).isDirectory(),
+    uidIsNumber: Number.isInteger(os.uid) && os.uid >= 0,
+  });
+}
+
 async function lifetime(os: Os): Promise<void> {
   const run = async (program: string, channel = false) => {
     const t0 = os.now();
@@ -795,6 +820,7 @@ export const registry = programs(import.meta.url, {
   'unix-paths': unixPaths,
   'append-two': appendTwo,
   pidfile,
+  symlinks,
   lifetime,
   'spawn-errors': spawnErrors,
   'stdio-env-cwd': stdioEnvCwd,

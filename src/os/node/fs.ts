@@ -8,6 +8,8 @@ function toStat(s: fs.Stats): Stat {
   return {
     size: s.size,
     mode: s.mode,
+    uid: s.uid,
+    isSymbolicLink: () => s.isSymbolicLink(),
     isFile: () => s.isFile(),
     isDirectory: () => s.isDirectory(),
     isSocket: () => s.isSocket(),
@@ -25,6 +27,8 @@ export const nodeFs: Fs = {
   unlink: (path) => fs.unlinkSync(path),
   chmod: (path, mode) => fs.chmodSync(path, mode),
   stat: (path) => toStat(fs.statSync(path)),
+  lstat: (path) => toStat(fs.lstatSync(path)),
+  symlink: (target, path) => fs.symlinkSync(target, path),
   exists: (path) => fs.existsSync(path),
   mkdir: (path, opts) => {
     fs.mkdirSync(path, opts);

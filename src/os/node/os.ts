@@ -32,6 +32,7 @@ export interface NodeOsParts {
 
 export class NodeOs implements Os {
   readonly pid = process.pid;
+  readonly uid = process.getuid?.() ?? 0;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly channel: IpcChannel | null;
