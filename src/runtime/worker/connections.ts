@@ -50,7 +50,8 @@
 // long as client_header_timeout. A loop the app held (a synchronous second
 // of work) may have an honest head waiting unread in the kernel while its
 // connection looks stalled; so a timer of ours that ran late stops shedding
-// until the loop has polled once more and read what was there.
+// until one runs on time (the loop has polled since, and read what was
+// there).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
 import type { ClientLimits } from '../protocol.js';
@@ -96,7 +97,7 @@ export class Connections {
   private waking: Timer | null = null; // capped: when the oldest connection becomes sheddable
   private shed = 0; // closed to make room since the last log line
   private sweepDue = 0;
-  private held = false; // a timer ran late and the loop has not polled since: reads may be waiting
+  private held = false; // our last timer ran late: reads may be waiting unread; no shedding until one runs on time
   /** Called once per timed-out connection (the worker logs and counts it). */
   onTimeout: (kind: ClientTimeout, s: Stream, doing: string) => void = () => {};
 
@@ -146,14 +147,10 @@ export class Connections {
     this.sweeper = this.os.timer(this.tick, this.sweep).unref();
   }
 
-  /** A timer due at `due` ran at `now`: if late, no shedding until the loop has polled (a 0 ms timer runs after the poll). */
+  /** A timer due at `due` ran at `now`: late means the loop was held, and reads may wait unread until it polls; on time clears that. */
   private late(now: number, due: number): boolean {
-    if (now - due <= LATE) return false;
-    if (!this.held) {
-      this.held = true;
-      this.os.timer(0, () => (this.held = false)).unref();
-    }
-    return true;
+    this.held = now - due > LATE;
+    return this.held;
   }
 
   /** Since when `c` has held its place without a request: -1 if it is serving one, or idle between requests (keep_alive's). */
@@ -200,7 +197,7 @@ export class Connections {
       this.waking = null;
       if (!this.capped) return;
       const at = this.os.now();
-      if (!this.late(at, due) && !this.held && this.makeRoom(at)) this.uncap();
+      if (!this.late(at, due) && this.makeRoom(at)) this.uncap();
       else this.wake(at);
     }).unref();
   }
