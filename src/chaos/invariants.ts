@@ -20,6 +20,7 @@ export const INVARIANTS = [
   'client-deadline', // a hostile client's connection is closed by its deadline (client_header_timeout, client_body_timeout, send_timeout), give or take a tick
   'slot-hold', // a slow-lane slot is held no longer than the app's work needs: never while waiting on a client
   'learned-fast', // a route whose app time is below slow_threshold is never marked slow, whatever its clients do
+  'hung-manager', // a companion manager stopped longer than timeout + a tick is killed, and a new one runs within the restart backoff
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -45,7 +46,14 @@ export interface Deadlines {
   readonly slotMs?: number;
   /** Routes the app serves at once (below slow_threshold): never to be marked slow. */
   readonly fastRoutes?: ReadonlySet<string>;
+  /** A companion manager stopped under a running arbiter must be gone within this (ms): timeout, a tick, delivery. */
+  readonly managerSilentMs?: number;
+  /** A new manager must run within the restart backoff the arbiter announced, plus this (ms): its loop tick. */
+  readonly managerTickMs?: number;
 }
+
+/** The arbiter's restart backoff of a manager: 1, 2, 4 ... 30 s. */
+const MANAGER_BACKOFF = [1000, 2000, 4000, 8000, 16_000, 30_000];
 
 /** A zombie may wait this long for its parent's reap (the arbiter reaps on SIGCHLD and once a loop tick, ≤ 1 s). */
 export const ZOMBIE_GRACE_MS = 3000;
@@ -70,6 +78,12 @@ export class Checker {
   private readonly generations = new Map<string, Generation | null>();
   /** Reloads bound to fail (their workers run no good config's app): by arbiter pid, when first seen. */
   private readonly failedReloads: Array<{ arbiter: number; at: number }> = [];
+  /** Companion managers seen stopped under a running arbiter, by pid: since when. */
+  private readonly stoppedManagers = new Map<number, number>();
+  /** Arbiters whose manager died and who owe a new one: by arbiter pid, the old manager and the deadline. */
+  private readonly owedManagers = new Map<number, { old: number; by: number; restartInMs: number; at: number }>();
+  /** Arbiters told to stop (TERM at the end of a run): they start no manager, and kill a stopped one only at their deadline. */
+  private readonly stoppingArbiters = new Set<number>();
   /**
    * The earliest simulated time at which the last table seen would break a
    * deadline (an orphan, a zombie, a generation over its count). Until the
@@ -134,6 +148,61 @@ export class Checker {
       this.check('one-instance', pids.length <= 1, () => `companion ${name} runs ${pids.length} instances: pids ${pids.join(', ')}`);
     }
     this.workerCounts(procs, now);
+    this.managers(procs, byPid, now);
+  }
+
+  /** The driver is about to TERM arbiter `pid`: from now on it winds down, and owes no manager. */
+  stopping(pid: number): void {
+    this.stoppingArbiters.add(pid);
+    this.owedManagers.delete(pid);
+  }
+
+  /** Probe: arbiter `arbiter` reaped its manager `pid` and says it starts a new one in `restartInMs`. */
+  managerGone(arbiter: number, pid: number, restartInMs: number): void {
+    this.check('hung-manager', MANAGER_BACKOFF.includes(restartInMs), () =>
+      `arbiter ${arbiter} restarts its companion manager (${pid} died) in ${restartInMs} ms, which is no step of the backoff (${MANAGER_BACKOFF.join(', ')} ms)`);
+    if (this.stoppingArbiters.has(arbiter)) return;
+    const now = this.now();
+    this.owedManagers.set(arbiter, { old: pid, by: now + restartInMs + (this.deadlines.managerTickMs ?? 1000), restartInMs, at: now });
+    this.due = Math.min(this.due, now + restartInMs + (this.deadlines.managerTickMs ?? 1000) + 1);
+  }
+
+  /**
+   * A manager stopped (SIGSTOP) under its running arbiter falls silent: the
+   * arbiter must kill it within timeout and a tick; and an arbiter whose
+   * manager died must run a new one once the backoff it announced is over.
+   * A stopped manager whose arbiter died or is stopping is not the
+   * heartbeat's business (orphans and shutdown watch those).
+   */
+  private managers(procs: readonly ProcessInfo[], byPid: ReadonlyMap<number, ProcessInfo>, now: number): void {
+    const limit = this.deadlines.managerSilentMs;
+    const runningArbiter = (pid: number) => {
+      const a = byPid.get(pid);
+      return a !== undefined && a.program === 'arbiter' && a.state === 'running' && !this.stoppingArbiters.has(pid);
+    };
+    const stoppedNow = new Set<number>();
+    for (const p of procs) {
+      if (p.program !== 'companion-manager') continue;
+      const owed = this.owedManagers.get(p.ppid);
+      if (owed !== undefined && p.pid !== owed.old && p.state !== 'zombie') this.owedManagers.delete(p.ppid);
+      if (limit === undefined || p.state !== 'stopped' || !runningArbiter(p.ppid)) continue;
+      stoppedNow.add(p.pid);
+      const since = this.stoppedManagers.get(p.pid) ?? now;
+      this.stoppedManagers.set(p.pid, since);
+      this.due = Math.min(this.due, since + limit + 1);
+      this.check('hung-manager', now - since <= limit, () =>
+        `companion manager ${p.pid} has been stopped for ${now - since} ms and its arbiter ${p.ppid} has neither killed nor replaced it (its deadline: ${limit} ms, timeout and a tick)`);
+    }
+    for (const pid of [...this.stoppedManagers.keys()]) if (!stoppedNow.has(pid)) this.stoppedManagers.delete(pid);
+    for (const [arbiter, owed] of [...this.owedManagers]) {
+      if (!runningArbiter(arbiter)) {
+        this.owedManagers.delete(arbiter);
+        continue;
+      }
+      this.due = Math.min(this.due, owed.by + 1);
+      this.check('hung-manager', now <= owed.by, () =>
+        `arbiter ${arbiter} reaped its companion manager ${owed.old} at ${owed.at} ms and said it would start another in ${owed.restartInMs} ms; none runs ${now - owed.at} ms later`);
+    }
   }
 
   /**

@@ -23,6 +23,9 @@ const GRACEFUL_MS = 5000;
 const SETTLE_MS = 40_000;
 const KEEP_ALIVE_MS = 2000;
 const FAULT_GAP_MS = 100;
+/** drover's `timeout` in every run, and the arbiter's loop tick that follows from it (min(1000, timeout / 4)). */
+const TIMEOUT_MS = 2000;
+const TICK_MS = 500;
 /** Programs of a drover process tree (the driver and init are not). */
 const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', 'chaos-companion', 'chaos-grandchild']);
 const GOOD_VERSIONS = ['v1', 'v2', 'v3'];
@@ -89,6 +92,10 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       ...(topo.clients !== null && hostileSlotMs(topo, s.load) !== null ? { slotMs: hostileSlotMs(topo, s.load)! } : {}),
       // The app answers /f at once: whatever its clients do, it is never slow.
       fastRoutes: new Set(['GET /f', 'POST /f']),
+      // A stopped manager's last beat came before it stopped; the arbiter sees the silence at a tick, and a
+      // beat in flight may land a little after the stop. A new one is started at the first tick after the backoff.
+      managerSilentMs: TIMEOUT_MS + TICK_MS + 100,
+      managerTickMs: TICK_MS + 100,
     },
     () => driverPid,
   );
@@ -108,7 +115,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       workers: c.workers,
       min_workers: c.min,
       max_workers: c.max,
-      timeout: 2,
+      timeout: TIMEOUT_MS / 1000,
       graceful_timeout: GRACEFUL_MS / 1000,
       keep_alive: KEEP_ALIVE_MS / 1000,
       lanes: true,
@@ -154,6 +161,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       }
     };
     const pick = <T>(xs: readonly T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
+    /** Managers this driver stopped (stall-manager). */
+    const stalled = new Set<number>();
     const kill = (pid: number, sig: Parameters<Os['kill']>[1]) => {
       try {
         os.kill(pid, sig);
@@ -312,9 +321,23 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
           if (p) kill(p.pid, 'SIGKILL');
           return;
         }
-        case 'kill-arbiter':
+        case 'kill-arbiter': {
+          // A manager we stopped cannot act on its parent-death TERM until it
+          // is continued (on Linux too), and the simulator has no SIGCONT: we
+          // end our own stall first, the only way the simulator has, and give
+          // the arbiter a fault's gap to reap it and kill its companions'
+          // groups, as it does for any manager that dies (killed in one
+          // millisecond with the arbiter, a forked grandchild would be left
+          // to nobody: seed 0x2b of parent-death; see FAULT_GAP_MS).
+          const ended = k.processes().filter((p) => stalled.has(p.pid) && p.state === 'stopped');
+          for (const p of ended) {
+            kill(p.pid, 'SIGKILL');
+            note(`ended the stall of manager ${p.pid} before killing its arbiter`);
+          }
+          if (ended.length > 0) await os.sleep(FAULT_GAP_MS);
           kill(arbiter.pid, 'SIGKILL');
           return restart('after its SIGKILL');
+        }
         case 'hup':
           return kill(arbiter.pid, 'SIGHUP');
         case 'hup-changed':
@@ -353,6 +376,16 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         }
         case 'stall-worker': {
           connect(() => `hang${f.pick}`).get(`/hang?id=hang${f.pick}`, false, { end: () => {} });
+          return;
+        }
+        case 'stall-manager': {
+          // SIGSTOP, never continued. The simulator has neither SIGSTOP nor
+          // SIGCONT: SIGTTIN, which the manager does not handle, stops it the
+          // same way (its default action). The arbiter must hear the silence.
+          const p = pick(live('companion-manager'), f.pick);
+          if (!p) return;
+          kill(p.pid, 'SIGTTIN');
+          stalled.add(p.pid);
           return;
         }
       }
@@ -403,6 +436,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     for (const c of pool) c?.destroy();
     attackers?.closeAll(); // what is still open has had its deadline checked, or is within it
     note('TERM');
+    checker.stopping(arbiter.pid);
     kill(arbiter.pid, 'SIGTERM');
     const stopEnd = os.now() + GRACEFUL_MS + STOP_TIMEOUT_MS + 8000;
     while (tree().length > 0 && os.now() < stopEnd) await os.sleep(100);
@@ -420,6 +454,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
   probe.laneHeld = (g, ms) => checker.laneHeld(g, ms);
   probe.route = (route, slow, avgMs) => checker.route(route, slow, avgMs);
+  probe.managerGone = (arbiter, pid, ms) => checker.managerGone(arbiter, pid, ms);
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
     // The table is looked at after every batch of events that changed it, and
@@ -444,6 +479,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     probe.laneAssigned = undefined;
     probe.laneHeld = undefined;
     probe.route = undefined;
+    probe.managerGone = undefined;
   }
   let logTail: string[] = [];
   try {

@@ -8,7 +8,8 @@
 // unchanged, broken) with TTIN/TTOU, `parent-death` kills the arbiter, the
 // manager and companions, `queue-load` drives the slow lane hard and kills
 // its workers, `mixed` draws from everything, `companions` is mostly control
-// commands (restart, stop, start) and companion kills, `hostile` adds
+// commands (restart, stop, start) and companion kills, with the manager
+// stalled (stall-manager, also in parent-death and mixed), `hostile` adds
 // hostile clients (hostile.ts) to a load with kills and reloads, under short
 // client deadlines. Without a name the seed picks one of the first four.
 import { Rng } from '../sim/random.js';
@@ -21,7 +22,7 @@ const DRAWN: readonly ScenarioName[] = ['reload-storm', 'parent-death', 'queue-l
 export const FAULT_KINDS = [
   'kill-worker', 'kill-slow-worker', 'kill-manager', 'kill-arbiter', 'kill-companion',
   'hup', 'hup-changed', 'hup-broken-config', 'hup-broken-app', 'ttin', 'ttou',
-  'ctl', 'ctl-malformed', 'stall-worker',
+  'ctl', 'ctl-malformed', 'stall-worker', 'stall-manager',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -165,6 +166,19 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
     slowReaderShare: r.float() * 0.1,
     attacks: 0,
   };
+  // The companion manager stopped (SIGSTOP) and never continued: the arbiter
+  // must notice its silent heartbeat, kill it with its companions and start
+  // another (issue 12). Not a weight of its own: drawn after everything
+  // else, and only in the scenarios that always run companions, so that no
+  // earlier draw of any seed changed (a seed's topology, load and other
+  // faults are what they were; these scenarios gain a fault or two).
+  // One stall at most, in half the runs of `companions` and a quarter of the others: a stalled manager
+  // takes the companions away for timeout + a restart, which would leave the faults that need them
+  // (ctl, kill-companion, crashes) little to act on in a short run.
+  const stallShare = name === 'companions' ? 0.5 : name === 'parent-death' || name === 'mixed' ? 0.25 : 0;
+  const stalls = stallShare > 0 && chance(stallShare) ? 1 : 0;
+  for (let i = 0; i < stalls; i++) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: 'stall-manager', pick: r.u32() });
+  if (stalls > 0) faults.sort((a, b) => a.at - b.at);
   if (name !== 'hostile') return { seed, name, durationMs, topology: { ...topology, clients: null }, load, faults };
   // Drawn after everything else, and only here, so that no other scenario's draws changed.
   const header = int(1, 3) * 1000;

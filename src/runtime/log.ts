@@ -23,16 +23,78 @@ export class LogSink {
     else this.os.fs.write(this.fd, line);
   }
 
-  /** Close and open again by name: after a rotation the name points at a new file. */
-  reopen(): void {
+  /**
+   * Open again by name: after a rotation the name points at a new file. The
+   * new file is opened before the old one is closed, so a name that cannot
+   * be opened now (its directory was removed) keeps the old file and says
+   * why; it never throws.
+   */
+  reopen(): string | null {
+    if (this.target === '-') return null;
+    let fd: number;
+    try {
+      fd = this.os.fs.open(this.target, 'a', 0o644);
+    } catch (e) {
+      return `cannot reopen ${this.target}, still writing to the file open before: ${errnoText(e)}`;
+    }
     this.close();
-    this.open();
+    this.fd = fd;
+    return null;
   }
 
   close(): void {
     if (this.fd >= 0) this.os.fs.close(this.fd);
     this.fd = -1;
   }
+}
+
+/** The errno of a failed file call and what it means, e.g. "ENOENT: no such directory". Anything but an errno is rethrown. */
+function errnoText(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') throw e;
+  return `${code}: ${ERRNO_MEANING[code] ?? (e as Error).message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`;
+}
+
+// On open(path, 'a'), which creates a missing file, ENOENT can only mean a directory on the way is missing.
+const ERRNO_MEANING: Readonly<Record<string, string>> = {
+  ENOENT: 'no such directory',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
+};
+
+const ERRNO_FIX: Readonly<Record<string, string>> = {
+  ENOENT: 'create the directory or choose another path',
+  EISDIR: 'name a file in it or choose another path',
+  EACCES: "give drover's user write access or choose another path",
+  EPERM: "give drover's user write access or choose another path",
+};
+
+/**
+ * Why the log file a setting names cannot be opened, in one line naming the
+ * setting, the path, the errno and the fix; null when it can (stderr and
+ * off always can). It is opened for append, as the server would open it
+ * (so a missing file is created), and closed again.
+ */
+export function logFileProblem(os: Os, setting: 'access_log' | 'error_log', target: string | null): string | null {
+  if (target === null || target === '-') return null;
+  try {
+    os.fs.close(os.fs.open(target, 'a', 0o644));
+    return null;
+  } catch (e) {
+    const why = errnoText(e);
+    const code = why.slice(0, why.indexOf(':'));
+    return `${setting} ${target}: cannot open (${why}); ${ERRNO_FIX[code] ?? 'choose another path'}`;
+  }
+}
+
+/** logFileProblem for both log settings: what stops a start (or a reload) before any worker is spawned. */
+export function logFileProblems(os: Os, c: { readonly error_log: string; readonly access_log: string | null }): string[] {
+  return [logFileProblem(os, 'error_log', c.error_log), logFileProblem(os, 'access_log', c.access_log)].filter((p) => p !== null);
 }
 
 export class Logger {

@@ -22,6 +22,8 @@ export interface Probe {
   laneAssigned?(generation: number, pid: number, running: number): void;
   /** A slow-lane slot was freed after being held `ms` since its assignment. */
   laneHeld?(generation: number, ms: number): void;
+  /** Arbiter `arbiter` reaped its companion manager `pid` and starts a new one in `restartInMs` (its backoff). */
+  managerGone?(arbiter: number, pid: number, restartInMs: number): void;
   /** A fast worker reported route news to the arbiter. */
   route?(route: string, slow: boolean, avgMs: number): void;
 }
@@ -43,6 +45,7 @@ export const DEFECTS = [
   'no-client-deadlines', // client deadline: the workers' deadline sweep does nothing
   'slot-waits-on-client', // slot hold: a slow answer is paused for the client at its first full write, holding the slot
   'learn-client-time', // learned fast: a route is timed from 'request' to 'finish', the client's pace included
+  'no-manager-heartbeat', // hung manager: the arbiter does not watch the manager's heartbeat, so a stopped manager is never replaced
 ] as const;
 
 export type Defect = (typeof DEFECTS)[number];

@@ -34,7 +34,7 @@ const CASES: readonly Case[] = [
   { invariant: 'answers', defect: 'worker-answers-twice', scenario: 'mixed', found: 1, how: 'every response is followed by a stray one on its connection' },
   { invariant: 'broken-reload', defect: 'reload-half-config', scenario: 'reload-storm', found: 7, how: "a HUP to a config whose app cannot load (and whose workers count is over the good max) leaves the failed count in force for longer than a drain" },
   { invariant: 'convergence', defect: 'arbiter-no-slow-respawn', scenario: 'queue-load', found: 1, how: 'a KILLed slow worker is never replaced' },
-  { invariant: 'transitions', defect: 'companion-skips-backoff', scenario: 'companions', found: 1, how: 'a crashing (or KILLed) RUNNING companion goes straight to STARTING' },
+  { invariant: 'transitions', defect: 'companion-skips-backoff', scenario: 'companions', found: 3, how: 'a crashing (or KILLed) RUNNING companion goes straight to STARTING' },
   { invariant: 'queue-bound', defect: 'lane-queue-overflow', scenario: 'queue-load', found: 1, how: 'the slow lane queues one request over slow_queue under the load' },
   { invariant: 'lane-slots', defect: 'lane-ignores-done', scenario: 'queue-load', found: 1, how: 'every fifth lane-done from a fast worker is not heard: its slot stays taken after the load ends' },
   { invariant: 'slow-cap', defect: 'lane-frees-orphans', scenario: 'queue-load', found: 2, how: "a KILLed fast worker's running slow request frees its slot while the slow worker still burns on it; a queued request is given that worker" },
@@ -42,6 +42,7 @@ const CASES: readonly Case[] = [
   { invariant: 'client-deadline', defect: 'no-client-deadlines', scenario: 'hostile', found: 1, how: 'no worker sweeps its connections: a slowloris head or a stalled body is held past its deadline' },
   { invariant: 'slot-hold', defect: 'slot-waits-on-client', scenario: 'hostile', found: 2, how: 'a slow answer is paused for its client at the first full write: a client that does not read holds the slot' },
   { invariant: 'learned-fast', defect: 'learn-client-time', scenario: 'hostile', found: 1, how: "a route is timed to its answer's 'finish': a slow upload or an unread pipelined flood marks GET /f or POST /f slow" },
+  { invariant: 'hung-manager', defect: 'no-manager-heartbeat', scenario: 'companions', found: 1, how: 'the manager is stopped (stall-manager) and the arbiter, deaf to its heartbeat, never kills or replaces it' },
 ];
 const ALL = CASES;
 

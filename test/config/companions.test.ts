@@ -361,23 +361,24 @@ describe('loadConfig reads the companions file through the Os', () => {
 });
 
 describe('control_socket', () => {
-  it('defaults to one socket per config file under the runtime dir, found alike from a relative or absolute path', () => {
+  it('defaults to one socket per config file in the runtime dir, found alike from a relative or absolute path', () => {
     const env = { XDG_RUNTIME_DIR: '/run/user/1000' };
-    expect(defaultControlSocket('/srv', 'drover.config.json', env)).toBe('/run/user/1000/drover-ae6113c4.sock');
-    expect(defaultControlSocket('/elsewhere', '/srv/drover.config.json', env)).toBe('/run/user/1000/drover-ae6113c4.sock');
-    expect(defaultControlSocket('/srv/sub', '../drover.config.json', env)).toBe('/run/user/1000/drover-ae6113c4.sock');
-    expect(defaultControlSocket('/etc', 'drover.json', {})).toBe('/tmp/drover-458c5c90.sock');
+    expect(defaultControlSocket('/srv', 'drover.config.json', env, 1000)).toBe('/run/user/1000/drover/ctl-ae6113c4.sock');
+    expect(defaultControlSocket('/elsewhere', '/srv/drover.config.json', env, 1000)).toBe('/run/user/1000/drover/ctl-ae6113c4.sock');
+    expect(defaultControlSocket('/srv/sub', '../drover.config.json', env, 1000)).toBe('/run/user/1000/drover/ctl-ae6113c4.sock');
+    expect(defaultControlSocket('/etc', 'drover.json', {}, 1000)).toBe('/tmp/drover-1000/ctl-458c5c90.sock');
   });
 
-  it('uses the working directory without a config file, /tmp without XDG_RUNTIME_DIR or when it is too long', () => {
-    expect(defaultControlSocket('/srv', null, {})).toBe('/tmp/drover-a3d9ac4f.sock');
-    expect(defaultControlSocket('/srv/', null, { XDG_RUNTIME_DIR: '' })).toBe('/tmp/drover-a3d9ac4f.sock');
-    expect(defaultControlSocket('/srv', null, { XDG_RUNTIME_DIR: `/${'d'.repeat(100)}` })).toBe('/tmp/drover-a3d9ac4f.sock');
-    expect(defaultControlSocket('/srv', null, {})).not.toBe(defaultControlSocket('/srv/other', null, {}));
+  it('uses the working directory without a config file, /tmp/drover-<uid> without XDG_RUNTIME_DIR or when it is too long', () => {
+    expect(defaultControlSocket('/srv', null, {}, 0)).toBe('/tmp/drover-0/ctl-a3d9ac4f.sock');
+    expect(defaultControlSocket('/srv/', null, { XDG_RUNTIME_DIR: '' }, 7)).toBe('/tmp/drover-7/ctl-a3d9ac4f.sock');
+    expect(defaultControlSocket('/srv', null, { XDG_RUNTIME_DIR: `/${'d'.repeat(100)}` }, 7)).toBe('/tmp/drover-7/ctl-a3d9ac4f.sock');
+    expect(defaultControlSocket('/srv', null, {}, 0)).not.toBe(defaultControlSocket('/srv/other', null, {}, 0));
+    expect(defaultControlSocket('/srv', null, {}, 0)).not.toBe(defaultControlSocket('/srv', null, {}, 1));
   });
 
   it('is resolved into Config: the default from the config file and the environment, or as set', () => {
-    expect(resolve({ file: file({}, 'drover.config.json'), env: { XDG_RUNTIME_DIR: '/run/u' } }).control_socket).toBe('/run/u/drover-ae6113c4.sock');
+    expect(resolve({ file: file({}, 'drover.config.json'), env: { XDG_RUNTIME_DIR: '/run/u' } }).control_socket).toBe('/run/u/drover/ctl-ae6113c4.sock');
     expect(resolve({ file: file({ control_socket: '/run/a.sock' }) }).control_socket).toBe('/run/a.sock');
     expect(resolve({ file: file({ control_socket: '/run/a.sock' }), env: { DROVER_CONTROL_SOCKET: '/run/b.sock' } }).control_socket).toBe('/run/b.sock');
     expect(resolve({ argv: ['app.js', '--control-socket', 'ctl.sock'] }).control_socket).toBe('ctl.sock');

@@ -11,7 +11,7 @@ import {
 const FILE = 'drover.config.json';
 const CWD = '/srv';
 /** The default control socket for /srv/drover.config.json: sha256 of that path, 8 hex digits. */
-const DEFAULT_SOCKET = '/tmp/drover-ae6113c4.sock';
+const DEFAULT_SOCKET = '/tmp/drover-0/ctl-ae6113c4.sock';
 type Source = 'file' | 'env' | 'cli';
 
 // ------------------------------------------------------------ generators
@@ -69,8 +69,10 @@ const settings = fc
         client_body_timeout: ms.filter((n) => n > 0),
         send_timeout: ms.filter((n) => n > 0),
         worker_connections: fc.integer({ min: 1, max: 1_000_000 }),
+        // At least every count drawn here (64), so no mix of them is over it; the bound itself is tested in resolve.test.ts.
+        workers_limit: fc.integer({ min: 64, max: 100_000 }),
       },
-      { requiredKeys: ['app'] },
+      { requiredKeys: ['app', 'workers_limit'] },
     ),
     fc.record({ min_workers: fc.boolean(), workers: fc.boolean(), max_workers: fc.boolean() }),
   )
@@ -155,6 +157,7 @@ function expectedConfig(s: Settings, cpus: number): Config {
     workers,
     min_workers: s.min_workers ?? workers,
     max_workers: s.max_workers ?? workers,
+    workers_limit: s.workers_limit ?? 4 * Math.max(1, cpus),
     config: FILE,
   };
 }
@@ -212,6 +215,7 @@ describe('properties', () => {
     workers: fc.constantFrom('', '0', '-1', '1.5', 'abc', ' 4', '4x', '1e3'),
     min_workers: fc.constantFrom('0', 'x', '2.5'),
     max_workers: fc.constantFrom('0', '-3', 'many'),
+    workers_limit: fc.constantFrom('0', '-1', '1.5', 'lots', ''),
     max_requests: fc.constantFrom('-1', '1.5', 'lots', ''),
     max_requests_jitter: fc.constantFrom('-1', '0.5', 'x'),
     timeout: fc.constantFrom('-1', 'x', '1e3', '1s', '', '0.0001', '9999999'),
@@ -253,6 +257,7 @@ describe('properties', () => {
     workers: fc.oneof(wrongType, fc.constantFrom(0, -1, 1.5, '4', null)),
     min_workers: fc.oneof(wrongType, fc.constantFrom(0, '2')),
     max_workers: fc.oneof(wrongType, fc.constantFrom(0, 2.2)),
+    workers_limit: fc.oneof(wrongType, fc.constantFrom(0, 1.5, '64', null)),
     max_requests: fc.oneof(wrongType, fc.constantFrom(-1, 0.5, '10')),
     max_requests_jitter: fc.oneof(wrongType, fc.constantFrom(-2, '3')),
     timeout: fc.oneof(wrongType, fc.constantFrom(-1, '30', Infinity, 0.0001, 1e7, null)),

@@ -25,6 +25,7 @@ describe('defaults', () => {
       workers: 4,
       min_workers: 4,
       max_workers: 4,
+      workers_limit: 16,
       timeout: 30_000,
       graceful_timeout: 30_000,
       keep_alive: 5_000,
@@ -37,7 +38,7 @@ describe('defaults', () => {
       config: null,
       companions: [],
       // sha256('/srv'), the working directory, as there is no config file.
-      control_socket: '/tmp/drover-a3d9ac4f.sock',
+      control_socket: '/tmp/drover-0/ctl-a3d9ac4f.sock',
       lanes: true,
       slow_threshold: 1000,
       slow_workers: 1,
@@ -177,7 +178,7 @@ describe('messages name the setting, the source, the value and the fix', () => {
     expect(ps).toEqual([
       'graceful_timeout in drover.config.json: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got -1',
       'bind in drover.config.json: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none',
-      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_LANES, DROVER_SLOW_THRESHOLD, DROVER_SLOW_WORKERS, DROVER_SLOW_CONCURRENCY, DROVER_SLOW_QUEUE, DROVER_QUEUE_TIMEOUT, DROVER_SLOW_BODY_MAX, DROVER_SLOW_BUFFER, DROVER_SLOW_ROUTES, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_CLIENT_HEADER_TIMEOUT, DROVER_CLIENT_BODY_TIMEOUT, DROVER_SEND_TIMEOUT, DROVER_WORKER_CONNECTIONS, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL, DROVER_CONTROL_SOCKET, DROVER_COMPANIONS_FILE, DROVER_COMPANION_CWD, DROVER_COMPANION_STDOUT, DROVER_COMPANION_STDERR, DROVER_COMPANION_STOP_SIGNAL, DROVER_COMPANION_STOP_TIMEOUT, DROVER_COMPANION_RELOAD_TIMEOUT, DROVER_COMPANION_STARTSECS, DROVER_COMPANION_RESTART_DELAY, DROVER_COMPANION_STARTRETRIES, DROVER_COMPANION_BACKOFF, DROVER_COMPANION_BACKOFF_MAX',
+      'unknown environment variable DROVER_BLAH; drover\'s variables are DROVER_APP, DROVER_BIND, DROVER_CONFIG, DROVER_PID, DROVER_WORKERS, DROVER_MIN_WORKERS, DROVER_MAX_WORKERS, DROVER_WORKERS_LIMIT, DROVER_MAX_REQUESTS, DROVER_MAX_REQUESTS_JITTER, DROVER_LANES, DROVER_SLOW_THRESHOLD, DROVER_SLOW_WORKERS, DROVER_SLOW_CONCURRENCY, DROVER_SLOW_QUEUE, DROVER_QUEUE_TIMEOUT, DROVER_SLOW_BODY_MAX, DROVER_SLOW_BUFFER, DROVER_SLOW_ROUTES, DROVER_TIMEOUT, DROVER_GRACEFUL_TIMEOUT, DROVER_KEEP_ALIVE, DROVER_CLIENT_HEADER_TIMEOUT, DROVER_CLIENT_BODY_TIMEOUT, DROVER_SEND_TIMEOUT, DROVER_WORKER_CONNECTIONS, DROVER_ACCESS_LOG, DROVER_ERROR_LOG, DROVER_LOG_LEVEL, DROVER_CONTROL_SOCKET, DROVER_COMPANIONS_FILE, DROVER_COMPANION_CWD, DROVER_COMPANION_STDOUT, DROVER_COMPANION_STDERR, DROVER_COMPANION_STOP_SIGNAL, DROVER_COMPANION_STOP_TIMEOUT, DROVER_COMPANION_RELOAD_TIMEOUT, DROVER_COMPANION_STARTSECS, DROVER_COMPANION_RESTART_DELAY, DROVER_COMPANION_STARTRETRIES, DROVER_COMPANION_BACKOFF, DROVER_COMPANION_BACKOFF_MAX',
       'DROVER_KEEP_ALIVE: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "y"',
       'unknown option --wokers; did you mean --workers?',
       '--timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "x"',
@@ -208,6 +209,49 @@ describe('worker counts', () => {
   });
   it('accepts min = workers = max given explicitly', () => {
     expect(counts(['--min-workers', '3', '-w', '3', '--max-workers', '3'])).toEqual([3, 3, 3]);
+  });
+});
+
+describe('workers_limit', () => {
+  const over = (name: string, value: number, from: string, bound: string) =>
+    `${name} ${value} (from ${from}) is over ${bound}: a mistake? raise --workers-limit to run more`;
+  it('is 4 x CPUs by default, from the CPU count the resolver is given', () => {
+    expect(resolve({ argv: ['a'], cpus: 2 }).workers_limit).toBe(8);
+    expect(resolve({ argv: ['a'], cpus: 16 }).workers_limit).toBe(64);
+    expect(resolve({ argv: ['a'], cpus: 0 }).workers_limit).toBe(4);
+    expect(resolve({ argv: ['a'], cpus: Number.NaN }).workers_limit).toBe(4);
+  });
+  it('refuses workers over it, naming the value, the bound and the flag that raises it', () => {
+    expect(problems({ argv: ['a', '--workers', '10000'], cpus: 2 })).toEqual([over('workers', 10000, '--workers', 'workers_limit 8 (4 x 2 CPUs)')]);
+    expect(problems({ argv: ['a', '-w', '5'], cpus: 1 })).toEqual([over('workers', 5, '--workers', 'workers_limit 4 (4 x 1 CPU)')]);
+  });
+  it('accepts workers up to it', () => {
+    expect(resolve({ argv: ['a', '--workers', '8'], cpus: 2 }).workers).toBe(8);
+  });
+  it('bounds max_workers, min_workers and slow_workers too, from any source', () => {
+    expect(problems({ argv: ['a', '--max-workers', '9'], cpus: 2 })).toEqual([over('max_workers', 9, '--max-workers', 'workers_limit 8 (4 x 2 CPUs)')]);
+    expect(problems({ argv: ['a'], env: { DROVER_SLOW_WORKERS: '100' }, cpus: 2 })).toEqual([over('slow_workers', 100, 'DROVER_SLOW_WORKERS', 'workers_limit 8 (4 x 2 CPUs)')]);
+    // The default workers follows min_workers up; min_workers is the one named, once.
+    expect(problems({ argv: ['a'], file: file({ min_workers: 12 }), cpus: 2 })).toEqual([over('min_workers', 12, 'drover.config.json', 'workers_limit 8 (4 x 2 CPUs)')]);
+  });
+  it('is raised on purpose with the flag, the variable or the file key', () => {
+    const big = ['a', '--workers', '100', '--max-workers', '200', '--slow-workers', '50'];
+    for (const how of [
+      { argv: [...big, '--workers-limit', '200'] },
+      { argv: big, env: { DROVER_WORKERS_LIMIT: '200' } },
+      { argv: big, file: file({ workers_limit: 200 }) },
+    ]) {
+      expect(resolve({ ...how, cpus: 2 })).toMatchObject({ workers: 100, max_workers: 200, slow_workers: 50, workers_limit: 200 });
+    }
+  });
+  it('names a given bound by where it came from', () => {
+    expect(problems({ argv: ['a', '--workers', '10'], env: { DROVER_WORKERS_LIMIT: '6' } })).toEqual([over('workers', 10, '--workers', 'workers_limit 6 (from DROVER_WORKERS_LIMIT)')]);
+  });
+  it('can be lowered below the CPU count, bounding the default too', () => {
+    expect(problems({ argv: ['a', '--workers-limit', '2', '--workers', '3'], cpus: 8 })).toEqual([over('workers', 3, '--workers', 'workers_limit 2 (from --workers-limit)')]);
+  });
+  it('refuses a limit that is not a whole number >= 1, without a second problem on top', () => {
+    expect(problems({ argv: ['a', '--workers-limit', '0', '--workers', '100'] })).toEqual(['--workers-limit: expected a whole number >= 1, got "0"']);
   });
 });
 

@@ -5,7 +5,7 @@
 // talks to the socket as drover ctl does.
 import { expect, test } from 'vitest';
 import { programs, type Channel, type Os } from '../../src/os/types.js';
-import { Control, REPLY_SLACK_MS, replyDeadline, type ControlDeps } from '../../src/runtime/arbiter/control.js';
+import { Control, MANAGER_ANSWER_MS, PROBE_EVERY_MS, REPLY_SLACK_MS, replyDeadline, type ControlDeps } from '../../src/runtime/arbiter/control.js';
 import type { CompanionConfig } from '../../src/runtime/companions/config.js';
 import type { ManagerReport, ToManager } from '../../src/runtime/companions/manager.js';
 import { request } from '../../src/runtime/control/client.js';
@@ -77,7 +77,7 @@ test('without companions: stats and version are answered by the arbiter, compani
   await simulate(1, async ({ os, ask }) => {
     expect((os.fs.stat(SOCK).mode & 0o777).toString(8)).toBe('600');
     expect(await ask({ cmd: 'stats', id: 1 })).toEqual({ id: 1, ok: true, ...FAKE_STATS });
-    expect(await ask({ cmd: 'version' })).toEqual({ ok: true, version: '9.9.9' });
+    expect(await ask({ cmd: 'version' })).toEqual({ ok: true, version: '9.9.9', arbiter: { pid: os.pid, cwd: os.cwd() } });
     for (const req of [{ cmd: 'status' }, { cmd: 'stop', name: 'all' }, { cmd: 'pid' }, { cmd: 'reread' }]) {
       const r = await ask(req);
       expect(r).toEqual({
@@ -116,7 +116,7 @@ test('a companion command goes to the manager once it is ready, and its reply co
     expect(await Promise.all([one, two])).toEqual([{ ok: true, pid: 1 }, { ok: true, pid: 2 }]);
     // stats and version never go to the manager.
     expect(await ask({ cmd: 'stats' })).toMatchObject({ ok: true, lanes: true });
-    expect(await ask({ cmd: 'version' })).toEqual({ ok: true, version: '9.9.9' });
+    expect(await ask({ cmd: 'version' })).toEqual({ ok: true, version: '9.9.9', arbiter: { pid: os.pid, cwd: os.cwd() } });
     expect(ch.ctl()).toHaveLength(3);
     // A late or unknown reply is consumed and dropped; a reply that is not one is an error for its request.
     expect(control.fromManager({ t: 'ctl-reply', id: 12345, reply: { ok: true } })).toBe(true);
@@ -136,7 +136,9 @@ test('the manager exits with requests in hand: each gets an error at once, not a
     const t0 = os.now();
     const stop = ask({ cmd: 'stop', name: 'web' });
     const status = ask({ cmd: 'status' });
-    await until(os, () => ch.ctl().length === 2);
+    // The stop, the probe that goes with it (the manager's pid), the status.
+    await until(os, () => ch.ctl().length === 3);
+    expect(ch.ctl().map((m) => m.req)).toEqual([{ cmd: 'stop', name: 'web' }, { cmd: 'pid', name: null }, { cmd: 'status', name: 'all' }]);
     await os.sleep(300);
     ch.close();
     control.setManager(null);
@@ -168,9 +170,10 @@ test('the manager exits with requests in hand: each gets an error at once, not a
   });
 });
 
-test('a manager that never answers: an error at the deadline, 30 s, plus stop_timeout or reload_timeout and startsecs for start, stop and restart', async () => {
+test('a manager that never answers: "companion manager not responding" within 5 s, for quick commands and for start, stop and restart alike', async () => {
   const list = [companion(2000, 7000, 1000), companion(4000, 4000, 500)];
-  expect(replyDeadline({ cmd: 'status', name: 'all' }, list)).toBe(REPLY_SLACK_MS);
+  expect(replyDeadline({ cmd: 'status', name: 'all' }, list)).toBe(MANAGER_ANSWER_MS);
+  expect(MANAGER_ANSWER_MS).toBe(5000);
   expect(replyDeadline({ cmd: 'stop', name: 'c' }, list)).toBe(REPLY_SLACK_MS + 8000);
   expect(replyDeadline({ cmd: 'restart', name: 'all' }, [])).toBe(REPLY_SLACK_MS);
   await simulate(4, async ({ os, control, deps, ask }) => {
@@ -179,16 +182,76 @@ test('a manager that never answers: an error at the deadline, 30 s, plus stop_ti
     control.setManager(ch);
     control.fromManager({ t: 'ready' });
     let t0 = os.now();
-    expect(await ask({ cmd: 'tail', name: 'web' })).toEqual({ ok: false, error: 'the companion manager did not answer "tail web" within 30 s: it may be hung; the error log may say why' });
-    expect(os.now() - t0).toBeGreaterThanOrEqual(30_000);
-    expect(os.now() - t0).toBeLessThan(30_100);
+    expect(await ask({ cmd: 'tail', name: 'web' })).toEqual({
+      ok: false,
+      error: 'companion manager not responding: no answer to "tail web" within 5 s; it may be hung or stopped (the arbiter replaces a manager that stays silent; the error log says more)',
+    });
+    expect(os.now() - t0).toBeGreaterThanOrEqual(5000);
+    expect(os.now() - t0).toBeLessThan(5100);
+    // A restart may honestly take 38 s here; a manager that does not even answer the probe sent with it is not responding.
     t0 = os.now();
-    expect(await ask({ cmd: 'restart', name: 'all' })).toMatchObject({ ok: false, error: expect.stringMatching(/^the companion manager did not answer "restart all" within 38 s/) });
-    expect(os.now() - t0).toBeGreaterThanOrEqual(38_000);
-    expect(os.now() - t0).toBeLessThan(38_100);
-    expect(deps.warnings).toEqual(['control: the companion manager did not answer "tail web" within 30 s', 'control: the companion manager did not answer "restart all" within 38 s']);
+    expect(await ask({ cmd: 'restart', name: 'all' })).toMatchObject({ ok: false, error: expect.stringMatching(/^companion manager not responding: it has not answered anything for 5 s while "restart all" was in its hands/) });
+    expect(os.now() - t0).toBeGreaterThanOrEqual(5000);
+    expect(os.now() - t0).toBeLessThan(5100);
+    expect(deps.warnings).toEqual([
+      'control: the companion manager did not answer "tail web" within 5 s',
+      'control: the companion manager has not answered for 5 s; failing 1 request(s) in its hands',
+    ]);
     // Its late reply finds nobody waiting.
     expect(control.fromManager({ t: 'ctl-reply', id: ch.ctl()[0]!.id, reply: { ok: true, name: 'web', stream: 'stdout', lines: [] } })).toBe(true);
+    // A manager that answers its probes but takes long over a restart: the request waits; after 38 s, the backstop.
+    deps.warnings.length = 0;
+    const answered: number[] = [];
+    const answerProbes = async () => {
+      for (;;) {
+        for (const m of ch.ctl()) {
+          if (m.req.cmd !== 'pid' || answered.includes(m.id)) continue;
+          answered.push(m.id);
+          control.fromManager({ t: 'ctl-reply', id: m.id, reply: { ok: true, pid: 77 } });
+        }
+        if (closed) return;
+        await os.sleep(100);
+      }
+    };
+    let closed = false;
+    const probing = answerProbes();
+    t0 = os.now();
+    expect(await ask({ cmd: 'stop', name: 'all' })).toMatchObject({ ok: false, error: expect.stringMatching(/^the companion manager did not answer "stop all" within 38 s/) });
+    expect(os.now() - t0).toBeGreaterThanOrEqual(38_000);
+    expect(os.now() - t0).toBeLessThan(38_100);
+    closed = true;
+    await probing;
+    // Probed every PROBE_EVERY_MS (after each answer) while the stop was out.
+    expect(answered.length).toBeGreaterThanOrEqual(Math.floor(38_000 / (PROBE_EVERY_MS + 100)));
+    expect(deps.warnings).toEqual(['control: the companion manager did not answer "stop all" within 38 s']);
+    // A manager that answers the stop in time: no probe is left behind.
+    const before = ch.ctl().length;
+    const stop = ask({ cmd: 'stop', name: 'web' });
+    await until(os, () => ch.ctl().length === before + 2);
+    const sent = ch.ctl().slice(before);
+    expect(sent.map((m) => m.req)).toEqual([{ cmd: 'stop', name: 'web' }, { cmd: 'pid', name: null }]);
+    control.fromManager({ t: 'ctl-reply', id: sent[1]!.id, reply: { ok: true, pid: 77 } });
+    await os.sleep(1000);
+    control.fromManager({ t: 'ctl-reply', id: sent[0]!.id, reply: { ok: true, companions: [] } });
+    expect(await stop).toEqual({ ok: true, companions: [] });
+    await os.sleep(10_000);
+    expect(ch.ctl().length).toBe(before + 2);
+  });
+});
+
+test('a manager that does not become ready: requests waiting for it get "not responding" at 5 s', async () => {
+  await simulate(41, async ({ os, control, deps, ask }) => {
+    deps.list.push(companion(1000, 1000, 1000));
+    const ch = new FakeChannel();
+    control.setManager(ch);
+    const t0 = os.now();
+    expect(await ask({ cmd: 'stop', name: 'web' })).toEqual({
+      ok: false,
+      error: 'companion manager not responding: it has not become ready within 5 s, so "stop web" was not sent; try again shortly (the error log says why)',
+    });
+    expect(os.now() - t0).toBeGreaterThanOrEqual(5000);
+    expect(os.now() - t0).toBeLessThan(5100);
+    expect(ch.sent).toEqual([]);
   });
 });
 
@@ -209,7 +272,7 @@ test('listen moves the socket to a new path only once that one listens; a path i
     await control.listen('/run/drover/next.sock');
     expect(control.path).toBe('/run/drover/next.sock');
     expect(os.fs.exists(SOCK)).toBe(false);
-    expect(await request(os, '/run/drover/next.sock', { cmd: 'version' }, 1000)).toEqual({ ok: true, version: '9.9.9' });
+    expect(await request(os, '/run/drover/next.sock', { cmd: 'version' }, 1000)).toEqual({ ok: true, version: '9.9.9', arbiter: { pid: os.pid, cwd: os.cwd() } });
     // The request in hand on the old socket lost its connection; the manager's answer to it goes nowhere.
     expect(await pending).toBe('ECONNRESET');
     expect(control.fromManager({ t: 'ctl-reply', id: ch.ctl()[0]!.id, reply: { ok: true, companions: [] } })).toBe(true);

@@ -74,6 +74,11 @@ export function fakeHandler(os: Os, calls: Request[] = []): Handler {
     const name = 'name' in req ? req.name : null;
     if (name === 'boom') throw new Error('the fake manager blew up');
     if (name === 'bad') return undefined as unknown as Reply;
+    // Control characters in every string a reply can carry to ctl's terminal.
+    if (name === 'evil') {
+      return { ok: true, companions: [{ ...status('w\x1b]0;pwned\x07\u009b31m', table.get('scheduler')!), description: 'up\r\nFAKE  RUNNING\x7f' }] };
+    }
+    if (name === 'evil-error') return { ok: false, error: 'no\x1b[2J\u0085 such companion' };
     if (name === 'slow') {
       await os.sleep(500);
       return { ok: true, companions: [] };
@@ -112,13 +117,15 @@ export function fakeHandler(os: Os, calls: Request[] = []): Handler {
 
 export const controlPrograms = programs(import.meta.url, {
   /**
-   * control-server PATH [MAX_LINE]: serves the fake handler on PATH; says
+   * control-server PATH [MAX_LINE|-] [MAX_CONNECTIONS] [IDLE_MS]: serves the fake handler on PATH; says
    * {listening} (or {error, code}, then idles) on its channel; TERM closes it and exits.
    */
   'control-server': async (os, args) => {
     const log = { debug: () => {}, warning: (m: string) => os.stderr.write(`${m}\n`), error: (m: string) => os.stderr.write(`${m}\n`) };
     try {
-      const server = await serveControl(os, args[0]!, fakeHandler(os), log, args[1] === undefined ? {} : { maxLine: Number(args[1]) });
+      const num = (i: number) => (args[i] === undefined || args[i] === '-' ? undefined : Number(args[i]));
+      const opts = { maxLine: num(1), maxConnections: num(2), idleMs: num(3) };
+      const server = await serveControl(os, args[0]!, fakeHandler(os), log, Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
       os.onSignal('SIGTERM', () => {
         server.close();
         os.exit(0);

@@ -118,12 +118,14 @@ describe('control socket on the real OS', () => {
     const path = join(dir(), 'ctl.sock');
     await server(path);
     const big = `{"cmd":"status","pad":"${'x'.repeat(200_000)}"}`;
-    const got = await raw(path, ['garbage\n', '{"cmd":"status","name":', '"scheduler","id":1}\n', big.slice(0, 70_000), big.slice(70_000) + '\n', '[]\n', '{"cmd":"version","id":2}\n'], 5);
+    // A line over the limit is the last one answered on its connection (issue 12): the rest is not read.
+    const got = await raw(path, ['garbage\n', '{"cmd":"status","name":', '"scheduler","id":1}\n', big.slice(0, 70_000), big.slice(70_000) + '\n'], 3);
     expect(got[0]).toEqual({ ok: false, error: expect.stringMatching(/^invalid JSON/) });
     expect(got[1]).toMatchObject({ id: 1, ok: true, companions: [{ name: 'scheduler', state: 'RUNNING' }] });
-    expect(got[2]).toEqual({ ok: false, error: `line too long (${big.length} bytes, limit 65536)` });
-    expect(got[3]).toEqual({ ok: false, error: expect.stringMatching(/^a request is a JSON object/) });
-    expect(got[4]).toEqual({ id: 2, ok: true, version: '0.1.0-test' });
+    expect(got[2]).toEqual({ ok: false, error: expect.stringMatching(/^line too long \(\d+ bytes, limit 65536\)$/) });
+    const more = await raw(path, ['[]\n', '{"cmd":"version","id":2}\n'], 2);
+    expect(more[0]).toEqual({ ok: false, error: expect.stringMatching(/^a request is a JSON object/) });
+    expect(more[1]).toEqual({ id: 2, ok: true, version: '0.1.0-test' });
 
     // Hang up mid-line, and mid-reply, then many at once.
     await new Promise<void>((resolve) => {

@@ -4,11 +4,12 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { programs, type Os } from '../../src/os/types.js';
+import { Control } from '../../src/runtime/arbiter/control.js';
 import { ControlError, request } from '../../src/runtime/control/client.js';
 import { commandRequest, CTL_USAGE, formatDuration, formatStats, formatStatus, parseCtlArgv, render } from '../../src/runtime/control/ctl.js';
 import { locateSocket } from '../../src/runtime/control/locate.js';
 import {
-  COMMANDS, decodeFrame, encodeReply, LineDecoder, MAX_LINE, parseReply, parseRequest, validateRequest,
+  COMMANDS, decodeFrame, encodeReply, escapeControl, LineDecoder, MAX_LINE, parseReply, parseRequest, validateRequest,
   type CompanionStatus, type OkReply, type Request,
 } from '../../src/runtime/control/protocol.js';
 import { ConfigError, defaultControlSocket } from '../../src/runtime/config/index.js';
@@ -387,14 +388,14 @@ describe('control socket on the simulated kernel', () => {
     });
   });
 
-  test('an oversized line is answered with its size and the limit; its rest is dropped and the next line is served', async () => {
+  test('an oversized line is answered with the limit as soon as it is passed, and the connection is closed after that reply', async () => {
     await simulate(3, async ({ os }) => {
       const big = `{"cmd":"status","pad":"${'p'.repeat(100_000)}"}`;
-      // 1 KiB chunks: the limit is crossed mid-stream, not in one read.
+      // 1 KiB chunks: the limit is crossed mid-stream, not in one read; the reply comes before the newline is ever sent.
       const chunks: string[] = [];
       for (let i = 0; i < big.length; i += 1024) chunks.push(big.slice(i, i + 1024));
-      const got = await exchange(os, [...chunks, '\n' + line({ cmd: 'version', id: 2 })], 2, 1);
-      expect(got).toEqual([{ ok: false, error: `line too long (${big.length} bytes, limit 65536)` }, { id: 2, ok: true, version: '0.1.0-test' }]);
+      const got = await exchange(os, [line({ cmd: 'version', id: 1 }), ...chunks, '\n' + line({ cmd: 'version', id: 2 })], 3, 1);
+      expect(got).toEqual([{ id: 1, ok: true, version: '0.1.0-test' }, { ok: false, error: expect.stringMatching(/^line too long \(6\d{4} bytes, limit 65536\)$/) }]);
       // Exactly at the limit is fine.
       const pad = 65536 - line({ cmd: 'version', id: 3 }).length + 1;
       const exact = `{"cmd":"version","id":3}${' '.repeat(pad)}`;
@@ -407,7 +408,6 @@ describe('control socket on the simulated kernel', () => {
     await simulate(4, async ({ os }) => {
       expect(await exchange(os, ['{"cmd":"status","name":"scheduler"}\n', '{"cmd":"version"}\n'], 2)).toEqual([
         { ok: false, error: 'line too long (35 bytes, limit 20)' },
-        { ok: true, version: '0.1.0-test' },
       ]);
     }, ['20']);
   });
@@ -579,6 +579,182 @@ describe('control socket on the simulated kernel', () => {
   });
 });
 
+describe('control socket bounds (issue 12)', () => {
+  /** Connects and resolves with the reply lines the server sent before it closed, and whether it closed. */
+  const watch = async (os: Os, send = '') => {
+    const s = await os.connect({ path: SOCK });
+    const lines: any[] = [];
+    const d = new LineDecoder(1 << 26);
+    let closedAt: number | null = null;
+    s.on('data', (c: Uint8Array) => {
+      for (const f of d.push(c)) lines.push(JSON.parse((f as { line: string }).line));
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      closedAt = os.now();
+    });
+    if (send !== '') s.write(send);
+    return { s, lines, closedAt: () => closedAt };
+  };
+
+  test('a {"__proto__":...} argument is an unknown argument, answered; no inherited key is read as an argument', async () => {
+    // Pure: own keys of a null-prototype copy only.
+    expect(parseRequest('{"cmd":"status","__proto__":{"name":"x"}}')).toEqual({ ok: false, id: undefined, error: expect.stringMatching(/^status: unknown argument "__proto__"/) });
+    expect(parseRequest('{"cmd":"status","__proto__":{"name":"x"},"id":4}')).toMatchObject({ ok: false, id: 4 });
+    expect(parseRequest('{"__proto__":{"cmd":"stop","name":"all"}}')).toMatchObject({ ok: false, error: expect.stringMatching(/^missing "cmd"/) });
+    expect(parseRequest('{"cmd":"stop","__proto__":{"name":"all"}}')).toMatchObject({ ok: false });
+    expect(parseRequest('{"cmd":"status","toString":"x"}')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown argument "toString"/) });
+    expect(parseRequest('{"cmd":"status","constructor":1}')).toMatchObject({ ok: false, error: expect.stringMatching(/unknown argument "constructor"/) });
+    const inherited = Object.create({ name: 'all' }) as object;
+    expect(validateRequest(Object.assign(inherited, { cmd: 'stop' }))).toMatchObject({ ok: false, error: 'stop: missing "name"; e.g. {"cmd":"stop","name":"worker"} or {"cmd":"stop","name":"all"}' });
+    await simulate(20, async ({ os }) => {
+      const got = await exchange(os, ['{"cmd":"status","__proto__":{"name":"x"},"id":1}\n', line({ cmd: 'version', id: 2 })], 2);
+      expect(got).toEqual([{ id: 1, ok: false, error: expect.stringMatching(/^status: unknown argument "__proto__"/) }, { id: 2, ok: true, version: '0.1.0-test' }]);
+    });
+  });
+
+  test('a line over 1 MiB with no newline is refused with an error reply at once, and its connection closed', async () => {
+    await simulate(21, async ({ os }) => {
+      const c = await watch(os, '{"cmd":"status","pad":"');
+      const MiB = 'p'.repeat(1 << 20);
+      c.s.write(MiB);
+      c.s.write(MiB);
+      await os.sleep(200);
+      expect(c.lines).toEqual([{ ok: false, error: expect.stringMatching(/^line too long \(\d+ bytes, limit 65536\)$/) }]);
+      await os.sleep(2000);
+      expect(c.closedAt()).not.toBeNull();
+    });
+  });
+
+  test('the 65th connection gets an error reply and is closed; once one closes, a new one is served', async () => {
+    await simulate(22, async ({ os }) => {
+      const held = [];
+      for (let i = 0; i < 64; i++) held.push(await watch(os));
+      await os.sleep(50);
+      const extra = await watch(os, line({ cmd: 'version' }));
+      await os.sleep(2000);
+      expect(extra.lines).toEqual([{ ok: false, error: 'too many control connections (64 open): try again when one has closed' }]);
+      expect(extra.closedAt()).not.toBeNull();
+      // The 64 are served.
+      held[0]!.s.write(line({ cmd: 'version', id: 1 }));
+      await os.sleep(50);
+      expect(held[0]!.lines).toEqual([{ id: 1, ok: true, version: '0.1.0-test' }]);
+      held[1]!.s.destroy();
+      await os.sleep(50);
+      expect(await exchange(os, [line({ cmd: 'version', id: 2 })], 1)).toEqual([{ id: 2, ok: true, version: '0.1.0-test' }]);
+      for (const h of held) h.s.destroy();
+    });
+  });
+
+  test('idle connections are closed after 30 s; trickling a line does not count as activity; a request being handled does', async () => {
+    await simulate(23, async ({ os }) => {
+      const t0 = os.now();
+      const silent = await watch(os);
+      const trickle = await watch(os);
+      const working = await watch(os, line({ cmd: 'version', id: 1 }));
+      for (let i = 0; i < 12; i++) {
+        trickle.s.write('{');
+        await os.sleep(2_000);
+        if (i === 6) working.s.write(line({ cmd: 'version', id: 2 })); // at 14 s: its clock starts again
+      }
+      await os.sleep(8_000); // 32 s
+      expect(silent.closedAt()! - t0).toBeGreaterThanOrEqual(30_000);
+      expect(silent.closedAt()! - t0).toBeLessThan(30_100);
+      expect(trickle.closedAt()! - t0).toBeLessThan(30_100);
+      expect(working.closedAt()).toBeNull();
+      expect(working.lines.map((r) => r.id)).toEqual([1, 2]);
+      await os.sleep(15_000);
+      expect(working.closedAt()).not.toBeNull();
+    });
+    // With a 300 ms idle limit: a 500 ms request keeps its connection.
+    await simulate(24, async ({ os }) => {
+      const c = await watch(os, line({ cmd: 'status', name: 'slow', id: 1 }));
+      await os.sleep(600);
+      expect(c.lines).toEqual([{ id: 1, ok: true, companions: [] }]);
+      expect(c.closedAt()).toBeNull();
+      await os.sleep(400);
+      expect(c.closedAt()).not.toBeNull();
+    }, ['-', '-', '300']);
+  });
+
+  test('drover ctl escapes control characters in everything it prints from a reply', async () => {
+    expect(escapeControl('a\x1b[31mb\u009b2J\x7f\r\n\t\x00é€😀')).toBe('a\\x1b[31mb\\u009b2J\\x7f\\r\\n\\t\\x00é€😀');
+    const results: Record<string, { code: number | null; out: string }> = {};
+    await simulate(25, async ({ os }) => {
+      let n = 0;
+      const run = async (key: string, args: string[]) => {
+        const out = `/tmp/ctl-${++n}.out`;
+        const { pid } = os.spawn({ program: 'ctl', args, channel: false, stdout: { file: out }, stderr: 'stdout' });
+        results[key] = { code: (await reap(os, pid)).code, out: os.fs.readFile(out) };
+      };
+      await run('status', ['-s', SOCK, 'status', 'evil']);
+      await run('json', ['-s', SOCK, '--json', 'status', 'evil']);
+      await run('error', ['-s', SOCK, 'status', 'evil-error']);
+      await run('error-json', ['-s', SOCK, '--json', 'status', 'evil-error']);
+    });
+    for (const r of Object.values(results)) expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(results.status!.out).toContain('w\\x1b]0;pwned\\x07\\u009b31m  RUNNING');
+    expect(results.status!.out).toContain('up\\r\\nFAKE  RUNNING\\x7f');
+    expect(results.status!.out.split('\n')).toHaveLength(3); // header, one row, the final newline
+    expect(results.error).toEqual({ code: 1, out: 'drover ctl: no\\x1b[2J\\u0085 such companion\n' });
+    // --json: still JSON, meaning the same strings.
+    expect(JSON.parse(results.json!.out).companions[0].name).toBe('w\x1b]0;pwned\x07\u009b31m');
+    expect(JSON.parse(results['error-json']!.out)).toEqual({ ok: false, error: 'no\x1b[2J\u0085 such companion' });
+  });
+});
+
+describe('drover ctl without --config finds the drover running from its directory', () => {
+  test('none: the default path in the error; exactly one: used; several: listed, exit 2', async () => {
+    const arbiterLike = async (os: Os, args: readonly string[]) => {
+      // A Control as the arbiter serves it: version tells its pid and cwd.
+      const log = { debug: () => {}, warning: () => {}, error: () => {} };
+      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', log });
+      os.channel!.send('ready');
+    };
+    const results: Record<string, { code: number | null; out: string }> = {};
+    await simulate(26, async ({ os }) => {
+      const rundir = '/xdg/drover';
+      os.fs.mkdir('/xdg', { mode: 0o700 });
+      os.fs.mkdir('/srv', { mode: 0o755 });
+      os.fs.mkdir('/elsewhere', { mode: 0o755 });
+      const env = { XDG_RUNTIME_DIR: '/xdg' };
+      const kids: number[] = [];
+      const start = async (path: string, cwd: string) => {
+        const c = os.spawn({ program: 'arbiter-like', args: [path], env, cwd });
+        kids.push(c.pid);
+        await inbox(os, c.channel!)();
+        return c.pid;
+      };
+      let n = 0;
+      const run = async (key: string, args: string[]) => {
+        const out = `/tmp/ctl-${++n}.out`;
+        const { pid } = os.spawn({ program: 'ctl', args, channel: false, stdout: { file: out }, stderr: 'stdout', env, cwd: '/srv' });
+        results[key] = { code: (await reap(os, pid)).code, out: os.fs.readFile(out) };
+      };
+      await run('none', ['version']);
+      // Started from /srv with a config elsewhere: its socket is not /srv's default.
+      const a = await start(`${rundir}/ctl-aaaaaaaa.sock`, '/srv');
+      await start(`${rundir}/ctl-bbbbbbbb.sock`, '/elsewhere');
+      await run('one', ['version']);
+      const b = await start(`${rundir}/ctl-cccccccc.sock`, '/srv');
+      await run('two', ['version']);
+      results.pids = { code: null, out: `${a} ${b}` };
+      for (const pid of kids) {
+        os.kill(pid, 'SIGKILL');
+        await reap(os, pid);
+      }
+    }, [], { 'arbiter-like': arbiterLike });
+    expect(results.none).toEqual({ code: 3, out: expect.stringMatching(/^drover ctl: no control socket at \/xdg\/drover\/ctl-[0-9a-f]{8}\.sock/) });
+    const [a, b] = results.pids!.out.split(' ');
+    expect(results.one).toEqual({ code: 0, out: 'drover 7.7.7\n' });
+    expect(results.two!.code).toBe(2);
+    expect(results.two!.out).toBe(
+      `drover ctl: no control socket at ${results.none!.out.match(/at (\S+):/)![1]} (the default (no config file found)), and 2 drovers of yours run from /srv; pick one with --socket PATH:\n` +
+        `  --socket /xdg/drover/ctl-aaaaaaaa.sock  (pid ${a})\n  --socket /xdg/drover/ctl-cccccccc.sock  (pid ${b})\n`,
+    );
+  });
+});
+
 describe('locateSocket', () => {
   test('--socket, else DROVER_CONTROL_SOCKET, else the config file\'s control_socket, else the default for that file', async () => {
     const got: unknown[] = [];
@@ -590,9 +766,9 @@ describe('locateSocket', () => {
       got.push(await locateSocket(os, { socket: null, config: '/p/with.json' }));
       const d = await locateSocket(os, { socket: null, config: '/p/without.json' });
       // The server's own fallback: ctl finds the socket `drover -c /p/without.json` made.
-      got.push(d.from, d.path === defaultControlSocket('/', '/p/without.json', { XDG_RUNTIME_DIR: '/xdg' }), d.path.startsWith('/xdg/drover-'));
+      got.push(d.from, d.path === defaultControlSocket('/', '/p/without.json', { XDG_RUNTIME_DIR: '/xdg' }, os.uid), d.path.startsWith('/xdg/drover/ctl-'));
       const none = await locateSocket(os, { socket: null, config: null });
-      got.push(none.from, none.path === defaultControlSocket('/', null, { XDG_RUNTIME_DIR: '/xdg' }));
+      got.push(none.from, none.path === defaultControlSocket('/', null, { XDG_RUNTIME_DIR: '/xdg' }, os.uid));
       os.fs.writeFile('/p/bad.json', JSON.stringify({ control_socket: 5 }));
       got.push(await locateSocket(os, { socket: null, config: '/p/bad.json' }).catch((e: ConfigError) => e.problems));
       got.push(await locateSocket(os, { socket: null, config: '/p/nope.json' }).catch((e: ConfigError) => e.problems));

@@ -36,7 +36,7 @@ test('without companions: the arbiter serves the socket; stats answers, status s
   const r = await run(1, { [CONFIG]: config() }, async (c) => {
     await c.booted(1);
     expect((c.os.fs.stat(SOCK).mode & 0o777).toString(8)).toBe('600');
-    expect(await ask(c, { cmd: 'version' })).toEqual({ ok: true, version: '0.1.0' });
+    expect(await ask(c, { cmd: 'version' })).toMatchObject({ ok: true, version: '0.1.0', arbiter: { pid: expect.any(Number), cwd: expect.any(String) } });
     const s = await ask(c, { cmd: 'stats', id: 5 });
     expect(s).toMatchObject({ id: 5, ok: true, lanes: true, slowThresholdMs: 1000, generations: [{ generation: 1, fast: { workers: 1 } }] });
     const status = await ask(c, { cmd: 'status' });

@@ -122,7 +122,7 @@ test('a full slow lane answers 503 with Retry-After; fast requests are not shed'
 
 test('the slow sockets are private (dir 0700, sockets 0600) and gone after TERM; SIGKILL of the arbiter leaves no slow worker', async () => {
   const { d, runtime, slowPid } = await lanes();
-  const dir = join(runtime, readdirSync(runtime).find((n) => n.endsWith('.lanes'))!);
+  const dir = join(runtime, 'drover', readdirSync(join(runtime, 'drover')).find((n) => n.startsWith('lanes-'))!);
   expect(statSync(dir).mode & 0o777).toBe(0o700);
   const socks = readdirSync(dir);
   expect(socks).toHaveLength(1);
@@ -152,7 +152,7 @@ test('lanes off: no slow worker; duplicate headers reach the client and a Date i
 
 test('a SIGKILLed arbiter\'s socket directory is removed by the next drover that uses the same runtime dir', async () => {
   const first = await lanes();
-  const stale = join(first.runtime, readdirSync(first.runtime).find((n) => n.endsWith('.lanes'))!);
+  const stale = join(first.runtime, 'drover', readdirSync(join(first.runtime, 'drover')).find((n) => n.startsWith('lanes-'))!);
   process.kill(first.d.pid, 'SIGKILL');
   await first.d.exited();
   await sleep(300);
@@ -162,5 +162,5 @@ test('a SIGKILLed arbiter\'s socket directory is removed by the next drover that
   running.push(next);
   await next.waitFor(/slow-lane worker \d+ booted/);
   expect(existsSync(stale)).toBe(false);
-  expect(readdirSync(first.runtime).filter((n) => n.endsWith('.lanes'))).toHaveLength(1);
+  expect(readdirSync(join(first.runtime, 'drover')).filter((n) => n.startsWith('lanes-'))).toEqual([`lanes-${next.pid}`]);
 });

@@ -15,18 +15,20 @@
 // With lanes on, each generation also has slow-lane workers (lanes.ts): they
 // boot with it, a reload waits for them too, and they are drained once the
 // generation's last fast worker is gone, since only its fast workers use them.
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { formatAddr, isUnix, UNIX_PATH_MAX, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import { isAbsolute, join, resolve } from 'node:path';
+import { formatAddr, isUnix, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
-import { Logger, LogSink } from '../log.js';
+import { logFileProblems, Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 
 import { Lanes } from './lanes.js';
 import { Control } from './control.js';
+import { ControlPathError, prepareControlPath } from '../control/guard.js';
 import { planted, probe } from '../probe.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
-import { removePidfile, writePidfile } from './pidfile.js';
+import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
+import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
 import { type Worker, Workers } from './workers.js';
 
 export const VERSION = '0.1.0';
@@ -73,6 +75,23 @@ export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOpti
     os.stderr.write(`drover: ${e instanceof ConfigError ? e.message : String(e)}\n`);
     return os.exit(2);
   }
+  // Both log files are opened here, before anything is bound or spawned: a
+  // path that cannot be opened is a one-line reason and exit 2, not a stack
+  // trace (error_log) or workers failing at boot for ever (access_log).
+  const logs = logFileProblems(os, config);
+  if (logs.length > 0) {
+    os.stderr.write(logs.map((p) => `drover: ${p}\n`).join(''));
+    return os.exit(2);
+  }
+  // The control socket's place is checked (its runtime directory made) before anything starts: a
+  // directory others can write, or a socket of another user already there, is a one-line refusal.
+  try {
+    prepareControlPath(os, config.control_socket);
+  } catch (e) {
+    if (!(e instanceof ControlPathError)) throw e;
+    os.stderr.write(`drover: ${e.message}\n`);
+    return os.exit(2);
+  }
   const code = await new Arbiter(os, config, argv, opts, early).run();
   os.exit(code);
 }
@@ -93,7 +112,8 @@ class Arbiter {
   private halt: { code: number; reason: string } | null = null;
   private reloadAgain = false; // a HUP arrived while a reload was under way
   private scaling = initialScale();
-  private manager: { pid: number; channel: Channel | null; groups: number[] } | null = null;
+  /** lastBeat: when it last said anything (its heartbeat); beat: the interval it was told; silent: killed for its silence, at this time. */
+  private manager: { pid: number; channel: Channel | null; groups: number[]; lastBeat: number; beat: number; silent: number | null } | null = null;
   private managerAt = 0; // no manager (re)start before this
   private managerFailures = 0;
   private inherited = false; // listeners came from systemd, not from bind
@@ -141,13 +161,24 @@ class Arbiter {
         this.poke();
       });
     }
+    // The slow lane's sockets go in drover's private runtime directory: one
+    // that is not ours alone refuses the start, before anything is written or bound.
+    if (this.config.lanes) {
+      try {
+        ensureRuntimeDir(os, this.laneBase());
+      } catch (e) {
+        if (!(e instanceof RundirError)) throw e;
+        log.error(e.message);
+        return 2;
+      }
+    }
     // gunicorn's order: a live pid in the pidfile refuses the start before any socket is touched.
     if (this.config.pid) {
       try {
         writePidfile(os, this.config.pid, (pid) => os.alive(pid));
       } catch (e) {
         log.error((e as Error).message);
-        return 1;
+        return e instanceof PidfileError ? e.exitCode : 1;
       }
     }
     if (os.listeners.length > 0) {
@@ -211,12 +242,17 @@ class Arbiter {
         } else if (this.target < config.max_workers) this.target++;
         else log.info(`TTIN: already at max_workers (${config.max_workers})`);
         return;
-      case 'SIGUSR1':
-        log.sink.reopen();
+      case 'SIGUSR1': {
+        // A log that cannot be reopened keeps its old file, here and in the
+        // workers (LogSink.reopen); the access log's trouble is said here once.
+        const own = log.sink.reopen();
+        const access = logFileProblems(os, { error_log: '-', access_log: config.access_log }).map((p) => `${p}; the workers keep writing to the file open before`);
         for (const w of this.workers.all()) this.signal(w, 'SIGUSR1');
         if (this.manager) this.tryKill(this.manager.pid, 'SIGUSR1');
-        this.log.info('Reopened log files');
+        for (const p of own === null ? access : [`error_log ${own}`, ...access]) log.error(`USR1: ${p}`);
+        if (own === null && access.length === 0) log.info('Reopened log files');
         return;
+      }
       default:
         os.stderr.write(`drover: unexpected signal ${sig}\n`);
     }
@@ -239,6 +275,11 @@ class Arbiter {
       log.error(`reload failed, the running config stays in force: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
+    const logs = logFileProblems(os, next);
+    if (logs.length > 0) {
+      log.error(`reload failed, the running config stays in force: ${logs.join('; ')}`);
+      return;
+    }
     const opened = new Map<string, Listener>();
     let listeners: Map<string, Listener>;
     try {
@@ -247,6 +288,17 @@ class Arbiter {
       this.closeListeners(opened);
       log.error(`reload failed, the running config stays in force: ${(e as Error).message}`);
       return;
+    }
+    if (next.lanes) {
+      // Lanes turned on by this reload: their runtime directory is checked as at start.
+      try {
+        ensureRuntimeDir(os, this.laneBase());
+      } catch (e) {
+        if (!(e instanceof RundirError)) throw e;
+        this.closeListeners(opened);
+        log.error(`reload failed, the running config stays in force: ${e.message}`);
+        return;
+      }
     }
     const generation = ++this.lastGeneration;
     this.reload = { config: next, generation, started: os.now(), listeners, opened };
@@ -340,9 +392,19 @@ class Arbiter {
   }
 
   /** A slow-lane worker: no public socket, its own Unix socket; the access log is the fast worker's. */
-  private spawnSlow(config: Config, generation: number): Worker {
+  private spawnSlow(config: Config, generation: number): Worker | null {
     const { os } = this;
-    const socket = this.lanes.socketPath(this.slowDir());
+    let dir: string;
+    try {
+      dir = this.slowDir();
+    } catch (e) {
+      // Checked at start, so someone with our uid or root changed it since:
+      // stop, rather than bind a lane socket where others may reach it.
+      if (!(e instanceof RundirError)) throw e;
+      this.halt ??= { code: 2, reason: e.message };
+      return null;
+    }
+    const socket = this.lanes.socketPath(dir);
     const spec: WorkerSpec = { ...this.spec(config, generation), role: 'slow', laneSocket: socket, accessLog: null };
     const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
@@ -351,20 +413,41 @@ class Arbiter {
     return w;
   }
 
-  /** The private directory of the slow workers' sockets (0700), under $XDG_RUNTIME_DIR or /tmp. */
+  /**
+   * The runtime directory (rundir.ts) that holds the lane directory: the
+   * usual one, else /tmp/drover-<uid> when $XDG_RUNTIME_DIR is too deep for
+   * .../lanes-<pid>/slow-NNNNNN.sock to fit the OS limit on a socket path.
+   */
+  private laneBase(): string {
+    return runtimeDirFor(this.os.env, this.os.uid, `lanes-${this.os.pid}`, 20);
+  }
+
+  /**
+   * The private directory of the slow workers' sockets: lanes-<pid> in
+   * drover's runtime directory, 0700. Both are checked with lstat at every
+   * use (RundirError if either is not ours alone); a missing one (a /tmp
+   * cleaner took it) is made again.
+   */
   private slowDir(): string {
-    if (this.laneDir !== null) return this.laneDir;
-    const name = `drover-${this.os.pid}.lanes`;
-    const base = this.os.env.XDG_RUNTIME_DIR;
-    let dir = base ? join(base, name) : join('/tmp', name);
-    // Room for /slow-NNNNNN.sock within the OS limit on a socket path.
-    if (new TextEncoder().encode(dir).length + 20 > UNIX_PATH_MAX) dir = join('/tmp', name);
-    if (!this.os.fs.exists(dir)) this.os.fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    this.removeStaleLaneDirs(dirname(dir));
+    const { os } = this;
+    const base = ensureRuntimeDir(os, this.laneBase());
+    const dir = join(base, `lanes-${os.pid}`);
+    if (this.laneDir === null) this.removeStaleLaneDirs(base);
+    try {
+      os.fs.mkdir(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST') throw new RundirError(`cannot create the slow lane's socket directory ${dir}: ${(e as Error).message}`);
+    }
+    checkPrivateDir(os, dir, "the slow lane's socket directory");
     return (this.laneDir = dir);
   }
 
-  /** An arbiter that was SIGKILLed could not remove its directory: the next one does, once its pid is dead. */
+  /**
+   * An arbiter that was SIGKILLed could not remove its directory: the next
+   * one does, once its pid is dead. Only in the runtime directory, which is
+   * ours alone; one named for our own pid is a dead arbiter's whose pid we
+   * were given (ours is made after this).
+   */
   private removeStaleLaneDirs(base: string): void {
     let names: string[];
     try {
@@ -373,12 +456,12 @@ class Arbiter {
       return;
     }
     for (const name of names) {
-      const m = /^drover-(\d+)\.lanes$/.exec(name);
-      if (!m || Number(m[1]) === this.os.pid || this.os.alive(Number(m[1]))) continue;
+      const m = /^lanes-(\d+)$/.exec(name);
+      if (!m || (Number(m[1]) !== this.os.pid && this.os.alive(Number(m[1])))) continue;
       try {
         this.os.fs.rmdir(join(base, name), { recursive: true });
       } catch {
-        // another user's, or gone already
+        // gone already
       }
     }
   }
@@ -527,14 +610,23 @@ class Arbiter {
 
   // ----------------------------------------------------------------- companions
 
-  /** The companion manager runs while the config lists companions. */
+  /**
+   * The companion manager runs while the config lists companions. It beats
+   * as a worker does; one silent for `timeout` (hung, or SIGSTOPped) is
+   * killed with its companions' groups, and its exit takes the usual path:
+   * logged, then restarted after the backoff.
+   */
   private superviseManager(): void {
-    if (this.manager || this.config.companions.length === 0 || this.os.now() < this.managerAt) return;
-    const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid };
+    if (this.manager) return this.watchManager(this.manager);
+    if (this.config.companions.length === 0 || this.os.now() < this.managerAt) return;
+    const beat = this.managerBeat();
+    const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid, heartbeat: beat };
     const child = this.os.spawn({ program: 'companion-manager', args: [JSON.stringify(spec)] });
-    const m = { pid: child.pid, channel: child.channel, groups: [] as number[] };
+    const m = { pid: child.pid, channel: child.channel, groups: [] as number[], lastBeat: this.os.now(), beat, silent: null };
     this.control.setManager(child.channel);
     child.channel?.onMessage((msg) => {
+      // Anything it says shows it alive, a control reply as well as a heartbeat.
+      m.lastBeat = this.os.now();
       if (this.control.fromManager(msg)) return;
       const r = msg as ManagerReport;
       if (r.t === 'groups') m.groups = r.pgids;
@@ -544,11 +636,36 @@ class Arbiter {
     this.log.info(`Booting companion manager with pid: ${child.pid}`);
   }
 
+  /** As a worker's: every min(1000, timeout / 4) ms, 50 at the least (1 s when timeout is 0). */
+  private managerBeat(): number {
+    const t = this.config.timeout;
+    return t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+  }
+
+  /** A manager silent for `timeout` (0: never) is KILLed, and its companions' groups with it: it cannot stop them itself. */
+  private watchManager(m: NonNullable<Arbiter['manager']>): void {
+    const now = this.os.now();
+    const beat = this.managerBeat();
+    if (m.beat !== beat) {
+      // A reload changed `timeout`: the manager beats at the new pace, and is
+      // judged by the new timeout from now on (not by beats at the old pace).
+      m.beat = beat;
+      m.lastBeat = now;
+      m.channel?.send({ t: 'heartbeat', ms: beat } satisfies ToManager);
+    }
+    const { timeout } = this.config;
+    if (m.silent !== null || timeout <= 0 || now - m.lastBeat <= timeout || planted('no-manager-heartbeat')) return;
+    m.silent = now;
+    this.log.error(`COMPANION MANAGER TIMEOUT (pid:${m.pid}): silent for ${((now - m.lastBeat) / 1000).toFixed(1)} s; killing it and its ${m.groups.length} companion group(s)`);
+    this.tryKill(m.pid, 'SIGKILL');
+    for (const pgid of m.groups) this.tryKill(-pgid, 'SIGKILL');
+  }
+
   private managerExited(e: Exited): void {
     const m = this.manager!;
     this.manager = null;
     this.control.setManager(null);
-    const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+    const how = (e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`) + (m.silent !== null ? ' after its timeout' : '');
     // What it supervised dies with it: no companion, nor anything a
     // companion forked, outlives its manager.
     for (const pgid of m.groups) {
@@ -567,6 +684,7 @@ class Arbiter {
     const delay = Math.min(30_000, 1000 * 2 ** (this.managerFailures - 1));
     this.managerAt = this.os.now() + delay;
     this.log.error(`Companion manager ${m.pid} ${how}${left}; restarting in ${delay / 1000} s`);
+    probe.managerGone?.(this.os.pid, m.pid, delay);
   }
 
   private exited(w: Worker, e: Exited): void {

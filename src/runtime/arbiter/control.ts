@@ -10,7 +10,12 @@
 //   it, the manager has no companions to report on);
 // - a manager that is not running (between an exit and its restart), or
 //   that exits with requests in hand: an error, at once;
-// - a manager that does not answer (hung): an error at a deadline long
+// - a manager that does not answer (hung, stopped): "companion manager not
+//   responding" within MANAGER_ANSWER_MS. Quick commands must be answered
+//   in that time; while a start, stop or restart (which waits on companions)
+//   is in the manager's hands, the manager is asked for its pid every
+//   PROBE_EVERY_MS, and a probe unanswered for MANAGER_ANSWER_MS fails every
+//   request sent to it. A long command also has a backstop deadline, long
 //   enough for the slowest honest answer, see replyDeadline.
 import type { Channel, Os, Timer } from '../../os/types.js';
 import type { CompanionConfig } from '../companions/config.js';
@@ -35,6 +40,16 @@ export interface ControlDeps {
 
 /** Time for the manager to answer anything, beyond what its companions make it wait for. */
 export const REPLY_SLACK_MS = 30_000;
+/**
+ * A manager that takes longer than this to answer what needs no waiting on
+ * a companion (a status, a pid probe), or to be ready for a request, is not
+ * responding: the request gets an error instead of hanging ctl.
+ */
+export const MANAGER_ANSWER_MS = 5_000;
+/** How often a manager busy with a start, stop or restart is probed (asked for its pid). */
+export const PROBE_EVERY_MS = 2_500;
+
+const isLong = (req: Request): boolean => req.cmd === 'start' || req.cmd === 'stop' || req.cmd === 'restart';
 
 /**
  * How long the manager may take to answer `req`. status, pid, tail, signal
@@ -46,7 +61,7 @@ export const REPLY_SLACK_MS = 30_000;
  * manager, not a schedule.
  */
 export function replyDeadline(req: Request, companions: readonly CompanionConfig[]): number {
-  if (req.cmd !== 'start' && req.cmd !== 'stop' && req.cmd !== 'restart') return REPLY_SLACK_MS;
+  if (!isLong(req)) return MANAGER_ANSWER_MS;
   let longest = 0;
   for (const c of companions) longest = Math.max(longest, Math.max(c.stop_timeout, c.reload_timeout) + c.startsecs);
   return REPLY_SLACK_MS + longest;
@@ -56,7 +71,8 @@ interface Pending {
   readonly id: number;
   readonly req: Request;
   readonly resolve: (reply: Reply) => void;
-  readonly timer: Timer;
+  /** Until it is sent: MANAGER_ANSWER_MS from its arrival. Once sent: replyDeadline. */
+  timer: Timer;
   /** Handed to the manager (false: waiting for it to be ready). */
   sent: boolean;
 }
@@ -73,6 +89,9 @@ export class Control {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** The pid probe in the manager's hands, or the wait before the next one: only while a long request is sent. */
+  private probe: { readonly id: number; readonly timer: Timer } | null = null;
+  private probeNext: Timer | null = null;
 
   constructor(private readonly os: Os, private readonly deps: ControlDeps) {}
 
@@ -119,6 +138,7 @@ export class Control {
    */
   setManager(channel: Channel | null): void {
     if (this.manager?.channel === channel) return;
+    this.stopProbing();
     this.manager = channel === null ? null : { channel, ready: false };
     for (const p of [...this.pending.values()]) {
       if (p.sent) {
@@ -150,6 +170,13 @@ export class Control {
       return false;
     }
     if (m.t !== 'ctl-reply') return false;
+    if (this.probe !== null && m.id === this.probe.id) {
+      // Alive: probe again in a while if a long request is still out.
+      this.probe.timer.cancel();
+      this.probe = null;
+      this.probeNext = this.os.timer(PROBE_EVERY_MS, () => this.sendProbe());
+      return true;
+    }
     // An id nobody waits for any more (it timed out, or a manager that already counts as gone answered late): dropped.
     if (!this.pending.has(m.id)) return true;
     const reply = checkReply(m.reply) ?? { ok: false, error: `the companion manager answered something that is not a reply: ${quote(m.reply)}` };
@@ -161,6 +188,7 @@ export class Control {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopProbing();
     this.server?.close();
     this.server = null;
     for (const p of [...this.pending.values()]) this.settle(p.id, { ok: false, error: 'drover is stopping' });
@@ -173,7 +201,8 @@ export class Control {
       case 'stats':
         return { ok: true, ...this.deps.stats() };
       case 'version':
-        return { ok: true, version: this.deps.version };
+        // pid and cwd: how drover ctl, run without --config, tells which drover runs from its directory.
+        return { ok: true, version: this.deps.version, arbiter: { pid: this.os.pid, cwd: this.os.cwd() } };
       default:
         return this.forward(req);
     }
@@ -184,10 +213,17 @@ export class Control {
     if (m === null || this.closed) return Promise.resolve({ ok: false, error: this.closed ? 'drover is stopping' : this.noManager(req) });
     return new Promise<Reply>((resolve) => {
       const id = this.nextId++;
-      const ms = replyDeadline(req, this.deps.companions());
-      const timer = this.os.timer(ms, () => {
-        this.deps.log.warning(`control: the companion manager did not answer ${what(req)} within ${ms / 1000} s`);
-        this.settle(id, { ok: false, error: `the companion manager did not answer ${what(req)} within ${ms / 1000} s: it may be hung; the error log may say why` });
+      const timer = this.os.timer(MANAGER_ANSWER_MS, () => {
+        const p = this.pending.get(id);
+        if (p === undefined) return;
+        const s = MANAGER_ANSWER_MS / 1000;
+        this.deps.log.warning(`control: the companion manager did not ${p.sent ? 'answer' : 'get ready for'} ${what(req)} within ${s} s`);
+        this.settle(id, {
+          ok: false,
+          error: p.sent
+            ? `companion manager not responding: no answer to ${what(req)} within ${s} s; it may be hung or stopped (the arbiter replaces a manager that stays silent; the error log says more)`
+            : `companion manager not responding: it has not become ready within ${s} s, so ${what(req)} was not sent; try again shortly (the error log says why)`,
+        });
       });
       const p: Pending = { id, req, resolve, timer, sent: false };
       this.pending.set(id, p);
@@ -199,7 +235,48 @@ export class Control {
     p.sent = true;
     const ok = this.manager?.channel.send({ t: 'ctl', id: p.id, req: p.req } satisfies ToManager) ?? false;
     // The channel is gone: the manager is exiting; its reap will follow.
-    if (!ok) this.settle(p.id, { ok: false, error: `the companion manager is exiting and cannot take ${what(p.req)}: the arbiter starts a new one; try again in a few seconds` });
+    if (!ok) {
+      this.settle(p.id, { ok: false, error: `the companion manager is exiting and cannot take ${what(p.req)}: the arbiter starts a new one; try again in a few seconds` });
+      return;
+    }
+    if (!isLong(p.req)) return; // its MANAGER_ANSWER_MS timer runs on
+    // A start, stop or restart may honestly take as long as its companions do: a backstop for it, and probes meanwhile.
+    p.timer.cancel();
+    const ms = replyDeadline(p.req, this.deps.companions());
+    p.timer = this.os.timer(ms, () => {
+      this.deps.log.warning(`control: the companion manager did not answer ${what(p.req)} within ${ms / 1000} s`);
+      this.settle(p.id, { ok: false, error: `the companion manager did not answer ${what(p.req)} within ${ms / 1000} s: it may be hung; the error log may say why` });
+    });
+    if (this.probe === null && this.probeNext === null) this.sendProbe();
+  }
+
+  /** Asks the manager for its pid while a long request is in its hands; no answer in MANAGER_ANSWER_MS fails every request sent to it. */
+  private sendProbe(): void {
+    this.probeNext = null;
+    const m = this.manager;
+    if (m === null || this.closed || ![...this.pending.values()].some((p) => p.sent && isLong(p.req))) return;
+    const id = this.nextId++;
+    if (!m.channel.send({ t: 'ctl', id, req: { cmd: 'pid', name: null } } satisfies ToManager)) return; // exiting: setManager(null) answers
+    const timer = this.os.timer(MANAGER_ANSWER_MS, () => {
+      this.probe = null;
+      const sent = [...this.pending.values()].filter((p) => p.sent);
+      this.deps.log.warning(`control: the companion manager has not answered for ${MANAGER_ANSWER_MS / 1000} s; failing ${sent.length} request(s) in its hands`);
+      for (const p of sent) {
+        this.settle(p.id, {
+          ok: false,
+          error: `companion manager not responding: it has not answered anything for ${MANAGER_ANSWER_MS / 1000} s while ${what(p.req)} was in its hands; ` +
+            'it may be hung or stopped (the arbiter replaces a manager that stays silent): drover ctl status shows where things stand',
+        });
+      }
+    });
+    this.probe = { id, timer };
+  }
+
+  private stopProbing(): void {
+    this.probe?.timer.cancel();
+    this.probe = null;
+    this.probeNext?.cancel();
+    this.probeNext = null;
   }
 
   private settle(id: number, reply: Reply): void {

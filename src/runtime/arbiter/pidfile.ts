@@ -1,25 +1,105 @@
 // The pidfile: written whole by rename (a reader never sees half a pid),
 // refused when it names a live process, removed on exit only if still ours.
-import type { Os } from '../../os/types.js';
+//
+// Its directory may be one another user can write (/tmp, a service user's
+// run directory): nothing here follows a symlink or opens a name someone
+// else may have planted. The temp file is made with O_EXCL ('wx': fails on
+// any existing name, a symlink included) under a name nobody can guess, and
+// an existing pidfile is looked at with lstat before it is read: a symlink,
+// a FIFO, a directory, a device, or a file of another user is refused.
+import { dirname } from 'node:path';
+import type { Os, Stat } from '../../os/types.js';
 
-export class PidfileError extends Error {}
+export class PidfileError extends Error {
+  /** 1 when drover is already running (gunicorn's), 2 for a path that cannot be used (like a bad setting). */
+  constructor(message: string, readonly exitCode: 1 | 2 = 2) {
+    super(message);
+  }
+}
+
+/** More than a pid and a newline: not a pidfile, and not read. */
+const PIDFILE_MAX = 64;
+/** Temp names tried before giving up: each is a fresh random one, so only a directory full of someone's planted names fails. */
+const TMP_TRIES = 8;
 
 export function writePidfile(os: Os, path: string, alive: (pid: number) => boolean): void {
-  if (os.fs.exists(path)) {
+  const st = lstatOrNull(os, path);
+  if (st !== null) {
+    refuseUnsafe(os, path, st);
     const old = Number.parseInt(os.fs.readFile(path).trim(), 10);
     if (Number.isInteger(old) && old > 0 && old !== os.pid && alive(old)) {
-      throw new PidfileError(`pidfile ${path} names process ${old}, which is running: is drover already running? Stop it, or use another --pid`);
+      throw new PidfileError(`pidfile ${path} names process ${old}, which is running: is drover already running? Stop it, or use another --pid`, 1);
     }
   }
-  const tmp = `${path}.${os.pid}.tmp`;
-  os.fs.writeFile(tmp, `${os.pid}\n`, 0o644);
-  os.fs.rename(tmp, path);
+  const fd = openTemp(os, path);
+  try {
+    os.fs.write(fd.fd, `${os.pid}\n`);
+  } finally {
+    os.fs.close(fd.fd);
+  }
+  try {
+    os.fs.rename(fd.path, path);
+  } catch (e) {
+    unlinkQuietly(os, fd.path);
+    throw new PidfileError(`cannot write pidfile ${path}: ${(e as Error).message}; check the path given to --pid`);
+  }
 }
 
 export function removePidfile(os: Os, path: string): void {
   try {
+    // Not through a symlink, nor a file that is not ours (someone replaced it since).
+    const st = os.fs.lstat(path);
+    if (!st.isFile() || st.size > PIDFILE_MAX || st.uid !== os.uid) return;
     if (os.fs.readFile(path).trim() === String(os.pid)) os.fs.unlink(path);
   } catch {
     // gone already, or never written
+  }
+}
+
+function lstatOrNull(os: Os, path: string): Stat | null {
+  try {
+    return os.fs.lstat(path);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return null;
+    throw new PidfileError(`cannot use pidfile ${path}: ${(e as Error).message}; check the path given to --pid`);
+  }
+}
+
+/** An existing pidfile drover may read and replace: a small regular file of its own uid's (or root's). */
+function refuseUnsafe(os: Os, path: string, st: Stat): void {
+  const fix = `remove it if it is yours, or use another --pid`;
+  if (st.isSymbolicLink()) throw new PidfileError(`pidfile ${path} is a symlink: refusing to follow it; ${fix}`);
+  if (!st.isFile()) throw new PidfileError(`pidfile ${path} is ${st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'a FIFO or a device'}, not a regular file; ${fix}`);
+  // A file another user owns could be swapped for a symlink between lstat and read.
+  if (st.uid !== os.uid && st.uid !== 0) throw new PidfileError(`pidfile ${path} belongs to uid ${st.uid}, not to this user (uid ${os.uid}) or root; ${fix}`);
+  if (st.size > PIDFILE_MAX) throw new PidfileError(`pidfile ${path} holds ${st.size} bytes, more than a pid: is it the right file? ${fix}`);
+}
+
+/** A new temp file beside the pidfile (rename stays within one file system), made with O_EXCL under an unguessable name. */
+function openTemp(os: Os, path: string): { fd: number; path: string } {
+  let tmp = '';
+  for (let i = 0; i < TMP_TRIES; i++) {
+    tmp = `${path}.${os.pid}.${randomName(os)}.tmp`;
+    try {
+      return { fd: os.fs.open(tmp, 'wx', 0o644), path: tmp };
+    } catch (e) {
+      if ((e as { code?: string }).code === 'EEXIST') continue;
+      throw new PidfileError(`cannot write pidfile ${path}: ${(e as Error).message}; check that ${dirname(path)} exists and is writable, or use another --pid`);
+    }
+  }
+  throw new PidfileError(`cannot write pidfile ${path}: ${TMP_TRIES} temp names beside it (the last ${tmp}) were already taken; someone is planting names in ${dirname(path)}: use a directory only you can write`);
+}
+
+function randomName(os: Os): string {
+  let s = '';
+  for (let i = 0; i < 2; i++) s += Math.floor(os.random() * 36 ** 6).toString(36).padStart(6, '0');
+  return s;
+}
+
+function unlinkQuietly(os: Os, path: string): void {
+  try {
+    os.fs.unlink(path);
+  } catch {
+    // gone already
   }
 }

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, join, normalize } from 'node:path';
 import { SIGNALS, UNIX_PATH_MAX, type Signal } from '../../os/types.js';
 import { closest, show, snake, typeName } from '../config/names.js';
+import { runtimeDirPath } from '../rundir.js';
 import type { Parsed } from '../config/types.js';
 import { bad, duration, expected, ok, oneOf, wholeNumber } from '../config/values.js';
 
@@ -408,20 +409,25 @@ function parseOne(
 
 // ------------------------------------------------------------ control socket
 
+/** Default control sockets are named `ctl-<tag>.sock` in drover's runtime directory. */
+export const CONTROL_SOCKET_PREFIX = 'ctl-';
+
 /**
  * The control socket when none is configured: one per config file (one per
- * working directory without a file), under $XDG_RUNTIME_DIR (private to the
- * user) or /tmp. The tag is sha256 of the absolute config path, so `drover
+ * working directory without a file), in drover's private runtime directory
+ * ($XDG_RUNTIME_DIR/drover, else /tmp/drover-<uid>: see rundir.ts), which
+ * the arbiter checks (a real directory, this uid's, mode 0700) before it
+ * serves there. The tag is sha256 of the absolute config path, so `drover
  * ctl --config FILE` run from anywhere finds the socket `drover -c FILE`
- * made. A runtime dir too long for a Unix socket path falls back to /tmp.
+ * made. A runtime dir too long for a Unix socket path falls back to
+ * /tmp/drover-<uid>, private and checked the same way.
  */
-export function defaultControlSocket(cwd: string, configPath: string | null, env: Readonly<Record<string, string | undefined>>): string {
+export function defaultControlSocket(cwd: string, configPath: string | null, env: Readonly<Record<string, string | undefined>>, uid: number): string {
   // One spelling per place: /srv, /srv/ and /srv/./x/.. hash alike.
   const key = normalize(configPath === null ? cwd : isAbsolute(configPath) ? configPath : join(cwd, configPath)).replace(/(.)\/+$/, '$1');
-  const name = `drover-${createHash('sha256').update(key).digest('hex').slice(0, 8)}.sock`;
-  const dir = env.XDG_RUNTIME_DIR;
-  const path = dir !== undefined && dir !== '' ? join(dir, name) : join('/tmp', name);
-  return new TextEncoder().encode(path).length <= UNIX_PATH_MAX ? path : join('/tmp', name);
+  const name = `${CONTROL_SOCKET_PREFIX}${createHash('sha256').update(key).digest('hex').slice(0, 8)}.sock`;
+  const path = join(runtimeDirPath(env, uid), name);
+  return new TextEncoder().encode(path).length <= UNIX_PATH_MAX ? path : join(runtimeDirPath({}, uid), name);
 }
 
 /** The control_socket setting: a Unix socket path that fits the OS limit. */

@@ -24,33 +24,53 @@ import { loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
 import { checkReply, MAX_TAIL_LINES, quote, validateRequest, type CompanionStatus, type Reply, type Request } from '../control/protocol.js';
 import { type CompanionConfig, splitModule } from './config.js';
+import { LineSplitter } from './lines.js';
 import { type Action, type Companion, initial, type Input, step } from './state.js';
 
 export interface ManagerSpec {
   readonly argv: readonly string[];
   readonly cpus: number;
   readonly arbiter: number; // our parent's pid: if it is not our parent any more, it died
+  /** ms between heartbeats ({t:'hb'}), as a worker's: the arbiter kills a manager silent for `timeout`. */
+  readonly heartbeat: number;
 }
 
 /** What the manager tells the arbiter. `ctl-reply` answers the `ctl` of the same id. */
-export type ManagerReport = { t: 'groups'; pgids: number[] } | { t: 'ready' } | { t: 'ctl-reply'; id: number; reply: Reply };
-/** What the arbiter tells the manager. `ctl`: a control request, validated by the arbiter, to answer with `ctl-reply`. */
-export type ToManager = { t: 'reread' } | { t: 'ctl'; id: number; req: Request };
+export type ManagerReport = { t: 'groups'; pgids: number[] } | { t: 'ready' } | { t: 'hb' } | { t: 'ctl-reply'; id: number; reply: Reply };
+/**
+ * What the arbiter tells the manager. `ctl`: a control request, validated by the arbiter, to answer with `ctl-reply`;
+ * `heartbeat`: beat every `ms` from now on (a reload changed `timeout`).
+ */
+export type ToManager = { t: 'reread' } | { t: 'ctl'; id: number; req: Request } | { t: 'heartbeat'; ms: number };
 
 const VERSION = '0.1.0';
 
-/** The last lines of one output stream, for `tail`. */
-class Lines {
-  private readonly lines: string[] = [];
-  private partial = '';
+/**
+ * The last lines of one output stream, for `tail`: cut as lines.ts says (at
+ * most 64 KiB held, each character looked at once), each kept to its first
+ * 4096 characters, the last MAX_TAIL_LINES of them in a ring.
+ */
+export class Lines {
+  private readonly ring: string[] = [];
+  private next = 0; // where the next line goes once the ring is full
+  private readonly splitter = new LineSplitter((l) => this.add(l.length > 4096 ? l.slice(0, 4096) : l));
   push(text: string): void {
-    const parts = (this.partial + text).split('\n');
-    this.partial = parts.pop()!;
-    for (const l of parts) this.lines.push(l.length > 4096 ? l.slice(0, 4096) : l);
-    if (this.lines.length > MAX_TAIL_LINES) this.lines.splice(0, this.lines.length - MAX_TAIL_LINES);
+    this.splitter.push(text);
+  }
+  /** Characters of an unfinished line held (≤ LINE_MAX). */
+  get pending(): number {
+    return this.splitter.pending;
+  }
+  private add(line: string): void {
+    if (this.ring.length < MAX_TAIL_LINES) this.ring.push(line);
+    else {
+      this.ring[this.next] = line;
+      this.next = (this.next + 1) % MAX_TAIL_LINES;
+    }
   }
   last(n: number): string[] {
-    return this.lines.slice(-n);
+    const ordered = this.ring.length < MAX_TAIL_LINES ? this.ring : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+    return n <= 0 ? [] : ordered.slice(-n);
   }
 }
 
@@ -88,6 +108,15 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   // Started after the arbiter already died: nobody would ever stop what we start.
   if (os.ppid() !== spec.arbiter) return os.exit(0);
   if (!planted('manager-ignores-parent-death')) os.setParentDeathSignal('SIGTERM');
+  // The heartbeat, from the first instant (loading the config is part of the
+  // boot the arbiter times): a manager whose loop is stuck, or that was
+  // SIGSTOPped, falls silent and is killed and replaced with its companions.
+  let beatEvery = validBeat(spec.heartbeat) ?? 1000;
+  const beat = () => {
+    os.channel?.send({ t: 'hb' } satisfies ManagerReport);
+    os.timer(beatEvery, beat);
+  };
+  beat();
 
   const config = await loadConfig(os, spec.argv, spec.cpus);
   const log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
@@ -402,6 +431,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     const m = msg as ToManager;
     if (m.t === 'reread') void reread();
     else if (m.t === 'ctl') void control(m.id, m.req);
+    else if (m.t === 'heartbeat') beatEvery = validBeat(m.ms) ?? beatEvery;
   });
   for (const cfg of config.companions) {
     const e: Entry = { c: initial(cfg, os.now()), child: null, startedAt: null, exits: 0, out: null, removing: false };
@@ -411,6 +441,11 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   settle();
   os.channel?.send({ t: 'ready' } satisfies ManagerReport);
   log.info(`companion manager ${os.pid} running ${entries.size} companion(s)`);
+}
+
+/** A heartbeat interval the arbiter gave, if it is one (ms). */
+function validBeat(ms: unknown): number | null {
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 1 ? ms : null;
 }
 
 const p2 = (n: number) => (n < 10 ? `0${n}` : String(n));

@@ -159,7 +159,7 @@ export async function loadConfig(os: Os, argv: readonly string[], cpus: number):
   const problems = [...fileProblems];
   let config: Config | null = null;
   try {
-    config = resolveConfig({ argv, env: os.env, file, companionsFile, cpus, cwd: os.cwd() });
+    config = resolveConfig({ argv, env: os.env, file, companionsFile, cpus, cwd: os.cwd(), uid: os.uid });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // The app may well be in the file that failed to load.

@@ -33,6 +33,8 @@ export interface ResolveInput {
   cpus: number;
   /** The working directory. The default control_socket is derived from it and the config file's path. */
   cwd: string;
+  /** The user drover runs as: the default control_socket is in that user's runtime directory. Default 0 (root). */
+  uid?: number;
   /**
    * The content of the file the companions_file setting names (loadConfig
    * reads it). Undefined: not read, which is a problem when the setting is
@@ -88,6 +90,8 @@ export function resolveConfig(input: ResolveInput): Config {
   if (!failed.has('workers') && !failed.has('min_workers') && !failed.has('max_workers') && counts.problem !== null) {
     problems.push(counts.problem);
   }
+  const limit = workersLimit(chosen, failed, input.cpus);
+  problems.push(...limit.problems);
   const v = <T>(name: SettingName): T => chosen.get(name)!.value as T;
 
   const named = chosen.get('companions_file')!;
@@ -107,6 +111,7 @@ export function resolveConfig(input: ResolveInput): Config {
     workers: counts.workers,
     min_workers: counts.min_workers,
     max_workers: counts.max_workers,
+    workers_limit: limit.limit,
     timeout: v('timeout'),
     graceful_timeout: v('graceful_timeout'),
     keep_alive: v('keep_alive'),
@@ -118,7 +123,7 @@ export function resolveConfig(input: ResolveInput): Config {
     log_level: v('log_level'),
     config: input.file === null ? null : input.file.path,
     companions: companions.companions as readonly CompanionConfig[],
-    control_socket: (chosen.get('control_socket')?.value as string | undefined) ?? defaultControlSocket(input.cwd, input.file?.path ?? null, input.env),
+    control_socket: (chosen.get('control_socket')?.value as string | undefined) ?? defaultControlSocket(input.cwd, input.file?.path ?? null, input.env, input.uid ?? 0),
     lanes: v('lanes'),
     slow_threshold: v('slow_threshold'),
     slow_workers: v('slow_workers'),
@@ -166,7 +171,7 @@ export function workerCounts(
 ): Pick<Config, 'workers' | 'min_workers' | 'max_workers'> & { problem: string | null } {
   const lo = chosen.get('min_workers');
   const hi = chosen.get('max_workers');
-  const ncpu = Number.isFinite(cpus) ? Math.max(1, Math.floor(cpus)) : 1;
+  const ncpu = cpuCount(cpus);
   let w = chosen.get('workers');
   if (w === undefined) {
     let n = ncpu;
@@ -188,4 +193,37 @@ export function workerCounts(
     problem = `${say('workers', w)} cannot exceed ${say('max_workers', max)}; lower workers or raise max_workers`;
   }
   return { workers, min_workers: min.value as number, max_workers: max.value as number, problem };
+}
+
+/** The CPU count as a whole number of at least 1, whatever the host reported. */
+function cpuCount(cpus: number): number {
+  return Number.isFinite(cpus) ? Math.max(1, Math.floor(cpus)) : 1;
+}
+
+/** Settings that ask for processes, each bounded by workers_limit. */
+const LIMITED: readonly SettingName[] = ['workers', 'min_workers', 'max_workers', 'slow_workers'];
+
+/**
+ * workers_limit: 4 x CPUs unless given. Each count someone set above it is a
+ * problem (`--workers 10000` forks until memory runs out); a count that only
+ * defaulted above it did so because of one that was set, which is the one
+ * named. A refused value is not checked again here.
+ */
+export function workersLimit(
+  chosen: ReadonlyMap<SettingName, Chosen>,
+  failed: ReadonlySet<SettingName>,
+  cpus: number,
+): { limit: number; problems: string[] } {
+  const ncpu = cpuCount(cpus);
+  const given = chosen.get('workers_limit');
+  const limit = given === undefined ? 4 * ncpu : (given.value as number);
+  const bound = given === undefined ? `workers_limit ${limit} (4 x ${ncpu} CPU${ncpu === 1 ? '' : 's'})` : `workers_limit ${limit} (from ${given.from})`;
+  const problems: string[] = [];
+  if (failed.has('workers_limit')) return { limit, problems };
+  for (const name of LIMITED) {
+    const c = chosen.get(name);
+    if (c === undefined || c.from === 'default' || failed.has(name) || (c.value as number) <= limit) continue;
+    problems.push(`${name} ${c.value as number} (from ${c.from}) is over ${bound}: a mistake? raise --workers-limit to run more`);
+  }
+  return { limit, problems };
 }

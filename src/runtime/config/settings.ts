@@ -60,6 +60,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     parse: wholeNumber(1),
   }),
   spec<number>({
+    name: 'workers_limit', group: 'Workers', metavar: 'INT', example: '64',
+    help: 'the most workers, min_workers, max_workers and slow_workers may each be: a guard against a typo forking until memory runs out; raise it to run more on purpose',
+    defaultText: '4 x the number of CPUs',
+    // No table default: resolve.ts derives it from the CPU count.
+    parse: wholeNumber(1),
+  }),
+  spec<number>({
     name: 'max_requests', group: 'Workers', metavar: 'INT', example: '1000',
     help: 'recycle a worker after this many requests, without dropping any; 0 = never',
     defaultText: '0',

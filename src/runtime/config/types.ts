@@ -15,6 +15,8 @@ export interface Config {
   workers: number;
   min_workers: number;
   max_workers: number;
+  /** The most workers, min_workers, max_workers and slow_workers may each be (default 4 x CPUs): a typo must not fork the machine to death. */
+  workers_limit: number;
   /** Heartbeat timeout in ms; 0 disables it. */
   timeout: number;
   /** ms a stopping worker gets to finish in-flight requests before KILL. */
@@ -35,7 +37,7 @@ export interface Config {
   config: string | null;
   /** Side processes the companion manager supervises, every field filled (companion_* defaults applied). */
   companions: readonly CompanionConfig[];
-  /** The manager's control socket: as configured, else defaultControlSocket(cwd, config, env). */
+  /** The manager's control socket: as configured, else defaultControlSocket(cwd, config, env, uid). */
   control_socket: string;
   /** Lanes on: requests predicted slow run in the slow-lane pool. */
   lanes: boolean;

@@ -3,11 +3,12 @@
 // exit status and a message that says what probably happened.
 
 import type { Os, Stream } from '../../os/types.js';
-import { encodeRequest, LineDecoder, parseReply, quote, type Reply, type Request, type WireRequest } from './protocol.js';
+import { socketRefusal } from './guard.js';
+import { encodeRequest, escapeControl, LineDecoder, parseReply, quote, type Reply, type Request, type WireRequest } from './protocol.js';
 
 /**
  * ENOENT: no socket at the path. ECONNREFUSED: a socket nobody listens on.
- * EPERM: not ours to use. ETIMEDOUT: no reply in time. ECONNRESET: the
+ * EPERM: not ours to use, or not to be trusted (another user's socket, a symlink). ETIMEDOUT: no reply in time. ECONNRESET: the
  * connection ended without a reply. EPROTO: the reply was not drover's.
  */
 export type ControlErrorCode = 'ENOENT' | 'ECONNREFUSED' | 'EPERM' | 'ETIMEDOUT' | 'ECONNRESET' | 'EPROTO' | 'EINVAL';
@@ -65,6 +66,12 @@ export function request(os: Os, path: string, req: Request | WireRequest, timeou
       if (err) reject(err);
       else resolve(reply!);
     };
+    // Before a byte is sent: the socket must be ctl's own user's (or root's), not a stand-in of another user.
+    const refusal = socketRefusal(os, path);
+    if (refusal !== null) {
+      reject(new ControlError('EPERM', refusal));
+      return;
+    }
     const timer = os.timer(timeoutMs, () =>
       finish(new ControlError('ETIMEDOUT', `no reply from ${path} within ${timeoutMs / 1000} s: drover is busy or hung (a start or stop waits for the companion; raise --timeout)`)));
     os.connect({ path }).then(
@@ -81,7 +88,7 @@ export function request(os: Os, path: string, req: Request | WireRequest, timeou
           if (f === undefined) return;
           if ('tooLong' in f) return finish(new ControlError('EPROTO', `the reply from ${path} is over ${MAX_REPLY} bytes`));
           const reply = parseReply(f.line);
-          if (reply === null) return finish(new ControlError('EPROTO', `${path} answered something that is not a drover reply: ${quote(f.line)}; is it drover's control socket?`));
+          if (reply === null) return finish(new ControlError('EPROTO', `${path} answered something that is not a drover reply: ${escapeControl(quote(f.line))}; is it drover's control socket?`));
           finish(null, reply);
         });
         s.on('end', () => lost('end of stream'));

@@ -7,9 +7,9 @@ import { ConfigError } from '../config/index.js';
 import { closest } from '../config/names.js';
 import type { LanesReport } from '../lanes/report.js';
 import { ControlError, request } from './client.js';
-import { locateSocket, type SocketChoice } from './locate.js';
+import { findRunning, locateSocket, type SocketChoice } from './locate.js';
 import {
-  COMMANDS, COMPANION_SIGNALS, DEFAULT_TAIL_LINES, MAX_TAIL_LINES, signalName, validateRequest,
+  COMMANDS, COMPANION_SIGNALS, DEFAULT_TAIL_LINES, escapeControl, escapeReply, MAX_TAIL_LINES, replyJson, signalName, validateRequest,
   type Command, type CompanionState, type CompanionStatus, type OkReply, type Reply, type Request,
 } from './protocol.js';
 
@@ -318,7 +318,8 @@ export function render(req: Request, reply: OkReply): { out: string; err: string
 
 /** Runs one `drover ctl` command line; resolves with the exit status. */
 export async function ctl(os: Os, argv: readonly string[]): Promise<number> {
-  const say = (text: string): void => os.stderr.write(`drover ctl: ${text}\n`);
+  // Every line printed has its control characters escaped: a reply (or a path) cannot drive the terminal.
+  const say = (text: string): void => os.stderr.write(`drover ctl: ${text.split('\n').map(escapeControl).join('\n')}\n`);
   const parsed = parseCtlArgv(argv);
   if (!parsed.ok) {
     for (const p of parsed.problems) say(p);
@@ -344,24 +345,46 @@ export async function ctl(os: Os, argv: readonly string[]): Promise<number> {
     say('cannot tell which control socket to use; name it with --socket PATH');
     return EXIT_USAGE;
   }
-  let reply: Reply;
+  if (where.mayLook === true && !present(os, where.path)) {
+    // Not at the default path: the drover running from this directory under another config, if there is exactly one.
+    const running = await findRunning(os);
+    if (running.length === 1) where = { path: running[0]!.path, from: `the only drover of yours running from ${os.cwd()} (pid ${running[0]!.pid})` };
+    else if (running.length > 1) {
+      say(`no control socket at ${where.path} (${where.from}), and ${running.length} drovers of yours run from ${os.cwd()}; pick one with --socket PATH:`);
+      for (const r of running) os.stderr.write(`  --socket ${escapeControl(r.path)}  (pid ${r.pid})\n`);
+      return EXIT_USAGE;
+    }
+  }
+  let raw: Reply;
+  let reply: Reply; // raw, its strings escaped for the terminal
   try {
-    reply = await request(os, where.path, cr.req, a.timeoutMs);
+    raw = await request(os, where.path, cr.req, a.timeoutMs);
+    reply = escapeReply(raw);
   } catch (e) {
     if (!(e instanceof ControlError)) throw e;
     say(`${e.message}\n  (socket ${where.path}, from ${where.from}${where.from === '--socket' ? '' : '; --socket PATH or --config FILE picks another'})`);
     return e.code === 'EINVAL' ? EXIT_USAGE : EXIT_UNREACHABLE;
   }
   if (!reply.ok) {
-    if (a.json) os.stdout.write(JSON.stringify(reply) + '\n');
+    if (a.json) os.stdout.write(replyJson(raw) + '\n');
     else say(reply.error);
     return EXIT_FAILED;
   }
   const shown = render(cr.req, reply);
-  if (a.json) os.stdout.write(JSON.stringify(reply) + '\n');
+  if (a.json) os.stdout.write(replyJson(raw) + '\n');
   else {
     os.stdout.write(shown.out);
     if (shown.err !== '') os.stderr.write(shown.err);
   }
   return shown.ok ? EXIT_OK : EXIT_FAILED;
+}
+
+/** Whether anything is at `path` (lstat: a dangling symlink counts). */
+function present(os: Os, path: string): boolean {
+  try {
+    os.fs.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -4,12 +4,22 @@
 // config, which is what the server falls back to as well.
 
 import type { Os } from '../../os/types.js';
+import { CONTROL_SOCKET_PREFIX } from '../companions/config.js';
 import { ConfigError, defaultControlSocket, ENV_CONFIG, envOf, findConfigFile, loadConfigFile, settingByName } from '../config/index.js';
+import { checkPrivateDir, runtimeDirPath } from '../rundir.js';
+import { request } from './client.js';
+import { socketRefusal } from './guard.js';
 
 export interface SocketChoice {
   readonly path: string;
   /** Where the path came from, for messages: "--socket", "control_socket in drover.config.json", ... */
   readonly from: string;
+  /**
+   * A default path, chosen with no --config or $DROVER_CONFIG: when nothing
+   * is there, ctl may look for the drover running from this directory
+   * (findRunning).
+   */
+  readonly mayLook?: boolean;
 }
 
 const KEY = 'control_socket';
@@ -32,10 +42,53 @@ export async function locateSocket(os: Os, opts: { socket: string | null; config
   if (env !== undefined && env !== '') return { path: parseSocket(env, true, envOf(KEY)), from: envOf(KEY) };
   const named = opts.config ?? (os.env[ENV_CONFIG] === '' ? undefined : os.env[ENV_CONFIG]);
   const path = named ?? findConfigFile(os);
-  if (path === null) return { path: defaultControlSocket(os.cwd(), null, os.env), from: 'the default (no config file found)' };
+  if (path === null) return { path: defaultControlSocket(os.cwd(), null, os.env, os.uid), from: 'the default (no config file found)', mayLook: true };
   const { data } = await loadConfigFile(os, path);
   if (typeof data === 'object' && data !== null && Object.hasOwn(data, KEY)) {
     return { path: parseSocket((data as Record<string, unknown>)[KEY], false, path), from: `${KEY} in ${path}` };
   }
-  return { path: defaultControlSocket(os.cwd(), path, os.env), from: `the default for ${path}` };
+  return { path: defaultControlSocket(os.cwd(), path, os.env, os.uid), from: `the default for ${path}`, mayLook: named === undefined };
+}
+
+/** A drover found by findRunning. */
+export interface Running {
+  readonly path: string;
+  readonly pid: number;
+}
+
+/** How long findRunning waits for each socket's answer. */
+const PROBE_MS = 2000;
+
+/**
+ * The drovers of this user that run from this directory: the default
+ * sockets (ctl-*.sock) in this user's runtime directories, each asked
+ * `version`, whose answer carries the arbiter's pid and working directory.
+ * Only sockets that pass ctl's own check (this uid's or root's, in a
+ * directory that is private) are asked. Never throws.
+ */
+export async function findRunning(os: Os): Promise<Running[]> {
+  const found: Running[] = [];
+  const dirs = [...new Set([runtimeDirPath(os.env, os.uid), runtimeDirPath({}, os.uid)])];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      checkPrivateDir(os, dir);
+      names = os.fs.readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.sort()) {
+      if (!name.startsWith(CONTROL_SOCKET_PREFIX) || !name.endsWith('.sock')) continue;
+      const path = `${dir}/${name}`;
+      if (socketRefusal(os, path) !== null) continue;
+      try {
+        const r = await request(os, path, { cmd: 'version' }, PROBE_MS);
+        const who = (r as { arbiter?: { pid?: unknown; cwd?: unknown } }).arbiter;
+        if (r.ok && typeof who === 'object' && who !== null && who.cwd === os.cwd() && typeof who.pid === 'number') found.push({ path, pid: who.pid });
+      } catch {
+        // stale, hung or not drover: not one to talk to
+      }
+    }
+  }
+  return found;
 }

@@ -93,7 +93,8 @@ export interface ReplyBodies {
   pid: { readonly pid: number | null };
   /** The last lines (without newlines), oldest first, of the file the companion's stream goes to. */
   tail: { readonly name: string; readonly stream: StdStream; readonly lines: readonly string[] };
-  version: { readonly version: string };
+  /** The arbiter's pid and working directory come along: `drover ctl` finds the drover running from its directory by them. */
+  version: { readonly version: string; readonly arbiter?: { readonly pid: number; readonly cwd: string } };
   /** The arbiter's lanes: per generation, the slow routes it knows, the slow_routes hints. */
   stats: LanesReport;
 }
@@ -153,6 +154,11 @@ export class LineDecoder {
       if (!this.dropping) this.parts.push(new Uint8Array(chunk.subarray(start)));
     }
     return out;
+  }
+
+  /** The unfinished line is over the limit already (its bytes are being dropped): its newline need not be waited for to refuse it. */
+  get overLimit(): boolean {
+    return this.dropping;
   }
 
   /** Bytes of a line that has not ended yet (kept or dropped). */
@@ -257,8 +263,10 @@ export function validateRequest(v: unknown): { ok: true; req: Request } | { ok: 
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     return { ok: false, error: `a request is a JSON object like ${EXAMPLE}, got ${kindOf(v)}` };
   }
-  const o = v as Record<string, unknown>;
-  if (!('cmd' in o)) return { ok: false, error: `missing "cmd"; a request looks like ${EXAMPLE}; commands: ${NAMES.join(', ')}` };
+  // Own keys only, into an object with no prototype: a key like "__proto__"
+  // or "toString" is one more (unknown) argument, never something inherited.
+  const o = ownKeys(v);
+  if (!Object.hasOwn(o, 'cmd')) return { ok: false, error: `missing "cmd"; a request looks like ${EXAMPLE}; commands: ${NAMES.join(', ')}` };
   if (typeof o.cmd !== 'string') return { ok: false, error: `"cmd" must be a string, got ${kindOf(o.cmd)}; commands: ${NAMES.join(', ')}` };
   if (!Object.hasOwn(COMMANDS, o.cmd)) {
     const near = closest(o.cmd.toLowerCase(), NAMES);
@@ -269,7 +277,7 @@ export function validateRequest(v: unknown): { ok: true; req: Request } | { ok: 
   const out: Record<string, unknown> = { cmd, ...DEFAULTS[cmd] };
   for (const key of Object.keys(o)) {
     if (key === 'cmd' || key === 'id') continue;
-    const a = spec.args[key];
+    const a = Object.hasOwn(spec.args, key) ? spec.args[key] : undefined;
     // null is "not given" for an optional argument: {"cmd":"pid","name":null} asks for the manager's pid.
     if (a !== undefined && !a.required && o[key] === null) continue;
     if (a === undefined) {
@@ -286,13 +294,22 @@ export function validateRequest(v: unknown): { ok: true; req: Request } | { ok: 
     out[key] = r.value;
   }
   for (const [key, a] of Object.entries(spec.args)) {
-    if (a.required && !(key in o)) return { ok: false, error: `${cmd}: missing "${key}"; e.g. ${spec.example}` };
+    if (a.required && !Object.hasOwn(o, key)) return { ok: false, error: `${cmd}: missing "${key}"; e.g. ${spec.example}` };
   }
   return { ok: true, req: out as Request };
 }
 
+/** A parsed JSON object's own enumerable keys and values, copied into a null-prototype object. */
+export function ownKeys(v: object): Record<string, unknown> {
+  const o = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    Object.defineProperty(o, key, { value: (v as Record<string, unknown>)[key], enumerable: true, writable: true, configurable: true });
+  }
+  return o;
+}
+
 function idOf(o: unknown): { id: Id | undefined; error?: string } {
-  if (typeof o !== 'object' || o === null || Array.isArray(o) || !('id' in o)) return { id: undefined };
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || !Object.hasOwn(o, 'id')) return { id: undefined };
   const id = (o as { id: unknown }).id;
   if (typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))) return { id };
   return { id: undefined, error: `"id" must be a string or a number (it is echoed in the reply), got ${kindOf(id)}` };
@@ -343,4 +360,48 @@ export function parseReply(line: string): Reply | null {
   } catch {
     return null;
   }
+}
+
+// ------------------------------------------------------------------ display
+
+/** C0 controls, DEL and C1 controls: what a terminal may act on. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `s` with every control character written out: \n, \r, \t, \x1b (C0 and
+ * DEL), \u009b (C1). What `drover ctl` prints from a reply goes through
+ * this, so a companion name or a log line cannot move the cursor, retitle
+ * the window or forge a line of output on the operator's terminal.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(CONTROL, (c) => {
+    const n = c.charCodeAt(0);
+    return NAMED[c] ?? (n < 0x80 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`);
+  });
+}
+
+/** A reply value with every string in it (keys too) passed through escapeControl. */
+export function escapeReply<T>(v: T): T {
+  if (typeof v === 'string') return escapeControl(v) as T;
+  if (Array.isArray(v)) return v.map((x) => escapeReply(x)) as T;
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const key = escapeControl(k);
+      if (key === '__proto__') continue; // a reply has no such field; never set a prototype from one
+      out[key] = escapeReply(x);
+    }
+    return out as T;
+  }
+  return v;
+}
+
+/**
+ * A reply as --json prints it: JSON escapes C0 itself, but leaves DEL and
+ * C1 as they are; they only occur inside strings, where \u escapes mean
+ * the same.
+ */
+export function replyJson(reply: unknown): string {
+  return JSON.stringify(reply).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

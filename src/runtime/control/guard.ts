@@ -1,0 +1,102 @@
+// Where a control socket may be served, and which one `drover ctl` may
+// talk to. The socket is drover's whole control surface (stop all, signal,
+// tail a log): another local user must not be able to serve it in drover's
+// place, replace it, or answer ctl in drover's name.
+//
+// - The default path lives in drover's private runtime directory (rundir.ts),
+//   checked with lstat every time it is served.
+// - A path the user set (control_socket) must be in a directory that no
+//   other user can write into (or a sticky one, like /tmp, where only an
+//   entry's owner can remove or rename it), owned by this uid or root; and
+//   nothing may be at the path that is not this uid's: a live socket of
+//   another user there is a squatter, refused, not warned about.
+// - ctl lstats the socket before it sends a byte: a socket owned by ctl's
+//   own uid or root, nothing else (not a symlink, not another user's).
+import { dirname } from 'node:path';
+import type { Os, Stat } from '../../os/types.js';
+import { ensureRuntimeDir, RundirError, runtimeDirPath } from '../rundir.js';
+
+/** A control socket path drover refuses to serve. The message is one line, naming the path and the fix. */
+export class ControlPathError extends Error {}
+
+const code = (e: unknown): string | undefined => (e as { code?: string } | null)?.code;
+
+/** Whether `dir` is one of the runtime directories drover makes for this uid (the one in force, or the /tmp one long paths fall back to). */
+export function isRuntimeDir(os: Os, dir: string): boolean {
+  return dir === runtimeDirPath(os.env, os.uid) || dir === runtimeDirPath({}, os.uid);
+}
+
+/**
+ * Checks (and, for drover's runtime directory or a missing directory,
+ * makes) where the control socket at `path` goes. Throws ControlPathError.
+ * A stale socket of this uid at the path is left for listen to replace.
+ */
+export function prepareControlPath(os: Os, path: string): void {
+  const dir = dirname(path);
+  if (isRuntimeDir(os, dir)) {
+    try {
+      ensureRuntimeDir(os, dir);
+    } catch (e) {
+      if (e instanceof RundirError) throw new ControlPathError(`control socket ${path}: ${e.message}`);
+      throw e;
+    }
+  } else {
+    // A directory that is not there yet is made 0700: then it is ours and private.
+    if (!os.fs.exists(dir)) {
+      try {
+        os.fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (e) {
+        if (code(e) !== 'EEXIST') throw new ControlPathError(`control socket ${path}: cannot create its directory ${dir}: ${(e as Error).message}`);
+      }
+    }
+    let st: Stat;
+    try {
+      st = os.fs.stat(dir); // followed: a symlinked directory is judged by where it leads
+    } catch (e) {
+      throw new ControlPathError(`control socket ${path}: cannot use its directory ${dir} (${code(e) ?? (e as Error).message})`);
+    }
+    const fix = `set control_socket to a path in a directory only drover's user (uid ${os.uid}) can write, or leave it unset for the default in drover's private runtime directory`;
+    if (!st.isDirectory()) throw new ControlPathError(`control socket ${path}: ${dir} is not a directory`);
+    if (st.uid !== os.uid && st.uid !== 0) {
+      throw new ControlPathError(`control socket ${path}: its directory ${dir} belongs to uid ${st.uid}, who could replace the socket; ${fix}`);
+    }
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new ControlPathError(`control socket ${path}: its directory ${dir} (mode ${(st.mode & 0o7777).toString(8).padStart(3, '0')}) is writable by other users, who could replace the socket; ${fix}`);
+    }
+  }
+  let entry: Stat;
+  try {
+    entry = os.fs.lstat(path);
+  } catch (e) {
+    if (code(e) === 'ENOENT') return;
+    throw new ControlPathError(`control socket ${path}: cannot check what is at the path (${code(e) ?? (e as Error).message})`);
+  }
+  if (entry.uid !== os.uid) {
+    throw new ControlPathError(`control socket ${path} is already there and belongs to uid ${entry.uid}, not to drover's user (uid ${os.uid}): ` +
+      'another user may be serving it to answer drover ctl in drover\'s name; remove it, or set control_socket to a path in a directory of your own');
+  }
+  if (entry.isSymbolicLink() || !entry.isSocket()) {
+    throw new ControlPathError(`control socket ${path}: something that is not a socket (${entry.isSymbolicLink() ? 'a symlink' : 'a file'}) is at that path; drover will not replace it: remove it or choose another control_socket`);
+  }
+}
+
+/**
+ * Why `drover ctl` must not talk to the socket at `path`, or null when it
+ * may (a socket owned by ctl's uid or root) or when nothing is there (the
+ * connect then says so). Never follows a symlink.
+ */
+export function socketRefusal(os: Os, path: string): string | null {
+  let st: Stat;
+  try {
+    st = os.fs.lstat(path);
+  } catch {
+    return null;
+  }
+  if (st.isSymbolicLink()) return `refusing to use ${path}: it is a symlink (owned by uid ${st.uid}), not a socket; give the control socket's own path`;
+  if (!st.isSocket()) return null; // the connect fails, and says it is not a socket
+  if (st.uid !== os.uid && st.uid !== 0) {
+    return `refusing to talk to ${path}: the socket belongs to uid ${st.uid}, not to you (uid ${os.uid}) or root; ` +
+      'another user may be serving it to answer in drover\'s name: nothing was sent. Run drover ctl as drover\'s user, or check who made that socket';
+  }
+  return null;
+}

@@ -1,0 +1,161 @@
+// A companion's output as lines (issue 12): a line is cut at 64 KiB, the rest
+// goes on as the next line marked "[cont] ", at most 64 KiB of an unfinished
+// line is ever held, and each character is looked at once (a 400 MB line
+// with no newline cost the manager 100% CPU and 1 GB when the held partial
+// was split again with every chunk).
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { CONT, LINE_MAX, LineSplitter } from '../../src/runtime/companions/lines.js';
+import { Lines } from '../../src/runtime/companions/manager.js';
+
+const MB = 1024 * 1024;
+
+/** A splitter that records its lines and the most it ever held. */
+function splitter(max = LINE_MAX) {
+  const lines: string[] = [];
+  const s = new LineSplitter((l) => lines.push(l), max);
+  let held = 0;
+  const push = (t: string) => {
+    s.push(t);
+    held = Math.max(held, s.pending);
+  };
+  return { s, lines, push, held: () => held };
+}
+
+/** Text `n` characters long that is not one letter repeated: a piece out of place shows. */
+function text(n: number, from = 0): string {
+  const unit = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const k = from % unit.length;
+  return unit.repeat(Math.ceil((n + k) / unit.length)).slice(k, k + n);
+}
+
+/** The lines a reader rebuilds: a marked line is glued to the one before it. */
+function rejoin(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const l of lines) {
+    if (l.startsWith(CONT)) out[out.length - 1] += l.slice(CONT.length);
+    else out.push(l);
+  }
+  return out;
+}
+
+describe('LineSplitter', () => {
+  test('a 10 MB line fed in 64 KiB chunks comes out as 160 pieces of 64 KiB, all but the first marked, and nothing more is held', () => {
+    const { lines, push, held, s } = splitter();
+    const line = text(10 * MB);
+    for (let i = 0; i < line.length; i += 65536) push(line.slice(i, i + 65536));
+    push('\nnext\n');
+    expect(lines.length).toBe(161);
+    expect(lines[0]).toBe(line.slice(0, LINE_MAX));
+    for (let i = 1; i < 160; i++) {
+      expect(lines[i]!.startsWith(CONT)).toBe(true);
+      expect(lines[i]!.length).toBe(CONT.length + LINE_MAX);
+    }
+    expect(lines[160]).toBe('next');
+    expect(rejoin(lines)).toEqual([line, 'next']);
+    expect(held()).toBeLessThanOrEqual(LINE_MAX);
+    expect(s.pending).toBe(0);
+    expect(s.scanned).toBe(line.length + 6);
+  });
+
+  test('the same line in odd chunks (7 KiB + 3 characters) gives the same lines', () => {
+    const { lines, push, held } = splitter();
+    const line = text(10 * MB);
+    for (let i = 0; i < line.length; i += 7 * 1024 + 3) push(line.slice(i, i + 7 * 1024 + 3));
+    push('\n');
+    expect(lines.length).toBe(160);
+    expect(lines.slice(1).every((l) => l.startsWith(CONT) && l.length === CONT.length + LINE_MAX)).toBe(true);
+    expect(rejoin(lines)).toEqual([line]);
+    expect(held()).toBeLessThanOrEqual(LINE_MAX);
+  });
+
+  test('short lines split across many chunks, and many lines in one chunk, are the lines as printed', () => {
+    const { lines, push, held } = splitter();
+    const printed = 'first line\nsecond, a little longer\n\nfourth after an empty one\n' + 'x'.repeat(5000) + '\nlast\n';
+    for (let i = 0, n = 1; i < printed.length; i += n, n = (n % 13) + 1) push(printed.slice(i, i + n));
+    expect(lines).toEqual(printed.split('\n').slice(0, -1));
+    expect(held()).toBeLessThan(5001);
+  });
+
+  test('a line of exactly 64 KiB is one line (no empty continuation); one character more is cut', () => {
+    const a = splitter();
+    a.push(text(LINE_MAX));
+    a.push('\n');
+    expect(a.lines).toEqual([text(LINE_MAX)]);
+    const b = splitter();
+    b.push(text(LINE_MAX + 1) + '\n');
+    expect(b.lines).toEqual([text(LINE_MAX), CONT + text(1, LINE_MAX)]);
+  });
+
+  test('a cut never splits a surrogate pair', () => {
+    const { lines, push } = splitter(4);
+    push('abc\u{1F600}de\n'); // the emoji is two UTF-16 units, at 3 and 4
+    expect(lines).toEqual(['abc', `${CONT}\u{1F600}de`]);
+  });
+
+  test('50 MB with no newline, in 64 KiB chunks: each character is looked at once, 64 KiB held at most', () => {
+    // Splitting the held partial again with every chunk looked at ~20 G characters here.
+    const { s, lines, push, held } = splitter();
+    const chunk = text(65536);
+    let total = 0;
+    for (let i = 0; i < 800; i++) {
+      push(chunk);
+      total += chunk.length;
+    }
+    expect(total).toBe(50 * MB);
+    expect(s.scanned).toBe(total);
+    expect(held()).toBeLessThanOrEqual(LINE_MAX);
+    expect(lines.length).toBe(799); // the 800th piece is held until its line goes on or ends
+  });
+
+  test('property: what a reader rebuilds is what was printed; no piece or held part over the bound; each character looked at once', () => {
+    const piece = fc.constantFrom('a', 'b', 'c', '\n', 'é', '\u{1F600}');
+    fc.assert(
+      fc.property(fc.array(fc.array(piece, { maxLength: 40 }).map((a) => a.join('')), { maxLength: 30 }), fc.integer({ min: 2, max: 9 }), (chunks, max) => {
+        const { s, lines, push, held } = splitter(max);
+        for (const c of chunks) push(c);
+        const all = chunks.join('');
+        push('\n');
+        expect(rejoin(lines)).toEqual(all.split('\n'));
+        expect(held()).toBeLessThanOrEqual(max);
+        for (const l of lines) {
+          const body = l.startsWith(CONT) ? l.slice(CONT.length) : l;
+          expect(body.length).toBeLessThanOrEqual(max);
+          // No lone surrogate at either end of a piece.
+          expect(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/.test(body)).toBe(false);
+        }
+        expect(s.scanned).toBe(all.length + 1);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("a companion's tail (Lines in the manager)", () => {
+  test('400 MB-class output without a newline: 50 MB in pipe-sized chunks is linear, holds at most 64 KiB, and the tail shows marked pieces', () => {
+    const lines = new Lines();
+    const chunk = text(65536);
+    let most = 0;
+    for (let i = 0; i < 800; i++) {
+      lines.push(chunk);
+      most = Math.max(most, lines.pending);
+    }
+    lines.push('\ndone\n');
+    expect(most).toBeLessThanOrEqual(LINE_MAX);
+    const last = lines.last(3);
+    expect(last[2]).toBe('done');
+    expect(last[1]!.startsWith(CONT)).toBe(true);
+    expect(last[1]!.length).toBe(4096); // the tail keeps a line's first 4096 characters
+    expect(lines.last(10_000).length).toBe(801);
+  });
+
+  test('the tail keeps the last MAX_TAIL_LINES lines, oldest first', () => {
+    const lines = new Lines();
+    for (let i = 0; i < 25_000; i += 1000) lines.push(Array.from({ length: 1000 }, (_, j) => `l${i + j}\n`).join(''));
+    const all = lines.last(10_000);
+    expect(all.length).toBe(10_000);
+    expect(all[0]).toBe('l15000');
+    expect(all[9999]).toBe('l24999');
+    expect(lines.last(2)).toEqual(['l24998', 'l24999']);
+  });
+});
