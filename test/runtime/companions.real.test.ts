@@ -2,11 +2,11 @@
 // arbiter's, forwarding companion commands to the manager), and the
 // no-orphan guarantee under SIGKILL of the arbiter.
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, expect, test } from 'vitest';
-import { APPS, freePort, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { APPS, freePort, group, removeTmp, startDrover, tmp, type Drover } from './drover.js';
 import { alive } from '../os/helpers.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
@@ -18,21 +18,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Live members of a process group (zombies are dead), from /proc. */
-function group(pgid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 
 async function ctl(...args: string[]): Promise<{ code: number; out: string }> {

@@ -2,10 +2,11 @@
 // cleans up: the arbiter is started in its own process group and the whole
 // group is killed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { afterEach } from 'vitest';
 import { loops, type Load } from '../support/load.js';
 import { join } from 'node:path';
 
@@ -92,4 +93,41 @@ export function load(port: number, concurrency = 4): Load {
 
 export function removeTmp(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Live members of a process group (zombies are dead), from /proc. */
+export function group(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Drovers and temp dirs for one test file, stopped and removed after each test. */
+export function perTest(): { drover(args: string[], env?: Record<string, string>): Drover; dir(): string } {
+  const running: Drover[] = [];
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of running.splice(0)) await d.cleanup();
+    for (const d of dirs.splice(0)) removeTmp(d);
+  });
+  return {
+    drover(args, env) {
+      const d = startDrover(args, env);
+      running.push(d);
+      return d;
+    },
+    dir() {
+      const d = tmp();
+      dirs.push(d);
+      return d;
+    },
+  };
 }

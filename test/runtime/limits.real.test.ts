@@ -5,28 +5,11 @@
 // log that cannot be reopened on USR1 keeps its old file and stops nothing.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
-import { APPS, freePort, get, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { describe, expect, test } from 'vitest';
+import { APPS, freePort, get, perTest } from './drover.js';
 import { alive } from '../os/helpers.js';
 
-const running: Drover[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of running.splice(0)) await d.cleanup();
-  for (const d of dirs.splice(0)) removeTmp(d);
-});
-
-function drover(args: string[]): Drover {
-  const d = startDrover(args);
-  running.push(d);
-  return d;
-}
-
-function dir(): string {
-  const d = tmp();
-  dirs.push(d);
-  return d;
-}
+const { drover, dir } = perTest();
 
 const APP = join(APPS, 'basic.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,8 +38,7 @@ describe('workers_limit', () => {
   });
 
   test('slow_workers from the environment is bounded too, and --workers-limit raises the bound on purpose', async () => {
-    const d = startDrover([APP, '--check-config'], { DROVER_SLOW_WORKERS: '5000' });
-    running.push(d);
+    const d = drover([APP, '--check-config'], { DROVER_SLOW_WORKERS: '5000' });
     expect(await d.exited(8_000)).toEqual({ code: 2, signal: null });
     expect(d.log()).toMatch(/slow_workers 5000 \(from DROVER_SLOW_WORKERS\) is over workers_limit/);
     const ok = drover([APP, '--workers', '10000', '--workers-limit', '10000', '--check-config']);

@@ -3,11 +3,11 @@
 // it, and its companions' process groups with it (a grandchild too), says so
 // in the log, and starts a new manager with its companions after the
 // restart backoff. Before the heartbeat nothing ever replaced it.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { alive } from '../os/helpers.js';
-import { APPS, freePort, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { APPS, freePort, group, removeTmp, startDrover, tmp, type Drover } from './drover.js';
 
 const running: Drover[] = [];
 const dirs: string[] = [];
@@ -36,21 +36,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Live members of a process group (zombies are dead), from /proc. */
-function group(pgid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) === pgid && f[0] !== 'Z') out.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;

@@ -2,28 +2,11 @@
 // real sockets on 127.0.0.1 and under a temp dir.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
-import { APPS, freePort, get, load, removeTmp, startDrover, tmp, type Drover } from './drover.js';
+import { describe, expect, test } from 'vitest';
+import { APPS, freePort, get, load, perTest, type Drover } from './drover.js';
 import { alive } from '../os/helpers.js';
 
-const running: Drover[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of running.splice(0)) await d.cleanup();
-  for (const d of dirs.splice(0)) removeTmp(d);
-});
-
-function drover(args: string[]): Drover {
-  const d = startDrover(args);
-  running.push(d);
-  return d;
-}
-
-function dir(): string {
-  const d = tmp();
-  dirs.push(d);
-  return d;
-}
+const { drover, dir } = perTest();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
