@@ -389,6 +389,10 @@ export interface Os {
   loopBusy(): number;
   /** Uniform in [0, 1). Seeded in the simulator. */
   random(): number;
+  /** Bytes of resident memory this process holds (Node's rss; the simulator's own count). */
+  rss(): number;
+  /** What `ps` and `top` show for this process ("drover: worker gen 2 [app.js]"). */
+  setTitle(title: string): void;
   /**
    * Waits for work the host does outside the Os — a dynamic import(), say.
    * On the real OS it is just the promise. In the simulator virtual time

@@ -172,6 +172,14 @@ export class SimOs implements Os {
     return this.p.rng.float();
   }
 
+  rss(): number {
+    return this.p.rss;
+  }
+
+  setTitle(title: string): void {
+    this.p.title = title;
+  }
+
   /**
    * Host work (a dynamic import, say) takes host time, never virtual time:
    * until it is handed back the kernel runs only what is due now and the

@@ -39,6 +39,8 @@ export const RUNNING = 0;
 export const STOPPED = 1;
 export const ZOMBIE = 2;
 export const REAPED = 3;
+/** What a simulated process holds in memory until told otherwise: a small Node process. */
+export const SIM_RSS = 48 * 1024 * 1024;
 
 export type ProcState = typeof RUNNING | typeof STOPPED | typeof ZOMBIE | typeof REAPED;
 
@@ -55,6 +57,8 @@ export class Proc {
   // Scheduling.
   busyUntil = 0; // end of the current burn; the process's clock is max(kernel now, busyUntil)
   busyTotal = 0; // ms burnt in all, for os.loopBusy()
+  rss = SIM_RSS; // bytes, for os.rss(): a test or a scenario may raise it
+  title = ''; // os.setTitle()
   batch = -1; // last batch this process ran an event in (one event per process per batch)
   dirty = false; // queued for a lifetime check after the next drain
   checkQueued = false; // an EV_CHECK waits for the end of a burn

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatAddr, type Addr } from '../../src/os/types.js';
 import {
-  ConfigError, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
+  ConfigError, LOG_FORMATS, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
 } from '../../src/runtime/config/index.js';
 
 const FILE = 'drover.config.json';
@@ -69,6 +69,11 @@ const settings = fc
         client_body_timeout: ms.filter((n) => n > 0),
         send_timeout: ms.filter((n) => n > 0),
         worker_connections: fc.integer({ min: 1, max: 1_000_000 }),
+        admin_bind: fc.option(tcp),
+        max_worker_rss: fc.integer({ min: 0, max: 2 ** 40 }),
+        request_timeout: ms,
+        log_format: fc.constantFrom(...LOG_FORMATS),
+        forwarded_allow_ips: fc.array(fc.constantFrom('127.0.0.1', '10.0.0.5', '::1', '*'), { minLength: 1, maxLength: 3 }),
         // At least every count drawn here (64), so no mix of them is over it; the bound itself is tested in resolve.test.ts.
         workers_limit: fc.integer({ min: 64, max: 100_000 }),
       },
@@ -85,12 +90,13 @@ const settings = fc
   });
 type Settings = Partial<Omit<Config, 'config'>> & { app: string };
 
-const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive', 'slow_threshold', 'queue_timeout', 'client_header_timeout', 'client_body_timeout', 'send_timeout']);
+const DURATIONS = new Set(['timeout', 'graceful_timeout', 'keep_alive', 'slow_threshold', 'queue_timeout', 'client_header_timeout', 'client_body_timeout', 'send_timeout', 'request_timeout']);
 
 // ----------------------------------------------------- three ways to say it
 
 function fileValue(name: string, v: unknown): unknown {
   if (name === 'bind') return (v as Addr[]).map(formatAddr);
+  if (name === 'admin_bind') return v === null ? null : formatAddr(v as Addr);
   if (DURATIONS.has(name)) return (v as number) / 1000;
   return v;
 }
@@ -99,7 +105,8 @@ function textValue(name: string, v: unknown): string {
   if (v === null) return '';
   if (DURATIONS.has(name)) return String((v as number) / 1000);
   if (name === 'lanes') return v ? 'on' : 'off';
-  if (name === 'slow_routes') return (v as string[]).join(', ');
+  if (name === 'slow_routes' || name === 'forwarded_allow_ips') return (v as string[]).join(', ');
+  if (name === 'admin_bind') return formatAddr(v as Addr);
   return String(v);
 }
 
@@ -153,6 +160,11 @@ function expectedConfig(s: Settings, cpus: number): Config {
     client_body_timeout: 60_000,
     send_timeout: 60_000,
     worker_connections: 1000,
+    admin_bind: null,
+    max_worker_rss: 0,
+    request_timeout: 0,
+    log_format: 'text',
+    forwarded_allow_ips: ['127.0.0.1'],
     ...s,
     workers,
     min_workers: s.min_workers ?? workers,
@@ -249,6 +261,11 @@ describe('properties', () => {
     client_body_timeout: fc.constantFrom('0', 'soon'),
     send_timeout: fc.constantFrom('0', '-3'),
     worker_connections: fc.constantFrom('0', '-1', '1.5', 'many'),
+    admin_bind: fc.constantFrom('host:port', ':99999', 'unix:'),
+    max_worker_rss: fc.constantFrom('-1', 'x', '1.5', '512Q'),
+    request_timeout: fc.constantFrom('-1', 'soon'),
+    log_format: fc.constantFrom('xml', 'jsonl', ''),
+    forwarded_allow_ips: fc.constantFrom('localhost', '1.2.3', '10.0.0.0/8'),
   };
   const wrongType = fc.oneof(fc.boolean(), fc.constant({ nested: true }), fc.array(fc.boolean(), { minLength: 1 }));
   const BAD_TYPED: Record<string, fc.Arbitrary<unknown>> = {
@@ -295,6 +312,11 @@ describe('properties', () => {
     client_body_timeout: fc.oneof(wrongType, fc.constantFrom(0, '60')),
     send_timeout: fc.oneof(wrongType, fc.constantFrom(0, -1)),
     worker_connections: fc.oneof(wrongType, fc.constantFrom(0, 1.5, '1000')),
+    admin_bind: fc.oneof(wrongType, fc.constantFrom(9464, 'x:y')),
+    max_worker_rss: fc.oneof(wrongType, fc.constantFrom(-1, 0.5, '1 TB')),
+    request_timeout: fc.oneof(wrongType, fc.constantFrom(-1, '30')),
+    log_format: fc.oneof(wrongType, fc.constantFrom('xml', 1)),
+    forwarded_allow_ips: fc.oneof(fc.boolean(), fc.integer(), fc.constantFrom(['x'], [1], 'a.b')),
   };
 
   it('an invalid value from any source is refused, naming the setting where it came from', () => {

@@ -93,6 +93,14 @@ export class NodeOs implements Os {
     return Math.random();
   }
 
+  rss(): number {
+    return process.memoryUsage.rss();
+  }
+
+  setTitle(title: string): void {
+    process.title = title;
+  }
+
   spawn(spec: SpawnSpec): Child {
     const ctx = { registries: this.#registries, env: this.env };
     const cp = 'program' in spec ? spawnProgram(ctx, spec) : spawnCommand(ctx, spec);

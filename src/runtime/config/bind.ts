@@ -19,7 +19,7 @@ export const DEFAULT_PORT = 8000;
 
 const FORMS = 'HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH';
 
-function isIPv4(h: string): boolean {
+export function isIPv4(h: string): boolean {
   const parts = h.split('.');
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
 }

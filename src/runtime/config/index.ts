@@ -2,8 +2,8 @@
 // env.ts, file.ts), one resolver (resolve.ts). Precedence, lowest to highest:
 // defaults < config file < DROVER_* environment < command line.
 
-export type { ActionSpec, Config, Group, LogLevel, Parsed, SettingName, SettingSpec, SourceKind } from './types.js';
-export { LOG_LEVELS } from './types.js';
+export type { ActionSpec, Config, Group, LogFormat, LogLevel, Parsed, SettingName, SettingSpec, SourceKind } from './types.js';
+export { LOG_FORMATS, LOG_LEVELS } from './types.js';
 export { ConfigError } from './errors.js';
 export { ACTIONS, SETTINGS, settingByName } from './settings.js';
 export { parseArgv, type Actions } from './argv.js';

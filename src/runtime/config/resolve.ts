@@ -137,6 +137,11 @@ export function resolveConfig(input: ResolveInput): Config {
     client_body_timeout: v('client_body_timeout'),
     send_timeout: v('send_timeout'),
     worker_connections: v('worker_connections'),
+    admin_bind: v('admin_bind'),
+    max_worker_rss: v('max_worker_rss'),
+    request_timeout: v('request_timeout'),
+    log_format: v('log_format'),
+    forwarded_allow_ips: v('forwarded_allow_ips'),
   };
 }
 

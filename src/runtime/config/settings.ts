@@ -4,8 +4,8 @@
 
 import type { Addr } from '../../os/types.js';
 import { COMPANION_DEFAULTS, FIELDS, readCompanionList, readSocketPath, type GlobalKey } from '../companions/config.js';
-import { DEFAULT_HOST, DEFAULT_PORT, parseBindList } from './bind.js';
-import { LOG_LEVELS, type ActionSpec, type LogLevel, type SettingName, type SettingSpec } from './types.js';
+import { DEFAULT_HOST, DEFAULT_PORT, isIPv4, isIPv6, parseBind, parseBindList } from './bind.js';
+import { LOG_FORMATS, LOG_LEVELS, type ActionSpec, type LogFormat, type LogLevel, type SettingName, type SettingSpec } from './types.js';
 import { parseHint } from '../lanes/predictor.js';
 import { byteSize, duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
 import type { Parsed } from './types.js';
@@ -40,6 +40,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: 'none',
     default: null,
     parse: optionalPath(false),
+  }),
+  spec<Addr | null>({
+    name: 'admin_bind', group: 'Server', metavar: 'ADDRESS', example: '127.0.0.1:9464',
+    help: 'serve GET /metrics (Prometheus), /healthz and /readyz here, from the arbiter itself: HOST:PORT or unix:PATH; keep it off the public network',
+    defaultText: 'off',
+    default: null,
+    parse: adminBind,
   }),
   spec<number>({
     name: 'workers', short: 'w', group: 'Workers', metavar: 'INT', example: '4',
@@ -79,6 +86,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: '0',
     default: 0,
     parse: wholeNumber(0),
+  }),
+  spec<number>({
+    name: 'max_worker_rss', group: 'Workers', metavar: 'BYTES', example: '512M',
+    help: 'recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never',
+    defaultText: '0',
+    default: 0,
+    parse: byteSize(0, 2 ** 50),
   }),
   spec<boolean>({
     name: 'lanes', group: 'Lanes', metavar: 'on|off', example: 'on',
@@ -158,6 +172,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     parse: duration,
   }),
   spec<number>({
+    name: 'request_timeout', group: 'Timeouts', metavar: 'SECONDS', example: '30',
+    help: 'a request whose answer has not begun after this long is answered 504 and its work abandoned; 0 = never (a worker stuck past timeout is killed regardless)',
+    defaultText: '0',
+    default: 0,
+    parse: duration,
+  }),
+  spec<number>({
     name: 'keep_alive', group: 'Timeouts', metavar: 'SECONDS', example: '5',
     help: 'how long an idle keep-alive connection is held open; 0 = close after each response',
     defaultText: '5',
@@ -212,6 +233,20 @@ export const SETTINGS: readonly SettingSpec[] = [
     defaultText: 'info',
     default: 'info',
     parse: oneOf(LOG_LEVELS),
+  }),
+  spec<LogFormat>({
+    name: 'log_format', group: 'Logging', metavar: 'FORMAT', example: 'json',
+    help: 'text (one readable line) or json (one object a line: ts, level, pid, role, msg and fields), for the error and the access log',
+    defaultText: 'text',
+    default: 'text',
+    parse: oneOf(LOG_FORMATS),
+  }),
+  spec<readonly string[]>({
+    name: 'forwarded_allow_ips', group: 'Logging', metavar: 'LIST', example: '127.0.0.1,10.0.0.5',
+    help: 'proxies whose X-Forwarded-For is believed for the client address in the access log: IP addresses, or * for any; text: comma-separated',
+    defaultText: '127.0.0.1',
+    default: ['127.0.0.1'],
+    parse: allowIps,
   }),
   spec<string>({
     name: 'control_socket', group: 'Companions', metavar: 'PATH', example: '/run/drover/ctl.sock',
@@ -270,6 +305,26 @@ function slowRoutes(raw: unknown, text: boolean): Parsed<readonly string[]> {
     } catch (e) {
       problems.push((e as Error).message);
     }
+  }
+  return problems.length > 0 ? bad(...problems) : ok(list as string[]);
+}
+
+/** admin_bind: one address, or "" / "off" for none. */
+function adminBind(raw: unknown, text: boolean): Parsed<Addr | null> {
+  if (raw === null || raw === '' || raw === 'off') return ok(null);
+  if (typeof raw !== 'string') return expected('an address, HOST:PORT or unix:PATH, e.g. 127.0.0.1:9464', raw, text, true);
+  return parseBind(raw);
+}
+
+/** forwarded_allow_ips: IP addresses (or *), a list in a file, comma-separated as text. */
+function allowIps(raw: unknown, text: boolean): Parsed<readonly string[]> {
+  let list: unknown[];
+  if (typeof raw === 'string') list = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  else if (Array.isArray(raw) && !text) list = raw;
+  else return expected("IP addresses, e.g. ['127.0.0.1', '10.0.0.5'], or '*'", raw, text, true);
+  const problems: string[] = [];
+  for (const ip of list) {
+    if (typeof ip !== 'string' || !(ip === '*' || isIPv4(ip) || isIPv6(ip))) problems.push(`forwarded_allow_ips: expected an IP address or *, got ${JSON.stringify(ip)}`);
   }
   return problems.length > 0 ? bad(...problems) : ok(list as string[]);
 }

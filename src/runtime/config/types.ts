@@ -7,6 +7,8 @@ import type { CompanionConfig, GlobalKey } from '../companions/config.js';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error', 'critical'];
+export type LogFormat = 'text' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
 
 export interface Config {
   /** The app module path, as given. */
@@ -39,6 +41,15 @@ export interface Config {
   companions: readonly CompanionConfig[];
   /** The manager's control socket: as configured, else defaultControlSocket(cwd, config, env, uid). */
   control_socket: string;
+  /** Where /metrics, /healthz and /readyz are served by the arbiter; null = off. */
+  admin_bind: Addr | null;
+  /** Bytes of resident memory over which a worker is recycled; 0 = never. */
+  max_worker_rss: number;
+  /** ms a request may wait for its answer to begin before a 504; 0 = never. */
+  request_timeout: number;
+  log_format: LogFormat;
+  /** Peers whose X-Forwarded-For names the client; '*' = any. */
+  forwarded_allow_ips: readonly string[];
   /** Lanes on: requests predicted slow run in the slow-lane pool. */
   lanes: boolean;
   /** ms: one request of a route slower than this marks the route slow. */
