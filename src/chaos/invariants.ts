@@ -21,6 +21,7 @@ export const INVARIANTS = [
   'slot-hold', // a slow-lane slot is held no longer than the app's work needs: never while waiting on a client
   'learned-fast', // a route whose app time is below slow_threshold is never marked slow, whatever its clients do
   'hung-manager', // a companion manager stopped longer than timeout + a tick is killed, and a new one runs within the restart backoff
+  'one-shot', // an exit past startsecs restarts a companion exactly when autorestart and exitcodes say; one left EXITED starts again only when asked
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -50,7 +51,20 @@ export interface Deadlines {
   readonly managerSilentMs?: number;
   /** A new manager must run within the restart backoff the arbiter announced, plus this (ms): its loop tick. */
   readonly managerTickMs?: number;
+  /** Restart policies of the companions, by name; a companion not listed is a daemon (autorestart true). */
+  readonly policies?: ReadonlyMap<string, Policy>;
 }
+
+/** What decides a companion's restart after an exit past startsecs (its config's autorestart and exitcodes). */
+export interface Policy {
+  readonly autorestart: boolean | 'unexpected';
+  readonly exitcodes: readonly number[];
+}
+
+const DAEMON: Policy = { autorestart: true, exitcodes: [0] };
+
+/** Inputs by which a companion left EXITED is asked to run again. */
+const ASKED = ['start', 'restart', 'reconfigure'];
 
 /** The arbiter's restart backoff of a manager: 1, 2, 4 ... 30 s. */
 const MANAGER_BACKOFF = [1000, 2000, 4000, 8000, 16_000, 30_000];
@@ -84,6 +98,12 @@ export class Checker {
   private readonly owedManagers = new Map<number, { old: number; by: number; restartInMs: number; at: number }>();
   /** Arbiters told to stop (TERM at the end of a run): they start no manager, and kill a stopped one only at their deadline. */
   private readonly stoppingArbiters = new Set<number>();
+  /**
+   * Companions that went EXITED and whose policy restarts them: by name, the
+   * exit. The restart (EXITED -> BACKOFF) comes in the same step, so one
+   * still owed when the table is next looked at was never made.
+   */
+  private readonly restartOwed = new Map<string, string>();
   /**
    * The earliest simulated time at which the last table seen would break a
    * deadline (an orphan, a zombie, a generation over its count). Until the
@@ -149,6 +169,10 @@ export class Checker {
     }
     this.workerCounts(procs, now);
     this.managers(procs, byPid, now);
+    for (const [name, cause] of this.restartOwed) {
+      this.check('one-shot', false, () => `companion ${name} went EXITED (${cause}) and ${this.policyText(name)} says it is restarted, but it stayed EXITED`);
+    }
+    this.restartOwed.clear();
   }
 
   /** The driver is about to TERM arbiter `pid`: from now on it winds down, and owes no manager. */
@@ -253,9 +277,43 @@ export class Checker {
     }
   }
 
-  transition(name: string, from: string, to: string): void {
+  transition(name: string, from: string, to: string, cause = ''): void {
     const allowed = (TRANSITIONS as Record<string, readonly string[]>)[from] ?? [];
     this.check('transitions', allowed.includes(to), () => `companion ${name} went ${from} -> ${to}, which the state table does not allow`);
+    this.oneShot(name, from, to, cause);
+  }
+
+  /**
+   * supervisord's rule: a RUNNING companion that ends on its own is EXITED;
+   * autorestart true, or "unexpected" with an exit code not in exitcodes (a
+   * signal is never expected), restarts it (EXITED -> BACKOFF, in the same
+   * step); otherwise it stays EXITED until a start, restart or reconfigure.
+   */
+  private oneShot(name: string, from: string, to: string, cause: string): void {
+    if (from === 'RUNNING' && to === 'EXITED') {
+      const p = this.deadlines.policies?.get(name) ?? DAEMON;
+      const m = /^exit (\d+)$/.exec(cause);
+      const expected = m !== null && p.exitcodes.includes(Number(m[1]));
+      this.counts['one-shot']++;
+      if (p.autorestart === true || (p.autorestart === 'unexpected' && !expected)) this.restartOwed.set(name, cause);
+      else this.restartOwed.delete(name);
+      return;
+    }
+    if (from !== 'EXITED') return;
+    const owed = this.restartOwed.get(name);
+    this.restartOwed.delete(name);
+    if (to === 'BACKOFF') {
+      this.check('one-shot', owed !== undefined, () => `companion ${name} went EXITED and was restarted (${cause}), but ${this.policyText(name)} says it stays EXITED`);
+    } else if (owed !== undefined) {
+      this.check('one-shot', false, () => `companion ${name} went EXITED (${owed}) and ${this.policyText(name)} says it is restarted, but it went ${to} on ${cause}`);
+    } else if (to === 'STARTING') {
+      this.check('one-shot', ASKED.includes(cause), () => `companion ${name}, left EXITED, was started again on ${cause}, which nobody asked for`);
+    }
+  }
+
+  private policyText(name: string): string {
+    const p = this.deadlines.policies?.get(name) ?? DAEMON;
+    return p.autorestart === 'unexpected' ? `autorestart "unexpected" with exitcodes [${p.exitcodes.join(', ')}]` : `autorestart ${p.autorestart}`;
   }
 
   lane(arbiter: number, generation: number, s: { readonly queued: number; readonly running: number; readonly workers: number }, limit: number): void {

@@ -96,6 +96,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       // beat in flight may land a little after the stop. A new one is started at the first tick after the backoff.
       managerSilentMs: TIMEOUT_MS + TICK_MS + 100,
       managerTickMs: TICK_MS + 100,
+      policies: new Map(topo.oneShots.map((j) => [j.name, { autorestart: j.autorestart, exitcodes: j.exitcodes }])),
     },
     () => driverPid,
   );
@@ -129,7 +130,13 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       companion_stop_timeout: STOP_TIMEOUT_MS / 1000,
       companion_startsecs: 0.5,
       companion_restart_delay: 1,
-      companions: topo.companions.map((p) => ({ name: p.name, command: ['chaos-companion', p.name, p.behaviour] })),
+      companions: [
+        ...topo.companions.map((p) => ({ name: p.name, command: ['chaos-companion', p.name, p.behaviour] })),
+        ...topo.oneShots.map((j) => ({
+          name: j.name, command: ['chaos-companion', j.name, 'one-shot', j.codes.join(','), String(j.runMs[0]), String(j.runMs[1])],
+          autorestart: j.autorestart, exitcodes: j.exitcodes,
+        })),
+      ],
     };
     if (topo.clients !== null) {
       base.client_header_timeout = topo.clients.header / 1000;
@@ -357,7 +364,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         case 'ttou':
           return kill(arbiter.pid, 'SIGTTOU');
         case 'ctl': {
-          const name = pick(topo.companions, f.pick)?.name ?? 'none';
+          const name = pick([...topo.companions, ...topo.oneShots], f.pick)?.name ?? 'none';
           const cmds = [{ cmd: 'status' }, { cmd: 'stats' }, { cmd: 'restart', name }, { cmd: 'stop', name }, { cmd: 'start', name }];
           await ctl(cmds[(f.pick >>> 3) % cmds.length]!);
           return;
@@ -448,7 +455,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   // ---- run
   ledger.reset();
   plant(opts.defects ?? []);
-  probe.transition = (name, from, to) => checker.transition(name, from, to);
+  probe.transition = (name, from, to, cause) => checker.transition(name, from, to, cause);
   probe.lane = (a, g, s, limit) => checker.lane(a, g, s, limit);
   probe.laneClosed = (a, g) => checker.laneClosed(a, g);
   probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
@@ -507,6 +514,13 @@ function chaosPrograms(): ProgramRegistry {
   return programs(import.meta.url, {
     'chaos-companion': async (os: Os, args) => {
       const behaviour = args[1];
+      if (behaviour === 'one-shot') {
+        // one-shot CODES LO HI: a job of LO..HI ms that exits with one of CODES.
+        const codes = args[2]!.split(',').map(Number);
+        const [lo, hi] = [Number(args[3]), Number(args[4])];
+        await os.sleep(lo + Math.floor(os.random() * (hi - lo + 1)));
+        os.exit(codes[Math.floor(os.random() * codes.length)]!);
+      }
       if (behaviour === 'ignores-term' || behaviour === 'forks') os.onSignal('SIGTERM', () => {});
       if (behaviour === 'forks') os.spawn({ command: ['chaos-grandchild'] });
       if (behaviour === 'slow-start') await os.sleep(800);

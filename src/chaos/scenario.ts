@@ -41,6 +41,21 @@ export interface CompanionPlan {
   readonly behaviour: Behaviour;
 }
 
+/**
+ * A companion that is a job, not a daemon: it runs a while (runMs, drawn per
+ * run; some runs end before startsecs) and exits with one of `codes` (drawn
+ * per run by the kernel's seeded random). One with autorestart false, one
+ * with "unexpected" and its exitcodes: the `one-shot` invariant watches what
+ * the manager does after each exit.
+ */
+export interface OneShotPlan {
+  readonly name: string;
+  readonly autorestart: false | 'unexpected';
+  readonly exitcodes: readonly number[];
+  readonly codes: readonly number[];
+  readonly runMs: readonly [number, number];
+}
+
 export interface Topology {
   readonly workers: number;
   /** TTIN/TTOU room: min_workers..max_workers around `workers` (equal when the schedule has no TTIN/TTOU). */
@@ -51,6 +66,8 @@ export interface Topology {
   readonly slowQueue: number;
   readonly queueTimeoutMs: number;
   readonly companions: readonly CompanionPlan[];
+  /** Jobs beside the daemons (none where no companions are wanted). */
+  readonly oneShots: readonly OneShotPlan[];
   /** Client deadlines in ms (client_header_timeout, client_body_timeout, send_timeout); null: drover's defaults. */
   readonly clients: { readonly header: number; readonly body: number; readonly send: number } | null;
 }
@@ -144,7 +161,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const companions: CompanionPlan[] = [];
   const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
   for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });
-  const topology: Omit<Topology, 'clients'> = {
+  const topology: Omit<Topology, 'clients' | 'oneShots'> = {
     workers,
     minWorkers: scaling ? Math.max(1, workers - 1) : workers,
     maxWorkers: scaling ? workers + 1 : workers,
@@ -179,17 +196,37 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const stalls = stallShare > 0 && chance(stallShare) ? 1 : 0;
   for (let i = 0; i < stalls; i++) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: 'stall-manager', pick: r.u32() });
   if (stalls > 0) faults.sort((a, b) => a.at - b.at);
-  if (name !== 'hostile') return { seed, name, durationMs, topology: { ...topology, clients: null }, load, faults };
+  if (name !== 'hostile') return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: oneShots(r, needsCompanions) }, load, faults };
   // Drawn after everything else, and only here, so that no other scenario's draws changed.
   const header = int(1, 3) * 1000;
   const body = int(2, 4) * 1000;
   // Longer than a slot may be held (hostileSlotMs), so that a slot waiting on a client that never reads is seen.
   const send = (hostileSlotMs(topology, load) ?? 2 * load.slowMsMax) + int(1, 3) * 1000;
+  const hostileLoad = { ...load, bigShare: 0.02 + r.float() * 0.08, attacks: 0.5 + r.float() * 2.5 };
   return {
     seed, name, durationMs, faults,
-    topology: { ...topology, clients: { header, body, send } },
-    load: { ...load, bigShare: 0.02 + r.float() * 0.08, attacks: 0.5 + r.float() * 2.5 },
+    topology: { ...topology, clients: { header, body, send }, oneShots: oneShots(r, needsCompanions) },
+    load: hostileLoad,
   };
+}
+
+/**
+ * The one-shots, drawn last of all (no earlier draw of any seed changed):
+ * where companions are wanted, a job with autorestart false and one with
+ * "unexpected", exiting with codes of {0..3}, some in its exitcodes, some not.
+ */
+function oneShots(r: Rng, wanted: boolean): OneShotPlan[] {
+  if (!wanted) return [];
+  const codes = (): number[] => {
+    const all = [0, 1, 2, 3].filter(() => r.float() < 0.5);
+    return all.length > 0 ? all : [r.below(4)];
+  };
+  // Runs of 0.2 to 3 s against startsecs 0.5 s: most finish as jobs, some fail to start.
+  const runMs = (): [number, number] => [200, 1000 + r.below(2001)];
+  return [
+    { name: 'j0', autorestart: false, exitcodes: [0], codes: codes(), runMs: runMs() },
+    { name: 'j1', autorestart: 'unexpected', exitcodes: r.float() < 0.5 ? [0] : [0, 2], codes: codes(), runMs: runMs() },
+  ];
 }
 
 /**

@@ -2,7 +2,8 @@
 // append mode, so several processes can share one file line by line, and
 // USR1 reopens it after logrotate moved it away.
 import type { Os } from '../os/types.js';
-import { clfTime, logTime } from './time-format.js';
+import type { LogFormat } from './config/types.js';
+import { clfTime, isoTime, logTime } from './time-format.js';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
@@ -97,26 +98,92 @@ export function logFileProblems(os: Os, c: { readonly error_log: string; readonl
   return [logFileProblem(os, 'error_log', c.error_log), logFileProblem(os, 'access_log', c.access_log)].filter((p) => p !== null);
 }
 
+export type LogRole = 'arbiter' | 'worker' | 'slow-worker' | 'manager';
+
+/** Structured context for a log line: `key=value` pairs in text, keys of the object in JSON. */
+export type LogFields = Readonly<Record<string, string | number | boolean | null>>;
+
+export interface LoggerOptions {
+  format?: LogFormat; // default 'text'
+  role?: LogRole; // default 'arbiter'; JSON only, text lines stay gunicorn's
+}
+
+// A JSON line's own keys: fields of the same name are dropped, not allowed to forge them.
+const RESERVED: ReadonlySet<string> = new Set(['ts', 'level', 'pid', 'role', 'msg']);
+
+/**
+ * The error log. Text: gunicorn's `[2026-11-26 07:13:00 +0000] [123] [INFO] message`
+ * then ` key=value` per field. JSON: one object a line, ts, level, pid, role,
+ * msg, then the fields. Either way one message is one line: text escapes
+ * CR and LF as \x0d and \x0a (a stack trace becomes one long line, which
+ * grep and log shippers keep together), JSON.stringify escapes every control
+ * character and lone surrogate.
+ */
 export class Logger {
   private readonly min: number;
-  constructor(private readonly os: Os, readonly sink: LogSink, level: Level) {
+  readonly format: LogFormat;
+  readonly role: LogRole;
+  constructor(private readonly os: Os, readonly sink: LogSink, level: Level, opts: LoggerOptions = {}) {
     this.min = RANK[level];
+    this.format = opts.format ?? 'text';
+    this.role = opts.role ?? 'arbiter';
   }
 
   enabled(level: Level): boolean {
     return RANK[level] >= this.min;
   }
 
-  log(level: Level, message: string): void {
+  log(level: Level, message: string, fields?: LogFields): void {
     if (RANK[level] < this.min) return;
-    this.sink.write(`[${logTime(this.os.wallTime())}] [${this.os.pid}] [${level.toUpperCase()}] ${message}\n`);
+    this.sink.write(this.format === 'json' ? this.json(level, message, fields) : this.text(level, message, fields));
   }
 
-  debug(m: string): void { this.log('debug', m); }
-  info(m: string): void { this.log('info', m); }
-  warning(m: string): void { this.log('warning', m); }
-  error(m: string): void { this.log('error', m); }
-  critical(m: string): void { this.log('critical', m); }
+  private text(level: Level, message: string, fields: LogFields | undefined): string {
+    let line = `[${logTime(this.os.wallTime())}] [${this.os.pid}] [${level.toUpperCase()}] ${oneLine(message)}`;
+    if (fields !== undefined) {
+      for (const k in fields) line += ` ${oneLine(k)}=${textValue(fields[k] ?? null)}`;
+    }
+    return line + '\n';
+  }
+
+  private json(level: Level, message: string, fields: LogFields | undefined): string {
+    let line = `{"ts":"${isoTime(this.os.wallTime())}","level":"${level}","pid":${this.os.pid},"role":"${this.role}","msg":${JSON.stringify(message)}`;
+    if (fields !== undefined) {
+      for (const k in fields) if (!RESERVED.has(k)) line += `,${JSON.stringify(k)}:${JSON.stringify(fields[k] ?? null)}`; // undefined from untyped callers would not be JSON
+    }
+    return line + '}\n';
+  }
+
+  debug(m: string, fields?: LogFields): void { this.log('debug', m, fields); }
+  info(m: string, fields?: LogFields): void { this.log('info', m, fields); }
+  warning(m: string, fields?: LogFields): void { this.log('warning', m, fields); }
+  error(m: string, fields?: LogFields): void { this.log('error', m, fields); }
+  critical(m: string, fields?: LogFields): void { this.log('critical', m, fields); }
+}
+
+// Module-level patterns and replacers: nothing is compiled or closed over per line.
+const LINE_BREAK = /[\n\r]/;
+const LINE_BREAKS = /[\n\r]/g;
+const QUOTED_SPECIAL = /["\\\n\r]/;
+const QUOTED_SPECIALS = /["\\\n\r]/g;
+const NEEDS_QUOTES = /[\s"\\=]/;
+const hexEscape = (c: string): string => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0');
+
+/** The text with CR and LF as \x0d and \x0a; the same string when it has neither. */
+function oneLine(s: string): string {
+  return LINE_BREAK.test(s) ? s.replace(LINE_BREAKS, hexEscape) : s;
+}
+
+/** Inside a double-quoted field: ", \\, CR and LF as \xNN, as gunicorn's access log does. */
+function quotable(s: string): string {
+  return QUOTED_SPECIAL.test(s) ? s.replace(QUOTED_SPECIALS, hexEscape) : s;
+}
+
+/** A text-format field value: bare when it can be, else quoted; null is `-`, as in the access log. */
+function textValue(v: string | number | boolean | null): string {
+  if (v === null) return '-';
+  if (typeof v !== 'string') return String(v);
+  return v === '' || NEEDS_QUOTES.test(v) ? `"${quotable(v)}"` : v;
 }
 
 export interface AccessEntry {
@@ -130,16 +197,52 @@ export interface AccessEntry {
   referer: string | undefined;
   userAgent: string | undefined;
   durationMs: number;
+  /** The lane that served the request; null (or absent) when lanes are off. */
+  lane?: 'fast' | 'slow' | null;
+  /** The route key string (`GET /users/:id`, route-key.ts's routeKeyString); null (or absent) when not computed. */
+  route?: string | null;
 }
 
 /**
- * Common Log Format plus referer, user agent and duration in seconds —
- * gunicorn's default access format with `%(L)s` appended:
+ * One access log line. Text: Common Log Format plus referer, user agent and
+ * duration in seconds — gunicorn's default access format with `%(L)s`
+ * appended:
  * `127.0.0.1 - - [26/Nov/2026:07:13:00 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8.5.0" 0.000412`
+ * and, only when the request has a lane or a route (lanes on), ` lane=fast
+ * route="GET /users/:id" duration_ms=0.412`, so that lanes-off lines are
+ * unchanged. JSON needs the writer's pid (and role, 'worker' unless said):
+ * `{"ts","level":"info","pid","role","msg":"access","remote","method","url",
+ * "http_version","status","bytes","referer","user_agent","lane","route","duration_ms"}`,
+ * ts being the request's start as in the text line, absent values null.
  */
-export function accessLine(e: AccessEntry): string {
-  const q = (s: string | undefined) => (s === undefined || s === '' ? '-' : s.replace(/["\\\n\r]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')));
-  return `${e.remote ?? '-'} - - [${clfTime(e.start)}] "${q(`${e.method} ${e.url} HTTP/${e.httpVersion}`)}" ${e.status} ${e.bytes ?? '-'} "${q(e.referer)}" "${q(e.userAgent)}" ${(e.durationMs / 1000).toFixed(6)}\n`;
+export function accessLine(e: AccessEntry, format?: 'text'): string;
+export function accessLine(e: AccessEntry, format: LogFormat, pid: number, role?: LogRole): string;
+export function accessLine(e: AccessEntry, format: LogFormat = 'text', pid = 0, role: LogRole = 'worker'): string {
+  const lane = e.lane ?? null;
+  const route = e.route ?? null;
+  if (format === 'json') {
+    return `{"ts":"${isoTime(e.start)}","level":"info","pid":${pid},"role":"${role}","msg":"access"` +
+      `,"remote":${jsonOrNull(e.remote)},"method":${JSON.stringify(e.method)},"url":${JSON.stringify(e.url)}` +
+      `,"http_version":${JSON.stringify(e.httpVersion)},"status":${e.status},"bytes":${e.bytes ?? 'null'}` +
+      `,"referer":${jsonOrNull(e.referer)},"user_agent":${jsonOrNull(e.userAgent)}` +
+      `,"lane":${lane === null ? 'null' : `"${lane}"`},"route":${jsonOrNull(route)},"duration_ms":${JSON.stringify(roundMs(e.durationMs))}}\n`;
+  }
+  const line = `${e.remote ?? '-'} - - [${clfTime(e.start)}] "${quotable(`${e.method} ${e.url} HTTP/${e.httpVersion}`)}" ${e.status} ${e.bytes ?? '-'} "${clfField(e.referer)}" "${clfField(e.userAgent)}" ${(e.durationMs / 1000).toFixed(6)}`;
+  if (lane === null && route === null) return line + '\n';
+  return `${line} lane=${lane ?? '-'} route=${route === null ? '-' : `"${quotable(route)}"`} duration_ms=${e.durationMs.toFixed(3)}\n`;
+}
+
+function clfField(s: string | undefined): string {
+  return s === undefined || s === '' ? '-' : quotable(s);
+}
+
+function jsonOrNull(s: string | null | undefined): string {
+  return s === undefined || s === null ? 'null' : JSON.stringify(s);
+}
+
+/** Milliseconds to the microsecond, as the text line's seconds; never NaN in JSON (stringify makes it null). */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /**

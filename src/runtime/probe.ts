@@ -12,8 +12,8 @@
 // bug would be.
 
 export interface Probe {
-  /** A companion changed state (companions/state.ts), as the manager `pid` applies it. */
-  transition?(name: string, from: string, to: string): void;
+  /** A companion changed state (companions/state.ts), as the manager `pid` applies it; `cause`: the input ('start', 'tick', 'exit 0', 'exit SIGKILL', ...). */
+  transition?(name: string, from: string, to: string, cause: string): void;
   /** A slow lane of arbiter `arbiter` after each change (arbiter/lanes.ts): requests queued and running, slow workers taking requests; and slow_queue. */
   lane?(arbiter: number, generation: number, s: { readonly queued: number; readonly running: number; readonly workers: number }, limit: number): void;
   /** That lane is gone: no worker of its generation is left. */
@@ -38,6 +38,7 @@ export const DEFECTS = [
   'reload-half-config', // broken reload: the worker count of a config that failed is kept
   'arbiter-no-slow-respawn', // convergence: a dead slow worker is not replaced
   'companion-skips-backoff', // transitions: a crash goes RUNNING -> STARTING
+  'companion-restarts-one-shot', // one-shot: an exit past startsecs is restarted whatever autorestart and exitcodes say
   'lane-queue-overflow', // queue bound: one request more than slow_queue waits
   'lane-frees-orphans', // slow cap: a dead fast worker's running request frees its slot at once
   'lane-ignores-done', // lane slots: every fifth lane-done is not heard, its slot never freed

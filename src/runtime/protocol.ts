@@ -1,6 +1,8 @@
 // What the arbiter and its workers say to each other over the channel.
 import type { SlowRoute } from './lanes/predictor.js';
 import type { Level } from './log.js';
+import type { LogFormat } from './config/types.js';
+import type { WorkerCounters } from './worker/counters.js';
 
 /**
  * A fast worker's lane settings: it classifies every request and hands the
@@ -20,6 +22,7 @@ export interface ClientLimits {
   readonly bodyTimeout: number; // ms
   readonly sendTimeout: number; // ms
   readonly maxConnections: number;
+  readonly requestTimeout: number; // ms; 0 = off
 }
 
 /** Everything a worker needs, fixed at spawn: a HUP starts new workers with a new spec. */
@@ -42,6 +45,9 @@ export interface WorkerSpec {
   readonly accessLog: string | null;
   readonly errorLog: string;
   readonly logLevel: Level;
+  readonly logFormat: LogFormat;
+  /** Peers whose X-Forwarded-For names the client in the access log. */
+  readonly forwardedAllowIps: readonly string[];
 }
 
 /** gunicorn's exit codes for a worker that could not start. */
@@ -58,7 +64,10 @@ export interface RouteNews {
 
 export type ToArbiter =
   | { t: 'booted' }
-  | { t: 'hb'; inflight: number; served: number; busy: number; slow: number } // busy: os.loopBusy(); slow: requests handed to the slow lane
+  // busy: os.loopBusy(); slow: requests handed to the slow lane; rss: os.rss(); counters: counters.ts
+  | { t: 'hb'; inflight: number; served: number; busy: number; slow: number; rss: number; counters: WorkerCounters | null }
+  // the same without the heartbeat's busy time: sent soon after answers, so that stats are current
+  | { t: 'stats'; inflight: number; served: number; slow: number; rss: number; counters: WorkerCounters | null }
   | { t: 'boot-error'; code: number; message: string }
   | { t: 'retiring'; served: number }
   // fast worker -> slow lane: a slot for request `seq` (numbered per worker), it is cancelled (client gone), it is done with its slot

@@ -25,11 +25,19 @@ function civil(epochMs: number): Civil {
 }
 
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
+const p3 = (n: number) => (n < 10 ? '00' + n : n < 100 ? '0' + n : String(n));
 
 /** `2026-11-26 07:13:00 +0000`: the error log's timestamp (gunicorn's). */
 export function logTime(epochMs: number): string {
   const c = civil(epochMs);
   return `${c.y}-${p2(c.m)}-${p2(c.d)} ${p2(c.hh)}:${p2(c.mm)}:${p2(c.ss)} +0000`;
+}
+
+/** `2026-11-26T07:13:00.123Z`: ISO-8601 UTC with milliseconds, as Date#toISOString (years 0 to 9999): the JSON logs' `ts`. */
+export function isoTime(epochMs: number): string {
+  const c = civil(epochMs);
+  // A fractional clock (the simulator's virtual time can be one) truncates, as Date does.
+  return `${c.y}-${p2(c.m)}-${p2(c.d)}T${p2(c.hh)}:${p2(c.mm)}:${p2(c.ss)}.${p3(Math.floor(c.ms))}Z`;
 }
 
 /** `26/Nov/2026:07:13:00 +0000`: the access log's timestamp (Common Log Format). */

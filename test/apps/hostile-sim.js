@@ -5,6 +5,7 @@
 //   /big?kb=N       N KiB in 16 KiB writes, waiting for 'drain' as a good app does
 //   /echo           reads the body; answers what it saw: raw headers, raw trailers, body, peer
 //   /upload         reads the body, then its pid
+//   /sleep?ms=N     begins its answer after N ms (past a request_timeout: into a response answered 504)
 export default function createApp(ctx) {
   return async (req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -23,6 +24,13 @@ export default function createApp(ctx) {
         if (res.destroyed) return;
       }
       res.end();
+      return;
+    }
+    if (url.pathname === '/sleep') {
+      await ctx.sleep(Number(url.searchParams.get('ms') ?? 1000));
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('late ');
+      res.end(String(ctx.pid));
       return;
     }
     if (url.pathname === '/echo' || url.pathname === '/upload') {

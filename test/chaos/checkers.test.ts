@@ -42,6 +42,7 @@ const CASES: readonly Case[] = [
   { invariant: 'client-deadline', defect: 'no-client-deadlines', scenario: 'hostile', found: 1, how: 'no worker sweeps its connections: a slowloris head or a stalled body is held past its deadline' },
   { invariant: 'slot-hold', defect: 'slot-waits-on-client', scenario: 'hostile', found: 2, how: 'a slow answer is paused for its client at the first full write: a client that does not read holds the slot' },
   { invariant: 'learned-fast', defect: 'learn-client-time', scenario: 'hostile', found: 1, how: "a route is timed to its answer's 'finish': a slow upload or an unread pipelined flood marks GET /f or POST /f slow" },
+  { invariant: 'one-shot', defect: 'companion-restarts-one-shot', scenario: 'companions', found: 1, how: 'a one-shot job (autorestart false, or "unexpected" with its exit code in exitcodes) that ran past startsecs is restarted as if it were a daemon' },
   { invariant: 'hung-manager', defect: 'no-manager-heartbeat', scenario: 'companions', found: 1, how: 'the manager is stopped (stall-manager) and the arbiter, deaf to its heartbeat, never kills or replaces it' },
 ];
 const ALL = CASES;

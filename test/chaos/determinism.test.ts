@@ -93,3 +93,16 @@ test('a load of rate 0 sends nothing, and the run still ends clean (bench/sim me
   expect(r.requests.sent).toBe(0);
   expect(r.simulatedMs).toBeGreaterThan(6000);
 });
+
+test('the companion scenarios run one-shot jobs beside the daemons (autorestart false, and "unexpected" with exitcodes), and the one-shot checker sees their exits', async () => {
+  for (const name of ['companions', 'parent-death', 'mixed'] as const) {
+    const jobs = generate(1n, { name }).topology.oneShots;
+    expect(jobs.map((j) => [j.name, j.autorestart])).toEqual([['j0', false], ['j1', 'unexpected']]);
+    for (const j of jobs) expect(j.codes.length).toBeGreaterThan(0);
+  }
+  // Drawn after everything else: a scenario without companions has none, and the other draws are the seed's as before (the pins above).
+  expect(generate(1n, { name: 'queue-load' }).topology.oneShots).toEqual([]);
+  const r = await runScenario(generate(1n, { name: 'companions', durationMs: 6000 }));
+  expect(r.violation).toBeNull();
+  expect(r.checks['one-shot']).toBeGreaterThan(0);
+});

@@ -111,7 +111,7 @@ describe('transitions', () => {
     let n = 0;
     for (const from of states) {
       for (const to of TRANSITIONS[from]) {
-        checker.transition('c0', from, to);
+        checker.transition('c0', from, to, 'start'); // (what one-shot asks of a move out of EXITED: an asked start)
         n++;
       }
     }
@@ -131,6 +131,60 @@ describe('transitions', () => {
     const { checker } = setup();
     checker.transition('c0', 'RUNNING', 'STARTING'); // a crash that skips the backoff
     expect(checker.violation?.invariant).toBe('transitions');
+  });
+});
+
+describe('one-shot', () => {
+  const policies = new Map([
+    ['job', { autorestart: false, exitcodes: [0] }],
+    ['check', { autorestart: 'unexpected' as const, exitcodes: [0, 2] }],
+  ]);
+  const table = [driver, arbiter];
+
+  test('an exit the policy restarts goes EXITED -> BACKOFF at once; one it does not, stays EXITED', () => {
+    const { checker, at } = setup({ policies });
+    for (const [name, cause] of [['daemon', 'exit 0'], ['daemon', 'exit SIGKILL'], ['check', 'exit 1'], ['check', 'exit SIGTERM']]) {
+      checker.transition(name!, 'RUNNING', 'EXITED', cause);
+      checker.transition(name!, 'EXITED', 'BACKOFF', cause);
+    }
+    for (const [name, cause] of [['job', 'exit 0'], ['job', 'exit 3'], ['job', 'exit SIGKILL'], ['check', 'exit 2']]) checker.transition(name!, 'RUNNING', 'EXITED', cause);
+    expect(at(10, table)).toBeNull();
+    expect(checker.counts['one-shot']).toBeGreaterThanOrEqual(8);
+  });
+
+  test('restarting one that should stay EXITED fails, naming the policy', () => {
+    const { checker } = setup({ policies });
+    checker.transition('check', 'RUNNING', 'EXITED', 'exit 2');
+    checker.transition('check', 'EXITED', 'BACKOFF', 'exit 2');
+    expect(checker.violation).toMatchObject({
+      invariant: 'one-shot',
+      message: 'companion check went EXITED and was restarted (exit 2), but autorestart "unexpected" with exitcodes [0, 2] says it stays EXITED',
+    });
+  });
+
+  test('leaving EXITED for STARTING: only a start, restart or reconfigure may do it', () => {
+    for (const cause of ['start', 'restart', 'reconfigure']) {
+      const { checker } = setup({ policies });
+      checker.transition('job', 'RUNNING', 'EXITED', 'exit 0');
+      checker.transition('job', 'EXITED', 'STARTING', cause);
+      checker.transition('job', 'STARTING', 'STOPPING', 'stop');
+      expect(checker.violation).toBeNull();
+    }
+    const { checker } = setup({ policies });
+    checker.transition('job', 'RUNNING', 'EXITED', 'exit 0');
+    checker.transition('job', 'EXITED', 'STARTING', 'tick');
+    expect(checker.violation).toMatchObject({ invariant: 'one-shot', message: 'companion job, left EXITED, was started again on tick, which nobody asked for' });
+  });
+
+  test('an unexpected exit that is not restarted fails: at the next look at the table, or at the wrong next move', () => {
+    const a = setup({ policies });
+    a.checker.transition('check', 'RUNNING', 'EXITED', 'exit 1');
+    expect(a.checker.violation).toBeNull();
+    expect(a.at(5, table)).toMatchObject({ invariant: 'one-shot', message: 'companion check went EXITED (exit 1) and autorestart "unexpected" with exitcodes [0, 2] says it is restarted, but it stayed EXITED' });
+    const b = setup();
+    b.checker.transition('web', 'RUNNING', 'EXITED', 'exit 0');
+    b.checker.transition('web', 'EXITED', 'STOPPED', 'stop');
+    expect(b.checker.violation).toMatchObject({ invariant: 'one-shot', message: 'companion web went EXITED (exit 0) and autorestart true says it is restarted, but it went STOPPED on stop' });
   });
 });
 

@@ -43,7 +43,7 @@ describe('parseCompanions: a companion with defaults filled', () => {
     expect(rest).toEqual({
       name: 'worker', command: cmd, module: null, cwd: null, env: {}, stdout: 'inherit', stderr: 'inherit',
       stop_signal: 'SIGTERM', stop_timeout: 10_000, reload_timeout: 10_000, startsecs: 1_000, restart_delay: 1_000,
-      startretries: null, backoff: 'fixed', backoff_max: 60_000, autostart: true,
+      startretries: null, backoff: 'fixed', backoff_max: 60_000, autostart: true, autorestart: true, exitcodes: [0], numprocs: 1,
     });
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     expect(hash).toBe(companionHash(rest));
@@ -53,12 +53,12 @@ describe('parseCompanions: a companion with defaults filled', () => {
     const c = one({
       name: 'q.mail-1', module: 'jobs/mail.js#run', cwd: '/srv/app', env: { QUEUE: 'mail' }, stdout: '/var/log/q.log', stderr: 'stdout',
       stop_signal: 'INT', stop_timeout: 2.5, reload_timeout: 30, startsecs: 0, restart_delay: 0.25, startretries: 3,
-      backoff: 'exponential', backoff_max: 120, autostart: false,
+      backoff: 'exponential', backoff_max: 120, autostart: false, autorestart: 'unexpected', exitcodes: [2, 0, 2], numprocs: 3,
     });
     expect(c).toMatchObject({
       name: 'q.mail-1', command: null, module: 'jobs/mail.js#run', cwd: '/srv/app', env: { QUEUE: 'mail' }, stdout: '/var/log/q.log', stderr: 'stdout',
       stop_signal: 'SIGINT', stop_timeout: 2_500, reload_timeout: 30_000, startsecs: 0, restart_delay: 250, startretries: 3,
-      backoff: 'exponential', backoff_max: 120_000, autostart: false,
+      backoff: 'exponential', backoff_max: 120_000, autostart: false, autorestart: 'unexpected', exitcodes: [0, 2], numprocs: 3,
     });
   });
 
@@ -131,8 +131,27 @@ describe('parseCompanions: every rule has a message naming the companion, field,
     ['a camelCase key', { stopSignal: 'INT' }, ['companion "w" in drover.config.json: unknown key "stopSignal"; did you mean "stop_signal"?']],
     ['a global default\'s name', { companion_stop_timeout: 3 }, ['companion "w" in drover.config.json: unknown key "companion_stop_timeout"; did you mean "stop_timeout"?']],
     ['supervisord\'s stopwaitsecs', { stopwaitsecs: 3 }, ['companion "w" in drover.config.json: unknown key "stopwaitsecs"; use "stop_timeout" (seconds)']],
-    ['supervisord\'s autorestart', { autorestart: true }, ['companion "w" in drover.config.json: unknown key "autorestart"; remove it: a companion that exits unasked is always restarted (see startretries)']],
-    ['a key like nothing', { colour: 'red' }, ['companion "w" in drover.config.json: unknown key "colour"; the keys are name, command, module, cwd, env, stdout, stderr, stop_signal, stop_timeout, reload_timeout, startsecs, restart_delay, startretries, backoff, backoff_max, autostart']],
+    ['supervisord\'s process_name', { process_name: '%(program_name)s_%(process_num)s' }, ['companion "w" in drover.config.json: unknown key "process_name"; remove it: the copies numprocs runs are named NAME:0, NAME:1, ...']],
+    ['supervisord\'s numprocs_start', { numprocs_start: 1 }, ['companion "w" in drover.config.json: unknown key "numprocs_start"; remove it: copies are numbered from 0 (DROVER_PROCESS_NUM)']],
+    ['a key like nothing', { colour: 'red' }, ['companion "w" in drover.config.json: unknown key "colour"; the keys are name, command, module, cwd, env, stdout, stderr, stop_signal, stop_timeout, reload_timeout, startsecs, restart_delay, startretries, backoff, backoff_max, autostart, autorestart, exitcodes, numprocs']],
+    ['a misspelt autorestart', { auto_restart: false }, ['companion "w" in drover.config.json: unknown key "auto_restart"; did you mean "autorestart"?']],
+    ['autorestart as a quoted boolean', { autorestart: 'false' }, ['autorestart of companion "w" in drover.config.json: expected true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes), got "false" (a string); write false without quotes']],
+    ['a misspelt autorestart value', { autorestart: 'unexpcted' }, ['autorestart of companion "w" in drover.config.json: expected true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes), got "unexpcted"; did you mean "unexpected"?']],
+    ['autorestart as a number', { autorestart: 1 }, ['autorestart of companion "w" in drover.config.json: expected true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes), got 1 (a number)']],
+    ['exitcodes as one number', { exitcodes: 0 }, ['exitcodes of companion "w" in drover.config.json: expected a list of exit codes from 0 to 255, e.g. [0, 2], got 0 (a number); write [0]']],
+    ['exitcodes as a string', { exitcodes: '0,2' }, ['exitcodes of companion "w" in drover.config.json: expected a list of exit codes from 0 to 255, e.g. [0, 2], got "0,2" (a string)']],
+    ['no exitcodes', { exitcodes: [] }, ['exitcodes of companion "w" in drover.config.json: expected at least one exit code, e.g. [0], got []; an empty list would make every exit unexpected: for that, use autorestart true']],
+    ['exit codes out of a byte, fractional, quoted', { exitcodes: [0, 256, -1, 1.5, '2'] }, [
+      'exitcodes of companion "w" in drover.config.json: exitcodes[1] must be a whole number from 0 to 255, got 256; an exit status is one byte, and a death by a signal is never expected',
+      'exitcodes of companion "w" in drover.config.json: exitcodes[2] must be a whole number from 0 to 255, got -1; an exit status is one byte, and a death by a signal is never expected',
+      'exitcodes of companion "w" in drover.config.json: exitcodes[3] must be a whole number from 0 to 255, got 1.5',
+      'exitcodes of companion "w" in drover.config.json: exitcodes[4] must be a whole number from 0 to 255, got "2" (a string); write 2',
+    ]],
+    ['an absurdly long exitcodes', { exitcodes: Array.from({ length: 100_000 }, () => 0) }, ['exitcodes of companion "w" in drover.config.json: expected at most 256 exit codes (each of 0..255 once), got a list of 100000']],
+    ['numprocs 0', { numprocs: 0 }, ['numprocs of companion "w" in drover.config.json: expected a whole number from 1 to 64 (copies to run), got 0; to run none, set autostart false or remove the companion']],
+    ['numprocs absurd', { numprocs: 10_000 }, ['numprocs of companion "w" in drover.config.json: expected a whole number from 1 to 64 (copies to run), got 10000; run at most 64 copies of one companion (split them into several companions if you truly need more)']],
+    ['numprocs fractional', { numprocs: 2.5 }, ['numprocs of companion "w" in drover.config.json: expected a whole number from 1 to 64 (copies to run), got 2.5 (a number)']],
+    ['numprocs quoted', { numprocs: '4' }, ['numprocs of companion "w" in drover.config.json: expected a whole number from 1 to 64 (copies to run), got "4" (a string); write 4']],
     ['both command and module', { module: 'w.js' }, ['companion "w" in drover.config.json: give command or module, not both']],
     ['neither command nor module', { command: null }, ['companion "w" in drover.config.json: needs command (an argv array, e.g. ["node", "worker.js"]) or module (a Node module, e.g. "worker.js#run")']],
     ['a command string', { command: 'celery -A app worker' }, ['command of companion "w" in drover.config.json: expected an argv array, e.g. ["celery","-A","app","worker"], got "celery -A app worker" (a string); drover runs no shell: split the words, or use ["sh", "-c", "celery -A app worker"]']],
@@ -238,6 +257,29 @@ describe('resolveConfig: companions and their defaults from every source', () =>
     ]);
   });
 
+  it('takes companion_autorestart and companion_exitcodes from the file, the environment (on/off, unexpected; 0,2) and the command line', () => {
+    const both = [{ name: 'w', command: cmd }, { name: 'x', command: cmd, autorestart: true, exitcodes: [3] }];
+    const f = resolve({ file: file({ companions: both, companion_autorestart: 'unexpected', companion_exitcodes: [2, 0] }) });
+    expect(f.companions.map((c) => [c.autorestart, c.exitcodes])).toEqual([['unexpected', [0, 2]], [true, [3]]]);
+    const e = resolve({ file: file({ companions: both }), env: { DROVER_COMPANION_AUTORESTART: 'off', DROVER_COMPANION_EXITCODES: ' 0, 75 ,0' } });
+    expect(e.companions[0]).toMatchObject({ autorestart: false, exitcodes: [0, 75] });
+    const a = resolve({ file: file({ companions: both, companion_autorestart: false }), argv: ['app.js', '--companion-autorestart', 'Unexpected', '--companion-exitcodes=1'] });
+    expect(a.companions[0]).toMatchObject({ autorestart: 'unexpected', exitcodes: [1] });
+  });
+
+  it('refuses a bad companion_autorestart or companion_exitcodes from any source, naming it where it came from', () => {
+    expect(resolveProblems({
+      file: file({ companion_autorestart: 'sometimes', companion_exitcodes: [300] }),
+      env: { DROVER_COMPANION_EXITCODES: '0;2' },
+      argv: ['app.js', '--companion-autorestart', 'maybe'],
+    })).toEqual([
+      'companion_autorestart in drover.config.json: expected true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes), got "sometimes"',
+      'companion_exitcodes in drover.config.json: exitcodes[0] must be a whole number from 0 to 255, got 300; an exit status is one byte, and a death by a signal is never expected',
+      'DROVER_COMPANION_EXITCODES: expected exit codes separated by commas, e.g. 0,2, got "0;2"',
+      '--companion-autorestart: expected true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes), got "maybe"',
+    ]);
+  });
+
   it('refuses companions and companion_env from the environment and the command line: only a file can hold them', () => {
     expect(resolveProblems({ env: { DROVER_COMPANIONS: '[]', DROVER_COMPANION_ENV: 'A=1' }, argv: ['--companions', '[]', 'app.js', '--companion-env=A'] })).toEqual([
       'DROVER_COMPANIONS: companions can be set only in a config file; unset DROVER_COMPANIONS',
@@ -312,7 +354,7 @@ describe('the companions file', () => {
     })).toEqual([
       '"workers" cannot be set in a companions file (companions.json); set it in the main config file',
       'unknown setting "companion_stop_timout" in companions file companions.json; did you mean "companion_stop_timeout"?',
-      'unknown setting "colour" in companions file companions.json; a companions file holds companions, companion_cwd, companion_env, companion_stdout, companion_stderr, companion_stop_signal, companion_stop_timeout, companion_reload_timeout, companion_startsecs, companion_restart_delay, companion_startretries, companion_backoff, companion_backoff_max',
+      'unknown setting "colour" in companions file companions.json; a companions file holds companions, companion_cwd, companion_env, companion_stdout, companion_stderr, companion_stop_signal, companion_stop_timeout, companion_reload_timeout, companion_startsecs, companion_restart_delay, companion_startretries, companion_backoff, companion_backoff_max, companion_autorestart, companion_exitcodes',
     ]);
   });
 
@@ -422,7 +464,8 @@ describe('the config hash', () => {
     env: fc.dictionary(fc.string({ minLength: 1, maxLength: 4 }), str, { maxKeys: 4 }), stdout: str, stderr: str,
     stop_signal: fc.constantFrom('SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP'), stop_timeout: ms, reload_timeout: ms, startsecs: ms,
     restart_delay: ms, startretries: fc.option(fc.integer({ min: 1, max: 100 })), backoff: fc.constantFrom('fixed', 'exponential'),
-    backoff_max: ms, autostart: fc.boolean(),
+    backoff_max: ms, autostart: fc.boolean(), autorestart: fc.constantFrom(true, false, 'unexpected'),
+    exitcodes: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 4 }), numprocs: fc.integer({ min: 1, max: 64 }),
   }) as fc.Arbitrary<Omit<CompanionConfig, 'hash'>>;
 
   /** A different value for one field of `c`, of the field's own type. */
@@ -436,12 +479,14 @@ describe('the config hash', () => {
       case 'startretries': return v === null ? 1 : null;
       case 'backoff': return v === 'fixed' ? 'exponential' : 'fixed';
       case 'autostart': return !v;
+      case 'autorestart': return v === true ? 'unexpected' : v === 'unexpected' ? false : true;
+      case 'exitcodes': return (v as number[]).includes(256) ? [0] : [...(v as number[]), 256];
       default: return typeof v === 'number' ? v + 1 : `${v as string}${salt || 'x'}`;
     }
   }
 
   it('changes when any single field changes (property)', () => {
-    const keys = Object.keys(COMPANION_DEFAULTS).concat('name', 'command', 'module', 'autostart') as (keyof Omit<CompanionConfig, 'hash'>)[];
+    const keys = Object.keys(COMPANION_DEFAULTS).concat('name', 'command', 'module', 'autostart', 'numprocs') as (keyof Omit<CompanionConfig, 'hash'>)[];
     fc.assert(
       fc.property(resolved, fc.constantFrom(...keys), fc.string({ minLength: 1, maxLength: 3 }), (c, key, salt) => {
         const other = { ...c, [key]: change(c, key, salt) };

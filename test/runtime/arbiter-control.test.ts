@@ -42,7 +42,7 @@ class FakeChannel implements Channel {
 interface World {
   os: Os;
   control: Control;
-  deps: ControlDeps & { list: CompanionConfig[]; warnings: string[] };
+  deps: ControlDeps & { list: CompanionConfig[]; warnings: string[]; reloads: ((r: Awaited<ReturnType<ControlDeps['reload']>>) => void)[]; scaled: number[] };
   ask(req: object, timeout?: number): Promise<any>;
 }
 
@@ -53,9 +53,17 @@ async function simulate(seed: number, body: (w: World) => Promise<void>, extra: 
     const deps = {
       list: [] as CompanionConfig[],
       warnings,
+      // A reload waits until the test settles it; scale holds n to 2..8 as the arbiter does.
+      reloads: [] as ((r: Awaited<ReturnType<ControlDeps['reload']>>) => void)[],
+      scaled: [] as number[],
       stats: () => FAKE_STATS,
       companions: () => deps.list,
       version: '9.9.9',
+      reload: () => new Promise<Awaited<ReturnType<ControlDeps['reload']>>>((resolve) => deps.reloads.push(resolve)),
+      scale: (n: number) => {
+        deps.scaled.push(n);
+        return n < 2 ? { ok: false as const, error: `scale: ${n} is below min_workers (2)` } : n > 8 ? { ok: false as const, error: `scale: ${n} is above max_workers (8)` } : { ok: true as const, target: n, min: 2, max: 8 };
+      },
       log: { debug: () => {}, warning: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) },
     };
     const control = await Control.open(os, SOCK, deps);
@@ -82,11 +90,40 @@ test('without companions: stats and version are answered by the arbiter, compani
       const r = await ask(req);
       expect(r).toEqual({
         ok: false,
-        error: `${req.cmd} is a companion command, and no companions are configured: add "companions" to the config and reload drover (HUP); stats and version answer without them`,
+        error: `${req.cmd} is a companion command, and no companions are configured: add "companions" to the config and reload drover (HUP); stats, version, reload and scale answer without them`,
       });
     }
     // Malformed input is the server's business, as before: an error, and the socket carries on.
     expect(await ask({ cmd: 'stats', name: 'x' })).toMatchObject({ ok: false, error: expect.stringMatching(/^stats: unknown argument "name"/) });
+  });
+});
+
+test('reload is answered once the reload settles, with the new generation or the reason it failed; scale with the target and its bounds; neither goes to the manager', async () => {
+  await simulate(7, async ({ os, control, deps, ask }) => {
+    deps.list.push(companion(1000, 1000, 1000));
+    const ch = new FakeChannel();
+    control.setManager(ch);
+    control.fromManager({ t: 'ready' });
+    const t0 = os.now();
+    const ok = ask({ cmd: 'reload', id: 1 });
+    await until(os, () => deps.reloads.length === 1);
+    // A reload that takes long holds the reply, and nothing else: other requests are answered meanwhile.
+    await os.sleep(20_000);
+    expect(await ask({ cmd: 'scale', workers: 4 })).toEqual({ ok: true, workers: 4, min: 2, max: 8 });
+    deps.reloads[0]!({ ok: true, generation: 2 });
+    expect(await ok).toEqual({ id: 1, ok: true, generation: 2 });
+    expect(os.now() - t0).toBeGreaterThanOrEqual(20_000);
+    const failed = ask({ cmd: 'reload' });
+    await until(os, () => deps.reloads.length === 2);
+    deps.reloads[1]!({ ok: false, error: 'reload failed, the running config stays in force: bad app' });
+    expect(await failed).toEqual({ ok: false, error: 'reload failed, the running config stays in force: bad app' });
+    expect(await ask({ cmd: 'scale', workers: 9 })).toEqual({ ok: false, error: 'scale: 9 is above max_workers (8)' });
+    expect(await ask({ cmd: 'scale', workers: 1 })).toEqual({ ok: false, error: 'scale: 1 is below min_workers (2)' });
+    // Refused by validation before the arbiter is asked.
+    expect(await ask({ cmd: 'scale', workers: 0 })).toMatchObject({ ok: false, error: expect.stringMatching(/^scale: "workers" must be a whole number of workers from 1/) });
+    expect(await ask({ cmd: 'scale' })).toMatchObject({ ok: false, error: expect.stringMatching(/^scale: missing "workers"/) });
+    expect(deps.scaled).toEqual([4, 9, 1]);
+    expect(ch.sent).toEqual([]);
   });
 });
 

@@ -277,3 +277,42 @@ test('worker_connections: connections serving a request are never closed to make
     expect(c.log().match(/worker_connections 2\), none of them stalled: not accepting until one closes/g)).toHaveLength(1);
   });
 });
+
+test('request_timeout: an answer not begun in time is a 504 and the connection closes; the app writing its head later breaks nothing', async () => {
+  await simulate(13, args('--request-timeout', '0.5'), async (c) => {
+    await c.booted(1);
+    const [pid] = c.workers();
+    const late = await raw(c, 'GET /sleep?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const t0 = c.os.now();
+    while (late.closedAt() === null && c.os.now() - t0 < 5000) await c.os.sleep(10);
+    expect(late.text()).toMatch(/^HTTP\/1\.1 504 Gateway Timeout\r\ndate: .+ GMT\r\ncontent-type: text\/plain\r\ncontent-length: 16\r\nconnection: close\r\n\r\nGateway Timeout\n$/);
+    // Within a sweep tick (request_timeout / 4) of the deadline.
+    expect(late.closedAt()! - t0).toBeGreaterThanOrEqual(500);
+    expect(late.closedAt()! - t0).toBeLessThanOrEqual(500 + 125 + 10);
+    await c.os.sleep(2000); // the app writes into the abandoned response
+    const r = await get(c.os, ADDR, '/');
+    expect(r.status).toBe(200);
+    expect(c.workers()).toEqual([pid]);
+    expect(c.log()).toMatch(/request_timeout \(0\.5s\): 504 to [\d.]+:\d+ for GET \/sleep\?ms=2000: no answer begun after \d+ ms/);
+    expect(c.log()).not.toMatch(/exited with code|ERR_HTTP_HEADERS_SENT|error handling/);
+    // An answer begun in time is left alone, however long it then takes.
+    const slowBody = await get(c.os, ADDR, '/big?kb=64');
+    expect(slowBody.status).toBe(200);
+  });
+});
+
+test('a TERM during a HUP\'s gentle drain ends the old worker at once, not at graceful_timeout', async () => {
+  await simulate(14, args('--keep-alive', '20', '--graceful-timeout', '30'), async (c) => {
+    await c.booted(1);
+    // An idle keep-alive connection holds the old worker in its gentle drain.
+    const idle = await raw(c, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.os.sleep(100);
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000);
+    const t0 = c.os.now();
+    c.signal('SIGTERM');
+    await c.exited(10_000);
+    expect(c.os.now() - t0).toBeLessThan(2000);
+    expect(idle.closedAt()).not.toBeNull();
+  });
+});

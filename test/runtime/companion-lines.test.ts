@@ -6,7 +6,16 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { CONT, LINE_MAX, LineSplitter } from '../../src/runtime/companions/lines.js';
-import { Lines } from '../../src/runtime/companions/manager.js';
+import type { Os } from '../../src/os/types.js';
+import { Lines, Output } from '../../src/runtime/companions/output.js';
+import { MAX_TAIL_LINES } from '../../src/runtime/control/protocol.js';
+
+/** An Output to the manager's own stdout (here: an array of writes), feeding `lines`. */
+function inherited(lines = new Lines(), prefix = 'w | ') {
+  const writes: string[] = [];
+  const os = { stdout: { write: (t: string) => void writes.push(t) }, stderr: { write: () => {} } } as unknown as Os;
+  return { out: new Output(os, 'inherit', 'stdout', lines, prefix), lines, writes };
+}
 
 const MB = 1024 * 1024;
 
@@ -133,14 +142,14 @@ describe('LineSplitter', () => {
 
 describe("a companion's tail (Lines in the manager)", () => {
   test('400 MB-class output without a newline: 50 MB in pipe-sized chunks is linear, holds at most 64 KiB, and the tail shows marked pieces', () => {
-    const lines = new Lines();
+    const { out, lines } = inherited();
     const chunk = text(65536);
     let most = 0;
     for (let i = 0; i < 800; i++) {
-      lines.push(chunk);
-      most = Math.max(most, lines.pending);
+      out.write(chunk);
+      most = Math.max(most, out.pending);
     }
-    lines.push('\ndone\n');
+    out.write('\ndone\n');
     expect(most).toBeLessThanOrEqual(LINE_MAX);
     const last = lines.last(3);
     expect(last[2]).toBe('done');
@@ -151,11 +160,106 @@ describe("a companion's tail (Lines in the manager)", () => {
 
   test('the tail keeps the last MAX_TAIL_LINES lines, oldest first', () => {
     const lines = new Lines();
-    for (let i = 0; i < 25_000; i += 1000) lines.push(Array.from({ length: 1000 }, (_, j) => `l${i + j}\n`).join(''));
+    for (let i = 0; i < 25_000; i++) lines.add(`l${i}`);
     const all = lines.last(10_000);
     expect(all.length).toBe(10_000);
     expect(all[0]).toBe('l15000');
     expect(all[9999]).toBe('l24999');
     expect(lines.last(2)).toEqual(['l24998', 'l24999']);
+  });
+});
+
+describe('tail numbering (Lines.next, since): what tail -f follows', () => {
+  const filled = (n: number) => {
+    const lines = new Lines();
+    for (let i = 0; i < n; i++) lines.add(`l${i}`);
+    return lines;
+  };
+
+  test('every line gets the next number from 0; last(n) is the newest n', () => {
+    const lines = filled(5);
+    expect(lines.next).toBe(5);
+    expect(lines.last(2)).toEqual(['l3', 'l4']);
+    expect(lines.last(0)).toEqual([]);
+    expect(new Lines().last(5)).toEqual([]);
+  });
+
+  test('since(after) gives the lines numbered after and on, none dropped while the ring holds them', () => {
+    const lines = filled(5);
+    expect(lines.since(0, 100)).toEqual({ lines: ['l0', 'l1', 'l2', 'l3', 'l4'], dropped: 0 });
+    expect(lines.since(3, 100)).toEqual({ lines: ['l3', 'l4'], dropped: 0 });
+    // Caught up, or asking past the end: nothing, nothing dropped.
+    expect(lines.since(5, 100)).toEqual({ lines: [], dropped: 0 });
+    expect(lines.since(9, 100)).toEqual({ lines: [], dropped: 0 });
+  });
+
+  test('more lines since `after` than asked for: the newest, and dropped says how many were skipped', () => {
+    expect(filled(10).since(2, 3)).toEqual({ lines: ['l7', 'l8', 'l9'], dropped: 5 });
+  });
+
+  test('lines gone from the ring are counted as dropped; numbering goes on past the ring', () => {
+    const lines = filled(MAX_TAIL_LINES + 250);
+    expect(lines.next).toBe(MAX_TAIL_LINES + 250);
+    const r = lines.since(100, MAX_TAIL_LINES);
+    expect(r.dropped).toBe(150);
+    expect(r.lines).toHaveLength(MAX_TAIL_LINES);
+    expect(r.lines[0]).toBe('l250');
+    expect(r.lines[r.lines.length - 1]).toBe(`l${MAX_TAIL_LINES + 249}`);
+    // A follower that keeps up never misses one, across the ring's wrap.
+    let after = 0;
+    const seen: string[] = [];
+    const follow = new Lines();
+    for (let i = 0; i < 3 * MAX_TAIL_LINES; i += 997) {
+      for (let j = i; j < Math.min(i + 997, 3 * MAX_TAIL_LINES); j++) follow.add(`m${j}`);
+      const got = follow.since(after, MAX_TAIL_LINES);
+      expect(got.dropped).toBe(0);
+      seen.push(...got.lines);
+      after = follow.next;
+    }
+    expect(seen).toHaveLength(3 * MAX_TAIL_LINES);
+    expect(seen.every((l, i) => l === `m${i}`)).toBe(true);
+  });
+
+  test('a kept line is at most 4096 characters', () => {
+    const lines = new Lines();
+    lines.add('x'.repeat(10_000));
+    expect(lines.last(1)[0]).toHaveLength(4096);
+  });
+});
+
+describe('Output: inherited lines prefixed, whole, one write per chunk; files untouched', () => {
+  test('pieces of a line are held until its newline, then written once with the prefix', () => {
+    const { out, writes, lines } = inherited(new Lines(), 'w:1 | ');
+    out.write('hel');
+    out.write('lo');
+    expect(writes).toEqual([]);
+    out.write('\nsecond\nthird\npart');
+    expect(writes).toEqual(['w:1 | hello\nw:1 | second\nw:1 | third\n']);
+    out.end();
+    expect(writes[1]).toBe('w:1 | part\n');
+    expect(lines.last(10)).toEqual(['hello', 'second', 'third', 'part']);
+    out.write('after the end\n'); // late bytes of a stream that ended: still whole lines
+    expect(writes[2]).toBe('w:1 | after the end\n');
+  });
+
+  test('a cut line (over 64 KiB) comes out as whole prefixed pieces, the rest marked [cont]', () => {
+    const { out, writes } = inherited();
+    out.write(text(LINE_MAX + 10) + '\n');
+    const all = writes.join('');
+    expect(all.split('\n').slice(0, -1).map((l) => l.slice(0, 4 + CONT.length))).toEqual(['w | ' + text(CONT.length), `w | ${CONT}`]);
+  });
+
+  test('to a file: the bytes as printed, no prefix; the tail still has the lines', () => {
+    const written: string[] = [];
+    const os = {
+      stdout: { write: () => { throw new Error('nothing goes to stdout'); } },
+      fs: { open: () => 3, write: (_fd: number, t: string) => void written.push(t), close: () => {} },
+    } as unknown as Os;
+    const lines = new Lines();
+    const out = new Output(os, '/var/log/w.log', 'stdout', lines, 'w | ');
+    out.write('a\nb');
+    out.end();
+    expect(written.join('')).toBe('a\nb');
+    expect(lines.last(5)).toEqual(['a', 'b']);
   });
 });

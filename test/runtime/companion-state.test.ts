@@ -2,12 +2,23 @@
 // property test that drives it with random inputs against a small world (one
 // child at most, monotonic time) and checks DESIGN's rules after every step.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Signal } from '../../src/os/types.js';
 import { parseCompanions, type CompanionConfig } from '../../src/runtime/companions/config.js';
 import {
-  TRANSITIONS, backoffDelay, initial, step, type Action, type Companion, type Input, type State,
+  TRANSITIONS, backoffDelay, exitExpected, initial, restarts, step, type Action, type Companion, type Input, type State,
 } from '../../src/runtime/companions/state.js';
+import { probe } from '../../src/runtime/probe.js';
+
+/** Every state change step makes, as the probe hears it: "FROM>TO (cause)". */
+const moves: string[] = [];
+beforeEach(() => {
+  moves.length = 0;
+  probe.transition = (_name, from, to, cause) => void moves.push(`${from}>${to} (${cause})`);
+});
+afterEach(() => {
+  probe.transition = undefined;
+});
 
 /** A config from file-style input (seconds), defaults filled. */
 function cfg(fields: Record<string, unknown> = {}): CompanionConfig {
@@ -39,11 +50,126 @@ function running(config = cfg()): Companion {
 }
 
 describe('the transition table', () => {
-  it('has every state, no self-loops, and nothing leads to EXITED', () => {
-    const states: State[] = ['STOPPED', 'STARTING', 'RUNNING', 'BACKOFF', 'STOPPING', 'EXITED', 'FATAL'];
+  const states: State[] = ['STOPPED', 'STARTING', 'RUNNING', 'BACKOFF', 'STOPPING', 'EXITED', 'FATAL'];
+
+  it('has every state and no self-loops', () => {
     expect(Object.keys(TRANSITIONS).sort()).toEqual([...states].sort());
     for (const s of states) expect(TRANSITIONS[s]).not.toContain(s);
-    expect(states.filter((s) => TRANSITIONS[s].includes('EXITED'))).toEqual([]);
+  });
+
+  it('reaches EXITED only from RUNNING, and leaves it by autorestart (BACKOFF), start/restart/reconfigure (STARTING) or stop', () => {
+    expect(states.filter((s) => TRANSITIONS[s].includes('EXITED'))).toEqual(['RUNNING']);
+    expect([...TRANSITIONS.RUNNING].sort()).toEqual(['EXITED', 'STOPPING']);
+    expect([...TRANSITIONS.EXITED].sort()).toEqual(['BACKOFF', 'STARTING', 'STOPPED']);
+  });
+
+  // The table is the one source of truth: take a row out and the machine refuses the move it allowed.
+  const without = (from: State, to: State, body: () => void) => {
+    const row = TRANSITIONS[from] as State[];
+    const at = row.indexOf(to);
+    expect(at).toBeGreaterThanOrEqual(0);
+    row.splice(at, 1);
+    try {
+      body();
+    } finally {
+      row.splice(at, 0, to);
+    }
+  };
+  const exitedKept = () => step(running(cfg({ autorestart: false })), exited(0), 5000).next;
+
+  it.each<[State, State, () => void]>([
+    ['RUNNING', 'EXITED', () => step(running(cfg({ autorestart: false })), exited(0), 5000)],
+    ['EXITED', 'BACKOFF', () => step(running(), exited(1), 5000)],
+    ['EXITED', 'STARTING', () => step(exitedKept(), T.start, 6000)],
+    ['EXITED', 'STOPPED', () => step(exitedKept(), T.stop, 6000)],
+  ])('refuses %s -> %s once its row is gone', (from, to, move) => {
+    expect(move).not.toThrow();
+    without(from, to, () => expect(move).toThrow(`companion w: ${from} -> ${to} is not an allowed transition`));
+  });
+});
+
+describe('EXITED: autorestart and exitcodes (supervisord)', () => {
+  it('autorestart true (the default): an exit past startsecs goes EXITED, then BACKOFF in the same step, whatever the code', () => {
+    for (const [code, level, text] of [[0, 'info', 'exited with code 0 (expected)'], [3, 'warning', 'exited with code 3 unexpectedly']] as const) {
+      const c = running();
+      moves.length = 0;
+      const r = step(c, exited(code), 5000);
+      expect(moves).toEqual([`RUNNING>EXITED (exit ${code})`, `EXITED>BACKOFF (exit ${code})`]);
+      expect(r.next).toMatchObject({ state: 'BACKOFF', pid: null, failures: 1, deadline: 6000, lastExit: { code, signal: null, at: 5000 } });
+      expect(logs(r.actions)).toEqual([`${level}: companion w: pid 10 ${text}`, 'warning: companion w: backing off 1 s before restarting (failure 1)']);
+    }
+  });
+
+  it('autorestart false: EXITED stays, expected or not, and nothing automatic starts it again; it is said once', () => {
+    const c = cfg({ autorestart: false });
+    const up = running(c);
+    moves.length = 0;
+    const ok = step(up, exited(0), 5000);
+    expect(moves).toEqual(['RUNNING>EXITED (exit 0)']);
+    expect(ok.next).toMatchObject({ state: 'EXITED', pid: null, deadline: null, failures: 0, wanted: true, lastExit: { code: 0, signal: null, at: 5000 } });
+    expect(ok.actions).toEqual([{ a: 'log', level: 'info', message: 'companion w: pid 10 exited with code 0 (expected), not restarted (autorestart false); drover ctl start w runs it again' }]);
+    expect(run(ok.next, [[6000, T.tick], [99_999, T.tick]]).actions).toEqual([]);
+    const bad = step(running(c), exited(3), 5000);
+    expect(bad.next.state).toBe('EXITED');
+    expect(logs(bad.actions)).toEqual(['warning: companion w: pid 10 exited with code 3 (unexpected), not restarted (autorestart false); drover ctl start w runs it again']);
+    expect(step(running(c), exited(null, 'SIGKILL'), 5000).next.state).toBe('EXITED');
+  });
+
+  it('autorestart "unexpected": an exit code in exitcodes stays EXITED; any other code, or a signal, is restarted', () => {
+    const c = cfg({ autorestart: 'unexpected', exitcodes: [0, 2] });
+    for (const code of [0, 2]) {
+      const r = step(running(c), exited(code), 5000);
+      expect(r.next).toMatchObject({ state: 'EXITED', deadline: null });
+      expect(logs(r.actions)).toEqual([`info: companion w: pid 10 exited with code ${code} (expected), not restarted (autorestart "unexpected", exitcodes [0, 2]); drover ctl start w runs it again`]);
+    }
+    for (const [code, signal] of [[1, null], [3, null], [null, 'SIGKILL'], [null, 'SIGTERM']] as const) {
+      const up = running(c);
+      moves.length = 0;
+      const r = step(up, exited(code, signal), 5000);
+      expect(r.next).toMatchObject({ state: 'BACKOFF', failures: 1, deadline: 6000 });
+      expect(moves).toEqual([`RUNNING>EXITED (exit ${signal ?? code})`, `EXITED>BACKOFF (exit ${signal ?? code})`]);
+      expect(nolog(r.actions)).toEqual([]);
+    }
+  });
+
+  it('an exit before startsecs is a failed start whatever autorestart says: BACKOFF, then FATAL after startretries', () => {
+    for (const autorestart of [false, 'unexpected'] as const) {
+      let c = initial(cfg({ autorestart, startretries: 2, restart_delay: 0 }), 0);
+      c = run(c, [[0, T.tick], [0, spawned(7)], [500, exited(0)]]).c;
+      expect(c).toMatchObject({ state: 'BACKOFF', failures: 1 });
+      c = run(c, [[500, T.tick], [500, spawned(8)], [900, exited(0)]]).c;
+      expect(c).toMatchObject({ state: 'FATAL', failures: 2 });
+    }
+    expect(moves.some((m) => m.includes('EXITED'))).toBe(false);
+  });
+
+  it('with startsecs 0 a quick job is RUNNING at once, so its exit is judged by autorestart', () => {
+    const c = run(initial(cfg({ autorestart: false, startsecs: 0 }), 0), [[0, T.tick], [0, spawned(7)], [1, exited(0)]]).c;
+    expect(c.state).toBe('EXITED');
+  });
+
+  it('start and restart run an EXITED companion again (failures reset); stop makes it STOPPED; a changed config starts it', () => {
+    const c = step(running(cfg({ autorestart: false })), exited(0), 5000).next;
+    for (const input of [T.start, T.restart]) {
+      moves.length = 0;
+      const r = step({ ...c, failures: 3 }, input, 6000);
+      expect(r.next).toMatchObject({ state: 'STARTING', pid: null, failures: 0, wanted: true });
+      expect(nolog(r.actions)).toEqual([{ a: 'spawn', config: c.config }]);
+      expect(moves).toEqual([`EXITED>STARTING (${input.t})`]);
+    }
+    const s = step(c, T.stop, 6000);
+    expect(s.next).toMatchObject({ state: 'STOPPED', wanted: false });
+    const next = cfg({ autorestart: false, command: ['w', '--v2'] });
+    const r = step(c, { t: 'reconfigure', config: next }, 6000);
+    expect(r.next).toMatchObject({ state: 'STARTING', config: next });
+    expect(nolog(r.actions)).toEqual([{ a: 'spawn', config: next }]);
+  });
+
+  it('exitExpected: a code in exitcodes; a signal never', () => {
+    const c = cfg({ exitcodes: [0, 143] });
+    expect([exitExpected(c, 0, null), exitExpected(c, 143, null), exitExpected(c, 1, null), exitExpected(c, null, 'SIGTERM')]).toEqual([true, true, false, false]);
+    expect([restarts(cfg(), true), restarts(cfg({ autorestart: false }), false), restarts(cfg({ autorestart: 'unexpected' }), true), restarts(cfg({ autorestart: 'unexpected' }), false)])
+      .toEqual([true, false, false, true]);
   });
 });
 
@@ -383,6 +509,8 @@ const configArb = fc.record({
   backoff: fc.constantFrom('fixed', 'exponential'),
   backoff_max: fc.constantFrom(0.5, 1, 3),
   autostart: fc.boolean(),
+  autorestart: fc.constantFrom(true, false, 'unexpected'),
+  exitcodes: fc.constantFrom([0], [0, 1], [1]),
   argv: fc.constantFrom('a', 'b', 'c'),
 }).map(({ argv, ...f }) => cfg({ ...f, command: ['w', argv] }));
 
@@ -428,11 +556,26 @@ function simulate(configs: CompanionConfig[], cmds: Cmd[]): void {
 
   const feed = (input: Input): Action[] => {
     const before = c;
+    moves.length = 0;
     const { next, actions } = step(c, input, now);
     const where = `${before.state} + ${JSON.stringify(input)} @${now}`;
-    // Only allowed transitions; EXITED is never reached.
-    if (next.state !== before.state) expect(TRANSITIONS[before.state], where).toContain(next.state);
-    expect(next.state, where).not.toBe('EXITED');
+    // Only allowed transitions, each one (a step may make two: RUNNING -> EXITED -> BACKOFF), in a chain from the old state to the new.
+    let at = before.state;
+    for (const m of moves) {
+      const [from, to] = m.split(' ')[0]!.split('>') as [State, State];
+      expect(from, where).toBe(at);
+      expect(TRANSITIONS[from], `${where}: ${m}`).toContain(to);
+      at = to;
+    }
+    expect(at, where).toBe(next.state);
+    // EXITED: only a process that outlived startsecs and ended on its own; it stays there only when autorestart says so.
+    if (moves.some((m) => m.startsWith('RUNNING>EXITED'))) {
+      expect(crash, `${where}: EXITED without a crash`).toBe(true);
+      const expected = input.t === 'exited' && input.signal === null && before.config.exitcodes.includes(input.code!);
+      const again = before.config.autorestart === true || (before.config.autorestart === 'unexpected' && !expected);
+      expect(next.state, where).toBe(again ? 'BACKOFF' : 'EXITED');
+      saw(again ? 'EXITED, restarted' : expected ? 'EXITED, expected, kept' : 'EXITED, unexpected, kept');
+    } else expect(next.state === 'EXITED' && before.state !== 'EXITED', `${where}: EXITED not from RUNNING`).toBe(false);
     // At most one child: a spawn only with none live and none pending, one per step.
     const spawns = actions.filter((a) => a.a === 'spawn');
     expect(spawns.length, where).toBeLessThanOrEqual(1);
@@ -440,6 +583,11 @@ function simulate(configs: CompanionConfig[], cmds: Cmd[]): void {
       expect(live === null && !pending, `${where}: spawn with a child live or pending`).toBe(true);
       // A manual stop is undone only by a start or a restart.
       expect(byHand && input.t !== 'start' && input.t !== 'restart', `${where}: spawn after a manual stop`).toBe(false);
+      // A companion left EXITED runs again only when asked (or given a new config), never by time.
+      if (before.state === 'EXITED') {
+        expect(['start', 'restart', 'reconfigure'], `${where}: spawn of an EXITED companion`).toContain(input.t);
+        saw('EXITED started again');
+      }
       pending = true;
     }
     for (const a of actions) {
@@ -479,6 +627,7 @@ function simulate(configs: CompanionConfig[], cmds: Cmd[]): void {
       expect(crash, `${where}: a crash of a started process went FATAL`).toBe(false);
       saw('FATAL');
     }
+    if (next.state === 'EXITED') expect(next.deadline, where).toBeNull();
     // RUNNING only after startsecs alive.
     if (next.state === 'RUNNING' && before.state !== 'RUNNING') expect(now - spawnedAt, where).toBeGreaterThanOrEqual(startsecsOfLive);
     if (byHand && input.t !== 'start' && input.t !== 'restart') expect(next.wanted, where).toBe(false);
@@ -595,6 +744,7 @@ describe('model-based: random inputs against the rules', () => {
     );
     for (const event of [
       'KILL at the deadline', 'backoff', 'exponential backoff', 'backoff at its cap', 'FATAL', 'respawn after the reap',
+      'EXITED, restarted', 'EXITED, expected, kept', 'EXITED, unexpected, kept', 'EXITED started again',
       'stopped through the exit', 'reconfigure restarts', 'reconfigure starts', 'reconfigure parks the config', 'stop waits for a pending spawn',
     ]) expect(seen[event] ?? 0, JSON.stringify(seen)).toBeGreaterThan(0);
   });

@@ -1,8 +1,8 @@
 // Companions on the real OS: real processes, a real control socket (the
 // arbiter's, forwarding companion commands to the manager), and the
 // no-orphan guarantee under SIGKILL of the arbiter.
-import { execFile } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, expect, test } from 'vitest';
@@ -158,4 +158,69 @@ test('the manager SIGKILLed during a stop: ctl gets an error at once, then the n
   expect(fresh).toBeGreaterThan(0);
   d.kill('SIGTERM');
   expect((await d.exited(20_000)).code).toBe(0);
+});
+
+// ------------------------------------------------------------ one-shots, numprocs, prefixed output
+
+const NODE = process.execPath;
+const statusJson = async (sock: string, name?: string) => JSON.parse((await ctl('--socket', sock, '--json', 'status', ...(name ? [name] : []))).out);
+
+/** Waits until `cond` holds, polling every 100 ms for up to `ms`. */
+async function until(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (await cond()) return true;
+  return cond();
+}
+
+test('a real one-shot (node -e "process.exit(0)") reaches EXITED and is not restarted; start runs it again', async () => {
+  const { sock, d } = await withCompanions(() => [
+    { name: 'migrate', command: [NODE, '-e', 'process.exit(0)'], autorestart: false, startsecs: 0 },
+    { name: 'checker', command: [NODE, '-e', 'setTimeout(() => process.exit(3), 300)'], autorestart: 'unexpected', exitcodes: [0, 3], startsecs: 0.1 },
+  ]);
+  await d.waitFor(/companion manager \d+ running/);
+  expect(await until(async () => (await statusJson(sock)).companions.every((c: any) => c.state === 'EXITED'))).toBe(true);
+  await sleep(2000); // restart_delay is 1 s: a restart would have come by now
+  const s = await statusJson(sock);
+  expect(s.companions.map((c: any) => [c.name, c.state, c.exits, c.description])).toEqual([
+    ['migrate', 'EXITED', 1, 'exited with code 0 (expected), not restarted'],
+    ['checker', 'EXITED', 1, 'exited with code 3 (expected), not restarted'],
+  ]);
+  expect(d.log().match(/companion migrate: pid \d+ exited/g)).toHaveLength(1);
+  expect(d.log()).toMatch(/companion migrate: pid \d+ exited with code 0 \(expected\), not restarted \(autorestart false\); drover ctl start migrate runs it again/);
+  const start = await ctl('--socket', sock, 'start', 'migrate');
+  expect(start.code).toBe(0);
+  expect(await until(async () => (await statusJson(sock, 'migrate')).companions[0].exits === 2)).toBe(true);
+  expect((await statusJson(sock, 'migrate')).companions[0].state).toBe('EXITED');
+  d.kill('SIGTERM');
+  expect((await d.exited()).code).toBe(0);
+});
+
+test('numprocs 2 runs two real processes with DROVER_PROCESS_NUM 0 and 1; inherited lines come out whole, prefixed with the copy\'s name', async () => {
+  // Each copy prints its number and, 40 ms apart, the two halves of a line; the manager's title is set.
+  const script = 'const n = process.env.DROVER_PROCESS_NUM; console.log("num=" + n); process.stdout.write("half " + n + " "); ' +
+    'setTimeout(() => process.stdout.write("whole\\n"), 40); setInterval(() => {}, 1000)';
+  const { dir, sock, d } = await withCompanions((dir) => [
+    { name: 'w', command: [NODE, '-e', script], numprocs: 2, startsecs: 0.2 },
+    { name: 'filed', command: [NODE, '-e', script], stdout: join(dir, 'filed.log'), startsecs: 0.2 },
+  ]);
+  await d.waitFor(/companion manager \d+ running/);
+  const filed = () => (existsSync(join(dir, 'filed.log')) ? readFileSync(join(dir, 'filed.log'), 'utf8') : '');
+  expect(await until(() => /w:0 \| half 0 whole\n/.test(d.log()) && /w:1 \| half 1 whole\n/.test(d.log()) && filed().endsWith('whole\n'))).toBe(true);
+  const log = d.log();
+  expect(log).toContain('w:0 | num=0\n');
+  expect(log).toContain('w:1 | num=1\n');
+  expect(log).not.toMatch(/half \d+ (?!whole)/); // no line broken by another's
+  expect(log).not.toContain('filed |');
+  expect(filed()).toBe('num=0\nhalf 0 whole\n');
+  const s = await statusJson(sock);
+  expect(s.companions.map((c: any) => [c.name, c.state])).toEqual([['w:0', 'RUNNING'], ['w:1', 'RUNNING'], ['filed', 'RUNNING']]);
+  const pids = s.companions.slice(0, 2).map((c: any) => c.pid as number);
+  expect(new Set(pids).size).toBe(2);
+  expect(pids.every(alive)).toBe(true);
+  const manager = Number((await ctl('--socket', sock, '--json', 'pid')).out.match(/"pid":\s*(\d+)/)![1]);
+  expect(execFileSync('ps', ['-o', 'args=', '-p', String(manager)], { encoding: 'utf8' }).trim()).toBe('drover: companion manager');
+  expect((await ctl('--socket', sock, 'stop', 'w')).code).toBe(0);
+  expect(await until(() => !pids.some(alive))).toBe(true);
+  d.kill('SIGTERM');
+  expect((await d.exited()).code).toBe(0);
+  expect(alive(s.companions[2].pid)).toBe(false);
 });

@@ -32,6 +32,27 @@ const commands = programs(import.meta.url, {
     os.stderr.write('crashing\n');
     os.exit(3);
   },
+  // A one-shot: job CODE MS prints a line, lives MS ms and exits with CODE.
+  job: async (os: Os, args) => {
+    os.stdout.write(`job ${os.env.DROVER_PROCESS_NUM} running\n`);
+    await os.sleep(Number(args[1] ?? 100));
+    os.exit(Number(args[0] ?? 0));
+  },
+  // Says which copy it is, then lives on; each line written in pieces, 30 ms apart, the last without its newline.
+  copy: async (os: Os) => {
+    for (let i = 0; i < 3; i++) {
+      os.stdout.write(`copy ${os.env.DROVER_PROCESS_NUM} `);
+      await os.sleep(30);
+      os.stdout.write(`line ${i}${i < 2 ? '\n' : ''}`);
+      await os.sleep(30);
+    }
+    os.timer(1e9, () => {});
+  },
+  // Prints a line, then one without a newline, and exits.
+  last: async (os: Os) => {
+    os.stderr.write('first\nno newline');
+    os.exit(0);
+  },
 });
 
 function config(companions: object[], extra: object = {}): string {
@@ -322,4 +343,174 @@ test('a companion scenario replays bit for bit from its seed', async () => {
     return r.k.traceHash();
   };
   expect(await once()).toBe(await once());
+});
+
+// ------------------------------------------------------------ one-shots, numprocs, prefixed output
+
+const status1 = async (c: Ctl, name: string) => (await ctl(c, { cmd: 'status', name })).companions[0];
+/** Lines of the drover log (the arbiter's and so the manager's stdout and stderr) that match. */
+const lines = (c: Ctl, re: RegExp) => c.log().split('\n').filter((l) => re.test(l));
+
+test('autorestart false: a job that exits 0 after startsecs is EXITED, said once, not restarted; start runs it again', async () => {
+  await run(40, [{ name: 'migrate', command: ['job', '0', '1500'], autorestart: false }], async (c) => {
+    await ready(c);
+    await c.waitLog(/companion migrate: pid \d+ exited with code 0/);
+    await c.os.sleep(5000);
+    const s = await status1(c, 'migrate');
+    expect(s).toMatchObject({ state: 'EXITED', pid: null, exits: 1, last_exit: { code: 0, signal: null } });
+    expect(s.description).toBe('exited with code 0 (expected), not restarted');
+    expect(lines(c, /companion migrate: .*exited/)).toEqual([expect.stringMatching(/\[INFO\] companion migrate: pid \d+ exited with code 0 \(expected\), not restarted \(autorestart false\); drover ctl start migrate runs it again$/)]);
+    expect(lines(c, /companion migrate: .*(BACKOFF|backing off|retrying)/)).toEqual([]);
+    expect(alive(c, 'job')).toEqual([]);
+    const again = await ctl(c, { cmd: 'start', name: 'migrate' });
+    expect(again.companions[0].state).toBe('RUNNING');
+    await c.os.sleep(3000);
+    expect(await status1(c, 'migrate')).toMatchObject({ state: 'EXITED', exits: 2 });
+  });
+});
+
+test('autorestart "unexpected": an exit code in exitcodes stays EXITED, another one is restarted after restart_delay', async () => {
+  const one = (name: string, code: number) => ({ name, command: ['job', String(code), '1200'], autorestart: 'unexpected', exitcodes: [0, 2], restart_delay: 0.5 });
+  await run(41, [one('expected', 2), one('unexpected', 1)], async (c) => {
+    await ready(c);
+    await c.os.sleep(6000);
+    const [e, u] = (await ctl(c, { cmd: 'status' })).companions;
+    expect(e).toMatchObject({ name: 'expected', state: 'EXITED', exits: 1, description: 'exited with code 2 (expected), not restarted' });
+    expect(u.name).toBe('unexpected');
+    expect(u.exits).toBeGreaterThanOrEqual(3); // 1.2 s up, 0.5 s off: restarted every time
+    expect(['RUNNING', 'STARTING', 'BACKOFF']).toContain(u.state);
+    expect(c.log()).toMatch(/\[WARNING\] companion unexpected: pid \d+ exited with code 1 unexpectedly\n.*backing off 0.5 s/);
+  });
+});
+
+test('autorestart true (the default) restarts even an exit 0; an exit before startsecs is a failed start whatever autorestart says', async () => {
+  await run(42, [
+    { name: 'daemon', command: ['job', '0', '1200'], restart_delay: 0.5 },
+    { name: 'quick', command: ['job', '0', '100'], autorestart: false, startretries: 2, restart_delay: 0.2 },
+  ], async (c) => {
+    await ready(c);
+    await c.os.sleep(5000);
+    const [d, q] = (await ctl(c, { cmd: 'status' })).companions;
+    expect(d.exits).toBeGreaterThanOrEqual(2);
+    expect(d.state).not.toBe('EXITED');
+    // 100 ms < startsecs (1 s): not a finished job but a start that failed, twice, so FATAL.
+    expect(q).toMatchObject({ state: 'FATAL', exits: 2 });
+  });
+});
+
+test('numprocs: copies NAME:0..N-1 with DROVER_PROCESS_NUM, each supervised on its own; a group name acts on all, NAME:i on one', async () => {
+  await run(43, [{ name: 'w', command: ['copy'], numprocs: 3 }, TICKER], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const s = await ctl(c, { cmd: 'status' });
+    expect(s.companions.map((x: any) => [x.name, x.state])).toEqual([['w:0', 'RUNNING'], ['w:1', 'RUNNING'], ['w:2', 'RUNNING'], ['ticker', 'RUNNING']]);
+    expect(new Set(s.companions.map((x: any) => x.pid)).size).toBe(4);
+    expect(alive(c, 'copy')).toHaveLength(3);
+    // Each copy knows its number, and its output says whose it is.
+    for (const i of [0, 1, 2]) expect(c.log()).toContain(`w:${i} | copy ${i} line 0\n`);
+    expect((await ctl(c, { cmd: 'status', name: 'w' })).companions.map((x: any) => x.name)).toEqual(['w:0', 'w:1', 'w:2']);
+    expect((await ctl(c, { cmd: 'status', name: 'w:1' })).companions.map((x: any) => x.name)).toEqual(['w:1']);
+    // One copy stopped, the others untouched.
+    const pid0 = (await ctl(c, { cmd: 'pid', name: 'w:0' })).pid;
+    expect((await ctl(c, { cmd: 'stop', name: 'w:1' })).companions.map((x: any) => [x.name, x.state])).toEqual([['w:1', 'STOPPED']]);
+    expect(alive(c, 'copy')).toHaveLength(2);
+    expect((await ctl(c, { cmd: 'pid', name: 'w:0' })).pid).toBe(pid0);
+    // The group: signal, stop, start act on every copy.
+    expect((await ctl(c, { cmd: 'signal', name: 'w', signal: 'WINCH' })).signalled.map((x: any) => x.name)).toEqual(['w:0', 'w:2']);
+    expect((await ctl(c, { cmd: 'stop', name: 'w' })).companions.map((x: any) => x.state)).toEqual(['STOPPED', 'STOPPED', 'STOPPED']);
+    expect(alive(c, 'copy')).toEqual([]);
+    expect((await ctl(c, { cmd: 'start', name: 'w' })).companions.map((x: any) => x.state)).toEqual(['RUNNING', 'RUNNING', 'RUNNING']);
+    expect((await ctl(c, { cmd: 'restart', name: 'w' })).companions.map((x: any) => x.state)).toEqual(['RUNNING', 'RUNNING', 'RUNNING']);
+    expect(alive(c, 'copy')).toHaveLength(3);
+    // pid and tail need one process.
+    expect(await ctl(c, { cmd: 'pid', name: 'w' })).toEqual({ ok: false, error: 'pid needs one process, and "w" runs 3 copies (numprocs): name one, w:0 to w:2' });
+    expect(await ctl(c, { cmd: 'tail', name: 'w' })).toEqual({ ok: false, error: 'tail needs one process, and "w" runs 3 copies (numprocs): name one, w:0 to w:2' });
+    // The tail goes on across its processes: the stopped one's last line (no newline) came at its EOF, then the new one's.
+    expect((await ctl(c, { cmd: 'tail', name: 'w:2', lines: 3 })).lines).toEqual(['copy 2 line 2', 'copy 2 line 0', 'copy 2 line 1']);
+    expect(await ctl(c, { cmd: 'stop', name: 'w:7' })).toEqual({ ok: false, error: 'no companion named "w:7"; companions: w:0..w:2, ticker' });
+  });
+});
+
+test('reread changing numprocs adds or removes copies; the copies that stay keep running', async () => {
+  const W = (numprocs: number) => ({ name: 'w', command: ['copy'], numprocs });
+  await run(44, [W(3)], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const pids = async () => Object.fromEntries((await ctl(c, { cmd: 'status' })).companions.map((x: any) => [x.name, x.pid]));
+    const before = await pids();
+    c.os.fs.writeFile(CONFIG, config([W(2)]));
+    expect(await ctl(c, { cmd: 'reread' })).toEqual({ ok: true, added: [], removed: ['w:2'], changed: [], unchanged: ['w:0', 'w:1'] });
+    await c.os.sleep(1500);
+    expect(await pids()).toEqual({ 'w:0': before['w:0'], 'w:1': before['w:1'] });
+    expect(alive(c, 'copy')).toHaveLength(2);
+    c.os.fs.writeFile(CONFIG, config([W(4)]));
+    expect(await ctl(c, { cmd: 'reread' })).toEqual({ ok: true, added: ['w:2', 'w:3'], removed: [], changed: [], unchanged: ['w:0', 'w:1'] });
+    await c.os.sleep(1500);
+    const after = await pids();
+    expect(Object.keys(after)).toEqual(['w:0', 'w:1', 'w:2', 'w:3']);
+    expect([after['w:0'], after['w:1']]).toEqual([before['w:0'], before['w:1']]);
+    expect(alive(c, 'copy')).toHaveLength(4);
+    expect(c.log()).toContain('w:3 | copy 3 line 0\n');
+    // Back to one: the plain name, the copies gone.
+    c.os.fs.writeFile(CONFIG, config([W(1)]));
+    expect(await ctl(c, { cmd: 'reread' })).toMatchObject({ ok: true, added: ['w'], removed: ['w:0', 'w:1', 'w:2', 'w:3'] });
+    await c.os.sleep(3000);
+    expect((await ctl(c, { cmd: 'status' })).companions.map((x: any) => x.name)).toEqual(['w']);
+    expect(alive(c, 'copy')).toHaveLength(1);
+    expect(c.log()).toContain('w | copy 0 line 0\n');
+  });
+});
+
+test('inherited output is prefixed NAME | a whole line at a time; a file gets the bytes as printed; a last line without newline comes out at EOF', async () => {
+  await run(45, [
+    { name: 'a', command: ['copy'] },
+    { name: 'b', command: ['copy'], numprocs: 2 },
+    { name: 'filed', command: ['copy'], stdout: '/tmp/filed.log' },
+    { name: 'last', command: ['last'], autorestart: false, startsecs: 0 },
+  ], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const log = c.log();
+    // Three writers print pieces of lines 30 ms apart: every line is whole and named.
+    for (const name of ['a', 'b:0', 'b:1']) {
+      const n = name === 'b:1' ? 1 : 0;
+      expect(lines(c, new RegExp(`^${name} \\| `))).toEqual([`${name} | copy ${n} line 0`, `${name} | copy ${n} line 1`]);
+    }
+    expect(log).not.toMatch(/copy \d+ copy/);
+    expect(log).not.toContain('filed |');
+    expect(c.os.fs.readFile('/tmp/filed.log')).toBe('copy 0 line 0\ncopy 0 line 1\ncopy 0 line 2');
+    // stderr too, and the line left without its newline when the process ended.
+    expect(lines(c, /^last \| /)).toEqual(['last | first', 'last | no newline']);
+    expect((await ctl(c, { cmd: 'tail', name: 'last', stream: 'stderr' })).lines).toEqual(['first', 'no newline']);
+  });
+});
+
+test('tail numbers lines across restarts: next, after, and dropped', async () => {
+  await run(46, [TICKER], async (c) => {
+    await ready(c);
+    await c.os.sleep(1050);
+    const t = await ctl(c, { cmd: 'tail', name: 'ticker', lines: 3 });
+    expect(t.ok).toBe(true);
+    expect(t.next).toBeGreaterThanOrEqual(9);
+    expect(t.lines).toEqual([`tick ${t.next - 3}`, `tick ${t.next - 2}`, `tick ${t.next - 1}`]);
+    expect(t.dropped).toBeUndefined();
+    await c.os.sleep(500);
+    // A follower asks from its last `next`: what came since, none missing.
+    const f = await ctl(c, { cmd: 'tail', name: 'ticker', lines: 100, after: t.next });
+    expect(f.lines[0]).toBe(`tick ${t.next}`);
+    expect(f.next).toBe(t.next + f.lines.length);
+    expect(f.dropped).toBeUndefined();
+    // Asking for fewer than came: the newest, and how many were skipped.
+    const g = await ctl(c, { cmd: 'tail', name: 'ticker', lines: 2, after: t.next });
+    expect(g).toMatchObject({ next: f.next, dropped: f.lines.length - 2, lines: f.lines.slice(-2) });
+    // Nothing new yet: an empty answer with the same next.
+    expect(await ctl(c, { cmd: 'tail', name: 'ticker', after: g.next + 1000 })).toMatchObject({ lines: [], next: expect.any(Number) });
+    // A restart goes on counting: the new process's first line follows the old one's last.
+    const before = (await ctl(c, { cmd: 'tail', name: 'ticker', lines: 1 })).next;
+    await ctl(c, { cmd: 'restart', name: 'ticker' });
+    await c.os.sleep(300);
+    const r = await ctl(c, { cmd: 'tail', name: 'ticker', lines: 100, after: before });
+    expect(r.lines).toContain('tick 0');
+    expect(r.next).toBeGreaterThan(before);
+  }, { companion_stdout: 'inherit' });
 });

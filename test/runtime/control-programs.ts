@@ -10,6 +10,10 @@ import { serveControl, type Handler } from '../../src/runtime/control/server.js'
 /** What the fake answers to stats: a serving generation with lanes and a draining one without. */
 export const FAKE_STATS: LanesReport = {
   lanes: true,
+  processes: [
+    { pid: 101, role: 'fast', generation: 2, state: 'serving', rss: 52_428_800, served: 120, inflight: 1, elu: 0.25, uptimeMs: 65_000 },
+    { pid: 102, role: 'slow', generation: 2, state: 'serving', rss: 61_865_984, served: 7, inflight: 0, elu: 0.5, uptimeMs: 64_000 },
+  ],
   slowThresholdMs: 500,
   generations: [
     {
@@ -33,12 +37,39 @@ interface Fake {
   exits: number;
 }
 
+/** The fake's scale bounds, as min_workers and max_workers. */
+export const FAKE_MIN = 2;
+export const FAKE_MAX = 8;
+
+/**
+ * A log that grows with time, numbered as the manager numbers lines:
+ * `rate` lines every 100 ms from the fake's start, the newest `ring` kept.
+ * Answers a tail request as the protocol says: without `after` the last
+ * `lines`; with it those from `after` on (the newest `lines` when more),
+ * and `dropped` for the ones left out.
+ */
+function growingTail(os: Os, t0: number, rate: number, ring: number, req: Extract<Request, { cmd: 'tail' }>): Reply {
+  const next = Math.floor((os.now() - t0) / 100) * rate;
+  const oldest = Math.max(0, next - ring);
+  const start = req.after === undefined ? oldest : Math.min(Math.max(req.after, oldest), next);
+  const from = Math.max(start, next - req.lines);
+  const lines = Array.from({ length: next - from }, (_, i) => `${req.name} ${from + i}`);
+  const dropped = req.after !== undefined && req.after < from ? from - req.after : 0;
+  return { ok: true, name: req.name, stream: req.stream, lines, next, ...(dropped > 0 ? { dropped } : {}) };
+}
+
 /**
  * A manager's worth of answers over an in-memory table. Special names:
  * `boom` throws, `bad` returns no reply, `slow` takes 500 ms, `flaky` never
- * stays up (start ends in BACKOFF).
+ * stays up (start ends in BACKOFF). tail: `ticker` grows a line every 100
+ * ms, `burst` 30 (its ring keeps 40); other names answer as a manager from
+ * before tail -f (no `next`). reload: generation 4, 5, ... after `ms` (0),
+ * or fails with `error`, as the JSON in the file `reloadPlan` (if given and
+ * there) says. scale: within FAKE_MIN..FAKE_MAX.
  */
-export function fakeHandler(os: Os, calls: Request[] = []): Handler {
+export function fakeHandler(os: Os, calls: Request[] = [], reloadPlan?: string): Handler {
+  const t0 = os.now();
+  let generation = 3;
   let nextPid = 4000;
   const table = new Map<string, Fake>();
   const add = (name: string, state: CompanionState) =>
@@ -106,18 +137,31 @@ export function fakeHandler(os: Os, calls: Request[] = []): Handler {
         return typeof got === 'string' ? { ok: false, error: got } : { ok: true, pid: got[0]![1].pid };
       }
       case 'tail':
+        if (req.name === 'ticker') return growingTail(os, t0, 1, 1000, req);
+        if (req.name === 'burst') return growingTail(os, t0, 30, 40, req);
         return { ok: true, name: req.name, stream: req.stream, lines: Array.from({ length: req.lines }, (_, i) => `${req.stream} line ${i + 1}`) };
       case 'version':
         return { ok: true, version: '0.1.0-test' };
       case 'stats':
         return { ok: true, ...FAKE_STATS };
+      case 'reload': {
+        const plan = (reloadPlan !== undefined && os.fs.exists(reloadPlan) ? JSON.parse(os.fs.readFile(reloadPlan)) : {}) as { ms?: number; error?: string };
+        if (plan.ms !== undefined) await os.sleep(plan.ms);
+        if (plan.error !== undefined) return { ok: false, error: `reload failed, the running config stays in force: ${plan.error}` };
+        return { ok: true, generation: ++generation };
+      }
+      case 'scale':
+        if (req.workers < FAKE_MIN) return { ok: false, error: `scale: ${req.workers} is below min_workers (${FAKE_MIN}); lower min_workers in the config and reload first` };
+        if (req.workers > FAKE_MAX) return { ok: false, error: `scale: ${req.workers} is above max_workers (${FAKE_MAX}); raise max_workers in the config and reload first` };
+        return { ok: true, workers: req.workers, min: FAKE_MIN, max: FAKE_MAX };
     }
   };
 }
 
 export const controlPrograms = programs(import.meta.url, {
   /**
-   * control-server PATH [MAX_LINE|-] [MAX_CONNECTIONS] [IDLE_MS]: serves the fake handler on PATH; says
+   * control-server PATH [MAX_LINE|-] [MAX_CONNECTIONS] [IDLE_MS]: serves the fake handler on PATH (its reload plan
+   * in PATH.reload); says
    * {listening} (or {error, code}, then idles) on its channel; TERM closes it and exits.
    */
   'control-server': async (os, args) => {
@@ -125,7 +169,7 @@ export const controlPrograms = programs(import.meta.url, {
     try {
       const num = (i: number) => (args[i] === undefined || args[i] === '-' ? undefined : Number(args[i]));
       const opts = { maxLine: num(1), maxConnections: num(2), idleMs: num(3) };
-      const server = await serveControl(os, args[0]!, fakeHandler(os), log, Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
+      const server = await serveControl(os, args[0]!, fakeHandler(os, [], `${args[0]}.reload`), log, Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)));
       os.onSignal('SIGTERM', () => {
         server.close();
         os.exit(0);

@@ -1,8 +1,9 @@
 // The control socket on the real OS: a real Unix socket file (mode 0600),
 // stale and live paths through the Node adapter, hostile input over a raw
 // net connection, and `drover ctl` run as a real process against a test
-// server (serveControl with the fake handler). Every process started here is
-// killed and reaped in afterEach.
+// server (serveControl with the fake handler), and against a real drover
+// (reload, scale, top). Every process started here is killed and reaped in
+// afterEach.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -12,14 +13,16 @@ import { createNodeOs } from '../../src/os/node/index.js';
 import type { Os } from '../../src/os/types.js';
 import { inbox, reap } from '../support/os.js';
 import { controlPrograms } from './control-programs.js';
-import { removeTmp, tmp } from './drover.js';
+import { APPS, freePort, removeTmp, startDrover, tmp, type Drover } from './drover.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'drover.js');
 const os: Os = createNodeOs({ programs: [controlPrograms] });
 
 const servers: number[] = [];
 const dirs: string[] = [];
+const drovers: Drover[] = [];
 afterEach(async () => {
+  for (const d of drovers.splice(0)) await d.cleanup();
   for (const pid of servers.splice(0)) {
     try {
       os.kill(-pid, 'SIGKILL');
@@ -186,4 +189,40 @@ describe('control socket on the real OS', () => {
     expect(await ctl(['--config', join(project, 'drover.config.json'), 'version'])).toMatchObject({ code: 0, out: 'drover 0.1.0-test\n' });
     expect(await ctl(['pid', 'scheduler'], { cwd: project })).toMatchObject({ code: 0, out: expect.stringMatching(/^\d+\n$/) });
   });
+});
+
+describe('drover ctl against a real drover', () => {
+  test('reload answers once the new generation serves; scale 3 makes 3 fast workers; top piped prints one frame with the worker pids', async () => {
+    const d = dir();
+    const path = join(d, 'ctl.sock');
+    const drover = startDrover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '2', '--min-workers', '1', '--max-workers', '4', '--control-socket', path], { XDG_RUNTIME_DIR: d });
+    drovers.push(drover);
+    await drover.waitFor(/worker \d+ booted[^]*worker \d+ booted/, 30_000);
+    const stats = async () => JSON.parse((await ctl(['-s', path, '--json', 'stats'])).out) as { generations: { generation: number }[]; processes: { pid: number; role: string; state: string; generation: number }[] };
+    expect((await stats()).generations[0]!.generation).toBe(1);
+
+    expect(await ctl(['-s', path, 'reload'])).toEqual({ code: 0, out: 'reloaded: generation 2 serving\n', err: '' });
+    const after = await stats();
+    expect(after.generations[0]!.generation).toBe(2);
+    expect(after.processes.filter((p) => p.role === 'fast' && p.generation === 2 && p.state === 'serving')).toHaveLength(2);
+
+    expect(await ctl(['-s', path, 'scale', '3'])).toEqual({ code: 0, out: 'workers: 3 (min 1, max 4)\n', err: '' });
+    const end = Date.now() + 20_000;
+    let fast: number[] = [];
+    while (Date.now() < end) {
+      fast = (await stats()).processes.filter((p) => p.role === 'fast' && p.generation === 2 && p.state === 'serving').map((p) => p.pid);
+      if (fast.length === 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(fast).toHaveLength(3);
+    expect(await ctl(['-s', path, 'scale', '9'])).toMatchObject({ code: 1, err: expect.stringMatching(/^drover ctl: scale: 9 is above max_workers \(4\)/) });
+
+    // stdout is a pipe here: one frame, no screen clearing, exit 0.
+    const top = await ctl(['-s', path, 'top']);
+    expect(top).toMatchObject({ code: 0, err: '' });
+    expect(top.out).not.toContain('\x1b');
+    expect(top.out).toMatch(new RegExp(`^drover \\S+ {2}arbiter ${drover.pid} {2}generation 2 serving {2}\\d{4}-`));
+    for (const pid of fast) expect(top.out).toMatch(new RegExp(`\\n *${pid} {2}fast {4}2 {2}serving +\\d+\\.\\d MiB `));
+    expect(top.out).toMatch(/\nno companions\n$/);
+  }, 60_000);
 });

@@ -72,7 +72,13 @@ describe('parseRequest', () => {
     expect(ok('{"cmd":"tail","name":"web","lines":100,"stream":"stderr"}')).toEqual({ cmd: 'tail', name: 'web', lines: 100, stream: 'stderr' });
     expect(ok(' {"cmd":"version"} \r')).toEqual({ cmd: 'version' });
     expect(ok('{"cmd":"stats"}')).toEqual({ cmd: 'stats' });
-    expect(Object.keys(COMMANDS).sort()).toEqual(['pid', 'reread', 'restart', 'signal', 'start', 'stats', 'status', 'stop', 'tail', 'version']);
+    expect(ok('{"cmd":"tail","name":"web","after":0}')).toEqual({ cmd: 'tail', name: 'web', lines: 50, stream: 'stdout', after: 0 });
+    expect(ok('{"cmd":"tail","name":"web","after":1234,"lines":10000}')).toEqual({ cmd: 'tail', name: 'web', lines: 10000, stream: 'stdout', after: 1234 });
+    expect(ok('{"cmd":"tail","name":"web","after":null}')).toEqual({ cmd: 'tail', name: 'web', lines: 50, stream: 'stdout' });
+    expect(ok('{"cmd":"reload"}')).toEqual({ cmd: 'reload' });
+    expect(ok('{"cmd":"scale","workers":1}')).toEqual({ cmd: 'scale', workers: 1 });
+    expect(ok('{"cmd":"scale","workers":100000}')).toEqual({ cmd: 'scale', workers: 100000 });
+    expect(Object.keys(COMMANDS).sort()).toEqual(['pid', 'reload', 'reread', 'restart', 'scale', 'signal', 'start', 'stats', 'status', 'stop', 'tail', 'version']);
   });
 
   test('the id is echoed: it comes back with a good request and with a refused one', () => {
@@ -106,6 +112,19 @@ describe('parseRequest', () => {
     ['{"cmd":"tail","name":"web","stream":"both"}', /^tail: "stream" must be "stdout" or "stderr", got string "both"/],
     ['{"cmd":"pid","name":"all"}', /^pid: "name" must name one companion/],
     ['{"cmd":"toString"}', /^unknown command "toString"/],
+    ['{"cmd":"tail","name":"web","after":-1}', /^tail: "after" must be a line sequence number \(a whole number, 0 or more\): the "next" of the last tail reply, got number -1/],
+    ['{"cmd":"tail","name":"web","after":1.5}', /^tail: "after" must be a line sequence number/],
+    ['{"cmd":"tail","name":"web","after":"7"}', /^tail: "after" must be a line sequence number .*, got string "7"/],
+    ['{"cmd":"tail","name":"web","after":1e300}', /^tail: "after" must be a line sequence number/],
+    ['{"cmd":"tail","name":"web","aftr":3}', /^tail: unknown argument "aftr"; did you mean "after"\?/],
+    ['{"cmd":"reload","generation":2}', /^reload: unknown argument "generation" \(reload takes no arguments; e\.g\. \{"cmd":"reload"\}\)/],
+    ['{"cmd":"reloda"}', /^unknown command "reloda"; did you mean "reload"\?/],
+    ['{"cmd":"scale"}', /^scale: missing "workers"; e\.g\. \{"cmd":"scale","workers":4\}/],
+    ['{"cmd":"scale","workers":0}', /^scale: "workers" must be a whole number of workers from 1 to 100000, got number 0/],
+    ['{"cmd":"scale","workers":2.5}', /^scale: "workers" must be a whole number of workers/],
+    ['{"cmd":"scale","workers":"4"}', /^scale: "workers" must be a whole number of workers .*, got string "4"/],
+    ['{"cmd":"scale","workers":100001}', /^scale: "workers" must be a whole number of workers from 1 to 100000, got number 100001/],
+    ['{"cmd":"scale","workers":null}', /^scale: "workers" must be a whole number of workers from 1 to 100000, got null/],
   ])('%j is refused: %s', (line, re) => {
     const d = parseRequest(line);
     expect(d.ok).toBe(false);
@@ -206,6 +225,9 @@ describe('drover ctl, without a socket', () => {
       ],
     });
     expect(parseCtlArgv(['--socket'])).toEqual({ ok: false, problems: ['--socket needs a value'] });
+    expect(parseCtlArgv(['tail', 'w', '-f'])).toMatchObject({ ok: true, args: { follow: true, timeoutMs: null, words: ['tail', 'w'] } });
+    expect(parseCtlArgv(['--follow', 'tail', 'w'])).toMatchObject({ ok: true, args: { follow: true } });
+    expect(parseCtlArgv(['tail', 'w', '--follow=yes'])).toEqual({ ok: false, problems: ['--follow takes no value'] });
   });
 
   test('each command line becomes its request, or a usage problem', () => {
@@ -224,7 +246,23 @@ describe('drover ctl, without a socket', () => {
     expect(req('tail', 'all')).toMatchObject({ ok: false, problem: 'tail takes one companion name, not all' });
     expect(req('tail', 'w', 'both')).toMatchObject({ ok: false, problem: 'tail: the stream is stdout or stderr, got "both"' });
     expect(commandRequest(['status'], 5)).toEqual({ ok: false, problem: '-n/--lines is for tail, not status' });
-    for (const cmd of Object.keys(COMMANDS)) expect(CTL_USAGE).toContain(`\n  ${cmd}`);
+    for (const cmd of [...Object.keys(COMMANDS), 'top']) expect(CTL_USAGE).toContain(`\n  ${cmd}`);
+    // reload, scale, top, tail -f.
+    expect(req('reload')).toEqual({ ok: true, req: { cmd: 'reload' } });
+    expect(req('reload', 'now')).toEqual({ ok: false, problem: 'reload takes 0 arguments, got 1: drover ctl reload' });
+    expect(req('scale', '4')).toEqual({ ok: true, req: { cmd: 'scale', workers: 4 } });
+    expect(req('scale')).toEqual({ ok: false, problem: 'scale takes 1 argument, got 0: drover ctl scale N' });
+    for (const bad of ['0', '-1', '2.5', 'four', '100001', '']) {
+      expect(req('scale', bad)).toEqual({ ok: false, problem: `scale: N is a whole number of workers from 1 to 100000, got ${JSON.stringify(bad)}: drover ctl scale 4` });
+    }
+    expect(req('top')).toEqual({ ok: true, req: { cmd: 'top' } });
+    expect(req('top', 'now')).toEqual({ ok: false, problem: 'top takes 0 arguments, got 1: drover ctl top' });
+    expect(req('tpo')).toMatchObject({ ok: false, problem: expect.stringMatching(/^unknown command "tpo"; did you mean top\? commands: status, .*, stats, reload, scale, top$/) });
+    expect(req('relaod')).toMatchObject({ ok: false, problem: expect.stringMatching(/did you mean reload\?/) });
+    expect(commandRequest(['tail', 'w'], 5, true)).toEqual({ ok: true, req: { cmd: 'tail', name: 'w', lines: 5, stream: 'stdout' } });
+    expect(commandRequest(['status'], null, true)).toEqual({ ok: false, problem: '-f/--follow is for tail, not status' });
+    expect(commandRequest(['top'], null, true)).toEqual({ ok: false, problem: '-f/--follow is for tail, not top (top follows by itself)' });
+    expect(CTL_USAGE).toContain('tail NAME [-n LINES] [-f] [stdout|stderr]');
   });
 
   test('status is a table people can read', () => {
@@ -268,7 +306,7 @@ describe('drover ctl, without a socket', () => {
     ].join('\n'));
     // Lanes off, nothing learned, no hints, no completion yet.
     const idle = formatStats({
-      lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [],
+      lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [], processes: [],
       generations: [{ generation: 1, fast: { workers: 2, servedFast: 0, servedSlow: 0 }, slow: null }],
     });
     expect(idle).toBe('lanes off: every request runs on the fast workers\n\ngeneration 1 (serving)\n  fast lane  2 workers; served 0 fast, 0 slow\n  slow lane  off\n\nslow routes: none learned\n');
@@ -294,6 +332,8 @@ describe('drover ctl, without a socket', () => {
     expect(ok({ cmd: 'reread' }, { added: [], removed: [], changed: [], unchanged: ['u'] }).out).toBe('no changes (1 unchanged)\n');
     expect(ok({ cmd: 'signal', name: 'all', signal: 'SIGHUP' }, { signalled: [{ name: 'a', pid: 9 }] }).out).toBe('a: sent SIGHUP (pid 9)\n');
     expect(ok({ cmd: 'tail', name: 'a', lines: 2, stream: 'stdout' }, { name: 'a', stream: 'stdout', lines: ['x', 'y'] }).out).toBe('x\ny\n');
+    expect(ok({ cmd: 'reload' }, { generation: 3 })).toEqual({ out: 'reloaded: generation 3 serving\n', err: '', ok: true });
+    expect(ok({ cmd: 'scale', workers: 4 }, { workers: 4, min: 2, max: 8 })).toEqual({ out: 'workers: 4 (min 2, max 8)\n', err: '', ok: true });
   });
 });
 
@@ -708,7 +748,9 @@ describe('drover ctl without --config finds the drover running from its director
     const arbiterLike = async (os: Os, args: readonly string[]) => {
       // A Control as the arbiter serves it: version tells its pid and cwd.
       const log = { debug: () => {}, warning: () => {}, error: () => {} };
-      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', log });
+      const reload = async () => ({ ok: false as const, error: 'not here' });
+      const scale = () => ({ ok: false as const, error: 'not here' });
+      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', reload, scale, log });
       os.channel!.send('ready');
     };
     const results: Record<string, { code: number | null; out: string }> = {};
@@ -760,7 +802,7 @@ describe('locateSocket', () => {
     const got: unknown[] = [];
     const main = async (os: Os) => {
       os.fs.mkdir('/p');
-      os.fs.writeFile('/p/with.json', JSON.stringify({ control_socket: '/run/x.sock' }));
+      os.fs.writeFile('/p/with.json', JSON.stringify({ control_socket: '/run/x.sock', timeout: 90 }));
       os.fs.writeFile('/p/without.json', JSON.stringify({ workers: 2 }));
       got.push(await locateSocket(os, { socket: '/a.sock', config: '/p/with.json' }));
       got.push(await locateSocket(os, { socket: null, config: '/p/with.json' }));
@@ -769,6 +811,9 @@ describe('locateSocket', () => {
       got.push(d.from, d.path === defaultControlSocket('/', '/p/without.json', { XDG_RUNTIME_DIR: '/xdg' }, os.uid), d.path.startsWith('/xdg/drover/ctl-'));
       const none = await locateSocket(os, { socket: null, config: null });
       got.push(none.from, none.path === defaultControlSocket('/', null, { XDG_RUNTIME_DIR: '/xdg' }, os.uid));
+      // A timeout the server would refuse is not ctl's business: left out, not an error.
+      os.fs.writeFile('/p/badtimeout.json', JSON.stringify({ timeout: 'soon' }));
+      got.push((await locateSocket(os, { socket: null, config: '/p/badtimeout.json' })).timeout);
       os.fs.writeFile('/p/bad.json', JSON.stringify({ control_socket: 5 }));
       got.push(await locateSocket(os, { socket: null, config: '/p/bad.json' }).catch((e: ConfigError) => e.problems));
       got.push(await locateSocket(os, { socket: null, config: '/p/nope.json' }).catch((e: ConfigError) => e.problems));
@@ -780,17 +825,18 @@ describe('locateSocket', () => {
     const root = k.spawn({ program: 'main', channel: false, env: { XDG_RUNTIME_DIR: '/xdg' } });
     await k.run();
     expect(k.exitStatus(root)).toMatchObject({ code: 0 });
-    const second = k.spawn({ program: 'env', channel: false, env: { DROVER_CONTROL_SOCKET: '/env.sock' } });
+    const second = k.spawn({ program: 'env', channel: false, env: { DROVER_CONTROL_SOCKET: '/env.sock', DROVER_TIMEOUT: '45' } });
     await k.run();
     expect(k.exitStatus(second)).toMatchObject({ code: 0 });
     expect(got).toEqual([
       { path: '/a.sock', from: '--socket' },
-      { path: '/run/x.sock', from: 'control_socket in /p/with.json' },
+      { path: '/run/x.sock', from: 'control_socket in /p/with.json', timeout: 90_000 },
       'the default for /p/without.json', true, true,
       'the default (no config file found)', true,
+      undefined,
       [expect.stringMatching(/^\/p\/bad.json: control_socket: expected a Unix socket path/)],
       [expect.stringMatching(/^config file \/p\/nope.json does not exist/)],
-      { path: '/env.sock', from: 'DROVER_CONTROL_SOCKET' },
+      { path: '/env.sock', from: 'DROVER_CONTROL_SOCKET', timeout: 45_000 },
     ]);
   });
 });

@@ -1,7 +1,8 @@
 // drover ctl against the real arbiter on the simulated kernel: the control
 // socket is the arbiter's, companions or not. stats is answered by the
 // arbiter; companion commands without companions get an error naming the
-// fix; a second drover on the same socket; a reload that moves the socket.
+// fix; a second drover on the same socket; a reload that moves the socket;
+// reload, scale and top against the arbiter, tail -f through the manager.
 import { expect, test } from 'vitest';
 import { request } from '../../src/runtime/control/client.js';
 import type { Reply } from '../../src/runtime/control/protocol.js';
@@ -132,4 +133,62 @@ test('a drover that started without its control socket takes it up on a reload o
     c.os.kill(three, 'SIGTERM');
     expect(await reap(c.os, three, 60_000)).toMatchObject({ code: 0 });
   });
+});
+
+test('drover ctl reload waits for the new generation (or says why it failed); scale changes the fast workers within bounds; top shows each worker', async () => {
+  const r = await run(6, { [CONFIG]: config({ workers: 2, min_workers: 1, max_workers: 4 }) }, async (c) => {
+    await c.booted(2);
+    const reload = await ctl(c, ['-s', SOCK, 'reload']);
+    expect(reload).toEqual({ code: 0, out: 'reloaded: generation 2 serving\n' });
+    // Answered once generation 2 serves, not when the HUP was taken.
+    expect((await ask(c, { cmd: 'stats' })).generations[0].generation).toBe(2);
+    expect(c.log()).toMatch(/Reload finished: generation 2 serving/);
+    c.os.fs.writeFile(CONFIG, '{ not json');
+    expect(await ctl(c, ['-s', SOCK, 'reload'])).toEqual({ code: 1, out: expect.stringMatching(/^drover ctl: reload failed, the running config stays in force: .+\n$/) });
+    c.os.fs.writeFile(CONFIG, config({ workers: 2, min_workers: 1, max_workers: 4 }));
+
+    expect(await ctl(c, ['-s', SOCK, 'scale', '3'])).toEqual({ code: 0, out: 'workers: 3 (min 1, max 4)\n' });
+    const fast = async () => ((await ask(c, { cmd: 'stats' })).processes as { role: string; state: string }[]).filter((p) => p.role === 'fast' && p.state === 'serving').length;
+    let n = 0;
+    expect(await until(c.os, () => {
+      void fast().then((x) => (n = x));
+      return n === 3;
+    }, 30_000)).toBe(true);
+    expect(await ctl(c, ['-s', SOCK, 'scale', '5'])).toEqual({ code: 1, out: expect.stringMatching(/^drover ctl: scale: 5 is above max_workers \(4\)/) });
+    expect(await ctl(c, ['-s', SOCK, 'scale', '0'])).toEqual({ code: 2, out: expect.stringMatching(/^drover ctl: scale: N is a whole number of workers from 1/) });
+
+    const top = await ctl(c, ['-s', SOCK, 'top']);
+    expect(top.code).toBe(0);
+    expect(top.out).toMatch(new RegExp(`^drover 0\\.1\\.0 {2}arbiter ${c.arbiter} {2}generation 2 serving {2}`));
+    for (const pid of c.workers()) expect(top.out).toMatch(new RegExp(`\\n *${pid} {2}(fast|slow) {4}2 {2}serving `));
+    expect(top.out).toMatch(/\nno companions\n$/);
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0 });
+  });
+  expect(r.left).toEqual([]);
+});
+
+test('drover ctl tail -f follows a companion\'s output through the manager until SIGINT', async () => {
+  const chatty = programs(import.meta.url, {
+    chatty: async (os: Os) => {
+      for (let i = 0; ; i++) {
+        os.stdout.write(`chatty ${i}\n`);
+        await os.sleep(100);
+      }
+    },
+  });
+  await simulate(7, ['--config', CONFIG], async (c) => {
+    await c.booted(1);
+    await c.waitLog(/companion manager \d+ running 1 companion/);
+    await c.os.sleep(1000);
+    const out = '/tmp/tail-f.out';
+    const { pid } = c.os.spawn({ program: 'ctl', args: ['-s', SOCK, 'tail', 'chatty', '-n', '2', '-f'], channel: false, stdout: { file: out }, stderr: 'stdout' });
+    await c.os.sleep(1500);
+    c.os.kill(pid, 'SIGINT');
+    expect(await reap(c.os, pid)).toMatchObject({ code: 0 });
+    const seqs = c.os.fs.readFile(out).split('\n').slice(0, -1).map((l) => Number(/^chatty (\d+)$/.exec(l)?.[1]));
+    // The last 2, then every line after them once, in order: about 15 in 1.5 s.
+    expect(seqs.every((n, i) => Number.isInteger(n) && (i === 0 || n === seqs[i - 1]! + 1))).toBe(true);
+    expect(seqs.length).toBeGreaterThanOrEqual(2 + 12);
+  }, { [CONFIG]: config({ companions: [{ name: 'chatty', command: ['chatty'] }] }) }, [controlPrograms, chatty]);
 });

@@ -95,7 +95,8 @@ function check(m: Mix, sent: Omit<Sent, 'arrived'>[], kills: { at: number; pid: 
     const lines = access.split('\n').filter((l) => l.includes(`"GET ${x.path} `));
     // One outcome, one access-log line.
     expect(lines, x.path).toHaveLength(1);
-    const seconds = Number(lines[0]!.slice(lines[0]!.lastIndexOf(' ') + 1));
+    // gunicorn's duration in seconds ends the CLF part; lanes append lane=, route= and duration_ms= after it.
+    const seconds = Number(/ (\d+\.\d{6}) lane=/.exec(lines[0]!)![1]);
     return { ...x, arrived: x.a.t1 - Math.round(seconds * 1000) };
   });
   if (REPLAY) process.stderr.write(JSON.stringify(reqs.slice().sort((p, q) => p.a.t0 - q.a.t0).map((x) => ({ p: x.path, t0: x.a.t0, arr: x.arrived, t1: x.a.t1, st: x.a.status, body: x.a.text.slice(0, 40) }))) + '\n');

@@ -95,7 +95,10 @@ test('learning is shared: a route one fast worker learned slow goes to the slow 
     const learned = await ask(c.os, '/learn/me?burn=1500', { agent: agents.get(teacher!) });
     expect(pidOf(learned)).toBe(teacher);
     // Every other worker, asked right after (well within a second): none of
-    // them ever ran the route, yet each sends it to the slow lane.
+    // them ever ran the route, yet each sends it to the slow lane. The news
+    // travels worker -> arbiter -> workers over IPC while the answer travels
+    // over TCP: 50 ms lets it arrive, a request sent the same instant races it.
+    await c.os.sleep(50);
     const asked = await Promise.all(others.map((pid) => ask(c.os, '/learn/me?burn=1200', { agent: agents.get(pid) })));
     others.forEach((pid, i) => {
       const a = asked[i]!;

@@ -214,7 +214,8 @@ describe('drover serves real traffic', () => {
     await sleep(300);
     await get(port, '/after');
     await sleep(100);
-    expect(readFileSync(`${access}.1`, 'utf8')).toMatch(/^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/before HTTP\/1\.1" 200 \d+ "-" "-" \d+\.\d{6}\n$/);
+    // gunicorn's line, then what lanes add: the lane and the route key it was counted under.
+    expect(readFileSync(`${access}.1`, 'utf8')).toMatch(/^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/before HTTP\/1\.1" 200 \d+ "-" "-" \d+\.\d{6} lane=fast route="GET \/before" duration_ms=\d+\.\d{3}\n$/);
     expect(readFileSync(access, 'utf8')).toMatch(/"GET \/after HTTP\/1\.1" 200/);
   });
 

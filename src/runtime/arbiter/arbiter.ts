@@ -15,8 +15,8 @@
 // With lanes on, each generation also has slow-lane workers (lanes.ts): they
 // boot with it, a reload waits for them too, and they are drained once the
 // generation's last fast worker is gone, since only its fast workers use them.
-import { isAbsolute, join, resolve } from 'node:path';
-import { formatAddr, isUnix, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { formatAddr, isUnix, type Addr, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { logFileProblems, Logger, LogSink } from '../log.js';
@@ -30,6 +30,9 @@ import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
 import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
 import { type Worker, Workers } from './workers.js';
+import { Admin } from './admin.js';
+import { exposition, Metrics, type ExitCause } from './metrics.js';
+import type { ProcessRow } from '../lanes/report.js';
 
 export const VERSION = '0.1.0';
 
@@ -48,6 +51,10 @@ const KILL_GRACE = 1000; // ms from ABRT (or a missed deadline) to KILL
  * gone there is nobody to drain to.
  */
 const WORKER_PDEATHSIG: Signal = 'SIGKILL';
+
+function formatAdmin(a: Addr | null): string {
+  return a === null ? '' : formatAddr(a);
+}
 
 /** What a person can paste: http://127.0.0.1:8000, or unix:/path. */
 function url(name: string): string {
@@ -111,6 +118,7 @@ class Arbiter {
   private bootFailures = 0;
   private halt: { code: number; reason: string } | null = null;
   private reloadAgain = false; // a HUP arrived while a reload was under way
+  private reloadWaiters: ((r: { ok: true; generation: number } | { ok: false; error: string }) => void)[] = []; // drover ctl reload
   private scaling = initialScale();
   /** lastBeat: when it last said anything (its heartbeat); beat: the interval it was told; silent: killed for its silence, at this time. */
   private manager: { pid: number; channel: Channel | null; groups: number[]; lastBeat: number; beat: number; silent: number | null } | null = null;
@@ -118,6 +126,11 @@ class Arbiter {
   private managerFailures = 0;
   private inherited = false; // listeners came from systemd, not from bind
   private readonly lanes: Lanes;
+  private readonly metrics = new Metrics();
+  private admin: Admin | null = null;
+  private stopping = false;
+  private rssRecycling: number | null = null; // the pid drained for max_worker_rss whose replacement is not serving yet
+  private ownBusy: { at: number; ms: number; elu: number | null } = { at: 0, ms: 0, elu: null };
   private laneDir: string | null = null; // slow workers' sockets, made when first needed
   // Made at once, served once run() has bound: it must know the manager even if the socket is only served later.
   private readonly control: Control;
@@ -130,7 +143,7 @@ class Arbiter {
     early: readonly Signal[] = [],
   ) {
     this.signals.push(...early);
-    this.log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
+    this.log = new Logger(os, new LogSink(os, config.error_log), config.log_level, { format: config.log_format, role: 'arbiter' });
     this.target = config.workers;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const arb = this;
@@ -144,9 +157,11 @@ class Arbiter {
       fastWorkers: () => this.workers.ofRole('fast'),
     });
     this.control = new Control(os, {
-      stats: () => this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
+      stats: () => ({ ...this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation), processes: this.processRows() }),
       companions: () => this.config.companions,
       version: VERSION,
+      reload: () => this.ctlReload(),
+      scale: (n) => this.ctlScale(n),
       // The logger is replaced when a reload changes the error log.
       log: { debug: (m) => this.log.debug(m), warning: (m) => this.log.warning(m), error: (m) => this.log.error(m) },
     });
@@ -154,6 +169,7 @@ class Arbiter {
 
   async run(): Promise<number> {
     const { os, log } = this;
+    os.setTitle(`drover: arbiter [${basename(this.config.app)}]`);
     log.info(`Starting drover ${VERSION}`);
     for (const sig of HANDLED) {
       os.onSignal(sig, () => {
@@ -196,6 +212,11 @@ class Arbiter {
       }
     }
     for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
+    if (this.config.admin_bind !== null && !(await this.openAdmin(this.config.admin_bind))) {
+      this.closeListeners(this.listeners);
+      if (this.config.pid) removePidfile(os, this.config.pid);
+      return 1;
+    }
     this.lanes.open(this.generation, this.config);
     await this.openControl();
 
@@ -238,9 +259,9 @@ class Arbiter {
         this.scaling = { ...initialScale(), quietUntil: os.now() + COOLDOWN };
         if (sig === 'SIGTTOU') {
           if (this.target > config.min_workers) this.target--;
-          else log.info(`TTOU: already at min_workers (${config.min_workers})`);
+          else log.info(`TTOU: already at min_workers (${config.min_workers}); lower min_workers for TTOU to remove workers`);
         } else if (this.target < config.max_workers) this.target++;
-        else log.info(`TTIN: already at max_workers (${config.max_workers})`);
+        else log.info(`TTIN: already at max_workers (${config.max_workers}); raise max_workers (e.g. --max-workers ${config.max_workers * 2}) for TTIN to add workers`);
         return;
       case 'SIGUSR1': {
         // A log that cannot be reopened keeps its old file, here and in the
@@ -272,13 +293,11 @@ class Arbiter {
     try {
       next = await loadConfig(os, this.argv, this.opts.cpus);
     } catch (e) {
-      log.error(`reload failed, the running config stays in force: ${e instanceof Error ? e.message : String(e)}`);
-      return;
+      return this.reloadFailed(e instanceof Error ? e.message : String(e));
     }
     const logs = logFileProblems(os, next);
     if (logs.length > 0) {
-      log.error(`reload failed, the running config stays in force: ${logs.join('; ')}`);
-      return;
+      return this.reloadFailed(logs.join('; '));
     }
     const opened = new Map<string, Listener>();
     let listeners: Map<string, Listener>;
@@ -286,8 +305,7 @@ class Arbiter {
       listeners = await this.bind(next, opened);
     } catch (e) {
       this.closeListeners(opened);
-      log.error(`reload failed, the running config stays in force: ${(e as Error).message}`);
-      return;
+      return this.reloadFailed((e as Error).message);
     }
     if (next.lanes) {
       // Lanes turned on by this reload: their runtime directory is checked as at start.
@@ -296,8 +314,7 @@ class Arbiter {
       } catch (e) {
         if (!(e instanceof RundirError)) throw e;
         this.closeListeners(opened);
-        log.error(`reload failed, the running config stays in force: ${e.message}`);
-        return;
+        return this.reloadFailed(e.message);
       }
     }
     const generation = ++this.lastGeneration;
@@ -333,19 +350,56 @@ class Arbiter {
     }
     for (const name of r.opened.keys()) this.log.info(`Listening at: ${url(name)} (${this.os.pid})`);
     this.listeners = r.listeners;
-    if (old.error_log !== r.config.error_log || old.log_level !== r.config.log_level) {
+    if (old.error_log !== r.config.error_log || old.log_level !== r.config.log_level || old.log_format !== r.config.log_format) {
       this.log.sink.close();
-      this.log = new Logger(this.os, new LogSink(this.os, r.config.error_log), r.config.log_level);
+      this.log = new Logger(this.os, new LogSink(this.os, r.config.error_log), r.config.log_level, { format: r.config.log_format, role: 'arbiter' });
     }
     // Old slow workers stay for the old fast workers until those are gone (see ended()).
-    for (const w of this.workers.ofRole('fast')) if (w.generation < r.generation) this.drain(w);
+    for (const w of this.workers.ofRole('fast')) if (w.generation < r.generation) this.drain(w, 'reload');
+    this.metrics.reloads.ok++;
     this.reload = null;
     for (let g = 1; g < r.generation; g++) this.ended(g);
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+    if (!this.reloadAgain) this.reloadSettled({ ok: true, generation: r.generation });
     if (this.control.path !== r.config.control_socket) void this.openControl();
+    if (formatAdmin(old.admin_bind) !== formatAdmin(r.config.admin_bind)) void this.reopenAdmin(r.config.admin_bind);
     // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
     if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
     this.queuedReload();
+  }
+
+  /** `drover ctl reload`: a HUP whose outcome the caller waits for. */
+  private ctlReload(): Promise<{ ok: true; generation: number } | { ok: false; error: string }> {
+    return new Promise((resolve) => {
+      this.reloadWaiters.push(resolve);
+      if (this.signals.length < QUEUE_MAX) this.signals.push('SIGHUP');
+      this.poke();
+    });
+  }
+
+  private reloadFailed(why: string): void {
+    this.metrics.reloads.failed++;
+    const error = `reload failed, the running config stays in force: ${why}`;
+    this.log.error(error);
+    if (!this.reloadAgain) this.reloadSettled({ ok: false, error });
+  }
+
+  private reloadSettled(r: { ok: true; generation: number } | { ok: false; error: string }): void {
+    const waiters = this.reloadWaiters;
+    this.reloadWaiters = [];
+    for (const w of waiters) w(r);
+  }
+
+  /** `drover ctl scale N`: as TTIN/TTOU, to a number, within the bounds. */
+  private ctlScale(n: number): { ok: true; target: number; min: number; max: number } | { ok: false; error: string } {
+    const { min_workers: min, max_workers: max } = this.config;
+    if (n < min) return { ok: false, error: `scale: ${n} is below min_workers (${min}); lower min_workers in the config and reload first` };
+    if (n > max) return { ok: false, error: `scale: ${n} is above max_workers (${max}); raise max_workers in the config and reload first` };
+    this.scaling = { ...initialScale(), quietUntil: this.os.now() + COOLDOWN };
+    if (n !== this.target) this.log.info(`Scale (drover ctl): workers ${this.target} -> ${n}`);
+    this.target = n;
+    this.poke();
+    return { ok: true, target: n, min, max };
   }
 
   private queuedReload(): void {
@@ -362,16 +416,17 @@ class Arbiter {
     for (const w of this.workers.of(r.generation)) {
       if (w.state === 'serving') {
         // Booted, so it may hold connections already: it finishes them.
-        this.drain(w);
+        this.drain(w, 'reload');
       } else {
         // Killed on purpose: its exit is not a boot failure.
         this.workers.move(w, 'aborting', now);
+        w.cause = 'reload';
         this.signal(w, 'SIGKILL');
       }
     }
     this.lanes.close(r.generation);
     this.closeListeners(r.opened);
-    this.log.error(`reload failed, the running config stays in force: ${why}`);
+    this.reloadFailed(why);
     this.queuedReload();
   }
 
@@ -387,6 +442,7 @@ class Arbiter {
     const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
+    this.metrics.boots.fast++;
     this.log.info(`Booting worker with pid: ${child.pid}`);
     return w;
   }
@@ -409,6 +465,7 @@ class Arbiter {
     const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
     const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
+    this.metrics.boots.slow++;
     this.log.info(`Booting slow-lane worker with pid: ${child.pid}`);
     return w;
   }
@@ -475,13 +532,15 @@ class Arbiter {
       lanes: null,
       laneSocket: null,
       keepAlive: config.keep_alive,
-      clients: { headerTimeout: config.client_header_timeout, bodyTimeout: config.client_body_timeout, sendTimeout: config.send_timeout, maxConnections: config.worker_connections },
+      clients: { headerTimeout: config.client_header_timeout, bodyTimeout: config.client_body_timeout, sendTimeout: config.send_timeout, maxConnections: config.worker_connections, requestTimeout: config.request_timeout },
       gracefulTimeout: config.graceful_timeout,
       heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
       maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
       accessLog: config.access_log,
       errorLog: config.error_log,
       logLevel: config.log_level,
+      logFormat: config.log_format,
+      forwardedAllowIps: config.forwarded_allow_ips,
     };
   }
 
@@ -503,12 +562,11 @@ class Arbiter {
         if (this.reload) this.poke();
         return;
       case 'hb':
-        w.inflight = m.inflight;
-        w.served = m.served;
-        w.slowServed = m.slow ?? 0;
         if (w.busy && now > w.busy.at) w.load = Math.min(1, Math.max(0, (m.busy - w.busy.ms) / (now - w.busy.at)));
         w.busy = { at: now, ms: m.busy };
-        return;
+        return this.counts(w, m);
+      case 'stats':
+        return this.counts(w, m);
       case 'boot-error':
         w.bootError = m.message;
         return;
@@ -516,9 +574,12 @@ class Arbiter {
         w.served = m.served;
         if (w.role === 'slow') {
           // It does not stop by itself: first no more requests, then a drain once idle.
-          if (w.state === 'serving') this.drain(w);
+          if (w.state === 'serving') this.drain(w, 'max_requests');
           this.poke();
-        } else if (this.workers.move(w, 'draining', now)) this.poke(); // its replacement starts now
+        } else if (this.workers.move(w, 'draining', now)) {
+          w.cause = 'max_requests';
+          this.poke(); // its replacement starts now
+        }
         return;
       case 'lane-want':
         return this.lanes.want(w, m.seq);
@@ -534,6 +595,16 @@ class Arbiter {
     }
   }
 
+  /** What a heartbeat or a stats report says of a worker's requests and memory. */
+  private counts(w: Worker, m: Omit<Extract<ToArbiter, { t: 'stats' }>, 't'>): void {
+    w.inflight = m.inflight;
+    w.served = m.served;
+    w.slowServed = m.slow ?? 0;
+    if (typeof m.rss === 'number') w.rss = m.rss;
+    if (m.counters && Array.isArray(m.counters.codes)) w.counters = m.counters;
+    this.checkRss(w);
+  }
+
   /** A worker booted: the app loads (boot errors no longer halt), and the boot backoff starts over. */
   private bootedOnce(): void {
     this.booted = true;
@@ -545,8 +616,9 @@ class Arbiter {
    * a client. A slow worker first stops getting requests; the drain message
    * goes once it runs none (lanes.ts calls idle).
    */
-  private drain(w: Worker): void {
+  private drain(w: Worker, cause: ExitCause): void {
     if (!this.workers.move(w, 'draining', this.os.now())) return;
+    w.cause ??= cause;
     if (w.role === 'slow') this.lanes.retire(w);
     else w.channel?.send({ t: 'drain' } satisfies ToWorker);
   }
@@ -576,6 +648,9 @@ class Arbiter {
       if (e.pid === this.manager?.pid) this.managerExited(e);
       const w = this.workers.remove(e.pid);
       if (w) {
+        this.metrics.retire(w.counters);
+        this.metrics.exited(w.role, w.cause ?? (this.stopping ? 'stop' : e.signal ? 'signal' : e.code === 0 ? 'exit' : 'error'));
+        if (this.rssRecycling === w.pid) this.rssRecycling = null;
         if (w.role === 'fast') this.lanes.fastGone(w);
         else {
           this.lanes.slowGone(w);
@@ -596,7 +671,7 @@ class Arbiter {
     const mine = this.workers.of(generation);
     if (mine.some((w) => w.role === 'fast')) return;
     this.lanes.close(generation);
-    for (const w of mine) this.drain(w);
+    for (const w of mine) this.drain(w, 'reload');
     if (mine.length === 0) this.lanes.forget(generation);
   }
 
@@ -718,6 +793,7 @@ class Arbiter {
       } else if (timeout > 0 && now - w.lastBeat > timeout) {
         this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
         this.workers.move(w, 'aborting', now);
+        w.cause = 'timeout';
         this.signal(w, 'SIGABRT');
       } else if (w.state === 'draining' && now - w.since > graceful_timeout + KILL_GRACE) {
         this.workers.move(w, 'aborting', now);
@@ -754,7 +830,7 @@ class Arbiter {
     }
     if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);
-      for (const w of surplus) this.drain(w);
+      for (const w of surplus) this.drain(w, 'scale');
     }
   }
 
@@ -763,6 +839,7 @@ class Arbiter {
   private async stop(graceful: boolean): Promise<void> {
     const { os, log } = this;
     log.info(graceful ? 'Shutting down gracefully' : 'Shutting down quickly');
+    this.stopping = true; // /readyz says 503 from here on
     if (this.reload) {
       this.closeListeners(this.reload.opened);
       this.reload = null;
@@ -803,6 +880,7 @@ class Arbiter {
     }
     this.lanes.stop();
     this.control.close();
+    this.admin?.close();
     if (this.laneDir !== null) {
       try {
         os.fs.rmdir(this.laneDir, { recursive: true });
@@ -856,6 +934,84 @@ class Arbiter {
   private closeListeners(ls: Map<string, Listener>): void {
     for (const l of ls.values()) l.close();
     ls.clear();
+  }
+
+  // ----------------------------------------------------------------- admin
+
+  /** The admin listener at `addr`; false (said in the log) when it cannot listen there. */
+  private async openAdmin(addr: Addr): Promise<boolean> {
+    const admin = new Admin(this.os, { metrics: () => this.scrape(), ready: () => this.ready() });
+    try {
+      await admin.listen(addr);
+    } catch (e) {
+      this.log.error(`cannot listen at admin_bind ${formatAddr(addr)}: ${(e as Error).message}; choose another address or stop what holds it`);
+      return false;
+    }
+    this.admin = admin;
+    this.log.info(`Admin listener at: ${url(formatAddr(addr))} (/metrics, /healthz, /readyz)`);
+    return true;
+  }
+
+  /** A reload changed admin_bind: the old listener goes, the new one comes (a failure is said, the server goes on without). */
+  private async reopenAdmin(addr: Addr | null): Promise<void> {
+    this.admin?.close();
+    this.admin = null;
+    if (addr !== null) await this.openAdmin(addr);
+  }
+
+  /** /readyz: a fast worker of the serving generation serves, and we are not stopping. */
+  private ready(): boolean {
+    return !this.stopping && this.workers.active(this.generation).some((w) => w.state === 'serving');
+  }
+
+  private processRows(): ProcessRow[] {
+    const now = this.os.now();
+    const rows = this.workers.all().map((w) => ({
+      pid: w.pid, role: w.role, generation: w.generation, state: w.state, rss: w.rss, served: w.served, inflight: w.inflight, elu: w.load, uptimeMs: now - w.spawnedAt,
+    }));
+    return rows.sort((a, b) => (a.role === b.role ? a.pid - b.pid : a.role === 'fast' ? -1 : 1));
+  }
+
+  private async scrape(): Promise<string> {
+    const { os } = this;
+    const now = os.now();
+    const busy = os.loopBusy();
+    const b = this.ownBusy;
+    // The arbiter's own utilisation, between scrapes (the first has nothing to compare with).
+    const elu = b.at > 0 && now - b.at >= 100 ? Math.min(1, Math.max(0, (busy - b.ms) / (now - b.at))) : b.elu;
+    if (b.at === 0 || now - b.at >= 100) this.ownBusy = { at: now, ms: busy, elu };
+    const report = this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation);
+    const companions = this.config.companions.length === 0 ? null : await this.companionSample();
+    return exposition({
+      version: VERSION,
+      arbiter: { pid: os.pid, rss: os.rss(), elu },
+      generation: this.generation,
+      processes: this.processRows(),
+      totals: this.metrics.totals(this.workers.all().map((w) => w.counters)),
+      metrics: this.metrics,
+      queues: report.generations.flatMap((g) => (g.slow === null ? [] : [{ generation: g.generation, queued: g.slow.queued, running: g.slow.running }])),
+      laneShed: this.lanes.shedTotals(),
+      slowRoutes: report.slowRoutes.length,
+      companions,
+    });
+  }
+
+  /** The companions' states, from the manager; a manager that does not answer within a second shows as down. */
+  private async companionSample(): Promise<{ up: boolean; list: { name: string; state: string; exits: number }[] }> {
+    const r = await this.control.ask({ cmd: 'status', name: 'all' }, 1000);
+    if (!r.ok || !('companions' in r)) return { up: false, list: [] };
+    return { up: true, list: r.companions.map((c: { name: string; state: string; exits: number }) => ({ name: c.name, state: c.state, exits: c.exits })) };
+  }
+
+  /** max_worker_rss: one worker at a time is drained and replaced, as max_requests does it. */
+  private checkRss(w: Worker): void {
+    const max = this.config.max_worker_rss;
+    if (max <= 0 || w.rss === null || w.rss <= max || w.state !== 'serving' || this.rssRecycling !== null || this.reload) return;
+    this.rssRecycling = w.pid;
+    const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+    this.log.info(`${w.role === 'slow' ? 'Slow-lane worker' : 'Worker'} ${w.pid} holds ${mib(w.rss)}, over max_worker_rss (${mib(max)}): recycling it`);
+    this.drain(w, 'rss');
+    this.poke();
   }
 
   // ----------------------------------------------------------------- loop

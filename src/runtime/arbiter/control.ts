@@ -1,6 +1,7 @@
 // The control socket, owned by the arbiter. It is there whether or not
 // companions are configured, so that `drover ctl stats` always has someone
-// to answer it. The arbiter answers what it knows itself (stats, version);
+// to answer it. The arbiter answers what it knows itself (stats, version)
+// and does what is its own to do (reload, scale);
 // every companion command goes to the companion manager over its channel as
 // {t:'ctl', id, req} and comes back as {t:'ctl-reply', id, reply}.
 //
@@ -20,7 +21,7 @@
 import type { Channel, Os, Timer } from '../../os/types.js';
 import type { CompanionConfig } from '../companions/config.js';
 import type { ManagerReport, ToManager } from '../companions/manager.js';
-import { checkReply, quote, type Reply, type Request } from '../control/protocol.js';
+import { checkReply, NO_COMPANIONS, quote, type Reply, type Request } from '../control/protocol.js';
 import { serveControl, type ControlLog, type ControlServer } from '../control/server.js';
 import type { LanesReport } from '../lanes/report.js';
 
@@ -35,6 +36,10 @@ export interface ControlDeps {
   companions(): readonly CompanionConfig[];
   /** What `version` answers. */
   readonly version: string;
+  /** `reload`: a HUP; settles when the new generation serves, or with the reason the reload failed. */
+  reload(): Promise<{ ok: true; generation: number } | { ok: false; error: string }>;
+  /** `scale N`: the fast workers' target, within [min_workers, max_workers]; out of them, the error names the bound. */
+  scale(n: number): { ok: true; target: number; min: number; max: number } | { ok: false; error: string };
   readonly log: ControlLog;
 }
 
@@ -196,6 +201,17 @@ export class Control {
 
   // ------------------------------------------------------------ requests
 
+  /** A request of the arbiter's own (a /metrics scrape asks the companions' status), settled within `ms`. */
+  ask(req: Request, ms: number): Promise<Reply> {
+    return new Promise((resolve) => {
+      const t = this.os.timer(ms, () => resolve({ ok: false, error: `no answer within ${ms} ms` }));
+      void this.handle(req).then((r) => {
+        t.cancel();
+        resolve(r);
+      });
+    });
+  }
+
   private async handle(req: Request): Promise<Reply> {
     switch (req.cmd) {
       case 'stats':
@@ -203,6 +219,15 @@ export class Control {
       case 'version':
         // pid and cwd: how drover ctl, run without --config, tells which drover runs from its directory.
         return { ok: true, version: this.deps.version, arbiter: { pid: this.os.pid, cwd: this.os.cwd() } };
+      case 'reload': {
+        // No deadline here: the arbiter aborts a reload whose workers do not boot within `timeout`, and that settles this.
+        const r = await this.deps.reload();
+        return r.ok ? { ok: true, generation: r.generation } : { ok: false, error: r.error };
+      }
+      case 'scale': {
+        const r = this.deps.scale(req.workers);
+        return r.ok ? { ok: true, workers: r.target, min: r.min, max: r.max } : { ok: false, error: r.error };
+      }
       default:
         return this.forward(req);
     }
@@ -289,8 +314,8 @@ export class Control {
 
   private noManager(req: Request): string {
     if (this.deps.companions().length === 0) {
-      return `${req.cmd} is a companion command, and no companions are configured: add "companions" to the config and reload drover (HUP); ` +
-        'stats and version answer without them';
+      return `${req.cmd} is a companion command, and ${NO_COMPANIONS}: add "companions" to the config and reload drover (HUP); ` +
+        'stats, version, reload and scale answer without them';
     }
     return 'the companion manager is not running: it exited, and unless drover is stopping the arbiter starts a new one shortly (the error log says why); try again in a few seconds';
   }

@@ -49,6 +49,7 @@ export interface LanesHost {
 
 export class Lanes {
   private readonly gens = new Map<number, Gen>();
+  private readonly shedGone = { full: 0, timeout: 0, noWorkers: 0 }; // of generations forgotten
   /** For the checker only (probe.laneHeld): when each running request got its slot. */
   private readonly assignedAt = new Map<number, number>();
   /** Learned slow routes, newest last; bounded like a worker's table. */
@@ -214,7 +215,26 @@ export class Lanes {
 
   /** No worker of this generation is left at all. */
   forget(generation: number): void {
-    if (this.gens.delete(generation)) probe.laneClosed?.(this.host.os.pid, generation);
+    const g = this.gens.get(generation);
+    if (g === undefined) return;
+    const { shed } = g.lane.stats();
+    this.shedGone.full += shed.full;
+    this.shedGone.timeout += shed.timeout;
+    this.shedGone.noWorkers += shed.noWorkers;
+    this.gens.delete(generation);
+    probe.laneClosed?.(this.host.os.pid, generation);
+  }
+
+  /** Requests the slow lanes answered 503, by reason, since the arbiter started (forgotten generations too). */
+  shedTotals(): { full: number; timeout: number; noWorkers: number } {
+    const t = { ...this.shedGone };
+    for (const g of this.gens.values()) {
+      const { shed } = g.lane.stats();
+      t.full += shed.full;
+      t.timeout += shed.timeout;
+      t.noWorkers += shed.noWorkers;
+    }
+    return t;
   }
 
   // ------------------------------------------------------------ routes
@@ -237,7 +257,7 @@ export class Lanes {
     return [...this.routes].map(([key, r]) => ({ key, avgMs: r.avgMs }));
   }
 
-  report(config: Config, fast: Worker[], current: number): LanesReport {
+  report(config: Config, fast: Worker[], current: number): Omit<LanesReport, 'processes'> {
     const gens = [...new Set([current, ...fast.map((w) => w.generation), ...this.gens.keys()])].sort((a, b) => (a === current ? -1 : b === current ? 1 : b - a));
     const generations: GenerationReport[] = gens.map((generation) => {
       const mine = fast.filter((w) => w.generation === generation);

@@ -1,5 +1,7 @@
 // The arbiter's table of workers, and the only transitions a worker may make.
 import type { Channel } from '../../os/types.js';
+import type { WorkerCounters } from '../worker/counters.js';
+import type { ExitCause } from './metrics.js';
 
 export type WorkerState = 'booting' | 'serving' | 'draining' | 'aborting';
 
@@ -34,6 +36,12 @@ export interface Worker {
   /** Event-loop utilization over the last heartbeat interval, 0..1; null until two reports. */
   load: number | null;
   busy: { at: number; ms: number } | null; // the last report of os.loopBusy()
+  /** Bytes resident at its last report. */
+  rss: number | null;
+  /** Its counters at its last report (a slow worker's: null, its fast workers count its requests). */
+  counters: WorkerCounters | null;
+  /** Why the arbiter let it go, when it did. */
+  cause: ExitCause | null;
 }
 
 export class Workers {
@@ -42,7 +50,7 @@ export class Workers {
   add(pid: number, channel: Channel | null, generation: number, now: number, role: 'fast' | 'slow' = 'fast', socket: string | null = null): Worker {
     const w: Worker = {
       pid, role, socket, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now,
-      inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null,
+      inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null, rss: null, counters: null, cause: null,
     };
     this.byPid.set(pid, w);
     return w;

@@ -38,8 +38,16 @@ export interface CompanionConfig {
   readonly backoff: 'fixed' | 'exponential';
   readonly backoff_max: number;
   readonly autostart: boolean;
+  /** After an exit past startsecs: restart it (true), leave it EXITED (false), or restart only when the exit is not expected ('unexpected'). */
+  readonly autorestart: Autorestart;
+  /** Exit codes that count as expected: sorted, each once. */
+  readonly exitcodes: readonly number[];
+  /** Copies to run (copies.ts): NAME:0 .. NAME:N-1, or NAME alone when 1. */
+  readonly numprocs: number;
   readonly hash: string;
 }
+
+export type Autorestart = boolean | 'unexpected';
 
 export type CompanionKey = Exclude<keyof CompanionConfig, 'hash'>;
 export type Backoff = CompanionConfig['backoff'];
@@ -48,14 +56,19 @@ export const BACKOFFS: readonly Backoff[] = ['fixed', 'exponential'];
 /** Fields with a global `companion_<key>` default. */
 export const GLOBAL_KEYS = [
   'cwd', 'env', 'stdout', 'stderr', 'stop_signal', 'stop_timeout', 'reload_timeout',
-  'startsecs', 'restart_delay', 'startretries', 'backoff', 'backoff_max',
+  'startsecs', 'restart_delay', 'startretries', 'backoff', 'backoff_max', 'autorestart', 'exitcodes',
 ] as const;
 export type GlobalKey = (typeof GLOBAL_KEYS)[number];
 
 /** The global defaults, resolved. reload_timeout null = each companion's own stop_timeout. */
 export type CompanionDefaults = { readonly [K in GlobalKey]: K extends 'reload_timeout' ? number | null : CompanionConfig[K] };
 
-/** Built in: supervisord's stopwaitsecs (10) and startsecs (1); the seed's retry-for-ever with a fixed 1 s delay. */
+/**
+ * Built in: supervisord's stopwaitsecs (10), startsecs (1) and exitcodes (0);
+ * the seed's retry-for-ever with a fixed 1 s delay, so autorestart true
+ * (supervisord's default is "unexpected": a daemon here is restarted whatever
+ * its exit code, as before autorestart existed).
+ */
 export const COMPANION_DEFAULTS: CompanionDefaults = Object.freeze({
   cwd: null,
   env: Object.freeze({}),
@@ -69,6 +82,8 @@ export const COMPANION_DEFAULTS: CompanionDefaults = Object.freeze({
   startretries: null,
   backoff: 'fixed',
   backoff_max: 60_000,
+  autorestart: true,
+  exitcodes: Object.freeze([0]),
 });
 
 // ------------------------------------------------------------------ readers
@@ -216,6 +231,69 @@ const readStartretries: Reader<number | null> = (raw, text) => {
 
 const readBoolean: Reader<boolean> = (raw, text) => (typeof raw === 'boolean' ? ok(raw) : expected('true or false', raw, text, true));
 
+const AUTORESTART_WHAT = 'true (restart after any exit), false (never) or "unexpected" (only after an exit code not in exitcodes)';
+const TEXT_TRUE = ['true', 'on', 'yes', '1'];
+const TEXT_FALSE = ['false', 'off', 'no', '0'];
+
+/** supervisord's three values; as text (a companion_autorestart flag or variable) also on/off, yes/no, 1/0. */
+const readAutorestart: Reader<Autorestart> = (raw, text) => {
+  if (typeof raw === 'boolean' && !text) return ok(raw);
+  if (typeof raw !== 'string') return expected(AUTORESTART_WHAT, raw, text, true);
+  const v = raw.trim().toLowerCase();
+  if (v === 'unexpected') return ok('unexpected');
+  if (text && TEXT_TRUE.includes(v)) return ok(true);
+  if (text && TEXT_FALSE.includes(v)) return ok(false);
+  // A supervisord ini says autorestart=true; in JSON the quotes make it a string.
+  if (v === 'true' || v === 'false') return bad(`expected ${AUTORESTART_WHAT}, got ${show(raw)} (a string); write ${v} without quotes`);
+  const near = closest(v, ['unexpected']);
+  return bad(`expected ${AUTORESTART_WHAT}, got ${show(raw)}${near === null ? '' : `; did you mean "${near}"?`}`);
+};
+
+export const EXIT_CODE_MAX = 255;
+const EXITCODES_WHAT = `a list of exit codes from 0 to ${EXIT_CODE_MAX}, e.g. [0, 2]`;
+
+/** A non-empty list of exit statuses (one byte each); as text comma-separated. Sorted, each once, so [2, 0] and [0, 2, 0] hash alike. */
+const readExitcodes: Reader<readonly number[]> = (raw, text) => {
+  let list: unknown[];
+  if (text) {
+    if (typeof raw !== 'string') return expected(`${EXITCODES_WHAT} (comma-separated: 0,2)`, raw, text);
+    list = raw.split(',').map((w) => w.trim());
+    if (list.some((w) => !/^\d+$/.test(w as string))) return bad(`expected exit codes separated by commas, e.g. 0,2, got ${show(raw)}`);
+    list = list.map(Number);
+  } else {
+    if (typeof raw === 'number') return bad(`expected ${EXITCODES_WHAT}, got ${show(raw)} (a number); write [${raw}]`);
+    if (!Array.isArray(raw)) return expected(EXITCODES_WHAT, raw, text, true);
+    list = raw;
+  }
+  // Every code may appear once: a longer list is a generated mistake, not a policy.
+  if (list.length > EXIT_CODE_MAX + 1) return bad(`expected at most ${EXIT_CODE_MAX + 1} exit codes (each of 0..${EXIT_CODE_MAX} once), got a list of ${list.length}`);
+  if (list.length === 0) {
+    return bad(`expected at least one exit code, e.g. [0], got []; an empty list would make every exit unexpected: for that, use autorestart true`);
+  }
+  const problems: string[] = [];
+  list.forEach((c, i) => {
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > EXIT_CODE_MAX) {
+      const fix = typeof c === 'string' && /^\d+$/.test(c) ? `; write ${c}` : c === -1 || (typeof c === 'number' && c > EXIT_CODE_MAX) ? '; an exit status is one byte, and a death by a signal is never expected' : '';
+      problems.push(`exitcodes[${i}] must be a whole number from 0 to ${EXIT_CODE_MAX}, got ${show(c)}${typeof c === 'number' ? '' : ` (${typeName(c)})`}${fix}`);
+    }
+  });
+  return problems.length > 0 ? bad(...problems) : ok(Object.freeze([...new Set(list as number[])].sort((a, b) => a - b)));
+};
+
+/** Each copy is a process the manager supervises, and a name in every status: more than this is a typo (1000 for 10), not a plan. */
+export const NUMPROCS_MAX = 64;
+
+const readNumprocs: Reader<number> = (raw, text) => {
+  const what = `a whole number from 1 to ${NUMPROCS_MAX} (copies to run)`;
+  if (typeof raw !== 'number' || !Number.isInteger(raw)) {
+    const fix = typeof raw === 'string' && /^\d+$/.test(raw) ? `; write ${raw}` : '';
+    return bad(`expected ${what}, got ${show(raw)}${text ? '' : ` (${typeName(raw)})`}${fix}`);
+  }
+  if (raw < 1) return bad(`expected ${what}, got ${raw}; to run none, set autostart false or remove the companion`);
+  if (raw > NUMPROCS_MAX) return bad(`expected ${what}, got ${raw}; run at most ${NUMPROCS_MAX} copies of one companion (split them into several companions if you truly need more)`);
+  return ok(raw);
+};
+
 // -------------------------------------------------------------------- table
 
 export interface FieldSpec<T = unknown> {
@@ -252,6 +330,9 @@ export const FIELDS: readonly FieldSpec[] = [
   field({ key: 'backoff', help: `restart delay policy: ${BACKOFFS.join(' or ')} (doubles restart_delay per consecutive failure)`, metavar: 'POLICY', example: 'exponential', defaultText: 'fixed', global: true, parse: oneOf(BACKOFFS) }),
   field({ key: 'backoff_max', help: 'cap of the exponential restart delay', metavar: 'SECONDS', example: '60', defaultText: '60', global: true, parse: duration }),
   field({ key: 'autostart', help: 'start it with the manager (false: only drover ctl start does)', metavar: 'BOOL', example: 'true', defaultText: 'true', global: false, parse: readBoolean }),
+  field({ key: 'autorestart', help: 'after an exit past startsecs: true restarts it, false leaves it EXITED, "unexpected" restarts it only if its exit code is not in exitcodes', metavar: 'WHEN', example: 'unexpected', defaultText: 'true', global: true, parse: readAutorestart }),
+  field({ key: 'exitcodes', help: `exit codes that are expected (0 to ${EXIT_CODE_MAX}; as text comma-separated); a signal never is`, metavar: 'CODES', example: '0,2', defaultText: '0', global: true, parse: readExitcodes }),
+  field({ key: 'numprocs', help: `copies to run (1 to ${NUMPROCS_MAX}), named NAME:0 .. NAME:N-1, each with DROVER_PROCESS_NUM; 1: one, named NAME`, metavar: 'N', example: '4', defaultText: '1', global: false, parse: readNumprocs }),
 ];
 
 const BY_KEY = new Map<string, FieldSpec>(FIELDS.map((f) => [f.key, f]));
@@ -266,8 +347,8 @@ const SUPERVISORD: Readonly<Record<string, string>> = {
   stdout_logfile: 'use "stdout"',
   stderr_logfile: 'use "stderr"',
   redirect_stderr: 'use "stderr": "stdout"',
-  autorestart: 'remove it: a companion that exits unasked is always restarted (see startretries)',
-  exitcodes: 'remove it: every exit that was not asked for counts as unexpected',
+  process_name: 'remove it: the copies numprocs runs are named NAME:0, NAME:1, ...',
+  numprocs_start: 'remove it: copies are numbered from 0 (DROVER_PROCESS_NUM)',
   cmd: 'use "command" (an argv array)',
   args: 'put the arguments in "command" (an argv array)',
 };
@@ -298,7 +379,12 @@ export function canonicalJson(v: unknown): string {
 /** sha256 (hex) of every field but `hash` itself: same config, same hash; any field changed, another. */
 export function companionHash(c: Omit<CompanionConfig, 'hash'> & { hash?: string }): string {
   const { hash: _ignored, ...fields } = c;
-  return createHash('sha256').update(canonicalJson(fields)).digest('hex');
+  return hashOf(fields);
+}
+
+/** sha256 (hex) of canonicalJson(v). */
+export function hashOf(v: unknown): string {
+  return createHash('sha256').update(canonicalJson(v)).digest('hex');
 }
 
 // -------------------------------------------------------------------- parse
@@ -403,6 +489,9 @@ function parseOne(
     backoff: pick('backoff'),
     backoff_max: pick('backoff_max'),
     autostart: got.autostart !== undefined ? (got.autostart as boolean) : true,
+    autorestart: pick('autorestart'),
+    exitcodes: pick('exitcodes'),
+    numprocs: got.numprocs !== undefined ? (got.numprocs as number) : 1,
   };
   return { companion: Object.freeze({ ...fields, hash: companionHash(fields) }), name, problems };
 }

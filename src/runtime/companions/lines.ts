@@ -58,6 +58,14 @@ export class LineSplitter {
   }
 
   /**
+   * The stream ended: a last line without its newline is emitted as it is
+   * (a process that printed "done" and exited still said it).
+   */
+  end(): void {
+    if (this.heldLength > 0) this.flush();
+  }
+
+  /**
    * Adds text[from, end) (no newline in it) to the held line. What does not
    * fit cuts it: the held line is emitted, and the rest starts a marked one.
    * A line of exactly the bound is held whole: it is cut only once a

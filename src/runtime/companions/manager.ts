@@ -2,6 +2,9 @@
 // processes (queue consumers, schedulers) the config lists. Each companion's
 // life is the pure state machine in state.ts; this module only feeds it
 // inputs (commands, exits, time) and carries out its actions with the Os.
+// A companion with numprocs N is N supervised processes (copies.ts), each
+// with its own machine; control commands take a copy (NAME:i), a group
+// (NAME: all its copies) or 'all'. Output goes where output.ts says.
 //
 // No orphans:
 // - each companion leads its own process group, and every signal goes to the
@@ -22,10 +25,11 @@ import { resolve } from 'node:path';
 import type { Child, Exited, Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
-import { checkReply, MAX_TAIL_LINES, quote, validateRequest, type CompanionStatus, type Reply, type Request } from '../control/protocol.js';
+import { checkReply, quote, validateRequest, type CompanionStatus, type Reply, type Request, type StdStream } from '../control/protocol.js';
 import { type CompanionConfig, splitModule } from './config.js';
-import { LineSplitter } from './lines.js';
-import { type Action, type Companion, initial, type Input, step } from './state.js';
+import { copies, listNames, type Copy } from './copies.js';
+import { Lines, Output } from './output.js';
+import { type Action, type Companion, exitExpected, initial, type Input, step } from './state.js';
 
 export interface ManagerSpec {
   readonly argv: readonly string[];
@@ -45,68 +49,31 @@ export type ToManager = { t: 'reread' } | { t: 'ctl'; id: number; req: Request }
 
 const VERSION = '0.1.0';
 
-/**
- * The last lines of one output stream, for `tail`: cut as lines.ts says (at
- * most 64 KiB held, each character looked at once), each kept to its first
- * 4096 characters, the last MAX_TAIL_LINES of them in a ring.
- */
-export class Lines {
-  private readonly ring: string[] = [];
-  private next = 0; // where the next line goes once the ring is full
-  private readonly splitter = new LineSplitter((l) => this.add(l.length > 4096 ? l.slice(0, 4096) : l));
-  push(text: string): void {
-    this.splitter.push(text);
-  }
-  /** Characters of an unfinished line held (≤ LINE_MAX). */
-  get pending(): number {
-    return this.splitter.pending;
-  }
-  private add(line: string): void {
-    if (this.ring.length < MAX_TAIL_LINES) this.ring.push(line);
-    else {
-      this.ring[this.next] = line;
-      this.next = (this.next + 1) % MAX_TAIL_LINES;
-    }
-  }
-  last(n: number): string[] {
-    const ordered = this.ring.length < MAX_TAIL_LINES ? this.ring : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
-    return n <= 0 ? [] : ordered.slice(-n);
-  }
-}
-
-/** Where one companion stream goes: a file (reopened on USR1) or the manager's own stream. */
-class Output {
-  readonly lines = new Lines();
-  private sink: LogSink | null;
-  constructor(private readonly os: Os, target: string, private readonly inherit: 'stdout' | 'stderr') {
-    this.sink = target === 'inherit' ? null : new LogSink(os, target);
-  }
-  write(text: string): void {
-    this.lines.push(text);
-    if (this.sink) this.sink.write(text);
-    else this.os[this.inherit].write(text);
-  }
-  reopen(): void {
-    this.sink?.reopen();
-  }
-  close(): void {
-    this.sink?.close();
-  }
-}
-
+/** One supervised process: a companion, or one copy of one (numprocs). */
 interface Entry {
   c: Companion;
+  /** The configured companion's name; `c.config.name` is this copy's. */
+  readonly group: string;
   child: Child | null;
   startedAt: number | null;
   exits: number;
-  out: { stdout: Output; stderr: Output } | null;
+  /** What `tail` reads, kept across its processes. */
+  readonly lines: Record<StdStream, Lines>;
+  /** The streams of its processes not ended yet (a reaped child's may still be draining). */
+  readonly outs: Set<Output>;
   removing: boolean; // reread dropped it: forget it once stopped
 }
+
+const entryOf = (copy: Copy, now: number): Entry => ({
+  c: initial(copy.config, now), group: copy.group, child: null, startedAt: null, exits: 0,
+  lines: { stdout: new Lines(), stderr: new Lines() }, outs: new Set(), removing: false,
+});
 
 export async function manager(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as ManagerSpec;
   // Started after the arbiter already died: nobody would ever stop what we start.
   if (os.ppid() !== spec.arbiter) return os.exit(0);
+  os.setTitle('drover: companion manager');
   if (!planted('manager-ignores-parent-death')) os.setParentDeathSignal('SIGTERM');
   // The heartbeat, from the first instant (loading the config is part of the
   // boot the arbiter times): a manager whose loop is stuck, or that was
@@ -119,7 +86,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   beat();
 
   const config = await loadConfig(os, spec.argv, spec.cpus);
-  const log = new Logger(os, new LogSink(os, config.error_log), config.log_level);
+  const log = new Logger(os, new LogSink(os, config.error_log), config.log_level, { format: config.log_format, role: 'manager' });
   const entries = new Map<string, Entry>();
   const byPid = new Map<number, Entry>();
   const waiters: Array<() => boolean> = [];
@@ -154,9 +121,6 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   };
 
   const spawn = (e: Entry, cfg: CompanionConfig) => {
-    e.out?.stdout.close();
-    e.out?.stderr.close();
-    e.out = { stdout: new Output(os, cfg.stdout, 'stdout'), stderr: new Output(os, cfg.stderr === 'stdout' ? 'inherit' : cfg.stderr, 'stderr') };
     const common = {
       cwd: cfg.cwd ?? undefined,
       env: { ...os.env, ...cfg.env },
@@ -178,9 +142,18 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     e.child = child;
     e.startedAt = os.now();
     byPid.set(child.pid, e);
-    const out = e.out;
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => out.stdout.write(d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => out.stderr.write(d));
+    // Each stream its own Output (its own line splitter and file), until its EOF.
+    const prefix = `${cfg.name} | `;
+    const ended = (o: Output) => void e.outs.delete(o);
+    const follow = (stream: typeof child.stdout, out: Output) => {
+      if (stream === null) return;
+      e.outs.add(out);
+      stream.setEncoding('utf8').on('data', (d: string) => out.write(d));
+      stream.on('end', () => out.end());
+    };
+    follow(child.stdout, new Output(os, cfg.stdout, 'stdout', e.lines.stdout, prefix, ended));
+    // stderr joined to stdout arrives in the stdout pipe (its Output above).
+    if (cfg.stderr !== 'stdout') follow(child.stderr, new Output(os, cfg.stderr, 'stderr', e.lines.stderr, prefix, ended));
     feed(e, { t: 'spawned', pid: child.pid });
     report();
   };
@@ -261,6 +234,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     let description = '';
     if (c.pid !== null && e.startedAt !== null) description = `pid ${c.pid}, uptime ${clock(now - e.startedAt)}`;
     else if (c.state === 'BACKOFF' && c.deadline !== null) description = `${lastText}, retrying in ${Math.ceil((c.deadline - now) / 1000)} s`;
+    else if (c.state === 'EXITED' && last) description = `${lastText} (${exitExpected(c.config, last.code, last.signal) ? 'expected' : 'unexpected'}), not restarted`;
     else if (last) description = lastText;
     else description = 'not started';
     return {
@@ -275,10 +249,27 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     };
   };
 
+  const names = () => listNames([...entries.values()].map((e) => ({ group: e.group, name: e.c.config.name })));
+  const unknown = (name: string) => `no companion named "${name}"; companions: ${names() || 'none'}`;
+
+  /** 'all', a companion (or one copy) by name, or a group: all its copies. */
   const pick = (name: string): Entry[] | string => {
     if (name === 'all') return [...entries.values()];
     const e = entries.get(name);
-    return e ? [e] : `no companion named "${name}"; companions: ${[...entries.keys()].join(', ') || 'none'}`;
+    if (e) return [e];
+    const group = [...entries.values()].filter((x) => x.group === name);
+    return group.length > 0 ? group : unknown(name);
+  };
+
+  /** One process: a companion, or one copy by its NAME:i. */
+  const one = (cmd: string, name: string): Entry | string => {
+    const e = entries.get(name);
+    if (e) return e;
+    const group = [...entries.values()].filter((x) => x.group === name);
+    if (group.length === 0) return unknown(name);
+    const first = group[0]!.c.config.name;
+    const last = group[group.length - 1]!.c.config.name;
+    return `${cmd} needs one process, and "${name}" runs ${group.length} copies (numprocs): name one, ${first} to ${last}`;
   };
 
   const settled = (e: Entry, goal: 'up' | 'down') =>
@@ -326,20 +317,35 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       }
       case 'pid': {
         if (req.name === null) return { ok: true, pid: os.pid };
-        const e = entries.get(req.name);
-        return e ? { ok: true, pid: e.c.pid } : { ok: false, error: `no companion named "${req.name}"` };
+        const e = one('pid', req.name);
+        return typeof e === 'string' ? { ok: false, error: e } : { ok: true, pid: e.c.pid };
       }
-      case 'tail': {
-        const e = entries.get(req.name);
-        if (!e) return { ok: false, error: `no companion named "${req.name}"` };
-        return { ok: true, name: req.name, stream: req.stream, lines: e.out ? e.out[req.stream].lines.last(req.lines) : [] };
-      }
+      case 'tail':
+        return tail(req);
       case 'reread':
         return reread();
       case 'stats':
-        // The arbiter answers stats itself; it forwards nothing but companion commands.
-        return { ok: false, error: 'stats is answered by the arbiter, not the companion manager' };
+      case 'reload':
+      case 'scale':
+        // The arbiter answers these itself; it forwards nothing but companion commands.
+        return { ok: false, error: `${req.cmd} is answered by the arbiter, not the companion manager` };
     }
+  };
+
+  /**
+   * The last `lines` lines of a stream, and `next`, the number the next line
+   * will get. With `after` (a follower's last `next`): the lines numbered
+   * `after` and on, at most `lines` of them, and `dropped` when some of those
+   * are not in the reply (gone from the ring, or over `lines`).
+   */
+  const tail = (req: Extract<Request, { cmd: 'tail' }>): Reply => {
+    const e = one('tail', req.name);
+    if (typeof e === 'string') return { ok: false, error: e };
+    const lines = e.lines[req.stream];
+    const base = { ok: true as const, name: req.name, stream: req.stream, next: lines.next };
+    if (req.after === undefined) return { ...base, lines: lines.last(req.lines) };
+    const { lines: got, dropped } = lines.since(req.after, req.lines);
+    return { ...base, lines: got, ...(dropped > 0 ? { dropped } : {}) };
   };
 
   /** One forwarded request, answered on the channel. Never throws: a failure is an {ok:false} reply, as the socket would give. */
@@ -358,7 +364,11 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     os.channel?.send({ t: 'ctl-reply', id, reply } satisfies ManagerReport);
   };
 
-  /** Validate the whole new config first; then apply it all: added start, removed stop, changed restart. */
+  /**
+   * Validate the whole new config first; then apply it all: added start,
+   * removed stop, changed restart. Per process: a numprocs change adds or
+   * removes copies and leaves the others alone (copies.ts).
+   */
   const reread = async (): Promise<Reply> => {
     let next;
     try {
@@ -367,7 +377,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       return { ok: false, error: `reread refused, nothing changed: ${e instanceof Error ? e.message : String(e)}` };
     }
     const now = os.now();
-    const names = new Set(next.companions.map((c) => c.name));
+    const wanted = next.companions.flatMap(copies);
+    const names = new Set(wanted.map((c) => c.config.name));
     const added: string[] = [];
     const removed: string[] = [];
     const changed: string[] = [];
@@ -378,12 +389,13 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       e.removing = true;
       feed(e, { t: 'stop' });
     }
-    for (const cfg of next.companions) {
+    for (const copy of wanted) {
+      const cfg = copy.config;
       const e = entries.get(cfg.name);
       if (!e || e.removing) {
         if (e) continue; // still stopping under its old config; a later reread adds it again
         added.push(cfg.name);
-        const fresh: Entry = { c: initial(cfg, now), child: null, startedAt: null, exits: 0, out: null, removing: false };
+        const fresh = entryOf(copy, now);
         entries.set(cfg.name, fresh);
         feed(fresh, { t: 'tick' });
       } else if (e.c.config.hash !== cfg.hash && e.c.pendingConfig?.hash !== cfg.hash) {
@@ -393,6 +405,15 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
         unchanged.push(cfg.name);
       }
     }
+    // Config order for status (a copy added by a numprocs change next to its group), the leaving ones last.
+    const order = [...wanted.map((c) => c.config.name), ...entries.keys()];
+    const ordered = new Map<string, Entry>();
+    for (const name of order) {
+      const e = entries.get(name);
+      if (e && !ordered.has(name)) ordered.set(name, e);
+    }
+    entries.clear();
+    for (const [name, e] of ordered) entries.set(name, e);
     settle();
     log.info(`reread: added [${added}] removed [${removed}] changed [${changed}] unchanged [${unchanged}]`);
     return { ok: true, added, removed, changed, unchanged };
@@ -407,10 +428,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     for (const e of entries.values()) feed(e, { t: 'stop' });
     settle();
     await until(() => [...entries.values()].every((e) => e.c.pid === null));
-    for (const e of entries.values()) {
-      e.out?.stdout.close();
-      e.out?.stderr.close();
-    }
+    for (const e of entries.values()) for (const o of e.outs) o.close();
     os.timer(0, () => os.exit(0));
   };
 
@@ -421,10 +439,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   os.onSignal('SIGHUP', () => void reread());
   os.onSignal('SIGUSR1', () => {
     log.sink.reopen();
-    for (const e of entries.values()) {
-      e.out?.stdout.reopen();
-      e.out?.stderr.reopen();
-    }
+    for (const e of entries.values()) for (const o of e.outs) o.reopen();
   });
   // Installed with the companions below, in the same turn: no request can find them missing.
   os.channel?.onMessage((msg) => {
@@ -433,9 +448,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     else if (m.t === 'ctl') void control(m.id, m.req);
     else if (m.t === 'heartbeat') beatEvery = validBeat(m.ms) ?? beatEvery;
   });
-  for (const cfg of config.companions) {
-    const e: Entry = { c: initial(cfg, os.now()), child: null, startedAt: null, exits: 0, out: null, removing: false };
-    entries.set(cfg.name, e);
+  for (const copy of config.companions.flatMap(copies)) {
+    const e = entryOf(copy, os.now());
+    entries.set(copy.config.name, e);
     feed(e, { t: 'tick' });
   }
   settle();

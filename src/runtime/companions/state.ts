@@ -3,19 +3,24 @@
 // signal, log). No clock, no process: the manager feeds it what happened
 // and when, so the same code runs in the simulator and in tests.
 //
-// States (supervisord's names; DESIGN "Companions"):
+// States (supervisord's names and rules; DESIGN "Companions"):
 //   STOPPED   no process; stays so unless started (or autostarted, below).
 //   STARTING  spawn asked (pid null until `spawned`) or process younger than
 //             startsecs. Surviving startsecs makes it RUNNING.
 //   RUNNING   up for at least startsecs.
-//   BACKOFF   exited unasked; respawned when `deadline` passes.
+//   BACKOFF   waiting to respawn when `deadline` passes: after a failed
+//             start, or after an exit that autorestart restarts.
 //   STOPPING  stop signal sent (or to be sent once the pending spawn
 //             reports its pid); KILL at `deadline`; ends with the exit.
+//   EXITED    a RUNNING process ended on its own. As in supervisord every
+//             such exit goes here first; then autorestart decides: true, or
+//             "unexpected" with an exit not in exitcodes, goes on to BACKOFF
+//             in the same step (drover waits restart_delay where supervisord
+//             respawns at once); otherwise it stays EXITED until a start,
+//             restart or reconfigure. An exit before startsecs is a failed
+//             start whatever autorestart says (BACKOFF, then FATAL).
 //   FATAL     startretries consecutive failed starts; only a start, restart
 //             or reconfigure tries again.
-//   EXITED    not reached: every exit nobody asked for is retried (BACKOFF),
-//             and an asked-for one ends in STOPPED. It stays in the type for
-//             supervisord's vocabulary and a future `autorestart: false`.
 //
 // Rules the table and the handlers keep:
 // - A manual stop sets wanted = false; nothing automatic (exit, tick,
@@ -23,10 +28,11 @@
 // - At most one process: a spawn is asked only when pid is null and no spawn
 //   is pending (pid is null in STARTING/STOPPING exactly while one is).
 // - failures counts consecutive unasked exits: a failed start (spawn error or
-//   exit before startsecs) adds one; reaching RUNNING resets it; a crash of a
-//   RUNNING companion starts a new streak at 1 and always goes to BACKOFF.
-//   FATAL happens only on a failed start, when startretries is set and
-//   failures has reached it. A manual start, restart or reconfigure resets it.
+//   exit before startsecs) adds one; reaching RUNNING resets it; a restarted
+//   exit of a RUNNING companion starts a new streak at 1 and always goes to
+//   BACKOFF. FATAL happens only on a failed start, when startretries is set
+//   and failures has reached it. A manual start, restart or reconfigure
+//   resets it.
 // - Stop deadlines: stop and restart use stop_timeout, a reconfigure of a
 //   live companion uses reload_timeout, both of the config the process runs
 //   under (its stop behaviour belongs to it, not to its replacement).
@@ -41,10 +47,10 @@ export type State = 'STOPPED' | 'STARTING' | 'RUNNING' | 'BACKOFF' | 'STOPPING' 
 export const TRANSITIONS: Readonly<Record<State, readonly State[]>> = {
   STOPPED: ['STARTING'],                                // start, restart, autostart (tick)
   STARTING: ['RUNNING', 'BACKOFF', 'FATAL', 'STOPPING'], // startsecs passed; failed start; stop/restart/reconfigure
-  RUNNING: ['BACKOFF', 'STOPPING'],                     // crash; stop/restart/reconfigure
+  RUNNING: ['EXITED', 'STOPPING'],                      // ended on its own; stop/restart/reconfigure
   BACKOFF: ['STARTING', 'STOPPED'],                     // delay passed or start/reconfigure; stop
   STOPPING: ['STOPPED', 'STARTING'],                    // reaped; reaped with a restart pending
-  EXITED: ['STARTING', 'STOPPED'],                      // (unreachable, see above)
+  EXITED: ['BACKOFF', 'STARTING', 'STOPPED'],           // autorestart (same step); start/restart/reconfigure; stop
   FATAL: ['STARTING', 'STOPPED'],                       // start/restart/reconfigure; stop
 };
 
@@ -98,10 +104,30 @@ function exitText(code: number | null, signal: Signal | null): string {
   return signal !== null ? `exited on ${signal}` : `exited with code ${code}`;
 }
 
+/** An exit is expected when its code is in exitcodes; a death by a signal never is (supervisord's rule). */
+export function exitExpected(config: CompanionConfig, code: number | null, signal: Signal | null): boolean {
+  return signal === null && code !== null && config.exitcodes.includes(code);
+}
+
+/** Whether autorestart restarts a RUNNING companion after this exit. */
+export function restarts(config: CompanionConfig, expected: boolean): boolean {
+  return config.autorestart === true || (config.autorestart === 'unexpected' && !expected);
+}
+
+/** Why an EXITED companion was left alone, for its log line. */
+export function policyText(config: CompanionConfig): string {
+  return config.autorestart === false ? 'autorestart false' : `autorestart "unexpected", exitcodes [${config.exitcodes.join(', ')}]`;
+}
+
+/** The input as the probe names a transition's cause: 'start', 'tick', 'exit 0', 'exit SIGKILL'... */
+function causeOf(input: Input): string {
+  return input.t === 'exited' ? `exit ${input.signal ?? input.code}` : input.t;
+}
+
 /** A step in progress: the companion so far and the actions asked. */
 class Draft {
   readonly actions: Action[] = [];
-  constructor(public c: Companion, readonly now: number) {}
+  constructor(public c: Companion, readonly now: number, readonly cause: string) {}
 
   get who(): string {
     return `companion ${this.c.config.name}`;
@@ -119,7 +145,7 @@ class Draft {
   /** A state change, checked against the table. */
   go(state: State, patch: Partial<Companion> = {}): void {
     const from = this.c.state;
-    if (state !== from) probe.transition?.(this.c.config.name, from, state);
+    if (state !== from) probe.transition?.(this.c.config.name, from, state, this.cause);
     if (state !== from && !TRANSITIONS[from].includes(state) && !planted('companion-skips-backoff')) {
       throw new Error(`${this.who}: ${from} -> ${state} is not an allowed transition`);
     }
@@ -260,16 +286,32 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
   },
 
   exited(d, { code, signal }) {
-    const { state, pid } = d.c;
+    const { state, pid, config } = d.c;
     if (pid === null) return d.ignored('an exit');
-    const asked = state === 'STOPPING';
     d.set({ pid: null, lastExit: { code, signal, at: d.now } });
-    d.log(asked ? 'info' : 'warning', `pid ${pid} ${exitText(code, signal)}${asked ? '' : ' unexpectedly'}`);
+    const what = `pid ${pid} ${exitText(code, signal)}`;
     if (state === 'STARTING') {
-      d.log('warning', `it did not stay up for startsecs (${secs(d.c.config.startsecs)})`);
+      d.log('warning', `${what} unexpectedly`);
+      d.log('warning', `it did not stay up for startsecs (${secs(config.startsecs)})`);
       return d.failedStart();
     }
-    if (state === 'RUNNING') return planted('companion-skips-backoff') ? d.spawn() : d.backoff(1);
+    if (state === 'RUNNING') {
+      if (planted('companion-skips-backoff')) {
+        d.log('warning', `${what} unexpectedly`);
+        return d.spawn();
+      }
+      const expected = exitExpected(config, code, signal);
+      d.go('EXITED', { deadline: null });
+      // The planted bug is the issue's: every exit restarted, whatever autorestart and exitcodes say.
+      if (restarts(config, expected) || planted('companion-restarts-one-shot')) {
+        d.log(expected ? 'info' : 'warning', `${what}${expected ? ' (expected)' : ' unexpectedly'}`);
+        return d.backoff(1);
+      }
+      // One line, said once: it stays EXITED, and nothing repeats it.
+      d.log(expected ? 'info' : 'warning', `${what} (${expected ? 'expected' : 'unexpected'}), not restarted (${policyText(config)}); drover ctl start ${config.name} runs it again`);
+      return;
+    }
+    d.log('info', what);
     if (d.c.restartPending) {
       d.log('info', 'restarting');
       return d.spawn();
@@ -306,7 +348,8 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.log('info', 'config changed; restarting');
       d.signalStop(d.c.config.reload_timeout);
     } else {
-      // BACKOFF, FATAL, EXITED: nothing runs, so the change starts it now (a fix to a failing command takes effect at once).
+      // BACKOFF, FATAL, EXITED: nothing runs, so the change starts it now (a fix to a failing command takes
+      // effect at once; a changed one-shot runs again, as supervisord's update re-adds a changed program).
       d.set({ config, pendingConfig: null, failures: 0 });
       d.log('info', 'config changed; starting');
       d.spawn();
@@ -315,7 +358,7 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
 };
 
 export function step(c: Companion, input: Input, now: number): { next: Companion; actions: Action[] } {
-  const d = new Draft(c, now);
+  const d = new Draft(c, now, causeOf(input));
   d.promote();
   (HANDLERS[input.t] as Handler<Input['t']>)(d, input);
   return { next: d.c, actions: d.actions };

@@ -20,6 +20,12 @@ export interface SocketChoice {
    * (findRunning).
    */
   readonly mayLook?: boolean;
+  /**
+   * The config's `timeout` in ms ($DROVER_TIMEOUT, else the file's key),
+   * when a config was consulted and says it: a reload waits up to that long
+   * for its new workers to boot, so `drover ctl reload` waits longer.
+   */
+  readonly timeout?: number;
 }
 
 const KEY = 'control_socket';
@@ -31,6 +37,12 @@ function parseSocket(raw: unknown, text: boolean, source: string): string {
   return r.value as string;
 }
 
+/** A raw `timeout` value in ms, or undefined when it is not valid (the server refuses such a config; not ctl's business). */
+function parseTimeout(raw: unknown, text: boolean): number | undefined {
+  const r = settingByName('timeout')!.parse(raw, text);
+  return r.ok ? (r.value as number) : undefined;
+}
+
 /**
  * `config` is --config; without it, the file the server would find
  * ($DROVER_CONFIG, then ./drover.config.{js,mjs,json}). Throws ConfigError
@@ -38,16 +50,19 @@ function parseSocket(raw: unknown, text: boolean, source: string): string {
  */
 export async function locateSocket(os: Os, opts: { socket: string | null; config: string | null }): Promise<SocketChoice> {
   if (opts.socket !== null) return { path: opts.socket, from: '--socket' };
+  const rawTimeout = os.env[envOf('timeout')];
+  const envTimeout = rawTimeout === undefined || rawTimeout === '' ? undefined : parseTimeout(rawTimeout, true);
+  const withTimeout = (c: SocketChoice, t: number | undefined): SocketChoice => (t === undefined ? c : { ...c, timeout: t });
   const env = os.env[envOf(KEY)];
-  if (env !== undefined && env !== '') return { path: parseSocket(env, true, envOf(KEY)), from: envOf(KEY) };
+  if (env !== undefined && env !== '') return withTimeout({ path: parseSocket(env, true, envOf(KEY)), from: envOf(KEY) }, envTimeout);
   const named = opts.config ?? (os.env[ENV_CONFIG] === '' ? undefined : os.env[ENV_CONFIG]);
   const path = named ?? findConfigFile(os);
-  if (path === null) return { path: defaultControlSocket(os.cwd(), null, os.env, os.uid), from: 'the default (no config file found)', mayLook: true };
+  if (path === null) return withTimeout({ path: defaultControlSocket(os.cwd(), null, os.env, os.uid), from: 'the default (no config file found)', mayLook: true }, envTimeout);
   const { data } = await loadConfigFile(os, path);
-  if (typeof data === 'object' && data !== null && Object.hasOwn(data, KEY)) {
-    return { path: parseSocket((data as Record<string, unknown>)[KEY], false, path), from: `${KEY} in ${path}` };
-  }
-  return { path: defaultControlSocket(os.cwd(), path, os.env, os.uid), from: `the default for ${path}`, mayLook: named === undefined };
+  const file = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+  const timeout = envTimeout ?? (Object.hasOwn(file, 'timeout') ? parseTimeout(file.timeout, false) : undefined);
+  if (Object.hasOwn(file, KEY)) return withTimeout({ path: parseSocket(file[KEY], false, path), from: `${KEY} in ${path}` }, timeout);
+  return withTimeout({ path: defaultControlSocket(os.cwd(), path, os.env, os.uid), from: `the default for ${path}`, mayLook: named === undefined }, timeout);
 }
 
 /** A drover found by findRunning. */

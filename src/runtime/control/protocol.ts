@@ -7,6 +7,8 @@
 //   ← {"id":7,"ok":true,"companions":[{"name":"worker-queue","state":"STOPPED",...}]}
 //   → {"cmd":"stats"}
 //   ← {"ok":true,"lanes":true,"slowThresholdMs":500,"generations":[...],...}
+//   → {"cmd":"reload"}
+//   ← {"ok":true,"generation":4}          (once generation 4 serves)
 //   → {"cmd":"stpo"}
 //   ← {"ok":false,"error":"unknown command \"stpo\"; did you mean \"stop\"? ..."}
 
@@ -19,6 +21,10 @@ export const MAX_LINE = 64 * 1024;
 export const DEFAULT_TAIL_LINES = 50;
 /** Bounds a tail reply: 10,000 lines of a chatty log is already megabytes on one line. */
 export const MAX_TAIL_LINES = 10_000;
+/** A sanity bound on `scale`'s number, not the real one: the arbiter holds it to min_workers and max_workers. */
+export const MAX_SCALE_WORKERS = 100_000;
+/** Words of the arbiter's error for a companion command when none are configured; `drover ctl top` shows "no companions" for it. */
+export const NO_COMPANIONS = 'no companions are configured';
 
 // ------------------------------------------------------------------ requests
 
@@ -31,9 +37,13 @@ export type Request =
   | { readonly cmd: 'reread' }
   | { readonly cmd: 'signal'; readonly name: string; readonly signal: Signal } // or 'all'; 'HUP' arrives as 'SIGHUP'
   | { readonly cmd: 'pid'; readonly name: string | null } // null: the manager's own pid
-  | { readonly cmd: 'tail'; readonly name: string; readonly lines: number; readonly stream: StdStream }
+  // after: the sequence number of the first line wanted (tail -f asks again with the reply's `next`)
+  | { readonly cmd: 'tail'; readonly name: string; readonly lines: number; readonly stream: StdStream; readonly after?: number }
   | { readonly cmd: 'version' }
-  | { readonly cmd: 'stats' }; // answered by the arbiter itself, companions or not
+  // Answered by the arbiter itself, companions or not:
+  | { readonly cmd: 'stats' }
+  | { readonly cmd: 'reload' } // a HUP whose outcome is the reply
+  | { readonly cmd: 'scale'; readonly workers: number }; // the fast workers' target
 
 export type Command = Request['cmd'];
 
@@ -91,12 +101,31 @@ export interface ReplyBodies {
   signal: { readonly signalled: readonly { readonly name: string; readonly pid: number }[] };
   /** null: the companion has no process now. */
   pid: { readonly pid: number | null };
-  /** The last lines (without newlines), oldest first, of the file the companion's stream goes to. */
-  tail: { readonly name: string; readonly stream: StdStream; readonly lines: readonly string[] };
+  /**
+   * Lines (without newlines), oldest first, of the companion's stream; each
+   * line has a sequence number, 0 for the first the manager saw. Without
+   * `after`: the last `lines` lines. With it: the lines numbered `after` and
+   * up; when there are more than `lines` of them, the newest `lines`. Either
+   * way the lines sent are the ones just before `next`, none missing between
+   * them, so asking again with `after: next` continues where this reply ended.
+   */
+  tail: {
+    readonly name: string;
+    readonly stream: StdStream;
+    readonly lines: readonly string[];
+    /** The sequence number the next line will get. A manager older than tail -f leaves it out. */
+    readonly next?: number;
+    /** With `after`: lines numbered `after` or more that this reply leaves out (gone from the manager's ring, or over `lines`); absent or 0 when none. */
+    readonly dropped?: number;
+  };
   /** The arbiter's pid and working directory come along: `drover ctl` finds the drover running from its directory by them. */
   version: { readonly version: string; readonly arbiter?: { readonly pid: number; readonly cwd: string } };
-  /** The arbiter's lanes: per generation, the slow routes it knows, the slow_routes hints. */
+  /** The arbiter's lanes: per generation, the slow routes it knows, the slow_routes hints; every worker process. */
   stats: LanesReport;
+  /** Sent once the new generation serves (a failed reload is an error reply, the running config still in force). */
+  reload: { readonly generation: number };
+  /** The fast workers' new target and the bounds it was held to; workers start or stop after the reply. */
+  scale: { readonly workers: number; readonly min: number; readonly max: number };
 }
 
 export interface ErrorReply {
@@ -184,7 +213,7 @@ export type Decoded =
 
 const EXAMPLE = '{"cmd":"status"}';
 
-type ArgKind = 'name' | 'one' | 'signal' | 'lines' | 'stream';
+type ArgKind = 'name' | 'one' | 'signal' | 'lines' | 'stream' | 'after' | 'workers';
 interface ArgSpec { readonly kind: ArgKind; readonly required: boolean }
 interface CommandSpec { readonly args: Readonly<Record<string, ArgSpec>>; readonly example: string }
 
@@ -200,9 +229,14 @@ export const COMMANDS: Readonly<Record<Command, CommandSpec>> = {
   reread: { args: {}, example: '{"cmd":"reread"}' },
   signal: { args: { name: req('name'), signal: req('signal') }, example: '{"cmd":"signal","name":"worker","signal":"HUP"}' },
   pid: { args: { name: opt('one') }, example: '{"cmd":"pid","name":"worker"} (or {"cmd":"pid"} for the manager)' },
-  tail: { args: { name: req('one'), lines: opt('lines'), stream: opt('stream') }, example: '{"cmd":"tail","name":"worker","lines":100,"stream":"stderr"}' },
+  tail: {
+    args: { name: req('one'), lines: opt('lines'), stream: opt('stream'), after: opt('after') },
+    example: '{"cmd":"tail","name":"worker","lines":100,"stream":"stderr"} (add "after":N for lines numbered N and up)',
+  },
   version: { args: {}, example: '{"cmd":"version"}' },
   stats: { args: {}, example: '{"cmd":"stats"}' },
+  reload: { args: {}, example: '{"cmd":"reload"}' },
+  scale: { args: { workers: req('workers') }, example: '{"cmd":"scale","workers":4}' },
 };
 const NAMES = Object.keys(COMMANDS) as Command[];
 
@@ -248,6 +282,12 @@ function arg(cmd: Command, key: string, kind: ArgKind, v: unknown): { value: unk
       return { value: v };
     case 'stream':
       if (v !== 'stdout' && v !== 'stderr') return bad('"stdout" or "stderr"');
+      return { value: v };
+    case 'after':
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return bad('a line sequence number (a whole number, 0 or more): the "next" of the last tail reply');
+      return { value: v };
+    case 'workers':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_SCALE_WORKERS) return bad(`a whole number of workers from 1 to ${MAX_SCALE_WORKERS}`);
       return { value: v };
   }
 }

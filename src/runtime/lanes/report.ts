@@ -28,4 +28,22 @@ export interface LanesReport {
   /** Routes currently marked slow by what the workers observed (static slow_routes hints are listed in hints). */
   readonly slowRoutes: readonly SlowRouteReport[];
   readonly hints: readonly string[];
+  /** Every worker process, fast then slow, oldest first; the serving generation is `generations[0]`. */
+  readonly processes: readonly ProcessRow[];
+}
+
+/** One process under the arbiter, for `drover ctl top` and the per-process metrics. */
+export interface ProcessRow {
+  readonly pid: number;
+  readonly role: 'fast' | 'slow';
+  readonly generation: number;
+  readonly state: 'booting' | 'serving' | 'draining' | 'aborting';
+  /** Bytes of resident memory at its last report; null before the first. */
+  readonly rss: number | null;
+  /** Requests it has taken (a fast worker: all its public requests; a slow worker: those it ran). */
+  readonly served: number;
+  readonly inflight: number;
+  /** Event-loop utilisation, 0..1, over its last report interval; null before two reports. */
+  readonly elu: number | null;
+  readonly uptimeMs: number;
 }

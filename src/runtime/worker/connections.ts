@@ -33,6 +33,14 @@
 //   a single write larger than what the client reads in send_timeout counts
 //   as no progress until it is gone (apps stream big answers in chunks).
 //
+// - request (request_timeout, off by default): an answer not begun this
+//   long after its request came is a 504 with Connection: close, sent
+//   through the response's own prototype methods; the app's later writes
+//   to it go nowhere (its instance methods become no-ops, so an app that
+//   writes its head late does not throw ERR_HTTP_HEADERS_SENT into its own
+//   callback). The app's work is not stopped, only no longer waited for: a
+//   worker stuck in it past `timeout` is killed by the heartbeat as ever.
+//
 // A slow worker holds none of this against its clients: they are fast
 // workers, already holding their own clients to it, that send a request
 // whole and take its answer as fast as their buffer allows.
@@ -56,6 +64,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
 import type { ClientLimits } from '../protocol.js';
 import type { Throttle } from '../log.js';
+import type { Timed } from './timing.js';
 import { planted } from '../probe.js';
 
 interface Conn {
@@ -72,7 +81,7 @@ interface Conn {
   drained: boolean; // a 'drain' since the last sweep
 }
 
-export type ClientTimeout = 'client_header_timeout' | 'client_body_timeout' | 'send_timeout';
+export type ClientTimeout = 'client_header_timeout' | 'client_body_timeout' | 'send_timeout' | 'request_timeout';
 
 /** How long a connection at the cap may hold its place without a request. */
 export const SHED_AFTER = 1000;
@@ -80,6 +89,7 @@ export const SHED_AFTER = 1000;
 const LATE = 100;
 
 const TIMEOUT_BODY = 'Request Timeout\n';
+const GATEWAY_BODY = 'Gateway Timeout\n';
 const TIMEOUT_HEAD = `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${TIMEOUT_BODY.length}\r\n\r\n${TIMEOUT_BODY}`;
 
 export class Connections {
@@ -100,13 +110,18 @@ export class Connections {
   private held = false; // our last timer ran late: reads may be waiting unread; no shedding until one runs on time
   /** Called once per timed-out connection (the worker logs and counts it). */
   onTimeout: (kind: ClientTimeout, s: Stream, doing: string) => void = () => {};
+  /** Called as each request's response closes (answered or not). */
+  onClosed: (res: ServerResponse) => void = () => {};
+  /** Connections closed to make room at worker_connections, in all. */
+  shedTotal = 0;
 
   constructor(
     private readonly os: Os,
     private readonly limits: ClientLimits | null, // null: a slow worker's
     private readonly say: Throttle,
   ) {
-    this.tick = limits === null ? 0 : Math.max(1, Math.min(1000, Math.floor(Math.min(limits.headerTimeout, limits.bodyTimeout, limits.sendTimeout) / 4)));
+    const shortest = limits === null ? 0 : Math.min(limits.headerTimeout, limits.bodyTimeout, limits.sendTimeout, limits.requestTimeout > 0 ? limits.requestTimeout : Infinity);
+    this.tick = limits === null ? 0 : Math.max(1, Math.min(1000, Math.floor(shortest / 4)));
   }
 
   get size(): number {
@@ -166,6 +181,7 @@ export class Connections {
       if (since < 0 || now - since < SHED_AFTER) continue;
       this.conns.delete(c.s); // its place is free now; the descriptor goes with the destroy
       c.s.destroy();
+      this.shedTotal++;
       if (this.shed++ === 0) {
         this.os.timer(1000, () => {
           this.say.say('worker_connections', `worker ${this.os.pid} at worker_connections ${this.limits!.maxConnections}: closed ${this.shed} connection(s) that sent no whole request within ${SHED_AFTER / 1000}s, to make room`);
@@ -257,6 +273,7 @@ export class Connections {
     c.req = req.complete ? null : req;
     c.headDone = this.os.now();
     res.once('close', () => {
+      this.onClosed(res);
       c.open.delete(res);
       if (c.open.size === 0) {
         c.since = this.os.now();
@@ -274,7 +291,7 @@ export class Connections {
     }
     const now = this.os.now();
     this.late(now, this.sweepDue);
-    const { headerTimeout, bodyTimeout, sendTimeout } = this.limits!;
+    const { headerTimeout, bodyTimeout, sendTimeout, requestTimeout } = this.limits!;
     for (const c of this.conns.values()) {
       const s = c.s;
       if (s.destroyed) continue;
@@ -303,6 +320,7 @@ export class Connections {
         }
         continue;
       }
+      if (requestTimeout > 0) this.overdue(c, now, requestTimeout);
       const req = c.req;
       if (req === null) continue;
       if (req.complete || req.destroyed) {
@@ -332,6 +350,16 @@ export class Connections {
     else this.sweeper = null;
   };
 
+  /** request_timeout: answers not begun `limit` after their request came get a 504 (see the head of this file). */
+  private overdue(c: Conn, now: number, limit: number): void {
+    for (const res of c.open) {
+      if (res.headersSent || res.writableEnded || now - (res as Timed).arrivedAt < limit) continue;
+      const req = res.req;
+      this.timedOut('request_timeout', c, `${req.method} ${req.url}: no answer begun after ${now - (res as Timed).arrivedAt} ms`);
+      gatewayTimeout(res);
+    }
+  }
+
   private timedOut(kind: ClientTimeout, c: Conn, doing: string): void {
     this.onTimeout(kind, c.s, doing);
   }
@@ -345,13 +373,40 @@ export class Connections {
       for (const res of c.open) if (!res.headersSent) res.shouldKeepAlive = false;
       if (this.firm && c.open.size === 0) s.destroy();
     }
+    // A TERM during a gentle drain (a HUP's) drains again, firmly: both wait for the same end.
     return new Promise((resolve) => {
-      if (this.conns.size === 0) resolve();
-      else this.onEmpty = resolve;
+      if (this.conns.size === 0) return resolve();
+      const before = this.onEmpty;
+      this.onEmpty = () => {
+        before?.();
+        resolve();
+      };
     });
   }
 
   destroyAll(): void {
     for (const s of this.conns.keys()) s.destroy();
   }
+}
+
+const ABANDONED = ['writeHead', 'setHeader', 'setHeaders', 'appendHeader', 'removeHeader', 'write', 'end', 'flushHeaders', 'addTrailers', 'writeContinue', 'writeProcessing', 'writeEarlyHints', 'setTimeout'] as const;
+
+/** A 504 for an answer the app has not begun; what the app does with `res` afterwards goes nowhere. */
+function gatewayTimeout(res: ServerResponse): void {
+  const proto = Object.getPrototypeOf(res) as ServerResponse;
+  res.on('error', () => {});
+  res.shouldKeepAlive = false;
+  for (const h of res.getHeaderNames()) if (h !== 'date') res.removeHeader(h); // the app's headers were for its own answer
+  (proto.writeHead as (this: ServerResponse, code: number, headers: Record<string, string>) => void).call(res, 504, { 'content-type': 'text/plain', 'content-length': String(GATEWAY_BODY.length), connection: 'close' });
+  (proto.end as (this: ServerResponse, body: string) => void).call(res, GATEWAY_BODY);
+  const r = res as unknown as Record<string, unknown>;
+  for (const m of ABANDONED) {
+    r[m] = m === 'write' ? (...a: unknown[]) => (callLast(a), true) : (...a: unknown[]) => (callLast(a), res);
+  }
+}
+
+/** A write's or end's callback still runs, as it would on a closed response, so an app waiting on it goes on. */
+function callLast(args: unknown[]): void {
+  const cb = args[args.length - 1];
+  if (typeof cb === 'function') void Promise.resolve().then(() => (cb as (e?: Error) => void)());
 }

@@ -18,6 +18,10 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 
 export interface Timed extends ServerResponse {
+  /** When the request came (its head was whole): what request_timeout and the duration metric count from. */
+  readonly arrivedAt: number;
+  /** 0: answered by this worker; 1: by the slow lane. */
+  lane: 0 | 1;
   /** When the app had the request with nothing of the client's in the way. */
   startAt: number;
   /** When the app ended its answer (-1: not yet). */
@@ -30,13 +34,15 @@ export interface Timed extends ServerResponse {
 export function timedResponse(now: () => number): typeof ServerResponse {
   class TimedResponse extends ServerResponse implements Timed {
     startAt: number;
+    readonly arrivedAt: number;
+    lane: 0 | 1 = 0;
     endedAt = -1;
     blocked = 0;
     private blockedAt = -1;
 
     constructor(req: IncomingMessage) {
       super(req);
-      this.startAt = now();
+      this.startAt = this.arrivedAt = now();
     }
 
     private readonly unblock = (): void => {

@@ -20,27 +20,48 @@
 //   arbiter gone killed (the parent-death SIGKILL the arbiter spawns us with)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Listener, Os, Stream } from '../../os/types.js';
-import { routeKey } from '../lanes/route-key.js';
+import { routeKey, routeKeyString } from '../lanes/route-key.js';
+import { clientAddress } from '../client-addr.js';
 import { accessLine, Logger, LogSink, Throttle } from '../log.js';
 import { httpDate } from '../time-format.js';
 import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
 import { screen } from './screen.js';
-import { hasBody, notBefore, serverMs, timedResponse } from './timing.js';
+import { hasBody, notBefore, serverMs, timedResponse, type Timed } from './timing.js';
+import { Counters } from './counters.js';
+import { basename } from 'node:path';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
 import { planted } from '../probe.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as WorkerSpec;
-  const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel);
+  os.setTitle(spec.role === 'slow' ? `drover: slow worker gen ${spec.generation}` : `drover: worker gen ${spec.generation} [${basename(spec.app)}]`);
+  const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel, { format: spec.logFormat, role: spec.role === 'slow' ? 'slow-worker' : 'worker' });
   const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
   const send = (m: ToArbiter) => os.channel?.send(m);
   const throttle = new Throttle(() => os.now(), (m) => log.info(m));
-  const conns = new Connections(os, spec.role === 'slow' ? null : spec.clients, throttle);
-  conns.onTimeout = (kind, s, doing) => throttle.say(kind, `${kind} (${spec.clients[LIMIT_OF[kind]] / 1000}s): closed ${peer(s)} ${doing}`);
   const slowRole = spec.role === 'slow';
+  const conns = new Connections(os, slowRole ? null : spec.clients, throttle);
+  conns.onTimeout = (kind, s, doing) => {
+    counters.timedOut(kind);
+    if (kind === 'request_timeout') throttle.say(kind, `request_timeout (${spec.clients.requestTimeout / 1000}s): 504 to ${peer(s)} for ${doing}`);
+    else throttle.say(kind, `${kind} (${spec.clients[LIMIT_OF[kind]] / 1000}s): closed ${peer(s)} ${doing}`);
+  };
+  // A slow worker's requests are counted by the fast workers that handed them over.
+  if (!slowRole) {
+    conns.onClosed = (res) => {
+      if (res.headersSent) counters.answered((res as Timed).lane, res.statusCode, os.now() - (res as Timed).arrivedAt);
+    };
+  }
+  const report = (t: 'hb' | 'stats') => {
+    counters.sent();
+    counters.c.shed = conns.shedTotal;
+    const common = { inflight: conns.inflight, served, slow: lanes?.handed ?? 0, rss: os.rss(), counters: slowRole ? null : counters.c };
+    send(t === 'hb' ? { t, ...common, busy: os.loopBusy() } : { t, ...common });
+  };
+  const counters = new Counters(os, () => report('stats'));
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
   const slowSide = slowRole ? new SlowSide(send, () => os.now()) : null;
   // A slow worker's socket is its own: it listens before it loads the app, so
@@ -131,13 +152,14 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     conns.request(req, res);
     if (!screen(req, res)) return;
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
-    if (access) logAccess(os, access, req, res);
+    if (access) logAccess(os, access, req, res, spec, lanes !== null);
     if (planted('worker-answers-twice')) {
       res.once('finish', () => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain'));
     }
     if (lanes) {
       const key = routeKey(req.method!, req.url!);
-      if (!lanes.take(key, req, res)) {
+      if (lanes.take(key, req, res)) (res as Timed).lane = 1;
+      else {
         // Learning counts the server's time only (timing.ts): not the upload, the client's reading, or pipelining.
         if (hasBody(req)) req.once('end', () => notBefore(res, os.now()));
         const t0 = planted('learn-client-time') ? os.now() : -1; // the old way: the client's pace counted
@@ -186,7 +208,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   log.info(`${slowRole ? 'slow-lane worker' : 'worker'} ${os.pid} booted (generation ${spec.generation})`);
 
   const beat = () => {
-    send({ t: 'hb', inflight: conns.inflight, served, busy: os.loopBusy(), slow: lanes?.handed ?? 0 });
+    report('hb');
     os.timer(spec.heartbeat, beat);
   };
   beat();
@@ -239,13 +261,15 @@ function countBody(res: ServerResponse): () => number {
   return () => bytes;
 }
 
-function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse): void {
+function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse, spec: WorkerSpec, lanes: boolean): void {
   const start = os.wallTime();
   const t0 = os.now();
   const body = countBody(res);
   res.once('close', () => {
     sink.write(accessLine({
-      remote: req.socket.remoteAddress,
+      remote: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], spec.forwardedAllowIps),
+      lane: lanes ? ((res as Timed).lane === 1 ? 'slow' : 'fast') : null,
+      route: lanes ? routeKeyString(req.method ?? 'GET', req.url ?? '/') : null,
       start,
       method: req.method ?? '-',
       url: req.url ?? '-',
@@ -255,6 +279,6 @@ function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerRespo
       referer: req.headers.referer,
       userAgent: req.headers['user-agent'],
       durationMs: os.now() - t0,
-    }));
+    }, spec.logFormat, os.pid));
   });
 }
