@@ -1,13 +1,46 @@
 #!/usr/bin/env node
-// The drover command. An installed package runs its compiled JavaScript; a
-// checkout of the repository runs the TypeScript sources through tsx.
-import { existsSync } from 'node:fs';
+// The drover command. Which code it runs:
+// - an installed package (no src/ beside bin/): dist/, the compiled JavaScript;
+// - a checkout (src/ is here): dist/ only when it is current, that is when
+//   dist/cli/drover.js is at least as new (mtime) as the newest file or
+//   directory under src/; otherwise the TypeScript sources, through tsx (a
+//   devDependency). An edit is run at once, never shadowed by an older build;
+//   a build made after the last edit is used as it is.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const built = new URL('../dist/cli/drover.js', import.meta.url);
-if (existsSync(built)) {
-  await import(built.href);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const src = join(root, 'src');
+const built = join(root, 'dist', 'cli', 'drover.js');
+
+/** The newest mtime under dir, directories included (a deleted file changes its directory's). */
+function newest(dir) {
+  let t = statSync(dir).mtimeMs;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+const checkout = existsSync(src);
+const hasBuild = existsSync(built);
+if (!checkout && !hasBuild) {
+  process.stderr.write(`drover: ${built} is missing: this package was packed without its build; reinstall it, or run \`npm run build\` in ${root}\n`);
+  process.exit(1);
+}
+if (hasBuild && (!checkout || statSync(built).mtimeMs >= newest(src))) {
+  await import(new URL('../dist/cli/drover.js', import.meta.url).href);
 } else {
-  const { register } = await import('tsx/esm/api');
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    const why = hasBuild ? 'src/ is newer than dist/' : 'there is no dist/';
+    process.stderr.write(`drover: ${why} in ${root}, and running the sources needs tsx, which is not installed: run \`npm run build\`, or \`npm install\` (tsx is a devDependency)\n`);
+    process.exit(1);
+  }
   register();
   await import(new URL('../src/cli/drover.ts', import.meta.url).href);
 }

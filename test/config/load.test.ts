@@ -53,11 +53,19 @@ async function problemsOf(p: Promise<unknown>): Promise<string[]> {
 }
 
 describe('findConfigFile', () => {
-  it('takes the first of drover.config.js, .mjs, .json in the working directory', async () => {
-    const all = { '/srv/app/drover.config.json': '{}', '/srv/app/drover.config.mjs': '', '/srv/app/drover.config.js': '' };
-    expect(await inSim(all, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.js');
-    expect(await inSim({ '/srv/app/drover.config.json': '{}', '/srv/app/drover.config.mjs': '' }, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.mjs');
-    expect(await inSim({ '/srv/app/drover.config.json': '{}' }, '/srv/app', findConfigFile)).toBe('/srv/app/drover.config.json');
+  it('finds drover.config.js, .mjs, .cjs or .json in the working directory', async () => {
+    for (const ext of ['js', 'mjs', 'cjs', 'json']) {
+      expect(await inSim({ [`/srv/app/drover.config.${ext}`]: '{}' }, '/srv/app', findConfigFile)).toBe(`/srv/app/drover.config.${ext}`);
+    }
+  });
+
+  it('refuses two of them, naming both and the fixes, rather than pick one without a word', async () => {
+    const two = { '/srv/app/drover.config.json': '{}', '/srv/app/drover.config.cjs': '' };
+    expect(await problemsOf(inSim(two, '/srv/app', async (os) => findConfigFile(os)))).toEqual([
+      'drover.config.cjs and drover.config.json are both in /srv/app, and drover reads one config file: remove the others, or name the one to read with --config (or DROVER_CONFIG)',
+    ]);
+    const all = { ...two, '/srv/app/drover.config.js': '', '/srv/app/drover.config.mjs': '' };
+    expect((await problemsOf(inSim(all, '/srv/app', async (os) => findConfigFile(os))))[0]).toMatch(/^drover\.config\.js and drover\.config\.mjs and drover\.config\.cjs and drover\.config\.json are both in/);
   });
 
   it('finds nothing elsewhere: not in the parent directory, not under another name', async () => {
@@ -71,6 +79,12 @@ describe('locateConfig', () => {
     expect(await inSim(files, '/srv', (os) => locateConfig(os, ['-c', 'cli.json']), { DROVER_CONFIG: 'env.json' })).toBe('cli.json');
     expect(await inSim(files, '/srv', (os) => locateConfig(os, ['app.js']), { DROVER_CONFIG: 'env.json' })).toBe('env.json');
     expect(await inSim(files, '/srv', (os) => locateConfig(os, ['app.js']))).toBe('/srv/drover.config.json');
+  });
+
+  it('a named file settles which one, even with two default files present', async () => {
+    const two = { '/srv/drover.config.json': '{}', '/srv/drover.config.js': '' };
+    expect(await inSim(two, '/srv', (os) => locateConfig(os, ['-c', 'drover.config.json']))).toBe('drover.config.json');
+    expect(await inSim(two, '/srv', (os) => locateConfig(os, ['app.js']), { DROVER_CONFIG: 'drover.config.js' })).toBe('drover.config.js');
   });
 });
 
@@ -131,6 +145,22 @@ describe('loadConfig: the whole read', () => {
       expect.stringMatching(/^unknown environment variable DROVER_NOPE/),
       'unknown option --wokers; did you mean --workers?',
     ]);
+  });
+
+  it('reports two default files together with the other sources\' problems, without a spurious "no app"', async () => {
+    const two = { '/srv/drover.config.json': '{"app": "a.js"}', '/srv/drover.config.mjs': '' };
+    const ps = await problemsOf(inSim(two, '/srv', (os) => loadConfig(os, ['--wokers', '2'], 2)));
+    expect(ps).toEqual([
+      expect.stringMatching(/^drover\.config\.mjs and drover\.config\.json are both in \/srv/),
+      'unknown option --wokers; did you mean --workers?',
+    ]);
+  });
+
+  it('ignores "$schema" in a JSON file: it names the schema for an editor, it is not a setting', async () => {
+    const c = await inSim({ '/srv/drover.config.json': '{"$schema": "./node_modules/drover/schema/drover.config.schema.json", "app": "a.js", "workers": 2}' }, '/srv', (os) => loadConfig(os, [], 2));
+    expect(c).toMatchObject({ app: 'a.js', workers: 2 });
+    const got = await inSim({ '/srv/c.json': '{"$schema": "x", "companions": []}' }, '/srv', (os) => loadConfigFile(os, 'c.json', 'companions file'));
+    expect(got.data).toEqual({ companions: [] });
   });
 
   it('fails on a named file that does not exist, but not on a missing default file', async () => {
@@ -213,6 +243,13 @@ describe('loadConfigFile: JavaScript, through import', () => {
         expect(got, name).toEqual([{ workers: 1 }, { workers: 2 }]);
       }
     }
+  });
+
+  it('finds and reads a drover.config.cjs in the working directory', async () => {
+    const d = mkdtempSync(join(dir, 'cjs-'));
+    writeFileSync(join(d, 'drover.config.cjs'), 'module.exports = { app: "a.js", workers: 3 };');
+    const here = Object.create(os, { cwd: { value: () => d } }) as Os;
+    expect(await loadConfig(here, [], 2)).toMatchObject({ app: 'a.js', workers: 3, config: join(d, 'drover.config.cjs') });
   });
 
   it('reads JSON from the real disk too', async () => {

@@ -371,3 +371,52 @@ describe('properties', () => {
     );
   });
 });
+
+describe('platform variables (PORT, WEB_CONCURRENCY)', () => {
+  it('are defaults under every source: they change bind and workers only where no source gave them', () => {
+    fc.assert(
+      fc.property(settings, fc.func(fc.constantFrom(...SOURCES)), fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 64 }), (s, pick, port, web) => {
+        const { argv, env, file } = express(s, pick);
+        const got = resolveConfig({ argv, env: { ...env, PORT: String(port), WEB_CONCURRENCY: String(web) }, file, cpus: 4, cwd: CWD });
+        const want = expectedConfig(s, 4);
+        if (s.bind === undefined) want.bind = [{ host: '0.0.0.0', port }];
+        if (s.workers === undefined) {
+          // WEB_CONCURRENCY in place of the CPU count, bent to the bounds given as that is.
+          let w = web;
+          if (s.min_workers !== undefined) w = Math.max(w, s.min_workers);
+          if (s.max_workers !== undefined) w = Math.min(w, s.max_workers);
+          want.workers = w;
+          want.min_workers = s.min_workers ?? w;
+          want.max_workers = s.max_workers ?? w;
+        }
+        expect(got).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a bad value is refused whatever overrides it, naming the variable and the fix', () => {
+    const badPort = fc.oneof(fc.constantFrom('', 'abc', '0', '65536', '-1', '8080 ', '1e3', 'tcp://10.0.0.1:80'), fc.integer({ min: 65536 }).map(String));
+    const badWeb = fc.constantFrom('0', '-1', '1.5', 'auto', ' 2', '0x10');
+    fc.assert(
+      fc.property(settings, fc.func(fc.constantFrom(...SOURCES)), fc.oneof(fc.record({ k: fc.constant('PORT'), v: badPort }), fc.record({ k: fc.constant('WEB_CONCURRENCY'), v: badWeb })), (s, pick, { k, v }) => {
+        const { argv, env, file } = express(s, pick);
+        const input = { argv, env: { ...env, [k]: v }, file, cpus: 4, cwd: CWD };
+        if (v === '') {
+          // Empty is unset (compose's VAR: ${VAR}).
+          expect(() => resolveConfig(input)).not.toThrow();
+          return;
+        }
+        let error: unknown = null;
+        try {
+          resolveConfig(input);
+        } catch (e) {
+          error = e;
+        }
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).problems).toEqual([expect.stringMatching(new RegExp(`^${k}: expected .*; set ${k} to .*, or unset it$`))]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

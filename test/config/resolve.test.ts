@@ -272,3 +272,75 @@ describe('typed file values', () => {
     expect(resolve({ argv: ['a'], file: file({ workers: undefined }) }).workers).toBe(4);
   });
 });
+
+describe('platform variables: PORT and WEB_CONCURRENCY, defaults below every source', () => {
+  it('PORT binds 0.0.0.0:$PORT when no source gives bind', () => {
+    expect(resolve({ argv: ['a'], env: { PORT: '8080' } }).bind).toEqual([{ host: '0.0.0.0', port: 8080 }]);
+    expect(resolve({ argv: ['a'], env: { PORT: '' } }).bind).toEqual([{ host: '127.0.0.1', port: 8000 }]);
+  });
+  it('any bind from any source wins over PORT', () => {
+    for (const how of [
+      { argv: ['a', '--bind', '127.0.0.1:9000'] },
+      { argv: ['a'], env: { DROVER_BIND: '127.0.0.1:9000' } },
+      { argv: ['a'], file: file({ bind: ['127.0.0.1:9000'] }) },
+    ]) {
+      expect(resolve({ ...how, env: { ...how.env, PORT: '8080' } }).bind).toEqual([{ host: '127.0.0.1', port: 9000 }]);
+    }
+  });
+  it('WEB_CONCURRENCY is the worker count when no source gives workers, and sets both bounds with it', () => {
+    expect(resolve({ argv: ['a'], env: { WEB_CONCURRENCY: '3' }, cpus: 8 })).toMatchObject({ workers: 3, min_workers: 3, max_workers: 3 });
+    expect(resolve({ argv: ['a'], env: { WEB_CONCURRENCY: '' }, cpus: 8 }).workers).toBe(8);
+  });
+  it('workers from the file, the environment or the command line win over WEB_CONCURRENCY', () => {
+    for (const how of [{ argv: ['a', '--workers', '2'] }, { argv: ['a'], env: { DROVER_WORKERS: '2' } }, { argv: ['a'], file: file({ workers: 2 }) }]) {
+      expect(resolve({ ...how, env: { ...how.env, WEB_CONCURRENCY: '5' } }).workers).toBe(2);
+    }
+  });
+  it('bends WEB_CONCURRENCY to bounds that were given, as the CPU default bends', () => {
+    expect(resolve({ argv: ['a', '--max-workers', '2'], env: { WEB_CONCURRENCY: '6' } })).toMatchObject({ workers: 2, min_workers: 2, max_workers: 2 });
+    expect(resolve({ argv: ['a', '--min-workers', '4', '--max-workers', '8'], env: { WEB_CONCURRENCY: '1' } })).toMatchObject({ workers: 4, min_workers: 4, max_workers: 8 });
+  });
+  it('refuses bad values, naming the variable and the fix, even when a source overrides them', () => {
+    const portFix = 'set PORT to the port to listen on (drover binds 0.0.0.0:$PORT when no bind is given), or unset it';
+    const wcFix = 'set WEB_CONCURRENCY to the number of workers, or unset it';
+    for (const bad of ['abc', '0', '65536', '-1', '80.5', ' 80', 'tcp://10.0.0.1:80']) {
+      expect(problems({ argv: ['a'], env: { PORT: bad } })).toEqual([`PORT: expected a port number from 1 to 65535, got ${JSON.stringify(bad)}; ${portFix}`]);
+    }
+    expect(problems({ argv: ['a', '--bind', ':9000'], env: { PORT: 'abc' } })).toHaveLength(1);
+    for (const bad of ['0', 'abc', '-2', '1.5', '4 ']) {
+      expect(problems({ argv: ['a'], env: { WEB_CONCURRENCY: bad } })).toEqual([`WEB_CONCURRENCY: expected a whole number >= 1, got ${JSON.stringify(bad)}; ${wcFix}`]);
+    }
+    expect(problems({ argv: ['a', '--workers', '2'], env: { WEB_CONCURRENCY: '0' } })).toHaveLength(1);
+  });
+  it('holds WEB_CONCURRENCY to workers_limit, naming it', () => {
+    expect(problems({ argv: ['a'], env: { WEB_CONCURRENCY: '17' } })).toEqual([
+      'WEB_CONCURRENCY=17 is over workers_limit 16 (4 x 4 CPUs): a mistake? lower WEB_CONCURRENCY, or raise --workers-limit to run more',
+    ]);
+    expect(resolve({ argv: ['a'], env: { WEB_CONCURRENCY: '16' } }).workers).toBe(16);
+    expect(resolve({ argv: ['a', '--workers-limit', '40'], env: { WEB_CONCURRENCY: '40' } }).workers).toBe(40);
+    // Bent below the limit by a bound: nothing to say.
+    expect(resolve({ argv: ['a', '--max-workers', '4'], env: { WEB_CONCURRENCY: '100' } }).workers).toBe(4);
+  });
+  it('reports a platform problem with the environment\'s, between the file\'s and the command line\'s', () => {
+    expect(problems({ argv: ['a', '--workers', 'x'], env: { DROVER_TIMEOUT: 'y', PORT: 'z' }, file: file({ keep_alive: 'w' }) }).map((p) => p.split(':')[0])).toEqual([
+      'keep_alive in drover.config.json', 'DROVER_TIMEOUT', 'PORT', '--workers',
+    ]);
+  });
+});
+
+describe('Kubernetes service links (a Service named drover or drover-*)', () => {
+  it('lets them pass, recognised by name and value', () => {
+    const env = {
+      DROVER_SERVICE_HOST: '10.0.0.11', DROVER_SERVICE_PORT: '80', DROVER_SERVICE_PORT_HTTP: '80',
+      DROVER_PORT: 'tcp://10.0.0.11:80', DROVER_PORT_80_TCP: 'tcp://10.0.0.11:80', DROVER_PORT_80_TCP_PROTO: 'tcp',
+      DROVER_PORT_80_TCP_PORT: '80', DROVER_PORT_80_TCP_ADDR: '10.0.0.11',
+      DROVER_ADMIN_SERVICE_HOST: 'fd00::7', DROVER_ADMIN_PORT: 'tcp://[fd00::7]:9464', DROVER_ADMIN_PORT_9464_TCP_ADDR: 'fd00::7',
+    };
+    expect(resolve({ argv: ['a'], env }).bind).toEqual([{ host: '127.0.0.1', port: 8000 }]);
+  });
+  it('still refuses a guess at a setting that only looks like one', () => {
+    expect(problems({ argv: ['a'], env: { DROVER_ADMIN_PORT: '9464' } })[0]).toMatch(/^unknown environment variable DROVER_ADMIN_PORT/);
+    expect(problems({ argv: ['a'], env: { DROVER_PORT: '8080' } })[0]).toMatch(/^unknown environment variable DROVER_PORT/);
+    expect(problems({ argv: ['a'], env: { DROVER_SERVICE_HOST: 'yes' } })[0]).toMatch(/^unknown environment variable DROVER_SERVICE_HOST/);
+  });
+});

@@ -649,3 +649,19 @@ for (const [buffer, kb, crosses] of [['1M', 8192, true], ['8M', 4096, false]] as
     });
   });
 }
+
+test('a slow-lane request whose fast worker is held past keep_alive before it writes the request is still answered (no 502)', async () => {
+  await simulate(118, base('--workers', '1', '--keep-alive', '1', '--slow-routes', 'GET /report/*'), async (c) => {
+    await c.booted(1);
+    await slowBooted(c, 1);
+    // The forward connects, then the fast worker's loop is held 1.5 s by a
+    // burn before it gets to write the request: the slow worker must wait.
+    const slow = ask(c.os, '/report/late?sleep=10');
+    await c.os.sleep(1); // the forward is connected, its request not yet written
+    const burn = ask(c.os, '/hold?burn=1500');
+    const [a, b] = await Promise.all([slow, burn]);
+    expect(b.status).toBe(200);
+    expect(a.status).toBe(200);
+    expect(slowPids(c)).toContain(pidOf(a));
+  });
+});

@@ -11,6 +11,7 @@ import { EARLY_IMPORT } from './early.js';
 import { answerCopies } from './handoff.js';
 import { NodeListener } from './listener.js';
 import { encodePlumbing, KEPT_VARS, type RegistryRef } from './plumbing.js';
+import { NOTIFY_VARS } from './systemd.js';
 
 const HERE = fileURLToPath(import.meta.url);
 /** entry.ts next to this file when running from source, entry.js when built. */
@@ -133,14 +134,17 @@ function listenerRefs(spec: SpawnCommon): NodeListener[] {
 
 /**
  * A given env replaces the parent's, except for drover's plumbing and the
- * variables in KEPT_VARS.
+ * variables in KEPT_VARS. sd_notify's variables (NOTIFY_VARS) never pass
+ * down: dropped from the inherited env, and from a given one where they are
+ * ours copied through (a companion's env is built over its manager's).
  */
-function childEnv(
+export function childEnv(
   parentEnv: Readonly<Record<string, string>>,
   given: Readonly<Record<string, string>> | undefined,
   plumbing: Record<string, string>,
 ): Record<string, string> {
   const env: Record<string, string> = { ...(given ?? parentEnv) };
+  for (const k of NOTIFY_VARS) if (env[k] !== undefined && (!given || env[k] === parentEnv[k])) delete env[k];
   if (given) {
     for (const k of KEPT_VARS) {
       const v = parentEnv[k];

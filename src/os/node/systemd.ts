@@ -27,6 +27,16 @@ export function activatedListeners(env: NodeJS.ProcessEnv, pid: number): NodeLis
 /** The variables that must not reach children (they would think the sockets are theirs). */
 export const ACTIVATION_VARS = ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
 
+/**
+ * sd_notify's variables (sd-notify.ts): the arbiter speaks for the service.
+ * A worker or companion that saw them could tell systemd READY=1 or
+ * STOPPING=1 for all of it (with NotifyAccess=all systemd believes any
+ * process of the unit), or a library in it could feed the watchdog while
+ * the arbiter hangs. spawn.ts keeps them from every child, as sd_notify's
+ * unset_environment would.
+ */
+export const NOTIFY_VARS = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
+
 /** inode → bound address, for every socket on the machine we can see. */
 function socketTable(): Map<string, Addr> {
   const table = new Map<string, Addr>();

@@ -33,12 +33,15 @@ import { type Worker, Workers } from './workers.js';
 import { Admin } from './admin.js';
 import { exposition, Metrics, type ExitCause } from './metrics.js';
 import type { ProcessRow } from '../lanes/report.js';
+import type { Notifier, NotifyFields } from '../notify.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../../version.js';
 
 export interface ArbiterOptions {
   /** CPUs of the machine: the default worker count. */
   readonly cpus: number;
+  /** Told when the server is ready, reloads, changes and stops (systemd's sd_notify, the API's parent). */
+  readonly notify?: readonly Notifier[];
 }
 
 const HANDLED: readonly Signal[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGCHLD'];
@@ -129,6 +132,9 @@ class Arbiter {
   private readonly metrics = new Metrics();
   private admin: Admin | null = null;
   private stopping = false;
+  private readied = false; // READY=1 sent for the first generation
+  private lastStatus = '';
+  private watchdogAt = 0;
   private rssRecycling: number | null = null; // the pid drained for max_worker_rss whose replacement is not serving yet
   private ownBusy: { at: number; ms: number; elu: number | null } = { at: 0, ms: 0, elu: null };
   private laneDir: string | null = null; // slow workers' sockets, made when first needed
@@ -235,6 +241,7 @@ class Arbiter {
       this.murder();
       this.autoscale();
       this.manage();
+      this.notifyState();
       if (this.signals.length === 0) await this.sleep(this.tick());
     }
     if (this.halt) {
@@ -324,6 +331,7 @@ class Arbiter {
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
+    this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
     for (let i = 0; i < target; i++) this.spawn(next, generation, listeners);
     for (let i = 0; i < slow; i++) this.spawnSlow(next, generation);
@@ -360,6 +368,7 @@ class Arbiter {
     this.reload = null;
     for (let g = 1; g < r.generation; g++) this.ended(g);
     this.log.info(`Reload finished: generation ${r.generation} serving, older workers draining`);
+    this.tell({ READY: '1', STATUS: this.statusText() }, true);
     if (!this.reloadAgain) this.reloadSettled({ ok: true, generation: r.generation });
     if (this.control.path !== r.config.control_socket) void this.openControl();
     if (formatAdmin(old.admin_bind) !== formatAdmin(r.config.admin_bind)) void this.reopenAdmin(r.config.admin_bind);
@@ -379,6 +388,8 @@ class Arbiter {
 
   private reloadFailed(why: string): void {
     this.metrics.reloads.failed++;
+    // systemd waits for READY=1 after RELOADING=1, failed or not: the old generation serves on.
+    this.tell({ READY: "1", STATUS: `reload failed: ${why}; ${this.statusText()}` });
     const error = `reload failed, the running config stays in force: ${why}`;
     this.log.error(error);
     if (!this.reloadAgain) this.reloadSettled({ ok: false, error });
@@ -559,7 +570,7 @@ class Arbiter {
         if (!this.workers.move(w, 'serving', now)) return;
         this.bootedOnce();
         if (w.role === 'slow') this.lanes.slowReady(w, w.socket!);
-        if (this.reload) this.poke();
+        if (this.reload || !this.readied) this.poke(); // a reload to commit, or READY=1 to send
         return;
       case 'hb':
         if (w.busy && now > w.busy.at) w.load = Math.min(1, Math.max(0, (m.busy - w.busy.ms) / (now - w.busy.at)));
@@ -840,6 +851,7 @@ class Arbiter {
     const { os, log } = this;
     log.info(graceful ? 'Shutting down gracefully' : 'Shutting down quickly');
     this.stopping = true; // /readyz says 503 from here on
+    this.tell({ STOPPING: '1', STATUS: graceful ? 'stopping gracefully' : 'stopping' });
     if (this.reload) {
       this.closeListeners(this.reload.opened);
       this.reload = null;
@@ -1018,7 +1030,51 @@ class Arbiter {
 
   private tick(): number {
     const t = this.config.timeout;
-    return t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+    const tick = t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+    const dog = this.watchdogMs();
+    return dog === null ? tick : Math.max(10, Math.min(tick, dog));
+  }
+
+  // ----------------------------------------------------------------- notify
+
+  private tell(fields: NotifyFields, serving = false): void {
+    if (fields.STATUS !== undefined) this.lastStatus = fields.STATUS;
+    const detail = serving ? { generation: this.generation, addresses: [...this.listeners.keys()].map(url), admin: this.admin?.address ? url(this.admin.address) : null } : undefined;
+    for (const n of this.opts.notify ?? []) n.send(fields, detail);
+  }
+
+  private watchdogMs(): number | null {
+    let ms: number | null = null;
+    for (const n of this.opts.notify ?? []) if (n.watchdogMs !== null && (ms === null || n.watchdogMs < ms)) ms = n.watchdogMs;
+    return ms;
+  }
+
+  /** `generation 3 serving, 4+1 workers`: fast + slow, of the serving generation. */
+  private statusText(): string {
+    const fast = this.workers.active(this.generation).filter((w) => w.state === 'serving').length;
+    const slow = this.workers.active(this.generation, 'slow').filter((w) => w.state === 'serving').length;
+    return `generation ${this.generation} serving, ${fast}${slow > 0 ? `+${slow}` : ''} workers`;
+  }
+
+  /** Once a turn of the loop: READY=1 when the first generation is all up, STATUS= when what it says changed, WATCHDOG=1 on time. */
+  private notifyState(): void {
+    if ((this.opts.notify ?? []).length === 0 || this.stopping) return;
+    const now = this.os.now();
+    const dog = this.watchdogMs();
+    if (dog !== null && now - this.watchdogAt >= dog) {
+      this.watchdogAt = now;
+      for (const n of this.opts.notify!) if (n.watchdogMs !== null) n.send({ WATCHDOG: '1' });
+    }
+    if (this.reload) return; // RELOADING's status stands until the reload ends
+    const fresh = this.workers.active(this.generation);
+    const up = fresh.length > 0 && fresh.every((w) => w.state === 'serving') && this.workers.active(this.generation, 'slow').every((w) => w.state === 'serving');
+    if (!this.readied) {
+      if (!up) return;
+      this.readied = true;
+      return this.tell({ READY: '1', STATUS: this.statusText() }, true);
+    }
+    const status = this.statusText();
+    if (status !== this.lastStatus) this.tell({ STATUS: status });
   }
 
   private poke(): void {

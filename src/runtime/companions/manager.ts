@@ -28,6 +28,7 @@ import { Logger, LogSink } from '../log.js';
 import { checkReply, quote, validateRequest, type CompanionStatus, type Reply, type Request, type StdStream } from '../control/protocol.js';
 import { type CompanionConfig, splitModule } from './config.js';
 import { copies, listNames, type Copy } from './copies.js';
+import { VERSION } from '../../version.js';
 import { Lines, Output } from './output.js';
 import { type Action, type Companion, exitExpected, initial, type Input, step } from './state.js';
 
@@ -46,8 +47,6 @@ export type ManagerReport = { t: 'groups'; pgids: number[] } | { t: 'ready' } | 
  * `heartbeat`: beat every `ms` from now on (a reload changed `timeout`).
  */
 export type ToManager = { t: 'reread' } | { t: 'ctl'; id: number; req: Request } | { t: 'heartbeat'; ms: number };
-
-const VERSION = '0.1.0';
 
 /** One supervised process: a companion, or one copy of one (numprocs). */
 interface Entry {

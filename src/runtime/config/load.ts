@@ -15,8 +15,8 @@ import { MISSING_APP, resolveConfig } from './resolve.js';
 import { settingByName } from './settings.js';
 import type { Config } from './types.js';
 
-/** Tried in this order in the working directory when no file is named (like gunicorn's ./gunicorn.conf.py). */
-export const DEFAULT_FILES = ['drover.config.js', 'drover.config.mjs', 'drover.config.json'] as const;
+/** Looked for in the working directory when no file is named (like gunicorn's ./gunicorn.conf.py); at most one may be there. */
+export const DEFAULT_FILES = ['drover.config.js', 'drover.config.mjs', 'drover.config.cjs', 'drover.config.json'] as const;
 
 const LOADERS: Record<string, 'json' | 'module'> = { '.json': 'json', '.js': 'module', '.mjs': 'module', '.cjs': 'module' };
 
@@ -24,12 +24,20 @@ function absolute(os: Os, path: string): string {
   return isAbsolute(path) ? path : join(os.cwd(), path);
 }
 
+/**
+ * The default config file of the working directory, or null. Two of them is
+ * an error rather than an order of preference: a leftover drover.config.json
+ * next to the drover.config.js being edited would otherwise be read, or
+ * ignored, without a word.
+ */
 export function findConfigFile(os: Os): string | null {
-  for (const name of DEFAULT_FILES) {
-    const p = join(os.cwd(), name);
-    if (os.fs.exists(p)) return p;
+  const found = DEFAULT_FILES.filter((name) => os.fs.exists(join(os.cwd(), name)));
+  if (found.length > 1) {
+    throw new ConfigError([
+      `${found.join(' and ')} are both in ${os.cwd()}, and drover reads one config file: remove the others, or name the one to read with --config (or DROVER_CONFIG)`,
+    ]);
   }
-  return null;
+  return found.length === 0 ? null : join(os.cwd(), found[0]!);
 }
 
 /** Line and column of a character offset, 1-based, for JSON syntax errors. */
@@ -90,7 +98,7 @@ export async function loadConfigFile(os: Os, path: string, what = 'config file')
     } catch (e) {
       throw new ConfigError([`${what} ${path} cannot be read: ${(e as Error).message}`]);
     }
-    return { path, data: parseJson(path, text) };
+    return { path, data: withoutSchemaKey(parseJson(path, text)) };
   }
   try {
     return { path, data: await importConfig(os, abs) };
@@ -100,7 +108,17 @@ export async function loadConfigFile(os: Os, path: string, what = 'config file')
   }
 }
 
-/** The config file to read: --config, else DROVER_CONFIG, else the first default file that exists. */
+/**
+ * A JSON file may name its JSON Schema (`"$schema": "./node_modules/drover/schema/drover.config.schema.json"`)
+ * for an editor's completion and checks; that key is for the editor, not a setting.
+ */
+function withoutSchemaKey(data: unknown): unknown {
+  if (data === null || typeof data !== 'object' || Array.isArray(data) || !Object.hasOwn(data, '$schema')) return data;
+  const { $schema: _editorOnly, ...rest } = data as Record<string, unknown>;
+  return rest;
+}
+
+/** The config file to read: --config, else DROVER_CONFIG, else the default file (findConfigFile: two throw a ConfigError). */
 export function locateConfig(os: Os, argv: readonly string[]): string | null {
   const named = scanArgv(argv).configPath ?? os.env[ENV_CONFIG];
   if (named !== undefined && named !== '') return named;
@@ -133,9 +151,15 @@ export function locateCompanionsFile(argv: readonly string[], env: Readonly<Reco
  * the other sources are still checked, so one run reports everything.
  */
 export async function loadConfig(os: Os, argv: readonly string[], cpus: number): Promise<Config> {
-  const path = locateConfig(os, argv);
   let file: { path: string; data: unknown } | null = null;
   let fileProblems: string[] = [];
+  let path: string | null = null;
+  try {
+    path = locateConfig(os, argv);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    fileProblems = e.problems;
+  }
   if (path !== null) {
     try {
       file = await loadConfigFile(os, path);

@@ -1,7 +1,9 @@
 // From raw inputs to one validated Config.
 //
 // Precedence, lowest to highest:
-//   1. built-in defaults
+//   1. built-in defaults, and below every source the platform's own
+//      variables: PORT (bind 0.0.0.0:$PORT) and WEB_CONCURRENCY (workers),
+//      as Heroku, Cloud Run, Render and gunicorn read them (env.ts)
 //   2. the config file (--config PATH, DROVER_CONFIG, or ./drover.config.*),
 //      with the companions file (companions_file) at the same level: it may
 //      hold only companions and companion_* defaults, and a key set in both
@@ -19,7 +21,7 @@
 
 import { GLOBAL_KEYS, defaultControlSocket, parseCompanions, type CompanionConfig, type CompanionDefaults } from '../companions/config.js';
 import { scanArgv } from './argv.js';
-import { scanEnv } from './env.js';
+import { ENV_PORT, ENV_WEB_CONCURRENCY, scanEnv, scanPlatform } from './env.js';
 import { ConfigError } from './errors.js';
 import { scanCompanionsFile, scanFile } from './file.js';
 import { show } from './names.js';
@@ -58,6 +60,7 @@ export const MISSING_APP = 'no app given: drover APP_MODULE (for example drover 
 export function resolveConfig(input: ResolveInput): Config {
   const argv = scanArgv(input.argv);
   const env = scanEnv(input.env);
+  const platform = scanPlatform(input.env);
   const file = input.file === null ? { entries: [], problems: [] } : scanFile(input.file);
   const companionsFile = input.companionsFile ? companionsLayer(file, scanCompanionsFile(input.companionsFile)) : { entries: [], problems: [] };
   const problems: string[] = [];
@@ -78,20 +81,31 @@ export function resolveConfig(input: ResolveInput): Config {
         for (const p of r.problems) problems.push(`${where(e)}: ${p}`);
       }
     }
+    if (source === env) problems.push(...platform.problems);
   }
   for (const spec of SETTINGS) {
     // A copy: the table's default bind list must not be shared with (and changed through) a Config.
     if (!chosen.has(spec.name) && spec.default !== undefined) chosen.set(spec.name, { value: structuredClone(spec.default), from: 'default' });
   }
 
+  // PORT stands in for the built-in bind only; a refused bind keeps its own problem instead.
+  if (platform.port !== null && chosen.get('bind')?.from === 'default' && !failed.has('bind')) {
+    chosen.set('bind', { value: [{ host: '0.0.0.0', port: platform.port }], from: ENV_PORT });
+  }
+
   if (!chosen.has('app') && !failed.has('app')) problems.push(MISSING_APP);
 
-  const counts = workerCounts(chosen, input.cpus);
+  const fallback = platform.webConcurrency === null ? null : { value: platform.webConcurrency, from: ENV_WEB_CONCURRENCY };
+  const counts = workerCounts(chosen, input.cpus, fallback);
   if (!failed.has('workers') && !failed.has('min_workers') && !failed.has('max_workers') && counts.problem !== null) {
     problems.push(counts.problem);
   }
   const limit = workersLimit(chosen, failed, input.cpus);
   problems.push(...limit.problems);
+  // Only when it is the count: bent to a bound, the bound is what workersLimit names.
+  if (fallback !== null && !chosen.has('workers') && !failed.has('workers_limit') && counts.workers === fallback.value && counts.workers > limit.limit) {
+    problems.push(`${ENV_WEB_CONCURRENCY}=${counts.workers} is over ${limit.bound}: a mistake? lower ${ENV_WEB_CONCURRENCY}, or raise --workers-limit to run more`);
+  }
   const v = <T>(name: SettingName): T => chosen.get(name)!.value as T;
 
   const named = chosen.get('companions_file')!;
@@ -166,23 +180,25 @@ function companionsLayer(main: Scan, companions: Scan): Scan {
 
 /**
  * workers, min_workers, max_workers. Only what the user said can conflict:
- * the defaults bend around it. An unset `workers` is the CPU count kept
- * within any bound given (`--min-workers 4` on a 2-CPU machine starts 4, not
- * an error); an unset bound is `workers` itself (no autoscaling that way).
+ * the defaults bend around it. An unset `workers` is the CPU count (or
+ * `fallback`, WEB_CONCURRENCY, which is a default too) kept within any
+ * bound given (`--min-workers 4` on a 2-CPU machine starts 4, not an
+ * error); an unset bound is `workers` itself (no autoscaling that way).
  */
 export function workerCounts(
   chosen: ReadonlyMap<SettingName, Chosen>,
   cpus: number,
+  fallback: Chosen | null = null,
 ): Pick<Config, 'workers' | 'min_workers' | 'max_workers'> & { problem: string | null } {
   const lo = chosen.get('min_workers');
   const hi = chosen.get('max_workers');
   const ncpu = cpuCount(cpus);
   let w = chosen.get('workers');
   if (w === undefined) {
-    let n = ncpu;
+    let n = fallback === null ? ncpu : (fallback.value as number);
     if (lo !== undefined) n = Math.max(n, lo.value as number);
     if (hi !== undefined) n = Math.min(n, hi.value as number);
-    w = { value: n, from: `default: ${ncpu} CPU${ncpu === 1 ? '' : 's'}` };
+    w = { value: n, from: fallback === null ? `default: ${ncpu} CPU${ncpu === 1 ? '' : 's'}` : `default: ${fallback.from}` };
   }
   const workers = w.value as number;
   const min = lo ?? { value: workers, from: 'default' };
@@ -218,17 +234,17 @@ export function workersLimit(
   chosen: ReadonlyMap<SettingName, Chosen>,
   failed: ReadonlySet<SettingName>,
   cpus: number,
-): { limit: number; problems: string[] } {
+): { limit: number; bound: string; problems: string[] } {
   const ncpu = cpuCount(cpus);
   const given = chosen.get('workers_limit');
   const limit = given === undefined ? 4 * ncpu : (given.value as number);
   const bound = given === undefined ? `workers_limit ${limit} (4 x ${ncpu} CPU${ncpu === 1 ? '' : 's'})` : `workers_limit ${limit} (from ${given.from})`;
   const problems: string[] = [];
-  if (failed.has('workers_limit')) return { limit, problems };
+  if (failed.has('workers_limit')) return { limit, bound, problems };
   for (const name of LIMITED) {
     const c = chosen.get(name);
     if (c === undefined || c.from === 'default' || failed.has(name) || (c.value as number) <= limit) continue;
     problems.push(`${name} ${c.value as number} (from ${c.from}) is over ${bound}: a mistake? raise --workers-limit to run more`);
   }
-  return { limit, problems };
+  return { limit, bound, problems };
 }

@@ -22,14 +22,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   spec<Addr[]>({
     name: 'bind', short: 'b', group: 'Server', metavar: 'ADDRESS', example: '127.0.0.1:8000', repeatable: true,
     help: 'address to listen on: HOST:PORT, [IPV6]:PORT, :PORT, unix:PATH; repeat for several (DROVER_BIND: comma- or space-separated)',
-    defaultText: `${DEFAULT_HOST}:${DEFAULT_PORT}`,
+    defaultText: `0.0.0.0:$PORT when the PORT variable is set (Heroku, Cloud Run, Render), else ${DEFAULT_HOST}:${DEFAULT_PORT}`,
     default: [{ host: DEFAULT_HOST, port: DEFAULT_PORT }],
     parse: parseBindList,
   }),
   spec<string | null>({
     name: 'config', short: 'c', group: 'Server', metavar: 'PATH', example: 'drover.config.json',
     help: 'config file: .js, .mjs or .cjs (default export: an object of settings, or a function returning one) or .json',
-    defaultText: 'the first of ./drover.config.js, .mjs, .json that exists',
+    defaultText: 'the one of ./drover.config.js, .mjs, .cjs, .json that exists (two of them: an error)',
     // A file cannot name another file: which file is read is decided before any is.
     sources: ['cli', 'env'],
     parse: nonEmpty('a config file path, e.g. drover.config.json'),
@@ -51,7 +51,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   spec<number>({
     name: 'workers', short: 'w', group: 'Workers', metavar: 'INT', example: '4',
     help: 'HTTP worker processes to start',
-    defaultText: 'the number of CPUs, kept within --min-workers/--max-workers when those are given',
+    defaultText: '$WEB_CONCURRENCY when set, else the number of CPUs (a cgroup CPU quota counted, rounded up), kept within --min-workers/--max-workers when those are given',
     parse: wholeNumber(1),
   }),
   spec<number>({
@@ -331,8 +331,8 @@ function allowIps(raw: unknown, text: boolean): Parsed<readonly string[]> {
 
 export const ACTIONS: readonly ActionSpec[] = [
   { name: 'help', short: 'h', help: 'print this help and exit' },
-  { name: 'version', short: 'v', help: 'print the version and exit' },
-  { name: 'check_config', help: 'validate every setting and exit: 0 if valid, 2 (with every problem) if not' },
+  { name: 'version', short: 'v', help: "print drover's and Node's versions and exit" },
+  { name: 'check_config', help: 'validate every setting, then import the app in a process of its own, and exit: 0 if both are good, 2 (with every problem) for settings, 4 for an app that cannot load' },
 ];
 
 const BY_NAME = new Map<string, SettingSpec>(SETTINGS.map((s) => [s.name, s]));

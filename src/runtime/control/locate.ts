@@ -45,7 +45,7 @@ function parseTimeout(raw: unknown, text: boolean): number | undefined {
 
 /**
  * `config` is --config; without it, the file the server would find
- * ($DROVER_CONFIG, then ./drover.config.{js,mjs,json}). Throws ConfigError
+ * ($DROVER_CONFIG, then ./drover.config.{js,mjs,cjs,json}). Throws ConfigError
  * when that file cannot be read or its control_socket is invalid.
  */
 export async function locateSocket(os: Os, opts: { socket: string | null; config: string | null }): Promise<SocketChoice> {

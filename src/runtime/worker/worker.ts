@@ -201,7 +201,10 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     l.accept((s: Stream) => {
       conns.add(s);
       server.emit('connection', s);
-      s.setTimeout(firstRequestTimeout);
+      // A slow worker's clients are fast workers, whose request may come late
+      // when their own loop is held (an app burning on them): a fast worker
+      // that dies closes its connections, and one that hangs is killed.
+      if (!slowRole) s.setTimeout(firstRequestTimeout);
     }, (e) => conns.acceptFailed(e));
   }
   send({ t: 'booted' });
