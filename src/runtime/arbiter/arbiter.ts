@@ -715,7 +715,14 @@ class Arbiter {
       m.lastBeat = this.os.now();
       if (this.control.fromManager(msg)) return;
       const r = msg as ManagerReport;
-      if (r.t === 'groups') m.groups = r.pgids;
+      if (r.t === 'groups') {
+        m.groups = r.pgids;
+        // Its last messages may come after its exit was reaped (Node hands
+        // them over late, the simulator too): groups a dead manager reports
+        // are killed as managerExited kills the ones it knew of. Found by
+        // chaos (parent-death, seed 0x15ac1c77af5f0e8b).
+        if (this.manager !== m) for (const pgid of r.pgids) this.tryKill(-pgid, 'SIGKILL');
+      }
       else if (r.t === 'ready') this.managerFailures = 0;
     });
     this.manager = m;
