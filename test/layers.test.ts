@@ -6,6 +6,9 @@ import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
+// The one file that must touch the host's globals: it swaps setTimeout, Date
+// and friends for a simulated process's virtual ones while that process runs.
+const HOST_GLOBALS = ['src/sim/app-globals.ts'];
 const FORBIDDEN_MODULES = ['child_process', 'net', 'fs', 'fs/promises', 'timers', 'timers/promises', 'dgram', 'worker_threads', 'cluster'];
 const FORBIDDEN = [
   { re: /\bDate\b/, why: 'Date (use os.now() / os.wallTime())' },
@@ -71,6 +74,7 @@ describe('layer rule', () => {
     test(`${layer} reaches the world only through Os`, () => {
       const bad: string[] = [];
       for (const file of sources(join(ROOT, layer))) {
+        if (HOST_GLOBALS.includes(relative(ROOT, file))) continue;
         for (const v of violations(readFileSync(file, 'utf8'))) bad.push(`${relative(ROOT, file)}:${v}`);
       }
       expect(bad).toEqual([]);

@@ -22,6 +22,11 @@ export const INVARIANTS = [
   'learned-fast', // a route whose app time is below slow_threshold is never marked slow, whatever its clients do
   'hung-manager', // a companion manager stopped longer than timeout + a tick is killed, and a new one runs within the restart backoff
   'one-shot', // an exit past startsecs restarts a companion exactly when autorestart and exitcodes say; one left EXITED starts again only when asked
+  'no-crash', // with the kernel's faults on, no drover process dies of an uncaught error: every error the OS returns is handled
+  'serving-through-faults', // with the kernel's faults on, requests keep being answered: no request waits 5 s while nothing at all is answered
+  'log-reported', // a log that cannot be written is said on stderr once per outage (not per line), and its recovery only after that
+  'whole-lines', // through short writes, failed writes and split pipes, no line of a log or of a companion's output holds a piece of another
+  'assertion', // no assert() of drover's fails in any simulated process (src/runtime/assert.ts)
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -69,6 +74,20 @@ const ASKED = ['start', 'restart', 'reconfigure'];
 /** The arbiter's restart backoff of a manager: 1, 2, 4 ... 30 s. */
 const MANAGER_BACKOFF = [1000, 2000, 4000, 8000, 16_000, 30_000];
 
+/** Programs of drover itself: their crashes are drover's bugs (a companion's or the driver's are not). */
+const DROVER = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module']);
+
+/** A text log line's header anywhere but at the start of its line: two lines glued into one. */
+const GLUED = /.\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[[A-Z]+\] /;
+/** The pid in a text log line's own header. */
+const HEAD_PID = /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] /;
+
+/** serving-through-faults: how long a request may wait while nothing at all is answered. */
+export const SERVING_GAP_MS = 5000;
+
+/** A LogSink's lines on stderr (src/runtime/log.ts): an outage begins, or ends. */
+const LOG_REPORT = /^drover: \[(\d+)\] (cannot write|writing|closing) (\S+?),? /;
+
 /** A zombie may wait this long for its parent's reap (the arbiter reaps on SIGCHLD and once a loop tick, ≤ 1 s). */
 export const ZOMBIE_GRACE_MS = 3000;
 
@@ -110,6 +129,8 @@ export class Checker {
    * table changes or that time comes, looking at it again finds nothing new.
    */
   due = Infinity;
+  /** The message of a failed assertion whose process is not named yet (see assertions()). */
+  private unnamed: string | null = null;
 
   constructor(
     private readonly now: () => number,
@@ -173,6 +194,107 @@ export class Checker {
       this.check('one-shot', false, () => `companion ${name} went EXITED (${cause}) and ${this.policyText(name)} says it is restarted, but it stayed EXITED`);
     }
     this.restartOwed.clear();
+  }
+
+  /**
+   * Probe: an assert() failed in a simulated process, about to throw its
+   * AssertionError there. A violation at once, at this simulated time, even
+   * if some catch on the way swallows the throw; which process it was, the
+   * run tells after the batch (assertions()).
+   */
+  assertion(message: string): void {
+    this.counts.assertion++;
+    if (this.violation !== null) return;
+    this.fail('assertion', message);
+    this.unnamed = message;
+  }
+
+  /**
+   * After each batch: a failed assertion gets its process named by `who`
+   * (from the kernel's crash line), e.g. "arbiter 5 crashed". Counted as a
+   * look for failed assertions.
+   */
+  assertions(who: (message: string) => string): void {
+    this.counts.assertion++;
+    if (this.unnamed === null || this.violation === null) return;
+    this.violation = { ...this.violation, message: `${who(this.unnamed)}: ${this.unnamed}` };
+    this.unnamed = null;
+  }
+
+  /** Crashes the kernel recorded since the last look (uncaught errors): one of drover's own programs is a violation. */
+  crashes(list: readonly { readonly pid: number; readonly program: string; readonly message: string }[], from: number): void {
+    for (let i = from; i < list.length; i++) {
+      const c = list[i]!;
+      if (!DROVER.has(c.program)) continue;
+      this.check('no-crash', false, () => `${c.program} ${c.pid} crashed: ${c.message}`);
+    }
+  }
+
+  /**
+   * The load, looked at every quarter second while faults are on: the
+   * oldest request still waiting (its send time) and the last answer of any
+   * request. Waiting SERVING_GAP_MS with no answer at all meanwhile is a
+   * server that stopped serving (a reset or a 503 is an answer: it was
+   * handled).
+   */
+  serving(oldestPending: number | null, lastAnswer: number, describe: () => string): void {
+    const now = this.now();
+    this.check('serving-through-faults', oldestPending === null || now - oldestPending <= SERVING_GAP_MS || now - lastAnswer <= SERVING_GAP_MS, () =>
+      `nothing was answered for ${now - lastAnswer} ms while ${describe()} waited (since ${oldestPending} ms)`);
+  }
+
+  private readonly logOutages = new Map<string, boolean>(); // "pid target" -> in an outage
+  private stderrSeen = 0;
+
+  /** New stderr text (whole lines only are read): each LogSink says an outage once, and its end only after it. */
+  logReports(stderr: string): void {
+    const end = stderr.lastIndexOf('\n') + 1;
+    if (end <= this.stderrSeen) return;
+    const text = stderr.slice(this.stderrSeen, end);
+    this.stderrSeen = end;
+    for (const line of text.split('\n')) {
+      const m = LOG_REPORT.exec(line);
+      if (m === null) continue;
+      const key = `${m[1]} ${m[3]}`;
+      const failing = m[2] === 'cannot write';
+      const was = this.logOutages.get(key) ?? false;
+      // A sink closed (a companion's output, as its process exits) ends its outage; another may open the file after.
+      this.check('log-reported', was !== failing, () =>
+        failing ? `process ${m[1]} reported again that it cannot write ${m[3]} within one outage (once is enough): ${line}` : `process ${m[1]} said it ${m[2] === 'closing' ? 'closes' : 'writes'} ${m[3]} again, but had not said it could not: ${line}`);
+      this.logOutages.set(key, failing);
+    }
+  }
+
+  /**
+   * At the end of a run with the kernel's faults: no line of the error log
+   * carries another line of the same process glued on (a cut line may stop
+   * anywhere; another process's line may be glued to it, as on any file
+   * that processes share in append mode when a write tears a line: only the
+   * writer can end its own line), and the talking companions' lines are
+   * whole on stdout, whole or cut in their file, which the manager alone
+   * writes (run.ts).
+   */
+  wholeLines(errorLog: string, brokenTalk: readonly string[]): void {
+    let glued: string | null = null;
+    for (const line of errorLog.split('\n')) {
+      this.counts['whole-lines']++;
+      const m = GLUED.exec(line);
+      if (m !== null && HEAD_PID.exec(line)?.[1] === m[1]) {
+        glued = line;
+        break;
+      }
+    }
+    this.check('whole-lines', glued === null, () => `a line of the error log holds the start of another of the same process: ${JSON.stringify(glued!.slice(0, 300))}`);
+    this.check('whole-lines', brokenTalk.length === 0, () => `companion output came out broken (glued or torn, not merely cut): ${brokenTalk.map((l) => JSON.stringify(l)).join(', ')}`);
+  }
+
+  /** Probe: arbiter `arbiter` could not spawn `program` and tries again in `retryInMs`: a manager it owes may come that much later. */
+  spawnFailed(arbiter: number, program: string, retryInMs: number): void {
+    if (program !== 'companion-manager') return;
+    const owed = this.owedManagers.get(arbiter);
+    if (owed === undefined) return;
+    const by = Math.max(owed.by, this.now() + retryInMs + (this.deadlines.managerTickMs ?? 1000));
+    this.owedManagers.set(arbiter, { ...owed, by });
   }
 
   /** The driver is about to TERM arbiter `pid`: from now on it winds down, and owes no manager. */

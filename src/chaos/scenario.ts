@@ -11,10 +11,15 @@
 // commands (restart, stop, start) and companion kills, with the manager
 // stalled (stall-manager, also in parent-death and mixed), `hostile` adds
 // hostile clients (hostile.ts) to a load with kills and reloads, under short
-// client deadlines. Without a name the seed picks one of the first four.
+// client deadlines. `faults` turns on the kernel's own faults (src/sim/faults.ts:
+// EMFILE on accept, ENOSPC and EIO on writes, EAGAIN on spawn, resets, short
+// reads, latency, clock jumps), each at its rate (OS_RATES) times a factor
+// drawn per seed, under a load with reloads, worker kills and companions, and
+// a pidfile. Without a name the seed picks one of the first four.
 import { Rng } from '../sim/random.js';
+import { OS_FAULTS, type FaultRates, type OsFault } from '../sim/faults.js';
 
-export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed', 'companions', 'hostile'] as const;
+export const SCENARIOS = ['reload-storm', 'parent-death', 'queue-load', 'mixed', 'companions', 'hostile', 'faults'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 /** The scenarios a seed without a name picks from: fixed, so that a seed keeps naming the same run as scenarios are added. */
 const DRAWN: readonly ScenarioName[] = ['reload-storm', 'parent-death', 'queue-load', 'mixed'];
@@ -99,6 +104,8 @@ export interface Scenario {
   readonly topology: Topology;
   readonly load: LoadPlan;
   readonly faults: readonly Fault[];
+  /** The kernel's own faults and their rates (empty: none; only the `faults` scenario has any). */
+  readonly osFaults: FaultRates;
 }
 
 export interface ScenarioOptions {
@@ -119,6 +126,21 @@ const WEIGHTS: Record<ScenarioName, Partial<Record<FaultKind, number>>> = {
   companions: { ctl: 6, 'kill-companion': 2, 'kill-manager': 1, 'ctl-malformed': 1, 'kill-worker': 1 },
   // No stall: a hung worker holds its clients past any deadline until the heartbeat kills it, which is the timeout's business.
   hostile: { 'kill-worker': 2, 'kill-slow-worker': 2, hup: 1, 'hup-changed': 2, ttin: 1, ttou: 1 },
+  // Nothing that stops serving for long (no arbiter or manager kills, no stalls): requests must keep being answered through the
+  // kernel's faults. No broken configs either: a manager restarted while one is on disk crashes (see no-crash in run.ts).
+  faults: { 'kill-worker': 2, 'kill-slow-worker': 1, hup: 1, 'hup-changed': 2, ttin: 1, ttou: 1, ctl: 2, 'kill-companion': 1 },
+};
+
+/**
+ * The `faults` scenario's rate of each kernel fault, per opportunity (an
+ * accept, a file write, a spawn, a chunk, a delivery, a move of the clock),
+ * before its factor per seed. Chosen so that a 30 s run sees most kinds a
+ * few times to a few hundred times, and none so often that nothing works.
+ */
+export const OS_RATES: Readonly<Record<OsFault, number>> = {
+  'accept-emfile': 0.02, 'accept-enfile': 0.005, 'write-enospc': 0.02, 'write-eio': 0.01, 'write-short': 0.02,
+  'spawn-eagain': 0.05, 'stream-reset': 0.002, 'stream-epipe': 0.002, 'stream-split': 0.05, 'pipe-split': 0.2,
+  latency: 0.02, 'clock-jump': 0.001,
 };
 
 export const DEFAULT_DURATION_MS = 30_000;
@@ -157,7 +179,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
 
   const scaling = faults.some((f) => f.kind === 'ttin' || f.kind === 'ttou');
   const workers = int(1, 4);
-  const needsCompanions = name === 'parent-death' || name === 'mixed' || name === 'companions' || faults.some((f) => f.kind === 'kill-manager' || f.kind === 'kill-companion');
+  const needsCompanions = name === 'parent-death' || name === 'mixed' || name === 'companions' || name === 'faults' || faults.some((f) => f.kind === 'kill-manager' || f.kind === 'kill-companion');
   const companions: CompanionPlan[] = [];
   const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
   for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });
@@ -196,7 +218,10 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const stalls = stallShare > 0 && chance(stallShare) ? 1 : 0;
   for (let i = 0; i < stalls; i++) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: 'stall-manager', pick: r.u32() });
   if (stalls > 0) faults.sort((a, b) => a.at - b.at);
-  if (name !== 'hostile') return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: oneShots(r, needsCompanions) }, load, faults };
+  if (name !== 'hostile') {
+    const shots = oneShots(r, needsCompanions);
+    return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: shots }, load, faults, osFaults: name === 'faults' ? osRates(r) : {} };
+  }
   // Drawn after everything else, and only here, so that no other scenario's draws changed.
   const header = int(1, 3) * 1000;
   const body = int(2, 4) * 1000;
@@ -206,8 +231,19 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   return {
     seed, name, durationMs, faults,
     topology: { ...topology, clients: { header, body, send }, oneShots: oneShots(r, needsCompanions) },
-    load: hostileLoad,
+    load: hostileLoad, osFaults: {},
   };
+}
+
+/** Each kind at its OS_RATES times a factor of 1/4 to 2 (log-uniform), or off in one seed of ten: drawn last of all. */
+function osRates(r: Rng): FaultRates {
+  const out: Record<string, number> = {};
+  for (const k of OS_FAULTS) {
+    const off = r.float() < 0.1;
+    const factor = 2 ** (r.float() * 3 - 2);
+    if (!off) out[k] = Math.min(1, OS_RATES[k] * factor);
+  }
+  return out;
 }
 
 /**

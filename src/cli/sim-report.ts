@@ -5,6 +5,7 @@ import { describeFault, FAULT_KINDS, type Fault, type Scenario } from '../chaos/
 import { INVARIANTS } from '../chaos/invariants.js';
 import { formatSchedule } from '../chaos/shrink.js';
 import type { Defect } from '../runtime/probe.js';
+import { FAULT_ERRNO, OS_FAULTS, type OsFault } from '../sim/faults.js';
 import type { Result } from './sim-run.js';
 
 export const hex = (seed: bigint | string): string => `0x${BigInt(seed).toString(16)}`;
@@ -167,6 +168,33 @@ export function totals(results: readonly Result[], wallMs: number, jobs: number)
   return t;
 }
 
+/**
+ * The kernel's faults of a batch, from the `os:KIND` and `path:PLACE:CODE`
+ * counts a run reports (src/chaos/run.ts): each kind some run turned on,
+ * how often it fired, and the error paths that ran for its errno.
+ */
+export function kernelFaults(t: Pick<Totals, 'injected'>): Array<{ kind: OsFault; fired: number; errno: string | null; paths: Record<string, number> }> {
+  const out: Array<{ kind: OsFault; fired: number; errno: string | null; paths: Record<string, number> }> = [];
+  for (const kind of OS_FAULTS) {
+    const fired = t.injected[`os:${kind}`];
+    if (fired === undefined) continue;
+    const errno = FAULT_ERRNO[kind];
+    const paths: Record<string, number> = {};
+    for (const [key, v] of Object.entries(t.injected)) {
+      if (!key.startsWith('path:') || errno === null) continue;
+      const [, place, code] = key.split(':');
+      if (code === errno) paths[place!] = (paths[place!] ?? 0) + v;
+    }
+    out.push({ kind, fired, errno, paths });
+  }
+  return out;
+}
+
+/** Kinds some run turned on that never fired in the batch (what `--require-faults` fails on). */
+export function neverFired(t: Pick<Totals, 'injected'>): OsFault[] {
+  return kernelFaults(t).filter((k) => k.fired === 0).map((k) => k.kind);
+}
+
 export function summaryTable(t: Totals, extra: readonly [string, string][] = []): string {
   const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
   const rows: [string, string][] = [];
@@ -181,16 +209,28 @@ export function summaryTable(t: Totals, extra: readonly [string, string][] = [])
     rows.push(['requests', `${n(q.sent)} sent: ${n(q.ok ?? 0)} ok, ${n(q.shed ?? 0)} shed (503), ${n(q.badGateway ?? 0)} bad gateway, ${n(q.reset ?? 0)} reset, ${n(q.left ?? 0)} left early` + (q.hostile ? `; ${n(q.hostile)} hostile clients` : '')]);
   }
   rows.push(...extra);
-  const kinds = Object.entries(t.injected).filter(([, v]) => v > 0);
-  rows.push(['faults injected', n(sum(t.injected))]);
+  // The driver's faults; the kernel's (os:, path:) have their own rows below.
+  const driver = Object.fromEntries(Object.entries(t.injected).filter(([k]) => !k.includes(':')));
+  const kinds = Object.entries(driver).filter(([, v]) => v > 0);
+  rows.push(['faults injected', n(sum(driver))]);
   for (const [k, v] of kinds) rows.push([`  ${k}`, n(v)]);
+  const kernel = kernelFaults(t);
+  if (kernel.length > 0) {
+    rows.push(['kernel faults', `${n(kernel.reduce((a, k) => a + k.fired, 0))} fired; the error path each targets, and how often it ran`]);
+    for (const k of kernel) {
+      const ran = Object.entries(k.paths).sort(([a], [b]) => a.localeCompare(b)).map(([p, v]) => `${p} ${n(v)}`).join(', ');
+      const path = k.fired === 0 ? 'NEVER FIRED' : k.errno === null ? '(no error: data or time)' : ran === '' ? `${k.errno}: no error path ran` : `${k.errno}: ${ran}`;
+      rows.push([`  ${k.kind}`, `${n(k.fired)}  ${path}`]);
+    }
+  }
   rows.push(['invariant checks', n(sum(t.checks))]);
   for (const [k, v] of Object.entries(t.checks)) rows.push([`  ${k}`, n(v)]);
 
   const w = Math.max(...rows.map(([k]) => k.length)) + 2;
-  // Sub-rows' numbers right-aligned in one column.
-  const subw = Math.max(0, ...rows.filter(([k]) => k.startsWith('  ')).map(([, v]) => v.length));
-  return ['drover sim summary', ...rows.map(([k, v]) => `  ${k.padEnd(w)}${k.startsWith('  ') ? v.padStart(subw) : v}`)].join('\n');
+  // Sub-rows' leading numbers right-aligned in one column (what follows a number, as the kernel faults' paths, after it).
+  const head = (v: string) => /^[\d,]*/.exec(v)![0];
+  const subw = Math.max(0, ...rows.filter(([k]) => k.startsWith('  ')).map(([, v]) => head(v).length));
+  return ['drover sim summary', ...rows.map(([k, v]) => `  ${k.padEnd(w)}${k.startsWith('  ') ? head(v).padStart(subw) + v.slice(head(v).length) : v}`)].join('\n');
 }
 
 // ---- the --trace file
@@ -290,6 +330,7 @@ export function traceFile(s: Scenario, r: Result, replay: string, timeline: read
     `# result: ${f === null ? 'pass' : f.kind === 'violation' ? `FAIL ${f.invariant} at ${secs(f.at)}: ${f.message.split('\n')[0]}` : `FAIL ${f.kind}: ${f.message.split('\n')[0]}`}`,
     `# ${n(r.simulatedMs / 1000)} s simulated, ${n(r.events)} events, trace hash ${r.traceHash}`,
     `# topology: ${JSON.stringify(s.topology)}`,
+    ...(Object.keys(s.osFaults).length > 0 ? [`# kernel faults (rates): ${JSON.stringify(s.osFaults)}`] : []),
     `# load: ${JSON.stringify(s.load)}`,
     `# fault schedule (${r.faults.length}):`,
     ...r.faults.map((x) => `#   ${describeFault(x)}  (${x.at}:${x.kind}:${x.pick})`),

@@ -16,7 +16,7 @@ import { runScenario } from '../chaos/run.js';
 import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } from '../chaos/scenario.js';
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
 import { DEFECTS, type Defect } from '../runtime/probe.js';
-import { duration, failureReport, hex, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
+import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
 import { brokenResult, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
 
 const MASK64 = (1n << 64n) - 1n;
@@ -38,6 +38,8 @@ export interface SimOptions {
   readonly defects: readonly Defect[];
   readonly faults?: readonly Fault[];
   readonly json: boolean;
+  /** --require-faults: fail unless every kernel fault kind turned on in the batch fired at least once. */
+  readonly requireFaults: boolean;
   readonly shrink: boolean;
   readonly shrinkRuns: number;
   readonly shrinkSeconds: number;
@@ -100,6 +102,9 @@ Running:
   --shrink-time S      at most S wall-clock seconds to shrink a failure
                        (default 120)
   --json               the summary (and failures) as one JSON object on stdout
+  --require-faults     fail (exit 1) unless the batch ran the kernel's own
+                       faults (--scenario faults) and every kind turned on
+                       fired at least once
   -h, --help           this text
 
 Testing the checkers (not for finding real bugs):
@@ -134,7 +139,7 @@ function seedArg(flag: string, v: string): bigint {
 export function parseSimArgs(argv: readonly string[]): SimOptions {
   const o: {
     -readonly [K in keyof SimOptions]?: SimOptions[K];
-  } = { durationMs: 30_000, jobs: availableParallelism(), defects: [], json: false, shrink: true, shrinkRuns: 200, shrinkSeconds: 120, timeoutSeconds: 300, help: false };
+  } = { durationMs: 30_000, jobs: availableParallelism(), defects: [], json: false, requireFaults: false, shrink: true, shrinkRuns: 200, shrinkSeconds: 120, timeoutSeconds: 300, help: false };
   const modes: string[] = [];
   const given = new Set<string>();
   const flags = new Set([
@@ -153,9 +158,10 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
       o.help = true;
       continue;
     }
-    if (a === '--json' || a === '--no-shrink') {
+    if (a === '--json' || a === '--no-shrink' || a === '--require-faults') {
       if (v !== undefined) throw new UsageError(`${a} takes no value`);
       if (a === '--json') o.json = true;
+      else if (a === '--require-faults') o.requireFaults = true;
       else o.shrink = false;
       continue;
     }
@@ -639,9 +645,17 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   }
 
   const t = totals(results, wallMs, jobs);
+  // The kernel's fault kinds that never fired: a batch that did not exercise them says nothing about them.
+  const unfired = neverFired(t);
+  const faultless = o.requireFaults && kernelFaults(t).length === 0;
+  if (o.requireFaults && (unfired.length > 0 || faultless)) {
+    text.write(faultless
+      ? 'drover sim: --require-faults: no run of this batch turned on any of the kernel\'s faults (run --scenario faults)\n'
+      : `drover sim: --require-faults: kernel fault kind(s) turned on but never fired in this batch: ${unfired.join(', ')}\n`);
+  }
   if (o.json) {
     io.out.write(`${JSON.stringify({
-      ...report, ...t, passed: t.runs - t.failed,
+      ...report, ...t, passed: t.runs - t.failed, kernelFaults: kernelFaults(t), neverFired: unfired,
       failures: failures.map(({ task, result }) => ({
         seed: hex(result.seed), scenario: result.name, durationMs: result.durationMs, failure: result.failure, faults: result.faults,
         replay: replayCommand(replayOf(task)),
@@ -653,7 +667,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   } else {
     text.write(`\n${summaryTable(t, extra)}\n`);
   }
-  return failures.length > 0 || nondeterministic ? 1 : 0;
+  return failures.length > 0 || nondeterministic || (o.requireFaults && (unfired.length > 0 || faultless)) ? 1 : 0;
 }
 
 function readRegressions(file: string): string {

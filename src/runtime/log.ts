@@ -4,24 +4,122 @@
 import type { Os } from '../os/types.js';
 import type { LogFormat } from './config/types.js';
 import { clfTime, isoTime, logTime } from './time-format.js';
+import { planted, probe } from './probe.js';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
 
-/** A log destination: '-' is stderr, anything else a path. */
+/**
+ * A log destination: '-' is stderr, anything else a path.
+ *
+ * A log that cannot be written (ENOSPC, EIO, a disk gone read-only) never
+ * stops the process that logs: the line is dropped, and the outage is said
+ * once on stderr; once a write succeeds again, or the process's last sink
+ * of that file is closed, how many lines were lost is said there too. One
+ * outage per process and file, whichever of its sinks of that file (a
+ * manager has one per companion process's output) meets it. A short write
+ * (the disk filled mid-line) is finished; a line cut off by a failure is
+ * ended by a newline before the next one, and the rest of a line whose
+ * write failed is dropped with it (a companion's output comes in chunks,
+ * not lines), so every line in the file is whole or the start of one.
+ */
 export class LogSink {
   private fd = -1;
+  private file: FileState | null = null; // null for stderr
   constructor(private readonly os: Os, readonly target: string) {
     this.open();
   }
 
   private open(): void {
-    if (this.target !== '-') this.fd = this.os.fs.open(this.target, 'a', 0o644);
+    if (this.target === '-') return;
+    this.fd = this.os.fs.open(this.target, 'a', 0o644);
+    let files = FILES.get(this.os);
+    if (files === undefined) FILES.set(this.os, (files = new Map()));
+    let f = files.get(this.target);
+    if (f === undefined) files.set(this.target, (f = { sinks: 0, failing: false, dropped: 0, open: false, cut: false, skip: false }));
+    f.sinks++;
+    this.file = f;
   }
 
   write(line: string): void {
-    if (this.fd < 0) this.os.stderr.write(line);
-    else this.os.fs.write(this.fd, line);
+    const f = this.file;
+    if (f === null || this.fd < 0) {
+      this.os.stderr.write(line);
+      return;
+    }
+    if (f.skip) {
+      // The rest of a line whose start was dropped.
+      const nl = line.indexOf('\n');
+      if (nl < 0) return;
+      f.skip = false;
+      line = line.slice(nl + 1);
+      if (line === '') return;
+    }
+    try {
+      this.put(f.cut ? `\n${line}` : line, f);
+    } catch (e) {
+      const code = (e as { code?: unknown } | null)?.code;
+      // Not an errno (a process unwinding as it exits, say): not ours to swallow.
+      if (typeof code !== 'string' || planted('log-write-throws')) throw e;
+      f.dropped++;
+      // A line begun in the file will not be finished: ended now if the file lets us (before another
+      // process appends to it), else before our next line.
+      if (f.open) f.cut = !this.endLine(f);
+      f.skip = !line.endsWith('\n');
+      probe.errorPath?.('log', code);
+      if (f.failing && !planted('log-reports-every-line')) return;
+      f.failing = true;
+      this.say(`cannot write ${this.target} (${(e as Error).message}); dropping log lines until it can be written again`);
+      return;
+    }
+    f.cut = false;
+    if (f.failing) {
+      if (!planted('log-reports-every-line')) this.say(`writing ${this.target} again; ${f.dropped} line(s) were dropped`);
+      f.failing = false;
+      f.dropped = 0;
+    }
+  }
+
+  /** All of `text`, however many writes it takes; a write that takes nothing is EIO. */
+  private put(text: string, f: FileState): void {
+    const n = this.os.fs.write(this.fd, text);
+    if (n >= Buffer.byteLength(text) || planted('log-ignores-short-write')) {
+      // The count is in bytes.
+      f.open = !text.endsWith('\n');
+      return;
+    }
+    // Short: the rest goes as bytes (a cut may fall inside a character).
+    const bytes = Buffer.from(text, 'utf8');
+    let at = n;
+    f.open = at > 0 ? bytes[at - 1] !== 0x0a : f.open;
+    while (at < bytes.length) {
+      const k = this.os.fs.write(this.fd, bytes.subarray(at));
+      if (!(k > 0)) throw Object.assign(new Error(`EIO: write to ${this.target} took no bytes`), { code: 'EIO' });
+      at += k;
+      f.open = bytes[at - 1] !== 0x0a;
+    }
+    probe.errorPath?.('log', 'short');
+  }
+
+  /** One newline, best effort: whether it went. */
+  private endLine(f: FileState): boolean {
+    try {
+      if (!(this.os.fs.write(this.fd, '\n') > 0)) return false;
+    } catch (e) {
+      if (typeof (e as { code?: unknown } | null)?.code !== 'string') throw e;
+      return false;
+    }
+    f.open = false;
+    return true;
+  }
+
+  /** stderr may be gone as well (a closed terminal): then nothing more can be said. */
+  private say(text: string): void {
+    try {
+      this.os.stderr.write(`drover: [${this.os.pid}] ${text}\n`);
+    } catch (e) {
+      if (typeof (e as { code?: unknown } | null)?.code !== 'string') throw e;
+    }
   }
 
   /**
@@ -38,7 +136,7 @@ export class LogSink {
     } catch (e) {
       return `cannot reopen ${this.target}, still writing to the file open before: ${errnoText(e)}`;
     }
-    this.close();
+    if (this.fd >= 0) this.os.fs.close(this.fd);
     this.fd = fd;
     return null;
   }
@@ -46,8 +144,35 @@ export class LogSink {
   close(): void {
     if (this.fd >= 0) this.os.fs.close(this.fd);
     this.fd = -1;
+    const f = this.file;
+    if (f === null) return;
+    this.file = null;
+    if (--f.sinks > 0) return;
+    if (f.failing) this.say(`closing ${this.target}, which could not be written; ${f.dropped} line(s) were dropped`);
+    f.failing = false;
+    f.dropped = 0;
+    f.skip = false;
+    // A line left unfinished (its writer died mid-line: a companion's output) is ended before this process writes the file again.
+    if (f.open) f.cut = true;
+    else FILES.get(this.os)?.delete(this.target);
   }
 }
+
+/** What a process's sinks of one file share: how many are open, and the outage they are in. */
+interface FileState {
+  sinks: number;
+  failing: boolean;
+  dropped: number;
+  open: boolean; // what was written last does not end a line
+  cut: boolean; // that line will not be finished (a write failed): a newline goes before the next
+  skip: boolean; // the last write failed inside a line: its rest is dropped too
+}
+
+/**
+ * Per process (its Os: in the simulator many processes share this module)
+ * and file. A WeakMap, so a process gone takes its entries with it.
+ */
+const FILES = new WeakMap<Os, Map<string, FileState>>();
 
 /** The errno of a failed file call and what it means, e.g. "ENOENT: no such directory". Anything but an errno is rethrown. */
 function errnoText(e: unknown): string {

@@ -26,6 +26,17 @@ export interface Probe {
   managerGone?(arbiter: number, pid: number, restartInMs: number): void;
   /** A fast worker reported route news to the arbiter. */
   route?(route: string, slow: boolean, avgMs: number): void;
+  /**
+   * An error the OS returned reached the code that handles it (the code
+   * probes of the simulator's injected faults): `path` names the place
+   * ('accept', 'log', 'pidfile', 'spawn', 'conn'), `code` the errno, or
+   * 'short' for a short write made whole.
+   */
+  errorPath?(path: string, code: string): void;
+  /** Arbiter `parent` could not start a `program` (its spawn failed) and tries again in `retryInMs`. */
+  spawnFailed?(parent: number, program: string, retryInMs: number): void;
+  /** An assert() failed (assert.ts), just before its AssertionError is thrown in the process that ran it. */
+  assertion?(message: string): void;
 }
 
 export const probe: Probe = {};
@@ -47,6 +58,11 @@ export const DEFECTS = [
   'slot-waits-on-client', // slot hold: a slow answer is paused for the client at its first full write, holding the slot
   'learn-client-time', // learned fast: a route is timed from 'request' to 'finish', the client's pace included
   'no-manager-heartbeat', // hung manager: the arbiter does not watch the manager's heartbeat, so a stopped manager is never replaced
+  'log-write-throws', // no crash: a log write that fails (ENOSPC, EIO) throws into the code that logged, as before issue 15
+  'log-reports-every-line', // log reported: a log that cannot be written is reported on stderr at every failure, as if each began an outage, and no end is said
+  'accept-never-resumes', // serving through faults: a worker that got EMFILE from accept pauses its listeners and never resumes them
+  'log-ignores-short-write', // whole lines: a log write that took only part of a line is taken as whole (as before issue 15): the next line is glued to the cut one
+  'queue-double-assign', // assertion: the slow lane assigns a queued request without taking it off the queue
 ] as const;
 
 export type Defect = (typeof DEFECTS)[number];

@@ -6,6 +6,7 @@
 // Nothing outside it is created or removed by a predictable name.
 import { dirname, join } from 'node:path';
 import { UNIX_PATH_MAX, type Os } from '../os/types.js';
+import { expectCodes } from './assert.js';
 
 export class RundirError extends Error {}
 
@@ -37,7 +38,7 @@ export function ensureRuntimeDir(os: Os, path = runtimeDirPath(os.env, os.uid)):
     // Not recursive: mkdir(2) fails on any existing name, a symlink included, and never follows one.
     os.fs.mkdir(path, { mode: 0o700 });
   } catch (e) {
-    const code = (e as { code?: string }).code;
+    const code = expectCodes(e);
     if (code === 'ENOENT') throw new RundirError(`cannot create drover's runtime directory ${path}: ${dirname(path)} does not exist; create it (mode 0700), or set XDG_RUNTIME_DIR to a directory of your own, or unset it`);
     if (code !== 'EEXIST') throw new RundirError(`cannot create drover's runtime directory ${path}: ${(e as Error).message}; set XDG_RUNTIME_DIR to a directory of your own`);
   }
@@ -54,7 +55,7 @@ export function checkPrivateDir(os: Os, path: string, what = "drover's runtime d
   try {
     st = os.fs.lstat(path);
   } catch (e) {
-    throw new RundirError(`${what} ${path} is gone (${(e as { code?: string }).code ?? (e as Error).message}); was it removed while drover ran?`);
+    throw new RundirError(`${what} ${path} is gone (${expectCodes(e)}); was it removed while drover ran?`);
   }
   const fix = `remove it (rm -r ${path}) if it is not yours, or set XDG_RUNTIME_DIR to a directory of your own`;
   if (st.isSymbolicLink()) throw new RundirError(`${what} ${path} is a symlink: refusing to follow it; ${fix}`);

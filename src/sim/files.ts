@@ -6,6 +6,7 @@
 // New files and directories get the usual umask 022, as under a login
 // shell; chmod and socket modes are exact.
 
+import { Buffer } from 'node:buffer';
 import { posix } from 'node:path';
 import { Volume } from 'memfs';
 import type { Fs, Stat, StdioTarget } from '../os/types.js';
@@ -13,6 +14,7 @@ import { OsError } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, type Proc } from './processes.js';
 import { closeWrite, Pipe, pipeWrite } from './pipes.js';
+import { errnoError } from './faults.js';
 
 export const UMASK = 0o022;
 export const S_IFMT = 0o170000;
@@ -118,9 +120,29 @@ export class SimFs implements Fs {
 
   write(fd: number, data: string | Uint8Array): number {
     const memfd = this.memfd(fd, 'write');
+    if (this.m.faults.on && this.m.faults.covers(this.p)) data = this.writeFault(`fd ${fd}`, data);
     const n = typeof data === 'string' ? this.m.vol.writeSync(memfd, data) : this.m.vol.writeSync(memfd, data);
     this.m.log(this.p, 'fwrite', `${fd} ${n}`);
     return n;
+  }
+
+  /**
+   * write-enospc, write-eio: the call fails and nothing is written (a
+   * whole-file write may have truncated first: see writeFile). write-short:
+   * only a prefix of the bytes goes, and the count says so.
+   */
+  private writeFault(what: string, data: string | Uint8Array): string | Uint8Array {
+    const f = this.m.faults;
+    const code = f.hit('write-enospc') ? 'ENOSPC' : f.hit('write-eio') ? 'EIO' : null;
+    if (code !== null) {
+      this.m.log(this.p, 'fault', `write-${code.toLowerCase()} ${what}`);
+      throw errnoError(code, 'write');
+    }
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (bytes.length < 2 || !f.hit('write-short')) return data;
+    const n = 1 + f.below(bytes.length - 1);
+    this.m.log(this.p, 'fault', `write-short ${what} ${n}/${bytes.length}`);
+    return bytes.subarray(0, n);
   }
 
   close(fd: number): void {
@@ -135,12 +157,22 @@ export class SimFs implements Fs {
 
   writeFile(path: string, data: string, mode = 0o666): void {
     const abs = this.path(path);
+    if (this.m.faults.on && this.m.faults.covers(this.p)) {
+      // Node's writeFileSync opens with O_TRUNC and then writes: a failed write leaves the file empty.
+      try {
+        this.writeFault(abs, '');
+      } catch (e) {
+        this.m.vol.writeFileSync(abs, '', { mode: mode & ~UMASK });
+        throw e;
+      }
+    }
     this.m.vol.writeFileSync(abs, data, { mode: mode & ~UMASK });
     this.m.log(this.p, 'writefile', `${abs} ${data.length}`);
   }
 
   appendFile(path: string, data: string): void {
     const abs = this.path(path);
+    if (this.m.faults.on && this.m.faults.covers(this.p)) this.writeFault(abs, '');
     this.m.vol.appendFileSync(abs, data, { mode: 0o666 & ~UMASK });
     this.m.log(this.p, 'appendfile', `${abs} ${data.length}`);
   }

@@ -5,6 +5,7 @@ import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
 import { drain as hostDrain } from '../os/drain.js';
 import { Machine, type RunOptions, type RunResult } from './machine.js';
 import { spawnProc, RUNNING, STOPPED } from './processes.js';
+import type { FaultOptions, Faults } from './faults.js';
 
 export interface KernelOptions {
   seed: number | bigint;
@@ -20,6 +21,8 @@ export interface KernelOptions {
    * any checkout.
    */
   mounts?: Readonly<Record<string, string>>;
+  /** Calls that fail on purpose, each kind with its probability (faults.ts); none by default. */
+  faults?: FaultOptions;
 }
 
 export interface ProcessInfo {
@@ -37,9 +40,12 @@ export class Kernel {
   readonly fs: Fs;
   /** What processes wrote to an 'inherit' stdout/stderr that resolves to init. */
   readonly output: { stdout: string; stderr: string };
+  /** The injected faults: rates (set() changes them mid-run), what fired, and the processes that crashed. */
+  readonly faults: Faults;
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {});
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults);
+    this.faults = this.m.faults;
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;
   }

@@ -43,6 +43,7 @@ import {
   EV_START,
   EV_STREAM,
   EV_TIMER,
+  EV_CLOCK,
 } from './scheduler.js';
 import { Trace } from './trace.js';
 import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from './processes.js';
@@ -54,6 +55,9 @@ import { brokenPipe, deliverPipe, pipeOut, type Pipe } from './pipes.js';
 import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
+import { AppClock } from './app-clock.js';
+import { actAs, hostAgain, runEnded, runStarted } from './app-globals.js';
+import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
 
 export interface RunOptions {
@@ -115,6 +119,8 @@ export class Machine {
   readonly programs = new Map<string, ProgramFn>();
   readonly vol: Volume;
   readonly net = new Net();
+  /** Calls failed on purpose (faults.ts): rates, counts, crashes. All rates 0 unless given. */
+  readonly faults: Faults;
   readonly output = { stdout: '', stderr: '' };
   readonly init: Proc;
   private readonly dirty: Proc[] = [];
@@ -124,6 +130,8 @@ export class Machine {
   private batchId = 0;
   private running = false;
   private readonly hosts = new Fifo<HostWork>(); // host work not handed back yet, oldest first
+  /** App clocks whose timers changed since they were last armed (app-clock.ts). */
+  readonly clocks: AppClock[] = [];
   private hostIds = 0;
 
   constructor(
@@ -132,9 +140,11 @@ export class Machine {
     record: boolean,
     private readonly drain: () => Promise<void>,
     mounts: Readonly<Record<string, string>>,
+    faults: FaultOptions = {},
   ) {
     this.mountList = Object.entries(mounts).map(([sim, host]) => [posix.resolve('/', sim), posix.resolve(host)] as const);
     this.rng = new Rng(seedToBigInt(seed));
+    this.faults = new Faults(seedToBigInt(seed), faults);
     this.queue = new EventQueue(this.rng);
     this.trace = new Trace(record);
     for (const r of registries) {
@@ -218,7 +228,8 @@ export class Machine {
   }
 
   addProc(p: Proc): void {
-    p.os ??= new SimOs(this, p);
+    p.os ??= new FaultyOs(this, p);
+    p.clock ??= new AppClock(this, p);
     this.procs.set(p.pid, p);
     this.changes++;
     let g = this.groups.get(p.pgid);
@@ -252,7 +263,9 @@ export class Machine {
   fault(p: Proc, err: unknown): void {
     if (err instanceof ExitSignal || !p.runnable) return;
     const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
-    this.log(p, 'crash', err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.log(p, 'crash', message);
+    this.faults.crashes.push({ at: this.now, pid: p.pid, program: p.program, message });
     emit(this, p, p.stderr, text + '\n');
     terminate(this, p, 1);
   }
@@ -263,12 +276,15 @@ export class Machine {
     if (this.running) throw new Error('Kernel.run: a run is already in progress');
     if (this.disposed) throw new Error('Kernel.run: this kernel was disposed');
     this.running = true;
+    runStarted();
     const until = opts.until ?? Infinity;
     const maxEvents = opts.maxEvents ?? Infinity;
     const stopWhen = opts.stopWhen;
     let n = 0;
     try {
       for (;;) {
+        // Before the lifetime checks and the choice of what is due; only with no host work pending (app-clock.ts).
+        if (this.clocks.length > 0 && this.hosts.length === 0) this.armClocks();
         this.settle();
         if (stopWhen !== undefined && stopWhen()) return { reason: 'stopWhen', events: n, now: this.now };
         // Events left in ready lists are due now; only without them may time move.
@@ -292,7 +308,15 @@ export class Machine {
             if (until > this.now) this.setNow(until);
             return { reason: 'until', events: n, now: this.now };
           }
-          if (top.time > this.now) this.setNow(top.time);
+          if (top.time > this.now) {
+            let t = top.time;
+            // clock-jump: time goes further than the next event, as after a host stall.
+            if (this.faults.on && this.faults.hit('clock-jump')) {
+              t = Math.min(until, t + this.faults.jump());
+              this.trace.add(`${t} 0 fault clock-jump ${t - top.time}`);
+            }
+            this.setNow(t);
+          }
         }
         if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
         n += this.batch(maxEvents - n);
@@ -301,6 +325,7 @@ export class Machine {
       }
     } finally {
       this.running = false;
+      runEnded();
       if (this.deadStreams.length > 0) releaseDeadStreams(this);
     }
   }
@@ -373,9 +398,12 @@ export class Machine {
       }
       this.events++;
       n++;
+      actAs(p === null ? null : p.clock);
       this.dispatch(ev, p);
       this.queue.release(ev);
     }
+    // The promise continuations the batch started keep their processes (app-globals.ts); the drain itself is the host's.
+    hostAgain();
     return n;
   }
 
@@ -393,6 +421,7 @@ export class Machine {
         // Its process died meanwhile: an inbox item that must still advance.
         this.events++;
         n++;
+        actAs(null);
         this.dispatch(ev, null);
         this.queue.release(ev);
         if (n >= limit) break;
@@ -408,6 +437,7 @@ export class Machine {
       this.touch(t);
       this.events++;
       n++;
+      actAs(t.clock);
       this.dispatch(ev, t);
       this.queue.release(ev);
       break;
@@ -509,6 +539,7 @@ export class Machine {
 
   private discard(ev: Ev): void {
     if (ev.kind === EV_TIMER) (ev.a as SimTimer).ev = null;
+    else if (ev.kind === EV_CLOCK) (ev.a as AppClock).ev = null;
     else if (ev.kind === EV_IDLE) (ev.a as Endpoint).idleEv = null;
     this.queue.release(ev);
   }
@@ -526,6 +557,9 @@ export class Machine {
         this.invoke(p!, t.fn, undefined);
         return;
       }
+      case EV_CLOCK:
+        this.invoke(p!, fireClock, ev.a);
+        return;
       case EV_SLEEP:
         p!.refTimers--;
         this.log(p!, 'wake', '');
@@ -561,7 +595,7 @@ export class Machine {
         arrive(this, ev.a as Endpoint, ev.b as Addr);
         return;
       case EV_ACCEPT:
-        acceptConn(this, ev.a as ListenerHandle, ev.b as Endpoint);
+        acceptConn(this, ev.a as ListenerHandle, ev.b as Endpoint | null);
         return;
       case EV_IDLE:
         idleDue(this, ev.a as Endpoint);
@@ -598,6 +632,14 @@ export class Machine {
     }
   }
 
+  /** Arm the kernel events of app clocks that changed, in pid order: some changed during host work, in host order (app-clock.ts). */
+  private armClocks(): void {
+    const list = this.clocks;
+    if (list.length > 1) list.sort(byPid);
+    for (let i = 0; i < list.length; i++) list[i]!.arm();
+    list.length = 0;
+  }
+
   /** Natural exits: every process touched since the last check that holds nothing. */
   private settle(): void {
     const list = this.dirty;
@@ -618,4 +660,12 @@ export class Machine {
     }
     list.length = 0;
   }
+}
+
+function fireClock(c: AppClock): void {
+  c.fire();
+}
+
+function byPid(a: AppClock, b: AppClock): number {
+  return a.p.pid - b.p.pid;
 }

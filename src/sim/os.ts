@@ -187,7 +187,8 @@ export class SimOs implements Os {
    * of this process at the virtual time the work started, in the order the
    * work was started, whenever the host finishes it, so a run replays.
    * The work must not wait for the simulation itself (a sleep, a message
-   * from another process): the clock would never move again.
+   * from another process, a global setTimeout made in a simulated process,
+   * which is virtual: app-clock.ts): the clock would never move again.
    */
   hostWork<T>(work: Promise<T>): Promise<T> {
     const p = this.p;

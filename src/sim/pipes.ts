@@ -13,6 +13,10 @@
 // listens for is dropped. There is no capacity: nothing blocks and nothing
 // written before a death is lost (the real socket takes about 200 writes
 // unread; see StdioTarget in src/os/types.ts).
+//
+// Injected faults (faults.ts), when the reader or the child is covered: a
+// write arrives in pieces cut at random bytes (pipe-split; a cut may fall
+// inside a UTF-8 character, as on a real pipe), or late (latency).
 
 import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
@@ -28,7 +32,7 @@ const EOF: unique symbol = Symbol('eof');
 export class Pipe {
   id = ''; // "<child pid>:out" once spawn has succeeded; '' means it never reached a child
   child: Proc | null = null; // the process it was made for: its exit flushes the stream
-  readonly inbox = new Fifo<string | typeof EOF>();
+  readonly inbox = new Fifo<string | Buffer | typeof EOF>();
   lastAt = 0; // delivery times never go backwards
   open = true; // the reading end: not destroyed, its process alive
   readonly stream: PipeStream;
@@ -93,6 +97,24 @@ export function closeWrite(m: Machine, pipe: Pipe): void {
 
 function enqueue(m: Machine, pipe: Pipe, item: string | typeof EOF): void {
   let t = m.now + m.latency();
+  const f = m.faults;
+  if (f.on && (f.covers(pipe.reader) || f.covers(pipe.child))) {
+    if (f.hit('latency')) t += f.delay();
+    if (typeof item === 'string' && item.length > 0 && f.hit('pipe-split')) {
+      const bytes = Buffer.from(item, 'utf8');
+      if (bytes.length > 1) {
+        if (t < pipe.lastAt) t = pipe.lastAt;
+        pipe.lastAt = t;
+        m.log(pipe.reader, 'fault', `pipe-split ${pipe.id}`);
+        const cut = 1 + f.below(bytes.length - 1);
+        for (const piece of [bytes.subarray(0, cut), bytes.subarray(cut)]) {
+          pipe.inbox.push(piece);
+          m.at(t, EV_PIPE, pipe.reader, pipe, null);
+        }
+        return;
+      }
+    }
+  }
   if (t < pipe.lastAt) t = pipe.lastAt;
   pipe.lastAt = t;
   pipe.inbox.push(item);
@@ -111,7 +133,7 @@ export function deliverPipe(m: Machine, pipe: Pipe): void {
   } else {
     // Sizes stay out of the trace: a crash's stack trace has a host-dependent length.
     m.log(p, 'pipe-r', pipe.id);
-    chunk = Buffer.from(item, 'utf8');
+    chunk = typeof item === 'string' ? Buffer.from(item, 'utf8') : item;
   }
   // push() may run the reader's 'data' listeners right here.
   try {

@@ -18,6 +18,7 @@ import type { ChanEnd } from './channels.js';
 import type { Endpoint, ListenerHandle, ListenerState } from './sockets.js';
 import type { FdTable, Sink } from './files.js';
 import type { SimOs } from './os.js';
+import type { AppClock } from './app-clock.js';
 import { EV_START, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { FX_EXIT, FX_START, FX_STREAM, type Effect } from './effects.js';
@@ -69,6 +70,7 @@ export class Proc {
   // What keeps it alive (see holds()).
   programPending = true;
   refTimers = 0; // ref'd timers and pending sleeps
+  clock!: AppClock; // the timers and clocks of its app code (app-clock.ts); `held` while one is ref'd
   accepting = 0;
   streams = 0; // owned open streams
   readonly pipes = new Set<Pipe>(); // read ends of its children's pipes that have not seen EOF (or a destroy)
@@ -136,12 +138,12 @@ export class Proc {
  * listener, an open stream or pending connect, a pipe from a child that has
  * not seen EOF, a child that has not exited, a signal handler waiting to
  * run, host work not yet handed back, effects it made during a burn that
- * have not gone out yet, or a channel with message or disconnect listeners
+ * have not gone out yet, a ref'd timer of its app code, or a channel with message or disconnect listeners
  * that has not yet seen its disconnect.
  */
 export function holds(p: Proc): boolean {
   if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0 || p.pipes.size > 0) return true;
-  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0) return true;
+  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0 || p.clock.held) return true;
   for (const end of p.chans) if (end.holds()) return true;
   return false;
 }
@@ -231,6 +233,7 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   p.programPending = false;
   p.refTimers = 0;
   p.hostWork = 0;
+  p.clock.kill();
   closeChannels(m, p);
   closeEndpoints(m, p);
   closeReadEnds(p);

@@ -28,6 +28,7 @@ export const EV_IDLE = 14; // a: Endpoint; its idle timeout (stream setTimeout) 
 export const EV_PIPE = 15; // a: Pipe; deliver the next item of its inbox (proc: its reader)
 export const EV_EPIPE = 16; // a: Pipe; proc wrote to it after its reading end closed
 export const EV_WINDOW = 17; // a: Endpoint (the writing side); its peer has room again: run its held write callbacks (proc: its owner, read at pop)
+export const EV_CLOCK = 18; // a: AppClock; the first of its process's app timers may be due (app-clock.ts)
 
 export class Ev {
   time = 0;

@@ -28,6 +28,11 @@
 // returns false past its own highWaterMark and 'drain' comes when the reader
 // has read enough; a reset or close behind held data waits too, as libuv
 // notices neither while it is not reading.
+//
+// Injected faults (faults.ts), on connections with a covered process at
+// either end: a chunk split into pieces (each its own read), a connection
+// reset under its data, a write that fails with EPIPE, a late delivery; and
+// accept(2) failing with EMFILE or ENFILE.
 
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
@@ -40,7 +45,8 @@ import { ExitSignal, RUNNING, type Proc } from './processes.js';
 import { EV_ACCEPT, EV_ARRIVE, EV_IDLE, EV_NONE, EV_STREAM, EV_WINDOW, type Ev } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { FX_CONNECT, FX_STREAM } from './effects.js';
-import { S_IFMT, S_IFSOCK, resolvePath } from './files.js';
+import { S_IFMT, S_IFSOCK, resolvePath, writeSink } from './files.js';
+import { errnoError } from './faults.js';
 
 const EOF: unique symbol = Symbol('eof');
 const RST: unique symbol = Symbol('rst');
@@ -138,6 +144,7 @@ export class SimStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.ep.m.faults.on && brokenPipe(this.ep)) return cb(errnoError('EPIPE', 'write'));
     writeBytes(this.ep, Buffer.from(chunk));
     afterWrite(this.ep, cb);
   }
@@ -145,6 +152,7 @@ export class SimStream extends Duplex {
   // Writes made while corked leave as one piece, as net.Socket's writev does
   // (http corks a message's head and first body chunk together).
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    if (this.ep.m.faults.on && brokenPipe(this.ep)) return cb(errnoError('EPIPE', 'write'));
     writeBytes(this.ep, chunks.length === 1 ? Buffer.from(chunks[0]!.chunk) : Buffer.concat(chunks.map((c) => c.chunk)));
     afterWrite(this.ep, cb);
   }
@@ -270,11 +278,81 @@ function emitTimeout(s: SimStream): void {
 
 function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
   let t = from + m.latency();
+  if (m.faults.on && covered(m, to)) {
+    const f = m.faults;
+    if (f.hit('latency')) t += f.delay();
+    if (item instanceof Uint8Array && item.length > 0) {
+      if (f.hit('stream-reset')) return resetUnder(m, to, t);
+      if (item.length > 1 && f.hit('stream-split')) return split(m, to, item, t);
+    }
+  }
   if (t < to.lastAt) t = to.lastAt;
   to.lastAt = t;
   to.inbox.push(item);
   if (item instanceof Uint8Array) to.inboxBytes += item.length;
   m.at(t, EV_STREAM, null, to, null);
+}
+
+/** Faults may hit a connection with a covered process at either end (a server side not accepted yet has none). */
+function covered(m: Machine, ep: Endpoint): boolean {
+  return m.faults.covers(ep.owner) || m.faults.covers(ep.peer.owner);
+}
+
+function note(m: Machine, ep: Endpoint, what: string): void {
+  const p = ep.owner ?? ep.peer.owner;
+  if (p !== null) m.log(p, 'fault', `${what} ${ep.id}`);
+}
+
+/** stream-split: the chunk arrives as 2 to 4 pieces, each its own delivery (a short read), in order. */
+function split(m: Machine, to: Endpoint, item: Buffer, t: number): void {
+  if (t < to.lastAt) t = to.lastAt;
+  to.lastAt = t;
+  let rest = item;
+  const pieces = 2 + m.faults.below(3);
+  note(m, to, `stream-split ${item.length}`);
+  for (let i = 1; i < pieces && rest.length > 1; i++) {
+    const cut = 1 + m.faults.below(rest.length - 1);
+    to.inbox.push(rest.subarray(0, cut));
+    to.inboxBytes += cut;
+    m.at(t, EV_STREAM, null, to, null);
+    rest = rest.subarray(cut);
+  }
+  to.inbox.push(rest);
+  to.inboxBytes += rest.length;
+  m.at(t, EV_STREAM, null, to, null);
+}
+
+/**
+ * stream-reset: the connection is reset with this chunk on its way (a peer's
+ * RST, a middlebox): the chunk is lost, nothing more goes either way, and
+ * each side hears ECONNRESET after what was already on its way to it.
+ */
+function resetUnder(m: Machine, to: Endpoint, t: number): void {
+  const w = to.peer;
+  note(m, to, 'stream-reset');
+  w.sentFin = true;
+  if (t < to.lastAt) t = to.lastAt;
+  to.lastAt = t;
+  to.inbox.push(RST);
+  m.at(t, EV_STREAM, null, to, null);
+  if (to.sentFin) return; // the other way had ended already
+  to.sentFin = true;
+  let u = m.now + m.latency();
+  if (u < w.lastAt) u = w.lastAt;
+  w.lastAt = u;
+  w.inbox.push(RST);
+  m.at(u, EV_STREAM, null, w, null);
+}
+
+/** stream-epipe: this write fails with EPIPE (the caller's callback gets it, so the stream is destroyed); the peer gets a reset. */
+function brokenPipe(ep: Endpoint): boolean {
+  const p = ep.owner;
+  const m = ep.m;
+  if (ep.closed || ep.ended || p === null || !p.runnable || !covered(m, ep) || !m.faults.hit('stream-epipe')) return false;
+  note(m, ep, 'stream-epipe');
+  ep.ended = true;
+  emitItem(m, p, ep, RST);
+  return true;
 }
 
 /** Bytes writer `w` sent that its peer has not read: written during a burn, on their way, held, or in the peer's stream buffer. */
@@ -582,6 +660,7 @@ export class ListenerState {
 /** One process's hold on a listening socket. */
 export class ListenerHandle implements Listener {
   fn: ((stream: Stream) => void) | null = null;
+  onError: ((err: OsError) => void) | null = null;
   held = true;
   /** Listener.pause: out of `acceptors` (fn kept) until resume. */
   paused = false;
@@ -604,14 +683,15 @@ export class ListenerHandle implements Listener {
     return this.state.address;
   }
 
-  // onError: the simulated kernel has no descriptor limits, and its resume
-  // needs nothing from anyone, so nothing ever fails here.
-  accept(onConnection: (stream: Stream) => void, _onError?: (err: OsError) => void): void {
+  // onError hears accept(2) failing (EMFILE, ENFILE), which happens only as
+  // an injected fault: the simulated kernel has no descriptor limits.
+  accept(onConnection: (stream: Stream) => void, onError?: (err: OsError) => void): void {
     const p = this.proc;
     if (!p.runnable) throw new ExitSignal();
     if (!this.held) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: this process closed it`);
     if (this.fn !== null) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: already accepting in ${p.pid}`);
     this.fn = onConnection;
+    this.onError = onError ?? null;
     if (this.paused) return;
     this.m.log(p, 'accepting', formatAddr(this.address));
     join(this.m, this);
@@ -737,8 +817,12 @@ function dispatch(m: Machine, st: ListenerState): void {
   }
 }
 
-/** EV_ACCEPT: the connection becomes the acceptor's, unless it stopped accepting meanwhile. */
-export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
+/** EV_ACCEPT: the connection becomes the acceptor's, unless it stopped accepting meanwhile (null: a retry after a failed accept). */
+export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint | null): void {
+  if (ep === null) {
+    if (h.state.open) dispatch(m, h.state);
+    return;
+  }
   const i = h.pending.indexOf(ep);
   if (i < 0) return; // given back to the backlog when this process let go of the socket
   h.pending.splice(i, 1);
@@ -754,6 +838,7 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
     }
     return;
   }
+  if (m.faults.on && m.faults.covers(p) && acceptFault(m, h, ep)) return;
   ep.owner = p;
   p.endpoints.add(ep);
   hold(ep, p);
@@ -762,6 +847,28 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint): void {
   m.invoke(p, h.fn, ep.stream);
   // Its peer ended before it was accepted: the EOF's read(0), now that it has an owner.
   if (ep.eof) readZero(m, ep);
+}
+
+/**
+ * accept-emfile, accept-enfile: accept(2) fails. The connection stays at the
+ * head of the backlog; the process hears why (onError, or a line on stderr
+ * as the Node adapter writes without one), and the kernel offers the
+ * backlog again a millisecond later, as a level-triggered poll would, to
+ * whoever accepts then (this process again, unless it paused).
+ */
+function acceptFault(m: Machine, h: ListenerHandle, ep: Endpoint): boolean {
+  const f = m.faults;
+  const code = f.hit('accept-emfile') ? 'EMFILE' : f.hit('accept-enfile') ? 'ENFILE' : null;
+  if (code === null) return false;
+  const p = h.proc;
+  const st = h.state;
+  st.backlog.unshift(ep);
+  m.log(p, 'fault', `accept-${code.toLowerCase()} ${ep.id}`);
+  m.at(m.now + 1, EV_ACCEPT, p, h, null);
+  const err = new OsError(code, `accept on ${formatAddr(st.address)}: ${code === 'EMFILE' ? 'too many open files in this process' : 'too many open files in the system'}`);
+  if (h.onError !== null) m.invoke(p, h.onError, err);
+  else writeSink(m, p, p.stderr, `drover: listener ${formatAddr(st.address)}: ${err.message}\n`, 'stderr');
+  return true;
 }
 
 function lookupNode(m: Machine, abs: string): { mode: number } | null {
@@ -919,7 +1026,9 @@ export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
 /** The connection request leaves now, unless its process died meanwhile. */
 export function dial(m: Machine, client: Endpoint, target: unknown): void {
   if (client.closed) return;
-  m.at(m.now + m.latency(), EV_ARRIVE, null, client, target);
+  let t = m.now + m.latency();
+  if (m.faults.on && m.faults.covers(client.owner) && m.faults.hit('latency')) t += m.faults.delay();
+  m.at(t, EV_ARRIVE, null, client, target);
 }
 
 /** EV_ARRIVE: the connection reaches the listening side, or is refused. */

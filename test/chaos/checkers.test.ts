@@ -44,6 +44,11 @@ const CASES: readonly Case[] = [
   { invariant: 'learned-fast', defect: 'learn-client-time', scenario: 'hostile', found: 1, how: "a route is timed to its answer's 'finish': a slow upload or an unread pipelined flood marks GET /f or POST /f slow" },
   { invariant: 'one-shot', defect: 'companion-restarts-one-shot', scenario: 'companions', found: 1, how: 'a one-shot job (autorestart false, or "unexpected" with its exit code in exitcodes) that ran past startsecs is restarted as if it were a daemon' },
   { invariant: 'hung-manager', defect: 'no-manager-heartbeat', scenario: 'companions', found: 1, how: 'the manager is stopped (stall-manager) and the arbiter, deaf to its heartbeat, never kills or replaces it' },
+  { invariant: 'no-crash', defect: 'log-write-throws', scenario: 'faults', found: 2, how: 'the kernel fails a log write with ENOSPC or EIO and the error escapes into the code that logged: the process dies of it' },
+  { invariant: 'log-reported', defect: 'log-reports-every-line', scenario: 'faults', found: 2, how: 'a log that cannot be written is reported on stderr at every failed write, as if each began an outage' },
+  { invariant: 'serving-through-faults', defect: 'accept-never-resumes', scenario: 'faults', found: 5, how: 'each worker that gets EMFILE from accept stops accepting for good: once all have, requests wait unanswered' },
+  { invariant: 'whole-lines', defect: 'log-ignores-short-write', scenario: 'faults', found: 2, how: "a log write that took part of a line is taken as whole: the process's next line is glued to the cut one" },
+  { invariant: 'assertion', defect: 'queue-double-assign', scenario: 'queue-load', found: 1, how: "the slow lane assigns a queued request and leaves it queued: the queue's own assertion (every id in one place) fails in the arbiter" },
 ];
 const ALL = CASES;
 
@@ -87,6 +92,17 @@ for (const c of ALL) {
     }
   });
 }
+
+test('a failed assertion is the invariant assertion, naming its message and the process it crashed, at its seed', async () => {
+  const r = await run('queue-load', 1, ['queue-double-assign']);
+  expect(r.violation).toMatchObject({ invariant: 'assertion' });
+  expect(r.violation!.message).toMatch(/^arbiter \d+ crashed: slow lane: /);
+  expect(r.checks.assertion).toBeGreaterThan(0);
+  // The clean run of the seed looked for failed assertions after every batch, and found none.
+  const good = await cleanRun('queue-load', 1);
+  expect(good.violation).toBeNull();
+  expect(good.checks.assertion).toBeGreaterThan(0);
+});
 
 test('a defect is switched on for its own run only: the same seed run next without it is clean', async () => {
   const bad = await run('queue-load', 1, ['lane-queue-overflow']);

@@ -286,3 +286,90 @@ test('the first violation is the one kept; every check is counted', () => {
   expect(checker.counts.transitions).toBe(1);
   expect(checker.counts['queue-bound']).toBe(1);
 });
+
+describe("the kernel's faults (issue 15)", () => {
+  /** A checker whose clock the test sets. */
+  function clocked() {
+    let t = 0;
+    const checker = new Checker(() => t, { orphan: () => 4000, managerTickMs: 600 }, () => DRIVER);
+    return { checker, set: (ms: number) => void (t = ms) };
+  }
+
+  test('no-crash: a crash of one of drover\'s programs is a violation; a companion\'s or the driver\'s is not', () => {
+    const { checker } = clocked();
+    const crashes = [
+      { pid: 110, program: 'chaos-companion', message: 'Error: x' },
+      { pid: 100, program: 'chaos-driver', message: 'Error: y' },
+    ];
+    checker.crashes(crashes, 0);
+    expect(checker.violation).toBeNull();
+    checker.crashes([...crashes, { pid: 104, program: 'worker', message: 'Error: ENOSPC: no space left on device, write' }], 2);
+    expect(checker.violation).toMatchObject({ invariant: 'no-crash', message: 'worker 104 crashed: Error: ENOSPC: no space left on device, write' });
+  });
+
+  test('serving-through-faults: a request may wait 5 s while nothing is answered, not one ms more; an answer meanwhile is enough', () => {
+    const { checker, set } = clocked();
+    set(5000);
+    checker.serving(0, 0, () => 'r1');
+    checker.serving(null, 0, () => ''); // nothing waits
+    expect(checker.violation).toBeNull();
+    set(9000);
+    checker.serving(1000, 4500, () => 'r2'); // answered 4.5 s ago
+    expect(checker.violation).toBeNull();
+    set(9501);
+    checker.serving(1000, 4500, () => 'r2 sent at 1000 ms');
+    expect(checker.violation).toMatchObject({ invariant: 'serving-through-faults' });
+    expect(checker.violation!.message).toBe('nothing was answered for 5001 ms while r2 sent at 1000 ms waited (since 1000 ms)');
+  });
+
+  test('log-reported: one report an outage, per process and file; its end only after it; text split across reads is read whole', () => {
+    const { checker } = clocked();
+    const fail = (pid: number, f: string) => `drover: [${pid}] cannot write ${f} (ENOSPC: no space left on device, write); dropping log lines until it can be written again\n`;
+    const back = (pid: number, f: string) => `drover: [${pid}] writing ${f} again; 3 line(s) were dropped\n`;
+    const closed = (pid: number, f: string) => `drover: [${pid}] closing ${f}, which could not be written; 1 line(s) were dropped\n`;
+    let err = fail(101, '/var/log/a.log') + fail(102, '/var/log/a.log') + fail(101, '/var/log/b.log') + 'a stack trace\n';
+    checker.logReports(err);
+    err += back(101, '/var/log/a.log') + fail(101, '/var/log/a.log') + closed(101, '/var/log/a.log') + fail(101, '/var/log/a.log').slice(0, 30);
+    checker.logReports(err); // the last line is not whole yet: not read
+    expect(checker.violation).toBeNull();
+    err += fail(101, '/var/log/a.log').slice(30);
+    checker.logReports(err);
+    expect(checker.violation).toBeNull();
+    checker.logReports(err + fail(101, '/var/log/a.log'));
+    expect(checker.violation).toMatchObject({ invariant: 'log-reported' });
+    expect(checker.violation!.message).toMatch(/^process 101 reported again that it cannot write \/var\/log\/a\.log within one outage/);
+    const other = clocked().checker;
+    other.logReports(back(103, '/var/log/a.log'));
+    expect(other.violation!.message).toMatch(/^process 103 said it writes \/var\/log\/a\.log again, but had not said it could not/);
+  });
+
+  test('whole-lines: a line carrying another of the same process is a violation; one of another process (a torn shared line) or a cut line is not', () => {
+    const line = (pid: number, msg: string) => `[2026-01-01 00:00:01 +0000] [${pid}] [INFO] ${msg}`;
+    const ok = clocked().checker;
+    ok.wholeLines([line(101, 'a'), `${line(101, 'cut he')}${line(102, 'b')}`, '[2026-01-01 00:0', line(103, 'c'), ''].join('\n'), []);
+    expect(ok.violation).toBeNull();
+    expect(ok.counts['whole-lines']).toBe(7); // a line each, and the two verdicts
+    const glued = clocked().checker;
+    glued.wholeLines([line(101, 'a'), `${line(101, 'cut he')}${line(101, 'b')}`].join('\n'), []);
+    expect(glued.violation).toMatchObject({ invariant: 'whole-lines' });
+    const talk = clocked().checker;
+    talk.wholeLines('', ['c0 says 1: é c0 says 2: é ✓ 𝄞']);
+    expect(talk.violation!.message).toMatch(/^companion output came out broken/);
+  });
+
+  test('a manager whose spawn the OS refused may come the retry later than the backoff announced', () => {
+    const { checker, set } = clocked();
+    const mgr = (pid: number, state: ProcessInfo['state'] = 'running') => proc(pid, 101, 'companion-manager', [], state);
+    checker.table([driver, arbiter, mgr(102)]);
+    checker.managerGone(101, 102, 1000); // owed by 0 + 1000 + 600
+    set(1500);
+    checker.spawnFailed(101, 'worker', 250); // not a manager: nothing changes
+    checker.spawnFailed(101, 'companion-manager', 500); // owed by 1500 + 500 + 600 = 2600
+    set(2600);
+    checker.table([driver, arbiter]);
+    expect(checker.violation).toBeNull();
+    set(2601);
+    checker.table([driver, arbiter]);
+    expect(checker.violation).toMatchObject({ invariant: 'hung-manager' });
+  });
+});

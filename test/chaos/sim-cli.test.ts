@@ -227,6 +227,19 @@ describe('drover sim, the command', () => {
     expect(r2.err).toMatch(/bad-regressions\.txt:2: no such scenario bogus/);
   });
 
+  test('--require-faults: a batch without the kernel faults fails; a faults batch whose kinds fired passes and lists them', async () => {
+    expect(parseSimArgs(['--require-faults']).requireFaults).toBe(true);
+    expect(parseSimArgs([]).requireFaults).toBe(false);
+    const none = await drover(['--seeds', '1', '--from', '1', '--scenario', 'reload-storm', '--duration', '2', '--jobs', '1', '--require-faults']);
+    expect(none.code).toBe(1);
+    expect(none.out).toMatch(/--require-faults: no run of this batch turned on any of the kernel's faults/);
+    const some = await drover(['--seeds', '2', '--from', '3', '--scenario', 'faults', '--duration', '10', '--jobs', '1', '--json']);
+    expect(some.code).toBe(0);
+    const j = JSON.parse(some.out) as { kernelFaults: { kind: string; fired: number }[]; neverFired: string[] };
+    expect(j.kernelFaults.length).toBeGreaterThanOrEqual(8);
+    expect(j.kernelFaults.find((k) => k.kind === 'stream-split')!.fired).toBeGreaterThan(0);
+  }, 120_000);
+
   test('one passing seed: its line, the summary table, and --trace writes the timeline with the process tree', async () => {
     const trace = join(dir, 'trace.txt');
     const r = await drover(['--seed', '1', '--duration', '5', '--trace', trace]);

@@ -464,7 +464,7 @@ describe('reconfigure', () => {
 
   it('ignores a config with the same hash, and drops a pending one changed back', () => {
     const c = running();
-    expect(step(c, { t: 'reconfigure', config: cfg() }, 5)).toEqual({ next: c, actions: [] });
+    expect(step(c, { t: 'reconfigure', config: cfg() }, 1005)).toEqual({ next: c, actions: [] });
     const stopped = { ...initial(cfg(), 0), wanted: false, pendingConfig: next };
     expect(step(stopped, { t: 'reconfigure', config: cfg() }, 5).next.pendingConfig).toBeNull();
   });

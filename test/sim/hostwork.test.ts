@@ -6,7 +6,10 @@ import { programs, type Os, type ProgramFn } from '../../src/os/types.js';
 import { Kernel } from '../../src/sim/index.js';
 import { boot } from './helpers.js';
 
-const hostDelay = <T>(ms: number, value: T): Promise<T> => new Promise((r) => setTimeout(() => r(value), ms));
+// Taken before any simulated process runs: inside one, the global setTimeout and performance.now are its virtual ones (src/sim/app-clock.ts).
+const { setTimeout: hostTimeout } = globalThis;
+const hostNow = performance.now.bind(performance);
+const hostDelay = <T>(ms: number, value: T): Promise<T> => new Promise((r) => hostTimeout(() => r(value), ms));
 
 /** A ticker that counts ticks of virtual time in `ticks.n`, every 1 ms from 1.5 ms on (never at a whole ms), until it is killed. */
 function ticker(ticks: { n: number }): ProgramFn {
@@ -29,9 +32,9 @@ describe('hostWork', () => {
           const t = os.spawn({ program: 'ticker', channel: false });
           await os.sleep(10);
           const before = { now: os.now(), ticks: ticks.n };
-          const hostStart = performance.now();
-          const v = await os.hostWork(new Promise<string>((r) => setTimeout(() => r('imported'), 50)));
-          const hostMs = performance.now() - hostStart;
+          const hostStart = hostNow();
+          const v = await os.hostWork(hostDelay(50, 'imported'));
+          const hostMs = hostNow() - hostStart;
           seen.push(`${v} host>=45:${hostMs >= 45} now ${before.now}->${os.now()} ticks ${before.ticks}->${ticks.n}`);
           await os.sleep(5);
           seen.push(`later now=${os.now()} ticks=${ticks.n}`);

@@ -16,7 +16,7 @@
 // boot with it, a reload waits for them too, and they are drained once the
 // generation's last fast worker is gone, since only its fast workers use them.
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { formatAddr, isUnix, type Addr, type Channel, type Exited, type Listener, type Os, type Signal } from '../../os/types.js';
+import { formatAddr, isUnix, type Addr, type Channel, type Child, type Exited, type Listener, type Os, type Signal, type SpawnSpec } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { logFileProblems, Logger, LogSink } from '../log.js';
@@ -54,6 +54,16 @@ const KILL_GRACE = 1000; // ms from ABRT (or a missed deadline) to KILL
  * gone there is nobody to drain to.
  */
 const WORKER_PDEATHSIG: Signal = 'SIGKILL';
+/**
+ * A spawn the OS refuses (EAGAIN: out of processes or memory; ENOMEM) is
+ * logged and tried again after this, doubling up to SPAWN_BACKOFF_MAX for
+ * each refusal in a row; any spawn that works starts it over. Meanwhile
+ * the server serves with what runs.
+ */
+const SPAWN_BACKOFF = 250;
+const SPAWN_BACKOFF_MAX = 1000;
+/** A reload whose workers the OS keeps refusing to start fails after this; each started worker has `timeout` to boot. */
+const RELOAD_SPAWN_MAX = 60_000;
 
 function formatAdmin(a: Addr | null): string {
   return a === null ? '' : formatAddr(a);
@@ -70,6 +80,8 @@ interface Reload {
   readonly started: number;
   readonly listeners: Map<string, Listener>; // every listener of the new config
   readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
+  /** Workers of the new generation whose spawn the OS refused: started at the next tries, before the reload can finish. */
+  readonly owed: { fast: number; slow: number };
 }
 
 export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
@@ -119,6 +131,8 @@ class Arbiter {
   private booted = false; // some worker of this arbiter has booted
   private respawnAt = 0; // backoff after workers that died before booting
   private bootFailures = 0;
+  private spawnAt = 0; // no spawn before this: the OS refused the last one
+  private spawnFailures = 0; // refusals in a row
   private halt: { code: number; reason: string } | null = null;
   private reloadAgain = false; // a HUP arrived while a reload was under way
   private reloadWaiters: ((r: { ok: true; generation: number } | { ok: false; error: string }) => void)[] = []; // drover ctl reload
@@ -325,7 +339,7 @@ class Arbiter {
       }
     }
     const generation = ++this.lastGeneration;
-    this.reload = { config: next, generation, started: os.now(), listeners, opened };
+    this.reload = { config: next, generation, started: os.now(), listeners, opened, owed: { fast: 0, slow: 0 } };
     // gunicorn resets the count to the configured one on HUP and forgets
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
@@ -333,20 +347,33 @@ class Arbiter {
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
-    for (let i = 0; i < target; i++) this.spawn(next, generation, listeners);
-    for (let i = 0; i < slow; i++) this.spawnSlow(next, generation);
+    this.reload.owed.fast = target;
+    this.reload.owed.slow = slow;
+    this.startOwed(this.reload);
+  }
+
+  /** Starts the reload's workers not started yet; one the OS refuses waits for the spawn backoff (see SPAWN_BACKOFF). */
+  private startOwed(r: Reload): void {
+    while (r.owed.fast > 0 && this.spawn(r.config, r.generation, r.listeners)) r.owed.fast--;
+    while (r.owed.fast === 0 && r.owed.slow > 0 && this.spawnSlow(r.config, r.generation)) r.owed.slow--;
   }
 
   /** Commits a reload once every new worker serves; aborts one that cannot. */
   private checkReload(): void {
     const r = this.reload;
     if (!r) return;
+    this.startOwed(r);
     const fresh = this.workers.of(r.generation);
     const timeout = r.config.timeout > 0 ? r.config.timeout : 30_000;
-    if (this.os.now() - r.started > timeout && fresh.some((w) => w.state === 'booting')) {
+    const owed = r.owed.fast + r.owed.slow;
+    const now = this.os.now();
+    if (fresh.some((w) => w.state === 'booting' && now - w.spawnedAt > timeout)) {
       return this.abortReload(`new workers did not boot within ${timeout / 1000} s`);
     }
-    if (fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
+    if (owed > 0 && now - r.started > RELOAD_SPAWN_MAX) {
+      return this.abortReload(`${owed} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
+    }
+    if (owed > 0 || fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
     const old = this.config;
     this.config = r.config;
     this.generation = r.generation;
@@ -443,14 +470,41 @@ class Arbiter {
 
   // ----------------------------------------------------------------- workers
 
-  private spawn(config: Config, generation: number, listeners: Map<string, Listener>): Worker {
+  /**
+   * os.spawn, or null when the OS refused it (or refused one less than the
+   * backoff ago): said in the log, the next try after the backoff. Only an
+   * errno is a refusal; anything else (a process unwinding as it exits) is
+   * not ours to catch.
+   */
+  private trySpawn(what: string, spec: SpawnSpec): Child | null {
+    const now = this.os.now();
+    if (now < this.spawnAt) return null;
+    try {
+      const child = this.os.spawn(spec);
+      this.spawnFailures = 0;
+      return child;
+    } catch (e) {
+      const code = (e as { code?: unknown } | null)?.code;
+      if (typeof code !== 'string') throw e;
+      const delay = Math.min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF * 2 ** this.spawnFailures++);
+      this.spawnAt = now + delay;
+      this.log.error(`cannot start a ${what}: ${(e as Error).message}; next attempt in ${delay} ms`);
+      probe.errorPath?.('spawn', code);
+      probe.spawnFailed?.(this.os.pid, 'program' in spec ? spec.program : (spec.command[0] ?? ''), delay);
+      return null;
+    }
+  }
+
+  private spawn(config: Config, generation: number, listeners: Map<string, Listener>): Worker | null {
     const { os } = this;
+    if (os.now() < this.spawnAt) return null;
     const spec: WorkerSpec = {
       ...this.spec(config, generation),
       role: 'fast',
       lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned(), bodyMax: config.slow_body_max, buffer: config.slow_buffer } : null,
     };
-    const child = os.spawn({ program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
+    const child = this.trySpawn('worker', { program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
+    if (child === null) return null;
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
     this.metrics.boots.fast++;
@@ -461,6 +515,7 @@ class Arbiter {
   /** A slow-lane worker: no public socket, its own Unix socket; the access log is the fast worker's. */
   private spawnSlow(config: Config, generation: number): Worker | null {
     const { os } = this;
+    if (os.now() < this.spawnAt) return null;
     let dir: string;
     try {
       dir = this.slowDir();
@@ -473,7 +528,8 @@ class Arbiter {
     }
     const socket = this.lanes.socketPath(dir);
     const spec: WorkerSpec = { ...this.spec(config, generation), role: 'slow', laneSocket: socket, accessLog: null };
-    const child = os.spawn({ program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
+    const child = this.trySpawn('slow-lane worker', { program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
+    if (child === null) return null;
     const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
     child.channel?.onMessage((m) => this.message(w, m as ToArbiter));
     this.metrics.boots.slow++;
@@ -707,7 +763,8 @@ class Arbiter {
     if (this.config.companions.length === 0 || this.os.now() < this.managerAt) return;
     const beat = this.managerBeat();
     const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid, heartbeat: beat };
-    const child = this.os.spawn({ program: 'companion-manager', args: [JSON.stringify(spec)] });
+    const child = this.trySpawn('companion manager', { program: 'companion-manager', args: [JSON.stringify(spec)] });
+    if (child === null) return;
     const m = { pid: child.pid, channel: child.channel, groups: [] as number[], lastBeat: this.os.now(), beat, silent: null };
     this.control.setManager(child.channel);
     child.channel?.onMessage((msg) => {
@@ -843,8 +900,8 @@ class Arbiter {
     const slow = this.workers.active(this.generation, 'slow');
     if (active.length < this.target || slow.length < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
-      for (let i = active.length; i < this.target; i++) this.spawn(this.config, this.generation, this.listeners);
-      if (!planted('arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) this.spawnSlow(this.config, this.generation);
+      for (let i = active.length; i < this.target; i++) if (!this.spawn(this.config, this.generation, this.listeners)) break;
+      if (!planted('arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
     }
     if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);

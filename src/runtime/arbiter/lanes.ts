@@ -18,6 +18,7 @@
 // lane-orphans. A dead fast worker's request may still be burning there,
 // and another request given that slot would wait behind it.
 import type { Os, Timer } from '../../os/types.js';
+import { assert } from '../assert.js';
 import type { Config } from '../config/index.js';
 import { DEFAULT_CAPACITY, type SlowRoute } from '../lanes/predictor.js';
 import { SlowLane, type Decision } from '../lanes/queue.js';
@@ -63,6 +64,8 @@ export class Lanes {
   /** A generation starts; with lanes on it gets a lane of its config's limits. */
   open(generation: number, config: Config): void {
     if (!config.lanes || this.gens.has(generation)) return;
+    // A lane is made when its generation starts, and generations only grow.
+    for (const g of this.gens.keys()) assert(g < generation, () => `lanes: generation ${generation} opened after ${g}`);
     this.gens.set(generation, {
       generation,
       limit: config.slow_queue,
@@ -109,6 +112,8 @@ export class Lanes {
     if (ids.has(id)) return; // a duplicate message: the first one stands
     ids.add(id);
     this.act(g, g.lane.enqueue(id, this.host.os.now()));
+    // The fast worker's ids hold the request exactly while the lane does (a reject let it go).
+    assert(ids.has(id) === (g.lane.status(id) !== undefined), () => `lanes: request ${id} is ${g.lane.status(id) ?? 'gone'} in the lane but ${ids.has(id) ? '' : 'not '}its fast worker's`);
   }
 
   cancel(fast: Worker, seq: number): void {
@@ -116,6 +121,7 @@ export class Lanes {
     const id = laneId(fast.pid, seq);
     if (g?.lane.cancel(id)) {
       g.live.get(fast.pid)?.delete(id);
+      assert(g.lane.status(id) === undefined, () => `lanes: request ${id} still in the lane after its cancel`);
       this.probeState(g);
     }
     this.schedule();
@@ -150,6 +156,11 @@ export class Lanes {
       else ask.set(slow, [id]);
     }
     for (const [slow, list] of ask) this.host.send(slow, { t: 'lane-orphans', ids: list });
+    // Its requests are ended, or run on as orphans until their slow workers let go: none waits for it.
+    assert(!g.live.has(fast.pid), () => `lanes: fast worker ${fast.pid} gone, its requests still listed`);
+    for (const id of ids) {
+      assert(g.lane.status(id) === undefined || g.lane.workerOf(id) === g.orphans.get(id), () => `lanes: request ${id} of gone fast worker ${fast.pid} is ${g.lane.status(id)} and no orphan`);
+    }
     this.probeState(g);
     this.schedule();
   }
@@ -162,6 +173,7 @@ export class Lanes {
       if (g.orphans.get(id) !== slow.pid) continue;
       g.orphans.delete(id);
       this.complete(g, id);
+      assert(g.lane.status(id) === undefined, () => `lanes: orphan ${id} still in the lane after slow worker ${slow.pid} let go`);
     }
   }
 
@@ -171,8 +183,11 @@ export class Lanes {
   slowReady(slow: Worker, socket: string): void {
     const g = this.gens.get(slow.generation);
     if (!g) return;
+    // Once per worker: a second 'booted' is refused by Workers.move before it gets here.
+    assert(!g.sockets.has(slow.pid), () => `lanes: slow worker ${slow.pid} ready twice`);
     g.sockets.set(slow.pid, socket);
     this.act(g, g.lane.addWorker(slow.pid, this.host.os.now()));
+    assert(g.sockets.get(slow.pid) === socket, () => `lanes: slow worker ${slow.pid} lost its socket as it joined`);
   }
 
   /** Stop giving it requests; it is drained (host.idle) once it runs none. */
@@ -184,6 +199,9 @@ export class Lanes {
     }
     g.retiring.add(slow.pid);
     if (g.lane.retireWorker(slow.pid) === 0) this.release(g, slow.pid);
+    // Released now (idle), or retiring with requests to finish; drained either way once idle.
+    assert(g.retiring.has(slow.pid) === g.sockets.has(slow.pid), () => `lanes: slow worker ${slow.pid} half retired`);
+    assert(!g.retiring.has(slow.pid) || g.lane.load(slow.pid) > 0, () => `lanes: idle slow worker ${slow.pid} left retiring, never drained`);
   }
 
   /** A slow worker exited: what it ran has failed (its fast workers answer 502 or reset). */
@@ -196,6 +214,9 @@ export class Lanes {
     const r = g.lane.removeWorker(slow.pid, this.host.os.now());
     if (r.failed.length > 0) this.host.log.error(`slow-lane worker ${slow.pid} died running ${r.failed.length} request(s)`);
     this.act(g, r.decisions);
+    // Nothing of it is left: no slot, no socket, no orphan waiting for its word.
+    assert(g.lane.load(slow.pid) === 0 && !g.sockets.has(slow.pid), () => `lanes: dead slow worker ${slow.pid} still in the lane`);
+    for (const pid of g.orphans.values()) assert(pid !== slow.pid, () => `lanes: an orphan waits for dead slow worker ${slow.pid}`);
   }
 
   /** Slow workers of a generation that are taking requests. */
@@ -210,14 +231,20 @@ export class Lanes {
    */
   close(generation: number): void {
     const g = this.gens.get(generation);
-    if (g) this.act(g, g.lane.close(this.host.os.now()));
+    if (!g) return;
+    this.act(g, g.lane.close(this.host.os.now()));
+    assert(g.lane.isClosed && g.lane.stats().queued === 0, () => `lanes: generation ${generation} closed with requests queued`);
   }
 
   /** No worker of this generation is left at all. */
   forget(generation: number): void {
     const g = this.gens.get(generation);
     if (g === undefined) return;
-    const { shed } = g.lane.stats();
+    // No worker of it is left (arbiter.ended): every one was reaped through fastGone or slowGone, so nothing is held.
+    const s = g.lane.stats();
+    assert(s.queued === 0 && s.running === 0 && g.sockets.size === 0, () => `lanes: generation ${generation} forgotten holding ${s.queued} queued, ${s.running} running, ${g.sockets.size} slow workers`);
+    assert(g.live.size === 0 && g.orphans.size === 0, () => `lanes: generation ${generation} forgotten with requests of ${g.live.size} fast workers, ${g.orphans.size} orphans`);
+    const { shed } = s;
     this.shedGone.full += shed.full;
     this.shedGone.timeout += shed.timeout;
     this.shedGone.noWorkers += shed.noWorkers;
@@ -248,6 +275,9 @@ export class Lanes {
       this.routes.set(key, { route: String(route), avgMs });
       if (this.routes.size > DEFAULT_CAPACITY) this.routes.delete(this.routes.keys().next().value!);
     }
+    // Bounded like a worker's table, whatever the number of routes; the newest news stands.
+    assert(this.routes.size <= DEFAULT_CAPACITY, 'lanes: the learned routes outgrew their bound');
+    assert(this.routes.has(key) === (slow === true), 'lanes: route news not applied');
     const m: ToWorker = { t: 'route', key, route: String(route), avgMs, slow };
     for (const w of this.host.fastWorkers()) if (w.pid !== from.pid) this.host.send(w.pid, m);
   }
@@ -295,14 +325,18 @@ export class Lanes {
     }
     g.live.get(Math.floor(id / SEQ_LIMIT))?.delete(id);
     this.act(g, g.lane.complete(id, this.host.os.now()));
+    assert(g.lane.status(id) !== 'running', () => `lanes: request ${id} still running after its completion`);
     if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
   }
 
   /** A retired slow worker has nothing left: out of the lane, and drained. */
   private release(g: Gen, slow: number): void {
+    assert(g.retiring.has(slow) && g.lane.load(slow) === 0, () => `lanes: slow worker ${slow} released while not retiring and idle`);
     g.retiring.delete(slow);
     g.sockets.delete(slow);
     const r = g.lane.removeWorker(slow, this.host.os.now());
+    // Idle, so nothing fails as it leaves (lanes/queue.ts retireWorker).
+    assert(r.failed.length === 0, () => `lanes: ${r.failed.length} request(s) failed as idle slow worker ${slow} left`);
     this.host.idle(slow);
     this.act(g, r.decisions);
   }
@@ -320,8 +354,12 @@ export class Lanes {
           probe.laneAssigned!(g.generation, d.worker, g.lane.load(d.worker) - n);
         }
         if (probe.laneHeld) this.assignedAt.set(d.id, this.host.os.now());
-        this.host.send(pid, { t: 'lane-go', seq, path: g.sockets.get(d.worker)! });
+        // Every worker in the lane came through slowReady with its socket, and leaves with it.
+        const path = g.sockets.get(d.worker);
+        assert(path !== undefined, () => `lanes: request ${d.id} assigned to slow worker ${d.worker}, which has no socket`);
+        this.host.send(pid, { t: 'lane-go', seq, path });
       } else {
+        assert(g.lane.status(d.id) === undefined, () => `lanes: request ${d.id} rejected and still in the lane`);
         g.live.get(pid)?.delete(d.id);
         this.host.send(pid, { t: 'lane-no', seq, retryAfter: d.retryAfter, reason: d.reason });
       }
@@ -342,17 +380,22 @@ export class Lanes {
       const d = g.lane.nextDeadline();
       if (d !== null && d < at) at = d;
     }
-    if (at === this.timerAt) return;
-    this.timer?.cancel();
-    this.timer = null;
-    this.timerAt = at;
-    if (at === Infinity) return;
-    this.timer = this.host.os.timer(Math.max(0, at - this.host.os.now()), () => {
+    if (at !== this.timerAt) {
+      this.timer?.cancel();
       this.timer = null;
-      this.timerAt = Infinity;
-      for (const g of this.gens.values()) this.act(g, g.lane.tick(this.host.os.now()));
-      this.schedule();
-    });
+      this.timerAt = at;
+      if (at !== Infinity) {
+        this.timer = this.host.os.timer(Math.max(0, at - this.host.os.now()), () => {
+          this.timer = null;
+          this.timerAt = Infinity;
+          for (const g of this.gens.values()) this.act(g, g.lane.tick(this.host.os.now()));
+          this.schedule();
+        });
+      }
+    }
+    // One timer, armed exactly while some queue has a deadline, for the earliest: a late one would let requests wait past queue_timeout.
+    assert(this.timerAt === at, 'lanes: the queue timer is not set for the earliest deadline');
+    assert((this.timer === null) === (at === Infinity), 'lanes: the queue timer is armed without a deadline, or missing for one');
   }
 }
 

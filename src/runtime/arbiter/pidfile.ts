@@ -7,8 +7,13 @@
 // any existing name, a symlink included) under a name nobody can guess, and
 // an existing pidfile is looked at with lstat before it is read: a symlink,
 // a FIFO, a directory, a device, or a file of another user is refused.
+//
+// A write that fails (ENOSPC, EIO) refuses the start as any other pidfile
+// trouble does (a service manager would not find us), with the temp file
+// removed; a short write is finished, never left as a wrong pid.
 import { dirname } from 'node:path';
 import type { Os, Stat } from '../../os/types.js';
+import { probe } from '../probe.js';
 
 export class PidfileError extends Error {
   /** 1 when drover is already running (gunicorn's), 2 for a path that cannot be used (like a bad setting). */
@@ -33,10 +38,16 @@ export function writePidfile(os: Os, path: string, alive: (pid: number) => boole
   }
   const fd = openTemp(os, path);
   try {
-    os.fs.write(fd.fd, `${os.pid}\n`);
-  } finally {
-    os.fs.close(fd.fd);
+    writeAll(os, fd.fd, `${os.pid}\n`);
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string') throw e;
+    closeQuietly(os, fd.fd);
+    unlinkQuietly(os, fd.path);
+    probe.errorPath?.('pidfile', code);
+    throw new PidfileError(`cannot write pidfile ${path}: ${(e as Error).message}; check the space and health of its file system, or use another --pid`, 1);
   }
+  os.fs.close(fd.fd);
   try {
     os.fs.rename(fd.path, path);
   } catch (e) {
@@ -94,6 +105,25 @@ function randomName(os: Os): string {
   let s = '';
   for (let i = 0; i < 2; i++) s += Math.floor(os.random() * 36 ** 6).toString(36).padStart(6, '0');
   return s;
+}
+
+/** An ASCII text, however many writes it takes; a write that takes nothing is EIO. */
+function writeAll(os: Os, fd: number, text: string): void {
+  let at = 0;
+  while (at < text.length) {
+    const n = os.fs.write(fd, at === 0 ? text : text.slice(at));
+    if (!(n > 0)) throw Object.assign(new Error('EIO: a write took no bytes'), { code: 'EIO' });
+    if (at + n < text.length) probe.errorPath?.('pidfile', 'short');
+    at += n;
+  }
+}
+
+function closeQuietly(os: Os, fd: number): void {
+  try {
+    os.fs.close(fd);
+  } catch {
+    // closed already
+  }
 }
 
 function unlinkQuietly(os: Os, path: string): void {

@@ -1,5 +1,6 @@
 // The arbiter's table of workers, and the only transitions a worker may make.
 import type { Channel } from '../../os/types.js';
+import { assert } from '../assert.js';
 import type { WorkerCounters } from '../worker/counters.js';
 import type { ExitCause } from './metrics.js';
 
@@ -9,6 +10,14 @@ export type WorkerState = 'booting' | 'serving' | 'draining' | 'aborting';
 // serving:  accepting and answering
 // draining: told to stop (drain message, TERM, max_requests); finishing requests
 // aborting: silent past the timeout, sent ABRT; KILL follows
+//
+// The table is a total order: a worker only moves forward, skipping states
+// as it likes. A move to its own state or back is a stale order, not a bug,
+// and move() refuses it with false; the arbiter relies on that: a 'booted'
+// that crossed a drain (a booting worker drained as surplus), a drain of a
+// worker already aborting (ended() drains a whole generation), a second
+// 'retiring'. A move the table has in neither direction would be a bug; the
+// order leaves none today, and move() asserts it stays so.
 const ALLOWED: Record<WorkerState, readonly WorkerState[]> = {
   booting: ['serving', 'draining', 'aborting'],
   serving: ['draining', 'aborting'],
@@ -48,6 +57,11 @@ export class Workers {
   private readonly byPid = new Map<number, Worker>();
 
   add(pid: number, channel: Channel | null, generation: number, now: number, role: 'fast' | 'slow' = 'fast', socket: string | null = null): Worker {
+    // Signals go to w.pid: 0, 1 or a negative pid would reach a group, init or everyone.
+    assert(Number.isInteger(pid) && pid > 1, () => `workers: pid ${pid} is no child's`);
+    // The arbiter hands a slow worker's socket to the lanes (w.socket!); a fast one has none.
+    assert((role === 'slow') === (socket !== null), () => `workers: a ${role} worker with socket ${socket}`);
+    assert(Number.isInteger(generation) && generation >= 1, () => `workers: generation ${generation}`);
     const w: Worker = {
       pid, role, socket, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now,
       inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null, rss: null, counters: null, cause: null,
@@ -62,14 +76,23 @@ export class Workers {
 
   remove(pid: number): Worker | undefined {
     const w = this.byPid.get(pid);
+    // Keyed by its own pid: the exit of one worker never removes another.
+    assert(w === undefined || w.pid === pid, () => `workers: pid ${pid} holds the entry of ${w!.pid}`);
     this.byPid.delete(pid);
     return w;
   }
 
-  /** Moves a worker on; a move the table does not allow is a bug, and is refused. */
+  /** Moves a worker forward and answers true; a move to its own state or back is stale, refused with false. */
   move(w: Worker, to: WorkerState, now: number): boolean {
+    // A reaped worker is out of the table: its state means nothing any more, and moving it is a bug.
+    assert(this.byPid.get(w.pid) === w, () => `workers: ${w.pid} moved to ${to} while not in the table`);
+    // Deadlines count from `since` (drain, abort): the clock only runs forward.
+    assert(now >= w.since, () => `workers: ${w.pid} moved at ${now}, before it entered ${w.state} at ${w.since}`);
     if (w.state === to) return false;
-    if (!ALLOWED[w.state].includes(to)) return false;
+    if (!ALLOWED[w.state].includes(to)) {
+      assert(ALLOWED[to].includes(w.state), () => `workers: ${w.pid} ${w.state} -> ${to} is in neither direction of the table`);
+      return false;
+    }
     w.state = to;
     w.since = now;
     return true;

@@ -22,6 +22,8 @@
 // and we answer each with {t:'ctl-reply', id, reply}.
 import { planted } from '../probe.js';
 import { resolve } from 'node:path';
+import { crashOnAssertion, errnoOf, expectCodes } from '../assert.js';
+import { ConfigError } from '../config/errors.js';
 import type { Child, Exited, Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
 import { Logger, LogSink } from '../log.js';
@@ -113,8 +115,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     else if (a.a === 'signal') {
       try {
         os.kill(-a.pid, a.sig);
-      } catch {
-        // the group is gone already; its reap is on its way
+      } catch (err) {
+        // ESRCH: the group is gone already; its reap is on its way.
+        if (expectCodes(err, 'ESRCH', 'EPERM') === 'EPERM') log.error(`companion ${e.c.config.name}: ${a.sig} to its process group ${a.pid} not allowed (a member runs as another user?): ${(err as Error).message}`);
       }
     } else spawn(e, a.config);
   };
@@ -136,7 +139,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
         child = os.spawn({ ...common, program: 'companion-module', args: [resolve(cfg.cwd ?? os.cwd(), path), exportName], channel: false });
       }
     } catch (err) {
-      return feed(e, { t: 'spawn-failed', error: err instanceof Error ? err.message : String(err) });
+      // What the OS refuses (no such command or cwd, no permission, out of processes) is a failed start; a bug is not.
+      if (errnoOf(err) === undefined) throw err;
+      return feed(e, { t: 'spawn-failed', error: (err as Error).message });
     }
     e.child = child;
     e.startedAt = os.now();
@@ -166,8 +171,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     // outlive its supervisor. Found by chaos (seed 6, parent-death).
     try {
       os.kill(-x.pid, 'SIGKILL');
-    } catch {
-      // nothing was left
+    } catch (err) {
+      // ESRCH: nothing was left.
+      if (expectCodes(err, 'ESRCH', 'EPERM') === 'EPERM') log.error(`companion ${e.c.config.name}: left a process in group ${x.pid} that may not be killed: ${(err as Error).message}`);
     }
     e.child = null;
     e.startedAt = null;
@@ -214,8 +220,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       let x: Exited | null;
       try {
         x = os.waitpid(-1);
-      } catch {
-        break; // ECHILD
+      } catch (err) {
+        expectCodes(err, 'ECHILD'); // no children
+        break;
       }
       if (x === null) break;
       exited(x);
@@ -308,8 +315,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
           try {
             os.kill(-e.c.pid, req.signal);
             signalled.push({ name: e.c.config.name, pid: e.c.pid });
-          } catch {
-            // exited meanwhile
+          } catch (err) {
+            expectCodes(err, 'ESRCH'); // exited meanwhile; EPERM goes back as the command's error
           }
         }
         return { ok: true, signalled };
@@ -356,6 +363,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       try {
         reply = checkReply(await handle(v.req)) ?? { ok: false, error: `${v.req.cmd} failed inside the companion manager: it gave no {ok, ...} reply` };
       } catch (e) {
+        if (crashOnAssertion(os, e)) return; // its state is not to be trusted: the manager stops, the arbiter starts another
         log.error(`control: ${v.req.cmd} failed: ${e instanceof Error ? e.stack ?? e.message : quote(e)}`);
         reply = { ok: false, error: `${v.req.cmd} failed inside the companion manager: ${e instanceof Error ? e.message : quote(e)}; drover's error log has the details` };
       }
@@ -373,7 +381,9 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     try {
       next = await loadConfig(os, spec.argv, spec.cpus);
     } catch (e) {
-      return { ok: false, error: `reread refused, nothing changed: ${e instanceof Error ? e.message : String(e)}` };
+      // A bad file is refused; anything else is a bug, answered as one (control above).
+      if (!(e instanceof ConfigError) && errnoOf(e) === undefined) throw e;
+      return { ok: false, error: `reread refused, nothing changed: ${(e as Error).message}` };
     }
     const now = os.now();
     const wanted = next.companions.flatMap(copies);

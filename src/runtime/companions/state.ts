@@ -37,6 +37,7 @@
 //   live companion uses reload_timeout, both of the config the process runs
 //   under (its stop behaviour belongs to it, not to its replacement).
 
+import { assert } from '../assert.js';
 import { planted, probe } from '../probe.js';
 import type { Signal } from '../../os/types.js';
 import type { CompanionConfig } from './config.js';
@@ -139,6 +140,8 @@ class Draft {
 
   /** Same state, other fields. */
   set(patch: Partial<Companion>): void {
+    // Every state change goes through go(), the one that checks the table.
+    assert(!('state' in patch), 'companion: a state change through set()');
     this.c = { ...this.c, ...patch };
   }
 
@@ -146,15 +149,20 @@ class Draft {
   go(state: State, patch: Partial<Companion> = {}): void {
     const from = this.c.state;
     if (state !== from) probe.transition?.(this.c.config.name, from, state, this.cause);
-    if (state !== from && !TRANSITIONS[from].includes(state) && !planted('companion-skips-backoff')) {
-      throw new Error(`${this.who}: ${from} -> ${state} is not an allowed transition`);
-    }
+    assert(state === from || TRANSITIONS[from].includes(state) || planted('companion-skips-backoff'), () => `${this.who}: ${from} -> ${state} is not an allowed transition`);
     this.c = { ...this.c, ...patch, state, since: state === from ? this.c.since : this.now };
+    // The patch comes with the state: no process in an idle state, always one when RUNNING.
+    assert(!IDLE.includes(state) || this.c.pid === null, () => `${this.who}: ${state} with pid ${this.c.pid}`);
+    assert(state !== 'RUNNING' || this.c.pid !== null, () => `${this.who}: RUNNING without a pid`);
   }
 
   /** Ask for a new process, with the pending config if a reread left one. */
   spawn(): void {
-    if (this.c.pid !== null) throw new Error(`${this.who}: spawn asked while pid ${this.c.pid} lives`);
+    // At most one process: none lives, and no other spawn was asked in this step.
+    assert(this.c.pid === null, () => `${this.who}: spawn asked while pid ${this.c.pid} lives`);
+    assert(!this.actions.some((a) => a.a === 'spawn'), () => `${this.who}: a second spawn in one step`);
+    // Nothing spawns a companion stopped by hand (wanted false) but start and restart, which set it first.
+    assert(this.c.wanted, () => `${this.who}: spawn asked while not wanted (${this.c.state}, ${this.cause})`);
     const config = this.c.pendingConfig ?? this.c.config;
     this.go('STARTING', { config, pendingConfig: null, restartPending: false, pid: null, deadline: null });
     this.actions.push({ a: 'spawn', config });
@@ -163,6 +171,9 @@ class Draft {
   /** Signal the live process (if its pid is known yet) and set the KILL deadline. */
   signalStop(timeout: number): void {
     const { pid, config } = this.c;
+    // A live process (or a pending spawn), or one whose pid a STOPPING companion just learned.
+    assert(LIVE.includes(this.c.state) || (this.c.state === 'STOPPING' && pid !== null), () => `${this.who}: stop signalled in ${this.c.state}`);
+    assert(timeout >= 0 && timeout < Infinity, () => `${this.who}: stop timeout ${timeout}`);
     if (pid === null) {
       this.go('STOPPING', { deadline: null });
       this.log('info', 'stopping (as soon as the pending spawn reports its pid)');
@@ -175,6 +186,9 @@ class Draft {
 
   /** A start that did not last: retry after the backoff delay, or give up when startretries says so. */
   failedStart(): void {
+    // Only a start fails: the spawn was refused or the process is gone (its pid already cleared).
+    assert(this.c.state === 'STARTING', () => `${this.who}: a failed start in ${this.c.state}`);
+    assert(this.c.pid === null, () => `${this.who}: a failed start while pid ${this.c.pid} lives`);
     const failures = this.c.failures + 1;
     const { startretries } = this.c.config;
     if (startretries !== null && failures >= startretries) {
@@ -186,7 +200,10 @@ class Draft {
   }
 
   backoff(failures: number): void {
+    assert(Number.isInteger(failures) && failures >= 1, () => `${this.who}: backoff after ${failures} failures`);
     const delay = backoffDelay(this.c.config, failures);
+    // The delay schedules the respawn (tick compares the deadline): never negative, never NaN.
+    assert(delay >= 0, () => `${this.who}: backoff delay ${delay}`);
     const { startretries } = this.c.config;
     this.go('BACKOFF', { failures, pid: null, deadline: this.now + delay });
     this.log('warning', `backing off ${secs(delay)} before restarting (failure ${failures}${startretries === null ? '' : ` of ${startretries}`})`);
@@ -196,6 +213,8 @@ class Draft {
   promote(): void {
     const { state, pid, deadline } = this.c;
     if (state !== 'STARTING' || pid === null || deadline === null || this.now < deadline) return;
+    // RUNNING only after startsecs alive: the deadline was set at `spawned`, after the spawn was asked (since).
+    assert(this.now - this.c.since >= this.c.config.startsecs, () => `${this.who}: RUNNING ${this.now - this.c.since} ms after its spawn, under startsecs`);
     this.go('RUNNING', { failures: 0, deadline: null });
     this.log('info', `running (pid ${pid} up ${secs(this.c.config.startsecs)})`);
   }
@@ -222,6 +241,7 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.set({ wanted: true, restartPending: true });
       d.log('info', 'will start again once the old process is reaped');
     }
+    assert(d.c.wanted, () => `${d.who}: not wanted after a start in ${state}`);
   },
 
   stop(d) {
@@ -237,6 +257,8 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       // Already on its way out; only a pending restart is cancelled.
       d.set({ wanted: false, restartPending: false });
     }
+    assert(!d.c.wanted && !d.c.restartPending, () => `${d.who}: still wanted after a stop in ${state}`);
+    assert(d.c.state === 'STOPPED' || d.c.state === 'STOPPING', () => `${d.who}: ${d.c.state} after a stop`);
   },
 
   restart(d) {
@@ -251,6 +273,9 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.set({ wanted: true, restartPending: true });
       d.log('info', 'will start again once the old process is reaped');
     }
+    assert(d.c.wanted, () => `${d.who}: not wanted after a restart in ${state}`);
+    // A new process is on its way: spawned now, or once the old one is reaped.
+    assert(d.c.state === 'STARTING' || d.c.restartPending, () => `${d.who}: ${d.c.state} after a restart, nothing pending`);
   },
 
   spawned(d, { pid }) {
@@ -270,19 +295,25 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
     }
     d.set({ pid, deadline: d.now + d.c.config.startsecs });
     d.promote();
+    assert(d.c.pid === pid, () => `${d.who}: spawned pid ${pid} not adopted`);
+    assert(d.c.state === 'STARTING' || d.c.state === 'RUNNING', () => `${d.who}: ${d.c.state} after spawned`);
   },
 
   'spawn-failed'(d, { error }) {
     const { state, pid } = d.c;
     if (pid !== null || (state !== 'STARTING' && state !== 'STOPPING')) return d.ignored('spawn-failed');
     d.log('error', `failed to start: ${error}`);
-    if (state === 'STARTING') return d.failedStart();
-    if (d.c.restartPending) {
+    if (state === 'STARTING') d.failedStart();
+    else if (d.c.restartPending) {
       d.log('info', 'restarting');
-      return d.spawn();
+      d.spawn();
+    } else {
+      d.go('STOPPED', { deadline: null });
+      d.log('info', 'stopped');
     }
-    d.go('STOPPED', { deadline: null });
-    d.log('info', 'stopped');
+    // No process came of it; a retry, if any, is a new pending spawn or waits for its backoff.
+    assert(d.c.pid === null, () => `${d.who}: pid ${d.c.pid} after a failed spawn`);
+    assert(d.c.state !== 'STOPPING', () => `${d.who}: still STOPPING after its pending spawn failed`);
   },
 
   exited(d, { code, signal }) {
@@ -311,6 +342,8 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.log(expected ? 'info' : 'warning', `${what} (${expected ? 'expected' : 'unexpected'}), not restarted (${policyText(config)}); drover ctl start ${config.name} runs it again`);
       return;
     }
+    // The only other state with a process: on its way out.
+    assert(state === 'STOPPING', () => `${d.who}: pid ${pid} exited in ${state}`);
     d.log('info', what);
     if (d.c.restartPending) {
       d.log('info', 'restarting');
@@ -358,8 +391,47 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
 };
 
 export function step(c: Companion, input: Input, now: number): { next: Companion; actions: Action[] } {
+  atRest(c, `before ${causeOf(input)}`);
+  // Deadlines and `since` compare with now: the manager's clock is monotonic.
+  assert(now >= c.since, () => `companion ${c.config.name}: step at ${now}, before its state began at ${c.since}`);
   const d = new Draft(c, now, causeOf(input));
   d.promote();
   (HANDLERS[input.t] as Handler<Input['t']>)(d, input);
-  return { next: d.c, actions: d.actions };
+  const next = d.c;
+  atRest(next, `after ${d.cause}`);
+  // What each input leaves behind, whichever path its handler took.
+  if (input.t === 'exited') assert(next.pid === null, () => `${d.who}: pid ${next.pid} after an exit`);
+  if (input.t === 'tick') {
+    // Nothing overdue survives a tick: an autostart or a finished backoff has spawned.
+    assert(!(next.state === 'STOPPED' && next.wanted), () => `${d.who}: STOPPED and wanted after a tick`);
+    assert(!(next.state === 'BACKOFF' && now >= next.deadline!), () => `${d.who}: BACKOFF past its deadline after a tick`);
+  }
+  if (input.t === 'reconfigure') {
+    const applies = next.pendingConfig ?? next.config;
+    assert(applies.hash === input.config.hash, () => `${d.who}: a reconfigure left config ${applies.hash} in place of ${input.config.hash}`);
+  }
+  return { next, actions: d.actions };
+}
+
+/**
+ * The rules of the header that hold between steps, checked on the way in and
+ * out of every step: a manager that fed the reducer something it never made,
+ * or a handler that broke a rule, stops here.
+ */
+function atRest(c: Companion, when: string): void {
+  const who = `companion ${c.config.name} (${c.state}, ${when})`;
+  assert(Number.isInteger(c.failures) && c.failures >= 0, () => `${who}: failures ${c.failures}`);
+  // At most one process: none in an idle state; RUNNING has one and no startsecs deadline left.
+  assert(!IDLE.includes(c.state) || c.pid === null, () => `${who}: pid ${c.pid} in an idle state`);
+  assert(c.state !== 'RUNNING' || (c.pid !== null && c.deadline === null), () => `${who}: RUNNING with pid ${c.pid}, deadline ${c.deadline}`);
+  // Without a process only BACKOFF waits for a deadline (a pending spawn has none yet); BACKOFF always does.
+  assert(c.pid !== null || c.deadline === null || c.state === 'BACKOFF', () => `${who}: deadline ${c.deadline} with no process`);
+  assert(c.state !== 'BACKOFF' || c.deadline !== null, () => `${who}: BACKOFF with no deadline`);
+  // Only a stop clears wanted, and it leaves the companion STOPPED or STOPPING.
+  assert(c.wanted || c.state === 'STOPPED' || c.state === 'STOPPING', () => `${who}: not wanted`);
+  // A restart waits only for the old process's reap, and only while wanted.
+  assert(!c.restartPending || (c.state === 'STOPPING' && c.wanted), () => `${who}: restart pending`);
+  // A reread's config waits only in a stopped companion (a spawn takes it), and only when it differs.
+  assert(c.pendingConfig === null || ((c.state === 'STOPPED' || c.state === 'STOPPING') && c.pendingConfig.hash !== c.config.hash),
+    () => `${who}: pending config ${c.pendingConfig!.hash}`);
 }

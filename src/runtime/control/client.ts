@@ -3,6 +3,7 @@
 // exit status and a message that says what probably happened.
 
 import type { Os, Stream } from '../../os/types.js';
+import { expectCodes } from '../assert.js';
 import { socketRefusal } from './guard.js';
 import { encodeRequest, escapeControl, LineDecoder, parseReply, quote, type Reply, type Request, type WireRequest } from './protocol.js';
 
@@ -27,7 +28,8 @@ const MAX_REPLY = 64 * 1024 * 1024;
 function isSocket(os: Os, path: string): boolean {
   try {
     return os.fs.stat(path).isSocket();
-  } catch {
+  } catch (e) {
+    expectCodes(e); // gone since, or not ours to look at: say what the connect said
     return true;
   }
 }

@@ -5,6 +5,7 @@
 // terminal top draws on is handed in.
 
 import type { Os, Signal } from '../../os/types.js';
+import { expectCodes } from '../assert.js';
 import { ConfigError } from '../config/index.js';
 import { closest } from '../config/names.js';
 import type { LanesReport } from '../lanes/report.js';
@@ -460,7 +461,8 @@ function present(os: Os, path: string): boolean {
   try {
     os.fs.lstat(path);
     return true;
-  } catch {
+  } catch (e) {
+    expectCodes(e); // ENOENT, ENOTDIR, or a path we may not look at: nothing to use there
     return false;
   }
 }

@@ -14,12 +14,14 @@
 //   own uid or root, nothing else (not a symlink, not another user's).
 import { dirname } from 'node:path';
 import type { Os, Stat } from '../../os/types.js';
+import { errnoOf, expectCodes } from '../assert.js';
 import { ensureRuntimeDir, RundirError, runtimeDirPath } from '../rundir.js';
 
 /** A control socket path drover refuses to serve. The message is one line, naming the path and the fix. */
 export class ControlPathError extends Error {}
 
-const code = (e: unknown): string | undefined => (e as { code?: string } | null)?.code;
+/** The errno of a failed file operation; anything that is not one (a bug) is rethrown. */
+const code = (e: unknown): string => expectCodes(e);
 
 /** Whether `dir` is one of the runtime directories drover makes for this uid (the one in force, or the /tmp one long paths fall back to). */
 export function isRuntimeDir(os: Os, dir: string): boolean {
@@ -53,7 +55,7 @@ export function prepareControlPath(os: Os, path: string): void {
     try {
       st = os.fs.stat(dir); // followed: a symlinked directory is judged by where it leads
     } catch (e) {
-      throw new ControlPathError(`control socket ${path}: cannot use its directory ${dir} (${code(e) ?? (e as Error).message})`);
+      throw new ControlPathError(`control socket ${path}: cannot use its directory ${dir} (${code(e)})`);
     }
     const fix = `set control_socket to a path in a directory only drover's user (uid ${os.uid}) can write, or leave it unset for the default in drover's private runtime directory`;
     if (!st.isDirectory()) throw new ControlPathError(`control socket ${path}: ${dir} is not a directory`);
@@ -69,7 +71,7 @@ export function prepareControlPath(os: Os, path: string): void {
     entry = os.fs.lstat(path);
   } catch (e) {
     if (code(e) === 'ENOENT') return;
-    throw new ControlPathError(`control socket ${path}: cannot check what is at the path (${code(e) ?? (e as Error).message})`);
+    throw new ControlPathError(`control socket ${path}: cannot check what is at the path (${code(e)})`);
   }
   if (entry.uid !== os.uid) {
     throw new ControlPathError(`control socket ${path} is already there and belongs to uid ${entry.uid}, not to drover's user (uid ${os.uid}): ` +
@@ -89,8 +91,9 @@ export function socketRefusal(os: Os, path: string): string | null {
   let st: Stat;
   try {
     st = os.fs.lstat(path);
-  } catch {
-    return null;
+  } catch (e) {
+    if (errnoOf(e) === undefined) throw e;
+    return null; // nothing there, or nothing we may look at: the connect says which
   }
   if (st.isSymbolicLink()) return `refusing to use ${path}: it is a symlink (owned by uid ${st.uid}), not a socket; give the control socket's own path`;
   if (!st.isSocket()) return null; // the connect fails, and says it is not a socket

@@ -6,8 +6,9 @@
 import type { Os } from '../../os/types.js';
 import { CONTROL_SOCKET_PREFIX } from '../companions/config.js';
 import { ConfigError, defaultControlSocket, ENV_CONFIG, envOf, findConfigFile, loadConfigFile, settingByName } from '../config/index.js';
-import { checkPrivateDir, runtimeDirPath } from '../rundir.js';
-import { request } from './client.js';
+import { errnoOf } from '../assert.js';
+import { checkPrivateDir, RundirError, runtimeDirPath } from '../rundir.js';
+import { ControlError, request } from './client.js';
 import { socketRefusal } from './guard.js';
 
 export interface SocketChoice {
@@ -89,7 +90,9 @@ export async function findRunning(os: Os): Promise<Running[]> {
     try {
       checkPrivateDir(os, dir);
       names = os.fs.readdir(dir);
-    } catch {
+    } catch (e) {
+      // Not there, not private, not readable: no drover of ours behind it.
+      if (!(e instanceof RundirError) && errnoOf(e) === undefined) throw e;
       continue;
     }
     for (const name of names.sort()) {
@@ -100,7 +103,8 @@ export async function findRunning(os: Os): Promise<Running[]> {
         const r = await request(os, path, { cmd: 'version' }, PROBE_MS);
         const who = (r as { arbiter?: { pid?: unknown; cwd?: unknown } }).arbiter;
         if (r.ok && typeof who === 'object' && who !== null && who.cwd === os.cwd() && typeof who.pid === 'number') found.push({ path, pid: who.pid });
-      } catch {
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e;
         // stale, hung or not drover: not one to talk to
       }
     }

@@ -245,7 +245,9 @@ export function quote(v: unknown): string {
   let s: string;
   try {
     s = JSON.stringify(v) ?? String(v);
-  } catch {
+  } catch (e) {
+    // What JSON.stringify itself refuses: a cycle, a BigInt (TypeError), a string too long (RangeError).
+    if (!(e instanceof TypeError) && !(e instanceof RangeError)) throw e;
     s = String(v);
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
@@ -397,7 +399,8 @@ export function checkReply(r: unknown): Reply | null {
 export function parseReply(line: string): Reply | null {
   try {
     return checkReply(JSON.parse(line));
-  } catch {
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
     return null;
   }
 }

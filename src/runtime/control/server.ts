@@ -4,6 +4,7 @@
 // nothing the handler throws, reaches past its own connection.
 
 import { OsError, type Os, type Stream, type Timer } from '../../os/types.js';
+import { crashOnAssertion, rethrowAssertion } from '../assert.js';
 import { prepareControlPath } from './guard.js';
 import { checkReply, decodeFrame, encodeReply, LineDecoder, MAX_LINE, quote, type Frame, type Reply, type Request } from './protocol.js';
 
@@ -214,7 +215,8 @@ function connection(os: Os, s: Stream, handler: Handler, log: ControlLog, limits
         startClock();
       }
     } catch (e) {
-      // Only a bug in this file gets here; it costs the connection, not the server.
+      // Only a bug gets here; it costs the connection, not the server (a broken invariant costs the process).
+      if (crashOnAssertion(os, e)) return;
       log.error(`control: connection dropped after an internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       stopClock();
       s.destroy();
@@ -249,6 +251,7 @@ async function answer(frame: Frame, handler: Handler, log: ControlLog, limit: nu
     if (reply === null) throw new Error('the handler returned no {ok, ...} reply');
     return encodeReply(reply, d.id);
   } catch (e) {
+    rethrowAssertion(e); // the handler's state is not to be trusted: no reply makes it look fine
     const why = e instanceof Error ? e.message : quote(e);
     log.error(`control: ${d.req.cmd} failed: ${e instanceof Error ? e.stack ?? e.message : quote(e)}`);
     return encodeReply({ ok: false, error: `${d.req.cmd} failed inside drover: ${why}; drover's error log has the details` }, d.id);

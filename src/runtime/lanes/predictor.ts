@@ -48,6 +48,7 @@
 // Key 0 is stored as 1 (0 marks a free slot): two of the 2^32 keys share an
 // entry, which adds nothing noticeable to the hash's own collisions.
 
+import { assert } from '../assert.js';
 import { routeKey, routeUnder, prefixState } from './route-key.js';
 
 export interface PredictorOptions {
@@ -157,6 +158,9 @@ export class Predictor {
     }
     this.prefixes = Int32Array.from(prefixStates);
     this.prefixCount = prefixStates.length;
+    // Hints take slots once each, and never more than the table has.
+    assert(this.used <= capacity, 'predictor: more entries than slots');
+    assert(this.slowCount === this.used, 'predictor: an exact hint that is not slow');
   }
 
   /** Is the route slow? Unknown routes are fast. Exact hints count; prefix hints need classify(). Allocates nothing. */
@@ -204,6 +208,10 @@ export class Predictor {
       this.avg[j] = ms;
       this.flags[j] = ms > thr ? USED | SLOW : USED;
     }
+    // The rules: one observation over the threshold is slow at once; a hint stays slow; averages stay finite.
+    assert(ms <= thr || (this.flags[j]! & SLOW) !== 0, 'predictor: an observation over the threshold left its route fast');
+    assert((this.flags[j]! & PINNED) === 0 || (this.flags[j]! & SLOW) !== 0, 'predictor: a pinned hint turned fast');
+    assert(this.avg[j]! >= 0 && this.avg[j]! < Infinity, 'predictor: an average outside 0..Infinity');
     this.touched[j] = this.clock;
     this.clock = (this.clock + 1) >>> 0;
   }
@@ -217,6 +225,8 @@ export class Predictor {
     if (f !== 0) this.avg[j] = Math.max(this.avg[j]!, given);
     else this.avg[j] = given;
     this.flags[j] = f | USED | SLOW;
+    // News never lowers an average: the larger of the two stands.
+    assert(this.avg[j]! >= given && this.avg[j]! < Infinity, 'predictor: markSlow lowered or broke the average');
     this.touched[j] = this.clock;
     this.clock = (this.clock + 1) >>> 0;
   }
@@ -233,6 +243,8 @@ export class Predictor {
     if ((f & PINNED) !== 0) return;
     this.avg[j] = avgMs;
     this.flags[j] = f & ~SLOW;
+    // The lookup of a request (predict) finds this entry, now fast.
+    assert(!this.predict(key), 'predictor: a route marked fast still predicts slow');
   }
 
   /** The learned slow routes (hints are not included: they come from the settings). Plain data. */
@@ -294,7 +306,10 @@ export class Predictor {
     let j = k & this.mask;
     for (let p = 0; p < this.probe; p++) {
       const e = this.keys[j];
-      if (e === k) return j;
+      if (e === k) {
+        assert((this.flags[j]! & USED) !== 0, 'predictor: a key in a slot not in use');
+        return j;
+      }
       if (e === 0) return -1;
       j = (j + 1) & this.mask;
     }
@@ -321,6 +336,8 @@ export class Predictor {
         keys[j] = k;
         this.flags[j] = 0;
         this.used++;
+        // Slots are never emptied one by one, so a free one is taken only while some are left.
+        assert(this.used <= this.capacity, 'predictor: more entries than slots');
         return j;
       }
       const f = this.flags[j]!;
@@ -337,6 +354,8 @@ export class Predictor {
       j = (j + 1) & mask;
     }
     if (victim >= 0) {
+      // Pinned hints are never evicted.
+      assert((this.flags[victim]! & PINNED) === 0, 'predictor: a pinned hint evicted');
       keys[victim] = k;
       this.flags[victim] = 0;
     }

@@ -76,6 +76,16 @@
 // Ids are numbers: a safe integer the caller makes unique among live
 // requests (e.g. fast worker index × 2^32 + a per-worker counter). Worker
 // ids are any numbers (a pid, a slot index).
+//
+// Every public call that changes the lane ends in settled(), which asserts
+// the invariants above in O(1) (plus one slot choice, O(concurrency)):
+// counts within their bounds, every live id in exactly one place, every
+// enqueued id accounted for by one outcome or still live, work-conserving.
+// The private steps assert their own pre-conditions (a list unlinks only
+// what it holds). Messages are literals: no allocation on the hot path.
+
+import { assert } from '../assert.js';
+import { planted } from '../probe.js';
 
 export type RequestId = number;
 export type WorkerId = number;
@@ -227,12 +237,15 @@ export class SlowLane {
         d = this.assign(w, id, now);
       } else if (this.qLen < this.cap) {
         this.qPush(id, now);
+        this.settled();
         return out ?? NONE;
       } else {
         this.shedFull++;
         d = { kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' };
       }
     }
+    this.settled();
+    assert(this.where.get(id) === undefined ? d.kind === 'reject' : d.kind === 'assign', 'slow lane: an enqueue decided, but the id is not where its decision says');
     if (out === null) return [d];
     // Not reached today (an expiry leaves room to queue the new request), kept
     // so that expiries still come first should that change.
@@ -248,9 +261,11 @@ export class SlowLane {
   cancel(id: RequestId): boolean {
     const at = this.where.get(id);
     if (at === undefined || at < 0) return false;
+    assert(this.qId[at] === id, 'slow lane: where names a queue slot that holds another request');
     this.where.delete(id);
     this.qRemove(at);
     this.nCancelled++;
+    this.settled();
     return true;
   }
 
@@ -268,8 +283,10 @@ export class SlowLane {
       this.where.delete(id);
       const base = w * this.conc;
       const last = base + this.wLoad[w]! - 1;
+      assert(last >= base, 'slow lane: a running request on a worker that runs none');
       let k = base;
-      while (this.rId[k] !== id) k++;
+      while (this.rId[k] !== id && k < last) k++;
+      assert(this.rId[k] === id, 'slow lane: a running request missing from its worker\'s slots');
       const sample = now - this.rAt[k]!;
       this.service = this.service === null ? sample : this.service + SERVICE_ALPHA * (sample - this.service);
       this.rId[k] = this.rId[last]!;
@@ -279,7 +296,10 @@ export class SlowLane {
       this.nCompleted++;
     }
     out = this.expire(now, out);
-    return this.drain(now, out) ?? NONE;
+    out = this.drain(now, out);
+    this.settled();
+    assert(this.status(id) !== 'running', 'slow lane: a request still running after its complete()');
+    return out ?? NONE;
   }
 
   /** A slow worker is ready for requests: `concurrency` more slots, filled from the queue at once. */
@@ -287,6 +307,8 @@ export class SlowLane {
     if (this.wIndex.has(worker)) throw new Error(`slow lane: worker ${worker} is already in the lane`);
     now = this.clock(now);
     const w = this.wFreeIdx.length > 0 ? this.wFreeIdx.pop()! : this.wId.length;
+    // A reused index is one removeWorker let go of (load -1), so no request of the old worker lingers in it.
+    assert(w === this.wId.length || this.wLoad[w] === -1, 'slow lane: a worker index reused while taken');
     this.wIndex.set(worker, w);
     this.wId[w] = worker;
     this.wLoad[w] = 0;
@@ -300,8 +322,10 @@ export class SlowLane {
     this.link(w, 0);
     this.nWorkers++;
     this.closed = false;
-    const out = this.expire(now, null);
-    return this.drain(now, out) ?? NONE;
+    const out = this.drain(now, this.expire(now, null));
+    this.settled();
+    assert(this.wIndex.get(worker) === w && this.nWorkers === this.wIndex.size, 'slow lane: the worker count and the index disagree');
+    return out ?? NONE;
   }
 
   /**
@@ -332,7 +356,10 @@ export class SlowLane {
       this.nRunning -= load;
       this.nFailed += load;
     }
-    return { failed, decisions: this.expire(now, null) ?? NONE };
+    const decisions = this.expire(now, null) ?? NONE;
+    this.settled();
+    assert(!this.wIndex.has(worker) && this.nWorkers === this.wIndex.size, 'slow lane: a removed worker is still counted');
+    return { failed, decisions };
   }
 
   /**
@@ -349,6 +376,9 @@ export class SlowLane {
       this.wRetired[w] = true;
       this.nRetired++;
     }
+    this.settled();
+    // Retired: no new request; pick() never returns it (it is in no load level now).
+    assert(this.pick() !== w, 'slow lane: a retired worker can still be picked');
     return this.wLoad[w]!;
   }
 
@@ -360,7 +390,11 @@ export class SlowLane {
 
   /** Rejects the queued requests that have waited queueTimeout or more by `now`. */
   tick(now: number): readonly Decision[] {
-    return this.expire(this.clock(now), null) ?? NONE;
+    const out = this.expire(this.clock(now), null) ?? NONE;
+    this.settled();
+    // Expiry frees no slot, so a tick only ever rejects, for time.
+    for (const d of out) assert(d.kind === 'reject' && d.reason === 'queue-timeout', 'slow lane: a tick decided something other than a timeout');
+    return out;
   }
 
   /**
@@ -382,6 +416,8 @@ export class SlowLane {
       this.shedNoWorkers++;
       out.push({ kind: 'reject', id, status: 503, retryAfter, reason: 'no-workers' });
     }
+    this.settled();
+    assert(this.qLen === 0 && this.qHead < 0 && this.qTail < 0, 'slow lane: requests left queued after close()');
     return out.length > 0 ? out : NONE;
   }
 
@@ -431,6 +467,22 @@ export class SlowLane {
 
   // --- internals ---------------------------------------------------------
 
+  /** The invariants every public call that changes the lane leaves behind (see the header). */
+  private settled(): void {
+    assert(this.qLen >= 0 && this.qLen <= this.cap, 'slow lane: queue length outside 0..queue');
+    assert(this.nWorkers === this.wIndex.size && this.nRetired >= 0 && this.nRetired <= this.nWorkers, 'slow lane: worker counts disagree');
+    // Running requests fit the slots of the workers present (retired ones keep theirs until done).
+    assert(this.nRunning >= 0 && this.nRunning <= this.nWorkers * this.conc, 'slow lane: running outside 0..workers × concurrency');
+    // Every live id in exactly one place: one entry of `where` per queued or running request.
+    assert(this.where.size === this.qLen + this.nRunning, 'slow lane: where does not hold exactly the queued and running requests');
+    // Every enqueued id has had exactly one outcome, or waits in the queue; every assigned one is running or ended once.
+    assert(this.nEnqueued === this.qLen + this.nAssigned + this.nCancelled + this.shedFull + this.shedTimeout + this.shedNoWorkers,
+      'slow lane: enqueued requests and their outcomes do not add up');
+    assert(this.nAssigned === this.nRunning + this.nCompleted + this.nFailed, 'slow lane: assigned requests and their ends do not add up');
+    // Work-conserving: a request waits only while no slot is free.
+    assert(this.qLen === 0 || this.pick() < 0, 'slow lane: a request is queued while a slot is free');
+  }
+
   /** Time never runs backwards here: a `now` older than one seen is taken as that one. */
   private clock(now: number): number {
     if (now !== now) throw new TypeError('slow lane: now is NaN');
@@ -451,11 +503,14 @@ export class SlowLane {
     while (this.qHead >= 0 && this.qAt[this.qHead]! <= limit) {
       const s = this.qHead;
       const id = this.qId[s]!;
+      assert(this.where.get(id) === s, 'slow lane: a queued request that where places elsewhere');
       this.qRemove(s);
       this.where.delete(id);
       this.shedTimeout++;
       (out ??= []).push({ kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-timeout' });
     }
+    // FIFO with one timeout: once the head is young enough, every request behind it is too.
+    assert(this.qHead < 0 || this.qAt[this.qHead]! > limit, 'slow lane: an expired request left at the head');
     return out;
   }
 
@@ -466,9 +521,13 @@ export class SlowLane {
       if (w < 0) break;
       const s = this.qHead;
       const id = this.qId[s]!;
-      this.qRemove(s);
+      assert(this.where.get(id) === s, 'slow lane: a queued request that where places elsewhere');
+      // The planted defect (probe.ts): the request is assigned and left queued, to be assigned again.
+      if (!planted('queue-double-assign')) this.qRemove(s);
       (out ??= []).push(this.assign(w, id, now));
     }
+    // Drained: the queue is empty, or every slot is busy.
+    assert(this.qHead < 0 || this.pick() < 0, 'slow lane: drain stopped with a queued request and a free slot');
     return out;
   }
 
@@ -481,12 +540,22 @@ export class SlowLane {
 
   /** The worker to get the next request: head of the lowest non-empty load level, or -1. */
   private pick(): number {
-    for (let l = 0; l < this.conc; l++) if (this.lHead[l]! >= 0) return this.lHead[l]!;
+    for (let l = 0; l < this.conc; l++) {
+      const w = this.lHead[l]!;
+      if (w < 0) continue;
+      // Level lists hold exactly the workers taking requests at that load.
+      assert(this.wLoad[w] === l && !this.wRetired[w], 'slow lane: a load level lists a worker of another load, or a retired one');
+      return w;
+    }
     return -1;
   }
 
   private assign(w: number, id: RequestId, now: number): Decision {
     const load = this.wLoad[w]!;
+    assert(load >= 0 && load < this.conc && !this.wRetired[w], 'slow lane: a request assigned to a full, retired or removed worker');
+    // A request runs once: it comes from enqueue (nowhere yet) or from the queue's head (a queue slot).
+    const at = this.where.get(id);
+    assert(at === undefined || at >= 0, 'slow lane: a request assigned while already running');
     const k = w * this.conc + load;
     this.rId[k] = id;
     this.rAt[k] = now;
@@ -499,6 +568,8 @@ export class SlowLane {
 
   private setLoad(w: number, load: number): void {
     const old = this.wLoad[w]!;
+    assert(old >= 0 && load >= 0 && load <= this.conc, 'slow lane: a worker load outside 0..concurrency');
+    assert(load === old + 1 || load === old - 1, 'slow lane: a load moved by more than one request');
     const retired = this.wRetired[w];
     if (old < this.conc && !retired) this.unlink(w, old);
     this.wLoad[w] = load;
@@ -507,6 +578,8 @@ export class SlowLane {
 
   /** Appends worker index w to load level l. */
   private link(w: number, l: number): void {
+    assert(l >= 0 && l < this.conc && this.wLoad[w] === l, 'slow lane: a worker linked at a level not its load');
+    assert(this.lHead[l] !== w && this.lTail[l] !== w, 'slow lane: a worker linked twice');
     const tail = this.lTail[l]!;
     this.wPrev[w] = tail;
     this.wNext[w] = -1;
@@ -518,6 +591,9 @@ export class SlowLane {
   private unlink(w: number, l: number): void {
     const p = this.wPrev[w]!;
     const n = this.wNext[w]!;
+    // Only what the list holds: its neighbours (or the ends) point at it.
+    assert(p >= 0 ? this.wNext[p] === w : this.lHead[l] === w, 'slow lane: unlinking a worker its level does not hold');
+    assert(n >= 0 ? this.wPrev[n] === w : this.lTail[l] === w, 'slow lane: unlinking a worker its level does not hold');
     if (p >= 0) this.wNext[p] = n;
     else this.lHead[l] = n;
     if (n >= 0) this.wPrev[n] = p;
@@ -526,6 +602,9 @@ export class SlowLane {
 
   private qPush(id: RequestId, now: number): void {
     const s = this.qFree;
+    // The pool has `cap` slots: a free one exists exactly while fewer are queued.
+    assert(s >= 0 && this.qLen < this.cap, 'slow lane: a push onto a full queue');
+    assert(!this.where.has(id), 'slow lane: a request queued while already queued or running');
     this.qFree = this.qNext[s]!;
     this.qId[s] = id;
     this.qAt[s] = now;
@@ -542,6 +621,8 @@ export class SlowLane {
   private qRemove(s: number): void {
     const p = this.qPrev[s]!;
     const n = this.qNext[s]!;
+    assert(this.qLen > 0, 'slow lane: a removal from an empty queue');
+    assert((p >= 0 ? this.qNext[p] === s : this.qHead === s) && (n >= 0 ? this.qPrev[n] === s : this.qTail === s), 'slow lane: removing a queue slot the queue does not hold');
     if (p >= 0) this.qNext[p] = n;
     else this.qHead = n;
     if (n >= 0) this.qPrev[n] = p;

@@ -1,0 +1,242 @@
+// Virtual time for app code: each simulated process's timers and clocks, as
+// the globals of app-globals.ts hand them to whatever code runs on its behalf.
+//
+// A process's timers live in a clock of @sinonjs/fake-timers, made the first
+// time the process sets one: it keeps them with Node's rules (Timeout
+// objects with ref/unref/refresh, ids, intervals, immediates ahead of
+// timeouts due at once, clearTimeout of an interval). Its time is not its
+// own: its `now` reads the kernel's clock for the process (Machine.local, so
+// the end of a burn counts) and it is never ticked. The kernel fires the
+// timers: the first one's due time is a kernel event of the process
+// (EV_CLOCK) that runs that one timer, as a Node loop runs microtasks
+// between two timers; the next gets an event of its own. So timers fire in
+// virtual time and in the kernel's order (two processes' timers due at once
+// in the order the seed picks), and die with their process, whose events the
+// kernel drops. Date and performance.now read the same clock.
+//
+// When an event is armed must not depend on the host's timing. App code also
+// runs while host work is pending (a module's top level runs during its
+// import, in host time), and an event scheduled then would draw from the
+// kernel's generator at a moment no seed decides. So a change only queues
+// the clock, and the run loop arms the queued ones, in pid order, when no
+// host work is pending (Machine.run); the kernel's clock does not move while
+// some is, so no timer is late for it (an immediate due now waits until the
+// host work is handed back, at the same virtual time). Whether the clock
+// holds its process alive (a ref'd timer, as in Node) is kept current at once.
+//
+// Each clock has timer ids of its own, so neither an app nor the trace sees
+// what other processes, or earlier runs in the host, did. One difference from
+// Node remains: an immediate set in a timer's callback runs before another
+// timer due in the same millisecond (Node runs all due timers first).
+import { EPOCH_MS, delay } from './os.js';
+import type { Machine } from './machine.js';
+import type { Proc } from './processes.js';
+import { EV_CLOCK, EV_NONE, type Ev } from './scheduler.js';
+import { OWNER, fakeClock } from './app-globals.js';
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** The timer object fake-timers hands out (Node's Timeout or Immediate, as far as apps use one). */
+export interface Handle {
+  refed: boolean;
+  ref(): Handle;
+  unref(): Handle;
+  hasRef(): boolean;
+  refresh(): Handle;
+  [OWNER]?: AppClock;
+}
+
+/** fake-timers' own record of a timer. Its map and heap are internals of v15, read here and nowhere else. */
+interface Rec {
+  id: number;
+  callAt: number;
+  type: string;
+  interval?: number;
+  handle?: Handle;
+}
+
+type Fake = { now: number; timers?: Map<number, Rec>; timerHeap?: { peek(): Rec | undefined }; next(): number }
+  & Record<'setTimeout' | 'setInterval' | 'setImmediate', (fn: Fn, ...rest: unknown[]) => Handle>
+  & Record<'clearTimeout' | 'clearImmediate', (id: number) => void>;
+
+/** fake-timers' ids start there; a host timer's are small. */
+const FIRST_ID = 1e12;
+
+function noop(): void {}
+
+function ref(this: Handle): Handle {
+  this.refed = true;
+  this[OWNER]!.recount();
+  return this;
+}
+
+function unref(this: Handle): Handle {
+  this.refed = false;
+  this[OWNER]!.recount();
+  return this;
+}
+
+export class AppClock {
+  /** The kernel event for the first timer's due time, if armed. */
+  ev: Ev | null = null;
+  private evAt = -1;
+  /** A ref'd timer is pending: the process's loop is not empty (processes.ts holds()). */
+  held = false;
+  /** Waiting in Machine.clocks to be armed. */
+  queued = false;
+  private fake: Fake | null = null;
+  private readonly origin: number;
+
+  constructor(
+    private readonly m: Machine,
+    readonly p: Proc,
+  ) {
+    this.origin = m.now;
+  }
+
+  /** Date.now(): the kernel's epoch plus the process's virtual time. */
+  wallTime(): number {
+    return EPOCH_MS + this.m.local(this.p);
+  }
+
+  /** performance.now(): virtual milliseconds since the process was spawned. */
+  perfNow(): number {
+    return this.m.local(this.p) - this.origin;
+  }
+
+  timeout(fn: Fn, ms: unknown, args: unknown[], repeat: boolean): Handle {
+    const f = this.clock();
+    // Node's rule, not fake-timers' (which takes 0 as 0): below 1 ms, or not a number, is 1 ms.
+    const d = delay(ms as number);
+    return this.adopt(f, repeat ? f.setInterval(fn, d, ...args) : f.setTimeout(fn, d, ...args));
+  }
+
+  immediate(fn: Fn, args: unknown[]): Handle {
+    const f = this.clock();
+    return this.adopt(f, f.setImmediate(fn, ...args));
+  }
+
+  clear(h: Handle, immediate: boolean): void {
+    this.clearId(Number(h), immediate);
+  }
+
+  /** Node: clearTimeout and clearInterval clear either; neither clears an immediate, nor clearImmediate a timeout. */
+  clearId(id: number, immediate: boolean): void {
+    const f = this.fake;
+    const r = f?.timers?.get(id);
+    if (f === null || r === undefined || (r.type === 'Immediate') !== immediate) return;
+    if (immediate) f.clearImmediate(id);
+    else f.clearTimeout(id);
+    this.recount();
+    this.changed();
+  }
+
+  /** EV_CLOCK: run the first timer if it is due (a cleared one may have left its event behind). */
+  fire(): void {
+    this.ev = null;
+    this.evAt = -1;
+    this.changed();
+    const f = this.fake;
+    const r = f?.timerHeap?.peek();
+    if (f === null || r === undefined || r.callAt > this.m.local(this.p)) return;
+    this.m.log(this.p, 'app-timer', `${r.type} ${r.id - FIRST_ID}`);
+    const once = r.interval === undefined;
+    try {
+      f.next();
+    } finally {
+      if (once) this.recount();
+    }
+  }
+
+  /** Arm the event for the first timer, or drop it when there is none or the process will not run again (Machine.run). */
+  arm(): void {
+    this.queued = false;
+    const r = this.p.runnable ? this.fake?.timerHeap?.peek() : undefined;
+    if (r === undefined) {
+      this.cancel();
+      return;
+    }
+    const at = r.callAt > this.m.now ? r.callAt : this.m.now;
+    if (this.ev !== null && this.evAt === at) return;
+    this.cancel();
+    this.evAt = at;
+    this.ev = this.m.at(at, EV_CLOCK, this.p, this, null);
+  }
+
+  /** The process died: its timers never fire. */
+  kill(): void {
+    this.cancel();
+    this.held = false;
+  }
+
+  changed(): void {
+    if (!this.queued) {
+      this.queued = true;
+      this.m.clocks.push(this);
+    }
+  }
+
+  recount(): void {
+    const was = this.held;
+    let held = false;
+    const timers = this.fake?.timers;
+    if (timers !== undefined) {
+      for (const r of timers.values()) {
+        if (r.handle === undefined || r.handle.refed) {
+          held = true;
+          break;
+        }
+      }
+    }
+    this.held = held;
+    // Its lifetime is checked again: a loop with nothing left ends.
+    if (was && !held) this.m.touch(this.p);
+  }
+
+  private adopt(f: Fake, h: Handle): Handle {
+    h[OWNER] = this;
+    h.ref = ref;
+    h.unref = unref;
+    const refresh = h.refresh;
+    h.refresh = function (this: Handle): Handle {
+      refresh.call(this); // which may bring back a timer that already fired
+      const c = this[OWNER]!;
+      c.recount();
+      c.changed();
+      return this;
+    };
+    f.timers!.get(Number(h))!.handle = h;
+    this.held = true;
+    this.changed();
+    return h;
+  }
+
+  private cancel(): void {
+    const ev = this.ev;
+    if (ev === null) return;
+    this.ev = null;
+    this.evAt = -1;
+    if (ev.idx >= 0) {
+      this.m.queue.remove(ev);
+      this.m.queue.release(ev);
+    } else {
+      // Popped and waiting in the process's ready list: the list releases it.
+      ev.kind = EV_NONE;
+    }
+  }
+
+  private clock(): Fake {
+    let f = this.fake;
+    if (f === null) {
+      f = fakeClock() as Fake;
+      const m = this.m;
+      const p = this.p;
+      // Due times are in the process's virtual time; fake-timers sets `now` when it fires a timer, which changes nothing here.
+      Object.defineProperty(f, 'now', { get: () => m.local(p), set: noop, configurable: true });
+      // Nor is it ever "during a tick": fake-timers would then put an immediate set in a timer's callback 1 ms later, where Node runs it before the next timer.
+      Object.defineProperty(f, 'duringTick', { get: () => false, set: noop, configurable: true });
+      this.fake = f;
+    }
+    return f;
+  }
+}
