@@ -247,3 +247,36 @@ test('process titles: ps shows what each drover process is', async () => {
   expect(ps).toContain('drover: worker gen 1 [ops.js]');
   expect(ps).toContain('drover: slow worker gen 1');
 });
+
+test('the admin listener holds its clients to bounds: past 32 open connections the next is closed at once; a huge head is refused; the server serves on', async () => {
+  const [port, admin] = [await freePort(), await freePort()];
+  const d = t.drover([OPS, '-b', `127.0.0.1:${port}`, '--admin-bind', `127.0.0.1:${admin}`, '-w', '1', '--lanes', 'off']);
+  await d.waitFor(/worker \d+ booted/);
+  const open = (): Promise<{ closed: Promise<number> }> =>
+    new Promise((resolve, reject) => {
+      const s = connect(admin, '127.0.0.1', () => {
+        const at = Date.now();
+        resolve({ closed: new Promise((r) => s.once('close', () => r(Date.now() - at))) });
+      });
+      s.on('error', () => {});
+      s.once('error', reject);
+    });
+  const held = [];
+  for (let i = 0; i < 32; i++) held.push(await open());
+  const extra = await open();
+  expect(await extra.closed).toBeLessThan(1000); // the 33rd: closed at once, not served
+  // A head over 8 KiB: 431, not buffered.
+  const big = await new Promise<number>((resolve) => {
+    const s = connect(admin, '127.0.0.1', () => s.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(16 * 1024)}\r\n\r\n`));
+    let text = '';
+    s.setEncoding('utf8').on('data', (c: string) => (text += c));
+    s.on('error', () => {});
+    s.once('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0)));
+  });
+  expect([0, 431]).toContain(big); // closed, or refused with 431: never served
+  // The public listener is not affected by the admin one's state.
+  expect((await get(port, '/')).status).toBe(200);
+  d.kill('SIGTERM');
+  expect((await d.exited()).code).toBe(0);
+  for (const h of held) await h.closed;
+});
