@@ -6,6 +6,8 @@ import { ctl } from '../../src/runtime/control/ctl.js';
 import type { CompanionState, CompanionStatus, Reply, Request } from '../../src/runtime/control/protocol.js';
 import type { LanesReport } from '../../src/runtime/lanes/report.js';
 import { serveControl, type Handler } from '../../src/runtime/control/server.js';
+import { Kernel } from '../../src/sim/index.js';
+import { inbox, reap } from '../support/os.js';
 
 /** What the fake answers to stats: a serving generation with lanes and a draining one without. */
 export const FAKE_STATS: LanesReport = {
@@ -183,3 +185,36 @@ export const controlPrograms = programs(import.meta.url, {
   /** drover ctl ARGS, exiting with its status. */
   ctl: async (os, args) => os.exit(await ctl(os, args)),
 });
+
+/**
+ * Runs `body` as a program on a fresh kernel, next to a control-server at
+ * `sock` (its extra arguments: `serverArgs`), and stops the server after.
+ * Resolves with the kernel; rejects with the simulation's stderr.
+ */
+export async function besideServer(
+  seed: number, sock: string, serverArgs: string[],
+  body: (os: Os, server: number) => Promise<void>,
+  extra: Record<string, (os: Os, args: readonly string[]) => Promise<void>> = {},
+): Promise<Kernel> {
+  const main = async (os: Os) => {
+    const srv = os.spawn({ program: 'control-server', args: [sock, ...serverArgs] });
+    const said = await inbox(os, srv.channel!)();
+    if ((said as { listening?: string }).listening !== sock) throw new Error(`control-server said ${JSON.stringify(said)}`);
+    try {
+      await body(os, srv.pid);
+    } finally {
+      try {
+        os.kill(srv.pid, 'SIGKILL');
+        await reap(os, srv.pid);
+      } catch {
+        // the body already ended and reaped it
+      }
+    }
+  };
+  const k = new Kernel({ seed, programs: [controlPrograms, programs(import.meta.url, { main, ...extra })] });
+  const root = k.spawn({ program: 'main', channel: false });
+  await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
+  const e = k.exitStatus(root);
+  if (e?.code !== 0) throw new Error(`simulation (seed ${seed}) ${e ? `exited ${e.code ?? e.signal}` : 'did not finish'}:\n${k.output.stderr}\n--- last events ---\n${k.trace().slice(-30).join('\n')}`);
+  return k;
+}

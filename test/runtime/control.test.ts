@@ -15,7 +15,7 @@ import {
 import { ConfigError, defaultControlSocket } from '../../src/runtime/config/index.js';
 import { Kernel } from '../../src/sim/index.js';
 import { inbox, reap } from '../support/os.js';
-import { controlPrograms, FAKE_STATS } from './control-programs.js';
+import { besideServer, FAKE_STATS } from './control-programs.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -351,27 +351,8 @@ interface Sim {
  * SOCK (args: its extra arguments). Resolves with the kernel when the body
  * is done and the server stopped; rejects with the simulation's stderr.
  */
-async function simulate(seed: number, body: (s: Sim) => Promise<void>, serverArgs: string[] = [], extra: Record<string, (os: Os, args: readonly string[]) => Promise<void>> = {}): Promise<Kernel> {
-  const main = async (os: Os) => {
-    const srv = os.spawn({ program: 'control-server', args: [SOCK, ...serverArgs] });
-    expect(await inbox(os, srv.channel!)()).toEqual({ listening: SOCK });
-    try {
-      await body({ os, server: srv.pid });
-    } finally {
-      try {
-        os.kill(srv.pid, 'SIGKILL');
-        await reap(os, srv.pid);
-      } catch {
-        // the body already ended and reaped it
-      }
-    }
-  };
-  const k = new Kernel({ seed, programs: [controlPrograms, programs(import.meta.url, { main, ...extra })] });
-  const root = k.spawn({ program: 'main', channel: false });
-  await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
-  const e = k.exitStatus(root);
-  if (e?.code !== 0) throw new Error(`simulation (seed ${seed}) ${e ? `exited ${e.code ?? e.signal}` : 'did not finish'}:\n${k.output.stderr}\n--- last events ---\n${k.trace().slice(-30).join('\n')}`);
-  return k;
+function simulate(seed: number, body: (s: Sim) => Promise<void>, serverArgs: string[] = [], extra: Record<string, (os: Os, args: readonly string[]) => Promise<void>> = {}): Promise<Kernel> {
+  return besideServer(seed, SOCK, serverArgs, (os, server) => body({ os, server }), extra);
 }
 
 /** Writes `chunks` (pausing `gap` ms between them) and collects `n` reply lines. */

@@ -3,13 +3,12 @@
 // (top on a terminal runs in-process, on a stand-in terminal), and is ended
 // the way a person ends it, by a signal or a key.
 import { expect, test } from 'vitest';
-import { programs, type Os } from '../../src/os/types.js';
+import type { Os } from '../../src/os/types.js';
 import { request } from '../../src/runtime/control/client.js';
 import { ctl, FOLLOW_EVERY_MS, POLL_TIMEOUT_MS, TOP_EVERY_MS } from '../../src/runtime/control/ctl.js';
 import type { Terminal } from '../../src/runtime/control/top.js';
-import { Kernel } from '../../src/sim/index.js';
 import { inbox, reap } from '../support/os.js';
-import { controlPrograms } from './control-programs.js';
+import { besideServer } from './control-programs.js';
 
 const SOCK = '/run/drover/ctl.sock';
 const PLAN = `${SOCK}.reload`;
@@ -23,9 +22,7 @@ interface Sim {
 
 /** Runs `body` next to a control-server on SOCK on a fresh kernel; rejects with the simulation's stderr. */
 async function simulate(seed: number, body: (s: Sim) => Promise<void>, extra: Record<string, (os: Os, args: readonly string[]) => Promise<void>> = {}): Promise<void> {
-  const main = async (os: Os) => {
-    const srv = os.spawn({ program: 'control-server', args: [SOCK] });
-    expect(await inbox(os, srv.channel!)()).toEqual({ listening: SOCK });
+  await besideServer(seed, SOCK, [], async (os, server) => {
     let n = 0;
     const run: Sim['run'] = async (args, opts = {}) => {
       const out = `/tmp/ctl-${++n}.out`;
@@ -35,22 +32,8 @@ async function simulate(seed: number, body: (s: Sim) => Promise<void>, extra: Re
       const e = await reap(os, pid, 600_000);
       return { code: e.code, out: os.fs.readFile(out), ms: os.now() - t0 };
     };
-    try {
-      await body({ os, server: srv.pid, run });
-    } finally {
-      try {
-        os.kill(srv.pid, 'SIGKILL');
-        await reap(os, srv.pid);
-      } catch {
-        // the body ended it
-      }
-    }
-  };
-  const k = new Kernel({ seed, programs: [controlPrograms, programs(import.meta.url, { main, ...extra })] });
-  const root = k.spawn({ program: 'main', channel: false });
-  await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
-  const e = k.exitStatus(root);
-  if (e?.code !== 0) throw new Error(`simulation (seed ${seed}) ${e ? `exited ${e.code ?? e.signal}` : 'did not finish'}:\n${k.output.stderr}\n--- last events ---\n${k.trace().slice(-30).join('\n')}`);
+    await body({ os, server, run });
+  }, extra);
 }
 
 test('reload: the new generation, or the reason it failed (exit 1); ctl waits as long as the config\'s timeout says a reload may take', async () => {
