@@ -6,9 +6,11 @@ import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..');
-// The one file that must touch the host's globals: it swaps setTimeout, Date
-// and friends for a simulated process's virtual ones while that process runs.
-const HOST_GLOBALS = ['src/sim/app-globals.ts'];
+// The files that must touch the host's globals: app-globals.ts swaps setTimeout,
+// Date and friends for a simulated process's virtual ones while that process
+// runs; net-guard.ts wraps node:net, http, dns, fetch... so that a simulated
+// process that reaches for the host's network fails at the call.
+const HOST_GLOBALS = ['src/sim/app-globals.ts', 'src/sim/net-guard.ts'];
 const FORBIDDEN_MODULES = ['child_process', 'net', 'fs', 'fs/promises', 'timers', 'timers/promises', 'dgram', 'worker_threads', 'cluster'];
 const FORBIDDEN = [
   { re: /\bDate\b/, why: 'Date (use os.now() / os.wallTime())' },

@@ -28,10 +28,21 @@
 // what other processes, or earlier runs in the host, did. One difference from
 // Node remains: an immediate set in a timer's callback runs before another
 // timer due in the same millisecond (Node runs all due timers first).
+//
+// The clock also holds what app code's `process` is for its process
+// (app-globals.ts makes each on first use): the listeners of its signals and
+// of 'exit', process.exitCode, its process.env, stdout, stderr and console.
+// A signal's kernel handler (processes.ts `handlers`) is the Os's handler
+// alone (Os.onSignal) while app code listens to none; with app listeners it
+// runs the Os's handler, then the listeners, in the order they were added;
+// when the last goes, the Os's handler, or the default action, is back.
+import type { EventEmitter } from 'node:events';
+import { SIGNALS, type Signal } from '../os/types.js';
 import { EPOCH_MS, delay } from './os.js';
 import type { Machine } from './machine.js';
 import type { Proc } from './processes.js';
 import { EV_CLOCK, EV_NONE, type Ev } from './scheduler.js';
+import { onSignal, signalIndex, SIGKILL_INDEX } from './signals.js';
 import { OWNER, fakeClock } from './app-globals.js';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -87,11 +98,76 @@ export class AppClock {
   private fake: Fake | null = null;
   private readonly origin: number;
 
+  // What app code's `process` is for this process (app-globals.ts), each made on first use.
+  /** Listeners of its signals and of 'exit'. */
+  events: EventEmitter | null = null;
+  /** process.exitCode as the process last left it (app-globals.ts swaps it in and out). */
+  exitCode: unknown = undefined;
+  /** Its 'exit' listeners ran (or it exited without any): once per process, as in Node. */
+  exitEmitted = false;
+  /** process.env: a copy of the process's environment that it may change. */
+  env: Record<string, string> | null = null;
+  /** process.stdout, process.stderr and console. */
+  stdout: unknown = null;
+  stderr: unknown = null;
+  console: unknown = null;
+  /** The Os's own signal handlers, kept apart from p.handlers once app code listens to a signal. */
+  private osHandlers: Array<(() => void) | null> | null = null;
+  private dispatchers: Array<() => unknown> | null = null;
+
   constructor(
     private readonly m: Machine,
     readonly p: Proc,
   ) {
     this.origin = m.now;
+  }
+
+  /** An uncaught error in code run on the process's behalf outside the kernel's calls (a tick, a microtask, an unhandled rejection): it crashes. */
+  crash(err: unknown, rejection = false): void {
+    this.m.fault(this.p, err, rejection);
+  }
+
+  /** process.hrtime(): virtual nanoseconds on the machine's monotonic clock (since the kernel started). */
+  nanos(): number {
+    return Math.round(this.m.local(this.p) * 1e6);
+  }
+
+  /** Os.onSignal (os.ts): the Os's handler of `sig`, alone or ahead of app code's listeners. */
+  osSignal(sig: Signal, fn: (() => void) | null): void {
+    const os = this.osHandlers;
+    if (os === null) {
+      onSignal(this.m, this.p, sig, fn);
+      return;
+    }
+    const i = signalIndex(sig);
+    if (i === SIGKILL_INDEX) onSignal(this.m, this.p, sig, fn); // throws EINVAL
+    os[i] = fn;
+    this.appSignal(i);
+  }
+
+  /** App code's listeners of signal `i` came or went (app-globals.ts): set the kernel's handler to match. */
+  appSignal(i: number): void {
+    const p = this.p;
+    if (!p.runnable) return;
+    const os = (this.osHandlers ??= p.handlers.slice());
+    const name = SIGNALS[i]!;
+    const ev = this.events;
+    const want = ev !== null && ev.listenerCount(name) > 0 ? (this.dispatcher(i) as () => void) : os[i]!;
+    if (p.handlers[i] !== want) onSignal(this.m, p, name, want);
+  }
+
+  /** The kernel's handler of signal `i` while app code listens to it: the Os's handler, then the listeners, as Node emits a signal. */
+  private dispatcher(i: number): () => unknown {
+    const all = (this.dispatchers ??= []);
+    return (all[i] ??= () => {
+      const name = SIGNALS[i]!;
+      const os = this.osHandlers![i];
+      const r = os === null || os === undefined ? undefined : (os as () => unknown)();
+      if (this.p.runnable) this.events!.emit(name, name);
+      // A once() listener is gone now.
+      this.appSignal(i);
+      return r;
+    });
   }
 
   /** Date.now(): the kernel's epoch plus the process's virtual time. */

@@ -29,14 +29,40 @@
 // process's time, during the import: app-clock.ts says why that replays);
 // what it starts there belongs to that process.
 //
-// Not covered: code that captured the host's setTimeout (or Date) before the
-// simulator took over, node:timers and node:timers/promises, process.hrtime,
-// performance.timeOrigin. A Date made by `new Date()` in a process has
-// Date.prototype, so instanceof works, but its constructor is the host's Date.
+// Errors: a throw from a tick or microtask the process queued, and a
+// rejection of one of its (tagged) promises that nobody handles, crash that
+// process (Machine.fault), as they crash a Node 20 process with its default
+// --unhandled-rejections=throw; the host never sees them. For the rejections,
+// while a kernel runs this module holds the host's 'unhandledRejection' event
+// alone: the host's own listeners are set aside and get the host's own
+// (untagged) rejections from it, as they would without it; with none, it
+// throws, which Node makes an uncaughtException as it would have. A listener
+// added while a run is under way is the host's as usual, but sees a process's
+// rejection too (after the process crashed).
+//
+// The network outside drover (net-guard.ts) is guarded while a kernel runs.
+//
+// `process` and `console` (the section "process" below): app code sees its
+// own simulated process. process.pid, ppid and env, stdout, stderr, exit,
+// exitCode, kill, hrtime, uptime, and process.on & co. for signals and
+// 'exit', are the process's; `console` writes to its stdout and stderr.
+// Other events, and everything else on `process`, are the host's.
+//
+// Not covered: code that captured the host's setTimeout (or Date, console,
+// process.exit...) before the simulator took over, node:timers and
+// node:timers/promises, performance.timeOrigin. A Date made by `new Date()`
+// in a process has Date.prototype, so instanceof works, but its constructor
+// is the host's Date.
+import { Console } from 'node:console';
+import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
+import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { promiseHooks } from 'node:v8';
 import FakeTimers from '@sinonjs/fake-timers';
+import { OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { AppClock, Handle } from './app-clock.js';
+import { guardNet, unguardNet } from './net-guard.js';
 
 /** On each timer a simulated process made: its clock. */
 export const OWNER = Symbol('drover.sim.clock');
@@ -84,6 +110,14 @@ export function fakeClock(): unknown {
 let current: AppClock | null = null;
 let installed = false;
 
+// The host's console, process.exit, kill, hrtime, uptime and exitCode, as they were when the process's went in.
+let hostConsole = G.console;
+let hostExit = process.exit as unknown as Fn;
+let hostKill = process.kill as unknown as Fn;
+let hostHrtime = process.hrtime as unknown as Fn;
+let hostUptime = process.uptime as unknown as Fn;
+let hostExitCode: typeof process.exitCode = undefined;
+
 function install(): void {
   installed = true;
   G.setTimeout = simSetTimeout;
@@ -96,6 +130,20 @@ function install(): void {
   G.Date = SimDate;
   process.nextTick = simNextTick as typeof process.nextTick;
   perf.now = simPerfNow;
+  hostConsole = G.console;
+  G.console = simConsole;
+  const P = process as unknown as Slot;
+  hostExit = P.exit as Fn;
+  P.exit = simExit;
+  hostKill = P.kill as Fn;
+  P.kill = simKill;
+  hostHrtime = P.hrtime as Fn;
+  P.hrtime = simHrtime;
+  hostUptime = P.uptime as Fn;
+  P.uptime = simUptime;
+  // Not configurable: the value goes in and out instead (enter, leave).
+  hostExitCode = process.exitCode;
+  if (hostExitCode !== undefined) process.exitCode = undefined;
 }
 
 function uninstall(): void {
@@ -110,17 +158,48 @@ function uninstall(): void {
   G.Date = HostDate;
   process.nextTick = host.nextTick as typeof process.nextTick;
   perf.now = host.perfNow;
+  G.console = hostConsole;
+  const P = process as unknown as Slot;
+  P.exit = hostExit;
+  P.kill = hostKill;
+  P.hrtime = hostHrtime;
+  P.uptime = hostUptime;
+  if (hostExitCode !== undefined) process.exitCode = hostExitCode;
+}
+
+/** `c` runs: its process.exitCode goes in (it is almost always unset). */
+function enter(c: AppClock): void {
+  if (c.exitCode !== undefined) process.exitCode = c.exitCode as typeof process.exitCode;
+}
+
+/** `c` stops running: what its code left in process.exitCode is its. */
+function leave(c: AppClock): void {
+  const v = process.exitCode;
+  if (v !== undefined) {
+    c.exitCode = v;
+    process.exitCode = undefined;
+  } else if (c.exitCode !== undefined) {
+    c.exitCode = undefined;
+  }
 }
 
 /** Code runs on behalf of `c`'s process from now on; null: kernel code, which reads no globals, so they stay as they are. */
 export function actAs(c: AppClock | null): void {
+  const was = current;
+  if (c === was) return;
   current = c;
-  if (c !== null && !installed) install();
+  if (was !== null) leave(was);
+  if (c !== null) {
+    if (!installed) install();
+    enter(c);
+  }
 }
 
 /** Nothing simulated runs any more: the host's globals go back. */
 export function hostAgain(): void {
+  const was = current;
   current = null;
+  if (was !== null) leave(was);
   if (installed) uninstall();
 }
 
@@ -132,6 +211,11 @@ function switchTo(c: AppClock | null): void {
 /** Whose code runs now (for tests). */
 export function runningClock(): AppClock | null {
   return current;
+}
+
+/** Some simulated process's code runs now (not the kernel's, not the host's). */
+export function simulatedProcessRunning(): boolean {
+  return current !== null;
 }
 
 // ------------------------------------------------------------ continuations
@@ -162,27 +246,93 @@ let stopHooks: (() => void) | null = null;
 /**
  * A kernel starts running: tag promises from now on. The hook costs every
  * promise of the host a call or two, so it is on only while some kernel runs.
+ * Unhandled rejections and the network are guarded as long.
  */
 export function runStarted(): void {
-  if (runs++ === 0) stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
+  if (runs++ !== 0) return;
+  stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
+  takeRejections();
+  takeProcess();
+  guardNet(simulatedProcessRunning);
 }
 
 export function runEnded(): void {
   hostAgain();
-  if (--runs === 0 && stopHooks !== null) {
-    stopHooks();
-    stopHooks = null;
-  }
+  if (--runs !== 0) return;
+  stopHooks?.();
+  stopHooks = null;
+  giveBackProcess();
+  giveBackRejections();
+  unguardNet();
 }
 
+/** A tick or microtask of `c`'s process: what it throws crashes that process, as an uncaught exception does. */
 function runAs(c: AppClock, fn: Fn, args: unknown[]): unknown {
   const saved = current;
   actAs(c);
   try {
     return Reflect.apply(fn, undefined, args);
+  } catch (err) {
+    c.crash(err);
+    return undefined;
   } finally {
     switchTo(saved);
   }
+}
+
+// ------------------------------------------------------ unhandled rejections
+
+// Whether the host's rejections nobody handles are thrown: Node 20's default
+// (throw) and strict do; warn, warn-with-error-code and none do not (their
+// warning is not reproduced).
+const HOST_THROWS = !/--unhandled-rejections[= ](warn|none)/.test(`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`);
+let hostListeners: Fn[] = [];
+
+function takeRejections(): void {
+  hostListeners = process.rawListeners('unhandledRejection') as Fn[];
+  process.removeAllListeners('unhandledRejection');
+  process.on('unhandledRejection', onRejection);
+}
+
+function giveBackRejections(): void {
+  process.removeListener('unhandledRejection', onRejection);
+  // In front of any added during the run, in their old order.
+  for (let i = hostListeners.length - 1; i >= 0; i--) process.prependListener('unhandledRejection', hostListeners[i]!);
+  hostListeners = [];
+}
+
+function onRejection(reason: unknown, promise: Tagged): void {
+  const c = promise[TAG];
+  if (c !== undefined) {
+    c.crash(thrown(reason), true);
+    return;
+  }
+  if (hostListeners.length === 0) {
+    // Node calls the listeners added during the run itself; only with none at all would it have thrown.
+    if (HOST_THROWS && process.listenerCount('unhandledRejection') === 1) throw thrown(reason);
+    return;
+  }
+  for (const l of hostListeners.slice()) {
+    // A once() wrapper: it has fired, so it is gone.
+    if ('listener' in l) hostListeners.splice(hostListeners.indexOf(l), 1);
+    Reflect.apply(l, process, [reason, promise]);
+  }
+}
+
+/** What Node throws for an unhandled rejection: the reason if error-like (it has a stack of its own), else an error that names it. */
+function thrown(reason: unknown): unknown {
+  if (reason !== null && typeof reason === 'object' && Object.hasOwn(reason, 'stack')) return reason;
+  // V8's side-effect-free string of the reason, near enough.
+  const text = reason !== null && (typeof reason === 'object' || typeof reason === 'function')
+    ? `#<${(reason as { constructor?: { name?: string } }).constructor?.name ?? 'Object'}>`
+    : String(reason);
+  const err = new Error(
+    'This error originated either by throwing inside of an async function without a catch block, or by rejecting a promise which was not handled with .catch(). ' +
+      `The promise rejected with the reason "${text}".`,
+  ) as Error & { code: string };
+  err.name = 'UnhandledPromiseRejection';
+  err.code = 'ERR_UNHANDLED_REJECTION';
+  return err;
 }
 
 function simNextTick(fn: Fn, ...args: unknown[]): void {
@@ -264,3 +414,388 @@ SimDate.parse = HostDate.parse;
 SimDate.UTC = HostDate.UTC;
 Object.defineProperty(SimDate, 'name', { value: 'Date' });
 Object.defineProperty(SimDate, 'length', { value: 7 });
+
+// ------------------------------------------------------------------ process
+//
+// What app code sees of `process` while its process runs:
+// - pid, ppid: the simulated process's; env: a copy of its environment that
+//   it may change (values become strings, as Node's do); what it changes is
+//   not what its children get (Os.spawn gives them the Os's environment);
+// - stdout, stderr: a Writable per process that writes to the process's
+//   (the kernel's output); no fd, not a TTY. `console` is one object whose
+//   methods use the running process's Console over those two, as Node's
+//   global console is one over process.stdout and stderr (util.format, no
+//   colours); node:console's export stays the host's console;
+// - exit(code): the process exits (Os.exit: it unwinds with ExitSignal);
+//   exitCode: the process's, honoured when it exits by exit() or as its
+//   loop empties; kill(pid, sig): Os.kill (signal 0 checks the pid exists);
+// - hrtime, hrtime.bigint: the machine's monotonic clock, virtual (since the
+//   kernel started); uptime: seconds of virtual time since it was spawned;
+// - on, once, addListener, prependListener, prependOnceListener, off,
+//   removeListener, removeAllListeners, listeners, rawListeners and
+//   listenerCount, for signal names and 'exit': the process's own emitter.
+//   A signal the kernel simulates reaches its listeners (app-clock.ts: after
+//   the Os's handler, if it has one); with none it takes its default action
+//   again. Others (SIGPIPE...) are kept but never come. 'exit' listeners run
+//   once, as in Node, when it exits by exit() (or Os.exit), by a crash, or
+//   as its loop empties, not when a signal kills it. removeAllListeners()
+//   with no event removes the process's own only. Every other event
+//   ('uncaughtException', 'warning', 'beforeExit', 'message'...) is the
+//   host's, and so is everything else: argv, cwd(), title, memoryUsage(),
+//   emit(), emitWarning()...
+//
+// How: console, exit, kill, hrtime and uptime are plain writes on each
+// switch between the host and a process, as the globals above. pid, ppid,
+// env, stdout and stderr must be getters that ask `current` (a switch
+// between processes writes nothing), and turning a property of `process`
+// into a getter and back (Object.defineProperty) costs 0.3 to 0.6 µs each;
+// the event methods are inherited from EventEmitter.prototype, so swapping
+// them would add and delete own properties. So those are replaced while a
+// kernel runs, like the promise hook: each asks `current` and with no process
+// running is the host's own (the same value, the same method), and after the
+// last run their descriptors are exactly the host's again. exitCode cannot be
+// replaced (Node makes it non-configurable): a process's value goes in when
+// it starts running and out when it stops (enter, leave), and the host's is
+// out of the way while any process runs.
+
+const SIGNAL_NUMBERS = constants.signals as Readonly<Record<string, number>>;
+/** Node's name for a signal number: the first of its aliases (SIGABRT, not SIGIOT). */
+const SIGNAL_NAMES: string[] = [];
+for (const [name, n] of Object.entries(SIGNAL_NUMBERS)) SIGNAL_NAMES[n] ??= name;
+const SIM_SIGNALS = new Map<string, number>(SIGNALS.map((s, i) => [s, i]));
+
+/** An event of the process's own: a signal, or 'exit'. */
+function ownEvent(type: unknown): type is string {
+  return type === 'exit' || (typeof type === 'string' && type.startsWith('SIG') && Object.hasOwn(SIGNAL_NUMBERS, type));
+}
+
+/** The error libuv's call makes, as Node throws it. */
+function uvError(syscall: string, code: string): Error {
+  const errno = (constants.errno as Record<string, number>)[code];
+  const err = new Error(`${syscall} ${code}`) as Error & { code: string; errno: number; syscall: string };
+  err.code = code;
+  err.errno = errno === undefined ? -1 : -errno;
+  err.syscall = syscall;
+  return err;
+}
+
+function typeError(code: string, message: string): TypeError {
+  const err = new TypeError(message) as TypeError & { code: string };
+  err.code = code;
+  return err;
+}
+
+function eventsOf(c: AppClock): EventEmitter {
+  return (c.events ??= new EventEmitter());
+}
+
+/** Listeners of `type` came or went: a simulated signal's kernel handler follows (app-clock.ts). */
+function listenersChanged(c: AppClock, type: string): void {
+  const i = SIM_SIGNALS.get(type);
+  if (i !== undefined) c.appSignal(i);
+}
+
+/** What Node's process.exit and the end of a loop exit with: process.exitCode, or 0. */
+function exitStatus(v: unknown): number {
+  return v === undefined || v === null ? 0 : Number(v) | 0;
+}
+
+/**
+ * `c`'s process exits (Os.exit, which process.exit calls; a crash; its loop
+ * emptied): its app code's 'exit' listeners run, once, as that process,
+ * with process.exitCode set to `code`, as Node runs them. Returns the code it
+ * exits with: a listener may change process.exitCode. After a crash it exits
+ * 1 whatever the listeners do, and what they throw is lost, as in Node.
+ */
+export function exiting(c: AppClock, code: number, crashed = false): number {
+  if (c.exitEmitted) return code;
+  c.exitEmitted = true;
+  const ev = c.events;
+  if (ev === null || ev.listenerCount('exit') === 0) return code;
+  const saved = current;
+  actAs(c);
+  let out = code;
+  try {
+    process.exitCode = code;
+    ev.emit('exit', code);
+  } catch (err) {
+    if (!crashed) c.crash(err); // ExitSignal (process.exit in a listener) is no crash: the process has exited
+  } finally {
+    if (!crashed) out = exitStatus(process.exitCode);
+    switchTo(saved);
+  }
+  return out;
+}
+
+/** `c`'s process's loop emptied: the code it exits with, after its 'exit' listeners. */
+export function naturalExit(c: AppClock): number {
+  return exiting(c, exitStatus(c === current ? process.exitCode : c.exitCode));
+}
+
+// ----- the process's stdout, stderr, console and env
+
+function streamOf(c: AppClock, err: boolean): Writable {
+  const made = (err ? c.stderr : c.stdout) as Writable | null;
+  if (made !== null) return made;
+  const to = err ? c.p.os.stderr : c.p.os.stdout;
+  const s = new Writable({
+    decodeStrings: false,
+    write(chunk: unknown, enc: BufferEncoding, done: (e?: Error | null) => void): void {
+      to.write(typeof chunk === 'string'
+        ? (enc === 'utf8' || enc === 'utf-8' ? chunk : Buffer.from(chunk, enc).toString())
+        : Buffer.from(chunk as Uint8Array).toString());
+      done();
+    },
+  });
+  if (err) c.stderr = s;
+  else c.stdout = s;
+  return s;
+}
+
+type ConsoleLike = Record<string, unknown>;
+
+function consoleOf(c: AppClock): ConsoleLike {
+  return (c.console ??= new Console({ stdout: streamOf(c, false), stderr: streamOf(c, true) })) as ConsoleLike;
+}
+
+/** The global `console` while a process runs: each method is the running process's console's. */
+const simConsole: ConsoleLike = {};
+for (const key of new Set([...Object.getOwnPropertyNames(Console.prototype), ...Object.keys(G.console as object)])) {
+  if (key === 'constructor' || key === 'Console') continue;
+  simConsole[key] = {
+    [key](...args: unknown[]): unknown {
+      const c = current;
+      const con = c === null ? (hostConsole as unknown as ConsoleLike) : consoleOf(c);
+      const f = con[key];
+      return typeof f === 'function' ? Reflect.apply(f, con, args) : undefined;
+    },
+  }[key];
+}
+simConsole.Console = Console;
+
+const ENV: ProxyHandler<Record<string, string>> = {
+  set(t, k, v) {
+    // Node's process.env keeps strings.
+    return Reflect.set(t, k, typeof k === 'string' ? String(v) : v);
+  },
+};
+
+function envOf(c: AppClock): Record<string, string> {
+  return (c.env ??= new Proxy({ ...c.p.env }, ENV));
+}
+
+// ----- exit, kill, hrtime, uptime: written on each switch
+
+function simExit(this: unknown, code?: unknown): never {
+  const c = current;
+  if (c === null) return Reflect.apply(hostExit, this, code === undefined ? [] : [code]) as never;
+  // Node's own validation, and the process's exitCode (the value is its while it runs).
+  if (code !== undefined) process.exitCode = code as typeof process.exitCode;
+  return c.p.os.exit(exitStatus(process.exitCode));
+}
+
+function simKill(this: unknown, pid: unknown, sig: unknown = 'SIGTERM'): boolean {
+  const c = current;
+  if (c === null) return Reflect.apply(hostKill, this, [pid, sig]) as boolean;
+  // Node's checks.
+  // eslint-disable-next-line eqeqeq
+  if (pid != ((pid as number) | 0)) throw typeError('ERR_INVALID_ARG_TYPE', `The "pid" argument must be of type number. Received ${String(pid)}`);
+  const name = typeof sig === 'number' ? SIGNAL_NAMES[sig] : typeof sig === 'string' && Object.hasOwn(SIGNAL_NUMBERS, sig) ? sig : undefined;
+  if (sig !== 0 && name === undefined) throw typeError('ERR_UNKNOWN_SIGNAL', `Unknown signal: ${String(sig)}`);
+  const os = c.p.os;
+  const target = Number(pid);
+  if (sig === 0) {
+    if (target > 0 && !os.alive(target)) throw uvError('kill', 'ESRCH');
+    return true;
+  }
+  if (!SIM_SIGNALS.has(name!)) {
+    const err = new Error(`drover sim: ${name!} is not simulated; the kernel sends ${SIGNALS.join(', ')}`) as Error & { code: string };
+    err.code = 'ERR_DROVER_NOT_SIMULATED';
+    throw err;
+  }
+  try {
+    os.kill(target, name as Signal);
+  } catch (err) {
+    if (err instanceof OsError) throw uvError('kill', err.code);
+    throw err;
+  }
+  return true;
+}
+
+function simHrtime(this: unknown, prev?: readonly [number, number]): [number, number] {
+  const c = current;
+  if (c === null) return Reflect.apply(hostHrtime, this, prev === undefined ? [] : [prev]) as [number, number];
+  const ns = c.nanos();
+  let s = Math.floor(ns / 1e9);
+  let n = ns - s * 1e9;
+  if (prev !== undefined) {
+    s -= prev[0];
+    n -= prev[1];
+    if (n < 0) {
+      s--;
+      n += 1e9;
+    }
+  }
+  return [s, n];
+}
+simHrtime.bigint = function bigint(): bigint {
+  const c = current;
+  return c === null ? (hostHrtime as unknown as { bigint(): bigint }).bigint() : BigInt(c.nanos());
+};
+
+function simUptime(this: unknown): number {
+  const c = current;
+  return c === null ? (Reflect.apply(hostUptime, this, []) as number) : c.perfNow() / 1000;
+}
+
+// ----- pid, ppid, env, stdout, stderr and the event methods: replaced while a kernel runs
+
+/** The host's descriptors of what is replaced, taken when the first run starts; a data property's value follows the host's writes. */
+const hostProps = new Map<string, PropertyDescriptor | undefined>();
+
+function hostGet(key: string): unknown {
+  const d = hostProps.get(key);
+  if (d === undefined) return undefined;
+  return d.get !== undefined ? Reflect.apply(d.get, process, []) : d.value;
+}
+
+function hostSet(key: string, v: unknown): void {
+  const d = hostProps.get(key);
+  if (d?.set !== undefined) Reflect.apply(d.set, process, [v]);
+  else if (d?.writable === true) d.value = v;
+  else throw new TypeError(`Cannot assign to read only property '${key}' of object '#<process>'`);
+}
+
+const GETTERS: Record<string, PropertyDescriptor> = {
+  pid: {
+    get: () => (current === null ? hostGet('pid') : current.p.pid),
+  },
+  ppid: {
+    get: () => (current === null ? hostGet('ppid') : current.p.ppid),
+    set: (v: unknown) => {
+      if (current === null) hostSet('ppid', v);
+    },
+  },
+  env: {
+    get: () => (current === null ? hostGet('env') : envOf(current)),
+    set: (v: unknown) => {
+      if (current === null) hostSet('env', v);
+      else current.env = v as Record<string, string>;
+    },
+  },
+  stdout: {
+    get: () => (current === null ? hostGet('stdout') : streamOf(current, false)),
+  },
+  stderr: {
+    get: () => (current === null ? hostGet('stderr') : streamOf(current, true)),
+  },
+};
+
+type Method = 'on' | 'addListener' | 'prependListener' | 'once' | 'prependOnceListener' | 'off' | 'removeListener' | 'removeAllListeners' | 'listeners' | 'rawListeners' | 'listenerCount';
+const hostMethods = new Map<string, Fn>();
+
+/** Whether a call of an event method is the process's: a process runs, on `process`, about one of its own events. */
+function mine(self: unknown, type: unknown): AppClock | null {
+  const c = current;
+  return c !== null && self === process && ownEvent(type) ? c : null;
+}
+
+function hostCall(self: unknown, name: Method, args: unknown[]): unknown {
+  return Reflect.apply(hostMethods.get(name)!, self, args);
+}
+
+function adder(name: 'on' | 'addListener' | 'prependListener' | 'once' | 'prependOnceListener'): Fn {
+  return {
+    [name](this: unknown, ...args: unknown[]): unknown {
+      const type = args[0];
+      const c = mine(this, type);
+      if (c === null) return hostCall(this, name, args);
+      // Node: libuv cannot catch these.
+      if (type === 'SIGKILL' || type === 'SIGSTOP') throw uvError('uv_signal_start', 'EINVAL');
+      (eventsOf(c)[name] as Fn).apply(c.events, args);
+      listenersChanged(c, type as string);
+      return this;
+    },
+  }[name]!;
+}
+
+function remover(name: 'off' | 'removeListener'): Fn {
+  return {
+    [name](this: unknown, ...args: unknown[]): unknown {
+      const type = args[0];
+      const c = mine(this, type);
+      if (c === null) return hostCall(this, name, args);
+      if (c.events !== null) {
+        c.events.removeListener(type as string, args[1] as Fn);
+        listenersChanged(c, type as string);
+      }
+      return this;
+    },
+  }[name]!;
+}
+
+function reader(name: 'listeners' | 'rawListeners' | 'listenerCount'): Fn {
+  return {
+    [name](this: unknown, ...args: unknown[]): unknown {
+      const c = mine(this, args[0]);
+      if (c === null) return hostCall(this, name, args);
+      if (c.events === null) return name === 'listenerCount' ? 0 : [];
+      return (c.events[name] as Fn).apply(c.events, args);
+    },
+  }[name]!;
+}
+
+const METHODS: Record<Method, Fn> = {
+  on: adder('on'),
+  addListener: adder('addListener'),
+  prependListener: adder('prependListener'),
+  once: adder('once'),
+  prependOnceListener: adder('prependOnceListener'),
+  off: remover('off'),
+  removeListener: remover('removeListener'),
+  removeAllListeners: function removeAllListeners(this: unknown, ...args: unknown[]): unknown {
+    const c = current;
+    const all = args.length === 0 || args[0] === undefined;
+    if (c === null || this !== process || (!all && !ownEvent(args[0]))) return hostCall(this, 'removeAllListeners', args);
+    const ev = c.events;
+    if (ev === null) return this;
+    if (all) {
+      // Its own only: the host's listeners are not the process's to remove.
+      ev.removeAllListeners();
+      for (let i = 0; i < SIGNALS.length; i++) c.appSignal(i);
+    } else {
+      ev.removeAllListeners(args[0] as string);
+      listenersChanged(c, args[0] as string);
+    }
+    return this;
+  },
+  listeners: reader('listeners'),
+  rawListeners: reader('rawListeners'),
+  listenerCount: reader('listenerCount'),
+};
+
+function takeProcess(): void {
+  hostProps.clear();
+  for (const [key, sim] of Object.entries(GETTERS)) {
+    const d = Object.getOwnPropertyDescriptor(process, key);
+    // Not one this Node has, or not one that can go back: left alone.
+    if (d === undefined || d.configurable !== true) continue;
+    hostProps.set(key, d);
+    Object.defineProperty(process, key, { ...sim, enumerable: d.enumerable, configurable: true });
+  }
+  for (const [key, fn] of Object.entries(METHODS)) {
+    hostMethods.set(key, (process as unknown as Record<string, Fn>)[key]!);
+    hostProps.set(`method:${key}`, Object.getOwnPropertyDescriptor(process, key));
+    Object.defineProperty(process, key, { value: fn, writable: true, enumerable: false, configurable: true });
+  }
+}
+
+function giveBackProcess(): void {
+  for (const [key, d] of hostProps) {
+    const name = key.startsWith('method:') ? key.slice(7) : key;
+    if (d === undefined) delete (process as unknown as Slot)[name];
+    else Object.defineProperty(process, name, d);
+  }
+  hostProps.clear();
+  hostMethods.clear();
+}

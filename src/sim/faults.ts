@@ -54,6 +54,8 @@ export interface Crash {
   readonly pid: number;
   readonly program: string;
   readonly message: string;
+  /** An unhandled rejection, not a throw. */
+  readonly rejection: boolean;
 }
 
 const zeros = (): Record<OsFault, number> => Object.fromEntries(OS_FAULTS.map((k) => [k, 0])) as Record<OsFault, number>;

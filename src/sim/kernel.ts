@@ -21,6 +21,8 @@ export interface KernelOptions {
    * any checkout.
    */
   mounts?: Readonly<Record<string, string>>;
+  /** Each process imports its own instance of a module under a mount, as a real process does (host-import.ts); default: one per host. */
+  isolate?: boolean;
   /** Calls that fail on purpose, each kind with its probability (faults.ts); none by default. */
   faults?: FaultOptions;
 }
@@ -44,7 +46,7 @@ export class Kernel {
   readonly faults: Faults;
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults);
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults, opts.isolate === true);
     this.faults = this.m.faults;
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;

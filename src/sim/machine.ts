@@ -56,7 +56,7 @@ import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
-import { actAs, hostAgain, runEnded, runStarted } from './app-globals.js';
+import { actAs, exiting, hostAgain, naturalExit, runEnded, runStarted } from './app-globals.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
 
@@ -141,6 +141,8 @@ export class Machine {
     private readonly drain: () => Promise<void>,
     mounts: Readonly<Record<string, string>>,
     faults: FaultOptions = {},
+    /** Modules under a mount: one instance per importing process (KernelOptions.isolate). */
+    readonly isolate = false,
   ) {
     this.mountList = Object.entries(mounts).map(([sim, host]) => [posix.resolve('/', sim), posix.resolve(host)] as const);
     this.rng = new Rng(seedToBigInt(seed));
@@ -259,14 +261,16 @@ export class Machine {
     }
   }
 
-  /** An uncaught error in process code: the process writes it to its stderr and exits 1, as Node does. */
-  fault(p: Proc, err: unknown): void {
+  /** An uncaught error (or, `rejection`, a rejection nobody handled) in process code: the process writes it to its stderr and exits 1, as Node does. */
+  fault(p: Proc, err: unknown, rejection = false): void {
     if (err instanceof ExitSignal || !p.runnable) return;
     const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.log(p, 'crash', message);
-    this.faults.crashes.push({ at: this.now, pid: p.pid, program: p.program, message });
+    this.faults.crashes.push({ at: this.now, pid: p.pid, program: p.program, message, rejection });
     emit(this, p, p.stderr, text + '\n');
+    // App code's 'exit' listeners, as Node runs them after an uncaught exception (app-globals.ts).
+    exiting(p.clock, 1, true);
     terminate(this, p, 1);
   }
 
@@ -656,7 +660,9 @@ export class Machine {
         continue;
       }
       this.log(p, 'idle', '');
-      die(this, p, 0, null);
+      // 0, or its process.exitCode, after its app code's 'exit' listeners (app-globals.ts).
+      const code = naturalExit(p.clock);
+      if (p.runnable) die(this, p, code, null);
     }
     list.length = 0;
   }

@@ -12,7 +12,8 @@ import { hostImport } from '../os/host-import.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc } from './processes.js';
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
-import { kill, onSignal, signalIndex } from './signals.js';
+import { kill, signalIndex } from './signals.js';
+import { exiting } from './app-globals.js';
 import { connect, listen } from './sockets.js';
 import { SIM_UID, SimFs, resolvePath, writeSink } from './files.js';
 import type { SimChannel } from './channels.js';
@@ -204,9 +205,10 @@ export class SimOs implements Os {
     const mount = this.m.mountOf(full);
     if (mount === null) return this.hostWork(hostImport(full));
     const [sim, host] = mount;
+    const owner = this.m.isolate ? this.p : null;
     // What the import says when it fails (a stack, a message) names the simulated path, as the
     // trace must: the same run from any checkout writes the same bytes.
-    return this.hostWork(hostImport(host + full.slice(sim.length)).catch((e: unknown) => {
+    return this.hostWork(hostImport(host + full.slice(sim.length), owner).catch((e: unknown) => {
       throw unmount(e, sim, host);
     }));
   }
@@ -233,15 +235,19 @@ export class SimOs implements Os {
 
   onSignal(sig: Signal, fn: (() => void) | null): void {
     if (!this.p.runnable) throw new ExitSignal();
-    onSignal(this.m, this.p, sig, fn);
+    // With app code's process.on listeners of the signal, the Os's handler runs first (app-clock.ts).
+    this.p.clock.osSignal(sig, fn);
   }
 
   exit(code: number): never {
     const p = this.p;
     if (p.runnable) {
-      const c = (Number(code) | 0) & 0xff;
-      this.m.log(p, 'exit()', String(c));
-      terminate(this.m, p, c);
+      // App code's 'exit' listeners run first, as Node's process.exit runs them; they may change the code (app-globals.ts).
+      const c = (Number(exiting(p.clock, (Number(code) | 0) & 0xff)) | 0) & 0xff;
+      if (p.runnable) {
+        this.m.log(p, 'exit()', String(c));
+        terminate(this.m, p, c);
+      }
     }
     throw new ExitSignal();
   }

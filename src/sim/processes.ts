@@ -114,7 +114,7 @@ export class Proc {
     this.env = env;
     this.cwd = cwd;
     // Bound once per process so a callback's promise costs no closure per event.
-    this.onReject = (err) => m.fault(this, err);
+    this.onReject = (err) => m.fault(this, err, true);
     this.onProgramDone = () => {
       this.programPending = false;
       m.touch(this);
@@ -122,7 +122,8 @@ export class Proc {
     this.onProgramFail = (err) => {
       this.programPending = false;
       m.touch(this);
-      m.fault(this, err);
+      // An async main that rejects: in Node, a rejection nobody handles.
+      m.fault(this, err, true);
     };
   }
 

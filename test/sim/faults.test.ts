@@ -347,7 +347,7 @@ describe('kernel faults', () => {
       },
     });
     await k.run();
-    expect(k.faults.crashes).toEqual([{ at: 3, pid: 100, program: 'main', message: 'Error: boom' }]);
+    expect(k.faults.crashes).toEqual([{ at: 3, pid: 100, program: 'main', message: 'Error: boom', rejection: true }]);
   });
 });
 

@@ -1,0 +1,173 @@
+// The network outside drover, as seen by a simulated process: not there. An
+// app run in the simulator that opens a socket, a DNS query or a port of its
+// own on the host would make the run depend on the host (and hang, or pass,
+// for reasons no seed decides). So while some kernel runs, the host's network
+// entry points below are wrapped: called while a simulated process runs
+// (app-globals.ts says when) they fail at the call with ERR_DROVER_NOT_SIMULATED,
+// naming the module that called; called by the host (vitest, the harness,
+// host work) they are the originals, called through. With no kernel running
+// they are the originals themselves.
+//
+// Drover's own code in the simulator never reaches these: it serves with
+// node:http's Server over streams the kernel hands it (server.emit('connection'),
+// never listen) and talks HTTP with http.request({ createConnection }) over
+// Os.connect, which is let through: a request that brings its own connection
+// (that option, or an Agent whose createConnection is not a stock one) opens
+// nothing on the host. A stock Agent ends in net.Socket.prototype.connect or
+// tls.connect, which are guarded too.
+//
+// How a call fails: at once, as a throw, where Node would throw or call back
+// with an error (the app sees it at its call, with its stack); fetch and
+// dns.promises, which report every error as a rejected promise, return one.
+//
+// Not covered: dns.Resolver instances, undici imported as a package, native
+// addons, child processes.
+import dgram from 'node:dgram';
+import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { syncBuiltinESMExports } from 'node:module';
+import net from 'node:net';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+
+type Fn = (...args: unknown[]) => unknown;
+type Obj = Record<string, unknown>;
+
+export const NOT_SIMULATED = 'ERR_DROVER_NOT_SIMULATED';
+
+/** Drover's own tree (src/ or dist/): its frames are not the module to blame. */
+const OWN = fileURLToPath(new URL('..', import.meta.url));
+const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'];
+
+let running: () => boolean = () => false;
+let undo: (() => void)[] = [];
+
+/** Wrap every entry point; `simulated` says whether a simulated process runs now. */
+export function guardNet(simulated: () => boolean): void {
+  if (undo.length > 0) return;
+  running = simulated;
+  const agents = new Set<unknown>([http.Agent.prototype.createConnection, https.Agent.prototype.createConnection]);
+  const own = (args: unknown[]) => bringsConnection(args, agents);
+  wrap(net as unknown as Obj, 'connect', 'net.connect');
+  wrap(net as unknown as Obj, 'createConnection', 'net.createConnection');
+  wrap(net.Socket.prototype as unknown as Obj, 'connect', 'net.Socket.connect');
+  wrap(net.Server.prototype as unknown as Obj, 'listen', 'net.Server.listen'); // http, https and tls servers too
+  wrap(tls as unknown as Obj, 'connect', 'tls.connect');
+  for (const [mod, name] of [[http, 'http'], [https, 'https']] as const) {
+    wrap(mod as unknown as Obj, 'request', `${name}.request`, own);
+    wrap(mod as unknown as Obj, 'get', `${name}.get`, own);
+  }
+  for (const k of DNS_CALLS) {
+    wrap(dns as unknown as Obj, k, `dns.${k}`);
+    wrap(dns.promises as unknown as Obj, k, `dns.promises.${k}`, undefined, true);
+  }
+  wrap(dgram as unknown as Obj, 'createSocket', 'dgram.createSocket');
+  wrap(globalThis as unknown as Obj, 'fetch', 'fetch', undefined, true);
+  // So that `import { request } from 'node:http'` gets the wrapper too (and the original back).
+  syncBuiltinESMExports();
+}
+
+/** Every entry point is the original again. */
+export function unguardNet(): void {
+  if (undo.length === 0) return;
+  for (const f of undo) f();
+  undo = [];
+  running = () => false;
+  syncBuiltinESMExports();
+}
+
+function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false): void {
+  const desc = Object.getOwnPropertyDescriptor(obj, key);
+  const orig = obj[key];
+  if (desc === undefined || typeof orig !== 'function') return; // fetch under --no-experimental-fetch
+  const guarded = function (this: unknown, ...args: unknown[]): unknown {
+    if (running() && (allowed === undefined || !allowed(args))) {
+      const err = notSimulated(what, guarded);
+      if (rejects) return Promise.reject(err);
+      throw err;
+    }
+    return Reflect.apply(orig as Fn, this, args);
+  };
+  // name, length and what Node hangs on it (dns.lookup's promisify rule), so that host code sees no difference.
+  for (const k of Reflect.ownKeys(orig)) {
+    if (k !== 'prototype' && k !== 'arguments' && k !== 'caller') Object.defineProperty(guarded, k, Object.getOwnPropertyDescriptor(orig, k)!);
+  }
+  Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
+  undo.push(() => Object.defineProperty(obj, key, desc));
+}
+
+/** http.request's (url, options, cb) or (options, cb): does the request bring its own connection? */
+function bringsConnection(args: unknown[], stock: Set<unknown>): boolean {
+  for (let i = 0; i < 2 && i < args.length; i++) {
+    const o = args[i] as { createConnection?: unknown; agent?: unknown } | null;
+    if (o === null || typeof o !== 'object' || o instanceof URL) continue;
+    const a = o.agent as { createConnection?: unknown } | false | null | undefined;
+    // With `agent: false` Node makes a stock Agent and does not use createConnection.
+    if (typeof o.createConnection === 'function') return a !== false;
+    if (a && typeof a === 'object' && typeof a.createConnection === 'function' && !stock.has(a.createConnection)) return true;
+  }
+  return false;
+}
+
+function notSimulated(what: string, at: Fn): Error {
+  const who = callerOf(at);
+  const err = new Error(
+    `drover sim: the network outside drover is not simulated: ${who} called ${what}(); ` +
+      'run this code outside the simulator, or give the app a stand-in for it when DROVER_SIM is set',
+  ) as Error & { code: string };
+  err.code = NOT_SIMULATED;
+  Error.captureStackTrace(err, at);
+  return err;
+}
+
+/** The module that called `at`. */
+function callerOf(at: Fn): string {
+  // The stack's text, not V8's call sites: a test runner or source-map support may own Error.prepareStackTrace.
+  const limit = Error.stackTraceLimit;
+  const o: { stack?: string } = {};
+  try {
+    Error.stackTraceLimit = 100;
+    Error.captureStackTrace(o, at);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  return blame(o.stack ?? '');
+}
+
+/**
+ * Of a stack's text, innermost first: the module to name. The first frame
+ * outside Node's internals and drover's own tree (drover's code may sit
+ * between the app and the call); failing that, the first outside Node's.
+ */
+export function blame(stack: string): string {
+  let first: string | null = null;
+  for (const line of stack.split('\n')) {
+    // "    at f (/x/y.js:1:2)" or "    at /x/y.js:1:2"; skips "at new Promise (<anonymous>)", "at async Promise.all (index 0)".
+    let file = /^\s*at (?:.*?\()?(.+?):\d+:\d+\)?$/.exec(line)?.[1];
+    if (file === undefined || file.startsWith('node:')) continue;
+    if (file.startsWith('file:')) file = fileURLToPath(file);
+    if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
+    if (!file.startsWith(OWN)) return moduleName(file);
+    first ??= file;
+  }
+  return first === null ? 'code with no file' : moduleName(first);
+}
+
+/**
+ * A caller's file, readably: a package's file as `pg (node_modules/pg/lib/client.js)`
+ * (the innermost node_modules: the package that made the call), anything else
+ * relative to the host's working directory, or absolute when outside it.
+ */
+export function moduleName(file: string): string {
+  const f = file.replaceAll('\\', '/');
+  const i = f.lastIndexOf('/node_modules/');
+  if (i >= 0) {
+    const rest = f.slice(i + '/node_modules/'.length);
+    const parts = rest.split('/');
+    const pkg = parts[0]!.startsWith('@') && parts.length > 1 ? `${parts[0]}/${parts[1]}` : parts[0]!;
+    return `${pkg} (node_modules/${rest})`;
+  }
+  const cwd = process.cwd().replaceAll('\\', '/') + '/';
+  return f.startsWith(cwd) ? f.slice(cwd.length) : f;
+}
