@@ -76,3 +76,22 @@ test('timeout 0 turns the watch off, as for workers: a stopped manager is left a
     await c.waitLog(new RegExp(`Companion manager ${mgr!.pid} was killed by SIGKILL; killed 1 companion group`));
   });
 });
+
+test('a manager restarted while a broken config is on disk runs the companions the arbiter runs, and says so once', async () => {
+  await run(4, 2, async (c) => {
+    await c.waitLog(/companion manager \d+ running 1 companion/);
+    const [mgr] = live(c, 'companion-manager');
+    // An edit not yet reloaded: the arbiter keeps its config, and so must a manager started now.
+    c.os.fs.writeFile(CONFIG, '{"app": ');
+    const mark = c.log().length;
+    c.os.kill(mgr!.pid, 'SIGKILL');
+    await c.waitLog(/companion manager \d+ running 1 companion/, 5000, mark);
+    expect(c.log().slice(mark)).toMatch(/the config on disk is refused \(.*\); running the companions of the config the arbiter runs/);
+    const [fresh] = live(c, 'companion-manager');
+    expect(fresh!.pid).not.toBe(mgr!.pid);
+    await c.os.sleep(2000);
+    expect(live(c, 'companion-manager').map((p) => p.pid)).toEqual([fresh!.pid]);
+    expect(live(c, 'parent')).toHaveLength(2);
+    expect(c.k.faults.crashes).toEqual([]);
+  });
+});

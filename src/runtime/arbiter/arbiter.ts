@@ -762,7 +762,11 @@ class Arbiter {
     if (this.manager) return this.watchManager(this.manager);
     if (this.config.companions.length === 0 || this.os.now() < this.managerAt) return;
     const beat = this.managerBeat();
-    const spec: ManagerSpec = { argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid, heartbeat: beat };
+    const c = this.config;
+    const spec: ManagerSpec = {
+      argv: this.argv, cpus: this.opts.cpus, arbiter: this.os.pid, heartbeat: beat,
+      config: { companions: c.companions, error_log: c.error_log, log_level: c.log_level, log_format: c.log_format },
+    };
     const child = this.trySpawn('companion manager', { program: 'companion-manager', args: [JSON.stringify(spec)] });
     if (child === null) return;
     const m = { pid: child.pid, channel: child.channel, groups: [] as number[], lastBeat: this.os.now(), beat, silent: null };

@@ -26,6 +26,7 @@ import { crashOnAssertion, errnoOf, expectCodes } from '../assert.js';
 import { ConfigError } from '../config/errors.js';
 import type { Child, Exited, Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
+import type { Config } from '../config/types.js';
 import { Logger, LogSink } from '../log.js';
 import { checkReply, quote, validateRequest, type CompanionStatus, type Reply, type Request, type StdStream } from '../control/protocol.js';
 import { type CompanionConfig, splitModule } from './config.js';
@@ -40,6 +41,12 @@ export interface ManagerSpec {
   readonly arbiter: number; // our parent's pid: if it is not our parent any more, it died
   /** ms between heartbeats ({t:'hb'}), as a worker's: the arbiter kills a manager silent for `timeout`. */
   readonly heartbeat: number;
+  /**
+   * The arbiter's config as it runs (its last good load): what a manager
+   * started while the file on disk is refused (a broken edit, not yet
+   * reloaded) runs instead of dying of it.
+   */
+  readonly config: Pick<Config, 'companions' | 'error_log' | 'log_level' | 'log_format'>;
 }
 
 /** What the manager tells the arbiter. `ctl-reply` answers the `ctl` of the same id. */
@@ -86,8 +93,18 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   };
   beat();
 
-  const config = await loadConfig(os, spec.argv, spec.cpus);
+  let refused: string | null = null;
+  let config: ManagerSpec['config'];
+  try {
+    config = await loadConfig(os, spec.argv, spec.cpus);
+  } catch (e) {
+    // Only a refused config (or a file that cannot be read) is the arbiter's to hold: anything else is a bug.
+    if (!(e instanceof ConfigError) && errnoOf(e) === undefined) throw e;
+    refused = (e as Error).message.split('\n', 1)[0]!;
+    config = spec.config;
+  }
   const log = new Logger(os, new LogSink(os, config.error_log), config.log_level, { format: config.log_format, role: 'manager' });
+  if (refused !== null) log.warning(`the config on disk is refused (${refused}); running the companions of the config the arbiter runs`);
   const entries = new Map<string, Entry>();
   const byPid = new Map<number, Entry>();
   const waiters: Array<() => boolean> = [];
