@@ -36,7 +36,7 @@ export class Conn {
   /** Bytes not yet taken: a partial head or size line (a body's bytes are taken as they come). */
   private buf: Buffer = EMPTY;
   private current: Exchange | null = null;
-  private unsent: string | null = null;
+  private unsent: string | Buffer | null = null;
   private status = 0;
   private body: Body | null = null; // null: reading a head
   /** The body so far, as the slices of the chunks it came in: a big answer is copied once, at its end. */
@@ -48,6 +48,8 @@ export class Conn {
   private failed = false;
 
   private pauseMs = 0;
+  /** An answer to HEAD has no body, whatever its content-length says. */
+  private head = false;
 
   constructor(
     connecting: Promise<Stream>,
@@ -82,10 +84,18 @@ export class Conn {
 
   /** `pauseMs` > 0: a slow reader, which stops reading that long once the answer's head has come. */
   get(path: string, keepAlive: boolean, x: Exchange, pauseMs = 0): void {
-    if (this.current !== null || this.done) throw new Error('Conn.get: the connection is busy or done');
+    this.request('GET', path, '', null, keepAlive, x, pauseMs);
+  }
+
+  /** Any request: `headers` are whole lines ("name: value\r\n" each), `body` goes with a content-length. */
+  request(method: string, path: string, headers: string, body: Buffer | null, keepAlive: boolean, x: Exchange, pauseMs = 0): void {
+    if (this.current !== null || this.done) throw new Error('Conn.request: the connection is busy or done');
     this.current = x;
     this.pauseMs = pauseMs;
-    const req = `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1:8000\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+    this.head = method === 'HEAD';
+    const length = body === null ? '' : `content-length: ${body.length}\r\n`;
+    const head = `${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1:8000\r\n${headers}${length}connection: ${keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+    const req = body === null || body.length === 0 ? head : Buffer.concat([Buffer.from(head, 'latin1'), body]);
     if (!keepAlive) this.done = true;
     if (this.stream === null) this.unsent = req;
     else this.write(req);
@@ -98,7 +108,7 @@ export class Conn {
     if (this.stream === null) this.gone('destroyed before it connected');
   }
 
-  private write(req: string): void {
+  private write(req: string | Buffer): void {
     this.unsent = null;
     this.stream!.write(req);
     this.current?.sent?.();
@@ -137,9 +147,9 @@ export class Conn {
       else if (name === 'transfer-encoding') chunked = value.endsWith('chunked');
       else if (name === 'connection' && value === 'close') this.done = true;
     }
-    // RFC 9112 6.3: no body for 204 and 304; Transfer-Encoding overrides Content-Length.
+    // RFC 9112 6.3: no body for 204, 304 and an answer to HEAD; Transfer-Encoding overrides Content-Length.
     this.body =
-      this.status === 204 || this.status === 304 ? { kind: 'length', left: 0 }
+      this.status === 204 || this.status === 304 || this.head ? { kind: 'length', left: 0 }
       : chunked ? { kind: 'chunked', left: 0, size: 0, crlf: false, trailers: false }
       : length >= 0 ? { kind: 'length', left: length }
       : { kind: 'close' };

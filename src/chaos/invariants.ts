@@ -22,7 +22,7 @@ export const INVARIANTS = [
   'learned-fast', // a route whose app time is below slow_threshold is never marked slow, whatever its clients do
   'hung-manager', // a companion manager stopped longer than timeout + a tick is killed, and a new one runs within the restart backoff
   'one-shot', // an exit past startsecs restarts a companion exactly when autorestart and exitcodes say; one left EXITED starts again only when asked
-  'no-crash', // with the kernel's faults on, no drover process dies of an uncaught error: every error the OS returns is handled
+  'no-crash', // no drover process dies of an uncaught error: every error the OS returns is handled
   'serving-through-faults', // with the kernel's faults on, requests keep being answered: no request waits 5 s while nothing at all is answered
   'log-reported', // a log that cannot be written is said on stderr once per outage (not per line), and its recovery only after that
   'whole-lines', // through short writes, failed writes and split pipes, no line of a log or of a companion's output holds a piece of another

@@ -561,10 +561,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     await k.run({
       stopWhen: () => {
         checker.assertions(asserted);
-        // Only with the kernel's faults on, for now: without them a companion manager started while
-        // a broken config is on disk dies of its ConfigError (seed 1 of mixed, 8 s), a bug of
-        // companions/manager.ts that the existing scenarios would otherwise all trip on.
-        if (osFaulty && k.faults.crashes.length > crashesSeen) {
+        if (k.faults.crashes.length > crashesSeen) {
           checker.crashes(k.faults.crashes, crashesSeen);
           crashesSeen = k.faults.crashes.length;
         }
@@ -577,7 +574,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
         seen = k.changes;
         const procs = k.processes();
         for (const p of procs) programOf.set(p.pid, p.program);
-        if (osFaulty) checker.counts['no-crash']++;
+        checker.counts['no-crash']++;
         checker.table(procs);
         return checker.violation !== null;
       },

@@ -127,7 +127,7 @@ const WEIGHTS: Record<ScenarioName, Partial<Record<FaultKind, number>>> = {
   // No stall: a hung worker holds its clients past any deadline until the heartbeat kills it, which is the timeout's business.
   hostile: { 'kill-worker': 2, 'kill-slow-worker': 2, hup: 1, 'hup-changed': 2, ttin: 1, ttou: 1 },
   // Nothing that stops serving for long (no arbiter or manager kills, no stalls): requests must keep being answered through the
-  // kernel's faults. No broken configs either: a manager restarted while one is on disk crashes (see no-crash in run.ts).
+  // kernel's faults. Broken configs are drawn last (see generate).
   faults: { 'kill-worker': 2, 'kill-slow-worker': 1, hup: 1, 'hup-changed': 2, ttin: 1, ttou: 1, ctl: 2, 'kill-companion': 1 },
 };
 
@@ -220,7 +220,14 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   if (stalls > 0) faults.sort((a, b) => a.at - b.at);
   if (name !== 'hostile') {
     const shots = oneShots(r, needsCompanions);
-    return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: shots }, load, faults, osFaults: name === 'faults' ? osRates(r) : {} };
+    const osFaults = name === 'faults' ? osRates(r) : {};
+    // Broken reloads under the kernel's faults (a manager restarted while one is on disk must run the
+    // arbiter's companions, not die of the file): drawn after everything else, so no earlier draw changed.
+    if (name === 'faults') {
+      for (let i = int(0, 2); i > 0; i--) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: chance(0.5) ? 'hup-broken-config' : 'hup-broken-app', pick: r.u32() });
+      faults.sort((a, b) => a.at - b.at);
+    }
+    return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: shots }, load, faults, osFaults };
   }
   // Drawn after everything else, and only here, so that no other scenario's draws changed.
   const header = int(1, 3) * 1000;

@@ -7,6 +7,8 @@ import { formatSchedule } from '../chaos/shrink.js';
 import type { Defect } from '../runtime/probe.js';
 import { FAULT_ERRNO, OS_FAULTS, type OsFault } from '../sim/faults.js';
 import type { Result } from './sim-run.js';
+import type { FindingKind } from '../chaos/app-run.js';
+import { FAILING } from './sim-run.js';
 
 export const hex = (seed: bigint | string): string => `0x${BigInt(seed).toString(16)}`;
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -33,11 +35,13 @@ export interface Replayable {
   readonly durationMs: number;
   readonly defects: readonly Defect[];
   readonly faults?: readonly Fault[] | undefined;
+  /** A user's deployment: "--config FILE" or "--app FILE". */
+  readonly target?: string | undefined;
 }
 
 /** The one command that runs this again. */
 export function replayCommand(r: Replayable): string {
-  const parts = ['npx drover sim', `--seed ${hex(r.seed)}`];
+  const parts = ['npx drover sim', ...(r.target ? [r.target] : []), `--seed ${hex(r.seed)}`];
   if (r.name) parts.push(`--scenario ${r.name}`);
   parts.push(`--duration ${r.durationMs / 1000}`);
   if (r.defects.length > 0) parts.push(`--defect ${r.defects.join(',')}`);
@@ -55,9 +59,16 @@ const PROCESS = /^\d+ (\d+ (spawn|exit|orphan|kill|reap) |driver )/;
 export function failureReport(r: Result, replay: string, opts: { lines?: number } = {}): string {
   const f = r.failure!;
   const out: string[] = [];
-  const what = f.kind === 'violation' ? `invariant ${f.invariant} broken at ${secs(f.at)} simulated` : f.kind === 'crash' ? 'the run crashed' : 'the run never finished (wall-clock timeout)';
+  const what = f.kind === 'violation' ? `invariant ${f.invariant} broken at ${secs(f.at)} simulated`
+    : f.kind === 'app' ? `${f.message.slice(0, f.message.indexOf(':'))} at ${secs(f.at)} simulated`
+    : f.kind === 'crash' ? 'the run crashed' : 'the run never finished (wall-clock timeout)';
   out.push(`FAIL seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
-  for (const line of f.message.split('\n').slice(0, f.kind === 'violation' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
+  for (const line of f.message.split('\n').slice(0, f.kind === 'violation' || f.kind === 'app' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
+  if (r.app !== undefined) {
+    const more = r.app.findings.filter((x) => `${x.kind}: ${x.where}: ${x.text}` !== f.message);
+    if (more.length > 0) out.push(`  also in this run:`);
+    for (const x of more.slice(0, 8)) out.push(`    ${x.at >= 0 ? secs(x.at) : '-'} ${x.kind} ${x.where}: ${clip(x.text, 300)}`);
+  }
   out.push(`  fault schedule (${r.faults.length}):${r.faults.length === 0 ? ' none' : ''}`);
   for (let i = 0; i < r.faults.length; i += 6) out.push(`    ${r.faults.slice(i, i + 6).map(describeFault).join(', ')}`);
   const lines = opts.lines ?? 16;
@@ -344,4 +355,67 @@ export function traceFile(s: Scenario, r: Result, replay: string, timeline: read
     `## Events: the kernel's trace ("ms pid event") merged with the driver's lines ("ms driver ...")`,
   ];
   return `${[...head, ...timeline].join('\n')}\n`;
+}
+
+// ---- a user's deployment (drover sim --config/--app)
+
+const FINDING_TITLE: Record<FindingKind, string> = {
+  crash: 'uncaught exceptions in app code',
+  rejection: 'unhandled rejections in app code',
+  'drover-crash': 'crashes of drover itself',
+  'stop-timeout': 'companions past their stop_timeout',
+  '5xx': 'answers 5xx',
+  lost: 'requests lost (no answer)',
+};
+
+/** A batch's findings on a user's deployment, summed: answers by status, findings by kind and by place. */
+export function appTotals(results: readonly Result[]): { sent: number; statuses: Record<string, number>; counts: Record<string, number>; places: Record<string, number> } {
+  const t = { sent: 0, statuses: {} as Record<string, number>, counts: {} as Record<string, number>, places: {} as Record<string, number> };
+  const add = (into: Record<string, number>, from: Record<string, number>) => {
+    for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+  };
+  for (const r of results) {
+    if (!r.app) continue;
+    t.sent += r.app.sent;
+    add(t.statuses, r.app.statuses);
+    add(t.counts, r.app.counts);
+    add(t.places, r.app.places);
+  }
+  return t;
+}
+
+/**
+ * What a user reads after `drover sim --config`: answers by status, then
+ * each kind of finding with how many seeds had it, its commonest places and
+ * the first one's seed, time and replay command. `replay` makes the command
+ * for a seed.
+ */
+export function appReport(results: readonly Result[], replay: (seed: string) => string): string {
+  const out: string[] = [];
+  const { sent, statuses } = appTotals(results);
+  const order = Object.keys(statuses).sort((a, b) => (a === 'lost' ? 1 : b === 'lost' ? -1 : Number(a) - Number(b)));
+  out.push(`requests: ${n(sent)} sent; answers ${order.map((k) => `${k} ×${n(statuses[k]!)}`).join(', ') || 'none'}`);
+  for (const kind of Object.keys(FINDING_TITLE) as FindingKind[]) {
+    const hit = results.filter((r) => (r.app?.counts[kind] ?? 0) > 0);
+    const total = hit.reduce((a, r) => a + r.app!.counts[kind], 0);
+    if (total === 0) {
+      out.push(`${FINDING_TITLE[kind]}: none`);
+      continue;
+    }
+    out.push(`${FINDING_TITLE[kind]}: ${n(total)} in ${n(hit.length)} of ${n(results.length)} seeds${FAILING.includes(kind) ? ' (each fails its seed)' : ''}`);
+    // Where: the same place and text counted once with how often, commonest first.
+    const where = new Map<string, number>();
+    for (const r of hit) {
+      for (const [key, count] of Object.entries(r.app!.places)) {
+        const tab = key.indexOf('\t');
+        if (key.slice(0, tab) === kind) where.set(key.slice(tab + 1), (where.get(key.slice(tab + 1)) ?? 0) + count);
+      }
+    }
+    for (const [key, count] of [...where].sort((a, b) => b[1] - a[1]).slice(0, 5)) out.push(`  ${clip(key, 200)} ×${n(count)}`);
+    const first = hit[0]!;
+    const f = first.app!.findings.find((x) => x.kind === kind)!;
+    out.push(`  first: seed ${hex(first.seed)}${f.at >= 0 ? ` at ${secs(f.at)} simulated` : ''}, ${f.where}: ${clip(f.text.split('\n', 1)[0]!, 200)}`);
+    out.push(`  replay: ${replay(first.seed)}`);
+  }
+  return out.join('\n');
 }

@@ -2,6 +2,8 @@
 // scenario, duration, planted defects, a schedule override) and its result,
 // both plain JSON so they cross the IPC channel to and from a job process
 // (src/cli/sim-job.ts) unchanged. Seeds travel as decimal strings.
+import { runApp, type Finding, type FindingKind } from '../chaos/app-run.js';
+import { loadDeployment, type Deployment, type Target } from '../chaos/deployment.js';
 import { runScenario } from '../chaos/run.js';
 import { generate, type Fault, type Scenario, type ScenarioName } from '../chaos/scenario.js';
 import type { Invariant } from '../chaos/invariants.js';
@@ -19,16 +21,32 @@ export interface Task {
   readonly faults?: readonly Fault[];
   /** Keep the whole timeline and log tail even when the run passes. */
   readonly full?: boolean;
+  /** A user's deployment instead of a chaos scenario (drover sim --config/--app). */
+  readonly target?: Target;
 }
+
+/** What a run of a user's deployment found (app-run.ts), beside drover's invariants. */
+export interface AppSummary {
+  readonly sent: number;
+  readonly statuses: Record<string, number>;
+  readonly counts: Record<FindingKind, number>;
+  readonly places: Record<string, number>;
+  readonly findings: readonly Finding[];
+}
+
+/** Findings that fail a seed: code that threw, drover's own crash, a companion past its stop_timeout. 5xx and lost requests are reported, not failed. */
+export const FAILING: readonly FindingKind[] = ['crash', 'rejection', 'drover-crash', 'stop-timeout'];
 
 export interface Result {
   readonly id: number;
   readonly seed: string;
-  readonly name: ScenarioName;
+  /** The scenario, or 'app' for a user's deployment. */
+  readonly name: ScenarioName | 'app';
   readonly durationMs: number;
   /** Why it failed: an invariant, or the run itself broke (crash) or never reported (hung). */
   readonly failure: null | { readonly kind: 'violation'; readonly invariant: Invariant; readonly message: string; readonly at: number }
-    | { readonly kind: 'crash' | 'hung'; readonly message: string };
+    | { readonly kind: 'crash' | 'hung'; readonly message: string }
+    | { readonly kind: 'app'; readonly message: string; readonly at: number };
   readonly simulatedMs: number;
   readonly events: number;
   readonly injected: Record<string, number>;
@@ -40,13 +58,42 @@ export interface Result {
   readonly timeline: readonly string[];
   readonly logTail: readonly string[];
   readonly wallMs: number;
+  readonly app?: AppSummary;
 }
 
 export function scenarioOf(t: Pick<Task, 'seed' | 'name' | 'durationMs'>): Scenario {
   return generate(BigInt(t.seed), { ...(t.name ? { name: t.name } : {}), durationMs: t.durationMs });
 }
 
+/** Deployments loaded in this process, by target: a job loads the user's config once. */
+const deployments = new Map<string, Promise<Deployment>>();
+
+export function deploymentOf(target: Target): Promise<Deployment> {
+  const key = JSON.stringify(target);
+  let d = deployments.get(key);
+  if (d === undefined) deployments.set(key, (d = loadDeployment(target)));
+  return d;
+}
+
+async function runAppTask(t: Task, target: Target, record: boolean): Promise<Result> {
+  const d = await deploymentOf(target);
+  const t0 = performance.now();
+  const r = await runApp(d, BigInt(t.seed), { durationMs: t.durationMs, record, ...(t.faults ? { faults: t.faults } : {}) });
+  const failing = r.findings.find((f) => FAILING.includes(f.kind));
+  const failure: Result['failure'] = r.violation
+    ? { kind: 'violation', invariant: r.violation.invariant, message: r.violation.message, at: r.violation.at }
+    : failing ? { kind: 'app', message: `${failing.kind}: ${failing.where}: ${failing.text}`, at: failing.at } : null;
+  const keep = failure !== null || t.full === true || record;
+  return {
+    id: t.id, seed: t.seed, name: 'app', durationMs: t.durationMs, failure,
+    simulatedMs: r.simulatedMs, events: r.events, injected: r.injected, checks: r.checks, requests: {}, traceHash: r.traceHash,
+    faults: r.faults, timeline: keep ? r.timeline : [], logTail: keep ? r.logTail : [], wallMs: performance.now() - t0,
+    app: { sent: r.sent, statuses: r.statuses, counts: r.counts, places: r.places, findings: r.findings },
+  };
+}
+
 export async function runTask(t: Task, opts: { record?: boolean } = {}): Promise<Result> {
+  if (t.target !== undefined) return runAppTask(t, t.target, opts.record === true);
   const s = scenarioOf(t);
   const t0 = performance.now();
   const r = await runScenario(s, { defects: t.defects, ...(t.faults ? { faults: t.faults } : {}), record: opts.record === true });
@@ -64,10 +111,10 @@ export async function runTask(t: Task, opts: { record?: boolean } = {}): Promise
 
 /** A result for a run that broke or never reported: what is known without its report. */
 export function brokenResult(t: Task, kind: 'crash' | 'hung', message: string, wallMs: number): Result {
-  const s = scenarioOf(t);
+  const s = t.target === undefined ? scenarioOf(t) : null;
   return {
-    id: t.id, seed: t.seed, name: s.name, durationMs: s.durationMs, failure: { kind, message },
-    simulatedMs: 0, events: 0, injected: {}, checks: {}, requests: {}, traceHash: '', faults: t.faults ?? s.faults,
+    id: t.id, seed: t.seed, name: s?.name ?? 'app', durationMs: t.durationMs, failure: { kind, message },
+    simulatedMs: 0, events: 0, injected: {}, checks: {}, requests: {}, traceHash: '', faults: t.faults ?? s?.faults ?? [],
     timeline: [], logTail: [], wallMs,
   };
 }

@@ -17,7 +17,10 @@ import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } fr
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
 import { DEFECTS, type Defect } from '../runtime/probe.js';
 import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
-import { brokenResult, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
+import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
+import { targetArgs, type Target } from '../chaos/deployment.js';
+import { ConfigError } from '../runtime/config/errors.js';
+import { appReport, appTotals } from './sim-report.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -47,6 +50,10 @@ export interface SimOptions {
   /** --budget: with --seeds, hand out no new seed after this many wall-clock seconds. */
   readonly budgetSeconds?: number;
   readonly help: boolean;
+  /** --config FILE or --app FILE: the user's deployment instead of drover's own chaos scenarios. */
+  readonly target?: Omit<Target, 'cwd'>;
+  /** --duration was given (a deployment's sim.duration is the default otherwise). */
+  readonly durationGiven: boolean;
 }
 
 /** Words joined into lines of at most `width`, each after `indent` spaces (the first line's indent is the caller's). */
@@ -70,6 +77,15 @@ export function helpText(): string {
 Chaos runs of drover on the deterministic simulated kernel. Every run is one
 64-bit seed: the scenario (topology, load, fault schedule) and the kernel's
 randomness all come from it, so a seed replays exactly.
+
+Your own app (instead of drover's own chaos scenarios):
+  --config FILE        run the app, lanes and module companions of this drover
+                       config file, with the request mix of its "sim" section
+                       (default: GET / at 20 requests/s), under the faults of
+                       the mixed scenario; reports 5xx and lost requests,
+                       uncaught exceptions and unhandled rejections of app
+                       code, companions past their stop_timeout
+  --app FILE           the same for an app module with drover's defaults
 
 What to run (one of; default --seeds 100):
   --seeds N            N seeds: --from, --from+1, ... (no --from: a random
@@ -139,12 +155,12 @@ function seedArg(flag: string, v: string): bigint {
 export function parseSimArgs(argv: readonly string[]): SimOptions {
   const o: {
     -readonly [K in keyof SimOptions]?: SimOptions[K];
-  } = { durationMs: 30_000, jobs: availableParallelism(), defects: [], json: false, requireFaults: false, shrink: true, shrinkRuns: 200, shrinkSeconds: 120, timeoutSeconds: 300, help: false };
+  } = { durationMs: 30_000, durationGiven: false, jobs: availableParallelism(), defects: [], json: false, requireFaults: false, shrink: true, shrinkRuns: 200, shrinkSeconds: 120, timeoutSeconds: 300, help: false };
   const modes: string[] = [];
   const given = new Set<string>();
   const flags = new Set([
     '--seeds', '--from', '--seed', '--regressions', '--determinism', '--scenario', '--duration', '--faults', '--jobs', '--timeout', '--trace',
-    '--shrink-runs', '--shrink-time', '--defect', '--budget',
+    '--shrink-runs', '--shrink-time', '--defect', '--budget', '--config', '--app',
   ]);
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
@@ -202,7 +218,13 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
         if (!(SCENARIOS as readonly string[]).includes(v)) throw new UsageError(`--scenario ${v}: no such scenario (one of ${SCENARIOS.join(', ')})`);
         o.name = v as ScenarioName;
         break;
+      case '--config':
+      case '--app':
+        if (o.target !== undefined) throw new UsageError('--config and --app cannot be combined: the config names its app');
+        o.target = a === '--config' ? { config: v } : { app: v };
+        break;
       case '--duration':
+        o.durationGiven = true;
         o.durationMs = Math.round(secondsArg(a, v, 1, 86_400) * 1000);
         break;
       case '--faults':
@@ -244,6 +266,13 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
   if (o.from !== undefined && o.mode !== 'seeds' && o.mode !== 'determinism') throw new UsageError('--from goes with --seeds or --determinism (for one seed, use --seed)');
   if (o.budgetSeconds !== undefined && o.mode !== 'seeds') throw new UsageError('--budget goes with --seeds (it caps how many of them run)');
   if (o.trace !== undefined && o.mode !== 'seed') throw new UsageError('--trace writes one run: give it with --seed SEED');
+  if (o.target !== undefined) {
+    const flag = o.target.config !== undefined ? '--config' : '--app';
+    if (o.mode === 'regressions') throw new UsageError(`--regressions replays drover's own scenarios; with ${flag}, replay a seed with --seed`);
+    if (o.name !== undefined) throw new UsageError(`--scenario picks one of drover's own scenarios; with ${flag} the faults are the mixed scenario's that apply to your deployment`);
+    if (o.defects!.length > 0) throw new UsageError(`--defect plants bugs in drover's own chaos runs, not with ${flag}`);
+    if (o.requireFaults) throw new UsageError(`--require-faults goes with --scenario faults, not with ${flag}`);
+  }
   if (o.faults !== undefined && o.mode !== 'seed') throw new UsageError('--faults replaces one run\'s schedule: give it with --seed SEED');
   return o as SimOptions;
 }
@@ -290,9 +319,9 @@ export function parseRegressions(text: string, file: string): Regression[] {
 
 const seedAt = (base: bigint, i: number) => ((base + BigInt(i)) & MASK64).toString();
 
-function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regression[]): Task[] {
+function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regression[], target?: Target): Task[] {
   const task = (id: number, seed: string, name?: ScenarioName, durationMs?: number): Task => ({
-    id, seed, durationMs: durationMs ?? o.durationMs, defects: o.defects, ...(name ? { name } : {}),
+    id, seed, durationMs: durationMs ?? o.durationMs, defects: o.defects, ...(name ? { name } : {}), ...(target ? { target } : {}),
   });
   switch (o.mode) {
     case 'regressions':
@@ -460,10 +489,12 @@ interface Shrunk {
 }
 
 async function shrinkFailure(task: Task, r: Result, o: SimOptions, err: NodeJS.WriteStream): Promise<Shrunk | string> {
-  if (r.failure?.kind !== 'violation') return 'only an invariant violation is shrunk';
-  const invariant = r.failure.invariant;
-  const s = scenarioOf(task);
-  const original = task.faults ?? s.faults;
+  const f0 = r.failure;
+  if (f0?.kind !== 'violation' && f0?.kind !== 'app') return 'only an invariant violation or a finding in app code is shrunk';
+  // The same failure: the same invariant, or the same kind of finding.
+  const same = (f: Result['failure']) => f !== null && f.kind === f0.kind && (f.kind === 'violation' ? f.invariant === (f0 as { invariant: string }).invariant : f.message.split(':', 1)[0] === f0.message.split(':', 1)[0]);
+  const s = task.target === undefined ? scenarioOf(task) : null;
+  const original = task.faults ?? r.faults;
   if (original.length === 0) return 'the schedule has no faults to remove';
   const t0 = performance.now();
   const end = t0 + o.shrinkSeconds * 1000;
@@ -473,8 +504,9 @@ async function shrinkFailure(task: Task, r: Result, o: SimOptions, err: NodeJS.W
   try {
     const out = await shrinkSchedule(original, {
       fails: async (sub) => {
+        if (s === null) return same((await runTask({ ...task, faults: sub })).failure);
         const rr = await runScenario(s, { defects: task.defects, faults: sub });
-        return rr.violation?.invariant === invariant;
+        return rr.violation?.invariant === (f0 as { invariant: string }).invariant;
       },
       maxRuns: o.shrinkRuns,
       stop: () => performance.now() > end,
@@ -494,9 +526,9 @@ async function shrinkFailure(task: Task, r: Result, o: SimOptions, err: NodeJS.W
   }
 }
 
-function shrunkReport(task: Task, s: Shrunk, invariant: string): string {
+function shrunkReport(task: Task, r: Result, s: Shrunk, invariant: string): string {
   const out: string[] = [];
-  const from = task.faults ?? scenarioOf(task).faults;
+  const from = task.faults ?? r.faults;
   out.push(`SHRUNK seed ${hex(task.seed)}: ${s.faults.length} of ${from.length} faults still break ${invariant} (${s.runs} runs, ${duration(s.wallMs)}${s.cut ? '; the shrink budget ran out first' : ''})`);
   if (s.faults.length === 0) out.push('  it fails with no faults at all');
   for (const f of s.faults) out.push(`  ${describeFault(f)}`);
@@ -505,7 +537,7 @@ function shrunkReport(task: Task, s: Shrunk, invariant: string): string {
 }
 
 function replayOf(t: Task) {
-  return { seed: t.seed, name: t.name, durationMs: t.durationMs, defects: t.defects, faults: t.faults };
+  return { seed: t.seed, name: t.name, durationMs: t.durationMs, defects: t.defects, faults: t.faults, target: t.target ? targetArgs(t.target) : undefined };
 }
 
 // ---- main
@@ -538,6 +570,21 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     return 0;
   }
   const regressions = o.mode === 'regressions' ? parseRegressions(readRegressions(o.regressions!), o.regressions!) : [];
+  let target: Target | undefined;
+  if (o.target !== undefined) {
+    target = { ...o.target, cwd: process.cwd() };
+    let d;
+    try {
+      d = await deploymentOf(target);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      throw new UsageError(`${targetArgs(target)}: the deployment cannot be simulated:\n  ${e.problems.join('\n  ')}`);
+    }
+    if (!o.durationGiven && d.mix.durationMs !== null) (o as { durationMs: number }).durationMs = d.mix.durationMs;
+    const text = o.json ? io.err : io.out;
+    text.write(`drover sim: ${targetArgs(target)}: app ${d.resolved.app}, ${d.resolved.workers} worker(s)${d.resolved.lanes ? `, lanes with ${d.resolved.slow_workers} slow worker(s)` : ''}, ${d.companions.size} companion(s); ${d.mix.requests.length} request kind(s) at ${d.mix.rate}/s\n`);
+    for (const line of d.notes) text.write(`drover sim: note: ${line}\n`);
+  }
   // Human text goes to stdout, unless stdout carries the JSON.
   const text = o.json ? io.err : io.out;
   const report: Record<string, unknown> = {};
@@ -558,7 +605,10 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
 
   if (o.mode === 'seed') {
     jobs = 1;
-    const task: Task = { id: 0, seed: o.seed!.toString(), durationMs: o.durationMs, defects: o.defects, ...(o.name ? { name: o.name } : {}), ...(o.faults ? { faults: o.faults } : {}) };
+    const task: Task = {
+      id: 0, seed: o.seed!.toString(), durationMs: o.durationMs, defects: o.defects, ...(o.name ? { name: o.name } : {}), ...(o.faults ? { faults: o.faults } : {}),
+      ...(target ? { target } : {}),
+    };
     current = task;
     // Recorded: the whole timeline for --trace, and for a failure's report.
     const r = await runTask(task, { record: true });
@@ -573,7 +623,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     if (r.failure) failures = [{ task, result: r }];
   } else {
     const base = o.from ?? BigInt(`0x${randomBytes(8).toString('hex')}`);
-    const tasks = batchTasks(o, base, regressions);
+    const tasks = batchTasks(o, base, regressions, target);
     let label: string;
     if (o.mode === 'regressions') {
       label = `${tasks.length} regression seeds from ${o.regressions}`;
@@ -582,7 +632,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       const count = o.count!;
       label = `${count} seeds ${hex(base)} .. ${hex(BigInt(seedAt(base, count - 1)))}${o.mode === 'determinism' ? ', each run twice' : ''}`;
       report.from = hex(base);
-      text.write(`drover sim: ${label} (this batch again: npx drover sim ${o.mode === 'determinism' ? '--determinism' : '--seeds'} ${count} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''})\n`);
+      text.write(`drover sim: ${label} (this batch again: npx drover sim ${target ? `${targetArgs(target)} ` : ''}${o.mode === 'determinism' ? '--determinism' : '--seeds'} ${count} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''})\n`);
     }
     jobs = Math.min(o.jobs, tasks.length);
     const progress = new Progress(tasks.length, io.err);
@@ -598,7 +648,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     results = await pool.run();
     progress.end();
     if (pool.ran < tasks.length) {
-      const again = `npx drover sim --seeds ${pool.ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
+      const again = `npx drover sim ${target ? `${targetArgs(target)} ` : ''}--seeds ${pool.ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
       text.write(`drover sim: the ${o.budgetSeconds} s budget ran out: ${pool.ran} of ${tasks.length} seeds ran (those again: ${again})\n`);
       extra.push(['budget', `${pool.ran} of ${tasks.length} seeds in ${o.budgetSeconds} s`]);
       report.budget = { ran: pool.ran, of: tasks.length, again };
@@ -635,13 +685,16 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     if (i < full) text.write(`\n${failureReport(o.mode === 'seed' ? result : await recorded(task, result), replay)}\n`);
     else text.write(`FAIL seed ${hex(result.seed)} (${result.name}): ${result.failure!.kind === 'violation' ? (result.failure as { invariant: string }).invariant : result.failure!.kind}; replay: ${replay}\n`);
   }
-  const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation');
+  const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation' || f.result.failure?.kind === 'app');
   let shrunk: Shrunk | string | null = null;
   if (shrinkable && o.shrink) {
     text.write('\n');
     shrunk = await shrinkFailure(shrinkable.task, shrinkable.result, o, io.err);
     if (typeof shrunk === 'string') text.write(`drover sim: not shrunk: ${shrunk}\n`);
-    else text.write(`${shrunkReport(shrinkable.task, shrunk, (shrinkable.result.failure as { invariant: string }).invariant)}\n`);
+    else {
+      const f = shrinkable.result.failure!;
+      text.write(`${shrunkReport(shrinkable.task, shrinkable.result, shrunk, f.kind === 'violation' ? f.invariant : f.message.split(':', 1)[0]!)}\n`);
+    }
   }
 
   const t = totals(results, wallMs, jobs);
@@ -656,6 +709,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   if (o.json) {
     io.out.write(`${JSON.stringify({
       ...report, ...t, passed: t.runs - t.failed, kernelFaults: kernelFaults(t), neverFired: unfired,
+      ...(target !== undefined ? { app: appTotals(results) } : {}),
       failures: failures.map(({ task, result }) => ({
         seed: hex(result.seed), scenario: result.name, durationMs: result.durationMs, failure: result.failure, faults: result.faults,
         replay: replayCommand(replayOf(task)),
@@ -666,6 +720,10 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     })}\n`);
   } else {
     text.write(`\n${summaryTable(t, extra)}\n`);
+  }
+  if (target !== undefined) {
+    const report = appReport(results, (seed) => replayCommand({ seed, durationMs: o.durationMs, defects: [], target: targetArgs(target) }));
+    text.write(`\ndrover sim: what your app did\n${report.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
   }
   return failures.length > 0 || nondeterministic || (o.requireFaults && (unfired.length > 0 || faultless)) ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 // the same in words.
 import { expect, expectTypeOf, test } from 'vitest';
 import { defineConfig, type DroverCompanion, type DroverConfig } from '../../src/index.js';
+import type { DroverSim } from '../../src/api/config-types.js';
 import type { CompanionKey } from '../../src/runtime/companions/config.js';
 import { FIELDS } from '../../src/runtime/companions/config.js';
 import { fileSettings } from '../../src/runtime/config/schema.js';
@@ -17,8 +18,9 @@ test('defineConfig returns what it is given, an object or a function', () => {
 });
 
 test('the types hold every setting a file may hold and every companion field, and nothing else', () => {
-  // A file holds every setting but config (which names the file); both directions must agree.
-  expectTypeOf<keyof DroverConfig>().toEqualTypeOf<Exclude<SettingName, 'config'>>();
+  // A file holds every setting but config (which names the file), and the sim section of drover sim; both directions must agree.
+  expectTypeOf<keyof DroverConfig>().toEqualTypeOf<Exclude<SettingName, 'config'> | 'sim'>();
+  expectTypeOf<keyof DroverSim>().toEqualTypeOf<'rate' | 'requests' | 'duration'>();
   expectTypeOf<keyof DroverCompanion>().toEqualTypeOf<CompanionKey>();
   expect(SETTINGS.filter((s) => s.name !== 'config').map((s) => s.name).sort()).toEqual(fileSettings().map((s) => s.name).sort());
   expect(FIELDS.map((f) => f.key)).toContain('name');
@@ -35,4 +37,11 @@ test('a misspelt key, a wrong type and a companion without a name are type error
   defineConfig({ companions: [{ command: ['node', 'w.js'] }] });
   defineConfig({ slow_buffer: '8M', max_worker_rss: 512 * 1024 ** 2, companions: [{ name: 'w', module: 'w.js#run', autorestart: 'unexpected', stop_signal: 'INT' }] });
   defineConfig(() => ({ workers: 4 }));
+  // @ts-expect-error a sim request needs its path
+  defineConfig({ sim: { requests: [{ method: 'POST' }] } });
+  // @ts-expect-error rate is a number of requests per second
+  defineConfig({ sim: { rate: '20/s' } });
+  // @ts-expect-error sim holds rate, requests and duration
+  defineConfig({ sim: { rtae: 20 } });
+  defineConfig({ sim: { rate: 50, duration: 10, requests: ['GET /', { method: 'POST', path: '/o', body: { n: 1 }, headers: { 'x-a': 'b' }, weight: 2 }] } });
 });

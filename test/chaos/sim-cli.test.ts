@@ -289,3 +289,55 @@ describe('drover sim, the command', () => {
     expect(r.err).toContain('drover sim: 2 seeds 0x1 .. 0x2, each run twice (this batch again: npx drover sim --determinism 2 --from 0x1 --duration 3)');
   });
 });
+
+describe('drover sim on the user\'s own deployment', () => {
+  const usage = (argv: string[]) => {
+    try {
+      parseSimArgs(argv);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error(`${argv.join(' ')} was accepted`);
+  };
+
+  test('--config and --app: one of them, and not with the options of drover\'s own scenarios', () => {
+    expect(parseSimArgs(['--config', 'drover.config.js', '--seeds', '3'])).toMatchObject({ target: { config: 'drover.config.js' }, mode: 'seeds', count: 3, durationGiven: false });
+    expect(parseSimArgs(['--app=app.js', '--duration', '5'])).toMatchObject({ target: { app: 'app.js' }, durationMs: 5000, durationGiven: true });
+    expect(usage(['--config', 'a.js', '--app', 'b.js'])).toBe('--config and --app cannot be combined: the config names its app');
+    expect(usage(['--config', 'a.js', '--scenario', 'mixed'])).toMatch(/^--scenario picks one of drover's own scenarios; with --config/);
+    expect(usage(['--app', 'a.js', '--regressions', 'r.txt'])).toMatch(/^--regressions replays drover's own scenarios; with --app, replay a seed with --seed/);
+    expect(usage(['--app', 'a.js', '--defect', 'arbiter-skips-reap'])).toMatch(/^--defect plants bugs in drover's own chaos runs/);
+  });
+
+  test('a passing batch: exit 0, what the app did, and the command for the batch', async () => {
+    const r = await drover(['--config', 'examples/express.config.js', '--seeds', '2', '--from', '5', '--duration', '4', '--jobs', '1'], 120_000);
+    expect(r.err).not.toMatch(/FAIL/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^drover sim: --config examples\/express\.config\.js: app examples\/express-app\.js, 2 worker\(s\), lanes with 1 slow worker\(s\), 1 companion\(s\); 4 request kind\(s\) at 30\/s$/m);
+    expect(r.out).toContain('this batch again: npx drover sim --config examples/express.config.js --seeds 2 --from 0x5 --duration 4');
+    expect(r.out).toMatch(/drover sim: what your app did\n {2}requests: [\d,]+ sent; answers 200 ×[\d,]+, 201 ×[\d,]+/);
+    expect(r.out).toContain('uncaught exceptions in app code: none');
+  });
+
+  test('a seed whose app code throws: exit 1, the finding with its seed and simulated time, and the replay command', async () => {
+    const dir = join(ROOT, 'test/chaos/fixtures/user-app');
+    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'boom.config.json', '--seed', '1', '--no-shrink'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(1);
+    expect(out).toMatch(/FAIL seed 0x1 \(app, 3 s\): crash at \d+\.\d{3}s simulated\n {2}crash: worker \d+: Error: boom from a timer/);
+    expect(out).toContain('replay: npx drover sim --config boom.config.json --seed 0x1 --duration 3');
+    expect(out).toMatch(/uncaught exceptions in app code: [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}worker: Error: boom from a timer ×[\d,]+\n {4}first: seed 0x1 at/);
+  });
+
+  test('a deployment that cannot be simulated: exit 2 with every problem', async () => {
+    const dir = join(ROOT, 'test/chaos/fixtures/user-app');
+    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'outside.config.json', '--seed', '1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(2);
+    expect(err).toMatch(/^drover sim: --config outside\.config\.json: the deployment cannot be simulated:\n {2}app \.\.\/\.\.\/\.\.\/\.\.\/examples\/hello\.js is outside /);
+  });
+});

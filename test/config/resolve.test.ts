@@ -344,3 +344,24 @@ describe('Kubernetes service links (a Service named drover or drover-*)', () => 
     expect(problems({ argv: ['a'], env: { DROVER_SERVICE_HOST: 'yes' } })[0]).toMatch(/^unknown environment variable DROVER_SERVICE_HOST/);
   });
 });
+
+describe('the sim section (drover sim\'s request mix): in the main file, skipped by the server', () => {
+  const mix = { rate: 50, requests: ['GET /', { method: 'POST', path: '/orders', body: { n: 1 }, weight: 2 }], duration: 10 };
+
+  it('is accepted in a config file and never reaches the settings', () => {
+    const without = resolve({ file: file({ app: 'a.js', workers: 2 }) });
+    expect(resolve({ file: file({ app: 'a.js', workers: 2, sim: mix }) })).toEqual(without);
+    expect(resolve({ file: file({ app: 'a.js', workers: 2, sim: mix }, 'drover.config.js') })).toEqual(resolve({ file: file({ app: 'a.js', workers: 2 }, 'drover.config.js') }));
+    // drover sim checks the section (src/chaos/mix.ts); the server does not look inside it.
+    expect(resolve({ file: file({ app: 'a.js', workers: 2, sim: 'not a mix' }) })).toEqual(without);
+  });
+
+  it('is "did you mean"-ed when misspelt, and refused in a companions file', () => {
+    expect(problems({ file: file({ app: 'a.js', simm: mix }) })).toEqual(['unknown setting "simm" in drover.config.json; did you mean "sim"?']);
+    expect(problems({ file: file({ app: 'a.js', Sim: mix }) })).toEqual(['unknown setting "Sim" in drover.config.json; did you mean "sim"?']);
+    expect(problems({
+      file: file({ app: 'a.js', companions_file: 'companions.json' }),
+      companionsFile: file({ companions: [], sim: mix }, 'companions.json'),
+    })).toEqual(['"sim" cannot be set in a companions file (companions.json); set it in the main config file']);
+  });
+});

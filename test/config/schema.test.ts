@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { FIELDS } from '../../src/runtime/companions/config.js';
 import { configSchema, configSchemaText, configTypesText, fileSettings, settingType, type Schema } from '../../src/runtime/config/schema.js';
 import { resolveConfig, SETTINGS } from '../../src/runtime/config/index.js';
+import { parseMix, REQUEST_KEYS, SIM_KEYS } from '../../src/chaos/mix.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (p: string): string => readFileSync(join(ROOT, p), 'utf8');
@@ -81,8 +82,10 @@ describe('the committed files are what npm run schema makes now', () => {
 });
 
 describe('the schema follows the tables', () => {
-  test('one property per setting a file may hold (not config), one per companion field, and $schema', () => {
-    expect(Object.keys(schema.properties!)).toEqual(['$schema', ...SETTINGS.filter((s) => s.name !== 'config').map((s) => s.name)]);
+  test('one property per setting a file may hold (not config), one per companion field, $schema and sim', () => {
+    expect(Object.keys(schema.properties!)).toEqual(['$schema', ...SETTINGS.filter((s) => s.name !== 'config').map((s) => s.name), 'sim']);
+    expect(Object.keys(schema.definitions!.sim!.properties!)).toEqual([...SIM_KEYS]);
+    expect(Object.keys(schema.definitions!.simRequest!.properties!)).toEqual([...REQUEST_KEYS]);
     expect(Object.keys(schema.definitions!.companion!.properties!)).toEqual(FIELDS.map((f) => f.key));
     expect(schema.additionalProperties).toBe(false);
   });
@@ -138,5 +141,54 @@ describe('validation', () => {
       '$.companions[0].exitcodes[0]: above 255',
       '$.companions[0]: unknown key restart',
     ]);
+  });
+});
+
+describe('the sim section', () => {
+  const sim = (v: unknown): string[] => check({ app: 'a.js', sim: v });
+  const parses = (v: unknown): boolean => {
+    try {
+      parseMix(v, 'x.json');
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  test('a mix parseMix takes is valid, and drover itself reads the file', () => {
+    const good = {
+      rate: 50, duration: 10,
+      requests: ['GET /', '/users?page=2', ' post  /orders ', { path: '/u/1', weight: 5 }, { method: 'put', path: '/o/1', body: { n: [1, null] }, headers: { 'x-a': 'b\tc' } }, { path: '/', body: 'x', weight: 0.5 }, { path: '/', body: null }],
+    };
+    expect(sim(good)).toEqual([]);
+    expect(parses(good)).toBe(true);
+    expect(sim({})).toEqual([]);
+    expect(() => resolveConfig({ argv: [], env: {}, file: { path: 'x.json', data: { app: 'a.js', sim: good } }, cpus: 2, cwd: '/srv', uid: 1000 })).not.toThrow();
+  });
+
+  test('what parseMix refuses the schema refuses too, each at its place', () => {
+    const bad: [unknown, string[]][] = [
+      [{ rate: 0 }, ['$.sim.rate: not above 0']],
+      [{ rate: 2001 }, ['$.sim.rate: above 2000']],
+      [{ duration: 0.5 }, ['$.sim.duration: below 1']],
+      [{ duration: 3601 }, ['$.sim.duration: above 3600']],
+      [{ rtae: 5 }, ['$.sim: unknown key rtae']],
+      [{ requests: [] }, ['$.sim.requests: fewer than 1 items']],
+      [{ requests: 'GET /' }, ['$.sim.requests: expected array, got "GET /"']],
+      [{ requests: ['GET /a b'] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: ['users'] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ method: 'GET' }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/', weight: 0 }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/', headers: { a: 'x\r\ny' } }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/', body: 5 }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/é' }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/', method: 'G T' }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+      [{ requests: [{ path: '/', url: '/' }] }, ['$.sim.requests[0]: matches none of 2 alternatives']],
+    ];
+    for (const [v, problems] of bad) {
+      expect(sim(v), JSON.stringify(v)).toEqual(problems);
+      expect(parses(v), JSON.stringify(v)).toBe(false);
+    }
+    expect(validate(schema.definitions!.simRequest!, { path: '/', weight: 0 }, schema)).toEqual(['$.weight: not above 0']);
   });
 });

@@ -16,8 +16,9 @@ import { bad, ok, wholeNumber } from './values.js';
  * DROVER_CONFIG, which names the file before any setting is read.
  */
 export const ENV_CONFIG = envOf('config');
-// The cgroup root and membership file the CPU count reads (src/os/node/cpus.ts), for tests.
-const PLUMBING = new Set([ENV_REGISTRIES, ENV_LISTENERS, ENV_CHANNEL, ENV_PARENT, 'DROVER_CGROUP_ROOT', 'DROVER_PROC_CGROUP']);
+// The cgroup root and membership file the CPU count reads (src/os/node/cpus.ts), for tests; DROVER_SIM=1,
+// which drover sim sets for the app it simulates (an app may give itself stand-ins for the network by it).
+const PLUMBING = new Set([ENV_REGISTRIES, ENV_LISTENERS, ENV_CHANNEL, ENV_PARENT, 'DROVER_CGROUP_ROOT', 'DROVER_PROC_CGROUP', 'DROVER_SIM']);
 export function isPlumbing(key: string): boolean {
   return PLUMBING.has(key) || key.startsWith(`${ENV_PREFIX}TEST_`);
 }

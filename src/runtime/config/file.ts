@@ -1,10 +1,18 @@
 // A config file's content, already loaded (load.ts): an object of settings
 // under their snake_case names. Values are typed: `workers: "4"` is a type
 // error here, where `DROVER_WORKERS=4` is not.
+//
+// Besides settings, the main file may hold sections that are not settings:
+// `sim`, the request mix of `drover sim --config FILE` (src/chaos/mix.ts reads
+// and checks it). The server skips them whole: no entry, no check, so a run
+// of the server never depends on them.
 
 import { closest, flagOf, show, snake, typeName } from './names.js';
 import { ACTIONS, SETTING_NAMES, allowedFrom, settingByName } from './settings.js';
 import type { RawEntry, Scan, SettingName } from './types.js';
+
+/** Keys of the main config file that are sections read by other commands, not settings. */
+export const FILE_SECTIONS = ['sim'] as const;
 
 export function scanFile(file: { path: string; data: unknown }): Scan {
   const entries: RawEntry[] = [];
@@ -17,6 +25,7 @@ export function scanFile(file: { path: string; data: unknown }): Scan {
   for (const [key, raw] of Object.entries(data)) {
     // `workers: process.env.X ? 8 : undefined` in a JS config means "not set here".
     if (raw === undefined) continue;
+    if ((FILE_SECTIONS as readonly string[]).includes(key)) continue;
     const spec = settingByName(key);
     if (spec !== undefined && allowedFrom(spec, 'file')) {
       entries.push({ name: spec.name, raw, text: false, kind: 'file', source: path });
@@ -32,7 +41,8 @@ export function scanFile(file: { path: string; data: unknown }): Scan {
       continue;
     }
     const normal = snake(key);
-    const near = SETTING_NAMES.includes(normal as never) ? normal : closest(normal, SETTING_NAMES);
+    const names: readonly string[] = [...SETTING_NAMES, ...FILE_SECTIONS];
+    const near = names.includes(normal) ? normal : closest(normal, names);
     problems.push(`unknown setting "${key}" in ${path}; ${near === null ? 'see drover --help for the settings' : `did you mean "${near}"?`}`);
   }
   return { entries, problems };
@@ -61,7 +71,7 @@ export function scanCompanionsFile(file: { path: string; data: unknown }): Scan 
     const spec = settingByName(key);
     if (spec !== undefined && COMPANIONS_FILE_KEYS.includes(spec.name)) {
       entries.push({ name: spec.name, raw, text: false, kind: 'file', source: path });
-    } else if (spec !== undefined) {
+    } else if (spec !== undefined || (FILE_SECTIONS as readonly string[]).includes(key)) {
       problems.push(`"${key}" cannot be set in a companions file (${path}); set it in the main config file`);
     } else {
       const normal = snake(key);

@@ -8,7 +8,15 @@
 //
 // The schema describes what a file may say; drover's own validation stays the
 // judge (bounds between settings, address syntax, workers_limit).
+//
+// Besides the settings, a file may hold `sim`, the request mix of `drover sim
+// --config FILE`: not a setting (the server skips it), described here from
+// the limits src/chaos/mix.ts checks it against (parseMix judges it).
 
+import {
+  DEFAULT_DURATION_S, DEFAULT_RATE, DURATION_MAX_S, DURATION_MIN_S, HEADER_VALUE_MAX, HEADER_VALUE_RE, METHOD_MAX, PATH_MAX, PATH_RE, RATE_MAX,
+  REQUESTS_MAX, TOKEN_RE, WEIGHT_MAX,
+} from '../../chaos/mix.js';
 import { UNIX_PATH_MAX } from '../../os/types.js';
 import { BACKOFFS, EXIT_CODE_MAX, FIELDS, NAME_RE, NUMPROCS_MAX, STOP_SIGNALS, type CompanionKey, type GlobalKey } from '../companions/config.js';
 import { allowedFrom, SETTINGS } from './settings.js';
@@ -161,12 +169,60 @@ function companionSchema(): Schema {
   };
 }
 
+/** The `sim` section: what parseMix (src/chaos/mix.ts) takes, as far as JSON Schema can say it. */
+function simSchema(): Schema {
+  const token = TOKEN_RE.source.slice(1, -1);
+  const path = PATH_RE.source.slice(1, -1);
+  return {
+    title: 'sim',
+    description: 'The request mix of `drover sim --config FILE`: open-loop load of these requests, drawn by weight. drover itself ignores it.',
+    type: 'object',
+    properties: {
+      rate: { description: `Requests per simulated second, sent on schedule whether or not answers came. Default: ${DEFAULT_RATE}.`, type: 'number', exclusiveMinimum: 0, maximum: RATE_MAX },
+      requests: {
+        description: 'The requests, each "[METHOD ]PATH" text (GET when no method is given) or an object; at least one. Default: ["GET /"].',
+        type: 'array',
+        items: { anyOf: [{ type: 'string', pattern: `^\\s*(?:${token}\\s+)?${path}\\s*$` }, { $ref: '#/definitions/simRequest' }] },
+        minItems: 1,
+        maxItems: REQUESTS_MAX,
+      },
+      duration: { description: `Simulated seconds of load and faults per seed (--duration overrides it). Default: ${DEFAULT_DURATION_S}.`, type: 'number', minimum: DURATION_MIN_S, maximum: DURATION_MAX_S },
+    },
+    additionalProperties: false,
+  };
+}
+
+function simRequestSchema(): Schema {
+  return {
+    title: 'sim request',
+    description: 'A request of the sim mix, drawn with probability weight / the sum of the weights.',
+    type: 'object',
+    properties: {
+      method: { description: 'An HTTP method (GET, POST, ...) or another token, upper-cased; not CONNECT. Default: GET.', type: 'string', pattern: TOKEN_RE.source, maxLength: METHOD_MAX },
+      path: { description: 'The path and query string: starts with "/", printable ASCII without spaces (percent-encode the rest).', type: 'string', pattern: PATH_RE.source, maxLength: PATH_MAX },
+      weight: { description: 'How often it is drawn, relative to the others. Default: 1.', type: 'number', exclusiveMinimum: 0, maximum: WEIGHT_MAX },
+      body: {
+        description: 'A string, sent as is (UTF-8), or JSON data, sent as JSON with content-type application/json unless headers name one; at most 1 MiB. Default: none.',
+        anyOf: [{ type: 'string' }, { type: 'object' }, { type: 'array' }, { type: 'null' }],
+      },
+      headers: {
+        description: 'Request headers, { name: value }; not content-length, transfer-encoding, connection or host, which drover sim sets itself. Default: none.',
+        type: 'object',
+        additionalProperties: { type: 'string', pattern: HEADER_VALUE_RE.source, maxLength: HEADER_VALUE_MAX },
+      },
+    },
+    required: ['path'],
+    additionalProperties: false,
+  };
+}
+
 /** The JSON Schema (draft-07) of drover.config.json. */
 export function configSchema(): Schema {
   const properties: Record<string, Schema> = {
     $schema: { description: 'The JSON Schema this file follows, for editors; drover ignores it.', type: 'string' },
   };
   for (const s of fileSettings()) properties[s.name] = { description: described(s.help, s.defaultText), ...settingType(s.name) };
+  properties.sim = { description: `The request mix of \`drover sim --config FILE\`, not a setting: drover itself ignores it. Default: GET / at ${DEFAULT_RATE} requests/s.`, $ref: '#/definitions/sim' };
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'drover config file',
@@ -174,7 +230,7 @@ export function configSchema(): Schema {
     type: 'object',
     properties,
     additionalProperties: false,
-    definitions: { companion: companionSchema() },
+    definitions: { companion: companionSchema(), sim: simSchema(), simRequest: simRequestSchema() },
   };
 }
 
@@ -185,7 +241,11 @@ export function configSchemaText(): string {
 
 // ----------------------------------------------------- the TypeScript types
 
-const REFS: Readonly<Record<string, string>> = { '#/definitions/companion': 'DroverCompanion' };
+const REFS: Readonly<Record<string, string>> = {
+  '#/definitions/companion': 'DroverCompanion',
+  '#/definitions/sim': 'DroverSim',
+  '#/definitions/simRequest': 'DroverSimRequest',
+};
 
 /** A schema of the subset above as a TypeScript type. */
 function tsType(s: Schema): string {
@@ -229,10 +289,13 @@ function members(props: Readonly<Record<string, Schema>>, required: readonly str
 export function configTypesText(): string {
   const schema = configSchema();
   const companion = schema.definitions!.companion!;
+  const sim = schema.definitions!.sim!;
+  const simRequest = schema.definitions!.simRequest!;
   return [
     '// Generated by `npm run schema` from the settings table (src/runtime/config/settings.ts),',
-    '// the companion fields (src/runtime/companions/config.ts) and their file types',
-    '// (src/runtime/config/schema.ts). Do not edit: test/config/schema.test.ts fails when it is stale.',
+    '// the companion fields (src/runtime/companions/config.ts), their file types',
+    '// (src/runtime/config/schema.ts) and the sim mix\'s limits (src/chaos/mix.ts).',
+    '// Do not edit: test/config/schema.test.ts fails when it is stale.',
     '',
     '/** A drover config: the keys of drover.config.json, .js, .mjs or .cjs. Durations are in seconds. */',
     'export interface DroverConfig {',
@@ -241,6 +304,14 @@ export function configTypesText(): string {
     `/** ${companion.description} */`,
     'export interface DroverCompanion {',
     members(companion.properties!, companion.required ?? []) + '}',
+    '',
+    `/** ${sim.description} */`,
+    'export interface DroverSim {',
+    members(sim.properties!, sim.required ?? []) + '}',
+    '',
+    `/** ${simRequest.description} */`,
+    'export interface DroverSimRequest {',
+    members(simRequest.properties!, simRequest.required ?? []) + '}',
     '',
   ].join('\n');
 }

@@ -1,0 +1,387 @@
+// One seed of `drover sim --config/--app`: the user's deployment
+// (deployment.ts) on the simulated kernel — the real arbiter, workers, slow
+// lane and companion manager, the user's app and module companions — under
+// the request mix of their config and the faults of the `mixed` scenario
+// that apply to it (kills of every kind of process, HUPs, TTIN/TTOU, control
+// commands, a stalled manager). drover's invariants are checked as in every
+// chaos run; beside them the run records what the user needs to see:
+// answers by status, 5xx and lost requests by route, app code that threw
+// (uncaught exceptions, unhandled rejections: the process that ran it
+// crashes, as Node's default does), companions that outlived their
+// stop_timeout. Same seed, same run.
+import { Buffer } from 'node:buffer';
+import { programs, type Os, type ProgramRegistry } from '../os/types.js';
+import { ASSERTION_ERROR } from '../runtime/assert.js';
+import { request as ctlRequest } from '../runtime/control/client.js';
+import { probe } from '../runtime/probe.js';
+import { runtimePrograms } from '../runtime/programs.js';
+import { Kernel, type Crash } from '../sim/index.js';
+import { Conn, type Outcome } from './client.js';
+import { MOUNT, SIM_ADDR, SIM_CONFIG, SIM_LOG, SIM_SOCK, STAND_IN, type Deployment } from './deployment.js';
+import { Checker, type Violation } from './invariants.js';
+import { pickRequest } from './mix.js';
+import { describeFault, generate, type Fault, type FaultKind } from './scenario.js';
+
+const SETTLE_MS = 40_000;
+const FAULT_GAP_MS = 100;
+/** Findings kept per run (counts are whole). */
+const KEEP = 20;
+/** Faults of the mixed scenario that a user's deployment has: none that needs the chaos app (its /hang) or a config of our making. */
+const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
+  'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
+};
+
+export type FindingKind = 'crash' | 'rejection' | 'drover-crash' | '5xx' | 'lost' | 'stop-timeout';
+
+/** Something the user should look at, at a simulated time. */
+export interface Finding {
+  readonly kind: FindingKind;
+  readonly at: number;
+  readonly text: string;
+  /** "METHOD PATH" of a request, else the process or companion. */
+  readonly where: string;
+  /** A lost request: the fault injected in the 2 s before it was sent or while it waited, if any. */
+  readonly after?: string;
+}
+
+export interface AppRunReport {
+  readonly violation: Violation | null;
+  readonly findings: readonly Finding[];
+  /** Findings by kind, however many were kept. */
+  readonly counts: Record<FindingKind, number>;
+  /** Every finding by kind and place (placeOf), "KIND\tPLACE": what the report groups by. */
+  readonly places: Record<string, number>;
+  /** Answers by status code ("200", "502", ...), and "lost" (no answer: the connection went first). */
+  readonly statuses: Record<string, number>;
+  readonly sent: number;
+  readonly faults: readonly Fault[];
+  readonly injected: Record<string, number>;
+  readonly checks: Record<string, number>;
+  readonly simulatedMs: number;
+  readonly events: number;
+  readonly traceHash: string;
+  readonly timeline: readonly string[];
+  readonly logTail: readonly string[];
+}
+
+/** The faults of `seed` that apply to `d`. */
+export function appFaults(d: Deployment, seed: bigint, durationMs: number): Fault[] {
+  const lanes = d.resolved.lanes;
+  const companions = d.companions.size > 0;
+  const out: Fault[] = [];
+  for (const f of generate(seed, { name: 'mixed', durationMs }).faults) {
+    const kind = f.kind in APPLY ? APPLY[f.kind]! : f.kind;
+    if (kind === null) continue;
+    if (kind === 'kill-slow-worker' && !lanes) continue;
+    if ((kind === 'kill-companion' || kind === 'kill-manager' || kind === 'stall-manager' || kind === 'ctl') && !companions) continue;
+    out.push({ ...f, kind });
+  }
+  return out;
+}
+
+export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: number; record?: boolean; faults?: readonly Fault[] }): Promise<AppRunReport> {
+  const faults = opts.faults ?? appFaults(d, seed, opts.durationMs);
+  const cfg = d.resolved;
+  const maxStop = Math.max(0, ...[...d.companions.values()].map((c) => c.stopTimeoutMs));
+  const k = new Kernel({
+    seed,
+    programs: [runtimePrograms, standIns(), programs(import.meta.url, { 'app-driver': driver })],
+    record: opts.record === true,
+    mounts: { [MOUNT]: d.root },
+    // The user's app and companions run their top level in each process that imports them, as under drover.
+    isolate: true,
+  });
+  let driverPid = -1;
+  const checker = new Checker(
+    () => k.now(),
+    {
+      orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : maxStop + 2000),
+      drainMs: cfg.graceful_timeout + 3000,
+      managerSilentMs: (cfg.timeout > 0 ? cfg.timeout : 30_000) + 1100,
+      managerTickMs: 1100,
+      policies: new Map([...d.companions].map(([name, c]) => [name, { autorestart: c.autorestart, exitcodes: c.exitcodes }])),
+    },
+    () => driverPid,
+  );
+  const injected: Record<string, number> = {};
+  const statuses: Record<string, number> = {};
+  const counts: Record<FindingKind, number> = { crash: 0, rejection: 0, 'drover-crash': 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
+  const findings: Finding[] = [];
+  const places: Record<string, number> = {};
+  const find = (f: Finding) => {
+    counts[f.kind]++;
+    const key = `${f.kind}\t${placeOf(f)}`;
+    places[key] = (places[key] ?? 0) + 1;
+    if (findings.length < KEEP) findings.push(f);
+  };
+  const timeline: string[] = [];
+  let sent = 0;
+  let done = false;
+  let lastFault: { at: number; text: string } | null = null;
+
+  async function driver(os: Os): Promise<void> {
+    driverPid = os.pid;
+    const note = (text: string) => timeline.push(`${os.now()} driver ${text}`);
+    for (const dir of ['/srv', '/run/drover', '/var/log']) os.fs.mkdir(dir, { recursive: true });
+    os.fs.writeFile(SIM_CONFIG, JSON.stringify(d.config));
+    os.fs.writeFile(SIM_LOG, '');
+    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running');
+    const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', STAND_IN]);
+    const tree = () => k.processes().filter((p) => TREE.has(p.program) && p.state !== 'zombie');
+    const env = { DROVER_SIM: '1' };
+    let arbiter = os.spawn({ program: 'arbiter', args: ['--config', SIM_CONFIG], channel: false, env });
+    const kill = (pid: number, sig: Parameters<Os['kill']>[1]) => {
+      try {
+        os.kill(pid, sig);
+      } catch {
+        // gone already
+      }
+    };
+    const pick = <T>(xs: readonly T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
+
+    // ---- load: the mix, open loop; kept-alive connections as in chaos/run.ts
+    const pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
+    const pending = new Set<number>();
+    let n = 0;
+    const keepShare = os.random();
+    const send = () => {
+      const id = ++n;
+      const r = pickRequest(d.mix, os.random());
+      const route = `${r.method} ${r.path}`;
+      const slot = os.random() < keepShare ? pool.findIndex((c) => c === null || c.idle || (c.done && !c.busy)) : -1;
+      const keep = slot >= 0;
+      const connect = () => new Conn(os.connect(SIM_ADDR), (what) => checker.fail('answers', `a connection carried ${what}`), (ms, fn) => void os.timer(ms, fn));
+      const conn = keep ? (pool[slot] !== null && pool[slot]!.idle ? pool[slot]! : (pool[slot] = connect())) : connect();
+      sent++;
+      pending.add(id);
+      const at = os.now();
+      const headers = Object.entries(r.headers).map(([h, v]) => `${h}: ${v}\r\n`).join('');
+      conn.request(r.method, r.path, headers, r.body === null ? null : Buffer.from(r.body), keep, {
+        end: (o: Outcome) => {
+          if (!pending.delete(id)) return;
+          checker.counts.answers++;
+          if ('reset' in o) {
+            statuses.lost = (statuses.lost ?? 0) + 1;
+            const near = lastFault !== null && lastFault.at >= at - 2000 ? lastFault : null;
+            find({
+              kind: 'lost', at: os.now(), where: route, text: `sent at ${at} ms, no answer: ${o.reset}${near ? ` (after ${near.text} at ${near.at} ms)` : ''}`,
+              ...(near ? { after: near.text } : {}),
+            });
+            return;
+          }
+          statuses[o.status] = (statuses[o.status] ?? 0) + 1;
+          if (o.status >= 500) {
+            find({ kind: '5xx', at: os.now(), where: route, text: `${o.status} ${JSON.stringify(o.body.toString('utf8', 0, 300))}` });
+          }
+        },
+      });
+    };
+    let loading = true;
+    void (async () => {
+      while (loading) {
+        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / d.mix.rate)));
+        if (loading) send();
+      }
+    })();
+
+    // ---- faults
+    let restarting = false;
+    const restart = async (why: string) => {
+      restarting = true;
+      const deadline = os.now() + maxStop + 6000;
+      while (tree().length > 0 && os.now() < deadline) await os.sleep(100);
+      try {
+        os.waitpid(arbiter.pid);
+      } catch {
+        // reaped already
+      }
+      arbiter = os.spawn({ program: 'arbiter', args: ['--config', SIM_CONFIG], channel: false, env });
+      await os.sleep(1);
+      restarting = false;
+      note(`restarted arbiter as ${arbiter.pid} (${why})`);
+    };
+    const names = [...d.companions.keys()];
+    /** Managers this driver stopped (stall-manager). */
+    const stalled = new Set<number>();
+    const inject = async (f: Fault) => {
+      injected[f.kind] = (injected[f.kind] ?? 0) + 1;
+      lastFault = { at: os.now(), text: f.kind };
+      note(`fault ${describeFault(f)}`);
+      switch (f.kind) {
+        case 'kill-worker':
+        case 'kill-slow-worker':
+        case 'kill-manager': {
+          const p = pick(live({ 'kill-worker': 'worker', 'kill-slow-worker': 'slow-worker', 'kill-manager': 'companion-manager' }[f.kind]), f.pick);
+          if (p) kill(p.pid, 'SIGKILL');
+          return;
+        }
+        case 'kill-companion': {
+          const p = pick([...live('companion-module'), ...live(STAND_IN)].sort((a, b) => a.pid - b.pid), f.pick);
+          if (p) kill(p.pid, 'SIGKILL');
+          return;
+        }
+        case 'kill-arbiter': {
+          // A manager we stopped cannot act on its parent-death TERM (the simulator has no SIGCONT): its stall
+          // ends first, as in chaos/run.ts, and the arbiter gets a fault's gap to reap it and kill its groups.
+          const ended = k.processes().filter((p) => stalled.has(p.pid) && p.state === 'stopped');
+          for (const p of ended) kill(p.pid, 'SIGKILL');
+          if (ended.length > 0) await os.sleep(FAULT_GAP_MS);
+          kill(arbiter.pid, 'SIGKILL');
+          return restart('after its SIGKILL');
+        }
+        case 'hup':
+          return kill(arbiter.pid, 'SIGHUP');
+        case 'ttin':
+          return kill(arbiter.pid, 'SIGTTIN');
+        case 'ttou':
+          return kill(arbiter.pid, 'SIGTTOU');
+        case 'ctl': {
+          const name = pick(names, f.pick) ?? 'none';
+          const cmds = [{ cmd: 'status' }, { cmd: 'stats' }, { cmd: 'restart', name }, { cmd: 'stop', name }, { cmd: 'start', name }];
+          await ctlRequest(os, SIM_SOCK, cmds[(f.pick >>> 3) % cmds.length] as never, 10_000).catch(() => null);
+          return;
+        }
+        case 'stall-manager': {
+          // SIGTTIN stops the manager (its default action), as SIGSTOP would: the arbiter must hear the silence.
+          const p = pick(live('companion-manager'), f.pick);
+          if (p) kill(p.pid, 'SIGTTIN');
+          if (p) stalled.add(p.pid);
+          return;
+        }
+        default:
+          return;
+      }
+    };
+    let last = -Infinity;
+    for (const f of faults) {
+      if (checker.violation) break;
+      const at = Math.max(f.at, last + FAULT_GAP_MS);
+      if (at > os.now()) await os.sleep(at - os.now());
+      last = os.now();
+      await inject(f);
+    }
+    if (os.now() < opts.durationMs) await os.sleep(opts.durationMs - os.now());
+    loading = false;
+    note('faults and load stop; settling');
+
+    // ---- settle: every request has its end, the worker counts are within the config's
+    const slowWanted = cfg.lanes ? cfg.slow_workers : 0;
+    const settled = () => {
+      const fast = live('worker').length;
+      return pending.size === 0 && fast >= cfg.min_workers && fast <= cfg.max_workers && live('slow-worker').length === slowWanted && live('arbiter').length === 1;
+    };
+    const settleEnd = os.now() + SETTLE_MS;
+    let stableSince = -1;
+    while (os.now() < settleEnd && !checker.violation) {
+      if (settled()) {
+        if (stableSince < 0) stableSince = os.now();
+        if (os.now() - stableSince >= 3000) break;
+      } else stableSince = -1;
+      await os.sleep(250);
+    }
+    if (!checker.violation) {
+      checker.check('convergence', settled(), () =>
+        `${SETTLE_MS / 1000} s after the faults stopped: ${live('arbiter').length} arbiter(s), ${live('worker').length} fast workers ` +
+        `(expected ${cfg.min_workers}..${cfg.max_workers}), ${live('slow-worker').length} slow workers (expected ${slowWanted}), ${pending.size} request(s) without an end`);
+      if (pending.size === 0) for (const a of live('arbiter')) checker.lanesIdle(a.pid, live('slow-worker').length);
+    }
+
+    // ---- TERM: everything stops within graceful_timeout and the companions' stop_timeout, nothing is left
+    for (const c of pool) c?.destroy();
+    while (restarting) await os.sleep(50);
+    note('TERM');
+    checker.stopping(arbiter.pid);
+    kill(arbiter.pid, 'SIGTERM');
+    const stopEnd = os.now() + cfg.graceful_timeout + maxStop + 8000;
+    while (tree().length > 0 && os.now() < stopEnd) await os.sleep(100);
+    try {
+      os.waitpid(arbiter.pid);
+    } catch {
+      // reaped already
+    }
+    if (!checker.violation) checker.check('shutdown', tree().length === 0, () => `after TERM, still running: ${tree().map((p) => `${p.program} ${p.pid}`).join(', ')}`);
+    done = true;
+  }
+
+  // ---- run
+  probe.transition = (name, from, to, cause) => checker.transition(name, from, to, cause);
+  probe.lane = (a, g, s, limit) => checker.lane(a, g, s, limit);
+  probe.laneClosed = (a, g) => checker.laneClosed(a, g);
+  probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
+  probe.managerGone = (arbiter, pid, ms) => checker.managerGone(arbiter, pid, ms);
+  probe.assertion = (message) => checker.assertion(message);
+  const until = opts.durationMs + SETTLE_MS + cfg.graceful_timeout + maxStop + 60_000;
+  try {
+    k.spawn({ program: 'app-driver', args: [] });
+    let seen = -1;
+    let crashesSeen = 0;
+    await k.run({
+      stopWhen: () => {
+        checker.assertions(() => 'a simulated process');
+        for (; crashesSeen < k.faults.crashes.length; crashesSeen++) crashed(k.faults.crashes[crashesSeen]!);
+        if (done || checker.violation) return true;
+        if (k.changes === seen && k.now() < checker.due) return false;
+        seen = k.changes;
+        checker.table(k.processes());
+        return checker.violation !== null;
+      },
+      until,
+    });
+    if (!done && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
+  } finally {
+    probe.transition = undefined;
+    probe.lane = undefined;
+    probe.laneClosed = undefined;
+    probe.laneAssigned = undefined;
+    probe.managerGone = undefined;
+    probe.assertion = undefined;
+  }
+
+  function crashed(c: Crash): void {
+    const where = `${c.program} ${c.pid}`;
+    // An assertion of drover's, or a crash of a process that runs none of the user's code, is drover's.
+    if (c.message.startsWith(ASSERTION_ERROR) || (c.program !== 'worker' && c.program !== 'slow-worker' && c.program !== 'companion-module')) {
+      if (c.program !== STAND_IN && c.program !== 'app-driver') find({ kind: 'drover-crash', at: c.at, where, text: c.message });
+      return;
+    }
+    find({ kind: c.rejection ? 'rejection' : 'crash', at: c.at, where, text: c.message });
+  }
+
+  let log = '';
+  try {
+    log = k.fs.readFile(SIM_LOG);
+  } catch {
+    // never written
+  }
+  // The manager's own words for a companion that outlived its stop_timeout (companions/state.ts, tick).
+  for (const line of log.split('\n')) {
+    const m = /companion (\S+): pid \d+ did not exit (.*) after (SIG\w+); killed it/.exec(line);
+    if (m) find({ kind: 'stop-timeout', at: -1, where: `companion ${m[1]}`, text: `did not exit ${m[2]} after ${m[3]} (its stop_timeout); killed` });
+  }
+  const stderr = k.output.stderr;
+  const trace = k.trace();
+  k.dispose();
+  return {
+    violation: checker.violation, findings, counts, places, statuses, sent, faults, injected, checks: checker.counts,
+    simulatedMs: k.now(), events: k.events, traceHash: k.traceHash(),
+    timeline: opts.record ? [...trace, ...timeline] : [...trace.slice(-30), ...timeline.slice(-10)],
+    // drover's log, or what the processes said on stderr when it never got that far (a refused config).
+    logTail: (log.trim() !== '' ? log : stderr).trimEnd().split('\n').slice(-25),
+  };
+}
+
+/** Where a finding happened, as the report groups them: the route (and status, or the fault before a loss), or the program and the error. */
+export function placeOf(f: Finding): string {
+  if (f.kind === '5xx') return `${f.where} ${f.text.split(' ', 1)[0]}`;
+  if (f.kind === 'lost') return `${f.where}, ${f.after ? `after ${f.after}` : 'with no fault in the 2 s before'}`;
+  return `${f.where.replace(/ \d+$/, '')}: ${f.text.split('\n', 1)[0]}`;
+}
+
+/** What a `command` companion becomes: a daemon that runs until stopped. */
+function standIns(): ProgramRegistry {
+  return programs(import.meta.url, {
+    [STAND_IN]: async (os: Os) => {
+      os.timer(1e9, () => {});
+    },
+  });
+}

@@ -1,0 +1,119 @@
+// drover sim on a user's own deployment (issue 15, item 2): the config read
+// as drover reads it and rewritten for the simulator, and what a run reports
+// of the user's app — code that threw, 5xx, lost requests, companions past
+// their stop_timeout, the network outside drover — with the same seed
+// giving the same run.
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { runApp } from '../../src/chaos/app-run.js';
+import { loadDeployment, MOUNT, type Deployment } from '../../src/chaos/deployment.js';
+import { parseMix } from '../../src/chaos/mix.js';
+import { ConfigError } from '../../src/runtime/config/errors.js';
+
+const DIR = join(import.meta.dirname, 'fixtures', 'user-app');
+const ROOT = join(import.meta.dirname, '..', '..');
+
+async function deployment(requests: unknown[] = ['GET /'], config = 'drover.config.js'): Promise<Deployment> {
+  const d = await loadDeployment({ config, cwd: DIR });
+  return { ...d, mix: parseMix({ rate: 20, requests }, config) };
+}
+
+describe('the deployment', () => {
+  test('paths move under the mount; the simulator sets bind, socket and log; the mix is the config\'s', async () => {
+    const d = await loadDeployment({ config: 'drover.config.js', cwd: DIR });
+    expect(d.config.app).toBe(`${MOUNT}/app.js`);
+    expect(d.config.bind).toEqual(['127.0.0.1:8000']);
+    expect(d.config.error_log).toBe('/var/log/drover.log');
+    expect(d.config.workers).toBe(2);
+    expect(d.config).not.toHaveProperty('sim');
+    expect(d.mix.durationMs).toBe(5000);
+    expect(d.mix.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /']);
+  });
+
+  test('a module companion runs from the mount; a command becomes a stand-in, and the report says so', async () => {
+    const d = await loadDeployment({ config: 'stubborn.config.json', cwd: DIR });
+    const [stubborn, mailer] = d.config.companions as Record<string, unknown>[];
+    expect(stubborn).toMatchObject({ name: 'stubborn', module: `${MOUNT}/stubborn.js#default`, stop_timeout: 1 });
+    expect(mailer).toMatchObject({ name: 'mailer', command: ['sim-stand-in', 'mailer'], stdout: '/var/log/companion-mailer.out' });
+    expect(d.notes.join('\n')).toMatch(/companion mailer runs a command \(celery worker\), which the simulator cannot run/);
+  });
+
+  test('--app alone: drover\'s defaults and GET / at 20 a second', async () => {
+    const d = await loadDeployment({ app: 'examples/hello.js', cwd: ROOT });
+    expect(d.config.app).toBe(`${MOUNT}/examples/hello.js`);
+    expect(d.mix.rate).toBe(20);
+    expect(d.mix.requests).toHaveLength(1);
+  });
+
+  test('an app outside the directory drover sim mounts is refused, naming it and the fix', async () => {
+    const e = await loadDeployment({ config: 'outside.config.json', cwd: DIR }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(/app \.\.\/\.\.\/\.\.\/\.\.\/examples\/hello\.js is outside .*user-app.*run drover sim from a directory that holds it/);
+  });
+
+  test('an app that is not there, or a config file that is not, is refused before any run', async () => {
+    const e = await loadDeployment({ app: 'no-such-app.js', cwd: DIR }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(/^app no-such-app\.js does not exist \(looked for \/.*user-app\/no-such-app\.js\)$/);
+    const bad = await loadDeployment({ config: 'missing.config.js', cwd: DIR }).catch((x: unknown) => x);
+    expect(bad).toBeInstanceOf(ConfigError);
+    expect((bad as Error).message).toMatch(/missing\.config\.js does not exist/);
+  });
+});
+
+describe('a run of the user\'s app', () => {
+  const opts = { durationMs: 3000 };
+
+  test('a healthy route: every request answered 200, nothing found, and the same seed gives the same run', async () => {
+    const d = await deployment(['GET /']);
+    const a = await runApp(d, 7n, opts);
+    expect(a.violation).toBeNull();
+    expect(a.findings.filter((f) => f.kind !== 'lost')).toEqual([]);
+    expect(a.statuses['200']).toBeGreaterThan(20);
+    const b = await runApp(d, 7n, opts);
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(b.statuses).toEqual(a.statuses);
+  });
+
+  test('a throw from a timer in app code is an uncaught exception of the worker, with its message and simulated time', async () => {
+    const r = await runApp(await deployment(['GET /boom-later']), 1n, { ...opts, faults: [] });
+    const crash = r.findings.find((f) => f.kind === 'crash');
+    expect(crash).toBeDefined();
+    expect(crash!.text).toBe('Error: boom from a timer');
+    expect(crash!.where).toMatch(/^worker \d+$/);
+    expect(crash!.at).toBeGreaterThan(0);
+    // drover replaces the worker: the load is still answered.
+    expect(r.statuses['200']).toBeGreaterThan(10);
+  });
+
+  test('an unhandled rejection in app code crashes its worker, as Node\'s default does, and is reported as one', async () => {
+    const r = await runApp(await deployment(['GET /reject']), 1n, { ...opts, faults: [] });
+    const found = r.findings.find((f) => f.kind === 'rejection' || f.kind === 'crash');
+    expect(found?.text).toMatch(/nobody caught me/);
+    expect(r.counts.rejection).toBeGreaterThan(0);
+  });
+
+  test('5xx answers are counted by route with their bodies; they do not fail the run by themselves', async () => {
+    const r = await runApp(await deployment(['GET /fail', 'GET /']), 3n, { ...opts, faults: [] });
+    expect(r.violation).toBeNull();
+    expect(r.statuses['500']).toBeGreaterThan(0);
+    const f = r.findings.find((x) => x.kind === '5xx')!;
+    expect(f.where).toBe('GET /fail');
+    expect(f.text).toBe('500 "failed on purpose"');
+  });
+
+  test('the network outside drover: a clear error at the call, naming the module', async () => {
+    const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
+    const f = r.findings.find((x) => x.kind === '5xx');
+    expect(f?.text).toMatch(/ERR_DROVER_NOT_SIMULATED: drover sim: the network outside drover is not simulated: .*app\.js.*fetch/);
+  });
+
+  test('a companion that ignores SIGTERM is reported past its stop_timeout; the stand-in of a command companion stops cleanly', async () => {
+    const d = await loadDeployment({ config: 'stubborn.config.json', cwd: DIR });
+    const r = await runApp(d, 1n, { durationMs: 3000, faults: [] });
+    expect(r.violation).toBeNull();
+    const late = r.findings.filter((f) => f.kind === 'stop-timeout');
+    expect(late.map((f) => f.where)).toEqual(['companion stubborn']);
+    expect(late[0]!.text).toMatch(/did not exit 1(\.0)? ?s after SIGTERM/);
+  });
+});
