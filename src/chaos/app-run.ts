@@ -117,7 +117,13 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
   const timeline: string[] = [];
   let sent = 0;
   let done = false;
-  let lastFault: { at: number; text: string } | null = null;
+  /** Faults of the last few seconds, to name the one a lost request followed. */
+  const recent: { at: number; text: string }[] = [];
+  // A kill is what loses a request; a signal sent a moment after one is not its cause.
+  const blame = (since: number) => {
+    const near = recent.filter((f) => f.at >= since);
+    return near.findLast((f) => f.text.startsWith('kill-')) ?? near.at(-1) ?? null;
+  };
 
   async function driver(os: Os): Promise<void> {
     driverPid = os.pid;
@@ -162,7 +168,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
           checker.counts.answers++;
           if ('reset' in o) {
             statuses.lost = (statuses.lost ?? 0) + 1;
-            const near = lastFault !== null && lastFault.at >= at - 2000 ? lastFault : null;
+            const near = blame(at - 2000);
             find({
               kind: 'lost', at: os.now(), where: route, text: `sent at ${at} ms, no answer: ${o.reset}${near ? ` (after ${near.text} at ${near.at} ms)` : ''}`,
               ...(near ? { after: near.text } : {}),
@@ -205,7 +211,8 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     const stalled = new Set<number>();
     const inject = async (f: Fault) => {
       injected[f.kind] = (injected[f.kind] ?? 0) + 1;
-      lastFault = { at: os.now(), text: f.kind };
+      recent.push({ at: os.now(), text: f.kind });
+      while (recent[0]!.at < os.now() - 60_000) recent.shift();
       note(`fault ${describeFault(f)}`);
       switch (f.kind) {
         case 'kill-worker':
