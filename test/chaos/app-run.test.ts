@@ -102,6 +102,15 @@ describe('a run of the user\'s app', () => {
     expect(f.text).toBe('500 "failed on purpose"');
   });
 
+  test('a request lost to a KILL is named after it, not after a signal sent a moment later', async () => {
+    const faults = [{ at: 1500, kind: 'kill-arbiter', pick: 0 }, { at: 1550, kind: 'ttou', pick: 0 }] as const;
+    const r = await runApp(await deployment(['GET /slow']), 1n, { ...opts, faults });
+    const lost = r.findings.filter((f) => f.kind === 'lost');
+    expect(lost.length).toBeGreaterThan(0);
+    expect(lost.every((f) => f.after === 'kill-arbiter')).toBe(true);
+    expect(lost[0]!.text).toMatch(/no answer: .*\(after kill-arbiter at 1500 ms\)$/);
+  });
+
   test('the network outside drover: a clear error at the call, naming the module', async () => {
     const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
     const f = r.findings.find((x) => x.kind === '5xx');
