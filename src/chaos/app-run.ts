@@ -64,6 +64,17 @@ export interface AppRunReport {
   readonly logTail: readonly string[];
 }
 
+/**
+ * The fault a request lost at or after `since` is named after: the last kill
+ * among the faults since then, else the last fault. A kill is what loses a
+ * request; a signal sent a moment after one (a TTOU to the restarted
+ * arbiter) is not its cause.
+ */
+export function blame<F extends { readonly at: number; readonly text: string }>(recent: readonly F[], since: number): F | null {
+  const near = recent.filter((f) => f.at >= since);
+  return near.findLast((f) => f.text.startsWith('kill-')) ?? near.at(-1) ?? null;
+}
+
 /** The faults of `seed` that apply to `d`. */
 export function appFaults(d: Deployment, seed: bigint, durationMs: number): Fault[] {
   const lanes = d.resolved.lanes;
@@ -119,11 +130,6 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
   let done = false;
   /** Faults of the last few seconds, to name the one a lost request followed. */
   const recent: { at: number; text: string }[] = [];
-  // A kill is what loses a request; a signal sent a moment after one is not its cause.
-  const blame = (since: number) => {
-    const near = recent.filter((f) => f.at >= since);
-    return near.findLast((f) => f.text.startsWith('kill-')) ?? near.at(-1) ?? null;
-  };
 
   async function driver(os: Os): Promise<void> {
     driverPid = os.pid;
@@ -168,7 +174,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
           checker.counts.answers++;
           if ('reset' in o) {
             statuses.lost = (statuses.lost ?? 0) + 1;
-            const near = blame(at - 2000);
+            const near = blame(recent, at - 2000);
             find({
               kind: 'lost', at: os.now(), where: route, text: `sent at ${at} ms, no answer: ${o.reset}${near ? ` (after ${near.text} at ${near.at} ms)` : ''}`,
               ...(near ? { after: near.text } : {}),

@@ -5,7 +5,7 @@
 // giving the same run.
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { runApp } from '../../src/chaos/app-run.js';
+import { blame, runApp } from '../../src/chaos/app-run.js';
 import { loadDeployment, MOUNT, type Deployment } from '../../src/chaos/deployment.js';
 import { parseMix } from '../../src/chaos/mix.js';
 import { ConfigError } from '../../src/runtime/config/errors.js';
@@ -109,6 +109,14 @@ describe('a run of the user\'s app', () => {
     expect(lost.length).toBeGreaterThan(0);
     expect(lost.every((f) => f.after === 'kill-arbiter')).toBe(true);
     expect(lost[0]!.text).toMatch(/no answer: .*\(after kill-arbiter at 1500 ms\)$/);
+  });
+
+  test('a lost request\'s cause: the last kill of the window, else its last fault, else none', () => {
+    const f = (at: number, text: string) => ({ at, text });
+    expect(blame([f(100, 'hup'), f(3000, 'kill-arbiter'), f(3001, 'ttou')], 2000)?.text).toBe('kill-arbiter');
+    expect(blame([f(3000, 'kill-worker'), f(3100, 'kill-arbiter'), f(3200, 'hup')], 2000)?.text).toBe('kill-arbiter');
+    expect(blame([f(100, 'kill-worker'), f(3000, 'ttin'), f(3001, 'hup')], 2000)?.text).toBe('hup');
+    expect(blame([f(100, 'kill-worker')], 2000)).toBeNull();
   });
 
   test('the network outside drover: a clear error at the call, naming the module', async () => {
