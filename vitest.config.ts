@@ -4,6 +4,10 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Real-OS tests start node processes; two cores are shared by everything.
+    // Two files at a time all the same: most real-OS tests wait on processes
+    // more than they compute (the suite takes 400 s so, 600 s one at a time),
+    // and every test is written to pass on a loaded machine.
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     globalSetup: ['test/global-setup.ts'],

@@ -12,18 +12,19 @@
 import { Buffer } from 'node:buffer';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
-import { request as ctlRequest } from '../runtime/control/client.js';
-import { probe } from '../runtime/probe.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { Kernel, type Crash } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
 import { MOUNT, SIM_ADDR, SIM_CONFIG, SIM_LOG, SIM_SOCK, STAND_IN, type Deployment } from './deployment.js';
 import { Checker, type Violation } from './invariants.js';
 import { pickRequest } from './mix.js';
-import { describeFault, generate, type Fault, type FaultKind } from './scenario.js';
+import { Nemesis } from './nemesis.js';
+import { generate, type Fault, type FaultKind } from './scenario.js';
+import { Service, settle } from './service.js';
 
 const SETTLE_MS = 40_000;
-const FAULT_GAP_MS = 100;
+/** The programs of drover's process tree in a user's deployment. */
+const TREE: ReadonlySet<string> = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', STAND_IN]);
 /** Findings kept per run (counts are whole). */
 const KEEP = 20;
 /** Faults of the mixed scenario that a user's deployment has: none that needs the chaos app (its /hang) or a config of our making. */
@@ -94,16 +95,8 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
   const faults = opts.faults ?? appFaults(d, seed, opts.durationMs);
   const cfg = d.resolved;
   const maxStop = Math.max(0, ...[...d.companions.values()].map((c) => c.stopTimeoutMs));
-  const k = new Kernel({
-    seed,
-    programs: [runtimePrograms, standIns(), programs(import.meta.url, { 'app-driver': driver })],
-    record: opts.record === true,
-    mounts: { [MOUNT]: d.root },
-    // The user's app and companions run their top level in each process that imports them, as under drover.
-    isolate: true,
-  });
   let driverPid = -1;
-  const checker = new Checker(
+  const checker: Checker = new Checker(
     () => k.now(),
     {
       orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : maxStop + 2000),
@@ -114,6 +107,15 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     },
     () => driverPid,
   );
+  const k: Kernel = new Kernel({
+    seed,
+    programs: [runtimePrograms, standIns(), programs(import.meta.url, { 'app-driver': driver })],
+    record: opts.record === true,
+    mounts: { [MOUNT]: d.root },
+    // The user's app and companions run their top level in each process that imports them, as under drover.
+    isolate: true,
+    hooks: checker.hooks((pid) => k.burning(pid)),
+  });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
   const counts: Record<FindingKind, number> = { crash: 0, rejection: 0, 'drover-crash': 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
@@ -138,18 +140,9 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     os.fs.writeFile(SIM_CONFIG, JSON.stringify(d.config));
     os.fs.writeFile(SIM_LOG, '');
     const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running');
-    const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', STAND_IN]);
-    const tree = () => k.processes().filter((p) => TREE.has(p.program) && p.state !== 'zombie');
-    const env = { DROVER_SIM: '1' };
-    let arbiter = os.spawn({ program: 'arbiter', args: ['--config', SIM_CONFIG], channel: false, env });
-    const kill = (pid: number, sig: Parameters<Os['kill']>[1]) => {
-      try {
-        os.kill(pid, sig);
-      } catch {
-        // gone already
-      }
-    };
-    const pick = <T>(xs: readonly T[], n: number): T | undefined => (xs.length === 0 ? undefined : xs[n % xs.length]);
+    const service = new Service(os, k, {
+      args: ['--config', SIM_CONFIG], env: { DROVER_SIM: '1' }, tree: TREE, goneMs: maxStop + 6000, note,
+    });
 
     // ---- load: the mix, open loop; kept-alive connections as in chaos/run.ts
     const pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
@@ -196,83 +189,17 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       }
     })();
 
-    // ---- faults
-    let restarting = false;
-    const restart = async (why: string) => {
-      restarting = true;
-      const deadline = os.now() + maxStop + 6000;
-      while (tree().length > 0 && os.now() < deadline) await os.sleep(100);
-      try {
-        os.waitpid(arbiter.pid);
-      } catch {
-        // reaped already
-      }
-      arbiter = os.spawn({ program: 'arbiter', args: ['--config', SIM_CONFIG], channel: false, env });
-      await os.sleep(1);
-      restarting = false;
-      note(`restarted arbiter as ${arbiter.pid} (${why})`);
-    };
-    const names = [...d.companions.keys()];
-    /** Managers this driver stopped (stall-manager). */
-    const stalled = new Set<number>();
-    const inject = async (f: Fault) => {
+    // ---- faults: the nemesis of every chaos run, on what a deployment has
+    const nemesis = new Nemesis(os, {
+      k, service, socket: SIM_SOCK, note,
+      victims: { 'kill-worker': ['worker'], 'kill-slow-worker': ['slow-worker'], 'kill-manager': ['companion-manager'], 'kill-companion': ['companion-module', STAND_IN] },
+      names: [...d.companions.keys()],
+    }, (f) => {
       injected[f.kind] = (injected[f.kind] ?? 0) + 1;
       recent.push({ at: os.now(), text: f.kind });
       while (recent[0]!.at < os.now() - 60_000) recent.shift();
-      note(`fault ${describeFault(f)}`);
-      switch (f.kind) {
-        case 'kill-worker':
-        case 'kill-slow-worker':
-        case 'kill-manager': {
-          const p = pick(live({ 'kill-worker': 'worker', 'kill-slow-worker': 'slow-worker', 'kill-manager': 'companion-manager' }[f.kind]), f.pick);
-          if (p) kill(p.pid, 'SIGKILL');
-          return;
-        }
-        case 'kill-companion': {
-          const p = pick([...live('companion-module'), ...live(STAND_IN)].sort((a, b) => a.pid - b.pid), f.pick);
-          if (p) kill(p.pid, 'SIGKILL');
-          return;
-        }
-        case 'kill-arbiter': {
-          // A manager we stopped cannot act on its parent-death TERM (the simulator has no SIGCONT): its stall
-          // ends first, as in chaos/run.ts, and the arbiter gets a fault's gap to reap it and kill its groups.
-          const ended = k.processes().filter((p) => stalled.has(p.pid) && p.state === 'stopped');
-          for (const p of ended) kill(p.pid, 'SIGKILL');
-          if (ended.length > 0) await os.sleep(FAULT_GAP_MS);
-          kill(arbiter.pid, 'SIGKILL');
-          return restart('after its SIGKILL');
-        }
-        case 'hup':
-          return kill(arbiter.pid, 'SIGHUP');
-        case 'ttin':
-          return kill(arbiter.pid, 'SIGTTIN');
-        case 'ttou':
-          return kill(arbiter.pid, 'SIGTTOU');
-        case 'ctl': {
-          const name = pick(names, f.pick) ?? 'none';
-          const cmds = [{ cmd: 'status' }, { cmd: 'stats' }, { cmd: 'restart', name }, { cmd: 'stop', name }, { cmd: 'start', name }];
-          await ctlRequest(os, SIM_SOCK, cmds[(f.pick >>> 3) % cmds.length] as never, 10_000).catch(() => null);
-          return;
-        }
-        case 'stall-manager': {
-          // SIGTTIN stops the manager (its default action), as SIGSTOP would: the arbiter must hear the silence.
-          const p = pick(live('companion-manager'), f.pick);
-          if (p) kill(p.pid, 'SIGTTIN');
-          if (p) stalled.add(p.pid);
-          return;
-        }
-        default:
-          return;
-      }
-    };
-    let last = -Infinity;
-    for (const f of faults) {
-      if (checker.violation) break;
-      const at = Math.max(f.at, last + FAULT_GAP_MS);
-      if (at > os.now()) await os.sleep(at - os.now());
-      last = os.now();
-      await inject(f);
-    }
+    });
+    await nemesis.run(faults, () => checker.violation !== null);
     if (os.now() < opts.durationMs) await os.sleep(opts.durationMs - os.now());
     loading = false;
     note('faults and load stop; settling');
@@ -283,15 +210,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       const fast = live('worker').length;
       return pending.size === 0 && fast >= cfg.min_workers && fast <= cfg.max_workers && live('slow-worker').length === slowWanted && live('arbiter').length === 1;
     };
-    const settleEnd = os.now() + SETTLE_MS;
-    let stableSince = -1;
-    while (os.now() < settleEnd && !checker.violation) {
-      if (settled()) {
-        if (stableSince < 0) stableSince = os.now();
-        if (os.now() - stableSince >= 3000) break;
-      } else stableSince = -1;
-      await os.sleep(250);
-    }
+    await settle(os, SETTLE_MS, settled, () => checker.violation !== null);
     if (!checker.violation) {
       checker.check('convergence', settled(), () =>
         `${SETTLE_MS / 1000} s after the faults stopped: ${live('arbiter').length} arbiter(s), ${live('worker').length} fast workers ` +
@@ -301,59 +220,35 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
 
     // ---- TERM: everything stops within graceful_timeout and the companions' stop_timeout, nothing is left
     for (const c of pool) c?.destroy();
-    while (restarting) await os.sleep(50);
-    note('TERM');
-    checker.stopping(arbiter.pid);
-    kill(arbiter.pid, 'SIGTERM');
-    const stopEnd = os.now() + cfg.graceful_timeout + maxStop + 8000;
-    while (tree().length > 0 && os.now() < stopEnd) await os.sleep(100);
-    try {
-      os.waitpid(arbiter.pid);
-    } catch {
-      // reaped already
-    }
-    if (!checker.violation) checker.check('shutdown', tree().length === 0, () => `after TERM, still running: ${tree().map((p) => `${p.program} ${p.pid}`).join(', ')}`);
+    await service.stop(cfg.graceful_timeout + maxStop + 8000, (pid) => checker.stopping(pid));
+    if (!checker.violation) checker.check('shutdown', service.tree().length === 0, () => `after TERM, still running: ${service.tree().map((p) => `${p.program} ${p.pid}`).join(', ')}`);
     done = true;
   }
 
   // ---- run
-  probe.transition = (name, from, to, cause) => checker.transition(name, from, to, cause);
-  probe.lane = (a, g, s, limit) => checker.lane(a, g, s, limit);
-  probe.laneClosed = (a, g) => checker.laneClosed(a, g);
-  probe.laneAssigned = (g, pid, running) => checker.laneAssigned(g, pid, running, k.burning(pid));
-  probe.managerGone = (arbiter, pid, ms) => checker.managerGone(arbiter, pid, ms);
-  probe.assertion = (message) => checker.assertion(message);
   const until = opts.durationMs + SETTLE_MS + cfg.graceful_timeout + maxStop + 60_000;
-  try {
-    k.spawn({ program: 'app-driver', args: [] });
-    let seen = -1;
-    let crashesSeen = 0;
-    await k.run({
-      stopWhen: () => {
-        checker.assertions(() => 'a simulated process');
-        for (; crashesSeen < k.faults.crashes.length; crashesSeen++) crashed(k.faults.crashes[crashesSeen]!);
-        if (done || checker.violation) return true;
-        if (k.changes === seen && k.now() < checker.due) return false;
-        seen = k.changes;
-        checker.table(k.processes());
-        return checker.violation !== null;
-      },
-      until,
-    });
-    if (!done && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
-  } finally {
-    probe.transition = undefined;
-    probe.lane = undefined;
-    probe.laneClosed = undefined;
-    probe.laneAssigned = undefined;
-    probe.managerGone = undefined;
-    probe.assertion = undefined;
-  }
+  k.spawn({ program: 'app-driver', args: [] });
+  let seen = -1;
+  let crashesSeen = 0;
+  await k.run({
+    stopWhen: () => {
+      for (; crashesSeen < k.faults.crashes.length; crashesSeen++) crashed(k.faults.crashes[crashesSeen]!);
+      if (done || checker.violation) return true;
+      if (k.changes === seen && k.now() < checker.due) return false;
+      seen = k.changes;
+      checker.table(k.processes());
+      return checker.violation !== null;
+    },
+    until,
+  });
+  if (!done && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
 
   function crashed(c: Crash): void {
     const where = `${c.program} ${c.pid}`;
-    // An assertion of drover's, or a crash of a process that runs none of the user's code, is drover's.
-    if (c.message.startsWith(ASSERTION_ERROR) || (c.program !== 'worker' && c.program !== 'slow-worker' && c.program !== 'companion-module')) {
+    // A failed assertion of drover's is a broken invariant, wherever it ran.
+    if (c.message.startsWith(`${ASSERTION_ERROR}: `)) return checker.crash(c);
+    // A crash of a process that runs none of the user's code is drover's.
+    if (c.program !== 'worker' && c.program !== 'slow-worker' && c.program !== 'companion-module') {
       if (c.program !== STAND_IN && c.program !== 'app-driver') find({ kind: 'drover-crash', at: c.at, where, text: c.message });
       return;
     }

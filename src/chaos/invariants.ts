@@ -3,6 +3,8 @@
 // at every probe report, on every answer, and once more when the system has
 // had time to settle. The first violation ends the run.
 import type { ProcessInfo } from '../sim/index.js';
+import type { Defect, Hooks } from '../os/hooks.js';
+import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { TRANSITIONS } from '../runtime/companions/state.js';
 
 export const INVARIANTS = [
@@ -129,8 +131,6 @@ export class Checker {
    * table changes or that time comes, looking at it again finds nothing new.
    */
   due = Infinity;
-  /** The message of a failed assertion whose process is not named yet (see assertions()). */
-  private unnamed: string | null = null;
 
   constructor(
     private readonly now: () => number,
@@ -148,6 +148,36 @@ export class Checker {
     this.counts[invariant]++;
     if (!ok) this.fail(invariant, message());
     return ok;
+  }
+
+  /**
+   * A chaos request's answer (the chaos app answers `ID VERSION PID …`):
+   * its own, whole, from an app version a good config named; 503 and 502
+   * are drover shedding or losing a slow worker, anything else is wrong.
+   * What it was, for the workload's counts.
+   */
+  answer(id: string, kb: number, o: { readonly status: number; readonly body: Buffer }, versions: ReadonlySet<string>): 'ok' | 'shed' | 'badGateway' | 'reset' {
+    this.counts.answers++;
+    const start = o.body.toString('utf8', 0, 80);
+    if (o.status === 200) {
+      const [rid, version] = start.split(' ');
+      this.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(start.slice(0, 60))}`);
+      this.check('answers', o.body.length >= kb * 1024, () => `request ${id} got ${o.body.length} bytes of an answer of more than ${kb * 1024}`);
+      this.check('broken-reload', versions.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
+      return 'ok';
+    }
+    if (o.status === 503) return 'shed';
+    if (o.status === 502) return 'badGateway';
+    this.fail('answers', `request ${id} got status ${o.status}: ${start}`);
+    return 'reset';
+  }
+
+  /** After the load: requests r1..rN were each run at most once (`times`: the app's ledger). */
+  ranOnce(n: number, times: (id: string) => number): void {
+    for (let i = 1; i <= n; i++) {
+      const id = `r${i}`;
+      this.check('answers', times(id) <= 1, () => `request ${id} was run ${times(id)} times`);
+    }
   }
 
   /** The process table, after a batch of events. */
@@ -197,37 +227,41 @@ export class Checker {
   }
 
   /**
-   * Probe: an assert() failed in a simulated process, about to throw its
-   * AssertionError there. A violation at once, at this simulated time, even
-   * if some catch on the way swallows the throw; which process it was, the
-   * run tells after the batch (assertions()).
+   * Crashes the kernel recorded since the last look (uncaught errors): a
+   * failed assert() anywhere is `assertion` (its AssertionError is caught by
+   * nothing in drover, so it crashes the process that ran it), any other
+   * crash of one of drover's own programs `no-crash`.
    */
-  assertion(message: string): void {
+  crashes(list: readonly { readonly pid: number; readonly program: string; readonly message: string }[], from: number): void {
     this.counts.assertion++;
-    if (this.violation !== null) return;
-    this.fail('assertion', message);
-    this.unnamed = message;
+    for (let i = from; i < list.length; i++) this.crash(list[i]!);
+  }
+
+  /** One crash, as crashes() judges it; the user's app's own are not drover's (app-run.ts says which are). */
+  crash(c: { readonly pid: number; readonly program: string; readonly message: string }): void {
+    const asserted = `${ASSERTION_ERROR}: `;
+    if (c.message.startsWith(asserted)) this.check('assertion', false, () => `${c.program} ${c.pid} crashed: ${c.message.slice(asserted.length)}`);
+    else if (DROVER.has(c.program)) this.check('no-crash', false, () => `${c.program} ${c.pid} crashed: ${c.message}`);
   }
 
   /**
-   * After each batch: a failed assertion gets its process named by `who`
-   * (from the kernel's crash line), e.g. "arbiter 5 crashed". Counted as a
-   * look for failed assertions.
+   * The kernel's hooks (KernelOptions.hooks) for a run this checker
+   * watches: drover's state as it changes, from inside, and the defects
+   * planted for the run. `burning(pid)`: is that process holding its CPU.
    */
-  assertions(who: (message: string) => string): void {
-    this.counts.assertion++;
-    if (this.unnamed === null || this.violation === null) return;
-    this.violation = { ...this.violation, message: `${who(this.unnamed)}: ${this.unnamed}` };
-    this.unnamed = null;
-  }
-
-  /** Crashes the kernel recorded since the last look (uncaught errors): one of drover's own programs is a violation. */
-  crashes(list: readonly { readonly pid: number; readonly program: string; readonly message: string }[], from: number): void {
-    for (let i = from; i < list.length; i++) {
-      const c = list[i]!;
-      if (!DROVER.has(c.program)) continue;
-      this.check('no-crash', false, () => `${c.program} ${c.pid} crashed: ${c.message}`);
-    }
+  hooks(burning: (pid: number) => boolean, defects: readonly Defect[] = [], more: Partial<Hooks> = {}): Hooks {
+    return {
+      transition: (name, from, to, cause) => this.transition(name, from, to, cause),
+      lane: (a, g, st, limit) => this.lane(a, g, st, limit),
+      laneClosed: (a, g) => this.laneClosed(a, g),
+      laneAssigned: (g, pid, running) => this.laneAssigned(g, pid, running, burning(pid)),
+      laneHeld: (g, ms) => this.laneHeld(g, ms),
+      route: (route, slow, avgMs) => this.route(route, slow, avgMs),
+      managerGone: (arbiter, pid, ms) => this.managerGone(arbiter, pid, ms),
+      spawnFailed: (parent, program, ms) => this.spawnFailed(parent, program, ms),
+      ...more,
+      ...(defects.length > 0 ? { defects: new Set(defects) } : {}),
+    };
   }
 
   /**

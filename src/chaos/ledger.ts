@@ -1,16 +1,28 @@
-// What the chaos app saw, shared with the checker: in the simulator every
-// worker runs in the same host process as the runner, so the app can count
-// how often each request id was run. Reset at the start of every run.
-const runs = new Map<string, number>();
+// What the chaos app saw, told to the checker: how often each request id
+// was run. One ledger per run, carried in its kernel's hooks; the app, which
+// has no Os, finds it through the process that runs it (runningHooks), so
+// two runs in one host process keep their own.
+import type { Hooks } from '../os/hooks.js';
+import { runningHooks } from '../sim/index.js';
 
-export const ledger = {
-  reset(): void {
-    runs.clear();
-  },
+export class Ledger {
+  private readonly runs = new Map<string, number>();
+
   ran(id: string): void {
-    runs.set(id, (runs.get(id) ?? 0) + 1);
-  },
+    this.runs.set(id, (this.runs.get(id) ?? 0) + 1);
+  }
+
   times(id: string): number {
-    return runs.get(id) ?? 0;
-  },
-};
+    return this.runs.get(id) ?? 0;
+  }
+}
+
+/** A chaos run's hooks: drover's, and the ledger its app writes to. */
+export interface ChaosHooks extends Hooks {
+  readonly ledger: Ledger;
+}
+
+/** The ledger of the run whose process runs now; none outside a chaos run (a chaos app under a plain kernel). */
+export function runningLedger(): Ledger | null {
+  return (runningHooks() as Partial<ChaosHooks> | null)?.ledger ?? null;
+}

@@ -4,7 +4,7 @@
 import { describeFault, FAULT_KINDS, type Fault, type Scenario } from '../chaos/scenario.js';
 import { INVARIANTS } from '../chaos/invariants.js';
 import { formatSchedule } from '../chaos/shrink.js';
-import type { Defect } from '../runtime/probe.js';
+import type { Defect } from '../os/hooks.js';
 import { FAULT_ERRNO, OS_FAULTS, type OsFault } from '../sim/faults.js';
 import type { Result } from './sim-run.js';
 import type { FindingKind } from '../chaos/app-run.js';

@@ -7,7 +7,7 @@ import { loadDeployment, type Deployment, type Target } from '../chaos/deploymen
 import { runScenario } from '../chaos/run.js';
 import { generate, type Fault, type Scenario, type ScenarioName } from '../chaos/scenario.js';
 import type { Invariant } from '../chaos/invariants.js';
-import type { Defect } from '../runtime/probe.js';
+import type { Defect } from '../os/hooks.js';
 import { ExitSignal } from '../sim/index.js';
 
 export interface Task {

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { runScenario } from '../chaos/run.js';
 import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } from '../chaos/scenario.js';
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
-import { DEFECTS, type Defect } from '../runtime/probe.js';
+import { DEFECTS, type Defect } from '../os/hooks.js';
 import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
 import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
 import { targetArgs, type Target } from '../chaos/deployment.js';
@@ -124,7 +124,7 @@ Running:
   -h, --help           this text
 
 Testing the checkers (not for finding real bugs):
-  --defect NAME[,NAME] ${wrap(`plant known bugs (src/runtime/probe.ts): ${DEFECTS.join(', ')}`.split(' '), col)}
+  --defect NAME[,NAME] ${wrap(`plant known bugs (src/os/hooks.ts): ${DEFECTS.join(', ')}`.split(' '), col)}
 
 Exit status: 0 every run passed, 1 a run failed, 2 bad options.
 `;

@@ -12,6 +12,7 @@
 //   the call that caused them.
 
 import type { Duplex, Readable } from 'node:stream';
+import type { Hooks } from './hooks.js';
 
 export type Signal =
   | 'SIGHUP'
@@ -371,6 +372,8 @@ export interface Os {
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   cwd(): string;
+  /** What a simulation watches from inside, and its planted defects (hooks.ts); NO_HOOKS on the real OS. */
+  readonly hooks: Hooks;
 
   // time
   /** Monotonic, machine-wide milliseconds. */

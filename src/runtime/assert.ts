@@ -1,42 +1,11 @@
-// Assertions as a layer (issue item 4). An invariant that a comment states
-// is asserted where it must hold; a failed assertion is a bug, never a
-// runtime condition: it throws AssertionError, which no catch in drover
-// handles (catches name the errors they expect, see expectCodes), so the
-// process stops rather than run on with state it cannot trust.
-//
-// In the simulator every process runs in one host process: a failure is
-// also told to probe.assertion before the throw, so a chaos run reports it
-// as the invariant `assertion` with its seed, even when some catch-all on
-// the way swallows the throw.
-//
-// Cost when the condition holds: one test. The message is a string literal
-// or a function called only on failure, so no string is built on the happy
-// path; on hot paths (per request) use a literal, since a closure that
-// captures values may be allocated at each call.
+// Assertions as a layer (issue 15, item 4): assert() and AssertionError are
+// src/os/assert.ts, shared with the simulated kernel; here, what the
+// runtime's catches need — the errno of an error, catches that name the
+// errnos they expect, and catch-alls that let an AssertionError through.
 
-import { probe } from './probe.js';
+import { AssertionError } from '../os/assert.js';
 
-/** The `name` of drover's AssertionError: distinct from node:assert's, so a crash line tells them apart. */
-export const ASSERTION_ERROR = 'DroverAssertionError';
-
-/** A broken invariant. */
-export class AssertionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = ASSERTION_ERROR;
-  }
-}
-
-export function assert(cond: unknown, message: string | (() => string)): asserts cond {
-  if (!cond) fail(message);
-}
-
-/** Out of line: keeps assert() small enough to inline everywhere. */
-function fail(message: string | (() => string)): never {
-  const text = typeof message === 'string' ? message : message();
-  probe.assertion?.(text);
-  throw new AssertionError(text);
-}
+export { assert, AssertionError, ASSERTION_ERROR } from '../os/assert.js';
 
 /**
  * The errno of a system error ('ENOENT', 'ESRCH', ...: an OsError, or a

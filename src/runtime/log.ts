@@ -4,7 +4,7 @@
 import type { Os } from '../os/types.js';
 import type { LogFormat } from './config/types.js';
 import { clfTime, isoTime, logTime } from './time-format.js';
-import { planted, probe } from './probe.js';
+import { planted } from '../os/hooks.js';
 
 export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 const RANK: Record<Level, number> = { debug: 10, info: 20, warning: 30, error: 40, critical: 50 };
@@ -60,21 +60,21 @@ export class LogSink {
     } catch (e) {
       const code = (e as { code?: unknown } | null)?.code;
       // Not an errno (a process unwinding as it exits, say): not ours to swallow.
-      if (typeof code !== 'string' || planted('log-write-throws')) throw e;
+      if (typeof code !== 'string' || planted(this.os.hooks, 'log-write-throws')) throw e;
       f.dropped++;
       // A line begun in the file will not be finished: ended now if the file lets us (before another
       // process appends to it), else before our next line.
       if (f.open) f.cut = !this.endLine(f);
       f.skip = !line.endsWith('\n');
-      probe.errorPath?.('log', code);
-      if (f.failing && !planted('log-reports-every-line')) return;
+      this.os.hooks.errorPath?.('log', code);
+      if (f.failing && !planted(this.os.hooks, 'log-reports-every-line')) return;
       f.failing = true;
       this.say(`cannot write ${this.target} (${(e as Error).message}); dropping log lines until it can be written again`);
       return;
     }
     f.cut = false;
     if (f.failing) {
-      if (!planted('log-reports-every-line')) this.say(`writing ${this.target} again; ${f.dropped} line(s) were dropped`);
+      if (!planted(this.os.hooks, 'log-reports-every-line')) this.say(`writing ${this.target} again; ${f.dropped} line(s) were dropped`);
       f.failing = false;
       f.dropped = 0;
     }
@@ -83,7 +83,7 @@ export class LogSink {
   /** All of `text`, however many writes it takes; a write that takes nothing is EIO. */
   private put(text: string, f: FileState): void {
     const n = this.os.fs.write(this.fd, text);
-    if (n >= Buffer.byteLength(text) || planted('log-ignores-short-write')) {
+    if (n >= Buffer.byteLength(text) || planted(this.os.hooks, 'log-ignores-short-write')) {
       // The count is in bytes.
       f.open = !text.endsWith('\n');
       return;
@@ -98,7 +98,7 @@ export class LogSink {
       at += k;
       f.open = bytes[at - 1] !== 0x0a;
     }
-    probe.errorPath?.('log', 'short');
+    this.os.hooks.errorPath?.('log', 'short');
   }
 
   /** One newline, best effort: whether it went. */

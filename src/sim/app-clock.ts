@@ -36,6 +36,7 @@
 // alone (Os.onSignal) while app code listens to none; with app listeners it
 // runs the Os's handler, then the listeners, in the order they were added;
 // when the last goes, the Os's handler, or the default action, is back.
+import type { Hooks } from '../os/hooks.js';
 import type { EventEmitter } from 'node:events';
 import { SIGNALS, type Signal } from '../os/types.js';
 import { EPOCH_MS, delay } from './os.js';
@@ -120,6 +121,11 @@ export class AppClock {
     readonly p: Proc,
   ) {
     this.origin = m.now;
+  }
+
+  /** Its kernel's hooks (KernelOptions.hooks). */
+  get hooks(): Hooks {
+    return this.m.hooks;
   }
 
   /** An uncaught error in code run on the process's behalf outside the kernel's calls (a tick, a microtask, an unhandled rejection): it crashes. */

@@ -53,6 +53,7 @@
 // node:timers/promises, performance.timeOrigin. A Date made by `new Date()`
 // in a process has Date.prototype, so instanceof works, but its constructor
 // is the host's Date.
+import type { Hooks } from '../os/hooks.js';
 import { Console } from 'node:console';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
@@ -211,6 +212,15 @@ function switchTo(c: AppClock | null): void {
 /** Whose code runs now (for tests). */
 export function runningClock(): AppClock | null {
   return current;
+}
+
+/**
+ * The hooks of the kernel whose process runs now (null: none runs). For
+ * harness code that runs inside a simulated process without an Os of its
+ * own, as the chaos apps: each kernel's run hears only its own.
+ */
+export function runningHooks(): Hooks | null {
+  return current === null ? null : current.hooks;
 }
 
 /** Some simulated process's code runs now (not the kernel's, not the host's). */

@@ -4,3 +4,4 @@ export { Kernel, type KernelOptions, type ProcessInfo } from './kernel.js';
 export { ExitSignal } from './processes.js';
 export type { RunOptions, RunResult } from './machine.js';
 export type { Crash } from './faults.js';
+export { runningHooks } from './app-globals.js';

@@ -1,6 +1,7 @@
 // The public face of the simulated kernel: what tests, the conformance
 // harness and the chaos runner hold. Everything behind it is in machine.ts.
 
+import type { Hooks } from '../os/hooks.js';
 import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
 import { drain as hostDrain } from '../os/drain.js';
 import { Machine, type RunOptions, type RunResult } from './machine.js';
@@ -25,6 +26,8 @@ export interface KernelOptions {
   isolate?: boolean;
   /** Calls that fail on purpose, each kind with its probability (faults.ts); none by default. */
   faults?: FaultOptions;
+  /** Every process's Os.hooks: what the checker hears from inside drover, and the defects planted for this run. */
+  hooks?: Hooks;
 }
 
 export interface ProcessInfo {
@@ -46,7 +49,7 @@ export class Kernel {
   readonly faults: Faults;
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults, opts.isolate === true);
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults, opts.isolate === true, opts.hooks);
     this.faults = this.m.faults;
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;

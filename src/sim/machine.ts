@@ -22,6 +22,7 @@
 import { posix } from 'node:path';
 import type { Volume } from 'memfs';
 import type { Exited, ProgramFn, ProgramRegistry } from '../os/types.js';
+import { NO_HOOKS, type Hooks } from '../os/hooks.js';
 import { Rng, seedToBigInt } from './random.js';
 import {
   EventQueue,
@@ -143,6 +144,8 @@ export class Machine {
     faults: FaultOptions = {},
     /** Modules under a mount: one instance per importing process (KernelOptions.isolate). */
     readonly isolate = false,
+    /** Every process's Os.hooks (KernelOptions.hooks). */
+    readonly hooks: Hooks = NO_HOOKS,
   ) {
     this.mountList = Object.entries(mounts).map(([sim, host]) => [posix.resolve('/', sim), posix.resolve(host)] as const);
     this.rng = new Rng(seedToBigInt(seed));

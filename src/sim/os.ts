@@ -8,6 +8,7 @@
 
 import { pathToFileURL } from 'node:url';
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
+import type { Hooks } from '../os/hooks.js';
 import { hostImport } from '../os/host-import.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc } from './processes.js';
@@ -101,6 +102,7 @@ export class SimOs implements Os {
   readonly uid = SIM_UID;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  readonly hooks: Hooks;
   readonly fs: SimFs;
   readonly stdout: Writer;
   readonly stderr: Writer;
@@ -112,6 +114,7 @@ export class SimOs implements Os {
     this.pid = p.pid;
     this.args = p.args;
     this.env = p.env;
+    this.hooks = m.hooks;
     this.fs = new SimFs(m, p);
     this.stdout = new ProcWriter(m, p, false);
     this.stderr = new ProcWriter(m, p, true);

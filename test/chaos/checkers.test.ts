@@ -1,5 +1,5 @@
 // The checkers can fail (issue 6, item 4): for each invariant, its planted
-// defect (src/runtime/probe.ts) switched on makes a chaos run report that
+// defect (src/os/hooks.ts) switched on makes a chaos run report that
 // invariant within a bounded number of seeds, searched from seed 1 as
 // `drover sim` searches; and the same seeds without the defect pass, so the
 // checker is not merely noisy. A checker that cannot fail is a defect.
@@ -7,7 +7,7 @@ import { expect, test } from 'vitest';
 import { INVARIANTS, type Invariant } from '../../src/chaos/invariants.js';
 import { runScenario, type RunReport } from '../../src/chaos/run.js';
 import { generate, type ScenarioName } from '../../src/chaos/scenario.js';
-import { DEFECTS, type Defect } from '../../src/runtime/probe.js';
+import { DEFECTS, type Defect } from '../../src/os/hooks.js';
 
 /** Seeds searched, from 1: a defect not found by then is a checker that cannot fail. */
 const BOUND = 30;
@@ -109,6 +109,14 @@ test('a defect is switched on for its own run only: the same seed run next witho
   expect(bad.violation).toMatchObject({ invariant: 'queue-bound' });
   expect(bad.violation!.message).toMatch(/holds \d+ queued requests, over slow_queue \d+/);
   const good = await run('queue-load', 1);
+  expect(good.violation).toBeNull();
+  expect(good.traceHash).toBe((await cleanRun('queue-load', 1)).traceHash);
+});
+
+test('two runs side by side in one process keep their own hooks: a defect planted in one does not reach the other', async () => {
+  // Same seed, same request ids (r1, r2, ...): a ledger or a hook shared between the kernels would show in the clean one.
+  const [bad, good] = await Promise.all([run('queue-load', 1, ['lane-queue-overflow']), run('queue-load', 1)]);
+  expect(bad.violation).toMatchObject({ invariant: 'queue-bound' });
   expect(good.violation).toBeNull();
   expect(good.traceHash).toBe((await cleanRun('queue-load', 1)).traceHash);
 });

@@ -334,7 +334,8 @@ async function sigchldMany(os: Os): Promise<void> {
 
 async function spawnTarget(os: Os, mode: string, sig: Signal) {
   const c = os.spawn({ program: 'signal-target', args: [mode, sig] });
-  return { pid: c.pid, ready: inbox(os, c.channel!)() };
+  // A dozen Node processes booting at once on two busy cores (the suite runs two files at a time) take a while.
+  return { pid: c.pid, ready: inbox(os, c.channel!)(60_000) };
 }
 
 async function defaultActions(os: Os): Promise<void> {

@@ -2,9 +2,9 @@ import { expect, test } from 'vitest';
 import { conformance } from './worlds.js';
 
 conformance('signals', (world) => {
-  test('default actions: terminating signals kill, CHLD/WINCH/USR1 are ignored, TTIN/TTOU stop', async () => {
-    const r = await world().run('default-actions');
-    expect(r.code).toBe(0);
+  test('default actions: terminating signals kill, CHLD/WINCH/USR1 are ignored, TTIN/TTOU stop', { timeout: 90_000 }, async () => {
+    const r = await world().run('default-actions', [], { timeout: 80_000 });
+    expect(r.code, r.stderr).toBe(0);
     expect(r.leftovers).toEqual([]);
     expect(r.records[0]).toEqual({
       SIGTERM: 'SIGTERM',

@@ -1,7 +1,8 @@
 // Assertions as a layer (src/runtime/assert.ts): the helper itself, the
 // catch filters, and that a broken invariant of each state machine stops
 // with an AssertionError instead of running on.
-import { afterEach, describe, expect, test } from 'vitest';
+import { NO_HOOKS, type Hooks } from '../../src/os/hooks.js';
+import { describe, expect, test } from 'vitest';
 import { OsError, type Os } from '../../src/os/types.js';
 import { ASSERTION_ERROR, AssertionError, assert, crashOnAssertion, errnoOf, expectCodes, ignoring, rethrowAssertion } from '../../src/runtime/assert.js';
 import { Lanes } from '../../src/runtime/arbiter/lanes.js';
@@ -11,12 +12,7 @@ import { initial, step, TRANSITIONS, type Companion, type State } from '../../sr
 import type { Config } from '../../src/runtime/config/index.js';
 import { SlowLane } from '../../src/runtime/lanes/queue.js';
 import type { Logger } from '../../src/runtime/log.js';
-import { plant, probe } from '../../src/runtime/probe.js';
 
-afterEach(() => {
-  probe.assertion = undefined;
-  plant([]);
-});
 
 /** What `fn` throws (fails the test when it throws nothing). */
 function thrown(fn: () => unknown): unknown {
@@ -46,15 +42,6 @@ describe('assert', () => {
     expect(ASSERTION_ERROR).not.toBe('AssertionError');
     expect((e as Error).message).toBe('the count went negative');
     expect((thrown(() => assert(null, () => `x is ${2 + 2}`)) as Error).message).toBe('x is 4');
-  });
-
-  test('tells probe.assertion (the chaos checker) before the throw, and only on failure', () => {
-    const heard: string[] = [];
-    probe.assertion = (m) => heard.push(m);
-    assert(true, 'fine');
-    expect(heard).toEqual([]);
-    expect(() => assert(false, 'broken')).toThrow(AssertionError);
-    expect(heard).toEqual(['broken']);
   });
 
   test('narrows the asserted type', () => {
@@ -175,8 +162,8 @@ describe('the companion state machine', () => {
 });
 
 describe('the slow lane queue', () => {
-  const lane = () => {
-    const l = new SlowLane({ queue: 2, concurrency: 1, queueTimeout: Infinity });
+  const lane = (hooks: Hooks = NO_HOOKS) => {
+    const l = new SlowLane({ queue: 2, concurrency: 1, queueTimeout: Infinity }, { hooks });
     l.addWorker(7, 0);
     expect(l.enqueue(1, 0)).toEqual([{ kind: 'assign', id: 1, worker: 7 }]);
     expect(l.enqueue(2, 1)).toEqual([]);
@@ -200,8 +187,7 @@ describe('the slow lane queue', () => {
   test('queue-double-assign (the planted defect): a queued request assigned and left queued is caught at once', () => {
     const clean = lane();
     expect(clean.complete(1, 5)).toEqual([{ kind: 'assign', id: 2, worker: 7 }]);
-    plant(['queue-double-assign']);
-    const bad = lane();
+    const bad = lane({ defects: new Set(['queue-double-assign']) });
     const e = thrown(() => bad.complete(1, 5));
     expect(e).toBeInstanceOf(AssertionError);
     expect((e as Error).message).toMatch(/^slow lane: /);
@@ -210,7 +196,7 @@ describe('the slow lane queue', () => {
 
 describe("the arbiter's lanes", () => {
   test('a generation forgotten while its lane still holds a request is a bug', () => {
-    const os = { now: () => 0, timer: () => ({ cancel() {} }) } as unknown as Os;
+    const os = { now: () => 0, timer: () => ({ cancel() {} }), hooks: {} } as unknown as Os;
     const log = { error() {}, info() {}, warning() {} } as unknown as Logger;
     const lanes = new Lanes({ os, log, send: () => {}, idle: () => {}, fastWorkers: () => [] });
     lanes.open(1, { lanes: true, slow_queue: 4, slow_concurrency: 1, queue_timeout: 0 } as Config);

@@ -253,7 +253,8 @@ describe('Output: inherited lines prefixed, whole, one write per chunk; files un
     const written: string[] = [];
     const os = {
       stdout: { write: () => { throw new Error('nothing goes to stdout'); } },
-      fs: { open: () => 3, write: (_fd: number, t: string) => void written.push(t), close: () => {} },
+      fs: { open: () => 3, write: (_fd: number, t: string) => (written.push(t), Buffer.byteLength(t)), close: () => {} },
+      hooks: {},
     } as unknown as Os;
     const lines = new Lines();
     const out = new Output(os, '/var/log/w.log', 'stdout', lines, 'w | ');

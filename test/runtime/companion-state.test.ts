@@ -2,22 +2,20 @@
 // property test that drives it with random inputs against a small world (one
 // child at most, monotonic time) and checks DESIGN's rules after every step.
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Signal } from '../../src/os/types.js';
 import { parseCompanions, type CompanionConfig } from '../../src/runtime/companions/config.js';
 import {
-  TRANSITIONS, backoffDelay, exitExpected, initial, restarts, step, type Action, type Companion, type Input, type State,
+  TRANSITIONS, backoffDelay, exitExpected, initial, restarts, step as stepOf, type Action, type Companion, type Input, type State,
 } from '../../src/runtime/companions/state.js';
-import { probe } from '../../src/runtime/probe.js';
+import type { Hooks } from '../../src/os/hooks.js';
 
-/** Every state change step makes, as the probe hears it: "FROM>TO (cause)". */
+/** Every state change step makes, as the manager's hooks hear it: "FROM>TO (cause)". */
 const moves: string[] = [];
+const heard: Hooks = { transition: (_name, from, to, cause) => void moves.push(`${from}>${to} (${cause})`) };
+const step = (c: Companion, input: Input, now: number) => stepOf(c, input, now, heard);
 beforeEach(() => {
   moves.length = 0;
-  probe.transition = (_name, from, to, cause) => void moves.push(`${from}>${to} (${cause})`);
-});
-afterEach(() => {
-  probe.transition = undefined;
 });
 
 /** A config from file-style input (seconds), defaults filled. */

@@ -13,7 +13,7 @@ import { laneId, type ToWorker } from '../../src/runtime/protocol.js';
 function setup() {
   const sent: Array<[number, ToWorker]> = [];
   const idle: number[] = [];
-  const os = { now: () => 0, timer: () => ({ cancel() {} }) } as unknown as Os;
+  const os = { now: () => 0, timer: () => ({ cancel() {} }), hooks: {} } as unknown as Os;
   const log = { error() {}, info() {}, warning() {} } as unknown as Logger;
   const lanes = new Lanes({ os, log, send: (pid, m) => sent.push([pid, m]), idle: (pid) => idle.push(pid), fastWorkers: () => [] });
   lanes.open(1, { lanes: true, slow_queue: 4, slow_concurrency: 1, queue_timeout: 0 } as Config);

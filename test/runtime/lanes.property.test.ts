@@ -21,9 +21,9 @@
 //   the bound was reached (the check is not vacuous). Times are
 //   reconstructed from the client's clock, the access log's durations (when
 //   a fast worker took a request) and the app's report of when it started.
+import type { Defect, Hooks } from '../../src/os/hooks.js';
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
-import { plant, probe } from '../../src/runtime/probe.js';
 import { simulate } from './sim.js';
 import { ask, LANES_APP, ran, slowBooted, slowPids, within, type Answer } from './lanes-sim.js';
 
@@ -227,7 +227,7 @@ function check(m: Mix, sent: Omit<Sent, 'arrived'>[], kills: { at: number; pid: 
  * from outside (reconstructed) and from inside (the arbiter's probe hook,
  * after every decision of the lane).
  */
-async function run(m: Mix, seed: number): Promise<{ outside: number; inside: number }> {
+async function run(m: Mix, seed: number, defects: readonly Defect[] = []): Promise<{ outside: number; inside: number }> {
   let most = 0;
   let inside = 0;
   const argv = [
@@ -235,40 +235,36 @@ async function run(m: Mix, seed: number): Promise<{ outside: number; inside: num
     '--slow-concurrency', String(m.conc), '--slow-queue', String(m.queue), '--queue-timeout', String(m.timeout / 1000),
     '--slow-routes', 'GET /h/*', '--access-log', '/tmp/access.log',
   ];
-  probe.lane = (_arbiter, _generation, s) => void (inside = Math.max(inside, s.queued));
-  try {
-    await simulate(seed, argv, async (c) => {
-      await c.booted(m.fast);
-      await slowBooted(c, m.slow);
-      const fastPids = new Set(c.workers());
-      const t0 = c.os.now();
-      const kills: { at: number; pid: number }[] = [];
-      const killing = m.kills.map(async (k) => {
-        await c.os.sleep(k.at);
-        const live = slowPids(c);
-        if (live.length === 0) return;
-        const pid = live[k.which % live.length]!;
-        kills.push({ at: c.os.now(), pid });
-        c.os.kill(pid, 'SIGKILL');
-      });
-      const reqs = await Promise.all(m.requests.map(async (r, id) => {
-        await c.os.sleep(r.at);
-        const { path, cost } = shape(r, id);
-        const a = await within(c.os, ask(c.os, path), 120_000);
-        if (a === 'hang') throw new Error(`${path}, sent at ${c.os.now() - t0}: no answer within 120 s`);
-        return { r, path, cost, a };
-      }));
-      await Promise.all(killing);
-      await c.os.sleep(200); // the access log lines of the last answers
-      const slowEver = new Set((c.log().match(/slow-lane worker \d+ booted/g) ?? []).map((l) => Number(l.split(' ')[2])));
-      most = check(m, reqs, kills, fastPids, slowEver, c.os.fs.readFile('/tmp/access.log'));
-      expect(c.workers().sort()).toEqual([...fastPids].sort());
-      c.signal('SIGTERM');
-      expect(await c.exited()).toMatchObject({ code: 0, signal: null });
+  const hooks: Hooks = { lane: (_arbiter, _generation, s) => void (inside = Math.max(inside, s.queued)), defects: new Set(defects) };
+  await simulate(seed, argv, async (c) => {
+    await c.booted(m.fast);
+    await slowBooted(c, m.slow);
+    const fastPids = new Set(c.workers());
+    const t0 = c.os.now();
+    const kills: { at: number; pid: number }[] = [];
+    const killing = m.kills.map(async (k) => {
+      await c.os.sleep(k.at);
+      const live = slowPids(c);
+      if (live.length === 0) return;
+      const pid = live[k.which % live.length]!;
+      kills.push({ at: c.os.now(), pid });
+      c.os.kill(pid, 'SIGKILL');
     });
-  } finally {
-    probe.lane = undefined;
-  }
+    const reqs = await Promise.all(m.requests.map(async (r, id) => {
+      await c.os.sleep(r.at);
+      const { path, cost } = shape(r, id);
+      const a = await within(c.os, ask(c.os, path), 120_000);
+      if (a === 'hang') throw new Error(`${path}, sent at ${c.os.now() - t0}: no answer within 120 s`);
+      return { r, path, cost, a };
+    }));
+    await Promise.all(killing);
+    await c.os.sleep(200); // the access log lines of the last answers
+    const slowEver = new Set((c.log().match(/slow-lane worker \d+ booted/g) ?? []).map((l) => Number(l.split(' ')[2])));
+    most = check(m, reqs, kills, fastPids, slowEver, c.os.fs.readFile('/tmp/access.log'));
+    expect(c.workers().sort()).toEqual([...fastPids].sort());
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0, signal: null });
+  }, {}, [], hooks);
   expect(inside, 'queue depth the arbiter saw').toBeLessThanOrEqual(m.queue);
   // Seen from outside, no more than it was.
   expect(most).toBeLessThanOrEqual(inside);
@@ -295,10 +291,5 @@ test('random mixes of routes, durations and slow-worker kills: one right answer 
 });
 
 test('the checks catch a slow lane that queues one request more than slow_queue (the planted defect lane-queue-overflow)', async () => {
-  plant(['lane-queue-overflow']);
-  try {
-    await expect(run(...EXAMPLES[0]!)).rejects.toThrow(/requests in the slow lane at once: expected 4 to be less than or equal to 3/);
-  } finally {
-    plant([]);
-  }
+  await expect(run(...EXAMPLES[0]!, ['lane-queue-overflow'])).rejects.toThrow(/requests in the slow lane at once: expected 4 to be less than or equal to 3/);
 });

@@ -3,6 +3,7 @@
 // HTTP load over simulated sockets, and asserts from inside the simulation.
 // Everything is virtual time and replays from its seed.
 import { join } from 'node:path';
+import type { Hooks } from '../../src/os/hooks.js';
 import { programs, type Exited, type Os, type ProgramRegistry, type Signal } from '../../src/os/types.js';
 import { runtimePrograms } from '../../src/runtime/programs.js';
 import { Kernel } from '../../src/sim/index.js';
@@ -39,8 +40,8 @@ export interface SimResult {
   readonly left: string[];
 }
 
-/** `files` are written to the simulated disk before the arbiter starts. */
-export async function simulate(seed: number, argv: readonly string[], body: (ctl: Ctl) => Promise<void>, files: Record<string, string> = {}, extra: readonly ProgramRegistry[] = []): Promise<SimResult> {
+/** `files` are written to the simulated disk before the arbiter starts; `hooks`, the kernel's (what a test hears from inside drover). */
+export async function simulate(seed: number, argv: readonly string[], body: (ctl: Ctl) => Promise<void>, files: Record<string, string> = {}, extra: readonly ProgramRegistry[] = [], hooks: Hooks = {}): Promise<SimResult> {
   let arbiterExit: Exited | null = null;
   const scenario = async (os: Os) => {
     os.fs.writeFile(LOG, '');
@@ -88,7 +89,7 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
       }
     }
   };
-  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario }), ...extra] });
+  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario }), ...extra], hooks });
   const root = k.spawn({ program: 'scenario', channel: false });
   await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
   // Let what the arbiter left behind finish or fail to: orphans must end on their own.

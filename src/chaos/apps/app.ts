@@ -11,7 +11,7 @@
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppContext } from '../../runtime/worker/app.js';
-import { ledger } from '../ledger.js';
+import { runningLedger } from '../ledger.js';
 
 const PAD = Buffer.alloc(64 * 1024, 'x');
 
@@ -42,7 +42,7 @@ function answer(ctx: AppContext, version: string, req: IncomingMessage, res: Ser
   const path = q < 0 ? url : url.slice(0, q);
   const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   const id = params.get('id') ?? '-';
-  ledger.ran(id);
+  runningLedger()?.ran(id);
   if (path === '/hang') ctx.burn(1e9);
   else if (path === '/s') ctx.burn(Number(params.get('ms') ?? 200));
   res.setHeader('content-type', 'text/plain');

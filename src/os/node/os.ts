@@ -6,6 +6,7 @@ import {
   OsError, type Addr, type Child, type Exited, type Fs, type ListenOptions, type Listener, type Os, type Signal,
   type SpawnSpec, type Stream, type Timer, type Writer,
 } from '../types.js';
+import { NO_HOOKS } from '../hooks.js';
 import { IpcChannel, type IpcEndpoint } from './channel.js';
 import { ChildTable } from './children.js';
 import { burn, now, sleep, timer } from './clock.js';
@@ -35,6 +36,7 @@ export class NodeOs implements Os {
   readonly uid = process.getuid?.() ?? 0;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  readonly hooks = NO_HOOKS;
   readonly channel: IpcChannel | null;
   readonly listeners: readonly Listener[];
   readonly fs: Fs = nodeFs;

@@ -25,7 +25,7 @@ import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpe
 import { Lanes } from './lanes.js';
 import { Control } from './control.js';
 import { ControlPathError, prepareControlPath } from '../control/guard.js';
-import { planted, probe } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
 import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
@@ -246,7 +246,7 @@ class Arbiter {
       while (this.signals.length > 0 && graceful === null) {
         const sig = this.signals.shift()!;
         this.log.info(`Handling signal: ${sig.slice(3).toLowerCase()}`);
-        if (sig === 'SIGTERM') graceful = planted('arbiter-ignores-term') ? null : true;
+        if (sig === 'SIGTERM') graceful = planted(this.os.hooks, 'arbiter-ignores-term') ? null : true;
         else if (sig === 'SIGINT' || sig === 'SIGQUIT') graceful = false;
         else await this.handle(sig);
       }
@@ -449,7 +449,7 @@ class Arbiter {
   private abortReload(why: string): void {
     const r = this.reload!;
     this.reload = null;
-    if (planted('reload-half-config')) this.target = r.config.workers;
+    if (planted(this.os.hooks, 'reload-half-config')) this.target = r.config.workers;
     const now = this.os.now();
     for (const w of this.workers.of(r.generation)) {
       if (w.state === 'serving') {
@@ -489,8 +489,8 @@ class Arbiter {
       const delay = Math.min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF * 2 ** this.spawnFailures++);
       this.spawnAt = now + delay;
       this.log.error(`cannot start a ${what}: ${(e as Error).message}; next attempt in ${delay} ms`);
-      probe.errorPath?.('spawn', code);
-      probe.spawnFailed?.(this.os.pid, 'program' in spec ? spec.program : (spec.command[0] ?? ''), delay);
+      this.os.hooks.errorPath?.('spawn', code);
+      this.os.hooks.spawnFailed?.(this.os.pid, 'program' in spec ? spec.program : (spec.command[0] ?? ''), delay);
       return null;
     }
   }
@@ -657,7 +657,7 @@ class Arbiter {
       case 'lane-let-go':
         return this.lanes.letGo(w, Array.isArray(m.ids) ? m.ids : []);
       case 'route':
-        probe.route?.(String(m.route), m.slow === true, Number(m.avgMs));
+        this.os.hooks.route?.(String(m.route), m.slow === true, Number(m.avgMs));
         return this.lanes.route(w, m);
     }
   }
@@ -703,7 +703,7 @@ class Arbiter {
   }
 
   private reap(): void {
-    if (planted('arbiter-skips-reap')) return;
+    if (planted(this.os.hooks, 'arbiter-skips-reap')) return;
     for (;;) {
       let e: Exited | null;
       try {
@@ -808,7 +808,7 @@ class Arbiter {
       m.channel?.send({ t: 'heartbeat', ms: beat } satisfies ToManager);
     }
     const { timeout } = this.config;
-    if (m.silent !== null || timeout <= 0 || now - m.lastBeat <= timeout || planted('no-manager-heartbeat')) return;
+    if (m.silent !== null || timeout <= 0 || now - m.lastBeat <= timeout || planted(this.os.hooks, 'no-manager-heartbeat')) return;
     m.silent = now;
     this.log.error(`COMPANION MANAGER TIMEOUT (pid:${m.pid}): silent for ${((now - m.lastBeat) / 1000).toFixed(1)} s; killing it and its ${m.groups.length} companion group(s)`);
     this.tryKill(m.pid, 'SIGKILL');
@@ -838,7 +838,7 @@ class Arbiter {
     const delay = Math.min(30_000, 1000 * 2 ** (this.managerFailures - 1));
     this.managerAt = this.os.now() + delay;
     this.log.error(`Companion manager ${m.pid} ${how}${left}; restarting in ${delay / 1000} s`);
-    probe.managerGone?.(this.os.pid, m.pid, delay);
+    this.os.hooks.managerGone?.(this.os.pid, m.pid, delay);
   }
 
   private exited(w: Worker, e: Exited): void {
@@ -905,7 +905,7 @@ class Arbiter {
     if (active.length < this.target || slow.length < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
       for (let i = active.length; i < this.target; i++) if (!this.spawn(this.config, this.generation, this.listeners)) break;
-      if (!planted('arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
+      if (!planted(this.os.hooks, 'arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
     }
     if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);

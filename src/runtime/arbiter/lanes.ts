@@ -26,7 +26,7 @@ import type { GenerationReport, LanesReport } from '../lanes/report.js';
 import type { Logger } from '../log.js';
 import { laneId, SEQ_LIMIT, type RouteNews, type ToWorker } from '../protocol.js';
 import type { Worker } from './workers.js';
-import { planted, probe } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 
 interface Gen {
   readonly generation: number;
@@ -51,7 +51,7 @@ export interface LanesHost {
 export class Lanes {
   private readonly gens = new Map<number, Gen>();
   private readonly shedGone = { full: 0, timeout: 0, noWorkers: 0 }; // of generations forgotten
-  /** For the checker only (probe.laneHeld): when each running request got its slot. */
+  /** For the checker only (hooks.laneHeld): when each running request got its slot. */
   private readonly assignedAt = new Map<number, number>();
   /** Learned slow routes, newest last; bounded like a worker's table. */
   private readonly routes = new Map<number, { route: string; avgMs: number }>();
@@ -70,10 +70,10 @@ export class Lanes {
       generation,
       limit: config.slow_queue,
       lane: new SlowLane({
-        queue: config.slow_queue + (planted('lane-queue-overflow') ? 1 : 0),
+        queue: config.slow_queue + (planted(this.host.os.hooks, 'lane-queue-overflow') ? 1 : 0),
         concurrency: config.slow_concurrency,
         queueTimeout: config.queue_timeout > 0 ? config.queue_timeout : Infinity,
-      }),
+      }, { hooks: this.host.os.hooks }),
       sockets: new Map(),
       retiring: new Set(),
       live: new Map(),
@@ -129,7 +129,7 @@ export class Lanes {
 
   done(fast: Worker, seq: number): void {
     const g = this.gens.get(fast.generation);
-    if (planted('lane-ignores-done') && seq % 5 === 0) return;
+    if (planted(this.host.os.hooks, 'lane-ignores-done') && seq % 5 === 0) return;
     if (g) this.complete(g, laneId(fast.pid, seq));
   }
 
@@ -146,7 +146,7 @@ export class Lanes {
     for (const id of ids) {
       if (g.lane.cancel(id)) continue;
       const slow = g.lane.workerOf(id);
-      if (slow === undefined || planted('lane-frees-orphans')) {
+      if (slow === undefined || planted(this.host.os.hooks, 'lane-frees-orphans')) {
         this.complete(g, id);
         continue;
       }
@@ -249,7 +249,7 @@ export class Lanes {
     this.shedGone.timeout += shed.timeout;
     this.shedGone.noWorkers += shed.noWorkers;
     this.gens.delete(generation);
-    probe.laneClosed?.(this.host.os.pid, generation);
+    this.host.os.hooks.laneClosed?.(this.host.os.pid, generation);
   }
 
   /** Requests the slow lanes answered 503, by reason, since the arbiter started (forgotten generations too). */
@@ -318,10 +318,10 @@ export class Lanes {
 
   private complete(g: Gen, id: number): void {
     const slow = g.lane.workerOf(id);
-    if (probe.laneHeld) {
+    if (this.host.os.hooks.laneHeld) {
       const at = this.assignedAt.get(id);
       this.assignedAt.delete(id);
-      if (at !== undefined && slow !== undefined) probe.laneHeld(g.generation, this.host.os.now() - at);
+      if (at !== undefined && slow !== undefined) this.host.os.hooks.laneHeld(g.generation, this.host.os.now() - at);
     }
     g.live.get(Math.floor(id / SEQ_LIMIT))?.delete(id);
     this.act(g, g.lane.complete(id, this.host.os.now()));
@@ -343,7 +343,7 @@ export class Lanes {
 
   private act(g: Gen, ds: readonly Decision[]): void {
     // For the checker: the lane's load counts every assignment of `ds`; each is reported with those before it.
-    const later = probe.laneAssigned ? assignsPerWorker(ds) : null;
+    const later = this.host.os.hooks.laneAssigned ? assignsPerWorker(ds) : null;
     for (const d of ds) {
       const pid = Math.floor(d.id / SEQ_LIMIT);
       const seq = d.id - pid * SEQ_LIMIT;
@@ -351,9 +351,9 @@ export class Lanes {
         if (later) {
           const n = later.get(d.worker)!;
           later.set(d.worker, n - 1);
-          probe.laneAssigned!(g.generation, d.worker, g.lane.load(d.worker) - n);
+          this.host.os.hooks.laneAssigned!(g.generation, d.worker, g.lane.load(d.worker) - n);
         }
-        if (probe.laneHeld) this.assignedAt.set(d.id, this.host.os.now());
+        if (this.host.os.hooks.laneHeld) this.assignedAt.set(d.id, this.host.os.now());
         // Every worker in the lane came through slowReady with its socket, and leaves with it.
         const path = g.sockets.get(d.worker);
         assert(path !== undefined, () => `lanes: request ${d.id} assigned to slow worker ${d.worker}, which has no socket`);
@@ -369,8 +369,8 @@ export class Lanes {
   }
 
   private probeState(g: Gen): void {
-    if (!probe.lane) return;
-    probe.lane(this.host.os.pid, g.generation, g.lane.stats(), g.limit);
+    if (!this.host.os.hooks.lane) return;
+    this.host.os.hooks.lane(this.host.os.pid, g.generation, g.lane.stats(), g.limit);
   }
 
   /** One timer, at the earliest queue deadline of any generation. */

@@ -13,7 +13,6 @@
 // removed; a short write is finished, never left as a wrong pid.
 import { dirname } from 'node:path';
 import type { Os, Stat } from '../../os/types.js';
-import { probe } from '../probe.js';
 
 export class PidfileError extends Error {
   /** 1 when drover is already running (gunicorn's), 2 for a path that cannot be used (like a bad setting). */
@@ -44,7 +43,7 @@ export function writePidfile(os: Os, path: string, alive: (pid: number) => boole
     if (typeof code !== 'string') throw e;
     closeQuietly(os, fd.fd);
     unlinkQuietly(os, fd.path);
-    probe.errorPath?.('pidfile', code);
+    os.hooks.errorPath?.('pidfile', code);
     throw new PidfileError(`cannot write pidfile ${path}: ${(e as Error).message}; check the space and health of its file system, or use another --pid`, 1);
   }
   os.fs.close(fd.fd);
@@ -113,7 +112,7 @@ function writeAll(os: Os, fd: number, text: string): void {
   while (at < text.length) {
     const n = os.fs.write(fd, at === 0 ? text : text.slice(at));
     if (!(n > 0)) throw Object.assign(new Error('EIO: a write took no bytes'), { code: 'EIO' });
-    if (at + n < text.length) probe.errorPath?.('pidfile', 'short');
+    if (at + n < text.length) os.hooks.errorPath?.('pidfile', 'short');
     at += n;
   }
 }

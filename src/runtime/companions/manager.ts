@@ -20,7 +20,7 @@
 // The control socket is the arbiter's (src/runtime/arbiter/control.ts): it
 // forwards the companion commands here over our channel, {t:'ctl', id, req},
 // and we answer each with {t:'ctl-reply', id, reply}.
-import { planted } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 import { resolve } from 'node:path';
 import { crashOnAssertion, errnoOf, expectCodes } from '../assert.js';
 import { ConfigError } from '../config/errors.js';
@@ -82,7 +82,7 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
   // Started after the arbiter already died: nobody would ever stop what we start.
   if (os.ppid() !== spec.arbiter) return os.exit(0);
   os.setTitle('drover: companion manager');
-  if (!planted('manager-ignores-parent-death')) os.setParentDeathSignal('SIGTERM');
+  if (!planted(os.hooks, 'manager-ignores-parent-death')) os.setParentDeathSignal('SIGTERM');
   // The heartbeat, from the first instant (loading the config is part of the
   // boot the arbiter times): a manager whose loop is stuck, or that was
   // SIGSTOPped, falls silent and is killed and replaced with its companions.
@@ -120,8 +120,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
 
   const feed = (e: Entry, input: Input) => {
     // The planted bug: a restart starts the new instance before the old one is reaped.
-    if (planted('manager-restart-overlap') && input.t === 'restart' && e.c.pid !== null) spawn(e, e.c.config);
-    const { next, actions } = step(e.c, input, os.now());
+    if (planted(os.hooks, 'manager-restart-overlap') && input.t === 'restart' && e.c.pid !== null) spawn(e, e.c.config);
+    const { next, actions } = step(e.c, input, os.now(), os.hooks);
     e.c = next;
     for (const a of actions) act(e, a);
     if (e.removing && e.c.state === 'STOPPED' && e.c.pid === null) entries.delete(e.c.config.name);

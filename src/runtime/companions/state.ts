@@ -38,7 +38,7 @@
 //   under (its stop behaviour belongs to it, not to its replacement).
 
 import { assert } from '../assert.js';
-import { planted, probe } from '../probe.js';
+import { NO_HOOKS, planted, type Hooks } from '../../os/hooks.js';
 import type { Signal } from '../../os/types.js';
 import type { CompanionConfig } from './config.js';
 
@@ -128,7 +128,7 @@ function causeOf(input: Input): string {
 /** A step in progress: the companion so far and the actions asked. */
 class Draft {
   readonly actions: Action[] = [];
-  constructor(public c: Companion, readonly now: number, readonly cause: string) {}
+  constructor(public c: Companion, readonly now: number, readonly cause: string, readonly hooks: Hooks) {}
 
   get who(): string {
     return `companion ${this.c.config.name}`;
@@ -148,8 +148,8 @@ class Draft {
   /** A state change, checked against the table. */
   go(state: State, patch: Partial<Companion> = {}): void {
     const from = this.c.state;
-    if (state !== from) probe.transition?.(this.c.config.name, from, state, this.cause);
-    assert(state === from || TRANSITIONS[from].includes(state) || planted('companion-skips-backoff'), () => `${this.who}: ${from} -> ${state} is not an allowed transition`);
+    if (state !== from) this.hooks.transition?.(this.c.config.name, from, state, this.cause);
+    assert(state === from || TRANSITIONS[from].includes(state) || planted(this.hooks, 'companion-skips-backoff'), () => `${this.who}: ${from} -> ${state} is not an allowed transition`);
     this.c = { ...this.c, ...patch, state, since: state === from ? this.c.since : this.now };
     // The patch comes with the state: no process in an idle state, always one when RUNNING.
     assert(!IDLE.includes(state) || this.c.pid === null, () => `${this.who}: ${state} with pid ${this.c.pid}`);
@@ -327,14 +327,14 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       return d.failedStart();
     }
     if (state === 'RUNNING') {
-      if (planted('companion-skips-backoff')) {
+      if (planted(d.hooks, 'companion-skips-backoff')) {
         d.log('warning', `${what} unexpectedly`);
         return d.spawn();
       }
       const expected = exitExpected(config, code, signal);
       d.go('EXITED', { deadline: null });
       // The planted bug is the issue's: every exit restarted, whatever autorestart and exitcodes say.
-      if (restarts(config, expected) || planted('companion-restarts-one-shot')) {
+      if (restarts(config, expected) || planted(d.hooks, 'companion-restarts-one-shot')) {
         d.log(expected ? 'info' : 'warning', `${what}${expected ? ' (expected)' : ' unexpectedly'}`);
         return d.backoff(1);
       }
@@ -390,11 +390,12 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
   },
 };
 
-export function step(c: Companion, input: Input, now: number): { next: Companion; actions: Action[] } {
+/** `hooks`: the manager's Os.hooks (a chaos run hears each transition). */
+export function step(c: Companion, input: Input, now: number, hooks: Hooks = NO_HOOKS): { next: Companion; actions: Action[] } {
   atRest(c, `before ${causeOf(input)}`);
   // Deadlines and `since` compare with now: the manager's clock is monotonic.
   assert(now >= c.since, () => `companion ${c.config.name}: step at ${now}, before its state began at ${c.since}`);
-  const d = new Draft(c, now, causeOf(input));
+  const d = new Draft(c, now, causeOf(input), hooks);
   d.promote();
   (HANDLERS[input.t] as Handler<Input['t']>)(d, input);
   const next = d.c;

@@ -85,7 +85,7 @@
 // what it holds). Messages are literals: no allocation on the hot path.
 
 import { assert } from '../assert.js';
-import { planted } from '../probe.js';
+import { planted, type Hooks } from '../../os/hooks.js';
 
 export type RequestId = number;
 export type WorkerId = number;
@@ -102,6 +102,8 @@ export interface LaneLimits {
 export interface LaneOptions {
   /** The service time (ms) assumed for Retry-After until the first completion. Default 1000. */
   readonly serviceMs?: number;
+  /** The owner's Os.hooks: a chaos run may plant 'queue-double-assign'. */
+  readonly hooks?: Hooks;
 }
 
 export type Decision =
@@ -192,6 +194,8 @@ export class SlowLane {
   private shedFull = 0;
   private shedTimeout = 0;
   private shedNoWorkers = 0;
+  /** The planted defect 'queue-double-assign' (hooks.ts): a request assigned is left queued, to be assigned again. */
+  private readonly leavesQueued: boolean;
 
   constructor(limits: LaneLimits, options: LaneOptions = {}) {
     const { queue, concurrency, queueTimeout } = limits;
@@ -204,6 +208,7 @@ export class SlowLane {
     this.conc = concurrency;
     this.timeout = queueTimeout;
     this.prior = prior;
+    this.leavesQueued = options.hooks !== undefined && planted(options.hooks, 'queue-double-assign');
     this.qId = new Float64Array(queue);
     this.qAt = new Float64Array(queue);
     this.qNext = new Int32Array(queue);
@@ -522,8 +527,7 @@ export class SlowLane {
       const s = this.qHead;
       const id = this.qId[s]!;
       assert(this.where.get(id) === s, 'slow lane: a queued request that where places elsewhere');
-      // The planted defect (probe.ts): the request is assigned and left queued, to be assigned again.
-      if (!planted('queue-double-assign')) this.qRemove(s);
+      if (!this.leavesQueued) this.qRemove(s);
       (out ??= []).push(this.assign(w, id, now));
     }
     // Drained: the queue is empty, or every slot is busy.

@@ -65,7 +65,7 @@ import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
 import type { ClientLimits } from '../protocol.js';
 import type { Throttle } from '../log.js';
 import type { Timed } from './timing.js';
-import { planted, probe } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 
 interface Conn {
   readonly s: Stream;
@@ -146,7 +146,8 @@ export class Connections {
     this.conns.set(s, c);
     s.on('drain', () => (c.drained = true));
     // A reset or broken pipe closes the connection (node:http destroys it); the chaos run counts that this path ran.
-    if (probe.errorPath) s.on('error', (e: { code?: unknown }) => probe.errorPath?.('conn', typeof e.code === 'string' ? e.code : 'other'));
+    const heard = this.os.hooks.errorPath;
+    if (heard) s.on('error', (e: { code?: unknown }) => heard('conn', typeof e.code === 'string' ? e.code : 'other'));
     s.once('close', () => {
       this.conns.delete(s);
       if (this.capped && this.conns.size < this.limits!.maxConnections) this.uncap();
@@ -237,13 +238,13 @@ export class Connections {
       this.say.say('accept', `worker ${this.os.pid}: accept failed: ${e.message}`);
       return;
     }
-    probe.errorPath?.('accept', e.code);
+    this.os.hooks.errorPath?.('accept', e.code);
     if (this.starved) return;
     this.starved = true;
     this.backoff = this.backoff === 0 ? 100 : Math.min(this.backoff * 2, 5000);
     this.gate();
     this.say.say('emfile', `worker ${this.os.pid}: out of file descriptors (${e.code}) with ${this.conns.size} connections open: not accepting for ${this.backoff} ms; raise the limit (ulimit -n) or lower worker_connections`);
-    if (planted('accept-never-resumes')) return;
+    if (planted(this.os.hooks, 'accept-never-resumes')) return;
     this.os.timer(this.backoff, () => {
       this.starved = false;
       this.gate();
@@ -289,7 +290,7 @@ export class Connections {
   }
 
   private readonly sweep = (): void => {
-    if (planted('no-client-deadlines')) {
+    if (planted(this.os.hooks, 'no-client-deadlines')) {
       this.sweeper = null;
       return;
     }

@@ -20,7 +20,7 @@
 import { request, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Os } from '../../os/types.js';
-import { planted } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 import { CLIENT_HEADER, LANE_HEADER } from '../protocol.js';
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'expect', CLIENT_HEADER, LANE_HEADER]);
@@ -123,7 +123,7 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     res.writeHead(pres.statusCode!, pres.statusMessage);
     pres.on('data', (chunk: Buffer) => {
       if (gone) return;
-      if (!res.write(chunk) && (res.writableLength >= buffer || planted('slot-waits-on-client')) && heldAt < 0) {
+      if (!res.write(chunk) && (res.writableLength >= buffer || planted(os.hooks, 'slot-waits-on-client')) && heldAt < 0) {
         pres.pause();
         heldAt = os.now();
         res.once('drain', () => {

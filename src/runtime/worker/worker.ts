@@ -33,7 +33,7 @@ import { Counters } from './counters.js';
 import { basename } from 'node:path';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
-import { planted } from '../probe.js';
+import { planted } from '../../os/hooks.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const spec = JSON.parse(args[0]!) as WorkerSpec;
@@ -144,6 +144,9 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   };
 
   const dated = dateHeader(os);
+  // Planted defects are fixed for a run: looked up once, not per request.
+  const answersTwice = planted(os.hooks, 'worker-answers-twice');
+  const timesClient = planted(os.hooks, 'learn-client-time');
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (slowSide && !slowSide.take(req, res)) return;
     served++;
@@ -153,7 +156,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     if (!screen(req, res)) return;
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res, spec, lanes !== null);
-    if (planted('worker-answers-twice')) {
+    if (answersTwice) {
       res.once('finish', () => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain'));
     }
     if (lanes) {
@@ -162,7 +165,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       else {
         // Learning counts the server's time only (timing.ts): not the upload, the client's reading, or pipelining.
         if (hasBody(req)) req.once('end', () => notBefore(res, os.now()));
-        const t0 = planted('learn-client-time') ? os.now() : -1; // the old way: the client's pace counted
+        const t0 = timesClient ? os.now() : -1; // the old way: the client's pace counted
         res.once('finish', () => {
           // A body that never came whole (a 408, or an answer that did not wait for it) times the client, not the app.
           if (t0 >= 0) lanes.observe(key, req.method!, req.url!, os.now() - t0);

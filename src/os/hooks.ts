@@ -1,9 +1,13 @@
-// Hooks for the chaos checker (src/chaos), and its planted defects.
+// What a simulation watches from inside drover, and its planted defects:
+// `Os.hooks`, one object per kernel.
 //
 // In the simulator every simulated process runs in one host process, so the
 // checker can watch what no outside observer could see: each companion
-// state change, the slow lane's queue depth after every decision. On the
-// real OS nobody sets a hook and each call costs one property read.
+// state change, the slow lane's queue depth after every decision. Each
+// kernel carries its own hooks (KernelOptions.hooks), handed to every
+// process's Os, so two kernels run side by side in one process without
+// hearing each other. The real OS's are NO_HOOKS, and each call costs one
+// property read.
 //
 // A planted defect is a known bug switched on by name for one chaos run, so
 // that a test can show each invariant's checker finds its kind of bug
@@ -11,7 +15,7 @@
 // on outside those tests; each is one `planted(...)` test at the place the
 // bug would be.
 
-export interface Probe {
+export interface Hooks {
   /** A companion changed state (companions/state.ts), as the manager `pid` applies it; `cause`: the input ('start', 'tick', 'exit 0', 'exit SIGKILL', ...). */
   transition?(name: string, from: string, to: string, cause: string): void;
   /** A slow lane of arbiter `arbiter` after each change (arbiter/lanes.ts): requests queued and running, slow workers taking requests; and slow_queue. */
@@ -35,11 +39,12 @@ export interface Probe {
   errorPath?(path: string, code: string): void;
   /** Arbiter `parent` could not start a `program` (its spawn failed) and tries again in `retryInMs`. */
   spawnFailed?(parent: number, program: string, retryInMs: number): void;
-  /** An assert() failed (assert.ts), just before its AssertionError is thrown in the process that ran it. */
-  assertion?(message: string): void;
+  /** Planted defects switched on for this run; none on the real OS. */
+  readonly defects?: ReadonlySet<Defect>;
 }
 
-export const probe: Probe = {};
+/** The real OS's hooks, and a kernel's by default: nobody listens, nothing is planted. */
+export const NO_HOOKS: Hooks = Object.freeze({});
 
 export const DEFECTS = [
   'manager-ignores-parent-death', // orphans: companions outlive the arbiter
@@ -67,14 +72,7 @@ export const DEFECTS = [
 
 export type Defect = (typeof DEFECTS)[number];
 
-const on = new Set<string>();
-
-/** Switches on exactly these defects (none: a clean run). */
-export function plant(defects: readonly Defect[]): void {
-  on.clear();
-  for (const d of defects) on.add(d);
-}
-
-export function planted(d: Defect): boolean {
-  return on.size !== 0 && on.has(d);
+/** Is defect `d` planted in this kernel's run? */
+export function planted(h: Hooks, d: Defect): boolean {
+  return h.defects !== undefined && h.defects.has(d);
 }
