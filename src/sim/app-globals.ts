@@ -61,6 +61,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { promiseHooks } from 'node:v8';
 import FakeTimers from '@sinonjs/fake-timers';
+import { assert } from '../os/assert.js';
 import { OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { AppClock, Handle } from './app-clock.js';
 import { guardNet, unguardNet } from './net-guard.js';
@@ -94,18 +95,35 @@ const HostDate = host.Date;
 // that Node's timers are objects). Without `process`, `performance` and
 // `Intl` a clock skips what this does not use.
 const STAND_IN = {
-  setTimeout: () => ({}),
-  clearTimeout() {},
-  setInterval() {},
-  clearInterval() {},
-  setImmediate() {},
-  clearImmediate() {},
+  setTimeout: (fn: unknown, ms: unknown) => {
+    assert(typeof fn === 'function' && ms === 0, "STAND_IN.setTimeout: only withGlobal's probe, (noop, 0)");
+    return {};
+  },
+  clearTimeout(t: unknown) {
+    assert(t !== null && typeof t === 'object', "STAND_IN.clearTimeout: only the probe's timer is cleared");
+  },
+  setInterval() {
+    assert(false, 'STAND_IN.setInterval: a clock made with the stand-in calls no host timer');
+  },
+  clearInterval() {
+    assert(false, 'STAND_IN.clearInterval: a clock made with the stand-in calls no host timer');
+  },
+  setImmediate() {
+    assert(false, 'STAND_IN.setImmediate: a clock made with the stand-in calls no host timer (it is never ticked async)');
+  },
+  clearImmediate() {
+    assert(false, 'STAND_IN.clearImmediate: a clock made with the stand-in calls no host timer');
+  },
   Date: HostDate,
 };
 
 /** A fake-timers clock with timer ids of its own: a process's ids do not depend on what other processes (or runs) did. */
 export function fakeClock(): unknown {
-  return FakeTimers.withGlobal(STAND_IN).createClock(0);
+  const clock = FakeTimers.withGlobal(STAND_IN).createClock(0) as unknown as { now: number; timers?: unknown };
+  assert(clock.now === 0 && clock.timers === undefined, 'fakeClock: a fresh clock, at 0, with no timer yet');
+  // app-clock.ts makes it lazily, as the process's code sets its first timer.
+  assert(current !== null, 'fakeClock: made while a process runs');
+  return clock;
 }
 
 let current: AppClock | null = null;
@@ -120,6 +138,12 @@ let hostUptime = process.uptime as unknown as Fn;
 let hostExitCode: typeof process.exitCode = undefined;
 
 function install(): void {
+  // actAs calls it just before a process starts running. What is kept as the host's must not be
+  // ours: the host's console would then be simConsole, which calls the host's. (The globals that
+  // go back from `host` may be ours meanwhile: vitest puts back a process.nextTick it saw in a
+  // process's time a tick later, which the comment on the timers below allows.)
+  assert(!installed && current === null, 'install: once, before a process runs');
+  assert(G.console !== simConsole && process.exit !== (simExit as unknown), "install: the host's console and exit are the host's");
   installed = true;
   G.setTimeout = simSetTimeout;
   G.clearTimeout = simClearTimeout;
@@ -145,9 +169,14 @@ function install(): void {
   // Not configurable: the value goes in and out instead (enter, leave).
   hostExitCode = process.exitCode;
   if (hostExitCode !== undefined) process.exitCode = undefined;
+  assert(process.exitCode === undefined, "install: the host's exitCode is out of the way");
 }
 
 function uninstall(): void {
+  assert(installed && current === null, "uninstall: the host's globals go back only when no process runs");
+  assert(hostConsole !== simConsole && hostExit !== (simExit as unknown), "uninstall: what goes back is the host's");
+  // leave() took the last process's value out: the host's comes back alone.
+  assert(process.exitCode === undefined, 'uninstall: no process\'s exitCode is left in');
   installed = false;
   G.setTimeout = host.setTimeout;
   G.clearTimeout = host.clearTimeout;
@@ -166,15 +195,21 @@ function uninstall(): void {
   P.hrtime = hostHrtime;
   P.uptime = hostUptime;
   if (hostExitCode !== undefined) process.exitCode = hostExitCode;
+  assert(process.exitCode === hostExitCode, "uninstall: the host's exitCode is back as it was");
 }
 
 /** `c` runs: its process.exitCode goes in (it is almost always unset). */
 function enter(c: AppClock): void {
-  if (c.exitCode !== undefined) process.exitCode = c.exitCode as typeof process.exitCode;
+  assert(current === c && installed, 'enter: c runs, with the simulator\'s globals in');
+  assert(process.exitCode === undefined, "enter: no other process's exitCode is in");
+  if (c.exitCode !== undefined) process.exitCode = c.exitCode as NodeJS.Process['exitCode'];
+  assert(process.exitCode === c.exitCode, "enter: c's exitCode is in");
 }
 
 /** `c` stops running: what its code left in process.exitCode is its. */
 function leave(c: AppClock): void {
+  assert(current !== c, 'leave: current has moved on from c');
+  assert(installed, 'leave: c ran, so its globals were in');
   const v = process.exitCode;
   if (v !== undefined) {
     c.exitCode = v;
@@ -182,35 +217,46 @@ function leave(c: AppClock): void {
   } else if (c.exitCode !== undefined) {
     c.exitCode = undefined;
   }
+  assert(process.exitCode === undefined, "leave: c's exitCode is out");
 }
 
 /** Code runs on behalf of `c`'s process from now on; null: kernel code, which reads no globals, so they stay as they are. */
 export function actAs(c: AppClock | null): void {
+  assert(current === null || installed, "actAs: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "actAs: a clock is its process's (Machine.addProc)");
   const was = current;
   if (c === was) return;
+  // From the host (was === null: nothing to leave): the globals go in before anything changes.
+  if (c !== null && !installed) install();
   current = c;
   if (was !== null) leave(was);
-  if (c !== null) {
-    if (!installed) install();
-    enter(c);
-  }
+  if (c !== null) enter(c);
+  assert(c === null || installed, "actAs: the simulator's globals are in while c runs");
 }
 
 /** Nothing simulated runs any more: the host's globals go back. */
 export function hostAgain(): void {
+  assert(current === null || installed, "hostAgain: a process runs only with the simulator's globals in");
+  // Inside a tagged reaction, `after` switches back to its outer; nothing else goes back to the host meanwhile.
+  assert(outer === undefined, 'hostAgain: not inside the reaction of a tagged promise');
   const was = current;
   current = null;
   if (was !== null) leave(was);
   if (installed) uninstall();
+  assert(!installed && current === null, "hostAgain: no process runs, and the host's globals are in");
 }
 
 function switchTo(c: AppClock | null): void {
   if (c === null) hostAgain();
   else actAs(c);
+  assert(current === c, 'switchTo: c runs now');
+  assert(c !== null || !installed, "switchTo: back to the host, with the host's globals");
 }
 
 /** Whose code runs now (for tests). */
 export function runningClock(): AppClock | null {
+  assert(current === null || installed, "runningClock: a process runs only with the simulator's globals in");
+  assert(current === null || current.p.clock === current, "runningClock: the running clock is its process's");
   return current;
 }
 
@@ -220,11 +266,15 @@ export function runningClock(): AppClock | null {
  * own, as the chaos apps: each kernel's run hears only its own.
  */
 export function runningHooks(): Hooks | null {
+  assert(current === null || installed, "runningHooks: a process runs only with the simulator's globals in");
+  assert(current === null || current.p.clock === current, "runningHooks: the running clock is its process's");
   return current === null ? null : current.hooks;
 }
 
 /** Some simulated process's code runs now (not the kernel's, not the host's). */
 export function simulatedProcessRunning(): boolean {
+  assert(current === null || installed, "simulatedProcessRunning: a process runs only with the simulator's globals in");
+  assert(current === null || current.p.clock === current, "simulatedProcessRunning: the running clock is its process's");
   return current !== null;
 }
 
@@ -232,21 +282,37 @@ export function simulatedProcessRunning(): boolean {
 
 const TAG = Symbol('drover.sim.process');
 type Tagged = Promise<unknown> & { [TAG]?: AppClock };
-let outer: AppClock | null = null;
+/** Whom a tagged promise's reaction switched from (null: the host); undefined: no such reaction is under way. */
+let outer: AppClock | null | undefined = undefined;
 
+// One `outer`, not a stack: the reactions of tagged promises do not nest (each
+// runs from the microtask queue and switches back before the next).
 const hooks = {
   init(promise: Tagged): void {
+    assert(runs > 0, 'init: the hook is on only while some kernel runs');
+    assert(current === null || installed, "init: a process runs only with the simulator's globals in");
     if (current !== null) promise[TAG] = current;
   },
   before(promise: Tagged): void {
+    assert(runs > 0, 'before: the hook is on only while some kernel runs');
     const c = promise[TAG];
     if (c !== undefined) {
+      assert(outer === undefined, 'before: the reactions of tagged promises do not nest');
       outer = current;
       actAs(c);
     }
   },
   after(promise: Tagged): void {
-    if (promise[TAG] !== undefined) switchTo(outer);
+    assert(runs > 0, 'after: the hook is on only while some kernel runs');
+    const c = promise[TAG];
+    if (c !== undefined) {
+      // Whatever the reaction switched to (a tick, an 'exit' listener), it switched back.
+      assert(current === c, 'after: the reaction ran as its process to its end');
+      assert(outer !== undefined, 'after: the reaction began in before');
+      const to = outer;
+      outer = undefined;
+      switchTo(to);
+    }
   },
 };
 
@@ -259,7 +325,14 @@ let stopHooks: (() => void) | null = null;
  * Unhandled rejections and the network are guarded as long.
  */
 export function runStarted(): void {
-  if (runs++ !== 0) return;
+  if (runs !== 0) {
+    runs++;
+    return;
+  }
+  // The last run gave back all it took, and left the host's globals in.
+  assert(stopHooks === null && hostListeners.length === 0 && hostProps.size === 0 && hostMethods.size === 0, 'runStarted: the last run gave back all it took');
+  assert(!installed && current === null && outer === undefined, "runStarted: no process runs between runs, and the host's globals are in");
+  runs = 1;
   stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
   takeRejections();
   takeProcess();
@@ -267,22 +340,29 @@ export function runStarted(): void {
 }
 
 export function runEnded(): void {
+  assert(runs > 0, 'runEnded: after its runStarted');
   hostAgain();
   if (--runs !== 0) return;
+  assert(stopHooks !== null, 'runEnded: the first run set the hook');
   stopHooks?.();
   stopHooks = null;
   giveBackProcess();
   giveBackRejections();
   unguardNet();
+  assert(!installed && current === null && outer === undefined, 'runEnded: the last run leaves no process running and no reaction under way');
 }
 
 /** A tick or microtask of `c`'s process: what it throws crashes that process, as an uncaught exception does. */
 function runAs(c: AppClock, fn: Fn, args: unknown[]): unknown {
+  // simNextTick and simQueueMicrotask hand what is not a function to Node's own, which throws at the call.
+  assert(typeof fn === 'function', 'runAs: a callback');
   const saved = current;
   actAs(c);
   try {
     return Reflect.apply(fn, undefined, args);
   } catch (err) {
+    // Nothing that switched inside fn (a tick, an 'exit' listener) was left switched.
+    assert(current === c, 'runAs: the callback ran as c to its throw');
     c.crash(err);
     return undefined;
   } finally {
@@ -299,21 +379,32 @@ const HOST_THROWS = !/--unhandled-rejections[= ](warn|none)/.test(`${process.exe
 let hostListeners: Fn[] = [];
 
 function takeRejections(): void {
+  assert(runs === 1 && current === null, 'takeRejections: as the first run starts, before any process runs');
+  assert(hostListeners.length === 0, "takeRejections: the last run gave the host's listeners back");
   hostListeners = process.rawListeners('unhandledRejection') as Fn[];
   process.removeAllListeners('unhandledRejection');
   process.on('unhandledRejection', onRejection);
+  assert(process.listenerCount('unhandledRejection') === 1, 'takeRejections: onRejection listens alone');
 }
 
 function giveBackRejections(): void {
+  assert(runs === 0, 'giveBackRejections: as the last run ends');
+  assert(current === null && !installed, "giveBackRejections: no process runs, and the host's globals are in");
   process.removeListener('unhandledRejection', onRejection);
   // In front of any added during the run, in their old order.
   for (let i = hostListeners.length - 1; i >= 0; i--) process.prependListener('unhandledRejection', hostListeners[i]!);
+  const now = process.rawListeners('unhandledRejection');
+  assert(hostListeners.every((l, i) => now[i] === l), "giveBackRejections: the host's listeners are back in front, in their old order");
   hostListeners = [];
 }
 
 function onRejection(reason: unknown, promise: Tagged): void {
+  assert(runs > 0, 'onRejection: it listens only while some kernel runs');
+  // Node reports rejections from its run loop, which runs as the host.
+  assert(current === null && !installed, 'onRejection: reported with no simulated process running');
   const c = promise[TAG];
   if (c !== undefined) {
+    assert(c.p.clock === c, "onRejection: a promise is tagged with its process's clock");
     c.crash(thrown(reason), true);
     return;
   }
@@ -331,6 +422,7 @@ function onRejection(reason: unknown, promise: Tagged): void {
 
 /** What Node throws for an unhandled rejection: the reason if error-like (it has a stack of its own), else an error that names it. */
 function thrown(reason: unknown): unknown {
+  assert(runs > 0, 'thrown: for onRejection, which listens only while some kernel runs');
   if (reason !== null && typeof reason === 'object' && Object.hasOwn(reason, 'stack')) return reason;
   // V8's side-effect-free string of the reason, near enough.
   const text = reason !== null && (typeof reason === 'object' || typeof reason === 'function')
@@ -342,11 +434,15 @@ function thrown(reason: unknown): unknown {
   ) as Error & { code: string };
   err.name = 'UnhandledPromiseRejection';
   err.code = 'ERR_UNHANDLED_REJECTION';
+  // Error-like: thrown() of it is itself.
+  assert(Object.hasOwn(err, 'stack'), 'thrown: what is thrown has a stack of its own');
   return err;
 }
 
 function simNextTick(fn: Fn, ...args: unknown[]): void {
   const c = current;
+  assert(c === null || installed, "simNextTick: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "simNextTick: the running clock is its process's");
   // Not a function: let Node's throw its own error.
   if (c === null || typeof fn !== 'function') host.nextTick(fn, ...args);
   else host.nextTick(runAs, c, fn, args);
@@ -354,6 +450,8 @@ function simNextTick(fn: Fn, ...args: unknown[]): void {
 
 function simQueueMicrotask(fn: Fn): void {
   const c = current;
+  assert(c === null || installed, "simQueueMicrotask: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "simQueueMicrotask: the running clock is its process's");
   if (c === null || typeof fn !== 'function') host.queueMicrotask(fn);
   else host.queueMicrotask(() => runAs(c, fn, []));
 }
@@ -364,48 +462,80 @@ function simQueueMicrotask(fn: Fn): void {
 
 function simSetTimeout(fn: Fn, ms?: unknown, ...args: unknown[]): unknown {
   const c = current;
-  return c === null ? host.setTimeout(fn, ms, ...args) : c.timeout(fn, ms, args, false);
+  assert(c === null || installed, "simSetTimeout: a process runs only with the simulator's globals in");
+  if (c === null) return host.setTimeout(fn, ms, ...args);
+  const h = c.timeout(fn, ms, args, false);
+  // simClear routes a clear to the clock that made the timer, whichever process clears it.
+  assert(h[OWNER] === c, "simSetTimeout: the timer is its process's clock's");
+  return h;
 }
 
 function simSetInterval(fn: Fn, ms?: unknown, ...args: unknown[]): unknown {
   const c = current;
-  return c === null ? host.setInterval(fn, ms, ...args) : c.timeout(fn, ms, args, true);
+  assert(c === null || installed, "simSetInterval: a process runs only with the simulator's globals in");
+  if (c === null) return host.setInterval(fn, ms, ...args);
+  const h = c.timeout(fn, ms, args, true);
+  // simClear routes a clear to the clock that made the timer, whichever process clears it.
+  assert(h[OWNER] === c, "simSetInterval: the timer is its process's clock's");
+  return h;
 }
 
 function simSetImmediate(fn: Fn, ...args: unknown[]): unknown {
   const c = current;
-  return c === null ? host.setImmediate(fn, ...args) : c.immediate(fn, args);
+  assert(c === null || installed, "simSetImmediate: a process runs only with the simulator's globals in");
+  if (c === null) return host.setImmediate(fn, ...args);
+  const h = c.immediate(fn, args);
+  // simClear routes a clear to the clock that made the timer, whichever process clears it.
+  assert(h[OWNER] === c, "simSetImmediate: the timer is its process's clock's");
+  return h;
 }
 
 // A timer is cleared by the clock that made it, whoever clears it; a bare
 // number from fake-timers' range (1e12 up, app-clock.ts FIRST_ID) by the running process's clock.
 function simClear(t: unknown, immediate: boolean): void {
+  assert(current === null || installed, "simClear: a process runs only with the simulator's globals in");
   if (t === null || t === undefined) return;
   const owner = typeof t === 'object' ? (t as Handle)[OWNER] : undefined;
+  assert(owner === undefined || owner.p.clock === owner, "simClear: a timer's owner is its process's clock");
   if (owner !== undefined) owner.clear(t as Handle, immediate);
   else if (typeof t === 'object' || !(Number(t) >= 1e12)) (immediate ? host.clearImmediate : host.clearTimeout)(t);
   else if (current !== null) current.clearId(Number(t), immediate);
 }
 
 function simClearTimeout(t: unknown): void {
+  assert(current === null || installed, "simClearTimeout: a process runs only with the simulator's globals in");
   simClear(t, false);
 }
 
 function simClearImmediate(t: unknown): void {
+  assert(current === null || installed, "simClearImmediate: a process runs only with the simulator's globals in");
   simClear(t, true);
 }
 
 // Node's rule for util.promisify(setTimeout) and util.promisify(setImmediate).
+// While a kernel runs, the hook tags the promise (init) as it is made: its reactions run as that process.
 Object.defineProperty(simSetTimeout, promisify.custom, {
-  value: (ms?: number, value?: unknown) => new Promise((resolve) => simSetTimeout(resolve, ms, value)),
+  value: (ms?: number, value?: unknown) => {
+    const p: Tagged = new Promise((resolve) => simSetTimeout(resolve, ms, value));
+    assert(current === null || runs === 0 || p[TAG] === current, "promisify(setTimeout): the promise is the running process's");
+    return p;
+  },
 });
 Object.defineProperty(simSetImmediate, promisify.custom, {
-  value: (value?: unknown) => new Promise((resolve) => simSetImmediate(resolve, value)),
+  value: (value?: unknown) => {
+    const p: Tagged = new Promise((resolve) => simSetImmediate(resolve, value));
+    assert(current === null || runs === 0 || p[TAG] === current, "promisify(setImmediate): the promise is the running process's");
+    return p;
+  },
 });
 
 function simPerfNow(this: unknown): number {
   const c = current;
-  return c === null ? host.perfNow.call(perf) : c.perfNow();
+  assert(c === null || installed, "simPerfNow: a process runs only with the simulator's globals in");
+  if (c === null) return host.perfNow.call(perf);
+  const t = c.perfNow();
+  assert(t >= 0, "simPerfNow: a process's performance.now() counts from its spawn");
+  return t;
 }
 
 /**
@@ -415,11 +545,17 @@ function simPerfNow(this: unknown): number {
  */
 function SimDate(this: unknown, ...args: unknown[]): unknown {
   const c = current;
+  assert(c === null || installed, "SimDate: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "SimDate: the running clock is its process's");
   if (new.target === undefined) return c === null ? HostDate() : new HostDate(c.wallTime()).toString();
   return Reflect.construct(HostDate, c !== null && args.length === 0 ? [c.wallTime()] : args, new.target);
 }
 SimDate.prototype = HostDate.prototype;
-SimDate.now = (): number => (current === null ? HostDate.now() : current.wallTime());
+SimDate.now = (): number => {
+  assert(current === null || installed, "Date.now: a process runs only with the simulator's globals in");
+  assert(current === null || current.p.clock === current, "Date.now: the running clock is its process's");
+  return current === null ? HostDate.now() : current.wallTime();
+};
 SimDate.parse = HostDate.parse;
 SimDate.UTC = HostDate.UTC;
 Object.defineProperty(SimDate, 'name', { value: 'Date' });
@@ -473,6 +609,8 @@ const SIGNAL_NUMBERS = constants.signals as Readonly<Record<string, number>>;
 const SIGNAL_NAMES: string[] = [];
 for (const [name, n] of Object.entries(SIGNAL_NUMBERS)) SIGNAL_NAMES[n] ??= name;
 const SIM_SIGNALS = new Map<string, number>(SIGNALS.map((s, i) => [s, i]));
+// ownEvent and simKill go by Node's names: each simulated signal is Node's name for its number.
+assert(SIGNALS.every((s) => SIGNAL_NAMES[SIGNAL_NUMBERS[s] ?? -1] === s), "app-globals: each simulated signal is Node's name for its number");
 
 /** An event of the process's own: a signal, or 'exit'. */
 function ownEvent(type: unknown): type is string {
@@ -482,6 +620,7 @@ function ownEvent(type: unknown): type is string {
 /** The error libuv's call makes, as Node throws it. */
 function uvError(syscall: string, code: string): Error {
   const errno = (constants.errno as Record<string, number>)[code];
+  assert(errno !== undefined, 'uvError: an error code libuv knows');
   const err = new Error(`${syscall} ${code}`) as Error & { code: string; errno: number; syscall: string };
   err.code = code;
   err.errno = errno === undefined ? -1 : -errno;
@@ -490,23 +629,30 @@ function uvError(syscall: string, code: string): Error {
 }
 
 function typeError(code: string, message: string): TypeError {
+  assert(code.startsWith('ERR_'), "typeError: one of Node's error codes");
   const err = new TypeError(message) as TypeError & { code: string };
   err.code = code;
   return err;
 }
 
 function eventsOf(c: AppClock): EventEmitter {
+  assert(c === current, "eventsOf: only c's own code adds its listeners");
+  assert(c.p.clock === c, "eventsOf: c is its process's clock");
   return (c.events ??= new EventEmitter());
 }
 
 /** Listeners of `type` came or went: a simulated signal's kernel handler follows (app-clock.ts). */
 function listenersChanged(c: AppClock, type: string): void {
+  assert(c === current, "listenersChanged: only c's own code changes its listeners");
+  assert(ownEvent(type), "listenersChanged: one of the process's own events");
   const i = SIM_SIGNALS.get(type);
   if (i !== undefined) c.appSignal(i);
 }
 
 /** What Node's process.exit and the end of a loop exit with: process.exitCode, or 0. */
 function exitStatus(v: unknown): number {
+  // A process's exitCode went through Node's setter, which lets only integers (or their strings) in.
+  assert(v === undefined || v === null || Number.isInteger(Number(v)), 'exitStatus: process.exitCode holds an integer');
   return v === undefined || v === null ? 0 : Number(v) | 0;
 }
 
@@ -518,6 +664,10 @@ function exitStatus(v: unknown): number {
  * 1 whatever the listeners do, and what they throw is lost, as in Node.
  */
 export function exiting(c: AppClock, code: number, crashed = false): number {
+  // Os.exit, Machine.fault and the end of a loop call it only for a process still running.
+  assert(c.p.runnable, "exiting: 'exit' listeners run only in a process that has not exited");
+  assert(Number.isInteger(code), 'exiting: an integer exit code');
+  assert(!crashed || code === 1, 'exiting: a crashed process exits 1');
   if (c.exitEmitted) return code;
   c.exitEmitted = true;
   const ev = c.events;
@@ -539,18 +689,27 @@ export function exiting(c: AppClock, code: number, crashed = false): number {
 
 /** `c`'s process's loop emptied: the code it exits with, after its 'exit' listeners. */
 export function naturalExit(c: AppClock): number {
+  // Machine.settle: it holds nothing any more, a ref'd timer included.
+  assert(c.p.runnable, 'naturalExit: the loop of a running process emptied');
+  assert(!c.held, "naturalExit: no ref'd timer is pending");
   return exiting(c, exitStatus(c === current ? process.exitCode : c.exitCode));
 }
 
 // ----- the process's stdout, stderr, console and env
 
 function streamOf(c: AppClock, err: boolean): Writable {
+  assert(c === current, "streamOf: only c's own code reaches its stdout and stderr");
+  // Proc.os is set by Machine.addProc, before the process runs any code.
+  assert(c.p.os !== undefined, 'streamOf: the process has its Os');
   const made = (err ? c.stderr : c.stdout) as Writable | null;
   if (made !== null) return made;
   const to = err ? c.p.os.stderr : c.p.os.stdout;
   const s = new Writable({
     decodeStrings: false,
     write(chunk: unknown, enc: BufferEncoding, done: (e?: Error | null) => void): void {
+      // Not objectMode, and decodeStrings off: Writable hands over a string with its encoding, or bytes.
+      assert(typeof chunk === 'string' || chunk instanceof Uint8Array, 'write: a string or bytes');
+      assert(typeof chunk !== 'string' || Buffer.isEncoding(enc), "write: a string's encoding is one Buffer knows");
       to.write(typeof chunk === 'string'
         ? (enc === 'utf8' || enc === 'utf-8' ? chunk : Buffer.from(chunk, enc).toString())
         : Buffer.from(chunk as Uint8Array).toString());
@@ -565,6 +724,8 @@ function streamOf(c: AppClock, err: boolean): Writable {
 type ConsoleLike = Record<string, unknown>;
 
 function consoleOf(c: AppClock): ConsoleLike {
+  assert(c === current, "consoleOf: only c's own code reaches its console");
+  assert(c.p.clock === c, "consoleOf: c is its process's clock");
   return (c.console ??= new Console({ stdout: streamOf(c, false), stderr: streamOf(c, true) })) as ConsoleLike;
 }
 
@@ -575,6 +736,9 @@ for (const key of new Set([...Object.getOwnPropertyNames(Console.prototype), ...
   simConsole[key] = {
     [key](...args: unknown[]): unknown {
       const c = current;
+      assert(c === null || installed, "console: a process runs only with the simulator's globals in");
+      // Else the host's console would be this one, and call itself.
+      assert(c !== null || hostConsole !== simConsole, "console: the host's console is not the simulator's");
       const con = c === null ? (hostConsole as unknown as ConsoleLike) : consoleOf(c);
       const f = con[key];
       return typeof f === 'function' ? Reflect.apply(f, con, args) : undefined;
@@ -591,6 +755,8 @@ const ENV: ProxyHandler<Record<string, string>> = {
 };
 
 function envOf(c: AppClock): Record<string, string> {
+  assert(c === current, "envOf: only c's own code reaches its process.env");
+  assert(c.p.clock === c, "envOf: c is its process's clock");
   return (c.env ??= new Proxy({ ...c.p.env }, ENV));
 }
 
@@ -598,6 +764,8 @@ function envOf(c: AppClock): Record<string, string> {
 
 function simExit(this: unknown, code?: unknown): never {
   const c = current;
+  assert(c === null || installed, "simExit: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "simExit: the running clock is its process's");
   if (c === null) return Reflect.apply(hostExit, this, code === undefined ? [] : [code]) as never;
   // Node's own validation, and the process's exitCode (the value is its while it runs).
   if (code !== undefined) process.exitCode = code as typeof process.exitCode;
@@ -606,14 +774,17 @@ function simExit(this: unknown, code?: unknown): never {
 
 function simKill(this: unknown, pid: unknown, sig: unknown = 'SIGTERM'): boolean {
   const c = current;
+  assert(c === null || installed, "simKill: a process runs only with the simulator's globals in");
   if (c === null) return Reflect.apply(hostKill, this, [pid, sig]) as boolean;
   // Node's checks.
   // eslint-disable-next-line eqeqeq
   if (pid != ((pid as number) | 0)) throw typeError('ERR_INVALID_ARG_TYPE', `The "pid" argument must be of type number. Received ${String(pid)}`);
   const name = typeof sig === 'number' ? SIGNAL_NAMES[sig] : typeof sig === 'string' && Object.hasOwn(SIGNAL_NUMBERS, sig) ? sig : undefined;
+  assert(typeof sig !== 'number' || name === undefined || SIGNAL_NUMBERS[name] === sig, "simKill: a signal number's name is that number's");
   if (sig !== 0 && name === undefined) throw typeError('ERR_UNKNOWN_SIGNAL', `Unknown signal: ${String(sig)}`);
   const os = c.p.os;
   const target = Number(pid);
+  assert(Number.isInteger(target), 'simKill: the pid passed the check: an integer');
   if (sig === 0) {
     if (target > 0 && !os.alive(target)) throw uvError('kill', 'ESRCH');
     return true;
@@ -634,10 +805,13 @@ function simKill(this: unknown, pid: unknown, sig: unknown = 'SIGTERM'): boolean
 
 function simHrtime(this: unknown, prev?: readonly [number, number]): [number, number] {
   const c = current;
+  assert(c === null || installed, "simHrtime: a process runs only with the simulator's globals in");
   if (c === null) return Reflect.apply(hostHrtime, this, prev === undefined ? [] : [prev]) as [number, number];
   const ns = c.nanos();
   let s = Math.floor(ns / 1e9);
   let n = ns - s * 1e9;
+  assert(Number.isInteger(ns) && ns >= 0, 'simHrtime: whole nanoseconds since the kernel started');
+  assert(n >= 0 && n < 1e9, 'simHrtime: the nanoseconds within their second');
   if (prev !== undefined) {
     s -= prev[0];
     n -= prev[1];
@@ -650,12 +824,20 @@ function simHrtime(this: unknown, prev?: readonly [number, number]): [number, nu
 }
 simHrtime.bigint = function bigint(): bigint {
   const c = current;
-  return c === null ? (hostHrtime as unknown as { bigint(): bigint }).bigint() : BigInt(c.nanos());
+  assert(c === null || installed, "hrtime.bigint: a process runs only with the simulator's globals in");
+  if (c === null) return (hostHrtime as unknown as { bigint(): bigint }).bigint();
+  const ns = c.nanos();
+  assert(Number.isInteger(ns) && ns >= 0, 'hrtime.bigint: whole nanoseconds since the kernel started');
+  return BigInt(ns);
 };
 
 function simUptime(this: unknown): number {
   const c = current;
-  return c === null ? (Reflect.apply(hostUptime, this, []) as number) : c.perfNow() / 1000;
+  assert(c === null || installed, "simUptime: a process runs only with the simulator's globals in");
+  if (c === null) return Reflect.apply(hostUptime, this, []) as number;
+  const t = c.perfNow() / 1000;
+  assert(t >= 0, "simUptime: a process's uptime counts from its spawn");
+  return t;
 }
 
 // ----- pid, ppid, env, stdout, stderr and the event methods: replaced while a kernel runs
@@ -664,12 +846,17 @@ function simUptime(this: unknown): number {
 const hostProps = new Map<string, PropertyDescriptor | undefined>();
 
 function hostGet(key: string): unknown {
+  // The getters ask for the host's value only when no process runs.
+  assert(current === null, "hostGet: the host's value, for the host");
+  assert(Object.hasOwn(GETTERS, key), 'hostGet: one of the replaced properties');
   const d = hostProps.get(key);
   if (d === undefined) return undefined;
   return d.get !== undefined ? Reflect.apply(d.get, process, []) : d.value;
 }
 
 function hostSet(key: string, v: unknown): void {
+  assert(current === null, "hostSet: the host's value, by the host");
+  assert(GETTERS[key]?.set !== undefined, 'hostSet: one of the replaced properties with a setter');
   const d = hostProps.get(key);
   if (d?.set !== undefined) Reflect.apply(d.set, process, [v]);
   else if (d?.writable === true) d.value = v;
@@ -678,26 +865,51 @@ function hostSet(key: string, v: unknown): void {
 
 const GETTERS: Record<string, PropertyDescriptor> = {
   pid: {
-    get: () => (current === null ? hostGet('pid') : current.p.pid),
+    get: () => {
+      assert(current === null || installed, "process.pid: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.pid: the running clock is its process's");
+      return current === null ? hostGet('pid') : current.p.pid;
+    },
   },
   ppid: {
-    get: () => (current === null ? hostGet('ppid') : current.p.ppid),
+    get: () => {
+      assert(current === null || installed, "process.ppid: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.ppid: the running clock is its process's");
+      return current === null ? hostGet('ppid') : current.p.ppid;
+    },
     set: (v: unknown) => {
+      assert(current === null || installed, "process.ppid=: a process runs only with the simulator's globals in");
+      // The host's ppid is writable; a process's is not its to change (it is ignored).
+      assert(hostProps.has('ppid'), "process.ppid=: the host's ppid is kept");
       if (current === null) hostSet('ppid', v);
     },
   },
   env: {
-    get: () => (current === null ? hostGet('env') : envOf(current)),
+    get: () => {
+      assert(current === null || installed, "process.env: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.env: the running clock is its process's");
+      return current === null ? hostGet('env') : envOf(current);
+    },
     set: (v: unknown) => {
+      assert(current === null || installed, "process.env=: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.env=: the running clock is its process's");
       if (current === null) hostSet('env', v);
       else current.env = v as Record<string, string>;
     },
   },
   stdout: {
-    get: () => (current === null ? hostGet('stdout') : streamOf(current, false)),
+    get: () => {
+      assert(current === null || installed, "process.stdout: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.stdout: the running clock is its process's");
+      return current === null ? hostGet('stdout') : streamOf(current, false);
+    },
   },
   stderr: {
-    get: () => (current === null ? hostGet('stderr') : streamOf(current, true)),
+    get: () => {
+      assert(current === null || installed, "process.stderr: a process runs only with the simulator's globals in");
+      assert(current === null || current.p.clock === current, "process.stderr: the running clock is its process's");
+      return current === null ? hostGet('stderr') : streamOf(current, true);
+    },
   },
 };
 
@@ -707,15 +919,22 @@ const hostMethods = new Map<string, Fn>();
 /** Whether a call of an event method is the process's: a process runs, on `process`, about one of its own events. */
 function mine(self: unknown, type: unknown): AppClock | null {
   const c = current;
+  assert(c === null || installed, "mine: a process runs only with the simulator's globals in");
+  assert(c === null || c.p.clock === c, "mine: the running clock is its process's");
   return c !== null && self === process && ownEvent(type) ? c : null;
 }
 
 function hostCall(self: unknown, name: Method, args: unknown[]): unknown {
+  // Kept by takeProcess for as long as ours are on `process`.
+  assert(hostMethods.has(name), "hostCall: the host's method is kept");
+  // A call about one of the process's own events while it runs is the process's (mine): none leaks to the host's emitter.
+  assert(current === null || self !== process || !ownEvent(args[0]), "hostCall: not about the running process's own events");
   return Reflect.apply(hostMethods.get(name)!, self, args);
 }
 
 function adder(name: 'on' | 'addListener' | 'prependListener' | 'once' | 'prependOnceListener'): Fn {
-  return {
+  assert(typeof EventEmitter.prototype[name] === 'function', "adder: an EventEmitter method, for the process's own emitter");
+  const f = {
     [name](this: unknown, ...args: unknown[]): unknown {
       const type = args[0];
       const c = mine(this, type);
@@ -723,14 +942,20 @@ function adder(name: 'on' | 'addListener' | 'prependListener' | 'once' | 'prepen
       // Node: libuv cannot catch these.
       if (type === 'SIGKILL' || type === 'SIGSTOP') throw uvError('uv_signal_start', 'EINVAL');
       (eventsOf(c)[name] as Fn).apply(c.events, args);
+      // The kernel's handler follows the listeners, so they are counted now.
+      assert(c.events!.listenerCount(type as string) > 0, 'adder: the listener is in');
       listenersChanged(c, type as string);
       return this;
     },
   }[name]!;
+  // The computed key gives the method Node's name, as the host's has.
+  assert(f.name === name, 'adder: the method has its name');
+  return f;
 }
 
 function remover(name: 'off' | 'removeListener'): Fn {
-  return {
+  assert(typeof EventEmitter.prototype[name] === 'function', "remover: an EventEmitter method, for the process's own emitter");
+  const f = {
     [name](this: unknown, ...args: unknown[]): unknown {
       const type = args[0];
       const c = mine(this, type);
@@ -742,10 +967,14 @@ function remover(name: 'off' | 'removeListener'): Fn {
       return this;
     },
   }[name]!;
+  // The computed key gives the method Node's name, as the host's has.
+  assert(f.name === name, 'remover: the method has its name');
+  return f;
 }
 
 function reader(name: 'listeners' | 'rawListeners' | 'listenerCount'): Fn {
-  return {
+  assert(typeof EventEmitter.prototype[name] === 'function', "reader: an EventEmitter method, for the process's own emitter");
+  const f = {
     [name](this: unknown, ...args: unknown[]): unknown {
       const c = mine(this, args[0]);
       if (c === null) return hostCall(this, name, args);
@@ -753,6 +982,9 @@ function reader(name: 'listeners' | 'rawListeners' | 'listenerCount'): Fn {
       return (c.events[name] as Fn).apply(c.events, args);
     },
   }[name]!;
+  // The computed key gives the method Node's name, as the host's has.
+  assert(f.name === name, 'reader: the method has its name');
+  return f;
 }
 
 const METHODS: Record<Method, Fn> = {
@@ -765,6 +997,8 @@ const METHODS: Record<Method, Fn> = {
   removeListener: remover('removeListener'),
   removeAllListeners: function removeAllListeners(this: unknown, ...args: unknown[]): unknown {
     const c = current;
+    assert(c === null || installed, "removeAllListeners: a process runs only with the simulator's globals in");
+    assert(c === null || c.p.clock === c, "removeAllListeners: the running clock is its process's");
     const all = args.length === 0 || args[0] === undefined;
     if (c === null || this !== process || (!all && !ownEvent(args[0]))) return hostCall(this, 'removeAllListeners', args);
     const ev = c.events;
@@ -785,15 +1019,20 @@ const METHODS: Record<Method, Fn> = {
 };
 
 function takeProcess(): void {
+  assert(runs === 1 && current === null, 'takeProcess: as the first run starts, before any process runs');
+  assert(hostProps.size === 0 && hostMethods.size === 0, 'takeProcess: the last run gave all back');
   hostProps.clear();
   for (const [key, sim] of Object.entries(GETTERS)) {
     const d = Object.getOwnPropertyDescriptor(process, key);
     // Not one this Node has, or not one that can go back: left alone.
     if (d === undefined || d.configurable !== true) continue;
+    // What is kept must be the host's, or giveBackProcess would leave ours in for good.
+    assert(d.get !== sim.get, "takeProcess: the host's property, not ours");
     hostProps.set(key, d);
     Object.defineProperty(process, key, { ...sim, enumerable: d.enumerable, configurable: true });
   }
   for (const [key, fn] of Object.entries(METHODS)) {
+    assert((process as unknown as Record<string, Fn>)[key] !== fn, "takeProcess: the host's method, not ours");
     hostMethods.set(key, (process as unknown as Record<string, Fn>)[key]!);
     hostProps.set(`method:${key}`, Object.getOwnPropertyDescriptor(process, key));
     Object.defineProperty(process, key, { value: fn, writable: true, enumerable: false, configurable: true });
@@ -801,11 +1040,14 @@ function takeProcess(): void {
 }
 
 function giveBackProcess(): void {
+  assert(runs === 0 && current === null && !installed, 'giveBackProcess: as the last run ends, with no process running');
   for (const [key, d] of hostProps) {
     const name = key.startsWith('method:') ? key.slice(7) : key;
     if (d === undefined) delete (process as unknown as Slot)[name];
     else Object.defineProperty(process, name, d);
   }
+  // The descriptors are exactly the host's again: each method is the one kept.
+  for (const [key, fn] of hostMethods) assert((process as unknown as Record<string, Fn>)[key] === fn, "giveBackProcess: the host's method is back");
   hostProps.clear();
   hostMethods.clear();
 }

@@ -7,8 +7,9 @@
 // (and closes) when its clock says, if it lives that long (effects.ts).
 
 import type { Channel } from '../os/types.js';
+import { assert } from '../os/assert.js';
 import type { Machine } from './machine.js';
-import { ExitSignal, type Proc } from './processes.js';
+import { ExitSignal, RUNNING, ZOMBIE, type Proc } from './processes.js';
 import { EV_CHAN, EV_CHAN_SELF } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { FX_CHAN, FX_CHAN_CLOSE } from './effects.js';
@@ -30,35 +31,51 @@ export class ChanEnd {
     readonly m: Machine,
     readonly proc: Proc,
   ) {
+    // Made at spawn (openChannel), for the spawning parent and the new child, both in the table.
+    assert(proc.runnable, 'ChanEnd: made for a live process');
+    assert(m.procs.get(proc.pid) === proc, 'ChanEnd: its process is in the table');
     this.api = new SimChannel(this);
   }
 
   /** Node refs a channel that has 'message' or 'disconnect' listeners, until it disconnects. */
   holds(): boolean {
+    // An end that heard its disconnect (or died) is disconnected; a dead one has heard it.
+    assert(!this.fired || !this.connected, 'ChanEnd: an end that heard its disconnect is disconnected');
+    assert(!this.dead || this.fired, 'ChanEnd: a dead end has heard its disconnect');
     return !this.fired && (this.onMsg.length > 0 || this.onDisc.length > 0);
   }
 }
 
 export class SimChannel implements Channel {
-  constructor(private readonly end: ChanEnd) {}
+  constructor(private readonly end: ChanEnd) {
+    assert(end.connected && !end.fired && !end.dead, 'SimChannel: a channel starts connected');
+    assert(end.onMsg.length === 0 && end.onDisc.length === 0, 'SimChannel: a new end has no listeners');
+  }
 
   get connected(): boolean {
-    return this.end.connected;
+    const end = this.end;
+    assert(!end.connected || (!end.fired && !end.dead), 'SimChannel: a connected end has not heard its disconnect');
+    return end.connected;
   }
 
   send(message: unknown): boolean {
+    assert(this.end.api === this, "SimChannel: the api of its own end");
     return send(this.end, message);
   }
 
   onMessage(fn: (message: unknown) => void): void {
     const end = this.end;
     if (!end.proc.runnable) throw new ExitSignal();
+    assert(!end.dead, "onMessage: a live process's end is not dead");
+    assert(end.fired || end.proc.chans.has(end), 'onMessage: an end that has not heard its disconnect is its process\'s');
     end.onMsg.push(fn);
   }
 
   onDisconnect(fn: () => void): void {
     const end = this.end;
     if (!end.proc.runnable) throw new ExitSignal();
+    assert(!end.dead, "onDisconnect: a live process's end is not dead");
+    assert(end.fired || end.proc.chans.has(end), 'onDisconnect: an end that has not heard its disconnect is its process\'s');
     end.onDisc.push(fn);
   }
 
@@ -67,6 +84,8 @@ export class SimChannel implements Channel {
     const m = end.m;
     if (!end.proc.runnable) throw new ExitSignal();
     if (!end.connected) return;
+    assert(!end.fired && !end.dead, 'close: a connected end has not heard its disconnect');
+    assert(end.proc.chans.has(end), "close: a connected end is its process's");
     end.connected = false;
     m.log(end.proc, 'chan-close', String(end.peer.proc.pid));
     if (m.deferring(end.proc)) m.defer(end.proc, FX_CHAN_CLOSE, end, null);
@@ -75,6 +94,9 @@ export class SimChannel implements Channel {
 }
 
 export function openChannel(m: Machine, parent: Proc, child: Proc): SimChannel {
+  // spawnProc: once per child, between it and the process that spawned it.
+  assert(child.parent === parent && child !== parent, 'openChannel: between a child and its parent');
+  assert(child.parentChan === null, 'openChannel: a child has one channel to its parent');
   const a = new ChanEnd(m, parent);
   const b = new ChanEnd(m, child);
   a.peer = b;
@@ -89,7 +111,9 @@ function send(end: ChanEnd, message: unknown): boolean {
   const p = end.proc;
   const m = end.m;
   if (!p.runnable) throw new ExitSignal();
+  assert(!end.dead, "send: a live process's end is not dead");
   if (!end.connected) return false;
+  assert(!end.fired, 'send: a connected end has not heard its disconnect');
   if (message === undefined) throw new TypeError('channel.send: message is undefined');
   const copy = jsonCopy(message);
   if (m.deferring(p)) m.defer(p, FX_CHAN, end, copy);
@@ -100,17 +124,27 @@ function send(end: ChanEnd, message: unknown): boolean {
 
 /** A message leaves `end` now. A peer that is gone or closed loses it, as a closed pipe does. */
 export function sendOut(m: Machine, end: ChanEnd, copy: unknown): void {
+  // From send(), or from its process's flush: a dead process's effects were dropped (processes.ts die).
+  assert(end.proc.state === RUNNING && !end.dead, 'sendOut: the sender is alive');
+  assert(copy !== undefined, 'sendOut: undefined is never sent');
   const peer = end.peer;
   if (!peer.dead && peer.connected) enqueue(m, peer, copy, m.now);
 }
 
 /** `end`'s close goes out now: the peer hears it after what was sent before, this side hears it too. */
 export function closeOut(m: Machine, end: ChanEnd): void {
+  // close() disconnected it first; it goes out now or from its process's flush.
+  assert(!end.connected, 'closeOut: only a closed end');
+  assert(end.proc.state === RUNNING && !end.dead, 'closeOut: the closing process is alive');
   if (!end.peer.dead) enqueue(m, end.peer, DISCONNECT, m.now);
   m.at(m.now, EV_CHAN_SELF, end.proc, end, null);
 }
 
 function enqueue(m: Machine, to: ChanEnd, item: unknown, from: number): void {
+  assert(!to.dead, 'enqueue: nothing is sent to a dead end');
+  assert(from === m.now, "enqueue: an item leaves at the kernel's now");
+  // Each item was due at most one latency after it left, and time does not go back.
+  assert(to.lastAt <= from + 1, 'enqueue: delivery times are at most 1 ms ahead');
   let t = from + m.latency();
   if (t < to.lastAt) t = to.lastAt;
   to.lastAt = t;
@@ -121,6 +155,8 @@ function enqueue(m: Machine, to: ChanEnd, item: unknown, from: number): void {
 /** EV_CHAN: the next item of `end`'s inbox. */
 export function deliverChannel(m: Machine, end: ChanEnd): void {
   const item = end.inbox.shift();
+  // One event per item; an event never outlives its item (a discarded one leaves its item behind).
+  assert(item !== undefined, 'deliverChannel: an item for each event');
   if (end.dead) return;
   if (item === DISCONNECT) {
     fire(m, end);
@@ -128,6 +164,9 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
   }
   if (!end.connected) return; // closed here: what was in flight is dropped
   const p = end.proc;
+  assert(!end.fired, 'deliverChannel: a connected end has not heard its disconnect');
+  // A dead process's ends are dead or fired; a stopped or exiting one's events are discarded.
+  assert(p.runnable, 'deliverChannel: a message reaches only a live process');
   m.log(p, 'recv', String(end.peer.proc.pid));
   const fns = end.onMsg;
   for (let i = 0; i < fns.length; i++) {
@@ -139,9 +178,12 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
 /** EV_CHAN_SELF, or a DISCONNECT item: this side hears its disconnect, once. */
 export function fire(m: Machine, end: ChanEnd): void {
   if (end.fired || end.dead) return;
+  const p = end.proc;
+  // Unfired ends stay in their process's chans, and a death marks every one of them dead (closeChannels).
+  assert(p.chans.has(end), "fire: an end that has not heard its disconnect is its process's");
+  assert(p.runnable, 'fire: only a live process hears its disconnect');
   end.fired = true;
   end.connected = false;
-  const p = end.proc;
   p.chans.delete(end);
   m.touch(p);
   m.log(p, 'disconnect', String(end.peer.proc.pid));
@@ -154,7 +196,10 @@ export function fire(m: Machine, end: ChanEnd): void {
 
 /** At death: every end of the dead process goes, and each peer hears of it. */
 export function closeChannels(m: Machine, p: Proc): void {
+  assert(p.state === ZOMBIE, 'closeChannels: at death');
   for (const end of p.chans) {
+    assert(end.proc === p, 'closeChannels: its own ends');
+    assert(!end.fired && !end.dead, 'closeChannels: an end in chans has not heard its disconnect');
     end.dead = true;
     end.connected = false;
     end.fired = true;
@@ -167,6 +212,8 @@ export function closeChannels(m: Machine, p: Proc): void {
 
 /** What JSON serialization hands the other side; primitives skip the round trip. */
 function jsonCopy(message: unknown): unknown {
+  // send() throws TypeError for it: undefined would read as no message.
+  assert(message !== undefined, 'jsonCopy: a message');
   switch (typeof message) {
     case 'string':
     case 'boolean':

@@ -13,6 +13,8 @@
 // While a FIFO is not empty, every new effect of the process joins it, even
 // one made at kernel time, so that a process's effects keep their order.
 
+import { assert } from '../os/assert.js';
+
 export const FX_STREAM = 0; // a: Endpoint (the sending side), b: the item for its peer (bytes, EOF, RST)
 export const FX_CHAN = 1; // a: ChanEnd (the sending side), b: the message, already copied
 export const FX_CHAN_CLOSE = 2; // a: ChanEnd (the closing side)
@@ -28,5 +30,12 @@ export class Effect {
     readonly kind: number,
     readonly a: unknown,
     readonly b: unknown,
-  ) {}
+  ) {
+    // Stamped with a process's clock, which is never before the kernel's 0 (NaN fails too).
+    assert(at >= 0, 'Effect: stamped at a time');
+    assert(Number.isInteger(kind) && kind >= FX_STREAM && kind <= FX_PIPE, 'Effect: a known kind');
+    // A kill names a pid or a group (never 0: kill() resolves its own group) and a signal index.
+    assert(kind !== FX_KILL || (Number.isInteger(a) && a !== 0 && Number.isInteger(b) && (b as number) >= 0), 'Effect: a kill has a target and a signal');
+    assert(kind !== FX_EXIT || Number.isInteger(b), 'Effect: an exit has a code');
+  }
 }

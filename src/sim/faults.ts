@@ -24,6 +24,7 @@
 // Calls of processes outside `programs` never fail (the chaos driver is
 // the harness, not drover); a connection is in scope when either end is.
 
+import { assert } from '../os/assert.js';
 import type { Child, SpawnSpec } from '../os/types.js';
 import type { Machine } from './machine.js';
 import { SimOs } from './os.js';
@@ -58,7 +59,12 @@ export interface Crash {
   readonly rejection: boolean;
 }
 
-const zeros = (): Record<OsFault, number> => Object.fromEntries(OS_FAULTS.map((k) => [k, 0])) as Record<OsFault, number>;
+const zeros = (): Record<OsFault, number> => {
+  const r = Object.fromEntries(OS_FAULTS.map((k) => [k, 0])) as Record<OsFault, number>;
+  // A record keyed by kind: a kind named twice would share (and double-count) one slot.
+  assert(Object.keys(r).length === OS_FAULTS.length, 'OS_FAULTS names each kind once');
+  return r;
+};
 
 export class Faults {
   readonly rate: Record<OsFault, number> = zeros();
@@ -73,8 +79,10 @@ export class Faults {
   private readonly rng: Rng;
 
   constructor(seed: bigint, opts: FaultOptions = {}) {
+    assert(seed >= 0n && seed < 1n << 64n, () => `fault seed ${seed}: the kernel's seeds are 64-bit unsigned (seedToBigInt)`);
     this.rng = new Rng(seed ^ 0xfa0175b0d5eedn);
     this.set(opts);
+    assert(OS_FAULTS.every((k) => this.fired[k] === 0), 'a new kernel has fired no fault');
   }
 
   /** New rates (and scope); kinds not named go to 0. Counts are kept. */
@@ -88,34 +96,55 @@ export class Faults {
     this.programs = opts.programs === undefined ? null : new Set(opts.programs);
     if (opts.maxLatencyMs !== undefined) this.maxLatencyMs = Math.max(2, Math.floor(opts.maxLatencyMs));
     if (opts.maxJumpMs !== undefined) this.maxJumpMs = Math.max(1, Math.floor(opts.maxJumpMs));
+    // delay() draws in [2, maxLatencyMs] and jump() through below(maxJumpMs): both want finite integers (NaN or
+    // Infinity from a caller would make deliveries or the clock land at NaN or never).
+    assert(Number.isSafeInteger(this.maxLatencyMs) && this.maxLatencyMs >= 2, () => `maxLatencyMs ${opts.maxLatencyMs}: a finite number of ms`);
+    assert(Number.isSafeInteger(this.maxJumpMs) && this.maxJumpMs >= 1 && this.maxJumpMs < 2 ** 32, () => `maxJumpMs ${opts.maxJumpMs}: a finite number of ms`);
   }
 
   /** Calls of `p` may fail. */
   covers(p: Proc | null): boolean {
+    // Only asked behind the `on` test (the hot paths' one test when faults are off).
+    assert(this.on, 'fault scope asked with every rate at 0');
+    assert(p === null || (Number.isInteger(p.pid) && p.pid >= 1), 'a process has a positive pid');
     return p !== null && p.pid !== 1 && (this.programs === null || this.programs.has(p.program));
   }
 
   /** Whether `kind` fires at this opportunity (scope already checked by the caller); counted when it does. */
   hit(kind: OsFault): boolean {
     const r = this.rate[kind];
+    // set() keeps every rate a probability; undefined (not a kind) would fail both tests below and always fire.
+    assert(r >= 0 && r <= 1, 'a fault rate is a probability in [0, 1]');
+    assert(r === 0 || this.on, 'a kind with a rate above 0 has `on` set');
     if (r <= 0 || (r < 1 && this.rng.float() >= r)) return false;
     this.fired[kind]++;
+    assert(this.fired[kind] >= 1, 'a fired count only grows');
     return true;
   }
 
   /** Uniform integer in [0, n). */
   below(n: number): number {
-    return this.rng.below(n);
+    // Rng.below wants an integer in [1, 2^32): below(0) would be NaN, a cut at NaN bytes.
+    assert(Number.isInteger(n) && n >= 1 && n < 2 ** 32, 'below(n) wants an integer n in [1, 2^32)');
+    const r = this.rng.below(n);
+    assert(Number.isInteger(r) && r >= 0 && r < n, 'below(n) draws an integer in [0, n)');
+    return r;
   }
 
   /** A late delivery's extra delay: log-uniform in [2, maxLatencyMs], so most are short and a few long. */
   delay(): number {
-    return Math.floor(2 * (this.maxLatencyMs / 2) ** this.rng.float());
+    assert(this.maxLatencyMs >= 2, 'maxLatencyMs is at least 2');
+    const d = Math.floor(2 * (this.maxLatencyMs / 2) ** this.rng.float());
+    assert(d >= 2 && d <= this.maxLatencyMs, 'a late delivery is 2 to maxLatencyMs late');
+    return d;
   }
 
   /** A clock jump: 1 to maxJumpMs. */
   jump(): number {
-    return 1 + this.rng.below(this.maxJumpMs);
+    assert(Number.isInteger(this.maxJumpMs) && this.maxJumpMs >= 1, 'maxJumpMs is a positive integer');
+    const j = 1 + this.rng.below(this.maxJumpMs);
+    assert(j >= 1 && j <= this.maxJumpMs, 'a clock jump is 1 to maxJumpMs');
+    return j;
   }
 }
 
@@ -130,7 +159,10 @@ const ERRNO: Readonly<Record<string, [number, string]>> = {
 
 /** An error shaped as Node's own for a failed call: `ENOSPC: no space left on device, write`, with code, errno and syscall. */
 export function errnoError(code: keyof typeof ERRNO & string, syscall: string, what = ''): Error & { code: string; errno: number; syscall: string } {
-  const [errno, text] = ERRNO[code]!;
+  const entry = ERRNO[code];
+  assert(entry !== undefined, () => `errnoError: no errno for ${code}`);
+  const [errno, text] = entry;
+  assert(Number.isInteger(errno) && errno < 0, 'a libuv errno is a negative integer');
   return Object.assign(new Error(`${code}: ${text}, ${syscall}${what === '' ? '' : ` ${what}`}`), { code, errno, syscall });
 }
 
@@ -140,6 +172,9 @@ export class FaultyOs extends SimOs {
     private readonly machine: Machine,
     private readonly proc: Proc,
   ) {
+    // Machine.addProc makes one per process, init excepted: init's calls never fail.
+    assert(proc.pid !== 1, 'init has a plain SimOs');
+    assert(proc.os === undefined, 'a process gets one Os');
     super(machine, proc);
   }
 
@@ -148,10 +183,12 @@ export class FaultyOs extends SimOs {
     const p = this.proc;
     // Before anything is allocated, as a failed fork leaves nothing behind.
     if (f.on && p.runnable && f.covers(p) && f.hit('spawn-eagain')) {
+      assert(f.fired['spawn-eagain'] >= 1, 'a fault that hit is counted');
       const name = 'command' in spec ? (spec.command[0] ?? '') : spec.program;
       this.machine.log(p, 'fault', `spawn-eagain ${name}`);
       throw errnoError('EAGAIN', 'spawn', name);
     }
+    assert(p.pid !== 1, 'init has a plain SimOs');
     return super.spawn(spec);
   }
 }

@@ -21,6 +21,7 @@
 
 import { posix } from 'node:path';
 import type { Volume } from 'memfs';
+import { assert } from '../os/assert.js';
 import type { Exited, ProgramFn, ProgramRegistry } from '../os/types.js';
 import { NO_HOOKS, type Hooks } from '../os/hooks.js';
 import { Rng, seedToBigInt } from './random.js';
@@ -47,7 +48,7 @@ import {
   EV_CLOCK,
 } from './scheduler.js';
 import { Trace } from './trace.js';
-import { ExitSignal, Proc, REAPED, RUNNING, ZOMBIE, die, holds, terminate } from './processes.js';
+import { ExitSignal, Proc, REAPED, RUNNING, STOPPED, ZOMBIE, die, holds, terminate } from './processes.js';
 import { deliverSignal, signalName, signalTarget } from './signals.js';
 import { closeOut, deliverChannel, fire, sendOut as sendMessage, type ChanEnd } from './channels.js';
 import { Net, acceptConn, arrive, deliverStream, dial, idleDue, releaseDeadStreams, windowOpen, sendOut as sendItem, type Endpoint, type ListenerHandle, type SimStream } from './sockets.js';
@@ -87,9 +88,15 @@ class HostWork {
   constructor(
     readonly id: number,
     readonly proc: Proc,
-  ) {}
+  ) {
+    assert(Number.isInteger(id) && id > 0, 'HostWork: ids count from 1');
+    // Os.hostWork hands only a live process's work to the kernel (a dead one's is dropped there).
+    assert(proc.runnable, 'HostWork: started by a process that can run');
+  }
 
   settle(ok: boolean, value: unknown): void {
+    // A promise settles once: its then() calls one of the two, once.
+    assert(!this.settled, 'HostWork.settle: settles once');
     this.settled = true;
     this.ok = ok;
     this.value = value;
@@ -98,6 +105,7 @@ class HostWork {
       this.wake = null;
       wake();
     }
+    assert(this.settled && this.wake === null, 'HostWork.settle: settled, and nobody waits any more');
   }
 }
 
@@ -165,12 +173,19 @@ export class Machine {
     init.os = new SimOs(this, init);
     this.init = init;
     this.addProc(init);
+    // Init is pid 1, alone in its group 1, and runs no program; pids of spawned processes start above it.
+    assert(this.procs.size === 1 && this.groups.get(1)?.has(init) === true, 'Machine: init alone, in group 1');
+    assert(this.nextPid > init.pid && !init.programPending, 'Machine: init runs no program');
   }
 
   // ------------------------------------------------------------ helpers
 
   /** A process's clock: the kernel's, or the end of its burn if that is later. */
   local(p: Proc): number {
+    // busyUntil is 0 or the end of a burn (NaN would fail here): never a time that does not compare.
+    assert(p.busyUntil >= 0, 'Machine.local: busyUntil is a time');
+    // die() stops the burn: a dead process's clock is the kernel's.
+    assert(p.state < ZOMBIE || p.busyUntil === 0, 'Machine.local: a dead process burns nothing');
     return p.busyUntil > this.now ? p.busyUntil : this.now;
   }
 
@@ -180,6 +195,10 @@ export class Machine {
   }
 
   log(p: Proc, kind: string, detail: string): void {
+    // "time pid kind detail": a kind is one word.
+    assert(kind.length > 0, 'Machine.log: a line has a kind');
+    // A process in the trace is one of the table until it is reaped (pids are never reused).
+    assert(p.state === REAPED || this.procs.get(p.pid) === p, 'Machine.log: a logged process is in the table');
     this.trace.add(`${this.nowText} ${p.pid} ${kind} ${detail}`);
   }
 
@@ -189,28 +208,45 @@ export class Machine {
       p.dirty = true;
       this.dirty.push(p);
     }
+    // A dirty process is listed for settle(), which clears the flag as it checks it.
+    assert(p.dirty && this.dirty.length > 0, 'Machine.touch: listed for the next check');
   }
 
   at(time: number, kind: number, proc: Proc | null, a: unknown, b: unknown): Ev {
+    // Never in the past: the clock only moves forward, and an event before now would never be due in order.
+    assert(time >= this.now, 'Machine.at: an event is never scheduled before now');
+    // A process's event belongs to a process that can still run it; a dead one's would only be discarded.
+    assert(proc === null || proc.state !== REAPED, 'Machine.at: no event for a reaped process');
     return this.queue.schedule(time, kind, proc, a, b);
   }
 
   /** Whether `p`'s effects on others must wait: its clock is ahead (a burn), or earlier ones still wait. */
   deferring(p: Proc): boolean {
+    // die() drops the effects and the burn: a dead process defers nothing.
+    assert(p.state < ZOMBIE || (p.effects.length === 0 && p.busyUntil === 0), 'Machine.deferring: a dead process has no effects');
+    // Init never burns, so what it does (Kernel.spawn) happens at once.
+    assert(p !== this.init || (p.busyUntil === 0 && p.effects.length === 0), 'Machine.deferring: init never defers');
     return p.busyUntil > this.now || p.effects.length > 0;
   }
 
   /** Queue an effect of `p` for when its clock says (effects.ts). */
   defer(p: Proc, kind: number, a: unknown, b: unknown): void {
+    // A dead process drops its FIFO; one that joined it now would never go out.
+    assert(p.state === RUNNING || p.state === STOPPED, 'Machine.defer: only a live process defers');
     const at = this.local(p);
+    // Stamps never go backwards: the oldest waiting effect is due no later than this one.
+    assert(p.effects.length === 0 || p.effects.peek()!.at <= at, 'Machine.defer: effects are stamped in order');
     p.effects.push(new Effect(at, kind, a, b));
     if (p.flushEv === null) p.flushEv = this.queue.schedule(at, EV_FLUSH, null, p, null);
+    assert(p.flushEv.kind === EV_FLUSH && p.flushEv.time <= at, 'Machine.defer: a flush comes no later than the effect');
   }
 
   /** Os.hostWork: the clock stands still until `work` settles and its result is handed back (see the run loop). */
   hostWork<T>(p: Proc, work: Promise<T>): Promise<T> {
     const h = new HostWork(++this.hostIds, p);
     p.hostWork++;
+    // Handed back one at a time, in the order started: ids go up along the FIFO.
+    assert(this.hosts.length === 0 || this.hosts.peek()!.id < h.id, 'Machine.hostWork: host work queues in the order it started');
     this.hosts.push(h);
     this.log(p, 'host', String(h.id));
     const promise = new Promise<T>((resolve, reject) => {
@@ -221,11 +257,15 @@ export class Machine {
       (v) => h.settle(true, v),
       (e) => h.settle(false, e),
     );
+    assert(p.hostWork > 0 && !h.settled, 'Machine.hostWork: held until handed back');
     return promise;
   }
 
   resolve(cwd: string, path: string): string {
-    return resolvePath(cwd, path);
+    assert(cwd.startsWith('/'), 'Machine.resolve: a working directory is absolute');
+    const full = resolvePath(cwd, path);
+    assert(full.startsWith('/'), 'Machine.resolve: a resolved path is absolute');
+    return full;
   }
 
   newFdTable(): FdTable {
@@ -233,6 +273,9 @@ export class Machine {
   }
 
   addProc(p: Proc): void {
+    // Pids are never reused, and a process enters the table alive.
+    assert(!this.procs.has(p.pid) && !this.exits.has(p.pid), () => `Machine.addProc: pid ${p.pid} is new`);
+    assert(p.state === RUNNING, 'Machine.addProc: a new process runs');
     p.os ??= new FaultyOs(this, p);
     p.clock ??= new AppClock(this, p);
     this.procs.set(p.pid, p);
@@ -243,6 +286,9 @@ export class Machine {
   }
 
   removeProc(p: Proc): void {
+    // Only reap() removes, and it reaps the one in the table; init is never reaped.
+    assert(this.procs.get(p.pid) === p && p !== this.init, 'Machine.removeProc: a process of the table, not init');
+    assert(p.state === REAPED, 'Machine.removeProc: only a reaped process leaves the table');
     this.procs.delete(p.pid);
     this.changes++;
     const g = this.groups.get(p.pgid);
@@ -254,6 +300,10 @@ export class Machine {
 
   /** Call process code: a throw or a rejected returned promise crashes the process; ExitSignal is swallowed. */
   invoke(p: Proc, fn: (arg: never) => unknown, arg: unknown): void {
+    // Process code runs only in a process that can run it: callers check (dead or stopped ones run nothing).
+    assert(p.runnable, 'Machine.invoke: process code runs only in a runnable process');
+    // Init runs no code of its own (it has no program).
+    assert(p !== this.init, 'Machine.invoke: init runs no code');
     try {
       const r = (fn as (arg: unknown) => unknown)(arg);
       if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
@@ -275,6 +325,9 @@ export class Machine {
     // App code's 'exit' listeners, as Node runs them after an uncaught exception (app-globals.ts).
     exiting(p.clock, 1, true);
     terminate(this, p, 1);
+    // A crash ends the process's run: it runs nothing more (dead, or exiting at the end of its burn).
+    assert(!p.runnable, 'Machine.fault: a crashed process runs nothing more');
+    assert(p !== this.init, 'Machine.fault: init never crashes');
   }
 
   // ----------------------------------------------------------- run loop
@@ -287,6 +340,9 @@ export class Machine {
     const until = opts.until ?? Infinity;
     const maxEvents = opts.maxEvents ?? Infinity;
     const stopWhen = opts.stopWhen;
+    // NaN limits would make every comparison below false.
+    assert(!Number.isNaN(until), 'Machine.run: until is a time');
+    assert(maxEvents >= 0, 'Machine.run: maxEvents is a count');
     let n = 0;
     try {
       for (;;) {
@@ -327,6 +383,8 @@ export class Machine {
         }
         if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
         n += this.batch(maxEvents - n);
+        // A batch runs at most what it may, and the clock stands still during it.
+        assert(n <= maxEvents, 'Machine.run: no more events than maxEvents');
         await this.drain();
         if (this.deadStreams.length > 0) releaseDeadStreams(this);
       }
@@ -340,10 +398,13 @@ export class Machine {
   /** The host path behind a simulated module path: the longest mount that holds it, else the path itself. */
   /** The mount that holds an absolute, normalised simulated path (the longest), as [simulated dir, host dir]. */
   mountOf(path: string): readonly [string, string] | null {
+    assert(path.startsWith('/'), 'Machine.mountOf: an absolute path');
     let best: readonly [string, string] | null = null;
     for (const m of this.mountList) {
       if ((best === null || m[0].length > best[0].length) && (path === m[0] || path.startsWith(m[0] === '/' ? '/' : `${m[0]}/`))) best = m;
     }
+    // The mount holds the path: it is the mount's directory or under it.
+    assert(best === null || path.startsWith(best[0]), 'Machine.mountOf: the mount holds the path');
     return best;
   }
 
@@ -352,9 +413,13 @@ export class Machine {
     this.disposed = true;
     for (const p of this.procs.values()) for (const ep of p.endpoints) this.deadStreams.push(ep.stream);
     releaseDeadStreams(this);
+    assert(this.deadStreams.length === 0, 'Machine.dispose: every stream was let go');
   }
 
   private setNow(t: number): void {
+    // The clock only moves forward, to a time that is finite (an event's, or `until`).
+    assert(t > this.now, 'Machine.setNow: the clock only moves forward');
+    assert(Number.isFinite(t), 'Machine.setNow: a finite time');
     this.now = t;
     this.nowText = String(t);
   }
@@ -368,6 +433,7 @@ export class Machine {
    * end of the burn.
    */
   private batch(limit: number): number {
+    assert(limit > 0, 'Machine.batch: something may run');
     const now = this.now;
     const q = this.queue;
     const id = ++this.batchId;
@@ -411,12 +477,17 @@ export class Machine {
     }
     // The promise continuations the batch started keep their processes (app-globals.ts); the drain itself is the host's.
     hostAgain();
+    assert(n <= limit, 'Machine.batch: runs no more than its limit');
+    assert(this.now === now, 'Machine.batch: the clock stands still during a batch');
     return n;
   }
 
   /** Run the first runnable event of `p`'s ready list; what remains stays listed (or follows a burn). */
   private runReady(p: Proc, id: number, limit: number): number {
     const fifo = p.ready;
+    // A process is listed in `ready` only with events waiting, once, from an earlier batch.
+    assert(fifo.length > 0, 'Machine.runReady: a listed process has events waiting');
+    assert(p.batch !== id && limit > 0, 'Machine.runReady: a process runs once per batch');
     let n = 0;
     for (let ev = fifo.shift(); ev !== undefined; ev = fifo.shift()) {
       const t = this.target(ev);
@@ -457,7 +528,13 @@ export class Machine {
   private hostHead(): HostWork | undefined {
     const hosts = this.hosts;
     for (let h = hosts.peek(); h !== undefined; h = hosts.peek()) {
-      if (h.proc.runnable) return h;
+      if (h.proc.runnable) {
+        // Its process holds it until it is handed back.
+        assert(h.proc.hostWork > 0, 'Machine.hostHead: the process counts the work it waits for');
+        return h;
+      }
+      // Not handed back: a dead process's count went to 0 with it (die); a stopped one keeps counting it.
+      assert(h.proc.state < ZOMBIE ? h.proc.hostWork > 0 : h.proc.hostWork === 0, 'Machine.hostHead: a dropped work is counted only by a live process');
       hosts.shift();
       this.log(h.proc, 'host-drop', String(h.id));
     }
@@ -466,6 +543,9 @@ export class Machine {
 
   /** EV_FLUSH: `p`'s deferred effects whose time has come go out, in order (effects.ts). */
   private flush(p: Proc): void {
+    // This event is the process's flushEv: defer() sets it, a death removes it from the queue.
+    assert(p.flushEv !== null && p.flushEv.kind === EV_FLUSH, 'Machine.flush: the flush event of its process');
+    assert(p.state !== RUNNING || p.effects.length > 0, 'Machine.flush: a live process flushes only with effects waiting');
     p.flushEv = null;
     // A dead process has none left; a stopped one never reaches the end of its burn.
     if (p.state !== RUNNING) return;
@@ -482,11 +562,16 @@ export class Machine {
       this.apply(p, e);
       if (p.state !== RUNNING) return; // it killed or stopped itself, or exited
     }
+    // What still waits has its flush event queued.
+    assert(p.effects.length === 0 || p.flushEv !== null, 'Machine.flush: later effects have their flush');
     this.log(p, 'flush', String(n));
     this.touch(p);
   }
 
   private apply(p: Proc, e: Effect): void {
+    // Its time has come, and its process is still alive to see it.
+    assert(e.at <= this.now, 'Machine.apply: an effect goes out when its stamp is due');
+    assert(p.state === RUNNING, 'Machine.apply: only a running process flushes');
     switch (e.kind) {
       case FX_STREAM:
         sendItem(this, e.a as Endpoint, e.b, true);
@@ -520,10 +605,15 @@ export class Machine {
 
   /** Drop, without moving time, events that can no longer run. */
   private nextLive(): Ev | undefined {
+    // Only when no ready list waits: this is where time may move.
+    assert(this.ready.length === 0, 'Machine.nextLive: only with no ready list waiting');
     const q = this.queue;
     for (;;) {
       const ev = q.peek();
-      if (ev === undefined || this.target(ev) !== DISCARD) return ev;
+      if (ev === undefined || this.target(ev) !== DISCARD) {
+        assert(ev === undefined || ev.idx === 0, 'Machine.nextLive: the live event is the root of the queue');
+        return ev;
+      }
       q.pop();
       this.discard(ev);
     }
@@ -536,6 +626,9 @@ export class Machine {
    */
   private target(ev: Ev): Proc | null | typeof DISCARD {
     const kind = ev.kind;
+    assert(kind >= EV_NONE && kind <= EV_CLOCK, 'Machine.target: a known event kind');
+    // A flush is the kernel's own event; a stream's is its endpoint owner's, read now.
+    assert(kind !== EV_FLUSH || ev.proc === null, 'Machine.target: EV_FLUSH is a kernel event');
     if (kind === EV_NONE) return DISCARD;
     const p = kind === EV_STREAM || kind === EV_WINDOW ? (ev.a as Endpoint).owner : ev.proc;
     if (p === null || p.runnable) return p;
@@ -545,6 +638,10 @@ export class Machine {
   }
 
   private discard(ev: Ev): void {
+    // Popped (or shifted from a ready list), never still queued.
+    assert(ev.idx === -1, 'Machine.discard: only a popped event is discarded');
+    // The handle that points at it points at this very event: a cancelled one was made EV_NONE instead.
+    assert(ev.kind === EV_TIMER ? (ev.a as SimTimer).ev === ev : ev.kind === EV_CLOCK ? (ev.a as AppClock).ev === ev : ev.kind !== EV_IDLE || (ev.a as Endpoint).idleEv === ev, 'Machine.discard: the handle still points at its event');
     if (ev.kind === EV_TIMER) (ev.a as SimTimer).ev = null;
     else if (ev.kind === EV_CLOCK) (ev.a as AppClock).ev = null;
     else if (ev.kind === EV_IDLE) (ev.a as Endpoint).idleEv = null;
@@ -552,12 +649,17 @@ export class Machine {
   }
 
   private dispatch(ev: Ev, p: Proc | null): void {
+    // A process's event runs while it is runnable and not burning (else it moves to the end of the burn).
+    assert(p === null || (p.runnable && p.busyUntil <= this.now), 'Machine.dispatch: a process event runs in a free, runnable process');
+    assert(ev.idx === -1 && ev.time <= this.now, 'Machine.dispatch: a popped event that is due');
     switch (ev.kind) {
       case EV_START:
         this.start(p!);
         return;
       case EV_TIMER: {
         const t = ev.a as SimTimer;
+        // Its own timer, whose ref'd count it still holds.
+        assert(t.ev === ev && t.proc === p && (!t.ref || p.refTimers > 0), 'Machine.dispatch: a timer of its process, counted while ref\'d');
         t.ev = null;
         if (t.ref) p!.refTimers--;
         this.log(p!, 'timer', '');
@@ -568,6 +670,7 @@ export class Machine {
         this.invoke(p!, fireClock, ev.a);
         return;
       case EV_SLEEP:
+        assert(p!.refTimers > 0, 'Machine.dispatch: a pending sleep is counted');
         p!.refTimers--;
         this.log(p!, 'wake', '');
         (ev.a as () => void)();
@@ -580,6 +683,7 @@ export class Machine {
         return;
       case EV_HOST: {
         const h = ev.a as HostWork;
+        assert(h.proc === p && h.settled && p.hostWork > 0, 'Machine.dispatch: settled work of its process, counted until now');
         p!.hostWork--;
         this.log(p!, 'host-done', `${h.id} ${h.ok ? 'ok' : 'error'}`);
         if (h.ok) h.resolve(h.value);
@@ -623,6 +727,9 @@ export class Machine {
   }
 
   private start(p: Proc): void {
+    // EV_START runs once, for a spawned process whose program has not run.
+    assert(p.programPending && p.fn !== null, 'Machine.start: a program not started yet');
+    assert(p !== this.init && p.runnable, 'Machine.start: a runnable process other than init');
     this.log(p, 'start', p.args.length === 0 ? p.program : `${p.program} ${p.args.join(' ')}`);
     let r: unknown;
     try {
@@ -642,8 +749,15 @@ export class Machine {
   /** Arm the kernel events of app clocks that changed, in pid order: some changed during host work, in host order (app-clock.ts). */
   private armClocks(): void {
     const list = this.clocks;
+    // Only with no host work pending: what host work changed is armed in pid order once it is all back.
+    assert(this.hosts.length === 0, 'Machine.armClocks: no host work pending');
     if (list.length > 1) list.sort(byPid);
-    for (let i = 0; i < list.length; i++) list[i]!.arm();
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      c.arm();
+      // Armed (or dropped): no longer waiting, so the list is cleared without losing a change.
+      assert(!c.queued, 'Machine.armClocks: an armed clock waits no more');
+    }
     list.length = 0;
   }
 
@@ -652,6 +766,8 @@ export class Machine {
     const list = this.dirty;
     for (let i = 0; i < list.length; i++) {
       const p = list[i]!;
+      // Listed once while dirty (touch() lists only a clean one).
+      assert(p.dirty, 'Machine.settle: a listed process is dirty');
       p.dirty = false;
       if (!p.runnable || p === this.init || holds(p)) continue;
       if (p.busyUntil > this.now) {
@@ -666,15 +782,24 @@ export class Machine {
       // 0, or its process.exitCode, after its app code's 'exit' listeners (app-globals.ts).
       const code = naturalExit(p.clock);
       if (p.runnable) die(this, p, code, null);
+      assert(!p.runnable, 'Machine.settle: an idle process exits');
     }
     list.length = 0;
   }
 }
 
 function fireClock(c: AppClock): void {
+  // Run as its process's code (Machine.invoke), for its own clock's EV_CLOCK, popped just now.
+  assert(c.p.runnable, 'fireClock: the clock of a runnable process');
+  assert(c.ev !== null && c.ev.kind === EV_CLOCK && c.ev.idx === -1, 'fireClock: the clock fires for its own popped event');
   c.fire();
+  // The event is used up; the run loop arms the next one (armClocks).
+  assert(c.ev === null, 'fireClock: firing consumes the event');
 }
 
 function byPid(a: AppClock, b: AppClock): number {
+  // One clock per process, listed once (AppClock.queued): two entries never share a pid.
+  assert(a === b || a.p.pid !== b.p.pid, 'byPid: one clock per process');
+  assert(a.queued && b.queued, 'byPid: only clocks waiting to be armed are sorted');
   return a.p.pid - b.p.pid;
 }

@@ -25,11 +25,13 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import http from 'node:http';
+import * as httpNs from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { assert } from '../os/assert.js';
 
 type Fn = (...args: unknown[]) => unknown;
 type Obj = Record<string, unknown>;
@@ -38,17 +40,32 @@ export const NOT_SIMULATED = 'ERR_DROVER_NOT_SIMULATED';
 
 /** Drover's own tree (src/ or dist/): its frames are not the module to blame. */
 const OWN = fileURLToPath(new URL('..', import.meta.url));
+// blame's startsWith(OWN) must not take a sibling (src-old/) for drover's own.
+assert(OWN.endsWith('/') || OWN.endsWith('\\'), 'net-guard: drover\'s tree is named as a directory');
 const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'];
 
-let running: () => boolean = () => false;
+/** No kernel runs: nothing is guarded (only a wrapper kept from a run's time may still ask). */
+const notRunning = (): boolean => {
+  assert(undo.length === 0, 'notRunning: the default only while nothing is guarded');
+  return false;
+};
+let running: () => boolean = notRunning;
 let undo: (() => void)[] = [];
+/** Every wrapper made: none is ever wrapped again. */
+const guards = new WeakSet<Fn>();
 
 /** Wrap every entry point; `simulated` says whether a simulated process runs now. */
 export function guardNet(simulated: () => boolean): void {
+  // runStarted guards as the first run starts, and runEnded gives back as the last ends.
+  assert(undo.length === 0, 'guardNet: once, as the first run starts');
+  assert(running === notRunning, 'guardNet: nothing guarded, so no one is asked who runs');
   if (undo.length > 0) return;
   running = simulated;
   const agents = new Set<unknown>([http.Agent.prototype.createConnection, https.Agent.prototype.createConnection]);
-  const own = (args: unknown[]) => bringsConnection(args, agents);
+  const own = (args: unknown[]): boolean => {
+    assert(running(), 'guardNet: a request is looked at only when a simulated process makes it');
+    return bringsConnection(args, agents);
+  };
   wrap(net as unknown as Obj, 'connect', 'net.connect');
   wrap(net as unknown as Obj, 'createConnection', 'net.createConnection');
   wrap(net.Socket.prototype as unknown as Obj, 'connect', 'net.Socket.connect');
@@ -66,23 +83,32 @@ export function guardNet(simulated: () => boolean): void {
   wrap(globalThis as unknown as Obj, 'fetch', 'fetch', undefined, true);
   // So that `import { request } from 'node:http'` gets the wrapper too (and the original back).
   syncBuiltinESMExports();
+  assert(undo.length > 0, 'guardNet: the entry points are wrapped');
+  assert(httpNs.request === http.request, 'guardNet: the ESM exports are the wrappers too');
 }
 
 /** Every entry point is the original again. */
 export function unguardNet(): void {
+  assert(undo.length > 0, 'unguardNet: after guardNet, as the last run ends');
+  assert(!running(), 'unguardNet: no simulated process runs once the last run ends');
   if (undo.length === 0) return;
   for (const f of undo) f();
   undo = [];
-  running = () => false;
+  running = notRunning;
   syncBuiltinESMExports();
+  assert(httpNs.request === http.request, 'unguardNet: the ESM exports are the originals again');
 }
 
 function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false): void {
   const desc = Object.getOwnPropertyDescriptor(obj, key);
   const orig = obj[key];
   if (desc === undefined || typeof orig !== 'function') return; // fetch under --no-experimental-fetch
+  // Checked before the first write: a guard that could not be undone would outlive the runs.
+  assert(desc.configurable === true, 'wrap: an entry point that can be put back');
+  assert(!guards.has(orig as Fn), 'wrap: an entry point is wrapped once, around its original');
   const guarded = function (this: unknown, ...args: unknown[]): unknown {
     if (running() && (allowed === undefined || !allowed(args))) {
+      assert(undo.length > 0, 'guarded: a call is refused only while the guards are in');
       const err = notSimulated(what, guarded);
       if (rejects) return Promise.reject(err);
       throw err;
@@ -93,12 +119,15 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
   for (const k of Reflect.ownKeys(orig)) {
     if (k !== 'prototype' && k !== 'arguments' && k !== 'caller') Object.defineProperty(guarded, k, Object.getOwnPropertyDescriptor(orig, k)!);
   }
+  assert(guarded.name === (orig as Fn).name && guarded.length === (orig as Fn).length, 'wrap: the guard has the name and length of the original');
   Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
+  guards.add(guarded);
   undo.push(() => Object.defineProperty(obj, key, desc));
 }
 
 /** http.request's (url, options, cb) or (options, cb): does the request bring its own connection? */
 function bringsConnection(args: unknown[], stock: Set<unknown>): boolean {
+  assert(stock.size > 0 && !stock.has(undefined), "bringsConnection: the stock Agents' createConnection are known");
   for (let i = 0; i < 2 && i < args.length; i++) {
     const o = args[i] as { createConnection?: unknown; agent?: unknown } | null;
     if (o === null || typeof o !== 'object' || o instanceof URL) continue;
@@ -111,7 +140,9 @@ function bringsConnection(args: unknown[], stock: Set<unknown>): boolean {
 }
 
 function notSimulated(what: string, at: Fn): Error {
+  assert(running(), 'notSimulated: only a simulated process is refused');
   const who = callerOf(at);
+  assert(who !== '', 'notSimulated: the message names the caller');
   const err = new Error(
     `drover sim: the network outside drover is not simulated: ${who} called ${what}(); ` +
       'run this code outside the simulator, or give the app a stand-in for it when DROVER_SIM is set',
@@ -132,6 +163,7 @@ function callerOf(at: Fn): string {
   } finally {
     Error.stackTraceLimit = limit;
   }
+  assert(typeof o.stack === 'string', 'callerOf: captureStackTrace gave the object a stack');
   return blame(o.stack ?? '');
 }
 
@@ -151,6 +183,8 @@ export function blame(stack: string): string {
     if (!file.startsWith(OWN)) return moduleName(file);
     first ??= file;
   }
+  // Only a frame of drover's own tree is kept as the fallback.
+  assert(first === null || first.startsWith(OWN), "blame: the fallback is a frame of drover's own");
   return first === null ? 'code with no file' : moduleName(first);
 }
 
@@ -160,14 +194,19 @@ export function blame(stack: string): string {
  * relative to the host's working directory, or absolute when outside it.
  */
 export function moduleName(file: string): string {
+  // blame hands over absolute paths only (a file: URL made one).
+  assert(file.startsWith('/') || /^[A-Za-z]:[\\/]/.test(file), 'moduleName: an absolute path');
   const f = file.replaceAll('\\', '/');
   const i = f.lastIndexOf('/node_modules/');
   if (i >= 0) {
     const rest = f.slice(i + '/node_modules/'.length);
     const parts = rest.split('/');
     const pkg = parts[0]!.startsWith('@') && parts.length > 1 ? `${parts[0]}/${parts[1]}` : parts[0]!;
+    assert(pkg !== '', 'moduleName: a file under node_modules is in a package');
     return `${pkg} (node_modules/${rest})`;
   }
   const cwd = process.cwd().replaceAll('\\', '/') + '/';
-  return f.startsWith(cwd) ? f.slice(cwd.length) : f;
+  const name = f.startsWith(cwd) ? f.slice(cwd.length) : f;
+  assert(name !== '', 'moduleName: a file has a name');
+  return name;
 }

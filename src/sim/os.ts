@@ -6,16 +6,18 @@
 // ones throw ExitSignal, asynchronous ones return a promise that never
 // settles, so that code simply stops, as it would in a killed process.
 
+import { posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { assert } from '../os/assert.js';
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
 import type { Hooks } from '../os/hooks.js';
 import { hostImport } from '../os/host-import.js';
 import type { Machine } from './machine.js';
-import { ExitSignal, RUNNING, spawnProc, STOPPED, terminate, waitpid, type Proc } from './processes.js';
+import { ExitSignal, REAPED, RUNNING, spawnProc, STOPPED, terminate, waitpid, ZOMBIE, type Proc } from './processes.js';
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
-import { kill, signalIndex } from './signals.js';
+import { kill, SIGNAL_COUNT, signalIndex } from './signals.js';
 import { exiting } from './app-globals.js';
-import { connect, listen } from './sockets.js';
+import { connect, listen, type ListenerHandle } from './sockets.js';
 import { SIM_UID, SimFs, resolvePath, writeSink } from './files.js';
 import type { SimChannel } from './channels.js';
 
@@ -29,7 +31,9 @@ function noop(): void {}
 /** Node's setTimeout rule: anything below 1 ms (or not a number) is 1 ms. */
 export function delay(ms: number): number {
   const d = Number(ms);
-  return d >= 1 && d <= 2147483647 ? d : 1;
+  const r = d >= 1 && d <= 2147483647 ? d : 1;
+  assert(r >= 1 && r <= 2147483647, 'a timer delay is 1 ms to 2^31-1 ms, never NaN');
+  return r;
 }
 
 export class SimTimer implements Timer {
@@ -40,11 +44,17 @@ export class SimTimer implements Timer {
     readonly m: Machine,
     readonly proc: Proc,
     readonly fn: () => void,
-  ) {}
+  ) {
+    // SimOs.timer arms it only for a process that can run, which is in the process table.
+    assert(!proc.runnable || m.procs.get(proc.pid) === proc, 'a runnable process is in the process table');
+  }
 
   cancel(): void {
     const ev = this.ev;
     if (ev === null) return;
+    // Whoever pops or discards the event clears `ev` first: one still set is this timer's, not a pooled event reused.
+    assert(ev.a === this, 'a timer\'s event is its own');
+    assert(ev.kind === EV_TIMER, 'a pending timer\'s event is an EV_TIMER');
     this.ev = null;
     if (ev.idx >= 0) {
       this.m.queue.remove(ev);
@@ -54,6 +64,9 @@ export class SimTimer implements Timer {
       ev.kind = EV_NONE;
     }
     if (this.ref) {
+      // die() zeroes the count of a dead process whose timer events still wait in the queue, and its leftover
+      // continuations may still cancel them: the count holds for a live (running or stopped) process.
+      assert(this.proc.refTimers > 0 || this.proc.state === ZOMBIE || this.proc.state === REAPED, 'a pending ref\'d timer of a live process is counted in refTimers');
       this.proc.refTimers--;
       this.m.touch(this.proc);
     }
@@ -63,6 +76,8 @@ export class SimTimer implements Timer {
     if (this.ref) {
       this.ref = false;
       if (this.ev !== null) {
+        assert(this.ev.a === this, 'a timer\'s event is its own');
+        assert(this.proc.refTimers > 0 || this.proc.state === ZOMBIE || this.proc.state === REAPED, 'a pending ref\'d timer of a live process is counted in refTimers');
         this.proc.refTimers--;
         this.m.touch(this.proc);
       }
@@ -76,18 +91,27 @@ class ProcWriter implements Writer {
     private readonly m: Machine,
     private readonly p: Proc,
     private readonly err: boolean,
-  ) {}
+  ) {
+    // Made with the process's Os (Machine.addProc), while it holds both of its sinks.
+    assert((err ? p.stderr : p.stdout).refs >= 1, 'a new process holds its stdio sinks');
+  }
 
   write(text: string): void {
     const p = this.p;
     if (!p.runnable) throw new ExitSignal();
-    writeSink(this.m, p, this.err ? p.stderr : p.stdout, text, this.err ? 'stderr' : 'stdout');
+    const sink = this.err ? p.stderr : p.stdout;
+    assert(sink.refs >= 1, 'a live process holds its stdio sinks');
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    writeSink(this.m, p, sink, text, this.err ? 'stderr' : 'stdout');
   }
 }
 
 /** An import error with the host directory behind a mount put back as the simulated one. */
 function unmount(e: unknown, sim: string, host: string): unknown {
   if (!(e instanceof Error)) return e;
+  // Machine resolves both sides of a mount (posix.resolve): absolute, so a replace cannot hit a relative fragment.
+  assert(sim.charCodeAt(0) === 47, 'a mount\'s simulated directory is absolute');
+  assert(host.charCodeAt(0) === 47, 'a mount\'s host directory is absolute');
   const hostUrl = pathToFileURL(host).href;
   const simUrl = `file://${sim}`;
   const fix = (s: string) => s.replaceAll(hostUrl, simUrl).replaceAll(host, sim);
@@ -111,6 +135,8 @@ export class SimOs implements Os {
     private readonly m: Machine,
     private readonly p: Proc,
   ) {
+    assert(Number.isInteger(p.pid) && p.pid >= 1, 'a process has a positive integer pid');
+    assert(p.cwd.charCodeAt(0) === 47, 'a process\'s cwd is absolute');
     this.pid = p.pid;
     this.args = p.args;
     this.env = p.env;
@@ -121,27 +147,43 @@ export class SimOs implements Os {
   }
 
   ppid(): number {
-    return this.p.ppid;
+    const p = this.p;
+    // Only init has no parent; an orphan's ppid follows its new parent (init).
+    assert(p.parent === null ? p.ppid === 0 && p.pid === 1 : p.ppid === p.parent.pid, 'ppid is the parent\'s pid (0 for init only)');
+    assert(p.ppid !== p.pid, 'no process is its own parent');
+    return p.ppid;
   }
 
   cwd(): string {
-    return this.p.cwd;
+    const cwd = this.p.cwd;
+    // Paths resolve against it (posix.resolve): a relative one would resolve against the host's cwd.
+    assert(cwd.charCodeAt(0) === 47, 'a process\'s cwd is absolute');
+    assert(cwd.length === 1 || cwd.charCodeAt(cwd.length - 1) !== 47, 'a process\'s cwd is normalised (no trailing slash)');
+    return cwd;
   }
 
   now(): number {
-    return this.m.local(this.p);
+    const t = this.m.local(this.p);
+    assert(t >= this.m.now, 'a process\'s clock is never behind the kernel\'s');
+    assert(t === t, 'a process\'s clock is a number');
+    return t;
   }
 
   wallTime(): number {
-    return EPOCH_MS + this.m.local(this.p);
+    const t = EPOCH_MS + this.m.local(this.p);
+    assert(t >= EPOCH_MS + this.m.now, 'wall time is EPOCH_MS plus virtual time, never behind the kernel\'s');
+    return t;
   }
 
   sleep(ms: number): Promise<void> {
     const p = this.p;
     const m = this.m;
     if (!p.runnable) return NEVER;
+    assert(m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     const at = m.local(p) + delay(ms);
+    assert(at >= m.now + 1, 'a sleep wakes at least 1 ms after the kernel\'s now');
     return new Promise<void>((resolve) => {
+      assert(p.refTimers >= 0, 'refTimers counts: never negative');
       p.refTimers++;
       m.at(at, EV_SLEEP, p, resolve, null);
     });
@@ -152,8 +194,11 @@ export class SimOs implements Os {
     const m = this.m;
     const t = new SimTimer(m, p, fn);
     if (!p.runnable) return t;
+    assert(p.refTimers >= 0, 'refTimers counts: never negative');
     p.refTimers++;
     t.ev = m.at(m.local(p) + delay(ms), EV_TIMER, p, t, null);
+    assert(t.ev.a === t && t.ev.kind === EV_TIMER && t.ev.proc === p, 'an armed timer\'s event is its own EV_TIMER, of its process');
+    assert(t.ev.idx >= 0 && t.ev.time >= m.now + 1, 'an armed timer is queued at least 1 ms ahead');
     return t;
   }
 
@@ -161,26 +206,38 @@ export class SimOs implements Os {
     const p = this.p;
     if (!p.runnable) throw new ExitSignal();
     if (!(ms > 0)) return;
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    assert(p.busyTotal >= 0, 'busy time only adds up');
     p.busyUntil = this.m.local(p) + ms;
     p.busyTotal += ms;
+    assert(p.busyUntil >= this.m.now && p.busyUntil > 0, 'a burn ends at or after the kernel\'s now');
     this.m.log(p, 'burn', `${ms} until=${p.busyUntil}`);
   }
 
   loopBusy(): number {
     // Callbacks take no virtual time; only burns do. A process killed
     // mid-burn had counted the whole burn: the load report is an estimate.
-    return this.p.busyTotal;
+    const busy = this.p.busyTotal;
+    assert(busy >= 0, 'busy time only adds up');
+    return busy;
   }
 
   random(): number {
-    return this.p.rng.float();
+    // Its own stream, forked at spawn: a process drawing more or fewer never shifts the kernel's tie-breaks.
+    assert(this.p.rng !== this.m.rng, 'a process draws from its own stream, never the kernel\'s');
+    const r = this.p.rng.float();
+    assert(r >= 0 && r < 1, 'random() is uniform in [0, 1)');
+    return r;
   }
 
   rss(): number {
-    return this.p.rss;
+    const rss = this.p.rss;
+    assert(Number.isFinite(rss) && rss >= 0, 'rss is a byte count');
+    return rss;
   }
 
   setTitle(title: string): void {
+    assert(!this.p.runnable || this.m.procs.get(this.p.pid) === this.p, 'a runnable process is in the process table');
     this.p.title = title;
   }
 
@@ -200,56 +257,88 @@ export class SimOs implements Os {
       Promise.resolve(work).then(undefined, noop); // nobody will hear of it; not an unhandled rejection either
       return NEVER;
     }
-    return this.m.hostWork(p, work);
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    assert(p.hostWork >= 0, 'pending host work counts: never negative');
+    const out = this.m.hostWork(p, work);
+    assert(p.hostWork >= 1, 'host work is counted until it is handed back');
+    return out;
   }
 
   importModule(path: string): Promise<Record<string, unknown>> {
     const full = resolvePath(this.p.cwd, path);
+    assert(full.charCodeAt(0) === 47, 'an import path is absolute after resolution');
     const mount = this.m.mountOf(full);
     if (mount === null) return this.hostWork(hostImport(full));
     const [sim, host] = mount;
+    assert(full === sim || full.startsWith(sim === '/' ? '/' : `${sim}/`), () => `mountOf(${full}) gave ${sim}, which does not hold it`);
     const owner = this.m.isolate ? this.p : null;
+    // The path below the mount, joined at a separator (with a mount of '/', full.slice(1) has no leading slash).
+    const behind = posix.join(host, full.slice(sim.length));
+    assert(behind === host || behind.startsWith(host === '/' ? '/' : `${host}/`), () => `${full} under mount ${sim} maps outside ${host}: ${behind}`);
     // What the import says when it fails (a stack, a message) names the simulated path, as the
     // trace must: the same run from any checkout writes the same bytes.
-    return this.hostWork(hostImport(host + full.slice(sim.length), owner).catch((e: unknown) => {
+    return this.hostWork(hostImport(behind, owner).catch((e: unknown) => {
       throw unmount(e, sim, host);
     }));
   }
 
   spawn(spec: SpawnSpec): Child {
-    if (!this.p.runnable) throw new ExitSignal();
-    return spawnProc(this.m, this.p, spec, false);
+    const p = this.p;
+    if (!p.runnable) throw new ExitSignal();
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    const child = spawnProc(this.m, p, spec, false);
+    // Pids are never reused and only grow: a child's is above its parent's.
+    assert(child.pid > p.pid, 'a child\'s pid is above its parent\'s');
+    assert(this.m.procs.get(child.pid)?.parent === p, 'a spawned child is in the process table, with this process its parent');
+    return child;
   }
 
   kill(pid: number, sig: Signal): void {
     if (!this.p.runnable) throw new ExitSignal();
+    assert(this.m.procs.get(this.p.pid) === this.p, 'a runnable process is in the process table');
     kill(this.m, this.p, pid, sig);
+    // A pid that is not an integer, a signal kill(2) does not know: EINVAL before anything is sent.
+    assert(Number.isInteger(pid), 'kill returns only for an integer pid');
   }
 
   alive(pid: number): boolean {
     const q = this.m.procs.get(pid);
+    assert(q === undefined || q.pid === pid, 'the process table is keyed by pid');
+    assert(pid !== 1 || q === this.m.init, 'pid 1 is init');
+    // reap() takes a process out of the table as it marks it REAPED.
+    assert(q === undefined || q.state !== REAPED, 'a reaped process is not in the process table');
     return q !== undefined && q !== this.m.init && (q.state === RUNNING || q.state === STOPPED);
   }
 
   waitpid(pid: number): Exited | null {
     if (!this.p.runnable) throw new ExitSignal();
-    return waitpid(this.m, this.p, pid);
+    assert(this.m.procs.get(this.p.pid) === this.p, 'a runnable process is in the process table');
+    const r = waitpid(this.m, this.p, pid);
+    assert(r === null || (r.pid > this.p.pid && (pid === -1 || r.pid === pid)), 'waitpid reaps a child of this process, the one asked for');
+    assert(r === null || !this.m.procs.has(r.pid), 'a reaped child has left the process table');
+    return r;
   }
 
   onSignal(sig: Signal, fn: (() => void) | null): void {
     if (!this.p.runnable) throw new ExitSignal();
+    assert(this.m.procs.get(this.p.pid) === this.p, 'a runnable process is in the process table');
     // With app code's process.on listeners of the signal, the Os's handler runs first (app-clock.ts).
     this.p.clock.osSignal(sig, fn);
+    // The kernel's handler is the Os's own or app-clock's dispatcher, which runs it: never the default.
+    assert(fn === null || this.p.handlers[signalIndex(sig)] !== null, 'a caught signal has a kernel handler');
   }
 
   exit(code: number): never {
     const p = this.p;
     if (p.runnable) {
+      assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
       // App code's 'exit' listeners run first, as Node's process.exit runs them; they may change the code (app-globals.ts).
       const c = (Number(exiting(p.clock, (Number(code) | 0) & 0xff)) | 0) & 0xff;
       if (p.runnable) {
         this.m.log(p, 'exit()', String(c));
         terminate(this.m, p, c);
+        // Dead, or exiting at the end of its burn; init alone never dies.
+        assert(!p.runnable || p === this.m.init, 'a process that called exit() runs no more code');
       }
     }
     throw new ExitSignal();
@@ -258,35 +347,59 @@ export class SimOs implements Os {
   setParentDeathSignal(sig: Signal): boolean {
     const p = this.p;
     if (!p.runnable) throw new ExitSignal();
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     p.pdeathsig = signalIndex(sig);
+    assert(p.pdeathsig >= 0 && p.pdeathsig < SIGNAL_COUNT, 'pdeathsig is a signal index');
     this.m.log(p, 'pdeathsig', sig);
     return true;
   }
 
   get channel(): SimChannel | null {
-    const end = this.p.parentChan;
-    return end === null ? null : end.api;
+    const p = this.p;
+    const end = p.parentChan;
+    if (end === null) return null;
+    assert(end.proc === p, 'a process\'s channel to its parent is its own end');
+    // `dead` is set when its owner dies (closeChannels): a process that can run has a live end.
+    assert(!end.dead || !p.runnable, 'a runnable process\'s channel end is not dead');
+    return end.api;
   }
 
   listen(addr: Addr, opts?: ListenOptions): Promise<Listener> {
     if (!this.p.runnable) return NEVER;
+    assert(this.m.procs.get(this.p.pid) === this.p, 'a runnable process is in the process table');
+    let h: ListenerHandle;
     try {
-      return Promise.resolve(listen(this.m, this.p, addr, opts));
+      h = listen(this.m, this.p, addr, opts);
     } catch (err) {
       return Promise.reject(err);
     }
+    assert(h.proc === this.p, 'a listener is held by the process that made it');
+    assert(this.p.handles.get(h.state) === h, 'a process\'s handles hold its new listener');
+    return Promise.resolve(h);
   }
 
   get listeners(): readonly Listener[] {
-    return this.p.listeners;
+    const p = this.p;
+    // Handed over at spawn (handOver), each a hold of this process's own.
+    for (const h of p.listeners) assert(h.proc === p, 'a process\'s inherited listeners are held by it');
+    // Handed out as is: the kernel's own list, which no caller may change.
+    assert(p.listeners.length === 0 || Object.isFrozen(p.listeners), 'a process\'s inherited listeners are frozen');
+    return p.listeners;
   }
 
   connect(addr: Addr): Promise<Stream> {
-    if (!this.p.runnable) return NEVER;
+    const p = this.p;
+    if (!p.runnable) return NEVER;
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    assert(p.connecting >= 0, 'pending connects count: never negative');
+    let s: Promise<Stream>;
     try {
-      return connect(this.m, this.p, addr);
+      s = connect(this.m, p, addr);
     } catch (err) {
       return Promise.reject(err);
     }
+    // Counted until it is answered (EV_CONNECTED), which is never synchronous.
+    assert(p.connecting >= 1, 'a connect is pending once made');
+    return s;
   }
 }

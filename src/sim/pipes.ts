@@ -21,8 +21,9 @@
 import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import { OsError } from '../os/types.js';
+import { assert } from '../os/assert.js';
 import type { Machine } from './machine.js';
-import type { Proc } from './processes.js';
+import { RUNNING, ZOMBIE, type Proc } from './processes.js';
 import { EV_EPIPE, EV_PIPE } from './scheduler.js';
 import { Fifo } from './fifo.js';
 import { FX_PIPE } from './effects.js';
@@ -35,12 +36,16 @@ export class Pipe {
   readonly inbox = new Fifo<string | Buffer | typeof EOF>();
   lastAt = 0; // delivery times never go backwards
   open = true; // the reading end: not destroyed, its process alive
+  ended = false; // the last write end let go (closeWrite): nothing more is written
   readonly stream: PipeStream;
 
   constructor(
     readonly m: Machine,
     readonly reader: Proc,
   ) {
+    // files.ts openSink, as a program spawns with 'pipe' (the kernel's init cannot read one).
+    assert(reader !== m.init, 'Pipe: init reads no pipe');
+    assert(reader.runnable, 'Pipe: made for a live reader');
     this.stream = new PipeStream(this);
     // An 'error' nobody listens for (a destroy(err)) kills the reader, as in Node.
     this.stream.on('error', (err: unknown) => {
@@ -53,6 +58,8 @@ export class Pipe {
 class PipeStream extends Readable {
   constructor(private readonly end: Pipe) {
     super();
+    assert(end.open && !end.ended && end.id === '', 'PipeStream: made for a new pipe');
+    assert(end.inbox.length === 0, 'PipeStream: a new pipe holds nothing');
   }
 
   override _read(): void {
@@ -60,13 +67,21 @@ class PipeStream extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    closeRead(this.end);
+    const pipe = this.end;
+    closeRead(pipe);
+    // Writers get EPIPE from now on, and nothing already written is delivered.
+    assert(!pipe.open && pipe.inbox.length === 0, '_destroy: the reading end is closed and empty');
+    assert(!pipe.reader.pipes.has(pipe), '_destroy: the pipe holds its reader no more');
     cb(err);
   }
 }
 
 /** After a successful spawn: the pipe is `child`'s, and holds its reader until EOF. */
 export function attachPipe(m: Machine, pipe: Pipe, child: Proc, name: string): Readable {
+  assert(pipe.id === '' && pipe.child === null, 'attachPipe: a pipe reaches one child, once');
+  assert(pipe.open && !pipe.ended, 'attachPipe: a new pipe is open at both ends');
+  // The reader is the process that spawned the child (spawnProc, openSink).
+  assert(child.parent === pipe.reader, "attachPipe: read by the child's parent");
   pipe.id = `${child.pid}:${name}`;
   pipe.child = child;
   pipe.reader.pipes.add(pipe);
@@ -76,6 +91,11 @@ export function attachPipe(m: Machine, pipe: Pipe, child: Proc, name: string): R
 
 /** `p` writes `text` into the pipe: now, or when its clock says. */
 export function pipeWrite(m: Machine, p: Proc, pipe: Pipe, text: string): void {
+  // Whoever writes holds a write end: the pipe reached its child, and its last write end has not gone.
+  assert(pipe.child !== null, 'pipeWrite: only into a pipe that reached a child');
+  assert(!pipe.ended, 'pipeWrite: an ended pipe takes no writes');
+  // Its Writer (os.ts), a crash's trace (Machine.fault) and the kernel's notes (sockets.ts) write only for a live process.
+  assert(p.runnable, 'pipeWrite: a live process writes');
   if (text.length === 0) return;
   if (m.deferring(p)) m.defer(p, FX_PIPE, pipe, text);
   else pipeOut(m, p, pipe, text);
@@ -83,7 +103,11 @@ export function pipeWrite(m: Machine, p: Proc, pipe: Pipe, text: string): void {
 
 /** Bytes of `p` leave now; with the reading end closed, the writer gets EPIPE instead (next event, as Node's error on the next tick). */
 export function pipeOut(m: Machine, p: Proc, pipe: Pipe, text: string): void {
+  assert(text.length > 0, 'pipeOut: pipeWrite drops empty writes');
+  // Now, or from the writer's flush: a dead writer's effects were dropped (processes.ts die), so it holds its write end.
+  assert(p.state === RUNNING && !pipe.ended, 'pipeOut: a live writer, an open write end');
   if (!pipe.open) {
+    assert(pipe.inbox.length === 0, 'pipeOut: a closed reading end holds nothing');
     m.at(m.now, EV_EPIPE, p, pipe, null);
     return;
   }
@@ -92,10 +116,16 @@ export function pipeOut(m: Machine, p: Proc, pipe: Pipe, text: string): void {
 
 /** The last write end is gone: EOF after what was written. */
 export function closeWrite(m: Machine, pipe: Pipe): void {
+  // The sink's last reference goes once (files.ts releaseSink).
+  assert(!pipe.ended, 'closeWrite: the last write end goes once');
+  assert(pipe.open || pipe.inbox.length === 0, 'closeWrite: a closed reading end holds nothing');
   if (pipe.id !== '' && pipe.open) enqueue(m, pipe, EOF);
+  pipe.ended = true;
 }
 
 function enqueue(m: Machine, pipe: Pipe, item: string | typeof EOF): void {
+  assert(pipe.open && pipe.child !== null, 'enqueue: into an open pipe that reached a child');
+  assert(!pipe.ended, 'enqueue: nothing follows EOF');
   let t = m.now + m.latency();
   const f = m.faults;
   if (f.on && (f.covers(pipe.reader) || f.covers(pipe.child))) {
@@ -107,6 +137,7 @@ function enqueue(m: Machine, pipe: Pipe, item: string | typeof EOF): void {
         pipe.lastAt = t;
         m.log(pipe.reader, 'fault', `pipe-split ${pipe.id}`);
         const cut = 1 + f.below(bytes.length - 1);
+        assert(cut > 0 && cut < bytes.length, 'enqueue: pipe-split cuts into two pieces, neither empty');
         for (const piece of [bytes.subarray(0, cut), bytes.subarray(cut)]) {
           pipe.inbox.push(piece);
           m.at(t, EV_PIPE, pipe.reader, pipe, null);
@@ -119,13 +150,20 @@ function enqueue(m: Machine, pipe: Pipe, item: string | typeof EOF): void {
   pipe.lastAt = t;
   pipe.inbox.push(item);
   m.at(t, EV_PIPE, pipe.reader, pipe, null);
+  // Latency and a fault's delay only ever add.
+  assert(t >= m.now, 'enqueue: delivered no earlier than now');
 }
 
 /** EV_PIPE: the next item of the pipe, into the reader's stream. */
 export function deliverPipe(m: Machine, pipe: Pipe): void {
   const item = pipe.inbox.shift();
+  // Only closing the reading end empties the inbox under its events (closeRead, closeReadEnds).
+  assert(!pipe.open || item !== undefined, 'deliverPipe: an open pipe has an item for each event');
   if (!pipe.open || item === undefined) return;
   const p = pipe.reader;
+  // EOF is the last item and lets go of the reader; a dead reader's pipes are closed.
+  assert(p.pipes.has(pipe), 'deliverPipe: nothing is delivered after EOF');
+  assert(p.runnable, 'deliverPipe: only to a live reader');
   let chunk: Buffer | null = null;
   if (item === EOF) {
     m.log(p, 'pipe-eof', pipe.id);
@@ -145,6 +183,8 @@ export function deliverPipe(m: Machine, pipe: Pipe): void {
 
 /** EV_EPIPE: `p` wrote to a pipe nobody reads any more. */
 export function brokenPipe(m: Machine, p: Proc, pipe: Pipe): void {
+  assert(!pipe.open, 'brokenPipe: only once the reading end closed');
+  assert(p.runnable, 'brokenPipe: the writer runs');
   m.fault(p, new OsError('EPIPE', `write to pipe ${pipe.id}: its reading end is closed`));
 }
 
@@ -157,23 +197,32 @@ function closeRead(pipe: Pipe): void {
     pipe.m.log(pipe.reader, 'pipe-close', pipe.id);
     letGo(pipe.m, pipe);
   }
+  assert(!pipe.reader.pipes.has(pipe) && pipe.inbox.length === 0, 'closeRead: the pipe holds its reader no more, and nothing is left to deliver');
 }
 
 function letGo(m: Machine, pipe: Pipe): void {
+  // At EOF or at a destroy, once: whichever comes first.
+  assert(pipe.reader.pipes.has(pipe), 'letGo: a pipe lets go of its reader once');
+  assert(pipe.child !== null, 'letGo: a pipe that reached a child');
   pipe.reader.pipes.delete(pipe);
   m.touch(pipe.reader);
 }
 
 /** At the child's death, Node's flushStdio: its pipe streams flow, so output nobody listens for is dropped. */
 export function flushPipes(p: Proc, out: Pipe | null, err: Pipe | null): void {
+  assert(p.state === ZOMBIE, 'flushPipes: at the death of a writer');
   for (const pipe of [out, err]) {
+    // Its stdout or stderr: a pipe made for it or for an ancestor that passed it on.
+    assert(pipe === null || pipe.child !== null, 'flushPipes: a pipe a process writes to reached a child');
     if (pipe !== null && pipe.child === p && pipe.open && !pipe.stream.destroyed) pipe.stream.resume();
   }
 }
 
 /** At the reader's death: its ends close, nothing of it runs again, writers get EPIPE. */
 export function closeReadEnds(p: Proc): void {
+  assert(p.state === ZOMBIE, 'closeReadEnds: at the death of the reader');
   for (const pipe of p.pipes) {
+    assert(pipe.reader === p && pipe.open, 'closeReadEnds: its own pipes, still open');
     pipe.open = false;
     pipe.inbox.clear();
     pipe.stream.removeAllListeners();

@@ -11,6 +11,7 @@
 // after the effects it made before the exit, unless a signal kills it first.
 
 import type { Readable } from 'node:stream';
+import { assert } from '../os/assert.js';
 import { OsError, type Exited, type ProgramFn, type Signal, type SpawnSpec, type Listener } from '../os/types.js';
 import type { Rng } from './random.js';
 import type { Machine } from './machine.js';
@@ -108,6 +109,10 @@ export class Proc {
     readonly stdout: Sink,
     readonly stderr: Sink,
   ) {
+    assert(Number.isInteger(pid) && pid > 0, () => `Proc: pid ${pid} is a positive integer`);
+    // init (pid 1) is the one process without a parent; every other one is spawned by a live one.
+    assert((parent === null) === (pid === 1), () => `Proc: pid ${pid} has a parent unless it is init`);
+    assert(parent === null || parent.state === RUNNING, 'Proc: a child is spawned by a running process');
     this.parent = parent;
     this.ppid = parent === null ? 0 : parent.pid;
     this.pgid = pid;
@@ -129,6 +134,10 @@ export class Proc {
 
   /** Can run code: not stopped, not dead, not on its way out. */
   get runnable(): boolean {
+    // die() clears `exiting`: a dead process is not on its way out, it is out.
+    assert(!this.exiting || this.state === RUNNING || this.state === STOPPED, 'Proc.runnable: a dead process is not exiting');
+    // die() stops the burn: a dead process's clock is the kernel's.
+    assert(this.state < ZOMBIE || this.busyUntil === 0, 'Proc.runnable: a dead process burns nothing');
     return this.state === RUNNING && !this.exiting;
   }
 }
@@ -143,6 +152,9 @@ export class Proc {
  * that has not yet seen its disconnect.
  */
 export function holds(p: Proc): boolean {
+  // Counts of what it holds are never negative (a release without a take).
+  assert(p.refTimers >= 0 && p.liveChildren >= 0 && p.hostWork >= 0, 'holds: timers, children and host work are counted from 0');
+  assert(p.accepting >= 0 && p.streams >= 0 && p.connecting >= 0, 'holds: listeners and streams are counted from 0');
   if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0 || p.pipes.size > 0) return true;
   if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0 || p.clock.held) return true;
   for (const end of p.chans) if (end.holds()) return true;
@@ -180,6 +192,8 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   }
   const env = spec.env === undefined ? parent.env : Object.freeze({ ...spec.env });
   const pid = m.nextPid++;
+  // Pids are never reused: a fresh one is in no table and never exited.
+  assert(!m.procs.has(pid) && !m.exits.has(pid), () => `spawnProc: pid ${pid} is fresh`);
   const child = new Proc(m, pid, parent, name!, fn, Object.freeze(args), env, cwd, m.rng.fork(), m.newFdTable(), stdout, stderr);
   child.pgid = spec.newGroup === true ? pid : parent.pgid;
   m.addProc(child);
@@ -187,6 +201,7 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
     parent.children.add(child);
     parent.liveChildren++;
   }
+  assert(m.procs.get(pid) === child && m.groups.get(child.pgid)!.has(child), 'spawnProc: the child is in the table and in its group');
   child.listeners = handOver(m, handed, child);
   let channel: SimChannel | null = null;
   const wantChannel = isCommand ? false : (spec.channel ?? !fromKernel);
@@ -199,22 +214,31 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   // A parent that burns starts the child when its clock says, if it lives that long.
   if (m.deferring(parent)) m.defer(parent, FX_START, child, null);
   else m.at(m.now, EV_START, child, null, null);
+  // Not started yet, whether now or at the end of the parent's burn: its program is pending.
+  assert(child.state === RUNNING && child.programPending, 'spawnProc: a child starts pending its program');
   return { pid, channel, stdout: outPipe, stderr: errPipe };
 }
 
 /** os.exit() and crashes: die now, or when the current burn ends, after the effects made before. */
 export function terminate(m: Machine, p: Proc, code: number): void {
+  // An exit code is a byte (os.exit masks it, a crash is 1).
+  assert(Number.isInteger(code) && code >= 0 && code <= 255, () => `terminate: exit code ${code} is a byte`);
   if (!p.runnable) return;
   if (m.deferring(p)) {
     p.exiting = true;
     m.log(p, 'exiting', `${code} at=${m.local(p)}`);
     m.defer(p, FX_EXIT, null, code);
+    // It dies when the FX_EXIT goes out, after the effects before it, unless a signal kills it first.
+    assert(p.exiting && p.flushEv !== null, 'terminate: an exiting process waits for its flush');
     return;
   }
   die(m, p, code, null);
+  assert(!p.runnable, 'terminate: the process runs nothing more');
 }
 
 export function die(m: Machine, p: Proc, code: number | null, signal: Signal | null): void {
+  // An exit has a code or a signal, never both (Exited).
+  assert((code === null) !== (signal === null), 'die: a code or a signal');
   if (p.state === ZOMBIE || p.state === REAPED || p === m.init) return;
   p.state = ZOMBIE;
   m.changes++;
@@ -257,6 +281,11 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   flushPipes(p, p.stdout.pipe, p.stderr.pipe);
   releaseSink(m, p.stdout);
   releaseSink(m, p.stderr);
+  // A zombie holds nothing: no effects, timers, signals, host work, streams, listeners, pipes or fds.
+  assert(p.effects.length === 0 && p.flushEv === null && p.busyUntil === 0, 'die: a zombie has no burn and no effects');
+  assert(p.refTimers === 0 && p.pendingSignals === 0 && p.hostWork === 0 && !p.clock.held, 'die: a zombie holds no timers, signals or host work');
+  assert(p.endpoints.size === 0 && p.streams === 0 && p.connecting === 0 && p.chans.size === 0, 'die: a zombie holds no streams or channels');
+  assert(p.handles.size === 0 && p.accepting === 0 && p.pipes.size === 0 && p.fds.map.size === 0, 'die: a zombie holds no listeners, pipes or fds');
   // Orphans go to init; zombies nobody will wait for are reaped by it at once.
   for (const c of p.children) {
     if (c.state === ZOMBIE) {
@@ -276,6 +305,10 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
     reap(m, p);
     return;
   }
+  // Its parent is not reaped: a dying parent re-parents (or reaps) its children before it goes. It may be
+  // dying right now, though: an unborn child of its burn dies with it and is reaped by it just below.
+  assert(parent.state !== REAPED, 'die: a zombie waits for a parent that is still in the table');
+  assert(parent.children.has(p) && parent.liveChildren > 0, 'die: the parent counts its live child');
   parent.liveChildren--;
   parent.zombies.push(p);
   m.touch(parent);
@@ -284,22 +317,30 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
 
 /** A dying process's effects that never went out, oldest first; its flush event goes too. */
 function dropEffects(m: Machine, p: Proc): Effect[] {
+  assert(p.effects.length > 0, 'dropEffects: only when some wait');
   const out: Effect[] = [];
   for (let e = p.effects.shift(); e !== undefined; e = p.effects.shift()) if (e.kind !== FX_EXIT) out.push(e);
   const ev = p.flushEv;
   if (ev !== null) {
+    // The kernel's EV_FLUSH for this process, still queued (a popped one has already set flushEv to null).
+    assert(ev.a === p && ev.idx >= 0, 'dropEffects: the flush event of this process is queued');
     p.flushEv = null;
     m.queue.remove(ev);
     m.queue.release(ev);
   }
+  assert(p.effects.length === 0 && p.flushEv === null, 'dropEffects: nothing is left to flush');
   m.log(p, 'dropped', String(out.length));
   return out;
 }
 
 function reap(m: Machine, p: Proc): void {
+  // ZOMBIE --waitpid / init--> REAPED: the only way in.
+  assert(p.state === ZOMBIE && p.exited !== null, 'reap: only a zombie is reaped');
   p.state = REAPED;
   if (p.parent !== null) p.parent.children.delete(p);
   m.removeProc(p);
+  // Gone from the table and from its group: a reaped pid is no longer a kill target.
+  assert(!m.procs.has(p.pid) && m.groups.get(p.pgid)?.has(p) !== true, 'reap: a reaped process is gone from the table and its group');
 }
 
 export function waitpid(m: Machine, p: Proc, pid: number): Exited | null {
@@ -312,12 +353,17 @@ export function waitpid(m: Machine, p: Proc, pid: number): Exited | null {
     if (c === undefined || c.parent !== p) throw new OsError('ECHILD', `waitpid(${pid}) in ${p.pid}: not a child`);
     if (c.state === ZOMBIE) {
       z = c;
-      p.zombies.splice(p.zombies.indexOf(c), 1);
+      const at = p.zombies.indexOf(c);
+      // A zombie child waits in its parent's list: splice(-1) would take out another one.
+      assert(at >= 0, () => `waitpid(${pid}) in ${p.pid}: a zombie child is in its parent's list`);
+      p.zombies.splice(at, 1);
     }
   } else {
     throw new OsError('EINVAL', `waitpid(${pid}): only -1 or a child's pid`);
   }
   if (z === undefined) return null;
+  // Its own zombie child, from the list or by pid.
+  assert(z.parent === p && z.state === ZOMBIE, 'waitpid: reaps a zombie child of its own');
   reap(m, z);
   m.log(p, 'reap', `${z.pid} ${z.exited!.signal ?? String(z.exited!.code)}`);
   return z.exited;

@@ -5,12 +5,21 @@
 // or fewer numbers never shifts the kernel's tie-breaks or another process's
 // values.
 
+import { assert } from '../os/assert.js';
+
 const MASK64 = (1n << 64n) - 1n;
 
 export function seedToBigInt(seed: number | bigint): bigint {
-  if (typeof seed === 'bigint') return BigInt.asUintN(64, seed);
-  if (!Number.isFinite(seed)) throw new RangeError(`seed must be finite, got ${seed}`);
-  return BigInt.asUintN(64, BigInt(Math.trunc(seed)));
+  let s: bigint;
+  if (typeof seed === 'bigint') s = BigInt.asUintN(64, seed);
+  else {
+    if (!Number.isFinite(seed)) throw new RangeError(`seed must be finite, got ${seed}`);
+    s = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
+  }
+  // An unsigned 64-bit seed, what Rng expects; a small non-negative integer seed is itself (`--seed 42` is seed 42).
+  assert(s >= 0n && s <= MASK64, 'seedToBigInt: a seed is an unsigned 64-bit integer');
+  assert(typeof seed === 'bigint' || !(seed >= 0 && seed <= Number.MAX_SAFE_INTEGER) || s === BigInt(Math.trunc(seed)), 'seedToBigInt: a non-negative safe integer seed is unchanged');
+  return s;
 }
 
 export class Rng {
@@ -20,6 +29,8 @@ export class Rng {
   private d = 0;
 
   constructor(seed: bigint) {
+    // Every caller hands a 64-bit seed (seedToBigInt, fork, a seed xor a 64-bit constant); the mask below is belt and braces.
+    assert(seed >= 0n && seed <= MASK64, () => `Rng: seed ${seed} is not an unsigned 64-bit integer`);
     // splitmix64, two outputs, split into four 32-bit words. BigInt is fine
     // here: it runs once per process, never per event.
     let s = seed & MASK64;
@@ -37,11 +48,17 @@ export class Rng {
     this.c = words[2]! | 0;
     this.d = words[3]! | 0;
     // sfc32 wants a few rounds before its output is well mixed.
+    const d0 = this.d;
     for (let i = 0; i < 12; i++) this.u32();
+    // sfc32's fourth word is a counter: each draw moves it by one.
+    assert(this.d === ((d0 + 12) | 0), 'Rng: twelve warm-up rounds ran');
   }
 
   /** Uniform 32-bit unsigned integer. */
   u32(): number {
+    // The state is four int32 words (every update ends in `| 0` or a bitwise op): no float ever creeps in.
+    assert(this.a === (this.a | 0) && this.b === (this.b | 0), 'Rng.u32: state words a, b are int32');
+    assert(this.c === (this.c | 0) && this.d === (this.d | 0), 'Rng.u32: state words c, d are int32');
     const t = (((this.a + this.b) | 0) + this.d) | 0;
     this.d = (this.d + 1) | 0;
     this.a = this.b ^ (this.b >>> 9);
@@ -53,11 +70,18 @@ export class Rng {
 
   /** Uniform in [0, 1). */
   float(): number {
-    return this.u32() / 4294967296;
+    const u = this.u32();
+    assert(u >= 0 && u <= 0xffffffff, 'Rng.float: u32 is an unsigned 32-bit integer');
+    const f = u / 4294967296;
+    assert(f < 1, 'Rng.float: a float is below 1');
+    return f;
   }
 
   /** Uniform integer in [0, n). n must be below 2^32. */
   below(n: number): number {
+    // n = 0 answers NaN and a fraction answers fractions; from 2^32 up the top of [0, n) is never drawn.
+    assert(Number.isInteger(n) && n > 0, 'Rng.below: n is a positive integer');
+    assert(n <= 0xffffffff, 'Rng.below: n is below 2^32');
     return this.u32() % n;
   }
 
@@ -65,6 +89,9 @@ export class Rng {
   fork(): Rng {
     const hi = BigInt(this.u32());
     const lo = BigInt(this.u32());
+    // 64 bits, no more: two halves that overlap would seed streams that collide.
+    assert(hi <= 0xffffffffn, 'Rng.fork: the high half is 32 bits');
+    assert(lo <= 0xffffffffn, 'Rng.fork: the low half is 32 bits');
     return new Rng((hi << 32n) | lo);
   }
 }

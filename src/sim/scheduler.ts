@@ -5,6 +5,7 @@
 // total. Events are pooled objects with fixed fields (no closures): the run
 // loop switches on `kind` and reads its arguments from `a` and `b`.
 
+import { assert } from '../os/assert.js';
 import type { Rng } from './random.js';
 import type { Proc } from './processes.js';
 
@@ -49,15 +50,30 @@ export class EventQueue {
   constructor(private readonly rng: Rng) {}
 
   get size(): number {
-    return this.heap.length;
+    const heap = this.heap;
+    // Each queued event knows its place: the root's is 0.
+    assert(heap.length === 0 || heap[0]!.idx === 0, 'EventQueue.size: the root knows its place');
+    assert(heap.length === 0 || heap[heap.length - 1]!.idx === heap.length - 1, 'EventQueue.size: the last event knows its place');
+    return heap.length;
   }
 
   peek(): Ev | undefined {
-    return this.heap[0];
+    const heap = this.heap;
+    const top = heap[0];
+    assert(top === undefined || top.idx === 0, 'EventQueue.peek: the root knows its place');
+    // The heap order at the root: what peek answers is due no later than its children.
+    assert(heap.length < 2 || !less(heap[1]!, top!), 'EventQueue.peek: the root is the earliest (left)');
+    assert(heap.length < 3 || !less(heap[2]!, top!), 'EventQueue.peek: the root is the earliest (right)');
+    return top;
   }
 
   schedule(time: number, kind: number, proc: Proc | null, a: unknown, b: unknown): Ev {
+    // A time (NaN would break the order without a sound) and a kind a process or the kernel runs.
+    assert(time >= 0, 'EventQueue.schedule: a time, never negative or NaN');
+    assert(kind > EV_NONE && kind <= EV_CLOCK, 'EventQueue.schedule: a known event kind');
     const ev = this.pool.pop() ?? new Ev();
+    // A pooled event was released: it is in no heap and refers to nothing.
+    assert(ev.idx === -1 && ev.proc === null && ev.a === null, 'EventQueue.schedule: a pooled event is free');
     ev.time = time;
     ev.tie = this.rng.u32();
     ev.seq = this.seq++;
@@ -71,6 +87,8 @@ export class EventQueue {
 
   /** Put back an event that was popped but could not run yet, keeping its place. */
   push(ev: Ev): void {
+    assert(ev.idx === -1, 'EventQueue.push: put back only what was popped');
+    assert(ev.kind !== EV_NONE, 'EventQueue.push: a cancelled event is released, not put back');
     this.insert(ev);
   }
 
@@ -80,6 +98,9 @@ export class EventQueue {
    * events in pop order keeps their relative order.
    */
   postpone(ev: Ev, time: number): void {
+    assert(ev.idx === -1, 'EventQueue.postpone: move only what was popped');
+    // Later, never earlier: it was due before the burn that holds its process ends.
+    assert(time > ev.time, 'EventQueue.postpone: an event moves later');
     ev.time = time;
     ev.tie = -1;
     ev.seq = this.seq++;
@@ -88,7 +109,9 @@ export class EventQueue {
 
   pop(): Ev {
     const heap = this.heap;
+    assert(heap.length > 0, 'EventQueue.pop: the queue is not empty');
     const top = heap[0]!;
+    assert(top.idx === 0, 'EventQueue.pop: the root knows its place');
     const last = heap.pop()!;
     if (last !== top) {
       heap[0] = last;
@@ -96,6 +119,8 @@ export class EventQueue {
       this.down(0);
     }
     top.idx = -1;
+    // The queue stays ordered: nothing left is due before what was popped.
+    assert(heap.length === 0 || !less(heap[0]!, top), 'EventQueue.pop: popped in order');
     return top;
   }
 
@@ -103,6 +128,8 @@ export class EventQueue {
     const i = ev.idx;
     if (i < 0) return;
     const heap = this.heap;
+    // idx is the event's place in this heap: removing by a stale one would take out another event.
+    assert(i < heap.length && heap[i] === ev, 'EventQueue.remove: the event is where its idx says');
     const last = heap.pop()!;
     ev.idx = -1;
     if (last === ev) return;
@@ -110,10 +137,14 @@ export class EventQueue {
     last.idx = i;
     if (i > 0 && less(last, heap[(i - 1) >> 1]!)) this.up(i);
     else this.down(i);
+    assert(ev.idx === -1 && heap[last.idx] === last, 'EventQueue.remove: gone, and the moved event knows its new place');
   }
 
   /** Return a finished event to the pool; nothing may refer to it afterwards. */
   release(ev: Ev): void {
+    // Releasing a queued event would hand out an event that is still in the heap.
+    assert(ev.idx === -1, 'EventQueue.release: a released event is not queued');
+    assert(this.heap[0] !== ev, 'EventQueue.release: a released event is not the root');
     ev.proc = null;
     ev.a = null;
     ev.b = null;
@@ -123,13 +154,17 @@ export class EventQueue {
 
   private insert(ev: Ev): void {
     const heap = this.heap;
+    // In the heap twice, it would run twice.
+    assert(ev.idx === -1, 'EventQueue.insert: an event is queued once');
     ev.idx = heap.length;
     heap.push(ev);
     this.up(ev.idx);
+    assert(heap[ev.idx] === ev, 'EventQueue.insert: the event knows its place');
   }
 
   private up(i: number): void {
     const heap = this.heap;
+    assert(i >= 0 && i < heap.length, 'EventQueue.up: a place in the heap');
     const ev = heap[i]!;
     while (i > 0) {
       const p = (i - 1) >> 1;
@@ -141,11 +176,13 @@ export class EventQueue {
     }
     heap[i] = ev;
     ev.idx = i;
+    assert(i === 0 || !less(ev, heap[(i - 1) >> 1]!), 'EventQueue.up: no earlier than its parent');
   }
 
   private down(i: number): void {
     const heap = this.heap;
     const n = heap.length;
+    assert(i >= 0 && i < n, 'EventQueue.down: a place in the heap');
     const ev = heap[i]!;
     for (;;) {
       const l = 2 * i + 1;
@@ -167,11 +204,15 @@ export class EventQueue {
     }
     heap[i] = ev;
     ev.idx = i;
+    assert(2 * i + 1 >= n || !less(heap[2 * i + 1]!, ev), 'EventQueue.down: no later than its children');
   }
 }
 
 function less(x: Ev, y: Ev): boolean {
+  assert(x !== y, 'less: an event is compared with another');
   if (x.time !== y.time) return x.time < y.time;
   if (x.tie !== y.tie) return x.tie < y.tie;
+  // seq makes the order total: two queued events never share one.
+  assert(x.seq !== y.seq, 'less: two events share a seq');
   return x.seq < y.seq;
 }

@@ -47,6 +47,7 @@ import { Fifo } from './fifo.js';
 import { FX_CONNECT, FX_STREAM } from './effects.js';
 import { S_IFMT, S_IFSOCK, resolvePath, writeSink } from './files.js';
 import { errnoError } from './faults.js';
+import { assert } from '../os/assert.js';
 
 const EOF: unique symbol = Symbol('eof');
 const RST: unique symbol = Symbol('rst');
@@ -106,6 +107,10 @@ export class Endpoint {
     owner: Proc | null,
     readonly id: number,
   ) {
+    assert(Number.isInteger(id) && id >= 1, 'Endpoint: a connection id is a positive integer');
+    assert(id <= m.net.connIds, 'Endpoint: its id was issued by the machine\'s connection counter');
+    // The client side of a connect (whose process is running), or the server side, nobody's until accepted.
+    assert(owner === null || owner.runnable, 'Endpoint: owned only by a process that can run');
     this.owner = owner;
     const stream = new SimStream(this);
     this.stream = stream;
@@ -136,14 +141,26 @@ export class SimStream extends Duplex {
 
   constructor(private readonly ep: Endpoint) {
     super({ allowHalfOpen: false });
+    // One skin per endpoint, made while the endpoint is new and open.
+    assert((ep as { stream?: SimStream }).stream === undefined, 'SimStream: an endpoint has one stream');
+    assert(!ep.closed && !ep.ended, 'SimStream: made for an open endpoint');
+    // As net.Socket by default: the stream closes once both directions ended (closeLocal's "end on both directions").
+    assert(!this.allowHalfOpen, 'SimStream: not half-open');
   }
 
   /** The reader wants more: deliveries held for a full buffer resume. */
   override _read(): void {
-    readMore(this.ep);
+    const ep = this.ep;
+    // Items owed to the reader exist only while delivery is held, and each is still in the inbox.
+    assert(ep.owed === 0 || ep.held, '_read: owed deliveries only while held');
+    assert(ep.owed <= ep.inbox.length, '_read: every owed delivery has its item in the inbox');
+    readMore(ep);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    // Writable never writes a destroyed stream; a process has its stream only once connected or accepted.
+    assert(!this.destroyed, '_write: the stream is not destroyed');
+    assert(this.ep.pending === null, '_write: only an established stream writes');
     if (this.ep.m.faults.on && brokenPipe(this.ep)) return cb(errnoError('EPIPE', 'write'));
     writeBytes(this.ep, Buffer.from(chunk));
     afterWrite(this.ep, cb);
@@ -152,18 +169,27 @@ export class SimStream extends Duplex {
   // Writes made while corked leave as one piece, as net.Socket's writev does
   // (http corks a message's head and first body chunk together).
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    assert(!this.destroyed, '_writev: the stream is not destroyed');
+    assert(chunks.length >= 1, '_writev: at least one chunk');
     if (this.ep.m.faults.on && brokenPipe(this.ep)) return cb(errnoError('EPIPE', 'write'));
     writeBytes(this.ep, chunks.length === 1 ? Buffer.from(chunks[0]!.chunk) : Buffer.concat(chunks.map((c) => c.chunk)));
     afterWrite(this.ep, cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
+    // After end(): the write side is ending, and the stream is an established one.
+    assert(!this.writable, '_final: comes after end()');
+    assert(this.ep.pending === null, '_final: only an established stream ends');
     finish(this.ep);
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    closeLocal(this.ep);
+    const ep = this.ep;
+    closeLocal(ep);
+    // A destroyed stream's endpoint is finished: closed, ended, no hold on its process, no idle timer.
+    assert(ep.closed && ep.ended, '_destroy: the endpoint is closed and ended');
+    assert(!ep.holding && ep.idleEv === null, '_destroy: no hold and no idle event left');
     cb(err);
   }
 
@@ -175,7 +201,11 @@ export class SimStream extends Duplex {
   'setTimeout'(ms: number, cb?: () => void): this {
     if (this.destroyed) return this;
     this.timeout = ms;
-    setIdle(this.ep, timerDuration(ms));
+    const d = timerDuration(ms);
+    // Only 0 turns it off: anything above 0, even a fraction, is at least 1 ms.
+    assert((d === 0) === (ms === 0), 'setTimeout: only 0 disables the timeout');
+    setIdle(this.ep, d);
+    assert(this.ep.idleMs === d, 'setTimeout: the endpoint keeps the duration');
     if (cb !== undefined) {
       if (ms === 0) this.removeListener('timeout', cb);
       else this.once('timeout', cb);
@@ -186,8 +216,11 @@ export class SimStream extends Duplex {
   /** As net.Socket: end, then destroy once the write side has finished (http's way to close after a response). */
   destroySoon(): void {
     if (this.writable) this.end();
-    if (this.writableFinished) this.destroy();
-    else this.once('finish', this.destroy);
+    assert(!this.writable, 'destroySoon: the write side is ending');
+    if (this.writableFinished) {
+      this.destroy();
+      assert(this.destroyed, 'destroySoon: destroyed once finished');
+    } else this.once('finish', this.destroy);
   }
 
   // Nagle and TCP keepalive probes have no counterpart in a stream that
@@ -200,11 +233,20 @@ export class SimStream extends Duplex {
   }
 
   ref(): this {
-    setRef(this.ep, true);
+    const ep = this.ep;
+    setRef(ep, true);
+    // A process has its stream only once established; a hold is never on a closed stream.
+    assert(ep.pending === null, 'ref: an established stream');
+    assert(!ep.holding || !ep.closed, 'ref: a closed stream holds nothing');
     return this;
   }
   unref(): this {
-    setRef(this.ep, false);
+    const ep = this.ep;
+    setRef(ep, false);
+    const p = ep.owner;
+    assert(ep.pending === null, 'unref: an established stream');
+    // Only a process that can no longer run (whose death lets go of it) may still be held.
+    assert(!ep.holding || (p !== null && !p.runnable), 'unref: the stream no longer holds a runnable process');
     return this;
   }
 }
@@ -214,36 +256,49 @@ function timerDuration(ms: number): number {
   if (typeof ms !== 'number') throw Object.assign(new TypeError(`The "msecs" argument must be of type number. Received ${typeof ms}`), { code: 'ERR_INVALID_ARG_TYPE' });
   if (ms < 0 || !Number.isFinite(ms)) throw Object.assign(new RangeError(`The value of "msecs" is out of range. It must be a non-negative finite number. Received ${ms}`), { code: 'ERR_OUT_OF_RANGE' });
   if (ms === 0) return 0;
-  return ms < 1 ? 1 : Math.trunc(Math.min(ms, TIMEOUT_MAX));
+  const d = ms < 1 ? 1 : Math.trunc(Math.min(ms, TIMEOUT_MAX));
+  assert(Number.isInteger(d), 'timerDuration: whole milliseconds');
+  assert(d >= 1 && d <= TIMEOUT_MAX, 'timerDuration: a duration in [1, 2^31-1]');
+  return d;
 }
 
 function setRef(ep: Endpoint, on: boolean): void {
+  assert(!ep.holding || ep.owner !== null, 'setRef: a hold is on an owner');
   ep.refd = on;
   const p = ep.owner;
   // Only an open, established stream holds; connect and accept take the hold as refd says.
   if (p === null || !p.runnable || ep.closed || ep.pending !== null || ep.holding === on) return;
   ep.holding = on;
   p.streams += on ? 1 : -1;
+  assert(p.streams >= 0, 'setRef: a process holds a non-negative number of streams');
+  assert(p.endpoints.has(ep), 'setRef: an open stream of a running process is among its endpoints');
   ep.m.touch(p);
   ep.m.log(p, on ? 'ref' : 'unref', String(ep.id));
 }
 
 /** An established stream takes its hold on the process, unless unref'd. */
 function hold(ep: Endpoint, p: Proc): void {
+  // Taken once, by the owner, when the stream becomes established (connected or accepted).
+  assert(ep.owner === p && !ep.closed, 'hold: an open stream of its owner');
+  assert(!ep.holding && ep.pending === null, 'hold: taken once, when established');
   if (!ep.refd) return;
   ep.holding = true;
   p.streams++;
 }
 
 function setIdle(ep: Endpoint, ms: number): void {
+  assert(Number.isInteger(ms) && ms >= 0 && ms <= TIMEOUT_MAX, 'setIdle: a duration from timerDuration');
   cancelIdle(ep);
   ep.idleMs = ms;
   const p = ep.owner;
   if (ms > 0 && p !== null && p.runnable) activity(ep, p, ep.m.local(p));
+  assert(ms > 0 || ep.idleEv === null, 'setIdle: a disabled timeout has no event');
 }
 
 /** A read or a write at `now`: the idle deadline moves; an event already queued for earlier re-checks when due. */
 function activity(ep: Endpoint, p: Proc, now: number): void {
+  assert(ep.idleMs > 0, 'activity: only with a timeout set');
+  assert(ep.owner === p && !ep.closed, 'activity: on an open stream of its owner');
   ep.idleAt = now + ep.idleMs;
   if (ep.idleEv === null) ep.idleEv = ep.m.at(ep.idleAt, EV_IDLE, p, ep, null);
 }
@@ -251,6 +306,9 @@ function activity(ep: Endpoint, p: Proc, now: number): void {
 function cancelIdle(ep: Endpoint): void {
   const ev = ep.idleEv;
   if (ev === null) return;
+  // Events are pooled: one released and reused while still referenced here would be another's.
+  assert(ev.kind === EV_IDLE && ev.a === ep, 'cancelIdle: the idle event is this endpoint\'s own');
+  assert(ep.idleMs > 0, 'cancelIdle: an idle event only with a timeout set');
   ep.idleEv = null;
   if (ev.idx >= 0) {
     ep.m.queue.remove(ev);
@@ -262,7 +320,10 @@ function cancelIdle(ep: Endpoint): void {
 
 /** EV_IDLE: the idle timeout, if no read or write moved it meanwhile. Like Node's, it fires once until the next activity. */
 export function idleDue(m: Machine, ep: Endpoint): void {
-  const p = ep.owner!;
+  const p = ep.owner;
+  // The event is its process's (discarded once it cannot run), and closing cancels it.
+  assert(p !== null && p.runnable, 'idleDue: the owner can run');
+  assert(!ep.closed && ep.idleMs > 0, 'idleDue: an open stream with a timeout set');
   if (ep.idleAt > m.now) {
     ep.idleEv = m.at(ep.idleAt, EV_IDLE, p, ep, null);
     return;
@@ -273,10 +334,14 @@ export function idleDue(m: Machine, ep: Endpoint): void {
 }
 
 function emitTimeout(s: SimStream): void {
+  assert(!s.destroyed, 'emitTimeout: a destroyed stream has no idle timer');
   s.emit('timeout');
 }
 
 function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
+  assert(to.peer.peer === to, 'pipeTo: the peer links are symmetric');
+  // Bytes leave only through sendOut, which sends nothing after its side's EOF or RST.
+  assert(!(item instanceof Uint8Array) || !to.peer.sentFin, 'pipeTo: no bytes after the sender\'s EOF or RST');
   let t = from + m.latency();
   if (m.faults.on && covered(m, to)) {
     const f = m.faults;
@@ -290,11 +355,13 @@ function pipeTo(m: Machine, to: Endpoint, item: Item, from: number): void {
   to.lastAt = t;
   to.inbox.push(item);
   if (item instanceof Uint8Array) to.inboxBytes += item.length;
+  assert(t >= m.now, 'pipeTo: a delivery is never in the past');
   m.at(t, EV_STREAM, null, to, null);
 }
 
 /** Faults may hit a connection with a covered process at either end (a server side not accepted yet has none). */
 function covered(m: Machine, ep: Endpoint): boolean {
+  assert(ep.peer.peer === ep, 'covered: the peer links are symmetric');
   return m.faults.covers(ep.owner) || m.faults.covers(ep.peer.owner);
 }
 
@@ -305,6 +372,9 @@ function note(m: Machine, ep: Endpoint, what: string): void {
 
 /** stream-split: the chunk arrives as 2 to 4 pieces, each its own delivery (a short read), in order. */
 function split(m: Machine, to: Endpoint, item: Buffer, t: number): void {
+  assert(item.length > 1, 'split: a chunk of at least 2 bytes');
+  assert(t >= m.now, 'split: a delivery is never in the past');
+  const before = to.inboxBytes;
   if (t < to.lastAt) t = to.lastAt;
   to.lastAt = t;
   let rest = item;
@@ -312,6 +382,7 @@ function split(m: Machine, to: Endpoint, item: Buffer, t: number): void {
   note(m, to, `stream-split ${item.length}`);
   for (let i = 1; i < pieces && rest.length > 1; i++) {
     const cut = 1 + m.faults.below(rest.length - 1);
+    assert(cut >= 1 && cut < rest.length, 'split: every piece has at least one byte');
     to.inbox.push(rest.subarray(0, cut));
     to.inboxBytes += cut;
     m.at(t, EV_STREAM, null, to, null);
@@ -319,6 +390,7 @@ function split(m: Machine, to: Endpoint, item: Buffer, t: number): void {
   }
   to.inbox.push(rest);
   to.inboxBytes += rest.length;
+  assert(to.inboxBytes === before + item.length, 'split: the pieces add up to the chunk');
   m.at(t, EV_STREAM, null, to, null);
 }
 
@@ -329,6 +401,9 @@ function split(m: Machine, to: Endpoint, item: Buffer, t: number): void {
  */
 function resetUnder(m: Machine, to: Endpoint, t: number): void {
   const w = to.peer;
+  // Under a chunk on its way: its writer could still send (sendOut checked), and the links are symmetric.
+  assert(!w.sentFin, 'resetUnder: the writer had not finished');
+  assert(w.peer === to, 'resetUnder: the peer links are symmetric');
   note(m, to, 'stream-reset');
   w.sentFin = true;
   if (t < to.lastAt) t = to.lastAt;
@@ -342,6 +417,7 @@ function resetUnder(m: Machine, to: Endpoint, t: number): void {
   w.lastAt = u;
   w.inbox.push(RST);
   m.at(u, EV_STREAM, null, w, null);
+  assert(to.sentFin && w.sentFin, 'resetUnder: nothing more goes either way');
 }
 
 /** stream-epipe: this write fails with EPIPE (the caller's callback gets it, so the stream is destroyed); the peer gets a reset. */
@@ -350,26 +426,37 @@ function brokenPipe(ep: Endpoint): boolean {
   const m = ep.m;
   if (ep.closed || ep.ended || p === null || !p.runnable || !covered(m, ep) || !m.faults.hit('stream-epipe')) return false;
   note(m, ep, 'stream-epipe');
+  assert(p.endpoints.has(ep), 'brokenPipe: an open stream of a running process is among its endpoints');
   ep.ended = true;
   emitItem(m, p, ep, RST);
+  // The reset is out, or waits among the burn's effects.
+  assert(ep.sentFin || m.deferring(p), 'brokenPipe: the reset went out or is deferred');
   return true;
 }
 
 /** Bytes writer `w` sent that its peer has not read: written during a burn, on their way, held, or in the peer's stream buffer. */
 function unreadOf(w: Endpoint): number {
   const r = w.peer;
+  assert(w.deferredBytes >= 0, 'unreadOf: deferred bytes are never negative');
+  assert(r.inboxBytes >= 0, 'unreadOf: inbox bytes are never negative');
   return w.deferredBytes + r.inboxBytes + r.stream.readableLength;
 }
 
 /** The writer waits while its peer is open and has more than WINDOW unread. */
 function full(w: Endpoint): boolean {
+  assert(w.peer.peer === w, 'full: the peer links are symmetric');
+  // Deferred bytes are a burning owner's writes.
+  assert(w.deferredBytes === 0 || w.owner !== null, 'full: deferred bytes have an owner');
   return !w.closed && !w.peer.closed && unreadOf(w) > WINDOW;
 }
 
 /** A write's callback: now, or once the peer has read enough (EV_WINDOW). */
 function afterWrite(ep: Endpoint, cb: () => void): void {
+  assert(ep.owner !== null, 'afterWrite: only an owned stream writes');
   if (!full(ep)) cb();
   else {
+    // A closed side never makes its writer wait: closing runs the held callbacks.
+    assert(!ep.closed && !ep.peer.closed, 'afterWrite: waits only while both sides are open');
     ep.blocked.push(cb);
     if (ep.owner !== null) ep.m.log(ep.owner, 'full', `${ep.id} ${unreadOf(ep)}`);
   }
@@ -382,15 +469,22 @@ function afterWrite(ep: Endpoint, cb: () => void): void {
  */
 function roomFor(m: Machine, w: Endpoint, now = false): void {
   if (w.blocked.length === 0 || w.windowQueued || full(w)) return;
+  // Callbacks wait only on a stream some process wrote: the EV_WINDOW finds it through its owner.
+  assert(w.owner !== null, 'roomFor: held write callbacks belong to an owned writer');
+  assert(w.peer.peer === w, 'roomFor: the peer links are symmetric');
   w.windowQueued = true;
   m.at(now ? m.now : m.now + m.latency(), EV_WINDOW, null, w, null);
 }
 
 /** EV_WINDOW: the writer's held callbacks run, unless the peer filled up again meanwhile. */
 export function windowOpen(m: Machine, ep: Endpoint): void {
+  // One EV_WINDOW at a time per writer, flagged while it is on its way.
+  assert(ep.windowQueued, 'windowOpen: its event was flagged');
   ep.windowQueued = false;
   if (ep.blocked.length === 0 || full(ep)) return;
-  const p = ep.owner!;
+  const p = ep.owner;
+  // The event is discarded when the owner cannot run, so here it can.
+  assert(p !== null && p.runnable, 'windowOpen: held callbacks run in a runnable owner');
   m.log(p, 'room', `${ep.id} ${unreadOf(ep)}`);
   // One callback lets Writable write what it buffered, which may fill the window again: one at a time.
   const cb = ep.blocked.shift()!;
@@ -413,16 +507,23 @@ function readMore(ep: Endpoint): void {
   }
   const p = ep.owner;
   if (!ep.held || p === null || !p.runnable) return;
+  assert(ep.owed <= ep.inbox.length, 'readMore: every owed delivery has its item in the inbox');
   ep.held = false;
   const m = ep.m;
   m.log(p, 'reading', String(ep.id));
   const t = m.local(p);
   for (; ep.owed > 0; ep.owed--) m.at(t, EV_STREAM, null, ep, null);
+  assert(ep.owed === 0 && !ep.held, 'readMore: nothing owed once delivery resumes');
   roomFor(m, ep.peer);
 }
 
 /** `p` sends `item` to `ep`'s peer: now, or when its clock says. */
 function emitItem(m: Machine, p: Proc, ep: Endpoint, item: Item): void {
+  assert(ep.owner === p, 'emitItem: a process sends on its own streams');
+  // Not yet dead (a process on its way out may still close, in closeLocal).
+  assert(p.state === RUNNING, 'emitItem: the sender is alive');
+  // Every caller ends this side before it sends EOF or RST.
+  assert((item !== EOF && item !== RST) || ep.ended, 'emitItem: EOF or RST only from an ended side');
   if (m.deferring(p)) {
     if (item instanceof Uint8Array) ep.deferredBytes += item.length;
     m.defer(p, FX_STREAM, ep, item);
@@ -432,6 +533,8 @@ function emitItem(m: Machine, p: Proc, ep: Endpoint, item: Item): void {
 /** An item leaves `ep` now, unless the connection was reset or closed by a death meanwhile. */
 export function sendOut(m: Machine, ep: Endpoint, item: unknown, deferred = false): void {
   if (deferred && item instanceof Uint8Array) ep.deferredBytes -= item.length;
+  assert(ep.deferredBytes >= 0, 'sendOut: no more deferred bytes go out than were deferred');
+  assert((item !== EOF && item !== RST) || ep.ended, 'sendOut: EOF or RST only from an ended side');
   if (ep.sentFin) return;
   if (item === EOF || item === RST) ep.sentFin = true;
   pipeTo(m, ep.peer, item as Item, m.now);
@@ -441,6 +544,8 @@ export function sendOut(m: Machine, ep: Endpoint, item: unknown, deferred = fals
 function writeBytes(ep: Endpoint, chunk: Buffer): void {
   const p = ep.owner;
   if (ep.closed || ep.ended || p === null || !p.runnable) return;
+  assert(ep.pending === null, 'writeBytes: only an established stream writes');
+  assert(p.endpoints.has(ep), 'writeBytes: an open stream of a running process is among its endpoints');
   const m = ep.m;
   emitItem(m, p, ep, chunk);
   if (ep.idleMs > 0) activity(ep, p, m.local(p));
@@ -450,12 +555,16 @@ function writeBytes(ep: Endpoint, chunk: Buffer): void {
 function finish(ep: Endpoint): void {
   const p = ep.owner;
   if (ep.closed || ep.ended || p === null || !p.runnable) return;
+  assert(ep.pending === null, 'finish: only an established stream ends');
+  assert(p.endpoints.has(ep), 'finish: an open stream of a running process is among its endpoints');
   ep.ended = true;
   emitItem(ep.m, p, ep, EOF);
   ep.m.log(p, 'fin', String(ep.id));
 }
 
 function unread(ep: Endpoint): boolean {
+  // Bytes are counted only for items still in the inbox.
+  assert(ep.inboxBytes === 0 || ep.inbox.length > 0, 'unread: counted bytes are in the inbox');
   return ep.stream.readableLength > 0 || ep.inbox.length > 0;
 }
 
@@ -481,7 +590,10 @@ function closeLocal(ep: Endpoint): void {
       p.streams--;
       m.touch(p);
     }
+    assert(p.streams >= 0, 'closeLocal: a process holds a non-negative number of streams');
   }
+  assert(ep.closed && ep.ended && !ep.holding, 'closeLocal: closed, ended, and holding nothing');
+  assert(ep.idleEv === null, 'closeLocal: no idle event on a closed stream');
 }
 
 /**
@@ -504,10 +616,14 @@ export function releaseDeadStreams(m: Machine): void {
 export function deliverStream(m: Machine, ep: Endpoint): void {
   if (ep.held && !ep.closed) {
     ep.owed++; // the reader's buffer is full: this item waits for its next read
+    assert(ep.owed <= ep.inbox.length, 'deliverStream: every owed delivery has its item in the inbox');
     return;
   }
-  const item = ep.inbox.shift()!;
+  const item = ep.inbox.shift();
+  // One EV_STREAM per item pushed (some may be discarded with a stopped owner, never added).
+  assert(item !== undefined, 'deliverStream: an event never finds the inbox empty');
   if (item instanceof Uint8Array) ep.inboxBytes -= item.length;
+  assert(ep.inboxBytes >= 0 && (ep.inboxBytes === 0 || ep.inbox.length > 0), 'deliverStream: inbox bytes count what the inbox holds');
   if (ep.closed) {
     if (item instanceof Uint8Array && !ep.answeredRst && !ep.peer.closed) {
       ep.answeredRst = true;
@@ -516,6 +632,9 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
     return;
   }
   const p = ep.owner;
+  // An open stream's items go to a runnable owner (the event is discarded otherwise, and death closes), or wait in a backlog.
+  assert(p === null || p.runnable, 'deliverStream: an open stream is delivered to a runnable owner or to nobody yet');
+  assert(ep.peer.peer === ep, 'deliverStream: the peer links are symmetric');
   if (item instanceof Uint8Array) {
     if (p !== null) {
       m.log(p, 'r', `${ep.id} ${item.length}`);
@@ -546,12 +665,16 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
     return;
   }
   if (item === OK) {
-    const pending = ep.pending!;
+    const pending = ep.pending;
+    // The answer to a connect: the first item of a client side whose process still waits for it.
+    assert(pending !== null && p !== null, 'deliverStream: OK answers a pending connect of its owner');
+    assert(p.connecting >= 1, 'deliverStream: the owner counts the connect it waits for');
     ep.pending = null;
-    p!.connecting--;
-    hold(ep, p!);
-    m.touch(p!);
-    m.log(p!, 'connected', String(ep.id));
+    p.connecting--;
+    hold(ep, p);
+    assert(ep.holding === ep.refd, 'deliverStream: a connected stream holds its process unless unref\'d');
+    m.touch(p);
+    m.log(p, 'connected', String(ep.id));
     pending.resolve(ep.stream);
     return;
   }
@@ -568,14 +691,19 @@ export function deliverStream(m: Machine, ep: Endpoint): void {
     } catch (e) {
       if (p !== null) m.fault(p, e);
     }
+    // _destroy runs at once (closeLocal), so the reset side is finished here.
+    assert(ep.closed, 'deliverStream: a reset stream is closed');
     return;
   }
   refuse(m, ep, item);
 }
 
 function refuse(m: Machine, ep: Endpoint, err: OsError): void {
-  const p = ep.owner!;
-  const pending = ep.pending!;
+  const p = ep.owner;
+  const pending = ep.pending;
+  // A connect still waiting (deliverStream returned already for a closed side), of a process that counts it.
+  assert(p !== null && pending !== null && !ep.closed, 'refuse: a pending connect of an open client side');
+  assert(p.connecting >= 1 && !ep.holding, 'refuse: counted as connecting, not yet holding');
   ep.pending = null;
   ep.closed = true;
   ep.ended = ep.sentFin = true;
@@ -583,10 +711,15 @@ function refuse(m: Machine, ep: Endpoint, err: OsError): void {
   p.endpoints.delete(ep);
   m.touch(p);
   m.log(p, 'refused', `${ep.id} ${err.code}`);
+  // Its stream was never handed to the process, so it never wrote.
+  assert(ep.deferredBytes === 0 && ep.blocked.length === 0, 'refuse: an unanswered connect wrote nothing');
   pending.reject(err);
 }
 
 function readZero(m: Machine, ep: Endpoint): void {
+  // The read(0) of an EOF, once the side has an owner to run it.
+  assert(ep.eof, 'readZero: after the peer\'s EOF');
+  assert(ep.owner !== null, 'readZero: on an owned stream');
   try {
     ep.stream.read(0);
   } catch (err) {
@@ -597,6 +730,9 @@ function readZero(m: Machine, ep: Endpoint): void {
 /** False when the stream's buffer is full (the reader is not keeping up). */
 function push(m: Machine, ep: Endpoint, chunk: Buffer | null): boolean {
   // push() may run the owner's 'data' listeners right here.
+  // Bytes are pushed by a delivery, and never after the EOF's push(null).
+  assert(chunk === null || (ep.delivering && !ep.eof), 'push: bytes come from a delivery, before EOF');
+  assert(chunk !== null || ep.eof, 'push: push(null) is the EOF');
   if (chunk !== null) ep.stream.bytesRead += chunk.length;
   try {
     return ep.stream.push(chunk);
@@ -608,7 +744,9 @@ function push(m: Machine, ep: Endpoint, chunk: Buffer | null): boolean {
 
 /** At death: every stream of the process closes as if destroyed, and nothing of it runs again. */
 export function closeEndpoints(m: Machine, p: Proc): void {
+  assert(!p.runnable, 'closeEndpoints: at death');
   for (const ep of p.endpoints) {
+    assert(ep.owner === p, 'closeEndpoints: a process lists only its own endpoints');
     ep.pending = null;
     ep.stream.removeAllListeners();
     m.deadStreams.push(ep.stream);
@@ -619,6 +757,10 @@ export function closeEndpoints(m: Machine, p: Proc): void {
     ep.closed = true;
     closeUnsent(m, ep);
     roomFor(m, ep.peer, true); // its writer toward the dead one goes on
+  }
+  for (const ep of p.endpoints) {
+    assert(ep.closed && ep.ended && !ep.holding, () => `closeEndpoints: stream ${ep.id} of dead ${p.pid} is closed, ended, unheld`);
+    assert(ep.idleEv === null && ep.pending === null, () => `closeEndpoints: stream ${ep.id} of dead ${p.pid} has no idle event or pending connect`);
   }
   p.endpoints.clear();
   p.streams = 0;
@@ -631,11 +773,14 @@ export function closeEndpoints(m: Machine, p: Proc): void {
  * hears of the death now.
  */
 export function closeUnsent(m: Machine, ep: Endpoint): void {
+  const p = ep.owner;
+  assert(p !== null && !p.runnable, 'closeUnsent: a stream of a process that is dying');
   ep.closed = true;
   ep.ended = true;
   if (ep.sentFin) return;
   ep.sentFin = true;
   pipeTo(m, ep.peer, unread(ep) ? RST : EOF, m.now);
+  assert(ep.peer.inbox.length > 0, 'closeUnsent: the peer has the EOF or RST on its way');
 }
 
 function noop(): void {}
@@ -654,7 +799,12 @@ export class ListenerState {
     readonly limit: number,
     readonly absPath: string | null, // Unix
     readonly node: object | null, // Unix: the socket file's inode
-  ) {}
+  ) {
+    assert(Number.isInteger(limit) && limit >= 0, 'ListenerState: the backlog limit is a non-negative integer');
+    // A Unix listener has both its path and its inode; a TCP one neither.
+    assert((absPath === null) === (node === null), 'ListenerState: a path goes with an inode');
+    assert(isUnix(address) === (node !== null), 'ListenerState: only a Unix listener has a socket file');
+  }
 }
 
 /** One process's hold on a listening socket. */
@@ -677,7 +827,11 @@ export class ListenerHandle implements Listener {
     readonly m: Machine,
     readonly state: ListenerState,
     readonly proc: Proc,
-  ) {}
+  ) {
+    // A new hold (listen, or a spawn's hand-over, already checked) on an open listener, one per process.
+    assert(state.open && proc.runnable, 'ListenerHandle: an open listener, held by a process that can run');
+    assert(!state.holders.has(proc), 'ListenerHandle: one hold per process');
+  }
 
   get address(): Addr {
     return this.state.address;
@@ -690,11 +844,14 @@ export class ListenerHandle implements Listener {
     if (!p.runnable) throw new ExitSignal();
     if (!this.held) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: this process closed it`);
     if (this.fn !== null) throw new OsError('EINVAL', `accept on ${formatAddr(this.address)}: already accepting in ${p.pid}`);
+    // A held handle is registered with its listener, which is open while anyone holds it.
+    assert(this.state.holders.get(p) === this && this.state.open, 'accept: a held handle of an open listener');
     this.fn = onConnection;
     this.onError = onError ?? null;
     if (this.paused) return;
     this.m.log(p, 'accepting', formatAddr(this.address));
     join(this.m, this);
+    assert(this.state.acceptors.includes(this), 'accept: among the acceptors');
   }
 
   /** Out of the acceptors; what was handed to it and not accepted yet goes back to the front of the backlog, as at close. */
@@ -702,30 +859,39 @@ export class ListenerHandle implements Listener {
     const p = this.proc;
     if (!p.runnable) throw new ExitSignal();
     if (!this.held || this.paused) return;
+    assert(this.state.holders.get(p) === this && this.state.open, 'pause: a held handle of an open listener');
     this.paused = true;
     this.m.log(p, 'pause', formatAddr(this.address));
     if (this.fn !== null) leave(this.m, this);
     dispatch(this.m, this.state);
+    assert(!this.state.acceptors.includes(this) && this.pending.length === 0, 'pause: out of the acceptors, nothing handed to it');
   }
 
   resume(): void {
     const p = this.proc;
     if (!p.runnable) throw new ExitSignal();
     if (!this.held || !this.paused) return;
+    assert(this.state.holders.get(p) === this && this.state.open, 'resume: a held handle of an open listener');
     this.paused = false;
     this.m.log(p, 'resume', formatAddr(this.address));
     if (this.fn !== null) join(this.m, this);
+    assert(this.fn === null || this.state.acceptors.includes(this), 'resume: accepting again if it was');
   }
 
   close(): void {
     if (!this.proc.runnable) throw new ExitSignal();
     release(this.m, this, true);
+    assert(!this.held && this.fn === null, 'close: let go, accepting nothing');
+    assert(!this.state.holders.has(this.proc) && !this.proc.handles.has(this.state), 'close: no longer among the holders');
   }
 }
 
 /** `h` starts taking connections: accept, or resume after a pause. */
 function join(m: Machine, h: ListenerHandle): void {
   const p = h.proc;
+  // An acceptor is held, accepting and not paused, and listed once.
+  assert(h.held && h.fn !== null && !h.paused, 'join: a held, accepting, unpaused handle');
+  assert(!h.state.acceptors.includes(h), 'join: not already among the acceptors');
   h.state.acceptors.push(h);
   p.accepting++;
   m.touch(p);
@@ -740,8 +906,12 @@ function join(m: Machine, h: ListenerHandle): void {
 function leave(m: Machine, h: ListenerHandle): void {
   const st = h.state;
   const p = h.proc;
-  st.acceptors.splice(st.acceptors.indexOf(h), 1);
+  const i = st.acceptors.indexOf(h);
+  // splice(-1, 1) would drop the last acceptor instead.
+  assert(i >= 0, 'leave: among the acceptors');
+  st.acceptors.splice(i, 1);
   p.accepting--;
+  assert(p.accepting >= 0, 'leave: a process accepts on a non-negative number of listeners');
   m.touch(p);
   for (let i = h.pending.length - 1; i >= 0; i--) st.backlog.unshift(h.pending[i]!);
   h.pending.length = 0;
@@ -756,6 +926,8 @@ function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
     if (!h.paused) leave(m, h);
     h.fn = null;
   }
+  assert(h.fn === null && h.pending.length === 0, 'release: no longer accepting, nothing handed to it');
+  assert(st.holders.get(p) === h && p.handles.get(st) === h, 'release: a held handle is registered both ways');
   st.holders.delete(p);
   p.handles.delete(st);
   m.log(p, 'unlisten', formatAddr(st.address));
@@ -767,19 +939,29 @@ function release(m: Machine, h: ListenerHandle, explicit: boolean): void {
 }
 
 function closeListener(m: Machine, st: ListenerState): void {
+  // Once, when its last holder lets go; each holder left the acceptors as it let go.
+  assert(st.open && st.holders.size === 0, 'closeListener: an open listener nobody holds');
+  assert(st.acceptors.length === 0, 'closeListener: no acceptors left');
   st.open = false;
   if (st.node !== null) {
+    assert(m.net.unix.get(st.node) === st, 'closeListener: the Unix table has it');
     m.net.unix.delete(st.node);
   } else {
     const port = (st.address as { port: number }).port;
-    const list = m.net.tcp.get(port)!;
-    list.splice(list.indexOf(st), 1);
+    const list = m.net.tcp.get(port);
+    const i = list === undefined ? -1 : list.indexOf(st);
+    assert(list !== undefined && i >= 0, 'closeListener: the TCP table has it');
+    list.splice(i, 1);
     if (list.length === 0) m.net.tcp.delete(port);
   }
   for (let ep = st.backlog.shift(); ep !== undefined; ep = st.backlog.shift()) resetUnaccepted(m, ep);
+  assert(st.backlog.length === 0, 'closeListener: the backlog is empty');
 }
 
 function resetUnaccepted(m: Machine, ep: Endpoint): void {
+  // The server side of a connection nobody accepted: it never had an owner.
+  assert(ep.owner === null && !ep.holding, 'resetUnaccepted: a server side nobody accepted');
+  assert(ep.peer.peer === ep, 'resetUnaccepted: the peer links are symmetric');
   if (ep.closed) return;
   ep.closed = true;
   ep.ended = ep.sentFin = true;
@@ -789,6 +971,8 @@ function resetUnaccepted(m: Machine, ep: Endpoint): void {
 /** Hand waiting connections to accepting holders: a seeded pick among the free ones, else the one free soonest. */
 function dispatch(m: Machine, st: ListenerState): void {
   const acc = st.acceptors;
+  // Held handles keep it open; a closed listener has nobody to hand to.
+  assert(st.open, 'dispatch: an open listener');
   while (st.backlog.length > 0) {
     let free = 0;
     let soonest: ListenerHandle | null = null;
@@ -810,7 +994,10 @@ function dispatch(m: Machine, st: ListenerState): void {
       }
     }
     if (h === null) return;
-    const ep = st.backlog.shift()!;
+    // The pick is a runnable acceptor: held, accepting, not paused.
+    assert(h.held && h.fn !== null && !h.paused && h.proc.runnable, 'dispatch: a runnable acceptor');
+    const ep = st.backlog.shift();
+    assert(ep !== undefined && ep.owner === null, 'dispatch: the backlog holds unaccepted server sides');
     if (ep.closed) continue;
     h.pending.push(ep);
     m.at(m.now, EV_ACCEPT, h.proc, h, ep);
@@ -829,6 +1016,9 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint | null): 
   if (ep.closed) return;
   const p = h.proc;
   const st = h.state;
+  // A connection goes to one acceptor's pending list at a time, and is accepted once.
+  assert(ep.owner === null && !ep.holding, 'acceptConn: not accepted before');
+  assert(ep.pending === null && ep.peer.peer === ep, 'acceptConn: a server side, linked to its client');
   if (!h.held || h.fn === null || h.paused || !p.runnable) {
     if (st.open) {
       st.backlog.unshift(ep);
@@ -842,6 +1032,7 @@ export function acceptConn(m: Machine, h: ListenerHandle, ep: Endpoint | null): 
   ep.owner = p;
   p.endpoints.add(ep);
   hold(ep, p);
+  assert(ep.holding === ep.refd, 'acceptConn: an accepted stream holds its process unless unref\'d');
   m.touch(p);
   m.log(p, 'accept', `${ep.id} ${formatAddr(st.address)}`);
   m.invoke(p, h.fn, ep.stream);
@@ -862,7 +1053,9 @@ function acceptFault(m: Machine, h: ListenerHandle, ep: Endpoint): boolean {
   if (code === null) return false;
   const p = h.proc;
   const st = h.state;
+  assert(ep.owner === null && st.open, 'acceptFault: an unaccepted connection of an open listener');
   st.backlog.unshift(ep);
+  assert(st.backlog.peek() === ep, 'acceptFault: the connection stays at the head of the backlog');
   m.log(p, 'fault', `accept-${code.toLowerCase()} ${ep.id}`);
   m.at(m.now + 1, EV_ACCEPT, p, h, null);
   const err = new OsError(code, `accept on ${formatAddr(st.address)}: ${code === 'EMFILE' ? 'too many open files in this process' : 'too many open files in the system'}`);
@@ -872,6 +1065,7 @@ function acceptFault(m: Machine, h: ListenerHandle, ep: Endpoint): boolean {
 }
 
 function lookupNode(m: Machine, abs: string): { mode: number } | null {
+  assert(abs.startsWith('/'), 'lookupNode: an absolute path');
   const link = m.vol._core.getResolvedLink(abs);
   return link === null ? null : (link.getNode() as { mode: number });
 }
@@ -915,7 +1109,9 @@ export function listen(m: Machine, p: Proc, addr: Addr, opts: ListenOptions | un
       if (code === 'ENOENT') throw new OsError('ENOENT', `listen ${path}: its directory does not exist`);
       throw err;
     }
-    const node = lookupNode(m, abs)!;
+    const node = lookupNode(m, abs);
+    assert(node !== null, 'listen: the socket file just made is there');
+    assert(!m.net.unix.has(node), 'listen: a new socket file has no listener yet');
     node.mode = S_IFSOCK | mode;
     st = new ListenerState({ path }, p, limit, abs, node);
     m.net.unix.set(node, st);
@@ -933,13 +1129,17 @@ export function listen(m: Machine, p: Proc, addr: Addr, opts: ListenOptions | un
   const h = new ListenerHandle(m, st, p);
   st.holders.set(p, h);
   p.handles.set(st, h);
+  assert(st.holders.size === 1 && st.creator === p, 'listen: a new listener held by its creator alone');
   m.log(p, 'listen', formatAddr(st.address));
   return h;
 }
 
 function tcpConflict(m: Machine, host: string, port: number): boolean {
+  assert(Number.isInteger(port) && port >= 1 && port <= 65535, 'tcpConflict: a port in range');
   const list = m.net.tcp.get(port);
   if (list === undefined) return false;
+  // A port's entry is dropped with its last listener.
+  assert(list.length > 0, 'tcpConflict: no empty port entries');
   for (const st of list) {
     const h = normHost((st.address as { host: string }).host);
     if (h === host || WILDCARDS.has(h) || WILDCARDS.has(host)) return true;
@@ -951,6 +1151,7 @@ function ephemeral(m: Machine): number {
   const net = m.net;
   for (let i = 0; i <= EPHEMERAL_HIGH - EPHEMERAL_LOW; i++) {
     const port = net.nextPort;
+    assert(port >= EPHEMERAL_LOW && port <= EPHEMERAL_HIGH, 'ephemeral: the next port is in the ephemeral range');
     net.nextPort = port === EPHEMERAL_HIGH ? EPHEMERAL_LOW : port + 1;
     if (!net.tcp.has(port)) return port;
   }
@@ -962,6 +1163,8 @@ function findTcp(m: Machine, host: string, port: number): ListenerState | null {
   if (list === undefined) return null;
   let wild: ListenerState | null = null;
   for (const st of list) {
+    // The table holds only open listeners: closeListener takes them out.
+    assert(st.open && st.node === null, 'findTcp: the TCP table holds open TCP listeners');
     const h = normHost((st.address as { host: string }).host);
     if (h === host) return st;
     if (WILDCARDS.has(h)) wild = st;
@@ -979,6 +1182,8 @@ export function checkHandOver(handed: readonly Listener[]): void {
 
 /** The child's holds on what its parent handed over, in spawn order. */
 export function handOver(m: Machine, handed: readonly Listener[], child: Proc): readonly ListenerHandle[] {
+  // A child just made, not started: it holds nothing yet.
+  assert(child.runnable && child.handles.size === 0, 'handOver: a new child that holds nothing');
   const out: ListenerHandle[] = [];
   for (const l of handed) {
     const st = (l as unknown as ListenerHandle).state;
@@ -988,18 +1193,22 @@ export function handOver(m: Machine, handed: readonly Listener[], child: Proc): 
       st.holders.set(child, h);
       child.handles.set(st, h);
     }
+    assert(h.held && h.proc === child && child.handles.get(st) === h, 'handOver: the child holds it');
     out.push(h);
   }
   return Object.freeze(out);
 }
 
 export function releaseHandles(m: Machine, p: Proc): void {
+  assert(!p.runnable, 'releaseHandles: at death');
   for (const h of [...p.handles.values()]) release(m, h, false);
+  assert(p.handles.size === 0 && p.accepting === 0, 'releaseHandles: a dead process holds and accepts on nothing');
 }
 
 // ---------------------------------------------------------------- connect
 
 export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
+  assert(p.runnable, 'connect: by a process that can run');
   let target: Addr;
   if (isUnix(addr)) {
     checkUnixPath(addr.path, 'connect');
@@ -1018,6 +1227,7 @@ export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
   const promise = new Promise<Stream>((resolve, reject) => {
     client.pending = { resolve, reject };
   });
+  assert(client.pending !== null && p.connecting >= 1, 'connect: a pending connect, counted');
   if (m.deferring(p)) m.defer(p, FX_CONNECT, client, target);
   else dial(m, client, target);
   return promise;
@@ -1026,6 +1236,9 @@ export function connect(m: Machine, p: Proc, addr: Addr): Promise<Stream> {
 /** The connection request leaves now, unless its process died meanwhile. */
 export function dial(m: Machine, client: Endpoint, target: unknown): void {
   if (client.closed) return;
+  // Open means not answered yet: refuse and death both close it.
+  assert(client.pending !== null && client.owner !== null, 'dial: a pending connect of its process');
+  assert(client.peer.owner === null && client.peer.peer === client, 'dial: its server side is nobody\'s yet');
   let t = m.now + m.latency();
   if (m.faults.on && m.faults.covers(client.owner) && m.faults.hit('latency')) t += m.faults.delay();
   m.at(t, EV_ARRIVE, null, client, target);
@@ -1034,7 +1247,8 @@ export function dial(m: Machine, client: Endpoint, target: unknown): void {
 /** EV_ARRIVE: the connection reaches the listening side, or is refused. */
 export function arrive(m: Machine, client: Endpoint, target: Addr): void {
   if (client.closed) return;
-  const p = client.owner!;
+  const p = client.owner;
+  assert(p !== null && client.pending !== null, 'arrive: a pending connect of its process');
   let st: ListenerState | null = null;
   let err: OsError | null = null;
   if (isUnix(target)) {
@@ -1056,6 +1270,8 @@ export function arrive(m: Machine, client: Endpoint, target: Addr): void {
     return;
   }
   const server = client.peer;
+  assert(st !== null && st.open, 'arrive: an open listener takes it');
+  assert(server.owner === null && !server.closed, 'arrive: its server side is nobody\'s yet');
   if (!isUnix(target)) {
     const host = target.host === '0.0.0.0' ? '127.0.0.1' : target.host === '::' ? '::1' : target.host;
     // The client's own port is only a label; it never collides with anything.
@@ -1065,8 +1281,9 @@ export function arrive(m: Machine, client: Endpoint, target: Addr): void {
     client.stream.localAddress = server.stream.remoteAddress = host;
     client.stream.localPort = server.stream.remotePort = port;
   }
-  m.log(p, 'arrive', `${client.id} ${formatAddr(st!.address)}`);
-  st!.backlog.push(server);
+  m.log(p, 'arrive', `${client.id} ${formatAddr(st.address)}`);
+  st.backlog.push(server);
+  assert(st.backlog.length <= st.limit, 'arrive: the backlog stays within its limit');
   pipeTo(m, client, OK, m.now);
-  dispatch(m, st!);
+  dispatch(m, st);
 }

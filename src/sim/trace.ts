@@ -5,6 +5,8 @@
 // cyrb53 mix) over the line's UTF-16 code units: no BigInt, no allocation
 // besides the line itself.
 
+import { assert } from '../os/assert.js';
+
 const RING = 256;
 
 export class Trace {
@@ -17,9 +19,15 @@ export class Trace {
 
   constructor(record: boolean) {
     this.all = record ? [] : null;
+    assert(this.ring.length === RING, 'Trace: the ring has RING slots');
+    // lines() tells a slot never written by its '' (a line is never empty).
+    assert(this.ring.every((l) => l === ''), 'Trace: every slot starts unwritten');
   }
 
   add(line: string): void {
+    // A line is "time pid kind detail", never empty; the ring's head follows the count.
+    assert(line.length > 0, 'Trace.add: a line is never empty');
+    assert(this.head === this.count % RING, 'Trace.add: the head follows the count');
     let h1 = this.h1;
     let h2 = this.h2;
     for (let i = 0; i < line.length; i++) {
@@ -34,6 +42,7 @@ export class Trace {
     this.head = (this.head + 1) % RING;
     this.count++;
     if (this.all !== null) this.all.push(line);
+    assert(this.all === null || this.all.length === this.count, 'Trace.add: a recording trace keeps every line');
   }
 
   /** The hash so far; does not disturb the running state. */
@@ -44,18 +53,29 @@ export class Trace {
     h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
     h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
     h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-    return (h2 >>> 0).toString(16).padStart(8, '0') + (h1 >>> 0).toString(16).padStart(8, '0');
+    const hex = (h2 >>> 0).toString(16).padStart(8, '0') + (h1 >>> 0).toString(16).padStart(8, '0');
+    // The lanes are 32-bit: two of them print as exactly 16 hex digits.
+    assert(h1 === (h1 | 0) && h2 === (h2 | 0), 'Trace.hash: the lanes are int32');
+    assert(hex.length === 16, 'Trace.hash: a hash is 16 hex digits');
+    return hex;
   }
 
   lines(): readonly string[] {
-    if (this.all !== null) return this.all.slice();
+    if (this.all !== null) {
+      assert(this.all.length === this.count, 'Trace.lines: a recording trace keeps every line');
+      return this.all.slice();
+    }
     const n = Math.min(this.count, RING);
     const out: string[] = [];
     for (let i = 0; i < n; i++) out.push(this.ring[(this.head - n + i + RING) % RING]!);
+    // Until it wraps, the ring fills from slot 0 and the slots from head on were never written (a line is never empty).
+    assert(this.count >= RING || this.ring[this.head] === '', 'Trace.lines: an unwrapped ring is filled only up to its head');
     return out;
   }
 
   get length(): number {
+    assert(this.count >= 0 && Number.isInteger(this.count), 'Trace.length: a count of lines');
+    assert(this.all === null || this.all.length === this.count, 'Trace.length: a recording trace keeps every line');
     return this.count;
   }
 }

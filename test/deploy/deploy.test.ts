@@ -289,7 +289,7 @@ function children(ppid: number): { pid: number; state: string; comm: string }[] 
 const canUnshare = spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;
 
 describe('drover as PID 1 (what the Dockerfile says about tini)', () => {
-  test.skipIf(!canUnshare)('handles TERM as PID 1 and exits cleanly, but leaves an orphaned grandchild a zombie: hence tini', async () => {
+  test.skipIf(!canUnshare)('handles TERM as PID 1 and exits cleanly, but leaves an orphaned grandchild a zombie: hence tini', { timeout: 60_000 }, async () => {
     const port = await freePort();
     const dir = run.dir();
     const config = { app: APP, workers: 1, lanes: false, bind: [`127.0.0.1:${port}`], control_socket: join(dir, 'ctl.sock'),
@@ -312,7 +312,7 @@ describe('drover as PID 1 (what the Dockerfile says about tini)', () => {
     expect((await get(port)).status).toBe(200);
     // The orphaned `sleep` ends and stays a zombie: Node waits only for children it started.
     let zombie: { state: string; comm: string } | undefined;
-    for (const end = Date.now() + 5000; !(zombie = children(arbiter).find((c) => c.comm === 'sleep' && c.state === 'Z')) && Date.now() < end; ) {
+    for (const end = Date.now() + 20_000; !(zombie = children(arbiter).find((c) => c.comm === 'sleep' && c.state === 'Z')) && Date.now() < end; ) {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(zombie, 'a zombie sleep under PID 1').toBeDefined();

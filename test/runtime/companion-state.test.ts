@@ -300,6 +300,16 @@ describe('backoff delays', () => {
     expect(backoffDelay(cfg({ restart_delay: 0, backoff: 'exponential' }), 30)).toBe(0);
   });
 
+  it('with restart_delay 0 stay 0 past 1024 failures in a row (0 × 2^1024 was NaN: a BACKOFF deadline never reached)', () => {
+    const c = cfg({ restart_delay: 0, backoff: 'exponential' });
+    expect([1024, 1025, 5000].map((f) => backoffDelay(c, f))).toEqual([0, 0, 0]);
+    // The machine itself: 2000 failed starts in a row, each retried at once.
+    let x = run(initial(c, 0), [[0, T.tick]]).c;
+    for (let i = 0; i < 2000; i++) x = run(x, [[0, { t: 'spawn-failed', error: 'EAGAIN' }], [0, T.tick]]).c;
+    expect(x.state).toBe('STARTING');
+    expect(x.failures).toBe(2000);
+  });
+
   it('are what the machine waits', () => {
     let c = initial(cfg({ restart_delay: 1, backoff: 'exponential', backoff_max: 3 }), 0);
     const waits: number[] = [];

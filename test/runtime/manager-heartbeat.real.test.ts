@@ -47,7 +47,8 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
 
 // A shell that ignores TERM and forks a grandchild (in its group) that ignores it too.
 const STUBBORN = ['sh', '-c', 'trap "" TERM; sh -c \'trap "" TERM; while :; do sleep 0.2; done\' & while :; do sleep 0.2; done'];
-const TIMEOUT_S = 2;
+// Long enough for a worker to boot on a loaded machine (the suite runs two files at a time), short enough to wait out.
+const TIMEOUT_S = 4;
 
 test('a SIGSTOPped manager is killed within timeout + a tick, with its companion and the grandchild in its group, and a new manager runs the companion again', { timeout: 60_000 }, async () => {
   const dir = tmp();

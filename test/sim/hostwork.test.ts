@@ -244,4 +244,17 @@ describe('importModule and mounts', () => {
     await k.run();
     expect(got).toEqual([42, 'broken on purpose', true, false]);
   });
+
+  it('a mount of / keeps the separator: /module-fixture.js is the host directory\'s file (it was "DIRmodule-fixture.js")', async () => {
+    const hostDir = new URL('../conformance', import.meta.url).pathname.replace(/\/$/, '');
+    const got: unknown[] = [];
+    const k = new Kernel({
+      seed: 1,
+      mounts: { '/': hostDir },
+      programs: [programs(import.meta.url, { main: async (os: Os) => void got.push((await os.importModule('/module-fixture.js')).answer) })],
+    });
+    k.spawn({ program: 'main' });
+    await k.run();
+    expect(got).toEqual([42]);
+  });
 });

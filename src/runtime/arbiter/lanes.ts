@@ -64,6 +64,7 @@ export class Lanes {
   /** A generation starts; with lanes on it gets a lane of its config's limits. */
   open(generation: number, config: Config): void {
     if (!config.lanes || this.gens.has(generation)) return;
+    assert(Number.isInteger(generation) && generation >= 1, () => `lanes: a lane for generation ${generation}`);
     // A lane is made when its generation starts, and generations only grow.
     for (const g of this.gens.keys()) assert(g < generation, () => `lanes: generation ${generation} opened after ${g}`);
     this.gens.set(generation, {
@@ -87,7 +88,10 @@ export class Lanes {
 
   /** A path for a new slow worker's socket, in `dir`. */
   socketPath(dir: string): string {
-    return `${dir}/slow-${++this.socketSeq}.sock`;
+    const path = `${dir}/slow-${++this.socketSeq}.sock`;
+    // A new path each time (the sequence only grows): a new slow worker never binds over a live one's socket.
+    for (const g of this.gens.values()) for (const s of g.sockets.values()) assert(s !== path, () => `lanes: socket ${path} handed out twice`);
+    return path;
   }
 
   // ------------------------------------------------------------ fast workers
@@ -104,6 +108,7 @@ export class Lanes {
       // A new worker with a dead one's pid has come to the seq of that one's
       // request, which still runs: the id is taken. (Pid reuse within one
       // request's run, on the real OS only.)
+      assert(g.lane.status(id) === 'running', () => `lanes: orphan ${id} is ${g.lane.status(id) ?? 'gone'} in the lane, not running`);
       this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'queue-full' });
       return;
     }
@@ -120,6 +125,8 @@ export class Lanes {
     const g = this.gens.get(fast.generation);
     const id = laneId(fast.pid, seq);
     if (g?.lane.cancel(id)) {
+      // It was queued: an orphan is running, so a cancelled request is none.
+      assert(!g.orphans.has(id), () => `lanes: request ${id} cancelled from the queue while an orphan`);
       g.live.get(fast.pid)?.delete(id);
       assert(g.lane.status(id) === undefined, () => `lanes: request ${id} still in the lane after its cancel`);
       this.probeState(g);
@@ -138,6 +145,8 @@ export class Lanes {
    * ones keep their slots until their slow workers say they have let go.
    */
   fastGone(fast: Worker): void {
+    // The reap hands fast workers here, slow ones to slowGone.
+    assert(fast.role === 'fast', () => `lanes: slow worker ${fast.pid} gone as a fast one`);
     const g = this.gens.get(fast.generation);
     const ids = g?.live.get(fast.pid);
     if (!g || !ids) return;
@@ -150,12 +159,16 @@ export class Lanes {
         this.complete(g, id);
         continue;
       }
+      // A running request's worker is in the lane, so it has a socket and can be asked (lane-orphans).
+      assert(g.sockets.has(slow), () => `lanes: request ${id} runs on slow worker ${slow}, which has no socket`);
       g.orphans.set(id, slow);
       const list = ask.get(slow);
       if (list) list.push(id);
       else ask.set(slow, [id]);
     }
     for (const [slow, list] of ask) this.host.send(slow, { t: 'lane-orphans', ids: list });
+    // Every orphan waits for the word of a slow worker still there (slowGone frees those of one that died).
+    for (const pid of g.orphans.values()) assert(g.sockets.has(pid), () => `lanes: an orphan waits for slow worker ${pid}, which has left`);
     // Its requests are ended, or run on as orphans until their slow workers let go: none waits for it.
     assert(!g.live.has(fast.pid), () => `lanes: fast worker ${fast.pid} gone, its requests still listed`);
     for (const id of ids) {
@@ -171,32 +184,44 @@ export class Lanes {
     if (!g) return;
     for (const id of ids) {
       if (g.orphans.get(id) !== slow.pid) continue;
+      // An orphan runs on the worker it waits for, until that worker lets go of it or dies.
+      assert(g.lane.workerOf(id) === slow.pid, () => `lanes: orphan ${id} of slow worker ${slow.pid} runs on ${g.lane.workerOf(id)}`);
       g.orphans.delete(id);
       this.complete(g, id);
       assert(g.lane.status(id) === undefined, () => `lanes: orphan ${id} still in the lane after slow worker ${slow.pid} let go`);
     }
+    // A retiring worker is drained once idle: what it let go of may have been its last request.
+    assert(!g.retiring.has(slow.pid) || g.lane.load(slow.pid) > 0, () => `lanes: idle slow worker ${slow.pid} left retiring after it let go`);
   }
 
   // ------------------------------------------------------------ slow workers
 
   /** A slow worker booted: it takes requests. */
   slowReady(slow: Worker, socket: string): void {
+    // The arbiter passes a slow worker's 'booted', with the socket it was spawned for.
+    assert(slow.role === 'slow' && socket === slow.socket, () => `lanes: ${slow.role} worker ${slow.pid} ready on ${socket}, spawned for ${slow.socket}`);
     const g = this.gens.get(slow.generation);
     if (!g) return;
     // Once per worker: a second 'booted' is refused by Workers.move before it gets here.
     assert(!g.sockets.has(slow.pid), () => `lanes: slow worker ${slow.pid} ready twice`);
+    // Only a worker in the lane is retired (retire() drains any other at once).
+    assert(!g.retiring.has(slow.pid), () => `lanes: slow worker ${slow.pid} retiring before it was ready`);
     g.sockets.set(slow.pid, socket);
     this.act(g, g.lane.addWorker(slow.pid, this.host.os.now()));
     assert(g.sockets.get(slow.pid) === socket, () => `lanes: slow worker ${slow.pid} lost its socket as it joined`);
+    this.counted(g);
   }
 
   /** Stop giving it requests; it is drained (host.idle) once it runs none. */
   retire(slow: Worker): void {
+    assert(slow.role === 'slow', () => `lanes: fast worker ${slow.pid} retired from the slow lane`);
     const g = this.gens.get(slow.generation);
     if (!g || !g.sockets.has(slow.pid)) {
       this.host.idle(slow.pid);
       return;
     }
+    // Once per worker: the arbiter retires one as it moves it to draining, which it does once.
+    assert(!g.retiring.has(slow.pid), () => `lanes: slow worker ${slow.pid} retired twice`);
     g.retiring.add(slow.pid);
     if (g.lane.retireWorker(slow.pid) === 0) this.release(g, slow.pid);
     // Released now (idle), or retiring with requests to finish; drained either way once idle.
@@ -206,22 +231,32 @@ export class Lanes {
 
   /** A slow worker exited: what it ran has failed (its fast workers answer 502 or reset). */
   slowGone(slow: Worker): void {
+    // The reap hands slow workers here, fast ones to fastGone.
+    assert(slow.role === 'slow', () => `lanes: fast worker ${slow.pid} gone as a slow one`);
     const g = this.gens.get(slow.generation);
     if (!g) return;
     g.sockets.delete(slow.pid);
     g.retiring.delete(slow.pid);
     for (const [id, pid] of g.orphans) if (pid === slow.pid) g.orphans.delete(id);
     const r = g.lane.removeWorker(slow.pid, this.host.os.now());
+    // Its orphans were dropped above: an orphan runs on the worker it waits for, none elsewhere failed with it.
+    for (const id of r.failed) assert(!g.orphans.has(id), () => `lanes: orphan ${id} failed with slow worker ${slow.pid}, waiting for ${g.orphans.get(id)}`);
     if (r.failed.length > 0) this.host.log.error(`slow-lane worker ${slow.pid} died running ${r.failed.length} request(s)`);
     this.act(g, r.decisions);
     // Nothing of it is left: no slot, no socket, no orphan waiting for its word.
     assert(g.lane.load(slow.pid) === 0 && !g.sockets.has(slow.pid), () => `lanes: dead slow worker ${slow.pid} still in the lane`);
     for (const pid of g.orphans.values()) assert(pid !== slow.pid, () => `lanes: an orphan waits for dead slow worker ${slow.pid}`);
+    this.counted(g);
   }
 
   /** Slow workers of a generation that are taking requests. */
   slowCount(generation: number): number {
-    return this.gens.get(generation)?.lane.stats().workers ?? 0;
+    const g = this.gens.get(generation);
+    if (g === undefined) return 0;
+    const n = g.lane.stats().workers;
+    // The lane's workers taking requests are the slow workers with a socket, less those retiring.
+    assert(n === g.sockets.size - g.retiring.size, () => `lanes: generation ${generation} counts ${n} slow workers, ${g.sockets.size} sockets, ${g.retiring.size} retiring`);
+    return n;
   }
 
   /**
@@ -244,6 +279,7 @@ export class Lanes {
     const s = g.lane.stats();
     assert(s.queued === 0 && s.running === 0 && g.sockets.size === 0, () => `lanes: generation ${generation} forgotten holding ${s.queued} queued, ${s.running} running, ${g.sockets.size} slow workers`);
     assert(g.live.size === 0 && g.orphans.size === 0, () => `lanes: generation ${generation} forgotten with requests of ${g.live.size} fast workers, ${g.orphans.size} orphans`);
+    assert(g.retiring.size === 0, () => `lanes: generation ${generation} forgotten with ${g.retiring.size} slow workers still to drain`);
     const { shed } = s;
     this.shedGone.full += shed.full;
     this.shedGone.timeout += shed.timeout;
@@ -284,6 +320,9 @@ export class Lanes {
 
   /** What a new fast worker starts from. */
   learned(): SlowRoute[] {
+    // What route() let in: at most a worker table's worth, each average a finite number of ms.
+    assert(this.routes.size <= DEFAULT_CAPACITY, 'lanes: the learned routes outgrew their bound');
+    for (const r of this.routes.values()) assert(r.avgMs >= 0 && r.avgMs < Infinity, () => `lanes: a learned route of ${r.avgMs} ms`);
     return [...this.routes].map(([key, r]) => ({ key, avgMs: r.avgMs }));
   }
 
@@ -299,6 +338,8 @@ export class Lanes {
         slow: s,
       };
     });
+    // The current generation first, whether or not its lane or its workers exist yet.
+    assert(generations[0]?.generation === current, () => `lanes: report of generation ${current} lists ${generations[0]?.generation} first`);
     return {
       lanes: config.lanes,
       slowThresholdMs: config.slow_threshold,
@@ -318,6 +359,8 @@ export class Lanes {
 
   private complete(g: Gen, id: number): void {
     const slow = g.lane.workerOf(id);
+    // A running request's worker is in the lane, with its socket.
+    assert(slow === undefined || g.sockets.has(slow), () => `lanes: request ${id} runs on slow worker ${slow}, which has no socket`);
     if (this.host.os.hooks.laneHeld) {
       const at = this.assignedAt.get(id);
       this.assignedAt.delete(id);
@@ -327,11 +370,15 @@ export class Lanes {
     this.act(g, g.lane.complete(id, this.host.os.now()));
     assert(g.lane.status(id) !== 'running', () => `lanes: request ${id} still running after its completion`);
     if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
+    // A retiring worker is drained once idle: this may have been its last request.
+    assert(slow === undefined || !g.retiring.has(slow) || g.lane.load(slow) > 0, () => `lanes: idle slow worker ${slow} left retiring`);
   }
 
   /** A retired slow worker has nothing left: out of the lane, and drained. */
   private release(g: Gen, slow: number): void {
     assert(g.retiring.has(slow) && g.lane.load(slow) === 0, () => `lanes: slow worker ${slow} released while not retiring and idle`);
+    // Idle, so no orphan waits for its word: released, it could never give it.
+    for (const pid of g.orphans.values()) assert(pid !== slow, () => `lanes: idle slow worker ${slow} released while an orphan waits for it`);
     g.retiring.delete(slow);
     g.sockets.delete(slow);
     const r = g.lane.removeWorker(slow, this.host.os.now());
@@ -339,6 +386,14 @@ export class Lanes {
     assert(r.failed.length === 0, () => `lanes: ${r.failed.length} request(s) failed as idle slow worker ${slow} left`);
     this.host.idle(slow);
     this.act(g, r.decisions);
+    this.counted(g);
+  }
+
+  /** The slow workers of a generation as its lane counts them: those with a socket, less the retiring (a subset). Cold paths only (a scan). */
+  private counted(g: Gen): void {
+    for (const pid of g.retiring) assert(g.sockets.has(pid), () => `lanes: slow worker ${pid} retiring without a socket`);
+    const n = g.lane.stats().workers;
+    assert(n === g.sockets.size - g.retiring.size, () => `lanes: generation ${g.generation} counts ${n} slow workers, ${g.sockets.size} sockets, ${g.retiring.size} retiring`);
   }
 
   private act(g: Gen, ds: readonly Decision[]): void {
@@ -357,9 +412,14 @@ export class Lanes {
         // Every worker in the lane came through slowReady with its socket, and leaves with it.
         const path = g.sockets.get(d.worker);
         assert(path !== undefined, () => `lanes: request ${d.id} assigned to slow worker ${d.worker}, which has no socket`);
+        // Retired workers take no new request; and the request runs where the decision sends it.
+        assert(!g.retiring.has(d.worker), 'lanes: a request assigned to a retiring slow worker');
+        assert(g.lane.workerOf(d.id) === d.worker, 'lanes: a request assigned to one slow worker runs on another');
         this.host.send(pid, { t: 'lane-go', seq, path });
       } else {
         assert(g.lane.status(d.id) === undefined, () => `lanes: request ${d.id} rejected and still in the lane`);
+        // Only queued or new requests are rejected; an orphan is running.
+        assert(!g.orphans.has(d.id), 'lanes: an orphan rejected');
         g.live.get(pid)?.delete(d.id);
         this.host.send(pid, { t: 'lane-no', seq, retryAfter: d.retryAfter, reason: d.reason });
       }
@@ -370,6 +430,8 @@ export class Lanes {
 
   private probeState(g: Gen): void {
     if (!this.host.os.hooks.lane) return;
+    // Probes report generations still known: a forgotten one's lane says nothing more.
+    assert(this.gens.get(g.generation) === g, 'lanes: a probe of a forgotten generation');
     this.host.os.hooks.lane(this.host.os.pid, g.generation, g.lane.stats(), g.limit);
   }
 
@@ -386,6 +448,8 @@ export class Lanes {
       this.timerAt = at;
       if (at !== Infinity) {
         this.timer = this.host.os.timer(Math.max(0, at - this.host.os.now()), () => {
+          // Only the armed timer fires: one replaced was cancelled as the new one was set.
+          assert(this.timerAt === at, 'lanes: a cancelled queue timer fired');
           this.timer = null;
           this.timerAt = Infinity;
           for (const g of this.gens.values()) this.act(g, g.lane.tick(this.host.os.now()));

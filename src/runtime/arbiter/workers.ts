@@ -62,6 +62,10 @@ export class Workers {
     // The arbiter hands a slow worker's socket to the lanes (w.socket!); a fast one has none.
     assert((role === 'slow') === (socket !== null), () => `workers: a ${role} worker with socket ${socket}`);
     assert(Number.isInteger(generation) && generation >= 1, () => `workers: generation ${generation}`);
+    // spawnedAt, since and lastBeat start the timeouts (boot, heartbeat, drain): a time that is not finite never expires.
+    assert(Number.isFinite(now), () => `workers: ${pid} spawned at ${now}`);
+    // Each slow worker binds its own socket (Lanes.socketPath): a second one on a live worker's path would take its clients.
+    if (socket !== null) for (const o of this.byPid.values()) assert(o.socket !== socket, () => `workers: ${pid} given the socket ${socket} of ${o.pid}`);
     const w: Worker = {
       pid, role, socket, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now,
       inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null, rss: null, counters: null, cause: null,
@@ -71,23 +75,31 @@ export class Workers {
   }
 
   get(pid: number): Worker | undefined {
-    return this.byPid.get(pid);
+    const w = this.byPid.get(pid);
+    // Keyed by its own pid: a message, a signal or a lane decision for one worker never reaches another.
+    assert(w === undefined || w.pid === pid, 'workers: an entry under another worker\'s pid');
+    return w;
   }
 
   remove(pid: number): Worker | undefined {
     const w = this.byPid.get(pid);
     // Keyed by its own pid: the exit of one worker never removes another.
     assert(w === undefined || w.pid === pid, () => `workers: pid ${pid} holds the entry of ${w!.pid}`);
+    // Its life came after its spawn: states and heartbeats are timed by the same monotonic clock.
+    assert(w === undefined || (w.since >= w.spawnedAt && w.lastBeat >= w.spawnedAt), () => `workers: ${pid} reaped with times before its spawn at ${w!.spawnedAt}`);
     this.byPid.delete(pid);
     return w;
   }
 
   /** Moves a worker forward and answers true; a move to its own state or back is stale, refused with false. */
   move(w: Worker, to: WorkerState, now: number): boolean {
+    // booting is where add() puts a worker and nothing moves one to: a move there is a caller's mistake, not a stale order.
+    assert(to !== 'booting', () => `workers: ${w.pid} asked to move back to booting`);
     // A reaped worker is out of the table: its state means nothing any more, and moving it is a bug.
     assert(this.byPid.get(w.pid) === w, () => `workers: ${w.pid} moved to ${to} while not in the table`);
     // Deadlines count from `since` (drain, abort): the clock only runs forward.
     assert(now >= w.since, () => `workers: ${w.pid} moved at ${now}, before it entered ${w.state} at ${w.since}`);
+    assert(Number.isFinite(now), () => `workers: ${w.pid} moved at ${now}`);
     if (w.state === to) return false;
     if (!ALLOWED[w.state].includes(to)) {
       assert(ALLOWED[to].includes(w.state), () => `workers: ${w.pid} ${w.state} -> ${to} is in neither direction of the table`);
@@ -103,11 +115,21 @@ export class Workers {
   }
 
   all(): Worker[] {
+    // The table's own rules, checked where the arbiter walks it (its timeouts, each tick): a few workers, no hot path.
+    for (const [pid, w] of this.byPid) {
+      assert(w.pid === pid, () => `workers: pid ${pid} holds the entry of ${w.pid}`);
+      // Nothing moves a worker back to booting, so a booting one has never moved: its state began at its spawn.
+      assert(w.state !== 'booting' || w.since === w.spawnedAt, () => `workers: ${pid} booting since ${w.since}, spawned at ${w.spawnedAt}`);
+      assert(w.lastBeat >= w.spawnedAt && w.since >= w.spawnedAt, () => `workers: ${pid} with times before its spawn at ${w.spawnedAt}`);
+      // The arbiter names a cause only as it lets a worker go (drain, abort): one still counted toward a target has none.
+      assert(w.cause === null || w.state === 'draining' || w.state === 'aborting', () => `workers: ${pid} ${w.state} with exit cause ${w.cause}`);
+    }
     return [...this.byPid.values()];
   }
 
   /** Workers of a role that count toward its target: of this generation, not on their way out. */
   active(generation: number, role: 'fast' | 'slow' = 'fast'): Worker[] {
+    assert(Number.isInteger(generation) && generation >= 1, () => `workers: active workers of generation ${generation}`);
     return this.all().filter((w) => w.role === role && w.generation === generation && (w.state === 'booting' || w.state === 'serving'));
   }
 
@@ -117,6 +139,7 @@ export class Workers {
   }
 
   of(generation: number): Worker[] {
+    assert(Number.isInteger(generation) && generation >= 1, () => `workers: workers of generation ${generation}`);
     return this.all().filter((w) => w.generation === generation);
   }
 }

@@ -81,6 +81,12 @@ export type Action =
   | { a: 'log'; level: 'info' | 'warning' | 'error'; message: string };
 
 export function initial(config: CompanionConfig, now: number): Companion {
+  // What parseCompanions guarantees of the durations step() makes deadlines of (durations: whole ms, 0..2^31-1).
+  for (const ms of [config.stop_timeout, config.reload_timeout, config.startsecs, config.restart_delay, config.backoff_max]) {
+    assert(Number.isInteger(ms) && ms >= 0, () => `companion ${config.name}: a duration of ${ms} ms in its config`);
+  }
+  // FATAL after startretries failed starts: at least one, or none (retry for ever).
+  assert(config.startretries === null || (Number.isInteger(config.startretries) && config.startretries >= 1), () => `companion ${config.name}: startretries ${config.startretries}`);
   return {
     config, state: 'STOPPED', pid: null, since: now, failures: 0, wanted: config.autostart,
     restartPending: false, pendingConfig: null, lastExit: null, deadline: null,
@@ -93,13 +99,22 @@ export function initial(config: CompanionConfig, now: number): Companion {
  * backoff_max (a cap below restart_delay does not shorten the first wait).
  */
 export function backoffDelay(config: CompanionConfig, failures: number): number {
-  if (config.backoff === 'fixed') return config.restart_delay;
+  assert(Number.isInteger(failures) && failures >= 0, () => `companion ${config.name}: a backoff after ${failures} failures`);
+  // restart_delay 0 waits 0 whatever the streak (0 × 2^1024 would be NaN, a deadline never reached).
+  if (config.backoff === 'fixed' || config.restart_delay === 0) return config.restart_delay;
   const cap = Math.max(config.backoff_max, config.restart_delay);
-  return Math.min(config.restart_delay * 2 ** Math.max(0, failures - 1), cap);
+  const delay = Math.min(config.restart_delay * 2 ** Math.max(0, failures - 1), cap);
+  // Never shorter than restart_delay, never longer than the cap (a cap below restart_delay does not shorten it).
+  assert(delay >= config.restart_delay && delay <= cap, () => `companion ${config.name}: backoff delay ${delay} after ${failures} failures`);
+  return delay;
 }
 
 /** '1.5 s' */
-export const secs = (ms: number): string => `${ms / 1000} s`;
+export const secs = (ms: number): string => {
+  // Delays, timeouts and ages from a monotonic clock: never negative, never NaN or infinite.
+  assert(ms >= 0 && ms < Infinity, 'companion: a duration that is negative, NaN or infinite');
+  return `${ms / 1000} s`;
+};
 
 function exitText(code: number | null, signal: Signal | null): string {
   return signal !== null ? `exited on ${signal}` : `exited with code ${code}`;
@@ -117,6 +132,8 @@ export function restarts(config: CompanionConfig, expected: boolean): boolean {
 
 /** Why an EXITED companion was left alone, for its log line. */
 export function policyText(config: CompanionConfig): string {
+  // Only a policy that leaves an exit alone is explained: autorestart true restarts every exit.
+  assert(config.autorestart !== true, () => `companion ${config.name}: autorestart true asked why it left an exit alone`);
   return config.autorestart === false ? 'autorestart false' : `autorestart "unexpected", exitcodes [${config.exitcodes.join(', ')}]`;
 }
 
@@ -142,6 +159,8 @@ class Draft {
   set(patch: Partial<Companion>): void {
     // Every state change goes through go(), the one that checks the table.
     assert(!('state' in patch), 'companion: a state change through set()');
+    // since is when the state began: it moves with the state, in go(), and nowhere else.
+    assert(!('since' in patch), 'companion: since moved without a state change');
     this.c = { ...this.c, ...patch };
   }
 
@@ -174,6 +193,9 @@ class Draft {
     // A live process (or a pending spawn), or one whose pid a STOPPING companion just learned.
     assert(LIVE.includes(this.c.state) || (this.c.state === 'STOPPING' && pid !== null), () => `${this.who}: stop signalled in ${this.c.state}`);
     assert(timeout >= 0 && timeout < Infinity, () => `${this.who}: stop timeout ${timeout}`);
+    // One stop signal per stop: a STOPPING companion is signalled only as it learns the pid of its pending spawn,
+    // never again once its KILL deadline runs (that would push the KILL back).
+    assert(this.c.state !== 'STOPPING' || this.c.deadline === null, () => `${this.who}: signalled again while stopping, KILL due at ${this.c.deadline}`);
     if (pid === null) {
       this.go('STOPPING', { deadline: null });
       this.log('info', 'stopping (as soon as the pending spawn reports its pid)');
@@ -213,6 +235,8 @@ class Draft {
   promote(): void {
     const { state, pid, deadline } = this.c;
     if (state !== 'STARTING' || pid === null || deadline === null || this.now < deadline) return;
+    // A STARTING companion is wanted with nothing pending: a stop, restart or reconfigure would have made it STOPPING.
+    assert(this.c.wanted && !this.c.restartPending && this.c.pendingConfig === null, () => `${this.who}: STARTING, yet stopped or restarting`);
     // RUNNING only after startsecs alive: the deadline was set at `spawned`, after the spawn was asked (since).
     assert(this.now - this.c.since >= this.c.config.startsecs, () => `${this.who}: RUNNING ${this.now - this.c.since} ms after its spawn, under startsecs`);
     this.go('RUNNING', { failures: 0, deadline: null });
@@ -220,6 +244,8 @@ class Draft {
   }
 
   ignored(what: string): void {
+    // An ignored input asks for nothing: no spawn, no signal (a log line at most, a promotion's among them).
+    assert(this.actions.every((a) => a.a === 'log'), () => `${this.who}: ${what} ignored after asking for an action`);
     this.log('warning', `ignored ${what} in ${this.c.state}${this.c.pid === null ? '' : ` (pid ${this.c.pid})`}`);
   }
 }
@@ -242,6 +268,8 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.log('info', 'will start again once the old process is reaped');
     }
     assert(d.c.wanted, () => `${d.who}: not wanted after a start in ${state}`);
+    // Nothing to run spawns at once; a live companion is left as it is.
+    assert(IDLE.includes(state) ? d.c.state === 'STARTING' : d.c.state === state, () => `${d.who}: ${d.c.state} after a start in ${state}`);
   },
 
   stop(d) {
@@ -291,6 +319,8 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       // A stop came while the spawn was pending: it applies now.
       d.set({ pid });
       d.signalStop(d.c.restartPending && d.c.pendingConfig !== null ? d.c.config.reload_timeout : d.c.config.stop_timeout);
+      // The stop asked while the spawn was pending is under way now, its KILL deadline set.
+      assert(d.c.state === 'STOPPING' && d.c.pid === pid && d.c.deadline !== null, () => `${d.who}: ${d.c.state} after pid ${pid} came to a stop`);
       return;
     }
     d.set({ pid, deadline: d.now + d.c.config.startsecs });
@@ -324,7 +354,10 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
     if (state === 'STARTING') {
       d.log('warning', `${what} unexpectedly`);
       d.log('warning', `it did not stay up for startsecs (${secs(config.startsecs)})`);
-      return d.failedStart();
+      d.failedStart();
+      // An exit before startsecs is a failed start whatever autorestart says.
+      assert(d.c.state === 'BACKOFF' || d.c.state === 'FATAL', () => `${d.who}: ${d.c.state} after an exit before startsecs`);
+      return;
     }
     if (state === 'RUNNING') {
       if (planted(d.hooks, 'companion-skips-backoff')) {
@@ -336,10 +369,14 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       // The planted bug is the issue's: every exit restarted, whatever autorestart and exitcodes say.
       if (restarts(config, expected) || planted(d.hooks, 'companion-restarts-one-shot')) {
         d.log(expected ? 'info' : 'warning', `${what}${expected ? ' (expected)' : ' unexpectedly'}`);
-        return d.backoff(1);
+        d.backoff(1);
+        // A restarted exit of a RUNNING companion starts a new streak at 1, and always backs off (never FATAL).
+        assert(d.c.state === 'BACKOFF' && d.c.failures === 1, () => `${d.who}: ${d.c.state} with ${d.c.failures} failures after a restarted exit`);
+        return;
       }
       // One line, said once: it stays EXITED, and nothing repeats it.
       d.log(expected ? 'info' : 'warning', `${what} (${expected ? 'expected' : 'unexpected'}), not restarted (${policyText(config)}); drover ctl start ${config.name} runs it again`);
+      assert(d.c.state === 'EXITED' && d.c.deadline === null, () => `${d.who}: ${d.c.state} after an exit autorestart leaves alone`);
       return;
     }
     // The only other state with a process: on its way out.
@@ -367,10 +404,14 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.set({ deadline: null });
       d.log('warning', `pid ${pid} did not exit ${secs(d.now - d.c.since)} after ${d.c.config.stop_signal}; killed it (SIGKILL)`);
     }
+    // A tick is automatic: it never changes whether the companion is wanted.
+    assert(d.c.wanted === wanted, () => `${d.who}: a tick made it ${d.c.wanted ? '' : 'not '}wanted`);
+    // KILL once: a stop past its deadline has been killed, and no deadline is left to kill it again.
+    assert(!(d.c.state === 'STOPPING' && d.c.deadline !== null && d.now >= d.c.deadline), () => `${d.who}: STOPPING past its KILL deadline after a tick`);
   },
 
   reconfigure(d, { config }) {
-    const { state } = d.c;
+    const { state, wanted } = d.c;
     if (config.hash === (d.c.pendingConfig ?? d.c.config).hash) return;
     if (state === 'STOPPED' || state === 'STOPPING') {
       // Manually stopped (or stopping, or restarting): the new config waits for the next start.
@@ -387,6 +428,12 @@ const HANDLERS: { readonly [T in Input['t']]: Handler<T> } = {
       d.log('info', 'config changed; starting');
       d.spawn();
     }
+    // A reconfigure is automatic: it never changes whether the companion is wanted (only start, restart and stop do).
+    assert(d.c.wanted === wanted, () => `${d.who}: a reconfigure made it ${d.c.wanted ? '' : 'not '}wanted`);
+    // A stopped companion keeps its state; a live one stops to restart under the new config; an idle one starts with it.
+    assert(state === 'STOPPED' || state === 'STOPPING' ? d.c.state === state
+      : LIVE.includes(state) ? d.c.state === 'STOPPING' && d.c.restartPending && d.c.pendingConfig === config
+        : d.c.state === 'STARTING' && d.c.config === config, () => `${d.who}: ${d.c.state} after a reconfigure in ${state}`);
   },
 };
 
@@ -435,4 +482,11 @@ function atRest(c: Companion, when: string): void {
   // A reread's config waits only in a stopped companion (a spawn takes it), and only when it differs.
   assert(c.pendingConfig === null || ((c.state === 'STOPPED' || c.state === 'STOPPING') && c.pendingConfig.hash !== c.config.hash),
     () => `${who}: pending config ${c.pendingConfig!.hash}`);
+  // Reaching RUNNING resets failures, and nothing counts one while it runs.
+  assert(c.state !== 'RUNNING' || c.failures === 0, () => `${who}: ${c.failures} failures while RUNNING`);
+  // FATAL only on a failed start, when startretries is set and failures has reached it (its config unchanged since:
+  // a reconfigure of a FATAL companion starts it).
+  assert(c.state !== 'FATAL' || (c.config.startretries !== null && c.failures >= c.config.startretries), () => `${who}: FATAL after ${c.failures} failures, startretries ${c.config.startretries}`);
+  // Every exit ends the state it came in: the last one is no later than the current state's start.
+  assert(c.lastExit === null || c.lastExit.at <= c.since, () => `${who}: last exit at ${c.lastExit!.at}, after its state began at ${c.since}`);
 }

@@ -137,8 +137,12 @@ export const SERVICE_PRIOR_MS = 1000;
 
 /** Seconds for Retry-After from an expected wait in ms: rounded up, within 1..60. */
 export function retryAfterSeconds(waitMs: number): number {
+  // A wait is never negative nor NaN (queueTimeout, or queue × an EWMA of non-negative samples); Infinity is the cap.
+  assert(waitMs >= 0, 'slow lane: a Retry-After from a negative or NaN wait');
   const s = Math.ceil(waitMs / 1000);
-  return s >= RETRY_AFTER_MAX ? RETRY_AFTER_MAX : s > RETRY_AFTER_MIN ? s : RETRY_AFTER_MIN;
+  const r = s >= RETRY_AFTER_MAX ? RETRY_AFTER_MAX : s > RETRY_AFTER_MIN ? s : RETRY_AFTER_MIN;
+  assert(Number.isInteger(r) && r >= RETRY_AFTER_MIN && r <= RETRY_AFTER_MAX, 'slow lane: Retry-After outside 1..60 whole seconds');
+  return r;
 }
 
 const NONE: readonly Decision[] = Object.freeze([]);
@@ -217,6 +221,10 @@ export class SlowLane {
     this.qFree = queue > 0 ? 0 : -1;
     this.lHead = new Int32Array(concurrency).fill(-1);
     this.lTail = new Int32Array(concurrency).fill(-1);
+    // The pool starts whole: its `queue` slots all chained from qFree, the last ending the chain.
+    let free = 0;
+    for (let i = this.qFree; i >= 0 && free <= queue; i = this.qNext[i]!) free++;
+    assert(free === queue, 'slow lane: the queue pool does not chain its slots');
   }
 
   /**
@@ -243,6 +251,8 @@ export class SlowLane {
       } else if (this.qLen < this.cap) {
         this.qPush(id, now);
         this.settled();
+        // No decision yet: it waits, the newest, at the queue's tail.
+        assert(this.where.get(id) === this.qTail, 'slow lane: a request queued but not at the tail');
         return out ?? NONE;
       } else {
         this.shedFull++;
@@ -293,6 +303,8 @@ export class SlowLane {
       while (this.rId[k] !== id && k < last) k++;
       assert(this.rId[k] === id, 'slow lane: a running request missing from its worker\'s slots');
       const sample = now - this.rAt[k]!;
+      // Assigned at the lane's clock, which only runs forward: a service time is never negative.
+      assert(sample >= 0, 'slow lane: a request completed before it was assigned');
       this.service = this.service === null ? sample : this.service + SERVICE_ALPHA * (sample - this.service);
       this.rId[k] = this.rId[last]!;
       this.rAt[k] = this.rAt[last]!;
@@ -348,6 +360,8 @@ export class SlowLane {
       const base = w * this.conc;
       for (let k = base; k < base + load; k++) {
         const id = this.rId[k]!;
+        // Its slots hold exactly the requests where places on it.
+        assert(this.where.get(id) === -w - 1, 'slow lane: a worker\'s slot holds a request placed elsewhere');
         failed.push(id);
         this.where.delete(id);
       }
@@ -384,13 +398,18 @@ export class SlowLane {
     this.settled();
     // Retired: no new request; pick() never returns it (it is in no load level now).
     assert(this.pick() !== w, 'slow lane: a retired worker can still be picked');
+    // It keeps what it runs: a load within 0..concurrency.
+    assert(this.wLoad[w]! >= 0 && this.wLoad[w]! <= this.conc, 'slow lane: a retired worker with a load outside 0..concurrency');
     return this.wLoad[w]!;
   }
 
   /** Requests running on `worker` now (0 for an unknown one). */
   load(worker: WorkerId): number {
     const w = this.wIndex.get(worker);
-    return w === undefined ? 0 : this.wLoad[w]!;
+    const load = w === undefined ? 0 : this.wLoad[w]!;
+    // A worker in the lane never has the -1 of a free index, nor more than concurrency requests.
+    assert(load >= 0 && load <= this.conc, 'slow lane: a worker load outside 0..concurrency');
+    return load;
   }
 
   /** Rejects the queued requests that have waited queueTimeout or more by `now`. */
@@ -399,6 +418,8 @@ export class SlowLane {
     this.settled();
     // Expiry frees no slot, so a tick only ever rejects, for time.
     for (const d of out) assert(d.kind === 'reject' && d.reason === 'queue-timeout', 'slow lane: a tick decided something other than a timeout');
+    // Nothing left queued is due: the next deadline is after the time just seen.
+    assert(this.qHead < 0 || this.qAt[this.qHead]! > this.t - this.timeout, 'slow lane: a tick left a request past its queue timeout');
     return out;
   }
 
@@ -423,24 +444,36 @@ export class SlowLane {
     }
     this.settled();
     assert(this.qLen === 0 && this.qHead < 0 && this.qTail < 0, 'slow lane: requests left queued after close()');
+    // close() assigns nothing (no slot came): every decision is a reject, for time or for the lane closing.
+    for (const d of out) assert(d.kind === 'reject' && (d.reason === 'no-workers' || d.reason === 'queue-timeout'), 'slow lane: close() decided something other than a reject');
     return out.length > 0 ? out : NONE;
   }
 
   /** When tick() next has work (ms, on the caller's clock), or null: nothing queued, or no timeout. */
   nextDeadline(): number | null {
+    // The head was queued at a time this lane has seen: qAt is the lane's clock at the push, and the clock only runs forward.
+    assert(this.qHead < 0 || this.qAt[this.qHead]! <= this.t, 'slow lane: a request queued in the future');
     return this.qHead >= 0 && this.timeout !== Infinity ? this.qAt[this.qHead]! + this.timeout : null;
   }
 
   /** Where request `id` is now, or undefined once it had its outcome (or never came). */
   status(id: RequestId): 'queued' | 'running' | undefined {
     const at = this.where.get(id);
+    // where is right about it: its queue slot holds it, or its worker runs something.
+    assert(at === undefined || at < 0 || this.qId[at] === id, 'slow lane: where names a queue slot that holds another request');
+    assert(at === undefined || at >= 0 || this.wLoad[-at - 1]! > 0, 'slow lane: where names a worker that runs nothing');
     return at === undefined ? undefined : at >= 0 ? 'queued' : 'running';
   }
 
   /** The slow worker running `id`, or undefined if it is not running. */
   workerOf(id: RequestId): WorkerId | undefined {
     const at = this.where.get(id);
-    return at === undefined || at >= 0 ? undefined : this.wId[-at - 1];
+    if (at === undefined || at >= 0) return undefined;
+    const w = -at - 1;
+    // Running on a worker still in the lane (removeWorker fails what its worker ran), which runs something.
+    assert(this.wIndex.get(this.wId[w]!) === w, 'slow lane: a request running on a worker no longer in the lane');
+    assert(this.wLoad[w]! > 0, 'slow lane: a request running on a worker that runs nothing');
+    return this.wId[w];
   }
 
   /** The requests running on `worker` (empty if unknown). */
@@ -455,11 +488,15 @@ export class SlowLane {
   }
 
   stats(): LaneStats {
+    const free = this.freeSlots();
+    // Counted by a scan of the loads, not by the level lists pick() reads: work-conserving, and within the slots.
+    assert(this.qLen === 0 || free === 0, 'slow lane: a request is queued while a slot is free');
+    assert(free >= 0 && free <= (this.nWorkers - this.nRetired) * this.conc, 'slow lane: free slots outside 0..workers × concurrency');
     return {
       queued: this.qLen,
       running: this.nRunning,
       workers: this.nWorkers - this.nRetired,
-      free: this.freeSlots(),
+      free,
       shed: { full: this.shedFull, timeout: this.shedTimeout, noWorkers: this.shedNoWorkers },
       enqueued: this.nEnqueued,
       assigned: this.nAssigned,
@@ -486,6 +523,8 @@ export class SlowLane {
     assert(this.nAssigned === this.nRunning + this.nCompleted + this.nFailed, 'slow lane: assigned requests and their ends do not add up');
     // Work-conserving: a request waits only while no slot is free.
     assert(this.qLen === 0 || this.pick() < 0, 'slow lane: a request is queued while a slot is free');
+    // Closed: the queue was flushed and every later enqueue is rejected at once, until a worker comes.
+    assert(!this.closed || this.qLen === 0, 'slow lane: requests queued in a closed lane');
   }
 
   /** Time never runs backwards here: a `now` older than one seen is taken as that one. */
@@ -498,6 +537,9 @@ export class SlowLane {
   /** Expected wait of a request joining now, as Retry-After seconds. */
   private retryAfter(): number {
     const active = this.nWorkers - this.nRetired;
+    assert(active >= 0, 'slow lane: more retired workers than workers');
+    // The EWMA of non-negative samples, or the prior checked at construction.
+    assert((this.service ?? this.prior) >= 0, 'slow lane: a negative or NaN service time');
     const slots = (active > 0 ? active : 1) * this.conc;
     return retryAfterSeconds(((this.qLen + 1) * (this.service ?? this.prior)) / slots);
   }
@@ -538,7 +580,12 @@ export class SlowLane {
   /** Free slots of the workers that take requests. Rare (stats), so a scan. */
   private freeSlots(): number {
     let n = 0;
-    for (const w of this.wIndex.values()) if (!this.wRetired[w]) n += this.conc - this.wLoad[w]!;
+    for (const w of this.wIndex.values()) {
+      assert(this.wLoad[w]! >= 0 && this.wLoad[w]! <= this.conc, 'slow lane: a worker load outside 0..concurrency');
+      if (!this.wRetired[w]) n += this.conc - this.wLoad[w]!;
+    }
+    // Retired workers keep their running requests but offer no slot.
+    assert(n <= (this.nWorkers - this.nRetired) * this.conc, 'slow lane: more free slots than the active workers have');
     return n;
   }
 
@@ -549,6 +596,8 @@ export class SlowLane {
       if (w < 0) continue;
       // Level lists hold exactly the workers taking requests at that load.
       assert(this.wLoad[w] === l && !this.wRetired[w], 'slow lane: a load level lists a worker of another load, or a retired one');
+      // ... and only workers still in the lane: removeWorker unlinks what it lets go of.
+      assert(this.wIndex.get(this.wId[w]!) === w, 'slow lane: a load level lists a removed worker');
       return w;
     }
     return -1;
@@ -560,6 +609,8 @@ export class SlowLane {
     // A request runs once: it comes from enqueue (nowhere yet) or from the queue's head (a queue slot).
     const at = this.where.get(id);
     assert(at === undefined || at >= 0, 'slow lane: a request assigned while already running');
+    // Assigned at the lane's clock (every caller's `now` went through clock()): service samples count from it.
+    assert(now === this.t, 'slow lane: a request assigned at a time other than the lane\'s clock');
     const k = w * this.conc + load;
     this.rId[k] = id;
     this.rAt[k] = now;
@@ -593,6 +644,8 @@ export class SlowLane {
   }
 
   private unlink(w: number, l: number): void {
+    // Only loads below concurrency have a list: a full worker is in none.
+    assert(l >= 0 && l < this.conc, 'slow lane: unlinking a worker from a level that is no list');
     const p = this.wPrev[w]!;
     const n = this.wNext[w]!;
     // Only what the list holds: its neighbours (or the ends) point at it.
@@ -609,6 +662,8 @@ export class SlowLane {
     // The pool has `cap` slots: a free one exists exactly while fewer are queued.
     assert(s >= 0 && this.qLen < this.cap, 'slow lane: a push onto a full queue');
     assert(!this.where.has(id), 'slow lane: a request queued while already queued or running');
+    // Pushed in time order, so the head is the oldest and expiry looks at the head only.
+    assert(this.qTail < 0 || this.qAt[this.qTail]! <= now, 'slow lane: a request queued before the one ahead of it');
     this.qFree = this.qNext[s]!;
     this.qId[s] = id;
     this.qAt[s] = now;
