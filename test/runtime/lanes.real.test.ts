@@ -88,12 +88,15 @@ test('a slow worker killed mid-request: the client gets 502, not a hang, and a n
   expect(Number((await get(port, '/burn?ms=10')).body)).toBe(next);
 });
 
-test('fast workers killed while a request runs in the slow lane: its slot stays taken until the slow worker lets go', async () => {
+test('fast workers killed while a request runs in the slow lane: its slot stays taken until the slow worker lets go', { timeout: 60_000 }, async () => {
   // slow_queue 0: a slow request finds the one slot free or is answered 503 at once.
   const { d, port, slowPid } = await lanes('--slow-routes', 'GET /burn', '--slow-queue', '0');
   const fast = [...d.log().matchAll(/(?<!lane )worker (\d+) booted/g)].map((m) => Number(m[1]));
   expect(fast).toHaveLength(2);
-  const orphan = get(port, '/burn?ms=2500').then(() => 'answered', () => 'reset');
+  // A burn long enough for two fast workers to boot meanwhile on a loaded machine (the suite runs two files at a time).
+  const burnMs = 8000;
+  const orphan = get(port, `/burn?ms=${burnMs}`).then(() => 'answered', () => 'reset');
+  const burnEnds = Date.now() + burnMs;
   await sleep(300);
   // Whichever of the two took it: both go, and two new ones boot.
   const from = d.log().length;
@@ -101,9 +104,10 @@ test('fast workers killed while a request runs in the slow lane: its slot stays 
   expect(await orphan).toBe('reset');
   await d.waitFor(/(?:[^]*?(?<!lane )worker \d+ booted){2}/, 10_000, from);
   // The slow worker still burns on the orphan: no slot.
+  expect(Date.now()).toBeLessThan(burnEnds - 200);
   expect((await send(port, '/burn?ms=10')).status).toBe(503);
   // Once its burn is over it lets go, and the slot is free again.
-  await sleep(2700);
+  await sleep(burnEnds - Date.now() + 1000);
   const after = await get(port, '/burn?ms=10');
   expect(after.status).toBe(200);
   expect(Number(after.body)).toBe(slowPid);
