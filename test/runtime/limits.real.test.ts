@@ -100,13 +100,14 @@ describe('USR1 when a log file cannot be reopened', () => {
     mkdirSync(logs);
     const port = await freePort();
     const d = drover([APP, '--bind', `127.0.0.1:${port}`, '--workers', '2', '--error-log', join(logs, 'e.log'), '--lanes', 'off']);
-    // The log goes to the file: wait until both workers answer.
+    // The log goes to the file: wait until both workers answer (by time, not by tries: the first one may answer
+    // hundreds of requests before the second has booted on a loaded machine).
     const pids = new Set<number>();
-    for (let i = 0; i < 200 && pids.size < 2; i++) {
+    for (const end = Date.now() + 20_000; pids.size < 2 && Date.now() < end; await sleep(20)) {
       try {
         pids.add(Number((await get(port)).body));
       } catch {
-        await sleep(50);
+        // not listening yet
       }
     }
     expect(pids.size).toBe(2);
