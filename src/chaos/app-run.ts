@@ -15,6 +15,7 @@ import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { Kernel, type Crash } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
+import { KeptAlive, openLoop } from './load.js';
 import { MOUNT, SIM_ADDR, SIM_CONFIG, SIM_LOG, SIM_SOCK, STAND_IN, type Deployment } from './deployment.js';
 import { Checker, type Violation } from './invariants.js';
 import { pickRequest } from './mix.js';
@@ -144,8 +145,8 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       args: ['--config', SIM_CONFIG], env: { DROVER_SIM: '1' }, tree: TREE, goneMs: maxStop + 6000, note,
     });
 
-    // ---- load: the mix, open loop; kept-alive connections as in chaos/run.ts
-    const pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
+    // ---- load: the mix, open loop, kept-alive connections (load.ts)
+    const pool = new KeptAlive();
     const pending = new Set<number>();
     let n = 0;
     const keepShare = os.random();
@@ -153,10 +154,10 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       const id = ++n;
       const r = pickRequest(d.mix, os.random());
       const route = `${r.method} ${r.path}`;
-      const slot = os.random() < keepShare ? pool.findIndex((c) => c === null || c.idle || (c.done && !c.busy)) : -1;
+      const slot = os.random() < keepShare ? pool.free() : -1;
       const keep = slot >= 0;
       const connect = () => new Conn(os.connect(SIM_ADDR), (what) => checker.fail('answers', `a connection carried ${what}`), (ms, fn) => void os.timer(ms, fn));
-      const conn = keep ? (pool[slot] !== null && pool[slot]!.idle ? pool[slot]! : (pool[slot] = connect())) : connect();
+      const conn = keep ? pool.at(slot, connect) : connect();
       sent++;
       pending.add(id);
       const at = os.now();
@@ -182,12 +183,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       });
     };
     let loading = true;
-    void (async () => {
-      while (loading) {
-        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / d.mix.rate)));
-        if (loading) send();
-      }
-    })();
+    openLoop(os, d.mix.rate, () => loading, send);
 
     // ---- faults: the nemesis of every chaos run, on what a deployment has
     const nemesis = new Nemesis(os, {
@@ -219,7 +215,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     }
 
     // ---- TERM: everything stops within graceful_timeout and the companions' stop_timeout, nothing is left
-    for (const c of pool) c?.destroy();
+    pool.closeAll();
     await service.stop(cfg.graceful_timeout + maxStop + 8000, (pid) => checker.stopping(pid));
     if (!checker.violation) checker.check('shutdown', service.tree().length === 0, () => `after TERM, still running: ${service.tree().map((p) => `${p.program} ${p.pid}`).join(', ')}`);
     done = true;

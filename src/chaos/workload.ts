@@ -6,6 +6,7 @@
 import type { Os } from '../os/types.js';
 import { Conn, type Outcome } from './client.js';
 import { Attackers } from './hostile.js';
+import { KeptAlive, openLoop } from './load.js';
 import type { Checker } from './invariants.js';
 import { hostileSlotMs, type Scenario } from './scenario.js';
 
@@ -36,10 +37,7 @@ export class Workload {
   readonly pending = new Map<string, Sent>();
   /** When any request last got an answer (serving-through-faults). */
   lastAnswer = 0;
-  // Kept-alive connections, one request at a time each; when all are busy a
-  // request opens its own (as a browser does), so the client never queues
-  // on its side: an open loop must not turn into a closed one.
-  private readonly pool: (Conn | null)[] = Array.from({ length: 8 }, (): Conn | null => null);
+  private readonly pool = new KeptAlive();
   /** Per pooled connection, the request sent on it last. */
   private readonly lastOn: Sent[] = [];
   private n = 0;
@@ -76,21 +74,12 @@ export class Workload {
   start(): void {
     const { os, s } = this;
     this.loading = s.load.rate > 0;
-    void (async () => {
-      while (this.loading) {
-        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / s.load.rate)));
-        if (this.loading) this.send();
-      }
-    })();
+    openLoop(os, s.load.rate, () => this.loading, () => this.send());
     this.attacking = this.attackers !== null && s.load.attacks > 0;
-    void (async () => {
-      while (this.attacking) {
-        await os.sleep(Math.max(1, Math.round((-Math.log(1 - os.random()) * 1000) / s.load.attacks)));
-        if (!this.attacking) break;
-        this.attackers!.launch(Math.floor(os.random() * 1e6), Math.floor(os.random() * 1e6));
-        this.requests.hostile++;
-      }
-    })();
+    openLoop(os, s.load.attacks, () => this.attacking, () => {
+      this.attackers!.launch(Math.floor(os.random() * 1e6), Math.floor(os.random() * 1e6));
+      this.requests.hostile++;
+    });
   }
 
   /** No new requests or attacks; those under way go on. */
@@ -101,7 +90,7 @@ export class Workload {
 
   /** Before the TERM: every kept-alive connection and attack still open is closed (their deadlines were checked, or are not due). */
   closeAll(): void {
-    for (const c of this.pool) c?.destroy();
+    this.pool.closeAll();
     this.attackers?.closeAll();
   }
 
@@ -135,19 +124,14 @@ export class Workload {
     const pause = os.random() < s.load.slowReaderShare ? 100 + Math.floor(os.random() * 1900) : 0;
     const path = (slow ? `/s?id=${id}&ms=${ms}` : `/f?id=${id}`) + (kb > 0 ? `&kb=${kb}` : '');
     const wantKeep = os.random() < s.load.keepAliveShare;
-    // A slot is free when its connection is idle, or done with nothing in flight (a closing one finishes its answer first).
-    const slot = wantKeep ? pool.findIndex((c) => c === null || c.idle || (c.done && !c.busy)) : -1;
+    const slot = wantKeep ? pool.free() : -1;
     const keep = slot >= 0;
     const leave = os.random() < s.load.leaveShare && !keep ? Math.floor(os.random() * 500) : -1;
     this.requests.sent++;
     const sent: Sent = { id, at: os.now(), path, pause, before: keep ? (lastOn[slot] ?? null) : undefined, on: -1, status: 0, began: -1, end: '' };
     if (keep) lastOn[slot] = sent;
     this.pending.set(id, sent);
-    let conn: Conn;
-    if (keep) {
-      const c = pool[slot]!;
-      conn = c !== null && c.idle ? c : (pool[slot] = this.connect(() => lastOn[slot]!.id));
-    } else conn = this.connect(() => id);
+    const conn = keep ? pool.at(slot, () => this.connect(() => lastOn[slot]!.id)) : this.connect(() => id);
     let settled = false;
     const end = (how: 'ok' | 'shed' | 'badGateway' | 'reset' | 'left') => {
       if (settled) return;
