@@ -129,6 +129,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     if (findings.length < KEEP) findings.push(f);
   };
   const timeline: string[] = [];
+  /** Requests sent; each one's id is its number. */
   let sent = 0;
   let done = false;
   /** Faults of the last few seconds, to name the one a lost request followed. */
@@ -148,17 +149,15 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     // ---- load: the mix, open loop, kept-alive connections (load.ts)
     const pool = new KeptAlive();
     const pending = new Set<number>();
-    let n = 0;
     const keepShare = os.random();
     const send = () => {
-      const id = ++n;
+      const id = ++sent;
       const r = pickRequest(d.mix, os.random());
       const route = `${r.method} ${r.path}`;
       const slot = os.random() < keepShare ? pool.free() : -1;
       const keep = slot >= 0;
       const connect = () => new Conn(os.connect(SIM_ADDR), (what) => checker.fail('answers', `a connection carried ${what}`), (ms, fn) => void os.timer(ms, fn));
       const conn = keep ? pool.at(slot, connect) : connect();
-      sent++;
       pending.add(id);
       const at = os.now();
       const headers = Object.entries(r.headers).map(([h, v]) => `${h}: ${v}\r\n`).join('');
