@@ -102,7 +102,7 @@ describe('a run of the user\'s app', () => {
     expect(f.text).toBe('500 "failed on purpose"');
   });
 
-  test('a request lost to a KILL is named after it, not after a signal sent a moment later', async () => {
+  test('a request lost to a KILL of the arbiter is reported as lost, named after that KILL and its time (a TTOU follows it; which one is blamed is the pure test below)', async () => {
     const faults = [{ at: 1500, kind: 'kill-arbiter', pick: 0 }, { at: 1550, kind: 'ttou', pick: 0 }] as const;
     const r = await runApp(await deployment(['GET /slow']), 1n, { ...opts, faults });
     const lost = r.findings.filter((f) => f.kind === 'lost');
