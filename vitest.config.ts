@@ -1,22 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-const ALONE = 'test/deploy/deploy.test.ts';
-
 export default defineConfig({
   test: {
-    // One file runs on its own, after the rest (projects of a later groupOrder
-    // start when the earlier are done): drover as PID 1 in a PID namespace,
-    // whose orphaned-zombie check misses its zombie when another file loads
-    // the machine beside it.
-    projects: [
-      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [ALONE], sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'alone', include: [ALONE], sequence: { groupOrder: 1 } } },
-    ],
+    include: ['test/**/*.test.ts'],
     // Real-OS tests start node processes; two cores are shared by everything.
-    // Two files at a time all the same: most real-OS tests wait on processes
-    // more than they compute (the suite takes 400 s so, 600 s one at a time),
-    // and every test is written to pass on a loaded machine.
-    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     globalSetup: ['test/global-setup.ts'],
