@@ -295,6 +295,7 @@ const hooks = {
   },
   before(promise: Tagged): void {
     assert(runs > 0, 'before: the hook is on only while some kernel runs');
+    ran++;
     const c = promise[TAG];
     if (c !== undefined) {
       assert(outer === undefined, 'before: the reactions of tagged promises do not nest');
@@ -356,6 +357,7 @@ export function runEnded(): void {
 function runAs(c: AppClock, fn: Fn, args: unknown[]): unknown {
   // simNextTick and simQueueMicrotask hand what is not a function to Node's own, which throws at the call.
   assert(typeof fn === 'function', 'runAs: a callback');
+  ran++;
   const saved = current;
   actAs(c);
   try {
@@ -367,6 +369,68 @@ function runAs(c: AppClock, fn: Fn, args: unknown[]): unknown {
     return undefined;
   } finally {
     switchTo(saved);
+  }
+}
+
+// ------------------------------------------------------------------ drain
+
+/** Ticks, microtasks and promise reactions run while some kernel runs (those `settled` can see). */
+let ran = 0;
+
+/**
+ * The kernel's drain between two batches (Machine.run), without a turn of
+ * the host's event loop: what a batch started — ticks, microtasks, the
+ * reactions of promises — runs now, and the next batch starts when a round
+ * saw none of it run. A round queues a tick, which runs after every tick
+ * queued before it and those they queue (Node runs all ticks before any
+ * microtask), and that tick queues a microtask, which runs after every
+ * microtask queued before it. If nothing counted ran between a round's start
+ * and its end, nothing was left queued: what is queued runs in the round.
+ * Counted: every promise reaction (the hook), and every tick and microtask
+ * queued through the simulator's globals. Not counted: a tick queued with
+ * the host's own process.nextTick while no process runs, and Node's internal
+ * queueMicrotask; what one of those starts is counted when it runs, so only a
+ * chain of two of them in a row can outlast the drain, and then it runs in the
+ * next batch's drain, the same way on every run.
+ *
+ * Then the rejections nobody handled: Node reports them when its tick queue
+ * is empty after the microtasks, which the rounds never leave it. A rejected
+ * promise of our own, KNOCK (its reason a Knock), is the last of them: Node
+ * reports those before it to onRejection (a process's crash, as before), and
+ * KNOCK ends the drain.
+ * A turn of the event loop (setImmediate) cost a poll of the host's I/O per
+ * batch: a third of a run's wall time.
+ */
+export function settled(): Promise<void> {
+  assert(runs > 0, 'settled: between the batches of a run');
+  assert(current === null && !installed, "settled: after a batch, which gave the host's globals back");
+  return new Promise<void>((done) => {
+    let seen = ran;
+    const check = (): void => {
+      // A round's microtask runs from the queue's top, as the host.
+      assert(current === null && outer === undefined, 'settled: a round ends as the host, inside no reaction');
+      assert(ran >= seen, 'settled: the count only goes up');
+      if (ran !== seen) {
+        seen = ran;
+        host.nextTick(round);
+        return;
+      }
+      void Promise.reject(new Knock(done));
+    };
+    const round = (): void => {
+      assert(current === null, 'settled: a round starts as the host');
+      assert(runs > 0, 'settled: a round runs while its kernel runs');
+      host.queueMicrotask(check);
+    };
+    host.nextTick(round);
+  });
+}
+
+/** The reason of KNOCK: the end of its drain (two kernels in one host drain side by side). */
+class Knock {
+  constructor(readonly done: () => void) {
+    assert(typeof done === 'function', 'Knock: the end of a drain');
+    assert(runs > 0, 'Knock: made while some kernel runs');
   }
 }
 
@@ -400,6 +464,11 @@ function giveBackRejections(): void {
 
 function onRejection(reason: unknown, promise: Tagged): void {
   assert(runs > 0, 'onRejection: it listens only while some kernel runs');
+  if (reason instanceof Knock) {
+    // The last rejection of its drain (settled): those before it were reported.
+    reason.done();
+    return;
+  }
   // Node reports rejections from its run loop, which runs as the host.
   assert(current === null && !installed, 'onRejection: reported with no simulated process running');
   const c = promise[TAG];
@@ -444,8 +513,17 @@ function simNextTick(fn: Fn, ...args: unknown[]): void {
   assert(c === null || installed, "simNextTick: a process runs only with the simulator's globals in");
   assert(c === null || c.p.clock === c, "simNextTick: the running clock is its process's");
   // Not a function: let Node's throw its own error.
-  if (c === null || typeof fn !== 'function') host.nextTick(fn, ...args);
+  if (typeof fn !== 'function') host.nextTick(fn, ...args);
+  else if (c === null) host.nextTick(hostTick, fn, args);
   else host.nextTick(runAs, c, fn, args);
+}
+
+/** A tick the host's code queued while the simulator's globals were in: counted for `settled`, run as the host's. */
+function hostTick(fn: Fn, args: unknown[]): unknown {
+  assert(typeof fn === 'function', 'hostTick: simNextTick hands Node what is not a function');
+  assert(runs > 0, 'hostTick: queued while some kernel ran, so it runs during that run');
+  ran++;
+  return Reflect.apply(fn, undefined, args);
 }
 
 function simQueueMicrotask(fn: Fn): void {
@@ -913,7 +991,7 @@ const GETTERS: Record<string, PropertyDescriptor> = {
   },
 };
 
-type Method = 'on' | 'addListener' | 'prependListener' | 'once' | 'prependOnceListener' | 'off' | 'removeListener' | 'removeAllListeners' | 'listeners' | 'rawListeners' | 'listenerCount';
+type Method = 'on' | 'addListener' | 'prependListener' | 'once' | 'prependOnceListener' | 'off' | 'removeListener' | 'removeAllListeners' | 'listeners' | 'rawListeners' | 'listenerCount' | 'getuid' | 'getgid';
 const hostMethods = new Map<string, Fn>();
 
 /** Whether a call of an event method is the process's: a process runs, on `process`, about one of its own events. */
@@ -1016,12 +1094,28 @@ const METHODS: Record<Method, Fn> = {
   listeners: reader('listeners'),
   rawListeners: reader('rawListeners'),
   listenerCount: reader('listenerCount'),
+  // memfs asks for both at each step of each path it walks (its permission checks): a system call
+  // each, a twentieth of a run. The host's ids, read once a run, are what every process sees anyway.
+  getuid: function getuid(): number {
+    assert(runs > 0, 'getuid: ours only while some kernel runs');
+    assert(Number.isInteger(hostIds[0]), "getuid: the host's, read as the first run started");
+    return hostIds[0]!;
+  },
+  getgid: function getgid(): number {
+    assert(runs > 0, 'getgid: ours only while some kernel runs');
+    assert(Number.isInteger(hostIds[1]), "getgid: the host's, read as the first run started");
+    return hostIds[1]!;
+  },
 };
+/** The host's uid and gid, as the first run starts (takeProcess). */
+const hostIds = [0, 0];
 
 function takeProcess(): void {
   assert(runs === 1 && current === null, 'takeProcess: as the first run starts, before any process runs');
   assert(hostProps.size === 0 && hostMethods.size === 0, 'takeProcess: the last run gave all back');
   hostProps.clear();
+  hostIds[0] = process.getuid?.() ?? 0;
+  hostIds[1] = process.getgid?.() ?? 0;
   for (const [key, sim] of Object.entries(GETTERS)) {
     const d = Object.getOwnPropertyDescriptor(process, key);
     // Not one this Node has, or not one that can go back: left alone.

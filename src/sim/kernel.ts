@@ -4,7 +4,6 @@
 import { assert } from '../os/assert.js';
 import type { Hooks } from '../os/hooks.js';
 import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
-import { drain as hostDrain } from '../os/drain.js';
 import { Machine, type RunOptions, type RunResult } from './machine.js';
 import { spawnProc, RUNNING, STOPPED, ZOMBIE, REAPED } from './processes.js';
 import type { FaultOptions, Faults } from './faults.js';
@@ -14,7 +13,7 @@ export interface KernelOptions {
   programs: readonly ProgramRegistry[];
   /** Keep every trace line (default: only the last 256). */
   record?: boolean;
-  /** How the kernel lets a batch's promise continuations settle; see src/os/drain.ts. */
+  /** How the kernel lets a batch's promise continuations settle (default: Machine.settle); see src/os/drain.ts. */
   drain?: () => Promise<void>;
   /**
    * Simulated directories that stand for host directories, for
@@ -50,7 +49,7 @@ export class Kernel {
   readonly faults: Faults;
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? hostDrain, opts.mounts ?? {}, opts.faults, opts.isolate === true, opts.hooks);
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? null, opts.mounts ?? {}, opts.faults, opts.isolate === true, opts.hooks);
     this.faults = this.m.faults;
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;

@@ -58,7 +58,8 @@ import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
-import { actAs, exiting, hostAgain, naturalExit, runEnded, runStarted } from './app-globals.js';
+import { actAs, exiting, hostAgain, naturalExit, runEnded, runStarted, settled } from './app-globals.js';
+import { drain as hostDrain } from '../os/drain.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
 
@@ -147,7 +148,8 @@ export class Machine {
     seed: number | bigint,
     registries: readonly ProgramRegistry[],
     record: boolean,
-    private readonly drain: () => Promise<void>,
+    /** KernelOptions.drain; null: settle(). */
+    private readonly drainWith: (() => Promise<void>) | null,
     mounts: Readonly<Record<string, string>>,
     faults: FaultOptions = {},
     /** Modules under a mount: one instance per importing process (KernelOptions.isolate). */
@@ -385,7 +387,7 @@ export class Machine {
         n += this.batch(maxEvents - n);
         // A batch runs at most what it may, and the clock stands still during it.
         assert(n <= maxEvents, 'Machine.run: no more events than maxEvents');
-        await this.drain();
+        await (this.drainWith === null ? this.drain() : this.drainWith());
         if (this.deadStreams.length > 0) releaseDeadStreams(this);
       }
     } finally {
@@ -394,6 +396,22 @@ export class Machine {
       if (this.deadStreams.length > 0) releaseDeadStreams(this);
     }
   }
+
+  /**
+   * The drain between batches: settled() (app-globals.ts), which runs what a
+   * batch queued without a turn of the host's event loop, and one such turn
+   * every 1024th time, so that a long run does not starve the host's own
+   * timers and I/O (a test's timeout, a job's messages to its parent). Where
+   * the turns fall depends on the count of batches alone, and nothing of the
+   * host's reaches a simulated process but host work, which has its own
+   * order (the run loop): the trace is the same.
+   */
+  private drain(): Promise<void> {
+    assert(this.running && this.drainWith === null, 'Machine.drain: between the batches of a run, with no drain of the caller\'s');
+    assert(this.drains >= 0, 'Machine.drain: counted from 0');
+    return (++this.drains & 1023) === 0 ? hostDrain() : settled();
+  }
+  private drains = 0;
 
   /** The host path behind a simulated module path: the longest mount that holds it, else the path itself. */
   /** The mount that holds an absolute, normalised simulated path (the longest), as [simulated dir, host dir]. */

@@ -1,0 +1,67 @@
+// The drain between batches (Machine.drain, app-globals settled): what an
+// event started runs to its end before the next batch, without a turn of the
+// host's event loop per batch.
+import { describe, expect, it } from 'vitest';
+import type { Os } from '../../src/os/types.js';
+import { boot } from './helpers.js';
+
+// The host's own, taken before any simulated process runs.
+const { setImmediate: hostImmediate, clearImmediate: hostClearImmediate } = globalThis;
+
+/** Ticks, microtasks and promise reactions, nested `depth` deep in turns, each noting where it is. */
+async function chain(os: Os, name: string, depth: number, seen: string[]): Promise<void> {
+  for (let i = 0; i < depth; i++) {
+    await new Promise<void>((r) => process.nextTick(r));
+    await new Promise<void>((r) => queueMicrotask(r));
+    await Promise.resolve();
+  }
+  seen.push(`${name} done @${os.now()}`);
+}
+
+describe('the drain between batches', () => {
+  it("runs every tick, microtask and reaction an event started before the next event's batch", async () => {
+    const seen: string[] = [];
+    const { k } = boot({
+      main: (os) => {
+        // Two timers 1 ms apart: each starts a long chain; the second's must find the first's finished.
+        os.timer(1, () => {
+          seen.push(`a start @${os.now()}`);
+          void chain(os, 'a', 50, seen);
+        });
+        os.timer(2, () => {
+          seen.push(`b start @${os.now()}`);
+          void chain(os, 'b', 50, seen);
+        });
+      },
+    });
+    await k.run();
+    expect(seen).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
+  });
+
+  it("turns the host's event loop once in 1024 batches, not once a batch", async () => {
+    let turns = 0;
+    let on = true;
+    const spin = (): void => {
+      turns++;
+      if (on) handle = hostImmediate(spin);
+    };
+    let handle = hostImmediate(spin);
+    const { k } = boot({
+      main: (os) => {
+        let n = 0;
+        // 4096 batches: one timer a millisecond.
+        const next = (): void => {
+          if (++n < 4096) os.timer(1, next);
+        };
+        os.timer(1, next);
+      },
+    });
+    const r = await k.run();
+    on = false;
+    hostClearImmediate(handle);
+    expect(r.events).toBeGreaterThanOrEqual(4096);
+    // A turn per batch would be more than 4096; the host still gets a turn every 1024.
+    expect(turns).toBeGreaterThanOrEqual(3);
+    expect(turns).toBeLessThan(16);
+  });
+});
