@@ -227,14 +227,24 @@ export function actAs(c: AppClock | null): void {
   const was = current;
   if (c === was) return;
   // From the host (was === null: nothing to leave): the globals go in before anything changes.
-  if (c !== null && !installed) install();
+  if (c !== null) {
+    if (!installed) install();
+    // vitest puts back, a tick later, a process.nextTick it took aside (install() says so): the
+    // globals stay in from one host turn to the next, so ours is put back as a process runs.
+    else if (process.nextTick !== (simNextTick as unknown)) process.nextTick = simNextTick as typeof process.nextTick;
+  }
   current = c;
   if (was !== null) leave(was);
   if (c !== null) enter(c);
   assert(c === null || installed, "actAs: the simulator's globals are in while c runs");
 }
 
-/** Nothing simulated runs any more: the host's globals go back. */
+/**
+ * No simulated process runs any more. The simulator's globals stay in, each
+ * the host's own while none runs, until the host's turn (hostTurn): writing
+ * the ten globals out and back in at each switch from the host (the end of
+ * each batch, of each tagged reaction) was a twentieth of a run.
+ */
 export function hostAgain(): void {
   assert(current === null || installed, "hostAgain: a process runs only with the simulator's globals in");
   // Inside a tagged reaction, `after` switches back to its outer; nothing else goes back to the host meanwhile.
@@ -242,15 +252,24 @@ export function hostAgain(): void {
   const was = current;
   current = null;
   if (was !== null) leave(was);
+  assert(current === null && process.exitCode === undefined, "hostAgain: no process runs, and none's exitCode is left in");
+}
+
+/**
+ * The host's own code may run now (a turn of its event loop, host work, the
+ * end of a run): the host's globals go back.
+ */
+export function hostTurn(): void {
+  assert(current === null && outer === undefined, 'hostTurn: no process runs, and no reaction is under way');
   if (installed) uninstall();
-  assert(!installed && current === null, "hostAgain: no process runs, and the host's globals are in");
+  assert(!installed, "hostTurn: the host's globals are in");
 }
 
 function switchTo(c: AppClock | null): void {
   if (c === null) hostAgain();
   else actAs(c);
   assert(current === c, 'switchTo: c runs now');
-  assert(c !== null || !installed, "switchTo: back to the host, with the host's globals");
+  assert(c !== null || outer === undefined, 'switchTo: back to the host only at the end of a reaction');
 }
 
 /** Whose code runs now (for tests). */
@@ -343,6 +362,7 @@ export function runStarted(): void {
 export function runEnded(): void {
   assert(runs > 0, 'runEnded: after its runStarted');
   hostAgain();
+  hostTurn();
   if (--runs !== 0) return;
   assert(stopHooks !== null, 'runEnded: the first run set the hook');
   stopHooks?.();
@@ -383,7 +403,7 @@ let ran = 0;
  * reactions of promises — runs now, and the next batch starts when a round
  * saw none of it run. A round queues a tick, which runs after every tick
  * queued before it and those they queue (Node runs all ticks before any
- * microtask), and that tick queues a microtask, which runs after every
+ * microtask), and that tick queues a promise reaction, which runs after every
  * microtask queued before it. If nothing counted ran between a round's start
  * and its end, nothing was left queued: what is queued runs in the round.
  * Counted: every promise reaction (the hook), and every tick and microtask
@@ -395,7 +415,7 @@ let ran = 0;
  *
  * Then the rejections nobody handled: Node reports them when its tick queue
  * is empty after the microtasks, which the rounds never leave it. A rejected
- * promise of our own, KNOCK (its reason a Knock), is the last of them: Node
+ * promise of our own, KNOCK (its reason the drain's Knock), is the last of them: Node
  * reports those before it to onRejection (a process's crash, as before), and
  * KNOCK ends the drain.
  * A turn of the event loop (setImmediate) cost a poll of the host's I/O per
@@ -403,31 +423,31 @@ let ran = 0;
  */
 export function settled(): Promise<void> {
   assert(runs > 0, 'settled: between the batches of a run');
-  assert(current === null && !installed, "settled: after a batch, which gave the host's globals back");
-  return new Promise<void>((done) => {
-    let seen = ran;
-    const check = (): void => {
-      // A round's microtask runs from the queue's top, as the host.
-      assert(current === null && outer === undefined, 'settled: a round ends as the host, inside no reaction');
-      assert(ran >= seen, 'settled: the count only goes up');
-      if (ran !== seen) {
-        seen = ran;
-        host.nextTick(round);
-        return;
-      }
-      void Promise.reject(new Knock(done));
-    };
-    const round = (): void => {
-      assert(current === null, 'settled: a round starts as the host');
-      assert(runs > 0, 'settled: a round runs while its kernel runs');
-      host.queueMicrotask(check);
-    };
-    host.nextTick(round);
-  });
+  assert(current === null && outer === undefined, 'settled: after a batch, with no process running');
+  // No closures: tsx names each one it makes (esbuild's keepNames), which cost more than the rest.
+  return new Promise<void>((done) => host.nextTick(round, new Knock(done)));
 }
 
-/** The reason of KNOCK: the end of its drain (two kernels in one host drain side by side). */
+/** A round begins (a tick): its end is a reaction, which runs after the microtasks queued before it. */
+function round(k: Knock): void {
+  assert(current === null, 'settled: a round starts as the host');
+  assert(runs > 0, 'settled: a round runs while its kernel runs');
+  k.seen = ran;
+  void Promise.resolve(k).then(check);
+}
+
+/** A round ends: if nothing but itself ran (its own reaction counts one), the drain is over but for KNOCK. */
+function check(k: Knock): void {
+  // A round's reaction runs from the queue's top, as the host.
+  assert(current === null && outer === undefined, 'settled: a round ends as the host, inside no reaction');
+  assert(ran > k.seen, 'settled: the count only goes up, and counts this reaction');
+  if (ran === k.seen + 1) void Promise.reject(k);
+  else host.nextTick(round, k);
+}
+
+/** A drain under way (settled); as the reason of KNOCK, the end of its drain (two kernels in one host drain side by side). */
 class Knock {
+  seen = 0;
   constructor(readonly done: () => void) {
     assert(typeof done === 'function', 'Knock: the end of a drain');
     assert(runs > 0, 'Knock: made while some kernel runs');
@@ -470,7 +490,7 @@ function onRejection(reason: unknown, promise: Tagged): void {
     return;
   }
   // Node reports rejections from its run loop, which runs as the host.
-  assert(current === null && !installed, 'onRejection: reported with no simulated process running');
+  assert(current === null, 'onRejection: reported with no simulated process running');
   const c = promise[TAG];
   if (c !== undefined) {
     assert(c.p.clock === c, "onRejection: a promise is tagged with its process's clock");
@@ -520,8 +540,9 @@ function simNextTick(fn: Fn, ...args: unknown[]): void {
 
 /** A tick the host's code queued while the simulator's globals were in: counted for `settled`, run as the host's. */
 function hostTick(fn: Fn, args: unknown[]): unknown {
+  // Also after the last run, when vitest put simNextTick back (install() says how).
   assert(typeof fn === 'function', 'hostTick: simNextTick hands Node what is not a function');
-  assert(runs > 0, 'hostTick: queued while some kernel ran, so it runs during that run');
+  assert(current === null || installed, "hostTick: a process runs only with the simulator's globals in");
   ran++;
   return Reflect.apply(fn, undefined, args);
 }

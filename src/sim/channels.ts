@@ -211,7 +211,7 @@ export function closeChannels(m: Machine, p: Proc): void {
 }
 
 /** What JSON serialization hands the other side; primitives skip the round trip. */
-function jsonCopy(message: unknown): unknown {
+export function jsonCopy(message: unknown): unknown {
   // send() throws TypeError for it: undefined would read as no message.
   assert(message !== undefined, 'jsonCopy: a message');
   switch (typeof message) {
@@ -220,8 +220,62 @@ function jsonCopy(message: unknown): unknown {
       return message;
     case 'number':
       return Number.isFinite(message) ? (message === 0 ? 0 : message) : null;
+    default: {
+      if (message === null) return null;
+      // Plain data (nearly every message) is copied as the round trip would copy it, without
+      // the text; anything else goes through the text, so a cycle or a BigInt throws here.
+      const copy = plainCopy(message, 0);
+      return copy !== NOT_PLAIN ? copy : JSON.parse(JSON.stringify(message));
+    }
+  }
+}
+
+const NOT_PLAIN = Symbol('not plain');
+
+/**
+ * JSON.parse(JSON.stringify(v)) for plain data: objects of Object.prototype
+ * or none, arrays, strings, booleans, null, numbers (not finite: null; -0:
+ * 0). In an object, undefined, functions and symbols are left out; in an
+ * array they become null. NOT_PLAIN for anything else (a toJSON, a Date, a
+ * class, a BigInt, a key __proto__, a cycle: too deep), which the round trip
+ * then handles, throws included.
+ */
+function plainCopy(v: unknown, depth: number): unknown {
+  assert(depth >= 0, 'plainCopy: depth counts from 0');
+  assert(v !== undefined, 'plainCopy: what the round trip keeps');
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      return Number.isFinite(v) ? (v === 0 ? 0 : v) : null;
+    case 'object': {
+      if (v === null) return null;
+      if (depth > 64) return NOT_PLAIN;
+      if (Array.isArray(v)) {
+        const out = new Array<unknown>(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const e: unknown = v[i];
+          const t = typeof e;
+          if (e === undefined || t === 'function' || t === 'symbol') out[i] = null;
+          else if ((out[i] = plainCopy(e, depth + 1)) === NOT_PLAIN) return NOT_PLAIN;
+        }
+        return out;
+      }
+      const proto: unknown = Object.getPrototypeOf(v);
+      if ((proto !== Object.prototype && proto !== null) || 'toJSON' in v) return NOT_PLAIN;
+      const out: Record<string, unknown> = {};
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        if (k === '__proto__') return NOT_PLAIN;
+        const e: unknown = (v as Record<string, unknown>)[k];
+        const t = typeof e;
+        if (e === undefined || t === 'function' || t === 'symbol') continue;
+        if ((out[k] = plainCopy(e, depth + 1)) === NOT_PLAIN) return NOT_PLAIN;
+      }
+      return out;
+    }
     default:
-      // Serialized now, like Node's 'json' IPC: a cycle or a BigInt throws here.
-      return message === null ? null : JSON.parse(JSON.stringify(message));
+      return NOT_PLAIN;
   }
 }

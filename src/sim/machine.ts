@@ -58,7 +58,7 @@ import { Fifo } from './fifo.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
-import { actAs, exiting, hostAgain, naturalExit, runEnded, runStarted, settled } from './app-globals.js';
+import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled } from './app-globals.js';
 import { drain as hostDrain } from '../os/drain.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
@@ -360,7 +360,10 @@ export class Machine {
             const h = this.hostHead();
             if (h !== undefined) {
               if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
-              if (!h.settled) await new Promise<void>((wake) => (h.wake = wake));
+              if (!h.settled) {
+                hostTurn();
+                await new Promise<void>((wake) => (h.wake = wake));
+              }
               if (this.hosts.peek() === h && h.proc.runnable) {
                 this.hosts.shift();
                 this.at(this.now, EV_HOST, h.proc, h, null);
@@ -387,7 +390,11 @@ export class Machine {
         n += this.batch(maxEvents - n);
         // A batch runs at most what it may, and the clock stands still during it.
         assert(n <= maxEvents, 'Machine.run: no more events than maxEvents');
-        await (this.drainWith === null ? this.drain() : this.drainWith());
+        if (this.drainWith === null) await this.drain();
+        else {
+          hostTurn();
+          await this.drainWith();
+        }
         if (this.deadStreams.length > 0) releaseDeadStreams(this);
       }
     } finally {
@@ -409,7 +416,9 @@ export class Machine {
   private drain(): Promise<void> {
     assert(this.running && this.drainWith === null, 'Machine.drain: between the batches of a run, with no drain of the caller\'s');
     assert(this.drains >= 0, 'Machine.drain: counted from 0');
-    return (++this.drains & 1023) === 0 ? hostDrain() : settled();
+    if ((++this.drains & 1023) !== 0) return settled();
+    hostTurn();
+    return hostDrain();
   }
   private drains = 0;
 

@@ -136,10 +136,13 @@ export class Predictor {
     this.slowThresholdMs = thr;
     this.probe = probe;
     this.mask = capacity - 1;
-    this.keys = new Int32Array(capacity);
-    this.avg = new Float64Array(capacity);
-    this.flags = new Uint8Array(capacity);
-    this.touched = new Uint32Array(capacity);
+    // One allocation for the four columns: each ArrayBuffer is a zeroed block of its own and
+    // external memory V8 must account for, which a worker's boot paid four times.
+    const table = new ArrayBuffer(capacity * 17);
+    this.avg = new Float64Array(table, 0, capacity);
+    this.keys = new Int32Array(table, capacity * 8, capacity);
+    this.touched = new Uint32Array(table, capacity * 12, capacity);
+    this.flags = new Uint8Array(table, capacity * 16, capacity);
 
     const prefixStates: number[] = [];
     for (const pattern of opts.slowRoutes ?? []) {
