@@ -307,6 +307,12 @@ let outer: AppClock | null | undefined = undefined;
 // One `outer`, not a stack: the reactions of tagged promises do not nest (each
 // runs from the microtask queue and switches back before the next).
 const hooks = {
+  settled(promise: Tagged): void {
+    assert(runs > 0, 'settled: the hook is on only while some kernel runs');
+    assert(current === null || installed, "settled: a process runs only with the simulator's globals in");
+    // Only a process's rejections are the simulation's business (onRejection); the host's own may wait for a later report.
+    if (current !== null || promise[TAG] !== undefined) mayReject = true;
+  },
   init(promise: Tagged): void {
     assert(runs > 0, 'init: the hook is on only while some kernel runs');
     assert(current === null || installed, "init: a process runs only with the simulator's globals in");
@@ -414,10 +420,12 @@ let ran = 0;
  * next batch's drain, the same way on every run.
  *
  * Then the rejections nobody handled: Node reports them when its tick queue
- * is empty after the microtasks, which the rounds never leave it. A rejected
- * promise of our own, KNOCK (its reason the drain's Knock), is the last of them: Node
- * reports those before it to onRejection (a process's crash, as before), and
- * KNOCK ends the drain.
+ * is empty after the microtasks, which the rounds never leave it. If a
+ * process's promise settled since the last report (the hook's `settled`;
+ * only Node knows whether it was a rejection that nobody handles), a
+ * rejected promise of our own, KNOCK (its reason the drain's Knock), goes
+ * last: Node reports those before it to onRejection (a process's crash, as
+ * before), and KNOCK ends the drain. Otherwise the drain ends at once.
  * A turn of the event loop (setImmediate) cost a poll of the host's I/O per
  * batch: a third of a run's wall time.
  */
@@ -441,9 +449,16 @@ function check(k: Knock): void {
   // A round's reaction runs from the queue's top, as the host.
   assert(current === null && outer === undefined, 'settled: a round ends as the host, inside no reaction');
   assert(ran > k.seen, 'settled: the count only goes up, and counts this reaction');
-  if (ran === k.seen + 1) void Promise.reject(k);
-  else host.nextTick(round, k);
+  if (ran !== k.seen + 1) host.nextTick(round, k);
+  else if (!mayReject) k.done();
+  else {
+    mayReject = false;
+    void Promise.reject(k);
+  }
 }
+
+/** A process's promise settled since the last KNOCK: it may be a rejection nobody handles, which only Node can tell. */
+let mayReject = false;
 
 /** A drain under way (settled); as the reason of KNOCK, the end of its drain (two kernels in one host drain side by side). */
 class Knock {
