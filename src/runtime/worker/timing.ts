@@ -45,17 +45,18 @@ export function timedResponse(now: () => number): typeof ServerResponse {
       this.startAt = this.arrivedAt = now();
     }
 
-    private readonly unblock = (): void => {
+    // A method, not a bound field: a response that never blocks (nearly all) makes no closure.
+    unblock(): void {
       if (this.blockedAt < 0) return;
       this.blocked += now() - this.blockedAt;
       this.blockedAt = -1;
-    };
+    }
 
     /** A write the socket could not take: the app is blocked on the client until 'drain'. */
     wrote(ok: boolean): boolean {
       if (!ok && this.blockedAt < 0 && this.endedAt < 0) {
         this.blockedAt = now();
-        this.once('drain', this.unblock);
+        this.once('drain', unblock);
       }
       return ok;
     }
@@ -67,6 +68,9 @@ export function timedResponse(now: () => number): typeof ServerResponse {
       }
       return (super.end as (...a: unknown[]) => this)(...args);
     }
+  }
+  function unblock(this: TimedResponse): void {
+    this.unblock();
   }
   // write has overloads a subclass method cannot restate; the prototype takes a plain function.
   const write = ServerResponse.prototype.write as (...a: unknown[]) => boolean;
