@@ -210,24 +210,15 @@ export function closeChannels(m: Machine, p: Proc): void {
   p.chans.clear();
 }
 
-/** What JSON serialization hands the other side; primitives skip the round trip. */
+/** What JSON serialization hands the other side. */
 export function jsonCopy(message: unknown): unknown {
   // send() throws TypeError for it: undefined would read as no message.
   assert(message !== undefined, 'jsonCopy: a message');
-  switch (typeof message) {
-    case 'string':
-    case 'boolean':
-      return message;
-    case 'number':
-      return Number.isFinite(message) ? (message === 0 ? 0 : message) : null;
-    default: {
-      if (message === null) return null;
-      // Plain data (nearly every message) is copied as the round trip would copy it, without
-      // the text; anything else goes through the text, so a cycle or a BigInt throws here.
-      const copy = plainCopy(message, 0);
-      return copy !== NOT_PLAIN ? copy : JSON.parse(JSON.stringify(message));
-    }
-  }
+  // Plain data (nearly every message) is copied as the round trip would copy it, without
+  // the text; anything else goes through the text, so a cycle or a BigInt throws here.
+  const copy = plainCopy(message, 0);
+  assert(copy !== undefined, 'jsonCopy: a copy is a value');
+  return copy !== NOT_PLAIN ? copy : JSON.parse(JSON.stringify(message));
 }
 
 const NOT_PLAIN = Symbol('not plain');
