@@ -37,10 +37,13 @@ const TICK_MS = 500;
 const TREE = new Set(['arbiter', 'worker', 'slow-worker', 'companion-manager', 'companion-module', 'chaos-companion', 'chaos-grandchild']);
 const GOOD_VERSIONS = ['v1', 'v2', 'v3'];
 
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-/** The apps as the simulated drover sees them: a mount of src/chaos/apps, so no trace names the checkout's path. */
+/**
+ * The apps as the simulated drover sees them: a mount of src/chaos/apps, so no trace names the
+ * checkout's path; and named .js whether the host runs the sources (tsx finds v1.ts for v1.js) or
+ * the build, so a seed gives the same trace from a checkout as from an installed package.
+ */
 const APPS = '/srv/apps';
-const appPath = (v: string) => `${APPS}/${v}${ext}`;
+const appPath = (v: string) => `${APPS}/${v}.js`;
 
 export interface RunOptions {
   /** Switch on planted defects for this run (tests of the checkers). */

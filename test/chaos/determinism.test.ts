@@ -67,6 +67,9 @@ test('a failing run replays too (with a planted defect, and with the trace recor
   const checkout = new URL('../..', import.meta.url).pathname;
   expect(b.timeline.filter((l) => l.includes(checkout))).toEqual([]);
   expect(b.timeline.some((l) => l.includes('/srv/apps/'))).toBe(true);
+  // Nor whether the host runs the sources or the build: the apps are .js to the simulated drover.
+  expect(b.timeline.filter((l) => /\/srv\/apps\/\w+\.ts\b/.test(l))).toEqual([]);
+  expect(b.timeline.some((l) => l.includes('/srv/apps/v1.js'))).toBe(true);
 });
 
 test('a scenario is a pure function of its seed and options', () => {
