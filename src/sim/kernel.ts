@@ -13,7 +13,7 @@ export interface KernelOptions {
   programs: readonly ProgramRegistry[];
   /** Keep every trace line (default: only the last 256). */
   record?: boolean;
-  /** How the kernel lets a batch's promise continuations settle (default: Machine.settle); see src/os/drain.ts. */
+  /** How the kernel lets a batch's promise continuations settle (default: the kernel's own, Machine.drain); see src/os/drain.ts. */
   drain?: () => Promise<void>;
   /**
    * Simulated directories that stand for host directories, for

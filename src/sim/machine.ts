@@ -148,7 +148,7 @@ export class Machine {
     seed: number | bigint,
     registries: readonly ProgramRegistry[],
     record: boolean,
-    /** KernelOptions.drain; null: settle(). */
+    /** KernelOptions.drain, which then takes every drain (drain()); null: the kernel's own. */
     private readonly drainWith: (() => Promise<void>) | null,
     mounts: Readonly<Record<string, string>>,
     faults: FaultOptions = {},
@@ -390,11 +390,7 @@ export class Machine {
         n += this.batch(maxEvents - n);
         // A batch runs at most what it may, and the clock stands still during it.
         assert(n <= maxEvents, 'Machine.run: no more events than maxEvents');
-        if (this.drainWith === null) await this.drain();
-        else {
-          hostTurn();
-          await this.drainWith();
-        }
+        await this.drain();
         if (this.deadStreams.length > 0) releaseDeadStreams(this);
       }
     } finally {
@@ -407,18 +403,18 @@ export class Machine {
   /**
    * The drain between batches: settled() (app-globals.ts), which runs what a
    * batch queued without a turn of the host's event loop, and one such turn
-   * every 1024th time, so that a long run does not starve the host's own
+   * every 1024th time (every time, with a drain of the caller's), so that a long run does not starve the host's own
    * timers and I/O (a test's timeout, a job's messages to its parent). Where
    * the turns fall depends on the count of batches alone, and nothing of the
    * host's reaches a simulated process but host work, which has its own
    * order (the run loop): the trace is the same.
    */
   private drain(): Promise<void> {
-    assert(this.running && this.drainWith === null, 'Machine.drain: between the batches of a run, with no drain of the caller\'s');
+    assert(this.running, 'Machine.drain: between the batches of a run');
     assert(this.drains >= 0, 'Machine.drain: counted from 0');
-    if ((++this.drains & 1023) !== 0) return settled();
+    if ((++this.drains & 1023) !== 0 && this.drainWith === null) return settled();
     hostTurn();
-    return hostDrain();
+    return (this.drainWith ?? hostDrain)();
   }
   private drains = 0;
 

@@ -463,3 +463,22 @@ describe('one seed, one run', () => {
     expect(await run()).toEqual(a);
   });
 });
+
+describe('process.getuid and getgid during a run', () => {
+  it("are the host's ids, read once as the run starts, and the host's own functions again after it", async () => {
+    const hostGetuid = process.getuid;
+    const hostGetgid = process.getgid;
+    const seen: unknown[] = [];
+    const { k } = boot({
+      main: (os) => {
+        // memfs asks at each path step; the process sees the host's ids, not a system call's each time.
+        os.fs.writeFile('/tmp/x', 'x');
+        seen.push(process.getuid === hostGetuid, process.getuid!(), process.getgid!());
+      },
+    });
+    await k.run();
+    expect(seen).toEqual([false, hostGetuid!(), hostGetgid!()]);
+    expect(process.getuid).toBe(hostGetuid);
+    expect(process.getgid).toBe(hostGetgid);
+  });
+});

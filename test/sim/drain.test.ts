@@ -6,7 +6,7 @@ import type { Os } from '../../src/os/types.js';
 import { boot } from './helpers.js';
 
 // The host's own, taken before any simulated process runs.
-const { setImmediate: hostImmediate, clearImmediate: hostClearImmediate } = globalThis;
+const { setImmediate: hostImmediate, clearImmediate: hostClearImmediate, setTimeout: hostTimeout, Date: HostDate } = globalThis;
 
 /** Ticks, microtasks and promise reactions, nested `depth` deep in turns, each noting where it is. */
 async function chain(os: Os, name: string, depth: number, seen: string[]): Promise<void> {
@@ -18,7 +18,36 @@ async function chain(os: Os, name: string, depth: number, seen: string[]): Promi
   seen.push(`${name} done @${os.now()}`);
 }
 
+/** Ticks and microtasks only, alternating `depth` deep: no promise settles, so the drain's rounds alone must see them through. */
+function callbacks(os: Os, name: string, depth: number, seen: string[]): void {
+  let i = 0;
+  const step = (): void => {
+    if (++i >= depth) seen.push(`${name} done @${os.now()}`);
+    else if (i % 2 === 0) process.nextTick(step);
+    else queueMicrotask(step);
+  };
+  step();
+}
+
 describe('the drain between batches', () => {
+  it('runs a chain of ticks and microtasks an event started before the next batch, with no promise in it', async () => {
+    const seen: string[] = [];
+    const { k } = boot({
+      main: (os) => {
+        os.timer(1, () => {
+          seen.push(`a start @${os.now()}`);
+          callbacks(os, 'a', 50, seen);
+        });
+        os.timer(2, () => {
+          seen.push(`b start @${os.now()}`);
+          callbacks(os, 'b', 50, seen);
+        });
+      },
+    });
+    await k.run();
+    expect(seen).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
+  });
+
   it("runs every tick, microtask and reaction an event started before the next event's batch", async () => {
     const seen: string[] = [];
     const { k } = boot({
@@ -41,8 +70,11 @@ describe('the drain between batches', () => {
   it("turns the host's event loop once in 1024 batches, not once a batch", async () => {
     let turns = 0;
     let on = true;
+    let foreign = 0;
     const spin = (): void => {
       turns++;
+      // The host's own code runs in a turn: the simulator's globals are out (hostTurn).
+      if (globalThis.setTimeout !== hostTimeout || globalThis.Date !== HostDate) foreign++;
       if (on) handle = hostImmediate(spin);
     };
     let handle = hostImmediate(spin);
@@ -63,5 +95,6 @@ describe('the drain between batches', () => {
     // A turn per batch would be more than 4096; the host still gets a turn every 1024.
     expect(turns).toBeGreaterThanOrEqual(3);
     expect(turns).toBeLessThan(16);
+    expect(foreign).toBe(0);
   });
 });
