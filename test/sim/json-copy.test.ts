@@ -45,6 +45,12 @@ describe('jsonCopy', () => {
     expect(() => jsonCopy({ n: 1n })).toThrow(TypeError);
   });
 
+  it('copies a message nested deeper than its own walk goes (64) through the round trip, whole', () => {
+    let deep: unknown = { leaf: [1, 'x', null] };
+    for (let i = 0; i < 500; i++) deep = i % 2 === 0 ? [deep, undefined] : { d: deep, u: undefined };
+    expect(jsonCopy(deep)).toStrictEqual(roundTrip(deep));
+  });
+
   it('calls toJSON, as the round trip does', () => {
     const d = new Date(86_400_000);
     expect(jsonCopy({ at: d, x: { toJSON: () => 'X' } })).toStrictEqual({ at: '1970-01-02T00:00:00.000Z', x: 'X' });
