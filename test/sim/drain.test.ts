@@ -29,42 +29,30 @@ function callbacks(os: Os, name: string, depth: number, seen: string[]): void {
   step();
 }
 
+/** Two timers 1 ms apart, each starting a chain `start` 50 deep: what each noted, in order. The second must find the first's chain finished. */
+async function twoChains(start: (os: Os, name: string, depth: number, seen: string[]) => unknown): Promise<string[]> {
+  const seen: string[] = [];
+  const { k } = boot({
+    main: (os) => {
+      for (const [t, name] of [[1, 'a'], [2, 'b']] as const) {
+        os.timer(t, () => {
+          seen.push(`${name} start @${os.now()}`);
+          void start(os, name, 50, seen);
+        });
+      }
+    },
+  });
+  await k.run();
+  return seen;
+}
+
 describe('the drain between batches', () => {
   it('runs a chain of ticks and microtasks an event started before the next batch, with no promise in it', async () => {
-    const seen: string[] = [];
-    const { k } = boot({
-      main: (os) => {
-        os.timer(1, () => {
-          seen.push(`a start @${os.now()}`);
-          callbacks(os, 'a', 50, seen);
-        });
-        os.timer(2, () => {
-          seen.push(`b start @${os.now()}`);
-          callbacks(os, 'b', 50, seen);
-        });
-      },
-    });
-    await k.run();
-    expect(seen).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
+    expect(await twoChains(callbacks)).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
   });
 
   it("runs every tick, microtask and reaction an event started before the next event's batch", async () => {
-    const seen: string[] = [];
-    const { k } = boot({
-      main: (os) => {
-        // Two timers 1 ms apart: each starts a long chain; the second's must find the first's finished.
-        os.timer(1, () => {
-          seen.push(`a start @${os.now()}`);
-          void chain(os, 'a', 50, seen);
-        });
-        os.timer(2, () => {
-          seen.push(`b start @${os.now()}`);
-          void chain(os, 'b', 50, seen);
-        });
-      },
-    });
-    await k.run();
-    expect(seen).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
+    expect(await twoChains(chain)).toEqual(['a start @1', 'a done @1', 'b start @2', 'b done @2']);
   });
 
   it("turns the host's event loop once in 1024 batches, not once a batch", async () => {
