@@ -282,6 +282,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     ['  of which before the load stopped', String(r.finishedUnderLoad)],
     ['reloads failed (`reload failed`)', String(Object.values(r.failedReloads).reduce((a, b) => a + b, 0))],
     ['new workers booted (`worker PID booted`)', String(r.boots.booted.length)],
+    ['reload to the new generation serving, median / max, ms', r.boots.serving.length ? `${fmt(median(r.boots.serving))} / ${fmt(Math.max(...r.boots.serving))}` : '-'],
     ['  boot time under load, median / max, ms', r.boots.booted.length ? `${fmt(median(r.boots.booted))} / ${fmt(Math.max(...r.boots.booted))}` : '-'],
     ['workers killed by SIGKILL', String(r.killed)],
     ['  while booting (how many, median ms since spawn)', r.boots.killedBooting.length ? `${r.boots.killedBooting.length}, ${fmt(median(r.boots.killedBooting))}` : '0'],
@@ -308,6 +309,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     ...table(['measure', 'value'], 'lr', rows),
     '',
     `failed requests: ${l.failed} (target: 0) -> ${l.failed === 0 ? 'MET' : 'NOT MET'}`,
+    `a new generation serves within 500 ms (median) of its reload's start (issue 16): ${r.boots.serving.length ? `${fmt(median(r.boots.serving))} ms -> ${median(r.boots.serving) <= 500 ? 'MET' : 'NOT MET'}` : 'no reload finished -> NOT MET'}`,
   ];
   if (Object.keys(r.failedReloads).length > 0) {
     lines.push('reloads that failed, by reason:', ...Object.entries(r.failedReloads).map(([why, n]) => `  ${n} x ${why}`));
@@ -326,6 +328,8 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
 interface Boots {
   /** ms from `Booting worker with pid` to `worker PID booted`, as this process read the log */
   booted: number[];
+  /** ms from `Reloading: starting` (the HUP, or the end of the reload it waited for) to `Reload finished` (the new generation serves) */
+  serving: number[];
   /** ms from `Booting worker` to `Worker PID was killed by SIGKILL`, for workers that had not booted */
   killedBooting: number[];
   /** workers killed by SIGKILL after they had booted */
@@ -337,7 +341,8 @@ interface Boots {
 function bootTimes(lines: readonly { t: number; text: string }[]): Boots {
   const start = new Map<string, number>();
   const up = new Map<string, number>();
-  const b: Boots = { booted: [], killedBooting: [], killedServing: 0, maxBackoff: null };
+  const b: Boots = { booted: [], serving: [], killedBooting: [], killedServing: 0, maxBackoff: null };
+  let reloadAt = -1;
   for (const { t, text } of lines) {
     let m: RegExpMatchArray | null;
     if ((m = text.match(/Booting worker with pid: (\d+)/))) start.set(m[1]!, t);
@@ -351,6 +356,11 @@ function bootTimes(lines: readonly { t: number; text: string }[]): Boots {
         const s0 = start.get(m[1]!);
         if (s0 !== undefined) b.killedBooting.push(t - s0);
       }
+    } else if (text.includes('Reloading: starting')) {
+      reloadAt = t;
+    } else if (text.includes('Reload finished') && reloadAt >= 0) {
+      b.serving.push(t - reloadAt);
+      reloadAt = -1;
     } else if ((m = text.match(/next attempt in ([\d.]+) s/))) {
       b.maxBackoff = Math.max(b.maxBackoff ?? 0, Number(m[1]));
     }

@@ -110,7 +110,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
   );
   const k: Kernel = new Kernel({
     seed,
-    programs: [runtimePrograms, standIns(), programs(import.meta.url, { 'app-driver': driver })],
+    programs: [...runtimePrograms, standIns(), programs(import.meta.url, { 'app-driver': driver })],
     record: opts.record === true,
     mounts: { [MOUNT]: d.root },
     // The user's app and companions run their top level in each process that imports them, as under drover.

@@ -137,7 +137,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   const ledger = new Ledger();
   const k: Kernel = new Kernel({
     seed: s.seed,
-    programs: [runtimePrograms, chaosPrograms(), driverRegistry()],
+    programs: [...runtimePrograms, chaosPrograms(), driverRegistry()],
     record: opts.record === true,
     mounts: { [APPS]: fileURLToPath(new URL('./apps', import.meta.url)) },
     ...(osFaulty ? { faults: { rates: s.osFaults, programs: FAULTED } } : {}),

@@ -40,7 +40,7 @@ if (actions!.version) {
 const cpus = cpuCount();
 // Before the Os copies the environment: the API's marker is not for workers, nor a setting.
 const notify: Notifier[] = [parentNotifier(), sdNotifier(process.env)].filter((n) => n !== null);
-const os = createNodeOs({ programs: [runtimePrograms], args: argv });
+const os = createNodeOs({ programs: runtimePrograms, args: argv });
 if (actions!.checkConfig) {
   let c;
   try {

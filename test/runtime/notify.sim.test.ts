@@ -46,7 +46,7 @@ async function run(seed: number, argv: string[], watchdogMs: number | null, body
       }
     }
   };
-  const k = new Kernel({ seed, programs: [programs(import.meta.url, { arbiter: arbiterWithNotifier, scenario }), runtimePrograms] });
+  const k = new Kernel({ seed, programs: [programs(import.meta.url, { arbiter: arbiterWithNotifier, scenario }), ...runtimePrograms] });
   const root = k.spawn({ program: 'scenario', channel: false });
   await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
   const e = k.exitStatus(root);

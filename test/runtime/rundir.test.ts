@@ -22,7 +22,7 @@ async function inSim(body: (os: Os) => void | Promise<void>, env: Record<string,
       failed = { e };
     }
   };
-  const k = new Kernel({ seed: 1, programs: [runtimePrograms, programs(import.meta.url, { main })] });
+  const k = new Kernel({ seed: 1, programs: [...runtimePrograms, programs(import.meta.url, { main })] });
   const root = k.spawn({ program: 'main', channel: false, env });
   await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 600_000 });
   if (failed !== null) throw (failed as { e: unknown }).e;

@@ -89,7 +89,7 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
       }
     }
   };
-  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [runtimePrograms, programs(import.meta.url, { scenario }), ...extra], hooks });
+  const k = new Kernel({ seed, record: process.env.DROVER_SIM_RECORD === "1", programs: [...runtimePrograms, programs(import.meta.url, { scenario }), ...extra], hooks });
   const root = k.spawn({ program: 'scenario', channel: false });
   await k.run({ stopWhen: () => k.exitStatus(root) !== undefined, until: 3_600_000 });
   // Let what the arbiter left behind finish or fail to: orphans must end on their own.

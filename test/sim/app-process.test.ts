@@ -79,7 +79,7 @@ function hostProbe<T>(probe: () => T): { open: () => void; probed: Promise<T> } 
 }
 
 function kernel(table: Record<string, ProgramFn>, seed = 1): { k: Kernel; pid: number } {
-  const k = new Kernel({ seed, programs: [runtimePrograms, programs(import.meta.url, table)], record: true });
+  const k = new Kernel({ seed, programs: [...runtimePrograms, programs(import.meta.url, table)], record: true });
   return { k, pid: k.spawn({ program: 'main' }) };
 }
 

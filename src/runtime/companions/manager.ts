@@ -24,7 +24,7 @@ import { planted } from '../../os/hooks.js';
 import { resolve } from 'node:path';
 import { crashOnAssertion, errnoOf, expectCodes } from '../assert.js';
 import { ConfigError } from '../config/errors.js';
-import type { Child, Exited, Os } from '../../os/types.js';
+import { programs, type Child, type Exited, type Os } from '../../os/types.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { Logger, LogSink } from '../log.js';
@@ -497,4 +497,5 @@ function clock(ms: number): string {
   return `${Math.floor(s / 3600)}:${p2(Math.floor(s / 60) % 60)}:${p2(s % 60)}`;
 }
 
-
+/** Its registry: the manager's process imports its own graph, not the arbiter's or a worker's. */
+export const managerPrograms = programs(import.meta.url, { 'companion-manager': manager });

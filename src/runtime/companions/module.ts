@@ -2,7 +2,7 @@
 // process. The export is called once; the process then lives while the
 // module keeps work going (a queue consumer's loop, a timer), like `node
 // file.js` would. Its output goes where the manager points this process's.
-import type { Os } from '../../os/types.js';
+import { programs, type Os } from '../../os/types.js';
 
 export async function companionModule(os: Os, args: readonly string[]): Promise<void> {
   const [path, name = 'default'] = args as [string, string | undefined];
@@ -23,3 +23,6 @@ export async function companionModule(os: Os, args: readonly string[]): Promise<
   }
   await (fn as () => unknown)();
 }
+
+/** Its registry: a module companion's process imports this file alone, not the manager's graph. */
+export const companionModulePrograms = programs(import.meta.url, { 'companion-module': companionModule });

@@ -19,7 +19,7 @@
 //   USR1         reopen log files
 //   arbiter gone killed (the parent-death SIGKILL the arbiter spawns us with)
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Listener, Os, Stream } from '../../os/types.js';
+import { programs, type Listener, type Os, type Stream } from '../../os/types.js';
 import { routeKey, routeKeyString } from '../lanes/route-key.js';
 import { clientAddress } from '../client-addr.js';
 import { accessLine, Logger, LogSink, Throttle } from '../log.js';
@@ -288,3 +288,14 @@ function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerRespo
     }, spec.logFormat, os.pid));
   });
 }
+
+/**
+ * The worker's programs, in a registry of this module's own: a worker process
+ * imports this module's graph only, not the arbiter's or the companions'
+ * (a third of a worker's boot on a small machine).
+ */
+export const workerPrograms = programs(import.meta.url, {
+  worker,
+  // The same code in its slow-lane role (WorkerSpec.role): its own name, so that ps and tests tell the two apart.
+  'slow-worker': worker,
+});
