@@ -28,14 +28,20 @@ export interface Target {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function startTarget(kind: Kind, port: number, workers: number): Target {
+/** `drover`: another checkout's bin/drover.js (bench/http/profile.ts compares two); `env`: the target's whole environment. */
+export interface TargetOptions {
+  readonly drover?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export function startTarget(kind: Kind, port: number, workers: number, o: TargetOptions = {}): Target {
   const argv =
     kind === 'drover'
-      ? [DROVER, APP, '--bind', `127.0.0.1:${port}`, '--workers', String(workers)]
+      ? [o.drover ?? DROVER, APP, '--bind', `127.0.0.1:${port}`, '--workers', String(workers)]
       : kind === 'single'
         ? ['--import', 'tsx', SERVER, 'single', String(port)]
         : ['--import', 'tsx', SERVER, 'cluster', String(port), String(workers), kind === 'cluster-rr' ? 'rr' : 'none'];
-  const { proc, pid } = startGroup(kind, argv, ROOT);
+  const { proc, pid } = startGroup(kind, argv, ROOT, o.env);
   let text = '';
   const lines: { t: number; text: string }[] = [];
   const reader = () => {
@@ -74,9 +80,9 @@ export function startTarget(kind: Kind, port: number, workers: number): Target {
 }
 
 /** Starts a target and resolves once it serves with all its workers. */
-export async function startReady(kind: Kind, workers: number): Promise<Target> {
+export async function startReady(kind: Kind, workers: number, o: TargetOptions = {}): Promise<Target> {
   const port = await freePort();
-  const t = startTarget(kind, port, workers);
+  const t = startTarget(kind, port, workers, o);
   try {
     if (kind === 'drover') await t.waitFor(/booted \(generation 1\)/, workers);
     else await t.waitFor(/^ready$/m);

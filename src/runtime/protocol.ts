@@ -66,8 +66,8 @@ export type ToArbiter =
   | { t: 'booted' }
   // busy: os.loopBusy(); slow: requests handed to the slow lane; rss: os.rss(); counters: counters.ts
   | { t: 'hb'; inflight: number; served: number; busy: number; slow: number; rss: number; counters: WorkerCounters | null }
-  // the same without the heartbeat's busy time: sent soon after answers, so that stats are current
-  | { t: 'stats'; inflight: number; served: number; slow: number; rss: number; counters: WorkerCounters | null }
+  // the same without the heartbeat's busy time and resident size: sent soon after answers, so that stats are current
+  | { t: 'stats'; inflight: number; served: number; slow: number; counters: WorkerCounters | null }
   | { t: 'boot-error'; code: number; message: string }
   | { t: 'retiring'; served: number }
   // fast worker -> slow lane: a slot for request `seq` (numbered per worker), it is cancelled (client gone), it is done with its slot

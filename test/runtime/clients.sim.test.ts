@@ -5,6 +5,7 @@ import { expect, test } from 'vitest';
 import type { Stream } from '../../src/os/types.js';
 import { ADDR, SIM_APP, simulate, type Ctl } from './sim.js';
 import { get } from '../support/http.js';
+import { httpDate } from '../../src/runtime/time-format.js';
 
 const APP = SIM_APP.replace('sim-app.js', 'hostile-sim.js');
 const args = (...more: string[]) => [APP, '--bind', '127.0.0.1:8000', '--workers', '1', ...more];
@@ -227,8 +228,9 @@ test('two Host headers get 400 on a fast route and on a slow route', async () =>
 test('worker_connections: at the cap the worker closes the oldest connection that has stalled a second without a request, and takes the next', async () => {
   await simulate(10, args('--worker-connections', '2', '--client-header-timeout', '30'), async (c) => {
     await c.booted(1);
-    const holders = [await raw(c, 'GET / HTTP/1.1\r\n'), await raw(c), await raw(c, 'GET / HTTP/1.1\r\n')];
+    // Before the first holder connects: the worker accepts it at t0 or later.
     const t0 = c.os.now();
+    const holders = [await raw(c, 'GET / HTTP/1.1\r\n'), await raw(c), await raw(c, 'GET / HTTP/1.1\r\n')];
     await c.os.sleep(100);
     const r = await get(c.os, ADDR, '/');
     expect(r.status).toBe(200);
@@ -314,5 +316,28 @@ test('a TERM during a HUP\'s gentle drain ends the old worker at once, not at gr
     await c.exited(10_000);
     expect(c.os.now() - t0).toBeLessThan(2000);
     expect(idle.closedAt()).not.toBeNull();
+  });
+});
+
+test("the Date header is the simulated wall clock's, and turns with its second, not with each request", async () => {
+  await simulate(11, args(), async (c) => {
+    await c.booted(1);
+    const dateAt = async (): Promise<{ date: string; wall: number }> => {
+      const r = await raw(c, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      const wall = c.os.wallTime();
+      while (r.closedAt() === null) await c.os.sleep(1);
+      return { date: /\r\ndate: ([^\r]+)\r\n/i.exec(r.text())?.[1] ?? '', wall };
+    };
+    // Just after a second begins, then twice within it, then in the next one.
+    await c.os.sleep(1000 - (c.os.wallTime() % 1000) + 5);
+    const a = await dateAt();
+    const b = await dateAt();
+    expect(a.date).toBe(httpDate(a.wall));
+    expect(Math.floor(b.wall / 1000)).toBe(Math.floor(a.wall / 1000));
+    expect(b.date).toBe(a.date);
+    await c.os.sleep(1000);
+    const n = await dateAt();
+    expect(n.date).toBe(httpDate(n.wall));
+    expect(new Date(n.date).getTime() - new Date(a.date).getTime()).toBe(1000);
   });
 });

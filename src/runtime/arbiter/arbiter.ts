@@ -663,12 +663,14 @@ class Arbiter {
   }
 
   /** What a heartbeat or a stats report says of a worker's requests and memory. */
-  private counts(w: Worker, m: Omit<Extract<ToArbiter, { t: 'stats' }>, 't'>): void {
+  private counts(w: Worker, m: Omit<Extract<ToArbiter, { t: 'stats' }>, 't'> & { rss?: number }): void {
     w.inflight = m.inflight;
     w.served = m.served;
     w.slowServed = m.slow ?? 0;
-    if (typeof m.rss === 'number') w.rss = m.rss;
     if (m.counters && Array.isArray(m.counters.codes)) w.counters = m.counters;
+    // Heartbeats carry the resident size; stats reports do not.
+    if (typeof m.rss !== 'number') return;
+    w.rss = m.rss;
     this.checkRss(w);
   }
 

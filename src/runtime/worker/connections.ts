@@ -69,6 +69,7 @@ import { planted } from '../../os/hooks.js';
 
 interface Conn {
   readonly s: Stream;
+  readonly owner: Connections;
   readonly open: Set<ServerResponse>; // requests received and not yet answered, in arrival order
   fresh: boolean; // no request yet: the worker's first-request timeout runs
   since: number; // waiting for a head since: the accept, or the end of the last answer
@@ -92,6 +93,18 @@ const TIMEOUT_BODY = 'Request Timeout\n';
 const GATEWAY_BODY = 'Gateway Timeout\n';
 const TIMEOUT_HEAD = `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${TIMEOUT_BODY.length}\r\n\r\n${TIMEOUT_BODY}`;
 
+/**
+ * A response's connection, for the one 'close' listener every response
+ * shares: no closure per request. A field the worker's response class
+ * declares (timing.ts), so that setting it does not change the object's shape.
+ */
+type Tracked = ServerResponse & { conn?: Conn | null };
+
+function responseClosed(this: Tracked): void {
+  const c = this.conn!;
+  c.owner.closed(this, c);
+}
+
 export class Connections {
   private readonly conns = new Map<Stream, Conn>();
   private draining = false;
@@ -111,7 +124,7 @@ export class Connections {
   /** Called once per timed-out connection (the worker logs and counts it). */
   onTimeout: (kind: ClientTimeout, s: Stream, doing: string) => void = () => {};
   /** Called as each request's response closes (answered or not). */
-  onClosed: (res: ServerResponse) => void = () => {};
+  onClosed: (res: ServerResponse, now: number) => void = () => {};
   /** Connections closed to make room at worker_connections, in all. */
   shedTotal = 0;
 
@@ -142,7 +155,7 @@ export class Connections {
   add(s: Stream): void {
     const now = this.os.now();
     this.backoff = 0;
-    const c: Conn = { s, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
+    const c: Conn = { s, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
     this.conns.set(s, c);
     s.on('drain', () => (c.drained = true));
     // A reset or broken pipe closes the connection (node:http destroys it); the chaos run counts that this path ran.
@@ -263,8 +276,8 @@ export class Connections {
     }
   }
 
-  /** Called for every request before the app sees it. */
-  request(req: IncomingMessage, res: ServerResponse): void {
+  /** Called for every request before the app sees it; `at`: when its head was whole. */
+  request(req: IncomingMessage, res: ServerResponse, at: number): void {
     const s = req.socket as Stream;
     const c = this.conns.get(s);
     if (this.draining) res.shouldKeepAlive = false;
@@ -276,17 +289,22 @@ export class Connections {
     }
     c.open.add(res);
     c.req = req.complete ? null : req;
-    c.headDone = this.os.now();
-    res.once('close', () => {
-      this.onClosed(res);
-      c.open.delete(res);
-      if (c.open.size === 0) {
-        c.since = this.os.now();
-        c.mark = s.bytesRead;
-        c.headAt = -1;
-      }
-      if (this.firm && c.open.size === 0) s.end();
-    });
+    c.headDone = at;
+    (res as Tracked).conn = c;
+    res.on('close', responseClosed);
+  }
+
+  /** A response closed (answered, or cut off), read once on the clock. */
+  closed(res: ServerResponse, c: Conn): void {
+    const now = this.os.now();
+    this.onClosed(res, now);
+    c.open.delete(res);
+    if (c.open.size === 0) {
+      c.since = now;
+      c.mark = c.s.bytesRead;
+      c.headAt = -1;
+      if (this.firm) c.s.end();
+    }
   }
 
   private readonly sweep = (): void => {

@@ -28,21 +28,35 @@ export interface Timed extends ServerResponse {
   endedAt: number;
   /** ms the app spent blocked on a full socket. */
   blocked: number;
+  /** The request's route key, for the lanes' 'finish' listener (worker.ts). */
+  routeKey: number;
 }
 
 /** A ServerResponse class that keeps the times above, on the clock `now` (one class per worker: no shared state between simulated processes). */
 export function timedResponse(now: () => number): typeof ServerResponse {
   class TimedResponse extends ServerResponse implements Timed {
-    startAt: number;
-    readonly arrivedAt: number;
-    lane: 0 | 1 = 0;
-    endedAt = -1;
-    blocked = 0;
-    private blockedAt = -1;
+    // Set in the constructor, not by initializers: class fields are defined
+    // one by one through a function of their own, a cost on every request.
+    declare startAt: number;
+    declare readonly arrivedAt: number;
+    declare lane: 0 | 1;
+    declare endedAt: number;
+    declare blocked: number;
+    declare routeKey: number;
+    /** The connection's record (connections.ts), set as the request arrives. */
+    declare conn: unknown;
+    declare private blockedAt: number;
 
     constructor(req: IncomingMessage) {
       super(req);
-      this.startAt = this.arrivedAt = now();
+      (this as { arrivedAt: number }).arrivedAt = now();
+      this.startAt = this.arrivedAt;
+      this.lane = 0;
+      this.endedAt = -1;
+      this.blocked = 0;
+      this.routeKey = 0;
+      this.conn = null;
+      this.blockedAt = -1;
     }
 
     // A method, not a bound field: a response that never blocks (nearly all) makes no closure.

@@ -51,15 +51,17 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   };
   // A slow worker's requests are counted by the fast workers that handed them over.
   if (!slowRole) {
-    conns.onClosed = (res) => {
-      if (res.headersSent) counters.answered((res as Timed).lane, res.statusCode, os.now() - (res as Timed).arrivedAt);
+    conns.onClosed = (res, now) => {
+      if (res.headersSent) counters.answered((res as Timed).lane, res.statusCode, now - (res as Timed).arrivedAt);
     };
   }
   const report = (t: 'hb' | 'stats') => {
     counters.sent();
     counters.c.shed = conns.shedTotal;
-    const common = { inflight: conns.inflight, served, slow: lanes?.handed ?? 0, rss: os.rss(), counters: slowRole ? null : counters.c };
-    send(t === 'hb' ? { t, ...common, busy: os.loopBusy() } : { t, ...common });
+    const common = { inflight: conns.inflight, served, slow: lanes?.handed ?? 0, counters: slowRole ? null : counters.c };
+    // The resident size (a read of /proc on Linux) goes with heartbeats only: a
+    // stats report follows every 50 ms of traffic, and the arbiter keeps the last size.
+    send(t === 'hb' ? { t, ...common, rss: os.rss(), busy: os.loopBusy() } : { t, ...common });
   };
   const counters = new Counters(os, () => report('stats'));
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
@@ -152,7 +154,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     served++;
     res.sendDate = false;
     res.setHeader('date', dated());
-    conns.request(req, res);
+    conns.request(req, res, (res as Timed).arrivedAt);
     if (!screen(req, res)) return;
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (access) logAccess(os, access, req, res, spec, lanes !== null);
@@ -165,12 +167,13 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       else {
         // Learning counts the server's time only (timing.ts): not the upload, the client's reading, or pipelining.
         if (hasBody(req)) req.once('end', () => notBefore(res, os.now()));
-        const t0 = timesClient ? os.now() : -1; // the old way: the client's pace counted
-        res.once('finish', () => {
-          // A body that never came whole (a 408, or an answer that did not wait for it) times the client, not the app.
-          if (t0 >= 0) lanes.observe(key, req.method!, req.url!, os.now() - t0);
-          else if (req.complete) lanes.observe(key, req.method!, req.url!, serverMs(res));
-        });
+        if (timesClient) {
+          const t0 = os.now(); // the old way: the client's pace counted
+          res.once('finish', () => lanes.observe(key, req.method!, req.url!, os.now() - t0));
+        } else {
+          (res as Timed).routeKey = key;
+          res.on('finish', learn);
+        }
         run(req, res);
       }
     } else {
@@ -183,6 +186,13 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       void stop(false);
     }
   };
+
+  // One listener for every response (no closure per request): the route key is on the response.
+  function learn(this: Timed): void {
+    const req = this.req;
+    // A body that never came whole (a 408, or an answer that did not wait for it) times the client, not the app.
+    if (req.complete) lanes!.observe(this.routeKey, req.method!, req.url!, serverMs(this));
+  }
 
   const run = (req: IncomingMessage, res: ServerResponse) => {
     try {
@@ -231,13 +241,17 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
  * common ways, are not affected; the slow lane forwards with setHeader).
  */
 function dateHeader(os: Os): () => string {
-  let second = -1;
+  // Kept until the next second begins, as node:http keeps its own (utcDate):
+  // no clock read per request.
   let date = '';
+  const expire = () => {
+    date = '';
+  };
   return () => {
-    const wall = os.wallTime();
-    if (Math.floor(wall / 1000) !== second) {
-      second = Math.floor(wall / 1000);
+    if (date === '') {
+      const wall = os.wallTime();
       date = httpDate(wall);
+      os.timer(1000 - (wall % 1000), expire).unref();
     }
     return date;
   };
