@@ -9,6 +9,7 @@
 // bench/http's; the two targets pay it alike, and the shares are the point.
 //
 //   npm run bench:http-profile                      writes bench/results/http-profile.md
+//   npm run bench:http-profile -- --quick           short run for CI: prints, writes nothing
 //   npm run bench:http-profile -- --seconds 5 --drover ../old/bin/drover.js --out http-profile-before
 //                                                   another checkout's drover; writes bench/results/<out>.md
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,16 +26,18 @@ import { cli, fmt, median, table } from '../lib/report.js';
 const { progress, positive } = cli('http-profile');
 const { values: opt } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '5' },
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
     drover: { type: 'string' },
     out: { type: 'string', default: 'http-profile' },
   },
   strict: true,
 });
-const SECONDS = positive('seconds', opt.seconds!);
-const ROUNDS = positive('rounds', opt.rounds!);
-const WARMUP = 3;
+const quick = opt.quick!;
+const SECONDS = positive('seconds', opt.seconds ?? (quick ? '2' : '5'));
+const ROUNDS = positive('rounds', opt.rounds ?? (quick ? '1' : '5'));
+const WARMUP = quick ? 1 : 3;
 const CONNECTIONS = 50;
 const WORKERS = 2;
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -201,5 +204,5 @@ const rev = (() => {
     return 'unknown';
   }
 })();
-writeFileSync(join(ROOT, 'bench', 'results', `${opt.out}.md`), `# bench/http/profile.ts\n\n\`npm run bench:http-profile${opt.drover ? ` -- --drover ${opt.drover}` : ''}\`, drover at ${rev}, ${new Date().toISOString().slice(0, 10)}\n\n\`\`\`\n${text}\n\`\`\`\n`);
-progress(`wrote bench/results/${opt.out}.md`);
+if (!quick) writeFileSync(join(ROOT, 'bench', 'results', `${opt.out}.md`), `# bench/http/profile.ts\n\n\`npm run bench:http-profile${opt.drover ? ` -- --drover ${opt.drover}` : ''}\`, drover at ${rev}, ${new Date().toISOString().slice(0, 10)}\n\n\`\`\`\n${text}\n\`\`\`\n`);
+if (!quick) progress(`wrote bench/results/${opt.out}.md`);

@@ -26,6 +26,7 @@ import { cpus, availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, type LoadResult, type Failure } from './load.js';
+import { bootCost, type BootStage } from './boot-cost.js';
 import { type Kind, type Target, groupCpuMs, machineBusyMs, startReady } from './procs.js';
 import { sleep } from '../lib/procs.js';
 import { cli, fmt, median, table } from '../lib/report.js';
@@ -207,6 +208,7 @@ function throughputReport(rows: Row[]): { text: string; ratios: Record<string, n
 
 interface Reload {
   load: LoadResult;
+  bootCost: BootStage[];
   boots: Boots;
   hups: number;
   started: number;
@@ -219,6 +221,9 @@ interface Reload {
 }
 
 async function reload(): Promise<Reload> {
+  // Measured first, on the machine as quiet as this run leaves it.
+  progress('reload: what a worker\'s boot costs, stage by stage');
+  const cost = await bootCost(quick ? 3 : 9);
   const t = await startReady('drover', WORKERS);
   try {
     progress(`reload: warm-up (${WARMUP} s)`);
@@ -259,6 +264,7 @@ async function reload(): Promise<Reload> {
     for (const m of log.matchAll(/reload failed, the running config stays in force: (.*)/g)) failedReloads[m[1]!] = (failedReloads[m[1]!] ?? 0) + 1;
     const r = {
       load,
+      bootCost: cost,
       boots: bootTimes(t.lines().filter((l) => l.t >= startWall).map((l) => l)),
       hups,
       started: count(/Reloading: starting/g),
@@ -311,6 +317,15 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     `failed requests: ${l.failed} (target: 0) -> ${l.failed === 0 ? 'MET' : 'NOT MET'}`,
     `a new generation serves within 500 ms (median) of its reload's start (issue 16): ${r.boots.serving.length ? `${fmt(median(r.boots.serving))} ms -> ${median(r.boots.serving) <= 500 ? 'MET' : 'NOT MET'}` : 'no reload finished -> NOT MET'}`,
   ];
+  lines.push(
+    '',
+    "what a worker's boot costs in CPU, stage by stage: a fresh node process that goes that far (quiet machine, before the load; median of the runs)",
+    '',
+    ...table(['stage', 'CPU ms'], 'lr', r.bootCost.map((b) => [b.stage, b.cpuMs.toFixed(0)])),
+    '',
+    'A slow-lane worker also starts a helper node process to put its own socket into LISTEN (os/node/listen.ts), about one more "node itself".',
+    'Under load a new worker shares the CPUs with the old workers and the clients: its boot takes a multiple of this in wall time.',
+  );
   if (Object.keys(r.failedReloads).length > 0) {
     lines.push('reloads that failed, by reason:', ...Object.entries(r.failedReloads).map(([why, n]) => `  ${n} x ${why}`));
   }

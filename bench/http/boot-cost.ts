@@ -1,0 +1,52 @@
+// What a worker's boot costs in CPU, stage by stage, each measured as the
+// CPU time (user + system) of a fresh node process that goes that far and
+// stops: node itself, then drover's process entry (its early module and the
+// Node adapter's graph), then the worker program's graph, then the app.
+// Quiet machine, median of `runs` processes a stage. Under load a reload's
+// new workers share the CPUs with the old ones and the clients, so their
+// boot takes a multiple of this in wall time; what drover controls is what
+// lies above the first row.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { median } from '../lib/report.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface BootStage {
+  readonly stage: string;
+  /** CPU ms of a process that went this far (median) */
+  readonly cpuMs: number;
+}
+
+/** One node process's own CPU ms when `code` (an ES module body) has run, with `flags`. */
+function cpuOf(flags: readonly string[], code: string): number {
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', `${code}\nconst c = process.cpuUsage(); console.log((c.user + c.system) / 1000);`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+  return Number(out.trim().split('\n').pop());
+}
+
+/** Needs drover's build (dist/): the stages are what an installed drover loads. */
+export async function bootCost(runs = 5, app = join(import.meta.dirname, 'hello.js')): Promise<BootStage[]> {
+  if (!existsSync(join(ROOT, 'dist', 'os', 'node', 'entry.js'))) throw new Error('bench/http: the boot cost is measured on drover\'s build, and dist/ is missing: run `npm run build` first');
+  const dist = (p: string) => pathToFileURL(join(ROOT, 'dist', p)).href;
+  const { EARLY_IMPORT } = (await import(dist('os/node/early.js'))) as { EARLY_IMPORT: string };
+  const early = ['--import', EARLY_IMPORT];
+  // entry.js's own imports, without running it (it starts a program).
+  const entryGraph = ['os/node/channel.js', 'os/node/early.js', 'os/node/handoff.js', 'os/node/listener.js', 'os/node/os.js', 'os/node/plumbing.js', 'os/node/signals.js']
+    .map((p) => `await import(${JSON.stringify(dist(p))});`).join('');
+  const stages: [string, readonly string[], string][] = [
+    ['node itself (node -e 0)', [], ''],
+    ["+ drover's process entry (early module, the Node adapter)", early, entryGraph],
+    ["+ the worker program's graph (runtime/worker)", early, entryGraph + `await import(${JSON.stringify(dist('runtime/worker/worker.js'))});`],
+    ['+ the app (bench/http/hello.js)', early, entryGraph + `await import(${JSON.stringify(dist('runtime/worker/worker.js'))}); await import(${JSON.stringify(pathToFileURL(app).href)});`],
+    ['for comparison: every program\'s graph (runtime/programs, as before the split)', early, entryGraph + `await import(${JSON.stringify(dist('runtime/programs.js'))});`],
+  ];
+  const out: BootStage[] = [];
+  for (const [stage, flags, code] of stages) {
+    const xs: number[] = [];
+    for (let i = 0; i < runs; i++) xs.push(cpuOf(flags, code));
+    out.push({ stage, cpuMs: median(xs) });
+  }
+  return out;
+}
