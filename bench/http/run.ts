@@ -191,6 +191,10 @@ function throughputReport(rows: Row[]): { text: string; ratios: Record<string, n
         ]),
     '',
     `done-bar, drover at least 0.95x node:cluster (round-robin, ratio of the medians): ${ratios['drover/cluster-rr'].toFixed(3)}x -> ${ratios['drover/cluster-rr'] >= 0.95 ? 'MET' : 'NOT MET'}`,
+    `issue 16, req/s at least 1.00x node:cluster round-robin (ratio of the medians): ${ratios['drover/cluster-rr'].toFixed(3)}x -> ${ratios['drover/cluster-rr'] >= 1 ? 'MET' : 'NOT MET'}`,
+    ...(cpuOf(by('drover')) === null
+      ? []
+      : [`issue 16, server CPU per 2xx at most 1.00x node:cluster SCHED_NONE (median of the rounds' ratios): ${median(cpuPerRound('drover', 'cluster-none')).toFixed(3)}x -> ${median(cpuPerRound('drover', 'cluster-none')) <= 1 ? 'MET' : 'NOT MET'}`]),
     `1-minute load average before / after the throughput runs: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${ncpu} CPU(s)${load0 > 0.5 ? ' (the CPUs were not idle: rounds may differ, compare within a round)' : ''}`,
     '',
     'round-robin is node:cluster\'s default scheduling on Linux (the primary accepts and passes each connection to a worker);',
