@@ -66,8 +66,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const counters = new Counters(os, () => report('stats'));
   const lanes = spec.role === 'fast' && spec.lanes ? new FastLane(os, spec.lanes, send, log) : null;
   const slowSide = slowRole ? new SlowSide(send, () => os.now()) : null;
-  // A slow worker's socket is its own: it listens before it loads the app, so
-  // that a path it cannot take fails the boot.
+  // A slow worker's socket is its own (it listens while the app loads, below).
   let listening: readonly Listener[] = os.listeners;
   let served = 0;
   let stopping = false;
@@ -109,22 +108,26 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     slowSide?.message(msg);
   });
 
-  if (slowRole) {
-    try {
-      listening = [await os.listen({ path: spec.laneSocket! }, { mode: 0o600 })];
-    } catch (e) {
-      const message = `slow-lane worker cannot listen at ${spec.laneSocket}: ${e instanceof Error ? e.message : String(e)}`;
+  // A slow worker's listen (on Linux, a helper process puts the socket into
+  // LISTEN) goes on while the app loads: a reload waits for the slower of
+  // the two, not for their sum. A path it cannot take still fails the boot,
+  // and is said before anything the app's load says.
+  const lane = slowRole ? os.listen({ path: spec.laneSocket! }, { mode: 0o600 }).then((l): Listener | { failed: unknown } => l, (e: unknown) => ({ failed: e })) : null;
+  const loaded = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (p) => os.importModule(p))
+    .then((app): { app: RequestListener } | { failed: unknown } => ({ app }), (e: unknown) => ({ failed: e }));
+  if (lane !== null) {
+    const l = await lane;
+    if ('failed' in l) {
+      const message = `slow-lane worker cannot listen at ${spec.laneSocket}: ${l.failed instanceof Error ? l.failed.message : String(l.failed)}`;
       log.error(message);
       send({ t: 'boot-error', code: EXIT_BOOT, message });
       await os.sleep(20);
       os.exit(EXIT_BOOT);
     }
+    listening = [l as Listener];
   }
-
-  let app: RequestListener;
-  try {
-    app = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (p) => os.importModule(p));
-  } catch (e) {
+  if ('failed' in loaded) {
+    const e = loaded.failed;
     const code = e instanceof BootError ? e.code : EXIT_BOOT;
     const message = e instanceof Error ? e.message : String(e);
     log.error(message);
@@ -133,6 +136,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     await os.sleep(20);
     os.exit(code);
   }
+  const app = loaded.app;
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
     log.error(`error handling ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
