@@ -7,8 +7,8 @@
 // boot takes a multiple of this in wall time; what drover controls is what
 // lies above the first row.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { median } from '../lib/report.js';
 
@@ -32,9 +32,11 @@ export async function bootCost(runs = 5, app = join(import.meta.dirname, 'hello.
   const dist = (p: string) => pathToFileURL(join(ROOT, 'dist', p)).href;
   const { EARLY_IMPORT } = (await import(dist('os/node/early.js'))) as { EARLY_IMPORT: string };
   const early = ['--import', EARLY_IMPORT];
-  // entry.js's own imports, without running it (it starts a program).
-  const entryGraph = ['os/node/channel.js', 'os/node/early.js', 'os/node/handoff.js', 'os/node/listener.js', 'os/node/os.js', 'os/node/plumbing.js', 'os/node/signals.js']
-    .map((p) => `await import(${JSON.stringify(dist(p))});`).join('');
+  // entry.js's own imports, read from it, without running it (it starts a program).
+  const entry = join(ROOT, 'dist', 'os', 'node', 'entry.js');
+  const entryGraph = [...readFileSync(entry, 'utf8').matchAll(/^import\s+(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm)]
+    .map((m) => (m[1]!.startsWith('.') ? pathToFileURL(join(dirname(entry), m[1]!)).href : m[1]!))
+    .map((u) => `await import(${JSON.stringify(u)});`).join('');
   const stages: [string, readonly string[], string][] = [
     ['node itself (node -e 0)', [], ''],
     ["+ drover's process entry (early module, the Node adapter)", early, entryGraph],

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { runLoad } from './load.js';
 import { startReady, type Kind } from './procs.js';
-import { sleep } from '../lib/procs.js';
+import { groupMembers, sleep } from '../lib/procs.js';
 import { cli, fmt, median, table } from '../lib/report.js';
 
 const { progress, positive } = cli('http-profile');
@@ -97,8 +97,8 @@ async function measure(kind: Kind, label: string): Promise<Result> {
       ok = (await runLoad({ port: t.port, connections: CONNECTIONS, durationSec: SECONDS, honorClose: true })).ok;
       to = Date.now();
       if (to > until - 1000) throw new Error('the load ran past the profiles\' end: raise the budget in measure()');
-      const procs = new Set(groupPids(t.pid));
-      while (Date.now() < until + 2000 && readdirSync(dir).length < procs.size) await sleep(200);
+      const procs = groupMembers(t.pid);
+      while (Date.now() < until + 2000 && readdirSync(dir).length < procs.length) await sleep(200);
     } finally {
       await t.stop();
     }
@@ -128,12 +128,6 @@ async function measure(kind: Kind, label: string): Promise<Result> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The pids of a process group, from ps. */
-function groupPids(pgid: number): number[] {
-  const out = execFileSync('ps', ['-e', '-o', 'pid=,pgid='], { encoding: 'utf8' });
-  return out.split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((f) => f[1] === pgid).map((f) => f[0]!);
 }
 
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
