@@ -327,7 +327,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     '',
     ...table(['stage', 'CPU ms'], 'lr', r.bootCost.map((b) => [b.stage, b.cpuMs.toFixed(0)])),
     '',
-    'A slow-lane worker also starts a helper node process to put its own socket into LISTEN (os/node/listen.ts), about one more "node itself".',
+    'A slow-lane worker puts its own socket into LISTEN through copies its arbiter echoes over the channel (os/node/listen.ts): no helper process.',
     'Under load a new worker shares the CPUs with the old workers and the clients: its boot takes a multiple of this in wall time.',
   );
   if (Object.keys(r.failedReloads).length > 0) {

@@ -1,6 +1,6 @@
 // Programs the Node adapter's own tests start as real processes.
 import { readdirSync, readlinkSync } from 'node:fs';
-import { programs, type Os, type Signal } from '../../src/os/types.js';
+import { programs, type Listener, type Os, type Signal } from '../../src/os/types.js';
 import { inbox } from '../support/os.js';
 
 function stayAlive(os: Os): void {
@@ -201,6 +201,32 @@ export const registry = programs(import.meta.url, {
   'listen-and-die': async (os, args) => {
     await os.listen({ path: args[0]! });
     os.kill(os.pid, 'SIGKILL');
+  },
+
+  /**
+   * Makes a Unix socket at args[0] where no helper process can start (node's
+   * path broken), and reports `listening` or the error. Then, by word from
+   * the parent (or at once, without a channel): accept (answering with its
+   * pid), pause, resume; each is acked.
+   */
+  'listen-own': async (os, args) => {
+    process.execPath = '/nonexistent/node';
+    let l: Listener;
+    try {
+      l = await os.listen({ path: args[0]! });
+    } catch (e) {
+      if (os.channel) send(os, { error: (e as Error).message });
+      else os.fs.writeFile(args[1]!, (e as Error).message);
+      return;
+    }
+    if (!os.channel) return os.fs.writeFile(args[1]!, 'listening');
+    os.channel.onMessage((m) => {
+      if (m === 'accept') l.accept((s) => s.end(String(os.pid)), (e) => send(os, { error: e.message }));
+      else if (m === 'pause') l.pause();
+      else if (m === 'resume') l.resume();
+      send(os, { did: m });
+    });
+    send(os, 'listening');
   },
 
   throws: () => {

@@ -152,6 +152,38 @@ describe('Unix', () => {
   });
 });
 
+describe('a socket a child makes', () => {
+  // Without a drover parent, a short-lived helper process puts the socket
+  // into LISTEN (listen.ts); with one, the parent echoes the descriptor and
+  // no process starts. The child's node path is broken, so a helper would fail.
+  test('with a channel: listens and resumes through its parent, no helper process', async () => {
+    const path = join(h.tmp(), 's');
+    const c = h.spawn({ program: 'listen-own', args: [path] });
+    const next = inbox(os, c.channel!);
+    expect(await next()).toBe('listening');
+    // In LISTEN before the child accepts: the connection waits in the backlog.
+    const first = readAll(await os.connect({ path }));
+    c.channel!.send('accept');
+    expect(await next()).toEqual({ did: 'accept' });
+    expect(await first).toBe(String(c.pid));
+    c.channel!.send('pause');
+    expect(await next()).toEqual({ did: 'pause' });
+    const waiting = readAll(await os.connect({ path }));
+    c.channel!.send('resume');
+    expect(await next()).toEqual({ did: 'resume' });
+    expect(await waiting).toBe(String(c.pid));
+    os.kill(c.pid, 'SIGKILL');
+    await reap(os, c.pid);
+  });
+
+  test('without a channel, the helper is needed: its failure is the listen\'s error', async () => {
+    const dir = h.tmp();
+    const c = h.spawn({ program: 'listen-own', args: [join(dir, 's'), join(dir, 'out')], channel: false });
+    expect(await reap(os, c.pid)).toMatchObject({ code: 0 });
+    expect(readFileSync(join(dir, 'out'), 'utf8')).toMatch(/cannot start the listener helper/);
+  });
+});
+
 describe('pause and resume', () => {
   /** Connections waiting in the accept queue of the TCP listening socket on `port` (/proc/net/tcp's rx_queue of a LISTEN socket): nobody has taken them. */
   function acceptQueue(port: number): number {

@@ -27,13 +27,15 @@ const plumbing = takePlumbing(process.env);
 const early = takeEarlyMessages();
 // Only a channel the drover parent opened: process.send alone could be anyone's.
 const channel = plumbing.channel && process.send ? new IpcChannel(process, early) : null;
-// Where a paused listener gets a fresh descriptor to resume with: the parent, over the channel.
-const copies = channel && plumbing.listeners.length > 0 ? new ParentCopies(process, channel) : null;
+// Where a paused listener gets a fresh descriptor to resume with, and a new
+// socket its copies: the parent, over the channel.
+const copies = channel ? new ParentCopies(process, channel) : null;
 const os = new NodeOs({
   registries: plumbing.registries,
   args,
   parentPid: plumbing.parentPid ?? process.ppid,
   channel,
+  copies,
   listeners: plumbing.listeners.map((l, i) => new NodeListener(l.address, l.backlog, 3 + i, copies ? { fromParent: () => copies.copy(i) } : {})),
   signals,
 });

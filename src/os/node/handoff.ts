@@ -14,8 +14,12 @@
 //   parent sends the handle it holds without polling (listen.ts's bind-only
 //   handle, or an inherited descriptor wrapped in a handle that is never
 //   polled either): it accepts nothing and closes nothing.
-// - A process with no parent to ask (the socket's creator, a process started
-//   by systemd) runs a helper: a short-lived `node` that inherits the
+// - A child that made a socket itself (listen.ts) sends it to its parent,
+//   which sends it back as many times as asked and closes its own
+//   (ParentCopies.echo): copies of a socket the parent never knew, for the
+//   price of a message.
+// - A process with no parent to ask (the arbiter, a process started by
+//   systemd) runs a helper: a short-lived `node` that inherits the
 //   descriptor and sends it back (runHelper). listen.ts's helper, which puts
 //   a new socket into LISTEN, sends one copy back the same way, so the
 //   creator's first accept needs no helper.
@@ -41,6 +45,8 @@ export interface RawHandle {
   readonly fd: number;
   close(): void;
   getsockname?(out: { port?: number }): number;
+  /** listen(2), and libuv's polling until close: a copy closed in the same tick never accepts. Returns 0 or a libuv error number. */
+  listen?(backlog: number): number;
 }
 
 type CreateServerHandle = (
@@ -52,13 +58,21 @@ export const createServerHandle = (net as unknown as { _createServerHandle?: Cre
 
 /** The child asks for a copy of its listener number `index` (its place in the spawn's `listeners`). */
 const ASK = 'NODE_DROVER_LISTENER_ASK';
-/** The parent's answer: `ok` with the handle attached, or an `error`. */
+/** The child sends a handle and asks for `n` copies of it back. */
+const ECHO = 'NODE_DROVER_LISTENER_ECHO';
+/** The parent's answer (one per copy): `ok` with the handle attached, or an `error`. */
 const GIVE = 'NODE_DROVER_LISTENER_GIVE';
 
 interface Ask {
   readonly cmd: typeof ASK;
   readonly id: number;
   readonly index: number;
+}
+
+interface Echo {
+  readonly cmd: typeof ECHO;
+  readonly id: number;
+  readonly n: number;
 }
 
 interface Give {
@@ -161,15 +175,21 @@ export async function copyLocally(fd: number): Promise<RawHandle> {
 
 /** The part of `process` the child side uses. */
 interface ChildEndpoint extends EventEmitter {
+  send?(message: unknown, handle: unknown, callback: (err: Error | null) => void): boolean;
   send?(message: unknown, callback: (err: Error | null) => void): boolean;
 }
 
 interface Waiting {
-  resolve(h: RawHandle): void;
+  /** How many handles the answer brings (an echo's `n`, a copy's 1). */
+  readonly want: number;
+  readonly got: RawHandle[];
+  resolve(h: RawHandle[]): void;
   reject(e: OsError): void;
 }
 
-/** A child's side: asks its parent for copies of the listeners it was handed. */
+const GONE = 'the parent is gone (channel closed)';
+
+/** A child's side: asks its parent for copies of the listeners it was handed, or of a socket it made. */
 export class ParentCopies {
   readonly #ep: ChildEndpoint;
   readonly #channel: IpcChannel;
@@ -181,30 +201,48 @@ export class ParentCopies {
     this.#channel = channel;
     ep.on('internalMessage', (m: unknown, handle: unknown) => this.#got(m, handle as RawHandle | undefined));
     channel.onDisconnect(() => {
-      for (const id of [...this.#waiting.keys()]) this.#settle(id, new OsError('ENOTCONN', 'the parent is gone (channel closed): no copy of the listening socket can come'));
+      for (const id of [...this.#waiting.keys()]) this.#settle(id, new OsError('ENOTCONN', `${GONE}: no copy of the listening socket can come`));
     });
   }
 
   /** A fresh descriptor for listener `index`. Rejects with an OsError; never throws. */
-  copy(index: number): Promise<RawHandle> {
+  async copy(index: number): Promise<RawHandle> {
+    const [h] = await this.#ask({ cmd: ASK, id: 0, index }, null, 1);
+    return h!;
+  }
+
+  /**
+   * `n` fresh descriptors for the socket behind `handle`, which this process
+   * holds: the parent sends back what it receives, n times, and closes its
+   * own. What a helper process would do (runHelper), for the price of a
+   * message. Rejects with an OsError; never throws.
+   */
+  echo(handle: RawHandle, n: number): Promise<RawHandle[]> {
+    return this.#ask({ cmd: ECHO, id: 0, n }, handle, n);
+  }
+
+  #ask(m: Ask | Echo, handle: RawHandle | null, want: number): Promise<RawHandle[]> {
     if (!this.#channel.connected || !this.#ep.send) {
-      return Promise.reject(new OsError('ENOTCONN', 'the parent is gone (channel closed): no copy of the listening socket can come'));
+      return Promise.reject(new OsError('ENOTCONN', `${GONE}: no copy of the listening socket can come`));
     }
     const id = this.#next++;
     const release = this.#channel.hold();
-    const p = new Promise<RawHandle>((resolve, reject) => {
+    const p = new Promise<RawHandle[]>((resolve, reject) => {
       this.#waiting.set(id, {
+        want,
+        got: [],
         resolve: (h) => (release(), resolve(h)),
         reject: (e) => (release(), reject(e)),
       });
     });
-    const ask: Ask = { cmd: ASK, id, index };
+    const fail = (err: Error) => this.#settle(id, new OsError('ENOTCONN', `cannot ask the parent for a copy of the listening socket: ${err.message}`));
     try {
-      this.#ep.send(ask, (err) => {
-        if (err) this.#settle(id, new OsError('ENOTCONN', `cannot ask the parent for the listening socket: ${err.message}`));
-      });
+      const msg = { ...m, id };
+      const done = (err: Error | null) => err && fail(err);
+      if (handle) this.#ep.send(msg, handle, done);
+      else this.#ep.send(msg, done);
     } catch (e) {
-      this.#settle(id, new OsError('ENOTCONN', `cannot ask the parent for the listening socket: ${(e as Error).message}`));
+      fail(e as Error);
     }
     return p;
   }
@@ -224,26 +262,33 @@ export class ParentCopies {
     }
     if (msg.cmd !== GIVE) return;
     const give = msg as Give;
-    if (!this.#waiting.has(give.id)) {
+    const w = this.#waiting.get(give.id);
+    if (!w) {
       handle?.close();
       return;
     }
-    if (give.ok && handle) this.#settle(give.id, handle);
-    else {
+    if (give.ok && handle) {
+      w.got.push(handle);
+      if (w.got.length === w.want) this.#settle(give.id, w.got);
+    } else {
       handle?.close();
       this.#settle(give.id, new OsError('EINVAL', `the parent has no copy of the listening socket to give: ${give.error ?? 'no handle came'}`));
     }
   }
 
-  #settle(id: number, r: RawHandle | OsError): void {
+  #settle(id: number, r: RawHandle[] | OsError): void {
     const w = this.#waiting.get(id);
     if (!w) {
-      if (!(r instanceof OsError)) r.close();
+      if (!(r instanceof OsError)) for (const h of r) h.close();
       return;
     }
     this.#waiting.delete(id);
-    if (r instanceof OsError) w.reject(r);
-    else w.resolve(r);
+    if (r instanceof OsError) {
+      for (const h of w.got) h.close();
+      w.reject(r);
+    } else {
+      w.resolve(r);
+    }
   }
 }
 
@@ -253,43 +298,77 @@ export interface Sendable {
 }
 
 /**
- * The parent's side, installed by spawn for a program child with a channel
- * and listeners: answers the child's requests for copies of `listeners` (the
- * spawn's, in order). Never throws: a child that is gone just gets nothing.
+ * The parent's side, installed by spawn for a program child with a channel:
+ * answers the child's requests for copies of `listeners` (the spawn's, in
+ * order), and echoes back a socket the child made (ParentCopies.echo). Never
+ * throws: a child that is gone just gets nothing.
  */
 export function answerCopies(cp: ChildProcess, listeners: readonly Sendable[]): void {
-  cp.on('internalMessage', (m: unknown) => {
-    const ask = m as Partial<Ask> | null;
-    if (ask === null || typeof ask !== 'object' || ask.cmd !== ASK || typeof ask.id !== 'number') return;
-    const l = typeof ask.index === 'number' ? listeners[ask.index] : undefined;
-    let handle: RawHandle | null = null;
-    let error = l ? 'this process no longer holds it' : `no listener ${String(ask.index)} was handed to this child`;
+  cp.on('internalMessage', (m: unknown, h: unknown) => {
+    const ask = m as Partial<Ask> & Partial<Echo> | null;
+    if (ask === null || typeof ask !== 'object' || typeof ask.id !== 'number') return;
+    if (ask.cmd === ECHO) echo(cp, ask.id, ask.n, h as RawHandle | undefined);
+    else if (ask.cmd === ASK) give(cp, ask.id, ask.index, listeners);
+  });
+}
+
+function give(cp: ChildProcess, id: number, index: unknown, listeners: readonly Sendable[]): void {
+  const l = typeof index === 'number' ? listeners[index] : undefined;
+  let handle: RawHandle | null = null;
+  let error = l ? 'this process no longer holds it' : `no listener ${String(index)} was handed to this child`;
+  try {
+    handle = l ? l.sendable() : null;
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  send(cp, id, handle, error, () => {});
+}
+
+/** Sends `handle` back `n` times (1 to 4), then closes it: it was received to be echoed, and is never polled here. */
+function echo(cp: ChildProcess, id: number, n: unknown, handle: RawHandle | undefined): void {
+  if (!handle) return; // dropped on receipt (no descriptor free): the child hears of it from Node's envelope
+  const count = typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 4 ? n : 0;
+  if (count === 0) {
+    handle.close();
+    send(cp, id, null, `asked for ${String(n)} copies (1-4)`, () => {});
+    return;
+  }
+  let left = count;
+  // A send still queued when the channel goes may never call back.
+  const close = () => {
+    if (left < 0) return;
+    left = -1;
+    cp.off('disconnect', close);
+    handle.close();
+  };
+  cp.once('disconnect', close);
+  const sent = () => {
+    if (--left === 0) close();
+  };
+  for (let i = 0; i < count; i++) send(cp, id, handle, '', sent);
+}
+
+/** One answer: the handle, or the error when there is none. `after` runs once the send is done or has failed. */
+function send(cp: ChildProcess, id: number, handle: RawHandle | null, error: string, after: () => void): void {
+  if (!cp.connected) return after();
+  const noop = (): void => {};
+  // A send waits while an earlier handle is not acknowledged; if the handle
+  // is closed meanwhile (the listener closed) the send fails, and the child
+  // is told instead of waiting forever. A child that died just gets
+  // nothing: the channel's 'disconnect' follows.
+  const done = (err: Error | null): void => {
+    after();
+    if (!err || !handle || !cp.connected) return;
     try {
-      handle = l ? l.sendable() : null;
-    } catch (e) {
-      error = (e as Error).message;
-    }
-    if (!cp.connected) return;
-    const id = ask.id;
-    const give: Give = handle ? { cmd: GIVE, id, ok: true } : { cmd: GIVE, id, ok: false, error };
-    const noop = (): void => {};
-    // A send waits while an earlier handle is not acknowledged; if the handle
-    // is closed meanwhile (the listener closed) the send fails, and the child
-    // is told instead of waiting forever. A child that died just gets
-    // nothing: the channel's 'disconnect' follows.
-    const done = (err: Error | null): void => {
-      if (!err || !handle || !cp.connected) return;
-      try {
-        cp.send({ cmd: GIVE, id, ok: false, error: `sending it failed: ${err.message}` } satisfies Give, noop);
-      } catch {
-        // the channel closed meanwhile
-      }
-    };
-    try {
-      if (handle) cp.send(give, handle as unknown as net.Server, done);
-      else cp.send(give, noop);
+      cp.send({ cmd: GIVE, id, ok: false, error: `sending it failed: ${err.message}` } satisfies Give, noop);
     } catch {
       // the channel closed meanwhile
     }
-  });
+  };
+  try {
+    if (handle) cp.send({ cmd: GIVE, id, ok: true } satisfies Give, handle as unknown as net.Server, done);
+    else cp.send({ cmd: GIVE, id, ok: false, error } satisfies Give, done);
+  } catch {
+    after();
+  }
 }

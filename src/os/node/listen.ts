@@ -6,12 +6,16 @@
 // always starts libuv's accept loop, and there is no reusePort. So:
 // - bind with net._createServerHandle, which binds without listening (what
 //   node:cluster uses for SCHED_NONE);
-// - have a short-lived helper process put the socket into LISTEN through the
-//   inherited fd, and exit before its event loop ever polls it.
+// - get two copies of the descriptor from the parent, over the drover
+//   channel (handoff.ts: ParentCopies.echo), call listen(2) on one and close
+//   it in the same tick, before libuv's loop ever polls it, and keep the
+//   other; a process with no drover parent has a short-lived helper process
+//   do the same through the inherited fd (one node start, ~60 ms of CPU,
+//   which a reload would pay for each slow-lane worker).
 // A socket stays in LISTEN while any process holds an fd for it, so
 // connections made while no child accepts wait in the backlog and connect()
 // succeeds. This process accepts only if it calls Listener.accept, and then
-// through a copy of the descriptor, which the helper sends back: the bound
+// through the copy kept (or the one the helper sends back): the bound
 // handle itself is never polled, so Listener.pause can close what it polls
 // (listener.ts, handoff.ts).
 
@@ -20,23 +24,25 @@ import * as net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { formatAddr, isUnix, OsError, UNIX_PATH_MAX, type Addr, type ListenOptions, type TcpAddr, type UnixAddr } from '../types.js';
 import { codeOf, osError, uvName } from './errors.js';
-import { createServerHandle, noCreateServerHandle, runHelper, type RawHandle } from './handoff.js';
+import { copyLocally, createServerHandle, noCreateServerHandle, runHelper, type ParentCopies, type RawHandle } from './handoff.js';
 import { NodeListener } from './listener.js';
 
 const DEFAULT_BACKLOG = 511;
 
-export async function listen(addr: Addr, opts: ListenOptions = {}): Promise<NodeListener> {
+export async function listen(addr: Addr, opts: ListenOptions = {}, parent: ParentCopies | null = null): Promise<NodeListener> {
   if (typeof createServerHandle !== 'function') throw noCreateServerHandle();
   const backlog = opts.backlog ?? DEFAULT_BACKLOG;
   const bound = isUnix(addr) ? await bindUnix(addr, opts.mode ?? 0o600) : await bindTcp(addr);
   let spare: RawHandle | null;
   try {
-    spare = await startListening(bound.handle.fd, backlog, bound.address);
+    spare = await startListening(bound.handle, backlog, bound.address, parent);
   } catch (e) {
     bound.handle.close();
     throw e;
   }
-  return new NodeListener(bound.address, backlog, bound.handle, { spare });
+  // Copies to resume with (listener.ts): the parent's echo, else the helper's.
+  const fromParent = parent ? () => parent.echo(bound.handle, 1).then(([h]) => h!, () => copyLocally(bound.handle.fd)) : undefined;
+  return new NodeListener(bound.address, backlog, bound.handle, { spare, fromParent });
 }
 
 interface Bound {
@@ -146,8 +152,25 @@ function bindError(name: string, addr: Addr): OsError {
   return osError(name, `cannot bind ${formatAddr(addr)}`);
 }
 
-/** Puts the socket into LISTEN through the helper; resolves with the copy it sent back (null if none came). */
-async function startListening(fd: number, backlog: number, addr: Addr): Promise<RawHandle | null> {
+/** Puts the socket into LISTEN; resolves with a copy to accept through (null if none came). */
+async function startListening(bound: RawHandle, backlog: number, addr: Addr, parent: ParentCopies | null): Promise<RawHandle | null> {
+  const copies = parent ? await parent.echo(bound, 2).catch(() => null) : null;
+  const [once, spare] = copies ?? [];
+  if (!once?.listen || !spare) {
+    once?.close();
+    spare?.close();
+    return listenThroughHelper(bound.fd, backlog, addr);
+  }
+  const err = once.listen(backlog);
+  once.close();
+  if (err !== 0) {
+    spare.close();
+    throw bindError(uvName(err), addr);
+  }
+  return spare;
+}
+
+async function listenThroughHelper(fd: number, backlog: number, addr: Addr): Promise<RawHandle | null> {
   const r = await runHelper(fd, String(backlog));
   if (r.code === 0) return r.copy;
   r.copy?.close();

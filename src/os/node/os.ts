@@ -15,6 +15,7 @@ import { codeOf, osError } from './errors.js';
 import { hostImport } from '../host-import.js';
 import { nodeFs } from './fs.js';
 import { listen } from './listen.js';
+import type { ParentCopies } from './handoff.js';
 import type { NodeListener } from './listener.js';
 import { ParentDeathWatch } from './parent-death.js';
 import type { RegistryRef } from './plumbing.js';
@@ -27,6 +28,8 @@ export interface NodeOsParts {
   /** The pid that started this process, for the parent-death watch. */
   readonly parentPid: number;
   readonly channel: IpcChannel | null;
+  /** The parent's copies of sockets (handoff.ts); null without a channel. */
+  readonly copies?: ParentCopies | null;
   readonly listeners: readonly NodeListener[];
   readonly signals: SignalTable;
 }
@@ -44,6 +47,7 @@ export class NodeOs implements Os {
   readonly stderr: Writer = { write: (text) => void process.stderr.write(text) };
   readonly #registries: readonly RegistryRef[];
   readonly #signals: SignalTable;
+  readonly #copies: ParentCopies | null;
   readonly #children = new ChildTable();
   readonly #parentDeath: ParentDeathWatch;
 
@@ -53,6 +57,7 @@ export class NodeOs implements Os {
     this.listeners = parts.listeners;
     this.#registries = parts.registries;
     this.#signals = parts.signals;
+    this.#copies = parts.copies ?? null;
     this.#parentDeath = new ParentDeathWatch(parts.parentPid, parts.channel);
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -176,7 +181,7 @@ export class NodeOs implements Os {
   }
 
   listen(addr: Addr, opts?: ListenOptions): Promise<Listener> {
-    return listen(addr, opts);
+    return listen(addr, opts, this.#copies);
   }
 
   connect(addr: Addr): Promise<Stream> {

@@ -42,8 +42,9 @@ export function spawnProgram(ctx: SpawnContext, spec: SpawnProgram): ChildProces
   const argv = [...nodeArgs(ctx.registries), ENTRY, spec.program, ...(spec.args ?? [])];
   const [file, args] = withParentDeath(ctx, spec.parentDeathSignal, process.execPath, argv);
   const cp = start(file, args, spec, env, listeners, channel, `program "${spec.program}"`);
-  // A child that paused a listener asks here for a fresh descriptor to resume with (handoff.ts).
-  if (channel && listeners.length > 0) answerCopies(cp, listeners);
+  // A child that paused a listener asks here for a fresh descriptor to
+  // resume with, and one that makes a socket has it echoed (handoff.ts).
+  if (channel) answerCopies(cp, listeners);
   return cp;
 }
 
