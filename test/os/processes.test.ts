@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createNodeOs } from '../../src/os/node/index.js';
 import { harness, inbox, reap, alive, thrown, until } from './helpers.js';
+import { oneFileRegistry, unbuiltRegistry } from './one-file.js';
 
 const h = harness();
 const os = h.os;
@@ -34,6 +35,22 @@ describe('spawn and waitpid', () => {
     expect(thrown(() => os.waitpid(-1)).code).toBe('ECHILD');
     expect(thrown(() => os.kill(a.pid, 'SIGTERM')).code).toBe('ESRCH');
     expect(thrown(() => os.onSignal('SIGKILL', () => {})).code).toBe('EINVAL');
+  });
+
+  test('a registry with a one-file entry starts its programs on that file; one whose entry was not built, on the adapter\'s', async () => {
+    const local = createNodeOs({ programs: [oneFileRegistry, unbuiltRegistry] });
+    for (const [program, entry] of [['where-started', /one-file-entry\.ts$/], ['where-started-unbuilt', null]] as const) {
+      const c = local.spawn({ program, newGroup: true });
+      const got = (await inbox(local, c.channel!)()) as { entry: string | null; argv1: string };
+      expect(await reap(local, c.pid)).toMatchObject({ code: 0 });
+      if (entry) {
+        expect(got.entry).toMatch(entry);
+        expect(got.argv1).toMatch(entry);
+      } else {
+        expect(got.entry).toBeNull();
+        expect(got.argv1).toMatch(/os\/node\/entry\.ts$/);
+      }
+    }
   });
 
   test('an unknown program or command is ENOENT at once, naming it', () => {

@@ -97,6 +97,19 @@ describe('the tarball', () => {
     expect(readdirSync(join(nm, 'drover')).sort()).toEqual(expect.arrayContaining(['bin', 'dist', 'package.json', 'schema']));
     expect(existsSync(join(nm, 'drover', 'src'))).toBe(false);
   });
+
+  test("the worker's entry is one file: it imports builtins and packages only, and its own paths stay inside the package", () => {
+    const dist = join(project, 'node_modules', 'drover', 'dist');
+    const text = readFileSync(join(dist, 'cli', 'worker-entry.js'), 'utf8');
+    expect(text).toContain('var workerPrograms');
+    const specifiers = [...text.matchAll(/^import\s[^;]*?from\s+"([^"]+)"|\bimport\(\s*"([^"]+)"/gm)].map((m) => m[1] ?? m[2]);
+    expect(specifiers.length).toBeGreaterThan(0);
+    expect(specifiers.filter((s) => s!.startsWith('.') || s!.startsWith('/'))).toEqual([]);
+    // Each bundled module's import.meta.url, rewritten relative to the bundle: every one names a file of the build.
+    const own = [...text.matchAll(/new URL\("([^"]+)", import\.meta\.url\)/g)].map((m) => m[1]!);
+    expect(own).toContain('../runtime/worker/worker.js');
+    expect(own.filter((p) => !existsSync(join(dist, 'cli', p)))).toEqual([]);
+  });
 });
 
 describe('the installed command', () => {
@@ -131,6 +144,8 @@ describe('the installed command', () => {
       const environ = readFileSync(`/proc/${worker}/environ`, 'latin1').split('\0');
       const registries = environ.find((v) => v.startsWith('DROVER_REGISTRIES='));
       expect(registries).toMatch(/node_modules\/drover\/dist\/runtime\/programs\.js/);
+      // The worker's registry names its one-file entry, which spawn runs when the file is there (it is: see the tarball's test).
+      expect(registries).toMatch(/"entry":"file:[^"]*node_modules\/drover\/dist\/cli\/worker-entry\.js"/);
       expect(registries).not.toMatch(/\.ts"/);
 
       const ctl = await run(bin(), ['ctl', 'version'], { cwd: project });

@@ -9,7 +9,7 @@ import { takeEarlyMessages } from './early.js';
 import { ParentCopies } from './handoff.js';
 import { NodeListener } from './listener.js';
 import { NodeOs } from './os.js';
-import { takePlumbing, type RegistryRef } from './plumbing.js';
+import { PRELOADED, takePlumbing, type RegistryRef } from './plumbing.js';
 import { SignalTable } from './signals.js';
 
 function fail(what: string, e: unknown): never {
@@ -60,10 +60,14 @@ try {
 async function load(registries: readonly RegistryRef[], wanted: string): Promise<ProgramFn> {
   const ref = registries.find((r) => r.names.includes(wanted));
   if (!ref) throw new Error(`no registry holds "${wanted}"`);
+  // Started through a one-file entry (ProgramRegistry.entry): the registry is in it.
+  const pre = (globalThis as { [PRELOADED]?: readonly ProgramRegistry[] })[PRELOADED]?.find((r) => r.url === ref.url);
+  if (pre?.programs[wanted]) return pre.programs[wanted];
   const mod = (await import(ref.url)) as Record<string, unknown>;
   // The module may export its registry under any name.
   const found = Object.values(mod).filter(isRegistry);
-  const reg = found.find((r) => r.url === ref.url) ?? found.find((r) => wanted in r.programs);
+  const holding = found.filter((r) => wanted in r.programs);
+  const reg = holding.find((r) => r.url === ref.url) ?? holding[0];
   const fn = reg?.programs[wanted];
   if (!fn) throw new Error(`${ref.url} exports no registry with "${wanted}"`);
   return fn;

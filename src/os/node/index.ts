@@ -24,7 +24,7 @@ export function createNodeOs(opts: NodeOsOptions): Os {
   const activated = activatedListeners(process.env, process.pid);
   if (activated.length > 0) for (const v of ACTIVATION_VARS) delete process.env[v];
   return new NodeOs({
-    registries: opts.programs.map((r) => ({ url: r.url, names: Object.keys(r.programs) })),
+    registries: opts.programs.map((r) => ({ url: r.url, names: Object.keys(r.programs), ...(r.entry === undefined ? {} : { entry: r.entry }) })),
     args: opts.args ?? [],
     parentPid: process.ppid,
     channel: null,

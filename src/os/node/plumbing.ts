@@ -26,7 +26,15 @@ export const KEPT_VARS: readonly string[] = [TEST_RUN_VAR, 'NODE_V8_COVERAGE'];
 export interface RegistryRef {
   readonly url: string;
   readonly names: readonly string[];
+  /** ProgramRegistry.entry */
+  readonly entry?: string;
 }
+
+/**
+ * Where a one-file entry (ProgramRegistry.entry) leaves the registries it
+ * holds, before it runs entry.ts: a registry found here is not imported again.
+ */
+export const PRELOADED = Symbol.for('drover.preloadedRegistries');
 
 /** A listening socket handed down at fd 3 + its index. */
 export interface ListenerRef {

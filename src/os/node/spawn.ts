@@ -39,7 +39,8 @@ export function spawnProgram(ctx: SpawnContext, spec: SpawnProgram): ChildProces
     parentPid: process.pid,
     parentDeathSignal: spec.parentDeathSignal ?? null,
   }));
-  const argv = [...nodeArgs(ctx.registries), ENTRY, spec.program, ...(spec.args ?? [])];
+  const entry = oneFile(found.entry) ?? ENTRY;
+  const argv = [...nodeArgs(ctx.registries, entry), entry, spec.program, ...(spec.args ?? [])];
   const [file, args] = withParentDeath(ctx, spec.parentDeathSignal, process.execPath, argv);
   const cp = start(file, args, spec, env, listeners, channel, `program "${spec.program}"`);
   // A child that paused a listener asks here for a fresh descriptor to
@@ -160,10 +161,27 @@ export function childEnv(
  * TypeScript sources need tsx's loader, named by absolute URL because the
  * child's cwd may be anywhere.
  */
-function nodeArgs(registries: readonly RegistryRef[]): string[] {
+function nodeArgs(registries: readonly RegistryRef[], entry: string): string[] {
   const args = ['--import', EARLY_IMPORT];
-  if (TS.test(ENTRY) || registries.some((r) => TS.test(new URL(r.url).pathname))) args.push('--import', tsxLoader());
+  if (TS.test(entry) || registries.some((r) => TS.test(new URL(r.url).pathname))) args.push('--import', tsxLoader());
   return args;
+}
+
+const oneFiles = new Map<string, string | null>();
+/** The path of a registry's one-file entry (ProgramRegistry.entry) when it was built, else null (sources run through tsx have none). */
+function oneFile(url: string | undefined): string | null {
+  if (url === undefined) return null;
+  let path = oneFiles.get(url);
+  if (path === undefined) {
+    try {
+      path = fileURLToPath(url);
+      if (!existsSync(path)) path = null;
+    } catch {
+      path = null;
+    }
+    oneFiles.set(url, path);
+  }
+  return path;
 }
 
 let tsxUrl: string | undefined;

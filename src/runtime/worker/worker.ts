@@ -310,10 +310,11 @@ function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerRespo
 /**
  * The worker's programs, in a registry of this module's own: a worker process
  * imports this module's graph only, not the arbiter's or the companions'
- * (a third of a worker's boot on a small machine).
+ * (a third of a worker's boot on a small machine), and in a build, as one
+ * file (cli/worker-entry.ts; scripts/bundle.mjs).
  */
 export const workerPrograms = programs(import.meta.url, {
   worker,
   // The same code in its slow-lane role (WorkerSpec.role): its own name, so that ps and tests tell the two apart.
   'slow-worker': worker,
-});
+}, { entry: new URL('../../cli/worker-entry.js', import.meta.url).href });

@@ -1,0 +1,10 @@
+// oneFileRegistry's entry: what cli/worker-entry.ts does for the worker (the
+// registry first, then the adapter's entry), and a mark to tell it was run.
+import { PRELOADED } from '../../src/os/node/plumbing.js';
+import type { ProgramRegistry } from '../../src/os/types.js';
+import { oneFileRegistry } from './one-file.js';
+
+const g = globalThis as { droverTestEntry?: string; [PRELOADED]?: readonly ProgramRegistry[] };
+g.droverTestEntry = import.meta.url;
+g[PRELOADED] = [oneFileRegistry];
+await import('../../src/os/node/entry.js');

@@ -1,0 +1,11 @@
+// A registry with a one-file entry (ProgramRegistry.entry), as the worker's
+// is in a build, and one whose entry was never built.
+import { programs, type Os } from '../../src/os/types.js';
+
+const report = (os: Os) => {
+  const g = globalThis as { droverTestEntry?: string };
+  os.channel!.send({ entry: g.droverTestEntry ?? null, argv1: process.argv[1] });
+};
+
+export const oneFileRegistry = programs(import.meta.url, { 'where-started': report }, { entry: new URL('./one-file-entry.ts', import.meta.url).href });
+export const unbuiltRegistry = programs(import.meta.url, { 'where-started-unbuilt': report }, { entry: new URL('./never-built-entry.js', import.meta.url).href });
