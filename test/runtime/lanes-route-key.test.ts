@@ -53,6 +53,9 @@ describe('route key string: the rules', () => {
     ['GET', '/orders/550e8400e29b-41d4-a716-4466-55440000', 'GET /orders/550e8400e29b-41d4-a716-4466-55440000'], // dashes misplaced
     ['GET', '/orders/550e8400-e29b-41d4-a716-44665544000g', 'GET /orders/550e8400-e29b-41d4-a716-44665544000g'], // not hex
     ['GET', '/orders/550e8400-e29b-41d4-a716-4466554400001', 'GET /orders/550e8400-e29b-41d4-a716-4466554400001'], // 37 chars
+    ['GET', '/orders/550e8400-e29b-41d4-a716-44665544000-', 'GET /orders/550e8400-e29b-41d4-a716-44665544000-'], // a fifth dash
+    ['GET', '/orders/550e8400-e29b-41d4-a716-4466-5440000', 'GET /orders/550e8400-e29b-41d4-a716-4466-5440000'], // a fifth dash, inside
+    ['GET', '/orders/550e8400-e29b-41d4-a7164-46655440000', 'GET /orders/550e8400-e29b-41d4-a7164-46655440000'], // four dashes, one misplaced
     ['GET', '/orders/550e8400e29b41d4a716446655440000', 'GET /orders/:id'], // a UUID without dashes: long hex
     ['GET', '/p/507f1f77bcf86cd799439011', 'GET /p/:id'], // MongoDB ObjectId, 24 hex
     ['GET', '/p/507F1F77BCF86CD799439011', 'GET /p/:id'],
@@ -128,9 +131,11 @@ const uuid = fc.tuple(hex(8), hex(4), hex(4), hex(4), hex(12)).map((p) => p.join
 const digits = fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: 20 });
 const longHex = fc.integer({ min: 16, max: 48 }).chain((n) => hex(n));
 const anyId = fc.oneof(digits, uuid, longHex);
+// A UUID with one character replaced: a dash moved, added or lost, or a non-hex one.
+const nearUuid = fc.tuple(uuid, fc.nat(35), fc.constantFrom('-', 'a', 'G', '0')).map(([u, i, c]) => u.slice(0, i) + c + u.slice(i + 1));
 const literal = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz-_.~%:'), minLength: 1, maxLength: 12 })
   .filter((s) => reference('GET', '/' + s) === 'GET /' + s);
-const segment = fc.oneof(literal, anyId, fc.string({ unit: fc.constantFrom(...'0123456789abcdef-xyzG:%.*'), maxLength: 40 }));
+const segment = fc.oneof(literal, anyId, nearUuid, fc.string({ unit: fc.constantFrom(...'0123456789abcdef-xyzG:%.*'), maxLength: 40 }));
 const urlish = fc.tuple(
   fc.constantFrom('', '/', '//', 'http://h.example:80/', 'https://x/', 'ws://', 'a:/', '*'),
   fc.array(fc.tuple(segment, fc.constantFrom('/', '//')), { maxLength: 8 }),
