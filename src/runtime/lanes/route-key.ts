@@ -101,10 +101,11 @@ const scanner = (() => {
   const LONG = LONG_HEX;
   /**
    * A dash's class value has this added: a segment's tally (the sum of its
-   * class values) >> 11 counts its dashes while the rest stays below it, which
-   * holds where it is read (36 characters of at most 39 each).
+   * class values) >> DASH_SHIFT counts its dashes while the rest stays below
+   * it, which holds where it is read (36 characters of at most 39 each).
    */
-  const DASH_UNIT = 1 << 11;
+  const DASH_SHIFT = 11;
+  const DASH_UNIT = 1 << DASH_SHIFT;
   const UUID_LENGTH = 36;
 
   // 128 KiB, a class value for every UTF-16 unit, so that the scan needs no
@@ -177,7 +178,7 @@ const scanner = (() => {
   function variable(kinds: number, len: number, tally: number, url: string, start: number): boolean {
     return (kinds & DIGIT) !== 0
       || ((kinds & HEX) !== 0 && len >= LONG)
-      || (len === UUID_LENGTH && (kinds & UUIDCH) !== 0 && tally >> 11 === 4 && uuidDashes(url, start));
+      || (len === UUID_LENGTH && (kinds & UUIDCH) !== 0 && tally >> DASH_SHIFT === 4 && uuidDashes(url, start));
   }
 
   /** Dashes at 8, 13, 18 and 23 of the 36 characters at `start`. Apart from variable, which is inlined into the scans: it is small. */
@@ -249,7 +250,7 @@ const scanner = (() => {
         if (++i === n) break;
         c = url.charCodeAt(i);
       }
-      if (kinds !== 0 && variable(kinds, i - start, tally, url, start)) h = placeholder(segStart);
+      if (variable(kinds, i - start, tally, url, start)) h = placeholder(segStart);
       emitted = true;
       if (i === n || c !== 47) break; // the end, '?' or '#'
       i++;
@@ -304,7 +305,7 @@ const scanner = (() => {
       const k = CLASS[c]!;
       if ((k & STOP) !== 0) {
         if (len !== 0) {
-          if (kinds !== 0 && variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
+          if (variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
           len = 0;
           kinds = SEGMENT_START;
           tally = 0;
@@ -323,7 +324,7 @@ const scanner = (() => {
       tally += k;
       len++;
     }
-    if (len !== 0 && kinds !== 0 && variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
+    if (len !== 0 && variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
     if (!emitted) h = mix(h, 47);
     return h;
   }
@@ -375,7 +376,7 @@ const scanner = (() => {
       const k = CLASS[c]!;
       if ((k & (SLASH | END)) !== 0) {
         if (len !== 0) {
-          if (kinds !== 0 && variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
+          if (variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
           len = 0;
           kinds = SEGMENT_START;
           tally = 0;

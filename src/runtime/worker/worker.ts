@@ -108,9 +108,9 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     slowSide?.message(msg);
   });
 
-  // A slow worker's listen (on Linux, a helper process puts the socket into
-  // LISTEN) goes on while the app loads: a reload waits for the slower of
-  // the two, not for their sum. A path it cannot take still fails the boot,
+  // A slow worker's listen (its socket copied through the arbiter, or on a
+  // helper process without one) goes on while the app loads: a reload waits
+  // for the slower of the two, not for their sum. A path it cannot take still fails the boot,
   // and is said before anything the app's load says.
   const lane = slowRole ? os.listen({ path: spec.laneSocket! }, { mode: 0o600 }).then((l): Listener | { failed: unknown } => l, (e: unknown) => ({ failed: e })) : null;
   const loaded = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (p) => os.importModule(p))
