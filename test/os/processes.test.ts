@@ -41,13 +41,15 @@ describe('spawn and waitpid', () => {
     const local = createNodeOs({ programs: [oneFileRegistry, unbuiltRegistry] });
     for (const [program, entry] of [['where-started', /one-file-entry\.ts$/], ['where-started-unbuilt', null]] as const) {
       const c = local.spawn({ program, newGroup: true });
-      const got = (await inbox(local, c.channel!)()) as { entry: string | null; argv1: string };
+      const got = (await inbox(local, c.channel!)()) as { entry: string | null; argv1: string; via: string };
       expect(await reap(local, c.pid)).toMatchObject({ code: 0 });
       if (entry) {
         expect(got.entry).toMatch(entry);
         expect(got.argv1).toMatch(entry);
+        expect(got.via).toBe('preloaded'); // the entry's registry, not the module imported again
       } else {
         expect(got.entry).toBeNull();
+        expect(got.via).toBe('imported');
         expect(got.argv1).toMatch(/os\/node\/entry\.ts$/);
       }
     }

@@ -1,5 +1,6 @@
 // Programs the Node adapter's own tests start as real processes.
 import { readdirSync, readlinkSync } from 'node:fs';
+import * as net from 'node:net';
 import { programs, type Listener, type Os, type Signal } from '../../src/os/types.js';
 import { inbox } from '../support/os.js';
 
@@ -227,6 +228,29 @@ export const registry = programs(import.meta.url, {
       send(os, { did: m });
     });
     send(os, 'listening');
+  },
+
+  /**
+   * Plays a child that abuses its parent's echo of sockets (handoff.ts):
+   * binds a TCP socket, asks for args[0] copies of it back, and reports what
+   * came within half a second: copies (closed at once) and errors.
+   */
+  'echo-abuse': async (os, args) => {
+    const h = (net as unknown as { _createServerHandle(a: string, p: number, t: number): { close(): void } })._createServerHandle('127.0.0.1', 0, 4);
+    let copies = 0;
+    const errors: string[] = [];
+    process.on('internalMessage', (m: { cmd?: string; id?: number; ok?: boolean; error?: string }, handle?: { close(): void }) => {
+      if (m?.cmd !== 'NODE_DROVER_LISTENER_GIVE' || m.id !== 7) return;
+      if (handle) {
+        copies++;
+        handle.close();
+      }
+      if (!m.ok) errors.push(m.error ?? '');
+    });
+    process.send!({ cmd: 'NODE_DROVER_LISTENER_ECHO', id: 7, n: Number(args[0]) }, h as never);
+    await os.sleep(500);
+    h.close();
+    send(os, { copies, errors });
   },
 
   throws: () => {

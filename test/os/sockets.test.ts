@@ -1,7 +1,7 @@
 // Sockets on the real OS: the bind-only listener that the creator holds
 // without accepting, Unix path handling, and what children inherit.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -174,6 +174,19 @@ describe('a socket a child makes', () => {
     expect(await waiting).toBe(String(c.pid));
     os.kill(c.pid, 'SIGKILL');
     await reap(os, c.pid);
+  });
+
+  test('a child asking for too many copies gets a refusal and none; the parent keeps no descriptor of it', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (const [n, copies] of [['4', 4], ['1000', 0], ['0', 0], ['1.5', 0]] as const) {
+      const c = h.spawn({ program: 'echo-abuse', args: [n] });
+      const got = (await inbox(os, c.channel!)()) as { copies: number; errors: string[] };
+      expect(got.copies, n).toBe(copies);
+      expect(got.errors, n).toEqual(copies === 0 ? [`asked for ${n} copies (1-4)`] : []);
+      await reap(os, c.pid);
+    }
+    expect(await until(os, () => fds() === before, 2000)).toBe(true);
   });
 
   test('without a channel, the helper is needed: its failure is the listen\'s error', async () => {
