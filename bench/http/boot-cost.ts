@@ -3,7 +3,8 @@
 // stops: node itself, then drover's process entry (its early module and the
 // Node adapter's graph), then the worker program's graph, then the app, each
 // as tsc built them (one module a file); then the worker's one-file entry
-// (dist/cli/worker-entry.js), which is what a worker loads.
+// (dist/cli/worker-entry.js), which is what a worker loads. Where the
+// environment names extra CA certificates, node itself with them too.
 // Quiet machine, median of `runs` processes a stage. Under load a reload's
 // new workers share the CPUs with the old ones and the clients, so their
 // boot takes a multiple of this in wall time; what drover controls is what
@@ -23,8 +24,8 @@ export interface BootStage {
 }
 
 /** One node process's own CPU ms when `code` (an ES module body) has run, with `flags`. */
-function cpuOf(flags: readonly string[], code: string): number {
-  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', `${code}\nconst c = process.cpuUsage(); console.log((c.user + c.system) / 1000);`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+function cpuOf(flags: readonly string[], code: string, env: NodeJS.ProcessEnv = {}): number {
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', `${code}\nconst c = process.cpuUsage(); console.log((c.user + c.system) / 1000);`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env } });
   return Number(out.trim().split('\n').pop());
 }
 
@@ -69,6 +70,13 @@ export async function bootCost(runs = 5, app = join(import.meta.dirname, 'hello.
   const oneFile = join(ROOT, 'dist', 'cli', 'worker-entry.js');
   const xs: number[] = [];
   for (let i = 0; i < runs; i++) xs.push(cpuAtExit(early, oneFile, ['no-such-program']));
-  out.splice(4, 0, { stage: "the worker's one-file entry, up to its program (dist/cli/worker-entry.js: drover's entry and the worker's graph in one file, which is what a worker loads)", cpuMs: median(xs) });
+  // Node reads NODE_EXTRA_CA_CERTS at its start, all of it, whether the process makes a TLS connection or not.
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (extra !== undefined) {
+    const ys: number[] = [];
+    for (let i = 0; i < runs; i++) ys.push(cpuOf([], '', { NODE_EXTRA_CA_CERTS: extra }));
+    out.splice(1, 0, { stage: `node itself with this machine's NODE_EXTRA_CA_CERTS (${extra}), which every process of the reload runs inherits`, cpuMs: median(ys) });
+  }
+  out.splice(extra === undefined ? 4 : 5, 0, { stage: "the worker's one-file entry, up to its program (dist/cli/worker-entry.js: drover's entry and the worker's graph in one file, which is what a worker loads)", cpuMs: median(xs) });
   return out;
 }

@@ -21,6 +21,8 @@
 //     arbiter gets a HUP every second; every request that did not get a 2xx
 //     is counted (see load.ts) and `Reload finished` lines are counted in
 //     drover's log.
+// (c) The same with spare_workers = N: the new generation's workers are
+//     processes started ahead, node and drover loaded, which load the app.
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,6 +213,8 @@ function throughputReport(rows: Row[]): { text: string; ratios: Record<string, n
 // ------------------------------------------------------------------ (b)
 
 interface Reload {
+  /** spare_workers of the run (0: the default) */
+  spares: number;
   load: LoadResult;
   bootCost: BootStage[];
   boots: Boots;
@@ -224,18 +228,16 @@ interface Reload {
   text: string;
 }
 
-async function reload(): Promise<Reload> {
-  // Measured first, on the machine as quiet as this run leaves it.
-  progress('reload: what a worker\'s boot costs, stage by stage');
-  const cost = await bootCost(quick ? 3 : 9);
-  const t = await startReady('drover', WORKERS);
+/** Under load, with `spares` spare workers (spare_workers) and `cost`, the boot cost measured before. */
+async function reload(spares: number, cost: BootStage[]): Promise<Reload> {
+  const t = await startReady('drover', WORKERS, { env: { ...process.env, DROVER_SPARE_WORKERS: String(spares) } });
   try {
     progress(`reload: warm-up (${WARMUP} s)`);
     await runLoad({ port: t.port, connections: CONNECTIONS, durationSec: WARMUP, honorClose: true });
     const from = t.log().length;
     let hups = 0;
     const startWall = Date.now();
-    progress(`reload: ${RELOAD_SECONDS + RELOAD_TAIL} s of load, a HUP every ${HUP_EVERY} s for the first ${RELOAD_SECONDS} s`);
+    progress(`reload, spare_workers ${spares}: ${RELOAD_SECONDS + RELOAD_TAIL} s of load, a HUP every ${HUP_EVERY} s for the first ${RELOAD_SECONDS} s`);
     const load = await runLoad({
       port: t.port,
       connections: CONNECTIONS,
@@ -261,12 +263,13 @@ async function reload(): Promise<Reload> {
       await sleep(100);
     }
     const log = t.log().slice(from);
-    const logFile = join(tmpdir(), `drover-bench-reload-${process.pid}.log`);
+    const logFile = join(tmpdir(), `drover-bench-reload-${process.pid}-spares-${spares}.log`);
     writeFileSync(logFile, t.log());
     progress(`reload: drover's whole log is in ${logFile}`);
     const failedReloads: Record<string, number> = {};
     for (const m of log.matchAll(/reload failed, the running config stays in force: (.*)/g)) failedReloads[m[1]!] = (failedReloads[m[1]!] ?? 0) + 1;
     const r = {
+      spares,
       load,
       bootCost: cost,
       boots: bootTimes(t.lines().filter((l) => l.t >= startWall).map((l) => l)),
@@ -310,7 +313,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     ['  after a `Connection: close` response', fmt(l.closesHonoured)],
   ];
   const lines = [
-    `(b) reload under load: drover, ${WORKERS} workers, a HUP every ${HUP_EVERY === 1 ? 'second' : `${HUP_EVERY} seconds`} for ${RELOAD_SECONDS} s, load for ${RELOAD_SECONDS + RELOAD_TAIL} s`,
+    `(${r.spares === 0 ? 'b' : 'c'}) reload under load: drover, ${WORKERS} workers, ${r.spares === 0 ? 'no spare workers (the default)' : `spare_workers = ${r.spares}`}, a HUP every ${HUP_EVERY === 1 ? 'second' : `${HUP_EVERY} seconds`} for ${RELOAD_SECONDS} s, load for ${RELOAD_SECONDS + RELOAD_TAIL} s`,
     `    ${loadNote}`,
     STOCK
       ? '    --stock-client: autocannon as shipped, which ignores `Connection: close` and sends its next request on the closing connection'
@@ -321,7 +324,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     `failed requests: ${l.failed} (target: 0) -> ${l.failed === 0 ? 'MET' : 'NOT MET'}`,
     `a new generation serves within 500 ms (median) of its reload's start (issue 16): ${r.boots.serving.length ? `${fmt(median(r.boots.serving))} ms -> ${median(r.boots.serving) <= 500 ? 'MET' : 'NOT MET'}` : 'no reload finished -> NOT MET'}`,
   ];
-  lines.push(
+  if (r.spares === 0) lines.push(
     '',
     "what a worker's boot costs in CPU, stage by stage: a fresh node process that goes that far (quiet machine, before the load; median of the runs)",
     '',
@@ -329,6 +332,7 @@ function reloadReport(r: Omit<Reload, 'text'>, log: string, startWall: number): 
     '',
     'A slow-lane worker puts its own socket into LISTEN through copies its arbiter echoes over the channel (os/node/listen.ts): no helper process.',
     'Under load a new worker shares the CPUs with the old workers and the clients: its boot takes a multiple of this in wall time.',
+    'A spare worker (spare_workers, run (c)) has everything above the app behind it when the reload comes: it loads the app and serves.',
   );
   if (Object.keys(r.failedReloads).length > 0) {
     lines.push('reloads that failed, by reason:', ...Object.entries(r.failedReloads).map(([why, n]) => `  ${n} x ${why}`));
@@ -423,17 +427,24 @@ const started = new Date();
 progress(`bench/http${quick ? ' --quick' : ''}: ${machine}`);
 let a: Awaited<ReturnType<typeof throughput>> | null = null;
 let b: Reload | null = null;
+let c: Reload | null = null;
 let exit = 0;
 try {
   if (opt.only !== 'reload') a = await throughput();
-  if (opt.only !== 'throughput') b = await reload();
+  if (opt.only !== 'throughput') {
+    // Measured first, on the machine as quiet as this run leaves it.
+    progress('reload: what a worker\'s boot costs, stage by stage');
+    const cost = await bootCost(quick ? 3 : 9);
+    b = await reload(0, cost);
+    c = await reload(WORKERS, cost);
+  }
 } catch (e) {
   console.error(`bench/http failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   exit = 1;
 }
-const report = [a?.text, b?.text].filter((x) => x !== undefined).join('\n\n');
+const report = [a?.text, b?.text, c?.text].filter((x) => x !== undefined).join('\n\n');
 if (report) console.log('\n' + report);
-if (write && a && b) {
+if (write && a && b && c) {
   const dir = join(import.meta.dirname, '..', 'results');
   mkdirSync(dir, { recursive: true });
   const brief = (r: LoadResult) => ({ ...r, failures: r.failures.slice(0, 200), failuresTotal: r.failures.length });
@@ -450,6 +461,7 @@ if (write && a && b) {
       rows: a.rows.map((r) => ({ kind: r.kind, label: r.label, rpsMedian: median(r.runs.map((x) => x.rps)), runs: r.runs.map(brief) })),
     },
     reload: { ...b, text: undefined, load: brief(b.load) },
+    reloadSpares: { ...c, text: undefined, load: brief(c.load) },
   }, null, 2) + '\n');
   writeFileSync(join(dir, 'http.md'), `# bench/http\n\n\`npm run bench:http\`, ${started.toISOString().slice(0, 10)}\n\n\`\`\`\n${report}\n\`\`\`\n`);
   progress('wrote bench/results/http.json and bench/results/http.md');

@@ -25,6 +25,8 @@ export interface DroverConfig {
   max_requests?: number;
   /** Add a random 0..INT, fixed per worker, to max_requests so workers do not all recycle at once. Default: 0. */
   max_requests_jitter?: number;
+  /** Keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers): a reload or a respawn gives the app to one instead of starting node, most of a worker's boot on a busy machine; each costs an idle node process (about 40 MB); 0 = none. Default: 0. */
+  spare_workers?: number;
   /** Recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never. Default: 0. */
   max_worker_rss?: number | string;
   /** Classify every request by its route as fast or slow from the latency drover observed; slow ones run in their own pool (slow_workers) so they never stall fast ones. Default: on. */

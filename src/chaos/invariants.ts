@@ -2,6 +2,7 @@
 // issue 6), each with its name, checked after every batch of kernel events,
 // at every probe report, on every answer, and once more when the system has
 // had time to settle. The first violation ends the run.
+import { SPARE } from '../runtime/protocol.js';
 import type { ProcessInfo } from '../sim/index.js';
 import type { Defect, Hooks } from '../os/hooks.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
@@ -401,7 +402,10 @@ export class Checker {
       if (p.program !== 'worker' || p.state === 'zombie' || p.ppid === 1) continue;
       let spec = this.specs.get(p.pid);
       if (spec === undefined) {
-        spec = workerSpec(p);
+        const found = workerSpec(p);
+        // A spare not given work yet is nobody's worker.
+        if (found === 'spare') continue;
+        spec = found;
         this.specs.set(p.pid, spec);
       }
       if (spec === null) continue;
@@ -527,7 +531,12 @@ export class Checker {
 }
 
 /** "arbiter pid/generation" and the app of a fast worker, from the spec the arbiter gave it (null: unreadable). */
-function workerSpec(p: ProcessInfo): { key: string; app: string } | null {
+function workerSpec(p: ProcessInfo): { key: string; app: string } | null | 'spare' {
+  if (p.args[0] === SPARE) {
+    // Its spec came in the arbiter's 'go'; its title says the generation and the app's file from then on.
+    const m = /^drover: worker gen (\d+) \[(.+)\]$/.exec(p.title);
+    return m === null ? 'spare' : { key: `${p.ppid}/${m[1]}`, app: m[2]! };
+  }
   try {
     const spec = JSON.parse(p.args[0] ?? '') as { generation?: unknown; app?: unknown };
     if (typeof spec.generation !== 'number' || typeof spec.app !== 'string') return null;

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import type { Defect } from '../os/hooks.js';
 import { runtimePrograms } from '../runtime/programs.js';
+import { SPARE_TITLE } from '../runtime/protocol.js';
 import { Kernel } from '../sim/index.js';
 import { OS_FAULTS, type OsFault } from '../sim/faults.js';
 import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
@@ -111,7 +112,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     () => k.now(),
     {
       orphan: (p) => (p === 'worker' || p === 'slow-worker' ? 2000 : STOP_TIMEOUT_MS + 2000),
-      maxWorkers: (app) => maxByApp.get(app) ?? null,
+      // A worker that was a spare is known by its title, which names its app's file only (invariants.ts workerSpec).
+      maxWorkers: (app) => maxByApp.get(app.includes('/') ? app : `${APPS}/${app}`) ?? null,
       // A drained surplus worker gets graceful_timeout, then KILL a second later, seen at the next tick (≤ 1 s).
       drainMs: GRACEFUL_MS + 3000,
       // Hostile runs have no stalled workers, so a slot's hold has a bound.
@@ -166,6 +168,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
       lanes: true,
       slow_threshold: 0.1,
       slow_workers: c.slowWorkers,
+      spare_workers: topo.spareWorkers,
       slow_concurrency: topo.slowConcurrency,
       slow_queue: topo.slowQueue,
       queue_timeout: topo.queueTimeoutMs / 1000,
@@ -205,7 +208,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     maxByApp.set(appPath(good.version), good.max);
     os.fs.writeFile(CONFIG, configText(good));
     os.fs.writeFile(LOG, '');
-    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running');
+    // A spare (spare_workers) is not a worker until it is given work: it sets its title then.
+    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running' && p.title !== SPARE_TITLE);
     const service = new Service(os, k, {
       args: ['--config', CONFIG], tree: TREE, goneMs: STOP_TIMEOUT_MS + 4000, note,
       beforeRestart: () => void (good.broken === null && os.fs.writeFile(CONFIG, configText(good))),

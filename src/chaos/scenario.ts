@@ -67,6 +67,8 @@ export interface Topology {
   readonly minWorkers: number;
   readonly maxWorkers: number;
   readonly slowWorkers: number;
+  /** spare_workers: 0 in most runs (drawn last of all: no earlier draw of any seed changed). */
+  readonly spareWorkers: number;
   readonly slowConcurrency: number;
   readonly slowQueue: number;
   readonly queueTimeoutMs: number;
@@ -183,7 +185,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   const companions: CompanionPlan[] = [];
   const nc = needsCompanions ? int(1, 3) : chance(0.3) ? 1 : 0;
   for (let i = 0; i < nc; i++) companions.push({ name: `c${i}`, behaviour: BEHAVIOURS[r.below(BEHAVIOURS.length)]! });
-  const topology: Omit<Topology, 'clients' | 'oneShots'> = {
+  const topology: Omit<Topology, 'clients' | 'oneShots' | 'spareWorkers'> = {
     workers,
     minWorkers: scaling ? Math.max(1, workers - 1) : workers,
     maxWorkers: scaling ? workers + 1 : workers,
@@ -227,7 +229,7 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
       for (let i = int(0, 2); i > 0; i--) faults.push({ at: int(2000, Math.max(2000, durationMs)), kind: chance(0.5) ? 'hup-broken-config' : 'hup-broken-app', pick: r.u32() });
       faults.sort((a, b) => a.at - b.at);
     }
-    return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: shots }, load, faults, osFaults };
+    return { seed, name, durationMs, topology: { ...topology, clients: null, oneShots: shots, spareWorkers: spares(r) }, load, faults, osFaults };
   }
   // Drawn after everything else, and only here, so that no other scenario's draws changed.
   const header = int(1, 3) * 1000;
@@ -235,11 +237,17 @@ export function generate(seed: bigint, opts: ScenarioOptions = {}): Scenario {
   // Longer than a slot may be held (hostileSlotMs), so that a slot waiting on a client that never reads is seen.
   const send = (hostileSlotMs(topology, load) ?? 2 * load.slowMsMax) + int(1, 3) * 1000;
   const hostileLoad = { ...load, bigShare: 0.02 + r.float() * 0.08, attacks: 0.5 + r.float() * 2.5 };
+  const shots = oneShots(r, needsCompanions);
   return {
     seed, name, durationMs, faults,
-    topology: { ...topology, clients: { header, body, send }, oneShots: oneShots(r, needsCompanions) },
+    topology: { ...topology, clients: { header, body, send }, oneShots: shots, spareWorkers: spares(r) },
     load: hostileLoad, osFaults: {},
   };
+}
+
+/** spare_workers, drawn last of all: 1 or 2 in a third of the runs. */
+function spares(r: Rng): number {
+  return r.float() < 1 / 3 ? 1 + r.below(2) : 0;
 }
 
 /** Each kind at its OS_RATES times a factor of 1/4 to 2 (log-uniform), or off in one seed of ten: drawn last of all. */

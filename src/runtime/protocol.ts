@@ -25,7 +25,10 @@ export interface ClientLimits {
   readonly requestTimeout: number; // ms; 0 = off
 }
 
-/** Everything a worker needs, fixed at spawn: a HUP starts new workers with a new spec. */
+/**
+ * Everything a worker needs, fixed at spawn (or, for a spare, when the
+ * arbiter takes it: the 'go' message): a HUP starts new workers with a new spec.
+ */
 export interface WorkerSpec {
   readonly app: string; // absolute path of the app module
   readonly generation: number;
@@ -78,7 +81,14 @@ export type ToArbiter =
   | { t: 'lane-let-go'; ids: number[] }
   | ({ t: 'route' } & RouteNews);
 
+/** A worker program's only argument when it starts as a spare (spare_workers): its spec comes later, in 'go'. */
+export const SPARE = '--spare';
+/** What ps shows for a spare until it is given work (a worker then titles itself by its generation). */
+export const SPARE_TITLE = 'drover: spare worker';
+
 export type ToWorker =
+  // arbiter -> spare: become this worker (sent once, first)
+  | { t: 'go'; spec: WorkerSpec }
   | { t: 'drain' }
   // slow lane -> fast worker: stream request `seq` to the slow worker at `path`, or answer 503
   | { t: 'lane-go'; seq: number; path: string }

@@ -37,6 +37,8 @@ export interface ProcessInfo {
   state: 'running' | 'stopped' | 'zombie';
   program: string;
   args: readonly string[];
+  /** What ps shows (os.setTitle); '' until the process sets one. */
+  title: string;
 }
 
 export class Kernel {
@@ -123,6 +125,7 @@ export class Kernel {
         state: p.state === RUNNING ? 'running' : p.state === STOPPED ? 'stopped' : 'zombie',
         program: p.program,
         args: p.args,
+        title: p.title,
       });
     }
     // Init is always in the table (die() never takes it): everything else is listed.

@@ -8,7 +8,7 @@ import type { ProcessInfo } from '../../src/sim/index.js';
 const DRIVER = 100;
 
 function proc(pid: number, ppid: number, program: string, args: readonly string[] = [], state: ProcessInfo['state'] = 'running'): ProcessInfo {
-  return { pid, ppid, pgid: pid, state, program, args };
+  return { pid, ppid, pgid: pid, state, program, args, title: '' };
 }
 
 /** A checker on a clock the test moves. */

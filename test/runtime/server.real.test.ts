@@ -255,6 +255,56 @@ describe('HUP reloads code and config', () => {
   });
 });
 
+describe('spare_workers', () => {
+  /** Spares by role from the log, not yet given work. */
+  function spares(d: Drover): { fast: number[]; slow: number[] } {
+    const taken = new Set([...d.log().matchAll(/with pid: (\d+) \(a spare\)/g)].map((m) => Number(m[1])));
+    const of = (re: RegExp) => [...d.log().matchAll(re)].map((m) => Number(m[1])).filter((pid) => !taken.has(pid));
+    return { fast: of(/Spare worker started with pid: (\d+)/g), slow: of(/Spare slow-lane worker started with pid: (\d+)/g) };
+  }
+
+  test('a HUP gives changed app code to the pre-started processes, and TERM leaves none behind', async () => {
+    const d0 = dir();
+    const app = join(d0, 'app.mjs');
+    const port = await freePort();
+    writeFileSync(app, "export default (req, res) => res.end(`v1 ${process.pid}`);\n");
+    const d = drover([app, '--bind', `127.0.0.1:${port}`, '--workers', '1', '--spare-workers', '1']);
+    await serving(d, 1);
+    await d.waitFor(/Spare slow-lane worker started with pid: \d+/);
+    await d.waitFor(/Spare worker started with pid: \d+/);
+    const before = spares(d);
+    expect(before.fast).toHaveLength(1);
+    expect(before.slow).toHaveLength(1);
+    for (const pid of [...before.fast, ...before.slow]) expect(alive(pid)).toBe(true);
+    writeFileSync(app, "export default (req, res) => res.end(`v2 ${process.pid}`);\n");
+    const from = d.log().length;
+    d.kill('SIGHUP');
+    await d.waitFor(/Reload finished/, 15_000, from);
+    expect(d.log().slice(from)).toContain(`Booting worker with pid: ${before.fast[0]} (a spare)`);
+    expect(d.log().slice(from)).toContain(`Booting slow-lane worker with pid: ${before.slow[0]} (a spare)`);
+    expect((await get(port)).body).toBe(`v2 ${before.fast[0]}`);
+    await d.waitFor(/(?:[^]*?Spare worker started with pid: \d+){2}/, 15_000);
+    const after = spares(d);
+    expect(after.fast).toHaveLength(1);
+    d.kill('SIGTERM');
+    expect(await d.exited()).toEqual({ code: 0, signal: null });
+    for (const pid of [...before.fast, ...before.slow, ...after.fast, ...after.slow]) expect(alive(pid)).toBe(false);
+  });
+
+  test('SIGKILL of the arbiter: its spares are gone within a second', async () => {
+    const port = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--spare-workers', '2']);
+    await serving(d, 1);
+    await d.waitFor(/(?:[^]*?Spare worker started with pid: \d+){2}/);
+    const s = spares(d);
+    expect(s.fast).toHaveLength(2);
+    d.kill('SIGKILL');
+    await d.exited();
+    await sleep(1000);
+    expect([...s.fast, ...s.slow].filter(alive)).toEqual([]);
+  });
+});
+
 describe('drover refuses to start, clearly', () => {
   test('an app that cannot load: the arbiter exits 4 with the reason, no respawn loop', async () => {
     const d = drover([join(APPS, 'broken-import.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '2']);

@@ -7,7 +7,7 @@ describe('lifetime', () => {
   it('lives while its program promise is pending, then exits 0', async () => {
     const { k, pid } = boot({ main: async (os) => void (await os.sleep(50)) });
     await k.run({ until: 49 });
-    expect(k.processes()).toEqual([{ pid, ppid: 1, pgid: 1, state: 'running', program: 'main', args: [] }]);
+    expect(k.processes()).toEqual([{ pid, ppid: 1, pgid: 1, state: 'running', program: 'main', args: [], title: '' }]);
     await k.run();
     expect(k.exitStatus(pid)).toEqual({ pid, code: 0, signal: null });
     expect(k.processes()).toEqual([]);

@@ -15,12 +15,15 @@
 // With lanes on, each generation also has slow-lane workers (lanes.ts): they
 // boot with it, a reload waits for them too, and they are drained once the
 // generation's last fast worker is gone, since only its fast workers use them.
+//
+// With spare_workers, a spawn of either kind first takes a spare (spares.ts):
+// a process started ahead that boots from its app on our word.
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { formatAddr, isUnix, type Addr, type Channel, type Child, type Exited, type Listener, type Os, type Signal, type SpawnSpec } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
 import { type Config, ConfigError, loadConfig } from '../config/index.js';
 import { logFileProblems, Logger, LogSink } from '../log.js';
-import { EXIT_APP_LOAD, EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { EXIT_APP_LOAD, EXIT_BOOT, SPARE, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 
 import { Lanes } from './lanes.js';
 import { Control } from './control.js';
@@ -30,6 +33,7 @@ import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
 import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
 import { type Worker, Workers } from './workers.js';
+import { type Role, type Spare, Spares } from './spares.js';
 import { Admin } from './admin.js';
 import { exposition, Metrics, type ExitCause } from './metrics.js';
 import type { ProcessRow } from '../lanes/report.js';
@@ -62,6 +66,14 @@ const WORKER_PDEATHSIG: Signal = 'SIGKILL';
  */
 const SPAWN_BACKOFF = 250;
 const SPAWN_BACKOFF_MAX = 1000;
+/**
+ * A spare that dies before it is given work (killed by someone, out of
+ * memory, a broken node) is replaced after this, doubling up to
+ * SPARE_BACKOFF_MAX for each in a row; a spare given work starts it over.
+ * Workers spawn as usual meanwhile: spares only save them time.
+ */
+const SPARE_BACKOFF = 1000;
+const SPARE_BACKOFF_MAX = 60_000;
 /** A reload whose workers the OS keeps refusing to start fails after this; each started worker has `timeout` to boot. */
 const RELOAD_SPAWN_MAX = 60_000;
 
@@ -121,6 +133,9 @@ export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOpti
 class Arbiter {
   private log: Logger;
   private readonly workers = new Workers();
+  private readonly spares = new Spares();
+  private spareAt = 0; // no spare before this: the last one died unasked
+  private spareFailures = 0; // spares in a row that died unasked
   private listeners = new Map<string, Listener>();
   private generation = 1; // the generation serving now
   private lastGeneration = 1; // the newest one started (a reload may be booting it)
@@ -497,12 +512,15 @@ class Arbiter {
 
   private spawn(config: Config, generation: number, listeners: Map<string, Listener>): Worker | null {
     const { os } = this;
-    if (os.now() < this.spawnAt) return null;
+    // A spare needs no spawn, so the OS's refusals do not hold it back.
+    if (os.now() < this.spawnAt && this.spares.count('fast') === 0) return null;
     const spec: WorkerSpec = {
       ...this.spec(config, generation),
       role: 'fast',
       lanes: this.lanes.has(generation) ? { slowThreshold: config.slow_threshold, slowRoutes: config.slow_routes, learned: this.lanes.learned(), bodyMax: config.slow_body_max, buffer: config.slow_buffer } : null,
     };
+    const spare = this.takeSpare('fast', [...listeners.values()], spec);
+    if (spare !== null) return spare;
     const child = this.trySpawn('worker', { program: 'worker', args: [JSON.stringify(spec)], listeners: [...listeners.values()], parentDeathSignal: WORKER_PDEATHSIG });
     if (child === null) return null;
     const w = this.workers.add(child.pid, child.channel, generation, os.now());
@@ -515,7 +533,7 @@ class Arbiter {
   /** A slow-lane worker: no public socket, its own Unix socket; the access log is the fast worker's. */
   private spawnSlow(config: Config, generation: number): Worker | null {
     const { os } = this;
-    if (os.now() < this.spawnAt) return null;
+    if (os.now() < this.spawnAt && this.spares.count('slow') === 0) return null;
     let dir: string;
     try {
       dir = this.slowDir();
@@ -528,6 +546,8 @@ class Arbiter {
     }
     const socket = this.lanes.socketPath(dir);
     const spec: WorkerSpec = { ...this.spec(config, generation), role: 'slow', laneSocket: socket, accessLog: null };
+    const spare = this.takeSpare('slow', [], spec);
+    if (spare !== null) return spare;
     const child = this.trySpawn('slow-lane worker', { program: 'slow-worker', args: [JSON.stringify(spec)], parentDeathSignal: WORKER_PDEATHSIG });
     if (child === null) return null;
     const w = this.workers.add(child.pid, child.channel, generation, os.now(), 'slow', socket);
@@ -535,6 +555,74 @@ class Arbiter {
     this.metrics.boots.slow++;
     this.log.info(`Booting slow-lane worker with pid: ${child.pid}`);
     return w;
+  }
+
+  /**
+   * A spare of `role` holding `listeners` becomes a worker of spec's
+   * generation: it is sent its spec, and boots from there as a spawned one
+   * does (boot timeout, boot errors, everything). Null when none fits.
+   */
+  private takeSpare(role: Role, listeners: readonly Listener[], spec: WorkerSpec): Worker | null {
+    const s = this.spares.take(role, listeners);
+    if (s === null) return null;
+    if (!s.channel.send({ t: 'go', spec } satisfies ToWorker)) {
+      // Dying already: its exit is reaped as any child's; a fresh spawn takes its place.
+      this.tryKill(s.pid, 'SIGKILL');
+      return null;
+    }
+    const w = this.workers.add(s.pid, s.channel, spec.generation, this.os.now(), role, role === 'slow' ? spec.laneSocket : null);
+    s.to = (m) => this.message(w, m as ToArbiter);
+    this.spareFailures = 0;
+    this.metrics.boots[role]++;
+    this.log.info(`Booting ${role === 'slow' ? 'slow-lane worker' : 'worker'} with pid: ${s.pid} (a spare)`);
+    return w;
+  }
+
+  /**
+   * Keeps spare_workers spares of each role (slow ones up to slow_workers,
+   * with lanes on), holding the listeners a worker gets now. Only while
+   * nothing boots and nothing stops: a spare's start takes CPU from a boot
+   * it cannot help.
+   */
+  private keepSpares(): void {
+    const { os, config } = this;
+    if (this.stopping || this.reload || !this.booted || this.halt !== null) return;
+    if (this.workers.all().some((w) => w.state === 'booting')) return;
+    const listeners = [...this.listeners.values()];
+    const want = { fast: config.spare_workers, slow: this.lanes.has(this.generation) ? Math.min(config.spare_workers, config.slow_workers) : 0 };
+    for (const s of this.spares.unwanted(listeners, want)) this.tryKill(s.pid, 'SIGTERM');
+    if (os.now() < this.spareAt || os.now() < this.spawnAt) return;
+    for (const role of ['fast', 'slow'] as const) {
+      while (this.spares.count(role) < want[role] && this.spawnSpare(role, role === 'fast' ? listeners : [])) {
+        // one more
+      }
+    }
+  }
+
+  private spawnSpare(role: Role, listeners: readonly Listener[]): Spare | null {
+    const child = this.trySpawn(role === 'slow' ? 'spare slow-lane worker' : 'spare worker', {
+      program: role === 'slow' ? 'slow-worker' : 'worker',
+      args: [SPARE],
+      listeners: [...listeners],
+      parentDeathSignal: WORKER_PDEATHSIG,
+    });
+    if (child === null) return null;
+    if (child.channel === null) {
+      // Programs get a channel unless asked otherwise; one without could never be given work.
+      this.tryKill(child.pid, 'SIGKILL');
+      return null;
+    }
+    this.log.info(`Spare ${role === 'slow' ? 'slow-lane worker' : 'worker'} started with pid: ${child.pid}`);
+    return this.spares.add(child.pid, role, child.channel, listeners);
+  }
+
+  /** A spare's exit: expected when we let it go; otherwise the next one waits, longer each time in a row. */
+  private spareExited(s: Spare, e: Exited): void {
+    if (s.leaving) return;
+    const delay = Math.min(SPARE_BACKOFF_MAX, SPARE_BACKOFF * 2 ** this.spareFailures++);
+    this.spareAt = this.os.now() + delay;
+    const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+    this.log.warning(`Spare worker ${s.pid} ${how} before it was given work; next spare in ${delay / 1000} s`);
   }
 
   /**
@@ -715,6 +803,8 @@ class Arbiter {
       }
       if (e === null) return;
       if (e.pid === this.manager?.pid) this.managerExited(e);
+      const s = this.spares.remove(e.pid);
+      if (s !== null) this.spareExited(s, e);
       const w = this.workers.remove(e.pid);
       if (w) {
         this.metrics.retire(w.counters);
@@ -913,6 +1003,7 @@ class Arbiter {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);
       for (const w of surplus) this.drain(w, 'scale');
     }
+    this.keepSpares();
   }
 
   // ----------------------------------------------------------------- stop
@@ -932,12 +1023,14 @@ class Arbiter {
     // Slow workers serve the fast ones: on a graceful stop they go once no
     // fast worker is left to hand them a request (or at the deadline).
     for (const w of this.workers.all()) if (!graceful || w.role === 'fast') this.signal(w, graceful ? 'SIGTERM' : 'SIGQUIT');
+    // A spare has nothing to finish.
+    for (const s of this.spares.letAllGo()) this.tryKill(s.pid, 'SIGTERM');
     let slowSignalled = !graceful;
     // The manager stops its companions (stop signal, deadline, KILL) and exits.
     this.managerAt = Infinity;
     const m = this.manager;
     if (m) this.tryKill(m.pid, graceful ? 'SIGTERM' : 'SIGQUIT');
-    const left = () => this.workers.size > 0 || this.manager !== null;
+    const left = () => this.workers.size > 0 || this.spares.size > 0 || this.manager !== null;
     const deadline = os.now() + this.config.graceful_timeout;
     while (left() && os.now() < deadline) {
       if (!slowSignalled && this.workers.ofRole('fast').length === 0) {
@@ -950,6 +1043,10 @@ class Arbiter {
     for (const w of this.workers.all()) {
       log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
       this.signal(w, 'SIGKILL');
+    }
+    for (const s of this.spares.letAllGo()) {
+      log.warning(`Spare worker ${s.pid} still running after graceful_timeout: KILL`);
+      this.tryKill(s.pid, 'SIGKILL');
     }
     if (this.manager) {
       log.warning(`Companion manager ${this.manager.pid} still running after graceful_timeout: KILL`);

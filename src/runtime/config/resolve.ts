@@ -131,6 +131,7 @@ export function resolveConfig(input: ResolveInput): Config {
     keep_alive: v('keep_alive'),
     max_requests: v('max_requests'),
     max_requests_jitter: v('max_requests_jitter'),
+    spare_workers: v('spare_workers'),
     pid: v('pid'),
     access_log: v('access_log'),
     error_log: v('error_log'),
@@ -222,7 +223,7 @@ function cpuCount(cpus: number): number {
 }
 
 /** Settings that ask for processes, each bounded by workers_limit. */
-const LIMITED: readonly SettingName[] = ['workers', 'min_workers', 'max_workers', 'slow_workers'];
+const LIMITED: readonly SettingName[] = ['workers', 'min_workers', 'max_workers', 'slow_workers', 'spare_workers'];
 
 /**
  * workers_limit: 4 x CPUs unless given. Each count someone set above it is a

@@ -106,6 +106,7 @@ export const SETTING_TYPES = {
   max_requests: int(0),
   max_requests_jitter: int(0),
   max_worker_rss: size(0, 2 ** 50),
+  spare_workers: int(0),
   lanes: { type: 'boolean' },
   slow_threshold: positiveSeconds,
   slow_workers: int(1),

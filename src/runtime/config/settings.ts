@@ -88,6 +88,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     parse: wholeNumber(0),
   }),
   spec<number>({
+    name: 'spare_workers', group: 'Workers', metavar: 'INT', example: '2',
+    help: 'keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers): a reload or a respawn gives the app to one instead of starting node, most of a worker\'s boot on a busy machine; each costs an idle node process (about 40 MB); 0 = none',
+    defaultText: '0',
+    default: 0,
+    parse: wholeNumber(0),
+  }),
+  spec<number>({
     name: 'max_worker_rss', group: 'Workers', metavar: 'BYTES', example: '512M',
     help: 'recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never',
     defaultText: '0',

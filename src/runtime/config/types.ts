@@ -29,6 +29,8 @@ export interface Config {
   max_requests: number;
   /** Up to this many more requests, drawn per worker, so workers do not recycle in step. */
   max_requests_jitter: number;
+  /** Worker processes started ahead of need, per role (slow ones up to slow_workers); 0 = none (arbiter/spares.ts). */
+  spare_workers: number;
   pid: string | null;
   /** null = off, '-' = stderr, else a file. */
   access_log: string | null;

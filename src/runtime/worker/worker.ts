@@ -24,7 +24,7 @@ import { routeKey, routeKeyString } from '../lanes/route-key.js';
 import { clientAddress } from '../client-addr.js';
 import { accessLine, Logger, LogSink, Throttle } from '../log.js';
 import { httpDate } from '../time-format.js';
-import { EXIT_BOOT, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { EXIT_BOOT, SPARE, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
 import { screen } from './screen.js';
@@ -33,10 +33,11 @@ import { Counters } from './counters.js';
 import { basename } from 'node:path';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
+import { awaitGo } from './spare.js';
 import { planted } from '../../os/hooks.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
-  const spec = JSON.parse(args[0]!) as WorkerSpec;
+  const { spec, inbox } = args[0] === SPARE ? await awaitGo(os) : { spec: JSON.parse(args[0]!) as WorkerSpec, inbox: os.channel };
   os.setTitle(spec.role === 'slow' ? `drover: slow worker gen ${spec.generation}` : `drover: worker gen ${spec.generation} [${basename(spec.app)}]`);
   const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel, { format: spec.logFormat, role: spec.role === 'slow' ? 'slow-worker' : 'worker' });
   const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
@@ -101,7 +102,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     log.sink.reopen();
     access?.reopen();
   });
-  os.channel?.onMessage((m) => {
+  inbox?.onMessage((m) => {
     const msg = m as ToWorker;
     if (msg.t === 'drain') return stop(false);
     lanes?.message(msg);

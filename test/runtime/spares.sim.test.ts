@@ -1,0 +1,98 @@
+// spare_workers on the simulated kernel: processes started ahead, node and
+// drover loaded, the app not; a reload or a respawn gives them the app.
+import { expect, test } from 'vitest';
+import { SIM_APP, simulate, type Ctl } from './sim.js';
+
+const base = (...more: string[]) => [SIM_APP, '--bind', '127.0.0.1:8000', ...more];
+
+/** Running spares by role: started as spares (the arbiter's log) and not given work yet. */
+function spares(c: Ctl): { fast: number[]; slow: number[] } {
+  const log = c.log();
+  const taken = new Set([...log.matchAll(/with pid: (\d+) \(a spare\)/g)].map((m) => Number(m[1])));
+  const running = new Set(c.k.processes().filter((p) => p.state === 'running').map((p) => p.pid));
+  const of = (re: RegExp) => [...log.matchAll(re)].map((m) => Number(m[1])).filter((pid) => running.has(pid) && !taken.has(pid));
+  return { fast: of(/Spare worker started with pid: (\d+)/g), slow: of(/Spare slow-lane worker started with pid: (\d+)/g) };
+}
+
+async function sparesUp(c: Ctl, fast: number, slow: number, timeout = 10_000): Promise<{ fast: number[]; slow: number[] }> {
+  const end = c.os.now() + timeout;
+  while (c.os.now() < end) {
+    const s = spares(c);
+    if (s.fast.length === fast && s.slow.length === slow) return s;
+    await c.os.sleep(20);
+  }
+  throw new Error(`spares: ${JSON.stringify(spares(c))}, wanted ${fast} fast and ${slow} slow:\n${c.log()}`);
+}
+
+test('a HUP gives the new generation to the spares, the pool fills again once it serves, and TERM leaves nothing', async () => {
+  const r = await simulate(31, base('--workers', '2', '--spare-workers', '2', '--keep-alive', '1'), async (c) => {
+    await c.booted(2);
+    // Lanes are on by default with one slow worker: one slow spare (up to slow_workers), two fast ones.
+    const before = await sparesUp(c, 2, 1);
+    const l = c.load(4);
+    await c.os.sleep(300);
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    const reload = c.log().slice(from);
+    for (const pid of before.fast) expect(reload).toContain(`Booting worker with pid: ${pid} (a spare)`);
+    expect(reload).toContain(`Booting slow-lane worker with pid: ${before.slow[0]} (a spare)`);
+    // Nothing was spawned fresh for the reload.
+    expect(reload).not.toMatch(/Booting (?:slow-lane )?worker with pid: \d+\n/);
+    // The spares are the new generation, and answer with the app.
+    const pids = new Set<number>();
+    for (let i = 0; i < 20; i++) pids.add(Number((await c.get()).body));
+    expect([...pids].sort()).toEqual([...before.fast].sort());
+    const after = await sparesUp(c, 2, 1);
+    for (const pid of [...after.fast, ...after.slow]) expect([...before.fast, ...before.slow]).not.toContain(pid);
+    const stats = await l.stop();
+    expect(stats.errors).toEqual([]);
+    expect(stats.ok).toBeGreaterThan(50);
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0, signal: null });
+    expect(c.log()).not.toMatch(/Spare worker \d+ .* before it was given work/);
+  });
+  expect(r.left).toEqual([]);
+});
+
+test('a killed worker is replaced by a spare; a spare killed by someone is replaced after a pause, with a warning', async () => {
+  await simulate(32, base('--workers', '2', '--spare-workers', '1', '--lanes', 'off'), async (c) => {
+    await c.booted(2);
+    const [spare] = (await sparesUp(c, 1, 0)).fast;
+    const victim = c.workers().find((p) => p !== spare)!;
+    let from = c.log().length;
+    c.os.kill(victim, 'SIGKILL');
+    await c.waitLog(new RegExp(`Booting worker with pid: ${spare} \\(a spare\\)`), 5_000, from);
+    await c.waitLog(new RegExp(`worker ${spare} booted`), 5_000, from);
+    const [next] = (await sparesUp(c, 1, 0)).fast;
+    expect(next).not.toBe(spare);
+    from = c.log().length;
+    const t0 = c.os.now();
+    c.os.kill(next!, 'SIGKILL');
+    await c.waitLog(new RegExp(`Spare worker ${next} was killed by SIGKILL before it was given work; next spare in 1 s`), 5_000, from);
+    await c.waitLog(/Spare worker started with pid: \d+/, 5_000, from);
+    expect(c.os.now() - t0).toBeGreaterThanOrEqual(1000);
+    expect((await c.get()).status).toBe(200);
+  });
+});
+
+test('a reload that binds elsewhere, with fewer spares, lets go of those that no longer fit, silently', async () => {
+  const cfg = (port: number, spare: number) => JSON.stringify({ app: SIM_APP, bind: [`127.0.0.1:${port}`], workers: 1, spare_workers: spare });
+  await simulate(33, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(1);
+    const before = await sparesUp(c, 2, 1);
+    c.os.fs.writeFile('/tmp/drover.json', cfg(8001, 1));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    const reload = c.log().slice(from);
+    // The fast spares hold port 8000 only: the new worker is spawned fresh. The slow spare holds no listener: it is used.
+    for (const pid of before.fast) expect(reload).not.toContain(`Booting worker with pid: ${pid}`);
+    expect(reload).toMatch(/Booting worker with pid: \d+\n/);
+    expect(reload).toContain(`Booting slow-lane worker with pid: ${before.slow[0]} (a spare)`);
+    const after = await sparesUp(c, 1, 1);
+    for (const pid of before.fast) expect(c.k.processes().some((p) => p.pid === pid && p.state === 'running')).toBe(false);
+    expect(before.fast).not.toContain(after.fast[0]);
+    expect(c.log()).not.toMatch(/before it was given work/);
+  }, { '/tmp/drover.json': cfg(8000, 2) });
+});
