@@ -69,7 +69,7 @@ const reference = (rate: number) => (seed: bigint): Scenario => {
   return {
     ...base,
     topology: {
-      ...base.topology, workers: 4, minWorkers: 4, maxWorkers: 4, slowWorkers: 2,
+      ...base.topology, workers: 4, minWorkers: 4, maxWorkers: 4, slowWorkers: 2, spareWorkers: 0,
       companions: [0, 1, 2].map((i) => ({ name: `c${i}`, behaviour: 'cooperative' as const })),
       oneShots: [], // the reference topology of issue 6: three daemons, no jobs
     },
