@@ -19,13 +19,13 @@ export interface DroverConfig {
   min_workers?: number;
   /** Most workers autoscaling and TTIN may start. Default: workers. */
   max_workers?: number;
-  /** The most workers, min_workers, max_workers and slow_workers may each be: a guard against a typo forking until memory runs out; raise it to run more on purpose. Default: 4 x the number of CPUs. */
+  /** The most workers, min_workers, max_workers, slow_workers and spare_workers may each be: a guard against a typo forking until memory runs out; raise it to run more on purpose. Default: 4 x the number of CPUs. */
   workers_limit?: number;
   /** Recycle a worker after this many requests, without dropping any; 0 = never. Default: 0. */
   max_requests?: number;
   /** Add a random 0..INT, fixed per worker, to max_requests so workers do not all recycle at once. Default: 0. */
   max_requests_jitter?: number;
-  /** Keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers): a reload or a respawn gives the app to one instead of starting node, most of a worker's boot on a busy machine; each costs an idle node process (about 40 MB); 0 = none. Default: 0. */
+  /** Keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers, with lanes on): a reload or a respawn gives the app to one instead of starting node, most of a worker's boot on a busy machine; each costs an idle node process (about 45 MB); 0 = none. Default: 0. */
   spare_workers?: number;
   /** Recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never. Default: 0. */
   max_worker_rss?: number | string;

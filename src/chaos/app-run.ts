@@ -13,7 +13,7 @@ import { Buffer } from 'node:buffer';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { runtimePrograms } from '../runtime/programs.js';
-import { SPARE_TITLE } from '../runtime/protocol.js';
+import { stillSpare } from '../runtime/protocol.js';
 import { Kernel, type Crash } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
 import { KeptAlive, openLoop } from './load.js';
@@ -143,7 +143,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     os.fs.writeFile(SIM_CONFIG, JSON.stringify(d.config));
     os.fs.writeFile(SIM_LOG, '');
     // A spare (spare_workers) is not a worker until it is given work: it sets its title then.
-    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running' && p.title !== SPARE_TITLE);
+    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running' && !stillSpare(p.args, p.title));
     const service = new Service(os, k, {
       args: ['--config', SIM_CONFIG], env: { DROVER_SIM: '1' }, tree: TREE, goneMs: maxStop + 6000, note,
     });

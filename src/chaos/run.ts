@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import type { Defect } from '../os/hooks.js';
 import { runtimePrograms } from '../runtime/programs.js';
-import { SPARE_TITLE } from '../runtime/protocol.js';
+import { stillSpare } from '../runtime/protocol.js';
 import { Kernel } from '../sim/index.js';
 import { OS_FAULTS, type OsFault } from '../sim/faults.js';
 import { Checker, INVARIANTS, type Invariant, type Violation } from './invariants.js';
@@ -209,7 +209,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
     os.fs.writeFile(CONFIG, configText(good));
     os.fs.writeFile(LOG, '');
     // A spare (spare_workers) is not a worker until it is given work: it sets its title then.
-    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running' && p.title !== SPARE_TITLE);
+    const live = (program: string) => k.processes().filter((p) => p.program === program && p.state === 'running' && !stillSpare(p.args, p.title));
     const service = new Service(os, k, {
       args: ['--config', CONFIG], tree: TREE, goneMs: STOP_TIMEOUT_MS + 4000, note,
       beforeRestart: () => void (good.broken === null && os.fs.writeFile(CONFIG, configText(good))),

@@ -86,6 +86,15 @@ export const SPARE = '--spare';
 /** What ps shows for a spare until it is given work (a worker then titles itself by its generation). */
 export const SPARE_TITLE = 'drover: spare worker';
 
+/**
+ * A process started as a spare that has not become a worker yet, by its
+ * argv and title (the simulator's process table; `ps` on the real OS): it
+ * keeps the spare's argv for life, and titles itself as a worker once given work.
+ */
+export function stillSpare(args: readonly string[], title: string): boolean {
+  return args[0] === SPARE && !/^drover: (?:slow )?worker gen /.test(title);
+}
+
 export type ToWorker =
   // arbiter -> spare: become this worker (sent once, first)
   | { t: 'go'; spec: WorkerSpec }

@@ -2,7 +2,7 @@
 // program starts `arbiter` with a command line, drives it with signals and
 // HTTP load over simulated sockets, and asserts from inside the simulation.
 // Everything is virtual time and replays from its seed.
-import { SPARE_TITLE } from '../../src/runtime/protocol.js';
+import { stillSpare } from '../../src/runtime/protocol.js';
 import { join } from 'node:path';
 import type { Hooks } from '../../src/os/hooks.js';
 import { programs, type Exited, type Os, type ProgramRegistry, type Signal } from '../../src/os/types.js';
@@ -66,7 +66,7 @@ export async function simulate(seed: number, argv: readonly string[], body: (ctl
         if (!(await until(os, () => count() >= n, timeout))) throw new Error(`${count()} of ${n} workers booted within ${timeout} ms:\n${log()}`);
       },
       signal: (sig) => os.kill(a.pid, sig),
-      workers: () => k.processes().filter((p) => p.program === 'worker' && p.state === 'running' && p.title !== SPARE_TITLE).map((p) => p.pid),
+      workers: () => k.processes().filter((p) => p.program === 'worker' && p.state === 'running' && !stillSpare(p.args, p.title)).map((p) => p.pid),
       get: (path = '/') => get(os, ADDR, path),
       load(concurrency = 4, path = '/', fresh = false) {
         const agents = Array.from({ length: concurrency }, () => (fresh ? undefined : new OsAgent(os, ADDR, { keepAlive: true, maxSockets: 1 })));

@@ -96,3 +96,26 @@ test('a reload that binds elsewhere, with fewer spares, lets go of those that no
     expect(c.log()).not.toMatch(/before it was given work/);
   }, { '/tmp/drover.json': cfg(8000, 2) });
 });
+
+test('a spare that dies once given work, before it says a word, is replaced by a fresh worker: the reload goes through, no boot failure', async () => {
+  await simulate(34, base('--workers', '2', '--spare-workers', '2', '--lanes', 'off'), async (c) => {
+    await c.booted(2);
+    const { fast } = await sparesUp(c, 2, 0);
+    // Stopped (TTIN's default action; the simulator has no SIGSTOP), it cannot hear its 'go'; killed once it was given work, it never said anything.
+    c.os.kill(fast[0]!, 'SIGTTIN');
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(new RegExp(`Booting worker with pid: ${fast[0]} \\(a spare\\)`), 5_000, from);
+    c.os.kill(fast[0]!, 'SIGKILL');
+    await c.waitLog(/Reload finished|reload failed/, 30_000, from);
+    const reload = c.log().slice(from);
+    expect(reload).toContain('Reload finished');
+    expect(reload).toContain(`Worker ${fast[0]} (a spare) was killed by SIGKILL before it said anything; starting another in its place`);
+    expect(reload).toContain(`Booting worker with pid: ${fast[1]} (a spare)`);
+    // The fresh one in the dead spare's place.
+    expect(reload).toMatch(/Booting worker with pid: \d+\n/);
+    expect(reload).not.toMatch(/before it booted|reload failed/);
+    expect(c.workers()).toHaveLength(2);
+    expect((await c.get()).status).toBe(200);
+  });
+});

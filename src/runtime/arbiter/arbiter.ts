@@ -136,6 +136,7 @@ class Arbiter {
   private readonly spares = new Spares();
   private spareAt = 0; // no spare before this: the last one died unasked
   private spareFailures = 0; // spares in a row that died unasked
+  private readonly silentSpares = new Set<number>(); // workers made from spares that have said nothing yet
   private listeners = new Map<string, Listener>();
   private generation = 1; // the generation serving now
   private lastGeneration = 1; // the newest one started (a reload may be booting it)
@@ -572,7 +573,7 @@ class Arbiter {
     }
     const w = this.workers.add(s.pid, s.channel, spec.generation, this.os.now(), role, role === 'slow' ? spec.laneSocket : null);
     s.to = (m) => this.message(w, m as ToArbiter);
-    this.spareFailures = 0;
+    this.silentSpares.add(s.pid);
     this.metrics.boots[role]++;
     this.log.info(`Booting ${role === 'slow' ? 'slow-lane worker' : 'worker'} with pid: ${s.pid} (a spare)`);
     return w;
@@ -580,17 +581,18 @@ class Arbiter {
 
   /**
    * Keeps spare_workers spares of each role (slow ones up to slow_workers,
-   * with lanes on), holding the listeners a worker gets now. Only while
-   * nothing boots and nothing stops: a spare's start takes CPU from a boot
-   * it cannot help.
+   * with lanes on), holding the listeners a worker gets now. Starts them
+   * only while nothing boots and nothing stops: a spare's start takes CPU
+   * from a boot it cannot help (with steady churn the pool may stay short).
    */
   private keepSpares(): void {
     const { os, config } = this;
     if (this.stopping || this.reload || !this.booted || this.halt !== null) return;
-    if (this.workers.all().some((w) => w.state === 'booting')) return;
     const listeners = [...this.listeners.values()];
     const want = { fast: config.spare_workers, slow: this.lanes.has(this.generation) ? Math.min(config.spare_workers, config.slow_workers) : 0 };
+    // Letting go costs no CPU, and a stale spare holds sockets nobody accepts from.
     for (const s of this.spares.unwanted(listeners, want)) this.tryKill(s.pid, 'SIGTERM');
+    if (this.workers.all().some((w) => w.state === 'booting')) return;
     if (os.now() < this.spareAt || os.now() < this.spawnAt) return;
     for (const role of ['fast', 'slow'] as const) {
       while (this.spares.count(role) < want[role] && this.spawnSpare(role, role === 'fast' ? listeners : [])) {
@@ -613,16 +615,28 @@ class Arbiter {
       return null;
     }
     this.log.info(`Spare ${role === 'slow' ? 'slow-lane worker' : 'worker'} started with pid: ${child.pid}`);
-    return this.spares.add(child.pid, role, child.channel, listeners);
+    return this.spares.add(child.pid, role, child.channel, listeners, this.os.now());
   }
 
-  /** A spare's exit: expected when we let it go; otherwise the next one waits, longer each time in a row. */
+  /**
+   * A spare's exit: expected when we let it go, or when a stop signal that
+   * reached it too (a terminal's Ctrl-C goes to the whole group) waits for
+   * the loop; otherwise the next one waits, longer each time in a row.
+   */
   private spareExited(s: Spare, e: Exited): void {
-    if (s.leaving) return;
-    const delay = Math.min(SPARE_BACKOFF_MAX, SPARE_BACKOFF * 2 ** this.spareFailures++);
-    this.spareAt = this.os.now() + delay;
+    if (s.leaving || this.signals.some((sig) => sig === 'SIGTERM' || sig === 'SIGINT' || sig === 'SIGQUIT')) return;
+    // One that lived as long as the longest wait was not one of a row.
+    if (this.os.now() - s.startedAt >= SPARE_BACKOFF_MAX) this.spareFailures = 0;
+    const delay = this.spareDied();
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
     this.log.warning(`Spare worker ${s.pid} ${how} before it was given work; next spare in ${delay / 1000} s`);
+  }
+
+  /** The next spare waits: SPARE_BACKOFF, doubling for each spare in a row that died. */
+  private spareDied(): number {
+    const delay = Math.min(SPARE_BACKOFF_MAX, SPARE_BACKOFF * 2 ** this.spareFailures++);
+    this.spareAt = this.os.now() + delay;
+    return delay;
   }
 
   /**
@@ -709,6 +723,8 @@ class Arbiter {
     }
     const now = this.os.now();
     w.lastBeat = now;
+    // A spare that speaks was alive when it was given work (see exited).
+    if (this.silentSpares.delete(w.pid)) this.spareFailures = 0;
     switch (m.t) {
       case 'booted':
         if (!this.workers.move(w, 'serving', now)) return;
@@ -936,6 +952,16 @@ class Arbiter {
   private exited(w: Worker, e: Exited): void {
     const { log } = this;
     const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+    if (this.silentSpares.delete(w.pid) && w.state === 'booting') {
+      // A spare that died before it said a word (dead already, unreaped, when
+      // it was given work, or killed since): neither the app's fault nor the
+      // config's, so no boot failure and no failed reload. A fresh worker
+      // takes its place; if that one dies too, it is a boot failure as usual.
+      log.warning(`Worker ${w.pid} (a spare) ${how} before it said anything; starting another in its place`);
+      this.spareDied();
+      if (this.reload && w.generation === this.reload.generation) this.reload.owed[w.role]++;
+      return;
+    }
     if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
     if (w.state !== 'booting') return;

@@ -20,6 +20,7 @@ export interface Spare {
   to: ((message: unknown) => void) | null;
   /** Let go by the arbiter (unwanted, or stopping): its exit is expected. */
   leaving: boolean;
+  readonly startedAt: number;
 }
 
 export class Spares {
@@ -30,9 +31,9 @@ export class Spares {
     return this.byPid.size;
   }
 
-  add(pid: number, role: Role, channel: Channel, listeners: readonly Listener[]): Spare {
+  add(pid: number, role: Role, channel: Channel, listeners: readonly Listener[], now: number): Spare {
     assert(pid > 1 && !this.byPid.has(pid), 'Spares.add: a new child pid');
-    const s: Spare = { pid, role, channel, listeners, to: null, leaving: false };
+    const s: Spare = { pid, role, channel, listeners, to: null, leaving: false, startedAt: now };
     channel.onMessage((m) => s.to?.(m));
     this.byPid.set(pid, s);
     return s;

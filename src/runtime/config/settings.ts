@@ -68,7 +68,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'workers_limit', group: 'Workers', metavar: 'INT', example: '64',
-    help: 'the most workers, min_workers, max_workers and slow_workers may each be: a guard against a typo forking until memory runs out; raise it to run more on purpose',
+    help: 'the most workers, min_workers, max_workers, slow_workers and spare_workers may each be: a guard against a typo forking until memory runs out; raise it to run more on purpose',
     defaultText: '4 x the number of CPUs',
     // No table default: resolve.ts derives it from the CPU count.
     parse: wholeNumber(1),
@@ -89,7 +89,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'spare_workers', group: 'Workers', metavar: 'INT', example: '2',
-    help: 'keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers): a reload or a respawn gives the app to one instead of starting node, most of a worker\'s boot on a busy machine; each costs an idle node process (about 40 MB); 0 = none',
+    help: 'keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers, with lanes on): a reload or a respawn gives the app to one instead of starting node, most of a worker\'s boot on a busy machine; each costs an idle node process (about 45 MB); 0 = none',
     defaultText: '0',
     default: 0,
     parse: wholeNumber(0),

@@ -17,7 +17,7 @@ export interface Config {
   workers: number;
   min_workers: number;
   max_workers: number;
-  /** The most workers, min_workers, max_workers and slow_workers may each be (default 4 x CPUs): a typo must not fork the machine to death. */
+  /** The most workers, min_workers, max_workers, slow_workers and spare_workers may each be (default 4 x CPUs): a typo must not fork the machine to death. */
   workers_limit: number;
   /** Heartbeat timeout in ms; 0 disables it. */
   timeout: number;
