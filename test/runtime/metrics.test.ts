@@ -13,7 +13,7 @@ function snapshot(over: Partial<Snapshot> = {}): Snapshot {
   const metrics = new Metrics();
   return {
     version: '9.9.9', arbiter: { pid: 1, rss: 1000, elu: null }, generation: 1, processes: [], totals: emptyCounters(), metrics,
-    queues: [], laneShed: { full: 0, timeout: 0, noWorkers: 0 }, slowRoutes: 0, companions: null, ...over,
+    queues: [], laneShed: { full: 0, timeout: 0, noWorkers: 0 }, slowRoutes: 0, spares: { fast: 0, slow: 0 }, companions: null, ...over,
   };
 }
 
@@ -52,6 +52,11 @@ test('histogram buckets are cumulative and end in +Inf = _count; sums are in sec
   expect(text).toContain('drover_request_duration_seconds_bucket{lane="fast",le="+Inf"} 4\n');
   expect(text).toContain('drover_request_duration_seconds_count{lane="fast"} 4\n');
   expect(text).toContain('drover_request_duration_seconds_sum{lane="fast"} 12.04\n');
+});
+
+test('spares are a gauge by lane, 0 when there are none', () => {
+  expect(exposition(snapshot())).toContain('drover_spare_workers{lane="fast"} 0\ndrover_spare_workers{lane="slow"} 0\n');
+  expect(exposition(snapshot({ spares: { fast: 2, slow: 1 } }))).toContain('drover_spare_workers{lane="fast"} 2\ndrover_spare_workers{lane="slow"} 1\n');
 });
 
 test('label values are escaped: a companion named with quotes, backslashes and a newline cannot break a line', () => {

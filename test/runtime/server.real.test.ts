@@ -291,13 +291,19 @@ describe('spare_workers', () => {
     for (const pid of [...before.fast, ...before.slow, ...after.fast, ...after.slow]) expect(alive(pid)).toBe(false);
   });
 
-  test('SIGKILL of the arbiter: its spares are gone within a second', async () => {
+  test('/metrics counts the spares; SIGKILL of the arbiter: its spares are gone within a second', async () => {
     const port = await freePort();
-    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--spare-workers', '2']);
+    const admin = await freePort();
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--spare-workers', '2', '--admin-bind', `127.0.0.1:${admin}`]);
     await serving(d, 1);
     await d.waitFor(/(?:[^]*?Spare worker started with pid: \d+){2}/);
+    await d.waitFor(/Spare slow-lane worker started with pid: \d+/);
     const s = spares(d);
     expect(s.fast).toHaveLength(2);
+    expect(s.slow).toHaveLength(1);
+    const metrics = (await get(admin, '/metrics')).body;
+    expect(metrics).toContain('drover_spare_workers{lane="fast"} 2\n');
+    expect(metrics).toContain('drover_spare_workers{lane="slow"} 1\n');
     d.kill('SIGKILL');
     await d.exited();
     await sleep(1000);

@@ -1197,6 +1197,7 @@ class Arbiter {
       queues: report.generations.flatMap((g) => (g.slow === null ? [] : [{ generation: g.generation, queued: g.slow.queued, running: g.slow.running }])),
       laneShed: this.lanes.shedTotals(),
       slowRoutes: report.slowRoutes.length,
+      spares: { fast: this.spares.count('fast'), slow: this.spares.count('slow') },
       companions,
     });
   }

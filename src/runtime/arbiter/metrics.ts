@@ -56,6 +56,8 @@ export interface Snapshot {
   readonly queues: readonly { readonly generation: number; readonly queued: number; readonly running: number }[];
   readonly laneShed: { readonly full: number; readonly timeout: number; readonly noWorkers: number };
   readonly slowRoutes: number;
+  /** spare_workers: processes started ahead and not given work yet, by lane. */
+  readonly spares: { readonly fast: number; readonly slow: number };
   /** null: no companions configured; a manager that did not answer gives `up: false`. */
   readonly companions: { readonly up: boolean; readonly list: readonly CompanionSample[] } | null;
 }
@@ -110,6 +112,9 @@ export function exposition(s: Snapshot): string {
     workers.set(k, w);
   }
   for (const w of workers.values()) o.sample('drover_workers', { lane: w.lane, generation: w.generation, state: w.state }, w.n);
+  o.family('drover_spare_workers', 'gauge', 'processes started ahead (spare_workers), node and drover loaded, no app, by lane')
+    .sample('drover_spare_workers', { lane: 'fast' }, s.spares.fast)
+    .sample('drover_spare_workers', { lane: 'slow' }, s.spares.slow);
 
   o.family('drover_responses_total', 'counter', 'answers sent, by lane and status class');
   LANES.forEach((lane, li) => {
