@@ -12,6 +12,7 @@ import { inbox, reap } from '../support/os.js';
 /** What the fake answers to stats: a serving generation with lanes and a draining one without. */
 export const FAKE_STATS: LanesReport = {
   lanes: true,
+  spares: { ready: { fast: 0, slow: 0 }, wanted: { fast: 0, slow: 0 } },
   processes: [
     { pid: 101, role: 'fast', generation: 2, state: 'serving', rss: 52_428_800, served: 120, inflight: 1, elu: 0.25, uptimeMs: 65_000 },
     { pid: 102, role: 'slow', generation: 2, state: 'serving', rss: 61_865_984, served: 7, inflight: 0, elu: 0.5, uptimeMs: 64_000 },

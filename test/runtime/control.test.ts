@@ -308,8 +308,14 @@ describe('drover ctl, without a socket', () => {
     const idle = formatStats({
       lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [], processes: [],
       generations: [{ generation: 1, fast: { workers: 2, servedFast: 0, servedSlow: 0 }, slow: null }],
+      spares: { ready: { fast: 0, slow: 0 }, wanted: { fast: 0, slow: 0 } },
     });
     expect(idle).toBe('lanes off: every request runs on the fast workers\n\ngeneration 1 (serving)\n  fast lane  2 workers; served 0 fast, 0 slow\n  slow lane  off\n\nslow routes: none learned\n');
+    // spare_workers on: how many are ready of how many kept, the slow lane's only with lanes on.
+    const spares = (ready: [number, number], wanted: [number, number]) => formatStats({ ...FAKE_STATS, spares: { ready: { fast: ready[0], slow: ready[1] }, wanted: { fast: wanted[0], slow: wanted[1] } } });
+    expect(spares([1, 1], [2, 1])).toContain('\n\nspare workers: 1 of 2 ready, slow lane 1 of 1\n\nslow routes\n');
+    expect(spares([2, 0], [2, 0])).toContain('\n\nspare workers: 2 of 2 ready\n\nslow routes\n');
+    expect(spares([0, 0], [0, 0])).not.toContain('spare');
     const fresh = { ...FAKE_STATS, generations: [{ ...FAKE_STATS.generations[0]!, slow: { ...FAKE_STATS.generations[0]!.slow!, serviceMs: null } }] };
     expect(formatStats(fresh)).toContain('mean service -\n');
     // During a reload: the new generation is starting, the older one draining.

@@ -16,6 +16,7 @@ const proc = (over: Partial<ProcessRow> & { pid: number }): ProcessRow => ({
 
 const STATS: LanesReport = {
   lanes: true,
+  spares: { ready: { fast: 0, slow: 0 }, wanted: { fast: 0, slow: 0 } },
   slowThresholdMs: 500,
   generations: [
     {
@@ -111,7 +112,7 @@ test('companion names: long ones cut with an ellipsis, control characters escape
 });
 
 test('no companions configured, a status error, no processes, lanes off; lines cut to the terminal width', () => {
-  const idle: LanesReport = { lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [], processes: [], generations: [] };
+  const idle: LanesReport = { lanes: false, slowThresholdMs: 500, slowRoutes: [], hints: [], processes: [], generations: [], spares: { ready: { fast: 0, slow: 0 }, wanted: { fast: 0, slow: 0 } } };
   expect(formatTop(idle, { companions: [] }, 0, { version: '0.1.0', pid: null })).toBe(
     'drover 0.1.0  arbiter -  no generation serving  1970-01-01 00:00:00 +0000\n\nno worker processes\n\nlanes off\n\nno companions\n',
   );

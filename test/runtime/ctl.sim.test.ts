@@ -56,6 +56,22 @@ test('without companions: the arbiter serves the socket; stats answers, status s
   expect(r.left).toEqual([]);
 });
 
+test('stats counts the spares (spare_workers) ready of those kept, fast and slow lane', async () => {
+  await run(3, { [CONFIG]: config({ spare_workers: 2 }) }, async (c) => {
+    await c.booted(1);
+    await c.waitLog(/Spare slow-lane worker started with pid: \d+/);
+    await c.waitLog(/(?:[^]*?Spare worker started with pid: \d+){2}/);
+    expect(await ask(c, { cmd: 'stats' })).toMatchObject({ ok: true, spares: { ready: { fast: 2, slow: 1 }, wanted: { fast: 2, slow: 1 } } });
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    // Taken by the reload, the pool filled again once the new generation served.
+    expect(c.log().slice(from).match(/\(a spare\)/g)).toHaveLength(2);
+    expect(await ask(c, { cmd: 'stats' })).toMatchObject({ spares: { ready: { fast: 2, slow: 1 }, wanted: { fast: 2, slow: 1 } } });
+    expect((await ctl(c, ['-s', SOCK, 'stats'])).out).toMatch(/\n\nspare workers: 2 of 2 ready, slow lane 1 of 1\n\n/);
+  });
+});
+
 test('stats shows what the lanes did: a route learned slow, the slow lane\'s completions', async () => {
   await run(2, { [CONFIG]: config({ slow_threshold: 0.2 }) }, async (c) => {
     await c.booted(1);

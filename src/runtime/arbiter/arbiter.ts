@@ -193,7 +193,11 @@ class Arbiter {
       fastWorkers: () => this.workers.ofRole('fast'),
     });
     this.control = new Control(os, {
-      stats: () => ({ ...this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation), processes: this.processRows() }),
+      stats: () => ({
+        ...this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
+        processes: this.processRows(),
+        spares: { ready: { fast: this.spares.count('fast'), slow: this.spares.count('slow') }, wanted: this.sparesWanted() },
+      }),
       companions: () => this.config.companions,
       version: VERSION,
       reload: () => this.ctlReload(),
@@ -586,10 +590,10 @@ class Arbiter {
    * from a boot it cannot help (with steady churn the pool may stay short).
    */
   private keepSpares(): void {
-    const { os, config } = this;
+    const { os } = this;
     if (this.stopping || this.reload || !this.booted || this.halt !== null) return;
     const listeners = [...this.listeners.values()];
-    const want = { fast: config.spare_workers, slow: this.lanes.has(this.generation) ? Math.min(config.spare_workers, config.slow_workers) : 0 };
+    const want = this.sparesWanted();
     // Letting go costs no CPU, and a stale spare holds sockets nobody accepts from.
     for (const s of this.spares.unwanted(listeners, want)) this.tryKill(s.pid, 'SIGTERM');
     if (this.workers.all().some((w) => w.state === 'booting')) return;
@@ -599,6 +603,12 @@ class Arbiter {
         // one more
       }
     }
+  }
+
+  /** spare_workers of each role: slow ones up to slow_workers, with lanes on. */
+  private sparesWanted(): Record<Role, number> {
+    const { config } = this;
+    return { fast: config.spare_workers, slow: this.lanes.has(this.generation) ? Math.min(config.spare_workers, config.slow_workers) : 0 };
   }
 
   private spawnSpare(role: Role, listeners: readonly Listener[]): Spare | null {

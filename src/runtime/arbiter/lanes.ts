@@ -326,7 +326,7 @@ export class Lanes {
     return [...this.routes].map(([key, r]) => ({ key, avgMs: r.avgMs }));
   }
 
-  report(config: Config, fast: Worker[], current: number): Omit<LanesReport, 'processes'> {
+  report(config: Config, fast: Worker[], current: number): Omit<LanesReport, 'processes' | 'spares'> {
     const gens = [...new Set([current, ...fast.map((w) => w.generation), ...this.gens.keys()])].sort((a, b) => (a === current ? -1 : b === current ? 1 : b - a));
     const generations: GenerationReport[] = gens.map((generation) => {
       const mine = fast.filter((w) => w.generation === generation);

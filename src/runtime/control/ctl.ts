@@ -290,6 +290,10 @@ export function formatStats(r: LanesReport): string {
     ]));
   });
   out.push('');
+  const { ready, wanted } = r.spares;
+  if (wanted.fast > 0) {
+    out.push(`spare workers: ${ready.fast} of ${wanted.fast} ready${wanted.slow > 0 ? `, slow lane ${ready.slow} of ${wanted.slow}` : ''}`, '');
+  }
   if (r.slowRoutes.length === 0) out.push('slow routes: none learned');
   else {
     const table = [['ROUTE', 'AVG'], ...r.slowRoutes.map((x) => [x.route, millis(x.avgMs)])];

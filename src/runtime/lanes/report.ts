@@ -30,6 +30,13 @@ export interface LanesReport {
   readonly hints: readonly string[];
   /** Every worker process, fast then slow, oldest first; the serving generation is `generations[0]`. */
   readonly processes: readonly ProcessRow[];
+  /** spare_workers: the spares ready now, and how many the arbiter keeps, by lane. */
+  readonly spares: { readonly ready: SpareCounts; readonly wanted: SpareCounts };
+}
+
+export interface SpareCounts {
+  readonly fast: number;
+  readonly slow: number;
 }
 
 /** One process under the arbiter, for `drover ctl top` and the per-process metrics. */
