@@ -2,7 +2,7 @@
 // issue 6), each with its name, checked after every batch of kernel events,
 // at every probe report, on every answer, and once more when the system has
 // had time to settle. The first violation ends the run.
-import { SPARE } from '../runtime/protocol.js';
+import { parseWorkerTitle, SPARE } from '../runtime/protocol.js';
 import type { ProcessInfo } from '../sim/index.js';
 import type { Defect, Hooks } from '../os/hooks.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
@@ -534,8 +534,8 @@ export class Checker {
 function workerSpec(p: ProcessInfo): { key: string; app: string } | null | 'spare' {
   if (p.args[0] === SPARE) {
     // Its spec came in the arbiter's 'go'; its title says the generation and the app's file from then on.
-    const m = /^drover: worker gen (\d+) \[(.+)\]$/.exec(p.title);
-    return m === null ? 'spare' : { key: `${p.ppid}/${m[1]}`, app: m[2]! };
+    const t = parseWorkerTitle(p.title);
+    return t === null ? 'spare' : t.app === null ? null : { key: `${p.ppid}/${t.generation}`, app: t.app };
   }
   try {
     const spec = JSON.parse(p.args[0] ?? '') as { generation?: unknown; app?: unknown };

@@ -1,4 +1,5 @@
 // What the arbiter and its workers say to each other over the channel.
+import { basename } from 'node:path';
 import type { SlowRoute } from './lanes/predictor.js';
 import type { Level } from './log.js';
 import type { LogFormat } from './config/types.js';
@@ -83,8 +84,20 @@ export type ToArbiter =
 
 /** A worker program's only argument when it starts as a spare (spare_workers): its spec comes later, in 'go'. */
 export const SPARE = '--spare';
-/** What ps shows for a spare until it is given work (a worker then titles itself by its generation). */
+/** What ps shows for a spare until it is given work (a worker then titles itself by its generation: workerTitle). */
 export const SPARE_TITLE = 'drover: spare worker';
+
+/** What ps shows for a worker: "drover: worker gen 2 [app.js]", "drover: slow worker gen 2". */
+export function workerTitle(spec: Pick<WorkerSpec, 'role' | 'generation' | 'app'>): string {
+  return spec.role === 'slow' ? `drover: slow worker gen ${spec.generation}` : `drover: worker gen ${spec.generation} [${basename(spec.app)}]`;
+}
+
+/** workerTitle read back (app: the file's name, null for a slow worker); null when `title` is not a worker's. */
+export function parseWorkerTitle(title: string): { role: 'fast' | 'slow'; generation: number; app: string | null } | null {
+  const m = /^drover: (slow )?worker gen (\d+)(?: \[(.+)\])?$/.exec(title);
+  if (m === null || (m[1] === undefined) !== (m[3] !== undefined)) return null;
+  return { role: m[1] === undefined ? 'fast' : 'slow', generation: Number(m[2]), app: m[3] ?? null };
+}
 
 /**
  * A process started as a spare that has not become a worker yet, by its
@@ -92,7 +105,7 @@ export const SPARE_TITLE = 'drover: spare worker';
  * keeps the spare's argv for life, and titles itself as a worker once given work.
  */
 export function stillSpare(args: readonly string[], title: string): boolean {
-  return args[0] === SPARE && !/^drover: (?:slow )?worker gen /.test(title);
+  return args[0] === SPARE && parseWorkerTitle(title) === null;
 }
 
 export type ToWorker =

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { Checker, ZOMBIE_GRACE_MS, type Deadlines } from '../../src/chaos/invariants.js';
 import { TRANSITIONS, type State } from '../../src/runtime/companions/state.js';
 import type { ProcessInfo } from '../../src/sim/index.js';
+import { SPARE, SPARE_TITLE } from '../../src/runtime/protocol.js';
 
 const DRIVER = 100;
 
@@ -268,6 +269,17 @@ describe('worker counts of a generation', () => {
     expect(at(0, [driver, arbiter, w(103, 1), w(104, 1), proc(120, DRIVER, 'arbiter'), w(121, 2, BROKEN, 120)])).toBeNull();
     expect(at(100, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])).toBeNull();
     expect(at(6101, [driver, arbiter, w(103, 1), w(104, 1), w(105, 1)])?.invariant).toBe('convergence');
+  });
+
+  test('a spare is counted once it titles itself a worker of a generation (its app by file name), not before', () => {
+    const spare = (pid: number, title: string) => ({ ...proc(pid, 101, 'worker', [SPARE]), title });
+    const { at } = setup({ ...limits, maxWorkers: (app) => (app === GOOD || app === 'v1.ts' ? 2 : null) });
+    const idle = [driver, arbiter, w(103, 1), w(104, 1), spare(105, SPARE_TITLE), spare(106, '')];
+    expect(at(0, idle)).toBeNull();
+    expect(at(60_000, idle)).toBeNull();
+    const taken = [driver, arbiter, w(103, 1), w(104, 1), spare(105, 'drover: worker gen 1 [v1.ts]')];
+    expect(at(60_001, taken)).toBeNull();
+    expect(at(66_002, taken)).toMatchObject({ invariant: 'convergence', message: expect.stringMatching(/generation 101\/1 .* 3 fast workers for 6001 ms/) });
   });
 
   test('without a maxWorkers lookup the counts are not checked', () => {

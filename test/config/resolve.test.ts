@@ -234,8 +234,10 @@ describe('workers_limit', () => {
   it('accepts workers up to it', () => {
     expect(resolve({ argv: ['a', '--workers', '8'], cpus: 2 }).workers).toBe(8);
   });
-  it('bounds max_workers, min_workers and slow_workers too, from any source', () => {
+  it('bounds max_workers, min_workers, slow_workers and spare_workers too, from any source', () => {
     expect(problems({ argv: ['a', '--max-workers', '9'], cpus: 2 })).toEqual([over('max_workers', 9, '--max-workers', 'workers_limit 8 (4 x 2 CPUs)')]);
+    expect(problems({ argv: ['a', '--spare-workers', '1000'], cpus: 2 })).toEqual([over('spare_workers', 1000, '--spare-workers', 'workers_limit 8 (4 x 2 CPUs)')]);
+    expect(resolve({ argv: ['a', '--spare-workers', '8'], cpus: 2 }).spare_workers).toBe(8);
     expect(problems({ argv: ['a'], env: { DROVER_SLOW_WORKERS: '100' }, cpus: 2 })).toEqual([over('slow_workers', 100, 'DROVER_SLOW_WORKERS', 'workers_limit 8 (4 x 2 CPUs)')]);
     // The default workers follows min_workers up; min_workers is the one named, once.
     expect(problems({ argv: ['a'], file: file({ min_workers: 12 }), cpus: 2 })).toEqual([over('min_workers', 12, 'drover.config.json', 'workers_limit 8 (4 x 2 CPUs)')]);

@@ -3,7 +3,7 @@
 // before the worker listens.
 import { describe, expect, test } from 'vitest';
 import type { Os, Signal } from '../../src/os/types.js';
-import type { WorkerSpec } from '../../src/runtime/protocol.js';
+import { parseWorkerTitle, SPARE, SPARE_TITLE, stillSpare, workerTitle, type WorkerSpec } from '../../src/runtime/protocol.js';
 import { awaitGo } from '../../src/runtime/worker/spare.js';
 
 class Exit extends Error {
@@ -73,5 +73,18 @@ describe('a spare worker', () => {
     const lone = standIn(false);
     expect(() => awaitGo(lone.os)).toThrow(new Exit(3));
     expect(lone.said.join('')).toMatch(/started by its arbiter, over a channel/);
+  });
+});
+
+describe('a worker\'s title', () => {
+  test('reads back as what it was written from; a spare is one until it titles itself a worker', () => {
+    expect(workerTitle({ role: 'fast', generation: 12, app: '/srv/my app.js' })).toBe('drover: worker gen 12 [my app.js]');
+    expect(parseWorkerTitle(workerTitle({ role: 'fast', generation: 12, app: '/srv/my app.js' }))).toEqual({ role: 'fast', generation: 12, app: 'my app.js' });
+    expect(parseWorkerTitle(workerTitle({ role: 'slow', generation: 3, app: '/srv/a.js' }))).toEqual({ role: 'slow', generation: 3, app: null });
+    for (const t of [SPARE_TITLE, '', 'drover: arbiter [a.js]', 'drover: worker gen x [a.js]', 'drover: slow worker gen 3 [a.js]', 'drover: worker gen 3']) expect(parseWorkerTitle(t)).toBeNull();
+    expect(stillSpare([SPARE], SPARE_TITLE)).toBe(true);
+    expect(stillSpare([SPARE], '')).toBe(true);
+    expect(stillSpare([SPARE], 'drover: slow worker gen 2')).toBe(false);
+    expect(stillSpare(['{"generation":1}'], SPARE_TITLE)).toBe(false);
   });
 });

@@ -196,7 +196,7 @@ class Arbiter {
       stats: () => ({
         ...this.lanes.report(this.config, this.workers.ofRole('fast'), this.generation),
         processes: this.processRows(),
-        spares: { ready: { fast: this.spares.count('fast'), slow: this.spares.count('slow') }, wanted: this.sparesWanted() },
+        spares: { ready: this.spares.counts(), wanted: this.sparesWanted() },
       }),
       companions: () => this.config.companions,
       version: VERSION,
@@ -1207,7 +1207,7 @@ class Arbiter {
       queues: report.generations.flatMap((g) => (g.slow === null ? [] : [{ generation: g.generation, queued: g.slow.queued, running: g.slow.running }])),
       laneShed: this.lanes.shedTotals(),
       slowRoutes: report.slowRoutes.length,
-      spares: { fast: this.spares.count('fast'), slow: this.spares.count('slow') },
+      spares: this.spares.counts(),
       companions,
     });
   }

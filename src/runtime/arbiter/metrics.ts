@@ -8,7 +8,7 @@
 // retired totals when it is reaped, so a total only ever grows (less what a
 // crashed worker did after its last report, at most FRESH_MS of answers).
 import { addCounters, BUCKETS_MS, emptyCounters, LANES, TIMEOUT_KINDS, type WorkerCounters } from '../worker/counters.js';
-import type { ProcessRow } from '../lanes/report.js';
+import type { ProcessRow, SpareCounts } from '../lanes/report.js';
 
 /** Why a worker exited, as the arbiter knows it. */
 export type ExitCause = 'reload' | 'max_requests' | 'rss' | 'timeout' | 'scale' | 'stop' | 'signal' | 'error' | 'exit';
@@ -57,7 +57,7 @@ export interface Snapshot {
   readonly laneShed: { readonly full: number; readonly timeout: number; readonly noWorkers: number };
   readonly slowRoutes: number;
   /** spare_workers: processes started ahead and not given work yet, by lane. */
-  readonly spares: { readonly fast: number; readonly slow: number };
+  readonly spares: SpareCounts;
   /** null: no companions configured; a manager that did not answer gives `up: false`. */
   readonly companions: { readonly up: boolean; readonly list: readonly CompanionSample[] } | null;
 }

@@ -39,6 +39,11 @@ export class Spares {
     return s;
   }
 
+  /** Ready for work, of each role. */
+  counts(): Record<Role, number> {
+    return { fast: this.count('fast'), slow: this.count('slow') };
+  }
+
   /** Ready for work, by role (not leaving). */
   count(role: Role): number {
     let n = 0;

@@ -24,13 +24,12 @@ import { routeKey, routeKeyString } from '../lanes/route-key.js';
 import { clientAddress } from '../client-addr.js';
 import { accessLine, Logger, LogSink, Throttle } from '../log.js';
 import { httpDate } from '../time-format.js';
-import { EXIT_BOOT, SPARE, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
+import { EXIT_BOOT, SPARE, workerTitle, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections } from './connections.js';
 import { screen } from './screen.js';
 import { hasBody, notBefore, serverMs, timedResponse, type Timed } from './timing.js';
 import { Counters } from './counters.js';
-import { basename } from 'node:path';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
 import { awaitGo } from './spare.js';
@@ -38,7 +37,7 @@ import { planted } from '../../os/hooks.js';
 
 export async function worker(os: Os, args: readonly string[]): Promise<void> {
   const { spec, inbox } = args[0] === SPARE ? await awaitGo(os) : { spec: JSON.parse(args[0]!) as WorkerSpec, inbox: os.channel };
-  os.setTitle(spec.role === 'slow' ? `drover: slow worker gen ${spec.generation}` : `drover: worker gen ${spec.generation} [${basename(spec.app)}]`);
+  os.setTitle(workerTitle(spec));
   const log = new Logger(os, new LogSink(os, spec.errorLog), spec.logLevel, { format: spec.logFormat, role: spec.role === 'slow' ? 'slow-worker' : 'worker' });
   const access = spec.accessLog === null ? null : new LogSink(os, spec.accessLog);
   const send = (m: ToArbiter) => os.channel?.send(m);
