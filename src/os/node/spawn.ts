@@ -173,12 +173,9 @@ function oneFile(url: string | undefined): string | null {
   if (url === undefined) return null;
   let path = oneFiles.get(url);
   if (path === undefined) {
-    try {
-      path = fileURLToPath(url);
-      if (!existsSync(path)) path = null;
-    } catch {
-      path = null;
-    }
+    // Only a file: URL names a file (fileURLToPath throws on any other).
+    path = url.startsWith('file:') ? fileURLToPath(url) : null;
+    if (path !== null && !existsSync(path)) path = null;
     oneFiles.set(url, path);
   }
   return path;
