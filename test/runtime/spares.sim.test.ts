@@ -122,3 +122,30 @@ test('a spare that dies once given work, before it says a word, is replaced by a
     expect((await c.get()).status).toBe(200);
   });
 });
+
+test('a new worker that booted and died while its reload still waited (a slow-lane spawn refused) is started again: the reload never finishes without a fast worker', async () => {
+  // Found by chaos (faults, seeds 0x302ae807a7f248cd and 0xceea9ef0e6d7eb29): the reload finished with
+  // its slow-lane workers alone and a target of 0, so nothing answered. Spares let the fast worker boot
+  // while the OS refuses every spawn, so the reload waits on the second slow-lane worker only.
+  await simulate(35, base('--workers', '1', '--spare-workers', '1', '--slow-workers', '2'), async (c) => {
+    await c.booted(1);
+    await sparesUp(c, 1, 1);
+    c.k.faults.set({ rates: { 'spawn-eagain': 1 }, programs: ['arbiter'] });
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    const [, pid] = (await c.waitLog(/(?<!lane )worker (\d+) booted \(generation 2\)/, 5_000, from))!;
+    await c.waitLog(/cannot start a slow-lane worker: .*EAGAIN/, 5_000, from);
+    c.os.kill(Number(pid), 'SIGKILL');
+    await c.os.sleep(100);
+    expect(c.log().slice(from)).not.toContain('Reload finished');
+    c.k.faults.set({});
+    await c.waitLog(/Reload finished/, 30_000, from);
+    const reload = c.log().slice(from);
+    // Its place is taken within the reload: a fresh worker of generation 2 booted before it finished.
+    const again = reload.match(/Booting worker with pid: (\d+)\n/);
+    expect(again).not.toBeNull();
+    expect(reload.indexOf(`worker ${again![1]} booted (generation 2)`)).toBeLessThan(reload.indexOf('Reload finished'));
+    expect(c.workers()).toEqual([Number(again![1])]);
+    for (let i = 0; i < 5; i++) expect((await c.get()).status).toBe(200);
+  });
+});

@@ -29,6 +29,7 @@ import { Lanes } from './lanes.js';
 import { Control } from './control.js';
 import { ControlPathError, prepareControlPath } from '../control/guard.js';
 import { planted } from '../../os/hooks.js';
+import { assert } from '../assert.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
 import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
 import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
@@ -92,7 +93,13 @@ interface Reload {
   readonly started: number;
   readonly listeners: Map<string, Listener>; // every listener of the new config
   readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
-  /** Workers of the new generation whose spawn the OS refused: started at the next tries, before the reload can finish. */
+  /** The fast workers it serves with once committed. */
+  readonly target: number;
+  /**
+   * Workers of the new generation not running yet: those whose spawn the OS
+   * refused, and those that died after they booted. Started at the next
+   * tries, before the reload can finish.
+   */
   readonly owed: { fast: number; slow: number };
 }
 
@@ -359,11 +366,11 @@ class Arbiter {
       }
     }
     const generation = ++this.lastGeneration;
-    this.reload = { config: next, generation, started: os.now(), listeners, opened, owed: { fast: 0, slow: 0 } };
     // gunicorn resets the count to the configured one on HUP and forgets
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
+    this.reload = { config: next, generation, started: os.now(), listeners, opened, target, owed: { fast: 0, slow: 0 } };
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
@@ -394,10 +401,14 @@ class Arbiter {
       return this.abortReload(`${owed} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
     }
     if (owed > 0 || fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
+    // A generation with no fast worker would serve nobody (found by chaos:
+    // its only worker killed while its slow-lane workers still booted).
+    const fast = fresh.filter((w) => w.role === 'fast').length;
+    assert(fast === r.target, () => `reload of generation ${r.generation} would commit ${fast} fast worker(s) of ${r.target}`);
     const old = this.config;
     this.config = r.config;
     this.generation = r.generation;
-    this.target = fresh.filter((w) => w.role === 'fast').length;
+    this.target = r.target;
     for (const [name, l] of this.listeners) {
       if (r.listeners.has(name)) continue;
       l.close(); // the old workers keep their own hold until they have drained
@@ -974,6 +985,9 @@ class Arbiter {
     }
     if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
+    // A new worker that booted and died before its reload finished is
+    // replaced within the reload, as the generation serving replaces its own.
+    if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.owed[w.role]++;
     if (w.state !== 'booting') return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
     const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
