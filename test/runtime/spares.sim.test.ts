@@ -149,3 +149,31 @@ test('a new worker that booted and died while its reload still waited (a slow-la
     for (let i = 0; i < 5; i++) expect((await c.get()).status).toBe(200);
   });
 });
+
+test('a new worker that retires (max_requests) before its reload finishes is replaced within the reload', async () => {
+  const cfg = (maxRequests: number) => JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 1, spare_workers: 1, slow_workers: 2, max_requests: maxRequests });
+  await simulate(36, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(1);
+    await sparesUp(c, 1, 1);
+    c.os.fs.writeFile('/tmp/drover.json', cfg(3));
+    c.k.faults.set({ rates: { 'spawn-eagain': 1 }, programs: ['arbiter'] });
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    const pid = Number((await c.waitLog(/(?<!lane )worker (\d+) booted \(generation 2\)/, 5_000, from))[1]);
+    // Requests that overlap: it retires with some in hand, and drains them before it exits.
+    const l = c.load(4, '/slow?ms=200');
+    await c.waitLog(new RegExp(`worker ${pid} served 3 requests \\(max_requests\\): retiring`), 10_000, from);
+    const retired = c.os.now();
+    await c.waitLog(new RegExp(`Worker ${pid} exited with code 0`), 10_000, from);
+    expect(c.os.now() - retired).toBeGreaterThan(50);
+    expect(c.log().slice(from)).not.toContain('Reload finished');
+    c.k.faults.set({});
+    await c.waitLog(/Reload finished/, 30_000, from);
+    expect((await l.stop()).errors).toEqual([]);
+    const reload = c.log().slice(from);
+    const again = reload.match(/Booting worker with pid: (\d+)\n/);
+    expect(again).not.toBeNull();
+    expect(reload.indexOf(`worker ${again![1]} booted (generation 2)`)).toBeLessThan(reload.indexOf('Reload finished'));
+    expect((await c.get()).status).toBe(200);
+  }, { '/tmp/drover.json': cfg(0) });
+});

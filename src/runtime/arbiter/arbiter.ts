@@ -93,14 +93,8 @@ interface Reload {
   readonly started: number;
   readonly listeners: Map<string, Listener>; // every listener of the new config
   readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
-  /** The fast workers it serves with once committed. */
-  readonly target: number;
-  /**
-   * Workers of the new generation not running yet: those whose spawn the OS
-   * refused, and those that died after they booted. Started at the next
-   * tries, before the reload can finish.
-   */
-  readonly owed: { fast: number; slow: number };
+  /** Its workers of each role: started until that many are booting or serving, whatever left before (see startMissing). */
+  readonly want: Record<'fast' | 'slow', number>;
 }
 
 export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
@@ -370,29 +364,44 @@ class Arbiter {
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
-    this.reload = { config: next, generation, started: os.now(), listeners, opened, target, owed: { fast: 0, slow: 0 } };
+    this.reload = { config: next, generation, started: os.now(), listeners, opened, want: { fast: target, slow } };
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
-    this.reload.owed.fast = target;
-    this.reload.owed.slow = slow;
-    this.startOwed(this.reload);
+    this.startMissing(this.reload);
   }
 
-  /** Starts the reload's workers not started yet; one the OS refuses waits for the spawn backoff (see SPAWN_BACKOFF). */
-  private startOwed(r: Reload): void {
-    while (r.owed.fast > 0 && this.spawn(r.config, r.generation, r.listeners)) r.owed.fast--;
-    while (r.owed.fast === 0 && r.owed.slow > 0 && this.spawnSlow(r.config, r.generation)) r.owed.slow--;
+  /**
+   * Workers of the reload's generation its count lacks, fast and slow; the
+   * slow ones once no fast one is lacking.
+   */
+  private missing(r: Reload): Record<'fast' | 'slow', number> {
+    return { fast: r.want.fast - this.workers.active(r.generation).length, slow: r.want.slow - this.workers.active(r.generation, 'slow').length };
+  }
+
+  /**
+   * Starts the workers the reload lacks: not started yet, refused by the OS
+   * (they wait for the spawn backoff, see SPAWN_BACKOFF), or gone since (a
+   * spare dead when given work, a worker that booted and then died or
+   * retired): counted from the table, so no way out is forgotten (found by
+   * chaos: a new worker killed while slow-lane spawns were refused, and the
+   * reload finished without one).
+   */
+  private startMissing(r: Reload): void {
+    let m = this.missing(r);
+    while (m.fast > 0 && this.spawn(r.config, r.generation, r.listeners)) m = this.missing(r);
+    while (m.fast === 0 && m.slow > 0 && this.spawnSlow(r.config, r.generation)) m = this.missing(r);
   }
 
   /** Commits a reload once every new worker serves; aborts one that cannot. */
   private checkReload(): void {
     const r = this.reload;
     if (!r) return;
-    this.startOwed(r);
+    this.startMissing(r);
     const fresh = this.workers.of(r.generation);
     const timeout = r.config.timeout > 0 ? r.config.timeout : 30_000;
-    const owed = r.owed.fast + r.owed.slow;
+    const m = this.missing(r);
+    const owed = m.fast + m.slow;
     const now = this.os.now();
     if (fresh.some((w) => w.state === 'booting' && now - w.spawnedAt > timeout)) {
       return this.abortReload(`new workers did not boot within ${timeout / 1000} s`);
@@ -400,15 +409,13 @@ class Arbiter {
     if (owed > 0 && now - r.started > RELOAD_SPAWN_MAX) {
       return this.abortReload(`${owed} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
     }
-    if (owed > 0 || fresh.length === 0 || fresh.some((w) => w.state !== 'serving')) return;
-    // A generation with no fast worker would serve nobody (found by chaos:
-    // its only worker killed while its slow-lane workers still booted).
-    const fast = fresh.filter((w) => w.role === 'fast').length;
-    assert(fast === r.target, () => `reload of generation ${r.generation} would commit ${fast} fast worker(s) of ${r.target}`);
+    // Its workers on their way out (retired by max_requests) finish as they would in any generation.
+    if (owed > 0 || fresh.some((w) => w.state === 'booting')) return;
+    assert(m.fast === 0 && m.slow === 0 && r.want.fast >= 1, () => `reload of generation ${r.generation} commits with ${JSON.stringify(m)} missing of ${JSON.stringify(r.want)}`);
     const old = this.config;
     this.config = r.config;
     this.generation = r.generation;
-    this.target = r.target;
+    this.target = r.want.fast;
     for (const [name, l] of this.listeners) {
       if (r.listeners.has(name)) continue;
       l.close(); // the old workers keep their own hold until they have drained
@@ -483,8 +490,8 @@ class Arbiter {
     if (planted(this.os.hooks, 'reload-half-config')) this.target = r.config.workers;
     const now = this.os.now();
     for (const w of this.workers.of(r.generation)) {
-      if (w.state === 'serving') {
-        // Booted, so it may hold connections already: it finishes them.
+      if (w.state === 'serving' || w.state === 'draining') {
+        // Booted, so it may hold connections already: it finishes them (one retiring already goes on).
         this.drain(w, 'reload');
       } else {
         // Killed on purpose: its exit is not a boot failure.
@@ -980,14 +987,10 @@ class Arbiter {
       // takes its place; if that one dies too, it is a boot failure as usual.
       log.warning(`Worker ${w.pid} (a spare) ${how} before it said anything; starting another in its place`);
       this.spareDied();
-      if (this.reload && w.generation === this.reload.generation) this.reload.owed[w.role]++;
       return;
     }
     if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
-    // A new worker that booted and died before its reload finished is
-    // replaced within the reload, as the generation serving replaces its own.
-    if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.owed[w.role]++;
     if (w.state !== 'booting') return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
     const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
