@@ -15,6 +15,8 @@ import { Fifo } from './fifo.js';
 import { FX_CHAN, FX_CHAN_CLOSE } from './effects.js';
 
 const DISCONNECT: unique symbol = Symbol('disconnect');
+/** Messages kept for a first handler, at most (the Node adapter's BACKLOG_MAX). */
+const EARLY_MAX = 10_000;
 
 export class ChanEnd {
   peer!: ChanEnd;
@@ -24,6 +26,8 @@ export class ChanEnd {
   fired = false; // this side has heard its disconnect
   dead = false; // the owner died: nothing is delivered here any more
   readonly onMsg: Array<(message: unknown) => void> = [];
+  /** Messages that arrived before the first message handler: kept for it (see onMessage). */
+  readonly early: unknown[] = [];
   readonly onDisc: Array<() => void> = [];
   readonly api: SimChannel;
 
@@ -69,6 +73,18 @@ export class SimChannel implements Channel {
     assert(!end.dead, "onMessage: a live process's end is not dead");
     assert(end.fired || end.proc.chans.has(end), 'onMessage: an end that has not heard its disconnect is its process\'s');
     end.onMsg.push(fn);
+    // The first handler gets what arrived before it, in order and after this
+    // call, as the Node adapter's channel keeps them (os/node/channel.ts: a
+    // parent sends right after spawn, before the child's program has run; a
+    // spare's 'go' was lost so, found by chaos, seed 0x4d147942ef6faab9).
+    // Back at the head of the inbox, each with its event: an event delivers
+    // the inbox's next item, so what is queued behind them stays behind.
+    if (end.onMsg.length !== 1 || end.early.length === 0) return;
+    const m = end.m;
+    for (let i = end.early.length - 1; i >= 0; i--) end.inbox.unshift(end.early[i]);
+    for (let i = 0; i < end.early.length; i++) m.at(m.now, EV_CHAN, end.proc, end, null);
+    end.early.length = 0;
+    assert(end.inbox.length >= 1, 'onMessage: the early messages are back in the inbox');
   }
 
   onDisconnect(fn: () => void): void {
@@ -167,6 +183,12 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
   assert(!end.fired, 'deliverChannel: a connected end has not heard its disconnect');
   // A dead process's ends are dead or fired; a stopped or exiting one's events are discarded.
   assert(p.runnable, 'deliverChannel: a message reaches only a live process');
+  if (end.onMsg.length === 0) {
+    // Beyond the Node adapter's bound (BACKLOG_MAX there), newer ones are dropped.
+    if (end.early.length < EARLY_MAX) end.early.push(item);
+    m.log(p, 'recv-early', String(end.peer.proc.pid));
+    return;
+  }
   m.log(p, 'recv', String(end.peer.proc.pid));
   const fns = end.onMsg;
   for (let i = 0; i < fns.length; i++) {

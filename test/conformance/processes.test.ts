@@ -57,6 +57,10 @@ conformance('processes', (world) => {
     expect(rec.exitInTimer).toMatchObject({ code: 3 });
   });
 
+  test('messages sent right after spawn wait for the handler the child installs later, in order', async () => {
+    expect(ok(await world().run('early-messages'))).toEqual({ got: [1, 2, 3], code: 0 });
+  });
+
   test('an orphan is re-parented, gets its parent-death signal and sees its channel disconnect', async () => {
     const dir = world().tmp();
     const rec = ok(await world().run('reparent', [dir]));

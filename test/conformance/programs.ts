@@ -705,6 +705,26 @@ function symlinks(os: Os, args: readonly string[]): void {
   });
 }
 
+/** Messages a parent sends right after spawn, long before the child's handler is installed: kept, in order, for it. */
+async function earlyMessages(os: Os): Promise<void> {
+  const c = os.spawn({ program: 'late-listener', channel: true });
+  for (const m of [1, 2, 3, 'end']) c.channel!.send(m);
+  const got = await new Promise((resolve) => c.channel!.onMessage(resolve));
+  c.channel!.send('bye');
+  const e = await reap(os, c.pid);
+  emit(os, { got, code: e.code });
+}
+
+async function lateListener(os: Os): Promise<void> {
+  await os.sleep(200);
+  const got: unknown[] = [];
+  os.channel!.onMessage((m) => {
+    if (m === 'bye') os.exit(0);
+    else if (m === 'end') os.channel!.send(got);
+    else got.push(m);
+  });
+}
+
 async function lifetime(os: Os): Promise<void> {
   const run = async (program: string, channel = false) => {
     const t0 = os.now();
@@ -801,6 +821,8 @@ export const registry = programs(import.meta.url, {
   'life-unref': (os) => {
     os.timer(60_000, () => {}).unref();
   },
+  'early-messages': earlyMessages,
+  'late-listener': lateListener,
   'life-channel': (os) => {
     os.channel!.onMessage(() => os.exit(5));
   },
