@@ -15,6 +15,10 @@ import { Fifo } from './fifo.js';
 import { FX_CHAN, FX_CHAN_CLOSE } from './effects.js';
 
 const DISCONNECT: unique symbol = Symbol('disconnect');
+/** A message kept for the first handler, back in the inbox: delivered even if the channel closed meanwhile. */
+class Early {
+  constructor(readonly message: unknown) {}
+}
 /** Messages kept for a first handler, at most (the Node adapter's BACKLOG_MAX). */
 const EARLY_MAX = 10_000;
 
@@ -79,10 +83,13 @@ export class SimChannel implements Channel {
     // spare's 'go' was lost so, found by chaos, seed 0x4d147942ef6faab9).
     // Back at the head of the inbox, each with its event: an event delivers
     // the inbox's next item, so what is queued behind them stays behind.
+    // As there, they are delivered even if the channel closed since (its
+    // disconnect then came first).
     if (end.onMsg.length !== 1 || end.early.length === 0) return;
     const m = end.m;
-    for (let i = end.early.length - 1; i >= 0; i--) end.inbox.unshift(end.early[i]);
+    for (let i = end.early.length - 1; i >= 0; i--) end.inbox.unshift(new Early(end.early[i]));
     for (let i = 0; i < end.early.length; i++) m.at(m.now, EV_CHAN, end.proc, end, null);
+    end.proc.earlyMessages += end.early.length; // they keep it alive (processes.ts holds())
     end.early.length = 0;
     assert(end.inbox.length >= 1, 'onMessage: the early messages are back in the inbox');
   }
@@ -178,9 +185,17 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
     fire(m, end);
     return;
   }
-  if (!end.connected) return; // closed here: what was in flight is dropped
+  const early = item instanceof Early;
+  if (!early && !end.connected) return; // closed here: what was in flight is dropped
   const p = end.proc;
-  assert(!end.fired, 'deliverChannel: a connected end has not heard its disconnect');
+  assert(early || !end.fired, 'deliverChannel: a connected end has not heard its disconnect');
+  let message: unknown = item;
+  if (early) {
+    message = item.message;
+    p.earlyMessages--;
+    assert(p.earlyMessages >= 0, 'deliverChannel: an early message is counted until delivered');
+    m.touch(p); // the last one may leave it with nothing to do
+  }
   // A dead process's ends are dead or fired; a stopped or exiting one's events are discarded.
   assert(p.runnable, 'deliverChannel: a message reaches only a live process');
   if (end.onMsg.length === 0) {
@@ -193,7 +208,7 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
   const fns = end.onMsg;
   for (let i = 0; i < fns.length; i++) {
     if (!p.runnable) return;
-    m.invoke(p, fns[i]!, item);
+    m.invoke(p, fns[i]!, message);
   }
 }
 

@@ -78,6 +78,7 @@ export class Proc {
   connecting = 0; // connects not yet answered
   liveChildren = 0; // children that have not exited
   pendingSignals = 0; // bit per signal index, handlers waiting to run
+  earlyMessages = 0; // channel messages kept for a first handler, queued again and not delivered (channels.ts)
   hostWork = 0; // Os.hostWork promises not yet handed back
 
   readonly handlers: Array<(() => void) | null> = new Array<(() => void) | null>(SIGNAL_COUNT).fill(null);
@@ -148,15 +149,16 @@ export class Proc {
  * listener, an open stream or pending connect, a pipe from a child that has
  * not seen EOF, a child that has not exited, a signal handler waiting to
  * run, host work not yet handed back, effects it made during a burn that
- * have not gone out yet, a ref'd timer of its app code, or a channel with message or disconnect listeners
- * that has not yet seen its disconnect.
+ * have not gone out yet, a ref'd timer of its app code, a channel with message or disconnect listeners
+ * that has not yet seen its disconnect, or channel messages kept for a late first handler and not yet
+ * delivered to it (the Node adapter delivers them from a setImmediate).
  */
 export function holds(p: Proc): boolean {
   // Counts of what it holds are never negative (a release without a take).
   assert(p.refTimers >= 0 && p.liveChildren >= 0 && p.hostWork >= 0, 'holds: timers, children and host work are counted from 0');
   assert(p.accepting >= 0 && p.streams >= 0 && p.connecting >= 0, 'holds: listeners and streams are counted from 0');
   if (p.programPending || p.refTimers > 0 || p.accepting > 0 || p.streams > 0 || p.connecting > 0 || p.pipes.size > 0) return true;
-  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0 || p.clock.held) return true;
+  if (p.liveChildren > 0 || p.pendingSignals !== 0 || p.hostWork > 0 || p.effects.length > 0 || p.clock.held || p.earlyMessages > 0) return true;
   for (const end of p.chans) if (end.holds()) return true;
   return false;
 }

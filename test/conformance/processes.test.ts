@@ -61,6 +61,11 @@ conformance('processes', (world) => {
     expect(ok(await world().run('early-messages'))).toEqual({ got: [1, 2, 3], code: 0 });
   });
 
+  test('messages that came before the parent closed the channel still reach a handler installed after it, and keep the child alive for them', async () => {
+    const dir = world().tmp();
+    expect(ok(await world().run('early-then-close', [dir]))).toEqual({ got: [1, 2, 3], code: 0 });
+  });
+
   test('an orphan is re-parented, gets its parent-death signal and sees its channel disconnect', async () => {
     const dir = world().tmp();
     const rec = ok(await world().run('reparent', [dir]));

@@ -725,6 +725,25 @@ async function lateListener(os: Os): Promise<void> {
   });
 }
 
+/** The same when the parent closed the channel before the child's handler came: still delivered, and they keep the child alive until then. */
+async function earlyThenClose(os: Os, args: readonly string[]): Promise<void> {
+  const file = `${args[0]}/got.json`;
+  const c = os.spawn({ program: 'late-recorder', args: [file], channel: true });
+  for (const m of [1, 2, 3]) c.channel!.send(m);
+  c.channel!.close();
+  const e = await reap(os, c.pid);
+  emit(os, { got: JSON.parse(os.fs.readFile(file)), code: e.code });
+}
+
+async function lateRecorder(os: Os, args: readonly string[]): Promise<void> {
+  await os.sleep(200);
+  const got: unknown[] = [];
+  os.channel!.onMessage((m) => {
+    got.push(m);
+    os.fs.writeFile(args[0]!, JSON.stringify(got));
+  });
+}
+
 async function lifetime(os: Os): Promise<void> {
   const run = async (program: string, channel = false) => {
     const t0 = os.now();
@@ -823,6 +842,8 @@ export const registry = programs(import.meta.url, {
   },
   'early-messages': earlyMessages,
   'late-listener': lateListener,
+  'early-then-close': earlyThenClose,
+  'late-recorder': lateRecorder,
   'life-channel': (os) => {
     os.channel!.onMessage(() => os.exit(5));
   },
