@@ -177,3 +177,25 @@ test('a new worker that retires (max_requests) before its reload finishes is rep
     expect((await c.get()).status).toBe(200);
   }, { '/tmp/drover.json': cfg(0) });
 });
+
+test('a reload whose new workers keep dying after they boot fails after LOST_MAX deaths a worker; the old generation serves on', async () => {
+  const crash = SIM_APP.replace(/sim-app\.js$/, 'crash-on-request.js');
+  const cfg = (app: string) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 2, lanes: false });
+  await simulate(37, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    const old = c.workers().sort();
+    const l = c.load(4, '/', true); // a connection a request: the new workers get some
+    c.os.fs.writeFile('/tmp/drover.json', cfg(crash));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/reload failed/, 30_000, from);
+    await l.stop();
+    const reload = c.log().slice(from);
+    // Two workers wanted, the second still booting (5 s): the first is replaced as it dies, and the seventh death fails the reload.
+    expect(reload).toContain('reload failed, the running config stays in force: 7 new workers died after they booted');
+    expect(reload.match(/(?<!lane )worker \d+ booted \(generation 2\)/g)).toHaveLength(7);
+    expect(reload).not.toContain('Reload finished');
+    expect(c.workers().sort()).toEqual(old);
+    expect(old).toContain(Number((await c.get()).body));
+  }, { '/tmp/drover.json': cfg(SIM_APP) });
+});

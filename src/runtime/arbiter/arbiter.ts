@@ -77,6 +77,12 @@ const SPARE_BACKOFF = 1000;
 const SPARE_BACKOFF_MAX = 60_000;
 /** A reload whose workers the OS keeps refusing to start fails after this; each started worker has `timeout` to boot. */
 const RELOAD_SPAWN_MAX = 60_000;
+/**
+ * A reload fails once this many of its workers, per worker it wants, died
+ * after they booted: a new app that crashes on its first requests would
+ * otherwise be started again and again, with the reload never finishing.
+ */
+const LOST_MAX = 3;
 
 function formatAdmin(a: Addr | null): string {
   return a === null ? '' : formatAddr(a);
@@ -95,6 +101,10 @@ interface Reload {
   readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
   /** Its workers of each role: started until that many are booting or serving, whatever left before (see startMissing). */
   readonly want: Record<'fast' | 'slow', number>;
+  /** Since when it has lacked a worker it could not start (the OS refused the spawn): RELOAD_SPAWN_MAX counts from here. */
+  short: number | null;
+  /** Its workers that died after they booted (not those that retired): LOST_MAX bounds them. */
+  lost: number;
 }
 
 export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
@@ -364,17 +374,14 @@ class Arbiter {
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
-    this.reload = { config: next, generation, started: os.now(), listeners, opened, want: { fast: target, slow } };
+    this.reload = { config: next, generation, started: os.now(), listeners, opened, want: { fast: target, slow }, short: null, lost: 0 };
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
     this.startMissing(this.reload);
   }
 
-  /**
-   * Workers of the reload's generation its count lacks, fast and slow; the
-   * slow ones once no fast one is lacking.
-   */
+  /** Workers of the reload's generation its counts lack, fast and slow. */
   private missing(r: Reload): Record<'fast' | 'slow', number> {
     return { fast: r.want.fast - this.workers.active(r.generation).length, slow: r.want.slow - this.workers.active(r.generation, 'slow').length };
   }
@@ -393,7 +400,10 @@ class Arbiter {
     while (m.fast === 0 && m.slow > 0 && this.spawnSlow(r.config, r.generation)) m = this.missing(r);
   }
 
-  /** Commits a reload once every new worker serves; aborts one that cannot. */
+  /**
+   * Commits a reload once it has all the workers it wants and none of them
+   * boots any more (one retiring may still drain); aborts one that cannot.
+   */
   private checkReload(): void {
     const r = this.reload;
     if (!r) return;
@@ -408,7 +418,11 @@ class Arbiter {
     if (fresh.some((w) => w.state === 'booting' && now - w.spawnedAt > timeout)) {
       return this.abortReload(`new workers did not boot within ${timeout / 1000} s`);
     }
-    if (owed > 0 && now - r.started > RELOAD_SPAWN_MAX) {
+    if (r.lost > LOST_MAX * (r.want.fast + r.want.slow)) {
+      return this.abortReload(`${r.lost} new workers died after they booted (their errors are above); the new app or config fails under requests`);
+    }
+    r.short = owed === 0 ? null : (r.short ?? now);
+    if (r.short !== null && now - r.short > RELOAD_SPAWN_MAX) {
       return this.abortReload(`${owed} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
     }
     // Its workers on their way out (retired by max_requests) finish as they would in any generation.
@@ -994,6 +1008,8 @@ class Arbiter {
     }
     if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
+    // Replaced within its reload (startMissing), up to LOST_MAX.
+    if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.lost++;
     if (w.state !== 'booting') return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
     const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
