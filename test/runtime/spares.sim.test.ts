@@ -2,6 +2,7 @@
 // drover loaded, the app not; a reload or a respawn gives them the app.
 import { expect, test } from 'vitest';
 import { SIM_APP, simulate, type Ctl } from './sim.js';
+import { get } from '../support/http.js';
 
 const base = (...more: string[]) => [SIM_APP, '--bind', '127.0.0.1:8000', ...more];
 
@@ -198,4 +199,28 @@ test('a reload whose new workers keep dying after they boot fails after LOST_MAX
     expect(c.workers().sort()).toEqual(old);
     expect(old).toContain(Number((await c.get()).body));
   }, { '/tmp/drover.json': cfg(SIM_APP) });
+});
+
+test('a new worker that retired with a request in hand finishes it when its reload fails', async () => {
+  const hang = SIM_APP.replace(/sim-app\.js$/, 'hang-second-boot.js');
+  // The new generation on a port of its own, so that only its workers answer there.
+  const cfg = (app: string, port: number, maxRequests: number) =>
+    JSON.stringify({ app, bind: [`127.0.0.1:${port}`], workers: 2, lanes: false, timeout: 2, max_requests: maxRequests });
+  await simulate(38, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    c.os.fs.writeFile('/tmp/drover.json', cfg(hang, 8001, 1));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    const pid = Number((await c.waitLog(/(?<!lane )worker (\d+) booted \(generation 2\)/, 5_000, from))[1]);
+    const at = { host: '127.0.0.1', port: 8001 };
+    const slow = get(c.os, at, '/slow?ms=3000');
+    // Its one request (max_requests 1) taken, it retires with it in hand; a worker boots in its place.
+    await c.waitLog(new RegExp(`worker ${pid} served 1 requests \\(max_requests\\): retiring`), 5_000, from);
+    // The other new worker never boots: the reload fails on its timeout while this one drains.
+    await c.waitLog(/reload failed, the running config stays in force: new workers did not boot within 2 s/, 10_000, from);
+    const r = await slow;
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(String(pid));
+    await c.waitLog(new RegExp(`Worker ${pid} exited with code 0`), 10_000, from);
+  }, { '/tmp/drover.json': cfg(SIM_APP, 8000, 0) });
 });
