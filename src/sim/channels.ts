@@ -6,7 +6,7 @@
 // other side hears of it; each side hears it once. A sender that burns sends
 // (and closes) when its clock says, if it lives that long (effects.ts).
 
-import type { Channel } from '../os/types.js';
+import { CHANNEL_BACKLOG_MAX, type Channel } from '../os/types.js';
 import { assert } from '../os/assert.js';
 import type { Machine } from './machine.js';
 import { ExitSignal, RUNNING, ZOMBIE, type Proc } from './processes.js';
@@ -19,8 +19,6 @@ const DISCONNECT: unique symbol = Symbol('disconnect');
 class Early {
   constructor(readonly message: unknown) {}
 }
-/** Messages kept for a first handler, at most (the Node adapter's BACKLOG_MAX). */
-const EARLY_MAX = 10_000;
 
 export class ChanEnd {
   peer!: ChanEnd;
@@ -199,8 +197,8 @@ export function deliverChannel(m: Machine, end: ChanEnd): void {
   // A dead process's ends are dead or fired; a stopped or exiting one's events are discarded.
   assert(p.runnable, 'deliverChannel: a message reaches only a live process');
   if (end.onMsg.length === 0) {
-    // Beyond the Node adapter's bound (BACKLOG_MAX there), newer ones are dropped.
-    if (end.early.length < EARLY_MAX) end.early.push(item);
+    // Beyond the bound both Os keep, newer ones are dropped.
+    if (end.early.length < CHANNEL_BACKLOG_MAX) end.early.push(item);
     m.log(p, 'recv-early', String(end.peer.proc.pid));
     return;
   }

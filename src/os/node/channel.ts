@@ -18,7 +18,7 @@
 // Node emits them as 'internalMessage', never as 'message'.
 
 import type { EventEmitter } from 'node:events';
-import type { Channel } from '../types.js';
+import { CHANNEL_BACKLOG_MAX, type Channel } from '../types.js';
 
 interface Pipe {
   ref(): void;
@@ -33,8 +33,6 @@ export interface IpcEndpoint extends EventEmitter {
   disconnect?(): void;
 }
 
-/** Beyond this many unhandled messages, newer ones are dropped (with a warning). */
-const BACKLOG_MAX = 10_000;
 
 export class IpcChannel implements Channel {
   readonly #ep: IpcEndpoint;
@@ -127,11 +125,11 @@ export class IpcChannel implements Channel {
   #receive(m: unknown): void {
     if (this.#onMessage.length > 0 && !this.#flushing) {
       for (const fn of this.#onMessage) fn(m);
-    } else if (this.#backlog.length < BACKLOG_MAX) {
+    } else if (this.#backlog.length < CHANNEL_BACKLOG_MAX) {
       this.#backlog.push(m);
     } else if (!this.#warned) {
       this.#warned = true;
-      process.stderr.write(`drover: ${BACKLOG_MAX} channel messages without a handler; dropping newer ones\n`);
+      process.stderr.write(`drover: ${CHANNEL_BACKLOG_MAX} channel messages without a handler; dropping newer ones\n`);
     }
   }
 

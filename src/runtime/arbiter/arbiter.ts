@@ -96,7 +96,6 @@ function url(name: string): string {
 interface Reload {
   readonly config: Config;
   readonly generation: number;
-  readonly started: number;
   readonly listeners: Map<string, Listener>; // every listener of the new config
   readonly opened: Map<string, Listener>; // those this reload bound: closed if it fails
   /** Its workers of each role: started until that many are booting or serving, whatever left before (see startMissing). */
@@ -374,7 +373,7 @@ class Arbiter {
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
-    this.reload = { config: next, generation, started: os.now(), listeners, opened, want: { fast: target, slow }, short: null, lost: 0 };
+    this.reload = { config: next, generation, listeners, opened, want: { fast: target, slow }, short: null, lost: 0 };
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
@@ -413,7 +412,7 @@ class Arbiter {
     const m = this.missing(r);
     // Only startMissing starts workers of this generation, never past `want`.
     assert(m.fast >= 0 && m.slow >= 0, () => `reload of generation ${r.generation} has more workers than it wants: ${JSON.stringify(m)} missing`);
-    const owed = m.fast + m.slow;
+    const lacking = m.fast + m.slow;
     const now = this.os.now();
     if (fresh.some((w) => w.state === 'booting' && now - w.spawnedAt > timeout)) {
       return this.abortReload(`new workers did not boot within ${timeout / 1000} s`);
@@ -421,12 +420,12 @@ class Arbiter {
     if (r.lost > LOST_MAX * (r.want.fast + r.want.slow)) {
       return this.abortReload(`${r.lost} new workers died after they booted (their errors are above); the new app or config fails under requests`);
     }
-    r.short = owed === 0 ? null : (r.short ?? now);
+    r.short = lacking === 0 ? null : (r.short ?? now);
     if (r.short !== null && now - r.short > RELOAD_SPAWN_MAX) {
-      return this.abortReload(`${owed} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
+      return this.abortReload(`${lacking} new worker(s) could not be started within ${RELOAD_SPAWN_MAX / 1000} s: the OS refused their spawn`);
     }
     // Its workers on their way out (retired by max_requests) finish as they would in any generation.
-    if (owed > 0 || fresh.some((w) => w.state === 'booting')) return;
+    if (lacking > 0 || fresh.some((w) => w.state === 'booting')) return;
     // A generation with no fast worker would serve nobody.
     assert(r.want.fast >= 1, () => `reload of generation ${r.generation} commits with ${r.want.fast} fast workers`);
     const old = this.config;
