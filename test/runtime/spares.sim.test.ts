@@ -224,3 +224,43 @@ test('a new worker that retired with a request in hand finishes it when its relo
     await c.waitLog(new RegExp(`Worker ${pid} exited with code 0`), 10_000, from);
   }, { '/tmp/drover.json': cfg(SIM_APP, 8000, 0) });
 });
+
+test('refused spawns fail a reload after 60 s of them', async () => {
+  await simulate(39, base('--workers', '1', '--lanes', 'off'), async (c) => {
+    await c.booted(1);
+    c.k.faults.set({ rates: { 'spawn-eagain': 1 }, programs: ['arbiter'] });
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.os.sleep(59_000);
+    expect(c.log().slice(from)).not.toContain('reload failed');
+    await c.waitLog(/reload failed/, 5_000, from);
+    expect(c.log().slice(from)).toContain('reload failed, the running config stays in force: 1 new worker(s) could not be started within 60 s: the OS refused their spawn');
+    c.k.faults.set({});
+    expect((await c.get()).status).toBe(200);
+  });
+});
+
+test('the 60 s of refused spawns count from the first refusal, not from the reload start', async () => {
+  const cfg = JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2, spare_workers: 2, lanes: false, timeout: 120 });
+  await simulate(40, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    const { fast } = await sparesUp(c, 2, 0);
+    // Stopped, the second spare never boots: the reload stays under way for up to 120 s.
+    c.os.kill(fast[1]!, 'SIGTTIN');
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(new RegExp(`worker ${fast[0]} booted \\(generation 2\\)`), 5_000, from);
+    await c.os.sleep(70_000);
+    // 70 s into the reload its booted worker dies, and the OS refuses the replacement for a while.
+    c.k.faults.set({ rates: { 'spawn-eagain': 1 }, programs: ['arbiter'] });
+    c.os.kill(fast[0]!, 'SIGKILL');
+    await c.waitLog(/cannot start a worker: .*EAGAIN/, 5_000, from);
+    await c.os.sleep(2_000);
+    c.k.faults.set({});
+    const again = Number((await c.waitLog(/Booting worker with pid: (\d+)\n/, 5_000, from))[1]);
+    await c.waitLog(new RegExp(`worker ${again} booted \\(generation 2\\)`), 5_000, from);
+    // However the stopped spare ends the reload, the refusals did not.
+    await c.waitLog(/Reload finished|reload failed/, 60_000, from);
+    expect(c.log().slice(from)).not.toContain('could not be started');
+  }, { '/tmp/drover.json': cfg });
+});
