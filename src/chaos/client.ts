@@ -5,10 +5,20 @@
 // byte itself, it also sees an answer that comes for no request (something
 // answered twice) at the moment it arrives.
 import { Buffer } from 'node:buffer';
+import { assert } from '../os/assert.js';
 import type { Stream } from '../os/types.js';
 
-/** How a request ended: an answer, or the connection going first. */
-export type Outcome = { readonly status: number; readonly body: Buffer } | { readonly reset: string };
+/**
+ * How a request ended: an answer, or the connection going first. Of an
+ * answer's body only its length and its first KEPT bytes are kept: what the
+ * checks read (the chaos app's `ID VERSION PID`, the start of an error
+ * page); copying whole answers of up to a MiB into one buffer was a tenth of
+ * the client's cost.
+ */
+export type Outcome = { readonly status: number; readonly body: Buffer; readonly length: number } | { readonly reset: string };
+
+/** How many bytes of an answer's body an Outcome keeps. */
+export const KEPT = 512;
 
 export interface Exchange {
   /** The connection is up and the request written. */
@@ -39,8 +49,10 @@ export class Conn {
   private unsent: string | Buffer | null = null;
   private status = 0;
   private body: Body | null = null; // null: reading a head
-  /** The body so far, as the slices of the chunks it came in: a big answer is copied once, at its end. */
+  /** The body's first bytes (up to KEPT), as the slices of the chunks they came in. */
   private parts: Buffer[] = [];
+  /** The body's bytes so far: those in `parts`, and those past KEPT, counted only. */
+  private got = 0;
   /** No further request goes on it: either side said Connection: close, or it is gone. */
   done = false;
   private destroyed = false;
@@ -154,6 +166,7 @@ export class Conn {
       : length >= 0 ? { kind: 'length', left: length }
       : { kind: 'close' };
     this.parts = [];
+    this.got = 0;
     this.current.head?.(this.status);
     if (this.pauseMs > 0 && this.stream !== null) {
       const s = this.stream;
@@ -167,7 +180,8 @@ export class Conn {
   /** Moves the first `n` bytes of what is buffered into the body. */
   private take(n: number): void {
     if (n === 0) return;
-    this.parts.push(this.buf.subarray(0, n));
+    if (this.got < KEPT) this.parts.push(this.buf.subarray(0, Math.min(n, KEPT - this.got)));
+    this.got += n;
     this.buf = this.buf.subarray(n);
   }
 
@@ -230,8 +244,9 @@ export class Conn {
     this.current = null;
     this.body = null;
     const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    assert(body.length === Math.min(this.got, KEPT), 'Conn: an answer keeps the first KEPT bytes of its body');
     this.parts = [];
-    x.end({ status: this.status, body });
+    x.end({ status: this.status, body, length: this.got });
   }
 
   private gone(why: string): void {

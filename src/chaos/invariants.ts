@@ -157,13 +157,13 @@ export class Checker {
    * are drover shedding or losing a slow worker, anything else is wrong.
    * What it was, for the workload's counts.
    */
-  answer(id: string, kb: number, o: { readonly status: number; readonly body: Buffer }, versions: ReadonlySet<string>): 'ok' | 'shed' | 'badGateway' | 'reset' {
+  answer(id: string, kb: number, o: { readonly status: number; readonly body: Buffer; readonly length: number }, versions: ReadonlySet<string>): 'ok' | 'shed' | 'badGateway' | 'reset' {
     this.counts.answers++;
     const start = o.body.toString('utf8', 0, 80);
     if (o.status === 200) {
       const [rid, version] = start.split(' ');
       this.check('answers', rid === id, () => `request ${id} got the answer of ${JSON.stringify(start.slice(0, 60))}`);
-      this.check('answers', o.body.length >= kb * 1024, () => `request ${id} got ${o.body.length} bytes of an answer of more than ${kb * 1024}`);
+      this.check('answers', o.length >= kb * 1024, () => `request ${id} got ${o.length} bytes of an answer of more than ${kb * 1024}`);
       this.check('broken-reload', versions.has(version ?? ''), () => `request ${id} was answered by app ${version}, which no good config named (a broken reload took effect)`);
       return 'ok';
     }
