@@ -657,12 +657,15 @@ function simPerfNow(this: unknown): number {
  * `Date.now()`. Its prototype is Date's, so instanceof, subclasses and dates
  * made elsewhere all work; with arguments it is Date.
  */
-function SimDate(this: unknown, ...args: unknown[]): unknown {
+function SimDate(this: unknown): unknown {
   const c = current;
   assert(c === null || installed, "SimDate: a process runs only with the simulator's globals in");
   assert(c === null || c.p.clock === c, "SimDate: the running clock is its process's");
   if (new.target === undefined) return c === null ? HostDate() : new HostDate(c.wallTime()).toString();
-  return Reflect.construct(HostDate, c !== null && args.length === 0 ? [c.wallTime()] : args, new.target);
+  // `new Date()` in a process, most of all memfs's stamps on every write and stat: no array, no
+  // Reflect (the object is the same, its prototype Date's either way).
+  if (new.target === SimDate && c !== null && arguments.length === 0) return new HostDate(c.wallTime());
+  return Reflect.construct(HostDate, c !== null && arguments.length === 0 ? [c.wallTime()] : arguments, new.target);
 }
 SimDate.prototype = HostDate.prototype;
 SimDate.now = (): number => {

@@ -59,6 +59,38 @@ describe('app timers and clocks run on the kernel clock', () => {
     expect(k.trace().filter((l) => l.includes('app-timer'))).toEqual([`10000 ${pid} app-timer Timeout 0`]);
   });
 
+  it("a process's Date is Date: arguments, subclasses, instanceof and prototype work as they do on the host; only 'now' is virtual", async () => {
+    const seen: unknown[] = [];
+    const { k } = boot({
+      main: (os) => {
+        setTimeout(() => {
+          class Stamp extends Date {
+            iso(): string {
+              return this.toISOString();
+            }
+          }
+          const now = new Date();
+          const given = new Date(0);
+          const parts = new Date(2020, 1, 3, 4, 5, 6, 7);
+          const text = new Date('2021-05-06T07:08:09.010Z');
+          const sub = new Stamp();
+          const subAt = new Stamp(86_400_000);
+          seen.push(
+            os.now(), now.getTime(), now instanceof Date, now instanceof host.Date, Object.getPrototypeOf(now) === host.Date.prototype,
+            given.getTime(), parts.getTime() === new host.Date(2020, 1, 3, 4, 5, 6, 7).getTime(), text.getTime(),
+            sub instanceof Stamp, sub instanceof Date, sub.iso(), subAt.iso(), typeof Date(), Date.name, Date.length,
+          );
+        }, 1_500);
+      },
+    });
+    await k.run();
+    expect(seen).toEqual([
+      1_500, EPOCH_MS + 1_500, true, true, true,
+      0, true, Date.UTC(2021, 4, 6, 7, 8, 9, 10),
+      true, true, '2026-01-01T00:00:01.500Z', '1970-01-02T00:00:00.000Z', 'string', 'Date', 7,
+    ]);
+  });
+
   it('setInterval, setImmediate, clearTimeout/clearInterval, unref, refresh and util.promisify keep Node\'s rules', async () => {
     const log: string[] = [];
     const { k, pid } = boot({
