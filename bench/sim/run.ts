@@ -1,40 +1,51 @@
 // bench/sim: how fast chaos runs go. For each named scenario, a batch of
-// seeds run one after another in this process: simulated seconds per wall
-// second, runs per second, kernel events per second. Then the reference
-// point of issue 6 — `mixed` with 4 workers, 2 slow workers, 3 companions
-// and 200 requests per simulated second — and the same topology at lower
-// request rates down to none, because the rate is what sets the cost: an
-// idle simulated second is nearly free, each HTTP request runs Node's own
-// client and server code over simulated sockets. The idle row and
-// node:http's own speed (floor.ts) say how much of the target's budget is
-// left to a request.
+// seeds run one after another: simulated seconds per wall second, runs per
+// second, kernel events per second. Then the reference point of issue 6 —
+// `mixed` with 4 workers, 2 slow workers, 3 companions and 200 requests per
+// simulated second — and the same topology at lower request rates down to
+// none, because the rate is what sets the cost: an idle simulated second is
+// nearly free, each HTTP request runs Node's own server code over simulated
+// sockets. The idle row and node:http's own speed say how much of the
+// target's budget is left to a request.
+//
+// The runs are measured in a child process on drover's build, what `drover
+// sim` runs (child.mjs); a second pair of children runs the reference row on
+// the build and on the sources through tsx (as the tests run them), to show
+// what the loader costs.
 //
 //   npm run bench:sim               full run: prints, writes bench/results/sim.json and .md
 //   npm run bench:sim -- --quick    short run for CI: prints, writes nothing
 //
 // Options (print, write nothing): --seeds N per scenario (default 20).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// Needs a current build: `npm run build` after any change under src/.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generate, SCENARIOS, type Scenario } from '../../src/chaos/scenario.js';
-import { runScenario } from '../../src/chaos/run.js';
-import { OS_RATES } from '../../src/chaos/scenario.js';
-import { ExitSignal } from '../../src/sim/index.js';
+import { SCENARIOS } from '../../src/chaos/scenario.js';
 import { cli, fmt, table } from '../lib/report.js';
-import { httpServerFloor } from './floor.js';
 
-// A simulated process that was killed may still have host callbacks queued; they end with ExitSignal.
-process.on('uncaughtException', (e) => {
-  if (!(e instanceof ExitSignal)) throw e;
-});
-
-const { progress, positive } = cli('sim');
+const { progress, positive, fail } = cli('sim');
 const { values: opt } = parseArgs({ options: { quick: { type: 'boolean', default: false }, seeds: { type: 'string' } }, strict: true });
 const quick = opt.quick!;
 const seeds = opt.seeds ? positive('seeds', opt.seeds) : quick ? 3 : 20;
 const write = !quick && opt.seeds === undefined;
 const DURATION = 30_000;
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** The newest mtime under dir (bin/drover.js's rule: a build older than any source is not current). */
+function newest(dir: string): number {
+  let t = statSync(dir).mtimeMs;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+const built = join(ROOT, 'dist', 'cli', 'drover.js');
+if (!existsSync(built)) fail('the runs are measured on drover\'s build, and dist/ is missing: run `npm run build` first');
+if (statSync(built).mtimeMs < newest(join(ROOT, 'src'))) fail('src/ is newer than dist/: run `npm run build` first, or the runs would measure the old code');
 
 interface Row {
   name: string;
@@ -45,47 +56,38 @@ interface Row {
   requests: number;
   failed: number;
 }
-
-async function batch(name: string, make: (seed: bigint) => Scenario, n: number): Promise<Row> {
-  const row: Row = { name, runs: 0, simS: 0, wallS: 0, events: 0, requests: 0, failed: 0 };
-  for (let i = 1; i <= n; i++) {
-    const s = make(BigInt(i));
-    const t0 = performance.now();
-    const r = await runScenario(s);
-    row.wallS += (performance.now() - t0) / 1000;
-    row.simS += r.simulatedMs / 1000;
-    row.events += r.events;
-    row.requests += r.requests.sent;
-    row.runs++;
-    if (r.violation) row.failed++;
-  }
-  progress(`${name}: ${row.runs} runs, ${(row.simS / row.wallS).toFixed(0)}x`);
-  return row;
+interface Batch {
+  name: string;
+  scenario?: string;
+  rate?: number;
+  seeds: number;
+  durationMs: number;
 }
 
-/** The issue's reference topology at `rate` requests per simulated second, the seed's faults kept, with the kernel's own. */
-const reference = (rate: number) => (seed: bigint): Scenario => {
-  const base = generate(seed, { name: 'mixed', durationMs: DURATION });
-  return {
-    ...base,
-    topology: {
-      ...base.topology, workers: 4, minWorkers: 4, maxWorkers: 4, slowWorkers: 2, spareWorkers: 0,
-      companions: [0, 1, 2].map((i) => ({ name: `c${i}`, behaviour: 'cooperative' as const })),
-      oneShots: [], // the reference topology of issue 6: three daemons, no jobs
-    },
-    load: { ...base.load, rate },
-    // The kernel's own faults too (issue 15: the speed counts with them on), each kind at its base rate.
-    osFaults: { ...OS_RATES },
-  };
-};
+/** One measuring process (child.mjs): its rows, and node:http's floor if asked for. */
+function measure(build: 'dist' | 'src', batches: readonly Batch[], floorRequests: number): { rows: Row[]; floor: number | null } {
+  const flags = build === 'src' ? ['--import', 'tsx'] : [];
+  const r = spawnSync(process.execPath, [...flags, join(import.meta.dirname, 'child.mjs'), JSON.stringify({ build, batches, floorRequests })], {
+    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 << 20,
+  });
+  if (r.status !== 0) fail(`the measuring process (${build}) exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { rows: Row[]; floor: number | null };
+}
 
-const rows: Row[] = [];
-for (const name of SCENARIOS) rows.push(await batch(name, (seed) => generate(seed, { name, durationMs: DURATION }), seeds));
 const refRuns = quick ? 1 : seeds;
-for (const rate of [200, 50, 10, 0]) rows.push(await batch(`mixed, reference topology, ${rate} req/s`, reference(rate), refRuns));
+const refName = (rate: number) => `mixed, reference topology, ${rate} req/s`;
+const main = measure('dist', [
+  ...SCENARIOS.map((name) => ({ name, scenario: name, seeds, durationMs: DURATION })),
+  ...[200, 50, 10, 0].map((rate) => ({ name: refName(rate), rate, seeds: refRuns, durationMs: DURATION })),
+], quick ? 20_000 : 200_000);
+const rows = main.rows;
+const floor = main.floor!;
 
-progress('node:http server alone');
-const floor = await httpServerFloor(quick ? 20_000 : 200_000);
+// The build against the sources: the same warm-up (seeds of the reference row) and the same 200 req/s row in each.
+progress('the reference row on the build and on the sources through tsx');
+const pair = (rate: number) => [{ name: 'warm-up', rate, seeds: quick ? 1 : 5, durationMs: DURATION }, { name: refName(rate), rate, seeds: refRuns, durationMs: DURATION }];
+const onDist = measure('dist', pair(200), 0).rows[1]!;
+const onSrc = measure('src', pair(200), 0).rows[1]!;
 
 const head = ['scenario', 'runs', 'failed', 'simulated s', 'wall s', 'sim / wall', 'runs/s', 'events/s', 'requests/s (wall)'];
 const body = rows.map((r) => [
@@ -102,7 +104,8 @@ const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
 const idleMs = (idle.wallS / idle.simS) * 1000;
 const leftUs = ((1 - idleMs) * 1000) / 200;
 const lines = [
-  `sim: chaos runs of ${DURATION / 1000} simulated s each (plus settling and shutdown), seeds 1..${seeds} per scenario, one process`,
+  `sim: chaos runs of ${DURATION / 1000} simulated s each (plus settling and shutdown), seeds 1..${seeds} per scenario, one process,`,
+  `on drover's build (dist/, plain node: what \`drover sim\` runs)`,
   '',
   ...table(head, 'lrrrrrrrr', body),
   '',
@@ -116,6 +119,14 @@ const lines = [
   '',
   `The budget of the 1000x target: 1 ms of wall time per simulated second. The same topology with no load (boot and shutdown included)`,
   `takes ${idleMs.toFixed(2)} ms of it, which leaves ${leftUs > 0 ? `${leftUs.toFixed(1)} µs` : 'nothing'} for each of 200 requests; node:http's server alone takes ${(1e6 / floor).toFixed(1)} µs a request.`,
+  '',
+  `The build against the sources: the reference row at 200 req/s in two more processes, each after the same warm-up (${quick ? 1 : 5} seeds of it)`,
+  '',
+  ...table(['code', 'runs', 'sim / wall', 'of the bound'], 'lrrr', ([
+    ["drover's build (dist/), plain node", onDist],
+    ['the sources through tsx (node --import tsx), as the tests run them', onSrc],
+  ] as const).map(([name, r]) => [name, String(r.runs), `${(r.simS / r.wallS).toFixed(1)}x`, pct((r.simS / r.wallS) * 200 / floor)])),
+  `build / sources: ${((onDist.simS / onDist.wallS) / (onSrc.simS / onSrc.wallS)).toFixed(2)}x (what tsx adds, as profiled: its module loader's round trips to its thread, esbuild's keepNames helper on every closure, source-mapped stack traces)`,
 ];
 const text = lines.join('\n');
 console.log(text);
@@ -124,5 +135,5 @@ if (write) {
   mkdirSync(dir, { recursive: true });
   const when = new Date().toISOString().slice(0, 10);
   writeFileSync(join(dir, 'sim.md'), `# bench/sim\n\n\`npm run bench:sim\`, ${when}\n\n\`\`\`\n${text}\n\`\`\`\n\nNode ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} CPUs\n`);
-  writeFileSync(join(dir, 'sim.json'), JSON.stringify({ date: when, node: process.version, seeds, durationMs: DURATION, rows, httpServerFloorPerS: Math.round(floor) }, null, 2) + '\n');
+  writeFileSync(join(dir, 'sim.json'), JSON.stringify({ date: when, node: process.version, seeds, durationMs: DURATION, rows, httpServerFloorPerS: Math.round(floor), buildVsSources: { dist: onDist, src: onSrc } }, null, 2) + '\n');
 }
