@@ -54,7 +54,7 @@ async function batch(b) {
     row.runs++;
     if (r.violation) row.failed++;
   }
-  process.stderr.write(`[bench:sim] ${b.name}: ${row.runs} runs, ${(row.simS / row.wallS).toFixed(0)}x\n`);
+  if (row.runs > 0) process.stderr.write(`[bench:sim] ${b.name}: ${row.runs} runs, ${(row.simS / row.wallS).toFixed(0)}x\n`);
   return row;
 }
 
