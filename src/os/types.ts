@@ -218,17 +218,17 @@ export interface Child {
 // ----------------------------------------------------------------- channels
 
 /**
- * A message pipe between a parent and a child. Messages are JSON values,
- * delivered in order, copied (never shared). After the other end dies or
- * closes, `disconnect` fires once and `send` returns false.
- */
-/**
  * Messages a channel keeps for its first message handler (a parent may send
  * right after spawn, before the child's program has run), at most; newer
  * ones are dropped. Both Os implementations keep them.
  */
 export const CHANNEL_BACKLOG_MAX = 10_000;
 
+/**
+ * A message pipe between a parent and a child. Messages are JSON values,
+ * delivered in order, copied (never shared). After the other end dies or
+ * closes, `disconnect` fires once and `send` returns false.
+ */
 export interface Channel {
   send(message: unknown): boolean;
   onMessage(fn: (message: unknown) => void): void;

@@ -33,7 +33,6 @@ export interface IpcEndpoint extends EventEmitter {
   disconnect?(): void;
 }
 
-
 export class IpcChannel implements Channel {
   readonly #ep: IpcEndpoint;
   readonly #backlog: unknown[];
