@@ -6,23 +6,14 @@
 //   directory under src/; otherwise the TypeScript sources, through tsx (a
 //   devDependency). An edit is run at once, never shadowed by an older build;
 //   a build made after the last edit is used as it is.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newest } from './newest.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const built = join(root, 'dist', 'cli', 'drover.js');
-
-/** The newest mtime under dir, directories included (a deleted file changes its directory's). */
-function newest(dir) {
-  let t = statSync(dir).mtimeMs;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 const checkout = existsSync(src);
 const hasBuild = existsSync(built);

@@ -18,9 +18,10 @@
 // Options (print, write nothing): --seeds N per scenario (default 20).
 // Needs a current build: `npm run build` after any change under src/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SCENARIOS } from '../../src/chaos/scenario.js';
 import { cli, fmt, median, table } from '../lib/report.js';
@@ -33,15 +34,8 @@ const write = !quick && opt.seeds === undefined;
 const DURATION = 30_000;
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** The newest mtime under dir (bin/drover.js's rule: a build older than any source is not current). */
-function newest(dir: string): number {
-  let t = statSync(dir).mtimeMs;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
+// bin/drover.js's rule: a build older than any source is not current (a .js module without types, hence the cast).
+const { newest } = (await import(pathToFileURL(join(ROOT, 'bin', 'newest.js')).href)) as { newest: (dir: string) => number };
 const built = join(ROOT, 'dist', 'cli', 'drover.js');
 if (!existsSync(built)) fail('the runs are measured on drover\'s build, and dist/ is missing: run `npm run build` first');
 if (statSync(built).mtimeMs < newest(join(ROOT, 'src'))) fail('src/ is newer than dist/: run `npm run build` first, or the runs would measure the old code');

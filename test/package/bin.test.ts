@@ -22,7 +22,7 @@ function fake(parts: { src?: boolean; dist?: boolean; tsx?: boolean }): string {
   const d = mkdtempSync(join(tmpdir(), 'drover-bin-'));
   dirs.push(d);
   mkdirSync(join(d, 'bin'));
-  copyFileSync(join(ROOT, 'bin', 'drover.js'), join(d, 'bin', 'drover.js'));
+  for (const f of ['drover.js', 'newest.js']) copyFileSync(join(ROOT, 'bin', f), join(d, 'bin', f));
   writeFileSync(join(d, 'package.json'), '{"type":"module"}');
   const put = (p: string, text: string): void => {
     mkdirSync(join(d, p, '..'), { recursive: true });
