@@ -7,6 +7,9 @@
 //   /echo             what the app saw: raw headers, raw trailers, the body, the peer
 //   /upload, /login   reads the whole body, then {pid, bytes}
 //   /early            writes its head at once, then reads the body and ends
+//   /hold?ms=N        answers `held` after N ms (default 60 s) without holding the loop
+//   /stamp            the time the app ran it (Date.now())
+//   /bighead?bytes=N  an answer with an N-byte header
 export default function hostile(req, res) {
   const url = new URL(req.url, 'http://x');
   res.setHeader('x-pid', String(process.pid));
@@ -55,6 +58,17 @@ export default function hostile(req, res) {
       req.on('end', () => res.end(`read ${bytes}\n`));
       return;
     }
+    case '/hold': {
+      setTimeout(() => res.end('held'), Number(url.searchParams.get('ms') ?? 60_000));
+      return;
+    }
+    case '/stamp':
+      res.end(String(Date.now()));
+      return;
+    case '/bighead':
+      res.setHeader('x-big', 'a'.repeat(Number(url.searchParams.get('bytes') ?? 20_000)));
+      res.end('ok');
+      return;
     default:
       res.end(String(process.pid));
   }

@@ -5,6 +5,7 @@
 // x-drover-* headers, a connection hoard - and checks what drover does.
 // Settings are short so that every test stays within a few seconds.
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -194,7 +195,7 @@ interface Full { status: number; body: string; headers: Record<string, unknown> 
 
 function send(port: number, path: string, opts: { method?: string; body?: string | string[]; headers?: Record<string, string | string[]> } = {}): Promise<Full> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, maxHeaderSize: 4 * MiB }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
       res.on('error', reject);
@@ -435,6 +436,116 @@ test('a pipelined flood: 2000 GET / behind an 8 MiB answer, all in one write and
   expect(Number((await get(port, '/')).body)).toBe(fast[0]);
 });
 
+// --- Pipelining: what one connection may hold, and answers that never go out -
+
+/** The access log's lines once `n` of them are there (the worker writes each as its answer closes). */
+async function accessLines(path: string, n: number, ms = 3000): Promise<string[]> {
+  const read = () => (existsSync(path) ? accessLinesNow(path) : []);
+  const end = Date.now() + ms;
+  while (read().length < n && Date.now() < end) await sleep(20);
+  return read();
+}
+
+function accessLinesNow(path: string): string[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+}
+
+function accessLog(): string {
+  const dir = tmp();
+  dirs.push(dir);
+  return join(dir, 'access.log');
+}
+
+test('a pipelined slow-route request behind one the app holds, then a reset: its slow slot comes back at once, and both are logged as 499 from the client', LIMIT, async () => {
+  const log = accessLog();
+  const { port, slowPid } = await serve(['--slow-routes', 'GET /big', '--slow-workers', '1', '--slow-concurrency', '1', '--slow-buffer', '64K', '--queue-timeout', '3', '--access-log', log], { workers: 1 });
+  const c = await raw(port);
+  // The slow answer (32 MiB) fills its buffer behind /hold, which the app never ends in time.
+  c.write(GET('/hold?ms=60000') + GET(`/big?bytes=${32 * MiB}`));
+  await sleep(500);
+  c.sock.resetAndDestroy();
+  await sleep(300);
+  const t0 = Date.now();
+  const next = await send(port, '/big?bytes=10');
+  expect(next.status).toBe(200); // not a 503 after queue_timeout: the slot was given back
+  expect(Number(next.headers['x-pid'])).toBe(slowPid);
+  expect(Date.now() - t0).toBeLessThan(2000);
+  const lines = await accessLines(log, 3);
+  const of = (path: string) => lines.find((l) => l.includes(`"GET ${path} HTTP/1.1"`));
+  expect(of('/hold?ms=60000')).toMatch(/^127\.0\.0\.1 - - \[.*\] "GET \/hold\?ms=60000 HTTP\/1\.1" 499 - /);
+  expect(of(`/big?bytes=${32 * MiB}`)).toMatch(/^127\.0\.0\.1 - - \[.*\] "GET \/big\?bytes=33554432 HTTP\/1\.1" 499 - /);
+  expect(of('/big?bytes=10')).toMatch(/" 200 10 /);
+});
+
+test('pipelining: with 16 requests of a connection running, drover reads no further until one ends; a request sent later runs only then', LIMIT, async () => {
+  const { port } = await serve([], { workers: 1, lanes: false });
+  const c = await raw(port);
+  c.write(GET('/hold?ms=1000').repeat(20));
+  await sleep(200);
+  const sent = Date.now();
+  c.write(GET('/stamp'));
+  expect(await c.until(() => answers(c.text).length === 21, 5000)).toBe(true);
+  const all = answers(c.text);
+  expect(all.slice(0, 20).map((a) => `${a.status} ${a.body}`)).toEqual(Array(20).fill('200 held'));
+  expect(all[20]!.status).toBe(200);
+  // Without the pause the app runs it at once; with it, once the holds end (about 800 ms after it was sent).
+  expect(Number(all[20]!.body) - sent).toBeGreaterThanOrEqual(600);
+  expect(c.closed).toBe(false);
+});
+
+test('pipelining: more than 256 requests running on one connection close it, with a log line; the app never sees the rest and the worker serves on', LIMIT, async () => {
+  const log = accessLog();
+  const { d, port, fast } = await serve(['--access-log', log], { workers: 1, lanes: false });
+  const c = await raw(port);
+  c.write(GET('/hold?ms=60000').repeat(400));
+  expect(await c.until(() => c.closed, 3000)).toBe(true);
+  expect(c.bytes).toBe(0);
+  await d.waitFor(/pipelined requests running on it, more than 256/, 2000);
+  // Each request the app had is logged as it closes, unanswered; the one past the bound and the rest never reached it.
+  const lines = await accessLines(log, 256);
+  await sleep(200);
+  expect(accessLinesNow(log)).toHaveLength(256);
+  expect(lines.every((l) => / 499 - /.test(l))).toBe(true);
+  expect(Number((await get(port, '/')).body)).toBe(fast[0]);
+});
+
+test('HTTP/1.0 without Host: 200 on a slow route as on a fast one', LIMIT, async () => {
+  const { port, fast, slowPid } = await serve(['--slow-routes', 'GET /burn'], { workers: 1 });
+  for (const [path, pid] of [['/', fast[0]], ['/burn?ms=1', slowPid]] as const) {
+    const c = await raw(port);
+    c.write(`GET ${path} HTTP/1.0\r\n\r\n`);
+    expect(await c.until(() => c.closed, 5000), path).toBe(true);
+    const head = headOf(c.text)!;
+    expect(head.status, path).toBe(200);
+    expect(Number(c.text.slice(head.size)), path).toBe(pid); // the end of the connection ends the body (HTTP/1.0)
+  }
+});
+
+test('an answer head of 20 KB comes from a slow route as from a fast one; one over 1 MiB is a 502 that says why', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'GET /bighead'], { workers: 1 });
+  const big = await send(port, '/bighead?bytes=20000');
+  expect(big.status).toBe(200);
+  expect(Number(big.headers['x-pid'])).toBe(slowPid);
+  expect(big.headers['x-big']).toBe('a'.repeat(20_000));
+  const over = await send(port, `/bighead?bytes=${MiB + 1}`);
+  expect(over.status).toBe(502);
+  expect(over.body).toBe("Bad Gateway: the app's answer head is over 1 MiB\n");
+  // The fast path is not bounded by drover: the same head passes there.
+  const lanesOff = await serve([], { workers: 1, lanes: false });
+  const same = await send(lanesOff.port, `/bighead?bytes=${MiB + 1}`);
+  expect(same.status).toBe(200);
+  expect(same.headers['x-big']).toHaveLength(MiB + 1);
+});
+
+test('request_timeout: the 504 is access-logged with the bytes of its body', LIMIT, async () => {
+  const log = accessLog();
+  const { port } = await serve(['--request-timeout', '0.5', '--access-log', log], { workers: 1, lanes: false });
+  const r = await send(port, '/hold?ms=3000');
+  expect(r.status).toBe(504);
+  const lines = await accessLines(log, 1);
+  expect(lines[0]).toMatch(new RegExp(`"GET /hold\\?ms=3000 HTTP/1\\.1" 504 ${Buffer.byteLength(r.body)} `));
+});
+
 // --- Forwarding and request screening ---------------------------------------
 
 test('forwarding to the slow lane: hop-by-hop headers and those Connection names are dropped, request trailers arrive', LIMIT, async () => {
@@ -474,8 +585,9 @@ test('forwarding to the slow lane: hop-by-hop headers and those Connection names
   expect(values['x-kept']).toBe('end-to-end');
 });
 
-test('two Host lines: 400 on a fast route and on a slow route, and the app never runs', LIMIT, async () => {
-  const { port } = await serve(['--slow-routes', 'GET /burn']);
+test('two Host lines: 400 on a fast route and on a slow route, the app never runs, and the access log has both', LIMIT, async () => {
+  const log = accessLog();
+  const { port } = await serve(['--slow-routes', 'GET /burn', '--access-log', log]);
   for (const head of [
     'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
     'GET /burn?ms=10 HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n',
@@ -487,6 +599,8 @@ test('two Host lines: 400 on a fast route and on a slow route, and the app never
     expect.soft(a.status, head).toBe(400);
     expect.soft(a.headers['x-pid'], head).toBeUndefined();
   }
+  const lines = await accessLines(log, 2);
+  expect(lines.map((l) => /"(GET \S+) HTTP\/1\.1" (\d+) /.exec(l)?.slice(1).join(' '))).toEqual(['GET / 400', 'GET /burn?ms=10 400']);
 });
 
 test('client-sent x-drover-* headers never reach the app, on the fast path and on the slow path', LIMIT, async () => {

@@ -64,11 +64,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Listener, Os, OsError, Stream, Timer } from '../../os/types.js';
 import type { ClientLimits } from '../protocol.js';
 import type { Throttle } from '../log.js';
-import type { Timed } from './timing.js';
+import { hasBody, type Timed } from './timing.js';
 import { planted } from '../../os/hooks.js';
 
 interface Conn {
   readonly s: Stream;
+  held: boolean; // its reading paused by us: PIPELINE_PAUSE of its requests run
   readonly owner: Connections;
   readonly open: Set<ServerResponse>; // requests received and not yet answered, in arrival order
   fresh: boolean; // no request yet: the worker's first-request timeout runs
@@ -155,7 +156,7 @@ export class Connections {
   add(s: Stream): void {
     const now = this.os.now();
     this.backoff = 0;
-    const c: Conn = { s, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
+    const c: Conn = { s, held: false, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
     this.conns.set(s, c);
     s.on('drain', () => (c.drained = true));
     // A reset or broken pipe closes the connection (node:http destroys it); the chaos run counts that this path ran.
@@ -163,6 +164,20 @@ export class Connections {
     if (heard) s.on('error', (e: { code?: unknown }) => heard('conn', typeof e.code === 'string' ? e.code : 'other'));
     s.once('close', () => {
       this.conns.delete(s);
+      // Node 20 gives an answer queued behind another on a pipelined
+      // connection (it has no socket yet) neither `destroyed` nor 'close'
+      // when the connection dies: all that waits on its 'close' - its lane
+      // slot, its access log line, its count, the app - would wait for ever.
+      // It gets both here, as node:http gives them to the answer that has the
+      // socket (onServerResponseClose); this listener runs before Node's.
+      for (const res of c.open) {
+        const r = res as Timed & { _closed?: boolean };
+        if (r.socket !== null || r._closed === true) continue;
+        r.cutOff = true;
+        r.destroyed = true;
+        r._closed = true;
+        r.emit('close');
+      }
       if (this.capped && this.conns.size < this.limits!.maxConnections) this.uncap();
       if (this.draining && this.conns.size === 0) this.onEmpty?.();
     });
@@ -276,12 +291,16 @@ export class Connections {
     }
   }
 
-  /** Called for every request before the app sees it; `at`: when its head was whole. */
-  request(req: IncomingMessage, res: ServerResponse, at: number): void {
+  /**
+   * Called for every request before the app sees it; `at`: when its head was
+   * whole. False: the connection had more pipelined requests running than
+   * PIPELINE_MAX, and is closed; the app must not see this one.
+   */
+  request(req: IncomingMessage, res: ServerResponse, at: number): boolean {
     const s = req.socket as Stream;
     const c = this.conns.get(s);
     if (this.draining) res.shouldKeepAlive = false;
-    if (!c) return;
+    if (!c) return true;
     if (c.fresh) {
       // From here on Node's keep-alive timeout governs the idle time.
       c.fresh = false;
@@ -292,6 +311,17 @@ export class Connections {
     c.headDone = at;
     (res as Tracked).conn = c;
     res.on('close', responseClosed);
+    if (c.open.size < PIPELINE_PAUSE) return true;
+    const n = running(c);
+    if (n > PIPELINE_MAX) {
+      this.say.say('pipeline', `worker ${this.os.pid}: closed the connection of ${peer(s)}: ${n} pipelined requests running on it, more than ${PIPELINE_MAX}`);
+      s.destroy();
+      return false;
+    }
+    // Not while this request's body may still be coming: the app may be
+    // waiting for it. The next request's head says it is all in, and checks again.
+    if (n >= PIPELINE_PAUSE && (req.complete || !hasBody(req))) hold(c);
+    return true;
   }
 
   /** A response closed (answered, or cut off), read once on the clock. */
@@ -299,6 +329,7 @@ export class Connections {
     const now = this.os.now();
     this.onClosed(res, now);
     c.open.delete(res);
+    if (c.held && running(c) < PIPELINE_PAUSE) release(c);
     if (c.open.size === 0) {
       c.since = now;
       c.mark = c.s.bytesRead;
@@ -412,6 +443,52 @@ export class Connections {
   }
 }
 
+/** Requests of `c` the app has not finished answering (ended answers may wait their turn behind them). */
+function running(c: Conn): number {
+  let n = 0;
+  for (const res of c.open) if (!res.writableEnded) n++;
+  return n;
+}
+
+// Pipelining: node:http runs every request a connection sends at once and
+// queues the answers in order; it stops reading only when answers pile up
+// unsent, so requests an app holds (a long poll, a slow route) piled up
+// without bound, a few KiB each - 300,000 of them on one connection took a
+// worker to 908 MiB. With PIPELINE_PAUSE of them running, the connection is
+// read no further until one ends, the way node:http pauses it itself
+// (socket._paused, which its parser honours at the end of the chunk it is
+// in); a chunk already read can still hold many, so past PIPELINE_MAX the
+// connection is closed (nginx and gunicorn run a connection's requests one
+// at a time). Requests the app answers at once never count.
+const PIPELINE_PAUSE = 16;
+const PIPELINE_MAX = 256;
+
+type Held = Stream & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null };
+
+/** Stops reading `c` (again: node:http resumes a socket it paused itself once its answers drain). */
+function hold(c: Conn): void {
+  const s = c.s as Held;
+  c.held = true;
+  if (s._paused === true || s.destroyed) return;
+  s._paused = true;
+  s.pause();
+}
+
+function release(c: Conn): void {
+  const s = c.s as Held;
+  c.held = false;
+  // Node's own pause (answers not taken by the client) stays: it lifts it on the socket's 'drain'.
+  if (s.destroyed || s.writableNeedDrain) return;
+  s._paused = false;
+  s.parser?.resume();
+  s.resume();
+}
+
+/** The client of `s`, for log lines. */
+export function peer(s: Stream): string {
+  return s.remoteAddress === undefined ? 'a client' : `${s.remoteAddress}:${s.remotePort}`;
+}
+
 const ABANDONED = ['writeHead', 'setHeader', 'setHeaders', 'appendHeader', 'removeHeader', 'write', 'end', 'flushHeaders', 'addTrailers', 'writeContinue', 'writeProcessing', 'writeEarlyHints', 'setTimeout'] as const;
 
 /** A 504 for an answer the app has not begun; what the app does with `res` afterwards goes nowhere. */
@@ -422,6 +499,7 @@ function gatewayTimeout(res: ServerResponse): void {
   for (const h of res.getHeaderNames()) if (h !== 'date') res.removeHeader(h); // the app's headers were for its own answer
   (proto.writeHead as (this: ServerResponse, code: number, headers: Record<string, string>) => void).call(res, 504, { 'content-type': 'text/plain', 'content-length': String(GATEWAY_BODY.length), connection: 'close' });
   (proto.end as (this: ServerResponse, body: string) => void).call(res, GATEWAY_BODY);
+  (res as Timed).ownBytes += GATEWAY_BODY.length; // the access log's count, which the prototype's end skips
   const r = res as unknown as Record<string, unknown>;
   for (const m of ABANDONED) {
     r[m] = m === 'write' ? (...a: unknown[]) => (callLast(a), true) : (...a: unknown[]) => (callLast(a), res);

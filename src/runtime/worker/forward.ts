@@ -27,6 +27,13 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade', 
 /** What frames the message and whom it is for: a client that names them in Connection does not get them dropped. */
 const FRAMING = new Set(['host', 'content-length', 'transfer-encoding']);
 const HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/**
+ * The largest answer head taken from a slow worker. node:http's client
+ * default (16 KiB) made a head the fast path sends as it is (a big cookie, a
+ * long CSP) a 502 on the slow path; the slow worker is our own, so only a
+ * head no client could use is refused.
+ */
+export const ANSWER_HEAD_MAX = 1 << 20;
 
 /** The request's end-to-end headers: the hop-by-hop ones go, and so do those its Connection headers name. */
 function pass(raw: readonly string[]): string[] {
@@ -76,6 +83,7 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     path: req.url,
     headers,
     setHost: false,
+    maxHeaderSize: ANSWER_HEAD_MAX,
     createConnection: (_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
       os.connect({ path }).then((s) => cb(null, s), (e: Error) => cb(e));
       return undefined;
@@ -87,20 +95,20 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   let gone = false;
   let answer: IncomingMessage | null = null;
 
-  const fail = () => {
+  const fail = (why = 'the slow-lane worker running this request failed') => {
     if (res.headersSent) {
       res.destroy(); // mid-answer: a reset is the only honest end
     } else if (!res.destroyed) {
       res.statusCode = 502;
       res.setHeader('content-type', 'text/plain');
       res.setHeader('connection', 'close');
-      res.end('Bad Gateway: the slow-lane worker running this request failed\n');
+      res.end(`Bad Gateway: ${why}\n`);
     }
     end('failed');
   };
 
-  preq.on('error', () => {
-    if (!over && !gone) fail();
+  preq.on('error', (e: { code?: unknown }) => {
+    if (!over && !gone) fail(e.code === 'HPE_HEADER_OVERFLOW' ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB` : undefined);
   });
   preq.on('response', (pres) => {
     answer = pres;

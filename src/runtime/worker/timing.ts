@@ -30,6 +30,15 @@ export interface Timed extends ServerResponse {
   blocked: number;
   /** The request's route key, for the lanes' 'finish' listener (worker.ts). */
   routeKey: number;
+  /** Body bytes drover wrote in the app's place (request_timeout's 504), past the app's own write and end. */
+  ownBytes: number;
+  /** Its connection closed while it waited its turn behind a pipelined answer: nothing of it went out. */
+  cutOff: boolean;
+}
+
+/** Did any of the answer go out? A head written into an answer that never had its turn on the connection did not. */
+export function answered(res: ServerResponse): boolean {
+  return res.headersSent && !(res as Timed).cutOff;
 }
 
 /** A ServerResponse class that keeps the times above, on the clock `now` (one class per worker: no shared state between simulated processes). */
@@ -43,6 +52,8 @@ export function timedResponse(now: () => number): typeof ServerResponse {
     declare endedAt: number;
     declare blocked: number;
     declare routeKey: number;
+    declare ownBytes: number;
+    declare cutOff: boolean;
     /** The connection's record (connections.ts), set as the request arrives. */
     declare conn: unknown;
     declare private blockedAt: number;
@@ -55,6 +66,8 @@ export function timedResponse(now: () => number): typeof ServerResponse {
       this.endedAt = -1;
       this.blocked = 0;
       this.routeKey = 0;
+      this.ownBytes = 0;
+      this.cutOff = false;
       this.conn = null;
       this.blockedAt = -1;
     }

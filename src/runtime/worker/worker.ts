@@ -26,9 +26,9 @@ import { accessLine, Logger, LogSink, Throttle } from '../log.js';
 import { httpDate } from '../time-format.js';
 import { EXIT_BOOT, SPARE, workerTitle, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 import { BootError, loadApp, type RequestListener } from './app.js';
-import { Connections } from './connections.js';
+import { Connections, peer } from './connections.js';
 import { screen } from './screen.js';
-import { hasBody, notBefore, serverMs, timedResponse, type Timed } from './timing.js';
+import { answered, hasBody, notBefore, serverMs, timedResponse, type Timed } from './timing.js';
 import { Counters } from './counters.js';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
@@ -52,7 +52,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   // A slow worker's requests are counted by the fast workers that handed them over.
   if (!slowRole) {
     conns.onClosed = (res, now) => {
-      if (res.headersSent) counters.answered((res as Timed).lane, res.statusCode, now - (res as Timed).arrivedAt);
+      if (answered(res)) counters.answered((res as Timed).lane, res.statusCode, now - (res as Timed).arrivedAt);
     };
   }
   const report = (t: 'hb' | 'stats') => {
@@ -158,10 +158,11 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     served++;
     res.sendDate = false;
     res.setHeader('date', dated());
-    conns.request(req, res, (res as Timed).arrivedAt);
+    if (!conns.request(req, res, (res as Timed).arrivedAt)) return;
+    // Before screening: what it refuses (two Host lines, a smuggling probe) is what an operator wants to see.
+    if (access) logAccess(os, access, req, res, spec, lanes !== null);
     if (!screen(req, res)) return;
     if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
-    if (access) logAccess(os, access, req, res, spec, lanes !== null);
     if (answersTwice) {
       res.once('finish', () => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain'));
     }
@@ -207,7 +208,10 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     }
   };
 
-  const server = createServer({ ServerResponse: timedResponse(() => os.now()) }, onRequest);
+  // A slow worker's requests come from fast workers, which screened them; one
+  // an HTTP/1.0 client sent without Host comes as HTTP/1.1 (node:http's client
+  // writes that), and must not be refused for it.
+  const server = createServer({ ServerResponse: timedResponse(() => os.now()), requireHostHeader: !slowRole }, onRequest);
   server.keepAliveTimeout = spec.keepAlive;
   // A connection that never sends a request is closed after the keep-alive
   // time too; Node's own headersTimeout check only runs for servers that
@@ -263,10 +267,6 @@ function dateHeader(os: Os): () => string {
 
 const LIMIT_OF = { client_header_timeout: 'headerTimeout', client_body_timeout: 'bodyTimeout', send_timeout: 'sendTimeout' } as const;
 
-function peer(s: Stream): string {
-  return s.remoteAddress === undefined ? 'a client' : `${s.remoteAddress}:${s.remotePort}`;
-}
-
 /** Counts the body bytes an app writes (only when there is an access log: it costs a wrapper per response). */
 function countBody(res: ServerResponse): () => number {
   let bytes = 0;
@@ -285,21 +285,29 @@ function countBody(res: ServerResponse): () => number {
   return () => bytes;
 }
 
+/**
+ * The status an access line gives a request whose answer never began: the
+ * client went away first (nginx's 499), or drover closed its connection.
+ */
+export const NO_ANSWER = 499;
+
 function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse, spec: WorkerSpec, lanes: boolean): void {
   const start = os.wallTime();
   const t0 = os.now();
   const body = countBody(res);
+  // Now: a connection that closes first has no address by the time its answers close.
+  const remote = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], spec.forwardedAllowIps);
   res.once('close', () => {
     sink.write(accessLine({
-      remote: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], spec.forwardedAllowIps),
+      remote,
       lane: lanes ? ((res as Timed).lane === 1 ? 'slow' : 'fast') : null,
       route: lanes ? routeKeyString(req.method ?? 'GET', req.url ?? '/') : null,
       start,
       method: req.method ?? '-',
       url: req.url ?? '-',
       httpVersion: req.httpVersion,
-      status: res.statusCode,
-      bytes: res.headersSent ? body() : null,
+      status: answered(res) ? res.statusCode : NO_ANSWER,
+      bytes: answered(res) ? body() + (res as Timed).ownBytes : null,
       referer: req.headers.referer,
       userAgent: req.headers['user-agent'],
       durationMs: os.now() - t0,
