@@ -373,6 +373,13 @@ export interface Fs {
 
 export interface Writer {
   write(text: string): void;
+  /**
+   * Bytes written and not yet taken by the OS. Node queues what a pipe
+   * cannot take yet in this process's memory, without bound: a writer that
+   * may outrun a slow reader checks this. 0 for a file or a terminal
+   * (written at once), and always in the simulator (no pipe capacity).
+   */
+  backlog(): number;
 }
 
 // ----------------------------------------------------------------------- os

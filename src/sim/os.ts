@@ -104,6 +104,11 @@ class ProcWriter implements Writer {
     assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     writeSink(this.m, p, sink, text, this.err ? 'stderr' : 'stdout');
   }
+
+  /** Nothing waits: a simulated pipe has no capacity, a file takes everything at once. */
+  backlog(): number {
+    return 0;
+  }
 }
 
 /** An import error with the host directory behind a mount put back as the simulated one. */

@@ -9,7 +9,7 @@ import type { Os } from '../../src/os/types.js';
 import {
   ConfigError, findConfigFile, loadConfig, loadConfigFile, locateConfig, type Config,
 } from '../../src/runtime/config/index.js';
-import { lineCol } from '../../src/runtime/config/load.js';
+import { LOAD_LIMIT_MS, lineCol } from '../../src/runtime/config/load.js';
 import { boot } from '../sim/helpers.js';
 import { inbox, reap } from '../support/os.js';
 import { registry } from './programs.js';
@@ -222,6 +222,32 @@ describe('loadConfigFile: JavaScript, through import', () => {
     expect((await problemsOf(loadConfigFile(os, q)))[0]).toMatch(new RegExp(`^config file ${q} failed to load: .*(SyntaxError|invalid JS syntax)`));
     const r = put('r.mjs', 'export default async () => { throw new TypeError("bad"); };');
     expect(await problemsOf(loadConfigFile(os, r))).toEqual([`config file ${r} failed to load: TypeError: bad`]);
+  });
+
+  // Its limit is an Os timer (LOAD_LIMIT_MS); here one that fires at once, so the test does not wait 10 s.
+  it('gives up on a module that never finishes loading, naming the file and what to do; a load that settles cancels the limit', async () => {
+    const timers: { ms: number; cancelled: boolean }[] = [];
+    let soon = true;
+    const quick = Object.create(os, {
+      timer: {
+        value: (ms: number, fn: () => void) => {
+          const t = { ms, cancelled: false };
+          timers.push(t);
+          const real = os.timer(soon ? 5 : ms, fn);
+          return { cancel: () => ((t.cancelled = true), real.cancel()), unref: () => real.unref() };
+        },
+      },
+    }) as Os;
+    const hang = put('hang.mjs', 'export default async function () { return new Promise(() => {}); }');
+    expect(await problemsOf(loadConfigFile(quick, hang))).toEqual([
+      `config file ${hang} did not finish loading within 10 s: its module, or the promise its default export returned, never settled; ` +
+        'make whatever it awaits (a secret store, a network call) time out and throw, or fail fast',
+    ]);
+    expect(timers.map((t) => t.ms)).toEqual([LOAD_LIMIT_MS]);
+    expect(LOAD_LIMIT_MS).toBe(10_000);
+    soon = false;
+    expect((await loadConfigFile(quick, put('quick.mjs', 'export default async () => ({ workers: 2 });'))).data).toEqual({ workers: 2 });
+    expect(timers[1]!.cancelled).toBe(true);
   });
 
   it('sees edits in a real Node process, where import() and the CommonJS cache are Node\'s own', async () => {

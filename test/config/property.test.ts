@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatAddr, type Addr } from '../../src/os/types.js';
 import {
-  ConfigError, LOG_FORMATS, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
+  ConfigError, TIMEOUT_MIN_MS, LOG_FORMATS, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
 } from '../../src/runtime/config/index.js';
 
 const FILE = 'drover.config.json';
@@ -46,7 +46,7 @@ const settings = fc
       {
         app,
         bind: binds,
-        timeout: ms,
+        timeout: ms.filter((n) => n === 0 || n >= TIMEOUT_MIN_MS),
         graceful_timeout: ms,
         keep_alive: ms,
         max_requests: fc.nat(),

@@ -160,6 +160,28 @@ describe('messages name the setting, the source, the value and the fix', () => {
     expect(problems(input as Input)).toEqual([message]);
   });
 
+  // Beats come every timeout / 4 ms, 50 at the most often: a timeout under
+  // four of those killed and respawned healthy workers for ever.
+  it('refuses a timeout under four heartbeats at the 50 ms floor, naming the setting and the floor', () => {
+    const floor = 'expected 0 (never) or at least 0.2 seconds, got %s: workers beat at most every 0.05 s (the heartbeat floor), and a shorter timeout kills and respawns healthy workers for ever';
+    expect(problems({ argv: ['a', '--timeout', '0.03'] })).toEqual([`--timeout: ${floor.replace('%s', '"0.03"')}`]);
+    expect(problems({ argv: ['a'], file: file({ timeout: 0.199 }) })).toEqual([`timeout in drover.config.json: ${floor.replace('%s', '0.199')}`]);
+    expect(problems({ argv: ['a'], env: { DROVER_TIMEOUT: '0.05' } })).toEqual([`DROVER_TIMEOUT: ${floor.replace('%s', '"0.05"')}`]);
+    expect(resolve({ argv: ['a', '--timeout', '0.2'] }).timeout).toBe(200);
+    expect(resolve({ argv: ['a', '--timeout', '0'] }).timeout).toBe(0);
+  });
+
+  // A JS config can hand over any value: one with no prototype has no
+  // toString, and a cycle stops JSON; the message still names the setting
+  // and the file, instead of "Cannot convert object to primitive value".
+  it('shows a value with no prototype, or a cycle, as its kind', () => {
+    const bare = Object.create(null) as Record<string, unknown>;
+    bare.self = bare;
+    expect(problems({ argv: ['a'], file: file({ workers: bare }, 'circ.mjs') })).toEqual(['workers in circ.mjs: expected a whole number >= 1, got {...} (an object)']);
+    const flat = Object.assign(Object.create(null) as object, { n: 1 });
+    expect(problems({ argv: ['a'], file: file({ workers: flat }, 'flat.mjs') })).toEqual(['workers in flat.mjs: expected a whole number >= 1, got {"n":1} (an object)']);
+  });
+
   it('allows drover\'s own plumbing variables and DROVER_CONFIG, and ignores other prefixes', () => {
     const env = {
       DROVER_CONFIG: 'x.json',

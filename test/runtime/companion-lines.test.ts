@@ -4,17 +4,28 @@
 // with no newline cost the manager 100% CPU and 1 GB when the held partial
 // was split again with every chunk).
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import { CONT, LINE_MAX, LineSplitter } from '../../src/runtime/companions/lines.js';
 import type { Os } from '../../src/os/types.js';
-import { Lines, Output } from '../../src/runtime/companions/output.js';
+import { BACKLOG_MAX, Lines, Output } from '../../src/runtime/companions/output.js';
 import { MAX_TAIL_LINES } from '../../src/runtime/control/protocol.js';
 
-/** An Output to the manager's own stdout (here: an array of writes), feeding `lines`. */
+/**
+ * An Output to the manager's own stdout (here: an array of writes), feeding
+ * `lines`. `reader.stuck`: nobody reads that stdout, so everything written
+ * since waits in the backlog; `reader.drain()`: the reader caught up.
+ */
 function inherited(lines = new Lines(), prefix = 'w | ') {
   const writes: string[] = [];
-  const os = { stdout: { write: (t: string) => void writes.push(t) }, stderr: { write: () => {} } } as unknown as Os;
-  return { out: new Output(os, 'inherit', 'stdout', lines, prefix), lines, writes };
+  const reader = { stuck: false, waiting: 0, drain: () => void (reader.waiting = 0) };
+  const write = (t: string) => {
+    writes.push(t);
+    if (reader.stuck) reader.waiting += Buffer.byteLength(t);
+  };
+  const os = { stdout: { write, backlog: () => reader.waiting }, stderr: { write: () => {}, backlog: () => 0 } } as unknown as Os;
+  return { out: new Output(os, 'inherit', 'stdout', lines, prefix), lines, writes, reader };
 }
 
 const MB = 1024 * 1024;
@@ -169,6 +180,31 @@ describe("a companion's tail (Lines in the manager)", () => {
   });
 });
 
+/** The heap in use after a full collection (V8's gc, reached without --expose-gc on the command line). */
+function heapAfterGc(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
+
+describe("the tail's memory: what it keeps of a line is all it holds", () => {
+  // A kept line used to be a V8 slice of the pipe chunk it came in, pinning
+  // the whole chunk: 10,000 lines of 65,535 characters held 626 MiB. 4,000
+  // lines of a long line and a short one, each from its own fresh 64 KiB
+  // chunk as the pipe delivers them: the kept text is 4,000 * (4096 + 60)
+  // characters, 16 MiB; pinned chunks would be 250 MiB.
+  test('kept lines are copies: heap growth is about the kept text, not the chunks it was cut from', () => {
+    const lines = new Lines();
+    const split = new LineSplitter((l) => lines.add(l));
+    const before = heapAfterGc();
+    for (let i = 0; i < 4000; i++) split.push(Buffer.alloc(65_535, 97 + (i % 26)).toString('utf8') + '\n' + `short line ${i} `.padEnd(60, '.') + '\n');
+    const grew = (heapAfterGc() - before) / MB;
+    expect(lines.last(MAX_TAIL_LINES)).toHaveLength(8000);
+    expect(lines.last(1)[0]).toBe('short line 3999 '.padEnd(60, '.'));
+    expect(grew).toBeLessThan(80);
+  });
+});
+
 describe('tail numbering (Lines.next, since): what tail -f follows', () => {
   const filled = (n: number) => {
     const lines = new Lines();
@@ -247,6 +283,39 @@ describe('Output: inherited lines prefixed, whole, one write per chunk; files un
     out.write(text(LINE_MAX + 10) + '\n');
     const all = writes.join('');
     expect(all.split('\n').slice(0, -1).map((l) => l.slice(0, 4 + CONT.length))).toEqual(['w | ' + text(CONT.length), `w | ${CONT}`]);
+  });
+
+  // `drover ... | sleep 40` with a companion printing for ever: Node queued
+  // every write in the manager's memory (500 MiB+). Now what waits is bounded,
+  // the rest dropped and said once, in the stream, when it flows again.
+  test('a stdout nobody reads holds at most BACKLOG_MAX plus one chunk; the lines dropped are counted and said once when it drains', () => {
+    const { out, writes, lines, reader } = inherited(new Lines(), 'spew | ');
+    reader.stuck = true;
+    const line = 'y'.repeat(199) + '\n';
+    const chunk = line.repeat(327); // 65,400 bytes, as a pipe delivers them
+    for (let i = 0; i < 200; i++) out.write(chunk); // 13 MB printed
+    expect(reader.waiting).toBeGreaterThanOrEqual(BACKLOG_MAX);
+    expect(reader.waiting).toBeLessThanOrEqual(BACKLOG_MAX + chunk.length * 2);
+    const kept = writes.join('').split('\n').length - 1;
+    expect(lines.next).toBe(200 * 327); // the tail saw everything
+    reader.drain();
+    out.write('back\n');
+    const dropped = 200 * 327 - kept;
+    const kib = ((dropped * ('spew | '.length + 200)) / 1024).toFixed(1);
+    expect(writes.slice(-2)).toEqual([`spew | [drover: ${dropped} lines (${kib} KiB) dropped: the manager's stdout was not read fast enough]\n`, 'spew | back\n']);
+    out.write('more\n');
+    expect(writes.slice(-1)).toEqual(['spew | more\n']); // said once
+    expect(writes.filter((w) => w.includes('dropped'))).toHaveLength(1);
+  });
+
+  test('a gap still open when the stream ends is said at its end', () => {
+    const { out, writes, reader } = inherited();
+    reader.stuck = true;
+    reader.waiting = BACKLOG_MAX;
+    out.write('lost\nlost too\n');
+    expect(writes).toEqual([]);
+    out.end();
+    expect(writes).toEqual(["w | [drover: 2 lines (22 bytes) dropped: the manager's stdout was not read fast enough]\n"]);
   });
 
   test('to a file: the bytes as printed, no prefix; the tail still has the lines', () => {

@@ -48,6 +48,14 @@ const commands = programs(import.meta.url, {
     }
     os.timer(1e9, () => {});
   },
+  // Takes 4 s to wind down after TERM (a job to finish), then exits 0.
+  slowstop: async (os: Os) => {
+    os.onSignal('SIGTERM', () => {
+      os.stdout.write('TERM: finishing the job\n');
+      os.timer(4000, () => os.exit(0));
+    });
+    os.timer(1e9, () => {});
+  },
   // Prints a line, then one without a newline, and exits.
   last: async (os: Os) => {
     os.stderr.write('first\nno newline');
@@ -327,6 +335,68 @@ test('TERM on the arbiter stops companions and workers within graceful_timeout',
     expect(c.os.now() - t0).toBeLessThan(3000);
   });
   expect(r.left).toEqual([]);
+});
+
+// stop_timeout is honoured on stop, as supervisord does: the manager used to
+// be KILLed at graceful_timeout (1 s here), and its companions with it.
+test('TERM on the arbiter gives a companion its stop_timeout even when graceful_timeout is shorter', async () => {
+  const r = await run(13, [{ name: 'slowstop', command: ['slowstop'], stop_timeout: 10 }], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const pid = alive(c, 'slowstop')[0]!;
+    const t0 = c.os.now();
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0 });
+    expect(c.os.now() - t0).toBeGreaterThanOrEqual(4000);
+    expect(c.os.now() - t0).toBeLessThan(6000);
+    expect(c.log()).toMatch(new RegExp(`companion slowstop: pid ${pid} exited with code 0`));
+    expect(c.log()).not.toMatch(/Companion manager \d+ still running/);
+    expect(c.log()).not.toMatch(/killed by SIGKILL|on SIGKILL/);
+  }, { graceful_timeout: 1 });
+  expect(r.left).toEqual([]);
+});
+
+// A reread during shutdown used to start the companions it added, which
+// nobody then stopped: the manager waited on them until it was KILLed.
+test('a reread while the manager shuts down is refused, and starts nothing', async () => {
+  const r = await run(14, [STUBBORN], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    c.os.fs.writeFile(CONFIG, config([STUBBORN, TICKER]));
+    const manager = c.k.processes().find((p) => p.program === 'companion-manager' && p.state !== 'zombie')!.pid;
+    c.signal('SIGTERM');
+    await c.waitLog(/companion manager stopping/);
+    c.os.kill(manager, 'SIGHUP'); // a reread, as the arbiter's HUP sends it
+    await c.os.sleep(300);
+    expect(alive(c, 'ticker')).toEqual([]);
+    expect(await c.exited()).toMatchObject({ code: 0 });
+    expect(c.log()).not.toMatch(/companion ticker: start/);
+  });
+  expect(r.left).toEqual([]);
+});
+
+// A companion removed by one reread and added back by the next while it was
+// still stopping used to be dropped without a word, and never came back.
+test('a companion added back while its removed instance is still stopping starts with the new config once reaped, and the reply says so', async () => {
+  await run(15, [STUBBORN], async (c) => {
+    await ready(c);
+    await c.os.sleep(1500);
+    const old = (await ctl(c, { cmd: 'pid', name: 'stubborn' })).pid;
+    c.os.fs.writeFile(CONFIG, config([]));
+    expect(await ctl(c, { cmd: 'reread' })).toMatchObject({ ok: true, removed: ['stubborn'] });
+    await c.os.sleep(300);
+    expect((await ctl(c, { cmd: 'status', name: 'stubborn' })).companions[0].state).toBe('STOPPING'); // ignores TERM: 2 s to KILL
+    c.os.fs.writeFile(CONFIG, config([{ ...STUBBORN, command: ['stubborn', 'again'] }]));
+    expect(await ctl(c, { cmd: 'reread' })).toEqual({ ok: true, added: ['stubborn'], removed: [], changed: [], unchanged: [], starting_later: ['stubborn'] });
+    await c.waitLog(/companion stubborn: its old process is gone; starting it again, as a reread asked/);
+    await c.os.sleep(1500);
+    const s = (await ctl(c, { cmd: 'status', name: 'stubborn' })).companions[0];
+    expect(s.state).toBe('RUNNING');
+    expect(s.pid).not.toBe(old);
+    expect(c.k.processes().find((p) => p.pid === s.pid)!.args).toEqual(['again']); // the new config's
+    // Unchanged from here on: a reread of the same file leaves it alone.
+    expect(await ctl(c, { cmd: 'reread' })).toMatchObject({ ok: true, added: [], unchanged: ['stubborn'] });
+  });
 });
 
 test('a companion scenario replays bit for bit from its seed', async () => {

@@ -43,8 +43,8 @@ export class NodeOs implements Os {
   readonly channel: IpcChannel | null;
   readonly listeners: readonly Listener[];
   readonly fs: Fs = nodeFs;
-  readonly stdout: Writer = { write: (text) => void process.stdout.write(text) };
-  readonly stderr: Writer = { write: (text) => void process.stderr.write(text) };
+  readonly stdout: Writer = { write: (text) => void process.stdout.write(text), backlog: () => process.stdout.writableLength };
+  readonly stderr: Writer = { write: (text) => void process.stderr.write(text), backlog: () => process.stderr.writableLength };
   readonly #registries: readonly RegistryRef[];
   readonly #signals: SignalTable;
   readonly #copies: ParentCopies | null;

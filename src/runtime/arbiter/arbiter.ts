@@ -21,7 +21,7 @@
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { formatAddr, isUnix, type Addr, type Channel, type Child, type Exited, type Listener, type Os, type Signal, type SpawnSpec } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
-import { type Config, ConfigError, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, HEARTBEAT_MIN_MS, loadConfig } from '../config/index.js';
 import { logFileProblems, Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, SPARE, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 
@@ -83,6 +83,23 @@ const RELOAD_SPAWN_MAX = 60_000;
  * otherwise be started again and again, with the reload never finishing.
  */
 const LOST_MAX = 3;
+
+/**
+ * How long a stop gives the companion manager before KILL: graceful_timeout,
+ * or the longest a companion may take to stop if that is longer (its
+ * stop_timeout, or its reload_timeout when a reread was restarting it), and
+ * MANAGER_STOP_SLACK for the KILL at that deadline, the reap and the exit.
+ * stop_timeout is honoured, as supervisord does: a consumer given 10 s to
+ * finish its job is not killed at a graceful_timeout of 1 s meant for HTTP
+ * requests. The arbiter's config may be older than the manager's (a reread
+ * by drover ctl): then the manager's own deadlines are the ones it keeps.
+ */
+export function managerStopMs(config: Pick<Config, 'graceful_timeout' | 'companions'>): number {
+  let longest = 0;
+  for (const c of config.companions) longest = Math.max(longest, c.stop_timeout, c.reload_timeout);
+  return Math.max(config.graceful_timeout, longest + MANAGER_STOP_SLACK);
+}
+const MANAGER_STOP_SLACK = 2000;
 
 function formatAdmin(a: Addr | null): string {
   return a === null ? '' : formatAddr(a);
@@ -161,6 +178,8 @@ class Arbiter {
   private spawnFailures = 0; // refusals in a row
   private halt: { code: number; reason: string } | null = null;
   private reloadAgain = false; // a HUP arrived while a reload was under way
+  private loading = false; // a reload's config is being read (startReload)
+  private loaded: { ok: true; config: Config } | { ok: false; why: string } | null = null; // ... and was read: applyLoaded's
   private reloadWaiters: ((r: { ok: true; generation: number } | { ok: false; error: string }) => void)[] = []; // drover ctl reload
   private scaling = initialScale();
   /** lastBeat: when it last said anything (its heartbeat); beat: the interval it was told; silent: killed for its silence, at this time. */
@@ -281,6 +300,7 @@ class Arbiter {
         else await this.handle(sig);
       }
       if (graceful !== null || this.halt !== null) break;
+      if (this.loaded !== null) await this.applyLoaded();
       this.checkReload();
       this.murder();
       this.autoscale();
@@ -332,23 +352,42 @@ class Arbiter {
 
   // ----------------------------------------------------------------- reload
 
-  private async startReload(): Promise<void> {
-    const { os, log } = this;
-    if (this.reload) {
+  /**
+   * Starts reading the config and returns: the loop goes on meanwhile
+   * (signals, reaping, heartbeats), and applies it (applyLoaded) once it is
+   * read. A JS config may await anything, and while it did the arbiter heard
+   * no TERM and checked nothing; loadConfig gives up after LOAD_LIMIT_MS.
+   */
+  private startReload(): void {
+    if (this.reload || this.loading) {
       // A storm of HUPs costs one more reload, not a string of half-booted
       // generations: the latest config is read when this one is done.
       this.reloadAgain = true;
       return;
     }
-    let next: Config;
-    try {
-      next = await loadConfig(os, this.argv, this.opts.cpus);
-    } catch (e) {
-      return this.reloadFailed(e instanceof Error ? e.message : String(e));
-    }
+    this.loading = true;
+    void loadConfig(this.os, this.argv, this.opts.cpus).then(
+      (config) => void (this.loaded = { ok: true, config }),
+      (e: unknown) => void (this.loaded = { ok: false, why: e instanceof Error ? e.message : String(e) }),
+    ).finally(() => this.poke());
+  }
+
+  /** The config a reload read (startReload): start its generation, or fail it; then a HUP that came meanwhile. */
+  private async applyLoaded(): Promise<void> {
+    const loaded = this.loaded!;
+    this.loaded = null;
+    this.loading = false;
+    if (!loaded.ok) this.reloadFailed(loaded.why);
+    if (!loaded.ok || !(await this.startGeneration(loaded.config))) this.queuedReload();
+  }
+
+  /** Binds, opens and starts what the new config needs; false when the reload failed (said and settled). */
+  private async startGeneration(next: Config): Promise<boolean> {
+    const { os, log } = this;
     const logs = logFileProblems(os, next);
     if (logs.length > 0) {
-      return this.reloadFailed(logs.join('; '));
+      this.reloadFailed(logs.join('; '));
+      return false;
     }
     const opened = new Map<string, Listener>();
     let listeners: Map<string, Listener>;
@@ -356,7 +395,8 @@ class Arbiter {
       listeners = await this.bind(next, opened);
     } catch (e) {
       this.closeListeners(opened);
-      return this.reloadFailed((e as Error).message);
+      this.reloadFailed((e as Error).message);
+      return false;
     }
     if (next.lanes) {
       // Lanes turned on by this reload: their runtime directory is checked as at start.
@@ -365,7 +405,8 @@ class Arbiter {
       } catch (e) {
         if (!(e instanceof RundirError)) throw e;
         this.closeListeners(opened);
-        return this.reloadFailed(e.message);
+        this.reloadFailed(e.message);
+        return false;
       }
     }
     const generation = ++this.lastGeneration;
@@ -378,6 +419,7 @@ class Arbiter {
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
     this.startMissing(this.reload);
+    return true;
   }
 
   /** Workers of the reload's generation its counts lack, fast and slow. */
@@ -747,7 +789,7 @@ class Arbiter {
       keepAlive: config.keep_alive,
       clients: { headerTimeout: config.client_header_timeout, bodyTimeout: config.client_body_timeout, sendTimeout: config.send_timeout, maxConnections: config.worker_connections, requestTimeout: config.request_timeout },
       gracefulTimeout: config.graceful_timeout,
-      heartbeat: config.timeout > 0 ? Math.max(50, Math.min(1000, config.timeout / 4)) : 1000,
+      heartbeat: config.timeout > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, config.timeout / 4)) : 1000,
       maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
       accessLog: config.access_log,
       errorLog: config.error_log,
@@ -945,7 +987,7 @@ class Arbiter {
   /** As a worker's: every min(1000, timeout / 4) ms, 50 at the least (1 s when timeout is 0). */
   private managerBeat(): number {
     const t = this.config.timeout;
-    return t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+    return t > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, t / 4)) : 1000;
   }
 
   /** A manager silent for `timeout` (0: never) is KILLed, and its companions' groups with it: it cannot stop them itself. */
@@ -1079,6 +1121,18 @@ class Arbiter {
 
   // ----------------------------------------------------------------- stop
 
+  /** At graceful_timeout: KILL for the workers and spares still there. */
+  private killWorkersLeft(): void {
+    for (const w of this.workers.all()) {
+      this.log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
+      this.signal(w, 'SIGKILL');
+    }
+    for (const s of this.spares.letAllGo()) {
+      this.log.warning(`Spare worker ${s.pid} still running after graceful_timeout: KILL`);
+      this.tryKill(s.pid, 'SIGKILL');
+    }
+  }
+
   private async stop(graceful: boolean): Promise<void> {
     const { os, log } = this;
     log.info(graceful ? 'Shutting down gracefully' : 'Shutting down quickly');
@@ -1101,26 +1155,27 @@ class Arbiter {
     this.managerAt = Infinity;
     const m = this.manager;
     if (m) this.tryKill(m.pid, graceful ? 'SIGTERM' : 'SIGQUIT');
-    const left = () => this.workers.size > 0 || this.spares.size > 0 || this.manager !== null;
+    const workersLeft = () => this.workers.size > 0 || this.spares.size > 0;
+    const left = () => workersLeft() || this.manager !== null;
     const deadline = os.now() + this.config.graceful_timeout;
-    while (left() && os.now() < deadline) {
+    const managerDeadline = os.now() + managerStopMs(this.config);
+    let workersKilled = false;
+    while (left() && os.now() < Math.max(deadline, managerDeadline)) {
       if (!slowSignalled && this.workers.ofRole('fast').length === 0) {
         slowSignalled = true;
         for (const w of this.workers.ofRole('slow')) this.signal(w, 'SIGTERM');
       }
-      await this.sleep(slowSignalled ? 100 : 20);
+      if (!workersKilled && os.now() >= deadline) {
+        workersKilled = true;
+        this.killWorkersLeft();
+      }
+      if (!workersLeft() && this.manager !== null) await this.sleep(Math.min(100, Math.max(1, managerDeadline - os.now())));
+      else await this.sleep(slowSignalled ? 100 : 20);
       this.reap();
     }
-    for (const w of this.workers.all()) {
-      log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
-      this.signal(w, 'SIGKILL');
-    }
-    for (const s of this.spares.letAllGo()) {
-      log.warning(`Spare worker ${s.pid} still running after graceful_timeout: KILL`);
-      this.tryKill(s.pid, 'SIGKILL');
-    }
+    this.killWorkersLeft();
     if (this.manager) {
-      log.warning(`Companion manager ${this.manager.pid} still running after graceful_timeout: KILL`);
+      log.warning(`Companion manager ${this.manager.pid} still running after graceful_timeout and its companions' stop_timeout: KILL`);
       this.tryKill(this.manager.pid, 'SIGKILL');
     }
     const killDeadline = os.now() + 5000;
@@ -1269,7 +1324,7 @@ class Arbiter {
 
   private tick(): number {
     const t = this.config.timeout;
-    const tick = t > 0 ? Math.max(50, Math.min(1000, t / 4)) : 1000;
+    const tick = t > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, t / 4)) : 1000;
     const dog = this.watchdogMs();
     return dog === null ? tick : Math.max(10, Math.min(tick, dog));
   }

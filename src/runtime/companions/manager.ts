@@ -70,11 +70,13 @@ interface Entry {
   /** The streams of its processes not ended yet (a reaped child's may still be draining). */
   readonly outs: Set<Output>;
   removing: boolean; // reread dropped it: forget it once stopped
+  /** A reread added it back while it was stopping: started anew, with this config, once its old process is reaped. */
+  readd: Copy | null;
 }
 
 const entryOf = (copy: Copy, now: number): Entry => ({
   c: initial(copy.config, now), group: copy.group, child: null, startedAt: null, exits: 0,
-  lines: { stdout: new Lines(), stderr: new Lines() }, outs: new Set(), removing: false,
+  lines: { stdout: new Lines(), stderr: new Lines() }, outs: new Set(), removing: false, readd: null,
 });
 
 export async function manager(os: Os, args: readonly string[]): Promise<void> {
@@ -124,7 +126,16 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     const { next, actions } = step(e.c, input, os.now(), os.hooks);
     e.c = next;
     for (const a of actions) act(e, a);
-    if (e.removing && e.c.state === 'STOPPED' && e.c.pid === null) entries.delete(e.c.config.name);
+    if (e.removing && e.c.state === 'STOPPED' && e.c.pid === null) {
+      entries.delete(e.c.config.name);
+      // Its tail goes on (numbers continue, as across restarts); nothing new starts once the manager is stopping.
+      if (e.readd !== null && !stopping) {
+        const fresh = { ...entryOf(e.readd, os.now()), lines: e.lines };
+        entries.set(e.readd.config.name, fresh);
+        log.info(`companion ${e.readd.config.name}: its old process is gone; starting it again, as a reread asked`);
+        feed(fresh, { t: 'tick' });
+      }
+    }
   };
 
   const act = (e: Entry, a: Action) => {
@@ -394,6 +405,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
    * removes copies and leaves the others alone (copies.ts).
    */
   const reread = async (): Promise<Reply> => {
+    // What it would start, nobody would stop: shutdown waits only for what runs now.
+    if (stopping) return { ok: false, error: 'reread refused: the companion manager is shutting down' };
     let next;
     try {
       next = await loadConfig(os, spec.argv, spec.cpus);
@@ -402,6 +415,8 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       if (!(e instanceof ConfigError) && errnoOf(e) === undefined) throw e;
       return { ok: false, error: `reread refused, nothing changed: ${(e as Error).message}` };
     }
+    // It may have begun while the config loaded.
+    if (stopping) return { ok: false, error: 'reread refused: the companion manager is shutting down' };
     const now = os.now();
     const wanted = next.companions.flatMap(copies);
     const names = new Set(wanted.map((c) => c.config.name));
@@ -409,8 +424,15 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     const removed: string[] = [];
     const changed: string[] = [];
     const unchanged: string[] = [];
+    const later: string[] = [];
     for (const [name, e] of entries) {
-      if (names.has(name) || e.removing) continue;
+      if (names.has(name)) continue;
+      if (e.removing) {
+        // Stopping already; added back by an earlier reread, and now not wanted after all.
+        if (e.readd !== null) removed.push(name);
+        e.readd = null;
+        continue;
+      }
       removed.push(name);
       e.removing = true;
       feed(e, { t: 'stop' });
@@ -419,7 +441,13 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
       const cfg = copy.config;
       const e = entries.get(cfg.name);
       if (!e || e.removing) {
-        if (e) continue; // still stopping under its old config; a later reread adds it again
+        if (e) {
+          // Still stopping under its old config: it starts with this one once reaped (feed).
+          added.push(cfg.name);
+          later.push(cfg.name);
+          e.readd = copy;
+          continue;
+        }
         added.push(cfg.name);
         const fresh = entryOf(copy, now);
         entries.set(cfg.name, fresh);
@@ -441,8 +469,10 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     entries.clear();
     for (const [name, e] of ordered) entries.set(name, e);
     settle();
-    log.info(`reread: added [${added}] removed [${removed}] changed [${changed}] unchanged [${unchanged}]`);
-    return { ok: true, added, removed, changed, unchanged };
+    const when = later.length > 0 ? ` ([${later}] once the old process, still stopping, is reaped)` : '';
+    log.info(`reread: added [${added}]${when} removed [${removed}] changed [${changed}] unchanged [${unchanged}]`);
+    // `starting_later`: the added ones that start once their old process is reaped (not an error: they will run).
+    return { ok: true, added, removed, changed, unchanged, ...(later.length > 0 ? { starting_later: later } : {}) };
   };
 
   // ------------------------------------------------------------ life

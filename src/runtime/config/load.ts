@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { extname, isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Os } from '../../os/types.js';
+import type { Os, Timer } from '../../os/types.js';
 import { scanArgv } from './argv.js';
 import { ENV_CONFIG, scanEnv } from './env.js';
 import { ConfigError } from './errors.js';
@@ -100,13 +100,38 @@ export async function loadConfigFile(os: Os, path: string, what = 'config file')
     }
     return { path, data: withoutSchemaKey(parseJson(path, text)) };
   }
+  let limit: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    limit = os.timer(LOAD_LIMIT_MS, () => reject(new LoadTimeout()));
+  });
   try {
-    return { path, data: await importConfig(os, abs) };
+    return { path, data: await Promise.race([importConfig(os, abs), late]) };
   } catch (e) {
+    if (e instanceof LoadTimeout) {
+      throw new ConfigError([
+        `${what} ${path} did not finish loading within ${LOAD_LIMIT_MS / 1000} s: its module, or the promise its default export returned, never settled; ` +
+          'make whatever it awaits (a secret store, a network call) time out and throw, or fail fast',
+      ]);
+    }
     const err = e as Error;
     throw new ConfigError([`${what} ${path} failed to load: ${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`]);
+  } finally {
+    limit!.cancel(); // set by the executor, which runs at once
   }
 }
+
+/**
+ * How long a JS config file may take to load: its import and the promise its
+ * default export returns. The arbiter waits for it at boot and on every HUP,
+ * and a promise that never settles would hold it there for good (TERM
+ * unheard, nothing reaped, `drover ctl reload` hanging; at boot, Node's exit
+ * 13 without a word). 10 s is long for a file of settings, even one that
+ * asks a secret store over the network, and short enough to be an answer to
+ * an operator and to stay well inside systemd's start timeout (90 s).
+ */
+export const LOAD_LIMIT_MS = 10_000;
+
+class LoadTimeout extends Error {}
 
 /**
  * A JSON file may name its JSON Schema (`"$schema": "./node_modules/drover/schema/drover.config.schema.json"`)

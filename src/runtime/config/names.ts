@@ -66,7 +66,14 @@ export function show(raw: unknown): string {
   try {
     s = JSON.stringify(raw) ?? String(raw);
   } catch {
-    s = String(raw);
+    // A cycle, a throwing toJSON or getter; String() may throw too (an object
+    // with no prototype has no toString): then an object that cannot be
+    // shown, so that the message still names the setting and the file.
+    try {
+      s = String(raw);
+    } catch {
+      s = Array.isArray(raw) ? '[...]' : '{...}';
+    }
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

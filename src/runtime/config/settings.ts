@@ -9,8 +9,31 @@ import { LOG_FORMATS, LOG_LEVELS, type ActionSpec, type LogFormat, type LogLevel
 import { parseHint } from '../lanes/predictor.js';
 import { byteSize, duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
 import type { Parsed } from './types.js';
+import { show } from './names.js';
 
 const spec = <T>(s: SettingSpec<T>): SettingSpec<T> => s;
+
+/**
+ * Workers and the companion manager beat every timeout / 4 ms, never more
+ * often than this, and the arbiter's loop checks them as often (arbiter.ts):
+ * more often would be the arbiter's busy-work, not a finer check.
+ */
+export const HEARTBEAT_MIN_MS = 50;
+/**
+ * The shortest timeout other than 0 (never): four beats at the floor, the
+ * margin every longer timeout has. Shorter, a beat that is a little late (a
+ * GC pause, a busy arbiter) looks like a hung worker: every worker was
+ * killed and respawned in an endless loop, with nothing said about why.
+ */
+export const TIMEOUT_MIN_MS = 4 * HEARTBEAT_MIN_MS;
+
+function heartbeatTimeout(raw: unknown, text: boolean): Parsed<number> {
+  const r = duration(raw, text);
+  if (r.ok && r.value > 0 && r.value < TIMEOUT_MIN_MS) {
+    return bad(`expected 0 (never) or at least ${TIMEOUT_MIN_MS / 1000} seconds, got ${show(raw)}: workers beat at most every ${HEARTBEAT_MIN_MS / 1000} s (the heartbeat floor), and a shorter timeout kills and respawns healthy workers for ever`);
+  }
+  return r;
+}
 
 export const SETTINGS: readonly SettingSpec[] = [
   spec<string>({
@@ -169,7 +192,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'a worker silent (no heartbeat) this long is killed (ABRT, then KILL) and replaced; 0 = never',
     defaultText: '30',
     default: 30_000,
-    parse: duration,
+    parse: heartbeatTimeout,
   }),
   spec<number>({
     name: 'graceful_timeout', group: 'Timeouts', metavar: 'SECONDS', example: '30',
