@@ -209,6 +209,25 @@ const row = (over: Partial<CompanionStatus> & { name: string }): CompanionStatus
 });
 
 describe('drover ctl, without a socket', () => {
+  test('nothing at the socket path: ENOENT at once and no connect, so a socket another user makes in between is never asked', async () => {
+    let connects = 0;
+    const enoent = Object.assign(new Error('ENOENT: no such file or directory'), { code: 'ENOENT' });
+    const fake = {
+      uid: 1000,
+      fs: { lstat: () => { throw enoent; }, stat: () => { throw enoent; } },
+      timer: () => ({ cancel() {}, unref() { return this; } }),
+      connect: () => {
+        connects++;
+        return new Promise(() => {});
+      },
+    } as unknown as Os;
+    await expect(request(fake, '/tmp/shared/drover.sock', { cmd: 'version' }, 1000)).rejects.toMatchObject({
+      code: 'ENOENT',
+      message: 'no control socket at /tmp/shared/drover.sock: is drover running, and with this socket?',
+    });
+    expect(connects).toBe(0);
+  });
+
   test('options anywhere, in every spelling; problems all reported', () => {
     expect(parseCtlArgv(['--socket', '/s', 'status', '--json'])).toMatchObject({ ok: true, args: { socket: '/s', json: true, words: ['status'] } });
     expect(parseCtlArgv(['-s/s', 'tail', 'w', '-n', '100'])).toMatchObject({ ok: true, args: { socket: '/s', lines: 100, words: ['tail', 'w'] } });

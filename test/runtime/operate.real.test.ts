@@ -4,7 +4,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { Agent, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { loops } from '../support/load.js';
@@ -157,6 +158,37 @@ test('/healthz and /readyz: not ready while booting, ready through a reload, not
   expect(await status(admin, '/healthz')).toBe(0);
 });
 
+test('a reload to an admin_bind that is in use keeps the old admin listener, and says so naming admin_bind; one to a free address moves it', async () => {
+  const dir = t.dir();
+  const [port, adminA, adminB, adminC] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const file = join(dir, 'drover.config.json');
+  const config = (admin: number) => writeFileSync(file, JSON.stringify({ app: OPS, bind: [`127.0.0.1:${port}`], workers: 1, lanes: false, admin_bind: `127.0.0.1:${admin}` }));
+  config(adminA);
+  const d = t.drover(['--config', file]);
+  await d.waitFor(/worker \d+ booted/);
+  expect((await get(adminA, '/healthz')).status).toBe(200);
+  // Something else holds adminB.
+  const squatter = createServer().listen(adminB, '127.0.0.1');
+  await once(squatter, 'listening');
+  try {
+    config(adminB);
+    let from = d.log().length;
+    d.kill('SIGHUP');
+    await d.waitFor(/Reload finished/, 15_000, from);
+    const said = await d.waitFor(/cannot listen at admin_bind [^\n]*/, 5000, from);
+    expect(said[0]).toBe(`cannot listen at admin_bind 127.0.0.1:${adminB}: the address is in use; stop what holds it or choose another admin_bind (--admin-bind); the admin listener stays at 127.0.0.1:${adminA}`);
+    expect((await get(adminA, '/healthz')).status).toBe(200);
+    config(adminC);
+    from = d.log().length;
+    d.kill('SIGHUP');
+    await d.waitFor(new RegExp(`Admin listener at: http://127\\.0\\.0\\.1:${adminC} `), 15_000, from);
+    expect((await get(adminC, '/healthz')).status).toBe(200);
+    expect(await status(adminA, '/healthz')).toBe(0); // the old one is gone
+  } finally {
+    squatter.close();
+  }
+});
+
 test('log_format json: every line of the error and access logs is one JSON object; X-Forwarded-For from a trusted proxy names the client', async () => {
   const dir = t.dir();
   const port = await freePort();
@@ -248,7 +280,7 @@ test('process titles: ps shows what each drover process is', async () => {
   expect(ps).toContain('drover: slow worker gen 1');
 });
 
-test('the admin listener holds its clients to bounds: past 32 open connections the next is closed at once; a huge head is refused; the server serves on', async () => {
+test('the admin listener holds its clients to bounds: at 32 idle connections a probe is still answered (the oldest idle one goes); a trickled head is cut off; pipelining closes; a huge head is refused; the server serves on', async () => {
   const [port, admin] = [await freePort(), await freePort()];
   const d = t.drover([OPS, '-b', `127.0.0.1:${port}`, '--admin-bind', `127.0.0.1:${admin}`, '-w', '1', '--lanes', 'off']);
   await d.waitFor(/worker \d+ booted/);
@@ -263,8 +295,34 @@ test('the admin listener holds its clients to bounds: past 32 open connections t
     });
   const held = [];
   for (let i = 0; i < 32; i++) held.push(await open());
-  const extra = await open();
-  expect(await extra.closed).toBeLessThan(1000); // the 33rd: closed at once, not served
+  // A probe past the cap is answered; the connection idle longest made room for it.
+  expect((await get(admin, '/healthz')).status).toBe(200);
+  expect(await Promise.race([held[0]!.closed.then(() => 'closed'), sleep(1000).then(() => 'open')])).toBe('closed');
+  // A head trickled a byte every 200 ms never becomes a request: closed after 5 s, however busy it keeps the socket.
+  const trickled = await new Promise<number>((resolve) => {
+    const s = connect(admin, '127.0.0.1', () => {
+      const at = Date.now();
+      const head = 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
+      let i = 0;
+      const tick = setInterval(() => (s.destroyed ? clearInterval(tick) : s.write(head[i++ % head.length]!)), 200);
+      s.once('close', () => {
+        clearInterval(tick);
+        resolve(Date.now() - at);
+      });
+    });
+    s.on('error', () => {});
+  });
+  expect(trickled).toBeGreaterThanOrEqual(4500);
+  expect(trickled).toBeLessThan(7000);
+  // Pipelined requests: the connection is closed, not fed one /metrics body per request of its read.
+  const piped = await new Promise<number>((resolve) => {
+    const s = connect(admin, '127.0.0.1', () => s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200)));
+    let answers = 0;
+    s.setEncoding('utf8').on('data', (c: string) => (answers += c.split('HTTP/1.1 200').length - 1));
+    s.on('error', () => {});
+    s.once('close', () => resolve(answers));
+  });
+  expect(piped).toBeLessThanOrEqual(1);
   // A head over 8 KiB: 431, not buffered.
   const big = await new Promise<number>((resolve) => {
     const s = connect(admin, '127.0.0.1', () => s.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(16 * 1024)}\r\n\r\n`));
@@ -274,9 +332,10 @@ test('the admin listener holds its clients to bounds: past 32 open connections t
     s.once('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0)));
   });
   expect([0, 431]).toContain(big); // closed, or refused with 431: never served
-  // The public listener is not affected by the admin one's state.
+  // The public listener is not affected by the admin one's state, and the admin one still answers.
   expect((await get(port, '/')).status).toBe(200);
+  expect((await get(admin, '/readyz')).status).toBe(200);
   d.kill('SIGTERM');
   expect((await d.exited()).code).toBe(0);
   for (const h of held) await h.closed;
-});
+}, 30_000);

@@ -3,14 +3,32 @@
 // busy, booting or gone. Nothing else is served (404; other methods 405).
 //
 // It is meant for a scraper and a load balancer's probe on a private
-// address, but holds its clients to bounds anyway: at most MAX_CONNS open
-// connections (more are closed at once), IDLE_MS of silence closes one, and
-// a request head over 8 KiB is refused by node:http's own limit.
+// address, but holds its clients to bounds anyway, so that a client that
+// can reach it cannot keep the probes from being answered:
+// - a connection must bring a whole request within REQUEST_MS of its accept
+//   or of its last answer, on a timer of ours: node:http's own head timeouts
+//   never run for a server fed connections, and a socket's idle timeout is
+//   reset by every byte a trickled head sends;
+// - one request at a time: a connection that pipelines is closed (node:http
+//   would run and buffer every request of a read at once, a /metrics body
+//   each: 2,000 of them took the arbiter to 700 MB);
+// - at most MAX_CONNS connections: at the cap the oldest one with no request
+//   running is closed to make room (a probe's head comes with its connect;
+//   an idle or trickling client's does not), and only when every one is
+//   running a request is the newcomer closed;
+// - a request head over 8 KiB is refused by node:http's own limit.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { formatAddr, isUnix, type Addr, type Listener, type Os, type Stream } from '../../os/types.js';
+import { formatAddr, isUnix, type Addr, type Listener, type Os, type Stream, type Timer } from '../../os/types.js';
 
 const MAX_CONNS = 32;
-const IDLE_MS = 10_000;
+const REQUEST_MS = 5000;
+
+interface Conn {
+  readonly s: Stream;
+  /** Closes it if no whole request comes in time; null while a request runs. */
+  deadline: Timer | null;
+  since: number;
+}
 export const METRICS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface AdminDeps {
@@ -22,8 +40,10 @@ export interface AdminDeps {
 
 export class Admin {
   private listener: Listener | null = null;
-  private readonly conns = new Set<Stream>();
-  private readonly server = createServer({ maxHeaderSize: 8192 }, (req, res) => void this.serve(req, res));
+  /** Where it was asked to listen (kept after close, to listen there again). */
+  at: Addr | null = null;
+  private readonly conns = new Map<Stream, Conn>();
+  private readonly server = createServer({ maxHeaderSize: 8192 }, (req, res) => this.request(req, res));
 
   constructor(private readonly os: Os, private readonly deps: AdminDeps) {
     this.server.keepAliveTimeout = 5000;
@@ -36,14 +56,19 @@ export class Admin {
   async listen(addr: Addr): Promise<void> {
     const l = await this.os.listen(addr, isUnix(addr) ? { mode: 0o660 } : {});
     this.listener = l;
+    this.at = addr;
     l.accept((s) => {
-      if (this.conns.size >= MAX_CONNS) {
+      if (this.conns.size >= MAX_CONNS && !this.makeRoom()) {
         s.destroy();
         return;
       }
-      this.conns.add(s);
-      s.once('close', () => this.conns.delete(s));
-      s.setTimeout(IDLE_MS, () => s.destroy());
+      const c: Conn = { s, deadline: null, since: this.os.now() };
+      this.conns.set(s, c);
+      this.arm(c);
+      s.once('close', () => {
+        c.deadline?.cancel();
+        this.conns.delete(s);
+      });
       this.server.emit('connection', s);
     });
   }
@@ -51,8 +76,39 @@ export class Admin {
   close(): void {
     this.listener?.close();
     this.listener = null;
-    for (const s of this.conns) s.destroy();
+    for (const c of this.conns.values()) {
+      c.deadline?.cancel();
+      c.s.destroy();
+    }
     this.conns.clear();
+  }
+
+  private arm(c: Conn): void {
+    c.since = this.os.now();
+    c.deadline = this.os.timer(REQUEST_MS, () => c.s.destroy()).unref();
+  }
+
+  /** Closes the connection waiting longest for a request; false if every one is running a request. */
+  private makeRoom(): boolean {
+    let oldest: Conn | null = null;
+    for (const c of this.conns.values()) if (c.deadline !== null && (oldest === null || c.since < oldest.since)) oldest = c;
+    if (oldest === null) return false;
+    oldest.deadline!.cancel();
+    this.conns.delete(oldest.s);
+    oldest.s.destroy();
+    return true;
+  }
+
+  private request(req: IncomingMessage, res: ServerResponse): void {
+    const c = this.conns.get(req.socket as Stream);
+    if (c === undefined) return void req.socket.destroy(); // closed to make room as its head came
+    if (c.deadline === null) return void c.s.destroy(); // pipelined behind a running request
+    c.deadline.cancel();
+    c.deadline = null;
+    res.once('close', () => {
+      if (!c.s.destroyed && this.conns.has(c.s)) this.arm(c);
+    });
+    void this.serve(req, res);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -101,6 +101,13 @@ export function managerStopMs(config: Pick<Config, 'graceful_timeout' | 'compani
 }
 const MANAGER_STOP_SLACK = 2000;
 
+/** Can `a` and `b` not be listened on at once: the same Unix path, or the same TCP port (one may be a wildcard)? */
+function samePort(a: Addr | null, b: Addr): boolean {
+  if (a === null) return false;
+  if (isUnix(a) || isUnix(b)) return isUnix(a) && isUnix(b) && a.path === b.path;
+  return a.port === b.port;
+}
+
 function formatAdmin(a: Addr | null): string {
   return a === null ? '' : formatAddr(a);
 }
@@ -1245,11 +1252,9 @@ class Arbiter {
 
   /** The admin listener at `addr`; false (said in the log) when it cannot listen there. */
   private async openAdmin(addr: Addr): Promise<boolean> {
-    const admin = new Admin(this.os, { metrics: () => this.scrape(), ready: () => this.ready() });
-    try {
-      await admin.listen(addr);
-    } catch (e) {
-      this.log.error(`cannot listen at admin_bind ${formatAddr(addr)}: ${(e as Error).message}; choose another address or stop what holds it`);
+    const admin = await this.listenAdmin(addr);
+    if (typeof admin === 'string') {
+      this.log.error(admin);
       return false;
     }
     this.admin = admin;
@@ -1257,11 +1262,51 @@ class Arbiter {
     return true;
   }
 
-  /** A reload changed admin_bind: the old listener goes, the new one comes (a failure is said, the server goes on without). */
+  /** An admin listener at `addr`, or why not (one line naming admin_bind and the fix). */
+  private async listenAdmin(addr: Addr): Promise<Admin | string> {
+    const admin = new Admin(this.os, { metrics: () => this.scrape(), ready: () => this.ready() });
+    try {
+      await admin.listen(addr);
+      return admin;
+    } catch (e) {
+      // The Os's own words for EADDRINUSE speak of --bind: this address is admin_bind's.
+      if ((e as { code?: unknown }).code === 'EADDRINUSE') return `cannot listen at admin_bind ${formatAddr(addr)}: the address is in use; stop what holds it or choose another admin_bind (--admin-bind)`;
+      return `cannot listen at admin_bind ${formatAddr(addr)}: ${(e as Error).message}; choose another admin_bind (--admin-bind)`;
+    }
+  }
+
+  /**
+   * A reload changed admin_bind: the new listener first, then the old one
+   * goes, so that a new address that cannot be had leaves the probes their
+   * old one (said in the log) rather than nothing. The same port on another
+   * address (127.0.0.1:9464 to 0.0.0.0:9464) cannot be held twice: then the
+   * old one goes first, and comes back if the new one still fails.
+   */
   private async reopenAdmin(addr: Addr | null): Promise<void> {
-    this.admin?.close();
-    this.admin = null;
-    if (addr !== null) await this.openAdmin(addr);
+    const old = this.admin;
+    const was = old?.at ?? null;
+    if (addr === null) {
+      old?.close();
+      this.admin = null;
+      return;
+    }
+    let next = await this.listenAdmin(addr);
+    if (typeof next === 'string' && old !== null && samePort(was, addr)) {
+      old.close();
+      this.admin = null;
+      next = await this.listenAdmin(addr);
+      if (typeof next === 'string') {
+        const back = await this.listenAdmin(was!);
+        if (typeof back !== 'string') this.admin = back;
+      }
+    }
+    if (typeof next === 'string') {
+      this.log.error(`${next}; ${this.admin !== null ? `the admin listener stays at ${this.admin.address}` : 'no admin listener now'}`);
+      return;
+    }
+    if (this.admin === old) old?.close();
+    this.admin = next;
+    this.log.info(`Admin listener at: ${url(formatAddr(addr))} (/metrics, /healthz, /readyz)`);
   }
 
   /** /readyz: a fast worker of the serving generation serves, and we are not stopping. */

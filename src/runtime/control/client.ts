@@ -68,6 +68,17 @@ export function request(os: Os, path: string, req: Request | WireRequest, timeou
       if (err) reject(err);
       else resolve(reply!);
     };
+    // Nothing at the path: ENOENT now, not a connect. A socket another user
+    // makes there in the instant between a check and a connect (anyone may,
+    // in a sticky /tmp) would answer in drover's name.
+    try {
+      os.fs.lstat(path);
+    } catch (e) {
+      if (expectCodes(e) === 'ENOENT') {
+        reject(connectError(os, e, path));
+        return;
+      }
+    }
     // Before a byte is sent: the socket must be ctl's own user's (or root's), not a stand-in of another user.
     const refusal = socketRefusal(os, path);
     if (refusal !== null) {
