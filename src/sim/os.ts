@@ -107,6 +107,10 @@ class ProcWriter implements Writer {
 
   /** Nothing waits: a simulated pipe has no capacity, a file takes everything at once. */
   backlog(): number {
+    const p = this.p;
+    if (!p.runnable) throw new ExitSignal(); // as write: a killed process's code goes no further
+    assert((this.err ? p.stderr : p.stdout).refs >= 1, 'a live process holds its stdio sinks');
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     return 0;
   }
 }
