@@ -355,6 +355,8 @@ describe('drover ctl, without a socket', () => {
     expect(ok({ cmd: 'pid', name: 'a' }, { pid: null })).toEqual({ out: '', err: 'a is not running\n', ok: false });
     expect(ok({ cmd: 'reread' }, { added: ['n'], removed: ['o'], changed: ['c'], unchanged: ['u'] }).out).toBe('n: added\nc: changed\no: removed\n');
     expect(ok({ cmd: 'reread' }, { added: [], removed: [], changed: [], unchanged: ['u'] }).out).toBe('no changes (1 unchanged)\n');
+    expect(ok({ cmd: 'reread' }, { added: ['n', 'jobs'], removed: [], changed: [], unchanged: [], starting_later: ['jobs'] }).out)
+      .toBe('n: added\njobs: added (starts once its old process has stopped)\n');
     expect(ok({ cmd: 'signal', name: 'all', signal: 'SIGHUP' }, { signalled: [{ name: 'a', pid: 9 }] }).out).toBe('a: sent SIGHUP (pid 9)\n');
     expect(ok({ cmd: 'tail', name: 'a', lines: 2, stream: 'stdout' }, { name: 'a', stream: 'stdout', lines: ['x', 'y'] }).out).toBe('x\ny\n');
     expect(ok({ cmd: 'reload' }, { generation: 3 })).toEqual({ out: 'reloaded: generation 3 serving\n', err: '', ok: true });

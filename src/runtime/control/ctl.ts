@@ -336,7 +336,8 @@ export function render(req: Request, reply: OkReply): { out: string; err: string
     }
     case 'reread': {
       const d = r as OkReply<'reread'>;
-      const lines = [...d.added.map((n) => `${n}: added`), ...d.changed.map((n) => `${n}: changed`), ...d.removed.map((n) => `${n}: removed`)];
+      const later = new Set(d.starting_later ?? []);
+      const lines = [...d.added.map((n) => `${n}: added${later.has(n) ? ' (starts once its old process has stopped)' : ''}`), ...d.changed.map((n) => `${n}: changed`), ...d.removed.map((n) => `${n}: removed`)];
       return { out: lines.length === 0 ? `no changes (${d.unchanged.length} unchanged)\n` : lines.join('\n') + '\n', err: '', ok: true };
     }
     case 'signal': {

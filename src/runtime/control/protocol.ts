@@ -96,7 +96,11 @@ export interface ReplyBodies {
   stop: { readonly companions: readonly CompanionStatus[] };
   restart: { readonly companions: readonly CompanionStatus[] };
   /** Names per group of the applied diff; the whole reread was validated first. */
-  reread: { readonly added: readonly string[]; readonly removed: readonly string[]; readonly changed: readonly string[]; readonly unchanged: readonly string[] };
+  reread: {
+    readonly added: readonly string[]; readonly removed: readonly string[]; readonly changed: readonly string[]; readonly unchanged: readonly string[];
+    /** Of `added`, those whose removed process is still stopping: each starts once it is reaped. */
+    readonly starting_later?: readonly string[];
+  };
   /** The processes signalled (with 'all': the running ones). */
   signal: { readonly signalled: readonly { readonly name: string; readonly pid: number }[] };
   /** null: the companion has no process now. */
