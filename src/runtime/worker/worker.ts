@@ -218,7 +218,10 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   // called listen(), which ours never does.
   const firstRequestTimeout = spec.keepAlive > 0 ? spec.keepAlive : 5000;
   conns.watch(listening);
-  for (const l of listening) {
+  // Drained while the app loaded (a reload committed before this worker, an
+  // old generation's replacement, had booted): its listeners are closed, and
+  // accept on a closed one throws. It has nothing to serve; stop() ends it.
+  for (const l of stopping ? [] : listening) {
     l.accept((s: Stream) => {
       conns.add(s);
       server.emit('connection', s);
