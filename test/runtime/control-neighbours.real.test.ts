@@ -148,6 +148,23 @@ describe('squatters: another user at the control socket path', () => {
   });
 });
 
+test('drover ctl refuses a socket of its own in a directory other users can write (not sticky), and sends it nothing: another user could swap it', async () => {
+  const shared = join(dir(), 'shared');
+  mkdirSync(shared);
+  const path = join(shared, 'ctl.sock');
+  const ours = await fake(path, { ok: true, version: 'maybe forged' }, false);
+  chmodSync(shared, 0o777);
+  const r = await ctl(['--socket', path, 'version']);
+  expect(r.code).toBe(3);
+  expect(r.err).toContain(`refusing to talk to ${path}: its directory ${shared} (mode 777, writable by other users) lets another user replace the socket`);
+  expect(r.out).toBe('');
+  expect(ours.got()).toBe('');
+  // The same socket once the directory is ours alone again: answered.
+  chmodSync(shared, 0o755);
+  const ok = await ctl(['--socket', path, 'version']);
+  expect(ok.out).toContain('maybe forged');
+});
+
 test('drover ctl escapes control characters in reply strings (names, descriptions, errors)', async () => {
   const d = dir(0o700);
   const ok = join(d, 'ok.sock');

@@ -11,7 +11,9 @@
 //   nothing may be at the path that is not this uid's: a live socket of
 //   another user there is a squatter, refused, not warned about.
 // - ctl lstats the socket before it sends a byte: a socket owned by ctl's
-//   own uid or root, nothing else (not a symlink, not another user's).
+//   own uid or root, nothing else (not a symlink, not another user's), in a
+//   directory where no other user can replace it before the connect (the
+//   rule drover serves by); nothing at the path is ENOENT, not a connect.
 import { dirname } from 'node:path';
 import type { Os, Stat } from '../../os/types.js';
 import { errnoOf, expectCodes } from '../assert.js';
@@ -100,6 +102,21 @@ export function socketRefusal(os: Os, path: string): string | null {
   if (st.uid !== os.uid && st.uid !== 0) {
     return `refusing to talk to ${path}: the socket belongs to uid ${st.uid}, not to you (uid ${os.uid}) or root; ` +
       'another user may be serving it to answer in drover\'s name: nothing was sent. Run drover ctl as drover\'s user, or check who made that socket';
+  }
+  // Ours now, but in a directory where another user could replace it between
+  // this check and the connect: drover itself refuses to serve there.
+  const dir = dirname(path);
+  let d: Stat;
+  try {
+    d = os.fs.stat(dir);
+  } catch (e) {
+    if (errnoOf(e) === undefined) throw e;
+    return null; // the connect says what is wrong
+  }
+  const open = (d.mode & 0o022) !== 0 && (d.mode & 0o1000) === 0;
+  if ((d.uid !== os.uid && d.uid !== 0) || open) {
+    return `refusing to talk to ${path}: its directory ${dir} (${open ? `mode ${(d.mode & 0o7777).toString(8).padStart(3, '0')}, writable by other users` : `owned by uid ${d.uid}`}) ` +
+      'lets another user replace the socket between this check and the connect: nothing was sent. Keep the control socket in a directory of your own';
   }
   return null;
 }
