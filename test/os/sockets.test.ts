@@ -303,28 +303,3 @@ describe('pause and resume', () => {
     });
   });
 });
-
-describe('a stale socket is removed only while it is still the file the probe found', () => {
-  test('replaced meanwhile (another process bound its own there): left alone; the same file: removed', async () => {
-    const { mkdtempSync, lstatSync, rmSync, unlinkSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { removeIfSame } = await import('../../src/os/node/listen.js');
-    const dir = mkdtempSync(join(tmpdir(), 'drover-stale-'));
-    try {
-      const path = join(dir, 's.sock');
-      writeFileSync(path, 'stale');
-      const probed = lstatSync(path);
-      // Between the probe and the unlink, someone else's file took the path.
-      unlinkSync(path);
-      writeFileSync(join(dir, 'keep'), ''); // another inode in between, so the new file cannot reuse the old one's
-      writeFileSync(path, 'theirs');
-      expect(removeIfSame(path, probed)).toBe(false);
-      expect(readFileSync(path, 'utf8')).toBe('theirs');
-      expect(removeIfSame(path, lstatSync(path))).toBe(true);
-      expect(existsSync(path)).toBe(false);
-      expect(removeIfSame(path, probed)).toBe(true); // nothing there: nothing to keep
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});

@@ -118,32 +118,13 @@ async function clearStale(path: string): Promise<void> {
   }
   const state = await probe(path);
   if (state === 'live') throw bindError('EADDRINUSE', { path });
-  if (state === 'stale') removeIfSame(path, st);
-}
-
-/**
- * Unlinks `path` if it is still the file `was` (same device and inode):
- * true if it is gone. While the probe waited, another process may have
- * removed the same stale socket and bound its own there; unlinking by name
- * would take that one's path away, and both would serve "the" socket (two
- * drovers started at once on one control socket did, in 3 starts of 10).
- * Left alone, the newcomer's bind here fails with EADDRINUSE, as it should.
- */
-export function removeIfSame(path: string, was: { dev: number; ino: number }): boolean {
-  let now: fs.Stats;
-  try {
-    now = fs.lstatSync(path);
-  } catch (e) {
-    if (codeOf(e) === 'ENOENT') return true;
-    throw e;
+  if (state === 'stale') {
+    try {
+      fs.unlinkSync(path);
+    } catch (e) {
+      if (codeOf(e) !== 'ENOENT') throw e;
+    }
   }
-  if (now.dev !== was.dev || now.ino !== was.ino) return false;
-  try {
-    fs.unlinkSync(path);
-  } catch (e) {
-    if (codeOf(e) !== 'ENOENT') throw e;
-  }
-  return true;
 }
 
 function probe(path: string): Promise<'live' | 'stale' | 'gone'> {
