@@ -134,6 +134,44 @@ describe('Unix', () => {
     expect(readFileSync(join(dir, 'file'), 'utf8')).toBe('not a socket');
   });
 
+  test('two listens at once on a stale socket\'s path: one gets it, the other EADDRINUSE, and the path answers the one that has it', async () => {
+    const dir = h.tmp();
+    const path = join(dir, 's');
+    const dead = h.spawn({ program: 'listen-and-die', args: [path], channel: false });
+    expect(await reap(os, dead.pid)).toMatchObject({ signal: 'SIGKILL' });
+    expect(statSync(path).isSocket()).toBe(true);
+    // Without a lock from the stale check to the listen, the second removed the
+    // first's socket (bound, not yet listening: it refuses connections as a stale one does) and both "had" it.
+    const [a, b] = await Promise.allSettled([listen({ path }), listen({ path })]);
+    const won = [a, b].filter((r) => r.status === 'fulfilled');
+    const lost = [a, b].filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(((lost[0] as PromiseRejectedResult).reason as { code?: string }).code).toBe('EADDRINUSE');
+    const l = (won[0] as PromiseFulfilledResult<Listener>).value;
+    // The loser's probe connected and left: its connection waits in the backlog, closed (EPIPE on the reply).
+    l.accept((s) => s.on('error', () => {}).end('the one'));
+    expect(await ask({ path })).toBe('the one');
+    expect(readdirSync(dir).sort()).toEqual(['s']); // no lock left behind
+  });
+
+  test('a lock left by a process that died mid-listen is taken over; a live owner\'s is waited for', async () => {
+    const dir = h.tmp();
+    const path = join(dir, 's');
+    writeFileSync(`${path}.lock`, '999999'); // no such process
+    const l = await listen({ path });
+    expect(readdirSync(dir)).toEqual(['s']);
+    l.close();
+    writeFileSync(`${path}.lock`, String(process.pid)); // alive: this process
+    const waiting = listen({ path });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(path)).toBe(false); // still waiting for the lock
+    (await import('node:fs')).unlinkSync(`${path}.lock`);
+    const l2 = await waiting;
+    expect(existsSync(path)).toBe(true);
+    l2.close();
+  });
+
   test("the creator's close removes the path; a child's close does not", async () => {
     const path = join(h.tmp(), 's');
     const l = await listen({ path });

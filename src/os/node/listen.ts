@@ -32,13 +32,19 @@ const DEFAULT_BACKLOG = 511;
 export async function listen(addr: Addr, opts: ListenOptions = {}, parent: ParentCopies | null = null): Promise<NodeListener> {
   if (typeof createServerHandle !== 'function') throw noCreateServerHandle();
   const backlog = opts.backlog ?? DEFAULT_BACKLOG;
-  const bound = isUnix(addr) ? await bindUnix(addr, opts.mode ?? 0o600) : await bindTcp(addr);
+  const unlock = isUnix(addr) ? await lockPath(addr.path) : null;
+  let bound: Bound;
   let spare: RawHandle | null;
   try {
-    spare = await startListening(bound.handle, backlog, bound.address, parent);
-  } catch (e) {
-    bound.handle.close();
-    throw e;
+    bound = isUnix(addr) ? await bindUnix(addr, opts.mode ?? 0o600) : await bindTcp(addr);
+    try {
+      spare = await startListening(bound.handle, backlog, bound.address, parent);
+    } catch (e) {
+      bound.handle.close();
+      throw e;
+    }
+  } finally {
+    unlock?.();
   }
   // Copies to resume with (listener.ts): the parent's echo, else the helper's.
   const fromParent = parent ? () => parent.echo(bound.handle, 1).then(([h]) => h!, () => copyLocally(bound.handle.fd)) : undefined;
@@ -102,6 +108,75 @@ async function bindUnix(addr: UnixAddr, mode: number): Promise<Bound> {
   }
   if (typeof h === 'number') throw bindError(uvName(h), addr);
   return { handle: h, address: { path: addr.path } };
+}
+
+/**
+ * Holds `PATH.lock` from the stale check to the listen of a Unix socket.
+ * Between its bind and its listen (which goes through a helper) a socket
+ * refuses connections exactly as a stale one does: a second process starting
+ * on the same path then removed it as stale and bound its own, and both
+ * served "the" socket (two drovers started at once on one control socket:
+ * 7 starts in 10). The lock file holds its owner's pid: one whose owner is
+ * gone (killed mid-listen) is removed; a live owner is waited for, then the
+ * socket it made is found live (EADDRINUSE). Returns the release.
+ */
+async function lockPath(path: string): Promise<() => void> {
+  const lock = `${path}.lock`;
+  for (let waited = 0; ; waited += LOCK_POLL_MS) {
+    try {
+      const fd = fs.openSync(lock, 'wx', 0o600);
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return () => {
+        try {
+          fs.unlinkSync(lock);
+        } catch (e) {
+          if (codeOf(e) !== 'ENOENT') throw e;
+        }
+      };
+    } catch (e) {
+      if (codeOf(e) !== 'EEXIST') throw osError(codeOf(e), `cannot create the lock ${lock} beside the socket: ${(e as Error).message}`);
+    }
+    const owner = lockOwner(lock);
+    if (owner === null) continue; // removed meanwhile, or stale and removed now
+    if (waited >= LOCK_WAIT_MS) {
+      const who = owner > 0 ? `process ${owner}` : 'a process';
+      throw new OsError('EADDRINUSE', `${path}: ${who} has been starting a socket there for ${LOCK_WAIT_MS / 1000} s (it holds ${lock}); stop it, or remove ${lock} if nothing is starting`);
+    }
+    await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+  }
+}
+
+const LOCK_POLL_MS = 20;
+/** Far longer than a listen takes (a helper process's start, on a loaded machine). */
+const LOCK_WAIT_MS = 10_000;
+
+/** The live pid holding `lock`, or null when there is none (a lock whose owner is gone, or unreadable, is removed). */
+function lockOwner(lock: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(lock, 'utf8');
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return null;
+    throw e;
+  }
+  const pid = Number(text);
+  // Written right after the exclusive create: an empty file is an owner between the two, alive.
+  if (text === '') return -1;
+  if (Number.isInteger(pid) && pid > 0) {
+    try {
+      process.kill(pid, 0);
+      return pid;
+    } catch (e) {
+      if (codeOf(e) === 'EPERM') return pid; // alive, another user's
+    }
+  }
+  try {
+    fs.unlinkSync(lock);
+  } catch (e) {
+    if (codeOf(e) !== 'ENOENT') throw e;
+  }
+  return null;
 }
 
 /** A socket file nobody listens on is removed; anything else at the path is an error. */
