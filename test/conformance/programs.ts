@@ -639,9 +639,13 @@ async function unixPaths(os: Os, args: readonly string[]): Promise<void> {
   os.kill(holder.pid, 'SIGKILL');
   await reap(os, holder.pid);
   out.staleLeft = os.fs.exists(path);
-  const l = await os.listen({ path });
+  // Two listens at once over the stale socket: one has it, the other is refused (never both).
+  const both = await Promise.allSettled([os.listen({ path }), os.listen({ path })]);
+  const won = both.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  out.staleTakenOnce = won.length;
+  out.otherRefused = both.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code?: string }).code] : []));
   out.staleReplaced = os.fs.stat(path).isSocket();
-  l.close();
+  for (const l of won) l.close();
 
   os.fs.writeFile(`${dir}/plain`, 'not a socket');
   out.fileInTheWay = await errnoAsync(os.listen({ path: `${dir}/plain` }));
