@@ -172,6 +172,21 @@ describe('Unix', () => {
     l2.close();
   });
 
+  test('a lock that is not a plain file of ours (a symlink another user put in a shared directory) is refused at once, never read', async () => {
+    const { symlinkSync } = await import('node:fs');
+    const dir = h.tmp();
+    const path = join(dir, 's');
+    // It leads to a file naming a live process (this one): followed, it would be waited on for 10 s.
+    writeFileSync(join(dir, 'elsewhere'), String(process.pid));
+    symlinkSync(join(dir, 'elsewhere'), `${path}.lock`);
+    const t0 = performance.now();
+    const e = await rejection(os.listen({ path }));
+    expect(e.code).toBe('EPERM');
+    expect(e.message).toBe(`EPERM: ${path}.lock is not a plain file, not a lock of this user's: another user may be holding the socket's path; remove it, or put the socket in a directory of your own`);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(existsSync(path)).toBe(false);
+  });
+
   test("the creator's close removes the path; a child's close does not", async () => {
     const path = join(h.tmp(), 's');
     const l = await listen({ path });

@@ -151,11 +151,28 @@ const LOCK_POLL_MS = 20;
 /** Far longer than a listen takes (a helper process's start, on a loaded machine). */
 const LOCK_WAIT_MS = 10_000;
 
-/** The live pid holding `lock`, or null when there is none (a lock whose owner is gone, or unreadable, is removed). */
+/**
+ * The live pid holding `lock`, or null when there is none (a lock whose owner
+ * is gone, or unreadable, is removed). The socket's directory may be a sticky
+ * shared one (/tmp), where another user can put anything at the lock's path:
+ * only a plain file of this uid is read (never followed, at most 32 bytes: a
+ * symlink to /dev/zero must not hang us), anything else is refused.
+ */
 function lockOwner(lock: string): number | null {
   let text: string;
   try {
-    text = fs.readFileSync(lock, 'utf8');
+    const st = fs.lstatSync(lock);
+    if (!st.isFile() || st.uid !== process.getuid?.()) {
+      throw new OsError('EPERM', `${lock} is ${st.isFile() ? `owned by uid ${st.uid}` : 'not a plain file'}, not a lock of this user's: ` +
+        'another user may be holding the socket\'s path; remove it, or put the socket in a directory of your own');
+    }
+    const fd = fs.openSync(lock, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.alloc(32);
+      text = buf.toString('utf8', 0, fs.readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     if (codeOf(e) === 'ENOENT') return null;
     throw e;
