@@ -21,7 +21,7 @@
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { formatAddr, isUnix, type Addr, type Channel, type Child, type Exited, type Listener, type Os, type Signal, type SpawnSpec } from '../../os/types.js';
 import type { ManagerReport, ManagerSpec, ToManager } from '../companions/manager.js';
-import { type Config, ConfigError, HEARTBEAT_MIN_MS, loadConfig } from '../config/index.js';
+import { type Config, ConfigError, heartbeatMs, loadConfig } from '../config/index.js';
 import { logFileProblems, Logger, LogSink } from '../log.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, SPARE, type ToArbiter, type ToWorker, type WorkerSpec } from '../protocol.js';
 
@@ -796,7 +796,7 @@ class Arbiter {
       keepAlive: config.keep_alive,
       clients: { headerTimeout: config.client_header_timeout, bodyTimeout: config.client_body_timeout, sendTimeout: config.send_timeout, maxConnections: config.worker_connections, requestTimeout: config.request_timeout },
       gracefulTimeout: config.graceful_timeout,
-      heartbeat: config.timeout > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, config.timeout / 4)) : 1000,
+      heartbeat: heartbeatMs(config.timeout),
       maxRequests: config.max_requests > 0 ? config.max_requests + jitter : 0,
       accessLog: config.access_log,
       errorLog: config.error_log,
@@ -993,8 +993,7 @@ class Arbiter {
 
   /** As a worker's: every min(1000, timeout / 4) ms, 50 at the least (1 s when timeout is 0). */
   private managerBeat(): number {
-    const t = this.config.timeout;
-    return t > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, t / 4)) : 1000;
+    return heartbeatMs(this.config.timeout);
   }
 
   /** A manager silent for `timeout` (0: never) is KILLed, and its companions' groups with it: it cannot stop them itself. */
@@ -1368,8 +1367,7 @@ class Arbiter {
   // ----------------------------------------------------------------- loop
 
   private tick(): number {
-    const t = this.config.timeout;
-    const tick = t > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, t / 4)) : 1000;
+    const tick = heartbeatMs(this.config.timeout);
     const dog = this.watchdogMs();
     return dog === null ? tick : Math.max(10, Math.min(tick, dog));
   }

@@ -27,6 +27,11 @@ export const HEARTBEAT_MIN_MS = 50;
  */
 export const TIMEOUT_MIN_MS = 4 * HEARTBEAT_MIN_MS;
 
+/** How often a worker or the companion manager beats, and the arbiter checks, for `timeout` ms (0: never killed; a beat a second). */
+export function heartbeatMs(timeout: number): number {
+  return timeout > 0 ? Math.max(HEARTBEAT_MIN_MS, Math.min(1000, timeout / 4)) : 1000;
+}
+
 function heartbeatTimeout(raw: unknown, text: boolean): Parsed<number> {
   const r = duration(raw, text);
   if (r.ok && r.value > 0 && r.value < TIMEOUT_MIN_MS) {
