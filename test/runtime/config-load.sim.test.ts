@@ -6,6 +6,7 @@
 //
 // A JS config is imported by Node from the real disk, and found through the
 // simulated one: each file here is written to both, at the same path.
+import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { afterAll, expect, test } from 'vitest';
 import { LOAD_LIMIT_MS } from '../../src/runtime/config/load.js';
@@ -14,10 +15,15 @@ import { SIM_APP, simulate } from './sim.js';
 const made: string[] = [];
 afterAll(() => made.forEach((p) => rmSync(p, { force: true })));
 
-/** A config file on the host's disk, returned with its content for the simulated one. */
+/**
+ * A config file on the host's disk, returned with its content for the
+ * simulated one. In /tmp (which the simulated disk has), under a name nobody
+ * can guess and created exclusively: a fixed name there is another local
+ * user's to take first.
+ */
 function hostFile(name: string, text: string): [string, string] {
-  const path = `/tmp/drover-${process.pid}-${name}`;
-  writeFileSync(path, text);
+  const path = `/tmp/drover-${randomUUID()}-${name}`;
+  writeFileSync(path, text, { flag: 'wx', mode: 0o600 });
   made.push(path);
   return [path, text];
 }
