@@ -292,7 +292,7 @@ function countBody(res: ServerResponse): () => number {
  * The status an access line gives a request whose answer never began: the
  * client went away first (nginx's 499), or drover closed its connection.
  */
-export const NO_ANSWER = 499;
+const NO_ANSWER = 499;
 
 function logAccess(os: Os, sink: LogSink, req: IncomingMessage, res: ServerResponse, spec: WorkerSpec, lanes: boolean): void {
   const start = os.wallTime();
