@@ -187,6 +187,23 @@ describe('Unix', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  // Root can give a file away, so no second process is needed to play the other user.
+  test.skipIf(process.getuid?.() !== 0)('a lock that is a plain file of another uid is refused at once, and left in place', async () => {
+    const { chownSync } = await import('node:fs');
+    const dir = h.tmp();
+    const path = join(dir, 's');
+    // Naming a live process (this one): read and believed, it would be waited on for 10 s.
+    writeFileSync(`${path}.lock`, String(process.pid));
+    chownSync(`${path}.lock`, 65534, 65534);
+    const t0 = performance.now();
+    const e = await rejection(os.listen({ path }));
+    expect(e.code).toBe('EPERM');
+    expect(e.message).toBe(`EPERM: ${path}.lock is owned by uid 65534, not a lock of this user's: another user may be holding the socket's path; remove it, or put the socket in a directory of your own`);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(readdirSync(dir)).toEqual(['s.lock']); // neither removed as stale nor a socket bound beside it
+    expect(statSync(`${path}.lock`).uid).toBe(65534);
+  });
+
   test("the creator's close removes the path; a child's close does not", async () => {
     const path = join(h.tmp(), 's');
     const l = await listen({ path });
