@@ -537,6 +537,23 @@ test('an answer head of 20 KB comes from a slow route as from a fast one; one ov
   expect(same.headers['x-big']).toHaveLength(MiB + 1);
 });
 
+test('a request head the fast worker takes reaches the slow worker whole: 1,997 headers keep the client address, a head of 16,300 bytes is not a 431', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'GET /echo'], { workers: 1 });
+  let many = '';
+  for (let i = 0; i < 1997; i++) many += `a${i}: b\r\n`;
+  for (const head of [many, `X-Pad: ${'p'.repeat(16_300)}\r\n`]) {
+    const c = await raw(port);
+    c.write(`GET /echo HTTP/1.1\r\nHost: x\r\n${head}Connection: close\r\n\r\n`);
+    expect(await c.until(() => c.closed, 5000)).toBe(true);
+    const a = answerAt(c.text)!;
+    expect(a.status).toBe(200);
+    const seen = JSON.parse(a.body) as { pid: number; remote: string };
+    expect(seen.pid).toBe(slowPid);
+    // Before: drover's headers went last and were among those past node:http's count, so the app saw no client address.
+    expect(seen.remote).toBe('127.0.0.1');
+  }
+});
+
 test('request_timeout: the 504 is access-logged with the bytes of its body', LIMIT, async () => {
   const log = accessLog();
   const { port } = await serve(['--request-timeout', '0.5', '--access-log', log], { workers: 1, lanes: false });

@@ -35,8 +35,8 @@ const HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 't
  */
 export const ANSWER_HEAD_MAX = 1 << 20;
 
-/** The request's end-to-end headers: the hop-by-hop ones go, and so do those its Connection headers name. */
-function pass(raw: readonly string[]): string[] {
+/** Appends the request's end-to-end headers to `out`: the hop-by-hop ones go, and so do those its Connection headers name. */
+function pass(raw: readonly string[], out: string[]): void {
   let named: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() !== 'connection') continue;
@@ -45,12 +45,10 @@ function pass(raw: readonly string[]): string[] {
       if (t !== '' && !FRAMING.has(t)) (named ??= new Set()).add(t);
     }
   }
-  const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (!HOP.has(name) && !named?.has(name)) out.push(raw[i]!, raw[i + 1]!);
   }
-  return out;
 }
 
 /** A request read whole before it takes a slot: its body and its trailers (raw pairs). */
@@ -76,8 +74,10 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     over = true;
     done(how, held);
   };
-  const headers = pass(req.rawHeaders);
-  headers.push(CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close');
+  // drover's own headers first: a server keeps the first N headers of a
+  // request with too many (node:http, 2,000), and last they were the ones lost.
+  const headers = [CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close'];
+  pass(req.rawHeaders, headers);
   const preq = request({
     method: req.method,
     path: req.url,

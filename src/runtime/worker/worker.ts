@@ -18,7 +18,7 @@
 //   INT, QUIT    quick: close everything and exit
 //   USR1         reopen log files
 //   arbiter gone killed (the parent-death SIGKILL the arbiter spawns us with)
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import { programs, type Listener, type Os, type Stream } from '../../os/types.js';
 import { routeKey, routeKeyString } from '../lanes/route-key.js';
 import { clientAddress } from '../client-addr.js';
@@ -210,8 +210,13 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
 
   // A slow worker's requests come from fast workers, which screened them; one
   // an HTTP/1.0 client sent without Host comes as HTTP/1.1 (node:http's client
-  // writes that), and must not be refused for it.
-  const server = createServer({ ServerResponse: timedResponse(() => os.now()), requireHostHeader: !slowRole }, onRequest);
+  // writes that), and must not be refused for it; nor one whose head the fast
+  // worker took whole, for the bytes the forward adds (it was a 431).
+  const server = createServer({
+    ServerResponse: timedResponse(() => os.now()),
+    requireHostHeader: !slowRole,
+    ...(slowRole ? { maxHeaderSize: 2 * maxHeaderSize } : {}),
+  }, onRequest);
   server.keepAliveTimeout = spec.keepAlive;
   // A connection that never sends a request is closed after the keep-alive
   // time too; Node's own headersTimeout check only runs for servers that
