@@ -17,7 +17,8 @@
 //                  waiting for 'drain' whenever write() says so; trailer
 //                  X-Done: the virtual time its last write was taken
 //   anything else  `PID URL START`: START is the virtual time (ctx.now())
-//                  the app got the request, before the burn or sleep
+//                  the app got the request, before the burn or sleep;
+//                  with `?status=N`, answered N
 export default function createApp(ctx) {
   const seen = [];
   return async (req, res) => {
@@ -78,6 +79,7 @@ export default function createApp(ctx) {
       res.addTrailers([['X-Checksum', String(all.length)], ['X-Parts', String(parts)]]);
       res.end();
     } else {
+      res.statusCode = Number(url.searchParams.get('status') ?? 200);
       res.end(`${ctx.pid} ${req.url} ${start}`);
     }
   };

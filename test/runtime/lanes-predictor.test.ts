@@ -57,6 +57,23 @@ describe('predictor rules', () => {
     expect(p.predict(k)).toBe(false);
   });
 
+  test('an error answer raises an average, never lowers it; a fast one on an unknown route takes no slot', () => {
+    const p = new Predictor({ slowThresholdMs: 100 });
+    const k = K('/r');
+    p.observe(k, 200);
+    for (let i = 0; i < 10; i++) p.observe(k, 1, true);
+    expect(p.average(k)).toBe(200);
+    expect(p.predict(k)).toBe(true);
+    p.observe(k, 1000, true); // a 504 after a long wait: slower, so it counts
+    expect(p.average(k)).toBeCloseTo(0.3 * 1000 + 0.7 * 200);
+    p.observe(K('/missing'), 1, true);
+    expect(p.size).toBe(1);
+    p.observe(K('/missing'), 500, true); // an unknown route whose error took long: learned slow
+    expect(p.predict(K('/missing'))).toBe(true);
+    for (let i = 0; i < 10; i++) p.observe(k, 1);
+    expect(p.predict(k)).toBe(false); // successes still bring it back
+  });
+
   test('alpha is configurable', () => {
     const p = new Predictor({ alpha: 0.5, slowThresholdMs: 100 });
     const k = K('/x');

@@ -84,6 +84,33 @@ test('static slow_routes hints go to the slow lane from the first request', asyn
   });
 });
 
+test('fast error answers never teach a slow route it is fast (any client can provoke them); slow errors and fast successes still count', async () => {
+  await simulate(108, base('--workers', '1', '--slow-workers', '1'), async (c) => {
+    await c.booted(1);
+    await slowBooted(c, 1);
+    const [fast] = c.workers();
+    const [slow] = slowPids(c);
+    const where = async (path: string, status = 200) => {
+      const a = await ask(c.os, path);
+      expect(a.status, path).toBe(status);
+      return pidOf(a);
+    };
+    expect(await where('/report/1?burn=1500')).toBe(fast); // unknown: fast, and now learned slow
+    await until(c.os, () => /route GET \/report\/:id is slow/.test(c.log()));
+    // Before: two of these (the average 1500 -> 1050 -> 735 ms) made it fast again, and the next burn ran on the fast worker.
+    for (let i = 0; i < 5; i++) expect(await where('/report/2?status=404', 404)).toBe(slow);
+    for (let i = 0; i < 5; i++) expect(await where('/report/3?status=500', 500)).toBe(slow);
+    expect(await where('/report/4?burn=1500')).toBe(slow);
+    expect(c.log()).not.toMatch(/route GET \/report\/:id is fast again/);
+    // An unknown route answered 404 in no time is not taken into the table, and stays fast.
+    expect(await where('/missing?status=404', 404)).toBe(fast);
+    // Successes do teach it: fast ones bring it back.
+    for (let i = 0; i < 3; i++) await where('/report/5');
+    await until(c.os, () => /route GET \/report\/:id is fast again/.test(c.log()));
+    expect(await where('/report/6')).toBe(fast);
+  });
+});
+
 test('learning is shared: a route one fast worker learned slow goes to the slow lane in the others within a second', async () => {
   await simulate(103, base('--workers', '3', '--slow-workers', '1'), async (c) => {
     await c.booted(3);

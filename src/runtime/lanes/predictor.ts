@@ -13,6 +13,10 @@
 //   marks the route slow at once; a slow route becomes fast again only when
 //   an observation brings its average below the threshold. (An observation at
 //   or under the threshold never marks a route slow, whatever its average.)
+//   An error answer (4xx, 5xx) may raise an average, never lower it: a fast
+//   404 or 400 says nothing of what the route's work costs, and any client
+//   can provoke one - two of them taught a route of 1.5 s that it was fast,
+//   and its next request held a fast worker.
 // - markSlow(key, avgMs?): another worker learned the route is slow (the
 //   arbiter broadcasts it): slow, with the larger of the local average and
 //   the given one (the threshold if none is given, so one fast observation
@@ -197,9 +201,14 @@ export class Predictor {
     return this.prefixCount !== 0 && routeUnder(method, url, this.prefixes, this.prefixCount);
   }
 
-  /** A request of this route took `ms`. Non-finite or negative durations are ignored. */
-  observe(key: number, ms: number): void {
+  /** A request of this route took `ms`; `error`: it was answered 4xx or 5xx. Non-finite or negative durations are ignored. */
+  observe(key: number, ms: number, error = false): void {
     if (!(ms >= 0 && ms < Infinity)) return;
+    if (error) {
+      // Unknown is fast already: a fast error takes no slot either.
+      const e = this.find(key);
+      if (e < 0 ? ms <= this.slowThresholdMs : ms < this.avg[e]!) return;
+    }
     const j = this.slot(key);
     if (j < 0) return;
     const f = this.flags[j]!;

@@ -99,11 +99,11 @@ export class FastLane {
     });
   }
 
-  /** A request of `key` ran here (or on a slow worker) for `ms`. */
-  observe(key: number, method: string, url: string, ms: number): void {
+  /** A request of `key` ran here (or on a slow worker) for `ms`, and was answered `status`. */
+  observe(key: number, method: string, url: string, ms: number, status: number): void {
     const p = this.predictor;
     const was = p.predict(key);
-    p.observe(key, ms);
+    p.observe(key, ms, status >= 400);
     const now = p.predict(key);
     if (now === was) return;
     const route = routeKeyString(method, url);
@@ -125,7 +125,7 @@ export class FastLane {
         const t0 = this.os.now();
         forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, w.body, this.buffer, (how, heldMs) => {
           this.send({ t: 'lane-done', seq: m.seq });
-          if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0 - heldMs);
+          if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0 - heldMs, w.res.statusCode);
         });
         return;
       }

@@ -174,7 +174,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
         if (hasBody(req)) req.once('end', () => notBefore(res, os.now()));
         if (timesClient) {
           const t0 = os.now(); // the old way: the client's pace counted
-          res.once('finish', () => lanes.observe(key, req.method!, req.url!, os.now() - t0));
+          res.once('finish', () => lanes.observe(key, req.method!, req.url!, os.now() - t0, res.statusCode));
         } else {
           (res as Timed).routeKey = key;
           res.on('finish', learn);
@@ -196,7 +196,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   function learn(this: Timed): void {
     const req = this.req;
     // A body that never came whole (a 408, or an answer that did not wait for it) times the client, not the app.
-    if (req.complete) lanes!.observe(this.routeKey, req.method!, req.url!, serverMs(this));
+    if (req.complete) lanes!.observe(this.routeKey, req.method!, req.url!, serverMs(this), this.statusCode);
   }
 
   const run = (req: IncomingMessage, res: ServerResponse) => {
