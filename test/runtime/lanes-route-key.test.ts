@@ -17,10 +17,17 @@ function reference(method: string, url: string): string {
     target = url.slice(abs[0].length).replace(/[?#].*$/s, '');
     origin = true;
   }
-  const segs = target.split('/').filter((s) => s !== '').map((s) =>
-    (/^\d+$/.test(s) || /^[0-9a-f]{16,}$/i.test(s) || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s) ? ':id' : s));
-  if (segs.length === 0) return `${method} /`;
-  return `${method} ${origin ? '/' : ''}${segs.join('/')}`;
+  const resolved: string[] = [];
+  for (const s of target.split('/').filter((x) => x !== '')) {
+    if (origin && /^(\.|%2e)$/i.test(s)) continue;
+    if (origin && /^(\.|%2e){2}$/i.test(s)) resolved.pop();
+    else resolved.push(s);
+  }
+  const segs = resolved.map((s) =>
+    (/^\d+$/.test(s) || /^[0-9a-f]{16,}$/i.test(s) || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s) ? ':id' : s.replace(/[A-Z]/g, (c) => c.toLowerCase())));
+  const m = method === 'HEAD' ? 'GET' : method;
+  if (segs.length === 0) return `${m} /`;
+  return `${m} ${origin ? '/' : ''}${segs.join('/')}`;
 }
 
 /** A deterministic PRNG (mulberry32), so that measured rates are reproducible. */
@@ -70,7 +77,7 @@ describe('route key string: the rules', () => {
     ['GET', '/a/', 'GET /a'], // trailing slash does not count
     ['GET', '//a///b//', 'GET /a/b'], // repeated slashes collapse
     ['GET', '//', 'GET /'],
-    ['GET', '/a%2Fb/%31', 'GET /a%2Fb/%31'], // percent-encoding left as is
+    ['GET', '/a%2Fb/%31', 'GET /a%2fb/%31'], // percent-encoding left as is (but letters fold)
     ['GET', '/caf\u00e9/1', 'GET /caf\u00e9/:id'],
     ['GET', 'http://example.com/users/7?x', 'GET /users/:id'],
     ['GET', 'HTTPS://example.com:8443//a/', 'GET /a'],
@@ -84,6 +91,18 @@ describe('route key string: the rules', () => {
     ['get', '/users/1', 'get /users/:id'], // the method as given
     ['PROPFIND', '/dav/1/', 'PROPFIND /dav/:id'],
     ['GET', '/users/:id', 'GET /users/:id'], // a literal placeholder is the same string
+    // One route however a client spells it: HEAD is GET, letters fold, dot segments resolve.
+    ['HEAD', '/burn', 'GET /burn'],
+    ['GET', '/BURN/Now', 'GET /burn/now'],
+    ['GET', '/./burn', 'GET /burn'],
+    ['GET', '/a/../burn', 'GET /burn'],
+    ['GET', '/%2e/burn/%2E%2e/burn', 'GET /burn'],
+    ['GET', '/a/.%2E/b/%2e./c', 'GET /c'],
+    ['GET', '/../../burn/..', 'GET /'],
+    ['GET', '/a/.../e/2e/%2e%2e%2e', 'GET /a/.../e/2e/%2e%2e%2e'], // not dot segments
+    ['GET', '/a/..?x=/..', 'GET /'],
+    ['GET', 'http://H.example/X/../Y', 'GET /y'],
+    ['OPTIONS', 'A/../b', 'OPTIONS a/../b'], // kept as it is: dots are not resolved, letters fold
   ];
 
   for (const [method, url, want] of cases) {
@@ -114,7 +133,7 @@ describe('route key string: the rules', () => {
   test('the scan uses no regex, substring, split or allocating call', () => {
     // The functions routeKey and routeUnder run, from the source, comments out.
     const src = readFileSync(join(import.meta.dirname, '../../src/runtime/lanes/route-key.ts'), 'utf8');
-    const names = ['mix', 'fmix', 'hashMethod', 'methodState', 'variable', 'placeholder', 'routeKey', 'path', 'otherForm', 'rest', 'routeUnder'];
+    const names = ['mix', 'fmix', 'hashMethod', 'methodState', 'variable', 'placeholder', 'dots', 'routeKey', 'path', 'otherForm', 'rest', 'routeUnder'];
     for (const name of names) {
       const start = src.indexOf(`  function ${name}(`);
       expect(start, name).toBeGreaterThan(0);
@@ -135,7 +154,8 @@ const anyId = fc.oneof(digits, uuid, longHex);
 const nearUuid = fc.tuple(uuid, fc.nat(35), fc.constantFrom('-', 'a', 'G', '0')).map(([u, i, c]) => u.slice(0, i) + c + u.slice(i + 1));
 const literal = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz-_.~%:'), minLength: 1, maxLength: 12 })
   .filter((s) => reference('GET', '/' + s) === 'GET /' + s);
-const segment = fc.oneof(literal, anyId, nearUuid, fc.string({ unit: fc.constantFrom(...'0123456789abcdef-xyzG:%.*'), maxLength: 40 }));
+const dotSegment = fc.constantFrom('.', '..', '%2e', '%2E', '.%2e', '%2E.', '%2e%2E', '...', '%2e%2', 'e', '2e', 'E%2');
+const segment = fc.oneof(literal, anyId, nearUuid, dotSegment, fc.string({ unit: fc.constantFrom(...'0123456789abcdef-xyzGQ:%.*'), maxLength: 40 }));
 const urlish = fc.tuple(
   fc.constantFrom('', '/', '//', 'http://h.example:80/', 'https://x/', 'ws://', 'a:/', '*'),
   fc.array(fc.tuple(segment, fc.constantFrom('/', '//')), { maxLength: 8 }),

@@ -111,6 +111,21 @@ test('fast error answers never teach a slow route it is fast (any client can pro
   });
 });
 
+test('a route known slow, spelled another way (dot segments, capitals), still goes to the slow lane', async () => {
+  await simulate(109, base('--workers', '1', '--slow-workers', '1'), async (c) => {
+    await c.booted(1);
+    await slowBooted(c, 1);
+    const [fast] = c.workers();
+    const [slow] = slowPids(c);
+    expect(pidOf(await ask(c.os, '/report/1?burn=1500'))).toBe(fast);
+    await until(c.os, () => /route GET \/report\/:id is slow/.test(c.log()));
+    // Before: each was an unknown route, so fast, and its burn held the fast worker.
+    for (const path of ['/./report/2?burn=1500', '/x/../report/3?burn=1500', '/%2E/REPORT/4?burn=1500']) {
+      expect(pidOf(await ask(c.os, path)), path).toBe(slow);
+    }
+  });
+});
+
 test('learning is shared: a route one fast worker learned slow goes to the slow lane in the others within a second', async () => {
   await simulate(103, base('--workers', '3', '--slow-workers', '1'), async (c) => {
     await c.booted(3);

@@ -8,10 +8,11 @@
 //
 //   METHOD ' ' SEGMENTS
 //
-// METHOD is hashed exactly as given (node:http uppercases it). SEGMENTS are
-// the path's non-empty segments, each preceded by '/'; a variable segment
-// contributes the placeholder `:id` instead of its characters; no segment at
-// all gives `/`. `routeKeyString` builds that string (allocating, for logs
+// METHOD is hashed exactly as given (node:http uppercases it), but HEAD is
+// GET. SEGMENTS are the path's non-empty segments, each preceded by '/',
+// with ASCII letters in lower case and dot segments resolved; a variable
+// segment contributes the placeholder `:id` instead of its characters; no
+// segment at all gives `/`. `routeKeyString` builds that string (allocating, for logs
 // and `drover ctl stats`), and `hashRouteKeyString(routeKeyString(m, u))`
 // equals `routeKey(m, u)` for every input (a property test checks it).
 //
@@ -30,6 +31,18 @@
 //   and ignoreDuplicateSlashes. `/` and the empty URL give `METHOD /`.
 // - Percent-encoding is left as it is: `%31` is not a digit and `/a%2Fb` is
 //   one segment. Characters beyond ASCII are hashed as their UTF-16 units.
+// - One route, however a client spells it (any client may spell it to run a
+//   route known slow on a fast worker: `/./burn`, `/x/../burn`, `/BURN` and
+//   `HEAD /burn` each did, as unknown routes, where the app served /burn):
+//   - HEAD is keyed as GET: Express and fastify answer it with the GET
+//     handler, which does the same work.
+//   - ASCII letters are folded to lower case, as Express routes by default.
+//     An app that routes by case answers the other spelling 404, and a fast
+//     error never lowers an average (predictor.ts).
+//   - Dot segments of a path (`.`, `..`, and `%2e` in any case for a dot)
+//     are resolved after empty segments are dropped, as WHATWG URL does
+//     (RFC 3986 5.2.4): `..` takes the segment before it, if any, away.
+//     Only paths: a target kept as it is (below) keeps its dots.
 // - Absolute form (`http://host:8080/p?q`, any scheme) keys as its path
 //   (`/p`); with no path, `/`. The authority is not part of the key.
 // - Any other target that does not start with `/` (`*` of `OPTIONS *`, the
@@ -95,16 +108,17 @@ const scanner = (() => {
   const UUIDCH = 4; // hex or '-'
   const SLASH = 8; // '/'
   const END = 16; // '?' '#': the path ends
-  const SCHEME = 32; // a-z A-Z 0-9 + - .
+  const SCHEME = 32; // a-z A-Z 0-9 + - .; the bit that lower-cases A-Z, which every other SCHEME character has set
+  const DOT = 64; // . % 2 e E: a segment made of these alone may be a dot segment (`.`, `..`, `%2e`, ...)
   const STOP = SLASH | END;
-  const SEGMENT_START = DIGIT | HEX | UUIDCH;
+  const SEGMENT_START = DIGIT | HEX | UUIDCH | DOT;
   const LONG = LONG_HEX;
   /**
    * A dash's class value has this added: a segment's tally (the sum of its
    * class values) >> DASH_SHIFT counts its dashes while the rest stays below
-   * it, which holds where it is read (36 characters of at most 39 each).
+   * it, which holds where it is read (36 characters of at most 103 each).
    */
-  const DASH_SHIFT = 11;
+  const DASH_SHIFT = 12;
   const DASH_UNIT = 1 << DASH_SHIFT;
   const UUID_LENGTH = 36;
 
@@ -119,6 +133,7 @@ const scanner = (() => {
   CLASS[45] = UUIDCH | SCHEME | DASH_UNIT; // '-'
   CLASS[43] = SCHEME; // '+'
   CLASS[46] = SCHEME; // '.'
+  for (const c of [46, 37, 50, 101, 69]) CLASS[c]! |= DOT;
   CLASS[47] = SLASH;
   CLASS[63] = END;
   CLASS[35] = END;
@@ -144,7 +159,6 @@ const scanner = (() => {
   const S_PUT = hashMethod('PUT');
   const S_DELETE = hashMethod('DELETE');
   const S_PATCH = hashMethod('PATCH');
-  const S_HEAD = hashMethod('HEAD');
   const S_OPTIONS = hashMethod('OPTIONS');
 
   /**
@@ -164,7 +178,7 @@ const scanner = (() => {
       case 'PUT': return S_PUT;
       case 'DELETE': return S_DELETE;
       case 'PATCH': return S_PATCH;
-      case 'HEAD': return S_HEAD;
+      case 'HEAD': return S_GET;
       case 'OPTIONS': return S_OPTIONS;
       default: return hashMethod(method);
     }
@@ -189,6 +203,18 @@ const scanner = (() => {
   /** The state `h` with the placeholder `:id` hashed in. */
   function placeholder(h: number): number {
     return mix(mix(mix(h, 58), 105), 100);
+  }
+
+  /** 1 if url[start, end) is a dot segment `.`, 2 if `..` (a dot spelled `.` or `%2e`, any case), else 0. */
+  function dots(url: string, start: number, end: number): number {
+    let d = 0;
+    for (let j = start; j < end; d++) {
+      if (d === 2) return 0;
+      if (url.charCodeAt(j) === 46) j++;
+      else if (j + 3 <= end && url.charCodeAt(j) === 37 && url.charCodeAt(j + 1) === 50 && (url.charCodeAt(j + 2) | 32) === 101) j += 3;
+      else return 0;
+    }
+    return d;
   }
 
   /**
@@ -224,6 +250,8 @@ const scanner = (() => {
    */
   function path(h: number, url: string, i: number): number {
     const n = url.length;
+    const h0 = h;
+    const i0 = i;
     let emitted = false;
     while (i < n) {
       let c = url.charCodeAt(i);
@@ -244,12 +272,14 @@ const scanner = (() => {
       for (;;) {
         const k = CLASS[c]!;
         if ((k & STOP) !== 0) break;
-        h = mix(h, c);
+        h = mix(h, c | (k & SCHEME));
         kinds &= k;
         tally += k;
         if (++i === n) break;
         c = url.charCodeAt(i);
       }
+      // Made of dots, '%', '2' and 'e' alone: rare, and then it may be a dot segment, which the whole path is read again for.
+      if ((kinds & DOT) !== 0 && dots(url, start, i) !== 0) return dotted(h0, url, i0);
       if (variable(kinds, i - start, tally, url, start)) h = placeholder(segStart);
       emitted = true;
       if (i === n || c !== 47) break; // the end, '?' or '#'
@@ -277,7 +307,7 @@ const scanner = (() => {
       c = url.charCodeAt(i);
       const k = CLASS[c]!;
       if ((k & SCHEME) === 0) break;
-      h = mix(h, c);
+      h = mix(h, c | SCHEME);
       kinds &= k;
       tally += k;
     }
@@ -319,7 +349,7 @@ const scanner = (() => {
         emitted = true;
         segStart = h;
       }
-      h = mix(h, c);
+      h = mix(h, c | (k & SCHEME));
       kinds &= k;
       tally += k;
       len++;
@@ -340,8 +370,11 @@ const scanner = (() => {
     let len = 0;
     let kinds = SEGMENT_START;
     let tally = 0;
+    // A path (origin or absolute form), whose dot segments are resolved; not a target kept as it is.
+    let isPath = true;
     if (n !== 0 && url.charCodeAt(0) !== 47) {
       sep = false;
+      isPath = false;
       for (; i < n; i++) {
         const c = url.charCodeAt(i);
         const k = CLASS[c]!;
@@ -350,7 +383,7 @@ const scanner = (() => {
           sep = true;
           segStart = h;
         }
-        h = mix(h, c);
+        h = mix(h, c | SCHEME);
         kinds &= k;
         tally += k;
         len++;
@@ -362,6 +395,7 @@ const scanner = (() => {
         }
         h = h0;
         sep = true;
+        isPath = true;
         len = 0;
         kinds = SEGMENT_START;
         tally = 0;
@@ -370,45 +404,81 @@ const scanner = (() => {
     // A prefix ended at the last segment's end (or, for the prefix `/` of a
     // path, before the first segment).
     let pending = false;
+    // ... and a segment came after it: under, unless a dot segment later in
+    // the path takes it away (`/reports/x/..`), so the rest is read for one.
+    let deferred = false;
     if (sep && len === 0) for (let p = 0; p < count; p++) if (prefixes[p] === h) { pending = true; break; }
     for (; i < n; i++) {
       const c = url.charCodeAt(i);
       const k = CLASS[c]!;
       if ((k & (SLASH | END)) !== 0) {
         if (len !== 0) {
-          if (variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
+          if (isPath && (kinds & DOT) !== 0 && dots(url, i - len, i) !== 0) return underDotted(method, url, prefixes, count);
+          if (!deferred) {
+            if (variable(kinds, len, tally, url, i - len)) h = placeholder(segStart);
+            for (let p = 0; p < count; p++) if (prefixes[p] === h) { pending = true; break; }
+          }
           len = 0;
           kinds = SEGMENT_START;
           tally = 0;
-          for (let p = 0; p < count; p++) if (prefixes[p] === h) { pending = true; break; }
         }
         if ((k & END) !== 0) break;
         continue;
       }
       if (len === 0) {
-        if (pending) return true;
+        if (pending && !deferred) {
+          if (!isPath) return true;
+          deferred = true;
+        }
         if (sep) h = mix(h, 47);
         sep = true;
         segStart = h;
       }
-      h = mix(h, c);
+      h = mix(h, c | (k & SCHEME));
       kinds &= k;
       tally += k;
       len++;
     }
-    // The last segment, if any, was a "next" one (returned above) or no
-    // prefix ended before it.
-    return false;
+    if (len !== 0 && isPath && (kinds & DOT) !== 0 && dots(url, n - len, n) !== 0) return underDotted(method, url, prefixes, count);
+    // Otherwise the last segment, if any, was a "next" one (deferred, or
+    // returned above) or no prefix ended before it.
+    return deferred;
   }
 
   /** See the export below. */
   function prefixState(method: string, path: string): number {
-    let h = methodState(method);
-    for (const seg of segments(path)) {
+    return hashSegments(methodState(method), segments(path, true), false);
+  }
+
+  /** The state `h` with `/SEGMENT` hashed in for each of `segs` (key string text already); `/` for none if `root`. */
+  function hashSegments(h: number, segs: readonly string[], root: boolean): number {
+    if (segs.length === 0) return root ? mix(h, 47) : h;
+    for (const seg of segs) {
       h = mix(h, 47);
       for (let i = 0; i < seg.length; i++) h = mix(h, seg.charCodeAt(i));
     }
     return h;
+  }
+
+  /** The path to its end (`?`, `#`), from position i of url. */
+  function pathAt(url: string, i: number): string {
+    let end = i;
+    for (; end < url.length; end++) {
+      const c = url.charCodeAt(end);
+      if (c === 63 || c === 35) break;
+    }
+    return url.slice(i, end);
+  }
+
+  /** path() of a path with a dot segment: the slow way, with strings. */
+  function dotted(h: number, url: string, i: number): number {
+    return hashSegments(h, segments(pathAt(url, i), true), true);
+  }
+
+  /** routeUnder() of a URL whose path has a dot segment: on the path resolved, which has none. */
+  function underDotted(method: string, url: string, prefixes: Int32Array, count: number): boolean {
+    const start = pathStart(url);
+    return routeUnder(method, `/${segments(pathAt(url, start), true).join('/')}`, prefixes, count);
   }
 
   /** See the export below. */
@@ -438,9 +508,21 @@ const scanner = (() => {
     return true;
   }
 
-  /** The non-empty segments of a path, variable ones replaced by the placeholder. */
-  function segments(path: string): string[] {
-    return path.split('/').filter((s) => s !== '').map((s) => (isVariable(s) ? PLACEHOLDER : s));
+  /**
+   * The non-empty segments of a target as they are in the key string: dot
+   * segments resolved if it is a path, ASCII letters in lower case, variable
+   * ones replaced by the placeholder.
+   */
+  function segments(target: string, isPath: boolean): string[] {
+    const out: string[] = [];
+    for (const seg of target.split('/')) {
+      if (seg === '') continue;
+      const d = isPath ? dots(seg, 0, seg.length) : 0;
+      if (d === 2) out.pop();
+      if (d !== 0) continue;
+      out.push(isVariable(seg) ? PLACEHOLDER : seg.replace(/[A-Z]+/g, (m) => m.toLowerCase()));
+    }
+    return out;
   }
 
   /** See the export below; written independently of routeKey, with split and slice. */
@@ -453,9 +535,10 @@ const scanner = (() => {
     let target = url.slice(0, end);
     const start = pathStart(url);
     if (start > 0) target = url.slice(start, Math.max(start, end));
-    const segs = segments(target);
-    if (segs.length === 0) return `${method} /`;
-    return `${method} ${start >= 0 ? '/' : ''}${segs.join('/')}`;
+    const segs = segments(target, start >= 0);
+    const m = method === 'HEAD' ? 'GET' : method;
+    if (segs.length === 0) return `${m} /`;
+    return `${m} ${start >= 0 ? '/' : ''}${segs.join('/')}`;
   }
 
   return { routeKey, routeUnder, prefixState, hashRouteKeyString, routeKeyString };
