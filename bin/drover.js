@@ -11,6 +11,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newest } from './newest.js';
 
+// Before anything else but the imports above (builtins and one small file;
+// loading drover takes a few hundred ms): the server's
+// signals are queued, and SignalTable (src/os/node/signals.ts) hands them to
+// the arbiter. Until then Node took USR1 as "open the inspector" (on
+// 127.0.0.1:9229, where any local user could run code as drover's user), HUP
+// and TERM killed the server, and TTIN stopped it. `ctl` and `sim` keep the
+// defaults: a terminal's hangup ends them.
+if (process.argv[2] !== 'ctl' && process.argv[2] !== 'sim') {
+  const early = { q: [], fns: new Map() };
+  for (const sig of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1']) {
+    const fn = () => early.q.length < 64 && early.q.push(sig);
+    early.fns.set(sig, fn);
+    process.on(sig, fn);
+  }
+  globalThis[Symbol.for('drover.earlySignals')] = early;
+}
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const built = join(root, 'dist', 'cli', 'drover.js');

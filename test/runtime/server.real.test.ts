@@ -91,6 +91,28 @@ describe('drover serves real traffic', () => {
     expect(booted(d)).toHaveLength(8);
   });
 
+  test('signals while drover loads: USR1 never opens the inspector, HUP and TTIN are queued for the arbiter, not fatal', async () => {
+    const port = await freePort();
+    const marker = join(dir(), 'loading');
+    // drover's entry loads 1.5 s late (test/support/slow-entry.mjs): the signals below come while it does.
+    const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--max-workers', '2', '--lanes', 'off'], {
+      NODE_OPTIONS: `--import ${join(import.meta.dirname, '..', 'support', 'slow-entry.mjs')}`,
+      SLOW_ENTRY_MARKER: marker,
+    });
+    while (!existsSync(marker)) await sleep(5);
+    for (const sig of ['SIGUSR1', 'SIGHUP', 'SIGTTIN'] as const) d.kill(sig);
+    await sleep(200);
+    // Before: death by HUP (or a stop by TTIN, or 'Debugger listening on ws://127.0.0.1:9229', where any local user could run code in the arbiter).
+    expect(readFileSync(`/proc/${d.pid}/stat`, 'utf8').split(') ')[1]![0]).not.toBe('T');
+    await d.waitFor(/Reload finished/, 15_000);
+    expect(d.log()).not.toMatch(/Debugger listening|inspector/i);
+    expect(d.log()).toContain('Reopened log files'); // USR1, as the arbiter takes it
+    expect(d.log()).toContain('Reloading: starting 2 worker(s)'); // TTIN's second worker, then HUP's reload
+    expect((await get(port, '/')).status).toBe(200);
+    d.kill('SIGTERM');
+    expect(await d.exited()).toEqual({ code: 0, signal: null });
+  });
+
   test('TERM with a request in flight: the request completes, then drover exits 0', async () => {
     const port = await freePort();
     const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1']);

@@ -30,6 +30,24 @@ export function dropEarlyUsr1Guard(): void {
   delete g[key];
 }
 
+const SIGNALS = 'drover.earlySignals';
+
+/**
+ * Removes bin/drover.js's early listener for `sig`, if there is one, and
+ * returns how many times `sig` came before (it queues the server's signals
+ * from its first lines, while drover loads).
+ */
+export function takeEarlySignals(sig: string): number {
+  const early = (globalThis as Slots)[Symbol.for(SIGNALS)] as { q: string[]; fns: Map<string, () => void> } | undefined;
+  const fn = early?.fns.get(sig);
+  if (!early || !fn) return 0;
+  process.removeListener(sig, fn);
+  early.fns.delete(sig);
+  const n = early.q.filter((s) => s === sig).length;
+  early.q = early.q.filter((s) => s !== sig);
+  return n;
+}
+
 /** Removes the early message listener and returns what it buffered. */
 export function takeEarlyMessages(): unknown[] {
   const g = globalThis as Slots;

@@ -3,7 +3,7 @@
 // the child table when a child's exit is queued.
 
 import { OsError, type Signal } from '../types.js';
-import { dropEarlyUsr1Guard } from './early.js';
+import { dropEarlyUsr1Guard, takeEarlySignals } from './early.js';
 
 // Node opens the inspector on an unhandled SIGUSR1; the Os contract says
 // USR1's default is "ignore", so "no handler" means this no-op.
@@ -32,6 +32,8 @@ export class SignalTable {
       this.#installed.set(sig, wrapper);
     }
     if (sig === 'SIGUSR1') dropEarlyUsr1Guard();
+    // What came before drover had loaded (bin/drover.js queued it) is the new handler's.
+    for (let n = takeEarlySignals(sig); n > 0 && next; n--) next();
   }
 
   /** Called after a child's exit was queued. */
