@@ -1,7 +1,7 @@
 // Error log and access log. Each goes to stderr ('-') or to a file opened in
 // append mode, so several processes can share one file line by line, and
 // USR1 reopens it after logrotate moved it away.
-import type { Os } from '../os/types.js';
+import type { Os, Stat } from '../os/types.js';
 import type { LogFormat } from './config/types.js';
 import { clfTime, isoTime, logTime } from './time-format.js';
 import { planted } from '../os/hooks.js';
@@ -32,7 +32,7 @@ export class LogSink {
 
   private open(): void {
     if (this.target === '-') return;
-    this.fd = this.os.fs.open(this.target, 'a', 0o644);
+    this.fd = openLogFile(this.os, this.target);
     let files = FILES.get(this.os);
     if (files === undefined) FILES.set(this.os, (files = new Map()));
     let f = files.get(this.target);
@@ -132,7 +132,7 @@ export class LogSink {
     if (this.target === '-') return null;
     let fd: number;
     try {
-      fd = this.os.fs.open(this.target, 'a', 0o644);
+      fd = openLogFile(this.os, this.target);
     } catch (e) {
       return `cannot reopen ${this.target}, still writing to the file open before: ${errnoText(e)}`;
     }
@@ -174,8 +174,67 @@ interface FileState {
  */
 const FILES = new WeakMap<Os, Map<string, FileState>>();
 
+/** A log path drover will not open: what is there, or its directory, lets another user choose where the lines go. */
+export class LogPathError extends Error {}
+
+/**
+ * Opens a log file for append, creating it if missing. Another user who can
+ * write into the log's directory (a shared /tmp) could put a symlink there,
+ * to a file of drover's user (root then appends client-chosen text to any
+ * file), or a FIFO (the open blocks: the server stops, and so did the
+ * arbiter's reopen on USR1); a review did both. So in a directory that
+ * anyone but its owner (this uid or root) can write into, what is at the
+ * path must be a regular file of this uid or root's, never followed; a
+ * missing one is created with O_EXCL (which never follows a symlink), and
+ * then nobody else can swap it: such a directory must be sticky, where only
+ * an entry's owner may rename or remove it. One anyone can write and not
+ * sticky is refused. In a directory only its owner writes (/dev, /var/log/app)
+ * the path is opened as it is: /dev/stdout, a FIFO to a log shipper.
+ */
+export function openLogFile(os: Os, target: string): number {
+  const cut = target.lastIndexOf('/');
+  const dir = cut < 0 ? '.' : cut === 0 ? '/' : target.slice(0, cut);
+  let d: Stat | null = null;
+  try {
+    d = os.fs.stat(dir);
+  } catch (e) {
+    errnoText(e); // an errno (the open below says which), or a bug, rethrown
+  }
+  const shared = d !== null && ((d.mode & 0o022) !== 0 || (d.uid !== os.uid && d.uid !== 0));
+  if (!shared) return os.fs.open(target, 'a', 0o644);
+  if ((d!.mode & 0o002) !== 0 && (d!.mode & 0o1000) === 0) {
+    throw new LogPathError(`its directory ${dir} (mode ${(d!.mode & 0o7777).toString(8).padStart(3, '0')}) is writable by any user and not sticky: ` +
+      'another user could put a symlink or a FIFO in the log\'s place; choose a directory of your own');
+  }
+  for (let tries = 0; ; tries++) {
+    let st: Stat;
+    try {
+      st = os.fs.lstat(target);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'ENOENT') throw e;
+      try {
+        os.fs.close(os.fs.open(target, 'wx', 0o644));
+      } catch (e2) {
+        // Made by someone else in between: look at what it is.
+        if ((e2 as { code?: unknown }).code !== 'EEXIST' || tries > 0) throw e2;
+      }
+      continue;
+    }
+    if (st.isSymbolicLink() || !st.isFile()) {
+      throw new LogPathError(`it is ${st.isSymbolicLink() ? `a symlink (owned by uid ${st.uid})` : st.isDirectory() ? 'a directory' : 'a FIFO, socket or device'} ` +
+        `in ${dir}, which other users can write into: drover does not follow or open it there; remove it, or choose a directory of your own`);
+    }
+    if (st.uid !== os.uid && st.uid !== 0) {
+      throw new LogPathError(`the file belongs to uid ${st.uid}, not to drover's user (uid ${os.uid}) or root, in ${dir}, which other users can write into: ` +
+        `remove it, or chown it to uid ${os.uid}`);
+    }
+    return os.fs.open(target, 'a', 0o644);
+  }
+}
+
 /** The errno of a failed file call and what it means, e.g. "ENOENT: no such directory". Anything but an errno is rethrown. */
 function errnoText(e: unknown): string {
+  if (e instanceof LogPathError) return e.message;
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') throw e;
   return `${code}: ${ERRNO_MEANING[code] ?? (e as Error).message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '')}`;
@@ -209,9 +268,10 @@ const ERRNO_FIX: Readonly<Record<string, string>> = {
 export function logFileProblem(os: Os, setting: 'access_log' | 'error_log', target: string | null): string | null {
   if (target === null || target === '-') return null;
   try {
-    os.fs.close(os.fs.open(target, 'a', 0o644));
+    os.fs.close(openLogFile(os, target));
     return null;
   } catch (e) {
+    if (e instanceof LogPathError) return `${setting} ${target}: ${e.message}`;
     const why = errnoText(e);
     const code = why.slice(0, why.indexOf(':'));
     return `${setting} ${target}: cannot open (${why}); ${ERRNO_FIX[code] ?? 'choose another path'}`;

@@ -191,4 +191,37 @@ describe.skipIf(cannot !== null)('another local user (uid 65534) against drover 
     expect(readdirSync(runtime)).toEqual([]);
     expect(readdirSync(outside)).toEqual(['theirs']);
   });
+
+  test('(e) log files in a shared directory: a symlink to a root file, or a FIFO, planted at the log path is refused at start; nothing written through, no hang', LIMIT, async () => {
+    const sticky = shared();
+    const secret = join(dir(), 'secret');
+    writeFileSync(secret, 'root only\n', { mode: 0o600 });
+    asNobody('ln', '-s', secret, join(sticky, 'access.log'));
+    asNobody('mkfifo', '-m', '0666', join(sticky, 'error.log'));
+    const a = start([APP, '--bind', `127.0.0.1:${await freePort()}`, '--workers', '1', '--lanes', 'off', '--access-log', join(sticky, 'access.log')], { XDG_RUNTIME_DIR: dir() });
+    expect(await refused(a)).toBe(2);
+    expect(a.log()).toContain(`access_log ${join(sticky, 'access.log')}: it is a symlink (owned by uid ${NOBODY}) in ${sticky}, which other users can write into`);
+    expect(readFileSync(secret, 'utf8')).toBe('root only\n');
+    // Before: the open of a FIFO waited for a reader, for ever.
+    const b = start([APP, '--bind', `127.0.0.1:${await freePort()}`, '--workers', '1', '--lanes', 'off', '--error-log', join(sticky, 'error.log')], { XDG_RUNTIME_DIR: dir() });
+    expect(await refused(b)).toBe(2);
+    expect(b.log()).toContain(`error_log ${join(sticky, 'error.log')}: it is a FIFO, socket or device`);
+  });
+
+  test('(e) a log rotated away and replaced by another user\'s FIFO: USR1 keeps the old file and says why, the server serves on and stops at once', LIMIT, async () => {
+    const sticky = shared();
+    const log = join(sticky, 'access.log');
+    const port = await freePort();
+    const a = start([APP, '--bind', `127.0.0.1:${port}`, '--workers', '1', '--lanes', 'off', '--access-log', log], { XDG_RUNTIME_DIR: dir() });
+    await a.waitFor(/booted/);
+    execFileSync('mv', [log, `${log}.1`]);
+    asNobody('mkfifo', '-m', '0666', log);
+    a.kill('SIGUSR1');
+    // Before: the arbiter (and then the workers) blocked in open, deaf to TERM.
+    await a.waitFor(/USR1: access_log .*access\.log: it is a FIFO.*the workers keep writing to the file open before/);
+    const r = await fetch(`http://127.0.0.1:${port}/`);
+    expect(r.status).toBe(200);
+    a.kill('SIGTERM');
+    expect((await a.exited(10_000)).code).toBe(0);
+  });
 });
