@@ -300,7 +300,7 @@ const RESERVED: ReadonlySet<string> = new Set(['ts', 'level', 'pid', 'role', 'ms
  * The error log. Text: gunicorn's `[2026-11-26 07:13:00 +0000] [123] [INFO] message`
  * then ` key=value` per field. JSON: one object a line, ts, level, pid, role,
  * msg, then the fields. Either way one message is one line: text escapes
- * CR and LF as \x0d and \x0a (a stack trace becomes one long line, which
+ * control characters, CR and LF as \x0d and \x0a (a stack trace becomes one long line, which
  * grep and log shippers keep together), JSON.stringify escapes every control
  * character and lone surrogate.
  */
@@ -347,19 +347,22 @@ export class Logger {
 }
 
 // Module-level patterns and replacers: nothing is compiled or closed over per line.
-const LINE_BREAK = /[\n\r]/;
-const LINE_BREAKS = /[\n\r]/g;
-const QUOTED_SPECIAL = /["\\\n\r]/;
-const QUOTED_SPECIALS = /["\\\n\r]/g;
-const NEEDS_QUOTES = /[\s"\\=]/;
+// Control characters: C0 but the tab, DEL and C1. A line break would forge a
+// line; ESC and CSI (0x9b) would drive the terminal of whoever runs tail -f
+// (an app error carrying client text wrote a raw ESC, a review found).
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/;
+const CONTROLS = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+const QUOTED_SPECIAL = /["\\\x00-\x1f\x7f-\x9f]/;
+const QUOTED_SPECIALS = /["\\\x00-\x1f\x7f-\x9f]/g;
+const NEEDS_QUOTES = /[\s"\\=\x00-\x1f\x7f-\x9f]/;
 const hexEscape = (c: string): string => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0');
 
-/** The text with CR and LF as \x0d and \x0a; the same string when it has neither. */
+/** The text with control characters (CONTROL) as \xNN: CR and LF as \x0d and \x0a; the same string when it has none. */
 function oneLine(s: string): string {
-  return LINE_BREAK.test(s) ? s.replace(LINE_BREAKS, hexEscape) : s;
+  return CONTROL.test(s) ? s.replace(CONTROLS, hexEscape) : s;
 }
 
-/** Inside a double-quoted field: ", \\, CR and LF as \xNN, as gunicorn's access log does. */
+/** Inside a double-quoted field: ", \\ and control characters as \xNN, as gunicorn's access log does for ", \\, CR and LF. */
 function quotable(s: string): string {
   return QUOTED_SPECIAL.test(s) ? s.replace(QUOTED_SPECIALS, hexEscape) : s;
 }

@@ -159,9 +159,19 @@ const ENTRY: AccessEntry = {
 
 // accessLine as it was before lanes: lanes-off text lines must stay byte for byte this.
 function before(e: AccessEntry): string {
-  const q = (s: string | undefined) => (s === undefined || s === '' ? '-' : s.replace(/["\\\n\r]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')));
+  const q = (s: string | undefined) => (s === undefined || s === '' ? '-' : s.replace(/["\\\x00-\x1f\x7f-\x9f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0')));
   return `${e.remote ?? '-'} - - [${clfTime(e.start)}] "${q(`${e.method} ${e.url} HTTP/${e.httpVersion}`)}" ${e.status} ${e.bytes ?? '-'} "${q(e.referer)}" "${q(e.userAgent)}" ${(e.durationMs / 1000).toFixed(6)}\n`;
 }
+
+test('text: control characters in a message or a field (ESC, CSI 0x9b, DEL, NUL) are written \\xNN, a tab as it is; JSON escapes them its way', () => {
+  const { log, out } = logger();
+  log.error('GET /throw\nforged\x1b[31m\u009b2J\x7f\x00\tend', { ua: 'a\x1bb' });
+  expect(out[0]).toContain('[ERROR] GET /throw\\x0aforged\\x1b[31m\\x9b2J\\x7f\\x00\tend ua="a\\x1bb"');
+  expect(out[0]!.slice(0, -1)).not.toMatch(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/);
+  const j = logger({ format: 'json' });
+  j.log.error('a\x1bb\u009b');
+  expect(JSON.parse(j.out[0]!).msg).toBe('a\x1bb\u009b');
+});
 
 describe('access log', () => {
   test('text without lanes: gunicorn\'s line, as before', () => {
@@ -169,7 +179,7 @@ describe('access log', () => {
     expect(accessLine({ ...ENTRY, lane: null, route: null }, 'text')).toBe(accessLine(ENTRY));
   });
 
-  test('text without lanes equals the former accessLine for any entry', () => {
+  test('text without lanes equals a reference accessLine for any entry (quotes, backslashes and control characters as \\xNN)', () => {
     const str = fc.string({ unit: 'binary', maxLength: 30 });
     fc.assert(fc.property(
       fc.record({
