@@ -10,7 +10,8 @@
 // that is not itself a trusted proxy: the address the outermost trusted proxy
 // saw, which no client can choose.
 // - The peer must be trusted, else the header is ignored and the peer is the
-//   client. `*` in the list trusts any peer, but only the addresses listed
+//   client. `*` in the list trusts any peer (a Unix-socket one too, which
+//   has no address to list), but only the addresses listed
 //   count as trusted proxies inside the chain: with just `*`, the client is
 //   the rightmost entry (what the proxy talking to drover saw). Letting `*`
 //   trust every entry would walk to the leftmost one, gunicorn's spoofable
@@ -55,10 +56,12 @@ function trust(allow: readonly string[]): Trust {
 }
 
 export function clientAddress(peer: string | undefined, xff: string | string[] | undefined, allow: readonly string[]): string | undefined {
-  if (xff === undefined || peer === undefined || allow.length === 0) return peer;
+  if (xff === undefined || allow.length === 0) return peer;
   const t = trust(allow);
+  // A Unix-socket peer (no address: nginx on unix:) is trusted by `*` alone.
+  if (peer === undefined && !t.any) return peer;
   if (!t.any) {
-    const p = canonicalIP(peer);
+    const p = canonicalIP(peer!);
     if (p === null || !t.addrs.has(p)) return peer;
   }
   const parts = typeof xff === 'string' ? null : xff;

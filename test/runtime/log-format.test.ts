@@ -238,6 +238,14 @@ describe('clientAddress', () => {
     expect(clientAddress('127.0.0.1', '203.0.113.7', [])).toBe('127.0.0.1');
   });
 
+  test('a Unix-socket peer (no address, nginx on unix:) is trusted by * alone', () => {
+    // Before: the header was ignored whatever the setting, and the access log said '-'.
+    expect(clientAddress(undefined, '203.0.113.7', ['*'])).toBe('203.0.113.7');
+    expect(clientAddress(undefined, '198.51.100.2, 203.0.113.7', ['*'])).toBe('203.0.113.7');
+    expect(clientAddress(undefined, 'unknown', ['*'])).toBeUndefined();
+    expect(clientAddress(undefined, '203.0.113.7', TWO)).toBeUndefined();
+  });
+
   test('a trusted peer: the X-Forwarded-For address', () => {
     expect(clientAddress('127.0.0.1', '203.0.113.7', LOCAL)).toBe('203.0.113.7');
     expect(clientAddress('127.0.0.1', ' 2001:db8::7 ', LOCAL)).toBe('2001:db8::7');
