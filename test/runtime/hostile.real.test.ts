@@ -386,6 +386,24 @@ test('slow_body_max: a body over it for a slow route is answered 413 (Content-Le
   expect(JSON.parse(ok.body)).toEqual({ pid: slowPid, bytes: 1000 });
 });
 
+test('Expect: 100-continue with a body over slow_body_max to a slow route: 413 before any 100, so the body is never sent; a fast route still gets 100, then its answer', LIMIT, async () => {
+  const { port } = await serve(['--slow-routes', 'POST /upload', '--slow-body-max', '1000']);
+  const over = await raw(port);
+  over.write('POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n');
+  expect(await over.until(() => over.text.includes('\r\n\r\n'), 5000)).toBe(true);
+  // Before: 'HTTP/1.1 100 Continue' first, inviting an upload that was then refused.
+  expect(over.text).toMatch(/^HTTP\/1\.1 413 /);
+  for (const path of ['/login', '/upload']) { // a fast route; a slow one within the bound
+    const c = await raw(port);
+    c.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n`);
+    expect(await c.until(() => c.text.includes('\r\n\r\n'), 5000), path).toBe(true);
+    expect(c.text, path).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    c.write('hello');
+    expect(await c.until(() => c.closed, 5000), path).toBe(true);
+    expect(answerAt(c.text, c.text.indexOf('\r\n\r\n') + 4)?.status, path).toBe(200);
+  }
+});
+
 // --- Learning measures the server, not the client ---------------------------
 
 test('a slow upload (13 bytes over 1.3 s) does not mark POST /login slow; its next request runs on the fast worker', LIMIT, async () => {

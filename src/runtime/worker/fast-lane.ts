@@ -60,9 +60,10 @@ export class FastLane {
     }
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > this.bodyMax) {
-      tooLarge(res, this.bodyMax);
+      tooLarge(res, this.bodyMax); // before any 100 Continue: the client need not send it (worker.ts, checkContinue)
       return true;
     }
+    if (req.headers.expect !== undefined) res.writeContinue();
     // The body is read whole before the request takes a slot; the client's
     // pace is bounded by client_body_timeout (connections.ts).
     const chunks: Buffer[] = [];

@@ -179,9 +179,11 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
           (res as Timed).routeKey = key;
           res.on('finish', learn);
         }
+        proceed(req, res);
         run(req, res);
       }
     } else {
+      proceed(req, res);
       run(req, res);
     }
     if (spec.maxRequests > 0 && served >= spec.maxRequests && !stopping) {
@@ -191,6 +193,11 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
       void stop(false);
     }
   };
+
+  /** The app runs here now: a client waiting for `100 Continue` gets it. */
+  function proceed(req: IncomingMessage, res: ServerResponse): void {
+    if (req.headers.expect !== undefined && !res.headersSent) res.writeContinue();
+  }
 
   // One listener for every response (no closure per request): the route key is on the response.
   function learn(this: Timed): void {
@@ -217,6 +224,12 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     requireHostHeader: !slowRole,
     ...(slowRole ? { maxHeaderSize: 2 * maxHeaderSize } : {}),
   }, onRequest);
+  // `Expect: 100-continue` (node:http would answer 100 before drover had
+  // looked): 100 goes out only once the body is wanted - when the app is
+  // about to run here, or a slow route's body is about to be read - so a
+  // body over slow_body_max, or a request screen() refuses, is refused
+  // before the client sends it.
+  server.on('checkContinue', onRequest);
   server.keepAliveTimeout = spec.keepAlive;
   // A connection that never sends a request is closed after the keep-alive
   // time too; Node's own headersTimeout check only runs for servers that
