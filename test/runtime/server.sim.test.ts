@@ -1,6 +1,7 @@
 // Every row of the arbiter's signal table, on the simulated kernel: the same
 // arbiter and worker code as on the real OS, HTTP through Node's own parser
 // over simulated sockets, in virtual time.
+import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { SIM_APP, simulate } from './sim.js';
 
@@ -70,6 +71,22 @@ test('HUP whose new workers cannot boot: reload aborted, old generation keeps se
     expect(c.workers()).toEqual(before);
     expect((await c.get()).status).toBe(200);
   }, { '/tmp/drover.json': JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 }) });
+});
+
+test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
+  const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
+  await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {
+    await c.booted(2);
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.os.sleep(200);
+    c.signal('SIGTERM');
+    expect(await c.exited()).toMatchObject({ code: 0, signal: null });
+    const after = c.log().slice(from);
+    expect(after).toMatch(/before it booted: drover is stopping/);
+    // Before: "[ERROR] worker N was killed by SIGTERM before it booted; next attempt in 1 s", in a stop.
+    expect(after).not.toMatch(/next attempt|ERROR/);
+  });
 });
 
 test('TERM lets a request in flight finish; INT and QUIT stop at once', async () => {

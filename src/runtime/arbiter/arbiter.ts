@@ -1053,6 +1053,11 @@ class Arbiter {
       this.spareDied();
       return;
     }
+    if (this.stopping && w.state === 'booting') {
+      // The stop's own signal, most likely: no boot failure, and no next attempt.
+      log.info(`Worker ${w.pid} ${how} before it booted: drover is stopping`);
+      return;
+    }
     if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
     // Replaced within its reload (startMissing), up to LOST_MAX.
