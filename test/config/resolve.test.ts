@@ -152,6 +152,9 @@ describe('messages name the setting, the source, the value and the fix', () => {
     [{ argv: ['a'], env: { DROVER_BIND: ' , ' } }, 'DROVER_BIND: expected at least one address (HOST:PORT, [IPV6]:PORT, :PORT or unix:PATH), got none'],
     [{ argv: ['a', '--log-level', 'WARN'] }, '--log-level: expected one of debug, info, warning, error, critical, got "WARN"; did you mean "warning"?'],
     [{ argv: ['a', '--graceful-timeout', '-5'] }, '--graceful-timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), got "-5"'],
+    // Numbers >= 0 in a form the parser does not take: say which form it does.
+    [{ argv: ['a', '--keep-alive', '1e-9'] }, '--keep-alive: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), written as a plain decimal without sign or exponent, got "1e-9"'],
+    [{ argv: ['a', '--graceful-timeout', '-0'] }, '--graceful-timeout: expected a number of seconds >= 0 (fractions allowed, e.g. 0.5), written as a plain decimal without sign or exponent, got "-0"'],
     [{ argv: ['a', '--max-requests', '1.5'] }, '--max-requests: expected a whole number >= 0, got "1.5"'],
     [{ argv: ['a', '--error-log', ''] }, '--error-log: expected "-" (stderr) or a file path, got ""'],
     [{ argv: ['--app', ''] }, '--app: expected a module path, e.g. examples/hello.js, got ""'],

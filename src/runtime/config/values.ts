@@ -50,7 +50,13 @@ export function duration(raw: unknown, text: boolean): Parsed<number> {
   const what = 'a number of seconds >= 0 (fractions allowed, e.g. 0.5)';
   let s: number;
   if (text) {
-    if (typeof raw !== 'string' || !DECIMAL_TEXT.test(raw)) return expected(what, raw, text);
+    if (typeof raw !== 'string') return expected(what, raw, text);
+    if (!DECIMAL_TEXT.test(raw)) {
+      // 1e-9, -0, +5: numbers >= 0 all the same, which "expected >= 0" alone did not explain.
+      const n = Number(raw.trim());
+      if (raw.trim() !== '' && Number.isFinite(n) && n >= 0) return bad(`expected ${what}, written as a plain decimal without sign or exponent, got ${show(raw)}`);
+      return expected(what, raw, text);
+    }
     s = Number(raw);
   } else {
     if (typeof raw !== 'number') return expected(what, raw, text, true);
