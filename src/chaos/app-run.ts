@@ -263,7 +263,8 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     const m = /companion (\S+): pid \d+ did not exit (.*) after (SIG\w+); killed it/.exec(line);
     if (m) find({ kind: 'stop-timeout', at: -1, where: `companion ${m[1]}`, text: `did not exit ${m[2]} after ${m[3]} (its stop_timeout); killed` });
   }
-  const stderr = k.output.stderr;
+  // The kernel keeps a tail of stderr; say how much came before it.
+  const stderr = (k.output.dropped.stderr > 0 ? `(${k.output.dropped.stderr} bytes of stderr before this were not kept)\n` : '') + k.output.stderr;
   const trace = k.trace();
   k.dispose();
   return {

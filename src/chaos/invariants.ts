@@ -279,14 +279,15 @@ export class Checker {
   }
 
   private readonly logOutages = new Map<string, boolean>(); // "pid target" -> in an outage
-  private stderrSeen = 0;
+  private stderrPartial = ''; // the start of a line not yet ended
 
-  /** New stderr text (whole lines only are read): each LogSink says an outage once, and its end only after it. */
-  logReports(stderr: string): void {
-    const end = stderr.lastIndexOf('\n') + 1;
-    if (end <= this.stderrSeen) return;
-    const text = stderr.slice(this.stderrSeen, end);
-    this.stderrSeen = end;
+  /** Stderr text written since the last call (whole lines only are read): each LogSink says an outage once, and its end only after it. */
+  logReports(written: string): void {
+    const all = this.stderrPartial + written;
+    const end = all.lastIndexOf('\n') + 1;
+    this.stderrPartial = all.slice(end);
+    if (end === 0) return;
+    const text = all.slice(0, end - 1);
     for (const line of text.split('\n')) {
       const m = LOG_REPORT.exec(line);
       if (m === null) continue;

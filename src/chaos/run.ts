@@ -296,14 +296,20 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   // when a deadline it holds comes due; in between it is the same table.
   let seen = -1;
   let crashesSeen = 0;
-  let stderrSeen = 0;
+  // Every write is read as it comes: the kernel keeps only a tail of its output.
+  let stderrNew = '';
+  const talk = osFaulty ? new TalkLines() : null;
+  k.output.tap = (tag, text) => {
+    if (tag === 'stderr') stderrNew += text;
+    else talk?.stdout(text);
+  };
   await k.run({
     stopWhen: () => {
       checker.crashes(k.faults.crashes, crashesSeen);
       crashesSeen = k.faults.crashes.length;
-      if (k.output.stderr.length !== stderrSeen) {
-        stderrSeen = k.output.stderr.length;
-        checker.logReports(k.output.stderr);
+      if (stderrNew !== '') {
+        checker.logReports(stderrNew);
+        stderrNew = '';
       }
       if (done || checker.violation) return true;
       if (k.changes === seen && k.now() < checker.due) return false;
@@ -321,8 +327,8 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   } catch {
     // no log written
   }
-  const talk = osFaulty ? talkLines(k, topo.companions[0]?.name ?? null) : null;
-  if (talk !== null && checker.violation === null) checker.wholeLines(readOr(k, LOG), talk.broken);
+  if (talk !== null) talk.file(k, topo.companions[0]?.name ?? null);
+  if (talk !== null && checker.violation === null) checker.wholeLines(readOr(k, LOG), talk.out.broken);
   const trace = k.trace();
   k.dispose();
   const merged = opts.record ? [...trace, ...timeline].sort(byTime) : [...trace.slice(-40), ...timeline.slice(-10)].sort(byTime);
@@ -335,7 +341,7 @@ export async function runScenario(s: Scenario, opts: RunOptions = {}): Promise<R
   return {
     scenario: s, faults, violation: checker.violation, simulatedMs: k.now(), events: k.events, injected: all, checks: checker.counts,
     requests, traceHash: k.traceHash(), timeline: merged, logTail,
-    kernel: osFaulty ? { rates: s.osFaults, fired, paths, talk: talk! } : null,
+    kernel: osFaulty ? { rates: s.osFaults, fired, paths, talk: talk!.out } : null,
   };
 }
 
@@ -352,30 +358,41 @@ export function talkLine(name: string, n: number): string {
  * ("NAME | " and what it said); in the first companion's file, a line may
  * also be a prefix of one (a write failed in it), never anything else.
  */
-function talkLines(k: Kernel, filed: string | null): { whole: number; cut: number; broken: string[] } {
-  const out = { whole: 0, cut: 0, broken: [] as string[] };
-  const judge = (line: string, mayCut: boolean) => {
+class TalkLines {
+  readonly out = { whole: 0, cut: 0, broken: [] as string[] };
+  private partial = ''; // stdout's last line, not ended yet
+
+  private judge(line: string, mayCut: boolean): void {
     // Its companion and number as far as they go (a cut may fall inside either), and what that line would be.
     const m = /^(c\d+)(?: says (\d*))?/.exec(line);
     const want = talkLine(m?.[1] ?? 'c0', Number(m?.[2] || 0)).slice(0, -1);
-    if (want === line) out.whole++;
-    else if (mayCut && want.startsWith(line.replace(/\ufffd+$/, ''))) out.cut++; // cut inside a character: its bytes decode as U+FFFD
-    else if (out.broken.length < 5) out.broken.push(line);
-  };
-  for (const line of k.output.stdout.split('\n')) {
-    const bar = line.indexOf(' | ');
-    if (bar >= 0 && line.includes(' says ')) judge(line.slice(bar + 3), false);
+    if (want === line) this.out.whole++;
+    else if (mayCut && want.startsWith(line.replace(/\ufffd+$/, ''))) this.out.cut++; // cut inside a character: its bytes decode as U+FFFD
+    else if (this.out.broken.length < 5) this.out.broken.push(line);
   }
-  if (filed !== null) {
+
+  /** Text written to stdout, as it comes: its whole lines are judged. */
+  stdout(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop()!;
+    for (const line of lines) {
+      const bar = line.indexOf(' | ');
+      if (bar >= 0 && line.includes(' says ')) this.judge(line.slice(bar + 3), false);
+    }
+  }
+
+  /** At the end: the first companion's file, and stdout's unended last line. */
+  file(k: Kernel, filed: string | null): void {
+    this.stdout('\n');
+    if (filed === null) return;
     let text = '';
     try {
       text = k.fs.readFile(companionLog(filed));
     } catch {
       // never opened (the companion never started)
     }
-    for (const line of text.split('\n')) if (line !== '') judge(line, true);
+    for (const line of text.split('\n')) if (line !== '') this.judge(line, true);
   }
-  return out;
 }
 
 function readOr(k: Kernel, path: string): string {

@@ -405,10 +405,10 @@ export function emit(m: Machine, p: Proc, sink: Sink, s: string): void {
   assert(sink.refs >= 1, 'output goes only to a held sink');
   switch (sink.kind) {
     case SINK_STDOUT:
-      m.output.stdout += s;
+      m.output.write('stdout', s);
       return;
     case SINK_STDERR:
-      m.output.stderr += s;
+      m.output.write('stderr', s);
       return;
     case SINK_FILE:
       assert(sink.memfd >= 0, 'a file sink has a memfs descriptor');

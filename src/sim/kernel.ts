@@ -7,6 +7,7 @@ import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
 import { Machine, type RunOptions, type RunResult } from './machine.js';
 import { spawnProc, RUNNING, STOPPED, ZOMBIE, REAPED } from './processes.js';
 import type { FaultOptions, Faults } from './faults.js';
+import type { Output } from './output.js';
 
 export interface KernelOptions {
   seed: number | bigint;
@@ -45,8 +46,8 @@ export class Kernel {
   private readonly m: Machine;
   /** Root's view of the disk (cwd /), to set up and inspect files. */
   readonly fs: Fs;
-  /** What processes wrote to an 'inherit' stdout/stderr that resolves to init. */
-  readonly output: { stdout: string; stderr: string };
+  /** What processes wrote to an 'inherit' stdout/stderr that resolves to init: the last 64 KiB of each, and a tap for every write. */
+  readonly output: Output;
   /** The injected faults: rates (set() changes them mid-run), what fired, and the processes that crashed. */
   readonly faults: Faults;
 

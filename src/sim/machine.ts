@@ -55,6 +55,7 @@ import { Net, acceptConn, arrive, deliverStream, dial, idleDue, releaseDeadStrea
 import { Effect, FX_CHAN, FX_CHAN_CLOSE, FX_CONNECT, FX_EXIT, FX_KILL, FX_PIPE, FX_START, FX_STREAM } from './effects.js';
 import { brokenPipe, deliverPipe, pipeOut, type Pipe } from './pipes.js';
 import { Fifo } from './fifo.js';
+import { Output } from './output.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
@@ -131,7 +132,7 @@ export class Machine {
   readonly net = new Net();
   /** Calls failed on purpose (faults.ts): rates, counts, crashes. All rates 0 unless given. */
   readonly faults: Faults;
-  readonly output = { stdout: '', stderr: '' };
+  readonly output = new Output();
   readonly init: Proc;
   private readonly dirty: Proc[] = [];
   private ready: Proc[] = []; // processes with events in their ready lists, in the order they got them

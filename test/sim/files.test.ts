@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { boot } from './helpers.js';
+import { OUTPUT_KEEP } from '../../src/sim/output.js';
 
 describe('files', () => {
   it('gives every process its own descriptor table, starting at 3', async () => {
@@ -100,5 +101,30 @@ describe('files', () => {
     await k.run();
     expect(k.fs.readFile('/tmp/out.log.1')).toBe('one\ntwo\n');
     expect(k.fs.exists('/tmp/out.log')).toBe(false);
+  });
+});
+
+describe('init\'s stdout and stderr', () => {
+  it('keep a bounded tail of what processes wrote, and count the bytes dropped before it', async () => {
+    // 2,000 writes of 32 KiB (62.5 MiB): a review's app logged 929 MB in 4.5 s, all of it kept.
+    const chunk = (i: number, tag: string) => `${tag} ${String(i).padStart(5, '0')} é `.padEnd(32 * 1024, 'x');
+    const { k } = boot({
+      main: async (os) => {
+        for (let i = 0; i < 2000; i++) {
+          os.stdout.write(chunk(i, 'out'));
+          os.stderr.write(chunk(i, 'err'));
+          if (i % 100 === 0) await os.sleep(1);
+        }
+      },
+    });
+    await k.run();
+    for (const tag of ['stdout', 'stderr'] as const) {
+      const all = Array.from({ length: 2000 }, (_, i) => chunk(i, tag === 'stdout' ? 'out' : 'err')).join('');
+      const kept = k.output[tag];
+      expect(kept.length).toBeGreaterThanOrEqual(OUTPUT_KEEP);
+      expect(kept.length).toBeLessThanOrEqual(2 * OUTPUT_KEEP);
+      expect(all.endsWith(kept)).toBe(true);
+      expect(k.output.dropped[tag]).toBe(Buffer.byteLength(all) - Buffer.byteLength(kept));
+    }
   });
 });
