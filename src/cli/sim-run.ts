@@ -23,6 +23,8 @@ export interface Task {
   readonly full?: boolean;
   /** A user's deployment instead of a chaos scenario (drover sim --config/--app). */
   readonly target?: Target;
+  /** Record the whole timeline (--seed: for --trace and a failure's report). */
+  readonly record?: boolean;
 }
 
 /** What a run of a user's deployment found (app-run.ts), beside drover's invariants. */
@@ -93,6 +95,7 @@ async function runAppTask(t: Task, target: Target, record: boolean): Promise<Res
 }
 
 export async function runTask(t: Task, opts: { record?: boolean } = {}): Promise<Result> {
+  if (t.record === true) opts = { record: true };
   if (t.target !== undefined) return runAppTask(t, t.target, opts.record === true);
   const s = scenarioOf(t);
   const t0 = performance.now();

@@ -3,10 +3,11 @@
 // load, fault schedule) and the kernel's randomness both come from it.
 //
 // Batches run in job processes (src/cli/sim-job.ts, one per --jobs), fed one
-// seed at a time over IPC; a single --seed runs in this process, so it can
-// write --trace and shrink. A failure prints its seed, the invariant, the
-// last events, the command that replays it, and the fault schedule shrunk by
-// fast-check (src/chaos/shrink.ts) with the command that replays that.
+// seed at a time over IPC; a single --seed runs in one job too, recorded
+// (for --trace), under the same --timeout; shrinking runs in this process.
+// A failure prints its seed, the invariant, the last events, the command
+// that replays it, and the fault schedule shrunk by fast-check
+// (src/chaos/shrink.ts) with the command that replays that.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -479,6 +480,12 @@ class Pool {
   }
 }
 
+/** One task in one job process, with the pool's wall-clock watchdog. */
+async function runOne(task: Task, timeoutMs: number): Promise<Result> {
+  const [r] = await new Pool([task], 1, timeoutMs, () => {}).run();
+  return r!;
+}
+
 // ---- shrinking
 
 interface Shrunk {
@@ -596,7 +603,8 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   let nondeterministic = false;
 
   // A simulated process the kernel killed may still throw ExitSignal on the host: ignored.
-  let current: Task | null = null;
+  // What runs in this process is shrinking (runs of seeds are in job processes).
+  let current = null as Task | null;
   ignoreExitSignals((e) => {
     io.err.write(`drover sim: the run of seed ${current ? hex(current.seed) : '?'} crashed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     if (current) io.err.write(`replay: ${replayCommand(replayOf(current))}\n`);
@@ -609,14 +617,17 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       id: 0, seed: o.seed!.toString(), durationMs: o.durationMs, defects: o.defects, ...(o.name ? { name: o.name } : {}), ...(o.faults ? { faults: o.faults } : {}),
       ...(target ? { target } : {}),
     };
-    current = task;
-    // Recorded: the whole timeline for --trace, and for a failure's report.
-    const r = await runTask(task, { record: true });
-    current = null;
+    // In a job process, like a batch's seeds: app code that never returns (a
+    // loop in a handler) holds its event loop, and only a watchdog outside it
+    // can end the run (--timeout).
+    const r = await runOne({ ...task, record: true }, o.timeoutSeconds * 1000);
     results = [r];
     const replay = replayCommand(replayOf(task));
-    text.write(`drover sim: seed ${hex(task.seed)} (${r.name}, ${r.durationMs / 1000} s${task.faults ? `, ${task.faults.length} faults given by --faults` : ''}${o.defects.length ? `, planted: ${o.defects.join(', ')}` : ''}): ${r.failure ? 'FAIL' : 'pass'}, trace hash ${r.traceHash}\n`);
-    if (o.trace !== undefined) {
+    const outcome = r.failure?.kind === 'hung' ? `hung: no result after ${o.timeoutSeconds} s of wall time (--timeout)` : r.failure?.kind === 'crash' ? 'CRASH' : `${r.failure ? 'FAIL' : 'pass'}, trace hash ${r.traceHash}`;
+    text.write(`drover sim: seed ${hex(task.seed)} (${r.name}, ${r.durationMs / 1000} s${task.faults ? `, ${task.faults.length} faults given by --faults` : ''}${o.defects.length ? `, planted: ${o.defects.join(', ')}` : ''}): ${outcome}\n`);
+    const finished = r.failure?.kind !== 'hung' && r.failure?.kind !== 'crash';
+    if (o.trace !== undefined && !finished) text.write(`drover sim: no trace written to ${o.trace}: the run never finished\n`);
+    else if (o.trace !== undefined) {
       writeFileSync(o.trace, traceFile(scenarioOf(task), r, replay, r.timeline));
       text.write(`drover sim: trace written to ${o.trace} (${r.timeline.length} lines)\n`);
     }
@@ -689,7 +700,9 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   let shrunk: Shrunk | string | null = null;
   if (shrinkable && o.shrink) {
     text.write('\n');
+    current = shrinkable.task;
     shrunk = await shrinkFailure(shrinkable.task, shrinkable.result, o, io.err);
+    current = null;
     if (typeof shrunk === 'string') text.write(`drover sim: not shrunk: ${shrunk}\n`);
     else {
       const f = shrinkable.result.failure!;

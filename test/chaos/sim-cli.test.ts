@@ -331,6 +331,36 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(out).toMatch(/uncaught exceptions in app code: [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}worker: Error: boom from a timer ×[\d,]+\n {4}first: seed 0x1 at/);
   });
 
+  test('--seed honours --timeout: a handler that loops forever is reported hung, with its replay command, and nothing is left running', async () => {
+    const dir = join(ROOT, 'test/chaos/fixtures/user-app');
+    // Its own process group, so that whatever it started can be found and killed.
+    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'loop.config.json', '--seed', '1', '--timeout', '2', '--no-shrink'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const group = child.pid!;
+    const alive = () => {
+      try {
+        process.kill(-group, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const timer = setTimeout(() => process.kill(-group, 'SIGKILL'), 30_000);
+    try {
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(out).toMatch(/^drover sim: seed 0x1 \(app, 2 s\): hung: no result after 2 s of wall time \(--timeout\)$/m);
+      expect(out).toContain('replay: npx drover sim --config loop.config.json --seed 0x1 --duration 2');
+      expect(code).toBe(1);
+      // The job it killed, and tsx's esbuild service, are gone within moments.
+      for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(alive()).toBe(false);
+    } finally {
+      clearTimeout(timer);
+      if (alive()) process.kill(-group, 'SIGKILL');
+    }
+  }, 40_000);
+
   test('a deployment that cannot be simulated: exit 2 with every problem', async () => {
     const dir = join(ROOT, 'test/chaos/fixtures/user-app');
     const child = spawn(process.execPath, [BIN, 'sim', '--config', 'outside.config.json', '--seed', '1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
