@@ -320,21 +320,36 @@ export function parseRegressions(text: string, file: string): Regression[] {
 
 const seedAt = (base: bigint, i: number) => ((base + BigInt(i)) & MASK64).toString();
 
-function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regression[], target?: Target): Task[] {
+/**
+ * A batch's tasks, made one at a time as they are handed out: --seeds
+ * 100000000 built them all first and ran out of heap (4.5 GB) before any ran.
+ */
+export interface Tasks {
+  readonly length: number;
+  at(i: number): Task;
+}
+
+export function batchTasks(o: SimOptions, base: bigint, regressions: readonly Regression[], target?: Target): Tasks {
   const task = (id: number, seed: string, name?: ScenarioName, durationMs?: number): Task => ({
     id, seed, durationMs: durationMs ?? o.durationMs, defects: o.defects, ...(name ? { name } : {}), ...(target ? { target } : {}),
   });
   switch (o.mode) {
     case 'regressions':
-      return regressions.map((r, i) => task(i, r.seed.toString(), r.name ?? o.name, r.durationMs));
+      return { length: regressions.length, at: (i) => task(i, regressions[i]!.seed.toString(), regressions[i]!.name ?? o.name, regressions[i]!.durationMs) };
     case 'determinism': {
       // Each seed twice, the copies far apart in the queue: usually in another job, after other runs.
       const n = o.count!;
-      return Array.from({ length: 2 * n }, (_, i) => task(i, seedAt(base, i % n), o.name));
+      return { length: 2 * n, at: (i) => task(i, seedAt(base, i % n), o.name) };
     }
     default:
-      return Array.from({ length: o.count! }, (_, i) => task(i, seedAt(base, i), o.name));
+      return { length: o.count!, at: (i) => task(i, seedAt(base, i), o.name) };
   }
+}
+
+/** The command that runs again the `ran` seeds a budget let run; none when none ran (--seeds 0 is refused). */
+export function againCommand(o: Pick<SimOptions, 'name' | 'durationMs' | 'defects'>, ran: number, base: bigint, target?: Target): string | null {
+  if (ran === 0) return null;
+  return `npx drover sim ${target ? `${targetArgs(target)} ` : ''}--seeds ${ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
 }
 
 // ---- job processes
@@ -360,7 +375,7 @@ class Pool {
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly tasks: readonly Task[],
+    private readonly tasks: Tasks,
     private readonly jobs: number,
     private readonly timeoutMs: number,
     private readonly onResult: (r: Result) => void,
@@ -458,7 +473,7 @@ class Pool {
       child.send({ type: 'stop' });
       return;
     }
-    st.task = this.tasks[this.next++]!;
+    st.task = this.tasks.at(this.next++);
     st.since = performance.now();
     child.send({ type: 'run', task: st.task });
   }
@@ -482,7 +497,7 @@ class Pool {
 
 /** One task in one job process, with the pool's wall-clock watchdog. */
 async function runOne(task: Task, timeoutMs: number): Promise<Result> {
-  const [r] = await new Pool([task], 1, timeoutMs, () => {}).run();
+  const [r] = await new Pool({ length: 1, at: () => task }, 1, timeoutMs, () => {}).run();
   return r!;
 }
 
@@ -647,7 +662,6 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     }
     jobs = Math.min(o.jobs, tasks.length);
     const progress = new Progress(tasks.length, io.err);
-    const byId = new Map(tasks.map((t) => [t.id, t]));
     const budgetEnd = o.budgetSeconds === undefined ? Infinity : t0 + o.budgetSeconds * 1000;
     const pool = new Pool(tasks, jobs, o.timeoutSeconds * 1000, (r) => {
       progress.tick(r.failure !== null);
@@ -659,12 +673,12 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     results = await pool.run();
     progress.end();
     if (pool.ran < tasks.length) {
-      const again = `npx drover sim ${target ? `${targetArgs(target)} ` : ''}--seeds ${pool.ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
-      text.write(`drover sim: the ${o.budgetSeconds} s budget ran out: ${pool.ran} of ${tasks.length} seeds ran (those again: ${again})\n`);
+      const again = againCommand(o, pool.ran, base, target);
+      text.write(`drover sim: the ${o.budgetSeconds} s budget ran out: ${pool.ran} of ${tasks.length} seeds ran${again ? ` (those again: ${again})` : ''}\n`);
       extra.push(['budget', `${pool.ran} of ${tasks.length} seeds in ${o.budgetSeconds} s`]);
-      report.budget = { ran: pool.ran, of: tasks.length, again };
+      report.budget = { ran: pool.ran, of: tasks.length, ...(again ? { again } : {}) };
     }
-    failures = results.filter((r) => r.failure).map((r) => ({ task: byId.get(r.id)!, result: r }));
+    failures = results.filter((r) => r.failure).map((r) => ({ task: tasks.at(r.id), result: r }));
     if (o.mode === 'determinism') {
       const n = o.count!;
       const differ: string[] = [];
@@ -680,7 +694,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       if (differ.length > 0) {
         text.write(`NONDETERMINISTIC: ${differ.length} of ${n} seeds gave different traces on their two runs:\n${differ.join('\n')}\n`);
         const first = results[results.findIndex((r, i) => i < n && (r.traceHash !== results[i + n]!.traceHash))] ?? null;
-        if (first) text.write(await firstDifference(byId.get(first.id)!));
+        if (first) text.write(await firstDifference(tasks.at(first.id)));
       }
       // A run that fails does so on both copies: report each seed once.
       failures = failures.filter((f) => f.task.id < n || !failures.some((g) => g.task.id === f.task.id - n));

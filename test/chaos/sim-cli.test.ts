@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
 import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
-import { helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
+import { againCommand, batchTasks, helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
 import { duration, processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -360,6 +360,32 @@ describe('drover sim on the user\'s own deployment', () => {
       if (alive()) process.kill(-group, 'SIGKILL');
     }
   }, 40_000);
+
+  test('a huge batch makes its tasks as it hands them out: --seeds 100000000 --budget 1 runs in a 256 MB heap', async () => {
+    // All 100 million tasks built first took 4.5 GB of heap before any seed ran.
+    const args = ['sim', '--seeds', '100000000', '--from', '1', '--budget', '1', '--scenario', 'reload-storm', '--duration', '1', '--jobs', '1', '--json'];
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=256' } });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    const report = JSON.parse(out) as { budget: { ran: number; of: number; again?: string } };
+    expect(report.budget.of).toBe(100_000_000);
+    expect(report.budget.ran).toBeLessThan(1000);
+    const o = parseSimArgs(['--determinism', '100000000']);
+    const tasks = batchTasks(o, 7n, []);
+    expect(tasks.length).toBe(200_000_000);
+    expect(tasks.at(100_000_005)).toMatchObject({ id: 100_000_005, seed: '12' }); // the second run of seed 7 + 5
+    expect(batchTasks(parseSimArgs(['--seeds', '3']), (1n << 64n) - 1n, []).at(2).seed).toBe('1'); // wraps at 64 bits
+  }, 90_000);
+
+  test('a budget that ran out before any seed prints no command to run them again (--seeds 0 is refused)', () => {
+    const o = parseSimArgs(['--seeds', '50', '--budget', '1', '--scenario', 'hostile', '--duration', '2']);
+    expect(againCommand(o, 0, 0x10n)).toBeNull();
+    expect(againCommand(o, 7, 0x10n)).toBe('npx drover sim --seeds 7 --from 0x10 --scenario hostile --duration 2');
+  });
 
   test('a deployment that cannot be simulated: exit 2 with every problem', async () => {
     const dir = join(ROOT, 'test/chaos/fixtures/user-app');
