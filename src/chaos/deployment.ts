@@ -17,7 +17,6 @@
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { createNodeOs } from '../os/node/index.js';
 import type { Os } from '../os/types.js';
-import { cpuCount } from '../os/node/cpus.js';
 import { ConfigError, loadConfig } from '../runtime/config/index.js';
 import { loadConfigFile } from '../runtime/config/load.js';
 import type { Config } from '../runtime/config/types.js';
@@ -30,6 +29,15 @@ export const SIM_CONFIG = '/srv/drover.json';
 export const SIM_SOCK = '/run/drover/ctl.sock';
 export const SIM_LOG = '/var/log/drover.log';
 export const SIM_ADDR = { host: '127.0.0.1', port: 8000 } as const;
+/**
+ * The CPUs of the simulated machine: the worker counts that default from the
+ * CPU count (workers, min_workers, max_workers, workers_limit = 4 x CPUs) are
+ * those of a 2-CPU machine on every host, so a seed replays the same
+ * topology anywhere (the host's count made a replay under `taskset -c 0` run
+ * another one). Two: a small production machine, more than one worker (a
+ * KILLed worker leaves another serving), and cheap runs.
+ */
+export const SIM_CPUS = 2;
 /** The program a `command` companion becomes. */
 export const STAND_IN = 'sim-stand-in';
 
@@ -64,8 +72,8 @@ export async function loadDeployment(target: Target): Promise<Deployment> {
   // WEB_CONCURRENCY here must not make a run differ elsewhere.
   const os = view(createNodeOs({ programs: [], args: [] }), root);
   const argv = target.config !== undefined ? ['--config', target.config] : [target.app!];
-  // As `drover --check-config` would read it: every problem at once.
-  const resolved = await loadConfig(os, argv, cpuCount());
+  // As `drover --check-config` would read it (every problem at once), on the simulated machine's CPUs.
+  const resolved = await loadConfig(os, argv, SIM_CPUS);
   let data: Record<string, unknown> = {};
   if (target.config !== undefined) {
     const file = await loadConfigFile(os, resolve(root, target.config));
@@ -100,7 +108,7 @@ export async function loadDeployment(target: Target): Promise<Deployment> {
   config.bind = [`${SIM_ADDR.host}:${SIM_ADDR.port}`];
   config.control_socket = SIM_SOCK;
   config.error_log = SIM_LOG;
-  // The worker counts as drover would choose them on this machine (the simulated one has no CPUs to count).
+  // The worker counts as drover would choose them on the simulated machine (SIM_CPUS), written out.
   config.workers = resolved.workers;
   config.min_workers = resolved.min_workers;
   config.max_workers = resolved.max_workers;

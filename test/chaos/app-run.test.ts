@@ -3,10 +3,13 @@
 // of the user's app — code that threw, 5xx, lost requests, companions past
 // their stop_timeout, the network outside drover — with the same seed
 // giving the same run.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { blame, runApp } from '../../src/chaos/app-run.js';
-import { loadDeployment, MOUNT, type Deployment } from '../../src/chaos/deployment.js';
+import { loadDeployment, MOUNT, SIM_CPUS, type Deployment } from '../../src/chaos/deployment.js';
+import { cpuCount } from '../../src/os/node/cpus.js';
 import { parseMix } from '../../src/chaos/mix.js';
 import { ConfigError } from '../../src/runtime/config/errors.js';
 
@@ -43,6 +46,33 @@ describe('the deployment', () => {
     expect(d.config.app).toBe(`${MOUNT}/examples/hello.js`);
     expect(d.mix.rate).toBe(20);
     expect(d.mix.requests).toHaveLength(1);
+  });
+
+  test('the worker counts are those of the simulated machine, whatever CPUs the host has', async () => {
+    const counts = async () => {
+      const d = await loadDeployment({ app: 'examples/hello.js', cwd: ROOT });
+      const { workers, min_workers, max_workers, workers_limit } = d.config;
+      return { workers, min_workers, max_workers, workers_limit };
+    };
+    const sim = { workers: SIM_CPUS, min_workers: SIM_CPUS, max_workers: SIM_CPUS, workers_limit: 4 * SIM_CPUS };
+    expect(await counts()).toEqual(sim);
+    // A host of 1 CPU: a cgroup quota of one CPU, read from a fake cgroup tree (src/os/node/cpus.ts).
+    const dir = mkdtempSync(join(tmpdir(), 'drover-cpus-'));
+    mkdirSync(join(dir, 'app'));
+    writeFileSync(join(dir, 'app', 'cpu.max'), '100000 100000\n');
+    writeFileSync(join(dir, 'cgroup'), '0::/app\n');
+    const saved = { root: process.env.DROVER_CGROUP_ROOT, proc: process.env.DROVER_PROC_CGROUP };
+    process.env.DROVER_CGROUP_ROOT = dir;
+    process.env.DROVER_PROC_CGROUP = join(dir, 'cgroup');
+    try {
+      expect(cpuCount()).toBe(1);
+      expect(await counts()).toEqual(sim);
+    } finally {
+      for (const [k, v] of [['DROVER_CGROUP_ROOT', saved.root], ['DROVER_PROC_CGROUP', saved.proc]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   test('an app outside the directory drover sim mounts is refused, naming it and the fix', async () => {
