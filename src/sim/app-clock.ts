@@ -46,8 +46,12 @@ import { ExitSignal, type Proc } from './processes.js';
 import { EV_CLOCK, EV_NONE, type Ev } from './scheduler.js';
 import { onSignal, signalIndex, SIGKILL_INDEX } from './signals.js';
 import { OWNER, fakeClock, runningClock } from './app-globals.js';
+import { Rng } from './random.js';
 
 type Fn = (...args: unknown[]) => unknown;
+
+/** Xored into a process's seed for its app's stream: any fixed 64-bit constant. */
+const APP_STREAM = 0x6a09e667f3bcc908n;
 
 /** The timer object fake-timers hands out (Node's Timeout or Immediate, as far as apps use one). */
 export interface Handle {
@@ -121,6 +125,8 @@ export class AppClock {
   console: unknown = null;
   /** The Os's own signal handlers, kept apart from p.handlers once app code listens to a signal. */
   private osHandlers: Array<(() => void) | null> | null = null;
+  /** Math.random and crypto's random functions for this process's app code (app-random.ts), made on first use. */
+  private appRng: Rng | null = null;
   private dispatchers: Array<() => unknown> | null = null;
 
   constructor(
@@ -131,6 +137,16 @@ export class AppClock {
     assert(p.clock === undefined, 'AppClock: one clock per process');
     assert(p.runnable, 'AppClock: made for a new process');
     this.origin = m.now;
+  }
+
+  /**
+   * The app's random numbers: a stream of their own, seeded from the
+   * process's (forked from the kernel's at spawn) without drawing from it,
+   * so an app that draws more or fewer shifts none of drover's draws.
+   */
+  appRandom(): Rng {
+    this.appRng ??= new Rng(this.p.rng.seed ^ APP_STREAM);
+    return this.appRng;
   }
 
   /** Its kernel's hooks (KernelOptions.hooks). */

@@ -40,7 +40,9 @@
 // added while a run is under way is the host's as usual, but sees a process's
 // rejection too (after the process crashed).
 //
-// The network outside drover (net-guard.ts) is guarded while a kernel runs.
+// The network outside drover (net-guard.ts) is guarded while a kernel runs,
+// and Math.random and crypto's random functions are the process's own
+// seeded streams (the section "random" below).
 //
 // `process` and `console` (the section "process" below): app code sees its
 // own simulated process. process.pid, ppid and env, stdout, stderr, exit,
@@ -55,6 +57,8 @@
 // is the host's Date.
 import type { Hooks } from '../os/hooks.js';
 import { Console } from 'node:console';
+import cryptoModule from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { Writable } from 'node:stream';
@@ -65,6 +69,7 @@ import { assert } from '../os/assert.js';
 import { OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { AppClock, Handle } from './app-clock.js';
 import { guardNet, unguardNet } from './net-guard.js';
+import type { Rng } from './random.js';
 
 /** On each timer a simulated process made: its clock. */
 export const OWNER = Symbol('drover.sim.clock');
@@ -363,6 +368,7 @@ export function runStarted(): void {
   takeRejections();
   takeProcess();
   guardNet(simulatedProcessRunning);
+  seedRandom();
 }
 
 export function runEnded(): void {
@@ -376,6 +382,7 @@ export function runEnded(): void {
   giveBackProcess();
   giveBackRejections();
   unguardNet();
+  unseedRandom();
   assert(!installed && current === null && outer === undefined, 'runEnded: the last run leaves no process running and no reaction under way');
 }
 
@@ -1183,4 +1190,122 @@ function giveBackProcess(): void {
   for (const [key, fn] of hostMethods) assert((process as unknown as Record<string, Fn>)[key] === fn, "giveBackProcess: the host's method is back");
   hostProps.clear();
   hostMethods.clear();
+}
+
+// ------------------------------------------------------------------ random
+// Math.random and node:crypto's random functions (randomBytes, randomFill,
+// randomFillSync, randomInt, randomUUID, getRandomValues, and globalThis.crypto's
+// getRandomValues and randomUUID), while a kernel runs: called by a simulated
+// process they draw from its app stream (AppClock.appRandom, from the seed),
+// so an app that uses them answers the same for the same seed; called by the
+// host they are the host's. The trace records only byte counts, so without
+// this --determinism could not see an app's randomness.
+// Not covered: keys and IVs made inside crypto (generateKeyPair, createCipheriv
+// with a random IV made by OpenSSL), TLS, and native addons.
+
+const hostMathRandom = Math.random;
+const nodeCrypto = cryptoModule as unknown as Slot;
+const web = (G.crypto ?? null) as Slot | null;
+/** What was replaced, to put back as the last run ends. */
+let randomUndo: (() => void)[] = [];
+
+/** The running process's app stream; null: the host runs. */
+function appRng(): Rng | null {
+  assert(current === null || installed, "appRng: a process runs only with the simulator's globals in");
+  return current === null ? null : current.appRandom();
+}
+
+/** Uniform in [0, 1) with 53 random bits, as V8's Math.random. */
+function float53(r: Rng): number {
+  return ((r.u32() >>> 5) * 67108864 + (r.u32() >>> 6)) / 9007199254740992;
+}
+
+function fillBytes(r: Rng, view: ArrayBufferView, offset = 0, size = view.byteLength - offset): void {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
+  for (let i = 0; i < bytes.length; i += 4) {
+    let u = r.u32();
+    for (let j = i; j < i + 4 && j < bytes.length; j++, u >>>= 8) bytes[j] = u & 0xff;
+  }
+}
+
+function uuid(r: Rng): string {
+  const b = new Uint8Array(16);
+  fillBytes(r, b);
+  b[6] = (b[6]! & 0x0f) | 0x40; // version 4
+  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 4122 variant
+  const h = Buffer.from(b).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** A callback API: called back on the process's next tick, as the threadpool would call back later. */
+function callBack(cb: unknown, ...args: unknown[]): void {
+  if (typeof cb === 'function') simNextTick(cb as Fn, ...args);
+}
+
+const simRandoms: Record<string, (r: Rng, args: unknown[]) => unknown> = {
+  randomBytes(r, [size, cb]) {
+    const b = Buffer.alloc(size as number);
+    fillBytes(r, b);
+    if (typeof cb !== 'function') return b;
+    callBack(cb, null, b);
+    return undefined;
+  },
+  randomFillSync(r, [buf, offset, size]) {
+    fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
+    return buf;
+  },
+  randomFill(r, args) {
+    const cb = args.pop();
+    const [buf, offset, size] = args;
+    fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
+    callBack(cb, null, buf);
+  },
+  randomInt(r, args) {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+    const [min, max] = args.length === 1 ? [0, args[0] as number] : [args[0] as number, args[1] as number];
+    const n = min + Math.floor(float53(r) * (max - min));
+    if (cb === undefined) return n;
+    callBack(cb, null, n);
+    return undefined;
+  },
+  randomUUID: (r) => uuid(r),
+  getRandomValues(r, [view]) {
+    fillBytes(r, view as ArrayBufferView);
+    return view;
+  },
+};
+
+/** Replace obj[key] with a function that draws from the running process's stream, or calls the host's. */
+function seedOne(obj: Slot, key: string, sim: (r: Rng, args: unknown[]) => unknown): void {
+  const desc = Object.getOwnPropertyDescriptor(obj, key) ?? Object.getOwnPropertyDescriptor(Object.getPrototypeOf(obj) as object, key);
+  const orig = obj[key];
+  // crypto.getRandomValues is a fixed getter of a function that calls globalThis.crypto's, which is seeded.
+  if (desc === undefined || typeof orig !== 'function' || desc.configurable !== true) return;
+  const own = Object.hasOwn(obj, key);
+  const seeded = function (this: unknown, ...args: unknown[]): unknown {
+    const r = appRng();
+    // Called without what it needs: the host's throws its own error (nothing is drawn).
+    if (r === null || (args.length === 0 && key !== 'random' && key !== 'randomUUID')) return Reflect.apply(orig as Fn, this, args);
+    return sim(r, args);
+  };
+  Object.defineProperty(seeded, 'name', { value: (orig as Fn).name });
+  Object.defineProperty(obj, key, { value: seeded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
+  randomUndo.push(own ? () => Object.defineProperty(obj, key, desc) : () => delete obj[key]);
+}
+
+function seedRandom(): void {
+  assert(randomUndo.length === 0, 'seedRandom: once, as the first run starts');
+  seedOne(Math as unknown as Slot, 'random', (r) => float53(r));
+  for (const [key, sim] of Object.entries(simRandoms)) seedOne(nodeCrypto, key, sim);
+  if (web !== null) for (const key of ['getRandomValues', 'randomUUID']) seedOne(web, key, simRandoms[key]!);
+  // So that `import { randomUUID } from 'node:crypto'` gets the seeded one too (and the host's back).
+  syncBuiltinESMExports();
+  assert(Math.random !== hostMathRandom, 'seedRandom: Math.random is seeded');
+}
+
+function unseedRandom(): void {
+  for (const f of randomUndo) f();
+  randomUndo = [];
+  syncBuiltinESMExports();
+  assert(Math.random === hostMathRandom, "unseedRandom: Math.random is the host's again");
 }

@@ -28,7 +28,11 @@ export class Rng {
   private c = 0;
   private d = 0;
 
+  /** The seed it was made from: an app's own stream is derived from its process's without drawing from it (app-random.ts). */
+  readonly seed: bigint;
+
   constructor(seed: bigint) {
+    this.seed = seed;
     // Every caller hands a 64-bit seed (seedToBigInt, fork, a seed xor a 64-bit constant); the mask below is belt and braces.
     assert(seed >= 0n && seed <= MASK64, () => `Rng: seed ${seed} is not an unsigned 64-bit integer`);
     // splitmix64, two outputs, split into four 32-bit words. BigInt is fine
