@@ -20,8 +20,14 @@
 // with an error (the app sees it at its call, with its stack); fetch and
 // dns.promises, which report every error as a rejected promise, return one.
 //
+// Processes on the host are refused the same way: node:child_process's
+// spawn, exec, execFile, fork and their Sync forms (and the promisified exec
+// and execFile) fail with ERR_DROVER_NOT_SIMULATED, naming the caller.
+//
 // Not covered: dns.Resolver instances, undici imported as a package, native
-// addons, child processes.
+// addons, worker_threads.
+import childProcess from 'node:child_process';
+import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import http from 'node:http';
@@ -31,6 +37,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { assert } from '../os/assert.js';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -42,6 +49,10 @@ export const NOT_SIMULATED = 'ERR_DROVER_NOT_SIMULATED';
 const OWN = fileURLToPath(new URL('..', import.meta.url));
 // blame's startsWith(OWN) must not take a sibling (src-old/) for drover's own.
 assert(OWN.endsWith('/') || OWN.endsWith('\\'), 'net-guard: drover\'s tree is named as a directory');
+/** node:child_process's entry points: each starts a process on the host, which no seed decides and nothing stops. */
+const CHILD_CALLS = ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'];
+const NETWORK = 'the network outside drover is not simulated';
+const PROCESSES = 'processes on the host are not simulated (node:child_process)';
 const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'];
 
 /** No kernel runs: nothing is guarded (only a wrapper kept from a run's time may still ask). */
@@ -81,10 +92,13 @@ export function guardNet(simulated: () => boolean): void {
   }
   wrap(dgram as unknown as Obj, 'createSocket', 'dgram.createSocket');
   wrap(globalThis as unknown as Obj, 'fetch', 'fetch', undefined, true);
+  // A user app's spawn('sleep', ['1000']) left real processes behind after drover sim exited.
+  for (const k of CHILD_CALLS) wrap(childProcess as unknown as Obj, k, `child_process.${k}`, undefined, false, PROCESSES);
   // So that `import { request } from 'node:http'` gets the wrapper too (and the original back).
   syncBuiltinESMExports();
   assert(undo.length > 0, 'guardNet: the entry points are wrapped');
   assert(httpNs.request === http.request, 'guardNet: the ESM exports are the wrappers too');
+  assert(childProcessNs.spawn === childProcess.spawn, 'guardNet: the ESM exports of child_process are the wrappers too');
 }
 
 /** Every entry point is the original again. */
@@ -99,7 +113,7 @@ export function unguardNet(): void {
   assert(httpNs.request === http.request, 'unguardNet: the ESM exports are the originals again');
 }
 
-function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false): void {
+function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false, kind = NETWORK): void {
   const desc = Object.getOwnPropertyDescriptor(obj, key);
   const orig = obj[key];
   if (desc === undefined || typeof orig !== 'function') return; // fetch under --no-experimental-fetch
@@ -109,7 +123,7 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
   const guarded = function (this: unknown, ...args: unknown[]): unknown {
     if (running() && (allowed === undefined || !allowed(args))) {
       assert(undo.length > 0, 'guarded: a call is refused only while the guards are in');
-      const err = notSimulated(what, guarded);
+      const err = notSimulated(what, guarded, kind);
       if (rejects) return Promise.reject(err);
       throw err;
     }
@@ -117,9 +131,19 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
   };
   // name, length and what Node hangs on it (dns.lookup's promisify rule), so that host code sees no difference.
   for (const k of Reflect.ownKeys(orig)) {
+    if (k === promisify.custom && kind === PROCESSES) continue; // guarded below
     if (k !== 'prototype' && k !== 'arguments' && k !== 'caller') Object.defineProperty(guarded, k, Object.getOwnPropertyDescriptor(orig, k)!);
   }
   assert(guarded.name === (orig as Fn).name && guarded.length === (orig as Fn).length, 'wrap: the guard has the name and length of the original');
+  // exec's and execFile's promisified forms call the original inside: guarded too, as a rejection.
+  const custom = (orig as { [promisify.custom]?: unknown })[promisify.custom];
+  if (kind === PROCESSES && typeof custom === 'function') {
+    const promised = function (this: unknown, ...args: unknown[]): unknown {
+      if (running()) return Promise.reject(notSimulated(`${what} (promisified)`, promised, kind));
+      return Reflect.apply(custom as Fn, this, args);
+    };
+    Object.defineProperty(guarded, promisify.custom, { value: promised, configurable: true });
+  }
   Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   guards.add(guarded);
   undo.push(() => Object.defineProperty(obj, key, desc));
@@ -139,12 +163,12 @@ function bringsConnection(args: unknown[], stock: Set<unknown>): boolean {
   return false;
 }
 
-function notSimulated(what: string, at: Fn): Error {
+function notSimulated(what: string, at: Fn, kind = NETWORK): Error {
   assert(running(), 'notSimulated: only a simulated process is refused');
   const who = callerOf(at);
   assert(who !== '', 'notSimulated: the message names the caller');
   const err = new Error(
-    `drover sim: the network outside drover is not simulated: ${who} called ${what}(); ` +
+    `drover sim: ${kind}: ${who} called ${what}(); ` +
       'run this code outside the simulator, or give the app a stand-in for it when DROVER_SIM is set',
   ) as Error & { code: string };
   err.code = NOT_SIMULATED;
