@@ -44,7 +44,7 @@ describe('durations: seconds in, milliseconds out', () => {
   it.each([['-1'], ['abc'], [''], ['1s'], ['1e3'], ['1,5'], ['NaN']])('refuses the text %j', (raw) => {
     expect(duration(raw, true)).toEqual(fails(/^expected a number of seconds >= 0 \(fractions allowed, e\.g\. 0\.5\), (written as a plain decimal without sign or exponent, )?got /));
     // A number >= 0 all the same (1e3) is told which form to write it in.
-    expect((duration(raw, true) as { problems: string[] }).problems[0]!.includes('plain decimal')).toBe(raw === '1e3');
+    expect((duration(raw, true) as unknown as { problems: string[] }).problems[0]!.includes('plain decimal')).toBe(raw === '1e3');
   });
   it('refuses what would silently change meaning: below 1 ms (0 disables), beyond what a Node timer holds', () => {
     expect(duration(0.0004, false)).toEqual({ ok: false, problems: ['expected 0 or at least 0.001 seconds, got 0.0004'] });
