@@ -220,8 +220,10 @@ export function openLogFile(os: Os, target: string): number {
       }
       continue;
     }
+    // A directory: the open says EISDIR, with its fix (nothing to fear from opening one).
+    if (st.isDirectory()) return os.fs.open(target, 'a', 0o644);
     if (st.isSymbolicLink() || !st.isFile()) {
-      throw new LogPathError(`it is ${st.isSymbolicLink() ? `a symlink (owned by uid ${st.uid})` : st.isDirectory() ? 'a directory' : 'a FIFO, socket or device'} ` +
+      throw new LogPathError(`it is ${st.isSymbolicLink() ? `a symlink (owned by uid ${st.uid})` : 'a FIFO, socket or device'} ` +
         `in ${dir}, which other users can write into: drover does not follow or open it there; remove it, or choose a directory of your own`);
     }
     if (st.uid !== os.uid && st.uid !== 0) {

@@ -146,6 +146,8 @@ export class AppClock {
    */
   appRandom(): Rng {
     this.appRng ??= new Rng(this.p.rng.seed ^ APP_STREAM);
+    // Its own stream, never the process's (which drover's own draws use).
+    assert(this.appRng !== this.p.rng, 'app clock: the app draws from the process\'s own stream');
     return this.appRng;
   }
 

@@ -1212,20 +1212,32 @@ let randomUndo: (() => void)[] = [];
 /** The running process's app stream; null: the host runs. */
 function appRng(): Rng | null {
   assert(current === null || installed, "appRng: a process runs only with the simulator's globals in");
-  return current === null ? null : current.appRandom();
+  const r = current === null ? null : current.appRandom();
+  assert(r === null || r === current!.appRandom(), "appRng: one stream a process, kept");
+  return r;
 }
 
 /** Uniform in [0, 1) with 53 random bits, as V8's Math.random. */
 function float53(r: Rng): number {
-  return ((r.u32() >>> 5) * 67108864 + (r.u32() >>> 6)) / 9007199254740992;
+  const hi = r.u32() >>> 5;
+  const lo = r.u32() >>> 6;
+  assert(hi < 134217728 && lo < 67108864, 'float53: 27 and 26 bits');
+  const x = (hi * 67108864 + lo) / 9007199254740992;
+  assert(x >= 0 && x < 1, () => `float53: ${x} outside [0, 1)`);
+  return x;
 }
 
 function fillBytes(r: Rng, view: ArrayBufferView, offset = 0, size = view.byteLength - offset): void {
   const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
+  assert(bytes.byteLength === size && offset + size <= view.byteLength, 'fillBytes: inside the view');
+  let drawn = 0;
   for (let i = 0; i < bytes.length; i += 4) {
     let u = r.u32();
+    drawn++;
     for (let j = i; j < i + 4 && j < bytes.length; j++, u >>>= 8) bytes[j] = u & 0xff;
   }
+  // Four bytes a draw: how many draws a fill takes depends on its size alone, so replays line up.
+  assert(drawn === Math.ceil(size / 4), 'fillBytes: one draw per four bytes');
 }
 
 function uuid(r: Rng): string {
@@ -1234,43 +1246,64 @@ function uuid(r: Rng): string {
   b[6] = (b[6]! & 0x0f) | 0x40; // version 4
   b[8] = (b[8]! & 0x3f) | 0x80; // RFC 4122 variant
   const h = Buffer.from(b).toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  assert(h.length === 32 && h[12] === '4', 'uuid: 16 bytes, version 4');
+  const u = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  assert(u.length === 36 && '89ab'.includes(u[19]!), 'uuid: RFC 4122 form and variant');
+  return u;
 }
 
 /** A callback API: called back on the process's next tick, as the threadpool would call back later. */
 function callBack(cb: unknown, ...args: unknown[]): void {
+  // Only a simulated process's call comes here (seedOne): its next tick is its own.
+  assert(current !== null && installed, 'callBack: a simulated process made the call');
+  assert(args[0] === null, 'callBack: the seeded functions never fail once they ran');
   if (typeof cb === 'function') simNextTick(cb as Fn, ...args);
 }
 
 const simRandoms: Record<string, (r: Rng, args: unknown[]) => unknown> = {
   randomBytes(r, [size, cb]) {
     const b = Buffer.alloc(size as number);
+    assert(b.length === size, 'randomBytes: the size asked for');
     fillBytes(r, b);
+    assert(cb === undefined || typeof cb === 'function' || typeof cb === 'object', 'randomBytes: a callback, or none');
     if (typeof cb !== 'function') return b;
     callBack(cb, null, b);
     return undefined;
   },
   randomFillSync(r, [buf, offset, size]) {
+    assert(ArrayBuffer.isView(buf), 'randomFillSync: a view to fill');
     fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
+    assert(size === undefined || (buf as ArrayBufferView).byteLength >= (size as number), 'randomFillSync: filled within it');
     return buf;
   },
   randomFill(r, args) {
     const cb = args.pop();
     const [buf, offset, size] = args;
+    assert(ArrayBuffer.isView(buf), 'randomFill: a view to fill');
     fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
+    assert(args.length <= 3, 'randomFill: a view, an offset and a size at most, then the callback');
     callBack(cb, null, buf);
   },
   randomInt(r, args) {
     const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
     const [min, max] = args.length === 1 ? [0, args[0] as number] : [args[0] as number, args[1] as number];
     const n = min + Math.floor(float53(r) * (max - min));
+    assert(!(n < min) && !(n > max), () => `randomInt: ${n} outside [${min}, ${max})`);
+    assert(args.length <= 2, 'randomInt: at most min and max, then the callback');
     if (cb === undefined) return n;
     callBack(cb, null, n);
     return undefined;
   },
-  randomUUID: (r) => uuid(r),
+  randomUUID(r) {
+    const u = uuid(r);
+    assert(typeof u === 'string', 'randomUUID: a string');
+    assert(current !== null, 'randomUUID: drawn by a simulated process');
+    return u;
+  },
   getRandomValues(r, [view]) {
+    assert(ArrayBuffer.isView(view), 'getRandomValues: a view to fill');
     fillBytes(r, view as ArrayBufferView);
+    assert(current !== null, 'getRandomValues: drawn by a simulated process');
     return view;
   },
 };
@@ -1282,7 +1315,9 @@ function seedOne(obj: Slot, key: string, sim: (r: Rng, args: unknown[]) => unkno
   // crypto.getRandomValues is a fixed getter of a function that calls globalThis.crypto's, which is seeded.
   if (desc === undefined || typeof orig !== 'function' || desc.configurable !== true) return;
   const own = Object.hasOwn(obj, key);
+  assert(randomUndo.every((u) => u !== undefined), 'seedOne: replaced functions are put back in order');
   const seeded = function (this: unknown, ...args: unknown[]): unknown {
+    assert(randomUndo.length > 0, 'seeded: called only while the seeded functions are in');
     const r = appRng();
     // Called without what it needs: the host's throws its own error (nothing is drawn).
     if (r === null || (args.length === 0 && key !== 'random' && key !== 'randomUUID')) return Reflect.apply(orig as Fn, this, args);
@@ -1291,6 +1326,7 @@ function seedOne(obj: Slot, key: string, sim: (r: Rng, args: unknown[]) => unkno
   Object.defineProperty(seeded, 'name', { value: (orig as Fn).name });
   Object.defineProperty(obj, key, { value: seeded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   randomUndo.push(own ? () => Object.defineProperty(obj, key, desc) : () => delete obj[key]);
+  assert(obj[key] === seeded, 'seedOne: the seeded function is in place');
 }
 
 function seedRandom(): void {
@@ -1301,9 +1337,11 @@ function seedRandom(): void {
   // So that `import { randomUUID } from 'node:crypto'` gets the seeded one too (and the host's back).
   syncBuiltinESMExports();
   assert(Math.random !== hostMathRandom, 'seedRandom: Math.random is seeded');
+  assert(randomUndo.length >= 1 + Object.keys(simRandoms).length - 1, "seedRandom: crypto's functions are seeded (getRandomValues may be a fixed getter)");
 }
 
 function unseedRandom(): void {
+  assert(randomUndo.length > 0, 'unseedRandom: after seedRandom');
   for (const f of randomUndo) f();
   randomUndo = [];
   syncBuiltinESMExports();

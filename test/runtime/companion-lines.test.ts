@@ -322,7 +322,8 @@ describe('Output: inherited lines prefixed, whole, one write per chunk; files un
     const written: string[] = [];
     const os = {
       stdout: { write: () => { throw new Error('nothing goes to stdout'); } },
-      fs: { open: () => 3, write: (_fd: number, t: string) => (written.push(t), Buffer.byteLength(t)), close: () => {} },
+      // /var/log is root's, writable by root alone: the log is opened as it is (openLogFile).
+      fs: { stat: () => ({ mode: 0o40755, uid: 0 }), open: () => 3, write: (_fd: number, t: string) => (written.push(t), Buffer.byteLength(t)), close: () => {} },
       hooks: {},
     } as unknown as Os;
     const lines = new Lines();
