@@ -256,7 +256,20 @@ describe('eviction: memory is fixed, learned slow routes outlive floods', () => 
     expect(p.size).toBe(4);
   });
 
-  test('a window all slow evicts the least recently touched slow entry; pinned hints never go', () => {
+  test('a flood of unique slow paths churns through itself: a slow route real traffic keeps touching stays, however old its last touch', () => {
+    const p = new Predictor({ capacity: 16, probe: 4, slowThresholdMs: 100 });
+    const ks = sameHome(16, 400);
+    for (let i = 0; i < 5; i++) p.observe(ks[0]!, 500); // a real slow route, seen 5 times
+    p.markSlow(ks[1]!, 500); // learned from another worker, then seen once here
+    p.observe(ks[1]!, 500);
+    for (const k of ks.slice(2)) p.observe(k, 1100); // 398 unique slow URLs, each once, all after
+    // Before: the window all slow lost its least recently touched entry, the real routes first.
+    expect(p.predict(ks[0]!)).toBe(true);
+    expect(p.predict(ks[1]!)).toBe(true);
+    expect(p.size).toBe(4);
+  });
+
+  test('a window all slow evicts the slow entry touched fewest times (ties: the least recent); pinned hints never go', () => {
     const p = new Predictor({ capacity: 16, probe: 2, slowThresholdMs: 100 });
     const ks = sameHome(16, 4);
     p.observe(ks[0]!, 500);

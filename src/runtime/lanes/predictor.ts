@@ -42,10 +42,14 @@
 // (8) slots from (key & mask), wrapping. Slots are never emptied one by
 // one, so a lookup stops at the first free slot. When a new route finds its
 // window full, it replaces the least recently touched (observed or marked)
-// fast entry of the window; only if the whole window is slow, the least
-// recently touched slow one; pinned hints never - and if the window is all
-// pinned, the observation is dropped. A flood of unique fast paths thus
-// churns through fast entries and leaves learned slow routes in place.
+// fast entry of the window; only if the whole window is slow, the slow one
+// touched fewest times (ties: the least recently); pinned hints never - and
+// if the window is all pinned, the observation is dropped. A flood of unique
+// fast paths thus churns through fast entries and leaves learned slow routes
+// in place; a flood of unique slow ones (each touched once) churns through
+// its own entries, not through routes that real traffic keeps touching (a
+// review evicted a learned route with 6,000 unique slow URLs). The count of
+// touches lives in the flags byte above its three bits, saturating at 31.
 // Recency is a 32-bit counter of touches, compared with wrapping arithmetic:
 // exact as long as an entry is not 2^32 touches older than another.
 //
@@ -85,6 +89,11 @@ export const HINT_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
 const SLOW = 1;
 const PINNED = 2;
 const USED = 4;
+/** One touch, in the flags byte's upper five bits (see the eviction rule). */
+const TOUCH = 8;
+const TOUCHES_MAX = 0xf8;
+/** The flags with one more touch counted, up to the bound. */
+const oneMore = (f: number): number => (f < TOUCHES_MAX ? f + TOUCH : f);
 
 /** A static hint, parsed: exact (one key a method) or a prefix (prefix states a method). */
 export interface CompiledHint {
@@ -216,11 +225,12 @@ export class Predictor {
     if (f !== 0) {
       const a = this.alpha * ms + (1 - this.alpha) * this.avg[j]!;
       this.avg[j] = a;
-      if (ms > thr) this.flags[j] = f | SLOW;
-      else if ((f & (SLOW | PINNED)) === SLOW && a < thr) this.flags[j] = f & ~SLOW;
+      if (ms > thr) this.flags[j] = oneMore(f) | SLOW;
+      else if ((f & (SLOW | PINNED)) === SLOW && a < thr) this.flags[j] = oneMore(f) & ~SLOW;
+      else this.flags[j] = oneMore(f);
     } else {
       this.avg[j] = ms;
-      this.flags[j] = ms > thr ? USED | SLOW : USED;
+      this.flags[j] = ms > thr ? USED | SLOW | TOUCH : USED | TOUCH;
     }
     // The rules: one observation over the threshold is slow at once; a hint stays slow; averages stay finite.
     assert(ms <= thr || (this.flags[j]! & SLOW) !== 0, 'predictor: an observation over the threshold left its route fast');
@@ -238,7 +248,7 @@ export class Predictor {
     const f = this.flags[j]!;
     if (f !== 0) this.avg[j] = Math.max(this.avg[j]!, given);
     else this.avg[j] = given;
-    this.flags[j] = f | USED | SLOW;
+    this.flags[j] = oneMore(f) | USED | SLOW;
     // News never lowers an average: the larger of the two stands.
     assert(this.avg[j]! >= given && this.avg[j]! < Infinity, 'predictor: markSlow lowered or broke the average');
     this.touched[j] = this.clock;
@@ -343,6 +353,7 @@ export class Predictor {
     let victim = -1;
     let victimAge = -1;
     let victimSlow = true;
+    let victimTouches = TOUCHES_MAX + 1;
     for (let p = 0; p < this.probe; p++) {
       const e = keys[j];
       if (e === k) return j;
@@ -358,11 +369,14 @@ export class Predictor {
       if ((f & PINNED) === 0) {
         const slow = (f & SLOW) !== 0;
         const age = (this.clock - this.touched[j]!) >>> 0;
-        // A fast entry beats any slow one; among equals, the oldest.
-        if ((victimSlow && !slow) || (slow === victimSlow && age > victimAge)) {
+        // Among slow ones the fewest touches; fast ones all count as equal (a flood of them churns itself).
+        const touches = slow ? f & TOUCHES_MAX : 0;
+        // A fast entry beats any slow one; among equals, the fewest touches, then the oldest.
+        if ((victimSlow && !slow) || (slow === victimSlow && (touches < victimTouches || (touches === victimTouches && age > victimAge)))) {
           victim = j;
           victimAge = age;
           victimSlow = slow;
+          victimTouches = touches;
         }
       }
       j = (j + 1) & mask;
