@@ -94,20 +94,19 @@ async function runAppTask(t: Task, target: Target, record: boolean): Promise<Res
   };
 }
 
-export async function runTask(t: Task, opts: { record?: boolean } = {}): Promise<Result> {
-  if (t.record === true) opts = { record: true };
-  if (t.target !== undefined) return runAppTask(t, t.target, opts.record === true);
+export async function runTask(t: Task): Promise<Result> {
+  if (t.target !== undefined) return runAppTask(t, t.target, t.record === true);
   const s = scenarioOf(t);
   const t0 = performance.now();
-  const r = await runScenario(s, { defects: t.defects, ...(t.faults ? { faults: t.faults } : {}), record: opts.record === true });
+  const r = await runScenario(s, { defects: t.defects, ...(t.faults ? { faults: t.faults } : {}), record: t.record === true });
   const failed = r.violation !== null;
   return {
     id: t.id, seed: t.seed, name: s.name, durationMs: s.durationMs,
     failure: r.violation ? { kind: 'violation', invariant: r.violation.invariant, message: r.violation.message, at: r.violation.at } : null,
     simulatedMs: r.simulatedMs, events: r.events, injected: r.injected, checks: r.checks, requests: r.requests, traceHash: r.traceHash,
     faults: r.faults,
-    timeline: failed || t.full || opts.record ? r.timeline : [],
-    logTail: failed || t.full || opts.record ? r.logTail : [],
+    timeline: failed || t.full || t.record ? r.timeline : [],
+    logTail: failed || t.full || t.record ? r.logTail : [],
     wallMs: performance.now() - t0,
   };
 }

@@ -770,15 +770,15 @@ function readRegressions(file: string): string {
  */
 async function recorded(task: Task, r: Result): Promise<Result> {
   if (r.failure?.kind !== 'violation') return r;
-  const again = await runTask(task, { record: true });
+  const again = await runTask({ ...task, record: true });
   if (again.traceHash === r.traceHash) return again;
   return { ...r, logTail: [...r.logTail, `(run again in the parent process, this seed gave trace hash ${again.traceHash}, not ${r.traceHash}: not deterministic?)`] };
 }
 
 /** Two runs of one seed in this process, recorded, and the first line where they part. */
 async function firstDifference(task: Task): Promise<string> {
-  const a = await runTask(task, { record: true });
-  const b = await runTask(task, { record: true });
+  const a = await runTask({ ...task, record: true });
+  const b = await runTask({ ...task, record: true });
   if (a.traceHash === b.traceHash) {
     return `  seed ${hex(task.seed)} run twice again in one process agrees (hash ${a.traceHash}): the difference shows only across job processes or after other runs\n`;
   }
