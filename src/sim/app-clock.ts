@@ -125,7 +125,7 @@ export class AppClock {
   console: unknown = null;
   /** The Os's own signal handlers, kept apart from p.handlers once app code listens to a signal. */
   private osHandlers: Array<(() => void) | null> | null = null;
-  /** Math.random and crypto's random functions for this process's app code (app-random.ts), made on first use. */
+  /** Math.random and crypto's random functions for this process's app code (app-globals.ts, "random"), made on first use. */
   private appRng: Rng | null = null;
   private dispatchers: Array<() => unknown> | null = null;
 

@@ -1219,30 +1219,35 @@ function appRng(): Rng | null {
 
 /** Uniform in [0, 1) with 53 random bits, as V8's Math.random. */
 function float53(r: Rng): number {
+  // Only the running process's stream: another's would shift its draws, and the replay with them.
+  assert(r === appRng(), "float53: drawn from the running process's own stream");
+  const d0 = r.draws;
   const hi = r.u32() >>> 5;
   const lo = r.u32() >>> 6;
-  assert(hi < 134217728 && lo < 67108864, 'float53: 27 and 26 bits');
+  assert(((r.draws - d0) | 0) === 2, 'float53: two draws, always');
   const x = (hi * 67108864 + lo) / 9007199254740992;
   assert(x >= 0 && x < 1, () => `float53: ${x} outside [0, 1)`);
   return x;
 }
 
-function fillBytes(r: Rng, view: ArrayBufferView, offset = 0, size = view.byteLength - offset): void {
+function fillBytes(r: Rng, view: ArrayBufferView, offset: number, size: number): void {
+  assert(r === appRng(), "fillBytes: drawn from the running process's own stream");
   const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, size);
   assert(bytes.byteLength === size && offset + size <= view.byteLength, 'fillBytes: inside the view');
-  let drawn = 0;
+  const d0 = r.draws;
   for (let i = 0; i < bytes.length; i += 4) {
     let u = r.u32();
-    drawn++;
     for (let j = i; j < i + 4 && j < bytes.length; j++, u >>>= 8) bytes[j] = u & 0xff;
   }
   // Four bytes a draw: how many draws a fill takes depends on its size alone, so replays line up.
-  assert(drawn === Math.ceil(size / 4), 'fillBytes: one draw per four bytes');
+  assert(((r.draws - d0) | 0) === Math.ceil(size / 4), 'fillBytes: one draw per four bytes');
 }
 
 function uuid(r: Rng): string {
   const b = new Uint8Array(16);
-  fillBytes(r, b);
+  const d0 = r.draws;
+  fillBytes(r, b, 0, 16);
+  assert(((r.draws - d0) | 0) === 4, 'uuid: four draws, always');
   b[6] = (b[6]! & 0x0f) | 0x40; // version 4
   b[8] = (b[8]! & 0x3f) | 0x80; // RFC 4122 variant
   const h = Buffer.from(b).toString('hex');
@@ -1257,53 +1262,81 @@ function callBack(cb: unknown, ...args: unknown[]): void {
   // Only a simulated process's call comes here (seedOne): its next tick is its own.
   assert(current !== null && installed, 'callBack: a simulated process made the call');
   assert(args[0] === null, 'callBack: the seeded functions never fail once they ran');
-  if (typeof cb === 'function') simNextTick(cb as Fn, ...args);
+  assert(typeof cb === 'function', 'callBack: only the callback forms call back (the others were left to the host)');
+  simNextTick(cb as Fn, ...args);
+}
+
+/** A seeded function's answer to arguments it does not take: the host's function runs, and throws Node's own error for them. */
+const HOST = Symbol('host');
+
+/** A view, and offset and size (as given) inside it: what the fill functions take; anything else is the host's to refuse. */
+function fillable(buf: unknown, offset: unknown, size: unknown): buf is ArrayBufferView {
+  if (!ArrayBuffer.isView(buf)) return false;
+  const at = offset ?? 0;
+  if (!Number.isSafeInteger(at) || (at as number) < 0 || (at as number) > buf.byteLength) return false;
+  if (size !== undefined && !(Number.isSafeInteger(size) && (size as number) >= 0 && (at as number) + (size as number) <= buf.byteLength)) return false;
+  // What it lets through, fillBytes can fill: a range inside the view's own bytes.
+  const n = (size as number | undefined) ?? buf.byteLength - (at as number);
+  assert(n >= 0 && (at as number) + n <= buf.byteLength, 'fillable: the range lies inside the view');
+  assert(buf.byteOffset + (at as number) + n <= buf.buffer.byteLength, 'fillable: and inside its buffer');
+  return true;
 }
 
 const simRandoms: Record<string, (r: Rng, args: unknown[]) => unknown> = {
   randomBytes(r, [size, cb]) {
+    if (!Number.isSafeInteger(size) || (size as number) < 0 || (size as number) > 2 ** 31 - 1) return HOST;
     const b = Buffer.alloc(size as number);
-    assert(b.length === size, 'randomBytes: the size asked for');
-    fillBytes(r, b);
-    assert(cb === undefined || typeof cb === 'function' || typeof cb === 'object', 'randomBytes: a callback, or none');
+    const d0 = r.draws;
+    fillBytes(r, b, 0, b.length);
+    assert(b.length === size && ((r.draws - d0) | 0) === Math.ceil(b.length / 4), 'randomBytes: the size asked for, from the stream');
     if (typeof cb !== 'function') return b;
     callBack(cb, null, b);
     return undefined;
   },
   randomFillSync(r, [buf, offset, size]) {
-    assert(ArrayBuffer.isView(buf), 'randomFillSync: a view to fill');
-    fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
-    assert(size === undefined || (buf as ArrayBufferView).byteLength >= (size as number), 'randomFillSync: filled within it');
+    if (!fillable(buf, offset, size)) return HOST;
+    const at = (offset as number | undefined) ?? 0;
+    const n = (size as number | undefined) ?? buf.byteLength - at;
+    const d0 = r.draws;
+    fillBytes(r, buf, at, n);
+    assert(((r.draws - d0) | 0) === Math.ceil(n / 4), 'randomFillSync: what it filled came from the stream');
     return buf;
   },
   randomFill(r, args) {
-    const cb = args.pop();
-    const [buf, offset, size] = args;
-    assert(ArrayBuffer.isView(buf), 'randomFill: a view to fill');
-    fillBytes(r, buf as ArrayBufferView, (offset as number | undefined) ?? 0, size as number | undefined);
-    assert(args.length <= 3, 'randomFill: a view, an offset and a size at most, then the callback');
+    const cb = args[args.length - 1];
+    const [buf, offset, size] = args.slice(0, -1);
+    if (typeof cb !== 'function' || args.length > 4 || !fillable(buf, offset, size)) return HOST;
+    const at = (offset as number | undefined) ?? 0;
+    const n = (size as number | undefined) ?? buf.byteLength - at;
+    const d0 = r.draws;
+    fillBytes(r, buf, at, n);
+    assert(((r.draws - d0) | 0) === Math.ceil(n / 4), 'randomFill: what it filled came from the stream');
     callBack(cb, null, buf);
+    return undefined;
   },
   randomInt(r, args) {
-    const cb = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
-    const [min, max] = args.length === 1 ? [0, args[0] as number] : [args[0] as number, args[1] as number];
-    const n = min + Math.floor(float53(r) * (max - min));
-    assert(!(n < min) && !(n > max), () => `randomInt: ${n} outside [${min}, ${max})`);
-    assert(args.length <= 2, 'randomInt: at most min and max, then the callback');
+    const cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
+    const bounds = cb === undefined ? args : args.slice(0, -1);
+    const [min, max] = bounds.length === 1 ? [0, bounds[0]] : [bounds[0], bounds[1]];
+    // Node's own range: safe integers, max - min at most 2^48.
+    if (bounds.length > 2 || !Number.isSafeInteger(min) || !Number.isSafeInteger(max) || !((max as number) > (min as number)) || (max as number) - (min as number) > 2 ** 48) return HOST;
+    const n = (min as number) + Math.floor(float53(r) * ((max as number) - (min as number)));
+    assert(Number.isSafeInteger(n), () => `randomInt: ${n} is not a safe integer`);
+    assert(n >= (min as number) && n < (max as number), () => `randomInt: ${n} outside [${String(min)}, ${String(max)})`);
     if (cb === undefined) return n;
     callBack(cb, null, n);
     return undefined;
   },
   randomUUID(r) {
     const u = uuid(r);
-    assert(typeof u === 'string', 'randomUUID: a string');
-    assert(current !== null, 'randomUUID: drawn by a simulated process');
+    assert(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(u), () => `randomUUID: ${u} is not a v4 UUID`);
     return u;
   },
   getRandomValues(r, [view]) {
-    assert(ArrayBuffer.isView(view), 'getRandomValues: a view to fill');
-    fillBytes(r, view as ArrayBufferView);
-    assert(current !== null, 'getRandomValues: drawn by a simulated process');
+    if (!fillable(view, 0, undefined) || view.byteLength > 65536) return HOST; // over 64 KiB: the host's QuotaExceededError
+    const d0 = r.draws;
+    fillBytes(r, view, 0, view.byteLength);
+    assert(((r.draws - d0) | 0) === Math.ceil(view.byteLength / 4), 'getRandomValues: what it filled came from the stream');
     return view;
   },
 };
@@ -1315,18 +1348,22 @@ function seedOne(obj: Slot, key: string, sim: (r: Rng, args: unknown[]) => unkno
   // crypto.getRandomValues is a fixed getter of a function that calls globalThis.crypto's, which is seeded.
   if (desc === undefined || typeof orig !== 'function' || desc.configurable !== true) return;
   const own = Object.hasOwn(obj, key);
-  assert(randomUndo.every((u) => u !== undefined), 'seedOne: replaced functions are put back in order');
+  const undos = randomUndo.length;
   const seeded = function (this: unknown, ...args: unknown[]): unknown {
-    assert(randomUndo.length > 0, 'seeded: called only while the seeded functions are in');
+    // The host's own calls (and one a module kept from a run's time, called after it) are the host's.
     const r = appRng();
-    // Called without what it needs: the host's throws its own error (nothing is drawn).
-    if (r === null || (args.length === 0 && key !== 'random' && key !== 'randomUUID')) return Reflect.apply(orig as Fn, this, args);
-    return sim(r, args);
+    const d0 = r?.draws;
+    const v = r === null ? HOST : sim(r, args);
+    // Arguments left to the host draw nothing from the stream: a call the app got wrong shifts no later draw.
+    assert(v !== HOST || r === null || r.draws === d0, () => `${key}: a call left to the host drew from the process's stream`);
+    assert(v === HOST || r!.draws !== d0 || key === 'getRandomValues' || key === 'randomFillSync' || key === 'randomFill' || key === 'randomBytes', () => `${key}: answered without drawing`);
+    return v === HOST ? Reflect.apply(orig as Fn, this, args) : v;
   };
   Object.defineProperty(seeded, 'name', { value: (orig as Fn).name });
   Object.defineProperty(obj, key, { value: seeded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   randomUndo.push(own ? () => Object.defineProperty(obj, key, desc) : () => delete obj[key]);
   assert(obj[key] === seeded, 'seedOne: the seeded function is in place');
+  assert(randomUndo.length === undos + 1, 'seedOne: one undo for each function replaced');
 }
 
 function seedRandom(): void {

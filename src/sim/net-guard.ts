@@ -139,8 +139,10 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
   const custom = (orig as { [promisify.custom]?: unknown })[promisify.custom];
   if (kind === PROCESSES && typeof custom === 'function') {
     const promised = function (this: unknown, ...args: unknown[]): unknown {
-      assert(kind === PROCESSES, 'promised: only child_process calls have their promisified form guarded');
-      if (running()) return Promise.reject(notSimulated(`${what} (promisified)`, promised, kind));
+      if (running()) {
+        assert(undo.length > 0, 'promised: a call is refused only while the guards are in');
+        return Promise.reject(notSimulated(`${what} (promisified)`, promised, kind));
+      }
       return Reflect.apply(custom as Fn, this, args);
     };
     Object.defineProperty(guarded, promisify.custom, { value: promised, configurable: true });

@@ -28,7 +28,7 @@ export class Rng {
   private c = 0;
   private d = 0;
 
-  /** The seed it was made from: an app's own stream is derived from its process's without drawing from it (app-random.ts). */
+  /** The seed it was made from: an app's own stream is derived from its process's without drawing from it (app-globals.ts, "random"). */
   readonly seed: bigint;
 
   constructor(seed: bigint) {
@@ -56,6 +56,12 @@ export class Rng {
     for (let i = 0; i < 12; i++) this.u32();
     // sfc32's fourth word is a counter: each draw moves it by one.
     assert(this.d === ((d0 + 12) | 0), 'Rng: twelve warm-up rounds ran');
+  }
+
+  /** Draws so far, as a wrapping int32: sfc32's fourth word counts them (compare differences with `| 0`). */
+  get draws(): number {
+    assert(this.d === (this.d | 0), 'Rng.draws: the counter word is an int32');
+    return this.d;
   }
 
   /** Uniform 32-bit unsigned integer. */
@@ -91,8 +97,11 @@ export class Rng {
 
   /** An independent stream: 64 fresh bits of this one seed a new generator. */
   fork(): Rng {
+    const d0 = this.d;
     const hi = BigInt(this.u32());
     const lo = BigInt(this.u32());
+    // Two draws, always: a fork shifts its parent's stream by a fixed amount, so what follows replays.
+    assert(((this.d - d0) | 0) === 2, 'Rng.fork: two draws');
     // 64 bits, no more: two halves that overlap would seed streams that collide.
     assert(hi <= 0xffffffffn, 'Rng.fork: the high half is 32 bits');
     assert(lo <= 0xffffffffn, 'Rng.fork: the low half is 32 bits');

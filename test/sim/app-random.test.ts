@@ -49,4 +49,31 @@ describe('randomness in app code', () => {
     expect(Math.random()).not.toBe(Math.random());
     expect(randomUUID()).not.toBe(randomUUID());
   });
+
+  it("wrong arguments get Node's own errors, as outside the simulator, and draw nothing from the stream", async () => {
+    const errs: string[] = [];
+    const { k } = boot({
+      main: (os) => {
+        const tryIt = (f: () => unknown) => {
+          try {
+            f();
+            errs.push('none');
+          } catch (e) {
+            errs.push((e as { code?: string }).code ?? String(e));
+          }
+        };
+        tryIt(() => randomBytes(-1));
+        tryIt(() => crypto.randomFillSync(Buffer.alloc(4), 8));
+        tryIt(() => crypto.randomInt(5, 5));
+        tryIt(() => crypto.getRandomValues('x' as unknown as Uint8Array));
+        os.stdout.write(`${Math.random()}\n`);
+      },
+    }, 7);
+    await k.run();
+    // Before: assertion failures inside the simulator, blamed on drover.
+    expect(errs).toEqual(['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE', 17]); // 17: the DOMException TypeMismatchError Web Crypto throws
+    const { k: k2 } = boot({ main: (os) => os.stdout.write(`${Math.random()}\n`) }, 7);
+    await k2.run();
+    expect(k.output.stdout).toBe(k2.output.stdout); // the refused calls moved nothing
+  });
 });
