@@ -78,6 +78,8 @@ export type ToArbiter =
   | { t: 'lane-want'; seq: number }
   | { t: 'lane-cancel'; seq: number }
   | { t: 'lane-done'; seq: number }
+  // ... the slow worker named for it refused the connection (gone or going): nothing reached it, the request waits again
+  | { t: 'lane-refused'; seq: number }
   // slow worker -> slow lane: it has let go of these requests (lane ids) the arbiter asked about
   | { t: 'lane-let-go'; ids: number[] }
   | ({ t: 'route' } & RouteNews);

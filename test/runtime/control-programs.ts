@@ -24,7 +24,7 @@ export const FAKE_STATS: LanesReport = {
       fast: { workers: 4, servedFast: 10234, servedSlow: 120 },
       slow: {
         workers: 2, queued: 3, running: 4, free: 0, shed: { full: 5, timeout: 1, noWorkers: 0 },
-        enqueued: 130, assigned: 127, completed: 120, failed: 2, cancelled: 1, serviceMs: 812.4,
+        enqueued: 130, assigned: 127, completed: 120, failed: 2, cancelled: 1, requeued: 0, serviceMs: 812.4,
       },
     },
     { generation: 2, fast: { workers: 1, servedFast: 7, servedSlow: 0 }, slow: null },

@@ -24,7 +24,7 @@ const STATS: LanesReport = {
       fast: { workers: 2, servedFast: 10234, servedSlow: 120 },
       slow: {
         workers: 1, queued: 3, running: 4, free: 0, shed: { full: 5, timeout: 1, noWorkers: 0 },
-        enqueued: 130, assigned: 127, completed: 120, failed: 2, cancelled: 1, serviceMs: 812.4,
+        enqueued: 130, assigned: 127, completed: 120, failed: 2, cancelled: 1, requeued: 0, serviceMs: 812.4,
       },
     },
     { generation: 4, fast: { workers: 1, servedFast: 0, servedSlow: 0 }, slow: null },

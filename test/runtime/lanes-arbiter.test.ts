@@ -77,3 +77,47 @@ test('a slow worker that dies with orphans frees them with itself; a retiring on
   expect(s.to(301)).toEqual([]); // no slow worker: it waits for the replacement
   expect(to(200).filter((m) => m.t === 'lane-orphans')).toHaveLength(1);
 });
+
+test('a slow worker dead but not yet reaped: the slot its last request freed is named to the next, whose fast worker finds it refused; that request waits again, first in line, and the worker takes no more', () => {
+  const { lanes, slow, fast, to, idle } = setup();
+  const a = fast(300);
+  const b = fast(301);
+  const c = fast(302);
+  lanes.want(a, 1);
+  lanes.want(b, 1);
+  lanes.want(c, 1);
+  const go = { t: 'lane-go', seq: 1, path: '/run/slow-1.sock' };
+  expect(to(300)).toEqual([go]);
+  // The slow worker dies with a's request; a's fast worker says so before the reap.
+  lanes.done(a, 1);
+  expect(to(301)).toEqual([go]); // named to a worker that is gone
+  lanes.refused(b, 1);
+  expect(to(301)).toEqual([go]); // no 502, no 503: it waits
+  expect(idle).toEqual([200]); // out of the lane (it runs nothing), and told to drain should it be alive
+  lanes.refused(b, 1); // twice: nothing more
+  lanes.slowGone(slow); // the reap: nothing of it left to fail
+  const table = new Workers();
+  const next = table.add(201, null, 1, 0, 'slow', '/run/slow-2.sock');
+  lanes.slowReady(next, '/run/slow-2.sock');
+  // b's request is older than c's: it goes first.
+  expect(to(301)).toEqual([go, { t: 'lane-go', seq: 1, path: '/run/slow-2.sock' }]);
+  expect(to(302)).toEqual([]);
+  lanes.done(b, 1);
+  expect(to(302)).toEqual([{ t: 'lane-go', seq: 1, path: '/run/slow-2.sock' }]);
+});
+
+test('refused after the reap (the request already failed with its worker): it still waits again, first in line', () => {
+  const { lanes, slow, fast, to } = setup();
+  const a = fast(300);
+  const b = fast(301);
+  lanes.want(a, 1);
+  lanes.done(a, 1);
+  lanes.want(a, 2);
+  lanes.want(b, 1);
+  lanes.slowGone(slow); // a's second request failed with it
+  lanes.refused(a, 2);
+  const table = new Workers();
+  lanes.slowReady(table.add(201, null, 1, 0, 'slow', '/run/slow-2.sock'), '/run/slow-2.sock');
+  expect(to(300).at(-1)).toEqual({ t: 'lane-go', seq: 2, path: '/run/slow-2.sock' });
+  expect(to(301)).toEqual([]);
+});

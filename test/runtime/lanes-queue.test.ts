@@ -252,6 +252,81 @@ describe('SlowLane: cancel, complete, workers leaving', () => {
   });
 });
 
+describe('SlowLane: requeue (the slow worker refused the connection)', () => {
+  it('a refused request waits again at the head, ahead of those queued after it, and takes the next slot', () => {
+    const l = lane({ queue: 5 }, [1, 2]);
+    expect(kinds(l.enqueue(10, 0))).toEqual(['10->1']);
+    expect(kinds(l.enqueue(11, 1))).toEqual(['11->2']);
+    expect(l.enqueue(12, 2)).toEqual([]);
+    expect(l.retireWorker(1)).toBe(1);
+    expect(l.requeue(10, 3)).toEqual([]);
+    expect(l.status(10)).toBe('queued');
+    expect(l.stats()).toMatchObject({ queued: 2, running: 1, workers: 1, requeued: 1, completed: 0, failed: 0, enqueued: 3 });
+    // It waits since the older of its assignment and the head's arrival: the deadline is the head's, not a fresh one.
+    expect(l.nextDeadline()).toBe(0 + 1000);
+    expect(kinds(l.addWorker(3, 4))).toEqual(['10->3']);
+    expect(kinds(l.complete(11, 5))).toEqual(['12->2']);
+    expect(l.removeWorker(1, 6)).toEqual({ failed: [], decisions: [] });
+  });
+
+  it('assigned after the head arrived, it waits as long as the head may: the head stays the oldest', () => {
+    const l = lane({ queue: 5 }, [1]);
+    l.enqueue(9, 0);
+    l.enqueue(10, 0);
+    l.enqueue(11, 5);
+    expect(kinds(l.complete(9, 10))).toEqual(['10->1']);
+    l.retireWorker(1);
+    expect(l.requeue(10, 12)).toEqual([]);
+    expect(l.nextDeadline()).toBe(5 + 1000);
+    expect(kinds(l.tick(1005))).toEqual(['10:queue-timeout', '11:queue-timeout']);
+  });
+
+  it('a free slot elsewhere takes it at once; a closed lane or queue 0 answers 503', () => {
+    const l = lane({ queue: 5 }, [1, 2]);
+    l.enqueue(10, 0);
+    l.retireWorker(1);
+    expect(kinds(l.requeue(10, 1))).toEqual(['10->2']);
+    const none = lane({ queue: 0 }, [1]);
+    none.enqueue(20, 0);
+    none.retireWorker(1);
+    expect(kinds(none.requeue(20, 1))).toEqual(['20:queue-full']);
+    const closed = lane({ queue: 5 }, [1]);
+    closed.enqueue(30, 0);
+    closed.retireWorker(1);
+    closed.close(1);
+    expect(kinds(closed.requeue(30, 2))).toEqual(['30:no-workers']);
+  });
+
+  it('a full queue sheds its newest to make room: the bound holds and the oldest are kept', () => {
+    const l = lane({ queue: 2 }, [1]);
+    l.enqueue(10, 0);
+    l.enqueue(11, 1);
+    l.enqueue(12, 2);
+    l.retireWorker(1);
+    expect(kinds(l.requeue(10, 3))).toEqual(['12:queue-full']);
+    expect(l.stats()).toMatchObject({ queued: 2, shed: { full: 1, timeout: 0, noWorkers: 0 } });
+    expect(kinds(l.addWorker(2, 4))).toEqual(['10->2']);
+  });
+
+  it('a request already failed by removeWorker comes back as new, at the head; a queued one is a bug', () => {
+    const l = lane({ queue: 5 }, [1]);
+    l.enqueue(10, 0);
+    l.enqueue(11, 1);
+    expect(l.removeWorker(1, 2).failed).toEqual([10]);
+    expect(l.requeue(10, 3)).toEqual([]);
+    expect(l.stats()).toMatchObject({ queued: 2, enqueued: 3, requeued: 0, failed: 1 });
+    expect(kinds(l.addWorker(2, 4))).toEqual(['10->2']);
+    expect(() => l.requeue(11, 5)).toThrow(/queued, not running/);
+  });
+
+  it('one that has waited out queue_timeout by then is answered 503 at once', () => {
+    const l = lane({ queue: 5, queueTimeout: 100 }, [1]);
+    l.enqueue(10, 0);
+    l.retireWorker(1);
+    expect(kinds(l.requeue(10, 150))).toEqual(['10:queue-timeout']);
+  });
+});
+
 describe('SlowLane: Retry-After', () => {
   it('is the expected wait rounded up to seconds, within 1..60', () => {
     expect(retryAfterSeconds(0)).toBe(1);
@@ -293,6 +368,7 @@ type Op =
   | { op: 'add'; reuse: boolean; pick: number; dt: number }
   | { op: 'remove'; pick: number; dt: number }
   | { op: 'retire'; pick: number }
+  | { op: 'requeue'; pick: number; dt: number }
   | { op: 'tick'; dt: number }
   | { op: 'close'; dt: number };
 
@@ -304,6 +380,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('add' as const), reuse: fc.boolean(), pick: fc.nat(), dt }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), pick: fc.nat(), dt }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('retire' as const), pick: fc.nat() }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('requeue' as const), pick: fc.nat(), dt }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('tick' as const), dt }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('close' as const), dt: fc.constant(0) }) },
 );
@@ -319,17 +396,19 @@ type Outcome = 'completed' | 'failed' | 'rejected' | 'cancelled';
 class Model {
   readonly queue: Array<{ id: number; at: number }> = [];
   readonly running = new Map<number, WorkerId>();
+  readonly assignedAt = new Map<number, number>();
   /** Live workers: load and the step at which they reached it (the tie-break order). */
   readonly workers = new Map<WorkerId, { load: number; since: number; retired?: boolean }>();
   readonly removed: WorkerId[] = [];
   readonly outcome = new Map<number, Outcome>();
   readonly enqueued: number[] = [];
+  nEnqueued = 0; // enqueue calls, and requeues of ids no longer running (they come back as new)
   closed = false;
   now = 0;
   seq = 0;
   nextId = 1;
   nextWorker = 1;
-  counts = { assigned: 0, completed: 0, failed: 0, cancelled: 0, full: 0, timeout: 0, noWorkers: 0 };
+  counts = { assigned: 0, completed: 0, failed: 0, cancelled: 0, requeued: 0, full: 0, timeout: 0, noWorkers: 0 };
 
   constructor(readonly limits: LaneLimits) {}
 
@@ -372,6 +451,7 @@ class Model {
       w.load++;
       w.since = this.seq++;
       this.running.set(d.id, d.worker);
+      this.assignedAt.set(d.id, this.now);
       this.counts.assigned++;
       return;
     }
@@ -423,11 +503,12 @@ function checkState(l: SlowLane, m: Model): void {
     workers: taking.length,
     free: taking.reduce((n, w) => n + limits.concurrency - w.load, 0),
     shed: { full: m.counts.full, timeout: m.counts.timeout, noWorkers: m.counts.noWorkers },
-    enqueued: m.enqueued.length,
+    enqueued: m.nEnqueued,
     assigned: m.counts.assigned,
     completed: m.counts.completed,
     failed: m.counts.failed,
     cancelled: m.counts.cancelled,
+    requeued: m.counts.requeued,
     serviceMs: s.serviceMs,
   });
   if (s.queued > limits.queue) throw new Error(`${s.queued} queued > limit ${limits.queue}`);
@@ -461,6 +542,7 @@ function step(l: SlowLane, m: Model, o: Op): void {
     case 'enqueue': {
       fresh = m.nextId++;
       m.enqueued.push(fresh);
+      m.nEnqueued++;
       ds = l.enqueue(fresh, now);
       break;
     }
@@ -526,6 +608,68 @@ function step(l: SlowLane, m: Model, o: Op): void {
       if (st) st.retired = true;
       break;
     }
+    case 'requeue': {
+      // Mostly a running id (its worker refused it); now and then one removeWorker failed first.
+      const failed = [...m.outcome].filter(([, how]) => how === 'failed').map(([id]) => id);
+      const pool = o.pick % 6 === 5 ? failed : [...m.running.keys()];
+      const id = pickOf(pool, o.pick >> 3);
+      if (id === undefined) return step(l, m, { op: 'tick', dt: 0 });
+      let since = now;
+      const w = m.running.get(id);
+      if (w !== undefined) {
+        const st = m.workers.get(w)!;
+        expect(l.retireWorker(w)).toBe(st.load); // the caller retires the worker that refused first
+        st.retired = true;
+        m.running.delete(id);
+        st.load--;
+        st.since = m.seq++;
+        since = m.assignedAt.get(id)!;
+        m.counts.requeued++;
+      } else {
+        m.outcome.delete(id);
+        m.nEnqueued++;
+      }
+      ds = l.requeue(id, now);
+      // What it must decide: expiries of the old heads, then a slot, a 503, or the head (making room by shedding the newest).
+      const want: string[] = [];
+      const expireHeads = () => {
+        while (m.queue.length > 0 && now - m.queue[0]!.at >= m.limits.queueTimeout) {
+          const q = m.queue.shift()!;
+          want.push(`${q.id}:queue-timeout`);
+          m.end(q.id, 'rejected');
+          m.counts.timeout++;
+        }
+      };
+      expireHeads();
+      const free = m.freeWorkers();
+      if (m.closed) {
+        want.push(`${id}:no-workers`);
+        m.end(id, 'rejected');
+        m.counts.noWorkers++;
+      } else if (free.length > 0) {
+        if (m.queue.length > 0) throw new Error(`requeue of ${id}: ${m.queue.length} queued while a slot is free`);
+        const d = ds[want.length];
+        want.push(d?.kind === 'assign' && d.id === id ? `${id}->${d.worker}` : `${id}->(a free slot)`);
+        if (d?.kind === 'assign') m.apply(d, { call: 'enqueue', fresh: id });
+      } else if (m.limits.queue === 0) {
+        want.push(`${id}:queue-full`);
+        m.end(id, 'rejected');
+        m.counts.full++;
+      } else {
+        if (m.queue.length === m.limits.queue) {
+          const q = m.queue.pop()!;
+          want.push(`${q.id}:queue-full`);
+          m.end(q.id, 'rejected');
+          m.counts.full++;
+        }
+        m.queue.unshift({ id, at: m.queue.length > 0 ? Math.min(since, m.queue[0]!.at) : since });
+        expireHeads();
+      }
+      expect(kinds(ds)).toEqual(want);
+      for (const d of ds) if (d.kind === 'reject') expect(d.status).toBe(503);
+      checkState(l, m);
+      return;
+    }
     case 'tick':
       ds = l.tick(now);
       break;
@@ -556,6 +700,7 @@ describe('SlowLane: model-based property', () => {
         for (let i = 0; i < 1000 && (m.running.size > 0 || m.queue.length > 0); i++) step(l, m, { op: 'complete', pick: 0, dt: 1 });
         expect(m.queue.length + m.running.size).toBe(0);
         expect(m.outcome.size).toBe(m.enqueued.length);
+        expect(l.stats().requeued).toBe(m.counts.requeued);
       }),
       { numRuns: 400 },
     );

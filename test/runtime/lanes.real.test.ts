@@ -1,6 +1,6 @@
 // Lanes on the real OS: real processes, a real CPU-bound route, the slow
 // lane's own Unix sockets, real signals.
-import { readdirSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
@@ -86,6 +86,25 @@ test('a slow worker killed mid-request: the client gets 502, not a hang, and a n
   const next = Number((await d.waitFor(/slow-lane worker (\d+) booted[^]*slow-lane worker (\d+) booted/))[2]);
   expect(next).not.toBe(slowPid);
   expect(Number((await get(port, '/burn?ms=10')).body)).toBe(next);
+});
+
+test('a slow worker whose socket was removed (a tmp cleaner) is replaced; the request that found it refused waits and is served (no 502)', async () => {
+  // The same path as a slow worker dead but not yet reaped, whose freed slot
+  // was named to the next request: its fast worker finds the socket refused
+  // (ENOENT here, ECONNREFUSED there), nothing was sent, so it asks again.
+  const { d, port, runtime, slowPid } = await lanes('--slow-routes', 'GET /burn');
+  const dir = join(runtime, 'drover', readdirSync(join(runtime, 'drover')).find((n) => n.startsWith('lanes-'))!);
+  const from = d.log().length;
+  for (const s of readdirSync(dir)) rmSync(join(dir, s));
+  const r = await get(port, '/burn?ms=10');
+  expect(r.status).toBe(200);
+  const log = d.log().slice(from);
+  expect(log).toMatch(new RegExp(`slow-lane worker ${slowPid} refused a connection`));
+  const next = Number(/slow-lane worker (\d+) booted/.exec(log)![1]);
+  expect(Number(r.body)).toBe(next);
+  expect(Number((await get(port, '/burn?ms=10')).body)).toBe(next);
+  await sleep(500);
+  expect(alive(slowPid)).toBe(false); // drained: it served nobody any more
 });
 
 test('fast workers killed while a request runs in the slow lane: its slot stays taken until the slow worker lets go', { timeout: 60_000 }, async () => {

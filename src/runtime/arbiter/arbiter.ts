@@ -851,6 +851,8 @@ class Arbiter {
         return this.lanes.cancel(w, m.seq);
       case 'lane-done':
         return this.lanes.done(w, m.seq);
+      case 'lane-refused':
+        return this.lanes.refused(w, m.seq);
       case 'lane-let-go':
         return this.lanes.letGo(w, Array.isArray(m.ids) ? m.ids : []);
       case 'route':

@@ -141,6 +141,40 @@ export class Lanes {
   }
 
   /**
+   * The slow worker named for request `seq` refused its connection
+   * (ECONNREFUSED, ENOENT): it died, or is dying, before its reap, and
+   * nothing of the request reached it. It takes no more requests, and the
+   * request waits again at the head of the queue (queue.ts requeue). Without
+   * this, a slot freed by the request that died with it was handed to the
+   * next one in the queue, which got a 502.
+   */
+  refused(fast: Worker, seq: number): void {
+    const g = this.gens.get(fast.generation);
+    const id = laneId(fast.pid, seq);
+    if (!g) {
+      this.host.send(fast.pid, { t: 'lane-no', seq, retryAfter: 1, reason: 'no-workers' });
+      return;
+    }
+    // Only a request the fast worker holds in the lane: a stale or doubled word changes nothing.
+    if (!g.live.get(fast.pid)?.has(id) || g.lane.status(id) === 'queued') return;
+    // Its fast worker is alive (it just wrote): the request is no orphan.
+    assert(!g.orphans.has(id), () => `lanes: orphan ${id} refused by its slow worker`);
+    const slow = g.lane.workerOf(id);
+    if (slow !== undefined && !g.retiring.has(slow)) {
+      this.host.log.warning(`slow-lane worker ${slow} refused a connection: it takes no more requests, and the request waits again`);
+      g.retiring.add(slow);
+      g.lane.retireWorker(slow);
+    }
+    this.assignedAt.delete(id);
+    this.act(g, g.lane.requeue(id, this.host.os.now()));
+    if (slow !== undefined && g.retiring.has(slow) && g.lane.load(slow) === 0) this.release(g, slow);
+    // The worker that refused it takes nothing more; the request waits, runs elsewhere, or was answered 503.
+    assert(slow === undefined || g.lane.workerOf(id) !== slow, () => `lanes: request ${id} handed back to slow worker ${slow}, which refused it`);
+    assert(g.lane.status(id) !== undefined || !g.live.get(fast.pid)?.has(id), () => `lanes: request ${id} left the lane but not its fast worker's list`);
+    this.counted(g);
+  }
+
+  /**
    * A fast worker is gone: its queued requests leave the queue; its running
    * ones keep their slots until their slow workers say they have let go.
    */
@@ -220,8 +254,8 @@ export class Lanes {
       this.host.idle(slow.pid);
       return;
     }
-    // Once per worker: the arbiter retires one as it moves it to draining, which it does once.
-    assert(!g.retiring.has(slow.pid), () => `lanes: slow worker ${slow.pid} retired twice`);
+    // Already retiring: it refused a connection (refused), and is drained once idle.
+    if (g.retiring.has(slow.pid)) return;
     g.retiring.add(slow.pid);
     if (g.lane.retireWorker(slow.pid) === 0) this.release(g, slow.pid);
     // Released now (idle), or retiring with requests to finish; drained either way once idle.

@@ -286,7 +286,7 @@ export function formatStats(r: LanesReport): string {
       ['fast lane', fast],
       ['slow lane', `${s.workers} worker${s.workers === 1 ? '' : 's'}; ${s.queued} queued, ${s.running} running, ${s.free} free`],
       ['shed (503)', `${s.shed.full} queue full, ${s.shed.timeout} queue timeout, ${s.shed.noWorkers} no workers`],
-      ['finished', `${s.completed} completed, ${s.failed} failed, ${s.cancelled} cancelled; mean service ${s.serviceMs === null ? '-' : millis(s.serviceMs)}`],
+      ['finished', `${s.completed} completed, ${s.failed} failed, ${s.cancelled} cancelled${s.requeued > 0 ? `, ${s.requeued} sent again (their slow worker had gone)` : ''}; mean service ${s.serviceMs === null ? '-' : millis(s.serviceMs)}`],
     ]));
   });
   out.push('');

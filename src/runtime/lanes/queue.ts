@@ -54,9 +54,18 @@
 //   it once load(w) is 0, then calls removeWorker (nothing fails then).
 // - removeWorker(w): its running requests fail (returned; the fast workers
 //   answer 502 or reset), its slots vanish; queued requests stay queued.
+// - requeue(id): the slow worker named for a running request refused its
+//   connection, so nothing of it reached the app: its slot is given up and it
+//   waits again, at the queue's head (it is older than anything queued), as
+//   long as the request there may (or from its assignment, if that was
+//   later). The caller retires the worker that refused first. If the queue
+//   is full, its newest request is shed as 'queue-full' to make room: the
+//   queue keeps its oldest within its bound. Without it the request got a 502
+//   when a slow worker died between freeing its last slot and being reaped.
 // - Every enqueued id gets exactly one terminal outcome: assigned and then
-//   completed or failed, rejected, or cancelled. An id may be reused once it
-//   has had its outcome; enqueueing an id that is live throws (a bug).
+//   completed or failed, rejected, or cancelled (a requeue undoes an
+//   assignment and is no outcome). An id may be reused once it has had its
+//   outcome; enqueueing an id that is live throws (a bug).
 //
 // Retry-After (seconds, 1..60): the expected wait of a request joining the
 // queue now, (queued + 1) × service / slots, rounded up; `service` is an
@@ -123,6 +132,8 @@ export interface LaneStats {
   /** Totals since the lane was made. */
   readonly enqueued: number;
   readonly assigned: number;
+  /** Assignments undone because the slow worker refused the request (requeue). */
+  readonly requeued: number;
   readonly completed: number;
   readonly failed: number;
   readonly cancelled: number;
@@ -195,6 +206,7 @@ export class SlowLane {
   private nCompleted = 0;
   private nFailed = 0;
   private nCancelled = 0;
+  private nRequeued = 0;
   private shedFull = 0;
   private shedTimeout = 0;
   private shedNoWorkers = 0;
@@ -294,22 +306,10 @@ export class SlowLane {
     const at = this.where.get(id);
     let out: Decision[] | null = null;
     if (at !== undefined && at < 0) {
-      const w = -at - 1;
-      this.where.delete(id);
-      const base = w * this.conc;
-      const last = base + this.wLoad[w]! - 1;
-      assert(last >= base, 'slow lane: a running request on a worker that runs none');
-      let k = base;
-      while (this.rId[k] !== id && k < last) k++;
-      assert(this.rId[k] === id, 'slow lane: a running request missing from its worker\'s slots');
-      const sample = now - this.rAt[k]!;
+      const sample = now - this.vacate(-at - 1, id);
       // Assigned at the lane's clock, which only runs forward: a service time is never negative.
       assert(sample >= 0, 'slow lane: a request completed before it was assigned');
       this.service = this.service === null ? sample : this.service + SERVICE_ALPHA * (sample - this.service);
-      this.rId[k] = this.rId[last]!;
-      this.rAt[k] = this.rAt[last]!;
-      this.setLoad(w, this.wLoad[w]! - 1);
-      this.nRunning--;
       this.nCompleted++;
     }
     out = this.expire(now, out);
@@ -317,6 +317,63 @@ export class SlowLane {
     this.settled();
     assert(this.status(id) !== 'running', 'slow lane: a request still running after its complete()');
     return out ?? NONE;
+  }
+
+  /**
+   * The slow worker running `id` refused its connection (see the header):
+   * the request waits again at the queue's head, or gets a slot at once, or
+   * is rejected (the lane closed, or `queue` 0). An id not running (its
+   * worker's removeWorker came first) comes back as a new request, at the
+   * head. A queued id throws (a bug).
+   */
+  requeue(id: RequestId, now: number): readonly Decision[] {
+    if (!Number.isSafeInteger(id)) throw new TypeError(`slow lane: request id must be a safe integer, not ${id}`);
+    const at = this.where.get(id);
+    if (at !== undefined && at >= 0) throw new Error(`slow lane: request ${id} is queued, not running: nothing to requeue`);
+    now = this.clock(now);
+    let since = now;
+    if (at !== undefined) {
+      const w = -at - 1;
+      // Retired first by the caller: else the slot it frees would hand the request straight back to the worker that refused it.
+      assert(this.wRetired[w] === true, 'slow lane: a request requeued from a worker still taking requests');
+      since = this.vacate(w, id);
+      this.nRequeued++;
+    } else {
+      this.nEnqueued++;
+    }
+    const out = this.expire(now, null) ?? [];
+    let d: Decision | null = null;
+    if (this.closed) {
+      this.shedNoWorkers++;
+      d = { kind: 'reject', id, status: 503, retryAfter: retryAfterSeconds(this.timeout), reason: 'no-workers' };
+    } else {
+      const w = this.pick();
+      if (w >= 0) {
+        d = this.assign(w, id, now); // a free slot means an empty queue (work-conserving)
+      } else if (this.cap === 0) {
+        this.shedFull++;
+        d = { kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' };
+      } else {
+        if (this.qLen === this.cap) {
+          // Full: the newest waiting makes room for an older one, so the queue keeps its bound and its oldest.
+          const s = this.qTail;
+          const last = this.qId[s]!;
+          this.qRemove(s);
+          this.where.delete(last);
+          this.shedFull++;
+          out.push({ kind: 'reject', id: last, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' });
+        }
+        this.qUnshift(id, this.qHead >= 0 && this.qAt[this.qHead]! < since ? this.qAt[this.qHead]! : since);
+        // It may have waited its queue_timeout already (assigned long ago, or behind an old head).
+        this.expire(now, out);
+      }
+    }
+    if (d !== null) out.push(d);
+    this.settled();
+    // It is queued at the head, running, or had its outcome in `out`: never left where it was.
+    assert(this.status(id) === undefined ? out.some((x) => x.id === id && x.kind === 'reject') : this.status(id) === 'running' || this.qId[this.qHead] === id,
+      'slow lane: a requeued request is neither at the head, nor running, nor rejected');
+    return out.length > 0 ? out : NONE;
   }
 
   /** A slow worker is ready for requests: `concurrency` more slots, filled from the queue at once. */
@@ -503,6 +560,7 @@ export class SlowLane {
       completed: this.nCompleted,
       failed: this.nFailed,
       cancelled: this.nCancelled,
+      requeued: this.nRequeued,
       serviceMs: this.service,
     };
   }
@@ -517,10 +575,10 @@ export class SlowLane {
     assert(this.nRunning >= 0 && this.nRunning <= this.nWorkers * this.conc, 'slow lane: running outside 0..workers × concurrency');
     // Every live id in exactly one place: one entry of `where` per queued or running request.
     assert(this.where.size === this.qLen + this.nRunning, 'slow lane: where does not hold exactly the queued and running requests');
-    // Every enqueued id has had exactly one outcome, or waits in the queue; every assigned one is running or ended once.
-    assert(this.nEnqueued === this.qLen + this.nAssigned + this.nCancelled + this.shedFull + this.shedTimeout + this.shedNoWorkers,
+    // Every enqueued id has had exactly one outcome, or waits in the queue; every assignment runs, ended once, or was undone (requeue).
+    assert(this.nEnqueued + this.nRequeued === this.qLen + this.nAssigned + this.nCancelled + this.shedFull + this.shedTimeout + this.shedNoWorkers,
       'slow lane: enqueued requests and their outcomes do not add up');
-    assert(this.nAssigned === this.nRunning + this.nCompleted + this.nFailed, 'slow lane: assigned requests and their ends do not add up');
+    assert(this.nAssigned === this.nRunning + this.nCompleted + this.nFailed + this.nRequeued, 'slow lane: assigned requests and their ends do not add up');
     // Work-conserving: a request waits only while no slot is free.
     assert(this.qLen === 0 || this.pick() < 0, 'slow lane: a request is queued while a slot is free');
     // Closed: the queue was flushed and every later enqueue is rejected at once, until a worker comes.
@@ -621,6 +679,23 @@ export class SlowLane {
     return { kind: 'assign', id, worker: this.wId[w]! };
   }
 
+  /** Takes running request `id` off worker index w; answers when it was assigned. */
+  private vacate(w: number, id: RequestId): number {
+    this.where.delete(id);
+    const base = w * this.conc;
+    const last = base + this.wLoad[w]! - 1;
+    assert(last >= base, 'slow lane: a running request on a worker that runs none');
+    let k = base;
+    while (this.rId[k] !== id && k < last) k++;
+    assert(this.rId[k] === id, 'slow lane: a running request missing from its worker\'s slots');
+    const at = this.rAt[k]!;
+    this.rId[k] = this.rId[last]!;
+    this.rAt[k] = this.rAt[last]!;
+    this.setLoad(w, this.wLoad[w]! - 1);
+    this.nRunning--;
+    return at;
+  }
+
   private setLoad(w: number, load: number): void {
     const old = this.wLoad[w]!;
     assert(old >= 0 && load >= 0 && load <= this.conc, 'slow lane: a worker load outside 0..concurrency');
@@ -672,6 +747,25 @@ export class SlowLane {
     if (this.qTail >= 0) this.qNext[this.qTail] = s;
     else this.qHead = s;
     this.qTail = s;
+    this.qLen++;
+    this.where.set(id, s);
+  }
+
+  /** Puts `id` at the queue's head, waiting since `at` (no later than the request that was there). */
+  private qUnshift(id: RequestId, at: number): void {
+    const s = this.qFree;
+    assert(s >= 0 && this.qLen < this.cap, 'slow lane: a push onto a full queue');
+    assert(!this.where.has(id), 'slow lane: a request queued while already queued or running');
+    // The head stays the oldest: expiry looks at the head only.
+    assert(this.qHead < 0 || at <= this.qAt[this.qHead]!, 'slow lane: a request put ahead of an older one');
+    this.qFree = this.qNext[s]!;
+    this.qId[s] = id;
+    this.qAt[s] = at;
+    this.qPrev[s] = -1;
+    this.qNext[s] = this.qHead;
+    if (this.qHead >= 0) this.qPrev[this.qHead] = s;
+    else this.qTail = s;
+    this.qHead = s;
     this.qLen++;
     this.where.set(id, s);
   }

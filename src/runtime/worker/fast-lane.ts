@@ -125,6 +125,12 @@ export class FastLane {
         }
         const t0 = this.os.now();
         forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, w.body, this.buffer, (how, heldMs) => {
+          if (how === 'refused') {
+            // Its slow worker is gone: the request waits again in the lane (arbiter/lanes.ts refused).
+            this.waiting.set(m.seq, w);
+            this.send({ t: 'lane-refused', seq: m.seq });
+            return;
+          }
           this.send({ t: 'lane-done', seq: m.seq });
           if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0 - heldMs, w.res.statusCode);
         });

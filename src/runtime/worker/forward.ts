@@ -57,8 +57,16 @@ export interface Body {
   readonly trailers: readonly string[];
 }
 
-/** How a forwarded request ended: answered in full, or not (a 502 sent, the client reset, or the client left). */
-export type Outcome = 'answered' | 'failed' | 'client-gone';
+/**
+ * How a forwarded request ended: answered in full, or not (a 502 sent, the
+ * client reset, or the client left), or never begun: the slow worker refused
+ * the connection (it has died, or is dying, unreaped), so nothing was sent
+ * and nothing answered; the request may be given to another.
+ */
+export type Outcome = 'answered' | 'failed' | 'client-gone' | 'refused';
+
+/** Connect errors that say nobody is at the slow worker's socket: the worker, not this process, is the cause. */
+const GONE = new Set(['ECONNREFUSED', 'ENOENT']);
 
 /**
  * `done` is told how it ended, and for how many ms the answer was held back
@@ -85,7 +93,11 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     setHost: false,
     maxHeaderSize: ANSWER_HEAD_MAX,
     createConnection: (_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
-      os.connect({ path }).then((s) => cb(null, s), (e: Error) => cb(e));
+      os.connect({ path }).then((s) => cb(null, s), (e: Error & { code?: unknown }) => {
+        // Not EMFILE and the like: those are this process's, and another slow worker would fare no better.
+        if (!over && !gone && GONE.has(String(e.code))) end('refused');
+        cb(e);
+      });
       return undefined;
     },
   } as unknown as RequestOptions);
