@@ -639,6 +639,8 @@ async function unixPaths(os: Os, args: readonly string[]): Promise<void> {
   os.kill(holder.pid, 'SIGKILL');
   await reap(os, holder.pid);
   out.staleLeft = os.fs.exists(path);
+  // Connecting to it, its listener dead (the slow lane's fast workers rely on this: a refusal means nothing was sent).
+  out.staleConnect = await errnoAsync(os.connect({ path }));
   // Two listens at once over the stale socket: one has it, the other is refused (never both).
   const both = await Promise.allSettled([os.listen({ path }), os.listen({ path })]);
   const won = both.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

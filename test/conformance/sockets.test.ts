@@ -62,13 +62,14 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('pause-resume-creator', [dir]))).toEqual({ rounds: [true, true, true], errors: [], gone: true, refused: 'ENOENT' });
   });
 
-  test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one replaced (by one of two listens at once), a file kept', async () => {
+  test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one refuses connections and is replaced (by one of two listens at once), a file kept', async () => {
     const dir = world().tmp();
     expect(ok(await world().run('unix-paths', [dir]))).toEqual({
       tooLong: 'ENAMETOOLONG',
       longestOk: true,
       liveRefused: 'EADDRINUSE',
       staleLeft: true,
+      staleConnect: 'ECONNREFUSED',
       staleTakenOnce: 1,
       otherRefused: ['EADDRINUSE'],
       staleReplaced: true,
