@@ -10,6 +10,9 @@
 //   /hold?ms=N        answers `held` after N ms (default 60 s) without holding the loop
 //   /stamp            the time the app ran it (Date.now())
 //   /bighead?bytes=N  an answer with an N-byte header
+//   /trailered        a chunked answer that announces and sends a trailer (node:http throws
+//                     on the announcement where it cannot chunk: HEAD, an HTTP/1.0 client)
+//   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http
 export default function hostile(req, res) {
   const url = new URL(req.url, 'http://x');
   res.setHeader('x-pid', String(process.pid));
@@ -62,6 +65,15 @@ export default function hostile(req, res) {
       setTimeout(() => res.end('held'), Number(url.searchParams.get('ms') ?? 60_000));
       return;
     }
+    case '/trailered':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-sum' });
+      res.write('one,');
+      res.addTrailers({ 'x-sum': '7' });
+      res.end('two');
+      return;
+    case '/rawhead':
+      res.socket.end(`HTTP/1.1 ${url.searchParams.get('line')}\r\ncontent-length: 2\r\n\r\nok`);
+      return;
     case '/stamp':
       res.end(String(Date.now()));
       return;

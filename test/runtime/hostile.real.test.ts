@@ -733,3 +733,89 @@ test('descriptor exhaustion: a worker limited to 64 descriptors, hoarded by 60 i
   expect(Number(answerAt(client.text)!.body)).toBe(fast[0]); // the same worker: it did not die
   expect(d.log()).not.toMatch(/Worker \d+ (?:exited|was killed)/);
 });
+
+// --- Answers node:http refuses to frame -------------------------------------
+
+/** Worker pids booted so far: a worker that died is replaced, and its replacement adds one. */
+const boots = (d: Drover) => (d.log().match(/worker \d+ booted/g) ?? []).length;
+
+test('a Trailer request header on a request that is not chunked (GET, or a Content-Length body) goes to a slow route and back; no worker dies', LIMIT, async () => {
+  const { d, port, slowPid } = await serve(['--slow-routes', 'GET /burn,POST /echo'], { workers: 1 });
+  const booted = boots(d);
+  const c = await raw(port);
+  c.write('GET /burn?ms=1 HTTP/1.1\r\nHost: x\r\nTrailer: x-sum\r\n\r\n');
+  c.write('POST /echo HTTP/1.1\r\nHost: x\r\nTrailer: x-sum\r\nContent-Length: 2\r\n\r\nhi');
+  expect(await c.until(() => answers(c.text).length === 2, 5000)).toBe(true);
+  const [burn, echo] = answers(c.text);
+  expect(burn!.status).toBe(200);
+  expect(Number(burn!.body)).toBe(slowPid);
+  expect(echo!.status).toBe(200);
+  expect(JSON.parse(echo!.body)).toMatchObject({ pid: slowPid, body: 'hi' });
+  // A chunked request keeps its Trailer header, and its trailers arrive.
+  const chunked = await raw(port);
+  chunked.write('POST /echo HTTP/1.1\r\nHost: x\r\nTrailer: x-sum\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nx-sum: 7\r\n\r\n');
+  expect(await chunked.until(() => answers(chunked.text).length === 1, 5000)).toBe(true);
+  const e = JSON.parse(answers(chunked.text)[0]!.body);
+  expect(e.headers).toContain('Trailer');
+  expect(e.trailers).toEqual(['x-sum', '7']);
+  await sleep(300);
+  expect(boots(d)).toBe(booted);
+});
+
+test('a slow answer announcing trailers, to an HTTP/1.0 client: the answer without them, as on a fast route; a malformed answer head is a 502; no worker dies', LIMIT, async () => {
+  const { d, port, slowPid } = await serve(['--slow-routes', 'GET /trailered,GET /rawhead'], { workers: 1 });
+  const booted = boots(d);
+  const old = await raw(port);
+  old.write('GET /trailered HTTP/1.0\r\n\r\n');
+  expect(await old.until(() => old.closed, 5000)).toBe(true);
+  const head = headOf(old.text)!;
+  expect(head.status).toBe(200);
+  expect(Number(head.headers['x-pid'])).toBe(slowPid);
+  expect(head.headers.trailer).toBeUndefined();
+  expect(old.text.slice(head.size)).toBe('one,two');
+  for (const line of ['099 Early', '200 Bad\x7fReason']) {
+    const r = await send(port, `/rawhead?line=${encodeURIComponent(line)}`);
+    expect(r.status, line).toBe(502);
+    expect(r.body, line).toMatch(/^Bad Gateway: the app's answer head is not valid HTTP/);
+  }
+  await sleep(300);
+  expect(boots(d)).toBe(booted);
+});
+
+test('an app whose answer throws in node:http (a Trailer on a HEAD answer, or to an HTTP/1.0 client) gets its 500, fast or slow; no worker dies', LIMIT, async () => {
+  const slow = await serve(['--slow-routes', 'GET /trailered'], { workers: 1 });
+  const fast = await serve([], { workers: 1, lanes: false });
+  const booted = [boots(slow.d), boots(fast.d)];
+  // On the slow route only HEAD throws (the slow worker's app is told HTTP/1.1); with lanes off, both do.
+  const cases = [
+    [slow.port, 'HEAD /trailered HTTP/1.1\r\nHost: x\r\n\r\n'],
+    [fast.port, 'HEAD /trailered HTTP/1.1\r\nHost: x\r\n\r\n'],
+    [fast.port, 'GET /trailered HTTP/1.0\r\nHost: x\r\n\r\n'],
+  ] as const;
+  for (const [port, req] of cases) {
+    const c = await raw(port);
+    c.write(req);
+    expect(await c.until(() => headOf(c.text) !== null, 5000), req).toBe(true);
+    expect(headOf(c.text)!.status, req).toBe(500);
+    expect(headOf(c.text)!.headers.trailer, req).toBeUndefined();
+  }
+  await sleep(300);
+  expect([boots(slow.d), boots(fast.d)]).toEqual(booted);
+  expect(fast.d.log()).toMatch(/ERR_HTTP_TRAILER_INVALID/);
+});
+
+test('Expect: only an HTTP/1.1 client asking for 100-continue is sent 100 Continue; an HTTP/1.0 one never gets a 1xx', LIMIT, async () => {
+  const { port } = await serve(['--slow-routes', 'POST /echo'], { workers: 1 });
+  for (const path of ['/upload', '/echo']) {
+    const c = await raw(port);
+    c.write(`POST ${path} HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello`);
+    expect(await c.until(() => c.closed, 5000), path).toBe(true);
+    expect(c.text, path).not.toMatch(/^HTTP\/1\.1 100/);
+    expect(headOf(c.text)!.status, path).toBe(200);
+    const v11 = await raw(port);
+    v11.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n`);
+    expect(await v11.until(() => v11.text.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 5000), path).toBe(true);
+    v11.write('hello');
+    expect(await v11.until(() => answers(v11.text.slice(25)).length === 1, 5000), path).toBe(true);
+  }
+});

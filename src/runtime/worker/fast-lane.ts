@@ -15,7 +15,7 @@ import { routeKeyString } from '../lanes/route-key.js';
 import type { Logger } from '../log.js';
 import { laneId, SEQ_LIMIT, type LaneSpec, type ToArbiter, type ToWorker } from '../protocol.js';
 import { forward, type Body } from './forward.js';
-import { hasBody } from './timing.js';
+import { hasBody, wantsContinue } from './timing.js';
 
 interface Waiting {
   readonly req: IncomingMessage;
@@ -63,7 +63,7 @@ export class FastLane {
       tooLarge(res, this.bodyMax); // before any 100 Continue: the client need not send it (worker.ts, checkContinue)
       return true;
     }
-    if (req.headers.expect !== undefined) res.writeContinue();
+    if (wantsContinue(req)) res.writeContinue();
     // The body is read whole before the request takes a slot; the client's
     // pace is bounded by client_body_timeout (connections.ts).
     const chunks: Buffer[] = [];

@@ -17,7 +17,7 @@
 // comes, up to `buffer` bytes held for a client that reads slowly. Only an
 // answer larger than that waits on the client, and send_timeout bounds how
 // long (connections.ts).
-import { request, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage, type RequestOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Os } from '../../os/types.js';
 import { planted } from '../../os/hooks.js';
@@ -35,11 +35,19 @@ const HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 't
  */
 export const ANSWER_HEAD_MAX = 1 << 20;
 
-/** Appends the request's end-to-end headers to `out`: the hop-by-hop ones go, and so do those its Connection headers name. */
+/**
+ * Appends the request's end-to-end headers to `out`: the hop-by-hop ones go,
+ * and so do those its Connection headers name. `Trailer` goes unless the
+ * request is chunked: node:http throws on it for a message it frames
+ * otherwise (a GET, a Content-Length body), and it only announces trailers.
+ */
 function pass(raw: readonly string[], out: string[]): void {
   let named: Set<string> | null = null;
+  let chunked = false;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    const name = raw[i]!.toLowerCase();
+    if (name === 'transfer-encoding') chunked = true;
+    if (name !== 'connection') continue;
     for (const token of raw[i + 1]!.split(',')) {
       const t = token.trim().toLowerCase();
       if (t !== '' && !FRAMING.has(t)) (named ??= new Set()).add(t);
@@ -47,8 +55,13 @@ function pass(raw: readonly string[], out: string[]): void {
   }
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (!HOP.has(name) && !named?.has(name)) out.push(raw[i]!, raw[i + 1]!);
+    if (!HOP.has(name) && !named?.has(name) && (chunked || name !== 'trailer')) out.push(raw[i]!, raw[i + 1]!);
   }
+}
+
+/** The app's headers copied onto the answer go before drover answers in its place (the date is drover's). */
+function clearHeaders(res: ServerResponse): void {
+  for (const h of res.getHeaderNames()) if (h !== 'date') res.removeHeader(h);
 }
 
 /** A request read whole before it takes a slot: its body and its trailers (raw pairs). */
@@ -82,26 +95,6 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     over = true;
     done(how, held);
   };
-  // drover's own headers first: a server keeps the first N headers of a
-  // request with too many (node:http, 2,000), and last they were the ones lost.
-  const headers = [CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close'];
-  pass(req.rawHeaders, headers);
-  const preq = request({
-    method: req.method,
-    path: req.url,
-    headers,
-    setHost: false,
-    maxHeaderSize: ANSWER_HEAD_MAX,
-    createConnection: (_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
-      os.connect({ path }).then((s) => cb(null, s), (e: Error & { code?: unknown }) => {
-        // Not EMFILE and the like: those are this process's, and another slow worker would fare no better.
-        if (!over && !gone && GONE.has(String(e.code))) end('refused');
-        cb(e);
-      });
-      return undefined;
-    },
-  } as unknown as RequestOptions);
-
   // The client went away first: the answer is dropped, and the end waits for
   // the slow worker to let go (see the 'close' handler at the bottom).
   let gone = false;
@@ -111,13 +104,42 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     if (res.headersSent) {
       res.destroy(); // mid-answer: a reset is the only honest end
     } else if (!res.destroyed) {
+      clearHeaders(res);
       res.statusCode = 502;
+      res.statusMessage = ''; // the app's may be what node:http refused: its own for 502
+
       res.setHeader('content-type', 'text/plain');
       res.setHeader('connection', 'close');
       res.end(`Bad Gateway: ${why}\n`);
     }
     end('failed');
   };
+  // drover's own headers first: a server keeps the first N headers of a
+  // request with too many (node:http, 2,000), and last they were the ones lost.
+  const headers = [CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close'];
+  pass(req.rawHeaders, headers);
+  let preq: ClientRequest;
+  try {
+    preq = request({
+      method: req.method,
+      path: req.url,
+      headers,
+      setHost: false,
+      maxHeaderSize: ANSWER_HEAD_MAX,
+      createConnection: (_opts: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
+        os.connect({ path }).then((s) => cb(null, s), (e: Error & { code?: unknown }) => {
+          // Not EMFILE and the like: those are this process's, and another slow worker would fare no better.
+          if (!over && !gone && GONE.has(String(e.code))) end('refused');
+          cb(e);
+        });
+        return undefined;
+      },
+    } as unknown as RequestOptions);
+  } catch (e) {
+    // A head node:http will not send (it checks more than its parser did): nothing went out, and the slot is given back.
+    fail(`the request could not be passed on (${(e as { code?: string }).code ?? (e as Error).message})`);
+    return;
+  }
 
   preq.on('error', (e: { code?: unknown }) => {
     if (!over && !gone) fail(e.code === 'HPE_HEADER_OVERFLOW' ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB` : undefined);
@@ -139,8 +161,23 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
       if (e) e[1].push(raw[i + 1]!);
       else names.set(lower, [raw[i]!, [raw[i + 1]!]]);
     }
-    for (const [name, values] of names.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
-    res.writeHead(pres.statusCode!, pres.statusMessage);
+    try {
+      for (const [name, values] of names.values()) res.setHeader(name, values.length === 1 ? values[0]! : values);
+      try {
+        res.writeHead(pres.statusCode!, pres.statusMessage);
+      } catch (e) {
+        // Trailers announced on an answer that cannot carry them (an HTTP/1.0
+        // client, HEAD, a Content-Length answer): without the announcement, as
+        // node:http would send such an answer from the app itself.
+        if ((e as { code?: unknown }).code !== 'ERR_HTTP_TRAILER_INVALID') throw e;
+        res.removeHeader('trailer');
+        res.writeHead(pres.statusCode!, pres.statusMessage);
+      }
+    } catch (e) {
+      pres.resume();
+      fail(`the app's answer head is not valid HTTP (${(e as { code?: string }).code ?? (e as Error).message})`);
+      return;
+    }
     pres.on('data', (chunk: Buffer) => {
       if (gone) return;
       if (!res.write(chunk) && (res.writableLength >= buffer || planted(os.hooks, 'slot-waits-on-client')) && heldAt < 0) {
@@ -155,7 +192,11 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
     });
     pres.on('end', () => {
       if (gone) return;
-      if (pres.rawTrailers.length > 0) res.addTrailers(pairs(pres.rawTrailers));
+      try {
+        if (pres.rawTrailers.length > 0) res.addTrailers(pairs(pres.rawTrailers));
+      } catch {
+        // Trailers node:http will not write: the answer ends without them.
+      }
       res.end();
       end('answered');
     });

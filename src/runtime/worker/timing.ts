@@ -124,3 +124,15 @@ export function hasBody(req: IncomingMessage): boolean {
   const h = req.headers;
   return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
+
+/**
+ * Whether the client waits for `100 Continue` before its body: an HTTP/1.1
+ * request that asks for it, as node:http decides (RFC 9110 10.1.1: a 1.0
+ * client is never sent a 1xx, and another expectation is no such request).
+ */
+export function wantsContinue(req: IncomingMessage): boolean {
+  const e = req.headers.expect;
+  return e !== undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && CONTINUE.test(e);
+}
+
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;

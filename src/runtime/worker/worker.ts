@@ -28,7 +28,7 @@ import { EXIT_BOOT, SPARE, workerTitle, type ToArbiter, type ToWorker, type Work
 import { BootError, loadApp, type RequestListener } from './app.js';
 import { Connections, peer } from './connections.js';
 import { screen } from './screen.js';
-import { answered, hasBody, notBefore, serverMs, timedResponse, type Timed } from './timing.js';
+import { answered, hasBody, notBefore, serverMs, timedResponse, wantsContinue, type Timed } from './timing.js';
 import { Counters } from './counters.js';
 import { FastLane } from './fast-lane.js';
 import { SlowSide } from './slow-lane.js';
@@ -140,11 +140,19 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
     log.error(`error handling ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    if (!res.headersSent) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    try {
+      // The app's headers were for its own answer, and may be what threw (a
+      // Trailer on an answer that cannot carry one): the 500 goes without them.
+      for (const h of res.getHeaderNames()) if (h !== 'date') res.removeHeader(h);
       res.statusCode = 500;
+      res.statusMessage = '';
       res.setHeader('content-type', 'text/plain');
       res.end('Internal Server Error\n');
-    } else {
+    } catch {
       res.destroy();
     }
   };
@@ -196,7 +204,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
 
   /** The app runs here now: a client waiting for `100 Continue` gets it. */
   function proceed(req: IncomingMessage, res: ServerResponse): void {
-    if (req.headers.expect !== undefined && !res.headersSent) res.writeContinue();
+    if (wantsContinue(req) && !res.headersSent) res.writeContinue();
   }
 
   // One listener for every response (no closure per request): the route key is on the response.
