@@ -10,6 +10,7 @@ import { hashRouteKeyString, prefixState, routeKey, routeKeyString, routeUnder }
 
 /** A third implementation, with regexes and strings, of the documented rules. */
 function reference(method: string, url: string): string {
+  url = url.replace(/^[^?#]*/s, (p) => p.replace(/\\/g, '/')); // a backslash is a slash, before the query
   let target = url.replace(/[?#].*$/s, '');
   let origin = target === '' || target.startsWith('/');
   const abs = /^[A-Za-z0-9+.-]+:\/\/[^/?#]*/.exec(url);
@@ -53,6 +54,12 @@ describe('route key string: the rules', () => {
     ['GET', '/users/0/orders/2024', 'GET /users/:id/orders/:id'],
     ['GET', '/users/42?expand=1&x=/2', 'GET /users/:id'],
     ['GET', '/users/42#top', 'GET /users/:id'],
+    ['GET', '/x\\..\\burn', 'GET /burn'],
+    ['GET', '/a/..\\burn', 'GET /burn'],
+    ['GET', '/%2e%2e\\Burn', 'GET /burn'],
+    ['GET', '\\burn\\42', 'GET /burn/:id'],
+    ['GET', 'http:\\\\h\\burn', 'GET /burn'],
+    ['GET', '/a%5Cb', 'GET /a%5cb'],
     ['GET', '/a#x?y', 'GET /a'],
     ['GET', `/orders/${UUID}`, 'GET /orders/:id'],
     ['GET', `/orders/${UUID.toUpperCase()}`, 'GET /orders/:id'],
@@ -157,10 +164,10 @@ const literal = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz
 const dotSegment = fc.constantFrom('.', '..', '%2e', '%2E', '.%2e', '%2E.', '%2e%2E', '...', '%2e%2', 'e', '2e', 'E%2');
 const segment = fc.oneof(literal, anyId, nearUuid, dotSegment, fc.string({ unit: fc.constantFrom(...'0123456789abcdef-xyzGQ:%.*'), maxLength: 40 }));
 const urlish = fc.tuple(
-  fc.constantFrom('', '/', '//', 'http://h.example:80/', 'https://x/', 'ws://', 'a:/', '*'),
-  fc.array(fc.tuple(segment, fc.constantFrom('/', '//')), { maxLength: 8 }),
-  fc.constantFrom('', '/', '//'),
-  fc.constantFrom('', '?', '?a=1/2', '#f', '?x#y/3', '#/7?'),
+  fc.constantFrom('', '/', '//', '\\', 'http://h.example:80/', 'https://x/', 'http:\\\\h\\', 'ws://', 'a:/', '*'),
+  fc.array(fc.tuple(segment, fc.constantFrom('/', '//', '\\', '/\\')), { maxLength: 8 }),
+  fc.constantFrom('', '/', '//', '\\'),
+  fc.constantFrom('', '?', '?a=1/2', '#f', '?x#y/3', '#/7?', '?a=\\b'),
 ).map(([pre, segs, trail, tail]) => pre + segs.map(([s, sep], i) => (i === 0 ? s : sep + s)).join('') + trail + tail);
 const method = fc.constantFrom('GET', 'POST', 'get', 'DELETE', 'M-SEARCH', '');
 
@@ -249,6 +256,9 @@ describe('routeUnder (prefix hints)', () => {
     expect(under('GET', '/reports/2024/03?x=1', P)).toBe(true);
     expect(under('GET', '//reports//x', P)).toBe(true);
     expect(under('GET', 'http://h/reports/x', P)).toBe(true);
+    expect(under('GET', '/reports\\x', P)).toBe(true); // a backslash is a slash
+    expect(under('GET', '\\reports\\x', P)).toBe(true);
+    expect(under('GET', '/x\\..\\reports\\y', P)).toBe(true);
     expect(under('GET', '/reports', P)).toBe(false);
     expect(under('GET', '/reports/', P)).toBe(false);
     expect(under('GET', '/reports?x=/y', P)).toBe(false);

@@ -111,7 +111,7 @@ test('fast error answers never teach a slow route it is fast (any client can pro
   });
 });
 
-test('a route known slow, spelled another way (dot segments, capitals), still goes to the slow lane', async () => {
+test('a route known slow, spelled another way (dot segments, capitals, backslashes), still goes to the slow lane', async () => {
   await simulate(109, base('--workers', '1', '--slow-workers', '1'), async (c) => {
     await c.booted(1);
     await slowBooted(c, 1);
@@ -120,7 +120,7 @@ test('a route known slow, spelled another way (dot segments, capitals), still go
     expect(pidOf(await ask(c.os, '/report/1?burn=1500'))).toBe(fast);
     await until(c.os, () => /route GET \/report\/:id is slow/.test(c.log()));
     // Before: each was an unknown route, so fast, and its burn held the fast worker.
-    for (const path of ['/./report/2?burn=1500', '/x/../report/3?burn=1500', '/%2E/REPORT/4?burn=1500']) {
+    for (const path of ['/./report/2?burn=1500', '/x/../report/3?burn=1500', '/%2E/REPORT/4?burn=1500', '/x\\..\\report\\5?burn=1500']) {
       expect(pidOf(await ask(c.os, path)), path).toBe(slow);
     }
   });

@@ -39,6 +39,8 @@
 //   - ASCII letters are folded to lower case, as Express routes by default.
 //     An app that routes by case answers the other spelling 404, and a fast
 //     error never lowers an average (predictor.ts).
+//   - A backslash is a slash, as WHATWG URL takes it in http(s) URLs (apps
+//     that route on `new URL(req.url, base)`: `/x\..\burn` is `/burn` there).
 //   - Dot segments of a path (`.`, `..`, and `%2e` in any case for a dot)
 //     are resolved after empty segments are dropped, as WHATWG URL does
 //     (RFC 3986 5.2.4): `..` takes the segment before it, if any, away.
@@ -106,7 +108,7 @@ const scanner = (() => {
   const DIGIT = 1; // 0-9
   const HEX = 2; // 0-9 a-f A-F
   const UUIDCH = 4; // hex or '-'
-  const SLASH = 8; // '/'
+  const SLASH = 8; // '/' '\\'
   const END = 16; // '?' '#': the path ends
   const SCHEME = 32; // a-z A-Z 0-9 + - .; the bit that lower-cases A-Z, which every other SCHEME character has set
   const DOT = 64; // . % 2 e E: a segment made of these alone may be a dot segment (`.`, `..`, `%2e`, ...)
@@ -135,6 +137,7 @@ const scanner = (() => {
   CLASS[46] = SCHEME; // '.'
   for (const c of [46, 37, 50, 101, 69]) CLASS[c]! |= DOT;
   CLASS[47] = SLASH;
+  CLASS[92] = SLASH;
   CLASS[63] = END;
   CLASS[35] = END;
 
@@ -205,6 +208,13 @@ const scanner = (() => {
     return mix(mix(mix(h, 58), 105), 100);
   }
 
+  /** '/' or '\\'. */
+  function slash(c: number): boolean {
+    return c === 47 || c === 92;
+  }
+
+  const SEPARATOR = /[/\\]/;
+
   /** 1 if url[start, end) is a dot segment `.`, 2 if `..` (a dot spelled `.` or `%2e`, any case), else 0. */
   function dots(url: string, start: number, end: number): number {
     let d = 0;
@@ -224,23 +234,23 @@ const scanner = (() => {
    */
   function pathStart(url: string): number {
     const n = url.length;
-    if (n === 0 || url.charCodeAt(0) === 47) return 0;
+    if (n === 0 || slash(url.charCodeAt(0))) return 0;
     let j = 0;
     for (; j < n; j++) {
       const c = url.charCodeAt(j);
       if ((CLASS[c]! & SCHEME) === 0) break;
     }
-    if (j === 0 || j + 2 >= n || url.charCodeAt(j) !== 58 || url.charCodeAt(j + 1) !== 47 || url.charCodeAt(j + 2) !== 47) return -1;
+    if (j === 0 || j + 2 >= n || url.charCodeAt(j) !== 58 || !slash(url.charCodeAt(j + 1)) || !slash(url.charCodeAt(j + 2))) return -1;
     for (j += 3; j < n; j++) {
       const c = url.charCodeAt(j);
-      if (c === 47 || c === 63 || c === 35) break;
+      if (c === 47 || c === 92 || c === 63 || c === 35) break;
     }
     return j;
   }
 
   /** See the export below. */
   function routeKey(method: string, url: string): number {
-    if (url.length !== 0 && url.charCodeAt(0) !== 47) return otherForm(method, url);
+    if (url.length !== 0 && !slash(url.charCodeAt(0))) return otherForm(method, url);
     return fmix(path(methodState(method), url, 0));
   }
 
@@ -255,7 +265,7 @@ const scanner = (() => {
     let emitted = false;
     while (i < n) {
       let c = url.charCodeAt(i);
-      if (c === 47) {
+      if (c === 47 || c === 92) {
         i++;
         continue;
       }
@@ -282,7 +292,7 @@ const scanner = (() => {
       if ((kinds & DOT) !== 0 && dots(url, start, i) !== 0) return dotted(h0, url, i0);
       if (variable(kinds, i - start, tally, url, start)) h = placeholder(segStart);
       emitted = true;
-      if (i === n || c !== 47) break; // the end, '?' or '#'
+      if (i === n || (c !== 47 && c !== 92)) break; // the end, '?' or '#'
       i++;
     }
     return emitted ? h : mix(h, 47);
@@ -311,12 +321,12 @@ const scanner = (() => {
       kinds &= k;
       tally += k;
     }
-    if (i === 0 || i + 2 >= n || c !== 58 || url.charCodeAt(i + 1) !== 47 || url.charCodeAt(i + 2) !== 47) {
+    if (i === 0 || i + 2 >= n || c !== 58 || !slash(url.charCodeAt(i + 1)) || !slash(url.charCodeAt(i + 2))) {
       return fmix(rest(url, i, h, h0, i, kinds, tally, i !== 0));
     }
     for (i += 3; i < n; i++) {
       c = url.charCodeAt(i);
-      if (c === 47 || c === 63 || c === 35) break;
+      if (c === 47 || c === 92 || c === 63 || c === 35) break;
     }
     return fmix(path(h0, url, i));
   }
@@ -372,7 +382,7 @@ const scanner = (() => {
     let tally = 0;
     // A path (origin or absolute form), whose dot segments are resolved; not a target kept as it is.
     let isPath = true;
-    if (n !== 0 && url.charCodeAt(0) !== 47) {
+    if (n !== 0 && !slash(url.charCodeAt(0))) {
       sep = false;
       isPath = false;
       for (; i < n; i++) {
@@ -388,10 +398,10 @@ const scanner = (() => {
         tally += k;
         len++;
       }
-      if (len !== 0 && i + 2 < n && url.charCodeAt(i) === 58 && url.charCodeAt(i + 1) === 47 && url.charCodeAt(i + 2) === 47) {
+      if (len !== 0 && i + 2 < n && url.charCodeAt(i) === 58 && slash(url.charCodeAt(i + 1)) && slash(url.charCodeAt(i + 2))) {
         for (i += 3; i < n; i++) {
           const c = url.charCodeAt(i);
-          if (c === 47 || c === 63 || c === 35) break;
+          if (c === 47 || c === 92 || c === 63 || c === 35) break;
         }
         h = h0;
         sep = true;
@@ -515,7 +525,7 @@ const scanner = (() => {
    */
   function segments(target: string, isPath: boolean): string[] {
     const out: string[] = [];
-    for (const seg of target.split('/')) {
+    for (const seg of target.split(SEPARATOR)) {
       if (seg === '') continue;
       const d = isPath ? dots(seg, 0, seg.length) : 0;
       if (d === 2) out.pop();
