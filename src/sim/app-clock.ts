@@ -156,11 +156,16 @@ export class AppClock {
     return this.m.hooks;
   }
 
-  /** An uncaught error in code run on the process's behalf outside the kernel's calls (a tick, a microtask, an unhandled rejection): it crashes. */
-  crash(err: unknown, rejection = false): void {
-    this.m.fault(this.p, err, rejection);
-    // ExitSignal is how a process that exited unwinds; any other error ends it (now, or at the end of its burn).
-    assert(err instanceof ExitSignal || !this.p.runnable, 'crash: a crashed process runs no more code');
+  /**
+   * An uncaught error in code run on the process's behalf outside the
+   * kernel's calls (a tick, a microtask, an unhandled rejection and its
+   * promise): it crashes, unless its app code listens for it (Machine.fault).
+   */
+  crash(err: unknown, rejection = false, promise?: unknown): void {
+    const listens = this.events !== null && (this.events.listenerCount('uncaughtException') > 0 || (rejection && this.events.listenerCount('unhandledRejection') > 0));
+    this.m.fault(this.p, err, rejection, promise);
+    // ExitSignal is how a process that exited unwinds; any other error ends it (now, or at the end of its burn), unless a listener took it.
+    assert(err instanceof ExitSignal || listens || !this.p.runnable, 'crash: a crashed process runs no more code');
   }
 
   /** process.hrtime(): virtual nanoseconds on the machine's monotonic clock (since the kernel started). */

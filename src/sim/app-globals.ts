@@ -32,7 +32,9 @@
 // Errors: a throw from a tick or microtask the process queued, and a
 // rejection of one of its (tagged) promises that nobody handles, crash that
 // process (Machine.fault), as they crash a Node 20 process with its default
-// --unhandled-rejections=throw; the host never sees them. For the rejections,
+// --unhandled-rejections=throw, unless its app code listens for them
+// (process.on('uncaughtException' | 'unhandledRejection'): `uncaught`), when
+// the process lives on as Node's does; the host never sees them. For the rejections,
 // while a kernel runs this module holds the host's 'unhandledRejection' event
 // alone: the host's own listeners are set aside and get the host's own
 // (untagged) rejections from it, as they would without it; with none, it
@@ -65,10 +67,11 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { promiseHooks } from 'node:v8';
 import FakeTimers from '@sinonjs/fake-timers';
-import { assert } from '../os/assert.js';
+import { assert, AssertionError } from '../os/assert.js';
 import { OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { AppClock, Handle } from './app-clock.js';
 import { guardNet, unguardNet } from './net-guard.js';
+import { ExitSignal } from './processes.js';
 import type { Rng } from './random.js';
 
 /** On each timer a simulated process made: its clock. */
@@ -516,7 +519,7 @@ function onRejection(reason: unknown, promise: Tagged): void {
   const c = promise[TAG];
   if (c !== undefined) {
     assert(c.p.clock === c, "onRejection: a promise is tagged with its process's clock");
-    c.crash(thrown(reason), true);
+    c.crash(reason, true, promise);
     return;
   }
   if (hostListeners.length === 0) {
@@ -708,11 +711,13 @@ Object.defineProperty(SimDate, 'length', { value: 7 });
 //   the Os's handler, if it has one); with none it takes its default action
 //   again. Others (SIGPIPE...) are kept but never come. 'exit' listeners run
 //   once, as in Node, when it exits by exit() (or Os.exit), by a crash, or
-//   as its loop empties, not when a signal kills it. removeAllListeners()
+//   as its loop empties, not when a signal kills it. 'uncaughtException',
+//   'unhandledRejection' and 'uncaughtExceptionMonitor' are the process's
+//   too: its errors nobody caught go to them (uncaught). removeAllListeners()
 //   with no event removes the process's own only. Every other event
-//   ('uncaughtException', 'warning', 'beforeExit', 'message'...) is the
-//   host's, and so is everything else: argv, cwd(), title, memoryUsage(),
-//   emit(), emitWarning()...
+//   ('warning', 'beforeExit', 'message'...) is the host's, and so is
+//   everything else: argv, cwd(), title, memoryUsage(), emit(),
+//   emitWarning()...
 //
 // How: console, exit, kill, hrtime and uptime are plain writes on each
 // switch between the host and a process, as the globals above. pid, ppid,
@@ -736,9 +741,12 @@ const SIM_SIGNALS = new Map<string, number>(SIGNALS.map((s, i) => [s, i]));
 // ownEvent and simKill go by Node's names: each simulated signal is Node's name for its number.
 assert(SIGNALS.every((s) => SIGNAL_NAMES[SIGNAL_NUMBERS[s] ?? -1] === s), "app-globals: each simulated signal is Node's name for its number");
 
-/** An event of the process's own: a signal, or 'exit'. */
+/** The events of a process's errors nobody caught: its app code's listeners decide whether it lives on (uncaught). */
+const ERROR_EVENTS: ReadonlySet<unknown> = new Set(['uncaughtException', 'unhandledRejection', 'uncaughtExceptionMonitor']);
+
+/** An event of the process's own: a signal, 'exit', or one of its errors nobody caught. */
 function ownEvent(type: unknown): type is string {
-  return type === 'exit' || (typeof type === 'string' && type.startsWith('SIG') && Object.hasOwn(SIGNAL_NUMBERS, type));
+  return type === 'exit' || ERROR_EVENTS.has(type) || (typeof type === 'string' && type.startsWith('SIG') && Object.hasOwn(SIGNAL_NUMBERS, type));
 }
 
 /** The error libuv's call makes, as Node throws it. */
@@ -791,7 +799,7 @@ export function exiting(c: AppClock, code: number, crashed = false): number {
   // Os.exit, Machine.fault and the end of a loop call it only for a process still running.
   assert(c.p.runnable, "exiting: 'exit' listeners run only in a process that has not exited");
   assert(Number.isInteger(code), 'exiting: an integer exit code');
-  assert(!crashed || code === 1, 'exiting: a crashed process exits 1');
+  assert(!crashed || code === 1 || code === 7, 'exiting: a crashed process exits 1 (7: its uncaughtException listener threw)');
   if (c.exitEmitted) return code;
   c.exitEmitted = true;
   const ev = c.events;
@@ -809,6 +817,65 @@ export function exiting(c: AppClock, code: number, crashed = false): number {
     switchTo(saved);
   }
   return out;
+}
+
+/**
+ * An error nobody caught in `c`'s process (Machine.fault: a throw from its
+ * code, a rejection nobody handled): what Node does with it, given the app
+ * code's listeners. A rejection goes to the 'unhandledRejection' listeners if
+ * there are any; otherwise it is raised as an uncaught exception (origin
+ * 'unhandledRejection'). An uncaught exception goes to the
+ * 'uncaughtExceptionMonitor' listeners, then to the 'uncaughtException'
+ * ones. Returns null when a listener took it (the process lives on, or a
+ * listener exited it), else the error the process crashes with and its exit
+ * code: 1, or 7 when a listener threw, as Node's. drover's own failed
+ * assertions are never handed to app code: a broken invariant is the run's
+ * to report.
+ */
+export function uncaught(c: AppClock, err: unknown, rejection: boolean, promise?: unknown): { err: unknown; code: number } | null {
+  // Machine.fault calls it only for a live process, never for ExitSignal (the unwinding of one that exited).
+  assert(c.p.runnable, 'uncaught: an error of a process still running');
+  assert(!(err instanceof ExitSignal), 'uncaught: ExitSignal is no error');
+  const ev = c.events;
+  if (ev === null || err instanceof AssertionError) return { err: rejection ? thrown(err) : err, code: 1 };
+  const saved = current;
+  actAs(c);
+  try {
+    if (rejection && ev.listenerCount('unhandledRejection') > 0) {
+      let p = promise;
+      if (p === undefined) {
+        // A promise the kernel was handed (Machine.invoke) and found rejected: one like it, handled, so that nothing else reports it.
+        p = Promise.reject(err);
+        (p as Promise<unknown>).catch(() => {});
+      }
+      try {
+        ev.emit('unhandledRejection', err, p);
+        return null;
+      } catch (e) {
+        // Node: a throw from the listener is an uncaught exception.
+        if (e instanceof ExitSignal) return null;
+        return uncaughtException(c, ev, e, 'uncaughtException');
+      }
+    }
+    return uncaughtException(c, ev, rejection ? thrown(err) : err, rejection ? 'unhandledRejection' : 'uncaughtException');
+  } finally {
+    switchTo(saved);
+  }
+}
+
+function uncaughtException(c: AppClock, ev: EventEmitter, err: unknown, origin: string): { err: unknown; code: number } | null {
+  assert(current === c, 'uncaughtException: its listeners run as their process');
+  assert(origin === 'uncaughtException' || origin === 'unhandledRejection', "uncaughtException: one of Node's two origins");
+  try {
+    ev.emit('uncaughtExceptionMonitor', err, origin);
+    if (ev.listenerCount('uncaughtException') === 0) return { err, code: 1 };
+    ev.emit('uncaughtException', err, origin);
+    return null;
+  } catch (e) {
+    // process.exit() in a listener: the process has exited, as it asked.
+    if (e instanceof ExitSignal || !c.p.runnable) return null;
+    return { err: e, code: 7 };
+  }
 }
 
 /** `c`'s process's loop emptied: the code it exits with, after its 'exit' listeners. */

@@ -59,7 +59,7 @@ import { Output } from './output.js';
 import { FdTable, SINK_STDERR, SINK_STDOUT, Sink, createVolume, emit, resolvePath } from './files.js';
 import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
-import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled } from './app-globals.js';
+import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled, uncaught } from './app-globals.js';
 import { drain as hostDrain } from '../os/drain.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
@@ -317,17 +317,32 @@ export class Machine {
     }
   }
 
-  /** An uncaught error (or, `rejection`, a rejection nobody handled) in process code: the process writes it to its stderr and exits 1, as Node does. */
-  fault(p: Proc, err: unknown, rejection = false): void {
-    if (err instanceof ExitSignal || !p.runnable) return;
+  /**
+   * An uncaught error (or, `rejection`, a rejection nobody handled; `promise`,
+   * the one that rejected) in process code: its app code's
+   * uncaughtException or unhandledRejection listener takes it if it has one
+   * (app-globals.ts, uncaught) and the process lives on; else the process
+   * writes it to its stderr and exits 1 (7: a listener threw), as Node does.
+   */
+  fault(p: Proc, err0: unknown, rejection = false, promise?: unknown): void {
+    if (err0 instanceof ExitSignal || !p.runnable) return;
+    const u = uncaught(p.clock, err0, rejection, promise);
+    if (u === null) {
+      // A listener took it: the trace says so, and the process runs on (unless the listener exited it).
+      this.log(p, 'handled', err0 instanceof Error ? `${err0.name}: ${err0.message}` : String(err0));
+      return;
+    }
+    // A rejection nobody handled that is not an error is named as Node names it (thrown).
+    const err = u.err;
+    if (!p.runnable) return;
     const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.log(p, 'crash', message);
     this.faults.crashes.push({ at: this.now, pid: p.pid, program: p.program, message, rejection });
     emit(this, p, p.stderr, text + '\n');
     // App code's 'exit' listeners, as Node runs them after an uncaught exception (app-globals.ts).
-    exiting(p.clock, 1, true);
-    terminate(this, p, 1);
+    exiting(p.clock, u.code, true);
+    terminate(this, p, u.code);
     // A crash ends the process's run: it runs nothing more (dead, or exiting at the end of its burn).
     assert(!p.runnable, 'Machine.fault: a crashed process runs nothing more');
     assert(p !== this.init, 'Machine.fault: init never crashes');

@@ -123,6 +123,19 @@ describe('a run of the user\'s app', () => {
     expect(r.counts.rejection).toBeGreaterThan(0);
   });
 
+  test('an app that listens for uncaughtException and unhandledRejection keeps its workers, as under Node: nothing is reported', async () => {
+    const d = await loadDeployment({ config: 'drover.config.js', cwd: DIR });
+    const handled = { ...d, config: { ...d.config, app: `${MOUNT}/handled.js` }, mix: parseMix({ rate: 20, requests: ['GET /boom-later', 'GET /reject', 'GET /'] }, 'x') };
+    const r = await runApp(handled, 1n, { ...opts, faults: [], record: true });
+    expect(r.violation).toBeNull();
+    expect(r.findings).toEqual([]);
+    expect(r.statuses['200']).toBeGreaterThan(40);
+    // The two workers served the whole run: none died of the errors, and their listeners saw them.
+    expect(r.timeline.filter((l) => / spawn \d+ worker /.test(l))).toHaveLength(2);
+    expect(r.timeline.some((l) => / handled Error: boom from a timer$/.test(l))).toBe(true);
+    expect(r.timeline.some((l) => / handled Error: nobody caught me$/.test(l))).toBe(true);
+  });
+
   test('5xx answers are counted by route with their bodies; they do not fail the run by themselves', async () => {
     const r = await runApp(await deployment(['GET /fail', 'GET /']), 3n, { ...opts, faults: [] });
     expect(r.violation).toBeNull();

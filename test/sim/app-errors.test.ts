@@ -178,6 +178,105 @@ describe('errors in app code crash its simulated process, not the host', () => {
   });
 });
 
+describe("an app's own uncaughtException and unhandledRejection listeners", () => {
+  it('run as the process, which lives on as under Node; the host\'s listeners neither see nor keep them', async () => {
+    const hostBefore = [process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')];
+    const log: string[] = [];
+    const pids: Record<string, number> = {};
+    const { k } = boot({
+      main: (os) => {
+        for (const p of ['exc', 'rej', 'rejAsExc', 'monitor', 'throwing', 'none']) pids[p] = os.spawn({ program: p, channel: false }).pid;
+      },
+      // Throws from a tick, a microtask, a timer and a returned promise: each to the listener, with its origin.
+      exc: async (os) => {
+        process.on('uncaughtException', (err, origin) => log.push(`exc ${os.now()} ${(err as Error).message} ${origin} pid=${process.pid === os.pid}`));
+        process.nextTick(() => {
+          throw new Error('tick');
+        });
+        queueMicrotask(() => {
+          throw new Error('microtask');
+        });
+        setTimeout(() => {
+          throw new Error('timer');
+        }, 20);
+        os.timer(30, () => {
+          throw new Error('os timer');
+        });
+        await os.sleep(100);
+        log.push(`exc alive ${os.now()}`);
+      },
+      rej: async (os) => {
+        process.on('unhandledRejection', (reason, promise) => log.push(`rej ${os.now()} ${(reason as Error).message} ${promise instanceof Promise}`));
+        await os.sleep(10);
+        void Promise.reject(new Error('lost'));
+        await os.sleep(100);
+        log.push(`rej alive ${os.now()}`);
+      },
+      // Without an unhandledRejection listener Node raises the rejection as an uncaught exception.
+      rejAsExc: async (os) => {
+        process.once('uncaughtException', (err, origin) => log.push(`rejAsExc ${os.now()} ${(err as Error).message} ${origin}`));
+        await os.sleep(15);
+        void Promise.reject(new Error('raised'));
+        await os.sleep(100);
+        log.push(`rejAsExc alive ${os.now()}`);
+      },
+      // A monitor alone sees the error, and the process still crashes.
+      monitor: async (os) => {
+        process.on('uncaughtExceptionMonitor', (err, origin) => log.push(`monitor ${(err as Error).message} ${origin}`));
+        await os.sleep(5);
+        process.nextTick(() => {
+          throw new Error('watched');
+        });
+        await os.sleep(100);
+        log.push('monitor alive');
+      },
+      // A listener that throws: Node exits 7.
+      throwing: async (os) => {
+        process.on('uncaughtException', () => {
+          throw new Error('in the handler');
+        });
+        await os.sleep(7);
+        process.nextTick(() => {
+          throw new Error('first');
+        });
+        await os.sleep(100);
+        log.push('throwing alive');
+      },
+      none: async (os) => {
+        await os.sleep(3);
+        process.nextTick(() => {
+          throw new Error('unhandled');
+        });
+        await os.sleep(100);
+        log.push('none alive');
+      },
+    });
+    await k.run();
+    expect(log.sort()).toEqual([
+      'exc 0 microtask uncaughtException pid=true',
+      'exc 0 tick uncaughtException pid=true',
+      'exc 20 timer uncaughtException pid=true',
+      'exc 30 os timer uncaughtException pid=true',
+      'exc alive 100',
+      'monitor watched uncaughtException',
+      'rej 10 lost true',
+      'rej alive 110',
+      'rejAsExc 15 raised unhandledRejection',
+      'rejAsExc alive 115',
+    ]);
+    for (const p of ['exc', 'rej', 'rejAsExc']) expect(k.exitStatus(pids[p]!), p).toMatchObject({ code: 0, signal: null });
+    expect(k.exitStatus(pids.monitor!)).toMatchObject({ code: 1 });
+    expect(k.exitStatus(pids.throwing!)).toMatchObject({ code: 7 });
+    expect(k.exitStatus(pids.none!)).toMatchObject({ code: 1 });
+    expect(k.faults.crashes.map((c) => [c.program, c.message])).toEqual([
+      ['none', 'Error: unhandled'],
+      ['monitor', 'Error: watched'],
+      ['throwing', 'Error: in the handler'],
+    ]);
+    expect([process.listenerCount('uncaughtException'), process.listenerCount('unhandledRejection')]).toEqual(hostBefore);
+  });
+});
+
 describe('the network outside drover is not simulated', () => {
   it('a simulated process that calls it gets ERR_DROVER_NOT_SIMULATED at the call, naming the calling module', async () => {
     const port = await closedPort();
