@@ -24,8 +24,12 @@
 // spawn, exec, execFile, fork and their Sync forms (and the promisified exec
 // and execFile) fail with ERR_DROVER_NOT_SIMULATED, naming the caller.
 //
+// Threads on the host too: node:worker_threads's Worker (new Worker(), a
+// subclass of it) fails with ERR_DROVER_NOT_SIMULATED, naming the caller: a
+// thread runs outside virtual time, and no kill of its process stops it.
+//
 // Not covered: dns.Resolver instances, undici imported as a package, native
-// addons, worker_threads.
+// addons.
 import childProcess from 'node:child_process';
 import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
@@ -38,6 +42,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import workerThreads from 'node:worker_threads';
+import * as workerThreadsNs from 'node:worker_threads';
 import { assert } from '../os/assert.js';
 
 type Fn = (...args: unknown[]) => unknown;
@@ -53,6 +59,7 @@ assert(OWN.endsWith('/') || OWN.endsWith('\\'), 'net-guard: drover\'s tree is na
 const CHILD_CALLS = ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork'];
 const NETWORK = 'the network outside drover is not simulated';
 const PROCESSES = 'processes on the host are not simulated (node:child_process)';
+const THREADS = 'threads on the host are not simulated (node:worker_threads)';
 const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'];
 
 /** No kernel runs: nothing is guarded (only a wrapper kept from a run's time may still ask). */
@@ -94,11 +101,14 @@ export function guardNet(simulated: () => boolean): void {
   wrap(globalThis as unknown as Obj, 'fetch', 'fetch', undefined, true);
   // A user app's spawn('sleep', ['1000']) left real processes behind after drover sim exited.
   for (const k of CHILD_CALLS) wrap(childProcess as unknown as Obj, k, `child_process.${k}`, undefined, false, PROCESSES);
+  // A Worker a user's app started ran its thread on the host, in host time.
+  wrapClass(workerThreads as unknown as Obj, 'Worker', 'worker_threads.Worker', THREADS);
   // So that `import { request } from 'node:http'` gets the wrapper too (and the original back).
   syncBuiltinESMExports();
   assert(undo.length > 0, 'guardNet: the entry points are wrapped');
   assert(httpNs.request === http.request, 'guardNet: the ESM exports are the wrappers too');
   assert(childProcessNs.spawn === childProcess.spawn, 'guardNet: the ESM exports of child_process are the wrappers too');
+  assert(workerThreadsNs.Worker === workerThreads.Worker, 'guardNet: the ESM export of Worker is the wrapper too');
 }
 
 /** Every entry point is the original again. */
@@ -147,6 +157,34 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
     };
     Object.defineProperty(guarded, promisify.custom, { value: promised, configurable: true });
   }
+  Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
+  guards.add(guarded);
+  undo.push(() => Object.defineProperty(obj, key, desc));
+}
+
+/** A class (Worker): constructing it while a simulated process runs fails; subclasses and instanceof work as with the original. */
+function wrapClass(obj: Obj, key: string, what: string, kind: string): void {
+  const desc = Object.getOwnPropertyDescriptor(obj, key);
+  const orig = obj[key] as (new (...args: unknown[]) => unknown) | undefined;
+  if (desc === undefined || typeof orig !== 'function') return;
+  assert(desc.configurable === true, 'wrapClass: an entry point that can be put back');
+  assert(!guards.has(orig as unknown as Fn), 'wrapClass: an entry point is wrapped once, around its original');
+  const guarded = function (this: unknown, ...args: unknown[]): unknown {
+    if (running()) {
+      assert(undo.length > 0, 'guarded: a call is refused only while the guards are in');
+      throw notSimulated(what, guarded, kind);
+    }
+    // Called without new: the original's own TypeError.
+    if (new.target === undefined) return Reflect.apply(orig as unknown as Fn, this, args);
+    return Reflect.construct(orig, args, new.target === guarded ? orig : new.target);
+  };
+  for (const k of Reflect.ownKeys(orig)) {
+    if (k !== 'arguments' && k !== 'caller' && k !== 'prototype') Object.defineProperty(guarded, k, Object.getOwnPropertyDescriptor(orig, k)!);
+  }
+  // One prototype: `x instanceof Worker` and `class extends Worker` work whichever of the two they name.
+  guarded.prototype = orig.prototype;
+  Object.setPrototypeOf(guarded, Object.getPrototypeOf(orig) as object);
+  assert(guarded.name === orig.name && guarded.prototype === orig.prototype, 'wrapClass: the guard has the name and prototype of the original');
   Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   guards.add(guarded);
   undo.push(() => Object.defineProperty(obj, key, desc));
