@@ -333,16 +333,28 @@ export function visualTimeline(lines: readonly string[], faults: readonly Fault[
   return out;
 }
 
-export function traceFile(s: Scenario, r: Result, replay: string, timeline: readonly string[]): string {
+/** What a --config/--app run ran, for its trace's header: not a chaos scenario, whose topology and load it never had. */
+export interface AppRun {
+  readonly seed: bigint | string;
+  /** "--config FILE" or "--app FILE". */
+  readonly target: string;
+  readonly durationMs: number;
+  /** The deployment, as drover sim's first line says it. */
+  readonly deployment: string;
+  readonly load: string;
+}
+
+export function traceFile(s: Scenario | AppRun, r: Result, replay: string, timeline: readonly string[]): string {
   const f = r.failure;
+  const app = 'target' in s;
   const head = [
-    `# drover sim trace: seed ${hex(s.seed)}, scenario ${s.name}, ${s.durationMs / 1000} s of faults and load`,
+    `# drover sim trace: seed ${hex(s.seed)}, ${app ? s.target : `scenario ${s.name}`}, ${s.durationMs / 1000} s of faults and load`,
     `# replay: ${replay}`,
     `# result: ${f === null ? 'pass' : f.kind === 'violation' ? `FAIL ${f.invariant} at ${secs(f.at)}: ${f.message.split('\n')[0]}` : `FAIL ${f.kind}: ${f.message.split('\n')[0]}`}`,
     `# ${n(r.simulatedMs / 1000)} s simulated, ${n(r.events)} events, trace hash ${r.traceHash}`,
-    `# topology: ${JSON.stringify(s.topology)}`,
-    ...(Object.keys(s.osFaults).length > 0 ? [`# kernel faults (rates): ${JSON.stringify(s.osFaults)}`] : []),
-    `# load: ${JSON.stringify(s.load)}`,
+    ...(app ? [`# deployment: ${s.deployment}`] : [`# topology: ${JSON.stringify(s.topology)}`]),
+    ...(!app && Object.keys(s.osFaults).length > 0 ? [`# kernel faults (rates): ${JSON.stringify(s.osFaults)}`] : []),
+    `# load: ${app ? s.load : JSON.stringify(s.load)}`,
     `# fault schedule (${r.faults.length}):`,
     ...r.faults.map((x) => `#   ${describeFault(x)}  (${x.at}:${x.kind}:${x.pick})`),
     '',

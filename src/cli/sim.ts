@@ -17,9 +17,9 @@ import { runScenario } from '../chaos/run.js';
 import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } from '../chaos/scenario.js';
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
 import { DEFECTS, type Defect } from '../os/hooks.js';
-import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile } from './sim-report.js';
+import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile, type AppRun } from './sim-report.js';
 import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
-import { targetArgs, type Target } from '../chaos/deployment.js';
+import { targetArgs, type Deployment, type Target } from '../chaos/deployment.js';
 import { ConfigError } from '../runtime/config/errors.js';
 import { appReport, appTotals } from './sim-report.js';
 
@@ -604,7 +604,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     }
     if (!o.durationGiven && d.mix.durationMs !== null) (o as { durationMs: number }).durationMs = d.mix.durationMs;
     const text = o.json ? io.err : io.out;
-    text.write(`drover sim: ${targetArgs(target)}: app ${d.resolved.app}, ${d.resolved.workers} worker(s)${d.resolved.lanes ? `, lanes with ${d.resolved.slow_workers} slow worker(s)` : ''}, ${d.companions.size} companion(s); ${d.mix.requests.length} request kind(s) at ${d.mix.rate}/s\n`);
+    text.write(`drover sim: ${targetArgs(target)}: ${deploymentLine(d)}; ${d.mix.requests.length} request kind(s) at ${d.mix.rate}/s\n`);
     for (const line of d.notes) text.write(`drover sim: note: ${line}\n`);
   }
   // Human text goes to stdout, unless stdout carries the JSON.
@@ -643,7 +643,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     const finished = r.failure?.kind !== 'hung' && r.failure?.kind !== 'crash';
     if (o.trace !== undefined && !finished) text.write(`drover sim: no trace written to ${o.trace}: the run never finished\n`);
     else if (o.trace !== undefined) {
-      writeFileSync(o.trace, traceFile(scenarioOf(task), r, replay, r.timeline));
+      writeFileSync(o.trace, traceFile(target ? await appRun(task, target) : scenarioOf(task), r, replay, r.timeline));
       text.write(`drover sim: trace written to ${o.trace} (${r.timeline.length} lines)\n`);
     }
     if (r.failure) failures = [{ task, result: r }];
@@ -753,6 +753,19 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     text.write(`\ndrover sim: what your app did\n${report.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
   }
   return failures.length > 0 || nondeterministic || (o.requireFaults && (unfired.length > 0 || faultless)) ? 1 : 0;
+}
+
+/** A deployment as drover sim says it: the app, its workers and lanes, its companions. */
+function deploymentLine(d: Deployment): string {
+  return `app ${d.resolved.app}, ${d.resolved.workers} worker(s)${d.resolved.lanes ? `, lanes with ${d.resolved.slow_workers} slow worker(s)` : ''}, ${d.companions.size} companion(s)`;
+}
+
+/** What a --config/--app seed ran, for its --trace header. */
+async function appRun(task: Task, target: Target): Promise<AppRun> {
+  const d = await deploymentOf(target);
+  const total = d.mix.requests.reduce((a, r) => a + r.weight, 0);
+  const kinds = d.mix.requests.map((r) => `${r.method} ${r.path} ×${Math.round((r.weight / total) * 100)}%`).join(', ');
+  return { seed: task.seed, target: targetArgs(target), durationMs: task.durationMs, deployment: deploymentLine(d), load: `${d.mix.rate} requests/s, open loop, drawn by weight: ${kinds}` };
 }
 
 function readRegressions(file: string): string {

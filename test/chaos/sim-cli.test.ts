@@ -331,6 +331,23 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(out).toMatch(/uncaught exceptions in app code: [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}worker: Error: boom from a timer ×[\d,]+\n {4}first: seed 0x1 at/);
   });
 
+  test('--trace of a --config run: its header is the deployment, the mix and the faults that ran, not a chaos scenario of the same seed', async () => {
+    const trace = join(mkdtempSync(join(tmpdir(), 'drover-sim-')), 'app-trace.txt');
+    const r = await drover(['--config', 'examples/express.config.js', '--seed', '3', '--duration', '4', '--trace', trace, '--no-shrink'], 120_000);
+    expect(r.code).toBe(0);
+    const text = readFileSync(trace, 'utf8');
+    const head = text.slice(0, text.indexOf('\n\n'));
+    expect(head).toMatch(/^# drover sim trace: seed 0x3, --config examples\/express\.config\.js, 4 s of faults and load\n/);
+    expect(head).toContain('\n# replay: npx drover sim --config examples/express.config.js --seed 0x3 --duration 4\n');
+    expect(head).toContain('\n# deployment: app examples/express-app.js, 2 worker(s), lanes with 1 slow worker(s), 1 companion(s)\n');
+    expect(head).toContain('\n# load: 30 requests/s, open loop, drawn by weight: GET / ×40%, GET /users/7 ×40%, GET /report ×10%, POST /users ×10%\n');
+    // Nothing of drover's own chaos scenarios, which this run is not.
+    expect(head).not.toMatch(/scenario|topology|"rate":40|behaviour/);
+    const faults = /\n# fault schedule \((\d+)\):/.exec(head);
+    expect(Number(faults?.[1])).toBeGreaterThan(0);
+    expect(head.split('\n').filter((l) => l.startsWith('#   '))).toHaveLength(Number(faults![1]));
+  }, 150_000);
+
   test('--seed honours --timeout: a handler that loops forever is reported hung, with its replay command, and nothing is left running', async () => {
     const dir = join(ROOT, 'test/chaos/fixtures/user-app');
     // Its own process group, so that whatever it started can be found and killed.
