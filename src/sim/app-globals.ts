@@ -298,6 +298,14 @@ export function runningHooks(): Hooks | null {
   return current === null ? null : current.hooks;
 }
 
+/** Host I/O that app code started (net-guard.ts): the running process's Os.hostWork, so the kernel waits for it. */
+function runningHostWork(work: Promise<unknown>): Promise<unknown> {
+  const c = current;
+  assert(c !== null && installed, 'runningHostWork: only a simulated process\'s call is waited for');
+  assert(c.p.os !== undefined, 'runningHostWork: the process has its Os');
+  return c.p.os.hostWork(work);
+}
+
 /** Some simulated process's code runs now (not the kernel's, not the host's). */
 export function simulatedProcessRunning(): boolean {
   assert(current === null || installed, "simulatedProcessRunning: a process runs only with the simulator's globals in");
@@ -370,7 +378,7 @@ export function runStarted(): void {
   stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
   takeRejections();
   takeProcess();
-  guardNet(simulatedProcessRunning);
+  guardNet(simulatedProcessRunning, runningHostWork);
   seedRandom();
 }
 

@@ -28,8 +28,26 @@
 // subclass of it) fails with ERR_DROVER_NOT_SIMULATED, naming the caller: a
 // thread runs outside virtual time, and no kill of its process stops it.
 //
+// Host I/O that is not the network is let through, but waited for: the
+// asynchronous functions of node:fs (the callback forms and fs.promises),
+// zlib's one-shot functions (gzip, inflate, brotliCompress...) and crypto's
+// key derivations (pbkdf2, scrypt, hkdf, generateKey, generateKeyPair),
+// called while a simulated process runs, start their work on the host as
+// Os.hostWork of that process: the kernel's clock stands still until it is
+// done, and the result is handed back at the virtual time of the call, in
+// the order the calls were made, so a seed replays whatever the host took.
+// A callback then runs on the process's next tick (what it throws is that
+// process's uncaught exception); a promise settles as the process's. They
+// ran on the host unwaited: the kernel does not turn the host's event loop,
+// so the callback came at some later virtual time the host decided, as the
+// host, or never, and the request waiting for it was not answered.
+//
+// fs's streams are waited for through the fs functions they call; Node's
+// module loader is not (byLoader).
+//
 // Not covered: dns.Resolver instances, undici imported as a package, native
-// addons.
+// addons; among host I/O, zlib's streams (zlib.createGzip: compression
+// middleware), fs.watch, and the methods of an fs.promises FileHandle or Dir.
 import childProcess from 'node:child_process';
 import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
@@ -43,6 +61,9 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import workerThreads from 'node:worker_threads';
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
 import * as workerThreadsNs from 'node:worker_threads';
 import { assert } from '../os/assert.js';
 
@@ -62,6 +83,17 @@ const PROCESSES = 'processes on the host are not simulated (node:child_process)'
 const THREADS = 'threads on the host are not simulated (node:worker_threads)';
 const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveCaa', 'resolveCname', 'resolveMx', 'resolveNaptr', 'resolveNs', 'resolvePtr', 'resolveSoa', 'resolveSrv', 'resolveTxt'];
 
+/** zlib's one-shot functions: each has a Sync form, so it is known to end. */
+const ZLIB_CALLS = ['deflate', 'deflateRaw', 'gzip', 'gunzip', 'inflate', 'inflateRaw', 'unzip', 'brotliCompress', 'brotliDecompress'];
+/** crypto's work on the threadpool (its random functions are seeded instead: app-globals.ts). */
+const CRYPTO_CALLS = ['pbkdf2', 'scrypt', 'hkdf', 'generateKey', 'generateKeyPair'];
+/** fs.promises functions that do not settle once: watch is an async iterator. */
+const FS_PROMISES_SKIP = new Set(['watch']);
+
+type Work = (work: Promise<unknown>) => Promise<unknown>;
+/** Os.hostWork of the process that runs now. */
+let hostWork: Work | null = null;
+
 /** No kernel runs: nothing is guarded (only a wrapper kept from a run's time may still ask). */
 const notRunning = (): boolean => {
   assert(undo.length === 0, 'notRunning: the default only while nothing is guarded');
@@ -72,13 +104,17 @@ let undo: (() => void)[] = [];
 /** Every wrapper made: none is ever wrapped again. */
 const guards = new WeakSet<Fn>();
 
-/** Wrap every entry point; `simulated` says whether a simulated process runs now. */
-export function guardNet(simulated: () => boolean): void {
+/**
+ * Wrap every entry point; `simulated` says whether a simulated process runs
+ * now, and `work` hands host I/O to the running process's Os.hostWork.
+ */
+export function guardNet(simulated: () => boolean, work: Work): void {
   // runStarted guards as the first run starts, and runEnded gives back as the last ends.
   assert(undo.length === 0, 'guardNet: once, as the first run starts');
   assert(running === notRunning, 'guardNet: nothing guarded, so no one is asked who runs');
   if (undo.length > 0) return;
   running = simulated;
+  hostWork = work;
   const agents = new Set<unknown>([http.Agent.prototype.createConnection, https.Agent.prototype.createConnection]);
   const own = (args: unknown[]): boolean => {
     assert(running(), 'guardNet: a request is looked at only when a simulated process makes it');
@@ -101,6 +137,15 @@ export function guardNet(simulated: () => boolean): void {
   wrap(globalThis as unknown as Obj, 'fetch', 'fetch', undefined, true);
   // A user app's spawn('sleep', ['1000']) left real processes behind after drover sim exited.
   for (const k of CHILD_CALLS) wrap(childProcess as unknown as Obj, k, `child_process.${k}`, undefined, false, PROCESSES);
+  // Host I/O: waited for, as Os.hostWork of the process that started it.
+  const fsObj = fs as unknown as Obj;
+  for (const k of Object.keys(fsObj)) {
+    if (!k.endsWith('Sync') && typeof fsObj[k] === 'function' && typeof fsObj[`${k}Sync`] === 'function') waitFor(fsObj, k, false);
+  }
+  const fsPromises = fs.promises as unknown as Obj;
+  for (const k of Object.keys(fsPromises)) if (typeof fsPromises[k] === 'function' && !FS_PROMISES_SKIP.has(k)) waitFor(fsPromises, k, true);
+  for (const k of ZLIB_CALLS) waitFor(zlib as unknown as Obj, k, false);
+  for (const k of CRYPTO_CALLS) waitFor(crypto as unknown as Obj, k, false);
   // A Worker a user's app started ran its thread on the host, in host time.
   wrapClass(workerThreads as unknown as Obj, 'Worker', 'worker_threads.Worker', THREADS);
   // So that `import { request } from 'node:http'` gets the wrapper too (and the original back).
@@ -119,6 +164,7 @@ export function unguardNet(): void {
   for (const f of undo) f();
   undo = [];
   running = notRunning;
+  hostWork = null;
   syncBuiltinESMExports();
   assert(httpNs.request === http.request, 'unguardNet: the ESM exports are the originals again');
 }
@@ -160,6 +206,77 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
   Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   guards.add(guarded);
   undo.push(() => Object.defineProperty(obj, key, desc));
+}
+
+/**
+ * Host I/O, obj[key]: called while a simulated process runs, its work is
+ * that process's Os.hostWork. A callback form (`promised` false) is called
+ * with a callback of ours, whose arguments go to the app's callback on the
+ * process's next tick once the kernel hands them back; a promise form's
+ * promise is handed to the kernel, and the process gets the kernel's. What
+ * the original throws at the call (bad arguments) it still throws there.
+ */
+function waitFor(obj: Obj, key: string, promised: boolean): void {
+  const desc = Object.getOwnPropertyDescriptor(obj, key);
+  const orig = obj[key] as Fn;
+  if (desc === undefined || typeof orig !== 'function' || desc.configurable !== true) return;
+  assert(!guards.has(orig), 'waitFor: an entry point is wrapped once, around its original');
+  assert(hostWork !== null, 'waitFor: while the guards go in, with the kernel\'s hostWork');
+  const guarded = function (this: unknown, ...args: unknown[]): unknown {
+    const work = hostWork;
+    if (!running() || work === null || byLoader(guarded)) return Reflect.apply(orig, this, args);
+    if (promised) return work(Reflect.apply(orig, this, args) as Promise<unknown>);
+    const cb = args[args.length - 1];
+    // Not a callback: the original's own error (or its own promise-less form).
+    if (typeof cb !== 'function') return Reflect.apply(orig, this, args);
+    let done: ((r: unknown[]) => void) | null = null;
+    const result = new Promise<unknown[]>((resolve) => (done = resolve));
+    const ret = Reflect.apply(orig, this, [...args.slice(0, -1), (...r: unknown[]) => done!(r)]);
+    // Handed back as the process's (the kernel's promise is made while it runs): its tick is its own.
+    void work(result).then((r) => {
+      assert(running(), 'waitFor: the result comes back to the process that asked');
+      assert(Array.isArray(r), "waitFor: the host's callback arguments come back whole");
+      process.nextTick(cb as Fn, ...(r as unknown[]));
+    });
+    return ret;
+  };
+  for (const k of Reflect.ownKeys(orig)) {
+    if (k !== 'prototype' && k !== 'arguments' && k !== 'caller' && k !== promisify.custom) Object.defineProperty(guarded, k, Object.getOwnPropertyDescriptor(orig, k)!);
+  }
+  // fs.exists's promisified form: waited for too.
+  const custom = (orig as { [promisify.custom]?: unknown })[promisify.custom];
+  if (typeof custom === 'function') {
+    const promisedForm = function (this: unknown, ...args: unknown[]): unknown {
+      const work = hostWork;
+      const p = Reflect.apply(custom as Fn, this, args);
+      return running() && work !== null ? work(p as Promise<unknown>) : p;
+    };
+    Object.defineProperty(guarded, promisify.custom, { value: promisedForm, configurable: true });
+  }
+  assert(guarded.name === orig.name && guarded.length === orig.length, 'waitFor: the wrapper has the name and length of the original');
+  Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
+  guards.add(guarded);
+  undo.push(() => Object.defineProperty(obj, key, desc));
+}
+
+/**
+ * Whether Node's module loader called `at`: an import (Os.importModule) is
+ * already host work, which the kernel waits for; the loader's reads inside it
+ * must not wait for the kernel in turn (fs.promises.readFile in getSource:
+ * every run hung at its first import).
+ */
+function byLoader(at: Fn): boolean {
+  assert(running(), 'byLoader: asked only of a call a simulated process makes');
+  const limit = Error.stackTraceLimit;
+  const o: { stack?: string } = {};
+  try {
+    Error.stackTraceLimit = 1;
+    Error.captureStackTrace(o, at);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  assert(typeof o.stack === 'string', 'byLoader: captureStackTrace gave the object a stack');
+  return /^\s*at (?:.*\()?node:internal\/modules\//m.test(o.stack ?? '');
 }
 
 /** A class (Worker): constructing it while a simulated process runs fails; subclasses and instanceof work as with the original. */

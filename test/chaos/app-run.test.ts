@@ -162,6 +162,17 @@ describe('a run of the user\'s app', () => {
     expect(blame([f(100, 'kill-worker')], 2000)).toBeNull();
   });
 
+  test('a route that reads a file asynchronously (fs.promises, fs callback) is answered, and the seed replays', async () => {
+    const d = await deployment(['GET /file']);
+    const a = await runApp(d, 2n, { ...opts, faults: [] });
+    expect(a.violation).toBeNull();
+    expect(a.findings).toEqual([]);
+    expect(a.statuses).toEqual({ 200: expect.any(Number) });
+    expect(a.sent).toBe(a.statuses['200']);
+    const b = await runApp(d, 2n, { ...opts, faults: [] });
+    expect(b.traceHash).toBe(a.traceHash);
+  });
+
   test('the network outside drover: a clear error at the call, naming the module', async () => {
     const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
     const f = r.findings.find((x) => x.kind === '5xx');
