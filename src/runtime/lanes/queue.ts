@@ -253,8 +253,7 @@ export class SlowLane {
     this.nEnqueued++;
     let d: Decision;
     if (this.closed) {
-      this.shedNoWorkers++;
-      d = { kind: 'reject', id, status: 503, retryAfter: retryAfterSeconds(this.timeout), reason: 'no-workers' };
+      d = this.shed(id, 'no-workers');
     } else {
       const w = this.pick();
       if (w >= 0) {
@@ -267,8 +266,7 @@ export class SlowLane {
         assert(this.where.get(id) === this.qTail, 'slow lane: a request queued but not at the tail');
         return out ?? NONE;
       } else {
-        this.shedFull++;
-        d = { kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' };
+        d = this.shed(id, 'queue-full');
       }
     }
     this.settled();
@@ -344,15 +342,13 @@ export class SlowLane {
     const out = this.expire(now, null) ?? [];
     let d: Decision | null = null;
     if (this.closed) {
-      this.shedNoWorkers++;
-      d = { kind: 'reject', id, status: 503, retryAfter: retryAfterSeconds(this.timeout), reason: 'no-workers' };
+      d = this.shed(id, 'no-workers');
     } else {
       const w = this.pick();
       if (w >= 0) {
         d = this.assign(w, id, now); // a free slot means an empty queue (work-conserving)
       } else if (this.cap === 0) {
-        this.shedFull++;
-        d = { kind: 'reject', id, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' };
+        d = this.shed(id, 'queue-full');
       } else {
         if (this.qLen === this.cap) {
           // Full: the newest waiting makes room for an older one, so the queue keeps its bound and its oldest.
@@ -360,8 +356,7 @@ export class SlowLane {
           const last = this.qId[s]!;
           this.qRemove(s);
           this.where.delete(last);
-          this.shedFull++;
-          out.push({ kind: 'reject', id: last, status: 503, retryAfter: this.retryAfter(), reason: 'queue-full' });
+          out.push(this.shed(last, 'queue-full'));
         }
         this.qUnshift(id, this.qHead >= 0 && this.qAt[this.qHead]! < since ? this.qAt[this.qHead]! : since);
         // It may have waited its queue_timeout already (assigned long ago, or behind an old head).
@@ -677,6 +672,17 @@ export class SlowLane {
     this.nRunning++;
     this.nAssigned++;
     return { kind: 'assign', id, worker: this.wId[w]! };
+  }
+
+  /** A 503 for `id`, which is in no queue slot nor on a worker, counted by its reason. */
+  private shed(id: RequestId, reason: 'queue-full' | 'no-workers'): Decision {
+    assert(!this.where.has(id), 'slow lane: a request shed while still queued or running');
+    if (reason === 'queue-full') this.shedFull++;
+    else this.shedNoWorkers++;
+    const d: Decision = { kind: 'reject', id, status: 503, retryAfter: reason === 'queue-full' ? this.retryAfter() : retryAfterSeconds(this.timeout), reason };
+    // Retry-After within 1..60 whole seconds (retryAfterSeconds).
+    assert(d.retryAfter >= RETRY_AFTER_MIN && d.retryAfter <= RETRY_AFTER_MAX, 'slow lane: a Retry-After outside 1..60');
+    return d;
   }
 
   /** Takes running request `id` off worker index w; answers when it was assigned. */
