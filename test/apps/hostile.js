@@ -12,6 +12,7 @@
 //   /bighead?bytes=N  an answer with an N-byte header
 //   /trailered        a chunked answer that announces and sends a trailer (node:http throws
 //                     on the announcement where it cannot chunk: HEAD, an HTTP/1.0 client)
+//   /hints            103 Early Hints and 102 Processing, then its pid
 //   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http
 export default function hostile(req, res) {
   const url = new URL(req.url, 'http://x');
@@ -70,6 +71,11 @@ export default function hostile(req, res) {
       res.write('one,');
       res.addTrailers({ 'x-sum': '7' });
       res.end('two');
+      return;
+    case '/hints':
+      res.writeEarlyHints({ link: ['</a.css>; rel=preload; as=style', '</b.js>; rel=preload; as=script'] });
+      res.writeProcessing();
+      res.end(String(process.pid));
       return;
     case '/rawhead':
       res.socket.end(`HTTP/1.1 ${url.searchParams.get('line')}\r\ncontent-length: 2\r\n\r\nok`);

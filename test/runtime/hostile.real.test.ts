@@ -819,3 +819,22 @@ test('Expect: only an HTTP/1.1 client asking for 100-continue is sent 100 Contin
     expect(await v11.until(() => answers(v11.text.slice(25)).length === 1, 5000), path).toBe(true);
   }
 });
+
+test('1xx answers of the app (103 Early Hints, 102 Processing) reach an HTTP/1.1 client from a slow route as from a fast one; an HTTP/1.0 client gets none from the slow lane', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'GET /hints'], { workers: 1 });
+  const lanesOff = await serve([], { workers: 1, lanes: false });
+  const seen: string[] = [];
+  for (const [p, pid] of [[port, slowPid], [lanesOff.port, null]] as const) {
+    const c = await raw(p);
+    c.write(GET('/hints'));
+    expect(await c.until(() => /\r\n\r\n\d+$/.test(c.text), 5000)).toBe(true);
+    expect(c.text).toMatch(/^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload; as=style, <\/b\.js>; rel=preload; as=script\r\n\r\nHTTP\/1\.1 102 Processing\r\n\r\nHTTP\/1\.1 200 OK\r\n/i);
+    if (pid !== null) expect(Number(/\r\n\r\n(\d+)$/.exec(c.text)![1])).toBe(pid);
+    seen.push(c.text.slice(0, c.text.indexOf('HTTP/1.1 200')));
+  }
+  expect(seen[0]).toBe(seen[1]);
+  const old = await raw(port);
+  old.write('GET /hints HTTP/1.0\r\n\r\n');
+  expect(await old.until(() => old.closed, 5000)).toBe(true);
+  expect(old.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+});

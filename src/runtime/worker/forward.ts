@@ -1,6 +1,6 @@
 // Sends one request from a fast worker to a slow-lane worker and streams its
-// answer back, unchanged: status and reason, headers (duplicates and case
-// kept), body, trailers. One connection per request, so
+// answer back, unchanged: 1xx hints, status and reason, headers (duplicates
+// and case kept), body, trailers. One connection per request, so
 // that aborting a request is ending its connection (and the end of the
 // connection says the slow worker has let go of it), and the slow worker can
 // take the connection's peer to be this one client.
@@ -144,6 +144,17 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   preq.on('error', (e: { code?: unknown }) => {
     if (!over && !gone) fail(e.code === 'HPE_HEADER_OVERFLOW' ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB` : undefined);
   });
+  // 1xx from the app (103 Early Hints, 102 Processing) pass to an HTTP/1.1
+  // client as they came; 100 was the fast worker's to send (Expect is dropped).
+  preq.on('information', (info: { statusCode: number; rawHeaders: string[] }) => {
+    if (gone || res.headersSent || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return;
+    try {
+      if (info.statusCode === 102) res.writeProcessing();
+      else if (info.statusCode === 103) res.writeEarlyHints(hints(info.rawHeaders));
+    } catch {
+      // Hints node:http will not write (a malformed Link): the answer goes on without them.
+    }
+  });
   preq.on('response', (pres) => {
     answer = pres;
     if (gone) {
@@ -227,6 +238,22 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   for (const c of body.chunks) preq.write(c);
   if (body.trailers.length > 0) preq.addTrailers(pairs(body.trailers));
   preq.end();
+}
+
+/**
+ * Early hints as writeEarlyHints takes them: names in lower case, duplicates
+ * as arrays, and Link as its list of links (node:http writes them joined on
+ * one line, and refuses them back that way).
+ */
+function hints(raw: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const values = name === 'link' ? raw[i + 1]!.split(/,\s*(?=<)/) : [raw[i + 1]!];
+    const had = out[name];
+    out[name] = had === undefined && values.length === 1 ? values[0]! : [...(had === undefined ? [] : Array.isArray(had) ? had : [had]), ...values];
+  }
+  return out;
 }
 
 /** Raw [name, value, ...] as pairs: addTrailers keeps duplicates and case that way. */
