@@ -21,7 +21,6 @@ export class SignalTable {
       return;
     }
     const prev = this.#installed.get(sig);
-    if (prev) process.removeListener(sig, prev);
     this.#installed.delete(sig);
     const next = fn ?? (sig === 'SIGUSR1' ? noop : null);
     if (next) {
@@ -31,6 +30,9 @@ export class SignalTable {
       process.on(sig, wrapper);
       this.#installed.set(sig, wrapper);
     }
+    // The new listener first: with none left for a moment Node closes the
+    // signal's handle, and a signal caught but not yet handed to JS is lost.
+    if (prev) process.removeListener(sig, prev);
     if (sig === 'SIGUSR1') dropEarlyUsr1Guard();
     // What came before drover had loaded (bin/drover.js queued it) is the new handler's.
     for (let n = takeEarlySignals(sig); n > 0 && next; n--) next();
