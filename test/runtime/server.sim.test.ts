@@ -73,6 +73,51 @@ test('HUP whose new workers cannot boot: reload aborted, old generation keeps se
   }, { '/tmp/drover.json': JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 }) });
 });
 
+test('workers of the serving generation that die while a reload boots are replaced at once: it never goes without a worker', async () => {
+  const SLOW = join(import.meta.dirname, '..', 'apps', 'slow-boot-3s.js');
+  await simulate(14, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    const old = c.workers();
+    c.os.fs.writeFile('/tmp/drover.json', JSON.stringify({ app: SLOW, bind: ['127.0.0.1:8000'], workers: 2 }));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.os.sleep(300);
+    for (const pid of old) c.os.kill(pid, 'SIGKILL');
+    const t0 = c.os.now();
+    const r = await c.get();
+    // Before: no worker until the new generation booted, 3 s on.
+    expect(r.status).toBe(200);
+    expect(c.os.now() - t0).toBeLessThan(1500);
+    expect(old).not.toContain(Number(r.body));
+    expect(c.log().slice(from)).not.toMatch(/Reload finished/);
+    await c.waitLog(/Reload finished/, 30_000, from);
+    await c.os.sleep(1000);
+    expect(c.workers()).toHaveLength(2); // the replacements went with the old generation
+    expect(Number((await c.get()).body)).not.toBe(Number(r.body));
+  }, { '/tmp/drover.json': JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 }) });
+});
+
+test('TTIN while a reload boots is applied to the serving generation and holds for the new one', async () => {
+  const SLOW = join(import.meta.dirname, '..', 'apps', 'slow-boot-3s.js');
+  const config = (app: string) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 2, min_workers: 1, max_workers: 4 });
+  await simulate(15, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    c.os.fs.writeFile('/tmp/drover.json', config(SLOW));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.os.sleep(300);
+    c.signal('SIGTTIN');
+    await c.os.sleep(100);
+    c.signal('SIGTTIN');
+    await c.os.sleep(500);
+    expect(c.workers().length).toBeGreaterThanOrEqual(4 + 2); // 4 serving, 2 of the reload booting
+    await c.waitLog(/Reload finished/, 30_000, from);
+    await c.os.sleep(8000);
+    // Before: 2, the count the reload started with.
+    expect(c.workers()).toHaveLength(4);
+  }, { '/tmp/drover.json': config(SIM_APP) });
+});
+
 test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
   const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
   await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {

@@ -128,6 +128,8 @@ interface Reload {
   short: number | null;
   /** Its workers that died after they booted (not those that retired): LOST_MAX bounds them. */
   lost: number;
+  /** `workers` is unchanged: the count in force (TTIN, TTOU, autoscaling, also while it boots) carries over at the commit. */
+  readonly kept: boolean;
 }
 
 export async function arbiter(os: Os, argv: readonly string[], opts: ArbiterOptions): Promise<void> {
@@ -421,7 +423,7 @@ class Arbiter {
     // TTIN/TTOU; we keep it unless the configured count itself changed.
     const target = next.workers !== this.config.workers ? next.workers : Math.min(next.max_workers, Math.max(next.min_workers, this.target));
     const slow = next.lanes ? next.slow_workers : 0;
-    this.reload = { config: next, generation, listeners, opened, want: { fast: target, slow }, short: null, lost: 0 };
+    this.reload = { config: next, generation, listeners, opened, want: { fast: target, slow }, short: null, lost: 0, kept: next.workers === this.config.workers };
     log.info(`Reloading: starting ${target} worker(s)${slow > 0 ? ` and ${slow} slow-lane worker(s)` : ''} of generation ${generation}`);
     this.tell({ RELOADING: '1', STATUS: `reloading: generation ${generation} booting, generation ${this.generation} serving` });
     this.lanes.open(generation, next);
@@ -480,7 +482,8 @@ class Arbiter {
     const old = this.config;
     this.config = r.config;
     this.generation = r.generation;
-    this.target = r.want.fast;
+    // A TTIN or TTOU while it booted was applied to the old generation; it holds for the new one too.
+    this.target = r.kept ? Math.min(r.config.max_workers, Math.max(r.config.min_workers, this.target)) : r.want.fast;
     for (const [name, l] of this.listeners) {
       if (r.listeners.has(name)) continue;
       l.close(); // the old workers keep their own hold until they have drained
@@ -1116,15 +1119,19 @@ class Arbiter {
   /** Brings the current generation to the target. */
   private manage(): void {
     this.superviseManager();
-    if (this.reload) return;
     const active = this.workers.active(this.generation);
     const slowTarget = this.lanes.has(this.generation) ? this.config.slow_workers : 0;
     const slow = this.workers.active(this.generation, 'slow');
+    // While a reload boots, the serving generation still gets back the
+    // workers it loses (a crash, a timeout, max_requests): it would otherwise
+    // go without any until the next one booted, for up to `timeout`. They
+    // load what is on disk now, and go at the commit with the rest.
     if (active.length < this.target || slow.length < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
       for (let i = active.length; i < this.target; i++) if (!this.spawn(this.config, this.generation, this.listeners)) break;
       if (!planted(this.os.hooks, 'arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
     }
+    if (this.reload) return; // no scaling down, no spares: the reload decides the next counts
     if (active.length > this.target) {
       const surplus = active.sort((a, b) => a.spawnedAt - b.spawnedAt).slice(0, active.length - this.target);
       for (const w of surplus) this.drain(w, 'scale');
