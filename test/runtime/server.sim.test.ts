@@ -118,6 +118,20 @@ test('TTIN while a reload boots is applied to the serving generation and holds f
   }, { '/tmp/drover.json': config(SIM_APP) });
 });
 
+test('a worker that does not boot within timeout is a boot failure: named as such, and retried with backoff, not in a loop', async () => {
+  const NEVER = join(import.meta.dirname, '..', 'apps', 'never-boots.js');
+  await simulate(16, [NEVER, '--bind', '127.0.0.1:8000', '--workers', '1', '--timeout', '2'], async (c) => {
+    await c.os.sleep(20_000);
+    const log = c.log();
+    expect(log).toMatch(/worker \d+ did not boot within 2 s .*; next attempt in 1 s/);
+    expect(log).toMatch(/next attempt in 4 s/);
+    // Before: a kill and a respawn every 2 s, "WORKER TIMEOUT" each time, and no word of the boot.
+    expect((log.match(/Booting worker/g) ?? []).length).toBeLessThanOrEqual(5);
+    c.signal('SIGTERM');
+    expect((await c.exited()).code).toBe(0);
+  });
+});
+
 test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
   const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
   await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {

@@ -1058,7 +1058,9 @@ class Arbiter {
       this.spareDied();
       return;
     }
-    if (this.stopping && w.state === 'booting') {
+    // Never booted: it died booting, or was killed for not booting in time (murder).
+    const unbooted = w.state === 'booting' || (w.state === 'aborting' && w.bootError !== null);
+    if (this.stopping && unbooted) {
       // The stop's own signal, most likely: no boot failure, and no next attempt.
       log.info(`Worker ${w.pid} ${how} before it booted: drover is stopping`);
       return;
@@ -1067,7 +1069,7 @@ class Arbiter {
     else log.error(`Worker ${w.pid} ${how}`);
     // Replaced within its reload (startMissing), up to LOST_MAX.
     if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.lost++;
-    if (w.state !== 'booting') return;
+    if (!unbooted) return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
     const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
     if (this.reload && w.generation === this.reload.generation) {
@@ -1091,7 +1093,12 @@ class Arbiter {
       if (w.state === 'aborting') {
         if (now - w.since >= KILL_GRACE) this.signal(w, 'SIGKILL');
       } else if (timeout > 0 && now - w.lastBeat > timeout) {
-        this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
+        if (w.state === 'booting') {
+          // Its app never finished loading (a factory waiting on something that does not come): a boot failure, not a hang (exited()).
+          w.bootError ??= `worker ${w.pid} did not boot within ${timeout / 1000} s (the app's module or factory never finished: see what it waits for)`;
+        } else {
+          this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
+        }
         this.workers.move(w, 'aborting', now);
         w.cause = 'timeout';
         this.signal(w, 'SIGABRT');
