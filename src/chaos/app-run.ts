@@ -7,9 +7,17 @@
 // chaos run; beside them the run records what the user needs to see:
 // answers by status, 5xx and lost requests by route, app code that threw
 // (uncaught exceptions, unhandled rejections: the process that ran it
-// crashes, as Node's default does), companions that outlived their
-// stop_timeout. Same seed, same run.
+// crashes, as Node's default does), requests the app was handed and never
+// answered, companions that outlived their stop_timeout. Same seed, same run.
+//
+// Whose fault a request without an end is: each request carries its id in
+// a header (SIM_REQUEST), which the worker's appCalled hook (os/hooks.ts)
+// reads and takes off as it hands the request to the app. A request the app
+// got and never ended is the app's finding; one drover never handed to the
+// app, or whose answer the app ended and drover never delivered, is
+// drover's: the convergence invariant.
 import { Buffer } from 'node:buffer';
+import type { AppRequest, Defect } from '../os/hooks.js';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { runtimePrograms } from '../runtime/programs.js';
@@ -34,14 +42,34 @@ const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
   'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
 };
 
-export type FindingKind = 'crash' | 'rejection' | 'drover-crash' | '5xx' | 'lost' | 'stop-timeout';
+export type FindingKind = 'crash' | 'rejection' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
+
+/** The header that carries a request's id from the driver to the appCalled hook, which takes it off before the app runs. */
+export const SIM_REQUEST = 'x-sim-request';
+
+/** Takes the header `name` off a request: its raw lines and its parsed headers, as if it had never been sent. */
+export function unmark(req: AppRequest, name: string): string | undefined {
+  // node:http builds headers and headersDistinct from rawHeaders on first use, counting the lines it
+  // parsed: built after a splice, they would read past its end. Built first, they are plain objects.
+  const parsed = req.headers;
+  const distinct = (req as { headersDistinct?: Record<string, string[]> }).headersDistinct;
+  let value: string | undefined;
+  for (let i = req.rawHeaders.length - 2; i >= 0; i -= 2) {
+    if (req.rawHeaders[i]!.toLowerCase() !== name) continue;
+    value = req.rawHeaders[i + 1];
+    req.rawHeaders.splice(i, 2);
+  }
+  delete parsed[name];
+  if (distinct) delete distinct[name];
+  return value;
+}
 
 /** Something the user should look at, at a simulated time. */
 export interface Finding {
   readonly kind: FindingKind;
   readonly at: number;
   readonly text: string;
-  /** "METHOD PATH" of a request, else the process or companion. */
+  /** "METHOD PATH" of a request, else the process or companion (as "program pid"). */
   readonly where: string;
   /** A lost request: the fault injected in the 2 s before it was sent or while it waited, if any. */
   readonly after?: string;
@@ -93,7 +121,11 @@ export function appFaults(d: Deployment, seed: bigint, durationMs: number): Faul
   return out;
 }
 
-export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: number; record?: boolean; faults?: readonly Fault[] }): Promise<AppRunReport> {
+export async function runApp(
+  d: Deployment,
+  seed: bigint,
+  opts: { durationMs: number; record?: boolean; faults?: readonly Fault[]; /** Planted drover bugs (tests of the checkers only). */ defects?: readonly Defect[] },
+): Promise<AppRunReport> {
   const faults = opts.faults ?? appFaults(d, seed, opts.durationMs);
   const cfg = d.resolved;
   const maxStop = Math.max(0, ...[...d.companions.values()].map((c) => c.stopTimeoutMs));
@@ -116,11 +148,17 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
     mounts: { [MOUNT]: d.root },
     // The user's app and companions run their top level in each process that imports them, as under drover.
     isolate: true,
-    hooks: checker.hooks((pid) => k.burning(pid)),
+    hooks: checker.hooks((pid) => k.burning(pid), opts.defects ?? [], {
+      appCalled: (pid, req, res) => {
+        const id = Number(unmark(req, SIM_REQUEST));
+        const p = pending.get(id);
+        if (p !== undefined) p.app = { pid, at: k.now(), res };
+      },
+    }),
   });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
-  const counts: Record<FindingKind, number> = { crash: 0, rejection: 0, 'drover-crash': 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
+  const counts: Record<FindingKind, number> = { crash: 0, rejection: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
   const findings: Finding[] = [];
   const places: Record<string, number> = {};
   const find = (f: Finding) => {
@@ -133,6 +171,8 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
   /** Requests sent; each one's id is its number. */
   let sent = 0;
   let done = false;
+  /** Requests without an end, by id: what was sent, and where and when the app was handed it (appCalled). */
+  const pending = new Map<number, { route: string; at: number; app?: { pid: number; at: number; res: { readonly writableEnded: boolean } } }>();
   /** Faults of the last few seconds, to name the one a lost request followed. */
   const recent: { at: number; text: string }[] = [];
 
@@ -150,7 +190,6 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
 
     // ---- load: the mix, open loop, kept-alive connections (load.ts)
     const pool = new KeptAlive();
-    const pending = new Set<number>();
     const keepShare = os.random();
     const send = () => {
       const id = ++sent;
@@ -160,9 +199,9 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       const keep = slot >= 0;
       const connect = () => new Conn(os.connect(SIM_ADDR), (what) => checker.fail('answers', `a connection carried ${what}`), (ms, fn) => void os.timer(ms, fn));
       const conn = keep ? pool.at(slot, connect) : connect();
-      pending.add(id);
       const at = os.now();
-      const headers = Object.entries(r.headers).map(([h, v]) => `${h}: ${v}\r\n`).join('');
+      pending.set(id, { route, at });
+      const headers = `${Object.entries(r.headers).map(([h, v]) => `${h}: ${v}\r\n`).join('')}${SIM_REQUEST}: ${id}\r\n`;
       conn.request(r.method, r.path, headers, r.body === null ? null : Buffer.from(r.body), keep, {
         end: (o: Outcome) => {
           if (!pending.delete(id)) return;
@@ -208,10 +247,25 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
       return pending.size === 0 && fast >= cfg.min_workers && fast <= cfg.max_workers && live('slow-worker').length === slowWanted && live('arbiter').length === 1;
     };
     await settle(os, SETTLE_MS, settled, () => checker.violation !== null);
+    // A request the app was handed and never ended is the app's (request_timeout would have answered it);
+    // it leaves the count, and a later close of its connection is not a loss.
+    for (const [id, p] of pending) {
+      if (p.app === undefined || p.app.res.writableEnded) continue;
+      pending.delete(id);
+      statuses.unanswered = (statuses.unanswered ?? 0) + 1;
+      find({
+        kind: 'unanswered', at: os.now(), where: p.route,
+        text: `sent at ${p.at} ms, handed to the app in worker ${p.app.pid} at ${p.app.at} ms, never answered (${SETTLE_MS / 1000} s after the faults stopped; ` +
+          `request_timeout is ${cfg.request_timeout > 0 ? `${cfg.request_timeout / 1000} s` : 'off'})`,
+      });
+    }
     if (!checker.violation) {
+      const lost = [...pending.values()];
+      const said = lost.slice(0, 3).map((p) => `${p.route} sent at ${p.at} ms, ${p.app ? `ended by the app in worker ${p.app.pid} and never delivered` : 'never handed to the app'}`);
       checker.check('convergence', settled(), () =>
         `${SETTLE_MS / 1000} s after the faults stopped: ${live('arbiter').length} arbiter(s), ${live('worker').length} fast workers ` +
-        `(expected ${cfg.min_workers}..${cfg.max_workers}), ${live('slow-worker').length} slow workers (expected ${slowWanted}), ${pending.size} request(s) without an end`);
+        `(expected ${cfg.min_workers}..${cfg.max_workers}), ${live('slow-worker').length} slow workers (expected ${slowWanted}), ${pending.size} request(s) without an end` +
+        `${said.length > 0 ? ` (${said.join('; ')})` : ''}`);
       if (pending.size === 0) for (const a of live('arbiter')) checker.lanesIdle(a.pid, live('slow-worker').length);
     }
 
@@ -279,6 +333,7 @@ export async function runApp(d: Deployment, seed: bigint, opts: { durationMs: nu
 /** Where a finding happened, as the report groups them: the route (and status, or the fault before a loss), or the program and the error. */
 export function placeOf(f: Finding): string {
   if (f.kind === '5xx') return `${f.where} ${f.text.split(' ', 1)[0]}`;
+  if (f.kind === 'unanswered') return f.where;
   if (f.kind === 'lost') return `${f.where}, ${f.after ? `after ${f.after}` : 'with no fault in the 2 s before'}`;
   return `${f.where.replace(/ \d+$/, '')}: ${f.text.split('\n', 1)[0]}`;
 }

@@ -375,6 +375,7 @@ const FINDING_TITLE: Record<FindingKind, string> = {
   crash: 'uncaught exceptions in app code',
   rejection: 'unhandled rejections in app code',
   'drover-crash': 'crashes of drover itself',
+  unanswered: 'requests the app never answered (end every response, or set request_timeout)',
   'stop-timeout': 'companions past their stop_timeout',
   '5xx': 'answers 5xx',
   lost: 'requests lost (no answer)',
@@ -405,7 +406,9 @@ export function appTotals(results: readonly Result[]): { sent: number; statuses:
 export function appReport(results: readonly Result[], replay: (seed: string) => string): string {
   const out: string[] = [];
   const { sent, statuses } = appTotals(results);
-  const order = Object.keys(statuses).sort((a, b) => (a === 'lost' ? 1 : b === 'lost' ? -1 : Number(a) - Number(b)));
+  // Status codes in order, then what is not an answer: never answered by the app, lost.
+  const rank = (k: string) => (k === 'unanswered' ? 1e4 : k === 'lost' ? 1e4 + 1 : Number(k));
+  const order = Object.keys(statuses).sort((a, b) => rank(a) - rank(b));
   out.push(`requests: ${n(sent)} sent; answers ${order.map((k) => `${k} ×${n(statuses[k]!)}`).join(', ') || 'none'}`);
   for (const kind of Object.keys(FINDING_TITLE) as FindingKind[]) {
     const hit = results.filter((r) => (r.app?.counts[kind] ?? 0) > 0);

@@ -39,8 +39,23 @@ export interface Hooks {
   errorPath?(path: string, code: string): void;
   /** Arbiter `parent` could not start a `program` (its spawn failed) and tries again in `retryInMs`. */
   spawnFailed?(parent: number, program: string, retryInMs: number): void;
+  /**
+   * Worker `pid` is about to call the app with a request (worker.ts), in
+   * that process: what the app was handed is the app's to answer. `res` is
+   * read later (`writableEnded`: did the app end it). A run that marks its
+   * requests may take its mark off `req` here, before the app sees it.
+   */
+  appCalled?(pid: number, req: AppRequest, res: { readonly writableEnded: boolean }): void;
   /** Planted defects switched on for this run; none on the real OS. */
   readonly defects?: ReadonlySet<Defect>;
+}
+
+/** What a hook sees of a request handed to the app (node:http's IncomingMessage). */
+export interface AppRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly rawHeaders: string[];
 }
 
 /** The real OS's hooks, and a kernel's by default: nobody listens, nothing is planted. */
@@ -68,6 +83,7 @@ export const DEFECTS = [
   'accept-never-resumes', // serving through faults: a worker that got EMFILE from accept pauses its listeners and never resumes them
   'log-ignores-short-write', // whole lines: a log write that took only part of a line is taken as whole (as before issue 15): the next line is glued to the cut one
   'queue-double-assign', // assertion: the slow lane assigns a queued request without taking it off the queue
+  'worker-drops-request', // convergence: a worker takes every seventh request it would hand to the app and does nothing with it: no app, no answer
 ] as const;
 
 export type Defect = (typeof DEFECTS)[number];

@@ -173,6 +173,33 @@ describe('a run of the user\'s app', () => {
     expect(b.traceHash).toBe(a.traceHash);
   });
 
+  test('a route that never ends its answer (request_timeout off) is the app\'s finding by route, not a broken drover invariant', async () => {
+    const r = await runApp(await deployment(['GET /forget', 'GET /marked']), 1n, { ...opts, faults: [] });
+    expect(r.violation).toBeNull();
+    const never = r.findings.filter((f) => f.kind === 'unanswered');
+    expect(never.length).toBeGreaterThan(5);
+    expect(never.every((f) => f.where === 'GET /forget')).toBe(true);
+    expect(never[0]!.text).toMatch(/^sent at \d+ ms, handed to the app in worker \d+ at \d+ ms, never answered \(40 s after the faults stopped; request_timeout is off\)$/);
+    expect(r.counts.unanswered).toBe(r.statuses.unanswered);
+    expect(r.places).toEqual({ 'unanswered\tGET /forget': r.counts.unanswered });
+    // The connections closed at the stop are not counted lost as well; GET /marked was answered throughout,
+    // and its app never saw the header that marks each request.
+    expect(r.statuses.lost).toBeUndefined();
+    expect(r.statuses['200']! + r.statuses.unanswered!).toBe(r.sent);
+    expect(r.statuses['200']).toBeGreaterThan(5);
+  });
+
+  test('a request drover drops before the app gets it (a planted defect) is still a broken invariant, even beside an app that never answers', async () => {
+    const alone = await runApp(await deployment(['GET /']), 1n, { ...opts, faults: [], defects: ['worker-drops-request'] });
+    expect(alone.violation?.invariant).toBe('convergence');
+    expect(alone.violation!.message).toMatch(/\d+ request\(s\) without an end \(GET \/ sent at \d+ ms, never handed to the app;/);
+    expect(alone.counts.unanswered).toBe(0);
+    const both = await runApp(await deployment(['GET /forget', 'GET /']), 1n, { ...opts, faults: [], defects: ['worker-drops-request'] });
+    expect(both.violation?.invariant).toBe('convergence');
+    expect(both.violation!.message).toMatch(/request\(s\) without an end \(GET \/\S* sent at \d+ ms, never handed to the app/);
+    expect(both.counts.unanswered).toBeGreaterThan(0);
+  });
+
   test('the network outside drover: a clear error at the call, naming the module', async () => {
     const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
     const f = r.findings.find((x) => x.kind === '5xx');

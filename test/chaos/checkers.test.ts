@@ -48,6 +48,7 @@ const CASES: readonly Case[] = [
   { invariant: 'log-reported', defect: 'log-reports-every-line', scenario: 'faults', found: 2, how: 'a log that cannot be written is reported on stderr at every failed write, as if each began an outage' },
   { invariant: 'serving-through-faults', defect: 'accept-never-resumes', scenario: 'faults', found: 5, how: 'each worker that gets EMFILE from accept stops accepting for good: once all have, requests wait unanswered' },
   { invariant: 'whole-lines', defect: 'log-ignores-short-write', scenario: 'faults', found: 2, how: "a log write that took part of a line is taken as whole: the process's next line is glued to the cut one" },
+  { invariant: 'convergence', defect: 'worker-drops-request', scenario: 'mixed', found: 1, how: 'a worker drops every seventh request it would hand to the app: neither the app nor anyone answers it, and it is still without an end after the settle' },
   { invariant: 'assertion', defect: 'queue-double-assign', scenario: 'queue-load', found: 1, how: "the slow lane assigns a queued request and leaves it queued: the queue's own assertion (every id in one place) fails in the arbiter" },
 ];
 const ALL = CASES;
@@ -67,9 +68,12 @@ const cleanRun = (scenario: ScenarioName, seed: number) => {
 const describeViolation = (r: RunReport) => (r.violation ? `${r.violation.invariant} at ${r.violation.at} ms: ${r.violation.message}` : 'none');
 
 test('every invariant has its planted defect, and every planted defect its invariant', () => {
+  // One defect per invariant, but convergence has two: a slow worker not replaced, and a request lost
+  // before the app got it (which drover sim --config must tell from a request the app never answered).
   const covered = ALL.map((c) => c.invariant);
-  expect(new Set(covered).size).toBe(covered.length);
-  expect([...covered].sort()).toEqual([...INVARIANTS].sort());
+  expect(covered.filter((i) => i !== 'convergence')).toEqual([...new Set(covered.filter((i) => i !== 'convergence'))]);
+  expect(covered.filter((i) => i === 'convergence')).toHaveLength(2);
+  expect([...new Set(covered)].sort()).toEqual([...INVARIANTS].sort());
   expect(ALL.map((c) => c.defect).sort()).toEqual([...DEFECTS].sort());
 });
 

@@ -161,6 +161,8 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   // Planted defects are fixed for a run: looked up once, not per request.
   const answersTwice = planted(os.hooks, 'worker-answers-twice');
   const timesClient = planted(os.hooks, 'learn-client-time');
+  const dropsRequests = planted(os.hooks, 'worker-drops-request');
+  let dropCount = 0;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (slowSide && !slowSide.take(req, res)) return;
     served++;
@@ -215,6 +217,8 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   }
 
   const run = (req: IncomingMessage, res: ServerResponse) => {
+    if (dropsRequests && ++dropCount % 7 === 0) return;
+    os.hooks.appCalled?.(os.pid, req, res);
     try {
       const r = app(req, res) as Promise<unknown> | undefined;
       if (r && typeof r.then === 'function') r.then(undefined, (e) => fail(req, res, e));
