@@ -8,7 +8,13 @@
 // answers by status, 5xx and lost requests by route, app code that threw
 // (uncaught exceptions, unhandled rejections: the process that ran it
 // crashes, as Node's default does), requests the app was handed and never
-// answered, companions that outlived their stop_timeout. Same seed, same run.
+// answered, an app that failed to load, companions that outlived their
+// stop_timeout. Same seed, same run.
+//
+// An app that cannot load halts drover at its first boot (arbiter.ts: a
+// worker that never booted with a load error stops the server): the run
+// ends there with the app's load error as its finding, not as the
+// convergence invariant of a deployment with no arbiter left.
 //
 // Whose fault a request without an end is: each request carries its id in
 // a header (SIM_REQUEST), which the worker's appCalled hook (os/hooks.ts)
@@ -21,7 +27,7 @@ import type { AppRequest, Defect } from '../os/hooks.js';
 import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { runtimePrograms } from '../runtime/programs.js';
-import { stillSpare } from '../runtime/protocol.js';
+import { EXIT_APP_LOAD, EXIT_BOOT, stillSpare } from '../runtime/protocol.js';
 import { Kernel, type Crash } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
 import { KeptAlive, openLoop } from './load.js';
@@ -42,7 +48,7 @@ const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
   'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
 };
 
-export type FindingKind = 'crash' | 'rejection' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
+export type FindingKind = 'load' | 'crash' | 'rejection' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
 
 /** The header that carries a request's id from the driver to the appCalled hook, which takes it off before the app runs. */
 export const SIM_REQUEST = 'x-sim-request';
@@ -154,11 +160,15 @@ export async function runApp(
         const p = pending.get(id);
         if (p !== undefined) p.app = { pid, at: k.now(), res };
       },
+      appLoadFailed: (pid, message) => {
+        lastLoadFailure = k.now();
+        find({ kind: 'load', at: k.now(), where: `worker ${pid}`, text: message });
+      },
     }),
   });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
-  const counts: Record<FindingKind, number> = { crash: 0, rejection: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
+  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
   const findings: Finding[] = [];
   const places: Record<string, number> = {};
   const find = (f: Finding) => {
@@ -171,6 +181,10 @@ export async function runApp(
   /** Requests sent; each one's id is its number. */
   let sent = 0;
   let done = false;
+  /** When a worker last failed to load the app (appLoadFailed), or -1. */
+  let lastLoadFailure = -1;
+  /** drover stopped because the app cannot load (an arbiter exited with a boot code after a load failure): the run ends. */
+  let halted = false;
   /** Requests without an end, by id: what was sent, and where and when the app was handed it (appCalled). */
   const pending = new Map<number, { route: string; at: number; app?: { pid: number; at: number; res: { readonly writableEnded: boolean } } }>();
   /** Faults of the last few seconds, to name the one a lost request followed. */
@@ -242,6 +256,7 @@ export async function runApp(
 
     // ---- settle: every request has its end, the worker counts are within the config's
     const slowWanted = cfg.lanes ? cfg.slow_workers : 0;
+    const settleFrom = os.now();
     const settled = () => {
       const fast = live('worker').length;
       return pending.size === 0 && fast >= cfg.min_workers && fast <= cfg.max_workers && live('slow-worker').length === slowWanted && live('arbiter').length === 1;
@@ -259,7 +274,9 @@ export async function runApp(
           `request_timeout is ${cfg.request_timeout > 0 ? `${cfg.request_timeout / 1000} s` : 'off'})`,
       });
     }
-    if (!checker.violation) {
+    // Workers that cannot load the app while drover tries to converge: the app's finding says why the count is short.
+    const unloadable = lastLoadFailure >= settleFrom;
+    if (!checker.violation && !unloadable) {
       const lost = [...pending.values()];
       const said = lost.slice(0, 3).map((p) => `${p.route} sent at ${p.at} ms, ${p.app ? `ended by the app in worker ${p.app.pid} and never delivered` : 'never handed to the app'}`);
       checker.check('convergence', settled(), () =>
@@ -287,12 +304,16 @@ export async function runApp(
       if (done || checker.violation) return true;
       if (k.changes === seen && k.now() < checker.due) return false;
       seen = k.changes;
+      if (lastLoadFailure >= 0) {
+        halted = k.processes().some((p) => p.program === 'arbiter' && p.state === 'zombie' && [EXIT_APP_LOAD, EXIT_BOOT].includes(k.exitStatus(p.pid)?.code ?? -1));
+        if (halted) return true;
+      }
       checker.table(k.processes());
       return checker.violation !== null;
     },
     until,
   });
-  if (!done && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
+  if (!done && !halted && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
 
   function crashed(c: Crash): void {
     const where = `${c.program} ${c.pid}`;

@@ -372,6 +372,7 @@ export function traceFile(s: Scenario | AppRun, r: Result, replay: string, timel
 // ---- a user's deployment (drover sim --config/--app)
 
 const FINDING_TITLE: Record<FindingKind, string> = {
+  load: 'your app failed to load',
   crash: 'uncaught exceptions in app code',
   rejection: 'unhandled rejections in app code',
   'drover-crash': 'crashes of drover itself',

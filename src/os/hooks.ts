@@ -46,6 +46,8 @@ export interface Hooks {
    * requests may take its mark off `req` here, before the app sees it.
    */
   appCalled?(pid: number, req: AppRequest, res: { readonly writableEnded: boolean }): void;
+  /** Worker `pid` could not load the app (its import threw, its factory failed, no request listener): `message` as drover logs it. */
+  appLoadFailed?(pid: number, message: string): void;
   /** Planted defects switched on for this run; none on the real OS. */
   readonly defects?: ReadonlySet<Defect>;
 }

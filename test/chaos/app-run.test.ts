@@ -200,6 +200,21 @@ describe('a run of the user\'s app', () => {
     expect(both.counts.unanswered).toBeGreaterThan(0);
   });
 
+  test('an app whose top level throws is the app\'s finding, its load error as drover logs it, and the run ends there: not a broken invariant', async () => {
+    const d = await loadDeployment({ config: 'drover.config.js', cwd: DIR });
+    const unloadable = { ...d, config: { ...d.config, app: `${MOUNT}/unloadable.js` } };
+    const r = await runApp(unloadable, 1n, opts);
+    expect(r.violation).toBeNull();
+    const load = r.findings.filter((f) => f.kind === 'load');
+    expect(load.length).toBeGreaterThan(0);
+    expect(load[0]!.where).toMatch(/^worker \d+$/);
+    expect(load[0]!.text).toMatch(/^cannot load app \/\S+\/unloadable\.js: Error: DATABASE_URL is not set\n/);
+    expect(r.findings.filter((f) => f.kind !== 'load' && f.kind !== 'lost')).toEqual([]);
+    expect(r.logTail.join('\n')).toMatch(/Worker failed to boot, shutting down: cannot load app .*unloadable\.js: Error: DATABASE_URL is not set/);
+    // Ended at the halt, not after the 40 s settle and the stop.
+    expect(r.simulatedMs).toBeLessThan(opts.durationMs);
+  });
+
   test('the network outside drover: a clear error at the call, naming the module', async () => {
     const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
     const f = r.findings.find((x) => x.kind === '5xx');

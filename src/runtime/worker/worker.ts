@@ -131,6 +131,7 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     const code = e instanceof BootError ? e.code : EXIT_BOOT;
     const message = e instanceof Error ? e.message : String(e);
     log.error(message);
+    os.hooks.appLoadFailed?.(os.pid, message);
     send({ t: 'boot-error', code, message });
     // Let the message leave before the process does.
     await os.sleep(20);
