@@ -8,7 +8,7 @@ import type { Defect } from '../os/hooks.js';
 import { FAULT_ERRNO, OS_FAULTS, type OsFault } from '../sim/faults.js';
 import type { Result } from './sim-run.js';
 import type { FindingKind } from '../chaos/app-run.js';
-import { FAILING } from './sim-run.js';
+import { FAILING, whose } from './sim-run.js';
 
 export const hex = (seed: bigint | string): string => `0x${BigInt(seed).toString(16)}`;
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -60,14 +60,15 @@ export function failureReport(r: Result, replay: string, opts: { lines?: number 
   const f = r.failure!;
   const out: string[] = [];
   const what = f.kind === 'violation' ? `invariant ${f.invariant} broken at ${secs(f.at)} simulated`
-    : f.kind === 'app' ? `${f.message.slice(0, f.message.indexOf(':'))} at ${secs(f.at)} simulated`
+    : f.kind === 'app' ? `${FINDING_TITLE[f.finding]}${f.at >= 0 ? ` at ${secs(f.at)} simulated` : ''}`
     : f.kind === 'crash' ? 'the run crashed' : 'the run never finished (wall-clock timeout)';
-  out.push(`FAIL seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
+  // APP: a finding of the user's app; FAIL: drover broke (or the run did).
+  out.push(`${whose(f) === 'app' ? 'APP' : 'FAIL'} seed ${hex(r.seed)} (${r.name}, ${r.durationMs / 1000} s): ${what}`);
   for (const line of f.message.split('\n').slice(0, f.kind === 'violation' || f.kind === 'app' ? 20 : 30)) out.push(`  ${clip(line, 400)}`);
   if (r.app !== undefined) {
     const more = r.app.findings.filter((x) => `${x.kind}: ${x.where}: ${x.text}` !== f.message);
     if (more.length > 0) out.push(`  also in this run:`);
-    for (const x of more.slice(0, 8)) out.push(`    ${x.at >= 0 ? secs(x.at) : '-'} ${x.kind} ${x.where}: ${clip(x.text, 300)}`);
+    for (const x of more.slice(0, 8)) out.push(`    ${x.at >= 0 ? secs(x.at) : '-'} ${x.kind} ${x.where}: ${clip(x.text.split('\n', 1)[0]!, 300)}`);
   }
   out.push(`  fault schedule (${r.faults.length}):${r.faults.length === 0 ? ' none' : ''}`);
   for (let i = 0; i < r.faults.length; i += 6) out.push(`    ${r.faults.slice(i, i + 6).map(describeFault).join(', ')}`);
@@ -147,6 +148,8 @@ export class Progress {
 export interface Totals {
   runs: number;
   failed: number;
+  /** Of `failed`, the runs that failed on their app's findings only (whose); the rest are drover's. */
+  appFailed: number;
   simulatedMs: number;
   events: number;
   wallMs: number;
@@ -159,7 +162,7 @@ export interface Totals {
 
 export function totals(results: readonly Result[], wallMs: number, jobs: number): Totals {
   const t: Totals = {
-    runs: results.length, failed: 0, simulatedMs: 0, events: 0, wallMs, jobs, scenarios: {},
+    runs: results.length, failed: 0, appFailed: 0, simulatedMs: 0, events: 0, wallMs, jobs, scenarios: {},
     injected: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])),
     checks: Object.fromEntries(INVARIANTS.map((k) => [k, 0])),
     requests: {},
@@ -169,6 +172,7 @@ export function totals(results: readonly Result[], wallMs: number, jobs: number)
   };
   for (const r of results) {
     if (r.failure) t.failed++;
+    if (r.failure && whose(r.failure) === 'app') t.appFailed++;
     t.simulatedMs += r.simulatedMs;
     t.events += r.events;
     t.scenarios[r.name] = (t.scenarios[r.name] ?? 0) + 1;
@@ -209,7 +213,8 @@ export function neverFired(t: Pick<Totals, 'injected'>): OsFault[] {
 export function summaryTable(t: Totals, extra: readonly [string, string][] = []): string {
   const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
   const rows: [string, string][] = [];
-  rows.push(['runs', `${n(t.runs)} (${n(t.runs - t.failed)} passed, ${n(t.failed)} failed)`]);
+  const blame = t.appFailed > 0 ? `: ${n(t.failed - t.appFailed)} by drover, ${n(t.appFailed)} by the app's findings` : '';
+  rows.push(['runs', `${n(t.runs)} (${n(t.runs - t.failed)} passed, ${n(t.failed)} failed${blame})`]);
   rows.push(['scenarios', Object.keys(t.scenarios).sort().map((k) => `${k} ${n(t.scenarios[k]!)}`).join(', ') || '-']);
   rows.push(['simulated time', t.simulatedMs >= 360_000 ? `${(t.simulatedMs / 3_600_000).toFixed(2)} h (${n(t.simulatedMs / 1000)} s)` : `${n(t.simulatedMs / 1000)} s`]);
   rows.push(['events', n(t.events)]);
@@ -371,7 +376,7 @@ export function traceFile(s: Scenario | AppRun, r: Result, replay: string, timel
 
 // ---- a user's deployment (drover sim --config/--app)
 
-const FINDING_TITLE: Record<FindingKind, string> = {
+export const FINDING_TITLE: Record<FindingKind, string> = {
   load: 'your app failed to load',
   crash: 'uncaught exceptions in app code',
   rejection: 'unhandled rejections in app code',

@@ -48,7 +48,7 @@ export interface Result {
   /** Why it failed: an invariant, or the run itself broke (crash) or never reported (hung). */
   readonly failure: null | { readonly kind: 'violation'; readonly invariant: Invariant; readonly message: string; readonly at: number }
     | { readonly kind: 'crash' | 'hung'; readonly message: string }
-    | { readonly kind: 'app'; readonly message: string; readonly at: number };
+    | { readonly kind: 'app'; readonly finding: FindingKind; readonly message: string; readonly at: number };
   readonly simulatedMs: number;
   readonly events: number;
   readonly injected: Record<string, number>;
@@ -61,6 +61,16 @@ export interface Result {
   readonly logTail: readonly string[];
   readonly wallMs: number;
   readonly app?: AppSummary;
+}
+
+/**
+ * Whose fault a failed run is, as drover sim's exit status says it: drover's
+ * (a broken invariant, a crash of drover's own code, a run that crashed or
+ * never finished — which a handler that never returns also causes, and
+ * drover sim cannot tell apart) or the app's (its findings only).
+ */
+export function whose(f: NonNullable<Result['failure']>): 'drover' | 'app' {
+  return f.kind === 'app' && f.finding !== 'drover-crash' ? 'app' : 'drover';
 }
 
 export function scenarioOf(t: Pick<Task, 'seed' | 'name' | 'durationMs'>): Scenario {
@@ -81,10 +91,11 @@ async function runAppTask(t: Task, target: Target, record: boolean): Promise<Res
   const d = await deploymentOf(target);
   const t0 = performance.now();
   const r = await runApp(d, BigInt(t.seed), { durationMs: t.durationMs, record, ...(t.faults ? { faults: t.faults } : {}) });
-  const failing = r.findings.find((f) => FAILING.includes(f.kind));
+  // drover's own crash before the app's findings: the seed is drover's to answer for.
+  const failing = r.findings.find((f) => f.kind === 'drover-crash') ?? r.findings.find((f) => FAILING.includes(f.kind));
   const failure: Result['failure'] = r.violation
     ? { kind: 'violation', invariant: r.violation.invariant, message: r.violation.message, at: r.violation.at }
-    : failing ? { kind: 'app', message: `${failing.kind}: ${failing.where}: ${failing.text}`, at: failing.at } : null;
+    : failing ? { kind: 'app', finding: failing.kind, message: `${failing.kind}: ${failing.where}: ${failing.text}`, at: failing.at } : null;
   const keep = failure !== null || t.full === true || record;
   return {
     id: t.id, seed: t.seed, name: 'app', durationMs: t.durationMs, failure,

@@ -18,12 +18,27 @@ import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } fr
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
 import { DEFECTS, type Defect } from '../os/hooks.js';
 import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile, type AppRun } from './sim-report.js';
-import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, type Result, type Task } from './sim-run.js';
+import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, whose, type Result, type Task } from './sim-run.js';
 import { targetArgs, type Deployment, type Target } from '../chaos/deployment.js';
 import { ConfigError } from '../runtime/config/errors.js';
 import { appReport, appTotals } from './sim-report.js';
 
 const MASK64 = (1n << 64n) - 1n;
+
+/**
+ * drover sim's exit status: whose fault a failure is. 1 outranks 3: a batch
+ * where drover broke is drover's to answer for, whatever the app did.
+ */
+export const EXIT = {
+  /** Every run passed (5xx and lost requests are reported, not failed). */
+  pass: 0,
+  /** drover broke: an invariant, a crash of drover's own code, a run that crashed or never finished (--timeout), nondeterminism, --require-faults. */
+  drover: 1,
+  /** Bad options, or a deployment that cannot be simulated. */
+  usage: 2,
+  /** drover held; the app's findings failed seeds (it failed to load, threw, left requests unanswered, a companion outlived its stop_timeout). */
+  app: 3,
+} as const;
 
 export class UsageError extends Error {}
 
@@ -83,9 +98,11 @@ Your own app (instead of drover's own chaos scenarios):
   --config FILE        run the app, lanes and module companions of this drover
                        config file, with the request mix of its "sim" section
                        (default: GET / at 20 requests/s), under the faults of
-                       the mixed scenario; reports 5xx and lost requests,
-                       uncaught exceptions and unhandled rejections of app
-                       code, companions past their stop_timeout
+                       the mixed scenario; reports an app that fails to
+                       load, uncaught exceptions and unhandled rejections
+                       of app code, requests it never answered, companions
+                       past their stop_timeout (exit 3), 5xx and lost
+                       requests
   --app FILE           the same for an app module with drover's defaults
 
 What to run (one of; default --seeds 100):
@@ -127,7 +144,16 @@ Running:
 Testing the checkers (not for finding real bugs):
   --defect NAME[,NAME] ${wrap(`plant known bugs (src/os/hooks.ts): ${DEFECTS.join(', ')}`.split(' '), col)}
 
-Exit status: 0 every run passed, 1 a run failed, 2 bad options.
+Exit status:
+  0  every run passed (5xx answers and lost requests are reported only)
+  1  drover broke: an invariant, a crash of drover itself, a run that
+     crashed or never finished (--timeout; a handler that never returns
+     does that too), nondeterminism, --require-faults. A bug in drover:
+     the replay command reproduces it
+  2  bad options, or a deployment that cannot be simulated
+  3  (--config/--app) drover held, and your app's findings failed seeds:
+     it failed to load, threw, left requests unanswered, or a companion
+     outlived its stop_timeout
 `;
 }
 
@@ -514,7 +540,7 @@ async function shrinkFailure(task: Task, r: Result, o: SimOptions, err: NodeJS.W
   const f0 = r.failure;
   if (f0?.kind !== 'violation' && f0?.kind !== 'app') return 'only an invariant violation or a finding in app code is shrunk';
   // The same failure: the same invariant, or the same kind of finding.
-  const same = (f: Result['failure']) => f !== null && f.kind === f0.kind && (f.kind === 'violation' ? f.invariant === (f0 as { invariant: string }).invariant : f.message.split(':', 1)[0] === f0.message.split(':', 1)[0]);
+  const same = (f: Result['failure']) => f !== null && f.kind === f0.kind && (f.kind === 'violation' ? f.invariant === (f0 as { invariant: string }).invariant : f.kind === 'app' && f.finding === (f0 as { finding: string }).finding);
   const s = task.target === undefined ? scenarioOf(task) : null;
   const original = task.faults ?? r.faults;
   if (original.length === 0) return 'the schedule has no faults to remove';
@@ -576,7 +602,7 @@ export async function main(argv: readonly string[]): Promise<never> {
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`drover sim: ${e.message}\n`);
-      code = 2;
+      code = EXIT.usage;
     } else {
       process.stderr.write(`drover sim: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       code = 1;
@@ -638,7 +664,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     const r = await runOne({ ...task, record: true }, o.timeoutSeconds * 1000);
     results = [r];
     const replay = replayCommand(replayOf(task));
-    const outcome = r.failure?.kind === 'hung' ? `hung: no result after ${o.timeoutSeconds} s of wall time (--timeout)` : r.failure?.kind === 'crash' ? 'CRASH' : `${r.failure ? 'FAIL' : 'pass'}, trace hash ${r.traceHash}`;
+    const outcome = r.failure?.kind === 'hung' ? `hung: no result after ${o.timeoutSeconds} s of wall time (--timeout)` : r.failure?.kind === 'crash' ? 'CRASH' : `${r.failure ? (whose(r.failure) === 'app' ? "your app's findings" : 'FAIL') : 'pass'}, trace hash ${r.traceHash}`;
     text.write(`drover sim: seed ${hex(task.seed)} (${r.name}, ${r.durationMs / 1000} s${task.faults ? `, ${task.faults.length} faults given by --faults` : ''}${o.defects.length ? `, planted: ${o.defects.join(', ')}` : ''}): ${outcome}\n`);
     const finished = r.failure?.kind !== 'hung' && r.failure?.kind !== 'crash';
     if (o.trace !== undefined && !finished) text.write(`drover sim: no trace written to ${o.trace}: the run never finished\n`);
@@ -667,7 +693,9 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       progress.tick(r.failure !== null);
       if (r.failure) {
         const f = r.failure;
-        progress.note(`drover sim: FAIL seed ${hex(r.seed)} (${r.name}): ${f.kind === 'violation' ? f.invariant : f.kind}`);
+        progress.note(whose(f) === 'app'
+          ? `drover sim: APP seed ${hex(r.seed)} (${r.name}): your app: ${(f as { finding: string }).finding}`
+          : `drover sim: FAIL seed ${hex(r.seed)} (${r.name}): ${f.kind === 'violation' ? f.invariant : f.kind === 'app' ? f.finding : f.kind}`);
       }
     }, () => performance.now() > budgetEnd);
     results = await pool.run();
@@ -703,14 +731,27 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
   }
 
   const wallMs = performance.now() - t0;
-  // Failures: the first few in full, the rest one line each; the first violation shrunk.
-  const full = 5;
-  for (const [i, { task, result }] of failures.entries()) {
-    const replay = replayCommand(replayOf(task));
-    if (i < full) text.write(`\n${failureReport(o.mode === 'seed' ? result : await recorded(task, result), replay)}\n`);
-    else text.write(`FAIL seed ${hex(result.seed)} (${result.name}): ${result.failure!.kind === 'violation' ? (result.failure as { invariant: string }).invariant : result.failure!.kind}; replay: ${replay}\n`);
+  // Failures, drover's first, then the app's, each under its heading: the first few in full, the rest one line each.
+  const droverFailures = failures.filter((f) => whose(f.result.failure!) === 'drover');
+  const appFailures = failures.filter((f) => whose(f.result.failure!) === 'app');
+  const runs = o.mode === 'determinism' ? o.count! : results.length;
+  const groups = [
+    { list: droverFailures, heading: `== drover broke in ${droverFailures.length} of ${runs} seed(s): a bug in drover, not in your app; the replay command reproduces it ==` },
+    { list: appFailures, heading: `== your app's findings failed ${appFailures.length} of ${runs} seed(s): drover's invariants held there; the replay command reproduces each ==` },
+  ];
+  for (const { list, heading } of groups) {
+    if (list.length === 0) continue;
+    if (target !== undefined) text.write(`\n${heading}\n`);
+    const full = 5;
+    for (const [i, { task, result }] of list.entries()) {
+      const replay = replayCommand(replayOf(task));
+      const f = result.failure!;
+      if (i < full) text.write(`\n${failureReport(o.mode === 'seed' ? result : await recorded(task, result), replay)}\n`);
+      else text.write(`${whose(f) === 'app' ? 'APP' : 'FAIL'} seed ${hex(result.seed)} (${result.name}): ${f.kind === 'violation' ? f.invariant : f.kind === 'app' ? f.finding : f.kind}; replay: ${replay}\n`);
+    }
   }
-  const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation' || f.result.failure?.kind === 'app');
+  // The first violation shrunk (drover's before the app's).
+  const shrinkable = failures.find((f) => f.result.failure?.kind === 'violation') ?? failures.find((f) => f.result.failure?.kind === 'app');
   let shrunk: Shrunk | string | null = null;
   if (shrinkable && o.shrink) {
     text.write('\n');
@@ -720,7 +761,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     if (typeof shrunk === 'string') text.write(`drover sim: not shrunk: ${shrunk}\n`);
     else {
       const f = shrinkable.result.failure!;
-      text.write(`${shrunkReport(shrinkable.task, shrinkable.result, shrunk, f.kind === 'violation' ? f.invariant : f.message.split(':', 1)[0]!)}\n`);
+      text.write(`${shrunkReport(shrinkable.task, shrinkable.result, shrunk, f.kind === 'violation' ? f.invariant : f.kind === 'app' ? f.finding : f.kind)}\n`);
     }
   }
 
@@ -733,9 +774,11 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       ? 'drover sim: --require-faults: no run of this batch turned on any of the kernel\'s faults (run --scenario faults)\n'
       : `drover sim: --require-faults: kernel fault kind(s) turned on but never fired in this batch: ${unfired.join(', ')}\n`);
   }
+  const droverBroke = droverFailures.length > 0 || nondeterministic || (o.requireFaults && (unfired.length > 0 || faultless));
+  const code = droverBroke ? EXIT.drover : appFailures.length > 0 ? EXIT.app : EXIT.pass;
   if (o.json) {
     io.out.write(`${JSON.stringify({
-      ...report, ...t, passed: t.runs - t.failed, kernelFaults: kernelFaults(t), neverFired: unfired,
+      ...report, ...t, passed: t.runs - t.failed, exit: code, kernelFaults: kernelFaults(t), neverFired: unfired,
       ...(target !== undefined ? { app: appTotals(results) } : {}),
       failures: failures.map(({ task, result }) => ({
         seed: hex(result.seed), scenario: result.name, durationMs: result.durationMs, failure: result.failure, faults: result.faults,
@@ -752,7 +795,14 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     const report = appReport(results, (seed) => replayCommand({ seed, durationMs: o.durationMs, defects: [], target: targetArgs(target) }));
     text.write(`\ndrover sim: what your app did\n${report.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
   }
-  return failures.length > 0 || nondeterministic || (o.requireFaults && (unfired.length > 0 || faultless)) ? 1 : 0;
+  if (target !== undefined || code !== EXIT.pass) {
+    const verdict = code === EXIT.drover
+      ? `drover broke${droverFailures.length > 0 ? ` in ${droverFailures.length} of ${runs} seed(s)` : ''}: a bug in drover (see above for the replay command)${appFailures.length > 0 ? `; your app's findings failed ${appFailures.length} more` : ''}`
+      : code === EXIT.app ? `drover's invariants held in all ${runs} seed(s); your app's findings failed ${appFailures.length} of them`
+      : `every seed passed${target !== undefined ? ': drover\'s invariants held, and your app had no finding that fails a seed' : ''}`;
+    text.write(`\ndrover sim: exit ${code}: ${verdict}\n`);
+  }
+  return code;
 }
 
 /** A deployment as drover sim says it: the app, its workers and lanes, its companions. */

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
 import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
-import { againCommand, batchTasks, helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
+import { againCommand, batchTasks, EXIT, helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
+import { whose } from '../../src/cli/sim-run.js';
 import { duration, processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -274,6 +275,7 @@ describe('drover sim, the command', () => {
     expect(Number(shrunk![1])).toBe(1);
     expect(parseSchedule(shrunk![4]!)[0]!.kind).toBe('kill-slow-worker');
     expect(r.out).toMatch(/drover sim summary\n {2}runs +1 \(0 passed, 1 failed\)/);
+    expect(r.out).toMatch(/\ndrover sim: exit 1: drover broke in 1 of 1 seed\(s\): a bug in drover \(see above for the replay command\)\n$/);
     // The shrunk command replays the failure.
     const again = await drover([...shrunk![3]!.replace('npx drover sim ', '').split(' '), '--no-shrink']);
     expect(again.code).toBe(1);
@@ -309,6 +311,16 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(usage(['--app', 'a.js', '--defect', 'arbiter-skips-reap'])).toMatch(/^--defect plants bugs in drover's own chaos runs/);
   });
 
+  test('whose fault a failure is: drover\'s for an invariant, a crash of drover, a run that crashed or hung; the app\'s for its findings', () => {
+    expect(whose({ kind: 'violation', invariant: 'convergence', message: '', at: 0 })).toBe('drover');
+    expect(whose({ kind: 'hung', message: '' })).toBe('drover');
+    expect(whose({ kind: 'crash', message: '' })).toBe('drover');
+    expect(whose({ kind: 'app', finding: 'drover-crash', message: '', at: 0 })).toBe('drover');
+    for (const finding of ['load', 'crash', 'rejection', 'unanswered', 'stop-timeout'] as const) expect(whose({ kind: 'app', finding, message: '', at: 0 })).toBe('app');
+    expect(EXIT).toEqual({ pass: 0, drover: 1, usage: 2, app: 3 });
+    expect(helpText()).toMatch(/Exit status:\n {2}0 .*\n[\s\S]* {2}1 {2}drover broke[\s\S]* {2}2 {2}bad options[\s\S]* {2}3 {2}\(--config\/--app\) drover held, and your app's findings failed seeds/);
+  });
+
   test('a passing batch: exit 0, what the app did, and the command for the batch', async () => {
     const r = await drover(['--config', 'examples/express.config.js', '--seeds', '2', '--from', '5', '--duration', '4', '--jobs', '1'], 120_000);
     expect(r.err).not.toMatch(/FAIL/);
@@ -317,18 +329,44 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(r.out).toContain('this batch again: npx drover sim --config examples/express.config.js --seeds 2 --from 0x5 --duration 4');
     expect(r.out).toMatch(/drover sim: what your app did\n {2}requests: [\d,]+ sent; answers 200 ×[\d,]+, 201 ×[\d,]+/);
     expect(r.out).toContain('uncaught exceptions in app code: none');
+    expect(r.out).toMatch(/\ndrover sim: exit 0: every seed passed: drover's invariants held, and your app had no finding that fails a seed\n$/);
   });
 
-  test('a seed whose app code throws: exit 1, the finding with its seed and simulated time, and the replay command', async () => {
-    const dir = join(ROOT, 'test/chaos/fixtures/user-app');
-    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'boom.config.json', '--seed', '1', '--no-shrink'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const inUserApp = async (args: string[]) => {
+    const child = spawn(process.execPath, [BIN, 'sim', ...args], { cwd: join(ROOT, 'test/chaos/fixtures/user-app'), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    expect(code).toBe(1);
-    expect(out).toMatch(/FAIL seed 0x1 \(app, 3 s\): crash at \d+\.\d{3}s simulated\n {2}crash: worker \d+: Error: boom from a timer/);
+    return { code, out };
+  };
+
+  test('a seed whose app code throws: exit 3 (the app\'s, not drover\'s), under the app\'s heading, with its seed, simulated time and replay command', async () => {
+    const { code, out } = await inUserApp(['--config', 'boom.config.json', '--seed', '1', '--no-shrink']);
+    expect(code).toBe(3);
+    expect(out).toMatch(/\n== your app's findings failed 1 of 1 seed\(s\): drover's invariants held there; the replay command reproduces each ==\n\nAPP seed 0x1 \(app, 3 s\): uncaught exceptions in app code at \d+\.\d{3}s simulated\n {2}crash: worker \d+: Error: boom from a timer/);
+    expect(out).not.toMatch(/drover broke|FAIL seed/);
+    expect(out).toMatch(/runs +1 \(0 passed, 1 failed: 0 by drover, 1 by the app's findings\)/);
+    expect(out).toMatch(/\ndrover sim: exit 3: drover's invariants held in all 1 seed\(s\); your app's findings failed 1 of them\n$/);
     expect(out).toContain('replay: npx drover sim --config boom.config.json --seed 0x1 --duration 3');
     expect(out).toMatch(/uncaught exceptions in app code: [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}worker: Error: boom from a timer ×[\d,]+\n {4}first: seed 0x1 at/);
+  });
+
+  test('an app whose top level throws: exit 3, "your app failed to load" with the error drover logged', async () => {
+    const { code, out } = await inUserApp(['--config', 'unloadable.config.json', '--seed', '1', '--no-shrink']);
+    expect(code).toBe(3);
+    expect(out).toMatch(/\nAPP seed 0x1 \(app, 2 s\): your app failed to load at \d+\.\d{3}s simulated\n {2}load: worker \d+: cannot load app \S+unloadable\.js: Error: DATABASE_URL is not set\n/);
+    expect(out).toMatch(/\n {2}your app failed to load: [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}worker: cannot load app \S+unloadable\.js: Error: DATABASE_URL is not set ×[\d,]+\n/);
+    expect(out).toMatch(/^drover sim: seed 0x1 \(app, 2 s\): your app's findings, trace hash [0-9a-f]{16}$/m);
+    expect(out).not.toMatch(/invariant \S+ broken|drover broke|FAIL/);
+    expect(out).toContain('drover sim: exit 3: ');
+  });
+
+  test('a route that never ends its answers: exit 3, the requests the app never answered by route, not a broken invariant', async () => {
+    const { code, out } = await inUserApp(['--config', 'forget.config.json', '--seeds', '1', '--from', '1', '--jobs', '1', '--no-shrink']);
+    expect(code).toBe(3);
+    expect(out).toMatch(/\n {2}requests the app never answered \(end every response, or set request_timeout\): [\d,]+ in 1 of 1 seeds \(each fails its seed\)\n {4}GET \/forget ×[\d,]+\n {4}first: seed 0x1 at [\d.]+s simulated, GET \/forget: sent at \d+ ms, handed to the app in worker \d+ at \d+ ms, never answered/);
+    expect(out).toMatch(/answers 200 ×[\d,]+, unanswered ×[\d,]+/);
+    expect(out).not.toMatch(/invariant convergence|drover broke/);
   });
 
   test('--trace of a --config run: its header is the deployment, the mix and the faults that ran, not a chaos scenario of the same seed', async () => {
