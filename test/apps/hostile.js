@@ -40,6 +40,8 @@ export default function hostile(req, res) {
           pid: process.pid,
           method: req.method,
           headers: req.rawHeaders,
+          parsed: Object.keys(req.headers),
+          distinct: Object.keys(req.headersDistinct),
           trailers: req.rawTrailers,
           body: Buffer.concat(chunks).toString('latin1'),
           remote: req.socket.remoteAddress,

@@ -11,8 +11,12 @@ import { fromFastWorker, SlowSide } from '../../src/runtime/worker/slow-lane.js'
 function request(headers: Array<[string, string]>) {
   const socket = { destroyed: false, remoteAddress: '/run/lane.sock', remotePort: undefined as number | undefined, destroy() { this.destroyed = true; } };
   const lower: Record<string, string> = {};
-  for (const [k, v] of headers) lower[k.toLowerCase()] = lower[k.toLowerCase()] === undefined ? v : `${lower[k.toLowerCase()]}, ${v}`;
-  const req = { headers: lower, rawHeaders: headers.flat(), socket } as unknown as IncomingMessage;
+  const distinct: Record<string, string[]> = {};
+  for (const [k, v] of headers) {
+    lower[k.toLowerCase()] = lower[k.toLowerCase()] === undefined ? v : `${lower[k.toLowerCase()]}, ${v}`;
+    (distinct[k.toLowerCase()] ??= []).push(v);
+  }
+  const req = { headers: lower, headersDistinct: distinct, rawHeaders: headers.flat(), socket } as unknown as IncomingMessage;
   const res = new EventEmitter() as unknown as ServerResponse;
   return { req, res, socket };
 }
@@ -27,6 +31,7 @@ test('drover\'s headers are taken off in every case, the client becomes the peer
   const { req, socket } = forwarded(laneId(300, 9), [['X-Drover-Lane', '1']]);
   expect(fromFastWorker(req)).toBe(null); // two ids joined: not a number, so none
   expect(req.headers).toEqual({ host: 'x', connection: 'close' });
+  expect(req.headersDistinct).toEqual({ host: ['x'], connection: ['close'] });
   expect(req.rawHeaders).toEqual(['Host', 'x', 'Connection', 'close']);
   expect([socket.remoteAddress, socket.remotePort]).toEqual(['10.0.0.7', 4567]);
 

@@ -36,12 +36,25 @@ export function screen(req: IncomingMessage, res: ServerResponse): boolean {
 
 /** Takes every x-drover-* header off the request, raw and parsed. */
 export function strip(req: IncomingMessage): void {
+  takeOff(req, (name) => name.startsWith(PREFIX));
+}
+
+/**
+ * Takes the headers whose lower-case name `drop` picks off the request:
+ * rawHeaders, headers and headersDistinct. The parsed two are built first:
+ * node:http builds them lazily from rawHeaders by the count it parsed, and
+ * read past the end of a shortened list (headersDistinct threw a TypeError
+ * in the app, on every slow-lane request and after any client's x-drover-*).
+ */
+export function takeOff(req: IncomingMessage, drop: (name: string) => boolean): void {
   const raw = req.rawHeaders;
   const h = req.headers;
+  const d = req.headersDistinct;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (name.startsWith(PREFIX)) {
+    if (drop(name)) {
       delete h[name];
+      delete d[name];
       raw.splice(i, 2);
       i -= 2;
     }

@@ -15,6 +15,7 @@
 // dead one's pid will in time number a request the same.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CLIENT_HEADER, LANE_HEADER, type ToArbiter, type ToWorker } from '../protocol.js';
+import { takeOff } from './screen.js';
 
 /** Ids asked about before their request came are refused this long (a burn here may delay the accept), at most this many. */
 const REFUSED_MS = 10 * 60_000;
@@ -76,16 +77,7 @@ export class SlowSide {
 export function fromFastWorker(req: IncomingMessage): number | null {
   const client = req.headers[CLIENT_HEADER];
   const lane = req.headers[LANE_HEADER];
-  delete req.headers[CLIENT_HEADER];
-  delete req.headers[LANE_HEADER];
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === CLIENT_HEADER || name === LANE_HEADER) {
-      raw.splice(i, 2);
-      i -= 2;
-    }
-  }
+  takeOff(req, (name) => name === CLIENT_HEADER || name === LANE_HEADER);
   if (typeof client === 'string') {
     const sp = client.lastIndexOf(' ');
     const address = client.slice(0, sp);
