@@ -93,6 +93,20 @@ describe('writePidfile', () => {
     });
   });
 
+  test('a file that holds anything but a pid is refused and left as it was; an empty one is replaced', async () => {
+    await inSim((os) => {
+      os.fs.mkdir('/run');
+      os.fs.writeFile('/run/settings.json', '{"workers":2}\n');
+      const e = refusal(() => writePidfile(os, '/run/settings.json', dead));
+      expect(e.message).toBe('pidfile /run/settings.json holds "{\\"workers\\":2}", which is not a pid: is it the right file? Remove it if it is a stale pidfile, or use another --pid');
+      expect(e.exitCode).toBe(2);
+      expect(os.fs.readFile('/run/settings.json')).toBe('{"workers":2}\n');
+      os.fs.writeFile('/run/d.pid', '');
+      writePidfile(os, '/run/d.pid', dead);
+      expect(os.fs.readFile('/run/d.pid')).toBe(`${os.pid}\n`);
+    });
+  });
+
   test('a symlink planted at the temp name is never followed: another unguessable name is used, or the start is refused', async () => {
     await inSim((os) => {
       os.fs.mkdir('/run');

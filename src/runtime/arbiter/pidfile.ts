@@ -1,5 +1,6 @@
 // The pidfile: written whole by rename (a reader never sees half a pid),
-// refused when it names a live process, removed on exit only if still ours.
+// refused when it names a live process or holds anything but a pid,
+// removed on exit only if still ours.
 //
 // Its directory may be one another user can write (/tmp, a service user's
 // run directory): nothing here follows a symlink or opens a name someone
@@ -30,7 +31,12 @@ export function writePidfile(os: Os, path: string, alive: (pid: number) => boole
   const st = lstatOrNull(os, path);
   if (st !== null) {
     refuseUnsafe(os, path, st);
-    const old = Number.parseInt(os.fs.readFile(path).trim(), 10);
+    const text = os.fs.readFile(path).trim();
+    // Empty is a pidfile cut short; anything but a pid is someone's file, which --pid would overwrite and the stop remove.
+    if (text !== '' && !/^\d+$/.test(text)) {
+      throw new PidfileError(`pidfile ${path} holds ${JSON.stringify(text.slice(0, 24))}${text.length > 24 ? '...' : ''}, which is not a pid: is it the right file? Remove it if it is a stale pidfile, or use another --pid`);
+    }
+    const old = Number.parseInt(text, 10);
     if (Number.isInteger(old) && old > 0 && old !== os.pid && alive(old)) {
       throw new PidfileError(`pidfile ${path} names process ${old}, which is running: is drover already running? Stop it, or use another --pid`, 1);
     }
