@@ -132,6 +132,24 @@ test('a worker that does not boot within timeout is a boot failure: named as suc
   });
 });
 
+test('HUP with a new pid path moves the pidfile: the new one written, the old one removed, and the stop removes the new one', async () => {
+  const config = (pid: string) => JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 1, pid });
+  await simulate(17, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(1);
+    expect(c.os.fs.readFile('/tmp/old.pid').trim()).toBe(String(c.arbiter));
+    c.os.fs.writeFile('/tmp/drover.json', config('/tmp/new.pid'));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    // Before: still old.pid only, and the stop then left it behind.
+    expect(c.os.fs.readFile('/tmp/new.pid').trim()).toBe(String(c.arbiter));
+    expect(c.os.fs.exists('/tmp/old.pid')).toBe(false);
+    c.signal('SIGTERM');
+    expect((await c.exited()).code).toBe(0);
+    expect(c.os.fs.exists('/tmp/new.pid')).toBe(false);
+  }, { '/tmp/drover.json': config('/tmp/old.pid') });
+});
+
 test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
   const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
   await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {

@@ -200,6 +200,8 @@ class Arbiter {
   private readonly metrics = new Metrics();
   private admin: Admin | null = null;
   private stopping = false;
+  /** The pidfile this arbiter wrote (the config's may change at a reload): the one the stop removes. */
+  private pidfile: string | null = null;
   private readied = false; // READY=1 sent for the first generation
   private lastStatus = '';
   private watchdogAt = 0;
@@ -270,6 +272,7 @@ class Arbiter {
     if (this.config.pid) {
       try {
         writePidfile(os, this.config.pid, (pid) => os.alive(pid));
+        this.pidfile = this.config.pid;
       } catch (e) {
         log.error((e as Error).message);
         return e instanceof PidfileError ? e.exitCode : 1;
@@ -285,14 +288,14 @@ class Arbiter {
         this.listeners = await this.bind(this.config, new Map());
       } catch (e) {
         log.error((e as Error).message);
-        if (this.config.pid) removePidfile(os, this.config.pid);
+        if (this.pidfile) removePidfile(os, this.pidfile);
         return 1;
       }
     }
     for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
     if (this.config.admin_bind !== null && !(await this.openAdmin(this.config.admin_bind))) {
       this.closeListeners(this.listeners);
-      if (this.config.pid) removePidfile(os, this.config.pid);
+      if (this.pidfile) removePidfile(os, this.pidfile);
       return 1;
     }
     this.lanes.open(this.generation, this.config);
@@ -491,6 +494,7 @@ class Arbiter {
     }
     for (const name of r.opened.keys()) this.log.info(`Listening at: ${url(name)} (${this.os.pid})`);
     this.listeners = r.listeners;
+    if ((r.config.pid ?? null) !== this.pidfile) this.movePidfile(r.config.pid ?? null);
     if (old.error_log !== r.config.error_log || old.log_level !== r.config.log_level || old.log_format !== r.config.log_format) {
       this.log.sink.close();
       this.log = new Logger(this.os, new LogSink(this.os, r.config.error_log), r.config.log_level, { format: r.config.log_format, role: 'arbiter' });
@@ -508,6 +512,24 @@ class Arbiter {
     // Companions: the manager applies the same per-companion diff; unchanged ones keep running.
     if (this.manager) this.manager.channel?.send({ t: 'reread' } satisfies ToManager);
     this.queuedReload();
+  }
+
+  /**
+   * A reload changed `pid`: the new pidfile is written, then the old one
+   * removed (gunicorn moves it too). One that cannot be written is said, and
+   * the old one stays: a service manager still finds the server.
+   */
+  private movePidfile(path: string | null): void {
+    if (path !== null) {
+      try {
+        writePidfile(this.os, path, (pid) => this.os.alive(pid));
+      } catch (e) {
+        this.log.error(`${(e as Error).message}; the pidfile stays ${this.pidfile ?? 'unwritten'}`);
+        return;
+      }
+    }
+    if (this.pidfile !== null) removePidfile(this.os, this.pidfile);
+    this.pidfile = path;
   }
 
   /** `drover ctl reload`: a HUP whose outcome the caller waits for. */
@@ -1220,7 +1242,7 @@ class Arbiter {
         // a socket file of a worker that could not be killed; nothing else to do
       }
     }
-    if (this.config.pid) removePidfile(os, this.config.pid);
+    if (this.pidfile) removePidfile(os, this.pidfile);
     log.info('Shutdown complete');
   }
 
