@@ -191,6 +191,28 @@ test('TERM lets a request in flight finish; INT and QUIT stop at once', async ()
   }
 });
 
+test('INT or QUIT during a graceful stop makes it quick; other signals then are said to be ignored', async () => {
+  for (const sig of ['SIGINT', 'SIGQUIT'] as const) {
+    const r = await simulate(18, base('--workers', '2', '--graceful-timeout', '30'), async (c) => {
+      await c.booted(2);
+      const slow = c.get('/slow?ms=60000').then(() => 'answered', () => 'reset');
+      await c.os.sleep(100);
+      c.signal('SIGTERM');
+      await c.os.sleep(1000);
+      c.signal('SIGHUP');
+      const t0 = c.os.now();
+      c.signal(sig);
+      expect((await c.exited()).code).toBe(0);
+      // Before: the stop waited out the request, up to graceful_timeout (30 s).
+      expect(c.os.now() - t0).toBeLessThan(1000);
+      expect(await slow).toBe('reset');
+      expect(c.log()).toMatch(/Ignoring signal: hup: drover is stopping/);
+      expect(c.log()).toMatch(new RegExp(`Handling signal: ${sig.slice(3).toLowerCase()}: stopping quickly instead`));
+    });
+    expect(r.left).toEqual([]);
+  }
+});
+
 test('TTIN and TTOU move the worker count within [min, max]', async () => {
   await simulate(7, base('--workers', '2', '--min-workers', '1', '--max-workers', '3'), async (c) => {
     await c.booted(2);

@@ -1210,6 +1210,18 @@ class Arbiter {
     const managerDeadline = os.now() + managerStopMs(this.config);
     let workersKilled = false;
     while (left() && os.now() < Math.max(deadline, managerDeadline)) {
+      // An operator who will not wait escalates, as with nginx or a second Ctrl-C: INT or QUIT turns a graceful stop quick.
+      for (const sig of this.signals.splice(0)) {
+        if (graceful && (sig === 'SIGINT' || sig === 'SIGQUIT')) {
+          graceful = false;
+          log.info(`Handling signal: ${sig.slice(3).toLowerCase()}: stopping quickly instead`);
+          for (const w of this.workers.all()) this.signal(w, 'SIGQUIT');
+          if (this.manager) this.tryKill(this.manager.pid, 'SIGQUIT');
+          slowSignalled = true;
+        } else {
+          log.info(`Ignoring signal: ${sig.slice(3).toLowerCase()}: drover is stopping`);
+        }
+      }
       if (!slowSignalled && this.workers.ofRole('fast').length === 0) {
         slowSignalled = true;
         for (const w of this.workers.ofRole('slow')) this.signal(w, 'SIGTERM');
