@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Signal } from '../../src/os/types.js';
 import { parseCompanions, type CompanionConfig } from '../../src/runtime/companions/config.js';
 import {
-  TRANSITIONS, backoffDelay, exitExpected, initial, restarts, step as stepOf, type Action, type Companion, type Input, type State,
+  TRANSITIONS, backoffDelay, exitExpected, initial, restarts, secs, step as stepOf, type Action, type Companion, type Input, type State,
 } from '../../src/runtime/companions/state.js';
 import type { Hooks } from '../../src/os/hooks.js';
 
@@ -755,5 +755,13 @@ describe('model-based: random inputs against the rules', () => {
       'EXITED, restarted', 'EXITED, expected, kept', 'EXITED, unexpected, kept', 'EXITED started again',
       'stopped through the exit', 'reconfigure restarts', 'reconfigure starts', 'reconfigure parks the config', 'stop waits for a pending spawn',
     ]) expect(seen[event] ?? 0, JSON.stringify(seen)).toBeGreaterThan(0);
+  });
+});
+
+describe('secs', () => {
+  it('writes durations to the millisecond, never a float\'s tail', () => {
+    expect(secs(2001.0210520029066)).toBe('2.001 s');
+    expect(secs(1500)).toBe('1.5 s');
+    expect(secs(0)).toBe('0 s');
   });
 });

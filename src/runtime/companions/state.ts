@@ -109,11 +109,11 @@ export function backoffDelay(config: CompanionConfig, failures: number): number 
   return delay;
 }
 
-/** '1.5 s' */
+/** '1.5 s', '2.001 s': to the millisecond (an age from the clock is not a round number: 2.0010210520029066 s was written). */
 export const secs = (ms: number): string => {
   // Delays, timeouts and ages from a monotonic clock: never negative, never NaN or infinite.
   assert(ms >= 0 && ms < Infinity, 'companion: a duration that is negative, NaN or infinite');
-  return `${ms / 1000} s`;
+  return `${Math.round(ms) / 1000} s`;
 };
 
 function exitText(code: number | null, signal: Signal | null): string {
