@@ -7,6 +7,7 @@ import { createNodeOs } from '../os/node/index.js';
 import { cpuCount } from '../os/node/cpus.js';
 import { sdNotifier } from '../os/node/sd-notify.js';
 import { parentNotifier } from '../os/node/parent-notify.js';
+import { syntaxErrorAt } from '../os/node/os.js';
 import { arbiter } from '../runtime/arbiter/arbiter.js';
 import { ConfigError, helpText, loadConfig, parseArgv } from '../runtime/config/index.js';
 import type { Notifier } from '../runtime/notify.js';
@@ -99,7 +100,10 @@ async function checkApp(path: string, deadline: number): Promise<{ ok: true; kin
     // the group is gone
   }
   if (typeof said === 'string') return { ok: false, problem: `cannot load app ${path}: ${said}` };
-  if (said.error !== undefined) return { ok: false, problem: `cannot load app ${path}: ${said.error}` };
+  if (said.error !== undefined) {
+    const where = said.error.startsWith('SyntaxError') ? syntaxErrorAt(path) : null;
+    return { ok: false, problem: `cannot load app ${path}: ${where === null ? '' : `${where}\n\n`}${said.error}` };
+  }
   if (!said.kind) return { ok: false, problem: `app ${path} has no default export function; export a request listener (req, res) => ... or a factory returning one` };
   return { ok: true, kind: said.kind };
 }

@@ -48,11 +48,17 @@ test('an app that throws at import: exit 4 with its error, as at boot', async ()
   expect(r.log).toContain(`drover: cannot load app ${path}: Error: this app cannot load: missing DATABASE_URL\n    at `);
 });
 
-test('a syntax error: exit 4 naming it', async () => {
-  const path = app('export default (req, res) => { res.end(;\n');
+test('a syntax error: exit 4 naming it, with the file, the line and where in it (what node prints for its own)', async () => {
+  const path = app('export default (req, res) => {\n  res.end(;\n};\n');
   const r = await check(path);
   expect(r.code).toBe(4);
-  expect(r.log).toMatch(new RegExp(`drover: cannot load app ${path}: .*SyntaxError`, 's'));
+  expect(r.log).toContain(`drover: cannot load app ${path}: ${path}:2\n  res.end(;\n          ^\n\nSyntaxError: Unexpected token ';'\n`);
+  // In a module the app imports, Node's words alone.
+  const dep = app('export const x = (;\n', 'dep.mjs');
+  const top = app(`import { x } from ${JSON.stringify(dep)};\nexport default (req, res) => res.end(String(x));\n`, 'top.mjs');
+  const t = await check(top);
+  expect(t.code).toBe(4);
+  expect(t.log).toMatch(new RegExp(`drover: cannot load app ${top}: SyntaxError`));
 });
 
 test('no default export, and a missing module: exit 4, each in words', async () => {

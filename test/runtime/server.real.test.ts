@@ -342,6 +342,15 @@ describe('drover refuses to start, clearly', () => {
     expect(booted(d).length).toBeLessThanOrEqual(2);
   });
 
+  test('an app with a syntax error: exit 4, naming the file, the line and where in it', async () => {
+    const app = join(dir(), 'app.mjs');
+    writeFileSync(app, 'export default (req, res) => {\n  res.end(;\n};\n');
+    const d = drover([app, '--bind', `127.0.0.1:${await freePort()}`, '--workers', '1', '--lanes', 'off']);
+    expect(await d.exited()).toEqual({ code: 4, signal: null });
+    // The text log writes the message on one line, newlines as \x0a.
+    expect(d.log()).toContain(`cannot load app ${app}: ${app}:2\\x0a  res.end(;\\x0a          ^\\x0a\\x0aSyntaxError: Unexpected token ';'`);
+  });
+
   test('a factory that throws: exit 3 with the reason', async () => {
     const d = drover([join(APPS, 'broken-factory.js'), '--bind', `127.0.0.1:${await freePort()}`, '--workers', '1']);
     expect(await d.exited()).toEqual({ code: 3, signal: null });

@@ -1,6 +1,6 @@
 // The Os of one real process, assembled from the modules next to it.
 
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
   OsError, type Addr, type Child, type Exited, type Fs, type ListenOptions, type Listener, type Os, type Signal,
@@ -129,7 +129,10 @@ export class NodeOs implements Os {
   }
 
   importModule(path: string): Promise<Record<string, unknown>> {
-    return hostImport(path);
+    return hostImport(path).catch((e: unknown) => {
+      if (e instanceof SyntaxError) locate(e, path);
+      throw e;
+    });
   }
 
   alive(pid: number): boolean {
@@ -187,4 +190,21 @@ export class NodeOs implements Os {
   connect(addr: Addr): Promise<Stream> {
     return connect(addr);
   }
+}
+
+/**
+ * Where a SyntaxError from import() of `path` is: import() names neither
+ * file nor line (Node keeps its "file:3 / ^" for the errors it prints
+ * itself), so `node --check` of the file says it. Null when the error is not
+ * in that file (a module it imports): Node's words alone then.
+ */
+export function syntaxErrorAt(path: string): string | null {
+  const r = spawnSync(process.execPath, ['--check', path], { encoding: 'utf8', timeout: 10_000 });
+  const at = r.status === 0 ? -1 : (r.stderr ?? '').indexOf('\nSyntaxError');
+  return at < 0 ? null : r.stderr.slice(0, at).trimEnd();
+}
+
+function locate(e: SyntaxError, path: string): void {
+  const where = syntaxErrorAt(path);
+  if (where !== null) e.stack = `${where}\n\n${e.stack ?? e.message}`;
 }
