@@ -10,7 +10,7 @@ import { dropEarlyUsr1Guard, takeEarlySignals } from './early.js';
 const noop = (): void => {};
 
 export class SignalTable {
-  readonly #installed = new Map<Signal, () => void>();
+  readonly #installed = new Map<Signal, { fn: () => void; ignored: boolean }>();
   #chld: (() => void) | null = null;
 
   /** Install `fn`, or restore the default (null). Replaces the previous handler. */
@@ -22,17 +22,21 @@ export class SignalTable {
     }
     const prev = this.#installed.get(sig);
     this.#installed.delete(sig);
+    // Dropped first when it was the no-op of "no handler" (USR1): a signal
+    // sent while ignored is not the new handler's, as on the kernel.
+    if (prev?.ignored) process.removeListener(sig, prev.fn);
     const next = fn ?? (sig === 'SIGUSR1' ? noop : null);
     if (next) {
       // A fresh wrapper each time, so removing it never removes a listener
       // that someone else registered with the same function.
       const wrapper = (): void => next();
       process.on(sig, wrapper);
-      this.#installed.set(sig, wrapper);
+      this.#installed.set(sig, { fn: wrapper, ignored: fn === null });
     }
-    // The new listener first: with none left for a moment Node closes the
-    // signal's handle, and a signal caught but not yet handed to JS is lost.
-    if (prev) process.removeListener(sig, prev);
+    // A handler replaced after its successor is in: with no listener for a
+    // moment Node closes the signal's handle, and a signal caught but not yet
+    // handed to JS is lost (a TERM while drover loads was).
+    if (prev && !prev.ignored) process.removeListener(sig, prev.fn);
     if (sig === 'SIGUSR1') dropEarlyUsr1Guard();
     // What came before drover had loaded (bin/drover.js queued it) is the new handler's.
     for (let n = takeEarlySignals(sig); n > 0 && next; n--) next();
