@@ -198,7 +198,7 @@ describe("the arbiter's lanes", () => {
   test('a generation forgotten while its lane still holds a request is a bug', () => {
     const os = { now: () => 0, timer: () => ({ cancel() {} }), hooks: {} } as unknown as Os;
     const log = { error() {}, info() {}, warning() {} } as unknown as Logger;
-    const lanes = new Lanes({ os, log, send: () => {}, idle: () => {}, fastWorkers: () => [] });
+    const lanes = new Lanes({ os, log, send: () => {}, idle: () => {}, unreachable: () => {}, fastWorkers: () => [] });
     lanes.open(1, { lanes: true, slow_queue: 4, slow_concurrency: 1, queue_timeout: 0 } as Config);
     const table = new Workers();
     lanes.want(table.add(300, null, 1, 0), 1); // queued: no slow worker yet

@@ -13,16 +13,17 @@ import { laneId, type ToWorker } from '../../src/runtime/protocol.js';
 function setup() {
   const sent: Array<[number, ToWorker]> = [];
   const idle: number[] = [];
+  const unreachable: number[] = [];
   const os = { now: () => 0, timer: () => ({ cancel() {} }), hooks: {} } as unknown as Os;
   const log = { error() {}, info() {}, warning() {} } as unknown as Logger;
-  const lanes = new Lanes({ os, log, send: (pid, m) => sent.push([pid, m]), idle: (pid) => idle.push(pid), fastWorkers: () => [] });
+  const lanes = new Lanes({ os, log, send: (pid, m) => sent.push([pid, m]), idle: (pid) => idle.push(pid), unreachable: (pid) => unreachable.push(pid), fastWorkers: () => [] });
   lanes.open(1, { lanes: true, slow_queue: 4, slow_concurrency: 1, queue_timeout: 0 } as Config);
   const table = new Workers();
   const fast = (pid: number) => table.add(pid, null, 1, 0, 'fast');
   const slow = table.add(200, null, 1, 0, 'slow', '/run/slow-1.sock');
   lanes.slowReady(slow, '/run/slow-1.sock');
   const to = (pid: number) => sent.filter(([p]) => p === pid).map(([, m]) => m);
-  return { lanes, slow, fast, to, idle };
+  return { lanes, slow, fast, to, idle, unreachable };
 }
 
 test('a dead fast worker\'s running request keeps its slot until the slow worker lets go of it', () => {
@@ -79,7 +80,7 @@ test('a slow worker that dies with orphans frees them with itself; a retiring on
 });
 
 test('a slow worker dead but not yet reaped: the slot its last request freed is named to the next, whose fast worker finds it refused; that request waits again, first in line, and the worker takes no more', () => {
-  const { lanes, slow, fast, to, idle } = setup();
+  const { lanes, slow, fast, to, idle, unreachable } = setup();
   const a = fast(300);
   const b = fast(301);
   const c = fast(302);
@@ -94,7 +95,9 @@ test('a slow worker dead but not yet reaped: the slot its last request freed is 
   lanes.refused(b, 1);
   expect(to(301)).toEqual([go]); // no 502, no 503: it waits
   expect(idle).toEqual([200]); // out of the lane (it runs nothing), and told to drain should it be alive
+  expect(unreachable).toEqual([200]); // the arbiter starts its replacement now
   lanes.refused(b, 1); // twice: nothing more
+  expect(unreachable).toEqual([200]);
   lanes.slowGone(slow); // the reap: nothing of it left to fail
   const table = new Workers();
   const next = table.add(201, null, 1, 0, 'slow', '/run/slow-2.sock');

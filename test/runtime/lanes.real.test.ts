@@ -107,6 +107,22 @@ test('a slow worker whose socket was removed (a tmp cleaner) is replaced; the re
   expect(alive(slowPid)).toBe(false); // drained: it served nobody any more
 });
 
+test('a slow worker that refused a connection while it still runs a long request is replaced at once, not when that request ends', async () => {
+  const { d, port, runtime, slowPid } = await lanes('--slow-routes', 'GET /burn', '--slow-concurrency', '2');
+  const dir = join(runtime, 'drover', readdirSync(join(runtime, 'drover')).find((n) => n.startsWith('lanes-'))!);
+  const long = get(port, '/burn?ms=6000');
+  await sleep(300);
+  for (const s of readdirSync(dir)) rmSync(join(dir, s));
+  const t0 = Date.now();
+  const r = await get(port, '/burn?ms=10');
+  expect(r.status).toBe(200);
+  expect(Number(r.body)).not.toBe(slowPid);
+  // Before: served by the replacement booted once the 6 s burn had ended.
+  expect(Date.now() - t0).toBeLessThan(4000);
+  expect(Number((await long).body)).toBe(slowPid); // it finished its request
+  await d.waitFor(new RegExp(`Worker ${slowPid} exited with code 0`), 5000);
+});
+
 test('fast workers killed while a request runs in the slow lane: its slot stays taken until the slow worker lets go', { timeout: 60_000 }, async () => {
   // slow_queue 0: a slow request finds the one slot free or is answered 503 at once.
   const { d, port, slowPid } = await lanes('--slow-routes', 'GET /burn', '--slow-queue', '0');

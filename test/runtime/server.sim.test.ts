@@ -150,6 +150,39 @@ test('HUP with a new pid path moves the pidfile: the new one written, the old on
   }, { '/tmp/drover.json': config('/tmp/old.pid') });
 });
 
+test('a failed reload\'s workers are no boot failures of the serving generation: a worker it loses just after is replaced at once', async () => {
+  const config = (app: string) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 4 });
+  await simulate(19, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(4);
+    c.os.fs.writeFile('/tmp/drover.json', config(BROKEN));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/reload failed/, 10_000, from);
+    await c.os.sleep(1000);
+    const [victim] = c.workers();
+    const t0 = c.os.now();
+    c.os.kill(victim!, 'SIGKILL');
+    await c.booted(1, c.log().length);
+    // Before: each of the other three new workers' exits pushed the respawn back: 'next attempt in 8 s'.
+    expect(c.os.now() - t0).toBeLessThan(1500);
+    expect(c.log().slice(from)).not.toMatch(/next attempt/);
+  }, { '/tmp/drover.json': config(SIM_APP) });
+});
+
+test('a reload\'s workers boot within the timeout of the config it brings (raised with a slower app)', async () => {
+  const SLOW = join(import.meta.dirname, '..', 'apps', 'slow-boot-3s.js');
+  const config = (app: string, timeout: number) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 2, timeout });
+  await simulate(20, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    c.os.fs.writeFile('/tmp/drover.json', config(SLOW, 10));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    // Before: 'did not boot within 2 s', the serving config's timeout.
+    await c.waitLog(/Reload finished|reload failed/, 30_000, from);
+    expect(c.log().slice(from)).toMatch(/Reload finished/);
+  }, { '/tmp/drover.json': config(SIM_APP, 2) });
+});
+
 test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
   const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
   await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {

@@ -230,6 +230,11 @@ class Arbiter {
       },
       send: (pid, m) => this.workers.get(pid)?.channel?.send(m),
       idle: (pid) => this.workers.get(pid)?.channel?.send({ t: 'drain' } satisfies ToWorker),
+      unreachable: (pid) => {
+        // Draining, so manage() starts its replacement at once: it may run requests a long while yet (or be dead, unreaped).
+        const w = this.workers.get(pid);
+        if (w) this.drain(w, 'unreachable');
+      },
       fastWorkers: () => this.workers.ofRole('fast'),
     });
     this.control = new Control(os, {
@@ -1080,8 +1085,9 @@ class Arbiter {
       this.spareDied();
       return;
     }
-    // Never booted: it died booting, or was killed for not booting in time (murder).
-    const unbooted = w.state === 'booting' || (w.state === 'aborting' && w.bootError !== null);
+    // Never booted: it died booting, or was killed for not booting in time
+    // (murder: cause timeout; a failed reload's, killed on purpose, has cause reload).
+    const unbooted = w.state === 'booting' || (w.state === 'aborting' && w.cause === 'timeout' && w.bootError !== null);
     if (this.stopping && unbooted) {
       // The stop's own signal, most likely: no boot failure, and no next attempt.
       log.info(`Worker ${w.pid} ${how} before it booted: drover is stopping`);
@@ -1091,7 +1097,8 @@ class Arbiter {
     else log.error(`Worker ${w.pid} ${how}`);
     // Replaced within its reload (startMissing), up to LOST_MAX.
     if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.lost++;
-    if (!unbooted) return;
+    // Only the serving generation's boots and the reload's count: one of a reload that failed already is no one's.
+    if (!unbooted || (w.generation !== this.generation && w.generation !== this.reload?.generation)) return;
     const bootCode = e.code === EXIT_APP_LOAD || e.code === EXIT_BOOT ? e.code : null;
     const reason = w.bootError ?? `${w.role === 'slow' ? 'slow-lane ' : ''}worker ${w.pid} ${how} before it booted`;
     if (this.reload && w.generation === this.reload.generation) {
@@ -1110,8 +1117,10 @@ class Arbiter {
   /** Timeouts: a silent worker gets ABRT, then KILL; a drain past its deadline gets KILL. */
   private murder(): void {
     const now = this.os.now();
-    const { timeout, graceful_timeout } = this.config;
+    const { graceful_timeout } = this.config;
     for (const w of this.workers.all()) {
+      // A reload's workers by its own config: the HUP that deploys a slower boot may raise timeout with it.
+      const timeout = w.generation === this.reload?.generation ? this.reload.config.timeout : this.config.timeout;
       if (w.state === 'aborting') {
         if (now - w.since >= KILL_GRACE) this.signal(w, 'SIGKILL');
       } else if (timeout > 0 && now - w.lastBeat > timeout) {

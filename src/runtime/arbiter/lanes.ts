@@ -44,6 +44,8 @@ export interface LanesHost {
   send(pid: number, m: ToWorker): void;
   /** A retiring slow worker has nothing left to run: drain it now. */
   idle(pid: number): void;
+  /** A slow worker refused a connection (refused): it takes no more requests, and another is wanted in its place now. */
+  unreachable(pid: number): void;
   /** Fast workers alive now (for the broadcast of routes). */
   fastWorkers(): Worker[];
 }
@@ -164,6 +166,7 @@ export class Lanes {
       this.host.log.warning(`slow-lane worker ${slow} refused a connection: it takes no more requests, and the request waits again`);
       g.retiring.add(slow);
       g.lane.retireWorker(slow);
+      this.host.unreachable(slow);
     }
     this.assignedAt.delete(id);
     this.act(g, g.lane.requeue(id, this.host.os.now()));

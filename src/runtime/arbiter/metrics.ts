@@ -11,7 +11,7 @@ import { addCounters, BUCKETS_MS, emptyCounters, LANES, TIMEOUT_KINDS, type Work
 import type { ProcessRow, SpareCounts } from '../lanes/report.js';
 
 /** Why a worker exited, as the arbiter knows it. */
-export type ExitCause = 'reload' | 'max_requests' | 'rss' | 'timeout' | 'scale' | 'stop' | 'signal' | 'error' | 'exit';
+export type ExitCause = 'reload' | 'max_requests' | 'rss' | 'timeout' | 'scale' | 'unreachable' | 'stop' | 'signal' | 'error' | 'exit';
 
 export class Metrics {
   private readonly retired = emptyCounters();
@@ -157,7 +157,7 @@ export function exposition(s: Snapshot): string {
   o.family('drover_worker_boots_total', 'counter', 'workers started, by lane')
     .sample('drover_worker_boots_total', { lane: 'fast' }, s.metrics.boots.fast)
     .sample('drover_worker_boots_total', { lane: 'slow' }, s.metrics.boots.slow);
-  o.family('drover_worker_exits_total', 'counter', 'workers gone, by lane and cause: reload, max_requests, rss (max_worker_rss), timeout (heartbeat), scale, stop, signal (killed otherwise), error (non-zero exit), exit');
+  o.family('drover_worker_exits_total', 'counter', 'workers gone, by lane and cause: reload, max_requests, rss (max_worker_rss), timeout (heartbeat), scale, unreachable (a slow worker whose socket refused a connection), stop, signal (killed otherwise), error (non-zero exit), exit');
   for (const [k, n] of [...s.metrics.exits].sort()) {
     const [lane, cause] = k.split(' ') as [string, string];
     o.sample('drover_worker_exits_total', { lane, cause }, n);
