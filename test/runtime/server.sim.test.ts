@@ -144,6 +144,12 @@ test('HUP with a new pid path moves the pidfile: the new one written, the old on
     // Before: still old.pid only, and the stop then left it behind.
     expect(c.os.fs.readFile('/tmp/new.pid').trim()).toBe(String(c.arbiter));
     expect(c.os.fs.exists('/tmp/old.pid')).toBe(false);
+    // The same file spelled another way: it stays.
+    c.os.fs.writeFile('/tmp/drover.json', config('/tmp//new.pid'));
+    const again = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, again);
+    expect(c.os.fs.readFile('/tmp/new.pid').trim()).toBe(String(c.arbiter));
     c.signal('SIGTERM');
     expect((await c.exited()).code).toBe(0);
     expect(c.os.fs.exists('/tmp/new.pid')).toBe(false);

@@ -525,16 +525,21 @@ class Arbiter {
    * the old one stays: a service manager still finds the server.
    */
   private movePidfile(path: string | null): void {
-    if (path !== null) {
-      try {
-        writePidfile(this.os, path, (pid) => this.os.alive(pid));
-      } catch (e) {
-        this.log.error(`${(e as Error).message}; the pidfile stays ${this.pidfile ?? 'unwritten'}`);
-        return;
-      }
-    }
+    if (path !== null && !this.writePid(path)) return;
     if (this.pidfile !== null) removePidfile(this.os, this.pidfile);
+    // The same file spelled another way (/var/run is /run, a doubled slash) went with the old one: again.
+    if (path !== null && !this.os.fs.exists(path)) this.writePid(path);
     this.pidfile = path;
+  }
+
+  private writePid(path: string): boolean {
+    try {
+      writePidfile(this.os, path, (pid) => this.os.alive(pid));
+      return true;
+    } catch (e) {
+      this.log.error(`${(e as Error).message}; the pidfile stays ${this.pidfile ?? 'unwritten'}`);
+      return false;
+    }
   }
 
   /** `drover ctl reload`: a HUP whose outcome the caller waits for. */
