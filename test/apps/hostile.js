@@ -13,7 +13,7 @@
 //   /trailered        a chunked answer that announces and sends a trailer (node:http throws
 //                     on the announcement where it cannot chunk: HEAD, an HTTP/1.0 client)
 //   /hints            103 Early Hints and 102 Processing, then its pid
-//   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http
+//   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http (burn=N: N ms between)
 export default function hostile(req, res) {
   const url = new URL(req.url, 'http://x');
   res.setHeader('x-pid', String(process.pid));
@@ -79,9 +79,14 @@ export default function hostile(req, res) {
       res.writeProcessing();
       res.end(String(process.pid));
       return;
-    case '/rawhead':
-      res.socket.end(`HTTP/1.1 ${url.searchParams.get('line')}\r\ncontent-length: 2\r\n\r\nok`);
+    case '/rawhead': {
+      // ...then, with burn=N, holds its event loop N ms before it ends.
+      res.socket.write(`HTTP/1.1 ${url.searchParams.get('line')}\r\ncontent-length: 2\r\n\r\n`);
+      const end = performance.now() + Number(url.searchParams.get('burn') ?? 0);
+      while (performance.now() < end);
+      res.socket.end('ok');
       return;
+    }
     case '/stamp':
       res.end(String(Date.now()));
       return;

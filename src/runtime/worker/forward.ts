@@ -112,13 +112,22 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
       res.setHeader('connection', 'close');
       res.end(`Bad Gateway: ${why}\n`);
     }
+    // Still connected (an answer head refused here): its slow worker may be
+    // running the request yet, and the slot is its until the connection closes.
+    const s = preq?.socket;
+    if (s && !s.destroyed) {
+      answer?.resume();
+      preq!.once('close', () => end('failed'));
+      s.end();
+      return;
+    }
     end('failed');
   };
   // drover's own headers first: a server keeps the first N headers of a
   // request with too many (node:http, 2,000), and last they were the ones lost.
   const headers = [CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close'];
   pass(req.rawHeaders, headers);
-  let preq: ClientRequest;
+  let preq: ClientRequest | undefined;
   try {
     preq = request({
       method: req.method,
