@@ -856,3 +856,17 @@ test('1xx answers of the app (103 Early Hints, 102 Processing) reach an HTTP/1.1
   expect(await old.until(() => old.closed, 5000)).toBe(true);
   expect(old.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
 });
+
+test('a body whose Content-Length comes past node:http\'s cap of 1,000 headers reaches the slow worker as it reaches a fast one', LIMIT, async () => {
+  const { port, slowPid } = await serve(['--slow-routes', 'POST /echo'], { workers: 1 });
+  let head = 'Host: x\r\n';
+  for (let i = 0; i < 1100; i++) head += `a${i}: b\r\n`;
+  const c = await raw(port);
+  c.write(`POST /upload HTTP/1.1\r\n${head}Content-Length: 2\r\n\r\n{}POST /echo HTTP/1.1\r\n${head}Content-Length: 2\r\n\r\n{}`);
+  expect(await c.until(() => answers(c.text).length === 2, 5000)).toBe(true);
+  const [fast, slow] = answers(c.text).map((a) => JSON.parse(a.body) as { pid: number; bytes?: number; body?: string });
+  expect(fast!.bytes).toBe(2);
+  expect(slow!.pid).toBe(slowPid);
+  // Before: '' (forwarded without its body).
+  expect(slow!.body).toBe('{}');
+});

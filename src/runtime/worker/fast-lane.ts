@@ -25,6 +25,8 @@ interface Waiting {
 }
 
 const NO_BODY: Body = { chunks: [], trailers: [] };
+/** node:http's default cap on a request's raw header entries (maxHeadersCount unset: 1,000 headers). */
+const HEADER_ENTRIES = 2000;
 
 export class FastLane {
   readonly predictor: Predictor;
@@ -54,7 +56,10 @@ export class FastLane {
   take(key: number, req: IncomingMessage, res: ServerResponse): boolean {
     if (!this.predictor.classifyKey(key, req.method!, req.url!)) return false;
     this.handed++;
-    if (!hasBody(req)) {
+    // Past node:http's cap on headers (2,000 raw entries) the framing ones may
+    // be among those dropped, while its parser framed the body by them: the
+    // body is read then too (a request without one ends at once).
+    if (!hasBody(req) && req.rawHeaders.length < HEADER_ENTRIES) {
       this.want({ req, res, key, body: NO_BODY });
       return true;
     }

@@ -40,13 +40,17 @@ export const ANSWER_HEAD_MAX = 1 << 20;
  * and so do those its Connection headers name. `Trailer` goes unless the
  * request is chunked: node:http throws on it for a message it frames
  * otherwise (a GET, a Content-Length body), and it only announces trailers.
+ * Answers whether the request named its framing (Content-Length or
+ * Transfer-Encoding).
  */
-function pass(raw: readonly string[], out: string[]): void {
+function pass(raw: readonly string[], out: string[]): boolean {
   let named: Set<string> | null = null;
   let chunked = false;
+  let framed = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (name === 'transfer-encoding') chunked = true;
+    if (name === 'content-length' || name === 'transfer-encoding') framed = true;
     if (name !== 'connection') continue;
     for (const token of raw[i + 1]!.split(',')) {
       const t = token.trim().toLowerCase();
@@ -57,6 +61,7 @@ function pass(raw: readonly string[], out: string[]): void {
     const name = raw[i]!.toLowerCase();
     if (!HOP.has(name) && !named?.has(name) && (chunked || name !== 'trailer')) out.push(raw[i]!, raw[i + 1]!);
   }
+  return framed;
 }
 
 /** The app's headers copied onto the answer go before drover answers in its place (the date is drover's). */
@@ -126,7 +131,9 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   // drover's own headers first: a server keeps the first N headers of a
   // request with too many (node:http, 2,000), and last they were the ones lost.
   const headers = [CLIENT_HEADER, `${req.socket.remoteAddress ?? ''} ${req.socket.remotePort ?? ''}`, LANE_HEADER, String(id), 'Connection', 'close'];
-  pass(req.rawHeaders, headers);
+  const framed = pass(req.rawHeaders, headers);
+  // A body whose framing headers node:http dropped (past its header cap): framed here, by what was read.
+  if (!framed && body.chunks.length > 0) headers.push('Content-Length', String(body.chunks.reduce((n, c) => n + c.length, 0)));
   let preq: ClientRequest | undefined;
   try {
     preq = request({
