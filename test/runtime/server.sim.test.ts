@@ -189,6 +189,23 @@ test('a reload\'s workers boot within the timeout of the config it brings (raise
   }, { '/tmp/drover.json': config(SIM_APP, 2) });
 });
 
+test('a reload whose workers do not boot in time: the reload fails with the reason, and the workers it kills are no errors', async () => {
+  const SLOW = join(import.meta.dirname, '..', 'apps', 'slow-boot-3s.js');
+  const config = (app: string) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 2, timeout: 1 });
+  await simulate(21, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(2);
+    c.os.fs.writeFile('/tmp/drover.json', config(SLOW));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/reload failed, the running config stays in force: new workers did not boot within 1 s/, 10_000, from);
+    await c.os.sleep(1000);
+    const errors = c.log().slice(from).split('\n').filter((l) => l.includes('[ERROR]'));
+    // Before: an ERROR line for each worker the failed reload killed, besides the one that says why.
+    expect(errors).toHaveLength(1);
+    expect((await c.get()).status).toBe(200);
+  }, { '/tmp/drover.json': config(SIM_APP) });
+});
+
 test('TERM while a reload\'s workers boot: they are stopped and logged so, with no boot failure and no next attempt', async () => {
   const app = join(import.meta.dirname, '..', 'apps', 'slow-boot.js'); // 500 ms to boot
   await simulate(13, [app, '--bind', '127.0.0.1:8000', '--workers', '2'], async (c) => {

@@ -1098,7 +1098,8 @@ class Arbiter {
       log.info(`Worker ${w.pid} ${how} before it booted: drover is stopping`);
       return;
     }
-    if (w.state === 'draining' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
+    // Asked to go, or killed on purpose (a failed reload's): no error of its own.
+    if (w.state === 'draining' || w.cause === 'reload' || (e.code === 0 && e.signal === null)) log.info(`Worker ${w.pid} ${how}`);
     else log.error(`Worker ${w.pid} ${how}`);
     // Replaced within its reload (startMissing), up to LOST_MAX.
     if (w.state === 'serving' && this.reload && w.generation === this.reload.generation) this.reload.lost++;
