@@ -306,6 +306,14 @@ function runningHostWork(work: Promise<unknown>): Promise<unknown> {
   return c.p.os.hostWork(work);
 }
 
+/** The host I/O the running process's import under way waits for (SimOs.importModule); null: none is under way. */
+function runningLoadIo(): Promise<unknown>[] | null {
+  const c = current;
+  assert(c !== null && installed, "runningLoadIo: only a simulated process's call is asked about");
+  assert(c.p.loading >= 0, 'runningLoadIo: pending imports count, never negative');
+  return c.p.loading > 0 ? c.p.loadIo : null;
+}
+
 /** Some simulated process's code runs now (not the kernel's, not the host's). */
 export function simulatedProcessRunning(): boolean {
   assert(current === null || installed, "simulatedProcessRunning: a process runs only with the simulator's globals in");
@@ -378,7 +386,7 @@ export function runStarted(): void {
   stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
   takeRejections();
   takeProcess();
-  guardNet(simulatedProcessRunning, runningHostWork);
+  guardNet(simulatedProcessRunning, runningHostWork, runningLoadIo);
   seedRandom();
 }
 

@@ -43,7 +43,11 @@
 // host, or never, and the request waiting for it was not answered.
 //
 // fs's streams are waited for through the fs functions they call; Node's
-// module loader is not (byLoader).
+// module loader is not (byLoader). While a process's import is under way
+// (Os.importModule, itself host work), its host I/O (a top-level
+// `await readFile(...)`) runs straight on the host and the import waits
+// for it: as host work of its own it would be handed back only after the
+// import that waits for it.
 //
 // Not covered: dns.Resolver instances, undici imported as a package, native
 // addons; among host I/O, zlib's streams (zlib.createGzip: compression
@@ -93,6 +97,15 @@ const FS_PROMISES_SKIP = new Set(['watch']);
 type Work = (work: Promise<unknown>) => Promise<unknown>;
 /** Os.hostWork of the process that runs now. */
 let hostWork: Work | null = null;
+/** The running process's list of host I/O its import under way waits for (SimOs.importModule); null: no import is under way. */
+type Loading = () => Promise<unknown>[] | null;
+/** No kernel runs: no import is under way. */
+function noLoad(): null {
+  assert(hostWork === null, 'noLoad: the default only while nothing is guarded');
+  assert(undo.length === 0, 'noLoad: asked only by a wrapper kept from a run\'s time');
+  return null;
+}
+let loading: Loading = noLoad;
 
 /** No kernel runs: nothing is guarded (only a wrapper kept from a run's time may still ask). */
 const notRunning = (): boolean => {
@@ -108,13 +121,14 @@ const guards = new WeakSet<Fn>();
  * Wrap every entry point; `simulated` says whether a simulated process runs
  * now, and `work` hands host I/O to the running process's Os.hostWork.
  */
-export function guardNet(simulated: () => boolean, work: Work): void {
+export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading): void {
   // runStarted guards as the first run starts, and runEnded gives back as the last ends.
   assert(undo.length === 0, 'guardNet: once, as the first run starts');
   assert(running === notRunning, 'guardNet: nothing guarded, so no one is asked who runs');
   if (undo.length > 0) return;
   running = simulated;
   hostWork = work;
+  loading = loadIo;
   const agents = new Set<unknown>([http.Agent.prototype.createConnection, https.Agent.prototype.createConnection]);
   const own = (args: unknown[]): boolean => {
     assert(running(), 'guardNet: a request is looked at only when a simulated process makes it');
@@ -165,6 +179,7 @@ export function unguardNet(): void {
   undo = [];
   running = notRunning;
   hostWork = null;
+  loading = noLoad;
   syncBuiltinESMExports();
   assert(httpNs.request === http.request, 'unguardNet: the ESM exports are the originals again');
 }
@@ -225,13 +240,30 @@ function waitFor(obj: Obj, key: string, promised: boolean): void {
   const guarded = function (this: unknown, ...args: unknown[]): unknown {
     const work = hostWork;
     if (!running() || work === null || byLoader(guarded)) return Reflect.apply(orig, this, args);
-    if (promised) return work(Reflect.apply(orig, this, args) as Promise<unknown>);
+    // An import of this process is under way: its work is the import's (SimOs.importModule).
+    const io = loading();
+    if (promised) {
+      const p = Reflect.apply(orig, this, args) as Promise<unknown>;
+      if (io === null) return work(p);
+      io.push(p);
+      return p;
+    }
     const cb = args[args.length - 1];
     // Not a callback: the original's own error (or its own promise-less form).
     if (typeof cb !== 'function') return Reflect.apply(orig, this, args);
     let done: ((r: unknown[]) => void) | null = null;
     const result = new Promise<unknown[]>((resolve) => (done = resolve));
     const ret = Reflect.apply(orig, this, [...args.slice(0, -1), (...r: unknown[]) => done!(r)]);
+    if (io !== null) {
+      // Done for the import once the callback ran: a tick queued after its tick.
+      io.push(result.then((r) => new Promise<void>((resolve) => {
+        assert(running(), 'waitFor: the result comes back to the process that asked');
+        assert(Array.isArray(r), "waitFor: the host's callback arguments come back whole");
+        process.nextTick(cb as Fn, ...r);
+        process.nextTick(resolve);
+      })));
+      return ret;
+    }
     // Handed back as the process's (the kernel's promise is made while it runs): its tick is its own.
     void work(result).then((r) => {
       assert(running(), 'waitFor: the result comes back to the process that asked');
@@ -248,8 +280,12 @@ function waitFor(obj: Obj, key: string, promised: boolean): void {
   if (typeof custom === 'function') {
     const promisedForm = function (this: unknown, ...args: unknown[]): unknown {
       const work = hostWork;
-      const p = Reflect.apply(custom as Fn, this, args);
-      return running() && work !== null ? work(p as Promise<unknown>) : p;
+      const p = Reflect.apply(custom as Fn, this, args) as Promise<unknown>;
+      if (!running() || work === null) return p;
+      const io = loading();
+      if (io === null) return work(p);
+      io.push(p);
+      return p;
     };
     Object.defineProperty(guarded, promisify.custom, { value: promisedForm, configurable: true });
   }

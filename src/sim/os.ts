@@ -115,6 +115,15 @@ class ProcWriter implements Writer {
   }
 }
 
+/** The host I/O `p` started while an import was under way, and whatever that started in turn, is done; then the import ends. */
+async function loadIoDone(p: Proc): Promise<void> {
+  assert(p.loading > 0, 'an import under way is counted');
+  const io = p.loadIo;
+  while (io.length > 0) await Promise.allSettled(io.splice(0));
+  assert(io.length === 0, 'every host I/O of the import is done');
+  p.loading--;
+}
+
 /** An import error with the host directory behind a mount put back as the simulated one. */
 function unmount(e: unknown, sim: string, host: string): unknown {
   if (!(e instanceof Error)) return e;
@@ -273,11 +282,42 @@ export class SimOs implements Os {
     return out;
   }
 
+  /**
+   * An import is host work as a whole: the module's top level runs in it, and
+   * what that awaits (fs.promises.readFile, zlib.gzip...: the I/O net-guard.ts
+   * waits for) cannot be host work of its own, which Machine.run would hand
+   * back only after the import that waits for it (every run hung at a
+   * top-level await of a read). So while the import is under way, the
+   * process's host I/O runs straight on the host (loadIo lists it), and the
+   * import ends once that I/O, and what its callbacks started in turn, is
+   * done too: what the module started without awaiting it is not left to
+   * land at a later virtual time the host decides.
+   */
   importModule(path: string): Promise<Record<string, unknown>> {
+    const p = this.p;
+    if (!p.runnable) return NEVER;
+    assert(p.loading >= 0, 'pending imports count: never negative');
+    p.loading++;
+    const load = this.load(path);
+    const whole = load.then(
+      async (mod) => {
+        await loadIoDone(p);
+        return mod;
+      },
+      async (err: unknown) => {
+        await loadIoDone(p);
+        throw err;
+      },
+    );
+    assert(p.loading >= 1, 'an import is counted until its I/O is done');
+    return this.hostWork(whole);
+  }
+
+  private load(path: string): Promise<Record<string, unknown>> {
     const full = resolvePath(this.p.cwd, path);
     assert(full.charCodeAt(0) === 47, 'an import path is absolute after resolution');
     const mount = this.m.mountOf(full);
-    if (mount === null) return this.hostWork(hostImport(full));
+    if (mount === null) return hostImport(full);
     const [sim, host] = mount;
     assert(full === sim || full.startsWith(sim === '/' ? '/' : `${sim}/`), () => `mountOf(${full}) gave ${sim}, which does not hold it`);
     const owner = this.m.isolate ? this.p : null;
@@ -286,9 +326,9 @@ export class SimOs implements Os {
     assert(behind === host || behind.startsWith(host === '/' ? '/' : `${host}/`), () => `${full} under mount ${sim} maps outside ${host}: ${behind}`);
     // What the import says when it fails (a stack, a message) names the simulated path, as the
     // trace must: the same run from any checkout writes the same bytes.
-    return this.hostWork(hostImport(behind, owner).catch((e: unknown) => {
+    return hostImport(behind, owner).catch((e: unknown) => {
       throw unmount(e, sim, host);
-    }));
+    });
   }
 
   spawn(spec: SpawnSpec): Child {

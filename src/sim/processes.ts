@@ -80,6 +80,8 @@ export class Proc {
   pendingSignals = 0; // bit per signal index, handlers waiting to run
   earlyMessages = 0; // channel messages kept for a first handler, queued again and not delivered (channels.ts)
   hostWork = 0; // Os.hostWork promises not yet handed back
+  loading = 0; // Os.importModule calls under way: its host I/O meanwhile is part of the import (SimOs.importModule)
+  readonly loadIo: Promise<unknown>[] = []; // that host I/O, not yet waited for by the import
 
   readonly handlers: Array<(() => void) | null> = new Array<(() => void) | null>(SIGNAL_COUNT).fill(null);
   pdeathsig = -1; // signal index, -1 none

@@ -10,8 +10,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { readFile as namedReadFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import zlib from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { programs, type Os } from '../../src/os/types.js';
+import { Kernel } from '../../src/sim/index.js';
+import { EPOCH_MS } from '../../src/sim/os.js';
 import { boot } from './helpers.js';
 
 const HERE = new URL(import.meta.url).pathname;
@@ -85,4 +90,66 @@ describe('host I/O from app code completes in the simulation', () => {
     expect(k.faults.crashes.map((c) => [c.at, c.message])).toEqual([[3, 'Error: in the callback']]);
     expect(k.output.stdout).toBe('');
   });
+});
+
+describe('host I/O at module load', () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'drover-tla-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(join(dir, 'data.txt'), 'config');
+  fs.writeFileSync(join(dir, 'tla.mjs'), [
+    "import fs from 'node:fs';",
+    "import fsp from 'node:fs/promises';",
+    "import zlib from 'node:zlib';",
+    "import { promisify } from 'node:util';",
+    "import { fileURLToPath } from 'node:url';",
+    "const data = fileURLToPath(new URL('./data.txt', import.meta.url));",
+    "export const a = await fsp.readFile(data, 'utf8');",
+    "export const b = await new Promise((r, j) => fs.readFile(data, 'utf8', (e, d) => (e ? j(e) : r(d))));",
+    "export const z = zlib.gunzipSync(await promisify(zlib.gzip)(a)).toString();",
+    "export let c = null;",
+    "fsp.readFile(data, 'utf8').then((d) => { c = d; });",
+    "export let d = null;",
+    "fs.stat(data, (e, st) => { d = st.size; });",
+    "export const at = Date.now();",
+    "export const later = () => [c, d];",
+  ].join('\n'));
+
+  // Each process imports its own instance (isolate), as drover sim's workers do.
+  const once = async () => {
+    const k = new Kernel({
+      seed: 3,
+      record: true,
+      isolate: true,
+      mounts: { '/app': dir },
+      programs: [
+        programs(import.meta.url, {
+          main: async (os: Os) => {
+            os.spawn({ program: 'loader', args: ['1'], channel: false });
+            os.spawn({ program: 'loader', args: ['2'], channel: false });
+          },
+          loader: async (os: Os) => {
+            await os.sleep(Number(os.args[0]) * 5);
+            const m = await os.importModule('/app/tla.mjs');
+            const [c, d] = (m.later as () => unknown[])();
+            os.stdout.write(`${os.args[0]}: ${String(m.a)} ${String(m.b)} ${String(m.z)} ${String(c)} ${String(d)} loaded@${(m.at as number) - EPOCH_MS} now@${os.now()}\n`);
+          },
+        }),
+      ],
+    });
+    k.spawn({ program: 'main' });
+    await k.run({ until: 60_000 });
+    return { out: k.output.stdout, hash: k.traceHash() };
+  };
+
+  // A top-level await of fs.promises, of an fs callback or of zlib.gzip was host work queued behind the import
+  // that waited for it (Machine.run hands host work back in order): every run hung at its first import.
+  it('an ES module that awaits fs and zlib at its top level loads, at the virtual time of its import; what it started without awaiting is done too; the same on every run', async () => {
+    const a = await once();
+    expect(a.out.split('\n').filter(Boolean).sort()).toEqual([
+      '1: config config config config 6 loaded@5 now@5',
+      '2: config config config config 6 loaded@10 now@10',
+    ]);
+    const b = await once();
+    expect(b).toEqual(a);
+  }, 20_000);
 });
