@@ -319,7 +319,8 @@ export async function runApp(
     const where = `${c.program} ${c.pid}`;
     // A failed assertion of drover's is a broken invariant, wherever it ran.
     if (c.message.startsWith(`${ASSERTION_ERROR}: `)) return checker.crash(c);
-    // A crash of a process that runs none of the user's code is drover's.
+    // A crash of a process that runs none of the user's code is drover's; so is an error of drover's own code (net-guard.ts, droverOwn) where it does.
+    if (c.own === true && c.program !== STAND_IN && c.program !== 'app-driver') return find({ kind: 'drover-crash', at: c.at, where, text: c.message });
     if (c.program !== 'worker' && c.program !== 'slow-worker' && c.program !== 'companion-module') {
       if (c.program !== STAND_IN && c.program !== 'app-driver') find({ kind: 'drover-crash', at: c.at, where, text: c.message });
       return;

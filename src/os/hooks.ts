@@ -85,6 +85,7 @@ export const DEFECTS = [
   'accept-never-resumes', // serving through faults: a worker that got EMFILE from accept pauses its listeners and never resumes them
   'log-ignores-short-write', // whole lines: a log write that took only part of a line is taken as whole (as before issue 15): the next line is glued to the cut one
   'queue-double-assign', // assertion: the slow lane assigns a queued request without taking it off the queue
+  'worker-timer-type-error', // no crash: a worker's timer calls a method of null 250 ms after it booted (a TypeError in drover's code, for drover sim --app to tell from the app's)
   'worker-drops-request', // convergence: a worker takes every seventh request it would hand to the app and does nothing with it: no app, no answer
 ] as const;
 

@@ -845,15 +845,16 @@ export function exiting(c: AppClock, code: number, crashed = false): number {
  * ones. Returns null when a listener took it (the process lives on, or a
  * listener exited it), else the error the process crashes with and its exit
  * code: 1, or 7 when a listener threw, as Node's. drover's own failed
- * assertions are never handed to app code: a broken invariant is the run's
- * to report.
+ * assertions, and its own errors (`own`), are never handed to app code: a
+ * broken invariant, or a crash of drover, is the run's to report.
  */
-export function uncaught(c: AppClock, err: unknown, rejection: boolean, promise?: unknown): { err: unknown; code: number } | null {
+export function uncaught(c: AppClock, err: unknown, rejection: boolean, promise?: unknown, own = false): { err: unknown; code: number } | null {
   // Machine.fault calls it only for a live process, never for ExitSignal (the unwinding of one that exited).
   assert(c.p.runnable, 'uncaught: an error of a process still running');
   assert(!(err instanceof ExitSignal), 'uncaught: ExitSignal is no error');
   const ev = c.events;
-  if (ev === null || err instanceof AssertionError) return { err: rejection ? thrown(err) : err, code: 1 };
+  // drover's own errors (`own`: Machine.fault asked net-guard.ts, droverOwn) are not app code's either.
+  if (ev === null || own || err instanceof AssertionError) return { err: rejection ? thrown(err) : err, code: 1 };
   const saved = current;
   actAs(c);
   try {

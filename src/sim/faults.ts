@@ -57,6 +57,8 @@ export interface Crash {
   readonly message: string;
   /** An unhandled rejection, not a throw. */
   readonly rejection: boolean;
+  /** An error of drover's own code (net-guard.ts, droverOwn), never handed to app code's listeners. */
+  readonly own?: boolean;
 }
 
 const zeros = (): Record<OsFault, number> => {

@@ -61,6 +61,7 @@ import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
 import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled, uncaught } from './app-globals.js';
 import { drain as hostDrain } from '../os/drain.js';
+import { droverOwn } from './net-guard.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
 
@@ -326,7 +327,9 @@ export class Machine {
    */
   fault(p: Proc, err0: unknown, rejection = false, promise?: unknown): void {
     if (err0 instanceof ExitSignal || !p.runnable) return;
-    const u = uncaught(p.clock, err0, rejection, promise);
+    // drover's own (a TypeError of its worker code): a crash of drover, never the app's listeners' to take.
+    const own = droverOwn(err0);
+    const u = uncaught(p.clock, err0, rejection, promise, own);
     if (u === null) {
       // A listener took it: the trace says so, and the process runs on (unless the listener exited it).
       this.log(p, 'handled', err0 instanceof Error ? `${err0.name}: ${err0.message}` : String(err0));
@@ -338,7 +341,7 @@ export class Machine {
     const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `Uncaught ${String(err)}`;
     const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.log(p, 'crash', message);
-    this.faults.crashes.push({ at: this.now, pid: p.pid, program: p.program, message, rejection });
+    this.faults.crashes.push(own ? { at: this.now, pid: p.pid, program: p.program, message, rejection, own } : { at: this.now, pid: p.pid, program: p.program, message, rejection });
     emit(this, p, p.stderr, text + '\n');
     // App code's 'exit' listeners, as Node runs them after an uncaught exception (app-globals.ts).
     exiting(p.clock, u.code, true);

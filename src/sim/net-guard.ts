@@ -406,6 +406,44 @@ export function blame(stack: string): string {
   return first === null ? 'code with no file' : moduleName(first);
 }
 
+/** The simulator's stand-ins for Node's own (process, console, timers, the wrapped fs and net): their frames count as Node's. */
+const SHIMS = ['app-globals', 'app-clock', 'net-guard'].map((n) => `${OWN}sim${OWN.endsWith('\\') ? '\\' : '/'}${n}.`);
+
+/**
+ * Whether `err` is drover's own: the innermost frame of its stack outside
+ * Node's internals (and the simulator's stand-ins for them, which throw at
+ * the app's call as Node's would) is in drover's tree. A TypeError of
+ * drover's worker code is; one of the app's, a package's, or one with no
+ * such frame (a thrown string, an error of libuv's) is not.
+ */
+export function droverOwn(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  let stack: unknown;
+  try {
+    stack = err.stack;
+  } catch {
+    return false; // a stack getter of the app's that throws: not drover's
+  }
+  if (typeof stack !== 'string') return false;
+  assert(SHIMS.every((s) => s.startsWith(OWN)), "droverOwn: the stand-ins are in drover's tree");
+  for (const line of stack.split('\n')) {
+    let file = /^\s*at (?:.*?\()?(.+?):\d+:\d+\)?$/.exec(line)?.[1];
+    if (file === undefined || file.startsWith('node:')) continue;
+    if (file.startsWith('file:')) {
+      try {
+        file = fileURLToPath(file);
+      } catch {
+        continue;
+      }
+    }
+    if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
+    if (SHIMS.some((s) => file.startsWith(s))) continue;
+    assert(file.length > 0, 'droverOwn: a frame names its file');
+    return file.startsWith(OWN);
+  }
+  return false;
+}
+
 /**
  * A caller's file, readably: a package's file as `pg (node_modules/pg/lib/client.js)`
  * (the innermost node_modules: the package that made the call), anything else

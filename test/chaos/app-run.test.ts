@@ -200,6 +200,23 @@ describe('a run of the user\'s app', () => {
     expect(both.counts.unanswered).toBeGreaterThan(0);
   });
 
+  // A crash of drover's own code in a worker was the app's (exit 3), and an app listening for
+  // uncaughtException swallowed it whole (exit 0).
+  test('a TypeError of drover\'s own worker code (a planted defect) is a crash of drover, not the app\'s, and is never handed to the app\'s uncaughtException listener', async () => {
+    const plain = await runApp(await deployment(['GET /']), 1n, { ...opts, faults: [], defects: ['worker-timer-type-error'] });
+    const own = plain.findings.filter((f) => f.kind === 'drover-crash');
+    expect(own.length).toBeGreaterThan(0);
+    expect(own[0]!.where).toMatch(/^(slow-)?worker \d+$/);
+    expect(own[0]!.text).toMatch(/^TypeError: Cannot read properties of null \(reading 'sweep'\)/);
+    expect(plain.counts.crash + plain.counts.rejection).toBe(0);
+    const d = await loadDeployment({ config: 'drover.config.js', cwd: DIR });
+    const handled = { ...d, config: { ...d.config, app: `${MOUNT}/handled.js` }, mix: parseMix({ rate: 20, requests: ['GET /'] }, 'x') };
+    const listening = await runApp(handled, 1n, { ...opts, faults: [], record: true, defects: ['worker-timer-type-error'] });
+    expect(listening.findings.filter((f) => f.kind === 'drover-crash').length).toBeGreaterThan(0);
+    expect(listening.counts.crash + listening.counts.rejection).toBe(0);
+    expect(listening.timeline.some((l) => / handled TypeError/.test(l))).toBe(false);
+  });
+
   test('an app whose top level throws is the app\'s finding, its load error as drover logs it, and the run ends there: not a broken invariant', async () => {
     const d = await loadDeployment({ config: 'drover.config.js', cwd: DIR });
     const unloadable = { ...d, config: { ...d.config, app: `${MOUNT}/unloadable.js` } };

@@ -45,6 +45,7 @@ const CASES: readonly Case[] = [
   { invariant: 'one-shot', defect: 'companion-restarts-one-shot', scenario: 'companions', found: 1, how: 'a one-shot job (autorestart false, or "unexpected" with its exit code in exitcodes) that ran past startsecs is restarted as if it were a daemon' },
   { invariant: 'hung-manager', defect: 'no-manager-heartbeat', scenario: 'companions', found: 1, how: 'the manager is stopped (stall-manager) and the arbiter, deaf to its heartbeat, never kills or replaces it' },
   { invariant: 'no-crash', defect: 'log-write-throws', scenario: 'faults', found: 2, how: 'the kernel fails a log write with ENOSPC or EIO and the error escapes into the code that logged: the process dies of it' },
+  { invariant: 'no-crash', defect: 'worker-timer-type-error', scenario: 'mixed', found: 1, how: "a worker's timer calls a method of null 250 ms after it booted: a TypeError of drover's own kills the worker" },
   { invariant: 'log-reported', defect: 'log-reports-every-line', scenario: 'faults', found: 2, how: 'a log that cannot be written is reported on stderr at every failed write, as if each began an outage' },
   { invariant: 'serving-through-faults', defect: 'accept-never-resumes', scenario: 'faults', found: 5, how: 'each worker that gets EMFILE from accept stops accepting for good: once all have, requests wait unanswered' },
   { invariant: 'whole-lines', defect: 'log-ignores-short-write', scenario: 'faults', found: 2, how: "a log write that took part of a line is taken as whole: the process's next line is glued to the cut one" },
@@ -69,10 +70,14 @@ const describeViolation = (r: RunReport) => (r.violation ? `${r.violation.invari
 
 test('every invariant has its planted defect, and every planted defect its invariant', () => {
   // One defect per invariant, but convergence has two: a slow worker not replaced, and a request lost
-  // before the app got it (which drover sim --config must tell from a request the app never answered).
+  // before the app got it (which drover sim --config must tell from a request the app never answered);
+  // and no-crash two: an error the OS returned, and a TypeError of drover's own in a worker (which drover
+  // sim --app must tell from the app's).
   const covered = ALL.map((c) => c.invariant);
-  expect(covered.filter((i) => i !== 'convergence')).toEqual([...new Set(covered.filter((i) => i !== 'convergence'))]);
+  const twice = (i: string) => i === 'convergence' || i === 'no-crash';
+  expect(covered.filter((i) => !twice(i))).toEqual([...new Set(covered.filter((i) => !twice(i)))]);
   expect(covered.filter((i) => i === 'convergence')).toHaveLength(2);
+  expect(covered.filter((i) => i === 'no-crash')).toHaveLength(2);
   expect([...new Set(covered)].sort()).toEqual([...INVARIANTS].sort());
   expect(ALL.map((c) => c.defect).sort()).toEqual([...DEFECTS].sort());
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it, vi } from 'vitest';
 import type { Os, ProgramFn } from '../../src/os/types.js';
-import { blame, moduleName } from '../../src/sim/net-guard.js';
+import { blame, droverOwn, moduleName } from '../../src/sim/net-guard.js';
 import { get, OsAgent } from '../support/http.js';
 import { boot } from './helpers.js';
 import { calls } from './fixtures/net-calls.js';
@@ -388,5 +388,25 @@ describe('the network outside drover is not simulated', () => {
     expect(moduleName('/a/node_modules/x/node_modules/@scope/db/index.js')).toBe('@scope/db (node_modules/@scope/db/index.js)');
     expect(moduleName(`${process.cwd()}/lib/db.js`)).toBe('lib/db.js');
     expect(moduleName('/elsewhere/db.js')).toBe('/elsewhere/db.js');
+  });
+});
+
+describe("drover's own errors", () => {
+  const own = new URL('../../src/', import.meta.url).pathname;
+  const err = (name: string, frames: string[]) => Object.assign(new Error('x'), { stack: [`${name}: x`, ...frames.map((f) => `    at ${f}`)].join('\n') });
+  it('an error is drover\'s by the innermost frame outside Node and the simulator\'s stand-ins for it', () => {
+    // drover's worker code, called from Node's timers.
+    expect(droverOwn(err('TypeError', [`Timeout.sweep (${own}runtime/worker/worker.ts:10:5)`, 'listOnTimeout (node:internal/timers:581:17)']))).toBe(true);
+    expect(droverOwn(err('TypeError', [`file://${own}runtime/worker/worker.js:10:5`]))).toBe(true);
+    // The app's, called by drover's: the app's.
+    expect(droverOwn(err('Error', ['handler (/srv/app/app.js:3:9)', `run (${own}runtime/worker/worker.ts:200:3)`]))).toBe(false);
+    expect(droverOwn(err('Error', ['next (/srv/app/node_modules/express/lib/router.js:3:9)', `run (${own}runtime/worker/worker.ts:200:3)`]))).toBe(false);
+    // Thrown by the stand-in for process.kill at the app's call (ESRCH), through Node's frames: the app's.
+    expect(droverOwn(err('Error', [`uvError (${own}sim/app-globals.ts:772:15)`, `simKill (${own}sim/app-globals.ts:996:11)`, 'Object.kill (node:internal/x:1:1)', 'tick (/srv/app/app.js:9:11)']))).toBe(false);
+    // No frame at all (libuv's), no file (eval), not an Error: not drover's.
+    expect(droverOwn(err('Error', []))).toBe(false);
+    expect(droverOwn(err('Error', ['eval (eval at f (unknown source), <anonymous>:1:1)']))).toBe(false);
+    expect(droverOwn('a string')).toBe(false);
+    expect(droverOwn(new Error('made here, in a test'))).toBe(false);
   });
 });

@@ -270,6 +270,11 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     os.timer(spec.heartbeat, beat);
   };
   beat();
+  if (planted(os.hooks, 'worker-timer-type-error')) {
+    // A sweep that outlived what it swept: a TypeError of drover's own, in a timer.
+    const stale = null as unknown as { sweep(): void };
+    os.timer(250, () => stale.sweep());
+  }
 }
 
 /**
