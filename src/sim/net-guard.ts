@@ -49,9 +49,15 @@
 // for it: as host work of its own it would be handed back only after the
 // import that waits for it.
 //
+// Host I/O that goes on after the call, in the host's time, is refused like
+// the network, naming the caller: zlib's streams (createGzip... and the
+// classes, Gzip...: compression middleware), fs's watchers (fs.watch,
+// fs.watchFile, fs.promises.watch), and what hands out a FileHandle or a
+// Dir (fs.promises.open, fs.opendir, fs.promises.opendir), whose methods
+// would each be host work of their own, on an object the host may close.
+//
 // Not covered: dns.Resolver instances, undici imported as a package, native
-// addons; among host I/O, zlib's streams (zlib.createGzip: compression
-// middleware), fs.watch, and the methods of an fs.promises FileHandle or Dir.
+// addons.
 import childProcess from 'node:child_process';
 import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
@@ -91,8 +97,18 @@ const DNS_CALLS = ['lookup', 'lookupService', 'reverse', 'resolve', 'resolve4', 
 const ZLIB_CALLS = ['deflate', 'deflateRaw', 'gzip', 'gunzip', 'inflate', 'inflateRaw', 'unzip', 'brotliCompress', 'brotliDecompress'];
 /** crypto's work on the threadpool (its random functions are seeded instead: app-globals.ts). */
 const CRYPTO_CALLS = ['pbkdf2', 'scrypt', 'hkdf', 'generateKey', 'generateKeyPair'];
-/** fs.promises functions that do not settle once: watch is an async iterator. */
-const FS_PROMISES_SKIP = new Set(['watch']);
+/**
+ * Host I/O whose work goes on after the call, ended by the host's time and
+ * not by a result the kernel can hand back: refused.
+ * zlib's streams (each write's work, its 'data' and 'end'): their factories and classes.
+ */
+const ZLIB_STREAMS = ['Deflate', 'Inflate', 'Gzip', 'Gunzip', 'DeflateRaw', 'InflateRaw', 'Unzip', 'BrotliCompress', 'BrotliDecompress'];
+/** fs's watchers (events whenever the host sees a change) and what keeps a file or directory open across calls (a FileHandle's, a Dir's methods). */
+const FS_REFUSED = [['watch', 'fs.watch', false, 'w'], ['watchFile', 'fs.watchFile', false, 'w'], ['opendir', 'fs.opendir', false, 'h']] as const;
+const FS_PROMISES_REFUSED = [['watch', 'fs.promises.watch', false, 'w'], ['open', 'fs.promises.open', true, 'h'], ['opendir', 'fs.promises.opendir', true, 'h']] as const;
+const ZLIB_TIME = "zlib's streams are not simulated (they work in the host's time; zlib.gzip and the other one-shot functions are simulated)";
+const WATCH_TIME = "fs's watchers are not simulated (their events come in the host's time)";
+const HANDLE_TIME = "fs's FileHandles and Dirs are not simulated (their methods work in the host's time; fs.promises.readFile, readdir and the others are simulated)";
 
 type Work = (work: Promise<unknown>) => Promise<unknown>;
 /** Os.hostWork of the process that runs now. */
@@ -153,12 +169,20 @@ export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading):
   for (const k of CHILD_CALLS) wrap(childProcess as unknown as Obj, k, `child_process.${k}`, undefined, false, PROCESSES);
   // Host I/O: waited for, as Os.hostWork of the process that started it.
   const fsObj = fs as unknown as Obj;
-  for (const k of Object.keys(fsObj)) {
-    if (!k.endsWith('Sync') && typeof fsObj[k] === 'function' && typeof fsObj[`${k}Sync`] === 'function') waitFor(fsObj, k, false);
-  }
   const fsPromises = fs.promises as unknown as Obj;
-  for (const k of Object.keys(fsPromises)) if (typeof fsPromises[k] === 'function' && !FS_PROMISES_SKIP.has(k)) waitFor(fsPromises, k, true);
-  for (const k of ZLIB_CALLS) waitFor(zlib as unknown as Obj, k, false);
+  const zlibObj = zlib as unknown as Obj;
+  // Refused first: what is refused is not waited for.
+  for (const [k, what, rejects, why] of FS_REFUSED) wrap(fsObj, k, what, undefined, rejects, why === 'w' ? WATCH_TIME : HANDLE_TIME);
+  for (const [k, what, rejects, why] of FS_PROMISES_REFUSED) wrap(fsPromises, k, what, undefined, rejects, why === 'w' ? WATCH_TIME : HANDLE_TIME);
+  for (const k of ZLIB_STREAMS) {
+    wrap(zlibObj, `create${k}`, `zlib.create${k}`, undefined, false, ZLIB_TIME);
+    wrapClass(zlibObj, k, `zlib.${k}`, ZLIB_TIME);
+  }
+  for (const k of Object.keys(fsObj)) {
+    if (!k.endsWith('Sync') && typeof fsObj[k] === 'function' && typeof fsObj[`${k}Sync`] === 'function' && !guards.has(fsObj[k] as Fn)) waitFor(fsObj, k, false);
+  }
+  for (const k of Object.keys(fsPromises)) if (typeof fsPromises[k] === 'function' && !guards.has(fsPromises[k] as Fn)) waitFor(fsPromises, k, true);
+  for (const k of ZLIB_CALLS) waitFor(zlibObj, k, false);
   for (const k of CRYPTO_CALLS) waitFor(crypto as unknown as Obj, k, false);
   // A Worker a user's app started ran its thread on the host, in host time.
   wrapClass(workerThreads as unknown as Obj, 'Worker', 'worker_threads.Worker', THREADS);

@@ -153,3 +153,67 @@ describe('host I/O at module load', () => {
     expect(b).toEqual(a);
   }, 20_000);
 });
+
+describe('host I/O the simulation cannot replay is refused', () => {
+  const NAME = 'test/sim/host-io.test.ts';
+  // Each started work on the host that ends on the host's time, not the kernel's: a stream's 'data' and 'end',
+  // a watcher's events, a FileHandle's or Dir's reads came at a simulated time the host decided, or after the run.
+  it('zlib streams, fs watchers, fs.promises FileHandles and Dirs throw (or reject with) ERR_DROVER_NOT_SIMULATED in a simulated process, naming the caller; the host\'s are its own', async () => {
+    const watched = fs.mkdtempSync(join(tmpdir(), 'drover-watch-'));
+    const made: { close?: () => unknown; destroy?: () => unknown }[] = [];
+    const calls: Record<string, () => unknown> = {
+      'zlib.createGzip': () => zlib.createGzip(),
+      'zlib.createGunzip': () => zlib.createGunzip(),
+      'zlib.createDeflate': () => zlib.createDeflate(),
+      'zlib.createInflateRaw': () => zlib.createInflateRaw(),
+      'zlib.createUnzip': () => zlib.createUnzip(),
+      'zlib.createBrotliCompress': () => zlib.createBrotliCompress(),
+      'zlib.createBrotliDecompress': () => zlib.createBrotliDecompress(),
+      'zlib.Gzip': () => new zlib.Gzip(),
+      'zlib.DeflateRaw': () => new zlib.DeflateRaw(),
+      'zlib.BrotliCompress': () => new zlib.BrotliCompress(),
+      'fs.watch': () => fs.watch(watched),
+      'fs.watchFile': () => fs.watchFile(join(watched, 'x'), () => {}),
+      'fs.promises.watch': () => fs.promises.watch(watched),
+      'fs.promises.open': () => fs.promises.open(HERE),
+      'fs.promises.opendir': () => fs.promises.opendir(watched),
+      'fs.opendir': () => fs.opendir(watched, () => {}),
+    };
+    const seen: Record<string, { code: unknown; message: string }> = {};
+    const { k, pid } = boot({
+      main: async () => {
+        for (const [what, call] of Object.entries(calls)) {
+          try {
+            const r = call();
+            if (r !== null && typeof r === 'object') made.push(r as (typeof made)[number]);
+            await r;
+            seen[what] = { code: 'none', message: '' };
+          } catch (e) {
+            seen[what] = { code: (e as { code?: string }).code, message: (e as Error).message };
+          }
+        }
+      },
+    });
+    try {
+      await k.run({ until: 60_000 });
+    } finally {
+      for (const m of made) {
+        void Promise.resolve(m).then((x) => (x as { close?: () => unknown })?.close?.(), () => {});
+        m.destroy?.();
+      }
+      fs.unwatchFile(join(watched, 'x'));
+    }
+    expect(k.exitStatus(pid)).toMatchObject({ code: 0 });
+    for (const what of Object.keys(calls)) {
+      expect(seen[what], what).toEqual({
+        code: 'ERR_DROVER_NOT_SIMULATED',
+        message: expect.stringMatching(new RegExp(`^drover sim: [^:]* not simulated[^:]*: ${NAME} called ${what.replaceAll('.', '\\.')}\\(\\); `)),
+      });
+    }
+    // The host's own after the run.
+    zlib.createGzip().destroy();
+    fs.watch(watched).close();
+    await (await fs.promises.open(HERE)).close();
+    fs.rmSync(watched, { recursive: true, force: true });
+  });
+});
