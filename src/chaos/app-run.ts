@@ -28,7 +28,7 @@ import { programs, type Os, type ProgramRegistry } from '../os/types.js';
 import { ASSERTION_ERROR } from '../runtime/assert.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { EXIT_APP_LOAD, EXIT_BOOT, stillSpare } from '../runtime/protocol.js';
-import { Kernel, type Crash } from '../sim/index.js';
+import { Kernel, type AppExit, type Crash } from '../sim/index.js';
 import { Conn, type Outcome } from './client.js';
 import { KeptAlive, openLoop } from './load.js';
 import { MOUNT, SIM_ADDR, SIM_CONFIG, SIM_LOG, SIM_SOCK, STAND_IN, type Deployment } from './deployment.js';
@@ -48,7 +48,7 @@ const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
   'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
 };
 
-export type FindingKind = 'load' | 'crash' | 'rejection' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
+export type FindingKind = 'load' | 'crash' | 'rejection' | 'exit' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
 
 /** The header that carries a request's id from the driver to the appCalled hook, which takes it off before the app runs. */
 export const SIM_REQUEST = 'x-sim-request';
@@ -168,7 +168,7 @@ export async function runApp(
   });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
-  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
+  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, exit: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
   const findings: Finding[] = [];
   const places: Record<string, number> = {};
   const find = (f: Finding) => {
@@ -222,6 +222,8 @@ export async function runApp(
           checker.counts.answers++;
           if ('reset' in o) {
             statuses.lost = (statuses.lost ?? 0) + 1;
+            // An exit in this very batch (the connection closed at once) is not seen by stopWhen yet.
+            exitsNow();
             const near = blame(recent, at - 2000);
             find({
               kind: 'lost', at: os.now(), where: route, text: `sent at ${at} ms, no answer: ${o.reset}${near ? ` (after ${near.text} at ${near.at} ms)` : ''}`,
@@ -298,9 +300,11 @@ export async function runApp(
   k.spawn({ program: 'app-driver', args: [] });
   let seen = -1;
   let crashesSeen = 0;
+  let exitsSeen = 0;
   await k.run({
     stopWhen: () => {
       for (; crashesSeen < k.faults.crashes.length; crashesSeen++) crashed(k.faults.crashes[crashesSeen]!);
+      exitsNow();
       if (done || checker.violation) return true;
       if (k.changes === seen && k.now() < checker.due) return false;
       seen = k.changes;
@@ -314,6 +318,17 @@ export async function runApp(
     until,
   });
   if (!done && !halted && !checker.violation) checker.fail('shutdown', `the run did not finish within ${until / 1000} simulated s`);
+
+  function exitsNow(): void {
+    for (; exitsSeen < k.faults.exits.length; exitsSeen++) exited(k.faults.exits[exitsSeen]!);
+  }
+
+  /** A worker's app code called process.exit(): the worker ends, and what it held is lost (named after it). A companion's may mean to. */
+  function exited(e: AppExit): void {
+    if (e.program !== 'worker' && e.program !== 'slow-worker') return;
+    recent.push({ at: e.at, text: 'process.exit()' });
+    find({ kind: 'exit', at: e.at, where: `${e.program} ${e.pid}`, text: `${e.program} exited ${e.code}: process.exit() called from ${e.site}` });
+  }
 
   function crashed(c: Crash): void {
     const where = `${c.program} ${c.pid}`;

@@ -380,6 +380,7 @@ export const FINDING_TITLE: Record<FindingKind, string> = {
   load: 'your app failed to load',
   crash: 'uncaught exceptions in app code',
   rejection: 'unhandled rejections in app code',
+  exit: 'workers ended by process.exit() in app code (drover replaces them; what they held is lost)',
   'drover-crash': 'crashes of drover itself',
   unanswered: 'requests the app never answered (end every response, or set request_timeout)',
   'stop-timeout': 'companions past their stop_timeout',

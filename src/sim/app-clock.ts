@@ -161,6 +161,13 @@ export class AppClock {
    * kernel's calls (a tick, a microtask, an unhandled rejection and its
    * promise): it crashes, unless its app code listens for it (Machine.fault).
    */
+  /** App code called process.exit(`code`) at `site` (net-guard.ts, callSite): kept for the run to report. */
+  appExit(code: number, site: string): void {
+    assert(this.p.runnable, 'appExit: a process still running calls exit');
+    assert(site !== '', 'appExit: the call names its place');
+    this.m.faults.exits.push({ at: this.m.now, pid: this.p.pid, program: this.p.program, code, site });
+  }
+
   crash(err: unknown, rejection = false, promise?: unknown): void {
     const listens = this.events !== null && (this.events.listenerCount('uncaughtException') > 0 || (rejection && this.events.listenerCount('unhandledRejection') > 0));
     this.m.fault(this.p, err, rejection, promise);

@@ -70,7 +70,7 @@ import FakeTimers from '@sinonjs/fake-timers';
 import { assert, AssertionError } from '../os/assert.js';
 import { OsError, SIGNALS, type Signal } from '../os/types.js';
 import type { AppClock, Handle } from './app-clock.js';
-import { guardNet, unguardNet } from './net-guard.js';
+import { callSite, guardNet, unguardNet } from './net-guard.js';
 import { ExitSignal } from './processes.js';
 import type { Rng } from './random.js';
 
@@ -977,7 +977,11 @@ function simExit(this: unknown, code?: unknown): never {
   if (c === null) return Reflect.apply(hostExit, this, code === undefined ? [] : [code]) as never;
   // Node's own validation, and the process's exitCode (the value is its while it runs).
   if (code !== undefined) process.exitCode = code as typeof process.exitCode;
-  return c.p.os.exit(exitStatus(process.exitCode));
+  const status = exitStatus(process.exitCode);
+  // The app's own call (not drover's): the run says who ended the process, and where.
+  const site = callSite(simExit);
+  if (site !== null && c.p.runnable) c.appExit(status, site);
+  return c.p.os.exit(status);
 }
 
 function simKill(this: unknown, pid: unknown, sig: unknown = 'SIGTERM'): boolean {

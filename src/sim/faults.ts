@@ -50,6 +50,15 @@ export interface FaultOptions {
 }
 
 /** A process that died of an uncaught error (Machine.fault): what the chaos checker calls a crash. */
+/** A process.exit() of app code: its process, the code it asked for, and where it was called (`file:line`). */
+export interface AppExit {
+  readonly at: number;
+  readonly pid: number;
+  readonly program: string;
+  readonly code: number;
+  readonly site: string;
+}
+
 export interface Crash {
   readonly at: number;
   readonly pid: number;
@@ -77,6 +86,8 @@ export class Faults {
   maxLatencyMs = 50;
   maxJumpMs = 100;
   readonly crashes: Crash[] = [];
+  /** process.exit() calls of app code (not drover's own), in the order made (app-globals.ts). */
+  readonly exits: AppExit[] = [];
   private programs: ReadonlySet<string> | null = null;
   private readonly rng: Rng;
 

@@ -3,5 +3,5 @@
 export { Kernel, type KernelOptions, type ProcessInfo } from './kernel.js';
 export { ExitSignal } from './processes.js';
 export type { RunOptions, RunResult } from './machine.js';
-export type { Crash } from './faults.js';
+export type { AppExit, Crash } from './faults.js';
 export { runningHooks } from './app-globals.js';

@@ -469,6 +469,42 @@ export function droverOwn(err: unknown): boolean {
 }
 
 /**
+ * Where code of the running process called `at` (process.exit): the
+ * innermost frame outside Node's internals and the simulator's stand-ins,
+ * as `file:line` (moduleName); null when that frame is drover's own (or
+ * there is none): drover's own calls are not the app's to answer for.
+ */
+export function callSite(at: Fn): string | null {
+  assert(running(), 'callSite: asked only of a call a simulated process makes');
+  const limit = Error.stackTraceLimit;
+  const o: { stack?: string } = {};
+  try {
+    Error.stackTraceLimit = 100;
+    Error.captureStackTrace(o, at);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  assert(typeof o.stack === 'string', 'callSite: captureStackTrace gave the object a stack');
+  for (const line of (o.stack ?? '').split('\n')) {
+    const m = /^\s*at (?:.*?\()?(.+?):(\d+):\d+\)?$/.exec(line);
+    let file = m?.[1];
+    if (file === undefined || file.startsWith('node:')) continue;
+    if (file.startsWith('file:')) {
+      try {
+        file = fileURLToPath(file);
+      } catch {
+        continue;
+      }
+    }
+    if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
+    if (SHIMS.some((s) => file.startsWith(s))) continue;
+    // A process's own instance of a module is named with a query (host-import.ts): not part of the file's name.
+    return file.startsWith(OWN) ? null : `${moduleName(file.replace(/\?drover-sim=\d+$/, ''))}:${m![2]}`;
+  }
+  return null;
+}
+
+/**
  * A caller's file, readably: a package's file as `pg (node_modules/pg/lib/client.js)`
  * (the innermost node_modules: the package that made the call), anything else
  * relative to the host's working directory, or absolute when outside it.

@@ -116,6 +116,20 @@ describe('a run of the user\'s app', () => {
     expect(r.statuses['200']).toBeGreaterThan(10);
   });
 
+  // The worker died and its requests were lost, named after no fault: nothing said the app ended it.
+  test('process.exit() called from app code in a handler is the app\'s finding, naming the code and where it was called', async () => {
+    const r = await runApp(await deployment(['GET /exit', 'GET /']), 1n, { ...opts, faults: [] });
+    expect(r.violation).toBeNull();
+    const exits = r.findings.filter((f) => f.kind === 'exit');
+    expect(exits.length).toBeGreaterThan(0);
+    expect(exits[0]!.where).toMatch(/^(slow-)?worker \d+$/);
+    expect(exits[0]!.text).toMatch(/^(slow-)?worker exited 4: process\.exit\(\) called from \S*app\.js:\d+$/);
+    expect(r.counts.exit).toBeGreaterThanOrEqual(exits.length);
+    // What it lost is named after it.
+    const lost = r.findings.filter((f) => f.kind === 'lost');
+    expect(lost.every((f) => f.after === 'process.exit()')).toBe(true);
+  });
+
   test('an unhandled rejection in app code crashes its worker, as Node\'s default does, and is reported as one', async () => {
     const r = await runApp(await deployment(['GET /reject']), 1n, { ...opts, faults: [] });
     const found = r.findings.find((f) => f.kind === 'rejection' || f.kind === 'crash');
