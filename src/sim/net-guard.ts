@@ -319,6 +319,21 @@ function waitFor(obj: Obj, key: string, promised: boolean): void {
   undo.push(() => Object.defineProperty(obj, key, desc));
 }
 
+/** The stack above `at`, `depth` frames deep, with Error.stackTraceLimit as it was. */
+function stackOf(at: Fn, depth: number, who: string): string {
+  const limit = Error.stackTraceLimit;
+  const o: { stack?: string } = {};
+  try {
+    Error.stackTraceLimit = depth;
+    Error.captureStackTrace(o, at);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  assert(typeof o.stack === 'string', `${who}: captureStackTrace gave the object a stack`);
+  assert(Error.stackTraceLimit === limit, `${who}: the stack trace limit put back`);
+  return o.stack ?? '';
+}
+
 /**
  * Whether Node's module loader called `at`: an import (Os.importModule) is
  * already host work, which the kernel waits for; the loader's reads inside it
@@ -327,16 +342,9 @@ function waitFor(obj: Obj, key: string, promised: boolean): void {
  */
 function byLoader(at: Fn): boolean {
   assert(running(), 'byLoader: asked only of a call a simulated process makes');
-  const limit = Error.stackTraceLimit;
-  const o: { stack?: string } = {};
-  try {
-    Error.stackTraceLimit = 1;
-    Error.captureStackTrace(o, at);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-  assert(typeof o.stack === 'string', 'byLoader: captureStackTrace gave the object a stack');
-  return /^\s*at (?:.*\()?node:internal\/modules\//m.test(o.stack ?? '');
+  const stack = stackOf(at, 1, 'byLoader');
+  assert(stack.length > 0, 'byLoader: a stack to read');
+  return /^\s*at (?:.*\()?node:internal\/modules\//m.test(stack);
 }
 
 /** A class (Worker): constructing it while a simulated process runs fails; subclasses and instanceof work as with the original. */
@@ -397,16 +405,8 @@ function notSimulated(what: string, at: Fn, kind = NETWORK): Error {
 /** The module that called `at`. */
 function callerOf(at: Fn): string {
   // The stack's text, not V8's call sites: a test runner or source-map support may own Error.prepareStackTrace.
-  const limit = Error.stackTraceLimit;
-  const o: { stack?: string } = {};
-  try {
-    Error.stackTraceLimit = 100;
-    Error.captureStackTrace(o, at);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-  assert(typeof o.stack === 'string', 'callerOf: captureStackTrace gave the object a stack');
-  return blame(o.stack ?? '');
+  const stack = stackOf(at, 100, 'callerOf');
+  return blame(stack);
 }
 
 /**
@@ -476,16 +476,8 @@ export function droverOwn(err: unknown): boolean {
  */
 export function callSite(at: Fn): string | null {
   assert(running(), 'callSite: asked only of a call a simulated process makes');
-  const limit = Error.stackTraceLimit;
-  const o: { stack?: string } = {};
-  try {
-    Error.stackTraceLimit = 100;
-    Error.captureStackTrace(o, at);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-  assert(typeof o.stack === 'string', 'callSite: captureStackTrace gave the object a stack');
-  for (const line of (o.stack ?? '').split('\n')) {
+  const stack = stackOf(at, 100, 'callSite');
+  for (const line of stack.split('\n')) {
     const m = /^\s*at (?:.*?\()?(.+?):(\d+):\d+\)?$/.exec(line);
     let file = m?.[1];
     if (file === undefined || file.startsWith('node:')) continue;
