@@ -450,35 +450,19 @@ export function droverOwn(err: unknown): boolean {
   }
   if (typeof stack !== 'string') return false;
   assert(SHIMS.every((s) => s.startsWith(OWN)), "droverOwn: the stand-ins are in drover's tree");
-  for (const line of stack.split('\n')) {
-    let file = /^\s*at (?:.*?\()?(.+?):\d+:\d+\)?$/.exec(line)?.[1];
-    if (file === undefined || file.startsWith('node:')) continue;
-    if (file.startsWith('file:')) {
-      try {
-        file = fileURLToPath(file);
-      } catch {
-        continue;
-      }
-    }
-    if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
-    if (SHIMS.some((s) => file.startsWith(s))) continue;
-    assert(file.length > 0, 'droverOwn: a frame names its file');
-    return file.startsWith(OWN);
-  }
-  return false;
+  const f = innermost(stack);
+  assert(f === null || f.file.length > 0, 'droverOwn: a frame names its file');
+  return f !== null && f.file.startsWith(OWN);
 }
 
 /**
- * Where code of the running process called `at` (process.exit): the
- * innermost frame outside Node's internals and the simulator's stand-ins,
- * as `file:line` (moduleName); null when that frame is drover's own (or
- * there is none): drover's own calls are not the app's to answer for.
+ * The innermost frame of `stack` in a file of its own: past Node's
+ * internals, eval and the like, and the simulator's stand-ins for Node.
  */
-export function callSite(at: Fn): string | null {
-  assert(running(), 'callSite: asked only of a call a simulated process makes');
-  const stack = stackOf(at, 100, 'callSite');
-  for (const line of stack.split('\n')) {
-    const m = /^\s*at (?:.*?\()?(.+?):(\d+):\d+\)?$/.exec(line);
+function innermost(stack: string): { file: string; line: string } | null {
+  assert(typeof stack === 'string', 'innermost: a stack to read');
+  for (const text of stack.split('\n')) {
+    const m = /^\s*at (?:.*?\()?(.+?):(\d+):\d+\)?$/.exec(text);
     let file = m?.[1];
     if (file === undefined || file.startsWith('node:')) continue;
     if (file.startsWith('file:')) {
@@ -490,10 +474,25 @@ export function callSite(at: Fn): string | null {
     }
     if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
     if (SHIMS.some((s) => file.startsWith(s))) continue;
-    // A process's own instance of a module is named with a query (host-import.ts): not part of the file's name.
-    return file.startsWith(OWN) ? null : `${moduleName(file.replace(/\?drover-sim=\d+$/, ''))}:${m![2]}`;
+    assert(m !== null && file.length > 0, 'innermost: a frame with a file and a line');
+    return { file, line: m![2]! };
   }
   return null;
+}
+
+/**
+ * Where code of the running process called `at` (process.exit): the
+ * innermost frame outside Node's internals and the simulator's stand-ins,
+ * as `file:line` (moduleName); null when that frame is drover's own (or
+ * there is none): drover's own calls are not the app's to answer for.
+ */
+export function callSite(at: Fn): string | null {
+  assert(running(), 'callSite: asked only of a call a simulated process makes');
+  const stack = stackOf(at, 100, 'callSite');
+  const f = innermost(stack);
+  if (f === null) return null;
+  // A process's own instance of a module is named with a query (host-import.ts): not part of the file's name.
+  return f.file.startsWith(OWN) ? null : `${moduleName(f.file.replace(/\?drover-sim=\d+$/, ''))}:${f.line}`;
 }
 
 /**
