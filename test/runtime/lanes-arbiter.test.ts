@@ -16,7 +16,10 @@ function setup() {
   const unreachable: number[] = [];
   const os = { now: () => 0, timer: () => ({ cancel() {} }), hooks: {} } as unknown as Os;
   const log = { error() {}, info() {}, warning() {} } as unknown as Logger;
-  const lanes = new Lanes({ os, log, send: (pid, m) => sent.push([pid, m]), idle: (pid) => idle.push(pid), unreachable: (pid) => unreachable.push(pid), fastWorkers: () => [] });
+  const lanes = new Lanes({ os, log, send: (pid, m) => sent.push([pid, m]), idle: (pid) => idle.push(pid), unreachable: (pid) => {
+    unreachable.push(pid);
+    lanes.retire(table.get(pid)!); // as the arbiter's drain does
+  }, fastWorkers: () => [] });
   lanes.open(1, { lanes: true, slow_queue: 4, slow_concurrency: 1, queue_timeout: 0 } as Config);
   const table = new Workers();
   const fast = (pid: number) => table.add(pid, null, 1, 0, 'fast');

@@ -233,7 +233,9 @@ class Arbiter {
       unreachable: (pid) => {
         // Draining, so manage() starts its replacement at once: it may run requests a long while yet (or be dead, unreaped).
         const w = this.workers.get(pid);
-        if (w) this.drain(w, 'unreachable');
+        if (!w) return;
+        this.drain(w, 'unreachable');
+        this.lanes.retire(w); // one already past draining (aborting) is not moved, and leaves the lane all the same
       },
       fastWorkers: () => this.workers.ofRole('fast'),
     });

@@ -44,7 +44,7 @@ export interface LanesHost {
   send(pid: number, m: ToWorker): void;
   /** A retiring slow worker has nothing left to run: drain it now. */
   idle(pid: number): void;
-  /** A slow worker refused a connection (refused): it takes no more requests, and another is wanted in its place now. */
+  /** A slow worker refused a connection (refused): drain it (which retires it here, see retire) and start another now. */
   unreachable(pid: number): void;
   /** Fast workers alive now (for the broadcast of routes). */
   fastWorkers(): Worker[];
@@ -164,9 +164,9 @@ export class Lanes {
     const slow = g.lane.workerOf(id);
     if (slow !== undefined && !g.retiring.has(slow)) {
       this.host.log.warning(`slow-lane worker ${slow} refused a connection: it takes no more requests, and the request waits again`);
-      g.retiring.add(slow);
-      g.lane.retireWorker(slow);
+      // The arbiter drains it (its replacement starts now), which retires it here, as any drain does.
       this.host.unreachable(slow);
+      assert(g.retiring.has(slow), () => `lanes: slow worker ${slow} refused a connection and still takes requests`);
     }
     this.assignedAt.delete(id);
     this.act(g, g.lane.requeue(id, this.host.os.now()));
