@@ -5,8 +5,10 @@
 // writes the profile with the process's title (the analysis, profile.ts,
 // tells a worker from its arbiter or primary by it) and the wall-clock time
 // of the profile's start, so that the analysis can keep only the samples of
-// the measured load's window.
-import { writeFileSync } from 'node:fs';
+// the measured load's window. A file named `stop` in BENCH_PROFILE_DIR ends
+// the profile sooner: profile.ts writes it once the window is over, so that
+// nobody waits out a budget sized for a slow boot.
+import { existsSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 
@@ -21,11 +23,15 @@ if (dir && until > wall()) {
   session.post('Profiler.setSamplingInterval', { interval: 250 });
   const startWall = wall();
   session.post('Profiler.start');
-  setTimeout(() => {
+  const end = () => {
+    clearTimeout(timer);
+    clearInterval(poll);
     // A same-thread session answers synchronously.
     session.post('Profiler.stop', (err, r) => {
       if (!err) writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify({ title: process.title, pid: process.pid, startWall, profile: r.profile }));
     });
     session.disconnect();
-  }, until - wall()).unref();
+  };
+  const timer = setTimeout(end, until - wall()).unref();
+  const poll = setInterval(() => existsSync(join(dir, 'stop')) && end(), 200).unref();
 }

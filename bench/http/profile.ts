@@ -80,6 +80,9 @@ function frame(url: string, fn: string, line: number): string {
   return url === '' ? `${fn} (native)` : `${fn || '(anonymous)'} ${short}:${line + 1}`;
 }
 
+/** The profiles written so far (the `stop` file beside them is not one). */
+const profiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json'));
+
 async function measure(kind: Kind, label: string): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-profile-'));
   try {
@@ -98,11 +101,12 @@ async function measure(kind: Kind, label: string): Promise<Result> {
       to = Date.now();
       if (to > until - 1000) throw new Error('the load ran past the profiles\' end: raise the budget in measure()');
       const procs = groupMembers(t.pid);
-      while (Date.now() < until + 2000 && readdirSync(dir).length < procs.length) await sleep(200);
+      writeFileSync(join(dir, 'stop'), '');
+      while (Date.now() < until + 2000 && profiles(dir).length < procs.length) await sleep(200);
     } finally {
       await t.stop();
     }
-    const files = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Sampled);
+    const files = profiles(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Sampled);
     const r: Result = { label, ok, byCat: new Map(), others: 0, byFn: new Map() };
     for (const f of files) {
       const serving = kind === 'drover' ? f.title.startsWith('drover: worker') : f.pid !== t.pid;

@@ -52,10 +52,10 @@ const { values: opt } = parseArgs({
 const quick = opt.quick!;
 const WORKERS = positive('workers', opt.workers!);
 const CONNECTIONS = positive('connections', opt.connections!);
-const DURATION = positive('duration', opt.duration ?? (quick ? '3' : '6'));
+const DURATION = positive('duration', opt.duration ?? (quick ? '2' : '6'));
 const ROUNDS = positive('rounds', opt.rounds ?? (quick ? '1' : '5'));
 const WARMUP = quick ? 1 : 3;
-const RELOAD_SECONDS = positive('reload-seconds', opt['reload-seconds'] ?? (quick ? '5' : '20'));
+const RELOAD_SECONDS = positive('reload-seconds', opt['reload-seconds'] ?? (quick ? '3' : '20'));
 const HUP_EVERY = positive('hup-every', opt['hup-every']!);
 const RELOAD_TAIL = quick ? 2 : 5; // load goes on after the last HUP, while that reload completes
 if (opt.only !== undefined && opt.only !== 'throughput' && opt.only !== 'reload') fail('--only: throughput or reload');

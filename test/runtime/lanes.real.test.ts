@@ -110,15 +110,15 @@ test('a slow worker whose socket was removed (a tmp cleaner) is replaced; the re
 test('a slow worker that refused a connection while it still runs a long request is replaced at once, not when that request ends', async () => {
   const { d, port, runtime, slowPid } = await lanes('--slow-routes', 'GET /burn', '--slow-concurrency', '2');
   const dir = join(runtime, 'drover', readdirSync(join(runtime, 'drover')).find((n) => n.startsWith('lanes-'))!);
-  const long = get(port, '/burn?ms=6000');
+  const long = get(port, '/burn?ms=4500');
   await sleep(300);
   for (const s of readdirSync(dir)) rmSync(join(dir, s));
   const t0 = Date.now();
   const r = await get(port, '/burn?ms=10');
   expect(r.status).toBe(200);
   expect(Number(r.body)).not.toBe(slowPid);
-  // Before: served by the replacement booted once the 6 s burn had ended.
-  expect(Date.now() - t0).toBeLessThan(4000);
+  // Before: served by the replacement booted once the 4.5 s burn had ended.
+  expect(Date.now() - t0).toBeLessThan(3000);
   expect(Number((await long).body)).toBe(slowPid); // it finished its request
   await d.waitFor(new RegExp(`Worker ${slowPid} exited with code 0`), 5000);
 });
@@ -128,8 +128,8 @@ test('fast workers killed while a request runs in the slow lane: its slot stays 
   const { d, port, slowPid } = await lanes('--slow-routes', 'GET /burn', '--slow-queue', '0');
   const fast = [...d.log().matchAll(/(?<!lane )worker (\d+) booted/g)].map((m) => Number(m[1]));
   expect(fast).toHaveLength(2);
-  // A burn long enough for two fast workers to boot meanwhile on a loaded machine (the suite runs two files at a time).
-  const burnMs = 8000;
+  // A burn long enough for two fast workers to boot meanwhile (real tests run one file at a time).
+  const burnMs = 5000;
   const orphan = get(port, `/burn?ms=${burnMs}`).then(() => 'answered', () => 'reset');
   const burnEnds = Date.now() + burnMs;
   await sleep(300);
