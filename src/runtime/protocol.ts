@@ -80,6 +80,8 @@ export type ToArbiter =
   | { t: 'lane-done'; seq: number }
   // ... the slow worker named for it refused the connection (gone or going): nothing reached it, the request waits again
   | { t: 'lane-refused'; seq: number }
+  // ... it is done with the request, but cut the connection before its slow worker let go: ask that worker (lane-orphans)
+  | { t: 'lane-cut'; seq: number }
   // slow worker -> slow lane: it has let go of these requests (lane ids) the arbiter asked about
   | { t: 'lane-let-go'; ids: number[] }
   | ({ t: 'route' } & RouteNews);
@@ -117,7 +119,7 @@ export type ToWorker =
   // slow lane -> fast worker: stream request `seq` to the slow worker at `path`, or answer 503
   | { t: 'lane-go'; seq: number; path: string }
   | { t: 'lane-no'; seq: number; retryAfter: number; reason: string }
-  // slow lane -> slow worker: the fast workers of these requests died; say when you have let go of each
+  // slow lane -> slow worker: the fast workers of these requests died, or cut their connections (lane-cut); say when you have let go of each
   | { t: 'lane-orphans'; ids: number[] }
   | ({ t: 'route' } & RouteNews);
 

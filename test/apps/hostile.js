@@ -9,7 +9,7 @@
 //   /early            writes its head at once, then reads the body and ends
 //   /hold?ms=N        answers `held` after N ms (default 60 s) without holding the loop
 //   /stamp            the time the app ran it (Date.now())
-//   /bighead?bytes=N  an answer with an N-byte header
+//   /bighead?bytes=N  an answer with an N-byte header (burn=N: once the head is all written, N ms held before the end)
 //   /trailered        a chunked answer that announces and sends a trailer (node:http throws
 //                     on the announcement where it cannot chunk: HEAD, an HTTP/1.0 client)
 //   /hints            103 Early Hints and 102 Processing, then its pid
@@ -90,10 +90,21 @@ export default function hostile(req, res) {
     case '/stamp':
       res.end(String(Date.now()));
       return;
-    case '/bighead':
+    case '/bighead': {
       res.setHeader('x-big', 'a'.repeat(Number(url.searchParams.get('bytes') ?? 20_000)));
-      res.end('ok');
+      const burn = Number(url.searchParams.get('burn') ?? 0);
+      if (burn === 0) {
+        res.end('ok');
+        return;
+      }
+      // The head goes out whole (the write's callback), then the event loop is held.
+      res.write('start,', () => {
+        const end = performance.now() + burn;
+        while (performance.now() < end);
+        res.end('done');
+      });
       return;
+    }
     default:
       res.end(String(process.pid));
   }

@@ -800,6 +800,20 @@ test('a 502 for an answer head refused here keeps the slow slot until the slow w
   expect(b.body).toBe(c.body); // both on the other slow worker
 });
 
+test('a 502 for an answer head over 1 MiB keeps the slow slot until the slow worker lets go, though node:http cut the connection: the next requests do not queue behind its burn', LIMIT, async () => {
+  const { port } = await serve(['--slow-routes', 'GET /bighead,GET /burn', '--slow-workers', '2'], { workers: 1 });
+  // The app writes its head whole, then holds its event loop 1.5 s: it sees the cut only after that.
+  const over = await send(port, `/bighead?bytes=${MiB + 1}&burn=1500`);
+  expect(over.status).toBe(502);
+  expect(over.body).toBe("Bad Gateway: the app's answer head is over 1 MiB\n");
+  const t0 = Date.now();
+  const [b, c] = await Promise.all([send(port, '/burn?ms=10'), send(port, '/burn?ms=10')]);
+  // Before: the cut gave the slot back while its worker still burned, and one of these waited there about 1.5 s.
+  expect(Date.now() - t0).toBeLessThan(1000);
+  expect([b.status, c.status]).toEqual([200, 200]);
+  expect(b.body).toBe(c.body); // both on the other slow worker
+});
+
 test('an app whose answer throws in node:http (a Trailer on a HEAD answer, or to an HTTP/1.0 client) gets its 500, fast or slow; no worker dies', LIMIT, async () => {
   const slow = await serve(['--slow-routes', 'GET /trailered'], { workers: 1 });
   const fast = await serve([], { workers: 1, lanes: false });

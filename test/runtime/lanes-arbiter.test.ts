@@ -1,7 +1,8 @@
 // The arbiter's side of the lanes (arbiter/lanes.ts) when a fast worker dies
-// with a request running in the slow lane: the slot is freed on the slow
-// worker's word, not at the death; the lane ids of the dead worker stay
-// taken until then, even for a new worker that got its pid.
+// with a request running in the slow lane, or cuts its connection to the
+// slow worker (lane-cut): the slot is freed on the slow worker's word, not at
+// the death or the cut; the lane ids of the dead worker stay taken until
+// then, even for a new worker that got its pid.
 import { expect, test } from 'vitest';
 import type { Os } from '../../src/os/types.js';
 import { Lanes } from '../../src/runtime/arbiter/lanes.js';
@@ -49,6 +50,31 @@ test('a dead fast worker\'s running request keeps its slot until the slow worker
   expect(to(301)).toEqual([{ t: 'lane-go', seq: 1, path: '/run/slow-1.sock' }]);
   lanes.letGo(slow, [laneId(300, 1)]); // twice: nothing more
   expect(to(301)).toHaveLength(1);
+});
+
+test('a request whose fast worker cut its connection keeps its slot until the slow worker lets go of it; its fast worker dying changes nothing', () => {
+  const { lanes, slow, fast, to } = setup();
+  const a = fast(300);
+  const b = fast(301);
+  lanes.want(a, 1);
+  lanes.want(b, 1);
+  lanes.cut(a, 1);
+  expect(to(200)).toEqual([{ t: 'lane-orphans', ids: [laneId(300, 1)] }]);
+  expect(to(301)).toEqual([]); // still taken: the slow worker may be burning on it
+  lanes.cut(a, 1); // twice: nothing more
+  lanes.fastGone(a);
+  expect(to(200)).toHaveLength(1);
+  expect(to(301)).toEqual([]);
+  lanes.letGo(slow, [laneId(300, 1)]);
+  expect(to(301)).toEqual([{ t: 'lane-go', seq: 1, path: '/run/slow-1.sock' }]);
+
+  // Cut after its slow worker died: the slot went with the worker, and nobody is asked.
+  const s = setup();
+  s.lanes.want(s.fast(300), 1);
+  s.lanes.slowGone(s.slow);
+  s.lanes.cut(s.fast(300), 1);
+  expect(s.to(200)).toEqual([]);
+  s.lanes.fastGone(s.fast(300));
 });
 
 test('a new fast worker with a dead one\'s pid cannot take an id still running; it can once the slow worker let go', () => {

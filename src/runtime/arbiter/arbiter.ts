@@ -890,6 +890,8 @@ class Arbiter {
         return this.lanes.done(w, m.seq);
       case 'lane-refused':
         return this.lanes.refused(w, m.seq);
+      case 'lane-cut':
+        return this.lanes.cut(w, m.seq);
       case 'lane-let-go':
         return this.lanes.letGo(w, Array.isArray(m.ids) ? m.ids : []);
       case 'route':

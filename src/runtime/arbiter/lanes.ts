@@ -14,9 +14,9 @@
 //
 // A slot is freed on the word of whoever can know the request has let go of
 // its slow worker: the fast worker, once its connection there has closed;
-// or, when that fast worker died, the slow worker itself, asked with
-// lane-orphans. A dead fast worker's request may still be burning there,
-// and another request given that slot would wait behind it.
+// or, when that fast worker died or closed the connection itself (lane-cut),
+// the slow worker, asked with lane-orphans. Such a request may still be
+// burning there, and another request given that slot would wait behind it.
 import type { Os, Timer } from '../../os/types.js';
 import { assert } from '../assert.js';
 import type { Config } from '../config/index.js';
@@ -175,6 +175,30 @@ export class Lanes {
     assert(slow === undefined || g.lane.workerOf(id) !== slow, () => `lanes: request ${id} handed back to slow worker ${slow}, which refused it`);
     assert(g.lane.status(id) !== undefined || !g.live.get(fast.pid)?.has(id), () => `lanes: request ${id} left the lane but not its fast worker's list`);
     this.counted(g);
+  }
+
+  /**
+   * The fast worker is done with request `seq` but closed its connection
+   * before the slow worker let go (forward.ts, 'cut': node:http refused the
+   * answer). That worker may still burn on it and has not seen the close, so
+   * the slot waits for its word, as a dead fast worker's request does.
+   */
+  cut(fast: Worker, seq: number): void {
+    const g = this.gens.get(fast.generation);
+    const id = laneId(fast.pid, seq);
+    const ids = g?.live.get(fast.pid);
+    if (!g || !ids?.has(id)) return;
+    const slow = g.lane.workerOf(id);
+    if (slow === undefined) {
+      // Its slow worker died meanwhile: the slot went with it.
+      this.complete(g, id);
+      return;
+    }
+    ids.delete(id);
+    g.orphans.set(id, slow);
+    this.host.send(slow, { t: 'lane-orphans', ids: [id] });
+    // It now waits for a slow worker that is still there (slowGone frees it if that one dies).
+    assert(g.sockets.has(slow) && g.lane.workerOf(id) === slow, () => `lanes: cut request ${id} waits for slow worker ${slow}, which does not run it`);
   }
 
   /**

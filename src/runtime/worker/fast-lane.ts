@@ -136,7 +136,8 @@ export class FastLane {
             this.send({ t: 'lane-refused', seq: m.seq });
             return;
           }
-          this.send({ t: 'lane-done', seq: m.seq });
+          // Cut here (forward.ts): the slow worker may run on, and the arbiter asks it when it lets go.
+          this.send({ t: how === 'cut' ? 'lane-cut' : 'lane-done', seq: m.seq });
           if (how === 'answered') this.observe(w.key, w.req.method!, w.req.url!, this.os.now() - t0 - heldMs, w.res.statusCode);
         });
         return;

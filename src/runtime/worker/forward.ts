@@ -79,9 +79,12 @@ export interface Body {
  * How a forwarded request ended: answered in full, or not (a 502 sent, the
  * client reset, or the client left), or never begun: the slow worker refused
  * the connection (it has died, or is dying, unreaped), so nothing was sent
- * and nothing answered; the request may be given to another.
+ * and nothing answered; the request may be given to another. 'cut': not
+ * answered, and the connection was closed here before the slow worker let
+ * go (node:http's parser refused what came), so only that worker can say
+ * when it has.
  */
-export type Outcome = 'answered' | 'failed' | 'client-gone' | 'refused';
+export type Outcome = 'answered' | 'failed' | 'client-gone' | 'refused' | 'cut';
 
 /** Connect errors that say nobody is at the slow worker's socket: the worker, not this process, is the cause. */
 const GONE = new Set(['ECONNREFUSED', 'ENOENT']);
@@ -95,10 +98,18 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   let over = false;
   let held = 0;
   let heldAt = -1;
+  // node:http's client destroys the connection at once when its parser
+  // refuses the answer (a head over ANSWER_HEAD_MAX, a malformed head or
+  // body). That close is ours, not the slow worker's: it may have written
+  // its head and gone on burning, and sees the close only when its event
+  // loop is free. Its slot is freed on its word then (Outcome 'cut'), as for
+  // a dead fast worker's request, not at once: the next request would wait
+  // behind the burn, past slow_concurrency.
+  let cut = false;
   const end = (how: Outcome) => {
     if (over) return;
     over = true;
-    done(how, held);
+    done(cut && how !== 'answered' ? 'cut' : how, held);
   };
   // The client went away first: the answer is dropped, and the end waits for
   // the slow worker to let go (see the 'close' handler at the bottom).
@@ -158,6 +169,8 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   }
 
   preq.on('error', (e: { code?: unknown }) => {
+    // Also while a 502 or a gone client waits for the connection's close: this close is no word from the slow worker either.
+    if (String(e.code).startsWith('HPE_')) cut = true;
     if (!over && !gone) fail(e.code === 'HPE_HEADER_OVERFLOW' ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB` : undefined);
   });
   // 1xx from the app (103 Early Hints, 102 Processing) pass to an HTTP/1.1

@@ -3,8 +3,9 @@
 // the client's address (the app sees the client as its peer, as it would on
 // the fast worker) and the request's lane id.
 //
-// The id matters when a fast worker dies while its request runs here. The
-// arbiter cannot hear the end from the dead worker, and this worker may
+// The id matters when a fast worker dies while its request runs here (or
+// closes the connection on an answer node:http refused: lane-cut). The
+// arbiter cannot hear the end from the fast worker, and this worker may
 // still be burning on the request: a slot freed then would put another
 // request behind the burn, past the lane's concurrency. So the arbiter asks
 // (lane-orphans) and frees the slots when this worker answers (lane-let-go):
