@@ -171,7 +171,11 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   preq.on('error', (e: { code?: unknown }) => {
     // Also while a 502 or a gone client waits for the connection's close: this close is no word from the slow worker either.
     if (String(e.code).startsWith('HPE_')) cut = true;
-    if (!over && !gone) fail(e.code === 'HPE_HEADER_OVERFLOW' ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB` : undefined);
+    if (!over && !gone) {
+      fail(e.code === 'HPE_HEADER_OVERFLOW'
+        ? `the app's answer head is over ${ANSWER_HEAD_MAX >> 20} MiB`
+        : cut ? `the app's answer head is not valid HTTP (${String(e.code)})` : undefined);
+    }
   });
   // 1xx from the app (103 Early Hints, 102 Processing) pass to an HTTP/1.1
   // client as they came; 100 was the fast worker's to send (Expect is dropped).
