@@ -74,8 +74,8 @@ export type ToArbiter =
   | { t: 'stats'; inflight: number; served: number; slow: number; counters: WorkerCounters | null }
   | { t: 'boot-error'; code: number; message: string }
   | { t: 'retiring'; served: number }
-  // fast worker -> slow lane: a slot for request `seq` (numbered per worker), it is cancelled (client gone), it is done with its slot
-  | { t: 'lane-want'; seq: number }
+  // fast worker -> slow lane: a slot for request `seq` (numbered per worker) of route `key`, it is cancelled (client gone), it is done with its slot
+  | { t: 'lane-want'; seq: number; key: number }
   | { t: 'lane-cancel'; seq: number }
   | { t: 'lane-done'; seq: number }
   // ... the slow worker named for it refused the connection (gone or going): nothing reached it, the request waits again

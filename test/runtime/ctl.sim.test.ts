@@ -72,23 +72,25 @@ test('stats counts the spares (spare_workers) ready of those kept, fast and slow
   });
 });
 
-test('stats shows what the lanes did: a route learned slow, the slow lane\'s completions', async () => {
+test('stats shows what the lanes did: the routes learned slow, those in use first; the slow lane\'s completions', async () => {
   await run(2, { [CONFIG]: config({ slow_threshold: 0.2 }) }, async (c) => {
     await c.booted(1);
     await c.waitLog(/slow-lane worker \d+ booted/);
     for (let i = 0; i < 3; i++) expect((await c.get('/slow?ms=300')).status).toBe(200);
+    expect((await c.get('/burn?ms=300')).status).toBe(200); // learned after, never used since
     expect((await c.get('/')).status).toBe(200);
     await c.os.sleep(1500); // heartbeats carry the counts
     const s = await ask(c, { cmd: 'stats' });
     expect(s.ok).toBe(true);
-    expect(s.slowRoutes).toEqual([{ route: 'GET /slow', avgMs: expect.any(Number) }]);
+    // /slow's lane-wants told the arbiter it is in use (its flood-proof half, arbiter/lanes.ts).
+    expect(s.slowRoutes).toEqual([{ route: 'GET /slow', avgMs: expect.any(Number) }, { route: 'GET /burn', avgMs: expect.any(Number) }]);
     const [g] = s.generations;
     expect(g.fast.workers).toBe(1);
     expect(g.slow.workers).toBe(1);
-    expect(g.fast.servedFast + g.fast.servedSlow).toBe(4);
+    expect(g.fast.servedFast + g.fast.servedSlow).toBe(5);
     expect(g.slow.completed).toBe(g.fast.servedSlow);
     const human = await ctl(c, ['-s', SOCK, 'stats']);
-    expect(human.out).toMatch(/\nslow routes\n  ROUTE +AVG\n  GET \/slow +\d+ ms\n/);
+    expect(human.out).toMatch(/\nslow routes\n  ROUTE +AVG\n  GET \/slow +\d+ ms\n  GET \/burn +\d+ ms\n/);
   });
 });
 

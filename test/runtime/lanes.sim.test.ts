@@ -206,6 +206,45 @@ test('the learned table survives worker recycling (max_requests)', async () => {
   });
 });
 
+test('the learned table survives a flood: unique URLs each slow once, more than it holds, and a HUP; a slow route in use still goes straight to the new slow lane', async () => {
+  await simulate(140, base('--workers', '2', '--keep-alive', '1'), async (c) => {
+    await c.booted(2);
+    await slowBooted(c, 1);
+    const real = '/real/report?sleep=1200';
+    expect(c.workers()).toContain(pidOf(await ask(c.os, real))); // learned here
+    // The attacker: 4,200 unique URLs (the arbiter keeps 4,096 routes), each slow once on a fast
+    // worker; real traffic keeps using the real route meanwhile, through the slow lane.
+    const FLOOD = 4200;
+    for (let i = 0; i < FLOOD; i += 100) {
+      const [r, ...flood] = await Promise.all([ask(c.os, real), ...Array.from({ length: 100 }, (_, j) => ask(c.os, `/u/${word(i + j)}/x?sleep=1100`))]);
+      expect(slowPids(c)).toContain(pidOf(r!));
+      expect(flood.every((a) => a.status === 200)).toBe(true);
+    }
+    expect(c.log().match(/route GET \/u\/\w+\/x is slow/g)).toHaveLength(FLOOD);
+
+    const from = c.log().length;
+    const oldFast = c.workers();
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    await until(c.os, () => c.workers().every((p) => !oldFast.includes(p)), 10_000);
+    // The new workers started from what the arbiter kept: the real route, not the flood's newest only.
+    const a = await ask(c.os, real);
+    expect(a.status).toBe(200);
+    expect(slowPids(c)).toContain(pidOf(a));
+    expect(c.log().slice(from)).not.toMatch(/route GET \/real\/report is slow/);
+  });
+});
+
+/** Path word number i: base-20 in the letters g..z, so never digits or hex, never folded. */
+function word(i: number): string {
+  let s = '';
+  do {
+    s += String.fromCharCode(103 + (i % 20));
+    i = Math.floor(i / 20);
+  } while (i > 0);
+  return s;
+}
+
 test('each request on a keep-alive connection is classified on its own', async () => {
   await simulate(106, base('--workers', '1', '--slow-routes', 'GET /report/*'), async (c) => {
     await c.booted(1);

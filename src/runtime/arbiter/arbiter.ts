@@ -883,7 +883,7 @@ class Arbiter {
         }
         return;
       case 'lane-want':
-        return this.lanes.want(w, m.seq);
+        return this.lanes.want(w, m.seq, typeof m.key === 'number' ? m.key : undefined);
       case 'lane-cancel':
         return this.lanes.cancel(w, m.seq);
       case 'lane-done':

@@ -17,6 +17,24 @@
 // or, when that fast worker died or closed the connection itself (lane-cut),
 // the slow worker, asked with lane-orphans. Such a request may still be
 // burning there, and another request given that slot would wait behind it.
+//
+// The learned routes are bounded (DEFAULT_CAPACITY) and must outlive a
+// flood: an attacker's unique URLs, each slow once, are each announced slow
+// by the fast worker that ran it, and evicting the oldest news forgot real
+// slow routes, which a new worker then ran on its fast lane again. News
+// says nothing of use: a worker sends it only when a route turns slow or
+// fast (fast-lane.ts observe), once for a real route as for a one-shot URL.
+// What tells them apart is the slow lane: every request of a route a worker
+// predicts slow comes here as a lane-want, which carries its route key. So
+// the table is split in two (a segmented LRU, O(1) a message): `fresh`,
+// routes learned and not asked for since, oldest first; and `used`, those
+// asked for in the slow lane, least recently first, at most USED_MAX. A
+// new route enters `fresh` and an overflow evicts the oldest of `fresh`: a
+// flood of one-shot URLs churns there. A use moves a route to the newest
+// end of `used`; past USED_MAX the least recent goes back to `fresh` (so
+// `fresh` always has room, and a new real route is not evicted by the next
+// news). To push out a used route the attacker must have USED_MAX other
+// routes used after it, each a slow-lane request as well as a slow one.
 import type { Os, Timer } from '../../os/types.js';
 import { assert } from '../assert.js';
 import type { Config } from '../config/index.js';
@@ -38,6 +56,14 @@ interface Gen {
   readonly orphans: Map<number, number>; // id -> its slow worker: running when its fast worker died, until the slow worker lets go
 }
 
+interface LearnedRoute {
+  readonly route: string; // routeKeyString, for stats
+  readonly avgMs: number;
+}
+
+/** Learned routes held as used (see the top): the rest of the table, a quarter, is always left to new ones. */
+export const USED_MAX = (DEFAULT_CAPACITY * 3) / 4;
+
 export interface LanesHost {
   readonly os: Os;
   readonly log: Logger;
@@ -55,8 +81,10 @@ export class Lanes {
   private readonly shedGone = { full: 0, timeout: 0, noWorkers: 0 }; // of generations forgotten
   /** For the checker only (hooks.laneHeld): when each running request got its slot. */
   private readonly assignedAt = new Map<number, number>();
-  /** Learned slow routes, newest last; bounded like a worker's table. */
-  private readonly routes = new Map<number, { route: string; avgMs: number }>();
+  /** Learned slow routes not asked for in the slow lane since, oldest first (see the top). */
+  private readonly fresh = new Map<number, LearnedRoute>();
+  /** Learned slow routes asked for in the slow lane, least recently first; at most USED_MAX. */
+  private readonly used = new Map<number, LearnedRoute>();
   private timer: Timer | null = null;
   private timerAt = Infinity;
   private socketSeq = 0;
@@ -98,7 +126,9 @@ export class Lanes {
 
   // ------------------------------------------------------------ fast workers
 
-  want(fast: Worker, seq: number): void {
+  /** A slot for request `seq` of `fast`, a request of route `key` (a use of it, if learned). */
+  want(fast: Worker, seq: number, key?: number): void {
+    if (key !== undefined) this.usedRoute(key);
     const g = this.gens.get(fast.generation);
     const id = laneId(fast.pid, seq);
     if (!g) {
@@ -367,14 +397,18 @@ export class Lanes {
   route(from: Worker, news: RouteNews): void {
     const { key, route, avgMs, slow } = news;
     if (typeof key !== 'number' || (key | 0) !== key || !(avgMs >= 0 && avgMs < Infinity)) return;
-    this.routes.delete(key);
-    if (slow) {
-      this.routes.set(key, { route: String(route), avgMs });
-      if (this.routes.size > DEFAULT_CAPACITY) this.routes.delete(this.routes.keys().next().value!);
+    const r = { route: String(route), avgMs };
+    this.fresh.delete(key);
+    if (!slow) this.used.delete(key);
+    else if (this.used.has(key)) this.used.set(key, r); // news is no use: it keeps its place
+    else {
+      this.fresh.set(key, r);
+      // `used` holds at most USED_MAX, so `fresh` holds more than this one and the oldest is another.
+      if (this.fresh.size + this.used.size > DEFAULT_CAPACITY) this.fresh.delete(this.fresh.keys().next().value!);
     }
     // Bounded like a worker's table, whatever the number of routes; the newest news stands.
-    assert(this.routes.size <= DEFAULT_CAPACITY, 'lanes: the learned routes outgrew their bound');
-    assert(this.routes.has(key) === (slow === true), 'lanes: route news not applied');
+    assert(this.fresh.size + this.used.size <= DEFAULT_CAPACITY, 'lanes: the learned routes outgrew their bound');
+    assert((this.fresh.get(key) ?? this.used.get(key)) === (slow === true ? r : undefined), 'lanes: route news not applied');
     const m: ToWorker = { t: 'route', key, route: String(route), avgMs, slow };
     for (const w of this.host.fastWorkers()) if (w.pid !== from.pid) this.host.send(w.pid, m);
   }
@@ -382,9 +416,11 @@ export class Lanes {
   /** What a new fast worker starts from. */
   learned(): SlowRoute[] {
     // What route() let in: at most a worker table's worth, each average a finite number of ms.
-    assert(this.routes.size <= DEFAULT_CAPACITY, 'lanes: the learned routes outgrew their bound');
-    for (const r of this.routes.values()) assert(r.avgMs >= 0 && r.avgMs < Infinity, () => `lanes: a learned route of ${r.avgMs} ms`);
-    return [...this.routes].map(([key, r]) => ({ key, avgMs: r.avgMs }));
+    assert(this.fresh.size + this.used.size <= DEFAULT_CAPACITY && this.used.size <= USED_MAX, 'lanes: the learned routes outgrew their bound');
+    const all = [...this.fresh, ...this.used];
+    for (const [key, r] of all) assert(r.avgMs >= 0 && r.avgMs < Infinity && !(this.fresh.has(key) && this.used.has(key)), () => `lanes: a learned route of ${r.avgMs} ms, or in both halves`);
+    // The used last: a worker's table, when a window is full of routes touched as often, keeps the most recent.
+    return all.map(([key, r]) => ({ key, avgMs: r.avgMs }));
   }
 
   report(config: Config, fast: Worker[], current: number): Omit<LanesReport, 'processes' | 'spares'> {
@@ -405,7 +441,7 @@ export class Lanes {
       lanes: config.lanes,
       slowThresholdMs: config.slow_threshold,
       generations,
-      slowRoutes: [...this.routes.values()].reverse().map((r) => ({ route: r.route, avgMs: Math.round(r.avgMs) })),
+      slowRoutes: [...this.fresh.values(), ...this.used.values()].reverse().map((r) => ({ route: r.route, avgMs: Math.round(r.avgMs) })),
       hints: config.slow_routes,
     };
   }
@@ -417,6 +453,24 @@ export class Lanes {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** A request of route `key` came to the slow lane: if learned, it is in use (see the top). */
+  private usedRoute(key: number): void {
+    const r = this.fresh.get(key) ?? this.used.get(key);
+    if (r === undefined) return; // not learned (a hint, or forgotten): news will say if it is
+    const n = this.fresh.size + this.used.size;
+    this.fresh.delete(key);
+    this.used.delete(key);
+    this.used.set(key, r);
+    if (this.used.size > USED_MAX) {
+      const [k, old] = this.used.entries().next().value!;
+      this.used.delete(k);
+      this.fresh.set(k, old);
+    }
+    // A use moves routes between the halves, never adds or drops one.
+    assert(this.fresh.size + this.used.size === n && this.used.size <= USED_MAX, 'lanes: a use changed the number of learned routes');
+    assert(this.used.get(key) === r, () => `lanes: route ${key} used and not among the used`);
+  }
 
   private complete(g: Gen, id: number): void {
     const slow = g.lane.workerOf(id);

@@ -25,7 +25,10 @@ export interface LanesReport {
   readonly slowThresholdMs: number;
   /** The serving generation first, then older ones still draining. */
   readonly generations: readonly GenerationReport[];
-  /** Routes currently marked slow by what the workers observed (static slow_routes hints are listed in hints). */
+  /**
+   * Routes currently marked slow by what the workers observed (static slow_routes hints are listed in hints):
+   * those asked for in the slow lane since they were learned, the most recent first, then the others, newest first.
+   */
   readonly slowRoutes: readonly SlowRouteReport[];
   readonly hints: readonly string[];
   /** Every worker process, fast then slow, oldest first; the serving generation is `generations[0]`. */

@@ -95,7 +95,8 @@ export class FastLane {
     this.seq = (this.seq + 1) % SEQ_LIMIT;
     const seq = this.seq;
     this.waiting.set(seq, w);
-    this.send({ t: 'lane-want', seq });
+    // The key tells the arbiter the route is in use: its learned table keeps such routes through a flood (arbiter/lanes.ts).
+    this.send({ t: 'lane-want', seq, key: w.key });
     res.once('close', () => {
       // Gone while queued: the arbiter drops it from the queue.
       if (this.waiting.get(seq) === w) {
