@@ -785,6 +785,8 @@ test('a slow answer announcing trailers, to an HTTP/1.0 client: the answer witho
     expect(r.status, line).toBe(502);
     expect(r.body, line).toMatch(/^Bad Gateway: the app's answer head is not valid HTTP/);
   }
+  // The operator is told too (at most a line a second; the first of these three at least).
+  expect(d.log()).toMatch(/WARNING.*slow lane: GET \/rawhead 502: the app's answer head is not valid HTTP/);
   await sleep(300);
   expect(boots(d)).toBe(booted);
 });

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Os } from '../../os/types.js';
 import { Predictor } from '../lanes/predictor.js';
 import { routeKeyString } from '../lanes/route-key.js';
-import type { Logger } from '../log.js';
+import { Throttle, type Logger } from '../log.js';
 import { laneId, SEQ_LIMIT, type LaneSpec, type ToArbiter, type ToWorker } from '../protocol.js';
 import { forward, type Body } from './forward.js';
 import { hasBody, wantsContinue } from './timing.js';
@@ -36,6 +36,7 @@ export class FastLane {
   private readonly waiting = new Map<number, Waiting>();
   private readonly bodyMax: number;
   private readonly buffer: number;
+  private readonly failures: Throttle;
 
   constructor(
     private readonly os: Os,
@@ -47,6 +48,7 @@ export class FastLane {
     this.predictor.import(spec.learned);
     this.bodyMax = spec.bodyMax;
     this.buffer = spec.buffer;
+    this.failures = new Throttle(() => os.now(), (m) => log.warning(m));
   }
 
   /**
@@ -130,7 +132,9 @@ export class FastLane {
           return;
         }
         const t0 = this.os.now();
-        forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, w.body, this.buffer, (how, heldMs) => {
+        forward(this.os, m.path, laneId(this.os.pid, m.seq), w.req, w.res, w.body, this.buffer, (how, heldMs, failure) => {
+          // At most a line a second: an app that answers badly on every request must not flood the log.
+          if (failure !== undefined) this.failures.say('slow-lane-failure', `slow lane: ${routeKeyString(w.req.method!, w.req.url!)} ${failure}`);
           if (how === 'refused') {
             // Its slow worker is gone: the request waits again in the lane (arbiter/lanes.ts refused).
             this.waiting.set(m.seq, w);

@@ -94,7 +94,7 @@ const GONE = new Set(['ECONNREFUSED', 'ENOENT']);
  * for the client (more than `buffer` bytes waiting): time the lanes do not
  * count against the route.
  */
-export function forward(os: Os, path: string, id: number, req: IncomingMessage, res: ServerResponse, body: Body, buffer: number, done: (how: Outcome, heldMs: number) => void): void {
+export function forward(os: Os, path: string, id: number, req: IncomingMessage, res: ServerResponse, body: Body, buffer: number, done: (how: Outcome, heldMs: number, failure?: string) => void): void {
   let over = false;
   let held = 0;
   let heldAt = -1;
@@ -109,14 +109,17 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
   const end = (how: Outcome) => {
     if (over) return;
     over = true;
-    done(cut && how !== 'answered' ? 'cut' : how, held);
+    done(cut && how !== 'answered' ? 'cut' : how, held, failure);
   };
   // The client went away first: the answer is dropped, and the end waits for
   // the slow worker to let go (see the 'close' handler at the bottom).
   let gone = false;
   let answer: IncomingMessage | null = null;
 
+  // What a 502 (or a reset mid-answer) said, for the error log: the client is told, the operator too.
+  let failure: string | undefined;
   const fail = (why = 'the slow-lane worker running this request failed') => {
+    failure ??= res.headersSent ? `reset mid-answer: ${why}` : `502: ${why}`;
     if (res.headersSent) {
       res.destroy(); // mid-answer: a reset is the only honest end
     } else if (!res.destroyed) {
