@@ -154,6 +154,11 @@ export async function runApp(
     mounts: { [MOUNT]: d.root },
     // The user's app and companions run their top level in each process that imports them, as under drover.
     isolate: true,
+    // An import holds the simulated clock, so its time is the host's: a module still loading after the
+    // boot deadline drover gives a worker (`timeout`; 30 s when it is 0, as drover --check-config says)
+    // would not have booted under drover either. It then fails as a load error of the app (never finished
+    // loading), and the run ends as for any app that cannot load, rather than waiting on the host for good.
+    loadLimit: { ms: cfg.timeout > 0 ? cfg.timeout : 30_000, what: 'the timeout setting' },
     hooks: checker.hooks((pid) => k.burning(pid), opts.defects ?? [], {
       appCalled: (pid, req, res) => {
         const id = Number(unmark(req, SIM_REQUEST));

@@ -4,7 +4,7 @@
 import { assert } from '../os/assert.js';
 import type { Hooks } from '../os/hooks.js';
 import type { Exited, Fs, ProgramRegistry, SpawnSpec } from '../os/types.js';
-import { Machine, type RunOptions, type RunResult } from './machine.js';
+import { Machine, type LoadLimit, type RunOptions, type RunResult } from './machine.js';
 import { spawnProc, RUNNING, STOPPED, ZOMBIE, REAPED } from './processes.js';
 import type { FaultOptions, Faults } from './faults.js';
 import type { Output } from './output.js';
@@ -29,6 +29,13 @@ export interface KernelOptions {
   faults?: FaultOptions;
   /** Every process's Os.hooks: what the checker hears from inside drover, and the defects planted for this run. */
   hooks?: Hooks;
+  /**
+   * How long, in the host's time, an Os.importModule may stay pending before
+   * it fails as a module that never finished loading (its top-level await
+   * never settles: Machine.giveUp), and what that limit is, for the error.
+   * Default: 30 s (DEFAULT_LOAD_LIMIT).
+   */
+  loadLimit?: LoadLimit;
 }
 
 export interface ProcessInfo {
@@ -52,7 +59,7 @@ export class Kernel {
   readonly faults: Faults;
 
   constructor(opts: KernelOptions) {
-    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? null, opts.mounts ?? {}, opts.faults, opts.isolate === true, opts.hooks);
+    this.m = new Machine(opts.seed, opts.programs, opts.record === true, opts.drain ?? null, opts.mounts ?? {}, opts.faults, opts.isolate === true, opts.hooks, opts.loadLimit);
     this.faults = this.m.faults;
     this.fs = this.m.init.os.fs;
     this.output = this.m.output;

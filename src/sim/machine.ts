@@ -17,7 +17,14 @@
 // oldest pending work and hands its result back to its process as an event
 // at the current time, then goes on. Results go back one at a time, in the
 // order the work started, each when nothing else is due, so where they land
-// in the trace does not depend on how long the host took.
+// in the trace does not depend on how long the host took. An import
+// (Os.importModule) that is still pending after loadLimit.ms of the host's
+// time is given up when its turn comes (giveUp): it fails as a module that
+// never finished loading (a top-level await that never settles, or one that
+// waits for the simulation, which cannot move meanwhile), instead of
+// holding the clock for good. That bound is the one place the host's time
+// decides something; it is far beyond what a module takes to load, so a
+// seed's result depends on it only for a module that never loads.
 
 import { posix } from 'node:path';
 import type { Volume } from 'memfs';
@@ -61,6 +68,7 @@ import { SimOs, type SimTimer } from './os.js';
 import { AppClock } from './app-clock.js';
 import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled, uncaught } from './app-globals.js';
 import { drain as hostDrain } from '../os/drain.js';
+import { hostAlarm } from '../os/host-alarm.js';
 import { droverOwn } from './net-guard.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
@@ -87,19 +95,56 @@ class HostWork {
   wake: (() => void) | null = null; // the run loop, when it waits for this one
   resolve!: (value: unknown) => void;
   reject!: (err: unknown) => void;
+  /** An import (Os.importModule) still pending after its limit in the host's time (Machine.loadLimit): given up (overdue). */
+  late = false;
+  /** Given up as never settling: what the host settles it with later is dropped. */
+  givenUp = false;
+  /** The host timer of an import's limit; null once it is cancelled or fired, or for other host work. */
+  private alarm: (() => void) | null = null;
 
   constructor(
     readonly id: number,
     readonly proc: Proc,
+    /** The import (Os.importModule) this is; null: other host work, which has no limit. */
+    readonly load: Load | null = null,
   ) {
     assert(Number.isInteger(id) && id > 0, 'HostWork: ids count from 1');
     // Os.hostWork hands only a live process's work to the kernel (a dead one's is dropped there).
     assert(proc.runnable, 'HostWork: started by a process that can run');
   }
 
+  /** An import's limit: after `ms` of the host's time still pending, it is late, and the run loop gives it up. */
+  limit(ms: number): void {
+    assert(this.load !== null && this.alarm === null, 'HostWork.limit: an import, limited once');
+    assert(ms > 0 && Number.isFinite(ms), 'HostWork.limit: a time in the host\'s ms');
+    this.alarm = hostAlarm(ms, () => {
+      this.alarm = null;
+      if (this.settled) return;
+      this.late = true;
+      const wake = this.wake;
+      this.wake = null;
+      if (wake !== null) wake();
+    });
+  }
+
+  /** The host timer goes (the work settled, was given up, or its process died). */
+  unlimit(): void {
+    const cancel = this.alarm;
+    this.alarm = null;
+    if (cancel !== null) cancel();
+    assert(this.alarm === null, 'HostWork.unlimit: no alarm left');
+    assert(cancel === null || this.load !== null, 'HostWork.unlimit: only an import had one');
+  }
+
   settle(ok: boolean, value: unknown): void {
+    // Given up (late) and handed back already: what the host says now comes after the run moved on, and is dropped.
+    if (this.givenUp) {
+      assert(this.settled && this.late, 'HostWork.settle: only a late import is given up');
+      return;
+    }
     // A promise settles once: its then() calls one of the two, once.
     assert(!this.settled, 'HostWork.settle: settles once');
+    this.unlimit();
     this.settled = true;
     this.ok = ok;
     this.value = value;
@@ -110,6 +155,50 @@ class HostWork {
     }
     assert(this.settled && this.wake === null, 'HostWork.settle: settled, and nobody waits any more');
   }
+}
+
+/** An import, as host work (SimOs.importModule): its module, and what its process does once it is given up. */
+export interface Load {
+  readonly path: string;
+  givenUp(): void;
+}
+
+/** How long an import may stay pending in the host's time (KernelOptions.loadLimit). */
+export interface LoadLimit {
+  readonly ms: number;
+  /** What the limit is, for the error: "the timeout setting". */
+  readonly what: string;
+}
+
+/**
+ * drover's own default boot deadline (`timeout`, 30 s): an app that takes
+ * longer to load would not boot under drover either. Far beyond what a
+ * module takes to load, even cold; a run that stalls for it stalls once.
+ */
+export const DEFAULT_LOAD_LIMIT: LoadLimit = { ms: 30_000, what: "the simulator's limit" };
+
+/**
+ * The error of an import given up (Machine.giveUp): its module's top level,
+ * or that of a module it imports, awaits something that did not settle.
+ * The importer names the module (cannot load app PATH: ...), and so does
+ * `path` on the error, as on Node's own. Its stack is its message alone: the
+ * error reaches drover's log and the trace, which must be the same from any
+ * checkout.
+ */
+export function neverLoaded(path: string, limit: LoadLimit): Error {
+  assert(path.length > 0, 'neverLoaded: names the module');
+  const err = Object.assign(
+    new Error(
+      `the module never finished loading: a top-level await (in it, or in a module it imports) did not settle within ${limit.ms / 1000} s ` +
+        `of the host's time (${limit.what}). A module loads while the simulated clock stands still: a promise nobody resolves, ` +
+        'a host call that never answers, and a timer, a request or anything else of the simulation awaited at the top level ' +
+        'never settle there; start such work from the app (a factory, a handler) instead',
+    ),
+    { path },
+  );
+  err.stack = `Error: ${err.message}`;
+  assert(!err.stack.includes('\n    at '), 'neverLoaded: no host frame in the stack');
+  return err;
 }
 
 export class Machine {
@@ -158,6 +247,8 @@ export class Machine {
     readonly isolate = false,
     /** Every process's Os.hooks (KernelOptions.hooks). */
     readonly hooks: Hooks = NO_HOOKS,
+    /** How long an import may stay pending in the host's time, and what that limit is, for the error (KernelOptions.loadLimit). */
+    readonly loadLimit: LoadLimit = DEFAULT_LOAD_LIMIT,
   ) {
     this.mountList = Object.entries(mounts).map(([sim, host]) => [posix.resolve('/', sim), posix.resolve(host)] as const);
     this.rng = new Rng(seedToBigInt(seed));
@@ -245,9 +336,15 @@ export class Machine {
     assert(p.flushEv.kind === EV_FLUSH && p.flushEv.time <= at, 'Machine.defer: a flush comes no later than the effect');
   }
 
-  /** Os.hostWork: the clock stands still until `work` settles and its result is handed back (see the run loop). */
-  hostWork<T>(p: Proc, work: Promise<T>): Promise<T> {
-    const h = new HostWork(++this.hostIds, p);
+  /**
+   * Os.hostWork: the clock stands still until `work` settles and its result
+   * is handed back (see the run loop). `load`: the work is the import of
+   * that module (Os.importModule), which is given up if it is still pending
+   * after loadLimit.ms of the host's time (neverLoaded).
+   */
+  hostWork<T>(p: Proc, work: Promise<T>, load: Load | null = null): Promise<T> {
+    const h = new HostWork(++this.hostIds, p, load);
+    if (load !== null) h.limit(this.loadLimit.ms);
     p.hostWork++;
     // Handed back one at a time, in the order started: ids go up along the FIFO.
     assert(this.hosts.length === 0 || this.hosts.peek()!.id < h.id, 'Machine.hostWork: host work queues in the order it started');
@@ -379,12 +476,14 @@ export class Machine {
             const h = this.hostHead();
             if (h !== undefined) {
               if (n >= maxEvents) return { reason: 'maxEvents', events: n, now: this.now };
-              if (!h.settled) {
+              if (!h.settled && !h.late) {
                 hostTurn();
                 await new Promise<void>((wake) => (h.wake = wake));
               }
               if (this.hosts.peek() === h && h.proc.runnable) {
                 this.hosts.shift();
+                // An import past its limit: it fails, here, at the virtual time it was waited for; the host's word comes too late.
+                if (!h.settled) this.giveUp(h);
                 this.at(this.now, EV_HOST, h.proc, h, null);
               }
               continue;
@@ -453,6 +552,7 @@ export class Machine {
   dispose(): void {
     if (this.running) throw new Error('Kernel.dispose: a run is in progress');
     this.disposed = true;
+    for (let h = this.hosts.shift(); h !== undefined; h = this.hosts.shift()) h.unlimit();
     for (const p of this.procs.values()) for (const ep of p.endpoints) this.deadStreams.push(ep.stream);
     releaseDeadStreams(this);
     assert(this.deadStreams.length === 0, 'Machine.dispose: every stream was let go');
@@ -566,6 +666,20 @@ export class Machine {
     return n;
   }
 
+  /**
+   * An import still pending after loadLimit.ms of the host's time fails as
+   * its module never loading (neverLoaded): the run goes on, and Node's
+   * loader keeps the module pending for good (there is no unloading in ESM).
+   */
+  private giveUp(h: HostWork): void {
+    assert(h.late && !h.settled && h.load !== null, 'Machine.giveUp: a late import, not settled');
+    assert(this.hosts.peek() !== h, 'Machine.giveUp: taken off the queue first');
+    h.settle(false, neverLoaded(h.load!.path, this.loadLimit));
+    h.givenUp = true;
+    h.load!.givenUp();
+    this.log(h.proc, 'host-late', `${h.id} ${h.load!.path}`);
+  }
+
   /** The oldest host work whose process can still take it; that of processes that died (or stopped, or are exiting) is let go. */
   private hostHead(): HostWork | undefined {
     const hosts = this.hosts;
@@ -578,6 +692,7 @@ export class Machine {
       // Not handed back: a dead process's count went to 0 with it (die); a stopped one keeps counting it.
       assert(h.proc.state < ZOMBIE ? h.proc.hostWork > 0 : h.proc.hostWork === 0, 'Machine.hostHead: a dropped work is counted only by a live process');
       hosts.shift();
+      h.unlimit();
       this.log(h.proc, 'host-drop', String(h.id));
     }
     return undefined;

@@ -12,7 +12,7 @@ import { assert } from '../os/assert.js';
 import type { Addr, Child, Exited, ListenOptions, Listener, Os, Signal, SpawnSpec, Stream, Timer, Writer } from '../os/types.js';
 import type { Hooks } from '../os/hooks.js';
 import { hostImport } from '../os/host-import.js';
-import type { Machine } from './machine.js';
+import type { Load, Machine } from './machine.js';
 import { ExitSignal, REAPED, RUNNING, spawnProc, STOPPED, terminate, waitpid, ZOMBIE, type Proc } from './processes.js';
 import { EV_NONE, EV_SLEEP, EV_TIMER, type Ev } from './scheduler.js';
 import { kill, SIGNAL_COUNT, signalIndex } from './signals.js';
@@ -117,11 +117,10 @@ class ProcWriter implements Writer {
 
 /** The host I/O `p` started while an import was under way, and whatever that started in turn, is done; then the import ends. */
 async function loadIoDone(p: Proc): Promise<void> {
-  assert(p.loading > 0, 'an import under way is counted');
+  assert(p.loading >= 0, 'imports under way are counted');
   const io = p.loadIo;
   while (io.length > 0) await Promise.allSettled(io.splice(0));
   assert(io.length === 0, 'every host I/O of the import is done');
-  p.loading--;
 }
 
 /** An import error with the host directory behind a mount put back as the simulated one. */
@@ -268,8 +267,10 @@ export class SimOs implements Os {
    * The work must not wait for the simulation itself (a sleep, a message
    * from another process, a global setTimeout made in a simulated process,
    * which is virtual: app-clock.ts): the clock would never move again.
+   * (An import that does, or never settles at all, is given up after the
+   * kernel's load limit: importModule.)
    */
-  hostWork<T>(work: Promise<T>): Promise<T> {
+  hostWork<T>(work: Promise<T>, /** The import this is (importModule), whose wait is limited (Machine.hostWork). */ load: Load | null = null): Promise<T> {
     const p = this.p;
     if (!p.runnable) {
       Promise.resolve(work).then(undefined, noop); // nobody will hear of it; not an unhandled rejection either
@@ -277,7 +278,7 @@ export class SimOs implements Os {
     }
     assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     assert(p.hostWork >= 0, 'pending host work counts: never negative');
-    const out = this.m.hostWork(p, work);
+    const out = this.m.hostWork(p, work, load);
     assert(p.hostWork >= 1, 'host work is counted until it is handed back');
     return out;
   }
@@ -298,19 +299,40 @@ export class SimOs implements Os {
     if (!p.runnable) return NEVER;
     assert(p.loading >= 0, 'pending imports count: never negative');
     p.loading++;
+    /** Counted in p.loading: until its I/O is done, or it is given up. */
+    let counted = true;
+    const uncount = () => {
+      assert(counted && p.loading > 0, 'an import leaves the count once');
+      counted = false;
+      p.loading--;
+      assert(p.loading >= 0, 'pending imports count: never negative');
+    };
     const load = this.load(path);
     const whole = load.then(
       async (mod) => {
         await loadIoDone(p);
+        if (counted) uncount();
         return mod;
       },
       async (err: unknown) => {
         await loadIoDone(p);
+        if (counted) uncount();
         throw err;
       },
     );
     assert(p.loading >= 1, 'an import is counted until its I/O is done');
-    return this.hostWork(whole);
+    // Given up if still pending after the kernel's load limit (Machine.giveUp): a top-level await that never settles.
+    // The process goes on without it: its host I/O from now on is its own again, not part of an import.
+    return this.hostWork(whole, {
+      path: resolvePath(p.cwd, path),
+      givenUp: () => {
+        // The run loop hands back the failure to a process that can take it, now.
+        assert(p.runnable && counted, 'a given-up import is of a live process, and still counted');
+        uncount();
+        if (p.loading === 0) p.loadIo.length = 0;
+        assert(p.loading > 0 || p.loadIo.length === 0, 'no import under way: no host I/O is part of one');
+      },
+    });
   }
 
   private load(path: string): Promise<Record<string, unknown>> {

@@ -361,6 +361,16 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(out).toContain('drover sim: exit 3: ');
   });
 
+  // It held the simulated clock for good (an import is host work): the run hung until --timeout, and was blamed on drover.
+  test('an app whose top-level await never settles: exit 3, "your app failed to load", its module never finished loading', async () => {
+    const { code, out } = await inUserApp(['--config', 'never.config.json', '--seed', '1', '--no-shrink']);
+    expect(code).toBe(3);
+    expect(out).toMatch(/\nAPP seed 0x1 \(app, 2 s\): your app failed to load at 0\.000s simulated\n {2}load: worker \d+: cannot load app \S+never\.js: Error: the module never finished loading: a top-level await \(in it, or in a module it imports\) did not settle within 0\.3 s of the host's time \(the timeout setting\)/);
+    expect(out).toContain('replay: npx drover sim --config never.config.json --seed 0x1 --duration 2');
+    expect(out).not.toMatch(/invariant \S+ broken|drover broke|FAIL|hung:/);
+    expect(out).toMatch(/\ndrover sim: exit 3: drover's invariants held in all 1 seed\(s\); your app's findings failed 1 of them\n$/);
+  });
+
   test('a route that never ends its answers: exit 3, the requests the app never answered by route, not a broken invariant', async () => {
     const { code, out } = await inUserApp(['--config', 'forget.config.json', '--seeds', '1', '--from', '1', '--jobs', '1', '--no-shrink']);
     expect(code).toBe(3);

@@ -154,6 +154,72 @@ describe('host I/O at module load', () => {
   }, 20_000);
 });
 
+describe('an import that never finishes', () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'drover-never-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Never settles; settles on a host timer after the limit; a timer of the simulation, which cannot fire while a module loads.
+  fs.writeFileSync(join(dir, 'never.mjs'), 'await new Promise(() => {});\nexport const x = 1;\n');
+  fs.writeFileSync(join(dir, 'late.mjs'), "import { setTimeout as hostSleep } from 'node:timers/promises';\nawait hostSleep(400);\nexport const x = 2;\n");
+  fs.writeFileSync(join(dir, 'sleepy.mjs'), 'await new Promise((r) => setTimeout(r, 10));\nexport const x = 3;\n');
+  fs.writeFileSync(join(dir, 'fine.mjs'), 'export const x = 4;\n');
+
+  const once = async () => {
+    const ticks = { n: 0 };
+    const k = new Kernel({
+      seed: 5,
+      record: true,
+      isolate: true,
+      mounts: { '/app': dir },
+      loadLimit: { ms: 150, what: 'the test\'s limit' },
+      programs: [
+        programs(import.meta.url, {
+          main: async (os: Os) => {
+            const t = os.spawn({ program: 'ticker', channel: false });
+            await os.sleep(3);
+            for (const m of ['never', 'late', 'sleepy', 'fine']) {
+              const t0 = os.now();
+              const n0 = ticks.n;
+              const r = await os.importModule(`/app/${m}.mjs`).then((mod) => `x=${String(mod.x)}`, (e: Error & { path?: string }) => `${e.message.slice(0, 120)} [${e.path}] ${e.stack === `Error: ${e.message}`}`);
+              os.stdout.write(`${m}: ${r} @${t0}->${os.now()} ticks ${n0}->${ticks.n}\n`);
+            }
+            os.kill(t.pid, 'SIGKILL');
+          },
+          ticker: (os: Os) => {
+            const tick = () => {
+              ticks.n++;
+              os.timer(1, tick);
+            };
+            os.timer(1, tick);
+          },
+        }),
+      ],
+    });
+    k.spawn({ program: 'main' });
+    await k.run({ until: 60_000 });
+    const trace = k.trace().filter((l) => / host(-late|-done)? /.test(l));
+    k.dispose();
+    return { out: k.output.stdout, hash: k.traceHash(), trace };
+  };
+
+  // It held the simulated clock for good: drover sim --app hung until --timeout, then blamed drover.
+  it('fails after the kernel\'s load limit as a module that never finished loading, at the virtual time of its import, the same on every run; a late settle is dropped', async () => {
+    const a = await once();
+    const never = 'the module never finished loading: a top-level await (in it, or in a module it imports) did not settle within 0.15 s of the host\'s time (the test\'s limit)';
+    expect(a.out).toBe([
+      `never: ${never.slice(0, 120)} [/app/never.mjs] true @3->3 ticks 3->3`,
+      `late: ${never.slice(0, 120)} [/app/late.mjs] true @3->3 ticks 3->3`,
+      `sleepy: ${never.slice(0, 120)} [/app/sleepy.mjs] true @3->3 ticks 3->3`,
+      'fine: x=4 @3->3 ticks 3->3',
+      '',
+    ].join('\n'));
+    expect(a.trace.filter((l) => l.includes('host-late'))).toEqual(['3 100 host-late 1 /app/never.mjs', '3 100 host-late 2 /app/late.mjs', '3 100 host-late 3 /app/sleepy.mjs']);
+    // late.mjs settles on the host after it was given up: dropped, nothing breaks.
+    await new Promise((r) => globalThis.setTimeout(r, 400));
+    const b = await once();
+    expect(b).toEqual(a);
+  }, 10_000);
+});
+
 describe('host I/O the simulation cannot replay is refused', () => {
   const NAME = 'test/sim/host-io.test.ts';
   // Each started work on the host that ends on the host's time, not the kernel's: a stream's 'data' and 'end',
