@@ -56,8 +56,21 @@
 // Dir (fs.promises.open, fs.opendir, fs.promises.opendir), whose methods
 // would each be host work of their own, on an object the host may close.
 //
+// Writes to the host's files are refused the same way, naming the call and
+// the caller: fs's calls that create, change or remove a file or directory
+// (writeFile, appendFile, mkdir, rename, unlink, rm... in their callback,
+// Sync and promise forms), an open for writing (fs.open, fs.openSync with a
+// flag that writes, creates, truncates or appends), and fs.createWriteStream
+// (and new fs.WriteStream). A file a run wrote outlasted it: the next run of
+// the same seed read it and answered otherwise (--determinism reported
+// drover nondeterministic), seeds run side by side read each other's, a
+// replay read what the batch left, and the user's own files changed under
+// them. Reads are let through, as above: templates and configs work. Calls
+// on a descriptor (fs.write, fs.ftruncate...) are let through too: an app
+// can only hold one opened for reading, or the host's stdio.
+//
 // Not covered: dns.Resolver instances, undici imported as a package, native
-// addons.
+// addons (better-sqlite3 writes its database itself).
 import childProcess from 'node:child_process';
 import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
@@ -106,6 +119,11 @@ const ZLIB_STREAMS = ['Deflate', 'Inflate', 'Gzip', 'Gunzip', 'DeflateRaw', 'Inf
 /** fs's watchers (events whenever the host sees a change) and what keeps a file or directory open across calls (a FileHandle's, a Dir's methods). */
 const FS_REFUSED = [['watch', 'fs.watch', false, 'w'], ['watchFile', 'fs.watchFile', false, 'w'], ['opendir', 'fs.opendir', false, 'h']] as const;
 const FS_PROMISES_REFUSED = [['watch', 'fs.promises.watch', false, 'w'], ['open', 'fs.promises.open', true, 'h'], ['opendir', 'fs.promises.opendir', true, 'h']] as const;
+/** fs's calls that create, change or remove files and directories on the host: each in its callback, Sync and promise form (FS_WRITE). */
+const FS_WRITES = ['writeFile', 'appendFile', 'copyFile', 'cp', 'rename', 'unlink', 'rm', 'rmdir', 'mkdir', 'mkdtemp', 'symlink', 'link', 'truncate', 'chmod', 'lchmod', 'chown', 'lchown', 'utimes', 'lutimes'];
+/** open(2) flags that write, create, truncate or append. */
+const WRITE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_APPEND;
+const FS_WRITE = 'writes to files on the host are not simulated (a file a run writes outlasts it, so later runs and replays would read it, and your files would change; reading files is simulated)';
 const ZLIB_TIME = "zlib's streams are not simulated (they work in the host's time; zlib.gzip and the other one-shot functions are simulated)";
 const WATCH_TIME = "fs's watchers are not simulated (their events come in the host's time)";
 const HANDLE_TIME = "fs's FileHandles and Dirs are not simulated (their methods work in the host's time; fs.promises.readFile, readdir and the others are simulated)";
@@ -174,6 +192,16 @@ export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading):
   // Refused first: what is refused is not waited for.
   for (const [k, what, rejects, why] of FS_REFUSED) wrap(fsObj, k, what, undefined, rejects, why === 'w' ? WATCH_TIME : HANDLE_TIME);
   for (const [k, what, rejects, why] of FS_PROMISES_REFUSED) wrap(fsPromises, k, what, undefined, rejects, why === 'w' ? WATCH_TIME : HANDLE_TIME);
+  // Writes to the host's files: refused in every form; an open for reading is let through (and fs.open waited for, below).
+  for (const k of FS_WRITES) {
+    wrap(fsObj, k, `fs.${k}`, undefined, false, FS_WRITE);
+    wrap(fsObj, `${k}Sync`, `fs.${k}Sync`, undefined, false, FS_WRITE);
+    wrap(fsPromises, k, `fs.promises.${k}`, undefined, true, FS_WRITE);
+  }
+  wrap(fsObj, 'openSync', 'fs.openSync', readOnly, false, FS_WRITE);
+  wrap(fsObj, 'createWriteStream', 'fs.createWriteStream', undefined, false, FS_WRITE);
+  wrapClass(fsObj, 'WriteStream', 'fs.WriteStream', FS_WRITE);
+  waitFor(fsObj, 'open', false, { what: 'fs.open', unless: readOnly });
   for (const k of ZLIB_STREAMS) {
     wrap(zlibObj, `create${k}`, `zlib.create${k}`, undefined, false, ZLIB_TIME);
     wrapClass(zlibObj, k, `zlib.${k}`, ZLIB_TIME);
@@ -255,7 +283,7 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
  * promise is handed to the kernel, and the process gets the kernel's. What
  * the original throws at the call (bad arguments) it still throws there.
  */
-function waitFor(obj: Obj, key: string, promised: boolean): void {
+function waitFor(obj: Obj, key: string, promised: boolean, refuse?: { what: string; unless: (args: unknown[]) => boolean }): void {
   const desc = Object.getOwnPropertyDescriptor(obj, key);
   const orig = obj[key] as Fn;
   if (desc === undefined || typeof orig !== 'function' || desc.configurable !== true) return;
@@ -264,6 +292,8 @@ function waitFor(obj: Obj, key: string, promised: boolean): void {
   const guarded = function (this: unknown, ...args: unknown[]): unknown {
     const work = hostWork;
     if (!running() || work === null || byLoader(guarded)) return Reflect.apply(orig, this, args);
+    // fs.open for writing: refused at the call, as the writes are (FS_WRITE).
+    if (refuse !== undefined && !refuse.unless(args)) throw notSimulated(refuse.what, guarded, FS_WRITE);
     // An import of this process is under way: its work is the import's (SimOs.importModule).
     const io = loading();
     if (promised) {
@@ -375,6 +405,20 @@ function wrapClass(obj: Obj, key: string, what: string, kind: string): void {
   undo.push(() => Object.defineProperty(obj, key, desc));
 }
 
+/**
+ * fs.open's and fs.openSync's (path, flags, mode, cb): does it only read?
+ * Flags it cannot read (an object, a string Node does not know) are let
+ * through to Node's own error for them.
+ */
+function readOnly(args: unknown[]): boolean {
+  assert(running(), 'readOnly: an open is looked at only when a simulated process makes it');
+  const flags = args[1];
+  assert(WRITE_FLAGS !== 0 && (WRITE_FLAGS & fs.constants.O_RDONLY) === 0, 'readOnly: the flags that write, none of them O_RDONLY');
+  if (typeof flags === 'string') return !/[wa+]/.test(flags); // 'r', 'rs', 'sr'; 'r+', 'w', 'a', 'wx', 'as+'... write
+  if (typeof flags === 'number') return (flags & WRITE_FLAGS) === 0;
+  return true; // none given ('r'), the callback in its place, or Node's own error
+}
+
 /** http.request's (url, options, cb) or (options, cb): does the request bring its own connection? */
 function bringsConnection(args: unknown[], stock: Set<unknown>): boolean {
   assert(stock.size > 0 && !stock.has(undefined), "bringsConnection: the stock Agents' createConnection are known");
@@ -422,7 +466,8 @@ export function blame(stack: string): string {
     if (file === undefined || file.startsWith('node:')) continue;
     if (file.startsWith('file:')) file = fileURLToPath(file);
     if (!file.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(file)) continue; // eval and the like
-    if (!file.startsWith(OWN)) return moduleName(file);
+    // A process's own instance of a module is named with a query (host-import.ts): not part of the file's name.
+    if (!file.startsWith(OWN)) return moduleName(file.replace(/[?&]drover-sim=\d+$/, ''));
     first ??= file;
   }
   // Only a frame of drover's own tree is kept as the fallback.

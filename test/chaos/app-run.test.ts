@@ -3,7 +3,7 @@
 // of the user's app — code that threw, 5xx, lost requests, companions past
 // their stop_timeout, the network outside drover — with the same seed
 // giving the same run.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -250,6 +250,21 @@ describe('a run of the user\'s app', () => {
     const r = await runApp(await deployment(['GET /fetch']), 1n, { ...opts, faults: [] });
     const f = r.findings.find((x) => x.kind === '5xx');
     expect(f?.text).toMatch(/ERR_DROVER_NOT_SIMULATED: drover sim: the network outside drover is not simulated: .*app\.js.*fetch/);
+  });
+
+  // The runs of a seed saw each other's files: --determinism's second run read the log the first one wrote
+  // (a nondeterminism blamed on drover), and the user's own file grew with every simulated request.
+  test('a route that writes a host file is refused at the call, naming it; no file is written, and the seed replays', async () => {
+    const log = join(DIR, 'visits.log');
+    rmSync(log, { force: true });
+    const d = await deployment(['GET /visit']);
+    const a = await runApp(d, 3n, { ...opts, faults: [] });
+    const b = await runApp(d, 3n, { ...opts, faults: [] });
+    expect(b.traceHash).toBe(a.traceHash);
+    expect(existsSync(log)).toBe(false);
+    expect(a.violation).toBeNull();
+    expect(a.statuses).toEqual({ 500: a.sent });
+    expect(a.logTail.join('\n')).toMatch(/error handling GET \/visit: Error: drover sim: writes to files on the host are not simulated .*: \S*app\.js called fs\.appendFileSync\(\)/);
   });
 
   test('a companion that ignores SIGTERM is reported past its stop_timeout; the stand-in of a command companion stops cleanly', async () => {

@@ -28,6 +28,19 @@ function hostFile(name: string, text: string): [string, string] {
   return [path, text];
 }
 
+// Taken before any simulated process runs: inside one, the global setTimeout is its virtual one (src/sim/app-clock.ts).
+const { setTimeout: hostTimeout } = globalThis;
+
+/**
+ * The driver changes a host file mid-run. A simulated process's own writes
+ * to the host's files are refused (src/sim/net-guard.ts), so the write is
+ * the host's, on a turn of its own, and host work the driver's clock waits
+ * for.
+ */
+function rewrite(c: { os: { hostWork<T>(work: Promise<T>): Promise<T> } }, path: string, text: string): Promise<void> {
+  return c.os.hostWork(new Promise<void>((done) => hostTimeout(() => done(writeFileSync(path, text)), 0)));
+}
+
 const GOOD = `export default ${JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 2 })};`;
 const HANG = 'export default async function () { return new Promise(() => {}); }';
 
@@ -45,7 +58,7 @@ test('HUP onto a config that never settles: signals, reaping and heartbeats go o
   const [path, text] = hostFile('reload-hang.mjs', GOOD);
   await simulate(42, ['--config', path], async (c) => {
     await c.booted(2);
-    writeFileSync(path, HANG);
+    await rewrite(c, path, HANG);
     const hupAt = c.os.now();
     c.signal('SIGHUP');
     await c.os.sleep(500);
@@ -62,7 +75,7 @@ test('HUP onto a config that never settles: signals, reaping and heartbeats go o
     expect((await c.get('/')).status).toBe(200);
     expect(c.workers()).toHaveLength(2);
     // The file fixed, the next HUP reloads.
-    writeFileSync(path, GOOD);
+    await rewrite(c, path, GOOD);
     c.signal('SIGHUP');
     await c.waitLog(/Reload finished: generation 2 serving/);
     c.signal('SIGTERM');
@@ -74,7 +87,7 @@ test('TERM while a reload waits on its config stops drover at once, not after th
   const [path, text] = hostFile('term-hang.mjs', GOOD);
   const r = await simulate(43, ['--config', path], async (c) => {
     await c.booted(2);
-    writeFileSync(path, HANG);
+    await rewrite(c, path, HANG);
     c.signal('SIGHUP');
     await c.os.sleep(500);
     const t0 = c.os.now();

@@ -282,4 +282,71 @@ describe('host I/O the simulation cannot replay is refused', () => {
     await (await fs.promises.open(HERE)).close();
     fs.rmSync(watched, { recursive: true, force: true });
   });
+
+  // A run that wrote the host's files left them to the next: drover sim --determinism ran a seed twice and the
+  // second run read the first one's log (a nondeterminism blamed on drover), and the user's files changed.
+  it('writes to the host\'s files throw (or reject with) ERR_DROVER_NOT_SIMULATED in a simulated process, naming the call and the caller; reads, and opens for reading, work; the host\'s own writes are its own', async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'drover-writes-'));
+    const file = join(dir, 'data.txt');
+    fs.writeFileSync(file, 'kept');
+    const fresh = join(dir, 'fresh');
+    const calls: Record<string, () => unknown> = {
+      'fs.writeFileSync': () => fs.writeFileSync(file, 'x'),
+      'fs.appendFileSync': () => fs.appendFileSync(file, 'x'),
+      'fs.appendFile': () => fs.appendFile(file, 'x', () => {}),
+      'fs.writeFile': () => fs.writeFile(file, 'x', () => {}),
+      'fs.promises.writeFile': () => fs.promises.writeFile(file, 'x'),
+      'fs.promises.appendFile': () => fs.promises.appendFile(file, 'x'),
+      'fs.mkdirSync': () => fs.mkdirSync(fresh),
+      'fs.promises.mkdir': () => fs.promises.mkdir(fresh),
+      'fs.renameSync': () => fs.renameSync(file, fresh),
+      'fs.unlink': () => fs.unlink(file, () => {}),
+      'fs.rmSync': () => fs.rmSync(file),
+      'fs.copyFileSync': () => fs.copyFileSync(file, fresh),
+      'fs.truncateSync': () => fs.truncateSync(file),
+      'fs.chmodSync': () => fs.chmodSync(file, 0o600),
+      'fs.openSync': () => fs.openSync(file, 'a'),
+      'fs.open': () => fs.open(fresh, fs.constants.O_WRONLY | fs.constants.O_CREAT, () => {}),
+      'fs.createWriteStream': () => fs.createWriteStream(fresh),
+      'fs.WriteStream': () => new (fs.WriteStream as unknown as new (path: string) => unknown)(fresh),
+    };
+    const seen: Record<string, { code: unknown; message: string }> = {};
+    const read: string[] = [];
+    const { k, pid } = boot({
+      main: async () => {
+        for (const [what, call] of Object.entries(calls)) {
+          try {
+            await call();
+            seen[what] = { code: 'none', message: '' };
+          } catch (e) {
+            seen[what] = { code: (e as { code?: string }).code, message: (e as Error).message };
+          }
+        }
+        const fd = fs.openSync(file, 'r');
+        read.push(fs.readFileSync(fd, 'utf8'));
+        fs.closeSync(fd);
+        read.push(await fs.promises.readFile(file, 'utf8'));
+        read.push(await new Promise<string>((r, j) => fs.open(file, (e, d) => (e ? j(e) : fs.read(d, Buffer.alloc(4), 0, 4, 0, (e2, n, b) => fs.close(d, () => (e2 ? j(e2) : r(b.toString('utf8', 0, n)))))))));
+        read.push(await new Promise<string>((r, j) => {
+          let text = '';
+          fs.createReadStream(file, 'utf8').on('data', (d) => (text += d)).on('end', () => r(text)).on('error', j);
+        }));
+      },
+    });
+    await k.run({ until: 60_000 });
+    expect(k.exitStatus(pid)).toMatchObject({ code: 0 });
+    for (const what of Object.keys(calls)) {
+      expect(seen[what], what).toEqual({
+        code: 'ERR_DROVER_NOT_SIMULATED',
+        message: expect.stringMatching(new RegExp(`^drover sim: writes to files on the host are not simulated [^:]*: ${NAME} called ${what.replaceAll('.', '\\.')}\\(\\); `)),
+      });
+    }
+    expect(read).toEqual(['kept', 'kept', 'kept', 'kept']);
+    // Nothing was written, and the host's own writes are its own after the run.
+    expect(fs.readdirSync(dir)).toEqual(['data.txt']);
+    expect(fs.readFileSync(file, 'utf8')).toBe('kept');
+    fs.appendFileSync(file, '!');
+    expect(fs.readFileSync(file, 'utf8')).toBe('kept!');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });
