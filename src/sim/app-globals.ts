@@ -314,6 +314,14 @@ function runningLoadIo(): Promise<unknown>[] | null {
   return c.p.loading > 0 ? c.p.loadIo : null;
 }
 
+/** The running process, whose host descriptors net-guard.ts keeps (letGoHostFds closes them as it dies). */
+function runningProc(): object {
+  const c = current;
+  assert(c !== null && installed, "runningProc: only a simulated process's call is asked about");
+  assert(c.p.clock === c, "runningProc: the running clock is its process's");
+  return c.p;
+}
+
 /** Some simulated process's code runs now (not the kernel's, not the host's). */
 export function simulatedProcessRunning(): boolean {
   assert(current === null || installed, "simulatedProcessRunning: a process runs only with the simulator's globals in");
@@ -386,7 +394,7 @@ export function runStarted(): void {
   stopHooks = promiseHooks.createHook(hooks as Parameters<typeof promiseHooks.createHook>[0]) as () => void;
   takeRejections();
   takeProcess();
-  guardNet(simulatedProcessRunning, runningHostWork, runningLoadIo);
+  guardNet(simulatedProcessRunning, runningHostWork, runningLoadIo, runningProc);
   seedRandom();
 }
 

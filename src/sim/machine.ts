@@ -69,7 +69,7 @@ import { AppClock } from './app-clock.js';
 import { actAs, exiting, hostAgain, hostTurn, naturalExit, runEnded, runStarted, settled, uncaught } from './app-globals.js';
 import { drain as hostDrain } from '../os/drain.js';
 import { hostAlarm } from '../os/host-alarm.js';
-import { droverOwn } from './net-guard.js';
+import { droverOwn, letGoHostFds } from './net-guard.js';
 import { Faults, FaultyOs, type FaultOptions } from './faults.js';
 import type { Addr } from '../os/types.js';
 
@@ -553,7 +553,11 @@ export class Machine {
     if (this.running) throw new Error('Kernel.dispose: a run is in progress');
     this.disposed = true;
     for (let h = this.hosts.shift(); h !== undefined; h = this.hosts.shift()) h.unlimit();
-    for (const p of this.procs.values()) for (const ep of p.endpoints) this.deadStreams.push(ep.stream);
+    for (const p of this.procs.values()) {
+      for (const ep of p.endpoints) this.deadStreams.push(ep.stream);
+      // And the host descriptors its app code holds: this kernel will not run it again.
+      letGoHostFds(p);
+    }
     releaseDeadStreams(this);
     assert(this.deadStreams.length === 0, 'Machine.dispose: every stream was let go');
   }

@@ -49,6 +49,13 @@
 // for it: as host work of its own it would be handed back only after the
 // import that waits for it.
 //
+// A host descriptor a process opened (fs.open, or fs.openSync for reading:
+// fs.createReadStream opens one) is its own, as in a kernel: one it has not
+// closed when it dies (a worker killed mid-stream, whose stream never reads
+// or closes again) is closed for it, once the host I/O it had in flight is
+// done (letGoHostFds). Each such death leaked one descriptor of the host
+// process that runs the simulation.
+//
 // Host I/O that goes on after the call, in the host's time, is refused like
 // the network, naming the caller: zlib's streams (createGzip... and the
 // classes, Gzip...: compression middleware), fs's watchers (fs.watch,
@@ -128,6 +135,32 @@ const ZLIB_TIME = "zlib's streams are not simulated (they work in the host's tim
 const WATCH_TIME = "fs's watchers are not simulated (their events come in the host's time)";
 const HANDLE_TIME = "fs's FileHandles and Dirs are not simulated (their methods work in the host's time; fs.promises.readFile, readdir and the others are simulated)";
 
+/** The host's own close, taken before anything is wrapped: what letGoHostFds closes with. */
+const hostCloseSync = fs.closeSync;
+
+/**
+ * The host descriptors a simulated process opened and has not closed, and
+ * how many of its fs calls with a callback are still at work on the host.
+ * Once the process is gone and none is, its descriptors are closed: not
+ * before, or a read still at work would find its descriptor closed (or,
+ * worse, reused by someone else's open).
+ */
+interface HostFds {
+  readonly fds: Set<number>;
+  inflight: number;
+  gone: boolean;
+}
+/** By process (owner()): the descriptors it holds. */
+const hostFds = new WeakMap<object, HostFds>();
+/** The running process, as the key of its descriptors (app-globals.ts hands in its Proc). */
+type Owner = () => object;
+function noOwner(): object {
+  assert(undo.length === 0, 'noOwner: the default only while nothing is guarded');
+  assert(false, 'noOwner: asked only by a wrapper while a simulated process runs');
+  return {};
+}
+let owner: Owner = noOwner;
+
 type Work = (work: Promise<unknown>) => Promise<unknown>;
 /** Os.hostWork of the process that runs now. */
 let hostWork: Work | null = null;
@@ -155,7 +188,7 @@ const guards = new WeakSet<Fn>();
  * Wrap every entry point; `simulated` says whether a simulated process runs
  * now, and `work` hands host I/O to the running process's Os.hostWork.
  */
-export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading): void {
+export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading, proc: Owner): void {
   // runStarted guards as the first run starts, and runEnded gives back as the last ends.
   assert(undo.length === 0, 'guardNet: once, as the first run starts');
   assert(running === notRunning, 'guardNet: nothing guarded, so no one is asked who runs');
@@ -163,6 +196,7 @@ export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading):
   running = simulated;
   hostWork = work;
   loading = loadIo;
+  owner = proc;
   const agents = new Set<unknown>([http.Agent.prototype.createConnection, https.Agent.prototype.createConnection]);
   const own = (args: unknown[]): boolean => {
     assert(running(), 'guardNet: a request is looked at only when a simulated process makes it');
@@ -198,7 +232,14 @@ export function guardNet(simulated: () => boolean, work: Work, loadIo: Loading):
     wrap(fsObj, `${k}Sync`, `fs.${k}Sync`, undefined, false, FS_WRITE);
     wrap(fsPromises, k, `fs.promises.${k}`, undefined, true, FS_WRITE);
   }
-  wrap(fsObj, 'openSync', 'fs.openSync', readOnly, false, FS_WRITE);
+  // A descriptor opened for reading is the process's, closed for it if it dies first (letGoHostFds).
+  wrap(fsObj, 'openSync', 'fs.openSync', readOnly, false, FS_WRITE, (fd) => {
+    if (typeof fd === 'number') fdsOf(owner()).fds.add(fd);
+  });
+  // Never refused (allowed always): watched, for the descriptor it lets go of.
+  wrap(fsObj, 'closeSync', 'fs.closeSync', () => true, false, FS_WRITE, (_, args) => {
+    if (typeof args[0] === 'number') hostFds.get(owner())?.fds.delete(args[0]);
+  });
   wrap(fsObj, 'createWriteStream', 'fs.createWriteStream', undefined, false, FS_WRITE);
   wrapClass(fsObj, 'WriteStream', 'fs.WriteStream', FS_WRITE);
   waitFor(fsObj, 'open', false, { what: 'fs.open', unless: readOnly });
@@ -232,11 +273,16 @@ export function unguardNet(): void {
   running = notRunning;
   hostWork = null;
   loading = noLoad;
+  owner = noOwner;
   syncBuiltinESMExports();
   assert(httpNs.request === http.request, 'unguardNet: the ESM exports are the originals again');
 }
 
-function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false, kind = NETWORK): void {
+function wrap(
+  obj: Obj, key: string, what: string, allowed?: (args: unknown[]) => boolean, rejects = false, kind = NETWORK,
+  /** A call let through while a simulated process runs: what it returned, and its arguments. */
+  seen?: (ret: unknown, args: unknown[]) => void,
+): void {
   const desc = Object.getOwnPropertyDescriptor(obj, key);
   const orig = obj[key];
   if (desc === undefined || typeof orig !== 'function') return; // fetch under --no-experimental-fetch
@@ -250,7 +296,10 @@ function wrap(obj: Obj, key: string, what: string, allowed?: (args: unknown[]) =
       if (rejects) return Promise.reject(err);
       throw err;
     }
-    return Reflect.apply(orig as Fn, this, args);
+    if (seen === undefined || !running()) return Reflect.apply(orig as Fn, this, args);
+    const ret = Reflect.apply(orig as Fn, this, args);
+    seen(ret, args);
+    return ret;
   };
   // name, length and what Node hangs on it (dns.lookup's promisify rule), so that host code sees no difference.
   for (const k of Reflect.ownKeys(orig)) {
@@ -307,7 +356,15 @@ function waitFor(obj: Obj, key: string, promised: boolean, refuse?: { what: stri
     if (typeof cb !== 'function') return Reflect.apply(orig, this, args);
     let done: ((r: unknown[]) => void) | null = null;
     const result = new Promise<unknown[]>((resolve) => (done = resolve));
-    const ret = Reflect.apply(orig, this, [...args.slice(0, -1), (...r: unknown[]) => done!(r)]);
+    // fs's calls count as the process's host I/O at work, and its opens and closes keep its descriptors (HostFds).
+    const mine = obj === (fs as unknown as Obj) ? fdsOf(owner()) : null;
+    if (mine !== null && key === 'close' && typeof args[0] === 'number') mine.fds.delete(args[0]);
+    const ret = Reflect.apply(orig, this, [...args.slice(0, -1), (...r: unknown[]) => {
+      if (mine !== null) landed(mine, key === 'open' && r[0] == null && typeof r[1] === 'number' ? r[1] : -1);
+      done!(r);
+    }]);
+    // fs calls back later, never at once: counted now, and only once the original took the call.
+    if (mine !== null) mine.inflight++;
     if (io !== null) {
       // Done for the import once the callback ran: a tick queued after its tick.
       io.push(result.then((r) => new Promise<void>((resolve) => {
@@ -403,6 +460,54 @@ function wrapClass(obj: Obj, key: string, what: string, kind: string): void {
   Object.defineProperty(obj, key, { value: guarded, writable: true, configurable: true, enumerable: desc.enumerable ?? true });
   guards.add(guarded);
   undo.push(() => Object.defineProperty(obj, key, desc));
+}
+
+/** `o`'s descriptors, made on its first fs call. */
+function fdsOf(o: object): HostFds {
+  let h = hostFds.get(o);
+  if (h === undefined) hostFds.set(o, (h = { fds: new Set(), inflight: 0, gone: false }));
+  assert(h.inflight >= 0, 'fdsOf: calls at work are counted from 0');
+  assert(hostFds.get(o) === h, 'fdsOf: one record a process');
+  return h;
+}
+
+/** One of `h`'s fs calls called back on the host; `fd` >= 0: an open that gave it that descriptor. */
+function landed(h: HostFds, fd: number): void {
+  assert(h.inflight > 0, 'landed: a call counted as at work');
+  h.inflight--;
+  if (fd >= 0) h.fds.add(fd);
+  if (h.gone && h.inflight === 0) closeAll(h);
+  assert(!h.gone || h.inflight > 0 || h.fds.size === 0, 'landed: a gone process with nothing at work holds no descriptor');
+}
+
+function closeAll(h: HostFds): void {
+  assert(h.gone && h.inflight === 0, 'closeAll: only a gone process\'s, with nothing at work');
+  for (const fd of h.fds) {
+    try {
+      hostCloseSync(fd);
+    } catch {
+      // closed already behind our back (EBADF): nothing to let go
+    }
+  }
+  h.fds.clear();
+  assert(h.fds.size === 0, 'closeAll: nothing left open');
+}
+
+/**
+ * Process `o` is gone (it died, or the kernel that ran it is disposed): the
+ * host descriptors it opened and did not close are closed for it, as a
+ * kernel closes a dead process's, once its fs calls at work on the host
+ * are done (landed). Each worker killed mid-stream (fs.createReadStream
+ * piped to its answer) leaked one.
+ */
+export function letGoHostFds(o: object): void {
+  const h = hostFds.get(o);
+  if (h === undefined) return;
+  assert(h.inflight >= 0, 'letGoHostFds: calls at work are counted from 0');
+  h.gone = true;
+  if (h.inflight === 0) closeAll(h);
+  hostFds.delete(o);
+  assert(hostFds.get(o) === undefined, 'letGoHostFds: the process holds no record any more (a late callback closes through its own)');
 }
 
 /**

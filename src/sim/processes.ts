@@ -28,6 +28,7 @@ import { openChannel, closeChannels, type SimChannel } from './channels.js';
 import { checkHandOver, closeEndpoints, closeUnsent, handOver, releaseHandles } from './sockets.js';
 import { openSink, releaseSink, closeFds, isDirectory } from './files.js';
 import { attachPipe, closeReadEnds, flushPipes, type Pipe } from './pipes.js';
+import { letGoHostFds } from './net-guard.js';
 
 /** What os.exit() throws to unwind the caller; the kernel swallows it wherever it calls process code. */
 export class ExitSignal extends Error {
@@ -282,6 +283,8 @@ export function die(m: Machine, p: Proc, code: number | null, signal: Signal | n
   }
   releaseHandles(m, p);
   closeFds(m, p);
+  // The host descriptors its app code opened (fs.createReadStream...) and never closed: closed for it, as its own are.
+  letGoHostFds(p);
   flushPipes(p, p.stdout.pipe, p.stderr.pipe);
   releaseSink(m, p.stdout);
   releaseSink(m, p.stderr);

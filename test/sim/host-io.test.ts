@@ -154,6 +154,66 @@ describe('host I/O at module load', () => {
   }, 20_000);
 });
 
+describe('host descriptors of a process that dies', () => {
+  // A worker killed mid-stream (fs.createReadStream piped to its answer) never read or closed again: its
+  // descriptor stayed open in the host process, one more for each such kill, for the whole batch.
+  it.skipIf(!fs.existsSync('/proc/self/fd'))('a descriptor a process opened (fs.createReadStream, fs.openSync) is closed when it dies mid-read, or when the kernel is disposed with it alive', async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'drover-fds-'));
+    const file = join(dir, 'big.bin');
+    fs.writeFileSync(file, Buffer.alloc(1 << 20, 7));
+    const hostSleep = (ms: number) => new Promise((r) => globalThis.setTimeout(r, ms));
+    // The host's descriptors open on `file` (Linux's /proc).
+    const openOn = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    }).length;
+    const read = { bytes: 0 };
+    const k = new Kernel({
+      seed: 1,
+      programs: [
+        programs(import.meta.url, {
+          main: async (os: Os) => {
+            const reader = os.spawn({ program: 'reader', channel: false });
+            os.spawn({ program: 'holder', channel: false });
+            await os.sleep(5);
+            os.kill(reader.pid, 'SIGKILL');
+          },
+          // Reads 1 KiB a millisecond: mid-stream when it is killed.
+          reader: () => {
+            const st = fs.createReadStream(file, { highWaterMark: 1024 });
+            st.on('data', (d) => {
+              read.bytes += d.length;
+              st.pause();
+              setTimeout(() => st.resume(), 1);
+            });
+          },
+          holder: (os: Os) => {
+            fs.closeSync(fs.openSync(file, 'r')); // closed by the app: nothing to let go
+            fs.openSync(file, 'r');
+            os.timer(1e9, () => {});
+          },
+        }),
+      ],
+    });
+    k.spawn({ program: 'main' });
+    try {
+      await k.run({ until: 100 });
+      expect(read.bytes).toBeGreaterThan(0);
+      expect(read.bytes).toBeLessThan(1 << 20);
+      // The reader's read at work on the host lands, then its descriptor goes; the holder, alive, keeps its own.
+      for (let i = 0; i < 100 && openOn() > 1; i++) await hostSleep(10);
+      expect(openOn()).toBe(1);
+      k.dispose();
+      expect(openOn()).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('an import that never finishes', () => {
   const dir = fs.mkdtempSync(join(tmpdir(), 'drover-never-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
