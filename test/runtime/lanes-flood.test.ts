@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { expect, test } from 'vitest';
 import { Predictor } from '../../src/runtime/lanes/predictor.js';
 import { routeKey, routeKeyString } from '../../src/runtime/lanes/route-key.js';
+import { word } from '../support/words.js';
 
 // vitest's workers run without --expose-gc; the flag can be set at run
 // time, and a fresh context then has `gc`.
@@ -20,16 +21,6 @@ function settle(): { heap: number; buffers: number } {
   for (let i = 0; i < 4; i++) gc();
   const m = process.memoryUsage();
   return { heap: m.heapUsed, buffers: m.arrayBuffers };
-}
-
-/** Path word number i: base-20 in the letters g..z, so never digits or hex, never folded. */
-function word(i: number): string {
-  let s = '';
-  do {
-    s += String.fromCharCode(103 + (i % 20));
-    i = Math.floor(i / 20);
-  } while (i > 0);
-  return s;
 }
 
 const FLOOD = 1_000_000;

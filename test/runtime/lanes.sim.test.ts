@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import { expect, test } from 'vitest';
 import { viaOs } from '../support/http.js';
 import { until } from '../support/os.js';
+import { word } from '../support/words.js';
 import { ADDR, simulate } from './sim.js';
 import {
   agentsOnEveryWorker, ask, comparable, keepAlive, LANES_APP, pidOf, ran, slowBooted, slowPids, within, type Answer,
@@ -234,16 +235,6 @@ test('the learned table survives a flood: unique URLs each slow once, more than 
     expect(c.log().slice(from)).not.toMatch(/route GET \/real\/report is slow/);
   });
 });
-
-/** Path word number i: base-20 in the letters g..z, so never digits or hex, never folded. */
-function word(i: number): string {
-  let s = '';
-  do {
-    s += String.fromCharCode(103 + (i % 20));
-    i = Math.floor(i / 20);
-  } while (i > 0);
-  return s;
-}
 
 test('each request on a keep-alive connection is classified on its own', async () => {
   await simulate(106, base('--workers', '1', '--slow-routes', 'GET /report/*'), async (c) => {
