@@ -169,6 +169,15 @@ export async function runApp(
         lastLoadFailure = k.now();
         find({ kind: 'load', at: k.now(), where: `worker ${pid}`, text: message });
       },
+      appLoading: (pid, loading) => void (loading ? loadingApp.add(pid) : loadingApp.delete(pid)),
+      // A boot given up while the worker was in the app's import or factory is the app's (a factory awaiting
+      // what never comes): drover backs off and tries again, and the count stays short for the app's reason.
+      // One that hung in drover's own boot code is not excused: convergence says so.
+      bootTimedOut: (_arbiter, pid, message) => {
+        if (!loadingApp.has(pid)) return;
+        lastLoadFailure = k.now();
+        find({ kind: 'load', at: k.now(), where: `worker ${pid}`, text: message.replace(/^worker \d+ /, '') });
+      },
     }),
   });
   const injected: Record<string, number> = {};
@@ -186,8 +195,10 @@ export async function runApp(
   /** Requests sent; each one's id is its number. */
   let sent = 0;
   let done = false;
-  /** When a worker last failed to load the app (appLoadFailed), or -1. */
+  /** When a worker last failed to load the app (appLoadFailed, or its boot timed out in the app's load), or -1. */
   let lastLoadFailure = -1;
+  /** Workers in the app's import or factory now (appLoading). */
+  const loadingApp = new Set<number>();
   /** drover stopped because the app cannot load (an arbiter exited with a boot code after a load failure): the run ends. */
   let halted = false;
   /** Requests without an end, by id: what was sent, and where and when the app was handed it (appCalled). */
@@ -282,7 +293,8 @@ export async function runApp(
       });
     }
     // Workers that cannot load the app while drover tries to converge: the app's finding says why the count is short.
-    const unloadable = lastLoadFailure >= settleFrom;
+    // A factory that never finishes fails once a `timeout`, which may be longer than the settling: one still in it counts.
+    const unloadable = lastLoadFailure >= settleFrom || (lastLoadFailure >= 0 && live('worker').some((p) => loadingApp.has(p.pid)));
     if (!checker.violation && !unloadable) {
       const lost = [...pending.values()];
       const said = lost.slice(0, 3).map((p) => `${p.route} sent at ${p.at} ms, ${p.app ? `ended by the app in worker ${p.app.pid} and never delivered` : 'never handed to the app'}`);

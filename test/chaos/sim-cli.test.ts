@@ -371,6 +371,14 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(out).toMatch(/\ndrover sim: exit 3: drover's invariants held in all 1 seed\(s\); your app's findings failed 1 of them\n$/);
   });
 
+  test('an app whose factory never finishes: exit 3, "your app failed to load", the boot drover timed out; not a broken convergence', async () => {
+    const { code, out } = await inUserApp(['--config', 'stuck.config.json', '--seed', '1', '--no-shrink']);
+    expect(code).toBe(3);
+    expect(out).toMatch(/\nAPP seed 0x1 \(app, 4 s\): your app failed to load at [\d.]+s simulated\n {2}load: worker \d+: did not boot within 1 s \(the app's module or factory never finished: see what it waits for\)\n/);
+    expect(out).not.toMatch(/invariant \S+ broken|drover broke|FAIL/);
+    expect(out).toMatch(/\ndrover sim: exit 3: drover's invariants held in all 1 seed\(s\); your app's findings failed 1 of them\n$/);
+  });
+
   test('a route that never ends its answers: exit 3, the requests the app never answered by route, not a broken invariant', async () => {
     const { code, out } = await inUserApp(['--config', 'forget.config.json', '--seeds', '1', '--from', '1', '--jobs', '1', '--no-shrink']);
     expect(code).toBe(3);

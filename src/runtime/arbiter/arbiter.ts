@@ -1136,7 +1136,10 @@ class Arbiter {
       } else if (timeout > 0 && now - w.lastBeat > timeout) {
         if (w.state === 'booting') {
           // Its app never finished loading (a factory waiting on something that does not come): a boot failure, not a hang (exited()).
-          w.bootError ??= `worker ${w.pid} did not boot within ${timeout / 1000} s (the app's module or factory never finished: see what it waits for)`;
+          if (w.bootError === null) {
+            w.bootError = `worker ${w.pid} did not boot within ${timeout / 1000} s (the app's module or factory never finished: see what it waits for)`;
+            this.os.hooks.bootTimedOut?.(this.os.pid, w.pid, w.bootError);
+          }
         } else {
           this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
         }

@@ -113,8 +113,10 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
   // for the slower of the two, not for their sum. A path it cannot take still fails the boot,
   // and is said before anything the app's load says.
   const lane = slowRole ? os.listen({ path: spec.laneSocket! }, { mode: 0o600 }).then((l): Listener | { failed: unknown } => l, (e: unknown) => ({ failed: e })) : null;
+  os.hooks.appLoading?.(os.pid, true);
   const loaded = await loadApp(spec.app, { pid: os.pid, now: () => os.now(), sleep: (ms) => os.sleep(ms), burn: (ms) => os.burn(ms) }, (p) => os.importModule(p))
     .then((app): { app: RequestListener } | { failed: unknown } => ({ app }), (e: unknown) => ({ failed: e }));
+  os.hooks.appLoading?.(os.pid, false);
   if (lane !== null) {
     const l = await lane;
     if ('failed' in l) {
