@@ -35,7 +35,9 @@ function setup(alone = false) {
   const slow = (key: number, avgMs = 1500) => lanes.route(a, { key, route: `GET /r/${key}`, avgMs, slow: true });
   const fast = (key: number, avgMs = 100) => lanes.route(a, { key, route: `GET /r/${key}`, avgMs, slow: false });
   const learned = () => new Map(lanes.learned().map((r) => [r.key, r.avgMs]));
-  return { lanes, sent, use, slow, fast, learned };
+  /** The routes a new worker is told were used: it imports them with a touch more (predictor.ts import). */
+  const usedOnes = () => lanes.learned().filter((r) => r.used === true).map((r) => r.key);
+  return { lanes, sent, use, slow, fast, learned, usedOnes };
 }
 
 const REAL = routeKey('GET', '/reports/42/pdf');
@@ -43,7 +45,7 @@ const REAL = routeKey('GET', '/reports/42/pdf');
 const flood = (i: number) => (REAL < 0 ? 1 + i : -1 - i);
 
 test('a flood of unique slow URLs, more than the table holds, does not push out a learned slow route that traffic keeps using', () => {
-  const { slow, use, learned, sent } = setup();
+  const { slow, use, learned, sent, usedOnes } = setup();
   slow(REAL, 2400);
   use(REAL);
   for (let i = 0; i < 3 * DEFAULT_CAPACITY; i++) {
@@ -56,6 +58,7 @@ test('a flood of unique slow URLs, more than the table holds, does not push out 
   // The flood churned through its own entries: its newest are kept, its oldest gone.
   expect(l.has(flood(3 * DEFAULT_CAPACITY - 1))).toBe(true);
   expect(l.has(flood(0))).toBe(false);
+  expect(usedOnes()).toEqual([REAL]);
   // A use is no news: nothing more went to the workers than the news itself.
   expect(sent.filter(([, m]) => m.t === 'route')).toHaveLength(1 + 3 * DEFAULT_CAPACITY);
 });

@@ -269,6 +269,17 @@ describe('eviction: memory is fixed, learned slow routes outlive floods', () => 
     expect(p.size).toBe(4);
   });
 
+  test('a new worker importing the arbiter\'s table: a route marked used outlives a flood of one-shot URLs imported after it and coming on', () => {
+    const p = new Predictor({ capacity: 16, probe: 4, slowThresholdMs: 100 });
+    const ks = sameHome(16, 40);
+    // The arbiter lists the used last; before them, three of a flood that was under way.
+    expect(p.import([...ks.slice(1, 4).map((key) => ({ key, avgMs: 1100 })), { key: ks[0]!, avgMs: 500, used: true }])).toBe(4);
+    for (const k of ks.slice(4)) p.observe(k, 1100); // the flood goes on in the new worker
+    // Before: imported with one touch like the flood's, it went with the first new one (the least recent of the fewest touched).
+    expect(p.predict(ks[0]!)).toBe(true);
+    expect(p.average(ks[0]!)).toBe(500);
+  });
+
   test('a window all slow evicts the slow entry touched fewest times (ties: the least recent); pinned hints never go', () => {
     const p = new Predictor({ capacity: 16, probe: 2, slowThresholdMs: 100 });
     const ks = sameHome(16, 4);

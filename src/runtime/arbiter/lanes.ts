@@ -420,7 +420,7 @@ export class Lanes {
     const all = [...this.fresh, ...this.used];
     for (const [key, r] of all) assert(r.avgMs >= 0 && r.avgMs < Infinity && !(this.fresh.has(key) && this.used.has(key)), () => `lanes: a learned route of ${r.avgMs} ms, or in both halves`);
     // The used last: a worker's table, when a window is full of routes touched as often, keeps the most recent.
-    return all.map(([key, r]) => ({ key, avgMs: r.avgMs }));
+    return all.map(([key, r]) => (this.used.has(key) ? { key, avgMs: r.avgMs, used: true } : { key, avgMs: r.avgMs }));
   }
 
   report(config: Config, fast: Worker[], current: number): Omit<LanesReport, 'processes' | 'spares'> {

@@ -76,6 +76,8 @@ export interface PredictorOptions {
 export interface SlowRoute {
   key: number;
   avgMs: number;
+  /** Asked for in the slow lane since it was learned (the arbiter's table): imported with a touch more than one only announced. */
+  used?: boolean;
 }
 
 export const DEFAULT_CAPACITY = 4096;
@@ -291,6 +293,8 @@ export class Predictor {
       const { key, avgMs } = r as Partial<SlowRoute>;
       if (typeof key !== 'number' || (key | 0) !== key || typeof avgMs !== 'number' || !(avgMs >= 0 && avgMs < Infinity)) continue;
       this.markSlow(key, avgMs);
+      // A route traffic uses outranks a flood's one-shot URLs, each announced once, when a window is full (see the eviction rule).
+      if ((r as SlowRoute).used === true) this.markSlow(key, avgMs);
       n++;
     }
     return n;
