@@ -48,7 +48,7 @@ const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
   'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
 };
 
-export type FindingKind = 'load' | 'crash' | 'rejection' | 'exit' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout';
+export type FindingKind = 'load' | 'crash' | 'rejection' | 'exit' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout' | 'not-simulated';
 
 /** The header that carries a request's id from the driver to the appCalled hook, which takes it off before the app runs. */
 export const SIM_REQUEST = 'x-sim-request';
@@ -169,6 +169,7 @@ export async function runApp(
         lastLoadFailure = k.now();
         find({ kind: 'load', at: k.now(), where: `worker ${pid}`, text: message });
       },
+      notSimulated: (pid, what, caller) => find({ kind: 'not-simulated', at: k.now(), where: `${caller} called ${what}()`, text: `in process ${pid}, refused with ERR_DROVER_NOT_SIMULATED` }),
       appLoading: (pid, loading) => void (loading ? loadingApp.add(pid) : loadingApp.delete(pid)),
       // A boot given up while the worker was in the app's import or factory is the app's (a factory awaiting
       // what never comes): drover backs off and tries again, and the count stays short for the app's reason.
@@ -182,7 +183,7 @@ export async function runApp(
   });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
-  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, exit: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0 };
+  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, exit: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0, 'not-simulated': 0 };
   const findings: Finding[] = [];
   const places: Record<string, number> = {};
   const find = (f: Finding) => {
@@ -387,7 +388,7 @@ export async function runApp(
 /** Where a finding happened, as the report groups them: the route (and status, or the fault before a loss), or the program and the error. */
 export function placeOf(f: Finding): string {
   if (f.kind === '5xx') return `${f.where} ${f.text.split(' ', 1)[0]}`;
-  if (f.kind === 'unanswered') return f.where;
+  if (f.kind === 'unanswered' || f.kind === 'not-simulated') return f.where;
   if (f.kind === 'lost') return `${f.where}, ${f.after ? `after ${f.after}` : 'with no fault in the 2 s before'}`;
   return `${f.where.replace(/ \d+$/, '')}: ${f.text.split('\n', 1)[0]}`;
 }

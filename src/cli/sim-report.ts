@@ -386,6 +386,7 @@ export const FINDING_TITLE: Record<FindingKind, string> = {
   'stop-timeout': 'companions past their stop_timeout',
   '5xx': 'answers 5xx',
   lost: 'requests lost (no answer)',
+  'not-simulated': 'calls drover sim does not simulate (the app got ERR_DROVER_NOT_SIMULATED: the README says what to do)',
 };
 
 /** A batch's findings on a user's deployment, summed: answers by status, findings by kind and by place. */

@@ -36,7 +36,7 @@ export interface AppSummary {
   readonly findings: readonly Finding[];
 }
 
-/** Findings that fail a seed: an app that failed to load, code that threw, a worker's process.exit() in app code, drover's own crash, a request the app never answered, a companion past its stop_timeout. 5xx and lost requests are reported, not failed. */
+/** Findings that fail a seed: an app that failed to load, code that threw, a worker's process.exit() in app code, drover's own crash, a request the app never answered, a companion past its stop_timeout. 5xx and lost requests, and calls drover sim refused, are reported, not failed. */
 export const FAILING: readonly FindingKind[] = ['load', 'crash', 'rejection', 'exit', 'drover-crash', 'unanswered', 'stop-timeout'];
 
 export interface Result {

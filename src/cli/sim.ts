@@ -145,7 +145,8 @@ Testing the checkers (not for finding real bugs):
   --defect NAME[,NAME] ${wrap(`plant known bugs (src/os/hooks.ts): ${DEFECTS.join(', ')}`.split(' '), col)}
 
 Exit status:
-  0  every run passed (5xx answers and lost requests are reported only)
+  0  every run passed (5xx answers, lost requests and calls drover sim
+     refused are reported only)
   1  drover broke: an invariant, a crash of drover itself, a run that
      crashed or never finished (--timeout; a handler that never returns
      does that too), nondeterminism, --require-faults. A bug in drover:

@@ -48,6 +48,8 @@ export interface Hooks {
   appCalled?(pid: number, req: AppRequest, res: { readonly writableEnded: boolean }): void;
   /** Worker `pid` could not load the app (its import threw, its factory failed, no request listener): `message` as drover logs it. */
   appLoadFailed?(pid: number, message: string): void;
+  /** App code in simulated process `pid` (module `caller`) called `what`, which drover sim does not simulate: it got ERR_DROVER_NOT_SIMULATED. */
+  notSimulated?(pid: number, what: string, caller: string): void;
   /** Worker `pid` begins (true) or is done (false) loading the app: its import and its factory, drover's part of the boot before and after. */
   appLoading?(pid: number, loading: boolean): void;
   /** Arbiter `arbiter` gives up on worker `worker`, which did not boot within `timeout` (`message` as drover logs it). */

@@ -78,6 +78,7 @@
 //
 // Not covered: dns.Resolver instances, undici imported as a package, native
 // addons (better-sqlite3 writes its database itself).
+import type { Proc } from './processes.js';
 import childProcess from 'node:child_process';
 import * as childProcessNs from 'node:child_process';
 import dgram from 'node:dgram';
@@ -548,6 +549,9 @@ function notSimulated(what: string, at: Fn, kind = NETWORK): Error {
   ) as Error & { code: string };
   err.code = NOT_SIMULATED;
   Error.captureStackTrace(err, at);
+  // The run's report lists what was refused: an app may turn the error into a plain 500, or swallow it.
+  const p = owner() as Proc;
+  p.os.hooks.notSimulated?.(p.pid, what, who);
   return err;
 }
 

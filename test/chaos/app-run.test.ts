@@ -265,6 +265,9 @@ describe('a run of the user\'s app', () => {
     expect(a.violation).toBeNull();
     expect(a.statuses).toEqual({ 500: a.sent });
     expect(a.logTail.join('\n')).toMatch(/error handling GET \/visit: Error: drover sim: writes to files on the host are not simulated .*: \S*app\.js called fs\.appendFileSync\(\)/);
+    // The report says so too, by call and module, each time: an app (express) may make it a plain 500, or swallow it.
+    expect(a.counts['not-simulated']).toBe(a.sent);
+    expect(Object.keys(a.places).filter((k) => k.startsWith('not-simulated'))).toEqual([expect.stringMatching(/^not-simulated\t\S*app\.js called fs\.appendFileSync\(\)$/)]);
   });
 
   test('a companion that ignores SIGTERM is reported past its stop_timeout; the stand-in of a command companion stops cleanly', async () => {
