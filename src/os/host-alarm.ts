@@ -17,7 +17,8 @@ const hostClearTimeout = clearTimeout;
 
 /** Call `fn` after `ms` of the host's time, unless the returned function is called first. */
 export function hostAlarm(ms: number, fn: () => void): () => void {
-  const t = hostSetTimeout(fn, ms);
+  // setTimeout fires at once (1 ms, with a warning) past 2^31-1 ms: a limit that long is as good as none.
+  const t = hostSetTimeout(fn, Math.min(ms, 2 ** 31 - 1));
   t.unref();
   return () => hostClearTimeout(t);
 }

@@ -486,8 +486,9 @@ function closeAll(h: HostFds): void {
   for (const fd of h.fds) {
     try {
       hostCloseSync(fd);
-    } catch {
-      // closed already behind our back (EBADF): nothing to let go
+    } catch (e) {
+      // Closed already behind our back: nothing to let go. Anything else is news.
+      if ((e as { code?: unknown }).code !== 'EBADF') throw e;
     }
   }
   h.fds.clear();
