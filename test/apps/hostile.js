@@ -13,7 +13,8 @@
 //   /trailered        a chunked answer that announces and sends a trailer (node:http throws
 //                     on the announcement where it cannot chunk: HEAD, an HTTP/1.0 client)
 //   /hints            103 Early Hints and 102 Processing, then its pid
-//   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http (burn=N: N ms between)
+//   /rawhead?line=S   writes `HTTP/1.1 S` and a body straight to the socket, past node:http (burn=N: N ms between;
+//                     upgrade=1: with `Connection: upgrade` and `Upgrade: websocket`)
 export default function hostile(req, res) {
   const url = new URL(req.url, 'http://x');
   res.setHeader('x-pid', String(process.pid));
@@ -81,7 +82,8 @@ export default function hostile(req, res) {
       return;
     case '/rawhead': {
       // ...then, with burn=N, holds its event loop N ms before it ends.
-      res.socket.write(`HTTP/1.1 ${url.searchParams.get('line')}\r\ncontent-length: 2\r\n\r\n`);
+      const upgrade = url.searchParams.has('upgrade') ? 'connection: upgrade\r\nupgrade: websocket\r\n' : '';
+      res.socket.write(`HTTP/1.1 ${url.searchParams.get('line')}\r\n${upgrade}content-length: 2\r\n\r\n`);
       const end = performance.now() + Number(url.searchParams.get('burn') ?? 0);
       while (performance.now() < end);
       res.socket.end('ok');

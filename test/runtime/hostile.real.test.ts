@@ -809,6 +809,19 @@ test('a 502 for an answer head over 1 MiB keeps the slow slot until the slow wor
   await besideTheBurn(port, 1000);
 });
 
+test('an app answering 101 Switching Protocols to a request that did not ask to upgrade (with Upgrade headers or without): a 502, and the slow slot kept until the slow worker lets go', { timeout: 25_000 }, async () => {
+  for (const upgrade of ['', '&upgrade=1']) {
+    const { d, port } = await serve(['--slow-routes', 'GET /rawhead,GET /burn', '--slow-workers', '2'], { workers: 1 });
+    // Before: node:http's client closed the connection at once. Without Upgrade headers the 101 went to the
+    // client as an answer and the slot was given back while the app burned; with them, no answer ever came.
+    const bad = await send(port, `/rawhead?line=${encodeURIComponent('101 Switching Protocols')}&burn=3000${upgrade}`);
+    expect(bad.status, upgrade).toBe(502);
+    expect(bad.body, upgrade).toBe("Bad Gateway: the app answered 101 Switching Protocols to a request that did not ask to upgrade\n");
+    await besideTheBurn(port, 2000);
+    await d.cleanup();
+  }
+});
+
 /**
  * With one of two slow workers still burning on a request whose client got
  * its 502, two slow requests are both served within `ms` by the other: the

@@ -86,6 +86,8 @@ export interface Body {
  */
 export type Outcome = 'answered' | 'failed' | 'client-gone' | 'refused' | 'cut';
 
+const SWITCHED = 'the app answered 101 Switching Protocols to a request that did not ask to upgrade';
+
 /** Connect errors that say nobody is at the slow worker's socket: the worker, not this process, is the cause. */
 const GONE = new Set(['ECONNREFUSED', 'ENOENT']);
 
@@ -191,10 +193,27 @@ export function forward(os: Os, path: string, id: number, req: IncomingMessage, 
       // Hints node:http will not write (a malformed Link): the answer goes on without them.
     }
   });
+  // node:http's client closes the connection itself after a 101 (nothing
+  // here takes an upgrade): with Upgrade headers it gives no 'response' and
+  // no error, only this 'close'; without them, a 'response' (below). No
+  // request asks to upgrade here (node:http's server takes those aside), so
+  // either is the app's error, a 502 as nginx answers it, and the slow worker
+  // may be running the request yet: the slot waits for its word ('cut').
+  preq.on('close', () => {
+    if (over || gone || answer !== null || failure !== undefined) return;
+    cut = true;
+    fail((preq as unknown as { res?: IncomingMessage | null }).res?.statusCode === 101 ? SWITCHED : undefined);
+  });
   preq.on('response', (pres) => {
     answer = pres;
     if (gone) {
       pres.resume();
+      return;
+    }
+    if (pres.statusCode === 101) {
+      cut = true;
+      pres.resume();
+      fail(SWITCHED);
       return;
     }
     // setHeader with every value of a name, not writeHead(raw array): Node 20
