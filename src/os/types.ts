@@ -418,6 +418,12 @@ export interface Os {
   /** What `ps` and `top` show for this process ("drover: worker gen 2 [app.js]"). */
   setTitle(title: string): void;
   /**
+   * What `ps` shows for a running process: the title it set, else its
+   * command line. null when it cannot be told: no such process, a zombie,
+   * no /proc (not Linux), or hidden from this user (hidepid).
+   */
+  titleOf(pid: number): string | null;
+  /**
    * Waits for work the host does outside the Os — a dynamic import(), say.
    * On the real OS it is just the promise. In the simulator virtual time
    * stands still until it settles, so host latency never turns into

@@ -258,6 +258,16 @@ export class SimOs implements Os {
     this.p.title = title;
   }
 
+  titleOf(pid: number): string | null {
+    const q = this.m.procs.get(pid);
+    assert(q === undefined || q.pid === pid, 'the process table is keyed by pid');
+    if (q === undefined || q === this.m.init || (q.state !== RUNNING && q.state !== STOPPED)) return null;
+    // Before a title, what ps shows is the command line: the program and its arguments.
+    const title = q.title !== '' ? q.title : [q.program, ...q.args].join(' ');
+    assert(title !== '', 'a running process shows a command line');
+    return title;
+  }
+
   /**
    * Host work (a dynamic import, say) takes host time, never virtual time:
    * until it is handed back the kernel runs only what is due now and the

@@ -33,6 +33,18 @@ conformance('processes', (world) => {
     expect(rec.calls).toBeLessThanOrEqual(3);
   });
 
+  test("titleOf tells what ps shows: the title a process set (its own, a child's), null once it is dead, reaped or never was", async () => {
+    // What a pidfile check needs (arbiter/pidfile.ts): a live pid that is not a drover arbiter is a stale pidfile's.
+    expect(ok(await world().run('titles'))).toEqual({
+      own: 'drover-conformance: parent',
+      child: 'drover-conformance: child [x.js]',
+      zombie: null,
+      reaped: null,
+      nobody: null,
+      notAPid: null,
+    });
+  });
+
   test('spawning an unknown program or command fails at once with ENOENT', async () => {
     expect(ok(await world().run('spawn-errors'))).toEqual({ program: 'ENOENT', command: 'ENOENT' });
   });

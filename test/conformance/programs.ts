@@ -768,6 +768,29 @@ async function lifetime(os: Os): Promise<void> {
   emit(os, { empty, thrown, rejected, timer, unref, channel, exitInTimer });
 }
 
+/** Sets the title it is given, says so, then idles until killed. */
+function titled(os: Os, args: readonly string[]): void {
+  os.setTitle(args[0]!);
+  os.channel!.send('ready');
+  stayAlive(os);
+}
+
+/**
+ * titleOf: a child's title once it set one, this process's own, and null for
+ * a child killed (a zombie), reaped, and a pid nobody has.
+ */
+async function titles(os: Os): Promise<void> {
+  os.setTitle('drover-conformance: parent');
+  const c = os.spawn({ program: 'titled', args: ['drover-conformance: child [x.js]'] });
+  await inbox(os, c.channel!)();
+  const child = os.titleOf(c.pid);
+  os.kill(c.pid, 'SIGKILL');
+  await until(os, () => !os.alive(c.pid), 3000);
+  const zombie = os.titleOf(c.pid);
+  await reap(os, c.pid);
+  emit(os, { own: os.titleOf(os.pid), child, zombie, reaped: os.titleOf(c.pid), nobody: os.titleOf(2 ** 30), notAPid: os.titleOf(-1) });
+}
+
 async function spawnErrors(os: Os): Promise<void> {
   emit(os, {
     program: errno(() => os.spawn({ program: 'no-such-program' })),
@@ -873,6 +896,8 @@ export const registry = programs(import.meta.url, {
   symlinks,
   lifetime,
   'spawn-errors': spawnErrors,
+  titled,
+  titles,
   'stdio-env-cwd': stdioEnvCwd,
   time,
   'import-module': importModule,

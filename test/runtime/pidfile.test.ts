@@ -35,7 +35,7 @@ function withRandom(os: Os, next: () => number): Os {
   });
 }
 
-const dead = () => false;
+const dead = () => null;
 
 function refusal(fn: () => void): PidfileError {
   try {
@@ -59,10 +59,28 @@ describe('writePidfile', () => {
       writePidfile(os, '/run/d.pid', dead);
       expect(os.fs.readFile('/run/d.pid')).toBe(`${os.pid}\n`);
       os.fs.writeFile('/run/d.pid', '424242\n');
-      const e = refusal(() => writePidfile(os, '/run/d.pid', (pid) => pid === 424242));
+      const e = refusal(() => writePidfile(os, '/run/d.pid', (pid) => (pid === 424242 ? { title: null } : null)));
       expect(e.message).toMatch(/pidfile \/run\/d.pid names process 424242, which is running/);
       expect(e.exitCode).toBe(1);
       expect(os.fs.readdir('/run')).toEqual(['d.pid']);
+    });
+  });
+
+  test('a live pid is refused when it is a drover arbiter or cannot be told; a live pid of another program is a leftover, replaced with a warning', async () => {
+    await inSim((os) => {
+      os.fs.mkdir('/run');
+      const held = (title: string | null) => (pid: number) => (pid === 4242 ? { title } : null);
+      os.fs.writeFile('/run/d.pid', '4242\n');
+      const arbiter = refusal(() => writePidfile(os, '/run/d.pid', held('drover: arbiter [app.js]')));
+      expect(arbiter.message).toBe('pidfile /run/d.pid names process 4242, a drover arbiter ("drover: arbiter [app.js]"): is drover already running? Stop it, or use another --pid');
+      expect(arbiter.exitCode).toBe(1);
+      expect(refusal(() => writePidfile(os, '/run/d.pid', held(null))).exitCode).toBe(1);
+      expect(os.fs.readFile('/run/d.pid')).toBe('4242\n');
+      // Before: refused like an arbiter, and the server stayed down until someone removed the file.
+      const notice = writePidfile(os, '/run/d.pid', held('/usr/sbin/sshd -D'));
+      expect(notice).toBe('pidfile /run/d.pid named process 4242, which is not a drover arbiter but "/usr/sbin/sshd -D": left by a drover that did not stop cleanly, its pid since reused; replaced');
+      expect(os.fs.readFile('/run/d.pid')).toBe(`${os.pid}\n`);
+      expect(writePidfile(os, '/run/d.pid', dead)).toBeNull();
     });
   });
 

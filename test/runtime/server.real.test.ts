@@ -241,15 +241,18 @@ describe('drover serves real traffic', () => {
     expect(readFileSync(access, 'utf8')).toMatch(/"GET \/after HTTP\/1\.1" 200/);
   });
 
-  test('the pidfile is written, refuses a second start while the first runs, and is removed on exit', async () => {
+  test('the pidfile is written over a leftover naming another program, refuses a second start while the first runs, and is removed on exit', async () => {
     const port = await freePort();
     const pidfile = join(dir(), 'drover.pid');
+    // A crash's leftover whose pid the system gave to another program since (this test's own process).
+    writeFileSync(pidfile, `${process.pid}\n`);
     const d = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${port}`, '--workers', '1', '--pid', pidfile]);
     await serving(d, 1);
     expect(readFileSync(pidfile, 'utf8')).toBe(`${d.pid}\n`);
+    expect(d.log()).toMatch(new RegExp(`WARNING.*pidfile .* named process ${process.pid}, which is not a drover arbiter but`));
     const second = drover([join(APPS, 'basic.js'), '--bind', `127.0.0.1:${await freePort()}`, '--pid', pidfile]);
     expect((await second.exited()).code).toBe(1);
-    expect(second.log()).toContain(`names process ${d.pid}, which is running`);
+    expect(second.log()).toContain(`names process ${d.pid}, a drover arbiter ("drover: arbiter [basic.js]")`);
     d.kill('SIGTERM');
     await d.exited();
     expect(existsSync(pidfile)).toBe(false);

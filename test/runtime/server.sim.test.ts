@@ -156,6 +156,33 @@ test('HUP with a new pid path moves the pidfile: the new one written, the old on
   }, { '/tmp/drover.json': config('/tmp/old.pid') });
 });
 
+test('a pidfile naming a live process that is not a drover arbiter is a leftover: replaced, with a warning; one naming an arbiter is refused', async () => {
+  const config = (pid: string) => JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 1, pid });
+  await simulate(23, ['--config', '/tmp/drover.json'], async (c) => {
+    await c.booted(1);
+    // The test's own process is alive, and ps shows its program: a stale pidfile whose pid was reused.
+    c.os.fs.writeFile('/tmp/stale.pid', `${c.os.pid}\n`);
+    c.os.fs.writeFile('/tmp/drover.json', config('/tmp/stale.pid'));
+    const from = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, from);
+    expect(c.log().slice(from)).toMatch(new RegExp(`WARNING.*pidfile /tmp/stale.pid named process ${c.os.pid}, which is not a drover arbiter but .*: left by a drover that did not stop cleanly, its pid since reused; replaced`));
+    expect(c.os.fs.readFile('/tmp/stale.pid').trim()).toBe(String(c.arbiter));
+    // Now it looks like another drover's arbiter: its pidfile is not taken.
+    c.os.setTitle('drover: arbiter [other.js]');
+    c.os.fs.writeFile('/tmp/theirs.pid', `${c.os.pid}\n`);
+    c.os.fs.writeFile('/tmp/drover.json', config('/tmp/theirs.pid'));
+    const again = c.log().length;
+    c.signal('SIGHUP');
+    await c.waitLog(/Reload finished/, 30_000, again);
+    expect(c.log().slice(again)).toMatch(/pidfile \/tmp\/theirs.pid names process \d+, a drover arbiter \("drover: arbiter \[other.js\]"\)/);
+    expect(c.os.fs.readFile('/tmp/theirs.pid').trim()).toBe(String(c.os.pid));
+    expect(c.os.fs.readFile('/tmp/stale.pid').trim()).toBe(String(c.arbiter));
+    c.signal('SIGTERM');
+    expect((await c.exited()).code).toBe(0);
+  }, { '/tmp/drover.json': config('/tmp/first.pid') });
+});
+
 test('a failed reload\'s workers are no boot failures of the serving generation: a worker it loses just after is replaced at once', async () => {
   const config = (app: string) => JSON.stringify({ app, bind: ['127.0.0.1:8000'], workers: 4 });
   await simulate(19, ['--config', '/tmp/drover.json'], async (c) => {

@@ -422,13 +422,13 @@ describe("drover's side of write faults", () => {
         os.fs.mkdir('/run/d', { recursive: true });
         k.faults.set(only('write-enospc'));
         try {
-          writePidfile(os, '/run/d/x.pid', () => false);
+          writePidfile(os, '/run/d/x.pid', () => null);
         } catch (e) {
           got.push(e instanceof PidfileError, (e as PidfileError).exitCode, (e as Error).message);
         }
         got.push(os.fs.readdir('/run/d'));
         k.faults.set(only('write-short'));
-        writePidfile(os, '/run/d/x.pid', () => false);
+        writePidfile(os, '/run/d/x.pid', () => null);
         got.push(os.fs.readFile('/run/d/x.pid'), os.fs.readdir('/run/d'));
       },
     });

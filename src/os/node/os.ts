@@ -108,6 +108,18 @@ export class NodeOs implements Os {
     process.title = title;
   }
 
+  titleOf(pid: number): string | null {
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    try {
+      // Arguments are NUL-separated; a title set over them is NUL-padded. A zombie's is empty.
+      const text = readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '').replaceAll('\0', ' ');
+      return text === '' ? null : text;
+    } catch (e) {
+      if (['ENOENT', 'ESRCH', 'EACCES', 'EPERM'].includes(String(codeOf(e)))) return null;
+      throw e;
+    }
+  }
+
   spawn(spec: SpawnSpec): Child {
     const ctx = { registries: this.#registries, env: this.env };
     const cp = 'program' in spec ? spawnProgram(ctx, spec) : spawnCommand(ctx, spec);

@@ -31,7 +31,7 @@ import { ControlPathError, prepareControlPath } from '../control/guard.js';
 import { planted } from '../../os/hooks.js';
 import { assert } from '../assert.js';
 import { COOLDOWN, initialScale, scale } from './autoscale.js';
-import { PidfileError, removePidfile, writePidfile } from './pidfile.js';
+import { ARBITER_TITLE, PidfileError, holderOn, removePidfile, writePidfile } from './pidfile.js';
 import { checkPrivateDir, ensureRuntimeDir, RundirError, runtimeDirFor } from '../rundir.js';
 import { type Worker, Workers } from './workers.js';
 import { type Role, type Spare, Spares } from './spares.js';
@@ -256,7 +256,7 @@ class Arbiter {
 
   async run(): Promise<number> {
     const { os, log } = this;
-    os.setTitle(`drover: arbiter [${basename(this.config.app)}]`);
+    os.setTitle(`${ARBITER_TITLE} [${basename(this.config.app)}]`);
     log.info(`Starting drover ${VERSION}`);
     for (const sig of HANDLED) {
       os.onSignal(sig, () => {
@@ -278,7 +278,8 @@ class Arbiter {
     // gunicorn's order: a live pid in the pidfile refuses the start before any socket is touched.
     if (this.config.pid) {
       try {
-        writePidfile(os, this.config.pid, (pid) => os.alive(pid));
+        const notice = writePidfile(os, this.config.pid, holderOn(os));
+        if (notice !== null) log.warning(notice);
         this.pidfile = this.config.pid;
       } catch (e) {
         log.error((e as Error).message);
@@ -536,7 +537,8 @@ class Arbiter {
 
   private writePid(path: string): boolean {
     try {
-      writePidfile(this.os, path, (pid) => this.os.alive(pid));
+      const notice = writePidfile(this.os, path, holderOn(this.os));
+      if (notice !== null) this.log.warning(notice);
       return true;
     } catch (e) {
       this.log.error(`${(e as Error).message}; the pidfile stays ${this.pidfile ?? 'unwritten'}`);

@@ -1,6 +1,16 @@
 // The pidfile: written whole by rename (a reader never sees half a pid),
-// refused when it names a live process or holds anything but a pid,
+// refused when it names a live drover arbiter or holds anything but a pid,
 // removed on exit only if still ours.
+//
+// A pidfile left by a crash (kill -9, a power cut, a container stopped
+// hard) may name a pid the system has since given to another program: after
+// a reboot, or in a container whose processes get the same low pids every
+// start (Rails' stale server.pid). gunicorn refuses to start on any live
+// pid and waits for a human. Here a live pid whose title (what ps shows:
+// the arbiter sets `drover: arbiter [app]` before it writes the pidfile) is
+// not an arbiter's is taken for such a leftover and replaced, with a
+// warning. Where the title cannot be read (no /proc, hidepid), a live pid
+// refuses the start, as before.
 //
 // Its directory may be one another user can write (/tmp, a service user's
 // run directory): nothing here follows a symlink or opens a name someone
@@ -27,7 +37,25 @@ const PIDFILE_MAX = 64;
 /** Temp names tried before giving up: each is a fresh random one, so only a directory full of someone's planted names fails. */
 const TMP_TRIES = 8;
 
-export function writePidfile(os: Os, path: string, alive: (pid: number) => boolean): void {
+/** The start of an arbiter's title (arbiter.ts sets it before it writes the pidfile). */
+export const ARBITER_TITLE = 'drover: arbiter';
+
+/** A live process at a pid, with what ps shows for it (null: cannot be told). */
+export interface Holder {
+  readonly title: string | null;
+}
+
+/** Who holds a pid on this machine: null when nobody runs there (a zombie is nobody). */
+export function holderOn(os: Os): (pid: number) => Holder | null {
+  return (pid) => (os.alive(pid) ? { title: os.titleOf(pid) } : null);
+}
+
+/**
+ * Writes this process's pid to `path`. Returns a warning for the log when
+ * it replaced a leftover naming another program's live pid, else null.
+ */
+export function writePidfile(os: Os, path: string, holder: (pid: number) => Holder | null): string | null {
+  let notice: string | null = null;
   const st = lstatOrNull(os, path);
   if (st !== null) {
     refuseUnsafe(os, path, st);
@@ -37,9 +65,12 @@ export function writePidfile(os: Os, path: string, alive: (pid: number) => boole
       throw new PidfileError(`pidfile ${path} holds ${JSON.stringify(text.slice(0, 24))}${text.length > 24 ? '...' : ''}, which is not a pid: is it the right file? Remove it if it is a stale pidfile, or use another --pid`);
     }
     const old = Number.parseInt(text, 10);
-    if (Number.isInteger(old) && old > 0 && old !== os.pid && alive(old)) {
-      throw new PidfileError(`pidfile ${path} names process ${old}, which is running: is drover already running? Stop it, or use another --pid`, 1);
+    const h = Number.isInteger(old) && old > 0 && old !== os.pid ? holder(old) : null;
+    if (h !== null && (h.title === null || h.title.startsWith(ARBITER_TITLE))) {
+      const what = h.title === null ? 'which is running' : `a drover arbiter (${JSON.stringify(h.title)})`;
+      throw new PidfileError(`pidfile ${path} names process ${old}, ${what}: is drover already running? Stop it, or use another --pid`, 1);
     }
+    if (h !== null) notice = `pidfile ${path} named process ${old}, which is not a drover arbiter but ${JSON.stringify(h.title!.slice(0, 80))}: left by a drover that did not stop cleanly, its pid since reused; replaced`;
   }
   const fd = openTemp(os, path);
   try {
@@ -59,6 +90,7 @@ export function writePidfile(os: Os, path: string, alive: (pid: number) => boole
     unlinkQuietly(os, fd.path);
     throw new PidfileError(`cannot write pidfile ${path}: ${(e as Error).message}; check the path given to --pid`);
   }
+  return notice;
 }
 
 export function removePidfile(os: Os, path: string): void {
