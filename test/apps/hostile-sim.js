@@ -6,10 +6,16 @@
 //   /echo           reads the body; answers what it saw: raw headers, raw trailers, body, peer
 //   /upload         reads the body, then its pid
 //   /sleep?ms=N     begins its answer after N ms (past a request_timeout: into a response answered 504)
+//   /count          how many /count requests this worker's app has run, this one included
 export default function createApp(ctx) {
+  let counted = 0;
   return async (req, res) => {
     const url = new URL(req.url, 'http://x');
     res.setHeader('x-pid', String(ctx.pid));
+    if (url.pathname === '/count') {
+      res.end(String(++counted));
+      return;
+    }
     if (url.pathname === '/burn') {
       ctx.burn(Number(url.searchParams.get('ms') ?? 100));
       res.end(String(ctx.pid));

@@ -3,14 +3,23 @@
 //
 // Draining finishes every request in flight without ever closing a
 // connection under a client that is about to reuse it. Two ways to stop:
-// - gentle (a HUP replaced this worker, or it reached max_requests): every
-//   response from now on says `Connection: close`, so each client learns on
-//   its next answer to go elsewhere; idle connections are left to the
-//   keep-alive timeout. No request can be cut off, because a connection is
-//   only ever closed by a response the client is reading, or after it has
-//   been idle for keep_alive.
-// - firm (TERM): as gentle, and idle connections are closed at once; a
-//   request racing the close may fail, which is what TERM asks for.
+// - gentle (a HUP replaced this worker, or it reached max_requests): the
+//   last answer of each connection from now on says `Connection: close`, so
+//   each client learns on its next answer to go elsewhere; idle connections
+//   are left to the keep-alive timeout. No request can be cut off, because a
+//   connection is only ever closed by a response the client is reading, or
+//   after it has been idle for keep_alive.
+// - firm (TERM): as gentle, and idle connections are closed at once (not one
+//   whose next head has begun to come); a request racing the close may
+//   fail, which is what TERM asks for.
+//
+// The last answer only: node:http runs every pipelined request it has read
+// at once and queues their answers, and closes the connection after the
+// first that says close, dropping the answers queued behind it though the
+// app ran their requests. So the close goes on the newest request a
+// connection has, and moves to a newer one as it comes; a request behind a
+// close already on its way out (or the client's own, or keep_alive 0's) is
+// never given to the app, as nginx and gunicorn never read past one.
 //
 // Deadlines (nginx's client_header_timeout, client_body_timeout and
 // send_timeout). node:http's own headersTimeout and requestTimeout checks run
@@ -81,6 +90,8 @@ interface Conn {
   unsent: number; // s.writableLength at the last sweep
   stuckSince: number; // -1, or since when the socket has taken no byte
   drained: boolean; // a 'drain' since the last sweep
+  closer: ServerResponse | null; // the answer a drain made say Connection: close (the newest when it came)
+  closerKept: boolean; // its shouldKeepAlive before that
 }
 
 export type ClientTimeout = 'client_header_timeout' | 'client_body_timeout' | 'send_timeout' | 'request_timeout';
@@ -156,7 +167,7 @@ export class Connections {
   add(s: Stream): void {
     const now = this.os.now();
     this.backoff = 0;
-    const c: Conn = { s, held: false, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false };
+    const c: Conn = { s, held: false, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false, closer: null, closerKept: false };
     this.conns.set(s, c);
     s.on('drain', () => (c.drained = true));
     // A reset or broken pipe closes the connection (node:http destroys it); the chaos run counts that this path ran.
@@ -293,14 +304,20 @@ export class Connections {
 
   /**
    * Called for every request before the app sees it; `at`: when its head was
-   * whole. False: the connection had more pipelined requests running than
-   * PIPELINE_MAX, and is closed; the app must not see this one.
+   * whole. False: the app must not see this one: it came behind an answer
+   * that closes its connection (node:http would drop its answer), or the
+   * connection had more pipelined requests running than PIPELINE_MAX, and
+   * is closed.
    */
   request(req: IncomingMessage, res: ServerResponse, at: number): boolean {
     const s = req.socket as Stream;
     const c = this.conns.get(s);
-    if (this.draining) res.shouldKeepAlive = false;
-    if (!c) return true;
+    if (!c) {
+      if (this.draining) res.shouldKeepAlive = false;
+      return true;
+    }
+    if (behindClose(c)) return false;
+    if (this.draining) closeAfter(c, res);
     if (c.fresh) {
       // From here on Node's keep-alive timeout governs the idle time.
       c.fresh = false;
@@ -329,6 +346,7 @@ export class Connections {
     const now = this.os.now();
     this.onClosed(res, now);
     c.open.delete(res);
+    if (c.closer === res) c.closer = null;
     if (c.held && running(c) < PIPELINE_PAUSE) release(c);
     if (c.open.size === 0) {
       c.since = now;
@@ -423,9 +441,11 @@ export class Connections {
     this.draining = true;
     this.firm ||= firm;
     for (const [s, c] of this.conns) {
-      // Answers not yet begun can still say Connection: close.
-      for (const res of c.open) if (!res.headersSent) res.shouldKeepAlive = false;
-      if (this.firm && c.open.size === 0) s.destroy();
+      // The newest answer, if not yet begun, can still say Connection: close; if begun, the next request will.
+      const last = newest(c);
+      if (last !== null && !last.headersSent && last.shouldKeepAlive) closeAfter(c, last);
+      // Idle: nothing asked, and no byte of a next head since the last answer (or the accept).
+      if (this.firm && c.open.size === 0 && s.bytesRead === c.mark) s.destroy();
     }
     // A TERM during a gentle drain (a HUP's) drains again, firmly: both wait for the same end.
     return new Promise((resolve) => {
@@ -441,6 +461,36 @@ export class Connections {
   destroyAll(): void {
     for (const s of this.conns.keys()) s.destroy();
   }
+}
+
+/** The answer to the newest request `c` has, or null. */
+function newest(c: Conn): ServerResponse | null {
+  let last: ServerResponse | null = null;
+  for (const res of c.open) last = res;
+  return last;
+}
+
+/** `res`, the newest of `c`, says Connection: close (a drain's), until a newer request takes that over. */
+function closeAfter(c: Conn, res: ServerResponse): void {
+  c.closer = res;
+  c.closerKept = res.shouldKeepAlive;
+  res.shouldKeepAlive = false;
+}
+
+/**
+ * Whether a request arriving on `c` comes behind an answer that closes the
+ * connection: one gone out (the socket is ended) or on its way (its head
+ * sent), or the client's own close (or keep_alive 0's). A drain's close not
+ * yet begun moves to the new request instead.
+ */
+function behindClose(c: Conn): boolean {
+  if (c.s.writableEnded) return true;
+  const last = newest(c);
+  if (last === null || last.shouldKeepAlive) return false;
+  if (last !== c.closer || last.headersSent) return true;
+  last.shouldKeepAlive = c.closerKept;
+  c.closer = null;
+  return !last.shouldKeepAlive;
 }
 
 /** Requests of `c` the app has not finished answering (ended answers may wait their turn behind them). */

@@ -171,11 +171,11 @@ export async function worker(os: Os, args: readonly string[]): Promise<void> {
     served++;
     res.sendDate = false;
     res.setHeader('date', dated());
+    if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection (before conns.request: none runs behind it)
     if (!conns.request(req, res, (res as Timed).arrivedAt)) return;
     // Before screening: what it refuses (two Host lines, a smuggling probe) is what an operator wants to see.
     if (access) logAccess(os, access, req, res, spec, lanes !== null);
     if (!screen(req, res)) return;
-    if (spec.keepAlive === 0) res.shouldKeepAlive = false; // keep_alive 0: one request per connection
     if (answersTwice) {
       res.once('finish', () => req.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain'));
     }
