@@ -132,6 +132,35 @@ test('a worker that does not boot within timeout is a boot failure: named as suc
   });
 });
 
+test('the backoff a boot timeout logs is the wait before the next boot: the next worker is not started as the late one is killed', async () => {
+  const NEVER = join(import.meta.dirname, '..', 'apps', 'never-boots.js');
+  await simulate(26, [NEVER, '--bind', '127.0.0.1:8000', '--workers', '1', '--timeout', '2'], async (c) => {
+    // Virtual times of each boot and each "next attempt in N s", read off the log as it grows.
+    const boots: number[] = [];
+    const waits: { at: number; ms: number }[] = [];
+    let seen = 0;
+    while (c.os.now() < 30_000) {
+      await c.os.sleep(20);
+      const lines = c.log().split('\n');
+      for (const line of lines.slice(seen, -1)) {
+        if (/Booting worker/.test(line)) boots.push(c.os.now());
+        const m = /next attempt in (\d+) s/.exec(line);
+        if (m) waits.push({ at: c.os.now(), ms: Number(m[1]) * 1000 });
+      }
+      seen = lines.length - 1;
+    }
+    expect(waits.length).toBeGreaterThanOrEqual(3);
+    for (const w of waits) {
+      // Before: the replacement was started as the late worker was killed, before its exit said "next attempt in 1 s".
+      expect(boots.filter((b) => b > w.at - 1000 && b <= w.at), `boots just before "next attempt in ${w.ms / 1000} s"`).toEqual([]);
+      const next = boots.find((b) => b > w.at);
+      if (next !== undefined) expect(next - w.at, `next attempt in ${w.ms / 1000} s`).toBeGreaterThanOrEqual(w.ms - 50);
+    }
+    c.signal('SIGTERM');
+    expect((await c.exited()).code).toBe(0);
+  });
+});
+
 test('HUP with a new pid path moves the pidfile: the new one written, the old one removed, and the stop removes the new one', async () => {
   const config = (pid: string) => JSON.stringify({ app: SIM_APP, bind: ['127.0.0.1:8000'], workers: 1, pid });
   await simulate(17, ['--config', '/tmp/drover.json'], async (c) => {

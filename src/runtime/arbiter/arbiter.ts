@@ -1142,6 +1142,10 @@ class Arbiter {
             w.bootError = `worker ${w.pid} did not boot within ${timeout / 1000} s (the app's module or factory never finished: see what it waits for)`;
             this.os.hooks.bootTimedOut?.(this.os.pid, w.pid, w.bootError);
           }
+          // Its place would be refilled at once (manage() counts booting and
+          // serving workers only), a boot loop under a log that says "next
+          // attempt in N s": no respawn until its exit sets the backoff (exited()).
+          if (w.generation === this.generation) this.respawnAt = Math.max(this.respawnAt, now + KILL_GRACE + 1000);
         } else {
           this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
         }
