@@ -435,6 +435,23 @@ test('TERM: a connection whose request head is half here is not cut: the request
   });
 });
 
+test('TERM past graceful_timeout: the fast worker still answering goes at the deadline; the idle slow-lane worker gets its own TERM and exits, not a KILL', async () => {
+  await simulate(36, args('--graceful-timeout', '2'), async (c) => {
+    await c.booted(1);
+    const slowPid = Number(/slow-lane worker (\d+) booted/.exec(c.log())![1]);
+    await raw(c, 'GET /sleep?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.os.sleep(100);
+    const from = c.log().length;
+    c.signal('SIGTERM');
+    expect((await c.exited(15_000)).code).toBe(0);
+    const log = c.log().slice(from);
+    expect(log).toMatch(/graceful timeout: closing 1 connection\(s\) with 1 request\(s\) in flight/);
+    // Before: "Worker <slow> still running after graceful_timeout: KILL", then an ERROR "was killed by SIGKILL": it was never asked.
+    expect(log).not.toMatch(new RegExp(`Worker ${slowPid} (still running|was killed)`));
+    expect(log).toMatch(new RegExp(`Worker ${slowPid} exited`));
+  });
+});
+
 test("the Date header is the simulated wall clock's, and turns with its second, not with each request", async () => {
   await simulate(11, args(), async (c) => {
     await c.booted(1);

@@ -1198,9 +1198,9 @@ class Arbiter {
 
   // ----------------------------------------------------------------- stop
 
-  /** At graceful_timeout: KILL for the workers and spares still there. */
-  private killWorkersLeft(): void {
-    for (const w of this.workers.all()) {
+  /** At graceful_timeout: KILL for the workers (of `role`, or all) and spares still there. */
+  private killWorkersLeft(role?: 'fast' | 'slow'): void {
+    for (const w of role === undefined ? this.workers.all() : this.workers.ofRole(role)) {
       this.log.warning(`Worker ${w.pid} still running after graceful_timeout: KILL`);
       this.signal(w, 'SIGKILL');
     }
@@ -1237,7 +1237,16 @@ class Arbiter {
     const deadline = os.now() + this.config.graceful_timeout;
     const managerDeadline = os.now() + managerStopMs(this.config);
     let workersKilled = false;
-    while (left() && os.now() < Math.max(deadline, managerDeadline)) {
+    // Slow workers asked at (or just before) the deadline, as the last fast
+    // worker goes, get KILL_GRACE to exit on their own: an idle one does at once.
+    let slowDeadline = deadline;
+    let slowKilled = false;
+    const askSlow = () => {
+      slowSignalled = true;
+      slowDeadline = Math.max(deadline, os.now() + KILL_GRACE);
+      for (const w of this.workers.ofRole('slow')) this.signal(w, 'SIGTERM');
+    };
+    while (left() && os.now() < Math.max(deadline, managerDeadline, slowSignalled ? slowDeadline : Infinity)) {
       // An operator who will not wait escalates, as with nginx or a second Ctrl-C: INT or QUIT turns a graceful stop quick.
       for (const sig of this.signals.splice(0)) {
         if (graceful && (sig === 'SIGINT' || sig === 'SIGQUIT')) {
@@ -1250,13 +1259,16 @@ class Arbiter {
           log.info(`Ignoring signal: ${sig.slice(3).toLowerCase()}: drover is stopping`);
         }
       }
-      if (!slowSignalled && this.workers.ofRole('fast').length === 0) {
-        slowSignalled = true;
-        for (const w of this.workers.ofRole('slow')) this.signal(w, 'SIGTERM');
-      }
+      if (!slowSignalled && this.workers.ofRole('fast').length === 0) askSlow();
       if (!workersKilled && os.now() >= deadline) {
         workersKilled = true;
-        this.killWorkersLeft();
+        // Fast workers held the stop to here: the slow ones were never asked.
+        if (!slowSignalled) askSlow();
+        this.killWorkersLeft('fast');
+      }
+      if (!slowKilled && os.now() >= slowDeadline) {
+        slowKilled = true;
+        this.killWorkersLeft('slow');
       }
       if (!workersLeft() && this.manager !== null) await this.sleep(Math.min(100, Math.max(1, managerDeadline - os.now())));
       else await this.sleep(slowSignalled ? 100 : 20);
