@@ -71,6 +71,19 @@ test('ready, addresses, GET, reload to a new generation, stop: exit 0 and every 
   await expect(get(port)).rejects.toThrow(/ECONNREFUSED/);
 });
 
+test('port 0: addresses and the log name the port the system gave, for the server and the admin listener', async () => {
+  const s = server({ config: { app: BASIC, bind: '127.0.0.1:0', admin_bind: '127.0.0.1:0', workers: 1, lanes: false }, stdio: 'pipe' });
+  await s.ready;
+  // Before: 'http://127.0.0.1:0', in addresses and in the log: nobody could learn where it listened.
+  expect(s.addresses).toHaveLength(1);
+  const port = Number(/^http:\/\/127\.0\.0\.1:(\d+)$/.exec(s.addresses[0]!)?.[1]);
+  expect(port).toBeGreaterThan(0);
+  expect(Number((await get(port)).body)).toBeGreaterThan(0);
+  expect(s.admin).toMatch(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+  const admin = Number(new URL(s.admin!).port);
+  expect((await get(admin, '/healthz')).status).toBe(200);
+});
+
 test('reload(config) applies new settings; a refused one rejects and the old generation serves on', async () => {
   const [port, other] = [await freePort(), await freePort()];
   const s = server({ config: { app: BASIC, bind: `127.0.0.1:${port}`, workers: 1, lanes: false }, stdio: 'pipe' });

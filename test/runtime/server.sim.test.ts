@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { SIM_APP, simulate } from './sim.js';
+import { get } from '../support/http.js';
 
 const base = (...more: string[]) => [SIM_APP, '--bind', '127.0.0.1:8000', ...more];
 const BROKEN = SIM_APP.replace('sim-app.js', 'broken-import.js');
@@ -127,6 +128,18 @@ test('a worker that does not boot within timeout is a boot failure: named as suc
     expect(log).toMatch(/next attempt in 4 s/);
     // Before: a kill and a respawn every 2 s, "WORKER TIMEOUT" each time, and no word of the boot.
     expect((log.match(/Booting worker/g) ?? []).length).toBeLessThanOrEqual(5);
+    c.signal('SIGTERM');
+    expect((await c.exited()).code).toBe(0);
+  });
+});
+
+test('bind to port 0: the log names the port the kernel gave, where the server answers', async () => {
+  await simulate(27, [SIM_APP, '--bind', '127.0.0.1:0', '--workers', '1'], async (c) => {
+    await c.booted(1);
+    // Before: "Listening at: http://127.0.0.1:0".
+    const port = Number(/Listening at: http:\/\/127\.0\.0\.1:(\d+) /.exec(c.log())?.[1]);
+    expect(port).toBeGreaterThan(0);
+    expect((await get(c.os, { host: '127.0.0.1', port }, '/')).status).toBe(200);
     c.signal('SIGTERM');
     expect((await c.exited()).code).toBe(0);
   });

@@ -300,7 +300,8 @@ class Arbiter {
         return 1;
       }
     }
-    for (const [name] of this.listeners) log.info(`Listening at: ${url(name)} (${os.pid})`);
+    // The address bound, not the one asked for: port 0 is the port the system gave.
+    for (const l of this.listeners.values()) log.info(`Listening at: ${url(formatAddr(l.address))} (${os.pid})`);
     if (this.config.admin_bind !== null && !(await this.openAdmin(this.config.admin_bind))) {
       this.closeListeners(this.listeners);
       if (this.pidfile) removePidfile(os, this.pidfile);
@@ -500,7 +501,7 @@ class Arbiter {
       l.close(); // the old workers keep their own hold until they have drained
       this.log.info(`Stopped listening at: ${name}`);
     }
-    for (const name of r.opened.keys()) this.log.info(`Listening at: ${url(name)} (${this.os.pid})`);
+    for (const l of r.opened.values()) this.log.info(`Listening at: ${url(formatAddr(l.address))} (${this.os.pid})`);
     this.listeners = r.listeners;
     if ((r.config.pid ?? null) !== this.pidfile) this.movePidfile(r.config.pid ?? null);
     if (old.error_log !== r.config.error_log || old.log_level !== r.config.log_level || old.log_format !== r.config.log_format) {
@@ -1352,7 +1353,7 @@ class Arbiter {
       return false;
     }
     this.admin = admin;
-    this.log.info(`Admin listener at: ${url(formatAddr(addr))} (/metrics, /healthz, /readyz)`);
+    this.log.info(`Admin listener at: ${url(this.admin!.address!)} (/metrics, /healthz, /readyz)`);
     return true;
   }
 
@@ -1400,7 +1401,7 @@ class Arbiter {
     }
     if (this.admin === old) old?.close();
     this.admin = next;
-    this.log.info(`Admin listener at: ${url(formatAddr(addr))} (/metrics, /healthz, /readyz)`);
+    this.log.info(`Admin listener at: ${url(this.admin!.address!)} (/metrics, /healthz, /readyz)`);
   }
 
   /** /readyz: a fast worker of the serving generation serves, and we are not stopping. */
@@ -1471,7 +1472,7 @@ class Arbiter {
 
   private tell(fields: NotifyFields, serving = false): void {
     if (fields.STATUS !== undefined) this.lastStatus = fields.STATUS;
-    const detail = serving ? { generation: this.generation, addresses: [...this.listeners.keys()].map(url), admin: this.admin?.address ? url(this.admin.address) : null } : undefined;
+    const detail = serving ? { generation: this.generation, addresses: [...this.listeners.values()].map((l) => url(formatAddr(l.address))), admin: this.admin?.address ? url(this.admin.address) : null } : undefined;
     for (const n of this.opts.notify ?? []) n.send(fields, detail);
   }
 
