@@ -61,7 +61,7 @@ let files: string[] = [];
 beforeAll(async () => {
   const copy = join(tmp, 'checkout');
   mkdirSync(copy);
-  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'src', 'scripts', 'schema']) {
+  for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'bin', 'src', 'scripts', 'schema', 'deploy']) {
     if (existsSync(join(ROOT, f))) cpSync(join(ROOT, f), join(copy, f), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
@@ -83,11 +83,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const bin = (): string => join(project, 'node_modules', '.bin', 'drover');
 
 describe('the tarball', () => {
-  test('holds the build, the bin, the schema and the README, and no sources, tests or benchmarks', () => {
-    for (const f of ['package/package.json', 'package/README.md', 'package/bin/drover.js', 'package/dist/cli/drover.js', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/os/node/entry.js', 'package/schema/drover.config.schema.json']) {
+  test('holds the build, the bin, the schema, the deploy files and the README, and no sources, tests or benchmarks', () => {
+    // deploy/: the README builds the image with `docker build -f node_modules/drover/deploy/Dockerfile`.
+    for (const f of ['package/package.json', 'package/README.md', 'package/bin/drover.js', 'package/dist/cli/drover.js', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/os/node/entry.js', 'package/schema/drover.config.schema.json', 'package/deploy/Dockerfile', 'package/deploy/drover.service']) {
       expect(files, f).toContain(f);
     }
-    expect(files.filter((f) => !/^package\/(bin|dist|schema)\/|^package\/(package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^package\/(bin|deploy|dist|schema)\/|^package\/(package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
   });
 
