@@ -48,7 +48,12 @@ const APPLY: Partial<Record<FaultKind, FaultKind | null>> = {
   'hup-changed': 'hup', 'hup-broken-config': null, 'hup-broken-app': null, 'ctl-malformed': null, 'stall-worker': null,
 };
 
-export type FindingKind = 'load' | 'crash' | 'rejection' | 'exit' | 'drover-crash' | 'unanswered' | '5xx' | 'lost' | 'stop-timeout' | 'not-simulated';
+export type FindingKind = 'load' | 'crash' | 'rejection' | 'exit' | 'drover-crash' | 'unanswered' | 'hang' | '5xx' | 'lost' | 'stop-timeout' | 'not-simulated';
+
+/** No finding of any kind yet. */
+export function noFindings(): Record<FindingKind, number> {
+  return { load: 0, crash: 0, rejection: 0, exit: 0, 'drover-crash': 0, unanswered: 0, hang: 0, '5xx': 0, lost: 0, 'stop-timeout': 0, 'not-simulated': 0 };
+}
 
 /** The header that carries a request's id from the driver to the appCalled hook, which takes it off before the app runs. */
 export const SIM_REQUEST = 'x-sim-request';
@@ -183,7 +188,7 @@ export async function runApp(
   });
   const injected: Record<string, number> = {};
   const statuses: Record<string, number> = {};
-  const counts: Record<FindingKind, number> = { load: 0, crash: 0, rejection: 0, exit: 0, 'drover-crash': 0, unanswered: 0, '5xx': 0, lost: 0, 'stop-timeout': 0, 'not-simulated': 0 };
+  const counts = noFindings();
   const findings: Finding[] = [];
   const places: Record<string, number> = {};
   const find = (f: Finding) => {

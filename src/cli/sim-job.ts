@@ -5,6 +5,7 @@
 // A host error that is not a simulated process's ExitSignal ends the job
 // after it has reported the task it was running as crashed.
 import { ignoreExitSignals, runTask, type Task } from './sim-run.js';
+import { watchStalls } from './sim-stall.js';
 
 let current: Task | null = null;
 
@@ -33,4 +34,5 @@ process.on('message', (msg: { type: string; task?: Task }) => {
     (e: unknown) => send({ type: 'crash', id: task.id, message: e instanceof Error ? (e.stack ?? e.message) : String(e) }).then(() => process.exit(1)),
   );
 });
-void send({ type: 'ready' });
+// Armed before the first task, while this thread is idle (sim-stall.ts); the parent names the stall in argv.
+void watchStalls(Number(process.argv[2]) || 10_000).then(() => send({ type: 'ready' }));

@@ -383,6 +383,7 @@ export const FINDING_TITLE: Record<FindingKind, string> = {
   exit: 'workers ended by process.exit() in app code (drover replaces them; what they held is lost)',
   'drover-crash': 'crashes of drover itself',
   unanswered: 'requests the app never answered (end every response, or set request_timeout)',
+  hang: 'app code that never returned (a synchronous loop holds every simulated process: the seed stops there)',
   'stop-timeout': 'companions past their stop_timeout',
   '5xx': 'answers 5xx',
   lost: 'requests lost (no answer)',

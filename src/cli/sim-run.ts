@@ -2,13 +2,15 @@
 // scenario, duration, planted defects, a schedule override) and its result,
 // both plain JSON so they cross the IPC channel to and from a job process
 // (src/cli/sim-job.ts) unchanged. Seeds travel as decimal strings.
-import { runApp, type Finding, type FindingKind } from '../chaos/app-run.js';
+import { noFindings, runApp, type Finding, type FindingKind } from '../chaos/app-run.js';
 import { loadDeployment, type Deployment, type Target } from '../chaos/deployment.js';
 import { runScenario } from '../chaos/run.js';
 import { generate, type Fault, type Scenario, type ScenarioName } from '../chaos/scenario.js';
 import type { Invariant } from '../chaos/invariants.js';
 import type { Defect } from '../os/hooks.js';
 import { ExitSignal } from '../sim/index.js';
+import { siteOf } from '../sim/net-guard.js';
+import { stackOf, type Stall } from './sim-stall.js';
 
 export interface Task {
   /** Position in the batch (a determinism pair shares its seed, not its id). */
@@ -36,8 +38,8 @@ export interface AppSummary {
   readonly findings: readonly Finding[];
 }
 
-/** Findings that fail a seed: an app that failed to load, code that threw, a worker's process.exit() in app code, drover's own crash, a request the app never answered, a companion past its stop_timeout. 5xx and lost requests, and calls drover sim refused, are reported, not failed. */
-export const FAILING: readonly FindingKind[] = ['load', 'crash', 'rejection', 'exit', 'drover-crash', 'unanswered', 'stop-timeout'];
+/** Findings that fail a seed: an app that failed to load, code that threw, a worker's process.exit() in app code, drover's own crash, a request the app never answered, app code that never returned, a companion past its stop_timeout. 5xx and lost requests, and calls drover sim refused, are reported, not failed. */
+export const FAILING: readonly FindingKind[] = ['load', 'crash', 'rejection', 'exit', 'drover-crash', 'unanswered', 'hang', 'stop-timeout'];
 
 export interface Result {
   readonly id: number;
@@ -66,8 +68,8 @@ export interface Result {
 /**
  * Whose fault a failed run is, as drover sim's exit status says it: drover's
  * (a broken invariant, a crash of drover's own code, a run that crashed or
- * never finished — which a handler that never returns also causes, and
- * drover sim cannot tell apart) or the app's (its findings only).
+ * never finished, unless its job was seen held by app code: stallResult) or
+ * the app's (its findings only).
  */
 export function whose(f: NonNullable<Result['failure']>): 'drover' | 'app' {
   return f.kind === 'app' && f.finding !== 'drover-crash' ? 'app' : 'drover';
@@ -129,6 +131,25 @@ export function brokenResult(t: Task, kind: 'crash' | 'hung', message: string, w
     id: t.id, seed: t.seed, name: s?.name ?? 'app', durationMs: t.durationMs, failure: { kind, message },
     simulatedMs: 0, events: 0, injected: {}, checks: {}, requests: {}, traceHash: '', faults: t.faults ?? s?.faults ?? [],
     timeline: [], logTail: [], wallMs,
+  };
+}
+
+/**
+ * A run whose job was held by code that never returned (sim-stall.ts): the
+ * app's finding when the innermost frame outside Node is the app's (or a
+ * package's), else drover's hang, with where it was held either way.
+ */
+export function stallResult(t: Task, stall: Stall, wallMs: number): Result {
+  const stack = stackOf(stall);
+  const at = siteOf(stack);
+  const held = `held the host ${stall.ms / 1000} s without returning to the event loop (a synchronous loop?)`;
+  const frames = stack.split('\n').slice(1, 7).join('\n');
+  if (at === null || at.own) return brokenResult(t, 'hung', `drover's code ${held}, at ${at?.site ?? 'code with no file'}\n${frames}`, wallMs);
+  const finding: Finding = { kind: 'hang', at: -1, where: at.site, text: `${held}\n${frames}` };
+  return {
+    ...brokenResult(t, 'hung', '', wallMs),
+    failure: { kind: 'app', finding: 'hang', message: `hang: ${finding.where}: ${finding.text}`, at: -1 },
+    app: { sent: 0, statuses: {}, counts: { ...noFindings(), hang: 1 }, places: { [`hang\t${at.site}`]: 1 }, findings: [finding] },
   };
 }
 

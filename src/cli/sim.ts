@@ -18,7 +18,8 @@ import { describeFault, parseSeed, SCENARIOS, type Fault, type ScenarioName } fr
 import { parseSchedule, shrinkSchedule, ShrinkUnavailable } from '../chaos/shrink.js';
 import { DEFECTS, type Defect } from '../os/hooks.js';
 import { duration, failureReport, hex, kernelFaults, neverFired, Progress, replayCommand, summaryTable, totals, traceFile, type AppRun } from './sim-report.js';
-import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, whose, type Result, type Task } from './sim-run.js';
+import { brokenResult, deploymentOf, ignoreExitSignals, runTask, scenarioOf, stallResult, whose, type Result, type Task } from './sim-run.js';
+import { stallIn, type Stall } from './sim-stall.js';
 import { targetArgs, type Deployment, type Target } from '../chaos/deployment.js';
 import { ConfigError } from '../runtime/config/errors.js';
 import { appReport, appTotals } from './sim-report.js';
@@ -128,7 +129,8 @@ Each run:
 Running:
   --jobs N             job processes (default: the CPUs, ${availableParallelism()} here)
   --timeout SECONDS    wall-clock limit of one run before its job is killed
-                       (default 300)
+                       (default 300); a job held by code that never returns
+                       for half of it (2 to 10 s) is reported where it is held
   --trace FILE         with --seed: write the run's whole timeline to FILE,
                        with its process tree and a visual timeline
   --no-shrink          do not shrink a failure's fault schedule
@@ -379,6 +381,12 @@ export function againCommand(o: Pick<SimOptions, 'name' | 'durationMs' | 'defect
   return `npx drover sim ${target ? `${targetArgs(target)} ` : ''}--seeds ${ran} --from ${hex(base)}${o.name ? ` --scenario ${o.name}` : ''} --duration ${o.durationMs / 1000}${o.defects.length ? ` --defect ${o.defects.join(',')}` : ''}`;
 }
 
+/** A run that has no trace to show or compare: it crashed, hung, or app code held its job (stallResult). */
+function unfinished(r: Result): boolean {
+  const f = r.failure;
+  return f?.kind === 'crash' || f?.kind === 'hung' || (f?.kind === 'app' && f.finding === 'hang');
+}
+
 // ---- job processes
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
@@ -445,11 +453,13 @@ class Pool {
     }
   }
 
-  private readonly state = new Map<ChildProcess, { task: Task | null; since: number; ready: boolean; stderr: string; killed: boolean }>();
+  private readonly state = new Map<ChildProcess, { task: Task | null; since: number; ready: boolean; stderr: string; killed: boolean; stall: Stall | null }>();
 
   private start(): void {
-    const child = fork(JOB, [], { execArgv: jobExecArgv(), stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'json' });
-    const st = { task: null as Task | null, since: 0, ready: false, stderr: '', killed: false };
+    // A job held this long by code that never returns says where (sim-stall.ts), well before --timeout.
+    const stallMs = Math.max(2000, Math.min(10_000, this.timeoutMs / 2));
+    const child = fork(JOB, [String(stallMs)], { execArgv: jobExecArgv(), stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'json' });
+    const st = { task: null as Task | null, since: 0, ready: false, stderr: '', killed: false, stall: null as Stall | null };
     this.live.add(child);
     this.state.set(child, st);
     // A failed fork or a send on a channel that just closed: its 'exit' says what happened to the task.
@@ -457,6 +467,9 @@ class Pool {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
       st.stderr = (st.stderr + d).slice(-4000);
+      if (st.stall !== null || st.task === null || (st.stall = stallIn(st.stderr)) === null) return;
+      st.killed = true;
+      child.kill('SIGKILL');
     });
     child.on('message', (msg: { type: string; result?: Result; id?: number; message?: string }) => {
       if (msg.type === 'ready') {
@@ -475,7 +488,10 @@ class Pool {
     child.on('exit', (code, signal) => {
       this.live.delete(child);
       this.state.delete(child);
-      if (st.task) {
+      if (st.task && st.stall !== null) {
+        this.record(stallResult(st.task, st.stall, performance.now() - st.since));
+        st.task = null;
+      } else if (st.task) {
         const why = st.killed ? `no result after ${this.timeoutMs / 1000} s of wall time; its job process was killed` : `its job process exited (${signal ?? `code ${code}`})`;
         this.record(brokenResult(st.task, st.killed ? 'hung' : 'crash', `${why}${st.stderr ? `\n${st.stderr.trimEnd()}` : ''}`, performance.now() - st.since));
         st.task = null;
@@ -665,9 +681,11 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
     const r = await runOne({ ...task, record: true }, o.timeoutSeconds * 1000);
     results = [r];
     const replay = replayCommand(replayOf(task));
-    const outcome = r.failure?.kind === 'hung' ? `hung: no result after ${o.timeoutSeconds} s of wall time (--timeout)` : r.failure?.kind === 'crash' ? 'CRASH' : `${r.failure ? (whose(r.failure) === 'app' ? "your app's findings" : 'FAIL') : 'pass'}, trace hash ${r.traceHash}`;
+    const outcome = r.failure?.kind === 'hung' ? `hung: ${r.failure.message.startsWith('drover') ? r.failure.message.split('\n', 1)[0] : `no result after ${o.timeoutSeconds} s of wall time (--timeout)`}`
+      : r.failure?.kind === 'app' && r.failure.finding === 'hang' ? `your app's ${r.failure.message.split('\n', 1)[0]}`
+      : r.failure?.kind === 'crash' ? 'CRASH' : `${r.failure ? (whose(r.failure) === 'app' ? "your app's findings" : 'FAIL') : 'pass'}, trace hash ${r.traceHash}`;
     text.write(`drover sim: seed ${hex(task.seed)} (${r.name}, ${r.durationMs / 1000} s${task.faults ? `, ${task.faults.length} faults given by --faults` : ''}${o.defects.length ? `, planted: ${o.defects.join(', ')}` : ''}): ${outcome}\n`);
-    const finished = r.failure?.kind !== 'hung' && r.failure?.kind !== 'crash';
+    const finished = !unfinished(r);
     if (o.trace !== undefined && !finished) text.write(`drover sim: no trace written to ${o.trace}: the run never finished\n`);
     else if (o.trace !== undefined) {
       writeFileSync(o.trace, traceFile(target ? await appRun(task, target) : scenarioOf(task), r, replay, r.timeline));
@@ -714,7 +732,7 @@ export async function sim(argv: readonly string[], io: Out): Promise<number> {
       for (let i = 0; i < n; i++) {
         const a = results[i]!;
         const b = results[i + n]!;
-        if (a.traceHash !== b.traceHash || a.failure?.kind === 'crash' || a.failure?.kind === 'hung' || b.failure?.kind === 'crash' || b.failure?.kind === 'hung') {
+        if (a.traceHash !== b.traceHash || unfinished(a) || unfinished(b)) {
           differ.push(`  seed ${hex(a.seed)}: trace hash ${a.traceHash || '(none)'} then ${b.traceHash || '(none)'} (${a.events} and ${b.events} events)`);
         }
       }

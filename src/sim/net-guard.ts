@@ -636,6 +636,21 @@ function innermost(stack: string): { file: string; line: string } | null {
 }
 
 /**
+ * Where the code of `stack` was, as callSite names it (`app.js:12`), and
+ * whether that is drover's own: its innermost frame outside Node's internals
+ * and the simulator's stand-ins. null: no such frame. For a stack the host
+ * took of a job held by a loop (cli/sim-stall.ts).
+ */
+export function siteOf(stack: string): { readonly site: string; readonly own: boolean } | null {
+  const f = innermost(stack);
+  if (f === null) return null;
+  assert(f.file.length > 0 && /^\d+$/.test(f.line), 'siteOf: a frame with a file and a line');
+  const site = `${moduleName(f.file.replace(/[?&]drover-sim=\d+$/, ''))}:${f.line}`;
+  assert(site.endsWith(`:${f.line}`), 'siteOf: the site names its line');
+  return { site, own: f.file.startsWith(OWN) };
+}
+
+/**
  * Where code of the running process called `at` (process.exit): the
  * innermost frame outside Node's internals and the simulator's stand-ins,
  * as `file:line` (moduleName); null when that frame is drover's own (or

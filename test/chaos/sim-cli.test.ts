@@ -10,7 +10,8 @@ import { describe, expect, test } from 'vitest';
 import { FAULT_KINDS, generate, SCENARIOS, type Fault } from '../../src/chaos/scenario.js';
 import { formatSchedule, parseSchedule, shrinkSchedule } from '../../src/chaos/shrink.js';
 import { againCommand, batchTasks, EXIT, helpText, parseRegressions, parseSimArgs, UsageError } from '../../src/cli/sim.js';
-import { whose } from '../../src/cli/sim-run.js';
+import { stallResult, whose } from '../../src/cli/sim-run.js';
+import { stallIn, STALL_LINE } from '../../src/cli/sim-stall.js';
 import { duration, processTree, replayCommand, visualTimeline } from '../../src/cli/sim-report.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -321,6 +322,20 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(helpText()).toMatch(/Exit status:\n {2}0 .*\n[\s\S]* {2}1 {2}drover broke[\s\S]* {2}2 {2}bad options[\s\S]* {2}3 {2}\(--config\/--app\) drover held, and your app's findings failed seeds/);
   });
 
+  test("a job held by a loop: the app's finding where the innermost frame outside Node is the app's (or a package's), drover's hang where it is drover's", () => {
+    const frame = (url: string, line: number) => ({ fn: 'f', url, line, column: 1 });
+    const task = { id: 0, seed: '1', durationMs: 1000, defects: [], target: { app: 'app.js' } };
+    const stall = (top: string) => stallIn(`noise\n${STALL_LINE}${JSON.stringify({ ms: 3000, frames: [frame('node:internal/timers', 9), frame(top, 7), frame(new URL('../../src/runtime/worker/worker.ts', import.meta.url).href, 200)] })}\nmore`)!;
+    const app = stallResult(task, stall(`file://${process.cwd()}/app.js?drover-sim=3`), 10);
+    expect(app.failure).toMatchObject({ kind: 'app', finding: 'hang', message: expect.stringMatching(/^hang: app\.js:7: held the host 3 s without returning/) });
+    expect(app.app?.counts.hang).toBe(1);
+    expect(whose(app.failure!)).toBe('app');
+    const own = stallResult(task, stall(new URL('../../src/sim/kernel.ts', import.meta.url).href), 10);
+    expect(own.failure).toMatchObject({ kind: 'hung', message: expect.stringMatching(/^drover's code held the host 3 s .*, at .*src\/sim\/kernel\.ts:7/) });
+    expect(whose(own.failure!)).toBe('drover');
+    expect(stallIn(`${STALL_LINE}{"ms":3000,"fra`)).toBeNull(); // not a whole line yet
+  });
+
   test('a passing batch: exit 0, what the app did, and the command for the batch', async () => {
     const r = await drover(['--config', 'examples/express.config.js', '--seeds', '2', '--from', '5', '--duration', '4', '--jobs', '1'], 120_000);
     expect(r.err).not.toMatch(/FAIL/);
@@ -404,10 +419,10 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(head.split('\n').filter((l) => l.startsWith('#   '))).toHaveLength(Number(faults![1]));
   }, 150_000);
 
-  test('--seed honours --timeout: a handler that loops forever is reported hung, with its replay command, and nothing is left running', async () => {
+  test('a handler that loops forever is the app\'s finding, named where it loops, within half of --timeout (a stall, seen from a thread of the job); nothing is left running', async () => {
     const dir = join(ROOT, 'test/chaos/fixtures/user-app');
     // Its own process group, so that whatever it started can be found and killed.
-    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'loop.config.json', '--seed', '1', '--timeout', '2', '--no-shrink'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [BIN, 'sim', '--config', 'loop.config.json', '--seed', '1', '--timeout', '6', '--no-shrink'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const group = child.pid!;
     const alive = () => {
       try {
@@ -421,10 +436,14 @@ describe('drover sim on the user\'s own deployment', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     const timer = setTimeout(() => process.kill(-group, 'SIGKILL'), 30_000);
     try {
+      const t0 = Date.now();
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      expect(out).toMatch(/^drover sim: seed 0x1 \(app, 2 s\): hung: no result after 2 s of wall time \(--timeout\)$/m);
+      // Before: "hung: no result after 6 s of wall time (--timeout)", exit 1: drover blamed for the app's loop.
+      expect(out).toMatch(/^drover sim: seed 0x1 \(app, 2 s\): your app's hang: loop\.js:4: held the host 3 s without returning to the event loop/m);
+      expect(out).toMatch(/at app \(file:\/\/.*\/loop\.js\?drover-sim=\d+:4:\d+\)/);
       expect(out).toContain('replay: npx drover sim --config loop.config.json --seed 0x1 --duration 2');
-      expect(code).toBe(1);
+      expect(code).toBe(3);
+      expect(Date.now() - t0).toBeLessThan(6000); // before --timeout
       // The job it killed, and tsx's esbuild service, are gone within moments.
       for (let i = 0; i < 40 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
       expect(alive()).toBe(false);
