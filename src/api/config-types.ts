@@ -27,11 +27,11 @@ export interface DroverConfig {
   max_requests_jitter?: number;
   /** Keep this many worker processes started ahead, node and drover loaded but not the app (and as many slow-lane ones, up to slow_workers, with lanes on): a reload or a respawn gives the app to one instead of starting node, most of a worker's boot on a busy machine; each costs an idle node process (about 45 MB); 0 = none. Default: 0. */
   spare_workers?: number;
-  /** Recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never. Default: 0. */
+  /** Recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never, else at least 64M (a bare number is bytes). Default: 0. */
   max_worker_rss?: number | string;
   /** Classify every request by its route as fast or slow from the latency drover observed; slow ones run in their own pool (slow_workers) so they never stall fast ones. Default: on. */
   lanes?: boolean;
-  /** One request of a route slower than this marks the route slow; it turns fast again as its average falls below. Default: 1. */
+  /** One request of a route slower than this marks the route slow; it turns fast again as its average falls below; at least 0.01. Default: 1. */
   slow_threshold?: number;
   /** Worker processes of the slow lane. Default: 1. */
   slow_workers?: number;
@@ -51,15 +51,15 @@ export interface DroverConfig {
   timeout?: number;
   /** On stop or reload, time a worker gets to finish in-flight requests before KILL. Default: 30. */
   graceful_timeout?: number;
-  /** A request whose answer has not begun after this long is answered 504 and its work abandoned; 0 = never (a worker stuck past timeout is killed regardless). Default: 0. */
+  /** A request whose answer has not begun after this long is answered 504 and its work abandoned; 0 = never, else at least 0.1 (a worker stuck past timeout is killed regardless). Default: 0. */
   request_timeout?: number;
   /** How long an idle keep-alive connection is held open; 0 = close after each response. Default: 5. */
   keep_alive?: number;
-  /** A request head must arrive whole within this, from its first byte (on keep-alive, from the end of the previous answer); past it: 408 and close. Default: 30. */
+  /** A request head must arrive whole within this, from its first byte (on keep-alive, from the end of the previous answer); past it: 408 and close; at least 1. Default: 30. */
   client_header_timeout?: number;
-  /** A request body must arrive whole within this, from the end of its head; past it: 408, or a close once the answer has begun. Default: 60. */
+  /** A request body must arrive whole within this, from the end of its head; past it: 408, or a close once the answer has begun; at least 1. Default: 60. */
   client_body_timeout?: number;
-  /** A client that takes no byte of an answer for this long is closed. Default: 60. */
+  /** A client that takes no byte of an answer for this long is closed; at least 1. Default: 60. */
   send_timeout?: number;
   /** Open connections one worker holds at most; at the cap it closes one stalled a second without a request, or stops accepting (the backlog and the other workers take the rest) until one closes. Default: 1000. */
   worker_connections?: number;

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatAddr, type Addr } from '../../src/os/types.js';
 import {
-  ConfigError, TIMEOUT_MIN_MS, LOG_FORMATS, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
+  CLIENT_TIMEOUT_MIN_MS, ConfigError, REQUEST_TIMEOUT_MIN_MS, SLOW_THRESHOLD_MIN_MS, TIMEOUT_MIN_MS, WORKER_RSS_MIN, LOG_FORMATS, LOG_LEVELS, SETTINGS, envOf, flagOf, parseBind, resolveConfig, type Config,
 } from '../../src/runtime/config/index.js';
 
 const FILE = 'drover.config.json';
@@ -58,7 +58,7 @@ const settings = fc
         log_level: fc.constantFrom(...LOG_LEVELS),
         control_socket: path,
         lanes: fc.boolean(),
-        slow_threshold: ms.filter((n) => n > 0),
+        slow_threshold: ms.filter((n) => n >= SLOW_THRESHOLD_MIN_MS),
         slow_workers: fc.integer({ min: 1, max: 64 }),
         slow_concurrency: fc.integer({ min: 1, max: 64 }),
         slow_queue: fc.nat(),
@@ -66,13 +66,13 @@ const settings = fc
         slow_routes: fc.array(fc.constantFrom('GET /reports/*', '/users/:id/export', 'POST /a/b', '* /x/*'), { maxLength: 3 }),
         slow_body_max: fc.integer({ min: 0, max: 1024 ** 3 }),
         slow_buffer: fc.integer({ min: 64 * 1024, max: 1024 ** 3 }),
-        client_header_timeout: ms.filter((n) => n > 0),
-        client_body_timeout: ms.filter((n) => n > 0),
-        send_timeout: ms.filter((n) => n > 0),
+        client_header_timeout: ms.filter((n) => n >= CLIENT_TIMEOUT_MIN_MS),
+        client_body_timeout: ms.filter((n) => n >= CLIENT_TIMEOUT_MIN_MS),
+        send_timeout: ms.filter((n) => n >= CLIENT_TIMEOUT_MIN_MS),
         worker_connections: fc.integer({ min: 1, max: 1_000_000 }),
         admin_bind: fc.option(tcp),
-        max_worker_rss: fc.integer({ min: 0, max: 2 ** 40 }),
-        request_timeout: ms,
+        max_worker_rss: fc.oneof(fc.constant(0), fc.integer({ min: WORKER_RSS_MIN, max: 2 ** 40 })),
+        request_timeout: ms.filter((n) => n === 0 || n >= REQUEST_TIMEOUT_MIN_MS),
         log_format: fc.constantFrom(...LOG_FORMATS),
         forwarded_allow_ips: fc.array(fc.constantFrom('127.0.0.1', '10.0.0.5', '::1', '*'), { minLength: 1, maxLength: 3 }),
         // At least every count drawn here (64), so no mix of them is over it; the bound itself is tested in resolve.test.ts.

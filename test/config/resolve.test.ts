@@ -174,6 +174,43 @@ describe('messages name the setting, the source, the value and the fix', () => {
     expect(resolve({ argv: ['a', '--timeout', '0'] }).timeout).toBe(0);
   });
 
+  // max_worker_rss 10 (or 512, meant as MB) recycled every worker as soon as
+  // it booted, for ever: no Node worker is that small. Refused, with the unit.
+  it('refuses a max_worker_rss no Node worker can be under, naming the unit mistake and an example', () => {
+    const why = 'no Node worker holds less than 64 MiB (an idle one about 45 MiB), so every worker would be recycled as soon as it started, for ever';
+    expect(problems({ argv: ['a', '--max-worker-rss', '512'] })).toEqual([
+      `--max-worker-rss: expected 0 (never) or at least 64M, got "512": a size without a unit is in bytes, and ${why}; write the unit: 512MB`,
+    ]);
+    expect(problems({ argv: ['a'], file: file({ max_worker_rss: 10 }) })).toEqual([
+      `max_worker_rss in drover.config.json: expected 0 (never) or at least 64M, got 10: a size without a unit is in bytes, and ${why}; write the unit: "512MB"`,
+    ]);
+    expect(problems({ argv: ['a'], env: { DROVER_MAX_WORKER_RSS: '32M' } })).toEqual([
+      `DROVER_MAX_WORKER_RSS: expected 0 (never) or at least 64M, got "32M": ${why}; set it above what the app's workers hold once started, e.g. 512MB`,
+    ]);
+    expect(resolve({ argv: ['a', '--max-worker-rss', '64M'] }).max_worker_rss).toBe(64 * 1024 ** 2);
+    expect(resolve({ argv: ['a', '--max-worker-rss', '512MB'] }).max_worker_rss).toBe(512 * 1024 ** 2);
+    expect(resolve({ argv: ['a', '--max-worker-rss', '0'] }).max_worker_rss).toBe(0);
+  });
+
+  // The same trap in durations: a deadline of 0.001 s that every healthy
+  // client or request misses is an outage, not a setting.
+  it('refuses client and request deadlines, and a slow_threshold, that healthy traffic cannot meet', () => {
+    const client = (flag: string, got: string) =>
+      `${flag}: expected at least 1 second, got ${got}: one lost packet is resent after a second (TCP's first retransmission timeout), so a shorter deadline cuts off healthy clients; durations are in seconds (30 is half a minute)`;
+    expect(problems({ argv: ['a', '--client-header-timeout', '0.001'] })).toEqual([client('--client-header-timeout', '"0.001"')]);
+    expect(problems({ argv: ['a', '--client-body-timeout', '0.5'] })).toEqual([client('--client-body-timeout', '"0.5"')]);
+    expect(problems({ argv: ['a'], file: file({ send_timeout: 0.999 }) })).toEqual([client('send_timeout in drover.config.json', '0.999')]);
+    expect(problems({ argv: ['a'], env: { DROVER_REQUEST_TIMEOUT: '0.001' } })).toEqual([
+      'DROVER_REQUEST_TIMEOUT: expected 0 (off) or at least 0.1 seconds, got "0.001": a shorter one answers 504 to healthy requests whenever a worker pauses (a garbage collection, another request\'s turn of the loop); durations are in seconds (30 is half a minute)',
+    ]);
+    expect(problems({ argv: ['a', '--slow-threshold', '0.001'] })).toEqual([
+      '--slow-threshold: expected at least 0.01 seconds, got "0.001": ordinary requests (one database query, a file read) take longer, so every route would turn slow and the whole app run in the slow lane\'s few processes, the rest queued or answered 503; durations are in seconds (0.5 is half a second)',
+    ]);
+    const c = resolve({ argv: ['a', '--client-header-timeout', '1', '--client-body-timeout', '1', '--send-timeout', '1', '--request-timeout', '0.1', '--slow-threshold', '0.01'] });
+    expect([c.client_header_timeout, c.client_body_timeout, c.send_timeout, c.request_timeout, c.slow_threshold]).toEqual([1000, 1000, 1000, 100, 10]);
+    expect(resolve({ argv: ['a', '--request-timeout', '0'] }).request_timeout).toBe(0);
+  });
+
   // A JS config can hand over any value: one with no prototype has no
   // toString, and a cycle stops JSON; the message still names the setting
   // and the file, instead of "Cannot convert object to primitive value".

@@ -129,7 +129,10 @@ describe('validation', () => {
     expect(check({ workers: 0 })).toEqual(['$.workers: below 1']);
     expect(check({ wokers: 4 })).toEqual(['$: unknown key wokers']);
     expect(check({ config: 'other.json' })).toEqual(['$: unknown key config']);
-    expect(check({ slow_threshold: 0 })).toEqual(['$.slow_threshold: not above 0']);
+    expect(check({ slow_threshold: 0 })).toEqual(['$.slow_threshold: below 0.01']);
+    expect(check({ max_worker_rss: 512 })).toEqual(['$.max_worker_rss: matches none of 3 alternatives']);
+    expect(check({ max_worker_rss: 0, request_timeout: 0 })).toEqual([]);
+    expect(check({ request_timeout: 0.001 })).toEqual(['$.request_timeout: matches none of 2 alternatives']);
     expect(check({ log_level: 'verbose' })).toEqual(['$.log_level: not one of ["debug","info","warning","error","critical"]']);
     expect(check({ bind: [] })).toEqual(['$.bind: matches none of 2 alternatives']);
     expect(check({ slow_buffer: '8 lots' })).toEqual(['$.slow_buffer: matches none of 2 alternatives']);

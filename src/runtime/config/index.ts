@@ -5,7 +5,7 @@
 export type { ActionSpec, Config, Group, LogFormat, LogLevel, Parsed, SettingName, SettingSpec, SourceKind } from './types.js';
 export { LOG_FORMATS, LOG_LEVELS } from './types.js';
 export { ConfigError } from './errors.js';
-export { ACTIONS, heartbeatMs, SETTINGS, settingByName, TIMEOUT_MIN_MS } from './settings.js';
+export { ACTIONS, CLIENT_TIMEOUT_MIN_MS, heartbeatMs, REQUEST_TIMEOUT_MIN_MS, SETTINGS, settingByName, SLOW_THRESHOLD_MIN_MS, TIMEOUT_MIN_MS, WORKER_RSS_MIN } from './settings.js';
 export { parseArgv, type Actions } from './argv.js';
 export { ENV_CONFIG, isPlumbing } from './env.js';
 export { MISSING_APP, resolveConfig, type ResolveInput } from './resolve.js';

@@ -19,7 +19,7 @@ import {
 } from '../../chaos/mix.js';
 import { UNIX_PATH_MAX } from '../../os/types.js';
 import { BACKOFFS, EXIT_CODE_MAX, FIELDS, NAME_RE, NUMPROCS_MAX, STOP_SIGNALS, type CompanionKey, type GlobalKey } from '../companions/config.js';
-import { allowedFrom, SETTINGS } from './settings.js';
+import { allowedFrom, CLIENT_TIMEOUT_MIN_MS, REQUEST_TIMEOUT_MIN_MS, SETTINGS, SLOW_THRESHOLD_MIN_MS, WORKER_RSS_MIN } from './settings.js';
 import { LOG_FORMATS, LOG_LEVELS, type SettingName } from './types.js';
 import { MAX_DURATION_MS } from './values.js';
 
@@ -54,13 +54,16 @@ export interface Schema {
 
 const MAX_SECONDS = MAX_DURATION_MS / 1000;
 const seconds: Schema = { type: 'number', minimum: 0, maximum: MAX_SECONDS };
-const positiveSeconds: Schema = { type: 'number', exclusiveMinimum: 0, maximum: MAX_SECONDS };
+/** Seconds from a floor (settings.ts says why each has one), and 0 too when `off`. */
+const secondsFrom = (minMs: number, off = false): Schema => {
+  const from: Schema = { type: 'number', minimum: minMs / 1000, maximum: MAX_SECONDS };
+  return off ? { anyOf: [{ enum: [0] }, from] } : from;
+};
 const orNull = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
 const int = (minimum: number, maximum?: number): Schema => ({ type: 'integer', minimum, ...(maximum === undefined ? {} : { maximum }) });
 /** A byte count, or text with a binary unit: 1048576, "1M", "512K", "1GiB" (values.ts byteSize). */
-const size = (minimum: number, maximum: number): Schema => ({
-  anyOf: [int(minimum, maximum), { type: 'string', pattern: '^\\s*\\d+\\s*[kKmMgG]?(?:[iI]?[bB])?\\s*$' }],
-});
+const sizeText: Schema = { type: 'string', pattern: '^\\s*\\d+\\s*[kKmMgG]?(?:[iI]?[bB])?\\s*$' };
+const size = (minimum: number, maximum: number): Schema => ({ anyOf: [int(minimum, maximum), sizeText] });
 const path: Schema = { type: 'string', minLength: 1 };
 /** A path, or off: null or "". */
 const pathOrOff: Schema = { type: ['string', 'null'] };
@@ -105,10 +108,11 @@ export const SETTING_TYPES = {
   workers_limit: int(1),
   max_requests: int(0),
   max_requests_jitter: int(0),
-  max_worker_rss: size(0, 2 ** 50),
+  // 0 (never), or at least the floor: a number of bytes under it is refused.
+  max_worker_rss: { anyOf: [{ enum: [0] }, int(WORKER_RSS_MIN, 2 ** 50), sizeText] },
   spare_workers: int(0),
   lanes: { type: 'boolean' },
-  slow_threshold: positiveSeconds,
+  slow_threshold: secondsFrom(SLOW_THRESHOLD_MIN_MS),
   slow_workers: int(1),
   slow_concurrency: int(1),
   slow_queue: int(0),
@@ -118,11 +122,11 @@ export const SETTING_TYPES = {
   slow_routes: strings(),
   timeout: seconds,
   graceful_timeout: seconds,
-  request_timeout: seconds,
+  request_timeout: secondsFrom(REQUEST_TIMEOUT_MIN_MS, true),
   keep_alive: seconds,
-  client_header_timeout: positiveSeconds,
-  client_body_timeout: positiveSeconds,
-  send_timeout: positiveSeconds,
+  client_header_timeout: secondsFrom(CLIENT_TIMEOUT_MIN_MS),
+  client_body_timeout: secondsFrom(CLIENT_TIMEOUT_MIN_MS),
+  send_timeout: secondsFrom(CLIENT_TIMEOUT_MIN_MS),
   worker_connections: int(1),
   access_log: pathOrOff,
   error_log: path,
@@ -255,7 +259,11 @@ function tsType(s: Schema): string {
     if (name === undefined) throw new Error(`no TypeScript name for ${s.$ref}`);
     return name;
   }
-  if (s.anyOf !== undefined) return s.anyOf.map(tsType).join(' | ');
+  if (s.anyOf !== undefined) {
+    const parts = [...new Set(s.anyOf.map(tsType))];
+    // `0 | number` (0, or a number from a floor): a floor is no type, so number alone says it.
+    return (parts.includes('number') ? parts.filter((p) => !/^-?\d/.test(p)) : parts).join(' | ');
+  }
   if (s.enum !== undefined) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
   const types = s.type === undefined ? [] : typeof s.type === 'string' ? [s.type] : s.type;
   return types.map((t) => {

@@ -7,7 +7,7 @@ import { COMPANION_DEFAULTS, FIELDS, readCompanionList, readSocketPath, type Glo
 import { DEFAULT_HOST, DEFAULT_PORT, isIPv4, isIPv6, parseBind, parseBindList } from './bind.js';
 import { LOG_FORMATS, LOG_LEVELS, type ActionSpec, type LogFormat, type LogLevel, type SettingName, type SettingSpec } from './types.js';
 import { parseHint } from '../lanes/predictor.js';
-import { byteSize, duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, positiveDuration, wholeNumber, bad, ok, expected } from './values.js';
+import { byteSize, duration, logTarget, nonEmpty, onOff, oneOf, optionalPath, wholeNumber, bad, ok, expected } from './values.js';
 import type { Parsed } from './types.js';
 import { show } from './names.js';
 
@@ -39,6 +39,71 @@ function heartbeatTimeout(raw: unknown, text: boolean): Parsed<number> {
   }
   return r;
 }
+
+/**
+ * The least max_worker_rss other than 0 (never). An idle Node worker, node
+ * and drover loaded, holds about 45 MiB before the app is imported: under
+ * this floor every worker is over the limit as soon as it starts, and is
+ * recycled for ever (`--max-worker-rss 10`, or 512 meant as MB, did that:
+ * 62 boots in 12 s). Values above it may still be under what a big app
+ * holds; those are the operator's to judge, these never are.
+ */
+export const WORKER_RSS_MIN = 64 * 1024 ** 2;
+
+function workerRss(raw: unknown, text: boolean): Parsed<number> {
+  const r = byteSize(0, 2 ** 50)(raw, text);
+  if (!r.ok || r.value === 0 || r.value >= WORKER_RSS_MIN) return r;
+  const why = 'no Node worker holds less than 64 MiB (an idle one about 45 MiB), so every worker would be recycled as soon as it started, for ever';
+  const head = `expected 0 (never) or at least 64M, got ${show(raw)}`;
+  // A bare number is bytes: the likeliest mistake is a number of megabytes. Suggest it when it would be valid.
+  if (typeof raw === 'number' || (typeof raw === 'string' && /^\s*\d+\s*$/.test(raw))) {
+    const n = Number(raw);
+    const mb = n * 1024 ** 2 >= WORKER_RSS_MIN ? `${n}MB` : '512MB';
+    return bad(`${head}: a size without a unit is in bytes, and ${why}; write the unit: ${text ? mb : JSON.stringify(mb)}`);
+  }
+  return bad(`${head}: ${why}; set it above what the app's workers hold once started, e.g. 512MB`);
+}
+
+/**
+ * A duration of at least `min` ms, and 0 too when `off`: under the floor the
+ * setting cuts off healthy traffic (`why`), and nobody meant that.
+ */
+function floored(min: number, off: boolean, why: string): (raw: unknown, text: boolean) => Parsed<number> {
+  return (raw, text) => {
+    const r = duration(raw, text);
+    if (!r.ok || r.value >= min || (off && r.value === 0)) return r;
+    const least = `at least ${min / 1000} second${min === 1000 ? '' : 's'}`;
+    return bad(`expected ${off ? `0 (off) or ${least}` : least}, got ${show(raw)}: ${why}`);
+  };
+}
+
+/**
+ * Client deadlines measure a client across a network: a lost packet is sent
+ * again after TCP's first retransmission timeout, a second (RFC 6298), so a
+ * shorter deadline cuts off clients that did nothing wrong (and below a
+ * few ms, nearly every one).
+ */
+export const CLIENT_TIMEOUT_MIN_MS = 1000;
+const clientTimeout = floored(
+  CLIENT_TIMEOUT_MIN_MS,
+  false,
+  "one lost packet is resent after a second (TCP's first retransmission timeout), so a shorter deadline cuts off healthy clients; durations are in seconds (30 is half a minute)",
+);
+
+/**
+ * request_timeout counts the app's time: a garbage collection or another
+ * request's turn of the loop costs tens of ms, so under 0.1 s healthy
+ * requests get 504s (at 0.001 s, any that awaits anything). Sub-second
+ * deadlines above it stay possible.
+ */
+export const REQUEST_TIMEOUT_MIN_MS = 100;
+
+/**
+ * One request slower than slow_threshold marks its route slow. Under 10 ms
+ * ordinary requests cross it, every route turns slow and the whole app runs
+ * in the slow lane's slow_workers x slow_concurrency slots.
+ */
+export const SLOW_THRESHOLD_MIN_MS = 10;
 
 export const SETTINGS: readonly SettingSpec[] = [
   spec<string>({
@@ -124,10 +189,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'max_worker_rss', group: 'Workers', metavar: 'BYTES', example: '512M',
-    help: 'recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never',
+    help: 'recycle a worker whose resident memory is over this, as max_requests does (no request dropped); 0 = never, else at least 64M (a bare number is bytes)',
     defaultText: '0',
     default: 0,
-    parse: byteSize(0, 2 ** 50),
+    parse: workerRss,
   }),
   spec<boolean>({
     name: 'lanes', group: 'Lanes', metavar: 'on|off', example: 'on',
@@ -138,10 +203,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'slow_threshold', group: 'Lanes', metavar: 'SECONDS', example: '0.1',
-    help: 'one request of a route slower than this marks the route slow; it turns fast again as its average falls below',
+    help: 'one request of a route slower than this marks the route slow; it turns fast again as its average falls below; at least 0.01',
     defaultText: '1',
     default: 1000,
-    parse: positiveDuration,
+    parse: floored(
+      SLOW_THRESHOLD_MIN_MS,
+      false,
+      "ordinary requests (one database query, a file read) take longer, so every route would turn slow and the whole app run in the slow lane's few processes, the rest queued or answered 503; durations are in seconds (0.5 is half a second)",
+    ),
   }),
   spec<number>({
     name: 'slow_workers', group: 'Lanes', metavar: 'INT', example: '2',
@@ -208,10 +277,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'request_timeout', group: 'Timeouts', metavar: 'SECONDS', example: '30',
-    help: 'a request whose answer has not begun after this long is answered 504 and its work abandoned; 0 = never (a worker stuck past timeout is killed regardless)',
+    help: 'a request whose answer has not begun after this long is answered 504 and its work abandoned; 0 = never, else at least 0.1 (a worker stuck past timeout is killed regardless)',
     defaultText: '0',
     default: 0,
-    parse: duration,
+    parse: floored(
+      REQUEST_TIMEOUT_MIN_MS,
+      true,
+      "a shorter one answers 504 to healthy requests whenever a worker pauses (a garbage collection, another request's turn of the loop); durations are in seconds (30 is half a minute)",
+    ),
   }),
   spec<number>({
     name: 'keep_alive', group: 'Timeouts', metavar: 'SECONDS', example: '5',
@@ -222,24 +295,24 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   spec<number>({
     name: 'client_header_timeout', group: 'Clients', metavar: 'SECONDS', example: '30',
-    help: 'a request head must arrive whole within this, from its first byte (on keep-alive, from the end of the previous answer); past it: 408 and close',
+    help: 'a request head must arrive whole within this, from its first byte (on keep-alive, from the end of the previous answer); past it: 408 and close; at least 1',
     defaultText: '30',
     default: 30_000,
-    parse: positiveDuration,
+    parse: clientTimeout,
   }),
   spec<number>({
     name: 'client_body_timeout', group: 'Clients', metavar: 'SECONDS', example: '60',
-    help: 'a request body must arrive whole within this, from the end of its head; past it: 408, or a close once the answer has begun',
+    help: 'a request body must arrive whole within this, from the end of its head; past it: 408, or a close once the answer has begun; at least 1',
     defaultText: '60',
     default: 60_000,
-    parse: positiveDuration,
+    parse: clientTimeout,
   }),
   spec<number>({
     name: 'send_timeout', group: 'Clients', metavar: 'SECONDS', example: '60',
-    help: 'a client that takes no byte of an answer for this long is closed',
+    help: 'a client that takes no byte of an answer for this long is closed; at least 1',
     defaultText: '60',
     default: 60_000,
-    parse: positiveDuration,
+    parse: clientTimeout,
   }),
   spec<number>({
     name: 'worker_connections', group: 'Clients', metavar: 'INT', example: '1000',

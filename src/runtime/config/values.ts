@@ -133,13 +133,6 @@ export function onOff(raw: unknown, text: boolean): Parsed<boolean> {
   return expected(what, raw, text);
 }
 
-/** A duration that must be more than 0 (a threshold, not a timeout that 0 switches off). */
-export function positiveDuration(raw: unknown, text: boolean): Parsed<number> {
-  const r = duration(raw, text);
-  if (r.ok && r.value === 0) return bad(`expected more than 0 seconds, got ${show(raw)}`);
-  return r;
-}
-
 const SIZE_TEXT = /^(\d+)\s*([kmg]?)(?:i?b)?$/i;
 const UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
