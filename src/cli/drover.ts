@@ -9,7 +9,7 @@ import { sdNotifier } from '../os/node/sd-notify.js';
 import { parentNotifier } from '../os/node/parent-notify.js';
 import { syntaxErrorAt } from '../os/node/os.js';
 import { arbiter } from '../runtime/arbiter/arbiter.js';
-import { ConfigError, helpText, loadConfig, parseArgv } from '../runtime/config/index.js';
+import { ConfigError, helpText, loadConfig, parseArgv, placeProblems } from '../runtime/config/index.js';
 import type { Notifier } from '../runtime/notify.js';
 import { runtimePrograms } from '../runtime/programs.js';
 import { EXIT_APP_LOAD } from '../runtime/protocol.js';
@@ -48,6 +48,12 @@ if (actions!.checkConfig) {
     c = await loadConfig(os, argv, cpus);
   } catch (e) {
     fail(e);
+  }
+  // As a start would find them, before it: a log, pidfile or socket whose directory is missing.
+  const places = placeProblems(os, c!);
+  if (places.length > 0) {
+    process.stderr.write(places.map((p) => `drover: ${p}\n`).join(''));
+    process.exit(2);
   }
   process.stdout.write(`config OK${c!.config ? ` (${c!.config})` : ''}: app ${c!.app}, bind ${c!.bind.map(formatAddr).join(', ')}, ${c!.workers} worker(s)\n`);
   const app = isAbsolute(c!.app) ? c!.app : resolve(process.cwd(), c!.app);

@@ -2,7 +2,7 @@
 // of its own, so an app that throws, exits or hangs at import costs only
 // that process, and the verdict is the one a boot would give (exit 4). And
 // drover --version names drover's and Node's versions.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { alive } from '../os/helpers.js';
@@ -104,6 +104,35 @@ test('a bad setting is still exit 2, before any app is loaded', async () => {
   expect(r.code).toBe(2);
   expect(r.log).toMatch(/^drover: .*workers/);
   expect(existsSync(marker)).toBe(false);
+});
+
+// A start creates these files and sockets, and refused one whose directory
+// is missing (exit 2, or 1 for a socket) after --check-config had said OK.
+// The check names each from the directory alone: it creates and opens nothing.
+test('paths a start creates: a missing directory, or a file where one should be, is exit 2 naming each and the fix; nothing is made', async () => {
+  const d = dir();
+  const missing = join(d, 'nodir');
+  const file = join(d, 'afile');
+  writeFileSync(file, 'x');
+  const r = await check(join(APPS, 'basic.js'),
+    '-b', `unix:${missing}/s.sock`, '--pid', `${missing}/p.pid`, '--admin-bind', `unix:${file}/x/admin.sock`,
+    '--access-log', `${file}/a.log`, '--error-log', `${missing}/deeper/e.log`);
+  expect(r.code).toBe(2);
+  const absent = (dir: string) => `directory ${dir} does not exist; create it (mkdir -p ${dir}) or choose another path`;
+  const notDir = `${file} is a file, not a directory; choose a path in a directory`;
+  expect(r.log).toBe([
+    `drover: bind unix:${missing}/s.sock: ${absent(missing)}`,
+    `drover: pid ${missing}/p.pid: ${absent(missing)}`,
+    `drover: admin_bind unix:${file}/x/admin.sock: ${notDir}`,
+    `drover: access_log ${file}/a.log: ${notDir}`,
+    `drover: error_log ${missing}/deeper/e.log: ${absent(`${missing}/deeper`)}`,
+    '',
+  ].join('\n'));
+  expect(readdirSync(d)).toEqual(['afile']);
+  // Where they can be made, the check passes, and still makes none of them.
+  const ok = await check(join(APPS, 'basic.js'), '-b', `unix:${d}/s.sock`, '--pid', `${d}/p.pid`, '--access-log', `${d}/a.log`, '--error-log', `${d}/e.log`);
+  expect(ok.code).toBe(0);
+  expect(readdirSync(d)).toEqual(['afile']);
 });
 
 test('--version: drover\'s version from package.json, and Node\'s', async () => {

@@ -11,6 +11,7 @@ export { ENV_CONFIG, isPlumbing } from './env.js';
 export { MISSING_APP, resolveConfig, type ResolveInput } from './resolve.js';
 export { DEFAULT_FILES, findConfigFile, loadConfig, loadConfigFile, locateCompanionsFile, locateConfig } from './load.js';
 export { helpText } from './help.js';
+export { placeProblems } from './places.js';
 export { parseBind, DEFAULT_HOST, DEFAULT_PORT } from './bind.js';
 export { envOf, flagOf } from './names.js';
 export { MAX_DURATION_MS } from './values.js';

@@ -440,7 +440,7 @@ function allowIps(raw: unknown, text: boolean): Parsed<readonly string[]> {
 export const ACTIONS: readonly ActionSpec[] = [
   { name: 'help', short: 'h', help: 'print this help and exit' },
   { name: 'version', short: 'v', help: "print drover's and Node's versions and exit" },
-  { name: 'check_config', help: 'validate every setting, then import the app in a process of its own, and exit: 0 if both are good, 2 (with every problem) for settings, 4 for an app that cannot load' },
+  { name: 'check_config', help: 'validate every setting and the directories of the files and unix: sockets a start makes (creating none), then import the app in a process of its own, and exit: 0 if both are good, 2 (with every problem) for settings and directories, 4 for an app that cannot load' },
 ];
 
 const BY_NAME = new Map<string, SettingSpec>(SETTINGS.map((s) => [s.name, s]));
