@@ -73,7 +73,7 @@ export interface DroverConfig {
   log_format?: "text" | "json";
   /** Proxies whose X-Forwarded-For is believed for the client address in the access log: IP addresses, or * for any; text: comma-separated. Default: 127.0.0.1. */
   forwarded_allow_ips?: string | readonly string[];
-  /** The arbiter's control socket (mode 0600), which drover ctl talks to: companions and lane stats. Default: $XDG_RUNTIME_DIR (else /tmp)/drover-HASH.sock, HASH from the config file's absolute path (else the working directory). */
+  /** The arbiter's control socket (mode 0600), which drover ctl talks to: companions and lane stats. Default: $XDG_RUNTIME_DIR/drover/ctl-HASH.sock when XDG_RUNTIME_DIR is set, else /tmp/drover-UID/ctl-HASH.sock (also when the first is too long for a Unix socket path); HASH: 8 hex digits of sha256 of the config file's absolute path (else the working directory). */
   control_socket?: string;
   /** Side processes to supervise, a list of { name, command, module, cwd, env, stdout, stderr, stop_signal, stop_timeout, reload_timeout, startsecs, restart_delay, startretries, backoff, backoff_max, autostart, autorestart, exitcodes, numprocs }; companion_* settings fill what a companion omits. Default: none. */
   companions?: readonly DroverCompanion[];

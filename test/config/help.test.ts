@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ACTIONS, SETTINGS, envOf, flagOf, helpText, parseArgv } from '../../src/runtime/config/index.js';
+import { ACTIONS, SETTINGS, defaultControlSocket, envOf, flagOf, helpText, parseArgv, settingByName } from '../../src/runtime/config/index.js';
+import { configSchema, configTypesText } from '../../src/runtime/config/schema.js';
 
 const text = helpText();
 /** Help with line wraps undone, so a phrase split across lines still matches. */
@@ -41,5 +43,26 @@ describe('helpText', () => {
     for (const [, flag] of text.matchAll(/^\s+(?:-\w, )?(--[a-z-]+)/gm)) {
       expect(parseArgv([flag!, ...(ACTIONS.some((a) => flagOf(a.name) === flag) ? [] : ['x'])]).problems, flag).toEqual([]);
     }
+  });
+
+  // The help, the schema and the config types said $XDG_RUNTIME_DIR (else
+  // /tmp)/drover-HASH.sock, where no socket is: an operator looking for it
+  // (to point drover ctl --socket at it, or a monitor) found nothing.
+  it('gives the default control socket as the path drover makes, with and without XDG_RUNTIME_DIR', () => {
+    const said = settingByName('control_socket')!.defaultText;
+    const hash = createHash('sha256').update('/srv/drover.config.json').digest('hex').slice(0, 8);
+    const filled = said.replaceAll('$XDG_RUNTIME_DIR', '/run/user/1000').replaceAll('UID', '1000').replaceAll('HASH', hash);
+    const xdg = defaultControlSocket('/srv', 'drover.config.json', { XDG_RUNTIME_DIR: '/run/user/1000' }, 1000);
+    const tmp = defaultControlSocket('/srv', 'drover.config.json', {}, 1000);
+    // An XDG_RUNTIME_DIR too deep for a Unix socket path: the /tmp one.
+    const deep = defaultControlSocket('/srv', 'drover.config.json', { XDG_RUNTIME_DIR: `/run/${'x'.repeat(100)}` }, 1000);
+    expect([xdg, tmp, deep]).toEqual([`/run/user/1000/drover/ctl-${hash}.sock`, `/tmp/drover-1000/ctl-${hash}.sock`, `/tmp/drover-1000/ctl-${hash}.sock`]);
+    expect(filled).toContain(xdg);
+    expect(filled).toContain(tmp);
+    expect(said).toMatch(/too long for a Unix socket path/);
+    expect(said).toMatch(/sha256 of the config file's absolute path \(else the working directory\)/);
+    expect(flat).toContain(`default: ${said}]`);
+    expect(configSchema().properties!.control_socket!.description).toContain(said);
+    expect(configTypesText()).toContain(said);
   });
 });

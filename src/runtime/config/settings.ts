@@ -359,7 +359,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   spec<string>({
     name: 'control_socket', group: 'Companions', metavar: 'PATH', example: '/run/drover/ctl.sock',
     help: 'the arbiter\'s control socket (mode 0600), which drover ctl talks to: companions and lane stats',
-    defaultText: '$XDG_RUNTIME_DIR (else /tmp)/drover-HASH.sock, HASH from the config file\'s absolute path (else the working directory)',
+    // As defaultControlSocket (companions/config.ts) and runtimeDirPath (rundir.ts) make it.
+    defaultText: '$XDG_RUNTIME_DIR/drover/ctl-HASH.sock when XDG_RUNTIME_DIR is set, else /tmp/drover-UID/ctl-HASH.sock (also when the first is too long for a Unix socket path); HASH: 8 hex digits of sha256 of the config file\'s absolute path (else the working directory)',
     // No table default: resolve.ts derives it from the working directory and the config file.
     parse: readSocketPath,
   }),
