@@ -1,6 +1,6 @@
 // Finding and loading config files: JSON through the Os (so in the
 // simulator too), JavaScript through Node's import from the real disk.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -222,6 +222,28 @@ describe('loadConfigFile: JavaScript, through import', () => {
     expect((await problemsOf(loadConfigFile(os, q)))[0]).toMatch(new RegExp(`^config file ${q} failed to load: .*(SyntaxError|invalid JS syntax)`));
     const r = put('r.mjs', 'export default async () => { throw new TypeError("bad"); };');
     expect(await problemsOf(loadConfigFile(os, r))).toEqual([`config file ${r} failed to load: TypeError: bad`]);
+  });
+
+  // `drover --config app.cjs` called the app's request listener as a config
+  // factory: "TypeError: Cannot read properties of undefined (reading 'end')",
+  // and nothing said the file was an app.
+  it('refuses an app given as the config file, without calling it, and says how to run it', async () => {
+    const marker = join(dir, 'listener-called');
+    const listener = `(req, res) => { require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x'); res.end('hi'); }`;
+    const app = put('app.cjs', `module.exports = ${listener};`);
+    const express = put('express.mjs', 'export default function app(req, res, next) { res.end(); }');
+    const said = (p: string, n: number) =>
+      `config file ${p}: its default export is a function of ${n} arguments, as a request listener (req, res) is, so it looks like an app, not a config: ` +
+      `serve it with drover ${p}, and give settings in a config file, e.g. drover ${p} --config drover.config.js (whose default export is an object of settings, or a function of no arguments returning one)`;
+    expect(await problemsOf(loadConfigFile(os, app))).toEqual([said(app, 2)]);
+    expect(await problemsOf(loadConfigFile(os, express))).toEqual([said(express, 3)]);
+    expect(existsSync(marker)).toBe(false);
+    // A function of no arguments that fails as a listener does without its (req, res): the same hint after the error.
+    const rest = put('rest.mjs', 'export default (...args) => args[1].end();');
+    expect(await problemsOf(loadConfigFile(os, rest))).toEqual([
+      `config file ${rest} failed to load: TypeError: Cannot read properties of undefined (reading 'end'); if ${rest} is an app rather than a config, ` +
+        `serve it with drover ${rest}, and give settings in a config file, e.g. drover ${rest} --config drover.config.js (whose default export is an object of settings, or a function of no arguments returning one)`,
+    ]);
   });
 
   // Its limit is an Os timer (LOAD_LIMIT_MS); here one that fires at once, so the test does not wait 10 s.

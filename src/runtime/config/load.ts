@@ -66,15 +66,35 @@ function parseJson(path: string, text: string): unknown {
 let generation = 0;
 const cjs = createRequire(import.meta.url);
 
-async function importConfig(os: Os, path: string): Promise<unknown> {
+async function importConfig(os: Os, path: string, shown: string, what: string): Promise<unknown> {
   // A CommonJS file is cached by file name, not by URL, even when imported;
   // drop it from that cache so the new URL really evaluates it again.
   delete cjs.cache[path];
   const ns = (await os.hostWork(import(`${pathToFileURL(path).href}?drover-config=${++generation}`))) as Record<string, unknown>;
   // The default export; without one, the named exports (`export const workers = 4`), as gunicorn reads module variables.
-  let data: unknown = 'default' in ns ? ns.default : { ...ns };
-  if (typeof data === 'function') data = await (data as () => unknown)();
-  return data;
+  const data: unknown = 'default' in ns ? ns.default : { ...ns };
+  if (typeof data !== 'function') return data;
+  // drover calls a config's function with no arguments; one that names two or
+  // more is a request listener (req, res) or an Express app (req, res, next),
+  // given as the config by mistake. It is not called: an app's handler run
+  // without its request fails in its own words, which say nothing of the mix-up.
+  if (data.length >= 2) {
+    throw new ConfigError([`${what} ${shown}: its default export is a function of ${data.length} arguments, as a request listener (req, res) is, so it looks like an app, not a config: ${runAppInstead(shown)}`]);
+  }
+  try {
+    return await (data as () => unknown)();
+  } catch (e) {
+    // A listener written (...args) or (req = {}, res) slips past the count, and
+    // fails reading its missing request or response: "... of undefined".
+    if (e instanceof TypeError && /\bundefined\b/.test(e.message)) {
+      throw new ConfigError([`${what} ${shown} failed to load: TypeError: ${e.message}; if ${shown} is an app rather than a config, ${runAppInstead(shown)}`]);
+    }
+    throw e;
+  }
+}
+
+function runAppInstead(path: string): string {
+  return `serve it with drover ${path}, and give settings in a config file, e.g. drover ${path} --config drover.config.js (whose default export is an object of settings, or a function of no arguments returning one)`;
 }
 
 /**
@@ -105,8 +125,9 @@ export async function loadConfigFile(os: Os, path: string, what = 'config file')
     limit = os.timer(LOAD_LIMIT_MS, () => reject(new LoadTimeout()));
   });
   try {
-    return { path, data: await Promise.race([importConfig(os, abs), late]) };
+    return { path, data: await Promise.race([importConfig(os, abs, path, what), late]) };
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof LoadTimeout) {
       throw new ConfigError([
         `${what} ${path} did not finish loading within ${LOAD_LIMIT_MS / 1000} s: its module, or the promise its default export returned, never settled; ` +
