@@ -7,12 +7,12 @@ import { programs, type Os } from '../../src/os/types.js';
 import { Control } from '../../src/runtime/arbiter/control.js';
 import { ControlError, request } from '../../src/runtime/control/client.js';
 import { commandRequest, CTL_USAGE, formatDuration, formatStats, formatStatus, parseCtlArgv, render } from '../../src/runtime/control/ctl.js';
-import { locateSocket } from '../../src/runtime/control/locate.js';
+import { locateSocket, SocketUnknown } from '../../src/runtime/control/locate.js';
 import {
   COMMANDS, decodeFrame, encodeReply, escapeControl, LineDecoder, MAX_LINE, parseReply, parseRequest, validateRequest,
   type CompanionStatus, type OkReply, type Request,
 } from '../../src/runtime/control/protocol.js';
-import { ConfigError, defaultControlSocket } from '../../src/runtime/config/index.js';
+import { defaultControlSocket } from '../../src/runtime/config/index.js';
 import { Kernel } from '../../src/sim/index.js';
 import { inbox, reap } from '../support/os.js';
 import { besideServer, FAKE_STATS } from './control-programs.js';
@@ -623,7 +623,7 @@ describe('control socket on the simulated kernel', () => {
     expect(results['stats-json']!.code).toBe(0);
     expect(JSON.parse(results['stats-json']!.out)).toEqual({ ok: true, ...FAKE_STATS });
     expect(results.badconfig!.code).toBe(2);
-    expect(results.badconfig!.out).toMatch(/config file \/srv\/missing.json does not exist[^]*name it with --socket PATH/);
+    expect(results.badconfig!.out).toMatch(/config file \/srv\/missing.json does not exist[^]*name it with --socket PATH[^]*\n  --socket \S+\/ctl-[0-9a-f]{8}\.sock  \(the default for \/srv\/missing.json\)\n$/);
   });
 });
 
@@ -823,8 +823,12 @@ describe('locateSocket', () => {
       os.fs.writeFile('/p/badtimeout.json', JSON.stringify({ timeout: 'soon' }));
       got.push((await locateSocket(os, { socket: null, config: '/p/badtimeout.json' })).timeout);
       os.fs.writeFile('/p/bad.json', JSON.stringify({ control_socket: 5 }));
-      got.push(await locateSocket(os, { socket: null, config: '/p/bad.json' }).catch((e: ConfigError) => e.problems));
-      got.push(await locateSocket(os, { socket: null, config: '/p/nope.json' }).catch((e: ConfigError) => e.problems));
+      got.push(await locateSocket(os, { socket: null, config: '/p/bad.json' }).catch((e: SocketUnknown) => [e.problems, e.candidates]));
+      got.push(await locateSocket(os, { socket: null, config: '/p/nope.json' }).catch((e: SocketUnknown) => [e.problems, e.candidates]));
+      // A file there that cannot be loaded costs only its control_socket: the default for its path, with why.
+      os.fs.writeFile('/p/broken.json', '{"workers": 2,}');
+      const broken = await locateSocket(os, { socket: null, config: '/p/broken.json' });
+      got.push(broken.path === defaultControlSocket('/', '/p/broken.json', { XDG_RUNTIME_DIR: '/xdg' }, os.uid), broken.from, broken.notes);
     };
     const env = async (os: Os) => {
       got.push(await locateSocket(os, { socket: null, config: '/p/with.json' }));
@@ -842,9 +846,68 @@ describe('locateSocket', () => {
       'the default for /p/without.json', true, true,
       'the default (no config file found)', true,
       undefined,
-      [expect.stringMatching(/^\/p\/bad.json: control_socket: expected a Unix socket path/)],
-      [expect.stringMatching(/^config file \/p\/nope.json does not exist/)],
+      [[expect.stringMatching(/^\/p\/bad.json: control_socket: expected a Unix socket path/)], [{ path: expect.stringMatching(/^\/xdg\/drover\/ctl-/), for: '/p/bad.json' }]],
+      [[expect.stringMatching(/^config file \/p\/nope.json does not exist/)], [{ path: expect.stringMatching(/^\/xdg\/drover\/ctl-/), for: '/p/nope.json' }]],
+      true, 'the default for /p/broken.json, which could not be read',
+      [expect.stringMatching(/^\/p\/broken.json: invalid JSON/), expect.stringMatching(/^so ctl cannot read its control_socket and uses the default socket for \/p\/broken.json, \/xdg\/drover\/ctl-.*--socket PATH$/)],
       { path: '/env.sock', from: 'DROVER_CONTROL_SOCKET', timeout: 45_000 },
     ]);
+  });
+});
+
+describe('drover ctl with a config file it cannot read (the socket is named by the file\'s path)', () => {
+  test('a broken file: the default socket for its path, said on stderr; two files or a bad control_socket: exit 2 with the candidates', async () => {
+    const arbiterLike = async (os: Os, args: readonly string[]) => {
+      const log = { debug: () => {}, warning: () => {}, error: () => {} };
+      const reload = async () => ({ ok: false as const, error: 'not here' });
+      const scale = () => ({ ok: false as const, error: 'not here' });
+      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', reload, scale, log });
+      os.channel!.send('ready');
+    };
+    const results: Record<string, { code: number | null; out: string }> = {};
+    const socks: Record<string, string> = {};
+    await simulate(27, async ({ os }) => {
+      os.fs.mkdir('/xdg', { mode: 0o700 });
+      os.fs.mkdir('/srv', { mode: 0o755 });
+      const env = { XDG_RUNTIME_DIR: '/xdg' };
+      socks.json = defaultControlSocket('/srv', '/srv/drover.config.json', env, os.uid);
+      socks.js = defaultControlSocket('/srv', '/srv/drover.config.js', env, os.uid);
+      // A drover started from a good drover.config.json; then someone leaves a trailing comma in it.
+      os.fs.writeFile('/srv/drover.config.json', '{ "workers": 2, }');
+      const arbiter = os.spawn({ program: 'arbiter-like', args: [socks.json], env, cwd: '/srv' });
+      await inbox(os, arbiter.channel!)();
+      let n = 0;
+      const run = async (key: string, args: string[]) => {
+        const out = `/tmp/ctl-${++n}.out`;
+        const { pid } = os.spawn({ program: 'ctl', args, channel: false, stdout: { file: out }, stderr: 'stdout', env, cwd: '/srv' });
+        results[key] = { code: (await reap(os, pid)).code, out: os.fs.readFile(out) };
+      };
+      await run('found', ['version']);
+      await run('named', ['-c', '/srv/drover.config.json', 'version']);
+      os.fs.writeFile('/srv/drover.config.json', JSON.stringify({ control_socket: 5 }));
+      await run('badSocket', ['version']);
+      os.fs.writeFile('/srv/drover.config.json', '{}');
+      os.fs.writeFile('/srv/drover.config.js', 'export default {}');
+      await run('two', ['version']);
+      os.kill(arbiter.pid, 'SIGKILL');
+      await reap(os, arbiter.pid);
+    }, [], { 'arbiter-like': arbiterLike });
+    const note =
+      'drover ctl: /srv/drover.config.json: invalid JSON at line 1, column 17: Expected double-quoted property name in JSON at position 16\n' +
+      `drover ctl: so ctl cannot read its control_socket and uses the default socket for /srv/drover.config.json, ${socks.json}; if drover runs with control_socket set, pass that path with --socket PATH\n`;
+    expect(results.found).toEqual({ code: 0, out: `${note}drover 7.7.7\n` });
+    expect(results.named).toEqual({ code: 0, out: `${note}drover 7.7.7\n` });
+    expect(results.badSocket!.code).toBe(2);
+    expect(results.badSocket!.out).toMatch(/^drover ctl: \/srv\/drover.config.json: control_socket: expected a Unix socket path/m);
+    expect(results.badSocket!.out).toContain(
+      'drover ctl: cannot tell which control socket to use; name it with --socket PATH. Without control_socket, drover listens at:\n' +
+        `  --socket ${socks.json}  (the default for /srv/drover.config.json)\n`,
+    );
+    expect(results.two!.code).toBe(2);
+    expect(results.two!.out).toContain(
+      'drover ctl: cannot tell which control socket to use; name it with --socket PATH. Without control_socket, drover listens at:\n' +
+        `  --socket ${socks.js}  (the default for /srv/drover.config.js)\n` +
+        `  --socket ${socks.json}  (the default for /srv/drover.config.json)\n`,
+    );
   });
 });

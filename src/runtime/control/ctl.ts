@@ -10,7 +10,7 @@ import { ConfigError } from '../config/index.js';
 import { closest } from '../config/names.js';
 import type { LanesReport } from '../lanes/report.js';
 import { ControlError, request } from './client.js';
-import { findRunning, locateSocket, type SocketChoice } from './locate.js';
+import { findRunning, locateSocket, SocketUnknown, type SocketChoice } from './locate.js';
 import {
   COMMANDS, COMPANION_SIGNALS, DEFAULT_TAIL_LINES, escapeControl, escapeReply, MAX_SCALE_WORKERS, MAX_TAIL_LINES, NO_COMPANIONS, replyJson, signalName, validateRequest,
   type Command, type CompanionState, type CompanionStatus, type OkReply, type Reply, type Request,
@@ -407,9 +407,15 @@ export async function ctl(os: Os, argv: readonly string[], term: Terminal = NO_T
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     for (const p of e.problems) say(p);
-    say('cannot tell which control socket to use; name it with --socket PATH');
+    const candidates = e instanceof SocketUnknown ? e.candidates : [];
+    if (candidates.length === 0) say('cannot tell which control socket to use; name it with --socket PATH');
+    else {
+      say('cannot tell which control socket to use; name it with --socket PATH. Without control_socket, drover listens at:');
+      for (const c of candidates) os.stderr.write(`  --socket ${escapeControl(c.path)}  (the default for ${escapeControl(c.for)})\n`);
+    }
     return EXIT_USAGE;
   }
+  for (const note of where.notes ?? []) say(note);
   if (where.mayLook === true && !present(os, where.path)) {
     // Not at the default path: the drover running from this directory under another config, if there is exactly one.
     const running = await findRunning(os);
