@@ -468,6 +468,23 @@ test('autorestart true (the default) restarts even an exit 0; an exit before sta
   });
 });
 
+test('a command that cannot be spawned says why in its status: BACKOFF while it retries, then FATAL', async () => {
+  await run(45, [
+    { name: 'b', command: ['/nonexistent/bin'] },
+    { name: 'f', command: ['/nonexistent/bin'], startretries: 2, restart_delay: 0.2 },
+  ], async (c) => {
+    await ready(c);
+    await c.os.sleep(3000);
+    const [b, f] = (await ctl(c, { cmd: 'status' })).companions;
+    // No process ever ran, so no exit to tell: the spawn's own error is the reason.
+    expect(b).toMatchObject({ state: 'BACKOFF', pid: null, exits: 0 });
+    expect(b.last_exit).toBeUndefined();
+    expect(b.description).toMatch(/^spawn failed: ENOENT: .*\/nonexistent\/bin.*, retrying in \d+ s$/);
+    expect(f).toMatchObject({ state: 'FATAL', pid: null, exits: 0 });
+    expect(f.description).toMatch(/^spawn failed: ENOENT: .*\/nonexistent\/bin/);
+  });
+});
+
 test('numprocs: copies NAME:0..N-1 with DROVER_PROCESS_NUM, each supervised on its own; a group name acts on all, NAME:i on one', async () => {
   await run(43, [{ name: 'w', command: ['copy'], numprocs: 3 }, TICKER], async (c) => {
     await ready(c);

@@ -65,6 +65,8 @@ interface Entry {
   child: Child | null;
   startedAt: number | null;
   exits: number;
+  /** Why its last spawn was refused (no such command...), until a spawn succeeds: a start that never ran has no exit to tell. */
+  spawnError: string | null;
   /** What `tail` reads, kept across its processes. */
   readonly lines: Record<StdStream, Lines>;
   /** The streams of its processes not ended yet (a reaped child's may still be draining). */
@@ -75,7 +77,7 @@ interface Entry {
 }
 
 const entryOf = (copy: Copy, now: number): Entry => ({
-  c: initial(copy.config, now), group: copy.group, child: null, startedAt: null, exits: 0,
+  c: initial(copy.config, now), group: copy.group, child: null, startedAt: null, exits: 0, spawnError: null,
   lines: { stdout: new Lines(), stderr: new Lines() }, outs: new Set(), removing: false, readd: null,
 });
 
@@ -169,8 +171,10 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     } catch (err) {
       // What the OS refuses (no such command or cwd, no permission, out of processes) is a failed start; a bug is not.
       if (errnoOf(err) === undefined) throw err;
-      return feed(e, { t: 'spawn-failed', error: (err as Error).message });
+      e.spawnError = (err as Error).message;
+      return feed(e, { t: 'spawn-failed', error: e.spawnError });
     }
+    e.spawnError = null;
     e.child = child;
     e.startedAt = os.now();
     byPid.set(child.pid, e);
@@ -264,12 +268,13 @@ export async function manager(os: Os, args: readonly string[]): Promise<void> {
     const now = os.now();
     const c = e.c;
     const last = c.lastExit;
-    const lastText = last ? (last.signal ? `killed by ${last.signal}` : `exited with code ${last.code}`) : '';
+    // A refused spawn is newer than any exit (a successful spawn clears it), and the only reason when nothing ever ran.
+    const lastText = e.spawnError !== null ? `spawn failed: ${e.spawnError}` : last ? (last.signal ? `killed by ${last.signal}` : `exited with code ${last.code}`) : '';
     let description = '';
     if (c.pid !== null && e.startedAt !== null) description = `pid ${c.pid}, uptime ${clock(now - e.startedAt)}`;
     else if (c.state === 'BACKOFF' && c.deadline !== null) description = `${lastText}, retrying in ${Math.ceil((c.deadline - now) / 1000)} s`;
     else if (c.state === 'EXITED' && last) description = `${lastText} (${exitExpected(c.config, last.code, last.signal) ? 'expected' : 'unexpected'}), not restarted`;
-    else if (last) description = lastText;
+    else if (lastText !== '') description = lastText;
     else description = 'not started';
     return {
       name: c.config.name,
