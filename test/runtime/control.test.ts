@@ -351,7 +351,11 @@ describe('drover ctl, without a socket', () => {
     expect(ok({ cmd: 'stop', name: 'a' }, { companions: [row({ name: 'a', state: 'STOPPED', pid: null })] }).ok).toBe(true);
     expect(ok({ cmd: 'stop', name: 'a' }, { companions: [row({ name: 'a', state: 'STOPPING' })] }).ok).toBe(false);
     expect(ok({ cmd: 'status', name: 'a' }, { companions: [row({ name: 'a', state: 'BACKOFF' })] })).toMatchObject({ ok: false, err: 'a is BACKOFF\n' });
-    expect(ok({ cmd: 'status', name: 'all' }, { companions: [row({ name: 'a', state: 'BACKOFF' })] }).ok).toBe(true);
+    // status and status all: the same rule for every companion listed, so a script can tell (STOPPED by hand counts, as in supervisorctl).
+    expect(ok({ cmd: 'status', name: 'all' }, { companions: [row({ name: 'a', state: 'BACKOFF' }), row({ name: 'b' }), row({ name: 'c', state: 'FATAL' })] }))
+      .toMatchObject({ ok: false, err: 'a is BACKOFF, c is FATAL\n' });
+    expect(ok({ cmd: 'status', name: 'all' }, { companions: [row({ name: 's', state: 'STOPPED', pid: null })] })).toMatchObject({ ok: false, err: 's is STOPPED\n' });
+    expect(ok({ cmd: 'status', name: 'all' }, { companions: [row({ name: 'a' }), row({ name: 'b' })] })).toMatchObject({ ok: true, err: '' });
     expect(ok({ cmd: 'pid', name: 'a' }, { pid: null })).toEqual({ out: '', err: 'a is not running\n', ok: false });
     expect(ok({ cmd: 'reread' }, { added: ['n'], removed: ['o'], changed: ['c'], unchanged: ['u'] }).out).toBe('n: added\nc: changed\no: removed\n');
     expect(ok({ cmd: 'reread' }, { added: [], removed: [], changed: [], unchanged: ['u'] }).out).toBe('no changes (1 unchanged)\n');
@@ -599,13 +603,15 @@ describe('control socket on the simulated kernel', () => {
       await run('stats', ['-s', SOCK, 'stats']);
       await run('stats-json', ['-s', SOCK, 'stats', '--json']);
     });
-    expect(results.status!.code).toBe(0);
+    // Not every companion RUNNING: the table, then who is not, and exit 1 (as status NAME).
+    expect(results.status!.code).toBe(1);
     expect(results.status!.out).toBe([
       'NAME          STATE    PID   UPTIME   DESCRIPTION',
       'worker-queue  RUNNING  4000  0:00:00  pid 4000',
       'scheduler     RUNNING  4001  0:00:00  pid 4001',
       'mailer        STOPPED  -     -        stopped by request',
       'flaky         BACKOFF  -     -        exited with code 1, retrying in 2 s',
+      'mailer is STOPPED, flaky is BACKOFF',
       '',
     ].join('\n'));
     expect(results['status-one-down']).toEqual({ code: 1, out: expect.stringMatching(/mailer +STOPPED[^]*mailer is STOPPED\n$/) });

@@ -43,7 +43,7 @@ const SIGNAL_LIST = COMPANION_SIGNALS.map((s) => s.slice(3)).join(', ');
 
 /** Each command's synopsis and meaning, for --help and for messages about its arguments. */
 const SYNOPSIS: Readonly<Record<CtlCommand, readonly [string, string]>> = {
-  status: ['status [NAME|all]', 'state of every companion, or of one (exit 1 if it is not RUNNING)'],
+  status: ['status [NAME|all]', 'state of every companion, or of one (exit 1 if one listed is not RUNNING)'],
   start: ['start NAME|all', 'start; replies once running (exit 1 if it did not stay up)'],
   stop: ['stop NAME|all', 'stop: stop_signal, then KILL after stop_timeout'],
   restart: ['restart NAME|all', 'stop, then start'],
@@ -83,7 +83,8 @@ options:
 
 top and tail -f stop at Ctrl-C (or SIGTERM), and exit 1 if drover goes away.
 
-exit status: 0 done; 1 refused, or a companion is not in the state asked for;
+exit status: 0 done; 1 refused, or a companion is not in the state asked for
+             (status: not RUNNING, STOPPED by hand included);
              2 usage or config error; 3 drover cannot be reached
 `;
 
@@ -318,8 +319,9 @@ export function render(req: Request, reply: OkReply): { out: string; err: string
   switch (req.cmd) {
     case 'status': {
       const cs = (r as OkReply<'status'>).companions;
-      // `status NAME` answers "is it up?" for scripts; `status`/`status all` only reports.
-      const ok = req.name === 'all' || cs.every((c) => c.state === 'RUNNING');
+      // "Is it up?" for scripts, whatever was asked: every companion listed RUNNING, or exit 1. STOPPED by
+      // hand counts as not up (supervisorctl's status counts it too): the script asked whether it runs.
+      const ok = cs.every((c) => c.state === 'RUNNING');
       return { out: formatStatus(cs), err: ok ? '' : `${cs.filter((c) => c.state !== 'RUNNING').map((c) => `${c.name} is ${c.state}`).join(', ')}\n`, ok };
     }
     case 'start':
