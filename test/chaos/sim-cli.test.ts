@@ -376,6 +376,34 @@ describe('drover sim on the user\'s own deployment', () => {
     expect(out).toContain('drover sim: exit 3: ');
   });
 
+  // Each simulated process imported the app under a URL of its own; for a CommonJS file that threw, Node 20's loader failed
+  // an internal assertion in all but one of the workers that imported it at once, and that was what drover sim reported.
+  test('a CommonJS app that fails to load: every worker of every seed reports the app\'s own error, at its line; never Node\'s internal assertion', async () => {
+    const boom = await inUserApp(['--app', 'commonjs/throws.js', '--seeds', '3', '--from', '1', '--duration', '2', '--no-shrink']);
+    expect(boom.out).not.toContain('ERR_INTERNAL_ASSERTION');
+    expect(boom.code).toBe(3);
+    expect(boom.out).toMatch(/\nAPP seed 0x1 \(app, 2 s\): your app failed to load at \d+\.\d{3}s simulated\n {2}load: worker \d+: cannot load app \S+\/commonjs\/throws\.js: Error: boom\n {6}at Object\.<anonymous> \(\S+\/commonjs\/throws\.js:2:7\)\n/);
+    // One line for every failed load of every seed: none failed in another way.
+    expect(boom.out).toMatch(/\n {2}your app failed to load: ([\d,]+) in 3 of 3 seeds \(each fails its seed\)\n {4}worker: cannot load app \S+\/commonjs\/throws\.js: Error: boom ×\1\n {4}first: /);
+
+    const syntax = await inUserApp(['--app', 'commonjs/syntax.cjs', '--seeds', '3', '--from', '1', '--duration', '2', '--no-shrink']);
+    expect(syntax.out).not.toContain('ERR_INTERNAL_ASSERTION');
+    expect(syntax.code).toBe(3);
+    expect(syntax.out).toMatch(/\n {2}load: worker \d+: cannot load app \S+\/commonjs\/syntax\.cjs: \S+\/commonjs\/syntax\.cjs:2\n {2}const x = ;\n {2} +\^\n {2}\n {2}SyntaxError: Unexpected token ';'\n/);
+    expect(syntax.out).toMatch(/\n {2}your app failed to load: ([\d,]+) in 3 of 3 seeds \(each fails its seed\)\n {4}worker: cannot load app \S+\/commonjs\/syntax\.cjs: \S+\/commonjs\/syntax\.cjs:2 ×\1\n {4}first: /);
+  });
+
+  test('a CommonJS app that loads (it requires a file of its own) answers, and its seed gives the same trace hash twice', async () => {
+    const runs = await Promise.all([1, 2].map(() => inUserApp(['--app', 'commonjs/app.js', '--seed', '1', '--duration', '2', '--no-shrink'])));
+    const hashes = runs.map((r) => {
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/\n {2}requests: [\d,]+ sent; answers 200 ×[\d,]+\n {2}your app failed to load: none\n/);
+      return /^drover sim: seed 0x1 \(app, 2 s\): pass, trace hash ([0-9a-f]{16})$/m.exec(r.out)?.[1];
+    });
+    expect(hashes[0]).toMatch(/^[0-9a-f]{16}$/);
+    expect(hashes[1]).toBe(hashes[0]);
+  });
+
   // It held the simulated clock for good (an import is host work): the run hung until --timeout, and was blamed on drover.
   test('an app whose top-level await never settles: exit 3, "your app failed to load", its module never finished loading', async () => {
     const { code, out } = await inUserApp(['--config', 'never.config.json', '--seed', '1', '--no-shrink']);
