@@ -8,6 +8,7 @@ import { cpuCount } from '../os/node/cpus.js';
 import { sdNotifier } from '../os/node/sd-notify.js';
 import { parentNotifier } from '../os/node/parent-notify.js';
 import { syntaxErrorAt } from '../os/node/os.js';
+import { keepStdio } from '../os/node/stdio.js';
 import { arbiter } from '../runtime/arbiter/arbiter.js';
 import { ConfigError, helpText, loadConfig, parseArgv, placeProblems } from '../runtime/config/index.js';
 import type { Notifier } from '../runtime/notify.js';
@@ -65,6 +66,8 @@ if (actions!.checkConfig) {
   process.stdout.write(`app OK: ${app} loads; its default export is ${r.kind === 'listener' ? 'a request listener' : 'a factory (not called by --check-config)'}\n`);
   process.exit(0);
 }
+// The server outlives a reader of its stdout or stderr that goes away (`| head`, a killed `| tee`): src/os/node/stdio.ts.
+keepStdio();
 await arbiter(os, argv, { cpus, notify });
 
 /**

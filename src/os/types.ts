@@ -158,9 +158,13 @@ export function programs(url: string, table: Record<string, ProgramFn>, opts: { 
  *   nothing. The simulator has no capacity: it delivers everything written
  *   before the death.
  * - A write to a pipe whose reading end is closed (destroyed, or its reader
- *   died) kills the writer with EPIPE, exit 1, as Node's unhandled 'error'
- *   on process.stdout does (a non-Node command usually dies of SIGPIPE,
- *   which waitpid reports as code 141).
+ *   died): a drover program (SpawnProgram) lives on, and that stream of its
+ *   drops every write from then on and says why (Writer.lost); the server's
+ *   processes all write to the arbiter's stderr, and one reader that went
+ *   away (`| head`, a killed `| tee`) must not take the server down. A
+ *   command (SpawnCommand) is not drover's: a Node one dies of EPIPE, exit
+ *   1, as Node's unhandled 'error' on process.stdout does, another usually
+ *   of SIGPIPE, which waitpid reports as code 141.
  */
 export type StdioTarget =
   | 'inherit' // the parent's own stream
@@ -380,6 +384,13 @@ export interface Writer {
    * (written at once), and always in the simulator (no pipe capacity).
    */
   backlog(): number;
+  /**
+   * Null while the stream takes writes. Once it broke (EPIPE: its reader is
+   * gone), why, e.g. "EPIPE: its reader is gone": the process lives on, and
+   * this stream drops every write from then on (backlog() is 0). Nothing
+   * says so by itself: the stream is where it would be said.
+   */
+  lost(): string | null;
 }
 
 // ----------------------------------------------------------------------- os

@@ -295,6 +295,10 @@ export interface LoggerOptions {
   role?: LogRole; // default 'arbiter'; JSON only, text lines stay gunicorn's
 }
 
+const STREAMS = ['stdout', 'stderr'] as const;
+/** Per process (its Os), the streams whose loss its error log has told (Logger.tellLost): a reload's new Logger does not tell again. */
+const TOLD = new WeakMap<Os, Set<(typeof STREAMS)[number]>>();
+
 // A JSON line's own keys: fields of the same name are dropped, not allowed to forge them.
 const RESERVED: ReadonlySet<string> = new Set(['ts', 'level', 'pid', 'role', 'msg']);
 
@@ -322,7 +326,33 @@ export class Logger {
 
   log(level: Level, message: string, fields?: LogFields): void {
     if (RANK[level] < this.min) return;
+    if (RANK.warning >= this.min) this.tellLost();
     this.sink.write(this.format === 'json' ? this.json(level, message, fields) : this.text(level, message, fields));
+  }
+
+  /**
+   * A stdout or stderr of this process's that broke (its reader went away:
+   * `| head`, a killed `| tee`) drops what is written there from then on
+   * (Writer.lost), and the process keeps serving. That is said once per
+   * process and stream, ahead of the next line of this log, unless this log
+   * is that stream itself: with error_log '-' a lost stderr leaves nowhere to
+   * say it (until a reload points error_log at a file). Every process says
+   * it for itself: each loses its own output.
+   */
+  private tellLost(): void {
+    for (const name of STREAMS) {
+      const why = this.os[name].lost();
+      if (why === null) continue;
+      let told = TOLD.get(this.os);
+      if (told === undefined) TOLD.set(this.os, (told = new Set()));
+      // Not told yet: a reload that points error_log at a file tells it there.
+      if (told.has(name) || (name === 'stderr' && this.sink.target === '-')) continue;
+      told.add(name);
+      const what = name === 'stderr' ? "the app's output, logs set to '-'" : "the app's output";
+      const message = `${name} cannot be written (${why}): what this process writes there (${what}) is dropped from now on, and it keeps serving; ` +
+        `to keep those lines, restart drover with its ${name} going to a reader that stays (a file, journald)`;
+      this.sink.write(this.format === 'json' ? this.json('warning', message, undefined) : this.text('warning', message, undefined));
+    }
   }
 
   private text(level: Level, message: string, fields: LogFields | undefined): string {

@@ -20,6 +20,7 @@ import { exiting } from './app-globals.js';
 import { connect, listen, type ListenerHandle } from './sockets.js';
 import { SIM_UID, SimFs, resolvePath, writeSink } from './files.js';
 import type { SimChannel } from './channels.js';
+import { pipeLost } from './pipes.js';
 
 /** 2026-01-01T00:00:00Z: wallTime() is this plus virtual time, never the host's clock. */
 export const EPOCH_MS = 1767225600000;
@@ -112,6 +113,16 @@ class ProcWriter implements Writer {
     assert((this.err ? p.stderr : p.stdout).refs >= 1, 'a live process holds its stdio sinks');
     assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
     return 0;
+  }
+
+  /** A pipe whose reading end closed under a write of this process's (pipes.ts brokenPipe); a file or the kernel's output never breaks. */
+  lost(): string | null {
+    const p = this.p;
+    if (!p.runnable) throw new ExitSignal(); // as write
+    const sink = this.err ? p.stderr : p.stdout;
+    assert(sink.refs >= 1, 'a live process holds its stdio sinks');
+    assert(this.m.procs.get(p.pid) === p, 'a runnable process is in the process table');
+    return sink.pipe === null ? null : pipeLost(p, sink.pipe);
   }
 }
 

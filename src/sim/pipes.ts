@@ -101,14 +101,18 @@ export function pipeWrite(m: Machine, p: Proc, pipe: Pipe, text: string): void {
   else pipeOut(m, p, pipe, text);
 }
 
-/** Bytes of `p` leave now; with the reading end closed, the writer gets EPIPE instead (next event, as Node's error on the next tick). */
+/**
+ * Bytes of `p` leave now; with the reading end closed, the writer gets EPIPE
+ * instead (next event, as Node's error on the next tick), and once it has,
+ * a drover program's writes there are dropped (brokenPipe).
+ */
 export function pipeOut(m: Machine, p: Proc, pipe: Pipe, text: string): void {
   assert(text.length > 0, 'pipeOut: pipeWrite drops empty writes');
   // Now, or from the writer's flush: a dead writer's effects were dropped (processes.ts die), so it holds its write end.
   assert(p.state === RUNNING && !pipe.ended, 'pipeOut: a live writer, an open write end');
   if (!pipe.open) {
     assert(pipe.inbox.length === 0, 'pipeOut: a closed reading end holds nothing');
-    m.at(m.now, EV_EPIPE, p, pipe, null);
+    if (p.lostPipes?.has(pipe) !== true) m.at(m.now, EV_EPIPE, p, pipe, null);
     return;
   }
   enqueue(m, pipe, text);
@@ -181,11 +185,32 @@ export function deliverPipe(m: Machine, pipe: Pipe): void {
   }
 }
 
-/** EV_EPIPE: `p` wrote to a pipe nobody reads any more. */
+/**
+ * EV_EPIPE: `p` wrote to a pipe nobody reads any more. A drover program
+ * takes the error (src/os/node/stdio.ts) and drops its writes there from
+ * now on, which its Writer tells (lost); a command dies of it.
+ */
 export function brokenPipe(m: Machine, p: Proc, pipe: Pipe): void {
   assert(!pipe.open, 'brokenPipe: only once the reading end closed');
   assert(p.runnable, 'brokenPipe: the writer runs');
-  m.fault(p, new OsError('EPIPE', `write to pipe ${pipe.id}: its reading end is closed`));
+  if (p.command) {
+    m.fault(p, new OsError('EPIPE', `write to pipe ${pipe.id}: its reading end is closed`));
+    return;
+  }
+  // Writes made before the first EPIPE came each scheduled one.
+  if (p.lostPipes?.has(pipe) === true) return;
+  (p.lostPipes ??= new Set()).add(pipe);
+  m.log(p, 'pipe-lost', pipe.id);
+}
+
+/** Why `p` can no longer write into `pipe` (Writer.lost), or null while it can. */
+export function pipeLost(p: Proc, pipe: Pipe): string | null {
+  // Its stdout or stderr: a pipe made for it or an ancestor, which reached that child.
+  assert(pipe.child !== null, 'pipeLost: a pipe a process writes to reached a child');
+  const lost = p.lostPipes?.has(pipe) === true;
+  // Only brokenPipe loses a pipe: after its reading end closed, and never a command's (it dies instead).
+  assert(!lost || (!pipe.open && !p.command), 'pipeLost: lost once its reading end closed, by a drover program');
+  return lost ? 'EPIPE: its reader is gone' : null;
 }
 
 /** The reader let go of its end (destroy); writers get EPIPE from now on. */

@@ -86,6 +86,8 @@ export class Proc {
 
   readonly handlers: Array<(() => void) | null> = new Array<(() => void) | null>(SIGNAL_COUNT).fill(null);
   pdeathsig = -1; // signal index, -1 none
+  command = false; // spawned as a command (SpawnCommand): not drover's, a broken pipe kills it (pipes.ts brokenPipe)
+  lostPipes: Set<Pipe> | null = null; // pipes it writes into whose reading end closed under a write of its: dropped from then on
 
   readonly children = new Set<Proc>(); // live and zombie, unreaped (not kept for init)
   readonly zombies: Proc[] = []; // exited children in exit order, for waitpid(-1)
@@ -212,6 +214,7 @@ export function spawnProc(m: Machine, parent: Proc, spec: SpawnSpec, fromKernel:
   const wantChannel = isCommand ? false : (spec.channel ?? !fromKernel);
   if (wantChannel) channel = openChannel(m, parent, child);
   child.pdeathsig = pdeathsig;
+  child.command = isCommand;
   m.log(parent, 'spawn', `${pid} ${name} pgid=${child.pgid}`);
   // With stderr 'stdout', stderr is the same sink: one pipe, read as child.stdout.
   const outPipe = spec.stdout === 'pipe' ? attachPipe(m, stdout.pipe!, child, 'out') : null;

@@ -85,8 +85,20 @@ async function pipeSleepy(os: Os, args: readonly string[]): Promise<void> {
   await os.sleep(Number(args[0]));
 }
 
-function pipeTicker(os: Os): void {
-  every(os, 10, () => os.stdout.write('tick\n'));
+/**
+ * Ticks until its stdout is lost (its reader let go), ticks three more times
+ * into the broken pipe, then exits: 3 if the stream said why, as expected,
+ * 4 if it said something else, 5 if it never broke within 10 s.
+ */
+function pipeOutliver(os: Os): void {
+  const start = os.now();
+  let after = -1;
+  every(os, 10, () => {
+    os.stdout.write('tick\n');
+    const why = os.stdout.lost();
+    if (why !== null && ++after === 3) os.exit(why === 'EPIPE: its reader is gone' ? 3 : 4);
+    if (os.now() - start > 10_000) os.exit(5);
+  });
 }
 
 // --------------------------------------------------------------------- roots
@@ -173,8 +185,7 @@ async function pipeUnread(os: Os): Promise<void> {
 }
 
 async function pipeEpipe(os: Os): Promise<void> {
-  // Its crash report would go to our stderr; it is not under test.
-  const c = os.spawn({ program: 'pipe-ticker', stdout: 'pipe', stderr: 'ignore', channel: false });
+  const c = os.spawn({ program: 'pipe-outliver', stdout: 'pipe', stderr: 'ignore', channel: false });
   c.stdout!.once('data', () => c.stdout!.destroy());
   const e = await reap(os, c.pid);
   emit(os, { code: e.code, signal: e.signal });
@@ -187,7 +198,7 @@ export const pipeRegistry = programs(import.meta.url, {
   'pipe-late': pipeLate,
   'pipe-until-killed': pipeUntilKilled,
   'pipe-sleepy': pipeSleepy,
-  'pipe-ticker': pipeTicker,
+  'pipe-outliver': pipeOutliver,
   'pipe-order': pipeOrder,
   'pipe-merge': pipeMerge,
   'pipe-grandchild': pipeGrandchild,

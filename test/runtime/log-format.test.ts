@@ -12,7 +12,7 @@ const T = 1_796_524_200_123; // 2026-12-06T02:30:00.123Z
 /** A Logger writing to a fake stderr; `out` holds what it wrote. */
 function logger(opts?: LoggerOptions, level: 'debug' | 'info' = 'info') {
   const out: string[] = [];
-  const os = { pid: 123, wallTime: () => T, stderr: { write: (s: string) => void out.push(s) } } as unknown as Os;
+  const os = { pid: 123, wallTime: () => T, stdout: { lost: () => null }, stderr: { write: (s: string) => void out.push(s), lost: () => null } } as unknown as Os;
   return { log: new Logger(os, new LogSink(os, '-'), level, opts), out };
 }
 
@@ -141,6 +141,61 @@ describe('error log', () => {
     j.log.info(big);
     oneLine(j.out[0]!);
     expect(JSON.parse(j.out[0]!).msg).toBe(big);
+  });
+});
+
+describe('a lost stdout or stderr (its reader went away)', () => {
+  /** An Os whose streams can be lost, and a sink named `target` that records its lines. */
+  function world(target: string) {
+    const lost: { stdout: string | null; stderr: string | null } = { stdout: null, stderr: null };
+    const os = { pid: 7, wallTime: () => T, stdout: { lost: () => lost.stdout }, stderr: { lost: () => lost.stderr } } as unknown as Os;
+    const lines: string[] = [];
+    const sink = { target, write: (l: string) => void lines.push(l) } as unknown as LogSink;
+    return { os, lost, lines, sink };
+  }
+  const TOLD = (name: string) =>
+    `[2026-12-06 02:30:00 +0000] [7] [WARNING] ${name} cannot be written (EPIPE: its reader is gone): what this process writes there (the app's output${name === 'stderr' ? ", logs set to '-'" : ''}) ` +
+    `is dropped from now on, and it keeps serving; to keep those lines, restart drover with its ${name} going to a reader that stays (a file, journald)\n`;
+
+  test('an error log in a file tells each lost stream once per process, ahead of its next line, whichever Logger of the process writes it', () => {
+    const w = world('/var/log/drover/error.log');
+    const log = new Logger(w.os, w.sink, 'info');
+    log.info('one');
+    w.lost.stderr = 'EPIPE: its reader is gone';
+    log.info('two');
+    log.info('three');
+    // A reload's new Logger, same process: not told again.
+    const again = new Logger(w.os, w.sink, 'info');
+    w.lost.stdout = 'EPIPE: its reader is gone';
+    again.info('four');
+    again.info('five');
+    expect(w.lines.map((l) => (l.includes('[WARNING]') ? l : l.slice(l.lastIndexOf('] ') + 2)))).toEqual([
+      'one\n', TOLD('stderr'), 'two\n', 'three\n', TOLD('stdout'), 'four\n', 'five\n',
+    ]);
+  });
+
+  test("an error log on stderr cannot tell stderr's loss (it is dropped there too), but tells stdout's, and a reload to a file tells stderr's", () => {
+    const w = world('-');
+    const log = new Logger(w.os, w.sink, 'info');
+    w.lost.stderr = 'EPIPE: its reader is gone';
+    log.info('one');
+    w.lost.stdout = 'EPIPE: its reader is gone';
+    log.info('two');
+    expect(w.lines.filter((l) => l.includes('[WARNING]'))).toEqual([TOLD('stdout')]);
+    const file = world('/var/log/drover/error.log');
+    new Logger(w.os, file.sink, 'info').info('three');
+    expect(file.lines.filter((l) => l.includes('[WARNING]'))).toEqual([TOLD('stderr')]);
+  });
+
+  test('a log_level above warning does not tell it; JSON tells it as a warning object', () => {
+    const w = world('/var/log/drover/error.log');
+    w.lost.stderr = 'EPIPE: its reader is gone';
+    new Logger(w.os, w.sink, 'error').error('one');
+    expect(w.lines).toHaveLength(1);
+    const j = world('/var/log/drover/error.log');
+    j.lost.stderr = 'EPIPE: its reader is gone';
+    new Logger(j.os, j.sink, 'info', { format: 'json' }).info('one');
+    expect(j.lines.map((l) => JSON.parse(l))).toMatchObject([{ level: 'warning', pid: 7, msg: expect.stringMatching(/^stderr cannot be written \(EPIPE: its reader is gone\)/) }, { msg: 'one' }]);
   });
 });
 

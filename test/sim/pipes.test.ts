@@ -212,26 +212,35 @@ describe('pipes', () => {
     expect(Math.min(...log.map(at))).toBeGreaterThanOrEqual(100);
   });
 
-  it('a write after the reader destroyed its end, or died, kills the writer with EPIPE; a writer that stays silent lives on', async () => {
+  it('a write after the reader destroyed its end, or died: a drover program lives on, its stream lost and its writes dropped; a command dies of EPIPE; a silent writer lives on', async () => {
     const { k, pid } = boot({
       main: async (os) => {
         const a = os.spawn({ program: 'ticker', stdout: 'pipe', stderr: 'pipe', channel: false });
-        const errors: string[] = [];
-        record(os, a.stderr!, errors);
+        const c = os.spawn({ command: ['ticker'], stdout: 'pipe', stderr: 'pipe' });
+        const aErrors: string[] = [];
+        const cErrors: string[] = [];
+        record(os, a.stderr!, aErrors);
+        record(os, c.stderr!, cErrors);
         a.stdout!.once('data', () => a.stdout!.destroy());
+        c.stdout!.once('data', () => c.stdout!.destroy());
         os.spawn({ program: 'middle', channel: false });
         await os.sleep(100);
-        os.stdout.write(`ticker: ${JSON.stringify(os.waitpid(a.pid))} ${JSON.stringify(text(errors).split('\n')[0])}\n`);
+        os.stdout.write(`program: ${JSON.stringify(os.waitpid(a.pid))} ${JSON.stringify(text(aErrors))}\n`);
+        os.stdout.write(`command: ${JSON.stringify(os.waitpid(c.pid))} ${JSON.stringify(text(cErrors).split('\n')[0])}\n`);
       },
-      // Its reader dies at 55 ms: its own ticker breaks at its next write, a silent child does not.
+      // Its reader dies at 55 ms: its own tickers meet the closed pipe at their next write, a silent child does not.
       middle: (os) => {
         os.spawn({ program: 'ticker', stdout: 'pipe', stderr: 'ignore', channel: false });
+        os.spawn({ command: ['ticker'], stdout: 'pipe', stderr: 'ignore' });
         os.spawn({ program: 'silent', stdout: 'pipe', channel: false });
         os.timer(55, () => os.exit(0));
       },
+      // Writes on into the lost stream three times, then exits 3.
       ticker: (os) => {
+        let after = 0;
         const tick = (): void => {
           os.stdout.write('tick\n');
+          if (os.stdout.lost() === 'EPIPE: its reader is gone' && ++after === 3) return os.exit(3);
           os.timer(10, tick);
         };
         tick();
@@ -239,12 +248,22 @@ describe('pipes', () => {
       silent: async (os) => void (await os.sleep(200)),
     });
     await k.run();
-    expect(k.output.stdout).toMatch(/^ticker: \{"pid":\d+,"code":1,"signal":null\} "OsError: EPIPE: write to pipe \d+:out: its reading end is closed"\n$/);
+    const [program, command] = [pid + 1, pid + 2];
+    expect(k.output.stdout).toBe(
+      `program: {"pid":${program},"code":3,"signal":null} ""\n` +
+      `command: {"pid":${command},"code":1,"signal":null} "OsError: EPIPE: write to pipe ${command}:out: its reading end is closed"\n`,
+    );
     expect(k.exitStatus(pid)).toMatchObject({ code: 0 });
-    const [middle, orphanTicker, silent] = [pid + 2, pid + 3, pid + 4].map((p) => k.exitStatus(p));
+    const [middle, orphanProgram, orphanCommand, silent] = [pid + 3, pid + 4, pid + 5, pid + 6].map((p) => k.exitStatus(p));
     expect(middle).toMatchObject({ code: 0 });
-    expect(orphanTicker).toMatchObject({ code: 1 });
-    expect(k.trace().some((l) => l.startsWith(`60 ${pid + 3} crash OsError: EPIPE`))).toBe(true);
+    expect(orphanProgram).toMatchObject({ code: 3 });
+    expect(orphanCommand).toMatchObject({ code: 1 });
+    // The first write after the close is at 10 ms (60 for the orphans); the lost stream shows from the next tick on.
+    expect(k.trace().filter((l) => l.includes(' pipe-lost '))).toEqual([
+      `10 ${program} pipe-lost ${program}:out`,
+      `60 ${pid + 4} pipe-lost ${pid + 4}:out`,
+    ]);
+    expect(k.trace().some((l) => l.startsWith(`60 ${pid + 5} crash OsError: EPIPE`))).toBe(true);
     expect(silent).toMatchObject({ code: 0 });
     expect(k.now()).toBe(200);
   });

@@ -11,11 +11,15 @@ import { NodeListener } from './listener.js';
 import { NodeOs } from './os.js';
 import { PRELOADED, takePlumbing, type RegistryRef } from './plumbing.js';
 import { SignalTable } from './signals.js';
+import { keepStdio } from './stdio.js';
 
 function fail(what: string, e: unknown): never {
   process.stderr.write(`drover: ${what}: ${e instanceof Error ? inspect(e) : String(e)}\n`);
   process.exit(1);
 }
+
+// Before anything can write: a reader of our stdout or stderr that goes away must not end this process (stdio.ts).
+keepStdio();
 
 const [name = '', ...args] = process.argv.slice(2);
 

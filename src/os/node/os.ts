@@ -21,6 +21,7 @@ import { ParentDeathWatch } from './parent-death.js';
 import type { RegistryRef } from './plumbing.js';
 import { SignalTable } from './signals.js';
 import { spawnCommand, spawnProgram } from './spawn.js';
+import { StdWriter } from './stdio.js';
 
 export interface NodeOsParts {
   readonly registries: readonly RegistryRef[];
@@ -43,8 +44,8 @@ export class NodeOs implements Os {
   readonly channel: IpcChannel | null;
   readonly listeners: readonly Listener[];
   readonly fs: Fs = nodeFs;
-  readonly stdout: Writer = { write: (text) => void process.stdout.write(text), backlog: () => process.stdout.writableLength };
-  readonly stderr: Writer = { write: (text) => void process.stderr.write(text), backlog: () => process.stderr.writableLength };
+  readonly stdout: Writer = new StdWriter('stdout');
+  readonly stderr: Writer = new StdWriter('stderr');
   readonly #registries: readonly RegistryRef[];
   readonly #signals: SignalTable;
   readonly #copies: ParentCopies | null;
@@ -131,7 +132,7 @@ export class NodeOs implements Os {
     });
     // Sends carry callbacks and kill goes through process.kill, so this is
     // unexpected; it must not crash the parent.
-    cp.on('error', (e) => process.stderr.write(`drover: child ${pid}: ${e.message}\n`));
+    cp.on('error', (e) => this.stderr.write(`drover: child ${pid}: ${e.message}\n`));
     // Node's own streams: net.Sockets over the pipes, null where no 'pipe' was asked for.
     return { pid, channel: cp.channel ? new IpcChannel(cp as ChildProcess & IpcEndpoint) : null, stdout: cp.stdout, stderr: cp.stderr };
   }
