@@ -241,7 +241,34 @@ function bindError(name: string, addr: Addr): OsError {
     return new OsError('EADDRINUSE', `address ${formatAddr(addr).replace(/^unix:/, '')} is already in use; stop the other server or choose another --bind`);
   }
   if (name === 'EADDRNOTAVAIL') return new OsError('EINVAL', `cannot bind ${formatAddr(addr)}: no such address on this machine`);
+  if (name === 'EACCES' && !isUnix(addr)) {
+    const first = unprivilegedPortStart();
+    if (addr.port > 0 && addr.port < first) return privilegedPort(addr, first);
+  }
   return osError(name, `cannot bind ${formatAddr(addr)}`);
+}
+
+/**
+ * Linux lets only a process with CAP_NET_BIND_SERVICE (root has it) bind a
+ * port below net.ipv4.ip_unprivileged_port_start (1024 unless changed);
+ * others get EACCES, which alone does not say why nor what to do.
+ */
+function privilegedPort(addr: TcpAddr, first: number): OsError {
+  const port = addr.port;
+  return new OsError('EPERM', `cannot bind ${formatAddr(addr)}: port ${port} is privileged (below ${first}, net.ipv4.ip_unprivileged_port_start) ` +
+    `and this process (uid ${process.getuid?.() ?? '?'}) may not bind it (EACCES); use a port of ${first} or above (a proxy such as nginx in front on ${port}), ` +
+    `or give node the capability (\`setcap cap_net_bind_service=+ep ${process.execPath}\`, or \`AmbientCapabilities=CAP_NET_BIND_SERVICE\` in its systemd unit), ` +
+    'or let systemd bind the port (socket activation: deploy/drover.socket)');
+}
+
+/** The lowest port any user may bind: the kernel's setting where it can be read, else Linux's default. */
+function unprivilegedPortStart(): number {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+    return Number.isInteger(n) && n >= 0 ? n : 1024;
+  } catch {
+    return 1024; // not Linux, or no /proc: the classic rule
+  }
 }
 
 /** Puts the socket into LISTEN; resolves with a copy to accept through (null if none came). */
