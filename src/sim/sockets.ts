@@ -36,6 +36,7 @@
 
 import { Buffer } from 'node:buffer';
 import { Duplex } from 'node:stream';
+import { posix } from 'node:path';
 // Not in Node's typings; public since Node 0.x and what node:http itself uses to let go of a parser.
 // @ts-expect-error no declaration for node:_http_common
 import { freeParser } from 'node:_http_common';
@@ -1106,7 +1107,11 @@ export function listen(m: Machine, p: Proc, addr: Addr, opts: ListenOptions | un
       m.vol.writeFileSync(abs, '', { flag: 'wx', mode });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === 'ENOENT') throw new OsError('ENOENT', `listen ${path}: its directory does not exist`);
+      // As the Node adapter says it (src/os/node/listen.ts socketPlaceError).
+      if (code === 'ENOENT') {
+        const dir = posix.dirname(path);
+        throw new OsError('ENOENT', `cannot create the Unix socket ${path}: its directory ${dir} does not exist; create it (mkdir -p ${dir}) or fix the path`);
+      }
       throw err;
     }
     const node = lookupNode(m, abs);

@@ -652,6 +652,7 @@ async function unixPaths(os: Os, args: readonly string[]): Promise<void> {
   os.fs.writeFile(`${dir}/plain`, 'not a socket');
   out.fileInTheWay = await errnoAsync(os.listen({ path: `${dir}/plain` }));
   out.fileKept = os.fs.readFile(`${dir}/plain`);
+  out.missingDir = await os.listen({ path: `${dir}/no/s` }).then(() => 'listening', (e: Error) => e.message);
   const g = await os.listen({ path: `${dir}/g` }, { mode: 0o660 });
   out.mode660 = (os.fs.stat(`${dir}/g`).mode & 0o777).toString(8);
   g.close();

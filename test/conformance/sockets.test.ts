@@ -62,7 +62,7 @@ conformance('sockets', (world) => {
     expect(ok(await world().run('pause-resume-creator', [dir]))).toEqual({ rounds: [true, true, true], errors: [], gone: true, refused: 'ENOENT' });
   });
 
-  test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one refuses connections and is replaced (by one of two listens at once), a file kept', async () => {
+  test('Unix paths: over the limit is ENAMETOOLONG, a live socket is refused, a stale one refuses connections and is replaced (by one of two listens at once), a file kept, a missing directory named with its fix', async () => {
     const dir = world().tmp();
     expect(ok(await world().run('unix-paths', [dir]))).toEqual({
       tooLong: 'ENAMETOOLONG',
@@ -75,6 +75,7 @@ conformance('sockets', (world) => {
       staleReplaced: true,
       fileInTheWay: 'EEXIST',
       fileKept: 'not a socket',
+      missingDir: `ENOENT: cannot create the Unix socket ${dir}/no/s: its directory ${dir}/no does not exist; create it (mkdir -p ${dir}/no) or fix the path`,
       mode660: '660',
     });
   });

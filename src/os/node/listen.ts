@@ -22,6 +22,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { lookup } from 'node:dns/promises';
+import { dirname } from 'node:path';
 import { formatAddr, isUnix, OsError, UNIX_PATH_MAX, type Addr, type ListenOptions, type TcpAddr, type UnixAddr } from '../types.js';
 import { codeOf, osError, uvName } from './errors.js';
 import { copyLocally, createServerHandle, noCreateServerHandle, runHelper, type ParentCopies, type RawHandle } from './handoff.js';
@@ -135,7 +136,8 @@ async function lockPath(path: string): Promise<() => void> {
         }
       };
     } catch (e) {
-      if (codeOf(e) !== 'EEXIST') throw osError(codeOf(e), `cannot create the lock ${lock} beside the socket: ${(e as Error).message}`);
+      // The lock is the first thing made at the socket's place: its failure is the socket's, said as such.
+      if (codeOf(e) !== 'EEXIST') throw socketPlaceError(codeOf(e), path, `cannot create the lock ${lock} beside the socket: ${(e as Error).message}`);
     }
     const owner = lockOwner(lock);
     if (owner === null) continue; // removed meanwhile, or stale and removed now
@@ -236,7 +238,42 @@ function probe(path: string): Promise<'live' | 'stale' | 'gone'> {
   });
 }
 
+/**
+ * Why a Unix socket cannot be created at `path`, when its directory is the
+ * cause (missing, not a directory, not ours to write), with the fix;
+ * `otherwise` for any other errno.
+ */
+function socketPlaceError(name: string | undefined, path: string, otherwise: string): OsError {
+  const dir = dirname(path);
+  const what = `cannot create the Unix socket ${path}`;
+  switch (name) {
+    case 'ENOENT':
+      return new OsError('ENOENT', `${what}: its directory ${dir} does not exist; create it (mkdir -p ${dir}) or fix the path`);
+    case 'ENOTDIR':
+      return new OsError('EINVAL', `${what}: ${nonDirectory(dir)} is not a directory (ENOTDIR); fix the path`);
+    case 'EACCES':
+    case 'EPERM':
+      return new OsError('EPERM', `${what}: uid ${process.getuid?.() ?? '?'} may not create files in ${dir} (${name}); ` +
+        'give it write access to the directory, or choose a directory of its own');
+    default:
+      return osError(name, otherwise);
+  }
+}
+
+/** The first part of `dir` that exists and is not a directory (ENOTDIR names none), or `dir` itself if none is found. */
+function nonDirectory(dir: string): string {
+  for (let at = dir; at !== dirname(at); at = dirname(at)) {
+    try {
+      if (!fs.statSync(at).isDirectory() && fs.statSync(dirname(at)).isDirectory()) return at;
+    } catch {
+      // missing, or under the file: look higher
+    }
+  }
+  return dir;
+}
+
 function bindError(name: string, addr: Addr): OsError {
+  if (isUnix(addr) && ['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM'].includes(name)) return socketPlaceError(name, addr.path, '');
   if (name === 'EADDRINUSE') {
     return new OsError('EADDRINUSE', `address ${formatAddr(addr).replace(/^unix:/, '')} is already in use; stop the other server or choose another --bind`);
   }
