@@ -218,6 +218,11 @@ export function syntaxErrorAt(path: string): string | null {
 }
 
 function locate(e: SyntaxError, path: string): void {
+  const stack = e.stack ?? e.message;
+  // A CommonJS module's SyntaxError already has Node's "file:3 / the line / ^"
+  // in front of its stack (Node decorates those, not an ES module's): adding
+  // ours showed it twice. An undecorated stack begins with the error's name.
+  if (!stack.startsWith(`${e.name}:`)) return;
   const where = syntaxErrorAt(path);
-  if (where !== null) e.stack = `${where}\n\n${e.stack ?? e.message}`;
+  if (where !== null) e.stack = `${where}\n\n${stack}`;
 }
