@@ -324,7 +324,7 @@ describe('drover sim on the user\'s own deployment', () => {
 
   test("a job held by a loop: the app's finding where the innermost frame outside Node is the app's (or a package's), drover's hang where it is drover's", () => {
     const frame = (url: string, line: number) => ({ fn: 'f', url, line, column: 1 });
-    const task = { id: 0, seed: '1', durationMs: 1000, defects: [], target: { app: 'app.js' } };
+    const task = { id: 0, seed: '1', durationMs: 1000, defects: [], target: { app: 'app.js', cwd: process.cwd() } };
     const stall = (top: string) => stallIn(`noise\n${STALL_LINE}${JSON.stringify({ ms: 3000, frames: [frame('node:internal/timers', 9), frame(top, 7), frame(new URL('../../src/runtime/worker/worker.ts', import.meta.url).href, 200)] })}\nmore`)!;
     const app = stallResult(task, stall(`file://${process.cwd()}/app.js?drover-sim=3`), 10);
     expect(app.failure).toMatchObject({ kind: 'app', finding: 'hang', message: expect.stringMatching(/^hang: app\.js:7: held the host 3 s without returning/) });
