@@ -757,16 +757,17 @@ describe('control socket bounds (issue 12)', () => {
   });
 });
 
+/** A Control as the arbiter serves it, on the socket args[0]: version tells its pid and cwd. */
+async function arbiterLike(os: Os, args: readonly string[]): Promise<void> {
+  const log = { debug: () => {}, warning: () => {}, error: () => {} };
+  const reload = async () => ({ ok: false as const, error: 'not here' });
+  const scale = () => ({ ok: false as const, error: 'not here' });
+  await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', reload, scale, log });
+  os.channel!.send('ready');
+}
+
 describe('drover ctl without --config finds the drover running from its directory', () => {
   test('none: the default path in the error; exactly one: used; several: listed, exit 2', async () => {
-    const arbiterLike = async (os: Os, args: readonly string[]) => {
-      // A Control as the arbiter serves it: version tells its pid and cwd.
-      const log = { debug: () => {}, warning: () => {}, error: () => {} };
-      const reload = async () => ({ ok: false as const, error: 'not here' });
-      const scale = () => ({ ok: false as const, error: 'not here' });
-      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', reload, scale, log });
-      os.channel!.send('ready');
-    };
     const results: Record<string, { code: number | null; out: string }> = {};
     await simulate(26, async ({ os }) => {
       const rundir = '/xdg/drover';
@@ -863,13 +864,6 @@ describe('locateSocket', () => {
 
 describe('drover ctl with a config file it cannot read (the socket is named by the file\'s path)', () => {
   test('a broken file: the default socket for its path, said on stderr; two files or a bad control_socket: exit 2 with the candidates', async () => {
-    const arbiterLike = async (os: Os, args: readonly string[]) => {
-      const log = { debug: () => {}, warning: () => {}, error: () => {} };
-      const reload = async () => ({ ok: false as const, error: 'not here' });
-      const scale = () => ({ ok: false as const, error: 'not here' });
-      await Control.open(os, args[0]!, { stats: () => FAKE_STATS, companions: () => [], version: '7.7.7', reload, scale, log });
-      os.channel!.send('ready');
-    };
     const results: Record<string, { code: number | null; out: string }> = {};
     const socks: Record<string, string> = {};
     await simulate(27, async ({ os }) => {
