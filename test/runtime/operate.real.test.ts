@@ -241,6 +241,22 @@ test('max_worker_rss: workers that grow past it are replaced one at a time under
   expect(sample(metrics, 'drover_worker_exits_total', { lane: 'fast', cause: 'rss' })).toBeGreaterThanOrEqual(1);
 });
 
+test('max_worker_rss under what a worker holds once booted: said once, and no worker is recycled for it, under load', async () => {
+  const port = await freePort();
+  const d = t.drover([join(APPS, 'heavy.js'), '-b', `127.0.0.1:${port}`, '-w', '1', '--lanes', 'off', '--max-worker-rss', '64M']);
+  await d.waitFor(/worker \d+ booted/);
+  const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+  const load = loops(2, () => get(port, '/', agent), () => sleep(10), () => agent.destroy());
+  await d.waitFor(/held \d+\.\d MiB as soon as it booted, over max_worker_rss \(64\.0 MiB\): a replacement would start over it too/, 15_000);
+  await sleep(3000);
+  const stats = await load.stop();
+  expect(stats.failed, stats.errors.join('\n')).toBe(0);
+  // Before: each worker recycled as soon as it served, one boot after another.
+  expect(d.log()).not.toMatch(/recycling it/);
+  expect(d.log().match(/Booting worker/g)).toHaveLength(1);
+  expect(d.log().match(/as soon as it booted/g)).toHaveLength(1);
+});
+
 test('request_timeout: an answer not begun in time is a 504 logged with its route; the app writing later breaks nothing; other requests under load all succeed', async () => {
   const [port, admin] = [await freePort(), await freePort()];
   const d = t.drover([OPS, '-b', `127.0.0.1:${port}`, '--admin-bind', `127.0.0.1:${admin}`, '-w', '1', '--request-timeout', '0.4', '--slow-routes', 'GET /hang/slow']);

@@ -206,6 +206,7 @@ class Arbiter {
   private lastStatus = '';
   private watchdogAt = 0;
   private rssRecycling: number | null = null; // the pid drained for max_worker_rss whose replacement is not serving yet
+  private rssTooLow = 0; // the generation told that max_worker_rss is under what a worker holds once booted
   private ownBusy: { at: number; ms: number; elu: number | null } = { at: 0, ms: 0, elu: null };
   private laneDir: string | null = null; // slow workers' sockets, made when first needed
   // Made at once, served once run() has bound: it must know the manager even if the socket is only served later.
@@ -912,6 +913,7 @@ class Arbiter {
     // Heartbeats carry the resident size; stats reports do not.
     if (typeof m.rss !== 'number') return;
     w.rss = m.rss;
+    w.rssFirst ??= m.rss;
     this.checkRss(w);
   }
 
@@ -1453,8 +1455,17 @@ class Arbiter {
   private checkRss(w: Worker): void {
     const max = this.config.max_worker_rss;
     if (max <= 0 || w.rss === null || w.rss <= max || w.state !== 'serving' || this.rssRecycling !== null || this.reload) return;
-    this.rssRecycling = w.pid;
     const mib = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MiB`;
+    // Over it at its first report: the app holds that much once booted, and
+    // every replacement would start over it too - a worker recycled as soon
+    // as it serves, for ever. Not recycled; said once a generation.
+    if (w.rssFirst !== null && w.rssFirst > max) {
+      if (this.rssTooLow === this.generation) return;
+      this.rssTooLow = this.generation;
+      this.log.warning(`Worker ${w.pid} held ${mib(w.rssFirst)} as soon as it booted, over max_worker_rss (${mib(max)}): a replacement would start over it too, so workers are not recycled for it; raise max_worker_rss above what a worker holds once booted (e.g. ${Math.ceil((w.rssFirst * 2) / 1024 ** 2)}M) and reload`);
+      return;
+    }
+    this.rssRecycling = w.pid;
     this.log.info(`${w.role === 'slow' ? 'Slow-lane worker' : 'Worker'} ${w.pid} holds ${mib(w.rss)}, over max_worker_rss (${mib(max)}): recycling it`);
     this.drain(w, 'rss');
     this.poke();

@@ -47,6 +47,8 @@ export interface Worker {
   busy: { at: number; ms: number } | null; // the last report of os.loopBusy()
   /** Bytes resident at its last report. */
   rss: number | null;
+  /** Bytes resident at its first report: what the app holds once booted, before much of any load. */
+  rssFirst: number | null;
   /** Its counters at its last report (a slow worker's: null, its fast workers count its requests). */
   counters: WorkerCounters | null;
   /** Why the arbiter let it go, when it did. */
@@ -68,7 +70,7 @@ export class Workers {
     if (socket !== null) for (const o of this.byPid.values()) assert(o.socket !== socket, () => `workers: ${pid} given the socket ${socket} of ${o.pid}`);
     const w: Worker = {
       pid, role, socket, channel, generation, state: 'booting', spawnedAt: now, lastBeat: now, since: now,
-      inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null, rss: null, counters: null, cause: null,
+      inflight: 0, served: 0, slowServed: 0, bootError: null, load: null, busy: null, rss: null, rssFirst: null, counters: null, cause: null,
     };
     this.byPid.set(pid, w);
     return w;
