@@ -90,6 +90,7 @@ interface Conn {
   unsent: number; // s.writableLength at the last sweep
   stuckSince: number; // -1, or since when the socket has taken no byte
   drained: boolean; // a 'drain' since the last sweep
+  last: ServerResponse | null; // the newest request's answer while open (answers close in order: none before it is open once it closed)
   closer: ServerResponse | null; // the answer a drain made say Connection: close (the newest when it came)
   closerKept: boolean; // its shouldKeepAlive before that
 }
@@ -167,7 +168,7 @@ export class Connections {
   add(s: Stream): void {
     const now = this.os.now();
     this.backoff = 0;
-    const c: Conn = { s, held: false, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false, closer: null, closerKept: false };
+    const c: Conn = { s, held: false, owner: this, open: new Set(), fresh: true, since: now, mark: s.bytesRead, headAt: -1, req: null, headDone: 0, unsent: 0, stuckSince: -1, drained: false, last: null, closer: null, closerKept: false };
     this.conns.set(s, c);
     s.on('drain', () => (c.drained = true));
     // A reset or broken pipe closes the connection (node:http destroys it); the chaos run counts that this path ran.
@@ -317,6 +318,7 @@ export class Connections {
       return true;
     }
     if (behindClose(c)) return false;
+    c.last = res;
     if (this.draining) closeAfter(c, res);
     if (c.fresh) {
       // From here on Node's keep-alive timeout governs the idle time.
@@ -346,6 +348,7 @@ export class Connections {
     const now = this.os.now();
     this.onClosed(res, now);
     c.open.delete(res);
+    if (c.last === res) c.last = null;
     if (c.closer === res) c.closer = null;
     if (c.held && running(c) < PIPELINE_PAUSE) release(c);
     if (c.open.size === 0) {
@@ -442,7 +445,7 @@ export class Connections {
     this.firm ||= firm;
     for (const [s, c] of this.conns) {
       // The newest answer, if not yet begun, can still say Connection: close; if begun, the next request will.
-      const last = newest(c);
+      const last = c.last;
       if (last !== null && !last.headersSent && last.shouldKeepAlive) closeAfter(c, last);
       // Idle: nothing asked, and no byte of a next head since the last answer (or the accept).
       if (this.firm && c.open.size === 0 && s.bytesRead === c.mark) s.destroy();
@@ -463,13 +466,6 @@ export class Connections {
   }
 }
 
-/** The answer to the newest request `c` has, or null. */
-function newest(c: Conn): ServerResponse | null {
-  let last: ServerResponse | null = null;
-  for (const res of c.open) last = res;
-  return last;
-}
-
 /** `res`, the newest of `c`, says Connection: close (a drain's), until a newer request takes that over. */
 function closeAfter(c: Conn, res: ServerResponse): void {
   c.closer = res;
@@ -485,7 +481,7 @@ function closeAfter(c: Conn, res: ServerResponse): void {
  */
 function behindClose(c: Conn): boolean {
   if (c.s.writableEnded) return true;
-  const last = newest(c);
+  const last = c.last;
   if (last === null || last.shouldKeepAlive) return false;
   if (last !== c.closer || last.headersSent) return true;
   last.shouldKeepAlive = c.closerKept;
