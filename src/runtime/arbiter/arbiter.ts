@@ -1145,10 +1145,6 @@ class Arbiter {
             w.bootError = `worker ${w.pid} did not boot within ${timeout / 1000} s (the app's module or factory never finished: see what it waits for)`;
             this.os.hooks.bootTimedOut?.(this.os.pid, w.pid, w.bootError);
           }
-          // Its place would be refilled at once (manage() counts booting and
-          // serving workers only), a boot loop under a log that says "next
-          // attempt in N s": no respawn until its exit sets the backoff (exited()).
-          if (w.generation === this.generation) this.respawnAt = Math.max(this.respawnAt, now + KILL_GRACE + 1000);
         } else {
           this.log.critical(`WORKER TIMEOUT (pid:${w.pid}): silent for ${((now - w.lastBeat) / 1000).toFixed(1)} s`);
         }
@@ -1186,10 +1182,16 @@ class Arbiter {
     // workers it loses (a crash, a timeout, max_requests): it would otherwise
     // go without any until the next one booted, for up to `timeout`. They
     // load what is on disk now, and go at the commit with the rest.
-    if (active.length < this.target || slow.length < slowTarget) {
+    // A worker killed for not booting holds its place until its exit is in,
+    // which sets the boot backoff (exited()): refilled as it is killed, there
+    // was a boot every `timeout` under a log that said "next attempt in N s".
+    const bootKilled = (role: Role) => this.workers.all().filter((w) => w.role === role && w.generation === this.generation && w.state === 'aborting' && w.cause === 'timeout' && w.bootError !== null).length;
+    const fast = active.length + bootKilled('fast');
+    const slowHeld = slow.length + bootKilled('slow');
+    if (fast < this.target || slowHeld < slowTarget) {
       if (this.os.now() < this.respawnAt) return;
-      for (let i = active.length; i < this.target; i++) if (!this.spawn(this.config, this.generation, this.listeners)) break;
-      if (!planted(this.os.hooks, 'arbiter-no-slow-respawn') || !this.booted) for (let i = slow.length; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
+      for (let i = fast; i < this.target; i++) if (!this.spawn(this.config, this.generation, this.listeners)) break;
+      if (!planted(this.os.hooks, 'arbiter-no-slow-respawn') || !this.booted) for (let i = slowHeld; i < slowTarget; i++) if (!this.spawnSlow(this.config, this.generation)) break;
     }
     if (this.reload) return; // no scaling down, no spares: the reload decides the next counts
     if (active.length > this.target) {
